@@ -1,0 +1,3 @@
+package bpf
+
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -I./include" -target bpfel corral corral.bpf.c
