@@ -24,13 +24,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 // Set by the loader before the programs are loaded: the cgroup the agent runs
 // in (its own upstream dials must never come back to it) and the socket mark
-// it puts on those dials as a second, independent guard.
+// it puts on its sockets: on upstream dials as a second, independent guard,
+// and on its listeners so only they receive redirected connections. Setting
+// a mark takes CAP_NET_ADMIN, which workloads are not given.
 volatile const __u64 agent_cgroup_id = 0;
 volatile const __u32 agent_mark = 0;
-
-// Magic stored on the agent's listeners so a workload that squats the
-// listener's port in its own netns can never receive redirected traffic.
-#define LISTENER_MAGIC 0x636f7272 /* "corr" */
 
 enum counter {
 	COUNTER_PASSED = 0,     // connect to something that is not a target
@@ -41,10 +39,9 @@ enum counter {
 };
 
 enum refuse_reason {
-	REFUSE_NO_LISTENER = 1,   // the netns has no listener registered
-	REFUSE_DEAD_LISTENER = 2, // registered, but nothing of ours listens there
+	REFUSE_NO_LISTENER = 1,   // no listener of the agent's in this netns
+	REFUSE_DEAD_LISTENER = 2, // registered, but no marked socket listens there
 	REFUSE_NO_STORAGE = 3,    // could not remember the original destination
-	REFUSE_NO_V6 = 4,         // native IPv6 target, netns has no [::1] listener
 };
 
 // LPM key: the port (network order) comes first and is always matched in
@@ -106,17 +103,10 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u64);
+	__type(key, __u64); // netns cookie
 	__type(value, struct listener);
 	__uint(max_entries, 16384);
 } netns_listener SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__type(key, int);
-	__type(value, __u32);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} listener_marks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -169,14 +159,25 @@ static __always_inline int refuse(__u64 cookie, __u32 reason)
 	return 0; // connect() fails with EPERM
 }
 
-// listener_alive checks that a socket listening on loopback:port in the
-// caller's netns exists and is one the agent marked as its own.
-static __always_inline int listener_alive(struct bpf_sock_addr *ctx, __u16 port, int v6)
+// listener_port returns the port of the agent's listener of the given
+// family in the caller's netns, or 0 with *reason set. The port alone is not
+// trusted: a socket must be listening there and carry the agent's mark, so
+// neither a crashed agent's stale entry nor a workload that binds the port
+// after it can receive redirected connections.
+static __always_inline __u16 listener_port(struct bpf_sock_addr *ctx, __u64 cookie, int v6, __u32 *reason)
 {
 	struct bpf_sock_tuple t = {};
+	struct listener *l;
 	struct bpf_sock *ls;
 	__u32 size;
+	__u16 port;
 
+	l = bpf_map_lookup_elem(&netns_listener, &cookie);
+	port = l ? (v6 ? l->port6 : l->port4) : 0;
+	if (!port) {
+		*reason = REFUSE_NO_LISTENER;
+		return 0;
+	}
 	if (v6) {
 		t.ipv6.daddr[3] = bpf_htonl(1);
 		t.ipv6.dport = bpf_htons(port);
@@ -187,11 +188,16 @@ static __always_inline int listener_alive(struct bpf_sock_addr *ctx, __u16 port,
 		size = sizeof(t.ipv4);
 	}
 	ls = bpf_sk_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
-	if (!ls)
+	if (!ls) {
+		*reason = REFUSE_DEAD_LISTENER;
 		return 0;
-	int ok = ls->state == BPF_TCP_LISTEN && bpf_sk_storage_get(&listener_marks, ls, 0, 0) != 0;
+	}
+	if (ls->state != BPF_TCP_LISTEN || ls->mark != agent_mark) {
+		*reason = REFUSE_DEAD_LISTENER;
+		port = 0;
+	}
 	bpf_sk_release(ls);
-	return ok;
+	return port;
 }
 
 // redirect is the common path for connect4 and connect6 once the destination
@@ -202,9 +208,9 @@ static __always_inline int listener_alive(struct bpf_sock_addr *ctx, __u16 port,
 static __always_inline int redirect(struct bpf_sock_addr *ctx, struct target_key *key, const int v4, int native_v6)
 {
 	struct target_val *tv;
-	struct listener *l;
 	struct orig_rec *rec;
 	struct bpf_sock *sk;
+	__u32 reason = 0;
 	__u64 cookie;
 	__u16 port;
 
@@ -225,14 +231,9 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx, struct target_key
 	}
 
 	cookie = bpf_get_netns_cookie(ctx);
-	l = bpf_map_lookup_elem(&netns_listener, &cookie);
-	if (!l)
-		return refuse(cookie, REFUSE_NO_LISTENER);
-	port = native_v6 ? l->port6 : l->port4;
+	port = listener_port(ctx, cookie, native_v6, &reason);
 	if (!port)
-		return refuse(cookie, REFUSE_NO_V6);
-	if (!listener_alive(ctx, port, native_v6))
-		return refuse(cookie, REFUSE_DEAD_LISTENER);
+		return refuse(cookie, reason);
 
 	if (!sk)
 		return refuse(cookie, REFUSE_NO_STORAGE);

@@ -64,7 +64,6 @@ const (
 	corralMapConnByTuple     = "conn_by_tuple"
 	corralMapCounters        = "counters"
 	corralMapEvents          = "events"
-	corralMapListenerMarks   = "listener_marks"
 	corralMapNetnsListener   = "netns_listener"
 	corralMapSkOrig          = "sk_orig"
 	corralMapTargets         = "targets"
@@ -129,7 +128,6 @@ type corralMapSpecs struct {
 	ConnByTuple   *ebpf.MapSpec `ebpf:"conn_by_tuple"`
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
-	ListenerMarks *ebpf.MapSpec `ebpf:"listener_marks"`
 	NetnsListener *ebpf.MapSpec `ebpf:"netns_listener"`
 	SkOrig        *ebpf.MapSpec `ebpf:"sk_orig"`
 	Targets       *ebpf.MapSpec `ebpf:"targets"`
@@ -166,7 +164,6 @@ type corralMaps struct {
 	ConnByTuple   *ebpf.Map `ebpf:"conn_by_tuple"`
 	Counters      *ebpf.Map `ebpf:"counters"`
 	Events        *ebpf.Map `ebpf:"events"`
-	ListenerMarks *ebpf.Map `ebpf:"listener_marks"`
 	NetnsListener *ebpf.Map `ebpf:"netns_listener"`
 	SkOrig        *ebpf.Map `ebpf:"sk_orig"`
 	Targets       *ebpf.Map `ebpf:"targets"`
@@ -177,7 +174,6 @@ func (m *corralMaps) Close() error {
 		m.ConnByTuple,
 		m.Counters,
 		m.Events,
-		m.ListenerMarks,
 		m.NetnsListener,
 		m.SkOrig,
 		m.Targets,

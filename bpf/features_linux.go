@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -11,13 +10,6 @@ import (
 	"github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
 )
-
-// Feature is one kernel capability corral relies on, and whether this
-// kernel has it (Err == nil).
-type Feature struct {
-	Name string
-	Err  error
-}
 
 // Features probes the running kernel for everything the programs use. It
 // needs the privileges the agent runs with.
@@ -57,17 +49,6 @@ func Features() []Feature {
 	}
 	add("socket option SO_NETNS_COOKIE", probeNetnsCookie())
 	return fs
-}
-
-// Missing joins the errors of the features the kernel lacks, nil if none.
-func Missing(fs []Feature) error {
-	var errs []error
-	for _, f := range fs {
-		if f.Err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", f.Name, f.Err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 func probeNetnsCookie() error {

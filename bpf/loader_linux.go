@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -15,9 +14,6 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
-
-// listenerMagic matches LISTENER_MAGIC in corral.bpf.c.
-const listenerMagic = 0x636f7272
 
 // Options say where to attach and what the agent's own connections look like.
 type Options struct {
@@ -221,32 +217,19 @@ func (p *Programs) SetTargets(ts []Target) error {
 }
 
 // SetListener registers the agent's listener ports (host order, 0 = none)
-// for the network namespace with the given cookie.
+// for the network namespace with the given cookie. The kernel redirects to a
+// port only while a socket carrying the agent's mark listens on it.
 func (p *Programs) SetListener(netnsCookie uint64, port4, port6 uint16) error {
 	return p.objs.NetnsListener.Update(netnsCookie, corralListener{Port4: port4, Port6: port6}, ebpf.UpdateAny)
 }
 
-// DeleteListener forgets the listener of a network namespace.
+// DeleteListener forgets the listeners of a network namespace.
 func (p *Programs) DeleteListener(netnsCookie uint64) error {
 	err := p.objs.NetnsListener.Delete(netnsCookie)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
 	}
 	return err
-}
-
-// MarkListener tags a listening socket as the agent's own. The kernel sends
-// redirected connects only to a marked listener, so nothing else that binds
-// the port can receive them.
-func (p *Programs) MarkListener(c syscall.RawConn) error {
-	var uerr error
-	err := c.Control(func(fd uintptr) {
-		uerr = p.objs.ListenerMarks.Update(int32(fd), uint32(listenerMagic), ebpf.UpdateAny)
-	})
-	if err != nil {
-		return err
-	}
-	return uerr
 }
 
 // Origin returns, and forgets, the record of the connection whose client end

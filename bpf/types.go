@@ -49,19 +49,16 @@ const (
 	RefuseNoListener   RefuseReason = 1
 	RefuseDeadListener RefuseReason = 2
 	RefuseNoStorage    RefuseReason = 3
-	RefuseNoIPv6       RefuseReason = 4
 )
 
 func (r RefuseReason) String() string {
 	switch r {
 	case RefuseNoListener:
-		return "no listener in this network namespace"
+		return "no listener of corral's in this network namespace (for this address family)"
 	case RefuseDeadListener:
-		return "listener of this network namespace is not running"
+		return "corral's listener in this network namespace is not listening"
 	case RefuseNoStorage:
 		return "could not record the original destination"
-	case RefuseNoIPv6:
-		return "no IPv6 listener in this network namespace"
 	}
 	return fmt.Sprintf("reason %d", uint32(r))
 }
@@ -71,4 +68,22 @@ type Event struct {
 	NetnsCookie uint64
 	PID         uint32
 	Reason      RefuseReason
+}
+
+// Feature is one kernel capability corral relies on, and whether this
+// kernel has it (Err == nil).
+type Feature struct {
+	Name string
+	Err  error
+}
+
+// Missing joins the errors of the features the kernel lacks, nil if none.
+func Missing(fs []Feature) error {
+	var errs []error
+	for _, f := range fs {
+		if f.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.Name, f.Err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/agent/netns"
+	"github.com/corral-dev/corral/agent/workload"
+	"github.com/corral-dev/corral/bpf"
+	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/intercept/tcp"
+	"github.com/corral-dev/corral/recorder"
+	"golang.org/x/sys/unix"
+)
+
+// Run intercepts until ctx ends. It fails before touching the kernel when
+// the kernel lacks a feature or the configuration cannot be honoured.
+func Run(ctx context.Context, o Options) error {
+	cfg, log := o.Config, o.Log
+	if o.ProcRoot == "" {
+		o.ProcRoot = "/proc"
+	}
+	probe := o.Features
+	if probe == nil {
+		probe = bpf.Features
+	}
+	if err := bpf.Missing(probe()); err != nil {
+		return fmt.Errorf("this kernel cannot run corral (`corral doctor` explains):\n%w", err)
+	}
+
+	root, err := workload.Cgroup2Root()
+	if err != nil {
+		return err
+	}
+	attach := cfg.CgroupPath
+	if attach == "" {
+		attach = root
+	}
+	if !strings.HasPrefix(filepath.Clean(attach)+"/", filepath.Clean(root)+"/") {
+		return fmt.Errorf("cgroup_path: %s is not inside the cgroup2 hierarchy at %s", attach, root)
+	}
+	if _, err := workload.ID(attach); err != nil {
+		return fmt.Errorf("cgroup_path: %w", err)
+	}
+
+	own, leaveCgroup, err := ownCgroup(root, log)
+	if err != nil {
+		return err
+	}
+	defer leaveCgroup()
+
+	if err := ensurePinDir(cfg.BPFPinDir); err != nil {
+		return fmt.Errorf("bpf_pin_dir: %w", err)
+	}
+	progs, err := bpf.Load(bpf.Options{
+		CgroupPath:    attach,
+		PinDir:        cfg.BPFPinDir,
+		AgentCgroupID: own,
+		Mark:          *cfg.SocketMark,
+	})
+	if err != nil {
+		return err
+	}
+	attached := false
+	defer func() {
+		// Links never attached by this run must not be unpinned on error:
+		// they may be a previous agent's, still protecting the host.
+		if err := progs.Close(o.KeepPinned || !attached); err != nil {
+			log.Error("releasing eBPF programs", "err", err)
+		}
+	}()
+
+	table := newTargetTable(cfg.Targets)
+	if err := table.sync(ctx, progs, log); err != nil {
+		return err
+	}
+
+	audit, err := recorder.OpenJSONLog(cfg.AuditLog)
+	if err != nil {
+		return fmt.Errorf("audit_log: %w", err)
+	}
+	defer audit.Close()
+
+	cgroups, err := workload.NewCgroups(root)
+	if err != nil {
+		return err
+	}
+	srv := &intercept.Server{
+		Resolver: &resolver{progs: progs, targets: table, ident: workload.NewResolver(cgroups, o.ProcRoot, log)},
+		Handlers: map[string]intercept.Handler{
+			"tcp": &tcp.Handler{Dialer: upstreamDialer(*cfg.SocketMark)},
+		},
+		Auditor: auditLog{audit, log},
+		Log:     log,
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer stop()
+
+	mgr := netns.NewManager(o.ProcRoot, progs, *cfg.SocketMark, func(l *netns.Listener) {
+		go srv.Serve(runCtx, l.V4, l.Cookie)
+		if l.V6 != nil {
+			go srv.Serve(runCtx, l.V6, l.Cookie)
+		}
+	}, log)
+	if err := mgr.Sync(); err != nil {
+		mgr.Close()
+		return err
+	}
+	if err := progs.Attach(); err != nil {
+		mgr.Close()
+		return err
+	}
+	attached = true
+
+	events, err := progs.Events()
+	if err != nil {
+		mgr.Close()
+		return err
+	}
+	bg.Add(3)
+	go func() {
+		defer bg.Done()
+		mgr.Run(runCtx, cfg.NetnsRescan)
+	}()
+	go func() {
+		defer bg.Done()
+		readEvents(events, mgr, log)
+	}()
+	go func() {
+		defer bg.Done()
+		table.refresh(runCtx, progs, cfg.DNSRefresh, log)
+	}()
+
+	log.Info("corral agent ready", "cgroup", attach, "targets", len(cfg.Targets), "netns_listeners", mgr.Len(), "audit_log", cfg.AuditLog)
+	if o.Ready != nil {
+		o.Ready()
+	}
+	<-ctx.Done()
+
+	log.Info("corral agent stopping", "keep_pinned", o.KeepPinned)
+	stop()
+	events.Close()
+	grace, cancel := context.WithTimeout(context.Background(), config.DefaultShutdownGrace)
+	defer cancel()
+	srv.Shutdown(grace)
+	return nil
+}
+
+func readEvents(r *bpf.EventReader, mgr *netns.Manager, log *slog.Logger) {
+	for {
+		ev, err := r.Read()
+		if errors.Is(err, bpf.ErrClosed) {
+			return
+		}
+		if err != nil {
+			log.Warn("reading kernel events", "err", err)
+			continue
+		}
+		log.Debug("kernel refused a connect", "netns_cookie", ev.NetnsCookie, "pid", ev.PID, "reason", ev.Reason.String())
+		if ev.Reason == bpf.RefuseNoListener {
+			mgr.Kick()
+		}
+	}
+}
+
+// resolver joins the kernel's record of a connection with the configured
+// target and the host's view of the workload.
+type resolver struct {
+	progs   *bpf.Programs
+	targets *targetTable
+	ident   *workload.Resolver
+}
+
+func (r *resolver) Resolve(netnsCookie uint64, client netip.AddrPort, listenerPort uint16) (intercept.Meta, error) {
+	o, err := r.progs.Origin(netnsCookie, client, listenerPort)
+	if err != nil {
+		return intercept.Meta{}, err
+	}
+	t, ok := r.targets.byID(o.TargetID)
+	if !ok {
+		return intercept.Meta{}, fmt.Errorf("connection to %s matched target #%d, which is no longer configured", o.Dst, o.TargetID)
+	}
+	id := r.ident.Identify(workload.Facts{CgroupID: o.CgroupID, PID: o.PID, UID: o.UID, Comm: o.Comm})
+	return intercept.Meta{
+		OrigDst:  o.Dst,
+		Target:   intercept.Target{Name: t.Name, Protocol: t.Protocol},
+		Workload: id,
+	}, nil
+}
+
+type auditLog struct {
+	w   *recorder.JSONLog
+	log *slog.Logger
+}
+
+func (a auditLog) Audit(e intercept.Event) {
+	if err := a.w.Write(e); err != nil {
+		a.log.Error("audit log write failed", "session_id", e.SessionID, "event", e.Event, "err", err)
+	}
+}
+
+// upstreamDialer marks corral's own connections so the kernel lets them
+// through even should the agent's cgroup exemption not apply.
+func upstreamDialer(mark uint32) *net.Dialer {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if mark != 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+			}); err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("set SO_MARK on upstream socket: %w", serr)
+			}
+			return nil
+		}
+	}
+	return d
+}
+
+func ensurePinDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if bpf.IsBPFFS(parent) {
+		return nil
+	}
+	if parent == "/sys/fs/bpf" {
+		return bpf.MountBPFFS(parent)
+	}
+	return fmt.Errorf("%s is not on a bpf filesystem", parent)
+}

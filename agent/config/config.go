@@ -1,0 +1,326 @@
+// Package config loads and validates corral's configuration file.
+//
+// Validation reports every problem at once, each prefixed with the path of
+// the field it is about (`targets[1].endpoints[0]: ...`), so an operator can
+// fix a file in one pass. Unknown keys are errors: a misspelt key that is
+// silently ignored is a protection silently not applied.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Protocols corral can intercept in this build. A target naming any other
+// protocol is refused at load: a target corral cannot speak for would have
+// to be either bypassed or broken, and neither is acceptable silently.
+var Protocols = []string{"tcp"}
+
+// Defaults for the agent settings.
+const (
+	DefaultStateDir      = "/var/lib/corral"
+	DefaultPinDir        = "/sys/fs/bpf/corral"
+	DefaultSocketMark    = 0xc0a1
+	DefaultRescan        = 2 * time.Second
+	DefaultDNSRefresh    = 30 * time.Second
+	DefaultShutdownGrace = 5 * time.Second
+)
+
+// Config is the whole file.
+type Config struct {
+	Targets []Target `yaml:"targets" json:"targets"`
+
+	// AuditLog is where one JSON line per intercepted connection event goes:
+	// a path, or "-" for stderr. Empty: <state_dir>/audit.log.
+	AuditLog string `yaml:"audit_log" json:"audit_log,omitempty"`
+	// StateDir holds the agent's files.
+	StateDir string `yaml:"state_dir" json:"state_dir,omitempty"`
+	// CgroupPath is the cgroup2 directory to intercept; empty: the host's
+	// cgroup2 root (every process on the host).
+	CgroupPath string `yaml:"cgroup_path" json:"cgroup_path,omitempty"`
+	// BPFPinDir is the bpffs directory holding the pinned links.
+	BPFPinDir string `yaml:"bpf_pin_dir" json:"bpf_pin_dir,omitempty"`
+	// SocketMark is put on corral's own upstream sockets; the kernel never
+	// redirects a socket carrying it. 0 disables the mark.
+	SocketMark *uint32 `yaml:"socket_mark" json:"socket_mark,omitempty"`
+	// NetnsRescan is how often network namespaces are rescanned for new
+	// ones (a refused connect from an unknown one triggers a scan at once).
+	NetnsRescanInterval string `yaml:"netns_rescan_interval" json:"netns_rescan_interval,omitempty"`
+	// DNSRefresh is how often DNS-named endpoints are resolved again.
+	DNSRefreshInterval string `yaml:"dns_refresh_interval" json:"dns_refresh_interval,omitempty"`
+	// LogLevel: debug, info, warn or error.
+	LogLevel string `yaml:"log_level" json:"log_level,omitempty"`
+
+	// The intervals above, parsed (Go duration syntax: "2s", "500ms").
+	NetnsRescan time.Duration `yaml:"-" json:"-"`
+	DNSRefresh  time.Duration `yaml:"-" json:"-"`
+}
+
+// Target is one protected destination.
+type Target struct {
+	Name      string   `yaml:"name" json:"name"`
+	Protocol  string   `yaml:"protocol" json:"protocol"`
+	Endpoints []string `yaml:"endpoints" json:"endpoints"`
+
+	// Parsed holds the endpoints after validation, in the order given.
+	Parsed []Endpoint `yaml:"-" json:"-"`
+}
+
+// Endpoint is one parsed `addr:port`, `cidr:port` or `name:port`.
+type Endpoint struct {
+	Prefix netip.Prefix // valid unless Host is set
+	Host   string       // DNS name to resolve
+	Port   uint16
+}
+
+func (e Endpoint) String() string {
+	if e.Host != "" {
+		return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+	}
+	if e.Prefix.IsSingleIP() {
+		return netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String()
+	}
+	return net.JoinHostPort(e.Prefix.String(), strconv.Itoa(int(e.Port)))
+}
+
+// Load reads and validates a file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates a configuration, filling in defaults.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("invalid config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	c.defaults()
+	return &c, nil
+}
+
+func (c *Config) defaults() {
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.AuditLog == "" {
+		c.AuditLog = c.StateDir + "/audit.log"
+	}
+	if c.BPFPinDir == "" {
+		c.BPFPinDir = DefaultPinDir
+	}
+	if c.SocketMark == nil {
+		m := uint32(DefaultSocketMark)
+		c.SocketMark = &m
+	}
+	if c.NetnsRescan == 0 {
+		c.NetnsRescan = DefaultRescan
+	}
+	if c.DNSRefresh == 0 {
+		c.DNSRefresh = DefaultDNSRefresh
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+}
+
+// problems collects validation errors with their field paths.
+type problems []string
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
+}
+
+// duration parses an optional interval; "" means the default (0 here).
+func (p *problems) duration(path, s string, min time.Duration) time.Duration {
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.add(path, "%q is not a duration (like 2s or 500ms)", s)
+		return 0
+	}
+	if d < min {
+		p.add(path, "must be at least %v", min)
+		return 0
+	}
+	return d
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid config:\n  %s", strings.Join(p, "\n  "))
+}
+
+func (c *Config) validate() error {
+	var p problems
+	if len(c.Targets) == 0 {
+		p.add("targets", "at least one target is required")
+	}
+	names := map[string]int{}
+	seen := map[string]string{}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		path := fmt.Sprintf("targets[%d]", i)
+		switch {
+		case t.Name == "":
+			p.add(path+".name", "required")
+		case !validName(t.Name):
+			p.add(path+".name", "%q must be lower-case letters, digits and '-' (at most 63)", t.Name)
+		}
+		if j, ok := names[t.Name]; ok && t.Name != "" {
+			p.add(path+".name", "duplicate target name %q (also targets[%d])", t.Name, j)
+		} else {
+			names[t.Name] = i
+		}
+		if t.Protocol == "" {
+			p.add(path+".protocol", "required (one of %s)", strings.Join(Protocols, ", "))
+		} else if !slices.Contains(Protocols, t.Protocol) {
+			p.add(path+".protocol", "unknown protocol %q (supported: %s)", t.Protocol, strings.Join(Protocols, ", "))
+		}
+		if len(t.Endpoints) == 0 {
+			p.add(path+".endpoints", "at least one endpoint is required")
+		}
+		t.Parsed = t.Parsed[:0]
+		for j, raw := range t.Endpoints {
+			epath := fmt.Sprintf("%s.endpoints[%d]", path, j)
+			e, err := ParseEndpoint(raw)
+			if err != nil {
+				p.add(epath, "%q: %v", raw, err)
+				continue
+			}
+			key := e.String()
+			if other, ok := seen[key]; ok {
+				p.add(epath, "%q is already an endpoint of %s", raw, other)
+				continue
+			}
+			seen[key] = path
+			t.Parsed = append(t.Parsed, e)
+		}
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		p.add("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	c.NetnsRescan = p.duration("netns_rescan_interval", c.NetnsRescanInterval, 100*time.Millisecond)
+	c.DNSRefresh = p.duration("dns_refresh_interval", c.DNSRefreshInterval, time.Second)
+	if c.BPFPinDir != "" && !strings.HasPrefix(c.BPFPinDir, "/") {
+		p.add("bpf_pin_dir", "%q must be an absolute path", c.BPFPinDir)
+	}
+	if c.CgroupPath != "" && !strings.HasPrefix(c.CgroupPath, "/") {
+		p.add("cgroup_path", "%q must be an absolute path", c.CgroupPath)
+	}
+	if c.StateDir != "" && !strings.HasPrefix(c.StateDir, "/") {
+		p.add("state_dir", "%q must be an absolute path", c.StateDir)
+	}
+	return p.err()
+}
+
+// ParseEndpoint parses `ip:port`, `cidr:port`, `[ipv6]:port`,
+// `[ipv6-cidr]:port` or `dns-name:port`.
+func ParseEndpoint(s string) (Endpoint, error) {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		return Endpoint{}, errors.New("want host:port, cidr:port or [ipv6]:port")
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return Endpoint{}, fmt.Errorf("bad port %q (want 1-65535)", portStr)
+	}
+	e := Endpoint{Port: uint16(port)}
+	switch {
+	case strings.Contains(host, "/"):
+		pfx, err := netip.ParsePrefix(host)
+		if err != nil {
+			return Endpoint{}, fmt.Errorf("bad CIDR %q", host)
+		}
+		if pfx.Addr().Is4In6() {
+			return Endpoint{}, fmt.Errorf("bad CIDR %q: write IPv4 ranges in IPv4 form", host)
+		}
+		if pfx.Masked() != pfx {
+			return Endpoint{}, fmt.Errorf("bad CIDR %q: host bits set (did you mean %s?)", host, pfx.Masked())
+		}
+		e.Prefix = pfx
+	default:
+		if a, err := netip.ParseAddr(host); err == nil {
+			if a.Zone() != "" {
+				return Endpoint{}, fmt.Errorf("address %q: zones are not supported", host)
+			}
+			a = a.Unmap()
+			e.Prefix = netip.PrefixFrom(a, a.BitLen())
+		} else if validHostname(host) {
+			e.Host = strings.ToLower(host)
+		} else {
+			return Endpoint{}, fmt.Errorf("%q is neither an IP address, a CIDR nor a DNS name", host)
+		}
+	}
+	if e.Host == "" && e.Prefix.IsSingleIP() && e.Prefix.Addr().IsUnspecified() {
+		return Endpoint{}, fmt.Errorf("%q is the unspecified address", host)
+	}
+	return e, nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case r == '-' && i > 0 && i < len(s)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validHostname(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	// An all-numeric name is a mistyped address, not a host.
+	last := s[strings.LastIndexByte(s, '.')+1:]
+	if _, err := strconv.Atoi(last); err == nil {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,193 @@
+package config
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte(`
+targets:
+  - name: orders-db
+    protocol: tcp
+    endpoints: ["10.0.0.5:5432", "10.1.0.0/24:5432", "[2001:db8::7]:22", "[2001:db8:1::/48]:443", "Orders.Internal:5432"]
+audit_log: "-"
+netns_rescan_interval: 500ms
+socket_mark: 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Targets[0].Parsed
+	want := []Endpoint{
+		{Prefix: netip.MustParsePrefix("10.0.0.5/32"), Port: 5432},
+		{Prefix: netip.MustParsePrefix("10.1.0.0/24"), Port: 5432},
+		{Prefix: netip.MustParsePrefix("2001:db8::7/128"), Port: 22},
+		{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), Port: 443},
+		{Host: "orders.internal", Port: 5432},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("parsed %d endpoints, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("endpoint %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if c.AuditLog != "-" || c.StateDir != DefaultStateDir || c.BPFPinDir != DefaultPinDir {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	if c.NetnsRescan != 500*time.Millisecond || c.DNSRefresh != DefaultDNSRefresh {
+		t.Errorf("durations: %v %v", c.NetnsRescan, c.DNSRefresh)
+	}
+	if c.SocketMark == nil || *c.SocketMark != 0 {
+		t.Errorf("explicit socket_mark 0 must disable the mark, got %v", c.SocketMark)
+	}
+}
+
+func TestEndpointString(t *testing.T) {
+	for _, s := range []string{"10.0.0.5:5432", "10.1.0.0/24:5432", "[2001:db8::7]:22", "[2001:db8:1::/48]:443", "db.internal:5432"} {
+		e, err := ParseEndpoint(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if e.String() != s {
+			t.Errorf("ParseEndpoint(%q).String() = %q", s, e.String())
+		}
+	}
+}
+
+// Every rejection names the field it is about, so the operator knows where
+// to look without reading the source.
+func TestValidationNamesTheField(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"no targets", `audit_log: "-"`, []string{"targets: at least one target is required"}},
+		{"unknown protocol", `
+targets:
+  - {name: a, protocol: gopher, endpoints: ["10.0.0.1:70"]}`, []string{`targets[0].protocol: unknown protocol "gopher"`}},
+		{"missing protocol", `
+targets:
+  - {name: a, endpoints: ["10.0.0.1:70"]}`, []string{"targets[0].protocol: required"}},
+		{"bad CIDR", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:70"]}
+  - {name: b, protocol: tcp, endpoints: ["10.0.0.0/33:5432"]}`, []string{`targets[1].endpoints[0]: "10.0.0.0/33:5432": bad CIDR`}},
+		{"host bits in CIDR", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1/24:5432"]}`, []string{`targets[0].endpoints[0]: "10.0.0.1/24:5432": bad CIDR "10.0.0.1/24": host bits set (did you mean 10.0.0.0/24?)`}},
+		{"bad port", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:0", "10.0.0.1:99999", "10.0.0.1"]}`, []string{
+			`targets[0].endpoints[0]: "10.0.0.1:0": bad port "0"`,
+			`targets[0].endpoints[1]: "10.0.0.1:99999": bad port "99999"`,
+			`targets[0].endpoints[2]: "10.0.0.1": want host:port`,
+		}},
+		{"garbage host", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["not_a host!:80", "0.0.0.0:80", "1.2.3:80"]}`, []string{
+			`targets[0].endpoints[0]: "not_a host!:80": "not_a host!" is neither`,
+			`targets[0].endpoints[1]: "0.0.0.0:80": "0.0.0.0" is the unspecified address`,
+			`targets[0].endpoints[2]: "1.2.3:80": "1.2.3" is neither`,
+		}},
+		{"duplicate names", `
+targets:
+  - {name: db, protocol: tcp, endpoints: ["10.0.0.1:5432"]}
+  - {name: db, protocol: tcp, endpoints: ["10.0.0.2:5432"]}`, []string{`targets[1].name: duplicate target name "db" (also targets[0])`}},
+		{"duplicate endpoint", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:5432"]}
+  - {name: b, protocol: tcp, endpoints: ["10.0.0.1:5432"]}`, []string{`targets[1].endpoints[0]: "10.0.0.1:5432" is already an endpoint of targets[0]`}},
+		{"bad name", `
+targets:
+  - {name: "Orders DB", protocol: tcp, endpoints: ["10.0.0.1:5432"]}
+  - {protocol: tcp, endpoints: ["10.0.0.2:5432"]}`, []string{`targets[0].name: "Orders DB" must be`, "targets[1].name: required"}},
+		{"no endpoints", `
+targets:
+  - {name: a, protocol: tcp}`, []string{"targets[0].endpoints: at least one endpoint is required"}},
+		{"unknown key", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:5432"], endpoint: "x"}`, []string{"field endpoint not found"}},
+		{"unknown top-level key", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:5432"]}
+audit_logs: x`, []string{"field audit_logs not found"}},
+		{"agent settings", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:5432"]}
+log_level: loud
+netns_rescan_interval: 1ms
+dns_refresh_interval: soon
+`, []string{`dns_refresh_interval: "soon" is not a duration`, "netns_rescan_interval: must be at least 100ms", `log_level: "loud"`}},
+		{"agent paths", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:5432"]}
+log_level: loud
+netns_rescan_interval: 1ms
+bpf_pin_dir: corral
+cgroup_path: sys/fs/cgroup
+state_dir: var/lib/corral
+`, []string{
+			`log_level: "loud" is not one of`,
+			"netns_rescan_interval: must be at least 100ms",
+			`bpf_pin_dir: "corral" must be an absolute path`,
+			`cgroup_path: "sys/fs/cgroup" must be an absolute path`,
+			`state_dir: "var/lib/corral" must be an absolute path`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted an invalid config")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "corral.yaml")
+	if err := os.WriteFile(p, []byte("targets: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("error should name the file: %v", err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{"10.0.0.5:5432", "10.1.0.0/24:5432", "[::1]:22", "db:1", "[fe80::1%eth0]:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := ParseEndpoint(s)
+		if err != nil {
+			return
+		}
+		if e.Port == 0 {
+			t.Fatalf("%q: port 0 accepted", s)
+		}
+		if e.Host == "" && !e.Prefix.IsValid() {
+			t.Fatalf("%q: neither host nor prefix", s)
+		}
+		// What we print must parse back to the same endpoint.
+		again, err := ParseEndpoint(e.String())
+		if err != nil || again != e {
+			t.Fatalf("%q -> %q -> %+v, %v", s, e.String(), again, err)
+		}
+	})
+}

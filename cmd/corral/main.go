@@ -1,0 +1,141 @@
+// Command corral is the node agent and its command-line tools.
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/corral-dev/corral/agent"
+	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/bpf"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "corral:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "corral",
+		Short:         "corral catches every connection to a protected target in the kernel and puts policy, credentials and audit in its path",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newAgent(), newDoctor(), newUnpin(), &cobra.Command{
+		Use:   "version",
+		Short: "Print corral's version",
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
+	})
+	return root
+}
+
+func newAgent() *cobra.Command {
+	var (
+		file       string
+		keepPinned bool
+		logFormat  string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent --config FILE",
+		Short: "Run the node agent in the foreground",
+		Long: `Run the node agent in the foreground: attach the eBPF programs, listen in
+every network namespace, and relay each intercepted connection through its
+protocol handler, writing one audit line per session event.
+
+SIGINT or SIGTERM stop it. Without --keep-pinned the eBPF links are removed
+and connections go straight to their targets again; with it they stay, and
+connections to protected targets are refused until an agent runs again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(file)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return agent.Run(ctx, agent.Options{Config: cfg, Log: log, KeepPinned: keepPinned})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
+	cmd.Flags().BoolVar(&keepPinned, "keep-pinned", false, "leave the eBPF links in the kernel on exit, so protected connects are refused until an agent runs again")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func newDoctor() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check that this host's kernel and privileges can run corral",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cgroupPath, pinDir := "", config.DefaultPinDir
+			if file != "" {
+				cfg, err := config.Load(file)
+				if err != nil {
+					return err
+				}
+				cgroupPath, pinDir = cfg.CgroupPath, cfg.BPFPinDir
+			}
+			return agent.Doctor(cmd.OutOrStdout(), cgroupPath, pinDir, nil)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "also check the settings of this configuration file")
+	return cmd
+}
+
+func newUnpin() *cobra.Command {
+	var (
+		file   string
+		pinDir string
+	)
+	cmd := &cobra.Command{
+		Use:   "unpin",
+		Short: "Remove the eBPF links an agent left pinned (connections to targets are no longer refused)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file != "" {
+				cfg, err := config.Load(file)
+				if err != nil {
+					return err
+				}
+				pinDir = cfg.BPFPinDir
+			}
+			return bpf.Unpin(pinDir)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "take the pin directory from this configuration file")
+	cmd.Flags().StringVar(&pinDir, "pin-dir", config.DefaultPinDir, "bpffs directory holding the links")
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}

@@ -1,0 +1,55 @@
+package intercept
+
+import (
+	"time"
+
+	"github.com/corral-dev/corral/agent/workload"
+)
+
+// Event kinds in the audit log.
+const (
+	EventOpen   = "open"   // a session started
+	EventClose  = "close"  // a session ended
+	EventReject = "reject" // a connection was closed before it became a session
+)
+
+// Event is one line of the audit log. The JSON names are a contract that
+// tooling reads; add fields, never rename or remove them.
+type Event struct {
+	Time       time.Time          `json:"time"`
+	Event      string             `json:"event"`
+	SessionID  string             `json:"session_id"`
+	Target     string             `json:"target"`
+	Protocol   string             `json:"protocol"`
+	OrigDst    string             `json:"orig_dst"`
+	Client     string             `json:"client"`
+	Workload   *workload.Identity `json:"workload,omitempty"`
+	BytesUp    uint64             `json:"bytes_up"`
+	BytesDown  uint64             `json:"bytes_down"`
+	DurationMS *float64           `json:"duration_ms,omitempty"`
+	Error      string             `json:"error,omitempty"`
+}
+
+func (c *Conn) event(kind string, at time.Time, err error) Event {
+	w := c.Meta.Workload
+	e := Event{
+		Time:      at,
+		Event:     kind,
+		SessionID: c.SessionID,
+		Target:    c.Meta.Target.Name,
+		Protocol:  c.Meta.Target.Protocol,
+		OrigDst:   c.Meta.OrigDst.String(),
+		Client:    c.Client.String(),
+		Workload:  &w,
+		BytesUp:   c.BytesUp(),
+		BytesDown: c.BytesDown(),
+	}
+	if kind == EventClose {
+		ms := float64(at.Sub(c.Started).Microseconds()) / 1000
+		e.DurationMS = &ms
+	}
+	if err != nil {
+		e.Error = err.Error()
+	}
+	return e
+}

@@ -1,0 +1,85 @@
+// Package tcp is the handler for `protocol: tcp` targets: it relays bytes
+// between the intercepted client and the original destination unchanged.
+// It gives no operation-level control, only the connection-level facts
+// (who, where, how much), and makes the interception core usable on its own.
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/corral-dev/corral/intercept"
+)
+
+// Dialer opens the upstream connection. It must produce connections the
+// kernel does not redirect back into corral (see agent's upstream dialer).
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Handler relays a session to its original destination.
+type Handler struct {
+	Dialer Dialer
+}
+
+// Serve dials the original destination and copies both ways until both
+// directions are done or ctx ends.
+func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
+	up, err := h.Dialer.DialContext(ctx, "tcp", c.Meta.OrigDst.String())
+	if err != nil {
+		return fmt.Errorf("dial upstream %s: %w", c.Meta.OrigDst, err)
+	}
+	defer up.Close()
+
+	stop := context.AfterFunc(ctx, func() {
+		up.Close()
+		c.Close()
+	})
+	defer stop()
+
+	var (
+		wg          sync.WaitGroup
+		errUp, errD error
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, errUp = io.Copy(up, c)
+		closeWrite(up)
+	}()
+	go func() {
+		defer wg.Done()
+		_, errD = io.Copy(c, up)
+		c.CloseWrite()
+	}()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errors.Join(quiet(errUp), quiet(errD))
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+// quiet drops the errors of an ordinary end of session: a peer that resets
+// or a side closed by the other direction is not worth an audit error.
+func quiet(err error) error {
+	if err == nil || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && (oe.Op == "read" || oe.Op == "write") {
+		return nil
+	}
+	return err
+}
