@@ -113,3 +113,180 @@ func TestRedirectRecordsOriginAndIdentity(t *testing.T) {
 		t.Errorf("counters %+v %v", c, err)
 	}
 }
+
+// upstream is a plain loopback server standing in for a target.
+func upstream(t *testing.T) netip.AddrPort {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Echo(t, l)
+	return l.Addr().(*net.TCPAddr).AddrPort()
+}
+
+func single(id uint32, ap netip.AddrPort) []bpf.Target {
+	return []bpf.Target{{ID: id, Prefix: netip.PrefixFrom(ap.Addr(), ap.Addr().BitLen()), Port: ap.Port()}}
+}
+
+func TestMarkedSocketsAreExempt(t *testing.T) {
+	up := upstream(t)
+	const mark = 0x77
+	k := setup(t, bpf.Options{AgentCgroupID: 1, Mark: mark}, single(1, up))
+	got := k.accept(t)
+
+	r := testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp4", Addr: up.String()})
+	if r.Err != "" || r.Remote != k.listener.Addr().String() {
+		t.Fatalf("unmarked client: remote %s err %q, want the listener %s", r.Remote, r.Err, k.listener.Addr())
+	}
+	<-got
+	r = testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp4", Addr: up.String(), Mark: mark, Payload: "x"})
+	if r.Err != "" || r.Remote != up.String() {
+		t.Fatalf("marked client: remote %s err %q, want the target itself", r.Remote, r.Err)
+	}
+	c, _ := k.progs.Counters()
+	if c.Redirected != 1 || c.Exempt != 1 {
+		t.Errorf("counters %+v, want 1 redirected and 1 exempt", c)
+	}
+}
+
+func TestOwnCgroupIsExempt(t *testing.T) {
+	up := upstream(t)
+	testutil.RequireBPF(t)
+	parent := testutil.NewCgroup(t, "")
+	agentCg := testutil.NewCgroup(t, parent)
+	id, err := workload.ID(agentCg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := bpf.Load(bpf.Options{CgroupPath: parent, AgentCgroupID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(false)
+	if err := p.SetTargets(single(1, up)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Attach(); err != nil {
+		t.Fatal(err)
+	}
+	// No listener anywhere: any redirected connect would be refused, so
+	// reaching the target proves the agent's cgroup was let through.
+	r := testutil.RunClient(t, agentCg, testutil.Client{Network: "tcp4", Addr: up.String(), Payload: "x"})
+	if r.Err != "" || r.Remote != up.String() {
+		t.Fatalf("agent cgroup's connect: remote %s err %q", r.Remote, r.Err)
+	}
+	other := testutil.NewCgroup(t, parent)
+	r = testutil.RunClient(t, other, testutil.Client{Network: "tcp4", Addr: up.String()})
+	if !strings.Contains(r.Err, syscall.EPERM.Error()) {
+		t.Fatalf("another cgroup's connect: %q, want EPERM", r.Err)
+	}
+}
+
+// A listener that is not the agent's (here: unmarked, as after a crash when
+// something else binds the port) never receives redirected connections.
+func TestUnmarkedListenerIsRefusedAndReported(t *testing.T) {
+	up := upstream(t)
+	k := setup(t, bpf.Options{AgentCgroupID: 1}, single(1, up))
+	// Re-register the same listener, but now the programs expect a mark it
+	// does not carry: reload with a mark and take over the maps' contents.
+	p, err := bpf.Load(bpf.Options{CgroupPath: k.cgroup, AgentCgroupID: 1, Mark: 0x99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(false)
+	if err := p.SetTargets(single(1, up)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetListener(k.cookie, uint16(k.listener.Addr().(*net.TCPAddr).Port), 0); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := p.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	k.progs.Close(false)
+	if err := p.Attach(); err != nil {
+		t.Fatal(err)
+	}
+	r := testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp4", Addr: up.String()})
+	if !strings.Contains(r.Err, syscall.EPERM.Error()) {
+		t.Fatalf("connect: remote %s err %q, want EPERM", r.Remote, r.Err)
+	}
+	e, err := ev.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Reason != bpf.RefuseDeadListener || e.NetnsCookie != k.cookie || int(e.PID) != r.PID {
+		t.Errorf("event %+v, want dead listener in netns %d from pid %d", e, k.cookie, r.PID)
+	}
+}
+
+func TestNoListenerIsRefusedAndReported(t *testing.T) {
+	up := upstream(t)
+	testutil.RequireBPF(t)
+	cg := testutil.NewCgroup(t, "")
+	p, err := bpf.Load(bpf.Options{CgroupPath: cg, AgentCgroupID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(false)
+	ev, err := p.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	if err := p.SetTargets(single(1, up)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Attach(); err != nil {
+		t.Fatal(err)
+	}
+	r := testutil.RunClient(t, cg, testutil.Client{Network: "tcp4", Addr: up.String()})
+	if !strings.Contains(r.Err, syscall.EPERM.Error()) {
+		t.Fatalf("connect: %q, want EPERM", r.Err)
+	}
+	e, err := ev.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Reason != bpf.RefuseNoListener || int(e.PID) != r.PID {
+		t.Errorf("event %+v", e)
+	}
+	c, _ := p.Counters()
+	if c.Refused != 1 || c.Redirected != 0 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+func TestSetTargetsReplacesTheSet(t *testing.T) {
+	a, b := upstream(t), upstream(t)
+	k := setup(t, bpf.Options{AgentCgroupID: 1}, single(1, a))
+	if err := k.progs.SetTargets(single(2, b)); err != nil {
+		t.Fatal(err)
+	}
+	r := testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp4", Addr: a.String(), Payload: "x"})
+	if r.Err != "" || r.Remote != a.String() {
+		t.Fatalf("a no longer a target: remote %s err %q", r.Remote, r.Err)
+	}
+	got := k.accept(t)
+	r = testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp4", Addr: b.String()})
+	if r.Remote != k.listener.Addr().String() {
+		t.Fatalf("b is a target: remote %s err %q", r.Remote, r.Err)
+	}
+	if o := <-got; o.TargetID != 2 || o.Dst != b {
+		t.Errorf("origin %+v", o)
+	}
+}
+
+func TestNonTCPIsIgnored(t *testing.T) {
+	up := upstream(t)
+	k := setup(t, bpf.Options{AgentCgroupID: 1}, single(1, up))
+	r := testutil.RunClient(t, k.cgroup, testutil.Client{Network: "udp4", Addr: up.String(), Payload: "x"})
+	if r.Err != "" || r.Remote != up.String() {
+		t.Fatalf("UDP connect: remote %s err %q, want it untouched", r.Remote, r.Err)
+	}
+	if c, err := k.progs.Counters(); err != nil || c.Redirected != 0 || c.Refused != 0 {
+		t.Fatalf("counters %+v %v", c, err)
+	}
+}

@@ -139,11 +139,11 @@ func (p *Programs) takeOver(name string, cgroupID uint64, prog *ebpf.Program) (l
 	return nil, l.Close()
 }
 
-// Close releases the programs. With keepPinned the links stay in the kernel:
-// connects to targets keep being redirected and, with no agent listening,
-// are refused until an agent takes over. Without it the links are removed
-// and connects go where they were going.
-func (p *Programs) Close(keepPinned bool) error {
+// Detach removes the links: with keepPinned, pinned links stay in the
+// kernel, so connects to targets keep being redirected and, with no agent
+// listening, are refused until an agent takes over; without it they are
+// removed and connects go where they were going. Attach may be called again.
+func (p *Programs) Detach(keepPinned bool) error {
 	var errs []error
 	for name, l := range p.links {
 		if !keepPinned && p.opts.PinDir != "" {
@@ -155,11 +155,13 @@ func (p *Programs) Close(keepPinned bool) error {
 			errs = append(errs, fmt.Errorf("close %s: %w", name, err))
 		}
 	}
-	p.links = nil
-	if err := p.objs.Close(); err != nil {
-		errs = append(errs, err)
-	}
+	p.links = map[string]link.Link{}
 	return errors.Join(errs...)
+}
+
+// Close detaches (see Detach) and releases the programs and maps.
+func (p *Programs) Close(keepPinned bool) error {
+	return errors.Join(p.Detach(keepPinned), p.objs.Close())
 }
 
 // Unpin removes the pinned links in dir left by an agent that is not

@@ -50,7 +50,8 @@ func Main(m *testing.M) {
 
 // Client says what a client process does: connect to Addr over Network
 // from inside NetNS (if set), send Payload, close its sending side and read
-// the reply to the end. Network is tcp, tcp4, tcp6, or tcp6-mapped: an
+// the reply to the end. Network is tcp, tcp4, tcp6, udp4 (send only), or
+// tcp6-mapped: an
 // AF_INET6 socket connecting to the v4-mapped form of an IPv4 Addr, which
 // Go's dialer never does by itself.
 type Client struct {
@@ -129,7 +130,11 @@ func runClient(spec string) int {
 		if _, err := io.WriteString(conn, c.Payload); err != nil {
 			return err
 		}
-		conn.(*net.TCPConn).CloseWrite()
+		tc, ok := conn.(*net.TCPConn)
+		if !ok {
+			return nil // datagrams: where the socket is connected is the answer
+		}
+		tc.CloseWrite()
 		b, err := io.ReadAll(conn)
 		r.Reply = string(b)
 		return err
