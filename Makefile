@@ -22,7 +22,7 @@ generate:
 # nothing. Skipped (with a note) where clang is not installed.
 check-generate:
 	@if command -v clang >/dev/null; then \
-		$(GO) generate ./bpf && git diff --exit-code -- bpf/ || { echo "bpf/: generated files are stale: run make generate and commit"; exit 1; }; \
+		$(GO) generate ./bpf && git diff --exit-code -- bpf/corral_bpfel.go bpf/corral_bpfel.o || { echo "bpf/: generated files are stale: run make generate and commit"; exit 1; }; \
 	else echo "check-generate: clang not installed, skipped"; fi
 
 install-deps:

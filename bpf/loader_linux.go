@@ -37,6 +37,7 @@ type Programs struct {
 	links map[string]link.Link
 }
 
+// attachments must list linkNames, in order.
 var attachments = []struct {
 	name   string
 	attach ebpf.AttachType
@@ -162,23 +163,6 @@ func (p *Programs) Detach(keepPinned bool) error {
 // Close detaches (see Detach) and releases the programs and maps.
 func (p *Programs) Close(keepPinned bool) error {
 	return errors.Join(p.Detach(keepPinned), p.objs.Close())
-}
-
-// Unpin removes the pinned links in dir left by an agent that is not
-// running, so connects are no longer refused. It is what `corral agent
-// --cleanup` and uninstall scripts call.
-func Unpin(dir string) error {
-	var errs []error
-	for _, a := range attachments {
-		path := filepath.Join(dir, a.name)
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }
 
 // SetTargets makes ts the complete set of redirected destinations.
