@@ -1,0 +1,797 @@
+package intercept_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"reflect"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/agent/workload"
+	"github.com/corral-dev/corral/intercept"
+)
+
+// waitFor bounds every wait on an event, so a broken server fails the test
+// instead of hanging it.
+const waitFor = 10 * time.Second
+
+var sessionIDPattern = regexp.MustCompile(`^s-[0-9a-f]{20}$`)
+
+type resolveCall struct {
+	cookie uint64
+	client netip.AddrPort
+	port   uint16
+}
+
+// fakeResolver answers every connection with the same Meta or error and
+// reports each call.
+type fakeResolver struct {
+	meta  intercept.Meta
+	err   error
+	calls chan resolveCall
+}
+
+func newResolver(meta intercept.Meta, err error) *fakeResolver {
+	return &fakeResolver{meta: meta, err: err, calls: make(chan resolveCall, 1024)}
+}
+
+func (r *fakeResolver) Resolve(cookie uint64, client netip.AddrPort, port uint16) (intercept.Meta, error) {
+	r.calls <- resolveCall{cookie: cookie, client: client, port: port}
+	return r.meta, r.err
+}
+
+func (r *fakeResolver) next(t *testing.T) resolveCall {
+	t.Helper()
+	select {
+	case c := <-r.calls:
+		return c
+	case <-time.After(waitFor):
+		t.Fatal("timed out waiting for a Resolve call")
+		return resolveCall{}
+	}
+}
+
+// recordingAuditor keeps every event in arrival order.
+type recordingAuditor struct {
+	events chan intercept.Event
+}
+
+func (a *recordingAuditor) Audit(e intercept.Event) { a.events <- e }
+
+func (a *recordingAuditor) next(t *testing.T) intercept.Event {
+	t.Helper()
+	select {
+	case e := <-a.events:
+		return e
+	case <-time.After(waitFor):
+		t.Fatal("timed out waiting for an audit event")
+		return intercept.Event{}
+	}
+}
+
+// noMore fails if events are left unread. Call it after stop, when every
+// connection handler has returned.
+func (a *recordingAuditor) noMore(t *testing.T) {
+	t.Helper()
+	for {
+		select {
+		case e := <-a.events:
+			t.Errorf("unexpected extra event: %+v", e)
+		default:
+			return
+		}
+	}
+}
+
+type testServer struct {
+	srv    *intercept.Server
+	audit  *recordingAuditor
+	ln     net.Listener
+	addr   netip.AddrPort // where clients connect
+	served chan struct{}  // closed when Serve returns
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+// startServer serves srv on a fresh loopback listener with netnsCookie and
+// tears everything down at cleanup.
+func startServer(t *testing.T, res intercept.Resolver, handlers map[string]intercept.Handler, cookie uint64) *testServer {
+	t.Helper()
+	return startServerOn(t, "tcp4", "127.0.0.1:0", res, handlers, cookie)
+}
+
+func startServerOn(t *testing.T, network, addr string, res intercept.Resolver, handlers map[string]intercept.Handler, cookie uint64) *testServer {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{
+		audit: &recordingAuditor{events: make(chan intercept.Event, 1024)},
+		ln:    ln,
+		addr:  ln.Addr().(*net.TCPAddr).AddrPort(),
+	}
+	ts.srv = &intercept.Server{
+		Resolver: res,
+		Handlers: handlers,
+		Auditor:  ts.audit,
+		Log:      slog.New(slog.DiscardHandler),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.cancel = cancel
+	ts.served = make(chan struct{})
+	go func() {
+		defer close(ts.served)
+		ts.srv.Serve(ctx, ln, cookie)
+	}()
+	t.Cleanup(func() { ts.stop(t) })
+	return ts
+}
+
+// stop closes the listener, waits for Serve to return, and shuts the server
+// down, giving handlers a moment before their connections are closed.
+func (ts *testServer) stop(t *testing.T) {
+	ts.once.Do(func() {
+		ts.ln.Close()
+		select {
+		case <-ts.served:
+		case <-time.After(waitFor):
+			t.Error("Serve did not return after its listener was closed")
+		}
+		ts.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		ts.srv.Shutdown(ctx)
+	})
+}
+
+func dial(t *testing.T, addr netip.AddrPort) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.SetDeadline(time.Now().Add(waitFor)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func localAddrPort(c net.Conn) netip.AddrPort {
+	return c.LocalAddr().(*net.TCPAddr).AddrPort()
+}
+
+// expectEOF asserts the server closed the client's connection without
+// sending anything.
+func expectEOF(t *testing.T, c net.Conn) {
+	t.Helper()
+	var b [1]byte
+	n, err := c.Read(b[:])
+	if n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("client read = %d, %v; want 0, EOF (connection closed by the server)", n, err)
+	}
+}
+
+func checkSessionID(t *testing.T, id string) {
+	t.Helper()
+	if !sessionIDPattern.MatchString(id) {
+		t.Errorf("session id %q does not match %s", id, sessionIDPattern)
+	}
+}
+
+func testMeta() intercept.Meta {
+	return intercept.Meta{
+		OrigDst: netip.MustParseAddrPort("10.0.0.5:5432"),
+		Target:  intercept.Target{Name: "orders-db", Protocol: "tcp"},
+		Workload: workload.Identity{
+			CgroupID:    4242,
+			CgroupPath:  "/system.slice/etl.service",
+			PID:         1234,
+			Exe:         "/usr/bin/psql",
+			UID:         1000,
+			Unit:        "etl.service",
+			ContainerID: "c0ffee",
+			Pod:         workload.Pod{UID: "pod-uid", Namespace: "etl", Name: "job-1", ServiceAccount: "migrator"},
+		},
+	}
+}
+
+func TestServeRejectsConnectionOfUnknownOrigin(t *testing.T) {
+	res := newResolver(intercept.Meta{}, errors.New("no record of connection in conn_by_tuple"))
+	var called atomic.Bool
+	h := intercept.HandlerFunc(func(context.Context, *intercept.Conn) error {
+		called.Store(true)
+		return nil
+	})
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 42)
+
+	c := dial(t, ts.addr)
+	call := res.next(t)
+	if call.cookie != 42 {
+		t.Errorf("Resolve cookie = %d, want 42", call.cookie)
+	}
+	if call.port != ts.addr.Port() {
+		t.Errorf("Resolve listener port = %d, want %d", call.port, ts.addr.Port())
+	}
+	if call.client != localAddrPort(c) {
+		t.Errorf("Resolve client = %v, want %v", call.client, localAddrPort(c))
+	}
+
+	ev := ts.audit.next(t)
+	if ev.Event != intercept.EventReject {
+		t.Fatalf("event = %q, want %q", ev.Event, intercept.EventReject)
+	}
+	if ev.Error != "no record of connection in conn_by_tuple" {
+		t.Errorf("error = %q, want the resolver's error", ev.Error)
+	}
+	if ev.Client != localAddrPort(c).String() {
+		t.Errorf("client = %q, want %q", ev.Client, localAddrPort(c))
+	}
+	checkSessionID(t, ev.SessionID)
+	if ev.Target != "" || ev.Protocol != "" || ev.OrigDst != "" {
+		t.Errorf("unknown origin reported target %q protocol %q orig_dst %q", ev.Target, ev.Protocol, ev.OrigDst)
+	}
+	if ev.Workload != nil {
+		t.Errorf("unknown origin reported a workload: %+v", ev.Workload)
+	}
+	if ev.DurationMS != nil {
+		t.Errorf("reject has duration_ms %v", *ev.DurationMS)
+	}
+	if ev.Time.IsZero() {
+		t.Error("reject has no time")
+	}
+
+	expectEOF(t, c)
+	ts.stop(t)
+	ts.audit.noMore(t)
+	if called.Load() {
+		t.Error("handler was called for a connection that could not be resolved")
+	}
+	if n := ts.srv.Active(); n != 0 {
+		t.Errorf("Active = %d after a rejected connection", n)
+	}
+}
+
+func TestServeRejectsProtocolWithoutHandler(t *testing.T) {
+	meta := testMeta()
+	meta.Target = intercept.Target{Name: "inventory", Protocol: "mysql"}
+	meta.OrigDst = netip.MustParseAddrPort("10.0.0.6:3306")
+	res := newResolver(meta, nil)
+	var called atomic.Bool
+	h := intercept.HandlerFunc(func(context.Context, *intercept.Conn) error {
+		called.Store(true)
+		return nil
+	})
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 7)
+
+	c := dial(t, ts.addr)
+	ev := ts.audit.next(t)
+	if ev.Event != intercept.EventReject {
+		t.Fatalf("event = %q, want %q", ev.Event, intercept.EventReject)
+	}
+	if ev.Error != "no handler for protocol mysql" {
+		t.Errorf("error = %q, want it to name the protocol", ev.Error)
+	}
+	if ev.Target != "inventory" || ev.Protocol != "mysql" || ev.OrigDst != "10.0.0.6:3306" {
+		t.Errorf("target/protocol/orig_dst = %q/%q/%q", ev.Target, ev.Protocol, ev.OrigDst)
+	}
+	if ev.Client != localAddrPort(c).String() {
+		t.Errorf("client = %q, want %q", ev.Client, localAddrPort(c))
+	}
+	if ev.Workload == nil || ev.Workload.PID != meta.Workload.PID || !reflect.DeepEqual(ev.Workload.Pod, meta.Workload.Pod) {
+		t.Errorf("workload = %+v, want the resolved one", ev.Workload)
+	}
+	checkSessionID(t, ev.SessionID)
+	if ev.DurationMS != nil {
+		t.Errorf("reject has duration_ms %v", *ev.DurationMS)
+	}
+
+	expectEOF(t, c)
+	ts.stop(t)
+	ts.audit.noMore(t)
+	if called.Load() {
+		t.Error("the handler of another protocol was called")
+	}
+}
+
+func TestServeSessionEvents(t *testing.T) {
+	meta := testMeta()
+	res := newResolver(meta, nil)
+	const request, reply = "hello, upstream", "hi!"
+	type seen struct {
+		conn      *intercept.Conn
+		sessionID string
+		cookie    uint64
+		client    netip.AddrPort
+		meta      intercept.Meta
+		request   string
+		up, down  uint64
+	}
+	seenc := make(chan seen, 1)
+	h := intercept.HandlerFunc(func(ctx context.Context, c *intercept.Conn) error {
+		b := make([]byte, len(request))
+		if _, err := io.ReadFull(c, b); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(c, reply); err != nil {
+			return err
+		}
+		seenc <- seen{c, c.SessionID, c.NetnsCookie, c.Client, c.Meta, string(b), c.BytesUp(), c.BytesDown()}
+		return errors.New("upstream said goodbye")
+	})
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 99)
+
+	c := dial(t, ts.addr)
+	client := localAddrPort(c)
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != reply {
+		t.Fatalf("client got %q, want %q", got, reply)
+	}
+
+	open := ts.audit.next(t)
+	closed := ts.audit.next(t)
+	s := <-seenc
+
+	if s.request != request {
+		t.Errorf("handler read %q, want %q", s.request, request)
+	}
+	if s.cookie != 99 || s.client != client || s.meta.Target != meta.Target || s.meta.OrigDst != meta.OrigDst {
+		t.Errorf("handler saw cookie %d client %v meta %+v", s.cookie, s.client, s.meta)
+	}
+	if s.up != uint64(len(request)) || s.down != uint64(len(reply)) {
+		t.Errorf("handler counted up %d down %d, want %d %d", s.up, s.down, len(request), len(reply))
+	}
+	if s.conn.Started.IsZero() {
+		t.Error("Conn.Started not set")
+	}
+
+	if open.Event != intercept.EventOpen || closed.Event != intercept.EventClose {
+		t.Fatalf("events = %q, %q; want open, close", open.Event, closed.Event)
+	}
+	checkSessionID(t, open.SessionID)
+	if open.SessionID != closed.SessionID || open.SessionID != s.sessionID {
+		t.Errorf("session ids: open %q close %q handler %q", open.SessionID, closed.SessionID, s.sessionID)
+	}
+	for _, ev := range []intercept.Event{open, closed} {
+		if ev.Target != "orders-db" || ev.Protocol != "tcp" || ev.OrigDst != "10.0.0.5:5432" {
+			t.Errorf("%s: target/protocol/orig_dst = %q/%q/%q", ev.Event, ev.Target, ev.Protocol, ev.OrigDst)
+		}
+		if ev.Client != client.String() {
+			t.Errorf("%s: client = %q, want %q", ev.Event, ev.Client, client)
+		}
+		if ev.Workload == nil {
+			t.Errorf("%s: no workload", ev.Event)
+		} else if ev.Workload.CgroupPath != meta.Workload.CgroupPath || !reflect.DeepEqual(ev.Workload.Pod, meta.Workload.Pod) ||
+			ev.Workload.ContainerID != meta.Workload.ContainerID || ev.Workload.Exe != meta.Workload.Exe {
+			t.Errorf("%s: workload = %+v, want %+v", ev.Event, *ev.Workload, meta.Workload)
+		}
+	}
+
+	if open.BytesUp != 0 || open.BytesDown != 0 {
+		t.Errorf("open: bytes up %d down %d, want 0 0", open.BytesUp, open.BytesDown)
+	}
+	if open.DurationMS != nil {
+		t.Errorf("open has duration_ms %v", *open.DurationMS)
+	}
+	if open.Error != "" {
+		t.Errorf("open has error %q", open.Error)
+	}
+	if !open.Time.Equal(s.conn.Started) {
+		t.Errorf("open time %v, want the session start %v", open.Time, s.conn.Started)
+	}
+
+	if closed.BytesUp != uint64(len(request)) || closed.BytesDown != uint64(len(reply)) {
+		t.Errorf("close: bytes up %d down %d, want %d %d", closed.BytesUp, closed.BytesDown, len(request), len(reply))
+	}
+	if closed.Error != "upstream said goodbye" {
+		t.Errorf("close: error = %q, want the handler's", closed.Error)
+	}
+	if closed.DurationMS == nil {
+		t.Fatal("close has no duration_ms")
+	}
+	if closed.Time.Before(open.Time) {
+		t.Errorf("close time %v before open time %v", closed.Time, open.Time)
+	}
+	want := float64(closed.Time.Sub(open.Time).Microseconds()) / 1000
+	if d := *closed.DurationMS - want; d < -0.001 || d > 0.001 || *closed.DurationMS < 0 {
+		t.Errorf("close: duration_ms = %v, want %v (close time - open time)", *closed.DurationMS, want)
+	}
+
+	ts.stop(t)
+	ts.audit.noMore(t)
+}
+
+func TestServeSessionWithoutError(t *testing.T) {
+	res := newResolver(testMeta(), nil)
+	h := intercept.HandlerFunc(func(ctx context.Context, c *intercept.Conn) error {
+		_, err := io.Copy(c, c) // echo until the client closes its side
+		return err
+	})
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 1)
+
+	c := dial(t, ts.addr)
+	payload := make([]byte, 100_000)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(payload)
+		if err == nil {
+			err = c.CloseWrite()
+		}
+		werr <- err
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(payload) {
+		t.Fatalf("echoed %d bytes, want %d", len(got), len(payload))
+	}
+	if ts.audit.next(t).Event != intercept.EventOpen {
+		t.Fatal("first event is not open")
+	}
+	ev := ts.audit.next(t)
+	if ev.Event != intercept.EventClose || ev.Error != "" {
+		t.Fatalf("close event = %q error %q, want close without error", ev.Event, ev.Error)
+	}
+	if ev.BytesUp != uint64(len(payload)) || ev.BytesDown != uint64(len(payload)) {
+		t.Errorf("bytes up %d down %d, want %d each", ev.BytesUp, ev.BytesDown, len(payload))
+	}
+}
+
+func TestSessionIDsAreUnique(t *testing.T) {
+	res := newResolver(testMeta(), nil)
+	h := intercept.HandlerFunc(func(context.Context, *intercept.Conn) error { return nil })
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 1)
+
+	const n = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(ts.addr))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(waitFor))
+			if _, err := io.ReadAll(c); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	opens := map[string]int{}
+	closes := map[string]int{}
+	for range 2 * n {
+		ev := ts.audit.next(t)
+		checkSessionID(t, ev.SessionID)
+		switch ev.Event {
+		case intercept.EventOpen:
+			opens[ev.SessionID]++
+		case intercept.EventClose:
+			closes[ev.SessionID]++
+		default:
+			t.Fatalf("unexpected event %q", ev.Event)
+		}
+	}
+	if len(opens) != n {
+		t.Errorf("%d distinct session ids over %d sessions", len(opens), n)
+	}
+	for id, k := range opens {
+		if k != 1 || closes[id] != 1 {
+			t.Errorf("session %s: %d open and %d close events, want 1 each", id, k, closes[id])
+		}
+	}
+	ts.stop(t)
+	ts.audit.noMore(t)
+}
+
+// eventually polls cond: the server untracks a session after auditing its
+// close, and nothing signals that moment.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestActiveCountsLiveSessions(t *testing.T) {
+	res := newResolver(testMeta(), nil)
+	entered := make(chan int, 16)
+	h := intercept.HandlerFunc(func(ctx context.Context, c *intercept.Conn) error {
+		entered <- 1
+		_, err := io.Copy(io.Discard, c)
+		return err
+	})
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 1)
+	if n := ts.srv.Active(); n != 0 {
+		t.Fatalf("Active = %d before any connection", n)
+	}
+
+	var clients []*net.TCPConn
+	for range 3 {
+		clients = append(clients, dial(t, ts.addr))
+	}
+	for range 3 {
+		select {
+		case <-entered:
+		case <-time.After(waitFor):
+			t.Fatal("handler not entered")
+		}
+	}
+	// All three handlers are running: every session is tracked by now.
+	if n := ts.srv.Active(); n != 3 {
+		t.Fatalf("Active = %d with 3 handlers running, want 3", n)
+	}
+
+	clients[0].Close()
+	for range 3 {
+		if ev := ts.audit.next(t); ev.Event != intercept.EventOpen {
+			t.Fatalf("event = %q, want open", ev.Event)
+		}
+	}
+	if ev := ts.audit.next(t); ev.Event != intercept.EventClose {
+		t.Fatalf("event = %q, want close", ev.Event)
+	}
+	eventually(t, "Active drops to 2", func() bool { return ts.srv.Active() == 2 })
+
+	clients[1].Close()
+	clients[2].Close()
+	ts.stop(t)
+	if n := ts.srv.Active(); n != 0 {
+		t.Errorf("Active = %d after every session ended", n)
+	}
+}
+
+func TestShutdownWaitsForHandlers(t *testing.T) {
+	res := newResolver(testMeta(), nil)
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var finished atomic.Bool
+	h := intercept.HandlerFunc(func(ctx context.Context, c *intercept.Conn) error {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		_, err := io.WriteString(c, "bye")
+		finished.Store(true)
+		return err
+	})
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 1)
+	c := dial(t, ts.addr)
+	select {
+	case <-entered:
+	case <-time.After(waitFor):
+		t.Fatal("handler not entered")
+	}
+	ts.ln.Close()
+	<-ts.served
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ts.srv.Shutdown(context.Background())
+	}()
+	// Shutdown has nothing to report that it is waiting; give it a moment
+	// to return wrongly.
+	select {
+	case <-done:
+		t.Fatal("Shutdown returned while a handler was still running")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(waitFor):
+		t.Fatal("Shutdown did not return after the handler finished")
+	}
+	if !finished.Load() {
+		t.Error("Shutdown returned before the handler finished")
+	}
+	// The session ended on its own: its connection was not cut short.
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "bye" {
+		t.Errorf("client got %q, %v; want \"bye\"", got, err)
+	}
+	ts.audit.next(t) // open
+	ev := ts.audit.next(t)
+	if ev.Event != intercept.EventClose || ev.Error != "" || ev.BytesDown != 3 {
+		t.Errorf("close event = %+v", ev)
+	}
+	if n := ts.srv.Active(); n != 0 {
+		t.Errorf("Active = %d after Shutdown", n)
+	}
+}
+
+func TestShutdownWithoutSessionsReturns(t *testing.T) {
+	ts := startServer(t, newResolver(testMeta(), nil), nil, 1)
+	ts.ln.Close()
+	<-ts.served
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ts.srv.Shutdown(context.Background())
+	}()
+	select {
+	case <-done:
+	case <-time.After(waitFor):
+		t.Fatal("Shutdown of an idle server did not return")
+	}
+}
+
+func TestShutdownClosesRemainingSessions(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		grace time.Duration // 0: a context that is already cancelled
+	}{
+		{"deadline", 200 * time.Millisecond},
+		{"cancelled", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := newResolver(testMeta(), nil)
+			entered := make(chan string, 2)
+			h := intercept.HandlerFunc(func(ctx context.Context, c *intercept.Conn) error {
+				entered <- c.SessionID
+				// Blocks until the client closes, or the connection is
+				// closed under it; ctx is deliberately ignored.
+				_, err := io.Copy(io.Discard, c)
+				return err
+			})
+			ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 1)
+
+			// One session ends by itself before Shutdown, one is idle.
+			finished := dial(t, ts.addr)
+			idle := dial(t, ts.addr)
+			for range 2 {
+				select {
+				case <-entered:
+				case <-time.After(waitFor):
+					t.Fatal("handler not entered")
+				}
+			}
+			// Both sessions were opened before their handlers ran.
+			for range 2 {
+				if ev := ts.audit.next(t); ev.Event != intercept.EventOpen {
+					t.Fatalf("event = %q, want open", ev.Event)
+				}
+			}
+			finished.CloseWrite()
+			ev := ts.audit.next(t)
+			if ev.Event != intercept.EventClose || ev.Error != "" {
+				t.Fatalf("event = %+v, want a close without error", ev)
+			}
+			finishedID := ev.SessionID
+
+			ts.ln.Close()
+			<-ts.served
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), tc.grace)
+			defer cancel()
+			if tc.grace == 0 {
+				cancel()
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				ts.srv.Shutdown(ctx)
+			}()
+			select {
+			case <-done:
+			case <-time.After(waitFor):
+				t.Fatal("Shutdown did not close the remaining session")
+			}
+			if elapsed := time.Since(start); elapsed < tc.grace {
+				t.Errorf("Shutdown returned after %v, before its %v grace ended", elapsed, tc.grace)
+			}
+			expectEOF(t, idle)
+
+			ev = ts.audit.next(t)
+			if ev.Event != intercept.EventClose || ev.SessionID == finishedID {
+				t.Fatalf("event = %+v, want the idle session's close", ev)
+			}
+			if ev.Error == "" {
+				t.Error("a session cut short by Shutdown reports no error")
+			}
+			if n := ts.srv.Active(); n != 0 {
+				t.Errorf("Active = %d after Shutdown", n)
+			}
+			ts.stop(t)
+			ts.audit.noMore(t)
+		})
+	}
+}
+
+func TestServeReturnsWhenListenerClosed(t *testing.T) {
+	res := newResolver(testMeta(), nil)
+	h := intercept.HandlerFunc(func(ctx context.Context, c *intercept.Conn) error {
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return nil
+			}
+			if _, err := io.WriteString(c, line); err != nil {
+				return err
+			}
+		}
+	})
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 1)
+	c := dial(t, ts.addr)
+	r := bufio.NewReader(c)
+	exchange := func() {
+		t.Helper()
+		if _, err := io.WriteString(c, "ping\n"); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := r.ReadString('\n'); err != nil || line != "ping\n" {
+			t.Fatalf("got %q, %v; want ping", line, err)
+		}
+	}
+	exchange()
+
+	ts.ln.Close()
+	select {
+	case <-ts.served:
+	case <-time.After(waitFor):
+		t.Fatal("Serve did not return after its listener was closed")
+	}
+	// Closing the listener stops new sessions, not live ones.
+	exchange()
+	if n := ts.srv.Active(); n != 1 {
+		t.Errorf("Active = %d, want the live session", n)
+	}
+}
+
+func TestServeUnmapsIPv4Clients(t *testing.T) {
+	// A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; the
+	// resolver and the audit log must get the plain IPv4 address.
+	res := newResolver(testMeta(), nil)
+	h := intercept.HandlerFunc(func(context.Context, *intercept.Conn) error { return nil })
+	ts := startServerOn(t, "tcp", ":0", res, map[string]intercept.Handler{"tcp": h}, 1)
+	c := dial(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ts.addr.Port()))
+	want := localAddrPort(c)
+	if !want.Addr().Is4() {
+		t.Fatalf("client address %v is not IPv4", want)
+	}
+	if call := res.next(t); call.client != want {
+		t.Errorf("Resolve client = %v, want %v", call.client, want)
+	}
+	if ev := ts.audit.next(t); ev.Client != want.String() {
+		t.Errorf("event client = %q, want %q", ev.Client, want)
+	}
+}

@@ -1,0 +1,484 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	builtin "github.com/corral-dev/corral/policy/rego"
+)
+
+// Query is the Rego rule every decision comes from.
+const Query = "data.corral.decision"
+
+// Policy is everything a decision depends on: the declarative rules and any
+// custom Rego modules (file name → source).
+type Policy struct {
+	Rules   []Rule
+	Modules map[string]string
+}
+
+// Compiled is a policy prepared for evaluation. Compiling is the slow part;
+// it happens once per policy version, never per decision.
+type Compiled struct {
+	query rego.PreparedEvalQuery
+}
+
+// Compile prepares p. Its errors name the module and line at fault.
+func Compile(ctx context.Context, p Policy) (*Compiled, error) {
+	opts := []func(*rego.Rego){
+		rego.Query(Query),
+		rego.Store(inmem.NewFromObject(map[string]any{"declared": declared(p.Rules)})),
+		rego.StrictBuiltinErrors(true),
+	}
+	mods, err := BuiltinModules(false)
+	if err != nil {
+		return nil, err
+	}
+	for name, src := range mods {
+		opts = append(opts, rego.Module(name, src))
+	}
+	names := make([]string, 0, len(p.Modules))
+	for name := range p.Modules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		opts = append(opts, rego.Module(name, p.Modules[name]))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compile policy: %w", err)
+	}
+	return &Compiled{query: pq}, nil
+}
+
+// BuiltinModules returns the embedded Rego modules, with or without their
+// tests, keyed by file name.
+func BuiltinModules(withTests bool) (map[string]string, error) {
+	out := map[string]string{}
+	err := fs.WalkDir(builtin.Files, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if strings.HasSuffix(path, "_test.rego") && !withTests {
+			return nil
+		}
+		b, err := fs.ReadFile(builtin.Files, path)
+		if err != nil {
+			return err
+		}
+		out["corral/"+path] = string(b)
+		return nil
+	})
+	return out, err
+}
+
+// ruleData is a Rule as the Rego module reads it: every field present, so
+// the module never has to guess at absent ones.
+type ruleData struct {
+	Name       string     `json:"name"`
+	Who        whoData    `json:"who"`
+	Targets    []string   `json:"targets"`
+	Allow      []string   `json:"allow"`
+	Deny       []string   `json:"deny"`
+	Review     reviewData `json:"review"`
+	Mask       []Mask     `json:"mask"`
+	Credential string     `json:"credential"`
+}
+
+type whoData struct {
+	Any        bool     `json:"any"`
+	Unit       []string `json:"unit"`
+	Exe        []string `json:"exe"`
+	UID        []uint32 `json:"uid"`
+	User       []string `json:"user"`
+	Cgroup     []string `json:"cgroup"`
+	Kubernetes struct {
+		Namespace      []string          `json:"namespace"`
+		Name           []string          `json:"name"`
+		ServiceAccount []string          `json:"service_account"`
+		Labels         map[string]string `json:"labels"`
+	} `json:"kubernetes"`
+	OIDC struct {
+		Issuer  []string `json:"issuer"`
+		Subject []string `json:"subject"`
+		Email   []string `json:"email"`
+		Groups  []string `json:"groups"`
+	} `json:"oidc"`
+}
+
+type reviewData struct {
+	Operations []string `json:"operations"`
+	Reviewers  []string `json:"reviewers"`
+	Grant      string   `json:"grant"`
+	Window     string   `json:"window"`
+	Timeout    string   `json:"timeout"`
+}
+
+func list[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+// declared is the data document the built-in module interprets. It goes
+// through JSON so the store holds plain values, as OPA expects.
+func declared(rules []Rule) map[string]any {
+	out := make([]ruleData, 0, len(rules))
+	for _, r := range rules {
+		d := ruleData{
+			Name:       r.Name,
+			Targets:    list(r.Targets),
+			Allow:      list(r.Allow),
+			Deny:       list(r.Deny),
+			Mask:       list(r.Mask),
+			Credential: r.Credential,
+		}
+		if d.Credential == "" {
+			d.Credential = "default"
+		}
+		w := &d.Who
+		w.Any = r.Who.Any
+		w.Unit, w.Exe, w.UID, w.User, w.Cgroup = list(r.Who.Unit), list(r.Who.Exe), list(r.Who.UID), list(r.Who.User), list(r.Who.Cgroup)
+		k := r.Who.Kubernetes
+		if k == nil {
+			k = &KubernetesWho{}
+		}
+		w.Kubernetes.Namespace, w.Kubernetes.Name, w.Kubernetes.ServiceAccount = list(k.Namespace), list(k.Name), list(k.ServiceAccount)
+		w.Kubernetes.Labels = k.Labels
+		if w.Kubernetes.Labels == nil {
+			w.Kubernetes.Labels = map[string]string{}
+		}
+		o := r.Who.OIDC
+		if o == nil {
+			o = &OIDCWho{}
+		}
+		w.OIDC.Issuer, w.OIDC.Subject, w.OIDC.Email, w.OIDC.Groups = list(o.Issuer), list(o.Subject), list(o.Email), list(o.Groups)
+		d.Review = reviewData{Operations: []string{}, Reviewers: []string{}, Grant: "once"}
+		if rv := r.Review; rv != nil {
+			d.Review.Operations, d.Review.Reviewers = list(rv.Operations), list(rv.Reviewers)
+			if rv.Grant != "" {
+				d.Review.Grant = rv.Grant
+			}
+			d.Review.Window, d.Review.Timeout = rv.Window, rv.Timeout
+		}
+		out = append(out, d)
+	}
+	vocab := map[string][]string{}
+	for k, v := range Vocabulary {
+		vocab[k] = v
+	}
+	var doc map[string]any
+	b, _ := json.Marshal(map[string]any{"rules": out, "vocabulary": vocab})
+	json.Unmarshal(b, &doc)
+	return doc
+}
+
+// Engine answers Decide from the current policy version, which Load swaps
+// atomically: a decision in flight finishes on the version it started with,
+// the next one sees the new version.
+type Engine struct {
+	log     *slog.Logger
+	cur     atomic.Pointer[version]
+	seq     atomic.Uint64
+	cache   decisionCache
+	loadMu  sync.Mutex
+	maxSize int
+}
+
+type version struct {
+	n        uint64
+	compiled *Compiled
+}
+
+// NewEngine returns an engine with no policy: it denies everything until
+// Load succeeds.
+func NewEngine(log *slog.Logger) *Engine {
+	return &Engine{log: log, maxSize: 16384}
+}
+
+// Load compiles p and makes it the current policy. On error the previous
+// policy stays in force.
+func (e *Engine) Load(ctx context.Context, p Policy) (uint64, error) {
+	c, err := Compile(ctx, p)
+	if err != nil {
+		return e.Version(), err
+	}
+	e.loadMu.Lock()
+	defer e.loadMu.Unlock()
+	v := &version{n: e.seq.Add(1), compiled: c}
+	e.cur.Store(v)
+	e.cache.clear()
+	return v.n, nil
+}
+
+// Version is the current policy version (0: none loaded).
+func (e *Engine) Version() uint64 {
+	if v := e.cur.Load(); v != nil {
+		return v.n
+	}
+	return 0
+}
+
+// Decide answers in. It never returns an Allow together with an error:
+// anything that goes wrong is a Deny whose reason a client can be shown, and
+// the error says what went wrong for the operator's log.
+func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
+	v := e.cur.Load()
+	if v == nil {
+		return denied("no policy is loaded", 0), errors.New("no policy loaded")
+	}
+	key := cacheKeyOf(v.n, &in)
+	if d, ok := e.cache.get(key); ok {
+		return d, nil
+	}
+	d, cacheable, err := v.compiled.eval(ctx, &in)
+	d.PolicyVersion = v.n
+	if err != nil {
+		return d, err
+	}
+	if cacheable {
+		e.cache.put(key, d, e.maxSize)
+	}
+	return d, nil
+}
+
+func denied(reason string, version uint64) Decision {
+	return Decision{Result: Deny, Reason: reason, Record: true, PolicyVersion: version}
+}
+
+// Eval decides without a cache (the CLI's `policy eval`).
+func (c *Compiled) Eval(ctx context.Context, in Input) (Decision, error) {
+	d, _, err := c.eval(ctx, &in)
+	return d, err
+}
+
+func (c *Compiled) eval(ctx context.Context, in *Input) (Decision, bool, error) {
+	value, err := inputValue(in)
+	if err != nil {
+		return denied("the request could not be put to the policy", 0), false, err
+	}
+	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(value))
+	if err != nil {
+		return denied("the policy could not be evaluated", 0), false, fmt.Errorf("evaluate policy: %w", err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return denied("the policy gave no decision", 0), false, errors.New("policy returned no decision")
+	}
+	obj, ok := rs[0].Expressions[0].Value.(map[string]any)
+	if !ok {
+		return denied("the policy gave an invalid decision", 0), false, fmt.Errorf("decision is %T, not an object", rs[0].Expressions[0].Value)
+	}
+	return parseDecision(obj)
+}
+
+func inputValue(in *Input) (ast.Value, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	return ast.ValueFromReader(strings.NewReader(string(b)))
+}
+
+// parseDecision turns the Rego object into a Decision, refusing anything
+// that is not a well-formed allow, deny or review.
+func parseDecision(obj map[string]any) (Decision, bool, error) {
+	str := func(k string) string { s, _ := obj[k].(string); return s }
+	d := Decision{
+		Result:     str("result"),
+		Reason:     str("reason"),
+		Rule:       str("rule"),
+		Grant:      str("grant"),
+		Credential: str("credential"),
+		Record:     true,
+	}
+	if rec, ok := obj["record"].(bool); ok {
+		d.Record = rec
+	}
+	cacheable := true
+	if c, ok := obj["cache"].(bool); ok {
+		cacheable = c
+	}
+	switch d.Result {
+	case Allow, Deny, Review:
+	default:
+		return denied("the policy gave an invalid decision", 0), false, fmt.Errorf("decision result %q is not allow, deny or review", d.Result)
+	}
+	if d.Reason == "" {
+		d.Reason = d.Result
+	}
+	if rs, ok := obj["reviewers"].([]any); ok {
+		for _, r := range rs {
+			if s, ok := r.(string); ok {
+				d.Reviewers = append(d.Reviewers, s)
+			}
+		}
+	}
+	if ms, ok := obj["mask"].([]any); ok && len(ms) > 0 {
+		b, _ := json.Marshal(ms)
+		if err := json.Unmarshal(b, &d.Mask); err != nil {
+			return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask: %w", err)
+		}
+	}
+	if d.Result == Review {
+		if len(d.Reviewers) == 0 {
+			return denied("the operation needs review but the policy names no reviewer", 0), false, errors.New("review decision without reviewers")
+		}
+		if d.Grant == "" {
+			d.Grant = "once"
+		}
+		d.Timeout = DefaultReviewTimeout
+		if t := str("timeout"); t != "" {
+			v, err := time.ParseDuration(t)
+			if err != nil {
+				return denied("the policy gave an invalid review timeout", 0), false, fmt.Errorf("review timeout %q: %w", t, err)
+			}
+			d.Timeout = v
+		}
+		if d.Grant == "window" {
+			v, err := time.ParseDuration(str("window"))
+			if err != nil || v <= 0 {
+				return denied("the policy gave an invalid grant window", 0), false, fmt.Errorf("grant window %q", str("window"))
+			}
+			d.Window = v
+		}
+	} else {
+		d.Grant = ""
+	}
+	if d.Result == Deny {
+		// Nothing to inject or mask for an operation that will not run.
+		d.Credential, d.Mask = "", nil
+	}
+	return d, cacheable, nil
+}
+
+// --- cache ---
+
+// cacheKey holds what a built-in decision depends on: the policy version,
+// the workload facts rules can match (not the pid: every process of the
+// same workload shares decisions), the target, and the operation's
+// fingerprint.
+type cacheKey struct {
+	version uint64
+	who     string
+	target  string
+	action  string
+	grants  string
+}
+
+func cacheKeyOf(v uint64, in *Input) cacheKey {
+	var b strings.Builder
+	w := &in.Workload
+	for _, s := range []string{w.Unit, w.Exe, w.CgroupPath, w.User, w.Pod.Namespace, w.Pod.Name, w.Pod.ServiceAccount} {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	b.WriteString(strconv.FormatUint(uint64(w.UID), 10))
+	if len(w.Pod.Labels) > 0 {
+		keys := make([]string, 0, len(w.Pod.Labels))
+		for k := range w.Pod.Labels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b.WriteByte(0)
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(w.Pod.Labels[k])
+		}
+	}
+	if o := w.OIDC; o != nil {
+		b.WriteString("\x01")
+		b.WriteString(o.Issuer + "\x00" + o.Subject + "\x00" + o.Email + "\x00" + strings.Join(o.Groups, "\x00"))
+	}
+	return cacheKey{
+		version: v,
+		who:     b.String(),
+		target:  in.Target.Name + "\x00" + in.Target.Protocol,
+		action:  actionKey(&in.Action),
+		grants:  grantsKey(in.Grants),
+	}
+}
+
+func actionKey(a *Action) string {
+	var b strings.Builder
+	b.WriteString(a.Kind)
+	for _, op := range a.Operations {
+		b.WriteByte(0)
+		b.WriteString(op)
+	}
+	b.WriteByte(1)
+	switch {
+	case a.SQL != nil:
+		if a.SQL.Fingerprint != "" {
+			b.WriteString(a.SQL.Fingerprint)
+		} else {
+			b.WriteString(a.SQL.Text)
+		}
+	case a.SSH != nil:
+		fmt.Fprintf(&b, "%s\x00%q\x00%t\x00%s\x00%s", a.SSH.Command, a.SSH.Argv, a.SSH.Interactive, a.SSH.Subsystem, a.SSH.Forward)
+	case a.HTTP != nil:
+		b.WriteString(a.HTTP.Method + "\x00" + a.HTTP.Host + "\x00" + a.HTTP.Path)
+	case a.Kubernetes != nil:
+		k := a.Kubernetes
+		b.WriteString(k.Verb + "\x00" + k.APIGroup + "\x00" + k.Resource + "\x00" + k.Subresource + "\x00" + k.Namespace + "\x00" + k.Name)
+	}
+	return b.String()
+}
+
+func grantsKey(gs []Grant) string {
+	if len(gs) == 0 {
+		return ""
+	}
+	ids := make([]string, len(gs))
+	for i, g := range gs {
+		ids[i] = g.ID + "@" + g.Expires.UTC().Format(time.RFC3339Nano)
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
+}
+
+type decisionCache struct {
+	mu sync.RWMutex
+	m  map[cacheKey]Decision
+}
+
+func (c *decisionCache) get(k cacheKey) (Decision, bool) {
+	c.mu.RLock()
+	d, ok := c.m[k]
+	c.mu.RUnlock()
+	return d, ok
+}
+
+func (c *decisionCache) put(k cacheKey, d Decision, max int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= max {
+		// Full: start over rather than track recency on the hot path; the
+		// working set refills in one round of decisions.
+		c.m = make(map[cacheKey]Decision, 64)
+	}
+	c.m[k] = d
+}
+
+func (c *decisionCache) clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}

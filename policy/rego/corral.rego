@@ -1,0 +1,174 @@
+# corral's built-in policy: interprets the declarative rules in
+# data.declared.rules (see policy/README.md) for the question in `input`.
+#
+# Precedence: an unknown operation is denied; then any applicable rule's
+# deny wins; then an operation no applicable rule allows or reviews is
+# denied; then review; then allow. No applicable rule: deny.
+#
+# Custom policy files extend this in package corral.custom:
+#   deny contains reason if { ... }     # adds denials (always win)
+#   decision := {...} if { ... }        # replaces the decision entirely
+package corral
+
+import rego.v1
+
+rules := data.declared.rules
+
+ops := input.action.operations
+
+kind := input.action.kind
+
+# Indexes of the rules that apply to this workload and target, in order.
+applicable contains i if {
+	some i, r in rules
+	input.target.name in r.targets
+	who_matches(r.who)
+}
+
+first_applicable := min(applicable)
+
+unknown contains op if {
+	some op in ops
+	op != "connect"
+	not op in data.declared.vocabulary[kind]
+}
+
+covers(list, _) if "*" in list
+
+covers(list, op) if op in list
+
+denied contains [i, op] if {
+	some op in ops
+	some i in applicable
+	covers(rules[i].deny, op)
+}
+
+reviewed contains [i, op] if {
+	some op in ops
+	some i in applicable
+	covers(rules[i].review.operations, op)
+}
+
+allowed contains [i, op] if {
+	some op in ops
+	some i in applicable
+	covers(rules[i].allow, op)
+}
+
+# Being let in is implied by any rule that applies, unless one denies it.
+allowed contains [i, "connect"] if {
+	"connect" in ops
+	some i in applicable
+}
+
+uncovered contains op if {
+	some op in ops
+	not op_covered(op)
+}
+
+op_covered(op) if allowed[[_, op]]
+
+op_covered(op) if reviewed[[_, op]]
+
+# The rule whose index is lowest among a set of [index, op] pairs.
+first_of(pairs) := sort([[i, op] | some [i, op] in pairs])[0]
+
+masks := [m | some i in sort([i | some i in applicable]); some m in rules[i].mask]
+
+base(result, reason, i) := {
+	"result": result,
+	"reason": reason,
+	"rule": rules[i].name,
+	"credential": rules[first_applicable].credential,
+	"mask": masks,
+	"record": true,
+}
+
+builtin := d if {
+	count(applicable) == 0
+	d := {"result": "deny", "reason": sprintf("no rule lets this workload use target %q", [input.target.name]), "rule": "", "record": true}
+} else := d if {
+	count(unknown) > 0
+	d := base("deny", sprintf("unknown operation %q", [sort(unknown)[0]]), first_applicable)
+} else := d if {
+	count(denied) > 0
+	[i, op] := first_of(denied)
+	d := base("deny", sprintf("%s is denied by rule %q", [op, rules[i].name]), i)
+} else := d if {
+	count(uncovered) > 0
+	d := base("deny", sprintf("no rule allows %s", [sort(uncovered)[0]]), first_applicable)
+} else := d if {
+	count(reviewed) > 0
+	[i, op] := first_of(reviewed)
+	r := rules[i].review
+	d := object.union(base("review", sprintf("%s needs review under rule %q", [op, rules[i].name]), i), {
+		"reviewers": sort({rv | some [j, _] in reviewed; some rv in rules[j].review.reviewers}),
+		"grant": r.grant,
+		"window": r.window,
+		"timeout": r.timeout,
+	})
+} else := d if {
+	[i, _] := first_of(allowed)
+	d := base("allow", sprintf("allowed by rule %q", [rules[i].name]), i)
+}
+
+decision := d if {
+	d := data.corral.custom.decision
+} else := d if {
+	count(data.corral.custom.deny) > 0
+	d := {"result": "deny", "reason": sort(data.corral.custom.deny)[0], "rule": "custom", "record": true}
+} else := builtin
+
+# --- who ---
+
+who_matches(w) if w.any == true
+
+who_matches(w) if {
+	w.any == false
+	glob_field(w.unit, null, input.workload.unit)
+	glob_field(w.exe, ["/"], input.workload.exe)
+	glob_field(w.cgroup, ["/"], input.workload.cgroup_path)
+	glob_field(w.user, null, input.workload.user)
+	uid_field(w.uid)
+	glob_field(w.kubernetes.namespace, null, input.workload.pod.namespace)
+	glob_field(w.kubernetes.name, null, input.workload.pod.name)
+	glob_field(w.kubernetes.service_account, null, input.workload.pod.service_account)
+	labels_field(w.kubernetes.labels)
+	glob_field(w.oidc.issuer, null, claim("issuer"))
+	glob_field(w.oidc.subject, null, claim("subject"))
+	glob_field(w.oidc.email, null, claim("email"))
+	groups_field(w.oidc.groups)
+}
+
+claim(name) := object.get(input.workload, ["oidc", name], "")
+
+glob_field(patterns, _, _) if count(patterns) == 0
+
+# An empty fact never matches a pattern, not even "*": "any unit" must not
+# include processes that have none.
+glob_field(patterns, delims, value) if {
+	value != ""
+	some p in patterns
+	glob.match(p, delims, value)
+}
+
+uid_field(uids) if count(uids) == 0
+
+uid_field(uids) if input.workload.uid in uids
+
+labels_field(labels) if count(labels) == 0
+
+labels_field(labels) if {
+	count(labels) > 0
+	have := object.get(input.workload, ["pod", "labels"], {})
+	every k, v in labels {
+		have[k] == v
+	}
+}
+
+groups_field(groups) if count(groups) == 0
+
+groups_field(groups) if {
+	some g in groups
+	g in object.get(input.workload, ["oidc", "groups"], [])
+}
