@@ -14,7 +14,10 @@ import (
 // Options for Run.
 type Options struct {
 	Config *config.Config
-	Log    *slog.Logger
+	// ConfigPath, when set, is watched: changes (and SIGHUP) reload the
+	// targets and the policy without dropping live sessions.
+	ConfigPath string
+	Log        *slog.Logger
 	// KeepPinned leaves the eBPF links in the kernel when the agent stops:
 	// protected connects are then refused until an agent runs again, instead
 	// of going straight to their targets.

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"github.com/corral-dev/corral/bpf"
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/intercept/tcp"
+	"github.com/corral-dev/corral/policy"
 	"github.com/corral-dev/corral/recorder"
 	"golang.org/x/sys/unix"
 )
@@ -80,6 +83,10 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
+	engine := policy.NewEngine(log)
+	if _, err := engine.Load(ctx, cfg.Policy()); err != nil {
+		return err
+	}
 	table := newTargetTable(cfg.Targets)
 	if err := table.sync(ctx, progs, log); err != nil {
 		return err
@@ -100,6 +107,7 @@ func Run(ctx context.Context, o Options) error {
 		Handlers: map[string]intercept.Handler{
 			"tcp": &tcp.Handler{Dialer: upstreamDialer(*cfg.SocketMark)},
 		},
+		Policy:  engine,
 		Auditor: auditLog{audit, log},
 		Log:     log,
 	}
@@ -131,6 +139,24 @@ func Run(ctx context.Context, o Options) error {
 		mgr.Close()
 		return err
 	}
+	if o.ConfigPath != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		r := &reloader{path: o.ConfigPath, engine: engine, log: log, current: cfg, apply: func(c *config.Config) {
+			table.replace(c.Targets)
+			if err := table.sync(runCtx, progs, log); err != nil {
+				log.Error("applying reloaded targets", "err", err)
+			}
+		}}
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := r.run(runCtx, hup); err != nil {
+				log.Error("configuration reloads stopped; restart the agent to apply changes", "err", err)
+			}
+		}()
+	}
 	bg.Add(3)
 	go func() {
 		defer bg.Done()
@@ -145,7 +171,7 @@ func Run(ctx context.Context, o Options) error {
 		table.refresh(runCtx, progs, cfg.DNSRefresh, log)
 	}()
 
-	log.Info("corral agent ready", "cgroup", attach, "targets", len(cfg.Targets), "netns_listeners", mgr.Len(), "audit_log", cfg.AuditLog)
+	log.Info("corral agent ready", "cgroup", attach, "targets", len(cfg.Targets), "rules", len(cfg.Rules), "policy_version", engine.Version(), "netns_listeners", mgr.Len(), "audit_log", cfg.AuditLog)
 	if o.Ready != nil {
 		o.Ready()
 	}

@@ -20,34 +20,68 @@ type targetSetter interface {
 
 // targetTable maps the ids the kernel tags connections with back to the
 // configured targets, and turns endpoints into kernel entries, resolving
-// DNS names.
+// DNS names. A target keeps its id across reloads (ids are never reused), so
+// a connection redirected just before a reload is still attributed to the
+// right target, or to none.
 type targetTable struct {
-	targets []config.Target // id = index + 1
-
 	mu       sync.Mutex
+	targets  []config.Target
+	ids      map[string]uint32 // by name
+	next     uint32
 	resolved map[string][]netip.Addr // DNS name -> last good answer
 	lookup   func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 func newTargetTable(ts []config.Target) *targetTable {
-	return &targetTable{
-		targets:  ts,
+	t := &targetTable{
+		ids:      map[string]uint32{},
 		resolved: map[string][]netip.Addr{},
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
 	}
+	t.replace(ts)
+	return t
+}
+
+// replace makes ts the configured targets; the kernel learns of them at the
+// next sync.
+func (t *targetTable) replace(ts []config.Target) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.targets = ts
+	for _, tg := range ts {
+		if _, ok := t.ids[tg.Name]; !ok {
+			t.next++
+			t.ids[tg.Name] = t.next
+		}
+	}
 }
 
 func (t *targetTable) byID(id uint32) (config.Target, bool) {
-	if id == 0 || int(id) > len(t.targets) {
-		return config.Target{}, false
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tg := range t.targets {
+		if t.ids[tg.Name] == id {
+			return tg, true
+		}
 	}
-	return t.targets[id-1], true
+	return config.Target{}, false
+}
+
+func (t *targetTable) snapshot() ([]config.Target, map[string]uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ids := make(map[string]uint32, len(t.ids))
+	for k, v := range t.ids {
+		ids[k] = v
+	}
+	return t.targets, ids
 }
 
 func (t *targetTable) hasNames() bool {
-	for _, tg := range t.targets {
+	ts, _ := t.snapshot()
+	for _, tg := range ts {
 		for _, e := range tg.Parsed {
 			if e.Host != "" {
 				return true
@@ -62,8 +96,9 @@ func (t *targetTable) hasNames() bool {
 // workloads' own resolver may still reach.
 func (t *targetTable) entries(ctx context.Context, log *slog.Logger) []bpf.Target {
 	var out []bpf.Target
-	for i, tg := range t.targets {
-		id := uint32(i + 1)
+	targets, ids := t.snapshot()
+	for _, tg := range targets {
+		id := ids[tg.Name]
 		for _, e := range tg.Parsed {
 			if e.Host == "" {
 				out = append(out, bpf.Target{ID: id, Prefix: e.Prefix, Port: e.Port})

@@ -11,6 +11,7 @@ const (
 	EventOpen   = "open"   // a session started
 	EventClose  = "close"  // a session ended
 	EventReject = "reject" // a connection was closed before it became a session
+	EventDeny   = "deny"   // the policy did not let the workload connect
 )
 
 // Event is one line of the audit log. The JSON names are a contract that
@@ -28,6 +29,11 @@ type Event struct {
 	BytesDown  uint64             `json:"bytes_down"`
 	DurationMS *float64           `json:"duration_ms,omitempty"`
 	Error      string             `json:"error,omitempty"`
+	// The admission decision (open and deny events).
+	Decision      string `json:"decision,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	Rule          string `json:"rule,omitempty"`
+	PolicyVersion uint64 `json:"policy_version,omitempty"`
 }
 
 func (c *Conn) event(kind string, at time.Time, err error) Event {
@@ -43,6 +49,10 @@ func (c *Conn) event(kind string, at time.Time, err error) Event {
 		Workload:  &w,
 		BytesUp:   c.BytesUp(),
 		BytesDown: c.BytesDown(),
+	}
+	if kind == EventOpen || kind == EventDeny {
+		a := c.Admission
+		e.Decision, e.Reason, e.Rule, e.PolicyVersion = a.Result, a.Reason, a.Rule, a.PolicyVersion
 	}
 	if kind == EventClose {
 		ms := float64(at.Sub(c.Started).Microseconds()) / 1000

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/corral-dev/corral/agent/workload"
+	"github.com/corral-dev/corral/policy"
 )
 
 // Target is the protected destination a connection was headed to.
@@ -53,6 +54,11 @@ type HandlerFunc func(ctx context.Context, c *Conn) error
 // Serve calls f.
 func (f HandlerFunc) Serve(ctx context.Context, c *Conn) error { return f(ctx, c) }
 
+// Decider is the policy engine, as handlers see it.
+type Decider interface {
+	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
 // Auditor receives one event when a session opens and one when it closes
 // (or when a connection is rejected before it becomes a session).
 type Auditor interface {
@@ -68,8 +74,38 @@ type Conn struct {
 	Client      netip.AddrPort
 	NetnsCookie uint64
 	Started     time.Time
+	// Admission is the policy's decision to let the workload connect at all;
+	// it names the credential alias to inject and the masks that apply.
+	Admission policy.Decision
 
 	up, down atomic.Uint64
+}
+
+// Input starts a policy question about this connection: the workload and
+// the target, to which the handler adds the action.
+func (c *Conn) Input(a policy.Action) policy.Input {
+	w := c.Meta.Workload
+	return policy.Input{
+		Workload: policy.Workload{
+			CgroupID:    w.CgroupID,
+			CgroupPath:  w.CgroupPath,
+			PID:         w.PID,
+			Exe:         w.Exe,
+			UID:         w.UID,
+			User:        w.User,
+			Unit:        w.Unit,
+			ContainerID: w.ContainerID,
+			Pod: policy.Pod{
+				UID:            w.Pod.UID,
+				Namespace:      w.Pod.Namespace,
+				Name:           w.Pod.Name,
+				ServiceAccount: w.Pod.ServiceAccount,
+				Labels:         w.Pod.Labels,
+			},
+		},
+		Target: policy.Target{Name: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol, Address: c.Meta.OrigDst.String()},
+		Action: a,
+	}
 }
 
 func (c *Conn) Read(b []byte) (int, error) {
@@ -103,6 +139,7 @@ func (c *Conn) BytesDown() uint64 { return c.down.Load() }
 type Server struct {
 	Resolver Resolver
 	Handlers map[string]Handler // by Target.Protocol
+	Policy   Decider
 	Auditor  Auditor
 	Log      *slog.Logger
 
@@ -169,12 +206,38 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		return
 	}
 
+	// Admission: may this workload reach this target at all? Anything but
+	// allow closes the connection; a plain TCP client has no way to be told
+	// more than that, and the audit line says why.
+	d, err := s.decide(ctx, c.Input(policy.Action{Kind: policy.KindConnect, Operations: []string{"connect"}}))
+	c.Admission = d
+	if err != nil {
+		s.Log.Error("policy failed; connection denied", "target", meta.Target.Name, "err", err)
+	}
+	if !d.Allowed() {
+		nc.Close()
+		if d.Result == policy.Review {
+			// Approvals are not wired in yet: holding is not possible, so a
+			// review is a deny that says so.
+			c.Admission.Reason += " (approvals are not available in this build: denied)"
+		}
+		s.Auditor.Audit(c.event(EventDeny, c.Started, nil))
+		return
+	}
+
 	s.track(c, true)
 	defer s.track(c, false)
 	s.Auditor.Audit(c.event(EventOpen, c.Started, nil))
 	err = h.Serve(ctx, c)
 	nc.Close()
 	s.Auditor.Audit(c.event(EventClose, time.Now(), err))
+}
+
+func (s *Server) decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
+	if s.Policy == nil {
+		return policy.Decision{Result: policy.Deny, Reason: "no policy engine is configured", Record: true}, errors.New("server has no policy engine")
+	}
+	return s.Policy.Decide(ctx, in)
 }
 
 func (s *Server) track(c *Conn, add bool) {

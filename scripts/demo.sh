@@ -53,6 +53,11 @@ targets:
   - name: demo-api
     protocol: tcp
     endpoints: ["$svc_ip:$port"]
+rules:
+  - name: curl-only
+    who: {exe: /usr/bin/curl}
+    targets: [demo-api]
+    allow: [connect]
 audit_log: $work/audit.log
 state_dir: $work
 bpf_pin_dir: $pin
@@ -66,12 +71,21 @@ grep -q "corral agent ready" "$work/agent.log" || { cat "$work/agent.log"; exit 
 
 step "the same curl, unchanged: caught in the kernel, relayed by corral"
 curl -s -w '  (the socket is connected to %{remote_ip}: corral'"'"'s listener in this network namespace)\n' "http://$svc_ip:$port/hello.txt"
-curl -s -o /dev/null "http://$svc_ip:$port/"
-# The relays log a session's close once both sides are done.
-for _ in $(seq 50); do [ "$(grep -c '"event":"close"' "$work/audit.log" 2>/dev/null)" -ge 2 ] && break; sleep 0.1; done
 
-step "the audit trail: who connected where"
-jq -c '{event, target, orig_dst, session_id, pid: .workload.pid, exe: .workload.exe, cgroup: .workload.cgroup_path, bytes_up, bytes_down}' "$work/audit.log"
+step "python3 is not curl: the rule does not cover it, so corral cuts it off"
+python3 - "$svc_ip" "$port" <<'PY' || true
+import sys, urllib.request
+try:
+    urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/hello.txt", timeout=5)
+    print("  python3 got through (unexpected)")
+except Exception as e:
+    print(f"  python3: {e}")
+PY
+# The relay logs a session's close once both sides are done.
+for _ in $(seq 50); do grep -q '"event":"close"' "$work/audit.log" 2>/dev/null && break; sleep 0.1; done
+
+step "the audit trail: who connected where, and what the policy said"
+jq -c '{event, target, orig_dst, decision, reason, exe: .workload.exe, pid: .workload.pid, bytes_up, bytes_down}' "$work/audit.log"
 
 step "corral stops; with --keep-pinned it would keep refusing connections to demo-api until it is back"
 kill "$agent_pid"; wait "$agent_pid" || true; agent_pid=

@@ -13,13 +13,17 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/corral-dev/corral/policy"
 )
 
 // Protocols corral can intercept in this build. A target naming any other
@@ -35,11 +39,18 @@ const (
 	DefaultRescan        = 2 * time.Second
 	DefaultDNSRefresh    = 30 * time.Second
 	DefaultShutdownGrace = 5 * time.Second
+	DefaultAdminSocket   = "/run/corral/admin.sock"
 )
 
 // Config is the whole file.
 type Config struct {
-	Targets []Target `yaml:"targets" json:"targets"`
+	Targets []Target      `yaml:"targets" json:"targets"`
+	Rules   []policy.Rule `yaml:"rules" json:"rules"`
+	OIDC    OIDC          `yaml:"oidc" json:"oidc"`
+	// PolicyFiles are custom Rego modules (package corral.custom) that
+	// extend or override the built-in interpretation of the rules. Relative
+	// paths are relative to the configuration file.
+	PolicyFiles []string `yaml:"policy_files" json:"policy_files,omitempty"`
 
 	// AuditLog is where one JSON line per intercepted connection event goes:
 	// a path, or "-" for stderr. Empty: <state_dir>/audit.log.
@@ -61,17 +72,74 @@ type Config struct {
 	DNSRefreshInterval string `yaml:"dns_refresh_interval" json:"dns_refresh_interval,omitempty"`
 	// LogLevel: debug, info, warn or error.
 	LogLevel string `yaml:"log_level" json:"log_level,omitempty"`
+	// AdminSocket is the unix socket of the admin API.
+	AdminSocket string `yaml:"admin_socket" json:"admin_socket,omitempty"`
+	// MetricsAddress is host:port for /metrics; empty disables it.
+	MetricsAddress string `yaml:"metrics_address" json:"metrics_address,omitempty"`
 
 	// The intervals above, parsed (Go duration syntax: "2s", "500ms").
 	NetnsRescan time.Duration `yaml:"-" json:"-"`
 	DNSRefresh  time.Duration `yaml:"-" json:"-"`
+	// PolicyModules holds the policy files' sources, by path, as loaded.
+	PolicyModules map[string]string `yaml:"-" json:"-"`
 }
+
+// Policy is the part of the configuration the policy engine compiles.
+func (c *Config) Policy() policy.Policy {
+	return policy.Policy{Rules: c.Rules, Modules: c.PolicyModules}
+}
+
+// OIDC lists the token issuers whose identities corral accepts.
+type OIDC struct {
+	Issuers []Issuer `yaml:"issuers" json:"issuers,omitempty"`
+}
+
+// Issuer is one trusted OIDC issuer (Kubernetes service-account tokens
+// included: the API server is an issuer).
+type Issuer struct {
+	URL string `yaml:"url" json:"url"`
+	// Audiences a token must be issued for (one of).
+	Audiences policy.StringList `yaml:"audiences" json:"audiences"`
+	// GroupsClaim names the claim holding groups (default "groups").
+	GroupsClaim string `yaml:"groups_claim" json:"groups_claim,omitempty"`
+}
+
+// Credential is a secret corral injects upstream; the workload never holds
+// it. Exactly one source is given.
+type Credential struct {
+	Username       string     `yaml:"username" json:"username,omitempty"`
+	PasswordFile   string     `yaml:"password_file" json:"password_file,omitempty"`
+	PasswordEnv    string     `yaml:"password_env" json:"password_env,omitempty"`
+	PrivateKeyFile string     `yaml:"private_key_file" json:"private_key_file,omitempty"`
+	Secret         *SecretRef `yaml:"secret" json:"secret,omitempty"`
+}
+
+// SecretRef names a key of a Kubernetes Secret (read by the agent only).
+type SecretRef struct {
+	Namespace string `yaml:"namespace" json:"namespace"`
+	Name      string `yaml:"name" json:"name"`
+	Key       string `yaml:"key" json:"key"`
+}
+
+// UpstreamTLS says how corral secures its connection to the target.
+type UpstreamTLS struct {
+	Mode       string `yaml:"mode" json:"mode"` // disable, require, verify-ca, verify-full
+	CAFile     string `yaml:"ca_file" json:"ca_file,omitempty"`
+	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
+}
+
+// UpstreamTLSModes are the accepted upstream_tls.mode values.
+var UpstreamTLSModes = []string{"disable", "require", "verify-ca", "verify-full"}
 
 // Target is one protected destination.
 type Target struct {
 	Name      string   `yaml:"name" json:"name"`
 	Protocol  string   `yaml:"protocol" json:"protocol"`
 	Endpoints []string `yaml:"endpoints" json:"endpoints"`
+
+	// Credentials by alias; rules pick one ("default" when they name none).
+	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
+	UpstreamTLS *UpstreamTLS          `yaml:"upstream_tls" json:"upstream_tls,omitempty"`
 
 	// Parsed holds the endpoints after validation, in the order given.
 	Parsed []Endpoint `yaml:"-" json:"-"`
@@ -104,7 +172,28 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := c.loadPolicyFiles(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return c, nil
+}
+
+// loadPolicyFiles reads policy_files, relative to dir.
+func (c *Config) loadPolicyFiles(dir string) error {
+	var p problems
+	c.PolicyModules = map[string]string{}
+	for i, f := range c.PolicyFiles {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(dir, f)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			p.add(fmt.Sprintf("policy_files[%d]", i), "%v", err)
+			continue
+		}
+		c.PolicyModules[f] = string(b)
+	}
+	return p.err()
 }
 
 // Parse decodes and validates a configuration, filling in defaults.
@@ -144,6 +233,14 @@ func (c *Config) defaults() {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
+	}
+	if c.AdminSocket == "" {
+		c.AdminSocket = DefaultAdminSocket
+	}
+	for i := range c.OIDC.Issuers {
+		if c.OIDC.Issuers[i].GroupsClaim == "" {
+			c.OIDC.Issuers[i].GroupsClaim = "groups"
+		}
 	}
 }
 
@@ -223,6 +320,41 @@ func (c *Config) validate() error {
 			seen[key] = path
 			t.Parsed = append(t.Parsed, e)
 		}
+		validateCredentials(&p, path, t)
+		validateTLS(&p, path, t.UpstreamTLS)
+	}
+	infos := map[string]policy.TargetInfo{}
+	for _, t := range c.Targets {
+		info := policy.TargetInfo{Protocol: t.Protocol}
+		for alias := range t.Credentials {
+			info.Credentials = append(info.Credentials, alias)
+		}
+		infos[t.Name] = info
+	}
+	for _, pr := range policy.ValidateRules("rules", c.Rules, infos) {
+		p = append(p, pr.String())
+	}
+	for i, iss := range c.OIDC.Issuers {
+		ip := fmt.Sprintf("oidc.issuers[%d]", i)
+		if u, err := url.Parse(iss.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p.add(ip+".url", "%q is not an http(s) URL", iss.URL)
+		}
+		if len(iss.Audiences) == 0 {
+			p.add(ip+".audiences", "required: the audience (client id) tokens must be issued for")
+		}
+	}
+	for i, f := range c.PolicyFiles {
+		if !strings.HasSuffix(f, ".rego") {
+			p.add(fmt.Sprintf("policy_files[%d]", i), "%q is not a .rego file", f)
+		}
+	}
+	if c.AdminSocket != "" && !strings.HasPrefix(c.AdminSocket, "/") {
+		p.add("admin_socket", "%q must be an absolute path", c.AdminSocket)
+	}
+	if c.MetricsAddress != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddress); err != nil || port == "" {
+			p.add("metrics_address", "%q: want host:port", c.MetricsAddress)
+		}
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
@@ -241,6 +373,56 @@ func (c *Config) validate() error {
 		p.add("state_dir", "%q must be an absolute path", c.StateDir)
 	}
 	return p.err()
+}
+
+// Protocols whose upstream logs in with a user name.
+var needsUsername = []string{"postgres", "mysql", "ssh"}
+
+func validateCredentials(p *problems, path string, t *Target) {
+	for alias, c := range t.Credentials {
+		cp := fmt.Sprintf("%s.credentials.%s", path, alias)
+		if !validName(alias) {
+			p.add(cp, "alias %q must be lower-case letters, digits and '-'", alias)
+		}
+		n := 0
+		for _, set := range []bool{c.PasswordFile != "", c.PasswordEnv != "", c.PrivateKeyFile != "", c.Secret != nil} {
+			if set {
+				n++
+			}
+		}
+		switch {
+		case n == 0:
+			p.add(cp, "give one of password_file, password_env, private_key_file, secret")
+		case n > 1:
+			p.add(cp, "give only one of password_file, password_env, private_key_file, secret")
+		}
+		for field, f := range map[string]string{"password_file": c.PasswordFile, "private_key_file": c.PrivateKeyFile} {
+			if f != "" && !filepath.IsAbs(f) {
+				p.add(cp+"."+field, "%q must be an absolute path", f)
+			}
+		}
+		if s := c.Secret; s != nil && (s.Namespace == "" || s.Name == "" || s.Key == "") {
+			p.add(cp+".secret", "namespace, name and key are all required")
+		}
+		if c.Username == "" && slices.Contains(needsUsername, t.Protocol) {
+			p.add(cp+".username", "required for %s targets", t.Protocol)
+		}
+	}
+}
+
+func validateTLS(p *problems, path string, t *UpstreamTLS) {
+	if t == nil {
+		return
+	}
+	if !slices.Contains(UpstreamTLSModes, t.Mode) {
+		p.add(path+".upstream_tls.mode", "%q is not one of %s", t.Mode, strings.Join(UpstreamTLSModes, ", "))
+	}
+	if t.CAFile != "" && !filepath.IsAbs(t.CAFile) {
+		p.add(path+".upstream_tls.ca_file", "%q must be an absolute path", t.CAFile)
+	}
+	if t.Mode == "verify-ca" && t.CAFile == "" {
+		p.add(path+".upstream_tls.ca_file", "required with mode verify-ca")
+	}
 }
 
 // ParseEndpoint parses `ip:port`, `cidr:port`, `[ipv6]:port`,

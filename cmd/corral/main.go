@@ -69,7 +69,7 @@ connections to protected targets are refused until an agent runs again.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return agent.Run(ctx, agent.Options{Config: cfg, Log: log, KeepPinned: keepPinned})
+			return agent.Run(ctx, agent.Options{Config: cfg, ConfigPath: file, Log: log, KeepPinned: keepPinned})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")

@@ -31,7 +31,8 @@ type env struct {
 	root     string // cgroup2 mount
 	cgroup   string // attached cgroup
 	agentCg  string
-	workCg   string
+	workCg   string // the rule lets workloads here connect
+	otherCg  string // no rule covers workloads here
 	host     *testutil.Host
 	pinDir   string
 	config   string
@@ -49,6 +50,7 @@ func newEnv(t *testing.T, endpoints func(h *testutil.Host) []string) *env {
 	e.cgroup = testutil.NewCgroup(t, "")
 	e.agentCg = testutil.NewCgroup(t, e.cgroup)
 	e.workCg = testutil.NewCgroup(t, e.cgroup)
+	e.otherCg = testutil.NewCgroup(t, e.cgroup)
 	var eps []string
 	for _, ep := range endpoints(e.host) {
 		eps = append(eps, strconv.Quote(ep))
@@ -57,13 +59,18 @@ func newEnv(t *testing.T, endpoints func(h *testutil.Host) []string) *env {
   - name: echo
     protocol: tcp
     endpoints: [%s]
+rules:
+  - name: workloads
+    who: {cgroup: %q}
+    targets: [echo]
+    allow: [connect]
 audit_log: "-"
 state_dir: %s
 cgroup_path: %s
 bpf_pin_dir: %s
 netns_rescan_interval: 200ms
 log_level: debug
-`, strings.Join(eps, ", "), e.stateDir, e.cgroup, e.pinDir)
+`, strings.Join(eps, ", "), e.rel(e.workCg), e.stateDir, e.cgroup, e.pinDir)
 	e.config = filepath.Join(e.stateDir, "corral.yaml")
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -357,5 +364,79 @@ func TestPinnedLinksFailClosedWhileAgentIsDown(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(e.pinDir); len(entries) != 0 {
 		t.Errorf("pinned objects left behind: %v", entries)
+	}
+}
+
+// The admission decision comes from the policy: a workload no rule covers is
+// cut off before anything reaches the target, and the audit line says why.
+// Changing the file changes the decision for new connections, without a
+// restart; a broken file changes nothing.
+func TestPolicyAdmitsAndReloads(t *testing.T) {
+	var l *net.TCPListener
+	e := newEnv(t, func(h *testutil.Host) []string {
+		l = h.Listen(t, ":0")
+		return []string{addr(h.Addr, port(l))}
+	})
+	srv := testutil.Echo(t, l)
+	target := addr(e.host.Addr, port(l))
+	a := e.start(t)
+
+	from := a.Mark()
+	r := testutil.RunClient(t, e.otherCg, testutil.Client{Network: "tcp", Addr: target, Payload: "let me in"})
+	if r.Reply != "" {
+		t.Fatalf("a workload no rule covers got a reply: %q", r.Reply)
+	}
+	ev := a.WaitEvent(t, from, func(ev intercept.Event) bool { return ev.Event == intercept.EventDeny })
+	if ev.Decision != "deny" || !strings.Contains(ev.Reason, `no rule lets this workload use target "echo"`) || ev.Workload == nil || ev.Workload.CgroupPath != e.rel(e.otherCg) {
+		t.Errorf("deny event %+v", ev)
+	}
+	if srv.Accepted.Load() != 0 {
+		t.Fatal("the target was reached by a denied workload")
+	}
+
+	r = testutil.RunClient(t, e.workCg, testutil.Client{Network: "tcp", Addr: target, Payload: "allowed"})
+	if !strings.HasSuffix(r.Reply, "|allowed") {
+		t.Fatalf("covered workload: reply %q err %q", r.Reply, r.Err)
+	}
+	open := a.WaitEvent(t, from, func(ev intercept.Event) bool { return ev.Event == intercept.EventOpen })
+	if open.Decision != "allow" || open.Rule != "workloads" || open.PolicyVersion != 1 {
+		t.Errorf("open event %+v", open)
+	}
+
+	// Widen the rule to the other cgroup too: atomically, as configuration
+	// management does.
+	cfg, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	widened := strings.Replace(string(cfg), fmt.Sprintf("cgroup: %q", e.rel(e.workCg)), fmt.Sprintf("cgroup: [%q, %q]", e.rel(e.workCg), e.rel(e.otherCg)), 1)
+	from = a.Mark()
+	writeAtomically(t, e.config, widened)
+	a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") && strings.Contains(l, "policy_version=2") })
+	r = testutil.RunClient(t, e.otherCg, testutil.Client{Network: "tcp", Addr: target, Payload: "now"})
+	if !strings.HasSuffix(r.Reply, "|now") {
+		t.Fatalf("after the reload: reply %q err %q", r.Reply, r.Err)
+	}
+
+	// A broken file is rejected and the widened policy stays.
+	from = a.Mark()
+	writeAtomically(t, e.config, widened+"\nrules_typo: true\n")
+	a.WaitLine(t, from, func(l string) bool {
+		return strings.Contains(l, "configuration rejected") && strings.Contains(l, "rules_typo")
+	})
+	r = testutil.RunClient(t, e.otherCg, testutil.Client{Network: "tcp", Addr: target, Payload: "still"})
+	if !strings.HasSuffix(r.Reply, "|still") {
+		t.Fatalf("after a rejected reload: reply %q err %q", r.Reply, r.Err)
+	}
+}
+
+func writeAtomically(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }
