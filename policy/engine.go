@@ -42,7 +42,7 @@ type Compiled struct {
 func Compile(ctx context.Context, p Policy) (*Compiled, error) {
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
-		rego.Store(inmem.NewFromObject(map[string]any{"declared": declared(p.Rules)})),
+		rego.Store(inmem.NewFromObject(map[string]any{"declared": Data(p.Rules)})),
 		rego.StrictBuiltinErrors(true),
 	}
 	mods, err := BuiltinModules(false)
@@ -137,9 +137,9 @@ func list[T any](v []T) []T {
 	return v
 }
 
-// declared is the data document the built-in module interprets. It goes
+// Data is the document (data.declared) the built-in module interprets. It goes
 // through JSON so the store holds plain values, as OPA expects.
-func declared(rules []Rule) map[string]any {
+func Data(rules []Rule) map[string]any {
 	out := make([]ruleData, 0, len(rules))
 	for _, r := range rules {
 		d := ruleData{

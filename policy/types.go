@@ -1,6 +1,9 @@
 package policy
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Results a Decision can carry.
 const (
@@ -150,6 +153,23 @@ type Mask struct {
 	Columns []string `json:"columns,omitempty" yaml:"columns"` // schema.table.column or table.column
 	Detect  []string `json:"detect,omitempty" yaml:"detect"`   // value detectors: credit_card, email, ...
 	Method  string   `json:"method" yaml:"method"`             // redact, partial, hash, null
+}
+
+// MarshalJSON writes the durations as Go duration strings ("5m0s").
+func (d Decision) MarshalJSON() ([]byte, error) {
+	type plain Decision
+	out := struct {
+		plain
+		Window  string `json:"window,omitempty"`
+		Timeout string `json:"timeout,omitempty"`
+	}{plain: plain(d)}
+	if d.Window > 0 {
+		out.Window = d.Window.String()
+	}
+	if d.Timeout > 0 {
+		out.Timeout = d.Timeout.String()
+	}
+	return json.Marshal(out)
 }
 
 // Allowed reports whether the operation may proceed now.

@@ -33,7 +33,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgent(), newDoctor(), newUnpin(), &cobra.Command{
+	root.AddCommand(newAgent(), newDoctor(), newUnpin(), newPolicy(), &cobra.Command{
 		Use:   "version",
 		Short: "Print corral's version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },

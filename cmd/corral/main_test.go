@@ -69,3 +69,100 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %q %v", out, err)
 	}
 }
+
+const policyConfig = `targets:
+  - name: api
+    protocol: tcp
+    endpoints: ["10.0.0.5:443"]
+rules:
+  - name: ci
+    who: {unit: "ci-*.service"}
+    targets: [api]
+    allow: [connect]
+policy_files: [extra.rego]
+`
+
+const extraRego = `package corral.custom
+
+import rego.v1
+
+deny contains "no connections from pid 1" if input.workload.pid == 1
+`
+
+func policyDir(t *testing.T) (dir, file string) {
+	dir = t.TempDir()
+	file = filepath.Join(dir, "corral.yaml")
+	os.WriteFile(file, []byte(policyConfig), 0o600)
+	os.WriteFile(filepath.Join(dir, "extra.rego"), []byte(extraRego), 0o600)
+	return dir, file
+}
+
+func TestPolicyCheck(t *testing.T) {
+	dir, file := policyDir(t)
+	out, err := run(t, "policy", "check", file)
+	if err != nil || !strings.Contains(out, "ok (1 targets, 1 rules, 1 policy files)") {
+		t.Fatalf("check: %q %v", out, err)
+	}
+	os.WriteFile(filepath.Join(dir, "extra.rego"), []byte("package corral.custom\n\ndeny contains x if {"), 0o600)
+	if _, err := run(t, "policy", "check", file); err == nil || !strings.Contains(err.Error(), "extra.rego") {
+		t.Fatalf("a broken policy file passed the check: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "extra.rego"))
+	if _, err := run(t, "policy", "check", file); err == nil || !strings.Contains(err.Error(), "policy_files[0]") {
+		t.Fatalf("a missing policy file passed the check: %v", err)
+	}
+}
+
+func TestPolicyEvalExplains(t *testing.T) {
+	dir, file := policyDir(t)
+	in := filepath.Join(dir, "input.json")
+	for _, c := range []struct {
+		input, result, rule string
+	}{
+		{`{"workload":{"unit":"ci-build.service","pid":42},"target":{"name":"api","protocol":"tcp"},"action":{"kind":"connect","operations":["connect"]}}`, `"result": "allow"`, `"rule": "ci"`},
+		{`{"workload":{"unit":"web.service","pid":42},"target":{"name":"api","protocol":"tcp"},"action":{"kind":"connect","operations":["connect"]}}`, `"result": "deny"`, `no rule lets this workload use target`},
+		{`{"workload":{"unit":"ci-build.service","pid":1},"target":{"name":"api","protocol":"tcp"},"action":{"kind":"connect","operations":["connect"]}}`, `"result": "deny"`, `no connections from pid 1`},
+	} {
+		os.WriteFile(in, []byte(c.input), 0o600)
+		out, err := run(t, "policy", "eval", "--input", in, file)
+		if err != nil || !strings.Contains(out, c.result) || !strings.Contains(out, c.rule) {
+			t.Errorf("eval %s:\n%s %v", c.input, out, err)
+		}
+	}
+	os.WriteFile(in, []byte(`{"workload":{},"targett":{}}`), 0o600)
+	if _, err := run(t, "policy", "eval", "--input", in, file); err == nil || !strings.Contains(err.Error(), "targett") {
+		t.Errorf("an input with an unknown field was accepted: %v", err)
+	}
+}
+
+func TestPolicyTestRunsRegoTests(t *testing.T) {
+	dir, file := policyDir(t)
+	tests := filepath.Join(dir, "tests")
+	os.Mkdir(tests, 0o755)
+	os.WriteFile(filepath.Join(tests, "ci_test.rego"), []byte(`package ci_test
+
+import rego.v1
+
+test_ci_connects if {
+	data.corral.decision.result == "allow" with input as {"workload": {"unit": "ci-build.service", "pid": 7}, "target": {"name": "api"}, "action": {"kind": "connect", "operations": ["connect"]}}
+}
+
+test_pid_one_denied if {
+	data.corral.decision.reason == "no connections from pid 1" with input as {"workload": {"unit": "ci-build.service", "pid": 1}, "target": {"name": "api"}, "action": {"kind": "connect", "operations": ["connect"]}}
+}
+`), 0o600)
+	out, err := run(t, "policy", "test", "--config", file, tests)
+	if err != nil || !strings.Contains(out, "0 failed") {
+		t.Fatalf("policy test:\n%s %v", out, err)
+	}
+	os.WriteFile(filepath.Join(tests, "bad_test.rego"), []byte(`package bad_test
+
+import rego.v1
+
+test_wrong if data.corral.decision.result == "allow" with input as {"workload": {"unit": "web.service"}, "target": {"name": "api"}, "action": {"kind": "connect", "operations": ["connect"]}}
+`), 0o600)
+	out, err = run(t, "policy", "test", "--config", file, tests)
+	if err == nil || !strings.Contains(out, "FAIL  data.bad_test.test_wrong") {
+		t.Fatalf("a failing Rego test passed:\n%s %v", out, err)
+	}
+}
