@@ -149,13 +149,21 @@ func Run(ctx context.Context, o Options) error {
 				log.Error("applying reloaded targets", "err", err)
 			}
 		}}
+		watching, ended := make(chan struct{}), make(chan struct{})
+		r.watching = func() { close(watching) }
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
+			defer close(ended)
 			if err := r.run(runCtx, hup); err != nil {
 				log.Error("configuration reloads stopped; restart the agent to apply changes", "err", err)
 			}
 		}()
+		// Ready means ready for changes too.
+		select {
+		case <-watching:
+		case <-ended:
+		}
 	}
 	bg.Add(3)
 	go func() {

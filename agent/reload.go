@@ -26,7 +26,9 @@ type reloader struct {
 	apply   func(*config.Config) // live settings beyond the policy (targets)
 	log     *slog.Logger
 	current *config.Config
-	// reloaded, when set, is told the outcome of every attempt.
+	// watching and reloaded, when set, are told that the watch is in place
+	// and the outcome of every attempt.
+	watching func()
 	reloaded func(version uint64, err error)
 }
 
@@ -41,6 +43,9 @@ func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	defer w.Close()
 	r.watch(w)
+	if r.watching != nil {
+		r.watching()
+	}
 
 	var timer <-chan time.Time
 	for {
