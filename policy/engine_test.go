@@ -425,6 +425,7 @@ func TestOtherKinds(t *testing.T) {
 		{"cluster", "kubernetes", KindKubernetes, []string{"list"}, Allow, `allowed by rule "k8s"`},
 		{"cluster", "kubernetes", KindKubernetes, []string{"exec"}, Deny, `exec is denied by rule "k8s"`},
 		{"cluster", "kubernetes", "bogus-kind", []string{"get"}, Deny, `unknown operation "get"`},
+		{"cluster", "kubernetes", "", []string{"get"}, Deny, `unknown operation "get"`},
 	}
 	for _, tt := range tests {
 		in := Input{Workload: w, Target: Target{Name: tt.target, Protocol: tt.protocol}, Action: Action{Kind: tt.kind, Operations: tt.ops}}

@@ -140,6 +140,70 @@ state_dir: var/lib/corral
 			`cgroup_path: "sys/fs/cgroup" must be an absolute path`,
 			`state_dir: "var/lib/corral" must be an absolute path`,
 		}},
+		{"credentials", `
+targets:
+  - name: db
+    protocol: tcp
+    endpoints: ["10.0.0.1:5432"]
+    credentials:
+      default: {username: app}
+      both: {password_file: /etc/x, password_env: X}
+      rel: {password_file: etc/x}
+      Bad_Alias: {password_env: X}
+      sec: {secret: {name: s}}
+`, []string{
+			"targets[0].credentials.default: give one of password_file, password_env, private_key_file, secret",
+			"targets[0].credentials.both: give only one of",
+			`targets[0].credentials.rel.password_file: "etc/x" must be an absolute path`,
+			`targets[0].credentials.Bad_Alias: alias "Bad_Alias" must be`,
+			"targets[0].credentials.sec.secret: namespace, name and key are all required",
+		}},
+		{"upstream tls", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:1"], upstream_tls: {mode: sometimes}}
+  - {name: b, protocol: tcp, endpoints: ["10.0.0.2:1"], upstream_tls: {mode: verify-ca}}
+  - {name: c, protocol: tcp, endpoints: ["10.0.0.3:1"], upstream_tls: {mode: verify-full, ca_file: ca.pem}}
+`, []string{
+			`targets[0].upstream_tls.mode: "sometimes" is not one of disable, require, verify-ca, verify-full`,
+			"targets[1].upstream_tls.ca_file: required with mode verify-ca",
+			`targets[2].upstream_tls.ca_file: "ca.pem" must be an absolute path`,
+		}},
+		{"rules are validated against the targets", `
+targets:
+  - name: db
+    protocol: tcp
+    endpoints: ["10.0.0.1:5432"]
+rules:
+  - name: r
+    who: {unit: x.service}
+    targets: [dbb]
+    allow: [connect]
+  - name: s
+    who: {unit: x.service}
+    targets: [db]
+    allow: [select]
+    credential: writer
+`, []string{
+			`rules[0].targets[0]: unknown target "dbb"`,
+			`rules[1].allow[0]: unknown operation "select" for connect targets`,
+			`rules[1].credential: target "db" has no credential "writer"`,
+		}},
+		{"oidc and agent endpoints", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:1"]}
+oidc:
+  issuers:
+    - {url: "ftp://issuer"}
+policy_files: [custom.txt]
+admin_socket: run/corral.sock
+metrics_address: localhost
+`, []string{
+			`oidc.issuers[0].url: "ftp://issuer" is not an http(s) URL`,
+			"oidc.issuers[0].audiences: required",
+			`policy_files[0]: "custom.txt" is not a .rego file`,
+			`admin_socket: "run/corral.sock" must be an absolute path`,
+			`metrics_address: "localhost": want host:port`,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -190,4 +254,51 @@ func FuzzParseEndpoint(f *testing.F) {
 			t.Fatalf("%q -> %q -> %+v, %v", s, e.String(), again, err)
 		}
 	})
+}
+
+func TestPolicyFilesLoadRelativeToTheConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "custom.rego"), []byte("package corral.custom\n"), 0o600)
+	p := filepath.Join(dir, "corral.yaml")
+	os.WriteFile(p, []byte(`targets: [{name: a, protocol: tcp, endpoints: ["10.0.0.1:1"]}]
+policy_files: [custom.rego, missing.rego]
+`), 0o600)
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), "policy_files[1]") || strings.Contains(err.Error(), "policy_files[0]") {
+		t.Fatalf("error %v: want policy_files[1] only", err)
+	}
+	os.WriteFile(p, []byte(`targets: [{name: a, protocol: tcp, endpoints: ["10.0.0.1:1"]}]
+policy_files: [custom.rego]
+oidc: {issuers: [{url: "https://issuer.example", audiences: corral}]}
+`), 0o600)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src := c.PolicyModules[filepath.Join(dir, "custom.rego")]; src != "package corral.custom\n" {
+		t.Errorf("policy modules %v", c.PolicyModules)
+	}
+	if c.OIDC.Issuers[0].GroupsClaim != "groups" || c.AdminSocket != DefaultAdminSocket {
+		t.Errorf("defaults: %+v %q", c.OIDC, c.AdminSocket)
+	}
+}
+
+// The configuration reference in the README must stay a valid file.
+func TestReadmeConfigReferenceParses(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "## Configuration\n\n```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no configuration block")
+	}
+	c, err := Parse([]byte(block))
+	if err != nil {
+		t.Fatalf("README configuration block: %v", err)
+	}
+	if len(c.Targets) == 0 || len(c.Rules) == 0 || len(c.Targets[0].Credentials) != 2 {
+		t.Errorf("README configuration lost its content: %+v", c)
+	}
 }

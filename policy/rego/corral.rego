@@ -119,8 +119,14 @@ decision := d if {
 	d := data.corral.custom.decision
 } else := d if {
 	count(data.corral.custom.deny) > 0
-	d := {"result": "deny", "reason": sort(data.corral.custom.deny)[0], "rule": "custom", "record": true}
-} else := builtin
+	d := {"result": "deny", "reason": sort(data.corral.custom.deny)[0], "rule": "custom", "record": true, "cache": cacheable}
+} else := object.union(builtin, {"cache": cacheable})
+
+# A custom module whose denials depend on more than the cache key (the
+# time, the pid, literal values) says `cache := false`.
+default cacheable := true
+
+cacheable := data.corral.custom.cache
 
 # --- who ---
 
