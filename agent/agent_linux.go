@@ -20,6 +20,7 @@ import (
 	"github.com/corral-dev/corral/agent/workload"
 	"github.com/corral-dev/corral/bpf"
 	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/intercept/postgres"
 	"github.com/corral-dev/corral/intercept/tcp"
 	"github.com/corral-dev/corral/policy"
 	"github.com/corral-dev/corral/recorder"
@@ -102,10 +103,22 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	key, err := maskKey(cfg.StateDir)
+	if err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	creds := newCredentials(cfg.Targets)
+	dialer := upstreamDialer(*cfg.SocketMark)
+	pgHandler := &postgres.Handler{
+		Policy: engine, Credentials: creds, Upstreams: creds.Upstream,
+		Dialer: dialer, MaskKey: key, Log: log,
+	}
+	defer pgHandler.Close()
 	srv := &intercept.Server{
 		Resolver: &resolver{progs: progs, targets: table, ident: workload.NewResolver(cgroups, o.ProcRoot, log)},
 		Handlers: map[string]intercept.Handler{
-			"tcp": &tcp.Handler{Dialer: upstreamDialer(*cfg.SocketMark)},
+			"tcp":      &tcp.Handler{Dialer: dialer},
+			"postgres": pgHandler,
 		},
 		Policy:  engine,
 		Auditor: auditLog{audit, log},
@@ -144,6 +157,7 @@ func Run(ctx context.Context, o Options) error {
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 		r := &reloader{path: o.ConfigPath, engine: engine, log: log, current: cfg, apply: func(c *config.Config) {
+			creds.replace(c.Targets)
 			table.replace(c.Targets)
 			if err := table.sync(runCtx, progs, log); err != nil {
 				log.Error("applying reloaded targets", "err", err)

@@ -12,7 +12,21 @@ const (
 	EventClose  = "close"  // a session ended
 	EventReject = "reject" // a connection was closed before it became a session
 	EventDeny   = "deny"   // the policy did not let the workload connect
+	// EventStatement is one operation inside a session (a SQL statement)
+	// and the decision on it.
+	EventStatement = "statement"
 )
+
+// StatementInfo describes one operation of a session and its decision.
+// Text is normalised (literals replaced by $n): values never reach the log.
+type StatementInfo struct {
+	Text          string   `json:"text"`
+	Operations    []string `json:"operations"`
+	Decision      string   `json:"decision"`
+	Reason        string   `json:"reason,omitempty"`
+	Rule          string   `json:"rule,omitempty"`
+	PolicyVersion uint64   `json:"policy_version,omitempty"`
+}
 
 // Event is one line of the audit log. The JSON names are a contract that
 // tooling reads; add fields, never rename or remove them.
@@ -34,6 +48,20 @@ type Event struct {
 	Reason        string `json:"reason,omitempty"`
 	Rule          string `json:"rule,omitempty"`
 	PolicyVersion uint64 `json:"policy_version,omitempty"`
+	// The operation (statement events).
+	Statement *StatementInfo `json:"statement,omitempty"`
+}
+
+// Emit audits an event of this session; the session's fields (id, target,
+// workload, ...) are filled in.
+func (c *Conn) Emit(e Event) {
+	if c.auditor == nil {
+		return
+	}
+	full := c.event(e.Event, time.Now(), nil)
+	full.Statement = e.Statement
+	full.Workload = nil // on open and close; statements refer to them by session id
+	c.auditor.Audit(full)
 }
 
 func (c *Conn) event(kind string, at time.Time, err error) Event {

@@ -71,31 +71,39 @@ func TestEventJSONFieldNames(t *testing.T) {
 			ContainerID: "c0ffee",
 			Pod:         workload.Pod{UID: "pod-uid", Namespace: "etl", Name: "job-1", ServiceAccount: "migrator"},
 		},
-		BytesUp:    11,
-		BytesDown:  22,
-		DurationMS: &ms,
-		Error:      "boom",
+		BytesUp:       11,
+		BytesDown:     22,
+		DurationMS:    &ms,
+		Error:         "boom",
+		Decision:      "allow",
+		Reason:        "rule etl-jobs allows connect",
+		Rule:          "etl-jobs",
+		PolicyVersion: 5,
 	}
 	m := marshalToMap(t, ev)
 	requireKeys(t, "event", m, "time", "event", "session_id", "target", "protocol", "orig_dst", "client",
-		"workload", "bytes_up", "bytes_down", "duration_ms", "error")
+		"workload", "bytes_up", "bytes_down", "duration_ms", "error", "decision", "reason", "rule", "policy_version")
 	w := object(t, "workload", m["workload"])
 	requireKeys(t, "workload", w, "cgroup_id", "cgroup_path", "pid", "exe", "uid", "unit", "pod", "container_id")
 	pod := object(t, "workload.pod", w["pod"])
 	requireKeys(t, "workload.pod", pod, "uid", "namespace", "name", "service_account")
 
 	checks := map[string]any{
-		"time":        "2025-03-04T05:06:07.000008Z",
-		"event":       "close",
-		"session_id":  "s-0123456789abcdef0123",
-		"target":      "orders-db",
-		"protocol":    "tcp",
-		"orig_dst":    "10.0.0.5:5432",
-		"client":      "127.0.0.1:40000",
-		"bytes_up":    11.0,
-		"bytes_down":  22.0,
-		"duration_ms": 12.5,
-		"error":       "boom",
+		"time":           "2025-03-04T05:06:07.000008Z",
+		"event":          "close",
+		"session_id":     "s-0123456789abcdef0123",
+		"target":         "orders-db",
+		"protocol":       "tcp",
+		"orig_dst":       "10.0.0.5:5432",
+		"client":         "127.0.0.1:40000",
+		"bytes_up":       11.0,
+		"bytes_down":     22.0,
+		"duration_ms":    12.5,
+		"error":          "boom",
+		"decision":       "allow",
+		"reason":         "rule etl-jobs allows connect",
+		"rule":           "etl-jobs",
+		"policy_version": 5.0,
 	}
 	for k, want := range checks {
 		if m[k] != want {
@@ -126,12 +134,12 @@ func TestEventJSONFieldNames(t *testing.T) {
 }
 
 func TestEventJSONUnconditionalFields(t *testing.T) {
-	// An open event: the counters are present even when zero, the optional
-	// fields are absent.
+	// The counters are present even when zero, the optional fields are
+	// absent.
 	m := marshalToMap(t, intercept.Event{Event: intercept.EventOpen, Workload: &workload.Identity{}})
 	requireKeys(t, "open event", m, "time", "event", "session_id", "target", "protocol", "orig_dst", "client",
 		"workload", "bytes_up", "bytes_down")
-	for _, k := range []string{"duration_ms", "error"} {
+	for _, k := range []string{"duration_ms", "error", "decision", "reason", "rule", "policy_version"} {
 		if _, ok := m[k]; ok {
 			t.Errorf("open event has %q: %v", k, m[k])
 		}
@@ -158,7 +166,7 @@ func TestEventJSONUnconditionalFields(t *testing.T) {
 }
 
 func TestEventKinds(t *testing.T) {
-	if intercept.EventOpen != "open" || intercept.EventClose != "close" || intercept.EventReject != "reject" {
-		t.Errorf("event kinds = %q %q %q", intercept.EventOpen, intercept.EventClose, intercept.EventReject)
+	if intercept.EventOpen != "open" || intercept.EventClose != "close" || intercept.EventReject != "reject" || intercept.EventDeny != "deny" {
+		t.Errorf("event kinds = %q %q %q %q", intercept.EventOpen, intercept.EventClose, intercept.EventReject, intercept.EventDeny)
 	}
 }

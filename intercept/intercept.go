@@ -78,6 +78,7 @@ type Conn struct {
 	// it names the credential alias to inject and the masks that apply.
 	Admission policy.Decision
 
+	auditor  Auditor
 	up, down atomic.Uint64
 }
 
@@ -188,6 +189,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		Client:      client,
 		NetnsCookie: netnsCookie,
 		Started:     time.Now(),
+		auditor:     s.Auditor,
 	}
 	meta, err := s.Resolver.Resolve(netnsCookie, client, port)
 	if err != nil {

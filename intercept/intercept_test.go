@@ -17,6 +17,7 @@ import (
 
 	"github.com/corral-dev/corral/agent/workload"
 	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/policy"
 )
 
 // waitFor bounds every wait on an event, so a broken server fails the test
@@ -91,9 +92,41 @@ func (a *recordingAuditor) noMore(t *testing.T) {
 	}
 }
 
+// fakeDecider answers every question with the same decision and error, and
+// reports each question.
+type fakeDecider struct {
+	decision policy.Decision
+	err      error
+	inputs   chan policy.Input
+}
+
+func newDecider(d policy.Decision, err error) *fakeDecider {
+	return &fakeDecider{decision: d, err: err, inputs: make(chan policy.Input, 1024)}
+}
+
+func (d *fakeDecider) Decide(_ context.Context, in policy.Input) (policy.Decision, error) {
+	d.inputs <- in
+	return d.decision, d.err
+}
+
+func (d *fakeDecider) next(t *testing.T) policy.Input {
+	t.Helper()
+	select {
+	case in := <-d.inputs:
+		return in
+	case <-time.After(waitFor):
+		t.Fatal("timed out waiting for a policy question")
+		return policy.Input{}
+	}
+}
+
+// allowed is the admission the default policy of the test server gives.
+var allowed = policy.Decision{Result: policy.Allow, Reason: "rule etl-jobs allows connect", Rule: "etl-jobs", Record: true, PolicyVersion: 5}
+
 type testServer struct {
 	srv    *intercept.Server
 	audit  *recordingAuditor
+	policy *fakeDecider // the default policy, when the test did not bring one
 	ln     net.Listener
 	addr   netip.AddrPort // where clients connect
 	served chan struct{}  // closed when Serve returns
@@ -101,16 +134,26 @@ type testServer struct {
 	once   sync.Once
 }
 
-// startServer serves srv on a fresh loopback listener with netnsCookie and
-// tears everything down at cleanup.
-func startServer(t *testing.T, res intercept.Resolver, handlers map[string]intercept.Handler, cookie uint64) *testServer {
-	t.Helper()
-	return startServerOn(t, "tcp4", "127.0.0.1:0", res, handlers, cookie)
+type serverOptions struct {
+	network, addr string            // the listener; tcp4 on 127.0.0.1 by default
+	policy        intercept.Decider // allows everything by default
+	noPolicy      bool              // leave Server.Policy nil
 }
 
-func startServerOn(t *testing.T, network, addr string, res intercept.Resolver, handlers map[string]intercept.Handler, cookie uint64) *testServer {
+// startServer serves a server on a fresh loopback listener with
+// netnsCookie, with a policy that admits every connection, and tears
+// everything down at cleanup.
+func startServer(t *testing.T, res intercept.Resolver, handlers map[string]intercept.Handler, cookie uint64) *testServer {
 	t.Helper()
-	ln, err := net.Listen(network, addr)
+	return startServerWith(t, serverOptions{}, res, handlers, cookie)
+}
+
+func startServerWith(t *testing.T, o serverOptions, res intercept.Resolver, handlers map[string]intercept.Handler, cookie uint64) *testServer {
+	t.Helper()
+	if o.network == "" {
+		o.network, o.addr = "tcp4", "127.0.0.1:0"
+	}
+	ln, err := net.Listen(o.network, o.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +167,14 @@ func startServerOn(t *testing.T, network, addr string, res intercept.Resolver, h
 		Handlers: handlers,
 		Auditor:  ts.audit,
 		Log:      slog.New(slog.DiscardHandler),
+	}
+	switch {
+	case o.noPolicy:
+	case o.policy != nil:
+		ts.srv.Policy = o.policy
+	default:
+		ts.policy = newDecider(allowed, nil)
+		ts.srv.Policy = ts.policy
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.cancel = cancel
@@ -200,7 +251,9 @@ func testMeta() intercept.Meta {
 			UID:         1000,
 			Unit:        "etl.service",
 			ContainerID: "c0ffee",
-			Pod:         workload.Pod{UID: "pod-uid", Namespace: "etl", Name: "job-1", ServiceAccount: "migrator"},
+			User:        "etl",
+			Pod: workload.Pod{UID: "pod-uid", Namespace: "etl", Name: "job-1", ServiceAccount: "migrator",
+				Labels: map[string]string{"app": "etl"}},
 		},
 	}
 }
@@ -256,6 +309,12 @@ func TestServeRejectsConnectionOfUnknownOrigin(t *testing.T) {
 	if called.Load() {
 		t.Error("handler was called for a connection that could not be resolved")
 	}
+	if n := len(ts.policy.inputs); n != 0 {
+		t.Errorf("the policy was asked %d times about a connection of unknown origin", n)
+	}
+	if ev.Decision != "" || ev.Reason != "" {
+		t.Errorf("reject carries decision %q reason %q", ev.Decision, ev.Reason)
+	}
 	if n := ts.srv.Active(); n != 0 {
 		t.Errorf("Active = %d after a rejected connection", n)
 	}
@@ -301,6 +360,114 @@ func TestServeRejectsProtocolWithoutHandler(t *testing.T) {
 	if called.Load() {
 		t.Error("the handler of another protocol was called")
 	}
+	if n := len(ts.policy.inputs); n != 0 {
+		t.Errorf("the policy was asked %d times about a protocol corral cannot serve", n)
+	}
+}
+
+func TestServeDeniesWithoutAdmission(t *testing.T) {
+	const reviewSuffix = " (approvals are not available in this build: denied)"
+	for _, tc := range []struct {
+		name     string
+		opts     func() serverOptions
+		decision string // want, in the deny event
+		reason   string
+		rule     string
+		version  uint64
+		// what the event says about a failure without a decision is not
+		// pinned down; only that the connection is denied
+		anyDecision bool
+	}{
+		{
+			name: "deny",
+			opts: func() serverOptions {
+				return serverOptions{policy: newDecider(policy.Decision{Result: policy.Deny, Reason: "no rule lets etl connect", Rule: "default-deny", PolicyVersion: 3}, nil)}
+			},
+			decision: policy.Deny, reason: "no rule lets etl connect", rule: "default-deny", version: 3,
+		},
+		{
+			// Approvals are not wired in: a review cannot hold a plain TCP
+			// connect, so it is a deny that says so.
+			name: "review",
+			opts: func() serverOptions {
+				return serverOptions{policy: newDecider(policy.Decision{Result: policy.Review, Reason: "connects need a DBA", Rule: "etl-jobs", Reviewers: []string{"group:dba"}, PolicyVersion: 4}, nil)}
+			},
+			decision: policy.Review, reason: "connects need a DBA" + reviewSuffix, rule: "etl-jobs", version: 4,
+		},
+		{
+			name: "policy error",
+			opts: func() serverOptions {
+				return serverOptions{policy: newDecider(policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", PolicyVersion: 9}, errors.New("evaluate policy: boom"))}
+			},
+			decision: policy.Deny, reason: "the policy could not be evaluated", version: 9,
+		},
+		{
+			name: "policy error without a decision",
+			opts: func() serverOptions {
+				return serverOptions{policy: newDecider(policy.Decision{}, errors.New("engine exploded"))}
+			},
+			anyDecision: true,
+		},
+		{
+			name:     "no policy engine",
+			opts:     func() serverOptions { return serverOptions{noPolicy: true} },
+			decision: policy.Deny, reason: "no policy engine is configured",
+		},
+		{
+			name: "unknown result",
+			opts: func() serverOptions {
+				return serverOptions{policy: newDecider(policy.Decision{Result: "maybe", Reason: "?"}, nil)}
+			},
+			decision: "maybe", reason: "?",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			meta := testMeta()
+			res := newResolver(meta, nil)
+			var called atomic.Bool
+			h := intercept.HandlerFunc(func(context.Context, *intercept.Conn) error {
+				called.Store(true)
+				return nil
+			})
+			opts := tc.opts()
+			ts := startServerWith(t, opts, res, map[string]intercept.Handler{"tcp": h}, 5)
+
+			c := dial(t, ts.addr)
+			ev := ts.audit.next(t)
+			expectEOF(t, c)
+			ts.stop(t)
+			ts.audit.noMore(t)
+
+			if called.Load() {
+				t.Error("handler called for a connection the policy did not admit")
+			}
+			if ev.Event != intercept.EventDeny {
+				t.Fatalf("event = %q, want %q", ev.Event, intercept.EventDeny)
+			}
+			if !tc.anyDecision && (ev.Decision != tc.decision || ev.Reason != tc.reason || ev.Rule != tc.rule || ev.PolicyVersion != tc.version) {
+				t.Errorf("decision %q reason %q rule %q version %d; want %q %q %q %d",
+					ev.Decision, ev.Reason, ev.Rule, ev.PolicyVersion, tc.decision, tc.reason, tc.rule, tc.version)
+			}
+			checkSessionID(t, ev.SessionID)
+			if ev.Target != "orders-db" || ev.Protocol != "tcp" || ev.OrigDst != "10.0.0.5:5432" || ev.Client != localAddrPort(c).String() {
+				t.Errorf("target/protocol/orig_dst/client = %q/%q/%q/%q", ev.Target, ev.Protocol, ev.OrigDst, ev.Client)
+			}
+			if ev.Workload == nil || ev.Workload.PID != meta.Workload.PID {
+				t.Errorf("workload = %+v, want the resolved one", ev.Workload)
+			}
+			if ev.DurationMS != nil || ev.BytesUp != 0 || ev.BytesDown != 0 {
+				t.Errorf("deny has duration %v, bytes %d/%d", ev.DurationMS, ev.BytesUp, ev.BytesDown)
+			}
+			if n := ts.srv.Active(); n != 0 {
+				t.Errorf("Active = %d after a denied connection", n)
+			}
+			if d, ok := opts.policy.(*fakeDecider); ok {
+				if in := d.next(t); in.Action.Kind != policy.KindConnect {
+					t.Errorf("policy asked about %q, want connect", in.Action.Kind)
+				}
+			}
+		})
+	}
 }
 
 func TestServeSessionEvents(t *testing.T) {
@@ -313,6 +480,7 @@ func TestServeSessionEvents(t *testing.T) {
 		cookie    uint64
 		client    netip.AddrPort
 		meta      intercept.Meta
+		admission policy.Decision
 		request   string
 		up, down  uint64
 	}
@@ -325,7 +493,7 @@ func TestServeSessionEvents(t *testing.T) {
 		if _, err := io.WriteString(c, reply); err != nil {
 			return err
 		}
-		seenc <- seen{c, c.SessionID, c.NetnsCookie, c.Client, c.Meta, string(b), c.BytesUp(), c.BytesDown()}
+		seenc <- seen{c, c.SessionID, c.NetnsCookie, c.Client, c.Meta, c.Admission, string(b), c.BytesUp(), c.BytesDown()}
 		return errors.New("upstream said goodbye")
 	})
 	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 99)
@@ -359,6 +527,36 @@ func TestServeSessionEvents(t *testing.T) {
 	if s.conn.Started.IsZero() {
 		t.Error("Conn.Started not set")
 	}
+	if !reflect.DeepEqual(s.admission, allowed) {
+		t.Errorf("handler saw admission %+v, want %+v", s.admission, allowed)
+	}
+
+	// The policy was asked whether this workload may connect to this target.
+	in := ts.policy.next(t)
+	wantIn := policy.Input{
+		Workload: policy.Workload{
+			CgroupID:    meta.Workload.CgroupID,
+			CgroupPath:  meta.Workload.CgroupPath,
+			PID:         meta.Workload.PID,
+			Exe:         meta.Workload.Exe,
+			UID:         meta.Workload.UID,
+			User:        meta.Workload.User,
+			Unit:        meta.Workload.Unit,
+			ContainerID: meta.Workload.ContainerID,
+			Pod: policy.Pod{
+				UID:            meta.Workload.Pod.UID,
+				Namespace:      meta.Workload.Pod.Namespace,
+				Name:           meta.Workload.Pod.Name,
+				ServiceAccount: meta.Workload.Pod.ServiceAccount,
+				Labels:         meta.Workload.Pod.Labels,
+			},
+		},
+		Target: policy.Target{Name: "orders-db", Protocol: "tcp", Address: "10.0.0.5:5432"},
+		Action: policy.Action{Kind: policy.KindConnect, Operations: []string{"connect"}},
+	}
+	if !reflect.DeepEqual(in, wantIn) {
+		t.Errorf("policy input:\n got %+v\nwant %+v", in, wantIn)
+	}
 
 	if open.Event != intercept.EventOpen || closed.Event != intercept.EventClose {
 		t.Fatalf("events = %q, %q; want open, close", open.Event, closed.Event)
@@ -390,6 +588,12 @@ func TestServeSessionEvents(t *testing.T) {
 	}
 	if open.Error != "" {
 		t.Errorf("open has error %q", open.Error)
+	}
+	if open.Decision != policy.Allow || open.Reason != allowed.Reason || open.Rule != allowed.Rule || open.PolicyVersion != allowed.PolicyVersion {
+		t.Errorf("open: decision %q reason %q rule %q version %d, want the admission", open.Decision, open.Reason, open.Rule, open.PolicyVersion)
+	}
+	if closed.Decision != "" || closed.Reason != "" || closed.Rule != "" || closed.PolicyVersion != 0 {
+		t.Errorf("close repeats the admission: %q %q %q %d", closed.Decision, closed.Reason, closed.Rule, closed.PolicyVersion)
 	}
 	if !open.Time.Equal(s.conn.Started) {
 		t.Errorf("open time %v, want the session start %v", open.Time, s.conn.Started)
@@ -782,7 +986,7 @@ func TestServeUnmapsIPv4Clients(t *testing.T) {
 	// resolver and the audit log must get the plain IPv4 address.
 	res := newResolver(testMeta(), nil)
 	h := intercept.HandlerFunc(func(context.Context, *intercept.Conn) error { return nil })
-	ts := startServerOn(t, "tcp", ":0", res, map[string]intercept.Handler{"tcp": h}, 1)
+	ts := startServerWith(t, serverOptions{network: "tcp", addr: ":0"}, res, map[string]intercept.Handler{"tcp": h}, 1)
 	c := dial(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ts.addr.Port()))
 	want := localAddrPort(c)
 	if !want.Addr().Is4() {

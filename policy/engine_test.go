@@ -828,6 +828,29 @@ func TestCacheFalseIsNotCached(t *testing.T) {
 	}
 }
 
+// A custom module that sets `cache := false` is asked every time; one that
+// does not gets its first answer cached (the pid is not in the key).
+func TestCustomModuleCacheSetting(t *testing.T) {
+	rules := []Rule{{Name: "r", Who: anyone, Targets: sl(testTarget), Allow: sl("select")}}
+	const odd = `deny contains "odd pid" if input.workload.pid % 2 == 1` + "\n"
+	for _, tt := range []struct {
+		src    string
+		second string // result for pid 2 after pid 1 was denied
+	}{
+		{"cache := false\n" + odd, Allow},
+		{"cache := true\n" + odd, Deny},
+		{odd, Deny},
+	} {
+		e := newTestEngine(t, Policy{Rules: rules, Modules: custom(tt.src)})
+		if d := mustDecide(t, e, sqlIn(Workload{Unit: "a", PID: 1}, "select")); d.Result != Deny || d.Reason != "odd pid" {
+			t.Fatalf("%q, pid 1: %+v", tt.src, d)
+		}
+		if d := mustDecide(t, e, sqlIn(Workload{Unit: "a", PID: 2}, "select")); d.Result != tt.second {
+			t.Fatalf("%q, pid 2: %+v, want %s", tt.src, d, tt.second)
+		}
+	}
+}
+
 func TestCacheHit(t *testing.T) {
 	e := newTestEngine(t, Policy{Modules: custom(echo)})
 	in := sqlIn(Workload{Unit: "app.service", PID: 1, CgroupPath: "/a", Exe: "/bin/x", UID: 5, User: "u",

@@ -242,11 +242,11 @@ func TestValidateRulesPrefix(t *testing.T) {
 func TestValidatedPatternsWorkInTheEngine(t *testing.T) {
 	patterns := []string{"{a", "a}", "{a,b", "a{b,c}d", "[!a]", "[^a]", "[a-z]*", `\*`, "**", "a/**/b", "[]a]", "{,}", "}{"}
 	for _, p := range patterns {
-		for _, who := range []Who{
-			{Unit: sl(p)},
-			{Exe: sl(p)},
-			{Kubernetes: &KubernetesWho{Namespace: sl(p)}},
-			{OIDC: &OIDCWho{Issuer: sl("https://" + p)}},
+		for field, who := range map[string]Who{
+			"unit":                 {Unit: sl(p)},
+			"exe":                  {Exe: sl(p)},
+			"kubernetes.namespace": {Kubernetes: &KubernetesWho{Namespace: sl(p)}},
+			"oidc.issuer":          {OIDC: &OIDCWho{Issuer: sl("https://" + p)}},
 		} {
 			rule := Rule{Name: "r", Who: who, Targets: sl("orders-db"), Allow: sl("select")}
 			if ps := ValidateRules("rules", []Rule{rule}, validationTargets); len(ps) > 0 {
@@ -254,12 +254,12 @@ func TestValidatedPatternsWorkInTheEngine(t *testing.T) {
 			}
 			e := NewEngine(slog.New(slog.DiscardHandler))
 			if _, err := e.Load(context.Background(), Policy{Rules: []Rule{rule}}); err != nil {
-				t.Errorf("who %+v: valid rule does not load: %v", who, err)
+				t.Errorf("%s %q: valid rule does not load: %v", field, p, err)
 				continue
 			}
 			w := Workload{Unit: "a", Exe: "a", Pod: Pod{Namespace: "a"}, OIDC: &OIDC{Issuer: "https://a", Subject: "s"}}
 			if d, err := e.Decide(context.Background(), sqlIn(w, "select")); err != nil {
-				t.Errorf("pattern %q passes validation but the engine fails on it: %v (%s)", p, err, d.Reason)
+				t.Errorf("%s pattern %q passes validation, but Decide fails on it: %v (%s)", field, p, err, d.Reason)
 			}
 		}
 	}

@@ -29,7 +29,7 @@ import (
 // Protocols corral can intercept in this build. A target naming any other
 // protocol is refused at load: a target corral cannot speak for would have
 // to be either bypassed or broken, and neither is acceptable silently.
-var Protocols = []string{"tcp"}
+var Protocols = []string{"tcp", "postgres"}
 
 // Defaults for the agent settings.
 const (

@@ -1,0 +1,171 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// relation is what masking needs to know of a table OID.
+type relation struct {
+	schema, name string
+	kind         byte             // r table, p partitioned, v view, m matview, f foreign
+	columns      map[int16]string // attnum -> name
+	// For views: the base columns they read, "schema.table.column".
+	deps []string
+}
+
+// catalog answers OID questions for one upstream database, on a
+// connection of its own (the session's connection is busy streaming
+// results), and caches the answers: a table's OID names it for its life.
+type catalog struct {
+	connect func(ctx context.Context) (*pgconn.PgConn, error)
+
+	mu   sync.Mutex
+	conn *pgconn.PgConn
+	rels map[uint32]*relation
+}
+
+func newCatalog(connect func(ctx context.Context) (*pgconn.PgConn, error)) *catalog {
+	return &catalog{connect: connect, rels: map[uint32]*relation{}}
+}
+
+func (c *catalog) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close(context.Background())
+		c.conn = nil
+	}
+}
+
+// relations returns the relations with the given OIDs, querying those not
+// cached yet.
+func (c *catalog) relations(ctx context.Context, oids []uint32) (map[uint32]*relation, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[uint32]*relation{}
+	var missing []string
+	for _, o := range oids {
+		if r, ok := c.rels[o]; ok {
+			out[o] = r
+		} else if o != 0 {
+			missing = append(missing, strconv.FormatUint(uint64(o), 10))
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	if err := c.ensure(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := c.query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		oid, _ := strconv.ParseUint(r[0], 10, 32)
+		rel := c.rels[uint32(oid)]
+		if rel == nil {
+			rel = &relation{schema: r[1], name: r[2], columns: map[int16]string{}}
+			if len(r[3]) > 0 {
+				rel.kind = r[3][0]
+			}
+			c.rels[uint32(oid)] = rel
+		}
+		n, _ := strconv.ParseInt(r[4], 10, 16)
+		rel.columns[int16(n)] = r[5]
+	}
+	for _, s := range missing {
+		oid, _ := strconv.ParseUint(s, 10, 32)
+		rel := c.rels[uint32(oid)]
+		if rel == nil {
+			continue
+		}
+		if rel.kind == 'v' || rel.kind == 'm' {
+			if rel.deps, err = c.viewDeps(ctx, uint32(oid), 0); err != nil {
+				delete(c.rels, uint32(oid))
+				return nil, err
+			}
+		}
+		out[uint32(oid)] = rel
+	}
+	return out, nil
+}
+
+// viewDeps lists the base-table columns a view reads, through views of
+// views.
+func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) ([]string, error) {
+	if depth > 16 {
+		return nil, fmt.Errorf("views nested deeper than 16 levels")
+	}
+	rows, err := c.query(ctx, `SELECT DISTINCT rc.oid, rn.nspname, rc.relname, rc.relkind, a.attname
+FROM pg_catalog.pg_rewrite r
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid AND d.refobjsubid > 0
+JOIN pg_catalog.pg_class rc ON rc.oid = d.refobjid
+JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, strconv.FormatUint(uint64(oid), 10))
+	if err != nil {
+		return nil, err
+	}
+	var deps []string
+	seen := map[uint32]bool{}
+	for _, r := range rows {
+		deps = append(deps, r[1]+"."+r[2]+"."+r[4])
+		if r[3] == "v" || r[3] == "m" {
+			sub, _ := strconv.ParseUint(r[0], 10, 32)
+			if !seen[uint32(sub)] {
+				seen[uint32(sub)] = true
+				more, err := c.viewDeps(ctx, uint32(sub), depth+1)
+				if err != nil {
+					return nil, err
+				}
+				deps = append(deps, more...)
+			}
+		}
+	}
+	return deps, nil
+}
+
+func (c *catalog) ensure(ctx context.Context) error {
+	if c.conn != nil && !c.conn.IsClosed() {
+		return nil
+	}
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return fmt.Errorf("catalog connection: %w", err)
+	}
+	c.conn = conn
+	return nil
+}
+
+func (c *catalog) query(ctx context.Context, sql string, args ...string) ([][]string, error) {
+	params := make([][]byte, len(args))
+	for i, a := range args {
+		params[i] = []byte(a)
+	}
+	res := c.conn.ExecParams(ctx, sql, params, nil, nil, nil).Read()
+	if res.Err != nil {
+		if c.conn.IsClosed() {
+			c.conn = nil
+		}
+		return nil, fmt.Errorf("catalog query: %w", res.Err)
+	}
+	out := make([][]string, len(res.Rows))
+	for i, row := range res.Rows {
+		out[i] = make([]string, len(row))
+		for j, v := range row {
+			out[i][j] = string(v)
+		}
+	}
+	return out, nil
+}

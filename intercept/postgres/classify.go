@@ -1,0 +1,456 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Statement is one SQL statement as PostgreSQL's own parser sees it.
+type Statement struct {
+	Text        string
+	Fingerprint string
+	Command     string   // SELECT, INSERT, DROP, ...
+	Ops         []string // policy vocabulary words, sorted, distinct
+	Tables      []string // relations named anywhere (schema.table when qualified)
+	Functions   []string // functions called anywhere
+	HasWhere    bool     // an UPDATE or DELETE with a WHERE clause
+	CopyOut     bool     // COPY ... TO STDOUT: rows leave as CopyData, not DataRow
+	// SQL-level PREPARE name AS ..., EXECUTE name, DEALLOCATE name ("" for ALL).
+	Prepares, Executes, Deallocates string
+	DeallocateAll                   bool
+
+	refs    []colRef
+	aliases map[string]string // alias or relation name -> relation name
+}
+
+// refCtx is where a column reference sits, which decides whether masking
+// by result column can see it.
+type refCtx int
+
+const (
+	ctxPlain  refCtx = iota // a bare column of the outermost result: RowDescription names its table
+	ctxFilter               // WHERE, JOIN ON, GROUP/ORDER BY, ...: filters, never returned
+	ctxExpr                 // inside an expression, a subquery or CTE result: returned without attribution
+)
+
+type colRef struct {
+	qual  string // table or alias, "" when unqualified
+	name  string // column, "" for a whole-row reference
+	star  bool
+	ctx   refCtx
+	inSub bool // inside a subquery or CTE
+}
+
+// dangerousFunctions reach outside the database's data: the file system,
+// other servers, other sessions, the server's configuration.
+var dangerousFunctions = []string{
+	"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_ls_logdir", "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir",
+	"lo_import", "lo_export", "lo_from_bytea", "lo_put",
+	"dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_send_query", "dblink_open",
+	"pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
+	"pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_logdir_ls",
+	"pg_promote", "pg_switch_wal", "pg_create_restore_point", "pg_start_backup", "pg_backup_start",
+	"query_to_xml", "query_to_xml_and_xmlschema", "cursor_to_xml", "table_to_xml", "database_to_xml", "schema_to_xml",
+}
+
+// errUnsupported marks statements the classifier does not know: they are
+// denied, never guessed at.
+var errUnsupported = errors.New("statement type not supported")
+
+// Classify parses sql, which may hold several statements, into Statements.
+// A parse error or a statement type it does not know is an error: the
+// caller denies.
+func Classify(sql string) ([]Statement, error) {
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse the statement: %w", err)
+	}
+	var out []Statement
+	for _, raw := range tree.Stmts {
+		text := stmtText(sql, raw)
+		s := Statement{Text: text, aliases: map[string]string{}}
+		if s.Fingerprint, err = pg.Fingerprint(text); err != nil {
+			return nil, fmt.Errorf("cannot fingerprint the statement: %w", err)
+		}
+		if err := s.classify(raw.GetStmt()); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func stmtText(sql string, raw *pg.RawStmt) string {
+	start := int(raw.GetStmtLocation())
+	end := len(sql)
+	if l := int(raw.GetStmtLen()); l > 0 {
+		end = start + l
+	}
+	if start < 0 || start > len(sql) || end > len(sql) || start > end {
+		return sql
+	}
+	return strings.TrimSpace(sql[start:end])
+}
+
+func (s *Statement) classify(n *pg.Node) error {
+	if n == nil || n.GetNode() == nil {
+		return fmt.Errorf("%w: empty statement", errUnsupported)
+	}
+	top, err := stmtOps(n)
+	if err != nil {
+		return err
+	}
+	ops := map[string]bool{}
+	for _, op := range top {
+		ops[op] = true
+	}
+	msg := nodeMessage(n)
+	s.Command = commandOf(msg)
+	switch {
+	case n.GetUpdateStmt() != nil:
+		s.HasWhere = n.GetUpdateStmt().GetWhereClause() != nil
+	case n.GetDeleteStmt() != nil:
+		s.HasWhere = n.GetDeleteStmt().GetWhereClause() != nil
+	case n.GetPrepareStmt() != nil:
+		s.Prepares = n.GetPrepareStmt().GetName()
+	case n.GetExecuteStmt() != nil:
+		s.Executes = n.GetExecuteStmt().GetName()
+	case n.GetDeallocateStmt() != nil:
+		s.Deallocates = n.GetDeallocateStmt().GetName()
+		s.DeallocateAll = n.GetDeallocateStmt().GetIsall() || s.Deallocates == ""
+	case n.GetCopyStmt() != nil:
+		c := n.GetCopyStmt()
+		s.CopyOut = !c.GetIsFrom() && !c.GetIsProgram() && c.GetFilename() == ""
+	}
+
+	w := walker{s: s, ops: ops}
+	w.walk(msg.ProtoReflect(), walkState{top: true, ctx: ctxExpr})
+	if w.err != nil {
+		return w.err
+	}
+	for op := range ops {
+		s.Ops = append(s.Ops, op)
+	}
+	slices.Sort(s.Ops)
+	slices.Sort(s.Tables)
+	s.Tables = slices.Compact(s.Tables)
+	slices.Sort(s.Functions)
+	s.Functions = slices.Compact(s.Functions)
+	return nil
+}
+
+// stmtOps maps a statement node to its vocabulary words. Anything not
+// listed is unsupported, and so denied.
+func stmtOps(n *pg.Node) ([]string, error) {
+	if ops, ok := opsOf(n); ok {
+		return ops, nil
+	}
+	return nil, fmt.Errorf("%w: %s", errUnsupported, commandOf(nodeMessage(n)))
+}
+
+func opsOf(n *pg.Node) ([]string, bool) {
+	ops, err := opsOfNode(n)
+	return ops, err == nil
+}
+
+var errNotStatement = errors.New("not a statement")
+
+func opsOfNode(n *pg.Node) ([]string, error) {
+	switch x := n.GetNode().(type) {
+	case *pg.Node_SelectStmt:
+		if x.SelectStmt.GetIntoClause() != nil {
+			return []string{"select", "ddl"}, nil // SELECT INTO creates a table
+		}
+		return []string{"select"}, nil
+	case *pg.Node_InsertStmt:
+		return []string{"insert"}, nil
+	case *pg.Node_UpdateStmt:
+		return []string{"update"}, nil
+	case *pg.Node_DeleteStmt:
+		return []string{"delete"}, nil
+	case *pg.Node_MergeStmt:
+		return []string{"merge"}, nil
+	case *pg.Node_CopyStmt:
+		if x.CopyStmt.GetIsProgram() {
+			return []string{"copy", "copy program"}, nil
+		}
+		if x.CopyStmt.GetFilename() != "" {
+			// Server-side files: as dangerous as a program.
+			return []string{"copy", "copy program"}, nil
+		}
+		return []string{"copy"}, nil
+	case *pg.Node_DropStmt, *pg.Node_DropdbStmt, *pg.Node_DropTableSpaceStmt, *pg.Node_DropOwnedStmt,
+		*pg.Node_DropSubscriptionStmt, *pg.Node_DropUserMappingStmt:
+		return []string{"drop"}, nil
+	case *pg.Node_DropRoleStmt:
+		return []string{"drop", "grant"}, nil
+	case *pg.Node_TruncateStmt:
+		return []string{"truncate"}, nil
+	case *pg.Node_GrantStmt, *pg.Node_GrantRoleStmt, *pg.Node_AlterDefaultPrivilegesStmt,
+		*pg.Node_CreateRoleStmt, *pg.Node_AlterRoleStmt, *pg.Node_AlterRoleSetStmt, *pg.Node_ReassignOwnedStmt,
+		*pg.Node_AlterOwnerStmt, *pg.Node_CreatePolicyStmt, *pg.Node_AlterPolicyStmt:
+		return []string{"grant"}, nil
+	case *pg.Node_TransactionStmt:
+		return []string{"transaction"}, nil
+	case *pg.Node_VariableSetStmt:
+		switch strings.ToLower(x.VariableSetStmt.GetName()) {
+		case "role", "session_authorization", "session authorization":
+			return []string{"set role"}, nil
+		}
+		if x.VariableSetStmt.GetKind() == pg.VariableSetKind_VAR_RESET_ALL {
+			return []string{"set role"}, nil // RESET ALL resets the role too
+		}
+		return []string{"set"}, nil
+	case *pg.Node_DiscardStmt:
+		return []string{"set role"}, nil // DISCARD ALL includes RESET SESSION AUTHORIZATION
+	case *pg.Node_VariableShowStmt:
+		return []string{"show"}, nil
+	case *pg.Node_ExplainStmt:
+		inner, err := stmtOps(x.ExplainStmt.GetQuery())
+		if err != nil {
+			return nil, err
+		}
+		// EXPLAIN ANALYZE runs the statement: it needs the statement's rights.
+		return append(inner, "explain"), nil
+	case *pg.Node_LockStmt:
+		return []string{"lock"}, nil
+	case *pg.Node_VacuumStmt, *pg.Node_ReindexStmt, *pg.Node_ClusterStmt, *pg.Node_CheckPointStmt, *pg.Node_RefreshMatViewStmt:
+		return []string{"maintenance"}, nil
+	case *pg.Node_ListenStmt, *pg.Node_UnlistenStmt:
+		return []string{"listen"}, nil
+	case *pg.Node_NotifyStmt:
+		return []string{"notify"}, nil
+	case *pg.Node_PrepareStmt:
+		inner, err := stmtOps(x.PrepareStmt.GetQuery())
+		if err != nil {
+			return nil, err
+		}
+		return append(inner, "prepare"), nil
+	case *pg.Node_ExecuteStmt:
+		// What it runs was decided when it was PREPAREd; the handler
+		// resolves the name. Here it is only "prepare".
+		return []string{"prepare"}, nil
+	case *pg.Node_DeallocateStmt:
+		return []string{"prepare"}, nil
+	case *pg.Node_DeclareCursorStmt:
+		inner, err := stmtOps(x.DeclareCursorStmt.GetQuery())
+		if err != nil {
+			return nil, err
+		}
+		return append(inner, "cursor"), nil
+	case *pg.Node_FetchStmt, *pg.Node_ClosePortalStmt:
+		return []string{"cursor"}, nil
+	case *pg.Node_CallStmt:
+		return []string{"call"}, nil
+	case *pg.Node_DoStmt:
+		return []string{"do"}, nil
+	case *pg.Node_LoadStmt, *pg.Node_AlterSystemStmt:
+		// Loading shared libraries and rewriting the server configuration
+		// are administration of the server itself.
+		return []string{"ddl", "function"}, nil
+	case *pg.Node_CreateStmt, *pg.Node_CreateTableAsStmt, *pg.Node_ViewStmt, *pg.Node_IndexStmt, *pg.Node_AlterTableStmt,
+		*pg.Node_RenameStmt, *pg.Node_CommentStmt, *pg.Node_CreateSchemaStmt, *pg.Node_CreateSeqStmt, *pg.Node_AlterSeqStmt,
+		*pg.Node_CreateFunctionStmt, *pg.Node_AlterFunctionStmt, *pg.Node_CreateTrigStmt, *pg.Node_CreateExtensionStmt,
+		*pg.Node_AlterExtensionStmt, *pg.Node_AlterExtensionContentsStmt, *pg.Node_CreateDomainStmt, *pg.Node_AlterDomainStmt,
+		*pg.Node_CreateEnumStmt, *pg.Node_AlterEnumStmt, *pg.Node_CompositeTypeStmt, *pg.Node_CreateRangeStmt, *pg.Node_DefineStmt,
+		*pg.Node_AlterObjectSchemaStmt, *pg.Node_AlterTypeStmt, *pg.Node_CreatedbStmt, *pg.Node_AlterDatabaseStmt,
+		*pg.Node_AlterDatabaseSetStmt, *pg.Node_AlterDatabaseRefreshCollStmt, *pg.Node_CreateTableSpaceStmt,
+		*pg.Node_AlterTableSpaceOptionsStmt, *pg.Node_AlterTableMoveAllStmt, *pg.Node_RuleStmt, *pg.Node_CreateCastStmt,
+		*pg.Node_CreateConversionStmt, *pg.Node_CreateOpClassStmt, *pg.Node_CreateOpFamilyStmt, *pg.Node_AlterOpFamilyStmt,
+		*pg.Node_AlterOperatorStmt, *pg.Node_CreateStatsStmt, *pg.Node_AlterStatsStmt, *pg.Node_CreatePublicationStmt,
+		*pg.Node_AlterPublicationStmt, *pg.Node_CreateSubscriptionStmt, *pg.Node_AlterSubscriptionStmt, *pg.Node_CreateEventTrigStmt,
+		*pg.Node_AlterEventTrigStmt, *pg.Node_CreateFdwStmt, *pg.Node_AlterFdwStmt, *pg.Node_CreateForeignServerStmt,
+		*pg.Node_AlterForeignServerStmt, *pg.Node_CreateForeignTableStmt, *pg.Node_CreateUserMappingStmt,
+		*pg.Node_AlterUserMappingStmt, *pg.Node_ImportForeignSchemaStmt, *pg.Node_CreatePlangStmt, *pg.Node_CreateAmStmt,
+		*pg.Node_CreateTransformStmt, *pg.Node_AlterCollationStmt, *pg.Node_AlterTsconfigurationStmt, *pg.Node_AlterTsdictionaryStmt,
+		*pg.Node_SecLabelStmt, *pg.Node_ReplicaIdentityStmt, *pg.Node_AlterObjectDependsStmt:
+		return []string{"ddl"}, nil
+	case *pg.Node_ConstraintsSetStmt:
+		return []string{"transaction"}, nil
+	}
+	return nil, errNotStatement
+}
+
+// nodeMessage unwraps a Node to the statement message it holds.
+func nodeMessage(n *pg.Node) protoreflect.ProtoMessage {
+	m := n.ProtoReflect()
+	var inner protoreflect.ProtoMessage = n
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() == protoreflect.MessageKind {
+			inner = v.Message().Interface()
+			return false
+		}
+		return true
+	})
+	return inner
+}
+
+func commandOf(m protoreflect.ProtoMessage) string {
+	name := string(m.ProtoReflect().Descriptor().Name())
+	name = strings.TrimSuffix(name, "Stmt")
+	// CamelCase to words: CreateTableAs -> CREATE TABLE AS.
+	var b strings.Builder
+	for i, r := range name {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToUpper(b.String())
+}
+
+type walkState struct {
+	top   bool // in the outermost statement, where a ResTarget is a result column
+	ctx   refCtx
+	inSub bool
+}
+
+type walker struct {
+	s   *Statement
+	ops map[string]bool
+	err error
+}
+
+// filterFields never reach the result.
+var filterFields = map[string]bool{
+	"where_clause": true, "having_clause": true, "quals": true, "group_clause": true, "sort_clause": true,
+	"limit_count": true, "limit_offset": true, "distinct_clause": true, "window_clause": true, "using_clause": true,
+}
+
+// subFields hold statements whose results feed the outer one without
+// their columns' provenance.
+var subFields = map[string]bool{"with_clause": true, "from_clause": true, "ctequery": true, "larg": true, "rarg": true, "subselect": true}
+
+func (w *walker) walk(m protoreflect.Message, st walkState) {
+	if w.err != nil || !m.IsValid() {
+		return
+	}
+	_, isNode := m.Interface().(*pg.Node)
+	switch x := m.Interface().(type) {
+	case *pg.RangeVar:
+		name := x.GetRelname()
+		if x.GetSchemaname() != "" {
+			name = x.GetSchemaname() + "." + name
+		}
+		w.s.Tables = append(w.s.Tables, name)
+		w.s.aliases[x.GetRelname()] = x.GetRelname()
+		if a := x.GetAlias(); a != nil && a.GetAliasname() != "" {
+			w.s.aliases[a.GetAliasname()] = x.GetRelname()
+		}
+	case *pg.FuncCall:
+		name := funcName(x.GetFuncname())
+		w.s.Functions = append(w.s.Functions, name)
+		short := name[strings.LastIndexByte(name, '.')+1:]
+		if slices.Contains(dangerousFunctions, short) {
+			w.ops["function"] = true
+		}
+		if short == "set_config" {
+			w.ops[setConfigOp(x)] = true
+		}
+	case *pg.ColumnRef:
+		w.s.refs = append(w.s.refs, columnRef(x, st))
+		return
+	case *pg.Node:
+		// Statements nested anywhere (data-modifying CTEs, subqueries)
+		// bring their own operations.
+		if ops, ok := opsOf(x); ok {
+			for _, op := range ops {
+				w.ops[op] = true
+			}
+		}
+	case *pg.ResTarget:
+		if st.top && st.ctx != ctxFilter {
+			if v := x.GetVal(); v != nil && v.GetColumnRef() != nil {
+				w.s.refs = append(w.s.refs, columnRef(v.GetColumnRef(), walkState{ctx: ctxPlain, inSub: st.inSub}))
+				return
+			}
+			st.top = false // an expression: its value is computed
+		}
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		next := st
+		if !isNode {
+			switch name := string(fd.Name()); {
+			case filterFields[name]:
+				next.ctx, next.top = ctxFilter, false
+			case name == "returning_list" || name == "val":
+			case name == "target_list":
+				// The result's columns only for a SELECT; an UPDATE's SET
+				// list writes values, which is an expression's business.
+				if _, sel := m.Interface().(*pg.SelectStmt); !sel {
+					next.top = false
+				}
+			default:
+				next.top = false
+				if subFields[name] {
+					next.inSub = true
+				}
+			}
+		}
+		switch {
+		case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				w.walk(l.Get(i).Message(), next)
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+			w.walk(v.Message(), next)
+		}
+		return true
+	})
+}
+
+func columnRef(c *pg.ColumnRef, st walkState) colRef {
+	var parts []string
+	star := false
+	for _, f := range c.GetFields() {
+		switch {
+		case f.GetString_() != nil:
+			parts = append(parts, f.GetString_().GetSval())
+		case f.GetAStar() != nil:
+			star = true
+		}
+	}
+	r := colRef{star: star, ctx: st.ctx, inSub: st.inSub}
+	switch {
+	case star && len(parts) > 0:
+		r.qual = parts[len(parts)-1]
+	case !star && len(parts) == 1:
+		r.name = parts[0]
+	case !star && len(parts) >= 2:
+		r.qual, r.name = parts[len(parts)-2], parts[len(parts)-1]
+	}
+	return r
+}
+
+func funcName(parts []*pg.Node) string {
+	var names []string
+	for _, p := range parts {
+		if s := p.GetString_(); s != nil {
+			names = append(names, s.GetSval())
+		}
+	}
+	return strings.Join(names, ".")
+}
+
+// setConfigOp classifies set_config(name, ...): changing the role through
+// it is as much a role change as SET ROLE; a name that is not a literal
+// could be anything, so it counts as one too.
+func setConfigOp(f *pg.FuncCall) string {
+	args := f.GetArgs()
+	if len(args) > 0 {
+		if c := args[0].GetAConst(); c != nil && c.GetSval() != nil {
+			switch strings.ToLower(c.GetSval().GetSval()) {
+			case "role", "session_authorization":
+				return "set role"
+			}
+			return "set"
+		}
+	}
+	return "set role"
+}

@@ -1,0 +1,348 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/corral-dev/corral/intercept"
+)
+
+// maxMessage bounds a client message: a hostile client cannot make the
+// proxy buffer more than this for one message.
+const maxMessage = 64 << 20
+
+// Credential is what corral logs in upstream with.
+type Credential struct {
+	Username string
+	Password string
+}
+
+// Credentials resolves a target's credential alias. The workload never
+// sees what it returns.
+type Credentials interface {
+	Credential(target, alias string) (Credential, error)
+}
+
+// Upstream is how to reach a target's server securely.
+type Upstream struct {
+	// SSLMode is libpq's: disable, require, verify-ca, verify-full.
+	SSLMode    string
+	CAFile     string
+	ServerName string
+}
+
+// Dialer opens connections corral's kernel programs let through.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Handler serves `protocol: postgres` targets.
+type Handler struct {
+	Policy      intercept.Decider
+	Credentials Credentials
+	// Upstreams returns the TLS settings of a target.
+	Upstreams func(target string) Upstream
+	Dialer    Dialer
+	// MaskKey keys the hash mask method, so hashes are stable for this
+	// deployment and not reversible by a dictionary elsewhere.
+	MaskKey []byte
+	Log     *slog.Logger
+
+	mu       sync.Mutex
+	catalogs map[string]*catalog // by target and credential alias
+	cancels  cancelKeys
+}
+
+// Serve runs one client session.
+func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
+	be := pgproto3.NewBackend(c, c)
+	be.SetMaxBodyLen(maxMessage)
+	c.SetDeadline(time.Now().Add(30 * time.Second)) // startup only
+	startup, err := h.startup(ctx, c, be)
+	if err != nil || startup == nil {
+		return err
+	}
+	c.SetDeadline(time.Time{})
+
+	params := startup.Parameters
+	if r := params["replication"]; r != "" && r != "false" && r != "off" && r != "no" && r != "0" {
+		return fatal(c, "42501", "replication connections are not allowed through corral")
+	}
+	alias := c.Admission.Credential
+	if alias == "" {
+		alias = "default"
+	}
+	cred, err := h.Credentials.Credential(c.Meta.Target.Name, alias)
+	if err != nil {
+		h.Log.Error("no credential for target", "target", c.Meta.Target.Name, "alias", alias, "err", err)
+		return fatal(c, "28000", fmt.Sprintf("corral has no usable credential %q for target %q", alias, c.Meta.Target.Name))
+	}
+	database := params["database"]
+	if database == "" {
+		database = params["user"]
+	}
+	cfg, err := h.upstreamConfig(c, cred, database, passThrough(params))
+	if err != nil {
+		return fatal(c, "08000", "corral: "+err.Error())
+	}
+	up, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fatal(c, codeOf(err, "08006"), "corral could not open the database: "+upstreamMessage(err))
+	}
+	// Hand-over: SyncConn drains what pgconn may have buffered, so the
+	// proxy's own readers start exactly where pgconn stopped.
+	if err := up.SyncConn(ctx); err != nil {
+		up.Close(ctx)
+		return fatal(c, "08006", "corral could not take over the database connection")
+	}
+	hj, err := up.Hijack()
+	if err != nil {
+		up.Close(ctx)
+		return fatal(c, "08006", "corral could not take over the database connection")
+	}
+	defer hj.Conn.Close()
+
+	key := h.cancels.add(c.Meta.OrigDst.String(), hj.PID, hj.SecretKey, cfg.TLSConfig != nil)
+	defer h.cancels.remove(key)
+
+	// The client's login ends here: corral authenticated the workload by
+	// what the kernel says it is, and the server by corral's credential.
+	var out []byte
+	out, _ = (&pgproto3.AuthenticationOk{}).Encode(out)
+	for k, v := range hj.ParameterStatuses {
+		out, _ = (&pgproto3.ParameterStatus{Name: k, Value: v}).Encode(out)
+	}
+	out, _ = (&pgproto3.BackendKeyData{ProcessID: key.pid, SecretKey: key.secret[:]}).Encode(out)
+	out, _ = (&pgproto3.ReadyForQuery{TxStatus: hj.TxStatus}).Encode(out)
+	if _, err := c.Write(out); err != nil {
+		return nil
+	}
+
+	s := newSession(ctx, h, c, hj.Conn, h.catalog(c.Meta.Target.Name, alias, cfg), hj.TxStatus)
+	return s.run()
+}
+
+// startup handles everything before the StartupMessage: TLS and GSS
+// encryption requests are declined (the workload talks to corral on its
+// own host), cancel requests are passed on. It returns nil, nil when the
+// connection was a cancel request.
+func (h *Handler) startup(ctx context.Context, c *intercept.Conn, be *pgproto3.Backend) (*pgproto3.StartupMessage, error) {
+	for i := 0; i < 3; i++ {
+		msg, err := be.ReceiveStartupMessage()
+		if err != nil {
+			return nil, fmt.Errorf("startup: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+			if _, err := c.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case *pgproto3.CancelRequest:
+			h.cancel(ctx, m)
+			return nil, nil
+		case *pgproto3.StartupMessage:
+			if m.ProtocolVersion != pgproto3.ProtocolVersion30 {
+				return nil, fatal(c, "08P01", "unsupported protocol version")
+			}
+			return m, nil
+		default:
+			return nil, fmt.Errorf("startup: unexpected %T", msg)
+		}
+	}
+	return nil, errors.New("startup: too many encryption requests")
+}
+
+// passThrough keeps the startup parameters that only shape how results
+// look. Every other parameter is dropped: PostgreSQL accepts any setting
+// in the startup packet, `role` and `options=-c role=...` included, and
+// those would change who the session acts as.
+func passThrough(p map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range p {
+		switch strings.ToLower(k) {
+		case "application_name", "client_encoding", "datestyle", "timezone", "extra_float_digits",
+			"intervalstyle", "search_path", "bytea_output", "lc_messages", "lc_monetary", "lc_numeric", "lc_time":
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (h *Handler) upstreamConfig(c *intercept.Conn, cred Credential, database string, runtime map[string]string) (*pgconn.Config, error) {
+	u := Upstream{SSLMode: "prefer"}
+	if h.Upstreams != nil {
+		u = h.Upstreams(c.Meta.Target.Name)
+	}
+	if u.SSLMode == "" {
+		u.SSLMode = "prefer"
+	}
+	dst := c.Meta.OrigDst
+	conn := fmt.Sprintf("host=%s port=%d sslmode=%s connect_timeout=10", dst.Addr(), dst.Port(), u.SSLMode)
+	if u.CAFile != "" {
+		conn += " sslrootcert=" + quoteConnValue(u.CAFile)
+	}
+	if u.ServerName != "" {
+		conn += " sslsni=1"
+	}
+	cfg, err := pgconn.ParseConfig(conn)
+	if err != nil {
+		return nil, fmt.Errorf("upstream settings: %w", err)
+	}
+	if u.ServerName != "" {
+		for _, t := range append([]*pgconn.FallbackConfig{{TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...) {
+			if t.TLSConfig != nil {
+				t.TLSConfig.ServerName = u.ServerName
+			}
+		}
+	}
+	// Nothing from the agent's environment (PGUSER, PGPASSWORD, .pgpass)
+	// may slip in: every login detail is set here.
+	cfg.User = cred.Username
+	cfg.Password = cred.Password
+	cfg.Database = database
+	cfg.RuntimeParams = runtime
+	cfg.DialFunc = h.Dialer.DialContext
+	return cfg, nil
+}
+
+func quoteConnValue(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func (h *Handler) catalog(target, alias string, cfg *pgconn.Config) *catalog {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.catalogs == nil {
+		h.catalogs = map[string]*catalog{}
+	}
+	k := target + "\x00" + alias + "\x00" + cfg.Database
+	if c := h.catalogs[k]; c != nil {
+		return c
+	}
+	cc := cfg.Copy()
+	cc.RuntimeParams = map[string]string{"application_name": "corral-catalog"}
+	c := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) { return pgconn.ConnectConfig(ctx, cc) })
+	h.catalogs[k] = c
+	return c
+}
+
+// Close releases the catalog connections.
+func (h *Handler) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.catalogs {
+		c.close()
+	}
+}
+
+// fatal sends a FATAL error to a client that has not started a session
+// (or whose session cannot go on) and ends it.
+func fatal(c net.Conn, code, msg string) error {
+	b, _ := (&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg}).Encode(nil)
+	c.Write(b)
+	return errors.New(msg)
+}
+
+func codeOf(err error, def string) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code != "" {
+		return pe.Code
+	}
+	return def
+}
+
+// upstreamMessage says why the server refused corral without repeating
+// anything secret: the server's own message, or the kind of failure.
+func upstreamMessage(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Message
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return "connection failed: " + errors.Unwrap(ce).Error()
+	}
+	return "connection failed"
+}
+
+// --- cancel requests ---
+
+// cancelKey is the pid and secret corral gives the client in place of the
+// server's, so a cancel request (which arrives on a new connection, also
+// redirected to corral) can be mapped back.
+type cancelKey struct {
+	pid    uint32
+	secret [4]byte // protocol 3.0 keys are 4 bytes
+}
+
+type cancelTarget struct {
+	addr     string
+	pid      uint32
+	secret   []byte
+	needsTLS bool
+}
+
+type cancelKeys struct {
+	mu sync.Mutex
+	m  map[cancelKey]cancelTarget
+}
+
+func (k *cancelKeys) add(addr string, pid uint32, secret []byte, tls bool) cancelKey {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[cancelKey]cancelTarget{}
+	}
+	for {
+		var key cancelKey
+		var b [4]byte
+		rand.Read(b[:])
+		rand.Read(key.secret[:])
+		key.pid = binary.BigEndian.Uint32(b[:]) & 0x7fffffff
+		if _, taken := k.m[key]; !taken {
+			k.m[key] = cancelTarget{addr: addr, pid: pid, secret: append([]byte(nil), secret...), needsTLS: tls}
+			return key
+		}
+	}
+}
+
+func (k *cancelKeys) remove(key cancelKey) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, key)
+}
+
+func (h *Handler) cancel(ctx context.Context, m *pgproto3.CancelRequest) {
+	var key cancelKey
+	key.pid = m.ProcessID
+	copy(key.secret[:], m.SecretKey)
+	h.cancels.mu.Lock()
+	t, ok := h.cancels.m[key]
+	h.cancels.mu.Unlock()
+	if !ok || len(m.SecretKey) != len(key.secret) {
+		return // unknown or forged: say nothing, as PostgreSQL does
+	}
+	conn, err := h.Dialer.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		h.Log.Warn("cancel request: cannot reach the server", "addr", t.addr, "err", err)
+		return
+	}
+	defer conn.Close()
+	b, _ := (&pgproto3.CancelRequest{ProcessID: t.pid, SecretKey: t.secret}).Encode(nil)
+	conn.Write(b)
+	// The server answers by closing; wait for it so the cancel is
+	// delivered before the client's own connection goes away.
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.Read(make([]byte, 1))
+}

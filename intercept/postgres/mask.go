@@ -1,0 +1,264 @@
+package postgres
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/corral-dev/corral/policy"
+)
+
+// Type OIDs whose text form any string can stand in for. Masking any other
+// type with a string would break the client's parsing, so those are masked
+// to NULL.
+var textTypes = map[uint32]bool{25: true, 1043: true, 1042: true, 19: true, 18: true, 705: true}
+
+// maskValue applies method to v (text format); nil means SQL NULL.
+func maskValue(method string, v []byte, key []byte) []byte {
+	switch method {
+	case "null":
+		return nil
+	case "partial":
+		return partial(v)
+	case "hash":
+		m := hmac.New(sha256.New, key)
+		m.Write(v)
+		return []byte(hex.EncodeToString(m.Sum(nil))[:16])
+	}
+	return []byte("****")
+}
+
+// partial keeps the last four characters: enough to recognise a card or a
+// phone number, not enough to use it.
+func partial(v []byte) []byte {
+	n := utf8.RuneCount(v)
+	if n <= 4 {
+		return []byte(strings.Repeat("*", n))
+	}
+	out := make([]byte, 0, len(v))
+	i := 0
+	for len(v) > 0 {
+		r, size := utf8.DecodeRune(v)
+		if i < n-4 {
+			out = append(out, '*')
+		} else {
+			out = utf8.AppendRune(out, r)
+		}
+		v = v[size:]
+		i++
+	}
+	return out
+}
+
+// detector finds one kind of sensitive value inside text.
+type detector struct {
+	re    *regexp.Regexp
+	check func([]byte) bool // extra validation of a match (Luhn, IBAN checksum)
+}
+
+// Value detectors. Regular expressions here scan result values for known
+// shapes of secrets; they never interpret SQL.
+var detectors = map[string]detector{
+	"credit_card":  {re: regexp.MustCompile(`\b(?:\d[ -]?){12,18}\d\b`), check: luhn},
+	"email":        {re: regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)},
+	"ssn":          {re: regexp.MustCompile(`\b\d{3}-\d{2}-\d{4}\b`)},
+	"phone":        {re: regexp.MustCompile(`(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b`)},
+	"iban":         {re: regexp.MustCompile(`\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b`), check: ibanValid},
+	"aws_key":      {re: regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`)},
+	"gcp_key":      {re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}\b`)},
+	"github_token": {re: regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b`)},
+	"jwt":          {re: regexp.MustCompile(`\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*`)},
+}
+
+func luhn(b []byte) bool {
+	sum, n := 0, 0
+	for i := len(b) - 1; i >= 0; i-- {
+		c := b[i]
+		if c < '0' || c > '9' {
+			continue
+		}
+		d := int(c - '0')
+		if n%2 == 1 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		n++
+	}
+	return n >= 13 && sum%10 == 0
+}
+
+func ibanValid(b []byte) bool {
+	s := strings.ReplaceAll(string(b), " ", "")
+	if len(s) < 15 || len(s) > 34 {
+		return false
+	}
+	s = s[4:] + s[:4]
+	rem := 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			rem = (rem*10 + int(r-'0')) % 97
+		case r >= 'A' && r <= 'Z':
+			v := int(r-'A') + 10
+			rem = (rem*100 + v) % 97
+		default:
+			return false
+		}
+	}
+	return rem == 1
+}
+
+// detectRule is one `detect` mask: these detectors, this method.
+type detectRule struct {
+	detectors []detector
+	method    string
+}
+
+// scrub masks every detected value inside v; ok is false when the method
+// is null and something was found (the whole value becomes NULL).
+func scrub(v []byte, rules []detectRule, key []byte) (out []byte, changed bool) {
+	out = v
+	for _, r := range rules {
+		for _, d := range r.detectors {
+			locs := d.re.FindAllIndex(out, -1)
+			if len(locs) == 0 {
+				continue
+			}
+			var b []byte
+			last := 0
+			hit := false
+			for _, l := range locs {
+				m := out[l[0]:l[1]]
+				if d.check != nil && !d.check(m) {
+					continue
+				}
+				if r.method == "null" {
+					return nil, true
+				}
+				hit = true
+				b = append(b, out[last:l[0]]...)
+				b = append(b, maskValue(r.method, m, key)...)
+				last = l[1]
+			}
+			if hit {
+				out = append(b, out[last:]...)
+				changed = true
+			}
+		}
+	}
+	return out, changed
+}
+
+// masks is what a session's decision says to mask, in a form the result
+// path can use quickly.
+type masks struct {
+	columns map[string]string // "table.column" and "schema.table.column" -> method
+	tables  map[string]bool   // tables (bare and qualified) with masked columns
+	detect  []detectRule
+}
+
+func compileMasks(ms []policy.Mask) *masks {
+	if len(ms) == 0 {
+		return nil
+	}
+	m := &masks{columns: map[string]string{}, tables: map[string]bool{}}
+	for _, mk := range ms {
+		for _, c := range mk.Columns {
+			c = strings.ToLower(c)
+			if prev, ok := m.columns[c]; !ok || strictness(mk.Method) > strictness(prev) {
+				m.columns[c] = mk.Method
+			}
+			parts := strings.Split(c, ".")
+			m.tables[strings.Join(parts[:len(parts)-1], ".")] = true
+			m.tables[parts[len(parts)-2]] = true
+		}
+		if len(mk.Detect) > 0 {
+			r := detectRule{method: mk.Method}
+			for _, name := range mk.Detect {
+				if d, ok := detectors[name]; ok {
+					r.detectors = append(r.detectors, d)
+				}
+			}
+			m.detect = append(m.detect, r)
+		}
+	}
+	return m
+}
+
+// strictness orders methods by how little they reveal.
+func strictness(method string) int {
+	switch method {
+	case "null":
+		return 3
+	case "redact":
+		return 2
+	case "hash":
+		return 1
+	}
+	return 0
+}
+
+// method returns the mask method for schema.table.column, "" if none.
+func (m *masks) method(schema, table, column string) string {
+	if m == nil {
+		return ""
+	}
+	table, column = strings.ToLower(table), strings.ToLower(column)
+	if v, ok := m.columns[strings.ToLower(schema)+"."+table+"."+column]; ok {
+		return v
+	}
+	return m.columns[table+"."+column]
+}
+
+// leak returns a masked column the statement would return without a table
+// attribution (inside an expression, a subquery, a CTE, a set operation, a
+// whole-row reference), or copy out; "" if none. Such a statement is
+// refused: its result could not be masked by column.
+func (m *masks) leak(s *Statement) string {
+	if m == nil || len(m.columns) == 0 {
+		return ""
+	}
+	masked := ""
+	for _, t := range s.Tables {
+		base := t[strings.LastIndexByte(t, '.')+1:]
+		if m.tables[strings.ToLower(t)] || m.tables[strings.ToLower(base)] {
+			masked = t
+			break
+		}
+	}
+	if masked == "" {
+		return ""
+	}
+	if s.CopyOut {
+		return masked + " (COPY ... TO STDOUT)"
+	}
+	for _, r := range s.refs {
+		if r.ctx == ctxFilter {
+			continue
+		}
+		table := s.aliases[r.qual]
+		switch {
+		case r.star:
+			if r.ctx != ctxPlain && (r.qual == "" || m.tables[strings.ToLower(table)]) {
+				return masked + ".*"
+			}
+		case r.qual == "" && s.aliases[r.name] != "" && m.tables[strings.ToLower(s.aliases[r.name])]:
+			return s.aliases[r.name] + " (whole row)"
+		case r.ctx != ctxPlain:
+			for c := range m.columns {
+				parts := strings.Split(c, ".")
+				col, tbl := parts[len(parts)-1], parts[len(parts)-2]
+				if strings.EqualFold(r.name, col) && (r.qual == "" || strings.EqualFold(table, tbl)) {
+					return tbl + "." + col
+				}
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,613 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/policy"
+)
+
+// deniedStatement is the name under which a statement denied at Bind time
+// (a prepared statement the policy no longer allows) is replaced.
+const deniedStatement = "corral_denied"
+
+// expectation is a response the server owes for something the proxy sent
+// it. The server answers strictly in order, so the head of the queue says
+// what each message from it belongs to.
+type expectation struct {
+	kind    expKind
+	name    string // statement or portal
+	swallow bool   // sent by corral, not the client: keep the answer from it
+}
+
+type expKind uint8
+
+const (
+	expParse          expKind = iota // ParseComplete
+	expBind                          // BindComplete
+	expDescribeStmt                  // ParameterDescription, RowDescription | NoData
+	expDescribePortal                // RowDescription | NoData
+	expExecute                       // DataRow*, CommandComplete | EmptyQueryResponse | PortalSuspended
+	expClose                         // CloseComplete
+	expSync                          // ReadyForQuery
+	expQuery                         // everything up to ReadyForQuery (simple query, function call)
+)
+
+// prepared is what corral knows of a statement the client prepared.
+type prepared struct {
+	stmt   *Statement // nil when denied at Parse
+	denied string     // reason, when denied at Parse
+}
+
+// plan says how to mask each column of a result; nil: nothing to do.
+type plan struct {
+	methods []string // per column: mask method, "" none
+	text    []bool   // per column: a text type in text format (detectors apply)
+	binary  []bool
+	detect  bool
+}
+
+type session struct {
+	h    *Handler
+	c    *intercept.Conn
+	ctx  context.Context
+	up   net.Conn
+	cat  *catalog
+	key  []byte
+	stop sync.Once
+
+	// client -> server
+	upMu  sync.Mutex
+	upW   *bufio.Writer
+	be    *pgproto3.Backend
+	stmts map[string]*prepared
+	sqlPS map[string][]string // SQL-level PREPAREd names -> their operations
+
+	// server -> client
+	cliMu  sync.Mutex
+	cliW   *bufio.Writer
+	fe     *pgproto3.Frontend
+	portal map[string]*plan
+	query  *plan
+
+	qMu sync.Mutex
+	q   []expectation
+
+	masks atomic.Pointer[masks]
+}
+
+type flushReader struct {
+	r     io.Reader
+	mu    *sync.Mutex
+	w     *bufio.Writer
+	flush func() error
+}
+
+// Read flushes what is waiting to go the other way before it blocks: a
+// message is held back only while more input is already at hand, so
+// responses batch under load and never wait on an idle peer.
+func (f *flushReader) Read(p []byte) (int, error) {
+	f.mu.Lock()
+	err := f.w.Flush()
+	f.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return f.r.Read(p)
+}
+
+func newSession(ctx context.Context, h *Handler, c *intercept.Conn, up net.Conn, cat *catalog, _ byte) *session {
+	s := &session{
+		h: h, c: c, ctx: ctx, up: up, cat: cat, key: h.MaskKey,
+		upW:    bufio.NewWriterSize(up, 8192),
+		cliW:   bufio.NewWriterSize(c, 8192),
+		stmts:  map[string]*prepared{},
+		sqlPS:  map[string][]string{},
+		portal: map[string]*plan{},
+	}
+	s.be = pgproto3.NewBackend(&flushReader{r: c, mu: &s.upMu, w: s.upW}, io.Discard)
+	s.be.SetMaxBodyLen(maxMessage)
+	s.fe = pgproto3.NewFrontend(&flushReader{r: up, mu: &s.cliMu, w: s.cliW}, io.Discard)
+	s.setMasks(c.Admission)
+	return s
+}
+
+func (s *session) setMasks(d policy.Decision) {
+	s.masks.Store(compileMasks(d.Mask))
+}
+
+func (s *session) close() {
+	s.stop.Do(func() {
+		s.up.Close()
+		s.c.Close()
+	})
+}
+
+func (s *session) run() error {
+	done := make(chan error, 1)
+	go func() {
+		err := s.fromServer()
+		s.close()
+		done <- err
+	}()
+	err := s.fromClient()
+	s.close()
+	serverErr := <-done
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || err == nil {
+		err = nil
+	}
+	if serverErr != nil && !errors.Is(serverErr, io.EOF) && !errors.Is(serverErr, net.ErrClosed) && s.ctx.Err() == nil {
+		return errors.Join(err, serverErr)
+	}
+	return err
+}
+
+// --- client to server ---
+
+func (s *session) send(msgs ...pgproto3.FrontendMessage) error {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	for _, m := range msgs {
+		b, err := m.Encode(nil)
+		if err != nil {
+			return err
+		}
+		if _, err := s.upW.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) expect(es ...expectation) {
+	s.qMu.Lock()
+	s.q = append(s.q, es...)
+	s.qMu.Unlock()
+}
+
+func (s *session) fromClient() error {
+	for {
+		msg, err := s.be.Receive()
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.Query:
+			err = s.onQuery(m)
+		case *pgproto3.Parse:
+			err = s.onParse(m)
+		case *pgproto3.Bind:
+			err = s.onBind(m)
+		case *pgproto3.Describe:
+			k := expDescribeStmt
+			if m.ObjectType == 'P' {
+				k = expDescribePortal
+			}
+			s.expect(expectation{kind: k, name: m.Name})
+			err = s.send(m)
+		case *pgproto3.Execute:
+			err = s.onExecute(m)
+		case *pgproto3.Close:
+			if m.ObjectType == 'S' {
+				delete(s.stmts, m.Name)
+			}
+			s.expect(expectation{kind: expClose})
+			err = s.send(m)
+		case *pgproto3.Sync:
+			s.expect(expectation{kind: expSync})
+			err = s.send(m)
+		case *pgproto3.Flush:
+			err = s.send(m)
+			if err == nil {
+				err = s.flushUp()
+			}
+		case *pgproto3.FunctionCall:
+			err = s.onFunctionCall(m)
+		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
+			err = s.send(m.(pgproto3.FrontendMessage))
+		case *pgproto3.Terminate:
+			s.send(m)
+			s.flushUp()
+			return nil
+		default:
+			return fmt.Errorf("unexpected %T from the client", msg)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *session) flushUp() error {
+	s.upMu.Lock()
+	defer s.upMu.Unlock()
+	return s.upW.Flush()
+}
+
+// decide puts statements to the policy; it returns "" when all may run, or
+// the reason the first that may not.
+func (s *session) decide(stmts []Statement) string {
+	for i := range stmts {
+		st := &stmts[i]
+		ops := st.Ops
+		if st.Executes != "" {
+			prepOps, ok := s.sqlPS[st.Executes]
+			if !ok {
+				return fmt.Sprintf("EXECUTE of %q, which was not prepared in this session", st.Executes)
+			}
+			ops = append(append([]string(nil), ops...), prepOps...)
+		}
+		text, err := pg.Normalize(st.Text)
+		if err != nil {
+			text = st.Command
+		}
+		d, err := s.h.Policy.Decide(s.ctx, s.c.Input(policy.Action{
+			Kind:       policy.KindSQL,
+			Operations: ops,
+			SQL: &policy.SQL{
+				Command: st.Command, Tables: st.Tables, Functions: st.Functions,
+				HasWhere: st.HasWhere, Text: text, Fingerprint: st.Fingerprint,
+			},
+		}))
+		if err != nil {
+			s.h.Log.Error("policy failed; statement denied", "session_id", s.c.SessionID, "err", err)
+		}
+		s.setMasks(d)
+		reason := ""
+		switch d.Result {
+		case policy.Allow:
+			if leak := s.masks.Load().leak(st); leak != "" {
+				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
+			}
+		case policy.Review:
+			reason = d.Reason + " (approvals are not available in this build: denied)"
+		default:
+			reason = d.Reason
+		}
+		s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
+			Text: text, Operations: ops, Decision: decisionOf(reason, d), Reason: firstNonEmpty(reason, d.Reason), Rule: d.Rule, PolicyVersion: d.PolicyVersion,
+		}})
+		if reason != "" {
+			return reason
+		}
+	}
+	for _, st := range stmts {
+		switch {
+		case st.Prepares != "":
+			s.sqlPS[st.Prepares] = st.Ops
+		case st.DeallocateAll:
+			clear(s.sqlPS)
+		case st.Deallocates != "":
+			delete(s.sqlPS, st.Deallocates)
+		}
+	}
+	return ""
+}
+
+func decisionOf(reason string, d policy.Decision) string {
+	if reason != "" {
+		return policy.Deny
+	}
+	return d.Result
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// denySQL is a statement that fails with the reason, run by the server in
+// place of a denied one: the error then reaches the client in order with
+// everything else, and inside a transaction the server's transaction fails
+// too, so client and server agree that nothing after it commits.
+func denySQL(reason string) string {
+	reason = strings.ReplaceAll("corral: "+reason, "$", "")
+	return "DO $corral$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = $msg$" + reason + "$msg$; END$corral$"
+}
+
+func (s *session) onQuery(m *pgproto3.Query) error {
+	stmts, err := Classify(m.String)
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	} else {
+		reason = s.decide(stmts)
+	}
+	s.expect(expectation{kind: expQuery})
+	if reason != "" {
+		return s.send(&pgproto3.Query{String: denySQL(reason)})
+	}
+	return s.send(m)
+}
+
+func (s *session) onParse(m *pgproto3.Parse) error {
+	stmts, err := Classify(m.Query)
+	reason := ""
+	switch {
+	case err != nil:
+		reason = err.Error()
+	case len(stmts) > 1:
+		reason = "a prepared statement holds one statement"
+	case len(stmts) == 1:
+		reason = s.decide(stmts)
+	}
+	s.expect(expectation{kind: expParse, name: m.Name})
+	if reason != "" {
+		s.stmts[m.Name] = &prepared{denied: reason}
+		return s.send(&pgproto3.Parse{Name: m.Name, Query: denySQL(reason)})
+	}
+	p := &prepared{}
+	if len(stmts) == 1 {
+		p.stmt = &stmts[0]
+	}
+	s.stmts[m.Name] = p
+	return s.send(m)
+}
+
+// onBind enforces the decision at every execution: a prepared statement
+// the policy allowed at Parse may have been forbidden by a reload since.
+// Decisions are cached, so asking again costs a map lookup.
+func (s *session) onBind(m *pgproto3.Bind) error {
+	p := s.stmts[m.PreparedStatement]
+	reason := ""
+	switch {
+	case p == nil:
+		reason = fmt.Sprintf("statement %q was not prepared through corral", m.PreparedStatement)
+	case p.denied != "":
+		// Already replaced by a failing statement at Parse: bind it bare.
+		s.expect(expectation{kind: expBind})
+		return s.send(&pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: m.PreparedStatement})
+	case p.stmt != nil:
+		reason = s.decide([]Statement{*p.stmt})
+	}
+	if reason != "" {
+		s.expect(
+			expectation{kind: expClose, swallow: true},
+			expectation{kind: expParse, swallow: true},
+			expectation{kind: expBind},
+		)
+		return s.send(
+			&pgproto3.Close{ObjectType: 'S', Name: deniedStatement},
+			&pgproto3.Parse{Name: deniedStatement, Query: denySQL(reason)},
+			&pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: deniedStatement},
+		)
+	}
+	s.expect(expectation{kind: expBind})
+	return s.send(m)
+}
+
+func (s *session) onExecute(m *pgproto3.Execute) error {
+	if s.masks.Load() != nil {
+		// Results of Execute carry no RowDescription; ask for the portal's
+		// so its columns can be masked, and keep the answer from the client.
+		s.expect(expectation{kind: expDescribePortal, name: m.Portal, swallow: true})
+		if err := s.send(&pgproto3.Describe{ObjectType: 'P', Name: m.Portal}); err != nil {
+			return err
+		}
+	}
+	s.expect(expectation{kind: expExecute, name: m.Portal})
+	return s.send(m)
+}
+
+func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
+	d, err := s.h.Policy.Decide(s.ctx, s.c.Input(policy.Action{
+		Kind: policy.KindSQL, Operations: []string{"function"},
+		SQL: &policy.SQL{Command: "FUNCTION CALL", Functions: []string{fmt.Sprintf("oid:%d", m.Function)}},
+	}))
+	if err != nil {
+		s.h.Log.Error("policy failed; function call denied", "session_id", s.c.SessionID, "err", err)
+	}
+	s.expect(expectation{kind: expQuery})
+	if !d.Allowed() {
+		return s.send(&pgproto3.Query{String: denySQL(d.Reason)})
+	}
+	return s.send(m)
+}
+
+// --- server to client ---
+
+func (s *session) head() (expectation, bool) {
+	s.qMu.Lock()
+	defer s.qMu.Unlock()
+	if len(s.q) == 0 {
+		return expectation{}, false
+	}
+	return s.q[0], true
+}
+
+func (s *session) pop() {
+	s.qMu.Lock()
+	if len(s.q) > 0 {
+		s.q = s.q[1:]
+	}
+	s.qMu.Unlock()
+}
+
+// skipToSync drops what the server will not answer after an error in the
+// extended protocol: everything up to the next Sync.
+func (s *session) skipToSync() {
+	s.qMu.Lock()
+	for len(s.q) > 0 && s.q[0].kind != expSync && s.q[0].kind != expQuery {
+		s.q = s.q[1:]
+	}
+	s.qMu.Unlock()
+}
+
+func (s *session) toClient(m pgproto3.BackendMessage) error {
+	b, err := m.Encode(nil)
+	if err != nil {
+		return err
+	}
+	s.cliMu.Lock()
+	_, err = s.cliW.Write(b)
+	s.cliMu.Unlock()
+	return err
+}
+
+func (s *session) fromServer() error {
+	for {
+		msg, err := s.fe.Receive()
+		if err != nil {
+			return err
+		}
+		h, _ := s.head()
+		forward := true
+		switch m := msg.(type) {
+		case *pgproto3.ParseComplete, *pgproto3.BindComplete, *pgproto3.CloseComplete:
+			forward = !h.swallow
+			s.pop()
+		case *pgproto3.ParameterDescription:
+			forward = !h.swallow
+		case *pgproto3.RowDescription:
+			p, err := s.plan(m)
+			if err != nil {
+				return s.abort(err)
+			}
+			switch h.kind {
+			case expDescribePortal:
+				s.portal[h.name] = p
+				forward = !h.swallow
+				s.pop()
+			case expDescribeStmt:
+				s.pop()
+			default:
+				s.query = p
+			}
+		case *pgproto3.NoData:
+			if h.kind == expDescribePortal {
+				s.portal[h.name] = nil
+			}
+			forward = !h.swallow
+			s.pop()
+		case *pgproto3.DataRow:
+			var p *plan
+			if h.kind == expExecute {
+				p = s.portal[h.name]
+			} else {
+				p = s.query
+			}
+			if p != nil {
+				s.apply(p, m)
+			}
+		case *pgproto3.CommandComplete, *pgproto3.EmptyQueryResponse, *pgproto3.PortalSuspended:
+			if h.kind == expExecute {
+				s.pop()
+			} else {
+				s.query = nil
+			}
+		case *pgproto3.ErrorResponse:
+			if h.kind != expQuery {
+				s.skipToSync()
+			}
+		case *pgproto3.ReadyForQuery:
+			s.pop()
+			s.query = nil
+		}
+		if forward {
+			if err := s.toClient(msg); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// abort ends a session whose results corral cannot vouch for.
+func (s *session) abort(err error) error {
+	s.h.Log.Error("masking failed; session ended", "session_id", s.c.SessionID, "err", err)
+	s.toClient(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "XX000", Message: "corral could not mask this result; the session is ended"})
+	s.cliMu.Lock()
+	s.cliW.Flush()
+	s.cliMu.Unlock()
+	return err
+}
+
+// plan works out, column by column, what to mask in a result.
+func (s *session) plan(rd *pgproto3.RowDescription) (*plan, error) {
+	mk := s.masks.Load()
+	if mk == nil {
+		return nil, nil
+	}
+	p := &plan{
+		methods: make([]string, len(rd.Fields)),
+		text:    make([]bool, len(rd.Fields)),
+		binary:  make([]bool, len(rd.Fields)),
+		detect:  len(mk.detect) > 0,
+	}
+	var oids []uint32
+	for _, f := range rd.Fields {
+		if f.TableOID != 0 {
+			oids = append(oids, f.TableOID)
+		}
+	}
+	var rels map[uint32]*relation
+	if len(oids) > 0 && len(mk.columns) > 0 {
+		var err error
+		if rels, err = s.cat.relations(s.ctx, oids); err != nil {
+			return nil, err
+		}
+	}
+	any := p.detect
+	for i, f := range rd.Fields {
+		p.binary[i] = f.Format == 1
+		p.text[i] = textTypes[f.DataTypeOID]
+		rel := rels[f.TableOID]
+		if rel == nil {
+			continue
+		}
+		switch rel.kind {
+		case 'v', 'm':
+			// A view does not say which of its columns come from where:
+			// if it reads a masked column, all of its columns are masked.
+			for _, dep := range rel.deps {
+				parts := strings.SplitN(dep, ".", 3)
+				if m := mk.method(parts[0], parts[1], parts[2]); strictness(m) > strictness(p.methods[i]) || (m != "" && p.methods[i] == "") {
+					p.methods[i] = m
+				}
+			}
+		default:
+			p.methods[i] = mk.method(rel.schema, rel.name, rel.columns[int16(f.TableAttributeNumber)])
+		}
+		if p.methods[i] != "" {
+			any = true
+		}
+	}
+	if !any {
+		return nil, nil
+	}
+	return p, nil
+}
+
+func (s *session) apply(p *plan, row *pgproto3.DataRow) {
+	for i, v := range row.Values {
+		if i >= len(p.methods) || v == nil {
+			continue
+		}
+		switch method := p.methods[i]; {
+		case method != "":
+			if p.binary[i] || !p.text[i] {
+				// No string can stand in for a binary value or a
+				// non-text type: the value is withheld.
+				row.Values[i] = nil
+			} else {
+				row.Values[i] = maskValue(method, v, s.key)
+			}
+		case p.detect && p.text[i]:
+			if out, changed := scrub(v, s.masks.Load().detect, s.key); changed {
+				row.Values[i] = out
+			}
+		}
+	}
+}

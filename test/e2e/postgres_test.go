@@ -1,0 +1,230 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/internal/testutil"
+)
+
+const ordersSchema = `
+CREATE TABLE customers (id int PRIMARY KEY, name text, email text, card_number text, note text);
+INSERT INTO customers VALUES
+  (1, 'Ada', 'ada@example.com', '4111 1111 1111 1111', 'call 555-123-4567'),
+  (2, 'Grace', 'grace@example.org', '5500 0000 0000 0004', 'vip');
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int, amount numeric);
+INSERT INTO orders VALUES (1, 1, 10), (2, 2, 20);
+CREATE VIEW customer_contacts AS SELECT name, upper(email) AS contact FROM customers;
+CREATE ROLE app LOGIN PASSWORD 'app-secret-pw';
+SET password_encryption = 'md5';
+CREATE ROLE md5user LOGIN PASSWORD 'md5-secret-pw';
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app, md5user;
+`
+
+type pgEnv struct {
+	*env
+	pg *testutil.Postgres
+	a  *testutil.Agent
+}
+
+// newPGEnv starts PostgreSQL on a test host and corral protecting it, with
+// the given credential (alias default) and upstream TLS settings.
+func newPGEnv(t *testing.T, opts testutil.PostgresOptions, user, password, tls string) *pgEnv {
+	t.Helper()
+	e := newEnv(t, func(h *testutil.Host) []string { return []string{addr(h.Addr, 5432)} })
+	pg := testutil.StartPostgres(t, e.host, opts)
+	pg.Exec(t, "postgres", "CREATE DATABASE orders")
+	pg.Exec(t, "orders", ordersSchema)
+
+	pw := filepath.Join(e.stateDir, "pw")
+	os.WriteFile(pw, []byte(password+"\n"), 0o600)
+	if tls != "" {
+		tls = strings.ReplaceAll(tls, "CAFILE", pg.CAFile)
+	}
+	cfg := fmt.Sprintf(`targets:
+  - name: orders-db
+    protocol: postgres
+    endpoints: [%q]
+    credentials:
+      default: {username: %s, password_file: %s}
+    %s
+rules:
+  - name: app
+    who: {cgroup: %q}
+    targets: [orders-db]
+    allow: [select, insert, update, copy, transaction, set, show]
+    review: {operations: [delete], reviewers: ["group:dba"]}
+    deny: [drop, truncate, "copy program", "set role", do, function]
+    mask:
+      - {columns: [customers.email], method: partial}
+      - {columns: [customers.card_number], method: redact}
+      - {detect: [phone], method: redact}
+audit_log: "-"
+state_dir: %s
+cgroup_path: %s
+bpf_pin_dir: %s
+log_level: debug
+`, addr(e.host.Addr, 5432), user, pw, tls, e.rel(e.workCg), e.stateDir, e.cgroup, e.pinDir)
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &pgEnv{env: e, pg: pg, a: e.start(t)}
+}
+
+// psql runs psql as a workload in the covered cgroup. The workload gives
+// a wrong password on purpose: corral admits it by what the kernel says it
+// is, and logs in upstream with its own credential.
+func (p *pgEnv) psql(t *testing.T, sql string) (string, error) {
+	t.Helper()
+	return testutil.Command(t, p.workCg, []string{"PGPASSWORD=not-the-password", "PGCONNECT_TIMEOUT=10", "PGSSLMODE=prefer"},
+		"psql", "-X", "-w", "-At", "-v", "ON_ERROR_STOP=1", "-h", p.host.Addr.String(), "-U", "whoever", "-d", "orders", "-c", sql)
+}
+
+func (p *pgEnv) tableExists(t *testing.T, name string) bool {
+	rows := p.pg.Exec(t, "orders", fmt.Sprintf("SELECT count(*) FROM pg_class WHERE relname = '%s'", name))
+	return rows[0][0] == "1"
+}
+
+func TestPostgresInjectsCredentialsAndMasks(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+
+	out, err := p.psql(t, "SELECT id, name, email, card_number, note FROM customers ORDER BY id")
+	if err != nil {
+		t.Fatalf("select: %v\n%s", err, out)
+	}
+	want := "1|Ada|***********.com|****|call ****\n2|Grace|*************.org|****|vip"
+	if out != want {
+		t.Errorf("masked result:\n%s\nwant:\n%s", out, want)
+	}
+	for _, secret := range []string{"ada@example.com", "4111", "555-123-4567", "app-secret-pw"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("result leaks %q", secret)
+		}
+	}
+	// The server saw corral's credential, not the workload's.
+	if out, err := p.psql(t, "SELECT current_user"); err != nil || out != "app" {
+		t.Errorf("current_user = %q (%v)", out, err)
+	}
+
+	ev := p.a.WaitEvent(t, 0, func(ev intercept.Event) bool {
+		return ev.Event == intercept.EventStatement && ev.Statement != nil && strings.HasPrefix(ev.Statement.Text, "SELECT id, name")
+	})
+	if ev.Statement.Decision != "allow" || ev.Target != "orders-db" || ev.Protocol != "postgres" {
+		t.Errorf("statement event %+v / %+v", ev, ev.Statement)
+	}
+	for _, l := range p.a.Lines() {
+		if strings.Contains(l, "app-secret-pw") {
+			t.Fatalf("the upstream password reached the agent's output: %s", l)
+		}
+	}
+}
+
+// Each row is a way to try to get around the policy; each must end up
+// blocked, or masked.
+func TestPostgresBypassAttempts(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	for _, c := range []struct {
+		name, sql, reason string
+	}{
+		{"comment before DROP", "/* harmless */ DROP TABLE customers", "drop is denied"},
+		{"mixed case", "dRoP tAbLe customers", "drop is denied"},
+		{"quoted identifier", `DROP TABLE "customers"`, "drop is denied"},
+		{"multi-statement", "SELECT 1; DROP TABLE customers", "drop is denied"},
+		{"DROP inside DO", "DO $$BEGIN EXECUTE 'DROP TABLE customers'; END$$", "do is denied"},
+		{"SET ROLE escape", "SET ROLE postgres", "set role is denied"},
+		{"role through set_config", "SELECT set_config('role', 'postgres', false)", "set role is denied"},
+		{"COPY PROGRAM", "COPY customers TO PROGRAM 'id'", "denied"},
+		{"server file read", "SELECT pg_read_file('/etc/passwd')", "function is denied"},
+		{"TRUNCATE", "TRUNCATE orders", "truncate is denied"},
+		{"masked column via function", "SELECT lower(email) FROM customers", "customers.email"},
+		{"concatenation", "SELECT card_number || '' FROM customers", "customers.card_number"},
+		{"CTE", "WITH x AS (SELECT email FROM customers) SELECT * FROM x", "customers"},
+		{"subquery", "SELECT * FROM (SELECT email FROM customers) s", "customers"},
+		{"row_to_json", "SELECT row_to_json(c) FROM customers c", "whole row"},
+		{"set operation", "SELECT email FROM customers UNION SELECT 'x'", "customers.email"},
+		{"COPY TO STDOUT", "COPY customers TO STDOUT", "COPY"},
+		{"COPY query TO STDOUT", "COPY (SELECT email FROM customers) TO STDOUT", "COPY"},
+		{"unparsable", "SELEC * FRM customers", "cannot parse"},
+		{"review without approvals", "DELETE FROM orders", "needs review"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := p.psql(t, c.sql)
+			if err == nil {
+				t.Fatalf("%q was not refused:\n%s", c.sql, out)
+			}
+			if !strings.Contains(out, "corral: ") || !strings.Contains(out, c.reason) {
+				t.Errorf("%q: error does not say %q:\n%s", c.sql, c.reason, out)
+			}
+		})
+	}
+	if !p.tableExists(t, "customers") {
+		t.Fatal("customers was dropped")
+	}
+	if n := p.pg.Exec(t, "orders", "SELECT count(*) FROM orders")[0][0]; n != "2" {
+		t.Fatalf("orders has %s rows", n)
+	}
+
+	// Through a view: which of its columns come from where is unknown, so
+	// all of a view's columns that read a masked column are masked.
+	out, err := p.psql(t, "SELECT name, contact FROM customer_contacts ORDER BY name")
+	if err != nil {
+		t.Fatalf("view: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "EXAMPLE.COM") || strings.Contains(out, "Ada") {
+		t.Errorf("view result leaks: %s", out)
+	}
+	// SELECT * is attributed column by column: masked, not refused.
+	out, err = p.psql(t, "SELECT * FROM customers WHERE email LIKE 'ada%'")
+	if err != nil || !strings.HasPrefix(out, "1|Ada|***********.com|****|") {
+		t.Errorf("select *: %v\n%s", err, out)
+	}
+}
+
+// A denied statement inside a transaction fails the server's transaction
+// too: the COMMIT commits nothing, and client and server agree.
+func TestPostgresDeniedStatementAbortsTransaction(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	out, err := testutil.Command(t, p.workCg, []string{"PGPASSWORD=x"}, "sh", "-c", fmt.Sprintf(
+		`printf '%%s\n' 'BEGIN;' 'INSERT INTO orders VALUES (3, 1, 30);' 'DROP TABLE customers;' 'COMMIT;' | psql -X -w -h %s -U whoever -d orders`, p.host.Addr))
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "drop is denied") || !strings.Contains(out, "ROLLBACK") {
+		t.Errorf("psql output:\n%s\nwant the denial and COMMIT answered by ROLLBACK", out)
+	}
+	if n := p.pg.Exec(t, "orders", "SELECT count(*) FROM orders WHERE id = 3")[0][0]; n != "0" {
+		t.Fatal("the insert before the denied statement was committed")
+	}
+}
+
+func TestPostgresMD5Upstream(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "md5user", "md5-secret-pw", "")
+	out, err := p.psql(t, "SELECT current_user, count(*) FROM orders")
+	if err != nil || out != "md5user|2" {
+		t.Fatalf("md5 upstream: %q %v", out, err)
+	}
+}
+
+func TestPostgresTLSVerifyFullUpstream(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{TLSOnly: true, ServerName: "orders.test"}, "app", "app-secret-pw",
+		"upstream_tls: {mode: verify-full, ca_file: CAFILE, server_name: orders.test}")
+	out, err := p.psql(t, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+	if err != nil || out != "t" {
+		t.Fatalf("TLS upstream: %q %v", out, err)
+	}
+}
+
+func TestPostgresTLSVerifyFullRefusesWrongName(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{TLSOnly: true, ServerName: "orders.test"}, "app", "app-secret-pw",
+		"upstream_tls: {mode: verify-full, ca_file: CAFILE, server_name: impostor.test}")
+	out, err := p.psql(t, "SELECT 1")
+	if err == nil || !strings.Contains(out, "corral could not open the database") {
+		t.Fatalf("a server with the wrong name was accepted: %q %v", out, err)
+	}
+}
