@@ -412,7 +412,9 @@ func TestPolicyAdmitsAndReloads(t *testing.T) {
 	widened := strings.Replace(string(cfg), fmt.Sprintf("cgroup: %q", e.rel(e.workCg)), fmt.Sprintf("cgroup: [%q, %q]", e.rel(e.workCg), e.rel(e.otherCg)), 1)
 	from = a.Mark()
 	writeAtomically(t, e.config, widened)
-	a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") && strings.Contains(l, "policy_version=2") })
+	a.WaitLine(t, from, func(l string) bool {
+		return strings.Contains(l, "configuration reloaded") && strings.Contains(l, "policy_version=2")
+	})
 	r = testutil.RunClient(t, e.otherCg, testutil.Client{Network: "tcp", Addr: target, Payload: "now"})
 	if !strings.HasSuffix(r.Reply, "|now") {
 		t.Fatalf("after the reload: reply %q err %q", r.Reply, r.Err)
