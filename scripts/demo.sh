@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
-# corral's first run: a service on a test host (its own network namespace,
-# joined to this host by a veth pair) is declared protected; an unmodified
-# client (curl) connects to it; corral catches the connection in the kernel,
-# relays it, and writes who connected where to its audit log. Everything it
-# creates is removed on exit.
+# corral's first run. A throwaway PostgreSQL with customers and orders runs
+# on a test host (its own network namespace, joined to this host by a veth
+# pair) at an address psql believes is the real database. corral protects
+# it: the unmodified psql is caught in the kernel, logged in with a
+# credential it never sees, its statements are decided by policy, and
+# sensitive columns are masked. Everything is removed on exit.
 set -euo pipefail
 
 corral=${1:-bin/corral}
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (eBPF, network namespaces)"; exit 1; }
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 
 ns=corral-demo
 veth=crldemo0
 host_ip=198.18.255.253   # 198.18.0.0/15: reserved for benchmarking, never a real network
-svc_ip=198.18.255.254
-port=8080
+db_ip=198.18.255.254
 work=$(mktemp -d /tmp/corral-demo.XXXXXX)
+chmod 755 "$work"
 pin=/sys/fs/bpf/corral-demo
-agent_pid= server_pid=
+agent_pid= pg_pid=
 
 cleanup() {
 	set +e
 	[ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+	[ -n "$pg_pid" ] && kill -INT "$pg_pid" 2>/dev/null && wait "$pg_pid" 2>/dev/null
 	ip link del "$veth" 2>/dev/null
 	ip netns del "$ns" 2>/dev/null
 	"$corral" unpin --pin-dir "$pin" 2>/dev/null
@@ -30,64 +32,89 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@" || true; }
 
-step "a test host at $svc_ip serving HTTP on :$port"
+step "a throwaway PostgreSQL at $db_ip:5432 on a test host"
 ip netns add "$ns"
 ip link add "$veth" type veth peer name eth0 netns "$ns"
 ip addr add "$host_ip/30" dev "$veth"
 ip link set "$veth" up
-ip -n "$ns" addr add "$svc_ip/30" dev eth0
+ip -n "$ns" addr add "$db_ip/30" dev eth0
 ip -n "$ns" link set eth0 up
 ip -n "$ns" link set lo up
-mkdir -p "$work/www"
-echo "hello from the protected service" > "$work/www/hello.txt"
-ip netns exec "$ns" python3 -m http.server "$port" --bind "$svc_ip" --directory "$work/www" >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://$svc_ip:$port/" && break; sleep 0.1; done
-
-step "curl before corral runs: a direct connection"
-curl -s -w '  (connected to %{remote_ip}:%{remote_port})\n' "http://$svc_ip:$port/hello.txt"
+mkdir "$work/pg" && chown postgres:postgres "$work/pg"
+su postgres -s /bin/sh -c "$pgbin/initdb -D $work/pg/data -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null"
+echo "host all all $host_ip/32 scram-sha-256" >> "$work/pg/data/pg_hba.conf"
+cat >> "$work/pg/data/postgresql.conf" <<CONF
+listen_addresses = '$db_ip'
+unix_socket_directories = '$work/pg'
+CONF
+nsenter --net=/run/netns/$ns --setuid "$(id -u postgres)" --setgid "$(id -g postgres)" \
+	"$pgbin/postgres" -D "$work/pg/data" >"$work/pg/server.log" 2>&1 &
+pg_pid=$!
+for _ in $(seq 100); do "$pgbin/pg_isready" -q -h "$work/pg" && break; sleep 0.1; done
+psql -X -q -h "$work/pg" -U postgres <<'SQL'
+CREATE DATABASE shop;
+\c shop
+CREATE TABLE customers (id int PRIMARY KEY, name text, email text, card_number text);
+INSERT INTO customers VALUES
+  (1, 'Ada Lovelace', 'ada@example.com', '4111 1111 1111 1111'),
+  (2, 'Grace Hopper', 'grace@example.org', '5500 0000 0000 0004');
+CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers, amount numeric);
+INSERT INTO orders VALUES (1, 1, 42.00), (2, 2, 17.50);
+CREATE ROLE shop_app LOGIN PASSWORD 'only-corral-knows-this';
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO shop_app;
+SQL
+echo "only-corral-knows-this" > "$work/shop-app.password"
+chmod 600 "$work/shop-app.password"
 
 cat > "$work/corral.yaml" <<YAML
 targets:
-  - name: demo-api
-    protocol: tcp
-    endpoints: ["$svc_ip:$port"]
+  - name: shop-db
+    protocol: postgres
+    endpoints: ["$db_ip:5432"]
+    credentials:
+      default: {username: shop_app, password_file: $work/shop-app.password}
 rules:
-  - name: curl-only
-    who: {exe: /usr/bin/curl}
-    targets: [demo-api]
-    allow: [connect]
+  - name: analysts-psql
+    who: {exe: "/usr/lib/postgresql/*/bin/psql"}
+    targets: [shop-db]
+    allow: [select, insert, update, transaction, set, show]
+    review: {operations: [delete], reviewers: ["group:dba"]}
+    deny: [drop, truncate, "copy program", "set role", function]
+    mask:
+      - {columns: [customers.email], method: partial}
+      - {columns: [customers.card_number], method: redact}
 audit_log: $work/audit.log
 state_dir: $work
 bpf_pin_dir: $pin
 YAML
-step "corral agent protecting demo-api ($svc_ip:$port) for every process on this host"
-cat "$work/corral.yaml"
+step "corral protects shop-db ($db_ip:5432); psql may read, never drop; emails and cards are masked"
+sed -n '1,20p' "$work/corral.yaml"
 "$corral" agent --config "$work/corral.yaml" 2>"$work/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do grep -q "corral agent ready" "$work/agent.log" && break; sleep 0.1; done
 grep -q "corral agent ready" "$work/agent.log" || { cat "$work/agent.log"; exit 1; }
 
-step "the same curl, unchanged: caught in the kernel, relayed by corral"
-curl -s -w '  (the socket is connected to %{remote_ip}: corral'"'"'s listener in this network namespace)\n' "http://$svc_ip:$port/hello.txt"
+# The workload: plain psql, pointed at the database's address, with a
+# password that is wrong (it has no business knowing the real one).
+export PGPASSWORD=i-do-not-know-it PGCONNECT_TIMEOUT=5
+q() { run psql -X -w -h "$db_ip" -U anyone -d shop -c "$1"; }
 
-step "python3 is not curl: the rule does not cover it, so corral cuts it off"
-python3 - "$svc_ip" "$port" <<'PY' || true
-import sys, urllib.request
-try:
-    urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/hello.txt", timeout=5)
-    print("  python3 got through (unexpected)")
-except Exception as e:
-    print(f"  python3: {e}")
-PY
-# The relay logs a session's close once both sides are done.
-for _ in $(seq 50); do grep -q '"event":"close"' "$work/audit.log" 2>/dev/null && break; sleep 0.1; done
+step "an allowed SELECT: the sensitive columns come back masked"
+q "SELECT id, name, email, card_number FROM customers ORDER BY id"
+step "a blocked DROP TABLE (comments and case do not help: PostgreSQL's own parser decides)"
+q "/* cleanup */ dRoP TABLE customers"
+step "a masked column smuggled through an expression is refused"
+q "SELECT lower(email) FROM customers"
+step "a DELETE needs a reviewer's approval"
+q "DELETE FROM orders WHERE id = 2"
+step "the table is still there, the order too"
+psql -X -At -h "$work/pg" -U postgres -d shop -c "SELECT count(*) || ' customers, ' || (SELECT count(*) FROM orders) || ' orders' FROM customers"
 
-step "the audit trail: who connected where, and what the policy said"
-jq -c '{event, target, orig_dst, decision, reason, exe: .workload.exe, pid: .workload.pid, bytes_up, bytes_down}' "$work/audit.log"
+step "the audit trail"
+for _ in $(seq 50); do [ "$(grep -c '"event":"close"' "$work/audit.log" 2>/dev/null)" -ge 4 ] && break; sleep 0.1; done
+jq -r 'if .event == "statement" then "    \(.statement.decision)  \(.statement.text)  \(.statement.reason // "" | if . == "" then "" else "(\(.))" end)"
+       else "\(.event) \(.session_id) \(.target) \(.orig_dst) \(.workload.exe // "") pid \(.workload.pid // "")" end' "$work/audit.log"
 
-step "corral stops; with --keep-pinned it would keep refusing connections to demo-api until it is back"
-kill "$agent_pid"; wait "$agent_pid" || true; agent_pid=
-grep -E "level=(WARN|ERROR)" "$work/agent.log" || true
-echo "done: test host, agent and eBPF programs removed"
+step "done: database, agent and eBPF programs removed"

@@ -512,6 +512,11 @@ func (s *session) fromServer() error {
 			if h.kind != expQuery {
 				s.skipToSync()
 			}
+			if m.Code == "42501" && strings.HasPrefix(m.Message, "corral: ") {
+				// corral's own denial, raised by the server in place of the
+				// statement: the PL/pgSQL context is noise to the client.
+				m.Where, m.File, m.Line, m.Routine = "", "", 0, ""
+			}
 		case *pgproto3.ReadyForQuery:
 			s.pop()
 			s.query = nil
