@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -26,6 +27,11 @@ type Statement struct {
 
 	refs    []colRef
 	aliases map[string]string // alias or relation name -> relation name
+	// literalSensitive: the classification reads a literal (SET's
+	// variable, set_config's name, COPY's file), so two statements with the
+	// same fingerprint may differ in meaning and must not share it.
+	literalSensitive bool
+	normalized       string // Text with literals replaced, for the audit log (filled lazily)
 }
 
 // refCtx is where a column reference sits, which decides whether masking
@@ -61,6 +67,42 @@ var dangerousFunctions = []string{
 // errUnsupported marks statements the classifier does not know: they are
 // denied, never guessed at.
 var errUnsupported = errors.New("statement type not supported")
+
+// classifier remembers the classification of single statements by their
+// fingerprint (the statement with its literals taken out): fingerprinting
+// costs a fraction of a full parse, and an application sends the same
+// shapes of statement over and over.
+type classifier struct {
+	mu    sync.Mutex
+	cache map[string]Statement
+}
+
+const classifierSize = 4096
+
+func (c *classifier) classify(sql string) ([]Statement, error) {
+	fp, err := pg.Fingerprint(sql)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse the statement: %w", err)
+	}
+	c.mu.Lock()
+	st, ok := c.cache[fp]
+	c.mu.Unlock()
+	if ok {
+		st.Text = sql
+		return []Statement{st}, nil
+	}
+	stmts, err := Classify(sql)
+	if err != nil || len(stmts) != 1 || stmts[0].literalSensitive {
+		return stmts, err
+	}
+	c.mu.Lock()
+	if c.cache == nil || len(c.cache) >= classifierSize {
+		c.cache = make(map[string]Statement, 64)
+	}
+	c.cache[fp] = stmts[0]
+	c.mu.Unlock()
+	return stmts, nil
+}
 
 // Classify parses sql, which may hold several statements, into Statements.
 // A parse error or a statement type it does not know is an error: the
@@ -123,7 +165,10 @@ func (s *Statement) classify(n *pg.Node) error {
 	case n.GetDeallocateStmt() != nil:
 		s.Deallocates = n.GetDeallocateStmt().GetName()
 		s.DeallocateAll = n.GetDeallocateStmt().GetIsall() || s.Deallocates == ""
+	case n.GetVariableSetStmt() != nil, n.GetVariableShowStmt() != nil:
+		s.literalSensitive = true
 	case n.GetCopyStmt() != nil:
+		s.literalSensitive = true
 		c := n.GetCopyStmt()
 		s.CopyOut = !c.GetIsFrom() && !c.GetIsProgram() && c.GetFilename() == ""
 	}
@@ -351,6 +396,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 		if short == "set_config" {
 			w.ops[setConfigOp(x)] = true
+			w.s.literalSensitive = true
 		}
 	case *pg.ColumnRef:
 		w.s.refs = append(w.s.refs, columnRef(x, st))

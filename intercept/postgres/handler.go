@@ -59,9 +59,10 @@ type Handler struct {
 	MaskKey []byte
 	Log     *slog.Logger
 
-	mu       sync.Mutex
-	catalogs map[string]*catalog // by target and credential alias
-	cancels  cancelKeys
+	mu         sync.Mutex
+	catalogs   map[string]*catalog // by target and credential alias
+	cancels    cancelKeys
+	classifier classifier
 }
 
 // Serve runs one client session.

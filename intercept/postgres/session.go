@@ -46,8 +46,8 @@ const (
 
 // prepared is what corral knows of a statement the client prepared.
 type prepared struct {
-	stmt   *Statement // nil when denied at Parse
-	denied string     // reason, when denied at Parse
+	stmt   []Statement // one statement; none for an empty query or when denied at Parse
+	denied string      // reason, when denied at Parse
 }
 
 // plan says how to mask each column of a result; nil: nothing to do.
@@ -248,9 +248,13 @@ func (s *session) decide(stmts []Statement) string {
 			}
 			ops = append(append([]string(nil), ops...), prepOps...)
 		}
-		text, err := pg.Normalize(st.Text)
-		if err != nil {
-			text = st.Command
+		text := st.normalized
+		if text == "" {
+			n, err := pg.Normalize(st.Text)
+			if err != nil {
+				n = st.Command
+			}
+			text, st.normalized = n, n
 		}
 		d, err := s.h.Policy.Decide(s.ctx, s.c.Input(policy.Action{
 			Kind:       policy.KindSQL,
@@ -319,7 +323,7 @@ func denySQL(reason string) string {
 }
 
 func (s *session) onQuery(m *pgproto3.Query) error {
-	stmts, err := Classify(m.String)
+	stmts, err := s.h.classifier.classify(m.String)
 	reason := ""
 	if err != nil {
 		reason = err.Error()
@@ -334,7 +338,7 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 }
 
 func (s *session) onParse(m *pgproto3.Parse) error {
-	stmts, err := Classify(m.Query)
+	stmts, err := s.h.classifier.classify(m.Query)
 	reason := ""
 	switch {
 	case err != nil:
@@ -349,10 +353,9 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 		s.stmts[m.Name] = &prepared{denied: reason}
 		return s.send(&pgproto3.Parse{Name: m.Name, Query: denySQL(reason)})
 	}
-	p := &prepared{}
-	if len(stmts) == 1 {
-		p.stmt = &stmts[0]
-	}
+	// decide filled in the statement's normalized text: kept here, it is
+	// not computed again at every Bind.
+	p := &prepared{stmt: stmts}
 	s.stmts[m.Name] = p
 	return s.send(m)
 }
@@ -370,8 +373,8 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		// Already replaced by a failing statement at Parse: bind it bare.
 		s.expect(expectation{kind: expBind})
 		return s.send(&pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: m.PreparedStatement})
-	case p.stmt != nil:
-		reason = s.decide([]Statement{*p.stmt})
+	case len(p.stmt) > 0:
+		reason = s.decide(p.stmt)
 	}
 	if reason != "" {
 		s.expect(

@@ -170,9 +170,13 @@ func dialMapped(addr string) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-// CorralBinary builds cmd/corral once per test process and returns its path.
+// CorralBinary builds cmd/corral once per test process and returns its
+// path; CORRAL_BINARY names a binary to use instead.
 func CorralBinary(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv("CORRAL_BINARY"); p != "" {
+		return p
+	}
 	built.once.Do(func() {
 		built.dir, built.err = os.MkdirTemp("", "corral-bin-")
 		if built.err != nil {

@@ -49,10 +49,11 @@ func run(in io.Reader, out io.Writer) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		parent, sub, ok := strings.Cut(n, "/")
-		if !ok || sub == "baseline" {
+		i := strings.LastIndexByte(n, '/')
+		if i < 0 || n[i+1:] == "baseline" {
 			continue
 		}
+		parent, sub := n[:i], n[i+1:]
 		base, ok := runs[parent+"/baseline"]
 		if !ok {
 			continue

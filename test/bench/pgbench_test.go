@@ -1,0 +1,171 @@
+//go:build linux
+
+package bench
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/internal/testutil"
+)
+
+var (
+	tpsRe     = regexp.MustCompile(`tps = ([\d.]+) \(without initial connection time\)`)
+	latencyRe = regexp.MustCompile(`latency average = ([\d.]+) ms`)
+)
+
+// BenchmarkPgbench runs `pgbench -S` against one real PostgreSQL three
+// ways in the same run: directly (baseline), through pgbouncer in session
+// mode, and through corral with policy and masking on. ns/op is the time
+// per transaction (1e9 / TPS), so benchratio's ratio is TPS relative to
+// direct. Each case runs PGBENCH_SECONDS (default 5).
+func BenchmarkPgbench(b *testing.B) {
+	testutil.RequireBPF(b)
+	seconds := os.Getenv("PGBENCH_SECONDS")
+	if seconds == "" {
+		seconds = "5"
+	}
+	host := testutil.NewHost(b)
+	pg := testutil.StartPostgres(b, host, testutil.PostgresOptions{})
+	bin := testutil.PostgresBin(b)
+	if out, err := exec.Command(filepath.Join(bin, "pgbench"), "-i", "-s", "1", "-q", "-h", pg.Dir, "-U", "postgres", "postgres").CombinedOutput(); err != nil {
+		b.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	pg.Exec(b, "postgres", `CREATE ROLE app LOGIN PASSWORD 'app-secret-pw';
+GRANT SELECT, UPDATE, INSERT ON ALL TABLES IN SCHEMA public TO app;
+CREATE TABLE customers (id int, email text); GRANT SELECT ON customers TO app;`)
+
+	// corral intercepts a cgroup of its own; the baselines run outside it.
+	attached := testutil.NewCgroup(b, "")
+	agentCg := testutil.NewCgroup(b, attached)
+	workCg := testutil.NewCgroup(b, attached)
+	outside := testutil.NewCgroup(b, "")
+	dir := b.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("app-secret-pw"), 0o600)
+	cfg := filepath.Join(dir, "corral.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`targets:
+  - name: bench-db
+    protocol: postgres
+    endpoints: ["%s:5432"]
+    credentials:
+      default: {username: app, password_file: %s}
+rules:
+  - name: pgbench
+    who: {exe: "/usr/lib/postgresql/*/bin/pgbench"}
+    targets: [bench-db]
+    allow: [select, transaction, set, show]
+    deny: [drop, truncate]
+    mask:
+      - {columns: [customers.email], method: partial}
+audit_log: %s/audit.log
+state_dir: %s
+cgroup_path: %s
+bpf_pin_dir: %s
+`, host.Addr, pw, dir, dir, attached, testutil.BPFPinDir(b))), 0o600)
+	testutil.StartAgent(b, cfg, agentCg)
+	bouncer := startPgbouncer(b, host.Addr.String())
+
+	type target struct {
+		name, cgroup, host, port, password string
+	}
+	targets := []target{
+		{"baseline", outside, host.Addr.String(), "5432", "app-secret-pw"},
+		{"pgbouncer", outside, "127.0.0.1", bouncer, "app-secret-pw"},
+		{"corral", workCg, host.Addr.String(), "5432", "anything"},
+	}
+	for _, mode := range []string{"simple", "prepared"} {
+		for _, clients := range []int{1, 8} {
+			for _, tg := range targets {
+				b.Run(fmt.Sprintf("select-%s-c%d/%s", mode, clients, tg.name), func(b *testing.B) {
+					out, err := testutil.Command(b, tg.cgroup, []string{"PGPASSWORD=" + tg.password},
+						filepath.Join(bin, "pgbench"), "-S", "-n", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)),
+						"-T", seconds, "-h", tg.host, "-p", tg.port, "-U", "app", "postgres")
+					if err != nil {
+						b.Fatalf("pgbench: %v\n%s", err, out)
+					}
+					m := tpsRe.FindStringSubmatch(out)
+					l := latencyRe.FindStringSubmatch(out)
+					if m == nil || l == nil {
+						b.Fatalf("pgbench output:\n%s", out)
+					}
+					tps, _ := strconv.ParseFloat(m[1], 64)
+					lat, _ := strconv.ParseFloat(l[1], 64)
+					b.ReportMetric(1e9/tps, "ns/op")
+					b.ReportMetric(tps, "tps")
+					b.ReportMetric(lat*1000, "µs-latency")
+				})
+			}
+		}
+	}
+}
+
+// startPgbouncer runs pgbouncer in session mode in front of addr:5432 on
+// 127.0.0.1, as the postgres user, and returns its port.
+func startPgbouncer(b *testing.B, addr string) string {
+	b.Helper()
+	path, err := exec.LookPath("pgbouncer")
+	if err != nil {
+		path = "/usr/sbin/pgbouncer"
+		if _, err := os.Stat(path); err != nil {
+			b.Skip("pgbouncer is not installed (apt-get install pgbouncer)")
+		}
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		b.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir, _ := os.MkdirTemp("", "corral-pgbouncer-")
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chown(dir, uid, gid)
+	port := "16432"
+	ini := fmt.Sprintf(`[databases]
+postgres = host=%s port=5432 dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %s
+unix_socket_dir =
+auth_type = plain
+auth_file = %s/users.txt
+pool_mode = session
+max_client_conn = 100
+default_pool_size = 20
+logfile = %s/pgbouncer.log
+pidfile = %s/pgbouncer.pid
+`, addr, port, dir, dir, dir)
+	for name, content := range map[string]string{"pgbouncer.ini": ini, "users.txt": `"app" "app-secret-pw"` + "\n"} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		os.Chown(p, uid, gid)
+	}
+	cmd := exec.Command(path, filepath.Join(dir, "pgbouncer.ini"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	})
+	for i := 0; i < 100; i++ {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+			c.Close()
+			return port
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+	b.Fatalf("pgbouncer did not start:\n%s", log)
+	return ""
+}
