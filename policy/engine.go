@@ -42,7 +42,7 @@ type Compiled struct {
 func Compile(ctx context.Context, p Policy) (*Compiled, error) {
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
-		rego.Store(inmem.NewFromObject(map[string]any{"declared": Data(p.Rules)})),
+		rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"declared": Data(p.Rules)}, inmem.OptReturnASTValuesOnRead(true))),
 		rego.StrictBuiltinErrors(true),
 	}
 	mods, err := BuiltinModules(false)
@@ -246,6 +246,9 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	}
 	key := cacheKeyOf(v.n, &in)
 	if d, ok := e.cache.get(key); ok {
+		// Callers own what they get: no change of theirs reaches the cache.
+		d.Reviewers = slices.Clone(d.Reviewers)
+		d.Mask = slices.Clone(d.Mask)
 		return d, nil
 	}
 	d, cacheable, err := v.compiled.eval(ctx, &in)
@@ -330,24 +333,40 @@ func parseDecision(obj map[string]any) (Decision, bool, error) {
 			}
 		}
 	}
-	if ms, ok := obj["mask"].([]any); ok && len(ms) > 0 {
+	if raw, present := obj["mask"]; present && raw != nil {
+		ms, ok := raw.([]any)
+		if !ok {
+			return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask is %T, not a list", raw)
+		}
 		b, _ := json.Marshal(ms)
 		if err := json.Unmarshal(b, &d.Mask); err != nil {
 			return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask: %w", err)
+		}
+		for _, m := range d.Mask {
+			if !slices.Contains(MaskMethods, m.Method) {
+				return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask method %q", m.Method)
+			}
+		}
+		if len(d.Mask) == 0 {
+			d.Mask = nil
 		}
 	}
 	if d.Result == Review {
 		if len(d.Reviewers) == 0 {
 			return denied("the operation needs review but the policy names no reviewer", 0), false, errors.New("review decision without reviewers")
 		}
-		if d.Grant == "" {
+		switch d.Grant {
+		case "":
 			d.Grant = "once"
+		case "once", "window":
+		default:
+			return denied("the policy gave an invalid grant", 0), false, fmt.Errorf("grant %q is not once or window", d.Grant)
 		}
 		d.Timeout = DefaultReviewTimeout
 		if t := str("timeout"); t != "" {
 			v, err := time.ParseDuration(t)
-			if err != nil {
-				return denied("the policy gave an invalid review timeout", 0), false, fmt.Errorf("review timeout %q: %w", t, err)
+			if err != nil || v <= 0 {
+				return denied("the policy gave an invalid review timeout", 0), false, fmt.Errorf("review timeout %q", t)
 			}
 			d.Timeout = v
 		}

@@ -2,11 +2,11 @@ package policy
 
 import (
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/gobwas/glob"
 	"gopkg.in/yaml.v3"
 )
 
@@ -208,30 +208,37 @@ func validateWho(wp string, w Who, add func(string, string, ...any)) {
 	case !w.Any && !given:
 		add(wp, "matches nobody: give at least one matcher, or any: true for every workload")
 	}
-	globs := func(field string, list StringList) {
+	// Patterns are compiled as the engine will (OPA's glob.match), so one
+	// that validates is one that evaluates.
+	globs := func(field string, list StringList, delims ...rune) {
 		for i, g := range list {
 			if g == "" {
 				add(fmt.Sprintf("%s.%s[%d]", wp, field, i), "empty pattern")
-			} else if _, err := path.Match(g, ""); err != nil {
-				add(fmt.Sprintf("%s.%s[%d]", wp, field, i), "bad pattern %q", g)
+			} else if _, err := glob.Compile(g, delims...); err != nil {
+				add(fmt.Sprintf("%s.%s[%d]", wp, field, i), "bad pattern %q: %v", g, err)
 			}
 		}
 	}
 	globs("unit", w.Unit)
-	globs("exe", w.Exe)
+	globs("exe", w.Exe, '/')
 	globs("user", w.User)
-	globs("cgroup", w.Cgroup)
+	globs("cgroup", w.Cgroup, '/')
 	if k != nil {
 		globs("kubernetes.namespace", k.Namespace)
 		globs("kubernetes.name", k.Name)
 		globs("kubernetes.service_account", k.ServiceAccount)
 	}
 	if o != nil {
+		var urls StringList
 		for i, iss := range o.Issuer {
 			if !strings.HasPrefix(iss, "https://") && !strings.HasPrefix(iss, "http://") {
 				add(fmt.Sprintf("%s.oidc.issuer[%d]", wp, i), "%q is not an issuer URL", iss)
+				urls = append(urls, "x") // keeps indexes aligned; already reported
+			} else {
+				urls = append(urls, iss)
 			}
 		}
+		globs("oidc.issuer", urls)
 		globs("oidc.subject", o.Subject)
 		globs("oidc.email", o.Email)
 	}

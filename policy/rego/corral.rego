@@ -30,7 +30,7 @@ first_applicable := min(applicable)
 unknown contains op if {
 	some op in ops
 	op != "connect"
-	not op in data.declared.vocabulary[kind]
+	not op in object.get(data.declared.vocabulary, kind, [])
 }
 
 covers(list, _) if "*" in list
@@ -115,11 +115,12 @@ builtin := d if {
 	d := base("allow", sprintf("allowed by rule %q", [rules[i].name]), i)
 }
 
+# Custom denials win over everything, a custom decision included.
 decision := d if {
-	d := data.corral.custom.decision
-} else := d if {
 	count(data.corral.custom.deny) > 0
 	d := {"result": "deny", "reason": sort(data.corral.custom.deny)[0], "rule": "custom", "record": true, "cache": cacheable}
+} else := d if {
+	d := data.corral.custom.decision
 } else := object.union(builtin, {"cache": cacheable})
 
 # A custom module whose denials depend on more than the cache key (the
@@ -134,6 +135,7 @@ who_matches(w) if w.any == true
 
 who_matches(w) if {
 	w.any == false
+	has_matcher(w)
 	glob_field(w.unit, null, fact(["unit"]))
 	glob_field(w.exe, ["/"], fact(["exe"]))
 	glob_field(w.cgroup, ["/"], fact(["cgroup_path"]))
@@ -148,6 +150,16 @@ who_matches(w) if {
 	glob_field(w.oidc.email, null, fact(["oidc", "email"]))
 	groups_field(w.oidc.groups)
 }
+
+# A who without any matcher matches nobody (validation rejects it; this
+# keeps a rule that skipped validation from matching everyone).
+has_matcher(w) if {
+	some field in [w.unit, w.exe, w.cgroup, w.user, w.uid, w.kubernetes.namespace, w.kubernetes.name,
+		w.kubernetes.service_account, w.oidc.issuer, w.oidc.subject, w.oidc.email, w.oidc.groups]
+	count(field) > 0
+}
+
+has_matcher(w) if count(w.kubernetes.labels) > 0
 
 # A fact the input does not carry is empty, never an error: hand-written
 # inputs (tests, `corral policy eval`) may leave fields out.
