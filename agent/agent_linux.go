@@ -255,8 +255,14 @@ type auditLog struct {
 	log *slog.Logger
 }
 
+// Audit writes session boundaries at once and buffers the events inside a
+// session, which a busy session produces per statement.
 func (a auditLog) Audit(e intercept.Event) {
-	if err := a.w.Write(e); err != nil {
+	write := a.w.Write
+	if e.Event == intercept.EventStatement {
+		write = a.w.Buffer
+	}
+	if err := write(e); err != nil {
 		a.log.Error("audit log write failed", "session_id", e.SessionID, "event", e.Event, "err", err)
 	}
 }

@@ -6,39 +6,81 @@
 package recorder
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
-// JSONLog appends values as JSON lines.
+// FlushInterval bounds how long a buffered line waits before it is
+// written out.
+const FlushInterval = 200 * time.Millisecond
+
+// JSONLog appends values as JSON lines. Lines written with Write reach the
+// file at once; lines written with Buffer (the many per-operation events
+// of a busy session) within FlushInterval, or with the next Write.
 type JSONLog struct {
-	mu sync.Mutex
-	w  io.Writer
-	c  io.Closer
+	mu   sync.Mutex
+	buf  *bufio.Writer
+	c    io.Closer
+	err  error // the first write error; later writes report it
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+	// closed: the flusher has stopped, every line is written out at once.
+	closed bool
 }
 
 // OpenJSONLog opens path for appending ("-" is stderr), creating it and its
 // directory if needed.
 func OpenJSONLog(path string) (*JSONLog, error) {
-	if path == "-" {
-		return &JSONLog{w: os.Stderr}, nil
+	var (
+		w io.Writer = os.Stderr
+		c io.Closer
+	)
+	if path != "-" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("audit log directory: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+		w, c = f, f
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("audit log directory: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
-	}
-	return &JSONLog{w: f, c: f}, nil
+	l := &JSONLog{buf: bufio.NewWriterSize(w, 64<<10), c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.flusher()
+	return l, nil
 }
 
-// Write appends v as one line.
-func (l *JSONLog) Write(v any) error {
+func (l *JSONLog) flusher() {
+	defer close(l.done)
+	t := time.NewTicker(FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			l.flush()
+			l.mu.Unlock()
+		}
+	}
+}
+
+func (l *JSONLog) flush() error {
+	if l.err == nil {
+		l.err = l.buf.Flush()
+	}
+	return l.err
+}
+
+func (l *JSONLog) append(v any, now bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -46,14 +88,46 @@ func (l *JSONLog) Write(v any) error {
 	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, err = l.w.Write(b)
-	return err
+	if l.err != nil {
+		return l.err
+	}
+	if _, err := l.buf.Write(b); err != nil {
+		l.err = err
+		return err
+	}
+	if now || l.closed {
+		return l.flush()
+	}
+	return nil
 }
 
-// Close closes the file.
+// Write appends v as one line and writes it out.
+func (l *JSONLog) Write(v any) error { return l.append(v, true) }
+
+// Buffer appends v as one line, written out within FlushInterval.
+func (l *JSONLog) Buffer(v any) error { return l.append(v, false) }
+
+// Close writes out what is buffered and closes the file.
 func (l *JSONLog) Close() error {
-	if l.c == nil {
+	already := true
+	l.once.Do(func() { already = false; close(l.stop) })
+	<-l.done
+	l.mu.Lock()
+	if already {
+		defer l.mu.Unlock()
 		return nil
 	}
-	return l.c.Close()
+	defer l.mu.Unlock()
+	l.closed = true
+	err := l.flush()
+	if l.c != nil {
+		if cerr := l.c.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			l.err = os.ErrClosed
+		}
+	}
+	// stderr stays open: the process goes on using it.
+	return err
 }
