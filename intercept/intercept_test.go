@@ -187,8 +187,20 @@ func startServerWith(t *testing.T, o serverOptions, res intercept.Resolver, hand
 	return ts
 }
 
-// stop closes the listener, waits for Serve to return, and shuts the server
-// down, giving handlers a moment before their connections are closed.
+// closeListener closes the listener and waits for Serve to return.
+func (ts *testServer) closeListener(t *testing.T) {
+	t.Helper()
+	ts.ln.Close()
+	select {
+	case <-ts.served:
+	case <-time.After(waitFor):
+		t.Fatal("Serve did not return after its listener was closed")
+	}
+}
+
+// stop closes the listener, waits for Serve to return, cancels the
+// sessions' context and shuts the server down. It runs at cleanup, and
+// earlier where a test needs every handler to have returned.
 func (ts *testServer) stop(t *testing.T) {
 	ts.once.Do(func() {
 		ts.ln.Close()
@@ -197,6 +209,8 @@ func (ts *testServer) stop(t *testing.T) {
 		case <-time.After(waitFor):
 			t.Error("Serve did not return after its listener was closed")
 		}
+		// Handlers that wait on ctx end now; the rest get until the
+		// deadline before their connections are closed under them.
 		ts.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
@@ -803,8 +817,7 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("handler not entered")
 	}
-	ts.ln.Close()
-	<-ts.served
+	ts.closeListener(t)
 
 	done := make(chan struct{})
 	go func() {
@@ -844,8 +857,7 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 
 func TestShutdownWithoutSessionsReturns(t *testing.T) {
 	ts := startServer(t, newResolver(testMeta(), nil), nil, 1)
-	ts.ln.Close()
-	<-ts.served
+	ts.closeListener(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -901,8 +913,7 @@ func TestShutdownClosesRemainingSessions(t *testing.T) {
 			}
 			finishedID := ev.SessionID
 
-			ts.ln.Close()
-			<-ts.served
+			ts.closeListener(t)
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), tc.grace)
 			defer cancel()
@@ -968,12 +979,7 @@ func TestServeReturnsWhenListenerClosed(t *testing.T) {
 	}
 	exchange()
 
-	ts.ln.Close()
-	select {
-	case <-ts.served:
-	case <-time.After(waitFor):
-		t.Fatal("Serve did not return after its listener was closed")
-	}
+	ts.closeListener(t)
 	// Closing the listener stops new sessions, not live ones.
 	exchange()
 	if n := ts.srv.Active(); n != 1 {

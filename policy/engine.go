@@ -44,6 +44,7 @@ func Compile(ctx context.Context, p Policy) (*Compiled, error) {
 		rego.Query(Query),
 		rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"declared": Data(p.Rules)}, inmem.OptReturnASTValuesOnRead(true))),
 		rego.StrictBuiltinErrors(true),
+		rego.StoreReadAST(true),
 	}
 	mods, err := BuiltinModules(false)
 	if err != nil {
@@ -102,7 +103,10 @@ type ruleData struct {
 }
 
 type whoData struct {
-	Any        bool     `json:"any"`
+	Any bool `json:"any"`
+	// Checks are the matchers the rule gives, and only those, so the
+	// module evaluates what was written, not every possible field.
+	Checks     []check  `json:"checks"`
 	Unit       []string `json:"unit"`
 	Exe        []string `json:"exe"`
 	UID        []uint32 `json:"uid"`
@@ -120,6 +124,54 @@ type whoData struct {
 		Email   []string `json:"email"`
 		Groups  []string `json:"groups"`
 	} `json:"oidc"`
+}
+
+// check is one who matcher: kind glob (a fact against patterns), uid,
+// labels or groups.
+type check struct {
+	Kind     string            `json:"kind"`
+	Fact     []string          `json:"fact,omitempty"`
+	Patterns []string          `json:"patterns,omitempty"`
+	Delims   []string          `json:"delims"` // null: no delimiter
+	UIDs     []uint32          `json:"uids,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+func whoChecks(w Who) []check {
+	var cs []check
+	glob := func(fact []string, patterns []string, delims []string) {
+		if len(patterns) > 0 {
+			cs = append(cs, check{Kind: "glob", Fact: fact, Patterns: patterns, Delims: delims})
+		}
+	}
+	slash := []string{"/"}
+	glob([]string{"unit"}, w.Unit, nil)
+	glob([]string{"exe"}, w.Exe, slash)
+	glob([]string{"cgroup_path"}, w.Cgroup, slash)
+	glob([]string{"user"}, w.User, nil)
+	if len(w.UID) > 0 {
+		cs = append(cs, check{Kind: "uid", UIDs: w.UID})
+	}
+	if k := w.Kubernetes; k != nil {
+		glob([]string{"pod", "namespace"}, k.Namespace, nil)
+		glob([]string{"pod", "name"}, k.Name, nil)
+		glob([]string{"pod", "service_account"}, k.ServiceAccount, nil)
+		if len(k.Labels) > 0 {
+			cs = append(cs, check{Kind: "labels", Labels: k.Labels})
+		}
+	}
+	if o := w.OIDC; o != nil {
+		glob([]string{"oidc", "issuer"}, o.Issuer, nil)
+		glob([]string{"oidc", "subject"}, o.Subject, nil)
+		glob([]string{"oidc", "email"}, o.Email, nil)
+		if len(o.Groups) > 0 {
+			cs = append(cs, check{Kind: "groups", Patterns: o.Groups})
+		}
+	}
+	if cs == nil {
+		cs = []check{}
+	}
+	return cs
 }
 
 type reviewData struct {
@@ -155,6 +207,7 @@ func Data(rules []Rule) map[string]any {
 		}
 		w := &d.Who
 		w.Any = r.Who.Any
+		w.Checks = whoChecks(r.Who)
 		w.Unit, w.Exe, w.UID, w.User, w.Cgroup = list(r.Who.Unit), list(r.Who.Exe), list(r.Who.UID), list(r.Who.User), list(r.Who.Cgroup)
 		k := r.Who.Kubernetes
 		if k == nil {

@@ -133,65 +133,80 @@ cacheable := data.corral.custom.cache
 
 who_matches(w) if w.any == true
 
+# data.declared holds, per rule, only the matchers it gives ("checks"), so
+# matching costs what the rule says, not every field there could be. A who
+# without any matcher matches nobody (validation rejects it; this keeps a
+# rule that skipped validation from matching everyone).
 who_matches(w) if {
 	w.any == false
-	has_matcher(w)
-	glob_field(w.unit, null, fact(["unit"]))
-	glob_field(w.exe, ["/"], fact(["exe"]))
-	glob_field(w.cgroup, ["/"], fact(["cgroup_path"]))
-	glob_field(w.user, null, fact(["user"]))
-	uid_field(w.uid)
-	glob_field(w.kubernetes.namespace, null, fact(["pod", "namespace"]))
-	glob_field(w.kubernetes.name, null, fact(["pod", "name"]))
-	glob_field(w.kubernetes.service_account, null, fact(["pod", "service_account"]))
-	labels_field(w.kubernetes.labels)
-	glob_field(w.oidc.issuer, null, fact(["oidc", "issuer"]))
-	glob_field(w.oidc.subject, null, fact(["oidc", "subject"]))
-	glob_field(w.oidc.email, null, fact(["oidc", "email"]))
-	groups_field(w.oidc.groups)
+	checks := checks_of(w)
+	count(checks) > 0
+	every c in checks {
+		check(c)
+	}
 }
 
-# A who without any matcher matches nobody (validation rejects it; this
-# keeps a rule that skipped validation from matching everyone).
-has_matcher(w) if {
-	some field in [w.unit, w.exe, w.cgroup, w.user, w.uid, w.kubernetes.namespace, w.kubernetes.name,
-		w.kubernetes.service_account, w.oidc.issuer, w.oidc.subject, w.oidc.email, w.oidc.groups]
-	count(field) > 0
+checks_of(w) := w.checks if "checks" in object.keys(w)
+
+# Data written by hand (Rego tests, custom data) may carry only the who
+# fields of the rule schema: derive the checks from them.
+checks_of(w) := array.concat(globs, others) if {
+	not "checks" in object.keys(w)
+	globs := [{"kind": "glob", "fact": spec.fact, "patterns": patterns, "delims": spec.delims} |
+		some spec in who_fields
+		patterns := object.get(w, spec.from, [])
+		count(patterns) > 0
+	]
+	others := [c |
+		some c in [
+			{"kind": "uid", "uids": object.get(w, "uid", [])},
+			{"kind": "labels", "labels": object.get(w, ["kubernetes", "labels"], {})},
+			{"kind": "groups", "patterns": object.get(w, ["oidc", "groups"], [])},
+		]
+		count(object.get(c, "uids", object.get(c, "labels", object.get(c, "patterns", [])))) > 0
+	]
 }
 
-has_matcher(w) if count(w.kubernetes.labels) > 0
+who_fields := [
+	{"from": ["unit"], "fact": ["unit"], "delims": null},
+	{"from": ["exe"], "fact": ["exe"], "delims": ["/"]},
+	{"from": ["cgroup"], "fact": ["cgroup_path"], "delims": ["/"]},
+	{"from": ["user"], "fact": ["user"], "delims": null},
+	{"from": ["kubernetes", "namespace"], "fact": ["pod", "namespace"], "delims": null},
+	{"from": ["kubernetes", "name"], "fact": ["pod", "name"], "delims": null},
+	{"from": ["kubernetes", "service_account"], "fact": ["pod", "service_account"], "delims": null},
+	{"from": ["oidc", "issuer"], "fact": ["oidc", "issuer"], "delims": null},
+	{"from": ["oidc", "subject"], "fact": ["oidc", "subject"], "delims": null},
+	{"from": ["oidc", "email"], "fact": ["oidc", "email"], "delims": null},
+]
 
-# A fact the input does not carry is empty, never an error: hand-written
-# inputs (tests, `corral policy eval`) may leave fields out.
-fact(path) := object.get(input.workload, path, "")
-
-glob_field(patterns, _, _) if count(patterns) == 0
-
-# An empty fact never matches a pattern, not even "*": "any unit" must not
-# include processes that have none.
-glob_field(patterns, delims, value) if {
+check(c) if {
+	c.kind == "glob"
+	value := fact(c.fact)
 	value != ""
-	some p in patterns
-	glob.match(p, delims, value)
+	some p in c.patterns
+	glob.match(p, c.delims, value)
 }
 
-uid_field(uids) if count(uids) == 0
+check(c) if {
+	c.kind == "uid"
+	object.get(input.workload, "uid", null) in c.uids
+}
 
-uid_field(uids) if object.get(input.workload, "uid", null) in uids
-
-labels_field(labels) if count(labels) == 0
-
-labels_field(labels) if {
-	count(labels) > 0
+check(c) if {
+	c.kind == "labels"
 	have := object.get(input.workload, ["pod", "labels"], {})
-	every k, v in labels {
+	every k, v in c.labels {
 		have[k] == v
 	}
 }
 
-groups_field(groups) if count(groups) == 0
-
-groups_field(groups) if {
-	some g in groups
+check(c) if {
+	c.kind == "groups"
+	some g in c.patterns
 	g in object.get(input.workload, ["oidc", "groups"], [])
 }
+
+# A fact the input does not carry is empty, never an error: hand-written
+# inputs (tests, `corral policy eval`) may leave fields out.
+fact(path) := object.get(input.workload, path, "")
