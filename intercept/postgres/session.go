@@ -18,7 +18,7 @@ import (
 	"github.com/corral-dev/corral/policy"
 )
 
-// deniedStatement is the name under which a statement denied at Bind time
+// deniedStatement names the failing Parse sent in front of a denied Bind
 // (a prepared statement the policy no longer allows) is replaced.
 const deniedStatement = "corral_denied"
 
@@ -29,6 +29,7 @@ type expectation struct {
 	kind    expKind
 	name    string // statement or portal
 	swallow bool   // sent by corral, not the client: keep the answer from it
+	deny    string // a denial in disguise: the error it causes says this
 }
 
 type expKind uint8
@@ -313,14 +314,13 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// denySQL is a statement that fails with the reason, run by the server in
-// place of a denied one: the error then reaches the client in order with
-// everything else, and inside a transaction the server's transaction fails
-// too, so client and server agree that nothing after it commits.
-func denySQL(reason string) string {
-	reason = strings.ReplaceAll("corral: "+reason, "$", "")
-	return "DO $corral$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = $msg$" + reason + "$msg$; END$corral$"
-}
+// refusal is what corral sends the server in place of a denied statement:
+// not SQL at all, so the server runs nothing and fails at once. The error
+// reaches the client in order with everything else (corral rewrites it to
+// say why), the extended protocol skips to the next Sync as it would for
+// any error, and an open transaction fails on the server too, so client
+// and server agree that nothing after it commits.
+const refusal = "corral refused this statement"
 
 func (s *session) onQuery(m *pgproto3.Query) error {
 	stmts, err := s.h.classifier.classify(m.String)
@@ -330,10 +330,11 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 	} else {
 		reason = s.decide(stmts)
 	}
-	s.expect(expectation{kind: expQuery})
 	if reason != "" {
-		return s.send(&pgproto3.Query{String: denySQL(reason)})
+		s.expect(expectation{kind: expQuery, deny: reason})
+		return s.send(&pgproto3.Query{String: refusal})
 	}
+	s.expect(expectation{kind: expQuery})
 	return s.send(m)
 }
 
@@ -348,11 +349,12 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	case len(stmts) == 1:
 		reason = s.decide(stmts)
 	}
-	s.expect(expectation{kind: expParse, name: m.Name})
 	if reason != "" {
 		s.stmts[m.Name] = &prepared{denied: reason}
-		return s.send(&pgproto3.Parse{Name: m.Name, Query: denySQL(reason)})
+		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
+		return s.send(&pgproto3.Parse{Name: m.Name, Query: refusal})
 	}
+	s.expect(expectation{kind: expParse, name: m.Name})
 	// decide filled in the statement's normalized text: kept here, it is
 	// not computed again at every Bind.
 	p := &prepared{stmt: stmts}
@@ -370,22 +372,20 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	case p == nil:
 		reason = fmt.Sprintf("statement %q was not prepared through corral", m.PreparedStatement)
 	case p.denied != "":
-		// Already replaced by a failing statement at Parse: bind it bare.
-		s.expect(expectation{kind: expBind})
-		return s.send(&pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: m.PreparedStatement})
+		reason = p.denied
 	case len(p.stmt) > 0:
 		reason = s.decide(p.stmt)
 	}
 	if reason != "" {
+		// A failing Parse in front of the Bind: the server skips the Bind,
+		// and what follows up to Sync, and the client gets the reason.
 		s.expect(
-			expectation{kind: expClose, swallow: true},
-			expectation{kind: expParse, swallow: true},
+			expectation{kind: expParse, swallow: true, deny: reason},
 			expectation{kind: expBind},
 		)
 		return s.send(
-			&pgproto3.Close{ObjectType: 'S', Name: deniedStatement},
-			&pgproto3.Parse{Name: deniedStatement, Query: denySQL(reason)},
-			&pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: deniedStatement},
+			&pgproto3.Parse{Name: deniedStatement, Query: refusal},
+			m,
 		)
 	}
 	s.expect(expectation{kind: expBind})
@@ -413,10 +413,11 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	if err != nil {
 		s.h.Log.Error("policy failed; function call denied", "session_id", s.c.SessionID, "err", err)
 	}
-	s.expect(expectation{kind: expQuery})
 	if !d.Allowed() {
-		return s.send(&pgproto3.Query{String: denySQL(d.Reason)})
+		s.expect(expectation{kind: expQuery, deny: d.Reason})
+		return s.send(&pgproto3.Query{String: refusal})
 	}
+	s.expect(expectation{kind: expQuery})
 	return s.send(m)
 }
 
@@ -512,13 +513,12 @@ func (s *session) fromServer() error {
 				s.query = nil
 			}
 		case *pgproto3.ErrorResponse:
+			if h.deny != "" {
+				// The server's complaint about corral's refusal: say why.
+				*m = pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: "corral: " + h.deny}
+			}
 			if h.kind != expQuery {
 				s.skipToSync()
-			}
-			if m.Code == "42501" && strings.HasPrefix(m.Message, "corral: ") {
-				// corral's own denial, raised by the server in place of the
-				// statement: the PL/pgSQL context is noise to the client.
-				m.Where, m.File, m.Line, m.Routine = "", "", 0, ""
 			}
 		case *pgproto3.ReadyForQuery:
 			s.pop()

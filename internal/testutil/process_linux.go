@@ -41,6 +41,9 @@ func Main(m *testing.M) {
 	if spec := os.Getenv(clientEnv); spec != "" {
 		os.Exit(runClient(spec))
 	}
+	if spec := os.Getenv(funcEnv); spec != "" {
+		os.Exit(runFunc(spec))
+	}
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
@@ -354,4 +357,85 @@ func Hold(t testing.TB, cgroup, nsPath string) *os.Process {
 		cmd.Wait()
 	})
 	return cmd.Process
+}
+
+// funcEnv, when set, makes the test binary run a registered client function
+// (see RegisterFunc) instead of the tests.
+const funcEnv = "CORRAL_TEST_FUNC"
+
+var funcs = map[string]func(args []string, in *bufio.Scanner, out io.Writer) error{}
+
+// RegisterFunc names a client function a test can run as a separate
+// process with StartFunc. It reads lines from in (the test writes them) and
+// writes lines to out (the test reads them). Register from an init func.
+func RegisterFunc(name string, fn func(args []string, in *bufio.Scanner, out io.Writer) error) {
+	funcs[name] = fn
+}
+
+func runFunc(spec string) int {
+	var call struct {
+		Name string
+		Args []string
+	}
+	if err := json.Unmarshal([]byte(spec), &call); err != nil || funcs[call.Name] == nil {
+		fmt.Fprintln(os.Stderr, "unknown client function", spec)
+		return 2
+	}
+	if err := funcs[call.Name](call.Args, bufio.NewScanner(os.Stdin), os.Stdout); err != nil {
+		fmt.Fprintln(os.Stdout, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+// Func is a running client function process.
+type Func struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+	PID int
+}
+
+// StartFunc runs the registered function name as a process in cgroup.
+func StartFunc(t testing.TB, cgroup, name string, args ...string) *Func {
+	t.Helper()
+	spec, _ := json.Marshal(struct {
+		Name string
+		Args []string
+	}{name, args})
+	self, _ := os.Executable()
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), funcEnv+"="+string(spec))
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: CgroupFD(t, cgroup)}
+	in, _ := cmd.StdinPipe()
+	outR, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	sc := bufio.NewScanner(outR)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	return &Func{cmd: cmd, in: in, out: sc, PID: cmd.Process.Pid}
+}
+
+// Send writes a line to the function.
+func (f *Func) Send(t testing.TB, line string) {
+	t.Helper()
+	if _, err := io.WriteString(f.in, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Recv reads the function's next line.
+func (f *Func) Recv(t testing.TB) string {
+	t.Helper()
+	if !f.out.Scan() {
+		t.Fatalf("client function ended: %v", f.out.Err())
+	}
+	return f.out.Text()
 }

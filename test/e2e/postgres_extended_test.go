@@ -1,0 +1,146 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/corral-dev/corral/internal/testutil"
+)
+
+func init() { testutil.RegisterFunc("pgconn", pgconnClient) }
+
+// pgconnClient is a workload using the extended protocol (pgx's pgconn),
+// driven line by line by the test:
+//
+//	query <format 0|1> <sql>      unnamed statement, text or binary results
+//	prepare <name> <sql>          a named prepared statement
+//	exec <name> [arg]             execute it
+func pgconnClient(args []string, in *bufio.Scanner, out io.Writer) error {
+	ctx := context.Background()
+	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders sslmode=disable connect_timeout=10", args[0]))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	fmt.Fprintln(out, "connected")
+	print := func(res *pgconn.Result) {
+		if res.Err != nil {
+			fmt.Fprintln(out, "error:", res.Err)
+			return
+		}
+		var rows []string
+		for _, r := range res.Rows {
+			var vals []string
+			for _, v := range r {
+				if v == nil {
+					vals = append(vals, "NULL")
+				} else {
+					vals = append(vals, string(v))
+				}
+			}
+			rows = append(rows, strings.Join(vals, "|"))
+		}
+		fmt.Fprintln(out, "ok:", strings.Join(rows, ";"), res.CommandTag.String())
+	}
+	for in.Scan() {
+		cmd, rest, _ := strings.Cut(in.Text(), " ")
+		switch cmd {
+		case "query":
+			format, sql, _ := strings.Cut(rest, " ")
+			f := int16(0)
+			if format == "1" {
+				f = 1
+			}
+			print(conn.ExecParams(ctx, sql, nil, nil, nil, []int16{f}).Read())
+		case "prepare":
+			name, sql, _ := strings.Cut(rest, " ")
+			if _, err := conn.Prepare(ctx, name, sql, nil); err != nil {
+				fmt.Fprintln(out, "error:", err)
+			} else {
+				fmt.Fprintln(out, "ok: prepared")
+			}
+		case "exec":
+			name, arg, _ := strings.Cut(rest, " ")
+			var params [][]byte
+			if arg != "" {
+				params = [][]byte{[]byte(arg)}
+			}
+			print(conn.ExecPrepared(ctx, name, params, nil, nil).Read())
+		}
+	}
+	return nil
+}
+
+func TestPostgresExtendedProtocol(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	c := testutil.StartFunc(t, p.workCg, "pgconn", p.host.Addr.String())
+	if got := c.Recv(t); got != "connected" {
+		t.Fatalf("client: %s", got)
+	}
+	ask := func(line string) string {
+		t.Helper()
+		c.Send(t, line)
+		return c.Recv(t)
+	}
+
+	if got := ask("query 0 SELECT id, email, card_number FROM customers WHERE id = 1"); got != "ok: 1|***********.com|**** SELECT 1" {
+		t.Errorf("masked text result: %s", got)
+	}
+	// A binary value cannot be partially masked: it is withheld.
+	if got := ask("query 1 SELECT email FROM customers WHERE id = 1"); got != "ok: NULL SELECT 1" {
+		t.Errorf("masked binary result: %s", got)
+	}
+	if got := ask("prepare d DROP TABLE customers"); !strings.Contains(got, "drop is denied") {
+		t.Errorf("prepared DROP: %s", got)
+	}
+	if got := ask("prepare upd UPDATE orders SET amount = amount + 1 WHERE id = $1"); got != "ok: prepared" {
+		t.Fatalf("prepare: %s", got)
+	}
+	if got := ask("exec upd 1"); got != "ok:  UPDATE 1" {
+		t.Fatalf("first execution: %s", got)
+	}
+
+	// The policy changes under the prepared statement: its next execution
+	// is decided again and refused, and the session goes on.
+	cfg, _ := os.ReadFile(p.config)
+	from := p.a.Mark()
+	writeAtomically(t, p.config, strings.Replace(string(cfg), "allow: [select, insert, update, copy,", "allow: [select, insert, copy,", 1))
+	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
+	if got := ask("exec upd 1"); !strings.Contains(got, "no rule allows update") {
+		t.Errorf("execution after the policy change: %s", got)
+	}
+	if got := ask("query 0 SELECT count(*) FROM orders"); got != "ok: 2 SELECT 1" {
+		t.Errorf("session after a denial: %s", got)
+	}
+	if n := p.pg.Exec(t, "orders", "SELECT amount FROM orders WHERE id = 1")[0][0]; n != "11" {
+		t.Errorf("amount is %s: the denied execution ran, or the allowed one did not", n)
+	}
+}
+
+// pgbench drives the extended protocol hard (prepared statements, many
+// round trips) through corral with masking on.
+func TestPostgresPgbenchPrepared(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	bin := testutil.PostgresBin(t)
+	if out, err := testutil.Command(t, p.agentCg, nil, filepath.Join(bin, "pgbench"), "-i", "-s", "1", "-q", "-h", p.pg.Dir, "-U", "postgres", "orders"); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	p.pg.Exec(t, "orders", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO app")
+	for _, mode := range []string{"simple", "extended", "prepared"} {
+		out, err := testutil.Command(t, p.workCg, []string{"PGPASSWORD=x"}, filepath.Join(bin, "pgbench"),
+			"-n", "-S", "-M", mode, "-c", "4", "-t", "200", "-h", p.host.Addr.String(), "-U", "whoever", "orders")
+		if err != nil || !strings.Contains(out, "number of failed transactions: 0") {
+			t.Fatalf("pgbench -M %s through corral: %v\n%s", mode, err, out)
+		}
+	}
+}
