@@ -125,16 +125,20 @@ func Run(ctx context.Context, o Options) error {
 		Log:     log,
 	}
 
+	// Sessions run on runCtx; the namespace manager on mgrCtx, stopped
+	// first at shutdown so no listener accepts while sessions wind down.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	mgrCtx, stopMgr := context.WithCancel(runCtx)
+	defer stopMgr()
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	defer stop()
 
 	mgr := netns.NewManager(o.ProcRoot, progs, *cfg.SocketMark, func(l *netns.Listener) {
-		go srv.Serve(runCtx, l.V4, l.Cookie)
+		srv.Go(runCtx, l.V4, l.Cookie)
 		if l.V6 != nil {
-			go srv.Serve(runCtx, l.V6, l.Cookie)
+			srv.Go(runCtx, l.V6, l.Cookie)
 		}
 	}, log)
 	if err := mgr.Sync(); err != nil {
@@ -179,10 +183,12 @@ func Run(ctx context.Context, o Options) error {
 		case <-ended:
 		}
 	}
+	mgrDone := make(chan struct{})
 	bg.Add(3)
 	go func() {
 		defer bg.Done()
-		mgr.Run(runCtx, cfg.NetnsRescan)
+		defer close(mgrDone)
+		mgr.Run(mgrCtx, cfg.NetnsRescan)
 	}()
 	go func() {
 		defer bg.Done()
@@ -200,11 +206,16 @@ func Run(ctx context.Context, o Options) error {
 	<-ctx.Done()
 
 	log.Info("corral agent stopping", "keep_pinned", o.KeepPinned)
-	stop()
-	events.Close()
+	// Listeners first (no new sessions), then a grace period for the live
+	// ones, then whatever is left is cut.
+	stopMgr()
+	<-mgrDone
+	srv.Wait()
 	grace, cancel := context.WithTimeout(context.Background(), config.DefaultShutdownGrace)
 	defer cancel()
 	srv.Shutdown(grace)
+	stop()
+	events.Close()
 	return nil
 }
 

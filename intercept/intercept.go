@@ -144,10 +144,24 @@ type Server struct {
 	Auditor  Auditor
 	Log      *slog.Logger
 
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // sessions
+	loops    sync.WaitGroup // accept loops
 	mu       sync.Mutex
 	sessions map[*Conn]struct{}
 }
+
+// Go runs Serve in a goroutine that Wait waits for.
+func (s *Server) Go(ctx context.Context, l net.Listener, netnsCookie uint64) {
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.Serve(ctx, l, netnsCookie)
+	}()
+}
+
+// Wait returns when every accept loop started with Go has returned, which
+// they do when their listeners are closed. After it, no session starts.
+func (s *Server) Wait() { s.loops.Wait() }
 
 // Serve accepts on l, a listener in the namespace with netnsCookie, until l
 // is closed.
@@ -212,10 +226,14 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 	// allow closes the connection; a plain TCP client has no way to be told
 	// more than that, and the audit line says why.
 	d, err := s.decide(ctx, c.Input(policy.Action{Kind: policy.KindConnect, Operations: []string{"connect"}}))
-	c.Admission = d
 	if err != nil {
+		// Whatever the engine returned with its error, it is a deny.
 		s.Log.Error("policy failed; connection denied", "target", meta.Target.Name, "err", err)
+		if d.Result != policy.Deny || d.Reason == "" {
+			d = policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", Record: true, PolicyVersion: d.PolicyVersion}
+		}
 	}
+	c.Admission = d
 	if !d.Allowed() {
 		nc.Close()
 		if d.Result == policy.Review {
@@ -223,15 +241,15 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 			// review is a deny that says so.
 			c.Admission.Reason += " (approvals are not available in this build: denied)"
 		}
-		s.Auditor.Audit(c.event(EventDeny, c.Started, nil))
+		s.Auditor.Audit(c.event(EventDeny, c.Started, err))
 		return
 	}
 
 	s.track(c, true)
-	defer s.track(c, false)
 	s.Auditor.Audit(c.event(EventOpen, c.Started, nil))
 	err = h.Serve(ctx, c)
 	nc.Close()
+	s.track(c, false)
 	s.Auditor.Audit(c.event(EventClose, time.Now(), err))
 }
 
