@@ -9,7 +9,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -30,6 +29,10 @@ type expectation struct {
 	name    string // statement or portal
 	swallow bool   // sent by corral, not the client: keep the answer from it
 	deny    string // a denial in disguise: the error it causes says this
+	// masks are those of the decision that let this statement run: results
+	// are masked by the decision they belong to, however many statements
+	// the client has pipelined after it.
+	masks *masks
 }
 
 type expKind uint8
@@ -53,6 +56,7 @@ type prepared struct {
 
 // plan says how to mask each column of a result; nil: nothing to do.
 type plan struct {
+	masks   *masks
 	methods []string // per column: mask method, "" none
 	text    []bool   // per column: a text type in text format (detectors apply)
 	binary  []bool
@@ -85,7 +89,10 @@ type session struct {
 	qMu sync.Mutex
 	q   []expectation
 
-	masks atomic.Pointer[masks]
+	// masks of the latest decision, and of the decision behind each bound
+	// portal (client side only).
+	masks       *masks
+	portalMasks map[string]*masks
 }
 
 type flushReader struct {
@@ -120,12 +127,9 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, up net.Conn,
 	s.be = pgproto3.NewBackend(&flushReader{r: c, mu: &s.upMu, w: s.upW}, io.Discard)
 	s.be.SetMaxBodyLen(maxMessage)
 	s.fe = pgproto3.NewFrontend(&flushReader{r: up, mu: &s.cliMu, w: s.cliW}, io.Discard)
-	s.setMasks(c.Admission)
+	s.masks = compileMasks(c.Admission.Mask)
+	s.portalMasks = map[string]*masks{}
 	return s
-}
-
-func (s *session) setMasks(d policy.Decision) {
-	s.masks.Store(compileMasks(d.Mask))
 }
 
 func (s *session) close() {
@@ -202,6 +206,8 @@ func (s *session) fromClient() error {
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				delete(s.stmts, m.Name)
+			} else {
+				delete(s.portalMasks, m.Name)
 			}
 			s.expect(expectation{kind: expClose})
 			err = s.send(m)
@@ -268,11 +274,14 @@ func (s *session) decide(stmts []Statement) string {
 		if err != nil {
 			s.h.Log.Error("policy failed; statement denied", "session_id", s.c.SessionID, "err", err)
 		}
-		s.setMasks(d)
+		if err != nil && d.Result != policy.Deny {
+			d = policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", PolicyVersion: d.PolicyVersion}
+		}
 		reason := ""
 		switch d.Result {
 		case policy.Allow:
-			if leak := s.masks.Load().leak(st); leak != "" {
+			s.masks = compileMasks(d.Mask)
+			if leak := s.masks.leak(st); leak != "" {
 				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
 			}
 		case policy.Review:
@@ -334,7 +343,7 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
 	}
-	s.expect(expectation{kind: expQuery})
+	s.expect(expectation{kind: expQuery, masks: s.masks})
 	return s.send(m)
 }
 
@@ -388,20 +397,22 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 			m,
 		)
 	}
+	s.portalMasks[m.DestinationPortal] = s.masks
 	s.expect(expectation{kind: expBind})
 	return s.send(m)
 }
 
 func (s *session) onExecute(m *pgproto3.Execute) error {
-	if s.masks.Load() != nil {
+	mk := s.portalMasks[m.Portal]
+	if mk != nil {
 		// Results of Execute carry no RowDescription; ask for the portal's
 		// so its columns can be masked, and keep the answer from the client.
-		s.expect(expectation{kind: expDescribePortal, name: m.Portal, swallow: true})
+		s.expect(expectation{kind: expDescribePortal, name: m.Portal, swallow: true, masks: mk})
 		if err := s.send(&pgproto3.Describe{ObjectType: 'P', Name: m.Portal}); err != nil {
 			return err
 		}
 	}
-	s.expect(expectation{kind: expExecute, name: m.Portal})
+	s.expect(expectation{kind: expExecute, name: m.Portal, masks: mk})
 	return s.send(m)
 }
 
@@ -476,7 +487,7 @@ func (s *session) fromServer() error {
 		case *pgproto3.ParameterDescription:
 			forward = !h.swallow
 		case *pgproto3.RowDescription:
-			p, err := s.plan(m)
+			p, err := s.plan(m, h.masks)
 			if err != nil {
 				return s.abort(err)
 			}
@@ -543,12 +554,12 @@ func (s *session) abort(err error) error {
 }
 
 // plan works out, column by column, what to mask in a result.
-func (s *session) plan(rd *pgproto3.RowDescription) (*plan, error) {
-	mk := s.masks.Load()
+func (s *session) plan(rd *pgproto3.RowDescription, mk *masks) (*plan, error) {
 	if mk == nil {
 		return nil, nil
 	}
 	p := &plan{
+		masks:   mk,
 		methods: make([]string, len(rd.Fields)),
 		text:    make([]bool, len(rd.Fields)),
 		binary:  make([]bool, len(rd.Fields)),
@@ -613,7 +624,7 @@ func (s *session) apply(p *plan, row *pgproto3.DataRow) {
 				row.Values[i] = maskValue(method, v, s.key)
 			}
 		case p.detect && p.text[i]:
-			if out, changed := scrub(v, s.masks.Load().detect, s.key); changed {
+			if out, changed := scrub(v, p.masks.detect, s.key); changed {
 				row.Values[i] = out
 			}
 		}
