@@ -79,14 +79,23 @@ type Conn struct {
 	Admission policy.Decision
 
 	auditor  Auditor
+	input    policy.Input
 	up, down atomic.Uint64
 }
 
 // Input starts a policy question about this connection: the workload and
 // the target, to which the handler adds the action.
 func (c *Conn) Input(a policy.Action) policy.Input {
+	in := c.input
+	in.Action = a
+	return in
+}
+
+// prepareInput builds the part of every policy question that stays the
+// same for the session.
+func (c *Conn) prepareInput() {
 	w := c.Meta.Workload
-	return policy.Input{
+	c.input = policy.Input{
 		Workload: policy.Workload{
 			CgroupID:    w.CgroupID,
 			CgroupPath:  w.CgroupPath,
@@ -105,8 +114,8 @@ func (c *Conn) Input(a policy.Action) policy.Input {
 			},
 		},
 		Target: policy.Target{Name: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol, Address: c.Meta.OrigDst.String()},
-		Action: a,
 	}
+	c.input.IdentityKey = policy.IdentityKey(&c.input.Workload)
 }
 
 func (c *Conn) Read(b []byte) (int, error) {
@@ -213,6 +222,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		return
 	}
 	c.Meta = meta
+	c.prepareInput()
 	h := s.Handlers[meta.Target.Protocol]
 	if h == nil {
 		nc.Close()

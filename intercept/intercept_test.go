@@ -568,6 +568,7 @@ func TestServeSessionEvents(t *testing.T) {
 		Target: policy.Target{Name: "orders-db", Protocol: "tcp", Address: "10.0.0.5:5432"},
 		Action: policy.Action{Kind: policy.KindConnect, Operations: []string{"connect"}},
 	}
+	wantIn.IdentityKey = policy.IdentityKey(&wantIn.Workload)
 	if !reflect.DeepEqual(in, wantIn) {
 		t.Errorf("policy input:\n got %+v\nwant %+v", in, wantIn)
 	}

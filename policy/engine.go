@@ -455,8 +455,25 @@ type cacheKey struct {
 }
 
 func cacheKeyOf(v uint64, in *Input) cacheKey {
+	who := in.IdentityKey
+	if who == "" {
+		who = IdentityKey(&in.Workload)
+	}
+	return cacheKey{
+		version: v,
+		who:     who,
+		target:  in.Target.Name + "\x00" + in.Target.Protocol,
+		action:  actionKey(&in.Action),
+		grants:  grantsKey(in.Grants),
+	}
+}
+
+// IdentityKey is the part of a decision's cache key that stands for the
+// workload: the facts rules can match, not the pid (every process of the
+// same workload shares decisions). A handler computes it once per session
+// and puts it in Input.IdentityKey.
+func IdentityKey(w *Workload) string {
 	var b strings.Builder
-	w := &in.Workload
 	for _, s := range []string{w.Unit, w.Exe, w.CgroupPath, w.User, w.Pod.Namespace, w.Pod.Name, w.Pod.ServiceAccount} {
 		b.WriteString(s)
 		b.WriteByte(0)
@@ -479,13 +496,7 @@ func cacheKeyOf(v uint64, in *Input) cacheKey {
 		b.WriteString("\x01")
 		b.WriteString(o.Issuer + "\x00" + o.Subject + "\x00" + o.Email + "\x00" + strings.Join(o.Groups, "\x00"))
 	}
-	return cacheKey{
-		version: v,
-		who:     b.String(),
-		target:  in.Target.Name + "\x00" + in.Target.Protocol,
-		action:  actionKey(&in.Action),
-		grants:  grantsKey(in.Grants),
-	}
+	return b.String()
 }
 
 func actionKey(a *Action) string {

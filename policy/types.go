@@ -30,6 +30,9 @@ type Input struct {
 	Action   Action   `json:"action"`
 	// Grants are approvals the requester already holds for this target.
 	Grants []Grant `json:"grants,omitempty"`
+	// IdentityKey, when set, is IdentityKey(&Workload), computed once by
+	// the caller for a session instead of at every decision.
+	IdentityKey string `json:"-"`
 }
 
 // Workload is who is asking: kernel facts first, an OIDC identity when one

@@ -95,6 +95,11 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 	if err != nil || len(stmts) != 1 || stmts[0].literalSensitive {
 		return stmts, err
 	}
+	// The audit text of the shape: statements that share a fingerprint
+	// differ in literals (which normalising removes) and in layout.
+	if n, err := pg.Normalize(stmts[0].Text); err == nil {
+		stmts[0].normalized = n
+	}
 	c.mu.Lock()
 	if c.cache == nil || len(c.cache) >= classifierSize {
 		c.cache = make(map[string]Statement, 64)
