@@ -21,6 +21,9 @@ type Statement struct {
 	Functions   []string // functions called anywhere
 	HasWhere    bool     // an UPDATE or DELETE with a WHERE clause
 	CopyOut     bool     // COPY ... TO STDOUT: rows leave as CopyData, not DataRow
+	// Settings the statement changes (SET, RESET, set_config); "*" when
+	// the name is not a literal.
+	Sets []string
 	// SQL-level PREPARE name AS ..., EXECUTE name, DEALLOCATE name ("" for ALL).
 	Prepares, Executes, Deallocates string
 	DeallocateAll                   bool
@@ -170,7 +173,16 @@ func (s *Statement) classify(n *pg.Node) error {
 	case n.GetDeallocateStmt() != nil:
 		s.Deallocates = n.GetDeallocateStmt().GetName()
 		s.DeallocateAll = n.GetDeallocateStmt().GetIsall() || s.Deallocates == ""
-	case n.GetVariableSetStmt() != nil, n.GetVariableShowStmt() != nil:
+	case n.GetVariableSetStmt() != nil:
+		s.literalSensitive = true
+		name := strings.ToLower(n.GetVariableSetStmt().GetName())
+		if n.GetVariableSetStmt().GetKind() == pg.VariableSetKind_VAR_RESET_ALL {
+			// Back to the values the session started with, which corral
+			// chose: harmless to the reading of statements.
+			name = "all"
+		}
+		s.Sets = append(s.Sets, name)
+	case n.GetVariableShowStmt() != nil:
 		s.literalSensitive = true
 	case n.GetCopyStmt() != nil:
 		s.literalSensitive = true
@@ -402,6 +414,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		if short == "set_config" {
 			w.ops[setConfigOp(x)] = true
 			w.s.literalSensitive = true
+			w.s.Sets = append(w.s.Sets, setConfigName(x))
 		}
 	case *pg.ColumnRef:
 		w.s.refs = append(w.s.refs, columnRef(x, st))
@@ -487,6 +500,15 @@ func funcName(parts []*pg.Node) string {
 		}
 	}
 	return strings.Join(names, ".")
+}
+
+func setConfigName(f *pg.FuncCall) string {
+	if args := f.GetArgs(); len(args) > 0 {
+		if c := args[0].GetAConst(); c != nil && c.GetSval() != nil {
+			return strings.ToLower(c.GetSval().GetSval())
+		}
+	}
+	return "*"
 }
 
 // setConfigOp classifies set_config(name, ...): changing the role through

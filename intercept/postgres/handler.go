@@ -80,6 +80,9 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	if r := params["replication"]; r != "" && r != "false" && r != "off" && r != "no" && r != "0" {
 		return fatal(c, "42501", "replication connections are not allowed through corral")
 	}
+	if enc := params["client_encoding"]; !clientEncodingOK(enc) {
+		return fatal(c, "22023", fmt.Sprintf("corral speaks UTF8 only; client_encoding %q is not supported", enc))
+	}
 	alias := c.Admission.Credential
 	if alias == "" {
 		alias = "default"
@@ -114,6 +117,11 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	}
 	defer hj.Conn.Close()
 
+	for name, v := range hj.ParameterStatuses {
+		if !safeSyntax(name, v) {
+			return fatal(c, "22023", fmt.Sprintf("corral cannot vouch for this session: the server runs with %s = %s", name, v))
+		}
+	}
 	key := h.cancels.add(c.Meta.OrigDst.String(), hj.PID, hj.SecretKey, cfg.TLSConfig != nil)
 	defer h.cancels.remove(key)
 
@@ -172,12 +180,40 @@ func passThrough(p map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range p {
 		switch strings.ToLower(k) {
-		case "application_name", "client_encoding", "datestyle", "timezone", "extra_float_digits",
-			"intervalstyle", "search_path", "bytea_output", "lc_messages", "lc_monetary", "lc_numeric", "lc_time":
+		case "application_name", "datestyle", "timezone", "extra_float_digits",
+			"intervalstyle", "bytea_output", "lc_messages", "lc_monetary", "lc_numeric", "lc_time":
 			out[k] = v
 		}
 	}
+	// corral reads statements as UTF-8 with standard-conforming strings, as
+	// its parser does; the server must read them the same way, or a string
+	// literal could end in a different place for each and hide a statement
+	// (a multi-byte encoding whose second byte is a backslash or a quote).
+	out["client_encoding"] = "UTF8"
+	out["standard_conforming_strings"] = "on"
 	return out
+}
+
+// clientEncodingOK says whether corral can honour the encoding a client
+// asked for: UTF-8, or SQL_ASCII and "auto", which take bytes as they are.
+func clientEncodingOK(enc string) bool {
+	switch strings.ToUpper(strings.ReplaceAll(strings.ReplaceAll(enc, "-", ""), "_", "")) {
+	case "", "UTF8", "UNICODE", "SQLASCII", "AUTO":
+		return true
+	}
+	return false
+}
+
+// safeSyntax reports whether a parameter the server reports keeps its
+// reading of statements the same as corral's parser.
+func safeSyntax(name, value string) bool {
+	switch strings.ToLower(name) {
+	case "client_encoding":
+		return strings.EqualFold(value, "UTF8")
+	case "standard_conforming_strings":
+		return strings.EqualFold(value, "on")
+	}
+	return true
 }
 
 func (h *Handler) upstreamConfig(c *intercept.Conn, cred Credential, database string, runtime map[string]string) (*pgconn.Config, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 
@@ -247,6 +248,9 @@ func (s *session) flushUp() error {
 func (s *session) decide(stmts []Statement) string {
 	for i := range stmts {
 		st := &stmts[i]
+		if r := syntaxChange(st); r != "" {
+			return r
+		}
 		ops := st.Ops
 		if st.Executes != "" {
 			prepOps, ok := s.sqlPS[st.Executes]
@@ -304,6 +308,32 @@ func (s *session) decide(stmts []Statement) string {
 			clear(s.sqlPS)
 		case st.Deallocates != "":
 			delete(s.sqlPS, st.Deallocates)
+		}
+	}
+	return ""
+}
+
+// syntaxSettings change how the server reads statements; corral's parser
+// would then read them differently (see passThrough). No policy can allow
+// changing them through corral.
+var syntaxSettings = map[string]bool{
+	"client_encoding": true, "names": true, "standard_conforming_strings": true, "backslash_quote": true, "*": true,
+}
+
+func syntaxChange(st *Statement) string {
+	for _, name := range st.Sets {
+		if syntaxSettings[name] {
+			if name == "*" {
+				name = "every setting"
+			}
+			return fmt.Sprintf("changing %s is not allowed through corral", name)
+		}
+	}
+	for _, t := range st.Tables {
+		if t == "pg_settings" || t == "pg_catalog.pg_settings" {
+			if slices.ContainsFunc(st.Ops, func(op string) bool { return op != "select" }) {
+				return "changing settings through pg_settings is not allowed through corral"
+			}
 		}
 	}
 	return ""
@@ -534,6 +564,12 @@ func (s *session) fromServer() error {
 		case *pgproto3.ReadyForQuery:
 			s.pop()
 			s.query = nil
+		case *pgproto3.ParameterStatus:
+			if !safeSyntax(m.Name, m.Value) {
+				// However it happened, statements would now be read
+				// differently by the server and by corral: stop here.
+				return s.abort(fmt.Errorf("server switched %s to %s", m.Name, m.Value))
+			}
 		}
 		if forward {
 			if err := s.toClient(msg); err != nil {
