@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -34,6 +35,10 @@ type expectation struct {
 	// are masked by the decision they belong to, however many statements
 	// the client has pipelined after it.
 	masks *masks
+	// batch numbers the extended-protocol batches (a batch ends at Sync):
+	// after an error the server skips the rest of the batch, including
+	// what the proxy has not even read from the client yet.
+	batch uint64
 }
 
 type expKind uint8
@@ -87,8 +92,18 @@ type session struct {
 	portal map[string]*plan
 	query  *plan
 
-	qMu sync.Mutex
-	q   []expectation
+	qMu      sync.Mutex
+	q        []expectation
+	batch    uint64 // client side: the batch being sent
+	failed   uint64 // the batch the server is skipping, when skipping
+	skipping bool
+	copyIn   atomic.Bool // the server waits for COPY data: Sync means nothing
+
+	// server side: the plan of the result being streamed, and whether it
+	// was described for the statement now answering.
+	execPlan   *plan
+	execPlanOK bool
+	queryDesc  bool
 
 	// masks of the latest decision, and of the decision behind each bound
 	// portal (client side only).
@@ -178,7 +193,13 @@ func (s *session) send(msgs ...pgproto3.FrontendMessage) error {
 
 func (s *session) expect(es ...expectation) {
 	s.qMu.Lock()
-	s.q = append(s.q, es...)
+	for _, e := range es {
+		e.batch = s.batch
+		s.q = append(s.q, e)
+		if e.kind == expSync {
+			s.batch++
+		}
+	}
 	s.qMu.Unlock()
 }
 
@@ -213,7 +234,9 @@ func (s *session) fromClient() error {
 			s.expect(expectation{kind: expClose})
 			err = s.send(m)
 		case *pgproto3.Sync:
-			s.expect(expectation{kind: expSync})
+			if !s.copyIn.Load() {
+				s.expect(expectation{kind: expSync})
+			}
 			err = s.send(m)
 		case *pgproto3.Flush:
 			err = s.send(m)
@@ -433,7 +456,12 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 }
 
 func (s *session) onExecute(m *pgproto3.Execute) error {
-	mk := s.portalMasks[m.Portal]
+	mk, bound := s.portalMasks[m.Portal]
+	if !bound {
+		// A portal the client did not Bind: an SQL cursor (DECLARE). Its
+		// rows are masked by the latest decision.
+		mk = s.masks
+	}
 	if mk != nil {
 		// Results of Execute carry no RowDescription; ask for the portal's
 		// so its columns can be masked, and keep the answer from the client.
@@ -464,9 +492,15 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 
 // --- server to client ---
 
+// head is what the server's next message answers. Entries of a batch the
+// server is skipping are dropped on the way, also those queued after the
+// error was seen.
 func (s *session) head() (expectation, bool) {
 	s.qMu.Lock()
 	defer s.qMu.Unlock()
+	for len(s.q) > 0 && s.skipping && s.q[0].batch == s.failed && s.q[0].kind != expSync {
+		s.q = s.q[1:]
+	}
 	if len(s.q) == 0 {
 		return expectation{}, false
 	}
@@ -476,18 +510,18 @@ func (s *session) head() (expectation, bool) {
 func (s *session) pop() {
 	s.qMu.Lock()
 	if len(s.q) > 0 {
+		if s.q[0].kind == expSync && s.skipping && s.q[0].batch == s.failed {
+			s.skipping = false
+		}
 		s.q = s.q[1:]
 	}
 	s.qMu.Unlock()
 }
 
-// skipToSync drops what the server will not answer after an error in the
-// extended protocol: everything up to the next Sync.
-func (s *session) skipToSync() {
+// skipBatch notes that the server skips the rest of batch b, up to its Sync.
+func (s *session) skipBatch(b uint64) {
 	s.qMu.Lock()
-	for len(s.q) > 0 && s.q[0].kind != expSync && s.q[0].kind != expQuery {
-		s.q = s.q[1:]
-	}
+	s.failed, s.skipping = b, true
 	s.qMu.Unlock()
 }
 
@@ -508,7 +542,7 @@ func (s *session) fromServer() error {
 		if err != nil {
 			return err
 		}
-		h, _ := s.head()
+		h, ok := s.head()
 		forward := true
 		switch m := msg.(type) {
 		case *pgproto3.ParseComplete, *pgproto3.BindComplete, *pgproto3.CloseComplete:
@@ -524,12 +558,15 @@ func (s *session) fromServer() error {
 			switch h.kind {
 			case expDescribePortal:
 				s.portal[h.name] = p
+				if h.swallow {
+					s.execPlan, s.execPlanOK = p, true
+				}
 				forward = !h.swallow
 				s.pop()
 			case expDescribeStmt:
 				s.pop()
 			default:
-				s.query = p
+				s.query, s.queryDesc = p, true
 			}
 		case *pgproto3.NoData:
 			if h.kind == expDescribePortal {
@@ -538,32 +575,54 @@ func (s *session) fromServer() error {
 			forward = !h.swallow
 			s.pop()
 		case *pgproto3.DataRow:
+			// Rows are masked by the plan of the result they belong to.
+			// Rows corral cannot place end the session: it never guesses.
 			var p *plan
-			if h.kind == expExecute {
-				p = s.portal[h.name]
-			} else {
+			switch {
+			case !ok:
+				return s.abort(errors.New("result row with no statement to answer"))
+			case h.kind == expExecute && h.masks != nil:
+				if !s.execPlanOK {
+					return s.abort(errors.New("result row of an undescribed portal"))
+				}
+				p = s.execPlan
+			case h.kind == expExecute:
+			case h.kind == expQuery && h.masks != nil:
+				if !s.queryDesc {
+					return s.abort(errors.New("result row before its description"))
+				}
 				p = s.query
+			case h.kind == expQuery:
+			default:
+				return s.abort(fmt.Errorf("result row while the server owes a different answer (%d)", h.kind))
 			}
 			if p != nil {
 				s.apply(p, m)
 			}
 		case *pgproto3.CommandComplete, *pgproto3.EmptyQueryResponse, *pgproto3.PortalSuspended:
+			s.copyIn.Store(false)
 			if h.kind == expExecute {
+				s.execPlan, s.execPlanOK = nil, false
 				s.pop()
 			} else {
-				s.query = nil
+				s.query, s.queryDesc = nil, false
 			}
+		case *pgproto3.CopyInResponse:
+			s.copyIn.Store(true)
 		case *pgproto3.ErrorResponse:
+			s.copyIn.Store(false)
 			if h.deny != "" {
 				// The server's complaint about corral's refusal: say why.
 				*m = pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: "corral: " + h.deny}
 			}
-			if h.kind != expQuery {
-				s.skipToSync()
+			s.execPlan, s.execPlanOK = nil, false
+			s.query, s.queryDesc = nil, false
+			if ok && h.kind != expQuery {
+				s.skipBatch(h.batch)
 			}
 		case *pgproto3.ReadyForQuery:
 			s.pop()
-			s.query = nil
+			s.query, s.queryDesc = nil, false
 		case *pgproto3.ParameterStatus:
 			if !safeSyntax(m.Name, m.Value) {
 				// However it happened, statements would now be read
