@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -15,8 +16,23 @@ type relation struct {
 	schema, name string
 	kind         byte             // r table, p partitioned, v view, m matview, f foreign
 	columns      map[int16]string // attnum -> name
-	// For views: the base columns they read, "schema.table.column".
+	// For views: the base columns they read, "schema.table.column"
+	// ("schema.table.*" when a view reads whole rows).
 	deps []string
+	// Tables this one inherits from or is a partition of, "schema.table".
+	ancestors []string
+	fetched   time.Time
+}
+
+// catalogTTL bounds how long an answer is trusted: a migration (a new
+// column, a view redefined) shows within it.
+const catalogTTL = 30 * time.Second
+
+// byName is what the catalog says of a relation name, in any schema.
+type byName struct {
+	kinds     string   // relkinds of the relations with this name
+	ancestors []string // their parents' names
+	fetched   time.Time
 }
 
 // catalog answers OID questions for one upstream database, on a
@@ -25,13 +41,68 @@ type relation struct {
 type catalog struct {
 	connect func(ctx context.Context) (*pgconn.PgConn, error)
 
-	mu   sync.Mutex
-	conn *pgconn.PgConn
-	rels map[uint32]*relation
+	mu    sync.Mutex
+	conn  *pgconn.PgConn
+	rels  map[uint32]*relation
+	names map[string]byName
 }
 
 func newCatalog(connect func(ctx context.Context) (*pgconn.PgConn, error)) *catalog {
-	return &catalog{connect: connect, rels: map[uint32]*relation{}}
+	return &catalog{connect: connect, rels: map[uint32]*relation{}, names: map[string]byName{}}
+}
+
+// lookupNames tells, for relation names as a statement writes them (no
+// schema), what they are; a name missing from the answer is no relation
+// (a CTE, a typo).
+func (c *catalog) lookupNames(ctx context.Context, names []string) (map[string]byName, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]byName{}
+	var missing []string
+	for _, n := range names {
+		if b, ok := c.names[n]; ok && time.Since(b.fetched) < catalogTTL {
+			out[n] = b
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	if err := c.ensure(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := c.query(ctx, `SELECT c.relname, string_agg(DISTINCT c.relkind::text, ''), coalesce(string_agg(DISTINCT p.relname, ','), '')
+FROM pg_catalog.pg_class c
+LEFT JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid
+LEFT JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+WHERE c.relname = ANY($1::text[])
+GROUP BY c.relname`, pgArray(missing))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, r := range rows {
+		b := byName{kinds: r[1], fetched: now}
+		if r[2] != "" {
+			b.ancestors = strings.Split(r[2], ",")
+		}
+		c.names[r[0]] = b
+		out[r[0]] = b
+	}
+	if len(c.names) > 65536 {
+		c.names = map[string]byName{}
+	}
+	return out, nil
+}
+
+// pgArray writes names as a text[] literal.
+func pgArray(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(n) + `"`
+	}
+	return "{" + strings.Join(q, ",") + "}"
 }
 
 func (c *catalog) close() {
@@ -51,7 +122,7 @@ func (c *catalog) relations(ctx context.Context, oids []uint32) (map[uint32]*rel
 	out := map[uint32]*relation{}
 	var missing []string
 	for _, o := range oids {
-		if r, ok := c.rels[o]; ok {
+		if r, ok := c.rels[o]; ok && time.Since(r.fetched) < catalogTTL {
 			out[o] = r
 		} else if o != 0 {
 			missing = append(missing, strconv.FormatUint(uint64(o), 10))
@@ -74,8 +145,8 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 	for _, r := range rows {
 		oid, _ := strconv.ParseUint(r[0], 10, 32)
 		rel := c.rels[uint32(oid)]
-		if rel == nil {
-			rel = &relation{schema: r[1], name: r[2], columns: map[int16]string{}}
+		if rel == nil || time.Since(rel.fetched) >= catalogTTL {
+			rel = &relation{schema: r[1], name: r[2], columns: map[int16]string{}, fetched: time.Now()}
 			if len(r[3]) > 0 {
 				rel.kind = r[3][0]
 			}
@@ -96,7 +167,21 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 				return nil, err
 			}
 		}
+		anc, err := c.query(ctx, `WITH RECURSIVE anc(rel) AS (
+  SELECT inhparent FROM pg_catalog.pg_inherits WHERE inhrelid = $1::oid
+  UNION SELECT i.inhparent FROM anc JOIN pg_catalog.pg_inherits i ON i.inhrelid = anc.rel)
+SELECT n.nspname, c.relname FROM anc JOIN pg_catalog.pg_class c ON c.oid = anc.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, s)
+		if err != nil {
+			delete(c.rels, uint32(oid))
+			return nil, err
+		}
+		for _, a := range anc {
+			rel.ancestors = append(rel.ancestors, a[0]+"."+a[1])
+		}
 		out[uint32(oid)] = rel
+	}
+	if len(c.rels) > 65536 {
+		c.rels = map[uint32]*relation{}
 	}
 	return out, nil
 }
@@ -109,10 +194,11 @@ func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) ([]string
 	}
 	rows, err := c.query(ctx, `SELECT DISTINCT rc.oid, rn.nspname, rc.relname, rc.relkind, a.attname
 FROM pg_catalog.pg_rewrite r
-JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid AND d.refobjsubid > 0
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+  AND d.refclassid = 'pg_catalog.pg_class'::regclass
 JOIN pg_catalog.pg_class rc ON rc.oid = d.refobjid
 JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
-JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
 WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, strconv.FormatUint(uint64(oid), 10))
 	if err != nil {
 		return nil, err
@@ -120,7 +206,11 @@ WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, strconv.FormatUint(uint64
 	var deps []string
 	seen := map[uint32]bool{}
 	for _, r := range rows {
-		deps = append(deps, r[1]+"."+r[2]+"."+r[4])
+		col := r[4]
+		if col == "" {
+			col = "*" // the whole row: every column of it
+		}
+		deps = append(deps, r[1]+"."+r[2]+"."+col)
 		if r[3] == "v" || r[3] == "m" {
 			sub, _ := strconv.ParseUint(r[0], 10, 32)
 			if !seen[uint32(sub)] {

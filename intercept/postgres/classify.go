@@ -35,6 +35,12 @@ type Statement struct {
 	// same fingerprint may differ in meaning and must not share it.
 	literalSensitive bool
 	normalized       string // Text with literals replaced, for the audit log (filled lazily)
+	// fromFunction: rows come from a function in FROM, whose columns no
+	// table vouches for.
+	fromFunction bool
+	// Into: the result goes into a new table (SELECT INTO, CREATE TABLE AS),
+	// where masking no longer applies.
+	Into bool
 }
 
 // refCtx is where a column reference sits, which decides whether masking
@@ -166,6 +172,8 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.HasWhere = n.GetUpdateStmt().GetWhereClause() != nil
 	case n.GetDeleteStmt() != nil:
 		s.HasWhere = n.GetDeleteStmt().GetWhereClause() != nil
+	case n.GetSelectStmt() != nil && n.GetSelectStmt().GetIntoClause() != nil, n.GetCreateTableAsStmt() != nil:
+		s.Into = true
 	case n.GetPrepareStmt() != nil:
 		s.Prepares = n.GetPrepareStmt().GetName()
 	case n.GetExecuteStmt() != nil:
@@ -419,6 +427,8 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.ColumnRef:
 		w.s.refs = append(w.s.refs, columnRef(x, st))
 		return
+	case *pg.RangeFunction, *pg.RangeTableFunc:
+		w.s.fromFunction = true
 	case *pg.Node:
 		// Statements nested anywhere (data-modifying CTEs, subqueries)
 		// bring their own operations.

@@ -216,6 +216,34 @@ func (m *masks) method(schema, table, column string) string {
 	return m.columns[table+"."+column]
 }
 
+// tableMethod is the strictest method of the masked columns of a table, ""
+// if it has none: what a whole row of it, or a view over it, gets.
+func (m *masks) tableMethod(schema, table string) string {
+	if m == nil {
+		return ""
+	}
+	best := ""
+	for c, method := range m.columns {
+		parts := strings.Split(c, ".")
+		tbl := parts[len(parts)-2]
+		if !strings.EqualFold(tbl, table) || (len(parts) == 3 && !strings.EqualFold(parts[0], schema)) {
+			continue
+		}
+		if best == "" || strictness(method) > strictness(best) {
+			best = method
+		}
+	}
+	return best
+}
+
+// stricter returns the stricter of two methods ("" is none).
+func stricter(a, b string) string {
+	if a == "" || (b != "" && strictness(b) > strictness(a)) {
+		return b
+	}
+	return a
+}
+
 // leak returns a masked column the statement would return without a table
 // attribution (inside an expression, a subquery, a CTE, a set operation, a
 // whole-row reference), or copy out; "" if none. Such a statement is
@@ -237,6 +265,9 @@ func (m *masks) leak(s *Statement) string {
 	}
 	if s.CopyOut {
 		return masked + " (COPY ... TO STDOUT)"
+	}
+	if s.Into {
+		return masked + " (copied into a new table)"
 	}
 	for _, r := range s.refs {
 		if r.ctx == ctxFilter {

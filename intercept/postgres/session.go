@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -39,6 +40,10 @@ type expectation struct {
 	// after an error the server skips the rest of the batch, including
 	// what the proxy has not even read from the client yet.
 	batch uint64
+	// withhold: the statement may return masked data in columns no table
+	// vouches for (expressions over masked tables, views, functions):
+	// such columns are withheld.
+	withhold bool
 }
 
 type expKind uint8
@@ -107,8 +112,10 @@ type session struct {
 
 	// masks of the latest decision, and of the decision behind each bound
 	// portal (client side only).
-	masks       *masks
-	portalMasks map[string]*masks
+	masks          *masks
+	portalMasks    map[string]*masks
+	portalWithhold map[string]bool
+	withholdNext   bool // of the statements just decided
 }
 
 type flushReader struct {
@@ -145,6 +152,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, up net.Conn,
 	s.fe = pgproto3.NewFrontend(&flushReader{r: up, mu: &s.cliMu, w: s.cliW}, io.Discard)
 	s.masks = compileMasks(c.Admission.Mask)
 	s.portalMasks = map[string]*masks{}
+	s.portalWithhold = map[string]bool{}
 	return s
 }
 
@@ -230,6 +238,7 @@ func (s *session) fromClient() error {
 				delete(s.stmts, m.Name)
 			} else {
 				delete(s.portalMasks, m.Name)
+				delete(s.portalWithhold, m.Name)
 			}
 			s.expect(expectation{kind: expClose})
 			err = s.send(m)
@@ -269,6 +278,7 @@ func (s *session) flushUp() error {
 // decide puts statements to the policy; it returns "" when all may run, or
 // the reason the first that may not.
 func (s *session) decide(stmts []Statement) string {
+	s.withholdNext = false
 	for i := range stmts {
 		st := &stmts[i]
 		if r := syntaxChange(st); r != "" {
@@ -308,8 +318,14 @@ func (s *session) decide(stmts []Statement) string {
 		switch d.Result {
 		case policy.Allow:
 			s.masks = compileMasks(d.Mask)
+			risky := s.risky(st)
+			s.withholdNext = s.withholdNext || risky
 			if leak := s.masks.leak(st); leak != "" {
 				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
+			} else if risky && (st.CopyOut || st.Into || st.Executes != "") {
+				// Rows leaving as COPY data or into a new table cannot be
+				// masked column by column.
+				reason = "the statement would copy data that may hold masked columns out of reach of masking"
 			}
 		case policy.Review:
 			reason = d.Reason + " (approvals are not available in this build: denied)"
@@ -362,6 +378,45 @@ func syntaxChange(st *Statement) string {
 	return ""
 }
 
+// risky reports whether a statement's result may carry masked data in
+// columns that RowDescription attributes to no table: it reads a table with
+// masked columns (or a child of one), a view, something the catalog does
+// not know (a CTE), or rows from a function. Their unattributed columns are
+// then withheld. When the catalog cannot answer, the answer is yes.
+func (s *session) risky(st *Statement) bool {
+	mk := s.masks
+	if mk == nil || len(mk.columns) == 0 {
+		return false
+	}
+	if st.fromFunction {
+		return true
+	}
+	if len(st.Tables) == 0 {
+		return false
+	}
+	names := make([]string, 0, len(st.Tables))
+	for _, t := range st.Tables {
+		names = append(names, t[strings.LastIndexByte(t, '.')+1:])
+	}
+	info, err := s.cat.lookupNames(s.ctx, names)
+	if err != nil {
+		s.h.Log.Warn("catalog lookup failed; unattributed columns withheld", "session_id", s.c.SessionID, "err", err)
+		return true
+	}
+	for _, n := range names {
+		b, ok := info[n]
+		if !ok || strings.ContainsAny(b.kinds, "vm") || mk.tables[strings.ToLower(n)] {
+			return true
+		}
+		for _, a := range b.ancestors {
+			if mk.tables[strings.ToLower(a)] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func decisionOf(reason string, d policy.Decision) string {
 	if reason != "" {
 		return policy.Deny
@@ -396,7 +451,7 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
 	}
-	s.expect(expectation{kind: expQuery, masks: s.masks})
+	s.expect(expectation{kind: expQuery, masks: s.masks, withhold: s.withholdNext})
 	return s.send(m)
 }
 
@@ -451,21 +506,24 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		)
 	}
 	s.portalMasks[m.DestinationPortal] = s.masks
+	s.portalWithhold[m.DestinationPortal] = s.withholdNext
 	s.expect(expectation{kind: expBind})
 	return s.send(m)
 }
 
 func (s *session) onExecute(m *pgproto3.Execute) error {
 	mk, bound := s.portalMasks[m.Portal]
+	withhold := s.portalWithhold[m.Portal]
 	if !bound {
 		// A portal the client did not Bind: an SQL cursor (DECLARE). Its
-		// rows are masked by the latest decision.
-		mk = s.masks
+		// rows are masked by the latest decision, and what no table
+		// vouches for is withheld.
+		mk, withhold = s.masks, true
 	}
 	if mk != nil {
 		// Results of Execute carry no RowDescription; ask for the portal's
 		// so its columns can be masked, and keep the answer from the client.
-		s.expect(expectation{kind: expDescribePortal, name: m.Portal, swallow: true, masks: mk})
+		s.expect(expectation{kind: expDescribePortal, name: m.Portal, swallow: true, masks: mk, withhold: withhold})
 		if err := s.send(&pgproto3.Describe{ObjectType: 'P', Name: m.Portal}); err != nil {
 			return err
 		}
@@ -551,7 +609,7 @@ func (s *session) fromServer() error {
 		case *pgproto3.ParameterDescription:
 			forward = !h.swallow
 		case *pgproto3.RowDescription:
-			p, err := s.plan(m, h.masks)
+			p, err := s.plan(m, h.masks, h.withhold)
 			if err != nil {
 				return s.abort(err)
 			}
@@ -620,6 +678,13 @@ func (s *session) fromServer() error {
 			if ok && h.kind != expQuery {
 				s.skipBatch(h.batch)
 			}
+			if h.deny == "" && h.masks != nil {
+				scrubNotice(h.masks, s.key, &m.Message, &m.Detail, &m.Hint, &m.Where)
+			}
+		case *pgproto3.NoticeResponse:
+			if h.masks != nil {
+				scrubNotice(h.masks, s.key, &m.Message, &m.Detail, &m.Hint, &m.Where)
+			}
 		case *pgproto3.ReadyForQuery:
 			s.pop()
 			s.query, s.queryDesc = nil, false
@@ -638,6 +703,29 @@ func (s *session) fromServer() error {
 	}
 }
 
+// quoted finds the values PostgreSQL quotes in its messages.
+var quoted = regexp.MustCompile(`"[^"]*"`)
+
+// scrubNotice keeps masked data out of error and notice texts, which quote
+// values ("invalid input syntax for type integer: \"ada@example.com\"").
+// With column masks in force every quoted value is hidden; detectors run
+// over the rest.
+func scrubNotice(mk *masks, key []byte, fields ...*string) {
+	for _, p := range fields {
+		if *p == "" {
+			continue
+		}
+		if len(mk.columns) > 0 {
+			*p = quoted.ReplaceAllString(*p, `"****"`)
+		}
+		if len(mk.detect) > 0 {
+			if out, changed := scrub([]byte(*p), mk.detect, key); changed {
+				*p = string(out)
+			}
+		}
+	}
+}
+
 // abort ends a session whose results corral cannot vouch for.
 func (s *session) abort(err error) error {
 	s.h.Log.Error("masking failed; session ended", "session_id", s.c.SessionID, "err", err)
@@ -649,7 +737,7 @@ func (s *session) abort(err error) error {
 }
 
 // plan works out, column by column, what to mask in a result.
-func (s *session) plan(rd *pgproto3.RowDescription, mk *masks) (*plan, error) {
+func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*plan, error) {
 	if mk == nil {
 		return nil, nil
 	}
@@ -677,22 +765,35 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks) (*plan, error) {
 	for i, f := range rd.Fields {
 		p.binary[i] = f.Format == 1
 		p.text[i] = textTypes[f.DataTypeOID]
-		rel := rels[f.TableOID]
-		if rel == nil {
+		if len(mk.columns) == 0 {
 			continue
 		}
-		switch rel.kind {
-		case 'v', 'm':
+		rel := rels[f.TableOID]
+		switch {
+		case f.TableOID == 0:
+			if withhold {
+				p.methods[i] = "null" // computed from data no table vouches for
+			}
+		case rel == nil:
+			p.methods[i] = "null" // a relation the catalog does not know
+		case rel.kind == 'v' || rel.kind == 'm':
 			// A view does not say which of its columns come from where:
 			// if it reads a masked column, all of its columns are masked.
 			for _, dep := range rel.deps {
 				parts := strings.SplitN(dep, ".", 3)
-				if m := mk.method(parts[0], parts[1], parts[2]); strictness(m) > strictness(p.methods[i]) || (m != "" && p.methods[i] == "") {
-					p.methods[i] = m
+				if parts[2] == "*" {
+					p.methods[i] = stricter(p.methods[i], mk.tableMethod(parts[0], parts[1]))
+				} else {
+					p.methods[i] = stricter(p.methods[i], mk.method(parts[0], parts[1], parts[2]))
 				}
 			}
 		default:
-			p.methods[i] = mk.method(rel.schema, rel.name, rel.columns[int16(f.TableAttributeNumber)])
+			col := rel.columns[int16(f.TableAttributeNumber)]
+			p.methods[i] = mk.method(rel.schema, rel.name, col)
+			for _, a := range rel.ancestors {
+				schema, table, _ := strings.Cut(a, ".")
+				p.methods[i] = stricter(p.methods[i], mk.method(schema, table, col))
+			}
 		}
 		if p.methods[i] != "" {
 			any = true
