@@ -85,7 +85,7 @@ func readSecret(c config.Credential) (string, error) {
 func (c *credentials) Upstream(target string) postgres.Upstream {
 	t, ok := c.target(target)
 	if !ok || t.UpstreamTLS == nil {
-		return postgres.Upstream{SSLMode: "prefer"}
+		return postgres.Upstream{} // the handler's default: verify-full
 	}
 	return postgres.Upstream{SSLMode: t.UpstreamTLS.Mode, CAFile: t.UpstreamTLS.CAFile, ServerName: t.UpstreamTLS.ServerName}
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,6 +199,14 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, netnsCookie uint64) 
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer func() {
+				// One session's bug must not take down every other session
+				// on the node: close it, say so, go on.
+				if r := recover(); r != nil {
+					nc.Close()
+					s.Log.Error("session handler panicked; connection closed", "panic", r, "stack", string(debug.Stack()))
+				}
+			}()
 			s.handle(ctx, nc, netnsCookie, port)
 		}()
 	}

@@ -399,6 +399,16 @@ func parseDecision(obj map[string]any) (Decision, bool, error) {
 			if !slices.Contains(MaskMethods, m.Method) {
 				return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask method %q", m.Method)
 			}
+			for _, c := range m.Columns {
+				if n := strings.Count(c, "."); n < 1 || n > 2 {
+					return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask column %q is not table.column", c)
+				}
+			}
+			for _, det := range m.Detect {
+				if !slices.Contains(MaskDetectors, det) {
+					return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask detector %q", det)
+				}
+			}
 		}
 		if len(d.Mask) == 0 {
 			d.Mask = nil

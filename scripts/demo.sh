@@ -75,6 +75,7 @@ targets:
     endpoints: ["$db_ip:5432"]
     credentials:
       default: {username: shop_app, password_file: $work/shop-app.password}
+    upstream_tls: {mode: disable}   # this throwaway server has no certificate; the default is verify-full
 rules:
   - name: analysts-psql
     who: {exe: "/usr/lib/postgresql/*/bin/psql"}

@@ -71,6 +71,17 @@ var dangerousFunctions = []string{
 	"pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_logdir_ls",
 	"pg_promote", "pg_switch_wal", "pg_create_restore_point", "pg_start_backup", "pg_backup_start",
 	"query_to_xml", "query_to_xml_and_xmlschema", "cursor_to_xml", "table_to_xml", "database_to_xml", "schema_to_xml",
+	"query_to_xmlschema", "cursor_to_xmlschema", "table_to_xml_and_xmlschema", "table_to_xmlschema",
+	"schema_to_xml_and_xmlschema", "schema_to_xmlschema", "database_to_xml_and_xmlschema", "database_to_xmlschema",
+	"ts_stat", "ts_rewrite", // run SQL given as text
+	"pg_notify", // a NOTIFY in disguise, and its payload leaves the session
+	"setval", "nextval", "lo_unlink", "lo_create", "lo_creat", "lowrite", "lo_truncate", "lo_truncate64", "lo_open", "lo_write",
+	"pg_advisory_lock", "pg_advisory_xact_lock", "pg_advisory_lock_shared", "pg_advisory_xact_lock_shared",
+	"pg_try_advisory_lock", "pg_advisory_unlock_all", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
+	"pg_logical_slot_get_changes", "pg_logical_slot_peek_changes", "pg_create_logical_replication_slot",
+	"pg_create_physical_replication_slot", "pg_drop_replication_slot", "pg_replication_origin_create",
+	"dblink_fetch", "dblink_get_result", "dblink_close", "dblink_disconnect", "dblink_cancel_query",
+	"pg_stat_reset", "pg_stat_reset_shared", "pg_stat_reset_single_table_counters",
 }
 
 // errUnsupported marks statements the classifier does not know: they are
@@ -176,9 +187,12 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.Into = true
 	case n.GetPrepareStmt() != nil:
 		s.Prepares = n.GetPrepareStmt().GetName()
+		s.literalSensitive = true // names are not in the fingerprint
 	case n.GetExecuteStmt() != nil:
 		s.Executes = n.GetExecuteStmt().GetName()
+		s.literalSensitive = true
 	case n.GetDeallocateStmt() != nil:
+		s.literalSensitive = true
 		s.Deallocates = n.GetDeallocateStmt().GetName()
 		s.DeallocateAll = n.GetDeallocateStmt().GetIsall() || s.Deallocates == ""
 	case n.GetVariableSetStmt() != nil:
@@ -429,6 +443,11 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		return
 	case *pg.RangeFunction, *pg.RangeTableFunc:
 		w.s.fromFunction = true
+	case *pg.ExecuteStmt:
+		// EXECUTE nested in EXPLAIN ANALYZE or CREATE TABLE AS runs a
+		// prepared statement too.
+		w.s.Executes = x.GetName()
+		w.s.literalSensitive = true
 	case *pg.Node:
 		// Statements nested anywhere (data-modifying CTEs, subqueries)
 		// bring their own operations.

@@ -22,6 +22,10 @@ import (
 // proxy buffer more than this for one message.
 const maxMessage = 64 << 20
 
+// maxSQL bounds the SQL corral parses: parse trees cost many times the
+// text, and one workload must not exhaust the node's agent.
+const maxSQL = 1 << 20
+
 // Credential is what corral logs in upstream with.
 type Credential struct {
 	Username string
@@ -217,12 +221,15 @@ func safeSyntax(name, value string) bool {
 }
 
 func (h *Handler) upstreamConfig(c *intercept.Conn, cred Credential, database string, runtime map[string]string) (*pgconn.Config, error) {
-	u := Upstream{SSLMode: "prefer"}
+	// Without a setting, the server must prove who it is: corral is about
+	// to hand it a password, and a target given as a CIDR lets the
+	// workload choose the address.
+	u := Upstream{SSLMode: "verify-full"}
 	if h.Upstreams != nil {
 		u = h.Upstreams(c.Meta.Target.Name)
 	}
 	if u.SSLMode == "" {
-		u.SSLMode = "prefer"
+		u.SSLMode = "verify-full"
 	}
 	dst := c.Meta.OrigDst
 	conn := fmt.Sprintf("host=%s port=%d sslmode=%s connect_timeout=10", dst.Addr(), dst.Port(), u.SSLMode)

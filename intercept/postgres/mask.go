@@ -171,6 +171,9 @@ func compileMasks(ms []policy.Mask) *masks {
 	for _, mk := range ms {
 		for _, c := range mk.Columns {
 			c = strings.ToLower(c)
+			if n := strings.Count(c, "."); n < 1 || n > 2 {
+				continue // the policy engine refuses such decisions
+			}
 			if prev, ok := m.columns[c]; !ok || strictness(mk.Method) > strictness(prev) {
 				m.columns[c] = mk.Method
 			}

@@ -439,8 +439,15 @@ func firstNonEmpty(a, b string) string {
 // and server agree that nothing after it commits.
 const refusal = "corral refused this statement"
 
+func (s *session) classify(sql string) ([]Statement, error) {
+	if len(sql) > maxSQL {
+		return nil, fmt.Errorf("the statement is longer than corral inspects (%d bytes)", maxSQL)
+	}
+	return s.h.classifier.classify(sql)
+}
+
 func (s *session) onQuery(m *pgproto3.Query) error {
-	stmts, err := s.h.classifier.classify(m.String)
+	stmts, err := s.classify(m.String)
 	reason := ""
 	if err != nil {
 		reason = err.Error()
@@ -456,7 +463,7 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 }
 
 func (s *session) onParse(m *pgproto3.Parse) error {
-	stmts, err := s.h.classifier.classify(m.Query)
+	stmts, err := s.classify(m.Query)
 	reason := ""
 	switch {
 	case err != nil:

@@ -59,6 +59,7 @@ CREATE TABLE customers (id int, email text); GRANT SELECT ON customers TO app;`)
     endpoints: ["%s:5432"]
     credentials:
       default: {username: app, password_file: %s}
+    upstream_tls: {mode: disable}
 rules:
   - name: pgbench
     who: {exe: "/usr/lib/postgresql/*/bin/pgbench"}

@@ -44,9 +44,10 @@ func newPGEnv(t *testing.T, opts testutil.PostgresOptions, user, password, tls s
 
 	pw := filepath.Join(e.stateDir, "pw")
 	os.WriteFile(pw, []byte(password+"\n"), 0o600)
-	if tls != "" {
-		tls = strings.ReplaceAll(tls, "CAFILE", pg.CAFile)
+	if tls == "" {
+		tls = "upstream_tls: {mode: disable}" // the test server has no certificate
 	}
+	tls = strings.ReplaceAll(tls, "CAFILE", pg.CAFile)
 	cfg := fmt.Sprintf(`targets:
   - name: orders-db
     protocol: postgres
