@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -270,7 +271,9 @@ func (h *Handler) catalog(target, alias string, cfg *pgconn.Config) *catalog {
 	if h.catalogs == nil {
 		h.catalogs = map[string]*catalog{}
 	}
-	k := target + "\x00" + alias + "\x00" + cfg.Database
+	// One catalog per server and database: a target given as a CIDR or
+	// several endpoints spans servers whose OIDs mean different things.
+	k := target + "\x00" + alias + "\x00" + cfg.Host + ":" + strconv.Itoa(int(cfg.Port)) + "\x00" + cfg.Database
 	if c := h.catalogs[k]; c != nil {
 		return c
 	}

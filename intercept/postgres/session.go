@@ -86,8 +86,9 @@ type session struct {
 	// client -> server
 	upMu  sync.Mutex
 	upW   *bufio.Writer
-	be    *pgproto3.Backend
-	stmts map[string]*prepared
+	be      *pgproto3.Backend
+	stmtsMu sync.Mutex // the server side forgets statements whose Parse failed
+	stmts   map[string]*prepared
 	sqlPS map[string][]string // SQL-level PREPAREd names -> their operations
 
 	// server -> client
@@ -235,7 +236,7 @@ func (s *session) fromClient() error {
 			err = s.onExecute(m)
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
-				delete(s.stmts, m.Name)
+				s.setStmt(m.Name, nil)
 			} else {
 				delete(s.portalMasks, m.Name)
 				delete(s.portalWithhold, m.Name)
@@ -439,6 +440,23 @@ func firstNonEmpty(a, b string) string {
 // and server agree that nothing after it commits.
 const refusal = "corral refused this statement"
 
+func (s *session) stmt(name string) (*prepared, bool) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	p, ok := s.stmts[name]
+	return p, ok
+}
+
+func (s *session) setStmt(name string, p *prepared) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if p == nil {
+		delete(s.stmts, name)
+	} else {
+		s.stmts[name] = p
+	}
+}
+
 func (s *session) classify(sql string) ([]Statement, error) {
 	if len(sql) > maxSQL {
 		return nil, fmt.Errorf("the statement is longer than corral inspects (%d bytes)", maxSQL)
@@ -465,6 +483,12 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 func (s *session) onParse(m *pgproto3.Parse) error {
 	stmts, err := s.classify(m.Query)
 	reason := ""
+	if p, exists := s.stmt(m.Name); exists && m.Name != "" && p.denied == "" {
+		// The server refuses to redefine a named statement; corral must not
+		// believe it did, or a later Bind would be checked against the
+		// wrong statement.
+		err = fmt.Errorf("prepared statement %q already exists", m.Name)
+	}
 	switch {
 	case err != nil:
 		reason = err.Error()
@@ -474,15 +498,14 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 		reason = s.decide(stmts)
 	}
 	if reason != "" {
-		s.stmts[m.Name] = &prepared{denied: reason}
+		s.setStmt(m.Name, &prepared{denied: reason})
 		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
 		return s.send(&pgproto3.Parse{Name: m.Name, Query: refusal})
 	}
 	s.expect(expectation{kind: expParse, name: m.Name})
 	// decide filled in the statement's normalized text: kept here, it is
 	// not computed again at every Bind.
-	p := &prepared{stmt: stmts}
-	s.stmts[m.Name] = p
+	s.setStmt(m.Name, &prepared{stmt: stmts})
 	return s.send(m)
 }
 
@@ -490,7 +513,7 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 // the policy allowed at Parse may have been forbidden by a reload since.
 // Decisions are cached, so asking again costs a map lookup.
 func (s *session) onBind(m *pgproto3.Bind) error {
-	p := s.stmts[m.PreparedStatement]
+	p, _ := s.stmt(m.PreparedStatement)
 	reason := ""
 	switch {
 	case p == nil:
@@ -564,6 +587,9 @@ func (s *session) head() (expectation, bool) {
 	s.qMu.Lock()
 	defer s.qMu.Unlock()
 	for len(s.q) > 0 && s.skipping && s.q[0].batch == s.failed && s.q[0].kind != expSync {
+		if s.q[0].kind == expParse && s.q[0].deny == "" {
+			s.setStmt(s.q[0].name, nil) // skipped: the server never created it
+		}
 		s.q = s.q[1:]
 	}
 	if len(s.q) == 0 {
@@ -682,6 +708,9 @@ func (s *session) fromServer() error {
 			}
 			s.execPlan, s.execPlanOK = nil, false
 			s.query, s.queryDesc = nil, false
+			if ok && h.kind == expParse && h.deny == "" && !h.swallow {
+				s.setStmt(h.name, nil) // the server did not create it
+			}
 			if ok && h.kind != expQuery {
 				s.skipBatch(h.batch)
 			}
