@@ -42,6 +42,9 @@ test: install-deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./agent/config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCgroupPath$$' -fuzztime $(FUZZTIME) ./agent/workload
+	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzScrub$$' -fuzztime $(FUZZTIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime $(FUZZTIME) ./intercept/postgres
 
 lint: check-generate
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel\.go$$')); \

@@ -29,7 +29,10 @@ type Statement struct {
 	DeallocateAll                   bool
 
 	refs    []colRef
-	aliases map[string]string // alias or relation name -> relation name
+	aliases map[string][]string // alias or relation name -> the relations it names, in any scope
+	// renamed: relations given column aliases (FROM t AS a(x, y)), whose
+	// columns then go by other names.
+	renamed []string
 	// literalSensitive: the classification reads a literal (SET's
 	// variable, set_config's name, COPY's file), so two statements with the
 	// same fingerprint may differ in meaning and must not share it.
@@ -41,6 +44,12 @@ type Statement struct {
 	// Into: the result goes into a new table (SELECT INTO, CREATE TABLE AS),
 	// where masking no longer applies.
 	Into bool
+	// CopyTo: COPY ... TO anywhere (the client, a file, a program).
+	CopyTo bool
+	// Calls are the flagged functions called (by name or attribute notation).
+	Calls []string
+	// Returning: the statement returns rows it changed (RETURNING).
+	Returning bool
 }
 
 // refCtx is where a column reference sits, which decides whether masking
@@ -74,10 +83,7 @@ var dangerousFunctions = []string{
 	"query_to_xmlschema", "cursor_to_xmlschema", "table_to_xml_and_xmlschema", "table_to_xmlschema",
 	"schema_to_xml_and_xmlschema", "schema_to_xmlschema", "database_to_xml_and_xmlschema", "database_to_xmlschema",
 	"ts_stat", "ts_rewrite", // run SQL given as text
-	"pg_notify", // a NOTIFY in disguise, and its payload leaves the session
-	"setval", "nextval", "lo_unlink", "lo_create", "lo_creat", "lowrite", "lo_truncate", "lo_truncate64", "lo_open", "lo_write",
-	"pg_advisory_lock", "pg_advisory_xact_lock", "pg_advisory_lock_shared", "pg_advisory_xact_lock_shared",
-	"pg_try_advisory_lock", "pg_advisory_unlock_all", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
+	"lo_unlink", "lo_create", "lo_creat", "lowrite", "lo_truncate", "lo_truncate64", "lo_open", "lo_write",
 	"pg_logical_slot_get_changes", "pg_logical_slot_peek_changes", "pg_create_logical_replication_slot",
 	"pg_create_physical_replication_slot", "pg_drop_replication_slot", "pg_replication_origin_create",
 	"dblink_fetch", "dblink_get_result", "dblink_close", "dblink_disconnect", "dblink_cancel_query",
@@ -89,9 +95,10 @@ var dangerousFunctions = []string{
 var errUnsupported = errors.New("statement type not supported")
 
 // classifier remembers the classification of single statements by their
-// fingerprint (the statement with its literals taken out): fingerprinting
-// costs a fraction of a full parse, and an application sends the same
-// shapes of statement over and over.
+// normalised text (literals replaced by $n, everything else, aliases
+// included, as written): normalising costs a fraction of a full parse, and
+// an application sends the same statements over and over with other
+// values.
 type classifier struct {
 	mu    sync.Mutex
 	cache map[string]Statement
@@ -100,26 +107,24 @@ type classifier struct {
 const classifierSize = 4096
 
 func (c *classifier) classify(sql string) ([]Statement, error) {
-	fp, err := pg.Fingerprint(sql)
+	key, err := pg.Normalize(sql)
 	if err != nil {
 		return nil, fmt.Errorf("cannot parse the statement: %w", err)
 	}
+	key = strings.TrimSpace(key)
 	c.mu.Lock()
-	st, ok := c.cache[fp]
+	st, ok := c.cache[key]
 	c.mu.Unlock()
 	if ok {
-		st.Text = sql
+		st.Text = strings.TrimSpace(sql)
 		return []Statement{st}, nil
 	}
 	stmts, err := Classify(sql)
 	if err != nil || len(stmts) != 1 || stmts[0].literalSensitive {
 		return stmts, err
 	}
-	// The audit text of the shape: statements that share a fingerprint
-	// differ in literals (which normalising removes) and in layout.
-	if n, err := pg.Normalize(stmts[0].Text); err == nil {
-		stmts[0].normalized = n
-	}
+	stmts[0].normalized = key
+	fp := key
 	c.mu.Lock()
 	if c.cache == nil || len(c.cache) >= classifierSize {
 		c.cache = make(map[string]Statement, 64)
@@ -140,7 +145,7 @@ func Classify(sql string) ([]Statement, error) {
 	var out []Statement
 	for _, raw := range tree.Stmts {
 		text := stmtText(sql, raw)
-		s := Statement{Text: text, aliases: map[string]string{}}
+		s := Statement{Text: text, aliases: map[string][]string{}}
 		if s.Fingerprint, err = pg.Fingerprint(text); err != nil {
 			return nil, fmt.Errorf("cannot fingerprint the statement: %w", err)
 		}
@@ -210,10 +215,15 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.literalSensitive = true
 		c := n.GetCopyStmt()
 		s.CopyOut = !c.GetIsFrom() && !c.GetIsProgram() && c.GetFilename() == ""
+		s.CopyTo = !c.GetIsFrom()
 	}
 
 	w := walker{s: s, ops: ops}
 	w.walk(msg.ProtoReflect(), walkState{top: true, ctx: ctxExpr})
+	if hasReturning(n) {
+		s.Returning = true
+		ops["select"] = true // RETURNING reads the rows it returns
+	}
 	if w.err != nil {
 		return w.err
 	}
@@ -268,11 +278,25 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 			return []string{"copy", "copy program"}, nil
 		}
 		return []string{"copy"}, nil
-	case *pg.Node_DropStmt, *pg.Node_DropdbStmt, *pg.Node_DropTableSpaceStmt, *pg.Node_DropOwnedStmt,
+	case *pg.Node_DropStmt:
+		if x.DropStmt.GetRemoveType() == pg.ObjectType_OBJECT_POLICY {
+			return []string{"drop", "grant"}, nil
+		}
+		return []string{"drop"}, nil
+	case *pg.Node_DropdbStmt, *pg.Node_DropTableSpaceStmt, *pg.Node_DropOwnedStmt,
 		*pg.Node_DropSubscriptionStmt, *pg.Node_DropUserMappingStmt:
 		return []string{"drop"}, nil
 	case *pg.Node_DropRoleStmt:
 		return []string{"drop", "grant"}, nil
+	case *pg.Node_AlterTableStmt:
+		for _, c := range x.AlterTableStmt.GetCmds() {
+			switch c.GetAlterTableCmd().GetSubtype() {
+			case pg.AlterTableType_AT_ChangeOwner, pg.AlterTableType_AT_DisableRowSecurity,
+				pg.AlterTableType_AT_NoForceRowSecurity, pg.AlterTableType_AT_EnableRowSecurity, pg.AlterTableType_AT_ForceRowSecurity:
+				return []string{"ddl", "grant"}, nil
+			}
+		}
+		return []string{"ddl"}, nil
 	case *pg.Node_TruncateStmt:
 		return []string{"truncate"}, nil
 	case *pg.Node_GrantStmt, *pg.Node_GrantRoleStmt, *pg.Node_AlterDefaultPrivilegesStmt,
@@ -337,7 +361,7 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		// Loading shared libraries and rewriting the server configuration
 		// are administration of the server itself.
 		return []string{"ddl", "function"}, nil
-	case *pg.Node_CreateStmt, *pg.Node_CreateTableAsStmt, *pg.Node_ViewStmt, *pg.Node_IndexStmt, *pg.Node_AlterTableStmt,
+	case *pg.Node_CreateStmt, *pg.Node_CreateTableAsStmt, *pg.Node_ViewStmt, *pg.Node_IndexStmt,
 		*pg.Node_RenameStmt, *pg.Node_CommentStmt, *pg.Node_CreateSchemaStmt, *pg.Node_CreateSeqStmt, *pg.Node_AlterSeqStmt,
 		*pg.Node_CreateFunctionStmt, *pg.Node_AlterFunctionStmt, *pg.Node_CreateTrigStmt, *pg.Node_CreateExtensionStmt,
 		*pg.Node_AlterExtensionStmt, *pg.Node_AlterExtensionContentsStmt, *pg.Node_CreateDomainStmt, *pg.Node_AlterDomainStmt,
@@ -422,24 +446,37 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			name = x.GetSchemaname() + "." + name
 		}
 		w.s.Tables = append(w.s.Tables, name)
-		w.s.aliases[x.GetRelname()] = x.GetRelname()
+		w.s.aliases[x.GetRelname()] = append(w.s.aliases[x.GetRelname()], x.GetRelname())
 		if a := x.GetAlias(); a != nil && a.GetAliasname() != "" {
-			w.s.aliases[a.GetAliasname()] = x.GetRelname()
+			w.s.aliases[a.GetAliasname()] = append(w.s.aliases[a.GetAliasname()], x.GetRelname())
+			if len(a.GetColnames()) > 0 {
+				w.s.renamed = append(w.s.renamed, x.GetRelname())
+			}
+		}
+	case *pg.A_Indirection:
+		// (expr).name is also a function call, name(expr): attribute
+		// notation. A flagged name there is the flagged function.
+		for _, ind := range x.GetIndirection() {
+			if str := ind.GetString_(); str != nil {
+				w.call(strings.ToLower(str.GetSval()))
+			}
 		}
 	case *pg.FuncCall:
 		name := funcName(x.GetFuncname())
 		w.s.Functions = append(w.s.Functions, name)
-		short := name[strings.LastIndexByte(name, '.')+1:]
-		if slices.Contains(dangerousFunctions, short) {
-			w.ops["function"] = true
-		}
+		short := strings.ToLower(name[strings.LastIndexByte(name, '.')+1:])
+		w.call(short)
 		if short == "set_config" {
 			w.ops[setConfigOp(x)] = true
 			w.s.literalSensitive = true
 			w.s.Sets = append(w.s.Sets, setConfigName(x))
 		}
 	case *pg.ColumnRef:
-		w.s.refs = append(w.s.refs, columnRef(x, st))
+		r := columnRef(x, st)
+		if r.qual != "" {
+			w.call(strings.ToLower(r.name)) // t.fn is fn(t)
+		}
+		w.s.refs = append(w.s.refs, r)
 		return
 	case *pg.RangeFunction, *pg.RangeTableFunc:
 		w.s.fromFunction = true
@@ -451,7 +488,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.Node:
 		// Statements nested anywhere (data-modifying CTEs, subqueries)
 		// bring their own operations.
-		if ops, ok := opsOf(x); ok {
+		if ops, ok := opsOf(x); ok && !valuesOnly(x) {
 			for _, op := range ops {
 				w.ops[op] = true
 			}
@@ -496,6 +533,51 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 		return true
 	})
+}
+
+func hasReturning(n *pg.Node) bool {
+	switch {
+	case n.GetInsertStmt() != nil:
+		return len(n.GetInsertStmt().GetReturningList()) > 0
+	case n.GetUpdateStmt() != nil:
+		return len(n.GetUpdateStmt().GetReturningList()) > 0
+	case n.GetDeleteStmt() != nil:
+		return len(n.GetDeleteStmt().GetReturningList()) > 0
+	case n.GetMergeStmt() != nil:
+		return len(n.GetMergeStmt().GetReturningList()) > 0
+	}
+	return false
+}
+
+// call notes a call to a function by its bare name.
+func (w *walker) call(name string) {
+	if name == "set_config" {
+		w.s.Calls = append(w.s.Calls, name)
+	}
+	if op, ok := functionOps[name]; ok {
+		w.ops[op] = true
+		w.s.Calls = append(w.s.Calls, name)
+	} else if slices.Contains(dangerousFunctions, name) {
+		w.ops["function"] = true
+		w.s.Calls = append(w.s.Calls, name)
+	}
+}
+
+// functionOps are functions that do what a statement would: they need the
+// statement's operation, not the catch-all "function".
+var functionOps = map[string]string{
+	"pg_notify": "notify",
+	"nextval":   "update", "setval": "update",
+	"pg_sleep": "lock", "pg_sleep_for": "lock", "pg_sleep_until": "lock",
+	"pg_advisory_lock": "lock", "pg_advisory_xact_lock": "lock", "pg_advisory_lock_shared": "lock",
+	"pg_advisory_xact_lock_shared": "lock", "pg_try_advisory_lock": "lock", "pg_advisory_unlock_all": "lock",
+}
+
+// valuesOnly reports a SELECT that is only a VALUES list (INSERT ...
+// VALUES): it reads nothing.
+func valuesOnly(n *pg.Node) bool {
+	sel := n.GetSelectStmt()
+	return sel != nil && len(sel.GetValuesLists()) > 0 && len(sel.GetFromClause()) == 0 && len(sel.GetTargetList()) == 0
 }
 
 func columnRef(c *pg.ColumnRef, st walkState) colRef {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -207,16 +208,14 @@ func strictness(method string) int {
 	return 0
 }
 
-// method returns the mask method for schema.table.column, "" if none.
+// method returns the mask method for schema.table.column, "" if none: the
+// stricter of a schema-qualified and a bare rule, when both exist.
 func (m *masks) method(schema, table, column string) string {
 	if m == nil {
 		return ""
 	}
 	table, column = strings.ToLower(table), strings.ToLower(column)
-	if v, ok := m.columns[strings.ToLower(schema)+"."+table+"."+column]; ok {
-		return v
-	}
-	return m.columns[table+"."+column]
+	return stricter(m.columns[strings.ToLower(schema)+"."+table+"."+column], m.columns[table+"."+column])
 }
 
 // tableMethod is the strictest method of the masked columns of a table, ""
@@ -247,13 +246,53 @@ func stricter(a, b string) string {
 	return a
 }
 
-// leak returns a masked column the statement would return without a table
-// attribution (inside an expression, a subquery, a CTE, a set operation, a
-// whole-row reference), or copy out; "" if none. Such a statement is
-// refused: its result could not be masked by column.
+// sqlRunners run SQL given as text, or read tables by name: their results
+// say nothing of where values came from.
+var sqlRunners = []string{
+	"query_to_xml", "query_to_xml_and_xmlschema", "query_to_xmlschema", "cursor_to_xml", "cursor_to_xmlschema",
+	"table_to_xml", "table_to_xml_and_xmlschema", "table_to_xmlschema", "schema_to_xml", "schema_to_xml_and_xmlschema",
+	"schema_to_xmlschema", "database_to_xml", "database_to_xml_and_xmlschema", "database_to_xmlschema",
+	"ts_stat", "ts_rewrite", "dblink", "dblink_exec", "dblink_send_query", "dblink_open", "dblink_fetch", "dblink_get_result",
+}
+
+// sideChannels are functions that take a value somewhere a later
+// statement reads it back: a notification, a setting.
+var sideChannels = []string{"pg_notify", "set_config"}
+
+// statsViews hold samples of column values.
+var statsViews = []string{"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data"}
+
+// maskedRel reports whether name (an alias or a relation) names, in any
+// scope of the statement, a relation with masked columns.
+func (m *masks) maskedRel(s *Statement, name string) (string, bool) {
+	for _, rel := range s.aliases[name] {
+		if m.tables[strings.ToLower(rel)] {
+			return rel, true
+		}
+	}
+	return "", false
+}
+
+// leak returns why the statement would let a masked value out of reach of
+// result masking — a masked column inside an expression, a subquery, a
+// CTE, a set operation, a whole-row reference, a copy or a side channel —
+// or "" if it would not. Such a statement is refused: its result could not
+// be masked by column. Names are matched in every scope at once: an alias
+// that names a masked table anywhere counts as masked everywhere.
 func (m *masks) leak(s *Statement) string {
 	if m == nil || len(m.columns) == 0 {
 		return ""
+	}
+	for _, t := range s.Tables {
+		base := strings.ToLower(t[strings.LastIndexByte(t, '.')+1:])
+		if slices.Contains(statsViews, base) {
+			return t + " (column statistics hold sample values)"
+		}
+	}
+	for _, c := range s.Calls {
+		if slices.Contains(sqlRunners, c) {
+			return c + "() (runs SQL out of reach of masking)"
+		}
 	}
 	masked := ""
 	for _, t := range s.Tables {
@@ -266,30 +305,54 @@ func (m *masks) leak(s *Statement) string {
 	if masked == "" {
 		return ""
 	}
-	if s.CopyOut {
-		return masked + " (COPY ... TO STDOUT)"
+	for _, c := range s.Calls {
+		if slices.Contains(sideChannels, c) {
+			return masked + " with " + c + "()"
+		}
+	}
+	if s.CopyTo {
+		return masked + " (COPY ... TO)"
 	}
 	if s.Into {
 		return masked + " (copied into a new table)"
+	}
+	for _, r := range s.renamed {
+		if m.tables[strings.ToLower(r)] {
+			return r + " (column aliases rename masked columns)"
+		}
 	}
 	for _, r := range s.refs {
 		if r.ctx == ctxFilter {
 			continue
 		}
-		table := s.aliases[r.qual]
 		switch {
 		case r.star:
-			if r.ctx != ctxPlain && (r.qual == "" || m.tables[strings.ToLower(table)]) {
-				return masked + ".*"
+			if r.ctx != ctxPlain {
+				if r.qual == "" {
+					return masked + ".*"
+				}
+				if rel, ok := m.maskedRel(s, r.qual); ok {
+					return rel + ".*"
+				}
 			}
-		case r.qual == "" && s.aliases[r.name] != "" && m.tables[strings.ToLower(s.aliases[r.name])]:
-			return s.aliases[r.name] + " (whole row)"
+		case r.qual == "" && len(s.aliases[r.name]) > 0:
+			if rel, ok := m.maskedRel(s, r.name); ok {
+				return rel + " (whole row)"
+			}
 		case r.ctx != ctxPlain:
 			for c := range m.columns {
 				parts := strings.Split(c, ".")
 				col, tbl := parts[len(parts)-1], parts[len(parts)-2]
-				if strings.EqualFold(r.name, col) && (r.qual == "" || strings.EqualFold(table, tbl)) {
+				if !strings.EqualFold(r.name, col) {
+					continue
+				}
+				if r.qual == "" {
 					return tbl + "." + col
+				}
+				for _, rel := range s.aliases[r.qual] {
+					if strings.EqualFold(rel, tbl) {
+						return tbl + "." + col
+					}
 				}
 			}
 		}

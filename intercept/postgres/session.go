@@ -84,12 +84,12 @@ type session struct {
 	stop sync.Once
 
 	// client -> server
-	upMu  sync.Mutex
-	upW   *bufio.Writer
+	upMu    sync.Mutex
+	upW     *bufio.Writer
 	be      *pgproto3.Backend
 	stmtsMu sync.Mutex // the server side forgets statements whose Parse failed
 	stmts   map[string]*prepared
-	sqlPS map[string][]string // SQL-level PREPAREd names -> their operations
+	sqlPS   map[string][]string // SQL-level PREPAREd names -> their operations
 
 	// server -> client
 	cliMu  sync.Mutex
@@ -715,11 +715,11 @@ func (s *session) fromServer() error {
 				s.skipBatch(h.batch)
 			}
 			if h.deny == "" && h.masks != nil {
-				scrubNotice(h.masks, s.key, &m.Message, &m.Detail, &m.Hint, &m.Where)
+				scrubNotice(h.masks, s.key, &m.Detail, &m.Message, &m.Hint, &m.Where)
 			}
 		case *pgproto3.NoticeResponse:
 			if h.masks != nil {
-				scrubNotice(h.masks, s.key, &m.Message, &m.Detail, &m.Hint, &m.Where)
+				scrubNotice(h.masks, s.key, &m.Detail, &m.Message, &m.Hint, &m.Where)
 			}
 		case *pgproto3.ReadyForQuery:
 			s.pop()
@@ -746,7 +746,11 @@ var quoted = regexp.MustCompile(`"[^"]*"`)
 // values ("invalid input syntax for type integer: \"ada@example.com\"").
 // With column masks in force every quoted value is hidden; detectors run
 // over the rest.
-func scrubNotice(mk *masks, key []byte, fields ...*string) {
+func scrubNotice(mk *masks, key []byte, detail *string, fields ...*string) {
+	if len(mk.columns) > 0 {
+		// Details quote whole rows ("Failing row contains (...)") and keys.
+		*detail = ""
+	}
 	for _, p := range fields {
 		if *p == "" {
 			continue

