@@ -50,7 +50,6 @@ lint: check-generate
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel\.go$$')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=darwin $(GO) vet ./...
 
 # Benchmarks against their baselines in the same run, printed as ratios.
 bench: install-deps
