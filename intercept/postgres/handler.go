@@ -166,8 +166,20 @@ func (h *Handler) startup(ctx context.Context, c *intercept.Conn, be *pgproto3.B
 			h.cancel(ctx, m)
 			return nil, nil
 		case *pgproto3.StartupMessage:
-			if m.ProtocolVersion != pgproto3.ProtocolVersion30 {
-				return nil, fatal(c, "08P01", "unsupported protocol version")
+			// A newer client (protocol 3.2) is told to speak 3.0, which
+			// corral speaks: libpq then carries on with 3.0.
+			var unknown []string
+			for k := range m.Parameters {
+				if strings.HasPrefix(k, "_pq_.") {
+					unknown = append(unknown, k)
+					delete(m.Parameters, k)
+				}
+			}
+			if m.ProtocolVersion != pgproto3.ProtocolVersion30 || len(unknown) > 0 {
+				b, _ := (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown}).Encode(nil)
+				if _, err := c.Write(b); err != nil {
+					return nil, err
+				}
 			}
 			return m, nil
 		default:
