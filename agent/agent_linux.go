@@ -120,9 +120,10 @@ func Run(ctx context.Context, o Options) error {
 			"tcp":      &tcp.Handler{Dialer: dialer},
 			"postgres": pgHandler,
 		},
-		Policy:  engine,
-		Auditor: auditLog{audit, log},
-		Log:     log,
+		Policy:       engine,
+		Auditor:      auditLog{audit, log},
+		Unidentified: pgHandler.ServeUnidentified,
+		Log:          log,
 	}
 
 	// Sessions run on runCtx; the namespace manager on mgrCtx, stopped

@@ -152,7 +152,12 @@ type Server struct {
 	Handlers map[string]Handler // by Target.Protocol
 	Policy   Decider
 	Auditor  Auditor
-	Log      *slog.Logger
+	// Unidentified, when set, may take a connection the kernel did not
+	// redirect (a client connecting to a listener directly, as pgx does
+	// to cancel a query); it returns false when it has no use for it.
+	// Such a connection never becomes a session.
+	Unidentified func(ctx context.Context, c net.Conn) bool
+	Log          *slog.Logger
 
 	wg       sync.WaitGroup // sessions
 	loops    sync.WaitGroup // accept loops
@@ -225,6 +230,10 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 	}
 	meta, err := s.Resolver.Resolve(netnsCookie, client, port)
 	if err != nil {
+		if s.Unidentified != nil && s.Unidentified(ctx, nc) {
+			nc.Close()
+			return
+		}
 		nc.Close()
 		s.Log.Warn("closing connection of unknown origin", "client", client, "err", err)
 		s.Auditor.Audit(Event{Time: c.Started, Event: EventReject, SessionID: c.SessionID, Client: client.String(), Error: err.Error()})

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -337,6 +338,24 @@ func upstreamMessage(err error) string {
 
 // --- cancel requests ---
 
+// ServeUnidentified takes a connection that reached corral's listener
+// without being redirected, if it carries a PostgreSQL cancel request (pgx
+// sends those to the address its connection reports, which is corral's
+// listener). Anything else is left to the caller to refuse. The request is
+// honoured only with a key corral handed out.
+func (h *Handler) ServeUnidentified(ctx context.Context, c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [16]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return false
+	}
+	if binary.BigEndian.Uint32(b[0:4]) != 16 || binary.BigEndian.Uint32(b[4:8]) != 80877102 {
+		return false
+	}
+	h.cancel(ctx, &pgproto3.CancelRequest{ProcessID: binary.BigEndian.Uint32(b[8:12]), SecretKey: append([]byte(nil), b[12:16]...)})
+	return true
+}
+
 // cancelKey is the pid and secret corral gives the client in place of the
 // server's, so a cancel request (which arrives on a new connection, also
 // redirected to corral) can be mapped back.
@@ -390,8 +409,10 @@ func (h *Handler) cancel(ctx context.Context, m *pgproto3.CancelRequest) {
 	t, ok := h.cancels.m[key]
 	h.cancels.mu.Unlock()
 	if !ok || len(m.SecretKey) != len(key.secret) {
+		h.Log.Warn("cancel request with an unknown key ignored")
 		return // unknown or forged: say nothing, as PostgreSQL does
 	}
+	h.Log.Debug("cancel request passed on", "addr", t.addr)
 	conn, err := h.Dialer.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		h.Log.Warn("cancel request: cannot reach the server", "addr", t.addr, "err", err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -52,9 +53,22 @@ func pgconnClient(args []string, in *bufio.Scanner, out io.Writer) error {
 		}
 		fmt.Fprintln(out, "ok:", strings.Join(rows, ";"), res.CommandTag.String())
 	}
+	var running chan *pgconn.Result
 	for in.Scan() {
 		cmd, rest, _ := strings.Cut(in.Text(), " ")
 		switch cmd {
+		case "start": // a long query, answered by "wait"
+			running = make(chan *pgconn.Result, 1)
+			go func() { running <- conn.ExecParams(ctx, rest, nil, nil, nil, nil).Read() }()
+			fmt.Fprintln(out, "ok: started")
+		case "cancel":
+			if err := conn.CancelRequest(ctx); err != nil {
+				fmt.Fprintln(out, "error:", err)
+			} else {
+				fmt.Fprintln(out, "ok: cancel sent")
+			}
+		case "wait":
+			print(<-running)
 		case "query":
 			format, sql, _ := strings.Cut(rest, " ")
 			f := int16(0)
@@ -142,5 +156,38 @@ func TestPostgresPgbenchPrepared(t *testing.T) {
 		if err != nil || !strings.Contains(out, "number of failed transactions: 0") {
 			t.Fatalf("pgbench -M %s through corral: %v\n%s", mode, err, out)
 		}
+	}
+}
+
+// A cancel request arrives on a connection of its own, redirected to corral
+// like any other; corral maps its key to the server's and passes it on.
+func TestPostgresCancelRequest(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	c := testutil.StartFunc(t, p.workCg, "pgconn", p.host.Addr.String())
+	if got := c.Recv(t); got != "connected" {
+		t.Fatalf("client: %s", got)
+	}
+	c.Send(t, "start SELECT count(*) FROM generate_series(1, 200000000)")
+	if got := c.Recv(t); got != "ok: started" {
+		t.Fatal(got)
+	}
+	// Cancel only once the server is executing it (a cancel that arrives
+	// while a backend reads the next protocol message is dropped by
+	// PostgreSQL): it reports its activity, no event reaches the test, so
+	// ask until the query has run a while, within a bound.
+	deadline := time.Now().Add(20 * time.Second)
+	for p.pg.Exec(t, "orders", "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%generate_series%' AND pid <> pg_backend_pid() AND now() - query_start > interval '300 ms'")[0][0] != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("the query never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Send(t, "cancel")
+	if got := c.Recv(t); got != "ok: cancel sent" {
+		t.Fatal(got)
+	}
+	c.Send(t, "wait")
+	if got := c.Recv(t); !strings.Contains(got, "canceling statement due to user request") {
+		t.Fatalf("the long query was not cancelled: %s", got)
 	}
 }
