@@ -119,6 +119,22 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	})
 
+	// As handlers ask: the workload's part of the key computed once per
+	// session (intercept.Conn does this).
+	b.Run("cached-session", func(b *testing.B) {
+		e := newEngine(b)
+		in := benchInput()
+		in.IdentityKey = IdentityKey(&in.Workload)
+		runtime.GC()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if _, err := e.Decide(ctx, in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
 	b.Run("uncached", func(b *testing.B) {
 		e := newEngine(b)
 		ins := make([]Input, b.N)

@@ -58,12 +58,15 @@ func partial(v []byte) []byte {
 type detector struct {
 	re    *regexp.Regexp
 	check func([]byte) bool // extra validation of a match (Luhn, IBAN checksum)
+	// within finds a valid value inside a match that fails check as a
+	// whole (a card number run together with an expiry date).
+	within func([]byte) (start, end int, ok bool)
 }
 
 // Value detectors. Regular expressions here scan result values for known
 // shapes of secrets; they never interpret SQL.
 var detectors = map[string]detector{
-	"credit_card":  {re: regexp.MustCompile(`\b(?:\d[ -]?){12,18}\d\b`), check: luhn},
+	"credit_card":  {re: regexp.MustCompile(`\b(?:\d[ -]?){12,}\d\b`), check: cardDigits, within: cardWithin},
 	"email":        {re: regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)},
 	"ssn":          {re: regexp.MustCompile(`\b\d{3}-\d{2}-\d{4}\b`)},
 	"phone":        {re: regexp.MustCompile(`(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b`)},
@@ -92,6 +95,46 @@ func luhn(b []byte) bool {
 		n++
 	}
 	return n >= 13 && sum%10 == 0
+}
+
+// cardDigits is a whole match that is a card number: 13 to 19 digits
+// passing Luhn.
+func cardDigits(b []byte) bool {
+	n := 0
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			n++
+		}
+	}
+	return n <= 19 && luhn(b)
+}
+
+// cardWithin looks, inside a run of digit groups, for the longest span of
+// whole groups that is a card number. Windows inside an unbroken run of
+// digits are not tried: one in ten passes Luhn by chance.
+func cardWithin(b []byte) (int, int, bool) {
+	var starts, ends []int
+	for i := range b {
+		digit := b[i] >= '0' && b[i] <= '9'
+		if digit && (i == 0 || b[i-1] < '0' || b[i-1] > '9') {
+			starts = append(starts, i)
+		}
+		if digit && (i == len(b)-1 || b[i+1] < '0' || b[i+1] > '9') {
+			ends = append(ends, i+1)
+		}
+	}
+	best, bs, be := 0, 0, 0
+	for _, st := range starts {
+		for _, en := range ends {
+			if en <= st || en-st <= best {
+				continue
+			}
+			if cardDigits(b[st:en]) {
+				best, bs, be = en-st, st, en
+			}
+		}
+	}
+	return bs, be, best > 0
 }
 
 func ibanValid(b []byte) bool {
@@ -137,7 +180,15 @@ func scrub(v []byte, rules []detectRule, key []byte) (out []byte, changed bool) 
 			for _, l := range locs {
 				m := out[l[0]:l[1]]
 				if d.check != nil && !d.check(m) {
-					continue
+					if d.within == nil {
+						continue
+					}
+					st, en, ok := d.within(m)
+					if !ok {
+						continue
+					}
+					l = []int{l[0] + st, l[0] + en}
+					m = out[l[0]:l[1]]
 				}
 				if r.method == "null" {
 					return nil, true
