@@ -45,10 +45,11 @@ type catalog struct {
 	conn  *pgconn.PgConn
 	rels  map[uint32]*relation
 	names map[string]byName
+	funcs map[string]funcInfo
 }
 
 func newCatalog(connect func(ctx context.Context) (*pgconn.PgConn, error)) *catalog {
-	return &catalog{connect: connect, rels: map[uint32]*relation{}, names: map[string]byName{}}
+	return &catalog{connect: connect, rels: map[uint32]*relation{}, names: map[string]byName{}, funcs: map[string]funcInfo{}}
 }
 
 // lookupNames tells, for relation names as a statement writes them (no
@@ -94,6 +95,53 @@ GROUP BY c.relname`, pgArray(missing))
 		c.names = map[string]byName{}
 	}
 	return out, nil
+}
+
+// volatileUserFunctions returns which of the function names (bare) name a
+// volatile function outside PostgreSQL's own schemas: such a function may
+// write, whatever statement calls it. The catalog's built-ins are known to
+// the classifier by name.
+func (c *catalog) volatileUserFunctions(ctx context.Context, names []string) (map[string]bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	var missing []string
+	for _, n := range names {
+		if v, ok := c.funcs[n]; ok && time.Since(v.fetched) < catalogTTL {
+			out[n] = v.volatile
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	if err := c.ensure(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := c.query(ctx, `SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE p.proname = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.provolatile = 'v'`, pgArray(missing))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, n := range missing {
+		c.funcs[n] = funcInfo{fetched: now}
+	}
+	for _, r := range rows {
+		c.funcs[r[0]] = funcInfo{volatile: true, fetched: now}
+		out[r[0]] = true
+	}
+	if len(c.funcs) > 65536 {
+		c.funcs = map[string]funcInfo{}
+	}
+	return out, nil
+}
+
+type funcInfo struct {
+	volatile bool
+	fetched  time.Time
 }
 
 // pgArray writes names as a text[] literal.

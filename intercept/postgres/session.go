@@ -286,6 +286,9 @@ func (s *session) decide(stmts []Statement) string {
 			return r
 		}
 		ops := st.Ops
+		if s.callsVolatile(st) {
+			ops = append(append([]string(nil), ops...), "function")
+		}
 		if st.Executes != "" {
 			prepOps, ok := s.sqlPS[st.Executes]
 			if !ok {
@@ -377,6 +380,31 @@ func syntaxChange(st *Statement) string {
 		}
 	}
 	return ""
+}
+
+// callsVolatile reports whether a statement calls a volatile function of
+// the database's own (not PostgreSQL's): `SELECT purge_orders()` may delete
+// as surely as DELETE, so it is the function operation, not just select.
+// When the catalog cannot answer, the answer is yes.
+func (s *session) callsVolatile(st *Statement) bool {
+	if len(st.Functions) == 0 {
+		return false
+	}
+	names := make([]string, 0, len(st.Functions))
+	for _, f := range st.Functions {
+		names = append(names, strings.ToLower(f[strings.LastIndexByte(f, '.')+1:]))
+	}
+	v, err := s.cat.volatileUserFunctions(s.ctx, names)
+	if err != nil {
+		s.h.Log.Warn("catalog lookup failed; functions count as the function operation", "session_id", s.c.SessionID, "err", err)
+		return true
+	}
+	for _, n := range names {
+		if v[n] {
+			return true
+		}
+	}
+	return false
 }
 
 // risky reports whether a statement's result may carry masked data in

@@ -21,6 +21,8 @@ INSERT INTO customers VALUES
 CREATE TABLE orders (id int PRIMARY KEY, customer_id int, amount numeric);
 INSERT INTO orders VALUES (1, 1, 10), (2, 2, 20);
 CREATE VIEW customer_contacts AS SELECT name, upper(email) AS contact FROM customers;
+CREATE FUNCTION purge_orders() RETURNS void LANGUAGE sql AS $$DELETE FROM orders$$;
+CREATE FUNCTION order_total() RETURNS numeric LANGUAGE sql STABLE AS $$SELECT sum(amount) FROM orders$$;
 CREATE ROLE app LOGIN PASSWORD 'app-secret-pw';
 SET password_encryption = 'md5';
 CREATE ROLE md5user LOGIN PASSWORD 'md5-secret-pw';
@@ -153,6 +155,7 @@ func TestPostgresBypassAttempts(t *testing.T) {
 		{"COPY query TO STDOUT", "COPY (SELECT email FROM customers) TO STDOUT", "COPY"},
 		{"unparsable", "SELEC * FRM customers", "cannot parse"},
 		{"review without approvals", "DELETE FROM orders", "needs review"},
+		{"DELETE inside a function of the database's own", "SELECT purge_orders()", "function is denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := p.psql(t, c.sql)
@@ -169,6 +172,10 @@ func TestPostgresBypassAttempts(t *testing.T) {
 	}
 	if n := p.pg.Exec(t, "orders", "SELECT count(*) FROM orders")[0][0]; n != "2" {
 		t.Fatalf("orders has %s rows", n)
+	}
+	// A function that only reads is a select like any other.
+	if out, err := p.psql(t, "SELECT order_total()"); err != nil || out != "30" {
+		t.Errorf("stable function: %q %v", out, err)
 	}
 
 	// Ways around the column attribution that the parse tree does not
