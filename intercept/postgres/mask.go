@@ -58,9 +58,9 @@ func partial(v []byte) []byte {
 type detector struct {
 	re    *regexp.Regexp
 	check func([]byte) bool // extra validation of a match (Luhn, IBAN checksum)
-	// within finds a valid value inside a match that fails check as a
+	// within finds the valid values inside a match that fails check as a
 	// whole (a card number run together with an expiry date).
-	within func([]byte) (start, end int, ok bool)
+	within func([]byte) [][2]int
 }
 
 // Value detectors. Regular expressions here scan result values for known
@@ -109,10 +109,11 @@ func cardDigits(b []byte) bool {
 	return n <= 19 && luhn(b)
 }
 
-// cardWithin looks, inside a run of digit groups, for the longest span of
-// whole groups that is a card number. Windows inside an unbroken run of
-// digits are not tried: one in ten passes Luhn by chance.
-func cardWithin(b []byte) (int, int, bool) {
+// cardWithin finds, inside a run of digit groups, the card numbers made
+// of whole groups: from the left, the longest valid span at each start.
+// Windows inside an unbroken run of digits are not tried: one in ten passes
+// Luhn by chance.
+func cardWithin(b []byte) [][2]int {
 	var starts, ends []int
 	for i := range b {
 		digit := b[i] >= '0' && b[i] <= '9'
@@ -123,18 +124,24 @@ func cardWithin(b []byte) (int, int, bool) {
 			ends = append(ends, i+1)
 		}
 	}
-	best, bs, be := 0, 0, 0
+	var spans [][2]int
+	pos := 0
 	for _, st := range starts {
+		if st < pos {
+			continue
+		}
+		best := -1
 		for _, en := range ends {
-			if en <= st || en-st <= best {
-				continue
-			}
-			if cardDigits(b[st:en]) {
-				best, bs, be = en-st, st, en
+			if en > st && cardDigits(b[st:en]) {
+				best = en
 			}
 		}
+		if best > 0 {
+			spans = append(spans, [2]int{st, best})
+			pos = best
+		}
 	}
-	return bs, be, best > 0
+	return spans
 }
 
 func ibanValid(b []byte) bool {
@@ -177,19 +184,20 @@ func scrub(v []byte, rules []detectRule, key []byte) (out []byte, changed bool) 
 			var b []byte
 			last := 0
 			hit := false
+			var spans [][2]int
 			for _, l := range locs {
 				m := out[l[0]:l[1]]
-				if d.check != nil && !d.check(m) {
-					if d.within == nil {
-						continue
+				switch {
+				case d.check == nil || d.check(m):
+					spans = append(spans, [2]int{l[0], l[1]})
+				case d.within != nil:
+					for _, sp := range d.within(m) {
+						spans = append(spans, [2]int{l[0] + sp[0], l[0] + sp[1]})
 					}
-					st, en, ok := d.within(m)
-					if !ok {
-						continue
-					}
-					l = []int{l[0] + st, l[0] + en}
-					m = out[l[0]:l[1]]
 				}
+			}
+			for _, l := range spans {
+				m := out[l[0]:l[1]]
 				if r.method == "null" {
 					return nil, true
 				}
