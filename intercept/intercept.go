@@ -140,6 +140,13 @@ func (c *Conn) CloseWrite() error {
 	return c.Conn.Close()
 }
 
+// Count adds bytes moved on the raw connection (c.Conn) by a handler that
+// bypasses the counting Read and Write, e.g. to let the kernel splice.
+func (c *Conn) Count(up, down uint64) {
+	c.up.Add(up)
+	c.down.Add(down)
+}
+
 // BytesUp is the number of bytes read from the client so far.
 func (c *Conn) BytesUp() uint64 { return c.up.Load() }
 

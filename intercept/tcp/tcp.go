@@ -41,6 +41,8 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	})
 	defer stop()
 
+	// Copy between the raw sockets: with two TCP connections the kernel
+	// splices, and no buffer of the agent's holds the bytes.
 	var (
 		wg          sync.WaitGroup
 		errUp, errD error
@@ -48,13 +50,17 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_, errUp = io.Copy(up, c)
+		n, err := io.Copy(up, c.Conn)
+		c.Count(uint64(n), 0)
+		errUp = err
 		closeWrite(up)
 	}()
 	go func() {
 		defer wg.Done()
-		_, errD = io.Copy(c, up)
-		c.CloseWrite()
+		n, err := io.Copy(c.Conn, up)
+		c.Count(0, uint64(n))
+		errD = err
+		closeWrite(c.Conn)
 	}()
 	wg.Wait()
 	if ctx.Err() != nil {
