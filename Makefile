@@ -38,8 +38,11 @@ install-deps:
 test: install-deps
 	$(GO) test $(TESTFLAGS) ./...
 
-# Bounded fuzzing of the parsers that see untrusted input.
+# Bounded fuzzing of the parsers that see untrusted input. Each run starts
+# from the seed corpus only: a corpus grown by earlier long runs would make
+# gathering its baseline outlast the time bound.
 fuzz:
+	$(GO) clean -fuzzcache
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./agent/config
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCgroupPath$$' -fuzztime $(FUZZTIME) ./agent/workload
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./intercept/postgres

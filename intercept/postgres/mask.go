@@ -126,14 +126,19 @@ func cardWithin(b []byte) [][2]int {
 	}
 	var spans [][2]int
 	pos := 0
-	for _, st := range starts {
+	for i, st := range starts {
 		if st < pos {
 			continue
 		}
-		best := -1
-		for _, en := range ends {
-			if en > st && cardDigits(b[st:en]) {
-				best = en
+		// Only spans of at most 19 digits can be cards: look no further.
+		best, digits := -1, 0
+		for j := i; j < len(ends) && j < len(starts); j++ {
+			digits += ends[j] - starts[j]
+			if digits > 19 {
+				break
+			}
+			if cardDigits(b[st:ends[j]]) {
+				best = ends[j]
 			}
 		}
 		if best > 0 {
