@@ -124,12 +124,11 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 		return stmts, err
 	}
 	stmts[0].normalized = key
-	fp := key
 	c.mu.Lock()
 	if c.cache == nil || len(c.cache) >= classifierSize {
 		c.cache = make(map[string]Statement, 64)
 	}
-	c.cache[fp] = stmts[0]
+	c.cache[key] = stmts[0]
 	c.mu.Unlock()
 	return stmts, nil
 }

@@ -128,7 +128,7 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 			return fatal(c, "22023", fmt.Sprintf("corral cannot vouch for this session: the server runs with %s = %s", name, v))
 		}
 	}
-	key := h.cancels.add(c.Meta.OrigDst.String(), hj.PID, hj.SecretKey, cfg.TLSConfig != nil)
+	key := h.cancels.add(c.Meta.OrigDst.String(), hj.PID, hj.SecretKey)
 	defer h.cancels.remove(key)
 
 	// The client's login ends here: corral authenticated the workload by
@@ -144,7 +144,7 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 		return nil
 	}
 
-	s := newSession(ctx, h, c, hj.Conn, h.catalog(c.Meta.Target.Name, alias, cfg), hj.TxStatus)
+	s := newSession(ctx, h, c, hj.Conn, h.catalog(c.Meta.Target.Name, alias, cfg))
 	return s.run()
 }
 
@@ -365,10 +365,9 @@ type cancelKey struct {
 }
 
 type cancelTarget struct {
-	addr     string
-	pid      uint32
-	secret   []byte
-	needsTLS bool
+	addr   string
+	pid    uint32
+	secret []byte
 }
 
 type cancelKeys struct {
@@ -376,7 +375,7 @@ type cancelKeys struct {
 	m  map[cancelKey]cancelTarget
 }
 
-func (k *cancelKeys) add(addr string, pid uint32, secret []byte, tls bool) cancelKey {
+func (k *cancelKeys) add(addr string, pid uint32, secret []byte) cancelKey {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.m == nil {
@@ -389,7 +388,7 @@ func (k *cancelKeys) add(addr string, pid uint32, secret []byte, tls bool) cance
 		rand.Read(key.secret[:])
 		key.pid = binary.BigEndian.Uint32(b[:]) & 0x7fffffff
 		if _, taken := k.m[key]; !taken {
-			k.m[key] = cancelTarget{addr: addr, pid: pid, secret: append([]byte(nil), secret...), needsTLS: tls}
+			k.m[key] = cancelTarget{addr: addr, pid: pid, secret: append([]byte(nil), secret...)}
 			return key
 		}
 	}

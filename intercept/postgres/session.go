@@ -20,8 +20,8 @@ import (
 	"github.com/corral-dev/corral/policy"
 )
 
-// deniedStatement names the failing Parse sent in front of a denied Bind
-// (a prepared statement the policy no longer allows) is replaced.
+// deniedStatement names the failing Parse corral sends in front of a
+// denied Bind (a prepared statement the policy no longer allows).
 const deniedStatement = "corral_denied"
 
 // expectation is a response the server owes for something the proxy sent
@@ -92,11 +92,10 @@ type session struct {
 	sqlPS   map[string][]string // SQL-level PREPAREd names -> their operations
 
 	// server -> client
-	cliMu  sync.Mutex
-	cliW   *bufio.Writer
-	fe     *pgproto3.Frontend
-	portal map[string]*plan
-	query  *plan
+	cliMu sync.Mutex
+	cliW  *bufio.Writer
+	fe    *pgproto3.Frontend
+	query *plan
 
 	qMu      sync.Mutex
 	q        []expectation
@@ -139,14 +138,13 @@ func (f *flushReader) Read(p []byte) (int, error) {
 	return f.r.Read(p)
 }
 
-func newSession(ctx context.Context, h *Handler, c *intercept.Conn, up net.Conn, cat *catalog, _ byte) *session {
+func newSession(ctx context.Context, h *Handler, c *intercept.Conn, up net.Conn, cat *catalog) *session {
 	s := &session{
 		h: h, c: c, ctx: ctx, up: up, cat: cat, key: h.MaskKey,
-		upW:    bufio.NewWriterSize(up, 8192),
-		cliW:   bufio.NewWriterSize(c, 8192),
-		stmts:  map[string]*prepared{},
-		sqlPS:  map[string][]string{},
-		portal: map[string]*plan{},
+		upW:   bufio.NewWriterSize(up, 8192),
+		cliW:  bufio.NewWriterSize(c, 8192),
+		stmts: map[string]*prepared{},
+		sqlPS: map[string][]string{},
 	}
 	s.be = pgproto3.NewBackend(&flushReader{r: c, mu: &s.upMu, w: s.upW}, io.Discard)
 	s.be.SetMaxBodyLen(maxMessage)
@@ -598,8 +596,12 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	if err != nil {
 		s.h.Log.Error("policy failed; function call denied", "session_id", s.c.SessionID, "err", err)
 	}
-	if !d.Allowed() {
-		s.expect(expectation{kind: expQuery, deny: d.Reason})
+	if err != nil || !d.Allowed() {
+		reason := d.Reason
+		if err != nil || reason == "" {
+			reason = "the policy could not be evaluated"
+		}
+		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
 	}
 	s.expect(expectation{kind: expQuery})
@@ -676,7 +678,6 @@ func (s *session) fromServer() error {
 			}
 			switch h.kind {
 			case expDescribePortal:
-				s.portal[h.name] = p
 				if h.swallow {
 					s.execPlan, s.execPlanOK = p, true
 				}
@@ -688,9 +689,6 @@ func (s *session) fromServer() error {
 				s.query, s.queryDesc = p, true
 			}
 		case *pgproto3.NoData:
-			if h.kind == expDescribePortal {
-				s.portal[h.name] = nil
-			}
 			forward = !h.swallow
 			s.pop()
 		case *pgproto3.DataRow:
