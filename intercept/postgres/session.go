@@ -113,6 +113,7 @@ type session struct {
 	// masks of the latest decision, and of the decision behind each bound
 	// portal (client side only).
 	masks          *masks
+	maskSrc        []policy.Mask // what masks was compiled from
 	portalMasks    map[string]*masks
 	portalWithhold map[string]bool
 	withholdNext   bool // of the statements just decided
@@ -319,7 +320,7 @@ func (s *session) decide(stmts []Statement) string {
 		reason := ""
 		switch d.Result {
 		case policy.Allow:
-			s.masks = compileMasks(d.Mask)
+			s.setMasks(d.Mask)
 			risky := s.risky(st)
 			s.withholdNext = s.withholdNext || risky
 			if leak := s.masks.leak(st); leak != "" {
@@ -465,6 +466,18 @@ func firstNonEmpty(a, b string) string {
 // any error, and an open transaction fails on the server too, so client
 // and server agree that nothing after it commits.
 const refusal = "corral refused this statement"
+
+// setMasks makes ms the current masks, compiling them only when they
+// changed: a session's decisions carry the same masks statement after
+// statement.
+func (s *session) setMasks(ms []policy.Mask) {
+	if s.masks != nil && slices.EqualFunc(ms, s.maskSrc, func(a, b policy.Mask) bool {
+		return a.Method == b.Method && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Detect, b.Detect)
+	}) {
+		return
+	}
+	s.masks, s.maskSrc = compileMasks(ms), ms
+}
 
 func (s *session) stmt(name string) (*prepared, bool) {
 	s.stmtsMu.Lock()
