@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/intercept/nbio"
 )
 
 // maxMessage bounds a client message: a hostile client cannot make the
@@ -73,6 +74,7 @@ type Handler struct {
 
 // Serve runs one client session.
 func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
+	c.Conn = nbio.Wrap(c.Conn)
 	be := pgproto3.NewBackend(c, c)
 	be.SetMaxBodyLen(maxMessage)
 	c.SetDeadline(time.Now().Add(30 * time.Second)) // startup only
@@ -144,7 +146,7 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 		return nil
 	}
 
-	s := newSession(ctx, h, c, hj.Conn, h.catalog(c.Meta.Target.Name, alias, cfg))
+	s := newSession(ctx, h, c, nbio.Wrap(hj.Conn), h.catalog(c.Meta.Target.Name, alias, cfg))
 	return s.run()
 }
 
