@@ -243,8 +243,8 @@ func (h *Handler) startup(ctx context.Context, c *intercept.Conn) (*pgproto3.Sta
 				return nil, nil, err
 			}
 		case *pgproto3.CancelRequest:
-			// Honoured with or without TLS, whatever the mode: libpq before
-			// 17 always sends cancels in plaintext, and the key is the
+			// Honoured with or without TLS, whatever the mode: libpq's
+			// PQcancel (psql's Ctrl-C) never encrypts, and the key is the
 			// secret, not the channel.
 			h.cancel(ctx, m)
 			return nil, nil, nil

@@ -320,9 +320,10 @@ func TestStartupRefusesNegotiationInsideTLS(t *testing.T) {
 	}
 }
 
-// A cancel request is honoured on a plaintext connection (libpq before 17
+// A cancel request is honoured on a plaintext connection (libpq's PQcancel
 // sends cancels that way even when its session uses TLS, and even where
-// TLS is required) and inside TLS (libpq 17 negotiates TLS first).
+// TLS is required) and inside TLS (libpq 17's newer cancel functions
+// negotiate TLS first).
 func TestStartupCancelRequests(t *testing.T) {
 	for _, viaTLS := range []bool{false, true} {
 		server, err := net.Listen("tcp", "127.0.0.1:0")
