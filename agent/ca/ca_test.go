@@ -10,12 +10,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -396,5 +398,38 @@ func TestPublishAndCertificatePEM(t *testing.T) {
 	}
 	if strings.Contains(string(printed), "PRIVATE KEY") || string(printed) != string(c) {
 		t.Errorf("printed:\n%s", printed)
+	}
+}
+
+// Handshakes ask concurrently; every answer is a valid certificate for
+// what was asked, and the cache stays within its bound.
+func TestLeafConcurrent(t *testing.T) {
+	a, err := Open(Options{Dir: t.TempDir(), CacheSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addr := netip.AddrFrom4([4]byte{10, 0, 0, byte(i % 8)})
+			l, err := a.Leaf([]string{"db.internal"}, []netip.Addr{addr})
+			if err == nil && !l.Leaf.IPAddresses[0].Equal(net.IP(addr.AsSlice())) {
+				err = fmt.Errorf("asked for %s, got %v", addr, l.Leaf.IPAddresses)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(a.leaves) > 4 || a.lru.Len() > 4 {
+		t.Errorf("cache holds %d entries, bound is 4", len(a.leaves))
 	}
 }
