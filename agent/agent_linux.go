@@ -57,6 +57,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("cgroup_path: %w", err)
 	}
 
+	authority, err := openCA(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	own, leaveCgroup, err := ownCgroup(root, log)
 	if err != nil {
 		return err
@@ -111,7 +116,8 @@ func Run(ctx context.Context, o Options) error {
 	dialer := upstreamDialer(*cfg.SocketMark)
 	pgHandler := &postgres.Handler{
 		Policy: engine, Credentials: creds, Upstreams: creds.Upstream,
-		Dialer: dialer, MaskKey: key, Log: log,
+		ClientTLS: (&clientTLS{ca: authority, targets: table, log: log}).forConn,
+		Dialer:    dialer, MaskKey: key, Log: log,
 	}
 	defer pgHandler.Close()
 	srv := &intercept.Server{

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/corral-dev/corral/agent/config"
 	"github.com/corral-dev/corral/bpf"
+	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/intercept/postgres"
 )
 
 // targetSetter is the kernel's targets map.
@@ -63,6 +66,17 @@ func (t *targetTable) byID(id uint32) (config.Target, bool) {
 	defer t.mu.Unlock()
 	for _, tg := range t.targets {
 		if t.ids[tg.Name] == id {
+			return tg, true
+		}
+	}
+	return config.Target{}, false
+}
+
+func (t *targetTable) byName(name string) (config.Target, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tg := range t.targets {
+		if tg.Name == name {
 			return tg, true
 		}
 	}
@@ -157,4 +171,70 @@ func (t *targetTable) refresh(ctx context.Context, k targetSetter, every time.Du
 			}
 		}
 	}
+}
+
+// leafIssuer is corral's CA, as client TLS needs it.
+type leafIssuer interface {
+	Leaf(names []string, addrs []netip.Addr) (*tls.Certificate, error)
+}
+
+// clientTLS tells the postgres handler how each connection's workload may
+// use TLS: the mode of its target in the live configuration (a reload
+// applies from the next connection), and a certificate from corral's CA
+// naming the target as the workload addressed it.
+type clientTLS struct {
+	ca      leafIssuer
+	targets *targetTable
+	log     *slog.Logger
+}
+
+func (p *clientTLS) forConn(c *intercept.Conn) postgres.ClientTLS {
+	t, ok := p.targets.byName(c.Meta.Target.Name)
+	if !ok {
+		return postgres.ClientTLS{}
+	}
+	var mode postgres.ClientTLSMode
+	switch t.ClientTLSMode() {
+	case "allow":
+		mode = postgres.ClientTLSAllow
+	case "require":
+		mode = postgres.ClientTLSRequire
+	default:
+		return postgres.ClientTLS{}
+	}
+	names, addrs := leafSubjects(t, c.Meta.OrigDst.Addr())
+	return postgres.ClientTLS{Mode: mode, Config: &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Issued at the handshake, not here: most connections to a target
+		// with mode allow never ask for TLS.
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			cert, err := p.ca.Leaf(names, addrs)
+			if err != nil {
+				p.log.Error("cannot issue a certificate for client TLS", "target", t.Name, "err", err)
+			}
+			return cert, err
+		},
+	}}
+}
+
+// leafSubjects are what a target's certificate names: its DNS names and
+// single addresses, and the address the workload dialled, which for a CIDR
+// endpoint only the connection knows.
+func leafSubjects(t config.Target, dst netip.Addr) ([]string, []netip.Addr) {
+	var (
+		names []string
+		addrs []netip.Addr
+	)
+	for _, e := range t.Parsed {
+		switch {
+		case e.Host != "":
+			names = append(names, e.Host)
+		case e.Prefix.IsSingleIP():
+			addrs = append(addrs, e.Prefix.Addr())
+		}
+	}
+	if dst.IsValid() {
+		addrs = append(addrs, dst)
+	}
+	return names, addrs
 }

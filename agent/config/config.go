@@ -47,6 +47,9 @@ type Config struct {
 	Targets []Target      `yaml:"targets" json:"targets"`
 	Rules   []policy.Rule `yaml:"rules" json:"rules"`
 	OIDC    OIDC          `yaml:"oidc" json:"oidc"`
+	// CA is the certificate authority corral issues certificates from;
+	// unset, corral creates one under state_dir.
+	CA CA `yaml:"ca" json:"ca"`
 	// PolicyFiles are custom Rego modules (package corral.custom) that
 	// extend or override the built-in interpretation of the rules. Relative
 	// paths are relative to the configuration file.
@@ -131,6 +134,24 @@ type UpstreamTLS struct {
 // UpstreamTLSModes are the accepted upstream_tls.mode values.
 var UpstreamTLSModes = []string{"disable", "require", "verify-ca", "verify-full"}
 
+// ClientTLS says whether workloads may, or must, encrypt their connection
+// to corral, which answers with a certificate from its CA.
+type ClientTLS struct {
+	Mode string `yaml:"mode" json:"mode"` // disable, allow, require
+}
+
+// ClientTLSModes are the accepted client_tls.mode values.
+var ClientTLSModes = []string{"disable", "allow", "require"}
+
+// clientTLSProtocols are the protocols whose handler can terminate TLS.
+var clientTLSProtocols = []string{"postgres"}
+
+// CA names the operator's certificate authority (PEM files).
+type CA struct {
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
+}
+
 // Target is one protected destination.
 type Target struct {
 	Name      string   `yaml:"name" json:"name"`
@@ -140,9 +161,18 @@ type Target struct {
 	// Credentials by alias; rules pick one ("default" when they name none).
 	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
 	UpstreamTLS *UpstreamTLS          `yaml:"upstream_tls" json:"upstream_tls,omitempty"`
+	ClientTLS   *ClientTLS            `yaml:"client_tls" json:"client_tls,omitempty"`
 
 	// Parsed holds the endpoints after validation, in the order given.
 	Parsed []Endpoint `yaml:"-" json:"-"`
+}
+
+// ClientTLSMode is the target's client_tls.mode, "disable" when unset.
+func (t *Target) ClientTLSMode() string {
+	if t.ClientTLS == nil || t.ClientTLS.Mode == "" {
+		return "disable"
+	}
+	return t.ClientTLS.Mode
 }
 
 // Endpoint is one parsed `addr:port`, `cidr:port` or `name:port`.
@@ -322,6 +352,7 @@ func (c *Config) validate() error {
 		}
 		validateCredentials(&p, path, t)
 		validateTLS(&p, path, t.UpstreamTLS)
+		validateClientTLS(&p, path, t)
 	}
 	infos := map[string]policy.TargetInfo{}
 	for _, t := range c.Targets {
@@ -372,6 +403,7 @@ func (c *Config) validate() error {
 	if c.StateDir != "" && !strings.HasPrefix(c.StateDir, "/") {
 		p.add("state_dir", "%q must be an absolute path", c.StateDir)
 	}
+	validateCA(&p, c.CA)
 	return p.err()
 }
 
@@ -422,6 +454,35 @@ func validateTLS(p *problems, path string, t *UpstreamTLS) {
 	}
 	if t.Mode == "verify-ca" && t.CAFile == "" {
 		p.add(path+".upstream_tls.ca_file", "required with mode verify-ca")
+	}
+}
+
+func validateClientTLS(p *problems, path string, t *Target) {
+	if t.ClientTLS == nil {
+		return
+	}
+	if t.Protocol != "" && !slices.Contains(clientTLSProtocols, t.Protocol) {
+		p.add(path+".client_tls", "only %s targets can terminate client TLS (this one is %s)", strings.Join(clientTLSProtocols, ", "), t.Protocol)
+	}
+	switch {
+	case t.ClientTLS.Mode == "":
+		p.add(path+".client_tls.mode", "required (one of %s)", strings.Join(ClientTLSModes, ", "))
+	case !slices.Contains(ClientTLSModes, t.ClientTLS.Mode):
+		p.add(path+".client_tls.mode", "%q is not one of %s", t.ClientTLS.Mode, strings.Join(ClientTLSModes, ", "))
+	}
+}
+
+func validateCA(p *problems, ca CA) {
+	if ca.CertFile != "" && ca.KeyFile == "" {
+		p.add("ca.key_file", "required with ca.cert_file")
+	}
+	if ca.KeyFile != "" && ca.CertFile == "" {
+		p.add("ca.cert_file", "required with ca.key_file")
+	}
+	for field, f := range map[string]string{"ca.cert_file": ca.CertFile, "ca.key_file": ca.KeyFile} {
+		if f != "" && !filepath.IsAbs(f) {
+			p.add(field, "%q must be an absolute path", f)
+		}
 	}
 }
 

@@ -49,6 +49,28 @@ socket_mark: 0
 	}
 }
 
+func TestClientTLSAndCA(t *testing.T) {
+	c, err := Parse([]byte(`
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}
+  - {name: b, protocol: postgres, endpoints: ["10.0.0.2:5432"], client_tls: {mode: allow}}
+  - {name: c, protocol: postgres, endpoints: ["10.0.0.3:5432"], client_tls: {mode: require}}
+  - {name: d, protocol: postgres, endpoints: ["10.0.0.4:5432"], client_tls: {mode: disable}}
+ca: {cert_file: /etc/corral/ca.crt, key_file: /etc/corral/ca.key}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"disable", "allow", "require", "disable"} {
+		if got := c.Targets[i].ClientTLSMode(); got != want {
+			t.Errorf("targets[%d] client TLS mode %q, want %q", i, got, want)
+		}
+	}
+	if c.CA.CertFile != "/etc/corral/ca.crt" || c.CA.KeyFile != "/etc/corral/ca.key" {
+		t.Errorf("ca: %+v", c.CA)
+	}
+}
+
 func TestEndpointString(t *testing.T) {
 	for _, s := range []string{"10.0.0.5:5432", "10.1.0.0/24:5432", "[2001:db8::7]:22", "[2001:db8:1::/48]:443", "db.internal:5432"} {
 		e, err := ParseEndpoint(s)
@@ -167,6 +189,41 @@ targets:
 			`targets[0].upstream_tls.mode: "sometimes" is not one of disable, require, verify-ca, verify-full`,
 			"targets[1].upstream_tls.ca_file: required with mode verify-ca",
 			`targets[2].upstream_tls.ca_file: "ca.pem" must be an absolute path`,
+		}},
+		{"client tls", `
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:1"], client_tls: {mode: sometimes}}
+  - {name: b, protocol: postgres, endpoints: ["10.0.0.2:1"], client_tls: {}}
+  - {name: c, protocol: tcp, endpoints: ["10.0.0.3:1"], client_tls: {mode: require}}
+`, []string{
+			`targets[0].client_tls.mode: "sometimes" is not one of disable, allow, require`,
+			"targets[1].client_tls.mode: required (one of disable, allow, require)",
+			"targets[2].client_tls: only postgres targets can terminate client TLS (this one is tcp)",
+		}},
+		{"client tls unknown key", `
+targets:
+  - {name: d, protocol: postgres, endpoints: ["10.0.0.4:1"], client_tls: {mode: allow, cert: x}}
+`, []string{"field cert not found"}},
+		{"ca files", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:1"]}
+ca: {cert_file: ca.crt}
+`, []string{
+			"ca.key_file: required with ca.cert_file",
+			`ca.cert_file: "ca.crt" must be an absolute path`,
+		}},
+		{"ca unknown key", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:1"]}
+ca: {key_file: /etc/corral/ca.key, cert: /x}
+`, []string{"field cert not found"}},
+		{"ca key alone", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:1"]}
+ca: {key_file: etc/corral/ca.key}
+`, []string{
+			"ca.cert_file: required with ca.key_file",
+			`ca.key_file: "etc/corral/ca.key" must be an absolute path`,
 		}},
 		{"rules are validated against the targets", `
 targets:

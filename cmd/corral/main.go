@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/corral-dev/corral/agent"
+	"github.com/corral-dev/corral/agent/ca"
 	"github.com/corral-dev/corral/agent/config"
 	"github.com/corral-dev/corral/bpf"
 )
@@ -33,7 +34,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgent(), newDoctor(), newUnpin(), newPolicy(), &cobra.Command{
+	root.AddCommand(newAgent(), newDoctor(), newUnpin(), newPolicy(), newCA(), &cobra.Command{
 		Use:   "version",
 		Short: "Print corral's version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
@@ -122,6 +123,38 @@ func newUnpin() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "take the pin directory from this configuration file")
 	cmd.Flags().StringVar(&pinDir, "pin-dir", config.DefaultPinDir, "bpffs directory holding the links")
+	return cmd
+}
+
+func newCA() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ca",
+		Short: "corral's certificate authority",
+	}
+	var file string
+	printCmd := &cobra.Command{
+		Use:   "print [--config FILE]",
+		Short: "Print the CA certificate (PEM) that clients verifying their TLS connection to corral must trust",
+		Long: `Print the certificate of corral's CA, PEM-encoded: the configured ca.cert_file,
+or the CA the agent created under state_dir. Clients that verify their server
+(sslmode=verify-full) must trust it, e.g. psql "sslrootcert=ca.pem". Only the
+certificate is printed, never the key.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(file)
+			if err != nil {
+				return err
+			}
+			b, err := ca.CertificatePEM(agent.CAOptions(cfg))
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	printCmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
+	cmd.AddCommand(printCmd)
 	return cmd
 }
 

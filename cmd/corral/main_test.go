@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/corral-dev/corral/agent"
+	"github.com/corral-dev/corral/agent/ca"
+	"github.com/corral-dev/corral/agent/config"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -164,5 +168,42 @@ test_wrong if data.corral.decision.result == "allow" with input as {"workload": 
 	out, err = run(t, "policy", "test", "--config", file, tests)
 	if err == nil || !strings.Contains(out, "FAIL  data.bad_test.test_wrong") {
 		t.Fatalf("a failing Rego test passed:\n%s %v", out, err)
+	}
+}
+
+// `corral ca print` prints the CA the agent uses, and only its certificate.
+func TestCAPrint(t *testing.T) {
+	state := t.TempDir()
+	p := filepath.Join(t.TempDir(), "corral.yaml")
+	os.WriteFile(p, []byte("targets: [{name: a, protocol: tcp, endpoints: [\"10.0.0.1:1\"]}]\nstate_dir: "+state+"\n"), 0o600)
+	if _, err := run(t, "ca", "print", "--config", p); err == nil || !strings.Contains(err.Error(), "start the agent once") {
+		t.Fatalf("before the agent created a CA: %v", err)
+	}
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, err := ca.Open(agent.CAOptions(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "ca", "print", "--config", p)
+	if err != nil || out != string(authority.CertPEM()) {
+		t.Fatalf("ca print: %v\n%s", err, out)
+	}
+
+	// An operator's CA whose certificate file holds the key too.
+	dir := t.TempDir()
+	other, err := ca.Open(ca.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := os.ReadFile(filepath.Join(dir, ca.KeyName))
+	both := filepath.Join(dir, "both.pem")
+	os.WriteFile(both, append(key, other.CertPEM()...), 0o600)
+	os.WriteFile(p, []byte("targets: [{name: a, protocol: tcp, endpoints: [\"10.0.0.1:1\"]}]\nca: {cert_file: "+both+", key_file: "+filepath.Join(dir, ca.KeyName)+"}\n"), 0o600)
+	out, err = run(t, "ca", "print", "--config", p)
+	if err != nil || out != string(other.CertPEM()) || strings.Contains(out, "PRIVATE KEY") {
+		t.Fatalf("ca print with a combined file: %v\n%s", err, out)
 	}
 }

@@ -194,7 +194,7 @@ func FuzzClientMessages(f *testing.F) {
 			t.Fatalf("fromClient hung on %q: %v", data, err)
 		}
 		// Unblock the writer if fromClient stopped early, and the drain.
-		ts.s.c.Close()
+		ts.s.cli.Close()
 		ts.s.up.Close()
 		<-drained
 	})
@@ -213,7 +213,7 @@ func TestClientSeedsEndFromClient(t *testing.T) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Errorf("seed %d: hung", i)
 		}
-		ts.s.c.Close()
+		ts.s.cli.Close()
 		ts.s.up.Close()
 	}
 	// A length field beyond maxMessage is refused at once.

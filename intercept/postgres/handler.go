@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,6 +52,30 @@ type Upstream struct {
 	ServerName string
 }
 
+// ClientTLSMode says whether a target's workloads may, or must, encrypt
+// their connection to corral.
+type ClientTLSMode uint8
+
+const (
+	// ClientTLSDisable answers SSLRequest with N: the hop is on the
+	// workload's own host.
+	ClientTLSDisable ClientTLSMode = iota
+	// ClientTLSAllow terminates TLS for a client that asks, and serves one
+	// that does not in plaintext.
+	ClientTLSAllow
+	// ClientTLSRequire refuses a client that does not ask for TLS.
+	ClientTLSRequire
+)
+
+// ClientTLS is the client-side TLS setting for one connection.
+type ClientTLS struct {
+	Mode ClientTLSMode
+	// Config terminates the workload's TLS, with a certificate that names
+	// the target as the workload addressed it. Without one TLS is declined,
+	// whatever the mode.
+	Config *tls.Config
+}
+
 // Dialer opens connections corral's kernel programs let through.
 type Dialer interface {
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
@@ -60,6 +87,9 @@ type Handler struct {
 	Credentials Credentials
 	// Upstreams returns the TLS settings of a target.
 	Upstreams func(target string) Upstream
+	// ClientTLS returns the client-side TLS setting of a connection's
+	// target; nil declines TLS for every target.
+	ClientTLS func(c *intercept.Conn) ClientTLS
 	Dialer    Dialer
 	// MaskKey keys the hash mask method, so hashes are stable for this
 	// deployment and not reversible by a dictionary elsewhere.
@@ -75,10 +105,8 @@ type Handler struct {
 // Serve runs one client session.
 func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	c.Conn = nbio.Wrap(c.Conn)
-	be := pgproto3.NewBackend(c, c)
-	be.SetMaxBodyLen(maxMessage)
-	c.SetDeadline(time.Now().Add(30 * time.Second)) // startup only
-	startup, err := h.startup(ctx, c, be)
+	c.SetDeadline(time.Now().Add(30 * time.Second)) // startup only, TLS handshake included
+	startup, cli, err := h.startup(ctx, c)
 	if err != nil || startup == nil {
 		return err
 	}
@@ -86,10 +114,10 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 
 	params := startup.Parameters
 	if r := params["replication"]; r != "" && r != "false" && r != "off" && r != "no" && r != "0" {
-		return fatal(c, "42501", "replication connections are not allowed through corral")
+		return fatal(cli, "42501", "replication connections are not allowed through corral")
 	}
 	if enc := params["client_encoding"]; !clientEncodingOK(enc) {
-		return fatal(c, "22023", fmt.Sprintf("corral speaks UTF8 only; client_encoding %q is not supported", enc))
+		return fatal(cli, "22023", fmt.Sprintf("corral speaks UTF8 only; client_encoding %q is not supported", enc))
 	}
 	alias := c.Admission.Credential
 	if alias == "" {
@@ -98,7 +126,7 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	cred, err := h.Credentials.Credential(c.Meta.Target.Name, alias)
 	if err != nil {
 		h.Log.Error("no credential for target", "target", c.Meta.Target.Name, "alias", alias, "err", err)
-		return fatal(c, "28000", fmt.Sprintf("corral has no usable credential %q for target %q", alias, c.Meta.Target.Name))
+		return fatal(cli, "28000", fmt.Sprintf("corral has no usable credential %q for target %q", alias, c.Meta.Target.Name))
 	}
 	database := params["database"]
 	if database == "" {
@@ -106,28 +134,28 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	}
 	cfg, err := h.upstreamConfig(c, cred, database, passThrough(params))
 	if err != nil {
-		return fatal(c, "08000", "corral: "+err.Error())
+		return fatal(cli, "08000", "corral: "+err.Error())
 	}
 	up, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fatal(c, codeOf(err, "08006"), "corral could not open the database: "+upstreamMessage(err))
+		return fatal(cli, codeOf(err, "08006"), "corral could not open the database: "+upstreamMessage(err))
 	}
 	// Hand-over: SyncConn drains what pgconn may have buffered, so the
 	// proxy's own readers start exactly where pgconn stopped.
 	if err := up.SyncConn(ctx); err != nil {
 		up.Close(ctx)
-		return fatal(c, "08006", "corral could not take over the database connection")
+		return fatal(cli, "08006", "corral could not take over the database connection")
 	}
 	hj, err := up.Hijack()
 	if err != nil {
 		up.Close(ctx)
-		return fatal(c, "08006", "corral could not take over the database connection")
+		return fatal(cli, "08006", "corral could not take over the database connection")
 	}
 	defer hj.Conn.Close()
 
 	for name, v := range hj.ParameterStatuses {
 		if !safeSyntax(name, v) {
-			return fatal(c, "22023", fmt.Sprintf("corral cannot vouch for this session: the server runs with %s = %s", name, v))
+			return fatal(cli, "22023", fmt.Sprintf("corral cannot vouch for this session: the server runs with %s = %s", name, v))
 		}
 	}
 	key := h.cancels.add(c.Meta.OrigDst.String(), hj.PID, hj.SecretKey)
@@ -142,33 +170,90 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	}
 	out, _ = (&pgproto3.BackendKeyData{ProcessID: key.pid, SecretKey: key.secret[:]}).Encode(out)
 	out, _ = (&pgproto3.ReadyForQuery{TxStatus: hj.TxStatus}).Encode(out)
-	if _, err := c.Write(out); err != nil {
+	if _, err := cli.Write(out); err != nil {
 		return nil
 	}
 
-	s := newSession(ctx, h, c, nbio.Wrap(hj.Conn), h.catalog(c.Meta.Target.Name, alias, cfg))
+	s := newSession(ctx, h, c, cli, nbio.Wrap(hj.Conn), h.catalog(c.Meta.Target.Name, alias, cfg))
 	return s.run()
 }
 
-// startup handles everything before the StartupMessage: TLS and GSS
-// encryption requests are declined (the workload talks to corral on its
-// own host), cancel requests are passed on. It returns nil, nil when the
+// startup handles everything before the StartupMessage: TLS is
+// terminated or declined as the target's setting says, GSS encryption is
+// declined (the workload talks to corral on its own host), cancel requests
+// are passed on. It returns the StartupMessage and the connection the
+// session goes on with (TLS over c, or c itself), or nil, nil, nil when the
 // connection was a cancel request.
-func (h *Handler) startup(ctx context.Context, c *intercept.Conn, be *pgproto3.Backend) (*pgproto3.StartupMessage, error) {
-	for i := 0; i < 3; i++ {
-		msg, err := be.ReceiveStartupMessage()
+func (h *Handler) startup(ctx context.Context, c *intercept.Conn) (*pgproto3.StartupMessage, net.Conn, error) {
+	var (
+		cli net.Conn = c
+		// A buffer of its own rather than a pgproto3.Backend, so that what
+		// arrived beyond a message is visible: before a TLS handshake it
+		// must be nothing, after the StartupMessage it is the session's.
+		r         = bufio.NewReader(c)
+		encrypted bool
+		setting   *ClientTLS
+	)
+	clientTLS := func() ClientTLS {
+		if setting == nil {
+			setting = &ClientTLS{}
+			if h.ClientTLS != nil {
+				*setting = h.ClientTLS(c)
+			}
+		}
+		return *setting
+	}
+	for i := 0; i < 4; i++ {
+		msg, err := readStartup(r)
 		if err != nil {
-			return nil, fmt.Errorf("startup: %w", err)
+			return nil, nil, fmt.Errorf("startup: %w", err)
 		}
 		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+		case *pgproto3.SSLRequest:
+			if encrypted {
+				return nil, nil, errors.New("startup: SSLRequest inside TLS")
+			}
+			ct := clientTLS()
+			if ct.Mode == ClientTLSDisable || ct.Config == nil {
+				if _, err := c.Write([]byte{'N'}); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
+			// A client waits for the answer before it starts its handshake.
+			// Bytes already here were sent before it: unencrypted, possibly
+			// injected by someone in the path, and they would be taken as
+			// coming from inside TLS (PostgreSQL's CVE-2021-23214).
+			if r.Buffered() > 0 {
+				return nil, nil, fatal(c, "08P01", "corral: received unencrypted data after SSL request")
+			}
+			if _, err := c.Write([]byte{'S'}); err != nil {
+				return nil, nil, err
+			}
+			// TLS runs over the intercepted connection itself, so the
+			// session's byte counts are what crossed the wire.
+			tc := tls.Server(c, serverTLSConfig(ct.Config))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return nil, nil, fmt.Errorf("startup: TLS handshake: %w", err)
+			}
+			cli, r, encrypted = tc, bufio.NewReader(tc), true
+		case *pgproto3.GSSEncRequest:
+			if encrypted {
+				return nil, nil, errors.New("startup: GSSENCRequest inside TLS")
+			}
 			if _, err := c.Write([]byte{'N'}); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case *pgproto3.CancelRequest:
+			// Honoured with or without TLS, whatever the mode: libpq's
+			// PQcancel (psql's Ctrl-C) never encrypts, and the key is the
+			// secret, not the channel.
 			h.cancel(ctx, m)
-			return nil, nil
+			return nil, nil, nil
 		case *pgproto3.StartupMessage:
+			if !encrypted && clientTLS().Mode == ClientTLSRequire {
+				return nil, nil, fatal(cli, "28000", fmt.Sprintf("corral requires TLS for target %q: connect with sslmode=require, or verify-full trusting corral's CA", c.Meta.Target.Name))
+			}
 			// A newer client (protocol 3.2) is told to speak 3.0, which
 			// corral speaks: libpq then carries on with 3.0.
 			var unknown []string
@@ -180,16 +265,92 @@ func (h *Handler) startup(ctx context.Context, c *intercept.Conn, be *pgproto3.B
 			}
 			if m.ProtocolVersion != pgproto3.ProtocolVersion30 || len(unknown) > 0 {
 				b, _ := (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown}).Encode(nil)
-				if _, err := c.Write(b); err != nil {
-					return nil, err
+				if _, err := cli.Write(b); err != nil {
+					return nil, nil, err
 				}
 			}
-			return m, nil
+			return m, readOn(cli, r), nil
 		default:
-			return nil, fmt.Errorf("startup: unexpected %T", msg)
+			return nil, nil, fmt.Errorf("startup: unexpected %T", msg)
 		}
 	}
-	return nil, errors.New("startup: too many encryption requests")
+	return nil, nil, errors.New("startup: too many encryption requests")
+}
+
+// Startup packet codes and PostgreSQL's bound on a startup packet.
+const (
+	cancelRequestCode = 80877102
+	sslRequestCode    = 80877103
+	gssEncRequestCode = 80877104
+	maxStartupPacket  = 10000
+)
+
+// readStartup reads one startup packet, and nothing beyond it.
+func readStartup(r io.Reader) (pgproto3.FrontendMessage, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int64(int32(binary.BigEndian.Uint32(hdr[:])))
+	if n < 8 || n > maxStartupPacket {
+		return nil, fmt.Errorf("invalid length of startup packet: %d", n)
+	}
+	body := make([]byte, n-4)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	var msg pgproto3.FrontendMessage
+	switch code := binary.BigEndian.Uint32(body); code {
+	case pgproto3.ProtocolVersion30, pgproto3.ProtocolVersion32:
+		msg = &pgproto3.StartupMessage{}
+	case sslRequestCode:
+		msg = &pgproto3.SSLRequest{}
+	case gssEncRequestCode:
+		msg = &pgproto3.GSSEncRequest{}
+	case cancelRequestCode:
+		msg = &pgproto3.CancelRequest{}
+	default:
+		return nil, fmt.Errorf("unknown startup message code: %d", code)
+	}
+	if err := msg.Decode(body); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// serverTLSConfig holds a target's TLS settings to what this protocol
+// needs, whatever the caller gave.
+func serverTLSConfig(base *tls.Config) *tls.Config {
+	cfg := base.Clone()
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	// PostgreSQL 17 clients offer this ALPN name and refuse a server that
+	// picks another; older ones offer none.
+	cfg.NextProtos = []string{"postgresql"}
+	return cfg
+}
+
+// clientConn is the workload's end of a session, read from where startup
+// stopped: what the client sent beyond its StartupMessage (a pipelining
+// client) was already read into startup's buffer.
+type clientConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *clientConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func readOn(cli net.Conn, r *bufio.Reader) net.Conn {
+	n := r.Buffered()
+	if n == 0 {
+		return cli
+	}
+	b, _ := r.Peek(n)
+	return &clientConn{Conn: cli, r: io.MultiReader(bytes.NewReader(bytes.Clone(b)), cli)}
 }
 
 // passThrough keeps the startup parameters that only shape how results
@@ -351,7 +512,7 @@ func (h *Handler) ServeUnidentified(ctx context.Context, c net.Conn) bool {
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return false
 	}
-	if binary.BigEndian.Uint32(b[0:4]) != 16 || binary.BigEndian.Uint32(b[4:8]) != 80877102 {
+	if binary.BigEndian.Uint32(b[0:4]) != 16 || binary.BigEndian.Uint32(b[4:8]) != cancelRequestCode {
 		return false
 	}
 	h.cancel(ctx, &pgproto3.CancelRequest{ProcessID: binary.BigEndian.Uint32(b[8:12]), SecretKey: append([]byte(nil), b[12:16]...)})

@@ -75,8 +75,11 @@ type plan struct {
 }
 
 type session struct {
-	h    *Handler
-	c    *intercept.Conn
+	h *Handler
+	c *intercept.Conn // who and where: identity, target, audit
+	// cli is the workload's end as the session reads and writes it: c, or
+	// TLS over c.
+	cli  net.Conn
 	ctx  context.Context
 	up   net.Conn
 	cat  *catalog
@@ -139,15 +142,15 @@ func (f *flushReader) Read(p []byte) (int, error) {
 	return f.r.Read(p)
 }
 
-func newSession(ctx context.Context, h *Handler, c *intercept.Conn, up net.Conn, cat *catalog) *session {
+func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn, up net.Conn, cat *catalog) *session {
 	s := &session{
-		h: h, c: c, ctx: ctx, up: up, cat: cat, key: h.MaskKey,
+		h: h, c: c, cli: cli, ctx: ctx, up: up, cat: cat, key: h.MaskKey,
 		upW:   bufio.NewWriterSize(up, 8192),
-		cliW:  bufio.NewWriterSize(c, 8192),
+		cliW:  bufio.NewWriterSize(cli, 8192),
 		stmts: map[string]*prepared{},
 		sqlPS: map[string][]string{},
 	}
-	s.be = pgproto3.NewBackend(&flushReader{r: c, mu: &s.upMu, w: s.upW}, io.Discard)
+	s.be = pgproto3.NewBackend(&flushReader{r: cli, mu: &s.upMu, w: s.upW}, io.Discard)
 	s.be.SetMaxBodyLen(maxMessage)
 	s.fe = pgproto3.NewFrontend(&flushReader{r: up, mu: &s.cliMu, w: s.cliW}, io.Discard)
 	s.masks = compileMasks(c.Admission.Mask)
@@ -159,7 +162,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, up net.Conn,
 func (s *session) close() {
 	s.stop.Do(func() {
 		s.up.Close()
-		s.c.Close()
+		s.cli.Close()
 	})
 }
 

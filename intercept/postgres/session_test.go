@@ -75,7 +75,7 @@ func newTestSession(t testing.TB, dec intercept.Decider, admission policy.Decisi
 	// Known already: the catalog never needs its connection.
 	cat.rels[customersOID] = &relation{schema: "public", name: "customers", kind: 'r', columns: map[int16]string{1: "id", 2: "email"}, fetched: time.Now()}
 	return &testSession{
-		s:       newSession(context.Background(), h, conn, upSess, cat),
+		s:       newSession(context.Background(), h, conn, conn, upSess, cat),
 		cliConn: cliTest,
 		upConn:  upTest,
 		client:  pgproto3.NewFrontend(cliTest, cliTest),

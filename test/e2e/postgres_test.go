@@ -39,6 +39,14 @@ type pgEnv struct {
 // the given credential (alias default) and upstream TLS settings.
 func newPGEnv(t *testing.T, opts testutil.PostgresOptions, user, password, tls string) *pgEnv {
 	t.Helper()
+	return newPGEnvAt(t, opts, user, password, tls, func(h *testutil.Host) string { return addr(h.Addr, 5432) })
+}
+
+// newPGEnvAt is newPGEnv with the target's endpoint (ip:port, cidr:port)
+// chosen from the test host; tls may carry more target settings, one per
+// line.
+func newPGEnvAt(t *testing.T, opts testutil.PostgresOptions, user, password, tls string, endpoint func(*testutil.Host) string) *pgEnv {
+	t.Helper()
 	e := newEnv(t, func(h *testutil.Host) []string { return []string{addr(h.Addr, 5432)} })
 	pg := testutil.StartPostgres(t, e.host, opts)
 	pg.Exec(t, "postgres", "CREATE DATABASE orders")
@@ -73,7 +81,7 @@ state_dir: %s
 cgroup_path: %s
 bpf_pin_dir: %s
 log_level: debug
-`, addr(e.host.Addr, 5432), user, pw, tls, e.rel(e.workCg), e.stateDir, e.cgroup, e.pinDir)
+`, endpoint(e.host), user, pw, tls, e.rel(e.workCg), e.stateDir, e.cgroup, e.pinDir)
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
