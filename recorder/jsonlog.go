@@ -1,8 +1,3 @@
-// Package recorder writes what happened in intercepted sessions.
-//
-// For now it holds the JSON-lines audit log: one object per line, written
-// whole under a lock so concurrent sessions never interleave, appended to a
-// file opened O_APPEND so several writers and log shippers can share it.
 package recorder
 
 import (

@@ -1,0 +1,165 @@
+package recorder
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// FormatVersion is written in every header; readers refuse newer major
+// formats instead of misreading them.
+const FormatVersion = 1
+
+// Record types.
+const (
+	TypeHeader    = "header"
+	TypeStatement = "statement"
+	TypeResult    = "result"
+	TypeApproval  = "approval"
+	TypeError     = "error"
+	TypeEnd       = "end"
+)
+
+// Record is one line of a session recording.
+type Record struct {
+	Seq  uint64    `json:"seq"`
+	Time time.Time `json:"time"`
+	Type string    `json:"type"`
+	Prev string    `json:"prev,omitempty"`
+
+	Header    *Header    `json:"header,omitempty"`
+	Statement *Statement `json:"statement,omitempty"`
+	Result    *Result    `json:"result,omitempty"`
+	Approval  *Approval  `json:"approval,omitempty"`
+	Error     *Error     `json:"error,omitempty"`
+	End       *End       `json:"end,omitempty"`
+
+	// Hash is filled in when a record is read back.
+	Hash string `json:"-"`
+}
+
+// Header opens a recording: who connected to what, and why they were let in.
+type Header struct {
+	Format    int    `json:"format"`
+	SessionID string `json:"session_id"`
+	Node      string `json:"node,omitempty"`
+	Agent     string `json:"agent_version,omitempty"`
+	Target    string `json:"target"`
+	Protocol  string `json:"protocol"`
+	Client    string `json:"client"`
+	OrigDst   string `json:"orig_dst"`
+	// Workload is the workload identity exactly as the audit log carries
+	// it (the agent's identity contract).
+	Workload json.RawMessage `json:"workload,omitempty"`
+	// The admission decision.
+	Decision      string `json:"decision"`
+	Rule          string `json:"rule,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	PolicyVersion uint64 `json:"policy_version,omitempty"`
+	Credential    string `json:"credential,omitempty"`
+}
+
+// Statement is one operation the workload asked for and the decision on it.
+// Text is normalised: literals are replaced by $n, so values (and any
+// password in ALTER ROLE ... PASSWORD) never reach a recording.
+type Statement struct {
+	Text          string   `json:"text"`
+	Operations    []string `json:"operations,omitempty"`
+	Decision      string   `json:"decision"`
+	Reason        string   `json:"reason,omitempty"`
+	Rule          string   `json:"rule,omitempty"`
+	PolicyVersion uint64   `json:"policy_version,omitempty"`
+	// Request is the approval request a review created.
+	Request string `json:"request,omitempty"`
+}
+
+// Result summarises the response to an allowed statement.
+type Result struct {
+	// Of is the seq of the statement record this answers.
+	Of            uint64   `json:"of"`
+	Command       string   `json:"command,omitempty"` // the server's tag: "SELECT 3"
+	Rows          uint64   `json:"rows"`
+	Bytes         uint64   `json:"bytes"`
+	MaskedColumns []string `json:"masked_columns,omitempty"`
+	MaskedValues  uint64   `json:"masked_values,omitempty"`
+	DurationMS    float64  `json:"duration_ms"`
+	Code          string   `json:"code,omitempty"` // SQLSTATE of an error
+	Message       string   `json:"message,omitempty"`
+}
+
+// Approval is a step of a review: requested, approved, denied, expired.
+type Approval struct {
+	Request  string  `json:"request"`
+	State    string  `json:"state"`
+	Reviewer string  `json:"reviewer,omitempty"`
+	Reason   string  `json:"reason,omitempty"`
+	WaitMS   float64 `json:"wait_ms,omitempty"`
+}
+
+// Error is a failure of the session itself (not of one statement).
+type Error struct {
+	Message string `json:"message"`
+}
+
+// End seals a recording.
+type End struct {
+	Reason     string  `json:"reason,omitempty"`
+	BytesUp    uint64  `json:"bytes_up"`
+	BytesDown  uint64  `json:"bytes_down"`
+	DurationMS float64 `json:"duration_ms"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// hashSuffix is what follows the body of every line: `,"hash":"` + 64 hex
+// digits + `"}`.
+const (
+	hashPrefix = `,"hash":"`
+	hashLen    = sha256.Size * 2
+	suffixLen  = len(hashPrefix) + hashLen + len(`"}`)
+)
+
+// seal encodes r as one line (with its newline) and returns the line and
+// its hash.
+func seal(r *Record) ([]byte, string, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(body)
+	h := hex.EncodeToString(sum[:])
+	line := make([]byte, 0, len(body)+suffixLen+1)
+	line = append(line, body[:len(body)-1]...)
+	line = append(line, hashPrefix...)
+	line = append(line, h...)
+	line = append(line, '"', '}', '\n')
+	return line, h, nil
+}
+
+var errNoHash = errors.New("the line does not end with its hash")
+
+// open checks one line (without its newline) against its own hash and
+// decodes it.
+func open(line []byte) (*Record, error) {
+	if len(line) < suffixLen+2 || !bytes.HasSuffix(line, []byte(`"}`)) ||
+		!bytes.Equal(line[len(line)-suffixLen:len(line)-suffixLen+len(hashPrefix)], []byte(hashPrefix)) {
+		return nil, errNoHash
+	}
+	want := string(line[len(line)-hashLen-2 : len(line)-2])
+	body := make([]byte, 0, len(line)-suffixLen+1)
+	body = append(body, line[:len(line)-suffixLen]...)
+	body = append(body, '}')
+	sum := sha256.Sum256(body)
+	if hex.EncodeToString(sum[:]) != want {
+		return nil, fmt.Errorf("the line does not match its hash")
+	}
+	var r Record
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("the line is not a record: %w", err)
+	}
+	r.Hash = want
+	return &r, nil
+}
