@@ -75,6 +75,7 @@ type Verifier struct {
 
 	mu      sync.RWMutex
 	issuers map[string]*issuer // by URL
+	warming sync.WaitGroup
 }
 
 // New returns a verifier that reaches issuers with client (nil:
@@ -108,6 +109,7 @@ func (v *Verifier) SetIssuers(list []Issuer) {
 // Warm discovers every issuer not yet discovered, in the background, so
 // the first login does not pay for it and a misconfigured issuer shows in
 // the log at start. It returns at once; failures are retried on demand.
+// Wait waits for the discoveries it started, which end with ctx.
 func (v *Verifier) Warm(ctx context.Context) {
 	v.mu.RLock()
 	var list []*issuer
@@ -116,9 +118,16 @@ func (v *Verifier) Warm(ctx context.Context) {
 	}
 	v.mu.RUnlock()
 	for _, is := range list {
-		go is.ready(ctx, v)
+		v.warming.Add(1)
+		go func() {
+			defer v.warming.Done()
+			is.ready(ctx, v)
+		}()
 	}
 }
+
+// Wait returns when the discoveries Warm started have ended.
+func (v *Verifier) Wait() { v.warming.Wait() }
 
 // Verify checks raw and returns the identity it carries. The error says
 // why a token was refused in words a client may be shown; it never
