@@ -328,3 +328,16 @@ func TestLooksLikeJWT(t *testing.T) {
 		}
 	}
 }
+
+// The password a client sends is read as a token only when it has a
+// token's shape; nothing else about it can make corral stumble.
+func FuzzLooksLikeJWT(f *testing.F) {
+	for _, s := range []string{"", "hunter2", goodToken, "a.b.c", "eyJ9.x.y", "eyJhbGciOiJSUzI1NiJ9.a.b.c.d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if looksLikeJWT(s) && strings.Count(s, ".") != 2 && strings.Count(s, ".") != 4 {
+			t.Fatalf("%q taken for a token", s)
+		}
+	})
+}
