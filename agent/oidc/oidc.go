@@ -146,7 +146,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*policy.OIDC, error)
 		return nil, errors.New("token is not signed (alg none)")
 	}
 	if strings.HasPrefix(hdr.Alg, "HS") {
-		return nil, fmt.Errorf("token is signed with a shared secret (alg %s); only issuer keys are accepted", hdr.Alg)
+		return nil, fmt.Errorf("token is signed with a shared secret (alg %q); only issuer keys are accepted", hdr.Alg)
 	}
 	v.mu.RLock()
 	is := v.issuers[iss]
