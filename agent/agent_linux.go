@@ -114,10 +114,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	creds := newCredentials(cfg.Targets)
 	dialer := upstreamDialer(*cfg.SocketMark)
+	tokens := newTokens(cfg.OIDC, dialer.DialContext, log)
 	pgHandler := &postgres.Handler{
 		Policy: engine, Credentials: creds, Upstreams: creds.Upstream,
-		ClientTLS: (&clientTLS{ca: authority, targets: table, log: log}).forConn,
-		Dialer:    dialer, MaskKey: key, Log: log,
+		ClientTLS:  (&clientTLS{ca: authority, targets: table, log: log}).forConn,
+		ClientAuth: creds.ClientAuth, Tokens: tokens,
+		Dialer: dialer, MaskKey: key, Log: log,
 	}
 	defer pgHandler.Close()
 	srv := &intercept.Server{
@@ -138,9 +140,13 @@ func Run(ctx context.Context, o Options) error {
 	defer stop()
 	mgrCtx, stopMgr := context.WithCancel(runCtx)
 	defer stopMgr()
+	defer tokens.Wait()
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	defer stop()
+	// Issuers are discovered in the background: one that is down must not
+	// hold up or fail the start.
+	tokens.Warm(runCtx)
 
 	mgr := netns.NewManager(o.ProcRoot, progs, *cfg.SocketMark, func(l *netns.Listener) {
 		srv.Go(runCtx, l.V4, l.Cookie)
@@ -168,6 +174,8 @@ func Run(ctx context.Context, o Options) error {
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 		r := &reloader{path: o.ConfigPath, engine: engine, log: log, current: cfg, apply: func(c *config.Config) {
+			tokens.SetIssuers(issuers(c.OIDC))
+			tokens.Warm(runCtx)
 			creds.replace(c.Targets)
 			table.replace(c.Targets)
 			if err := table.sync(runCtx, progs, log); err != nil {

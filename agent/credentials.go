@@ -90,6 +90,12 @@ func (c *credentials) Upstream(target string) postgres.Upstream {
 	return postgres.Upstream{SSLMode: t.UpstreamTLS.Mode, CAFile: t.UpstreamTLS.CAFile, ServerName: t.UpstreamTLS.ServerName}
 }
 
+// ClientAuth implements the postgres handler's client_auth lookup.
+func (c *credentials) ClientAuth(target string) postgres.ClientAuth {
+	t, _ := c.target(target)
+	return postgres.ClientAuth(t.ClientAuth) // "" (unknown target): kernel
+}
+
 // maskKey returns the deployment's key for the hash mask method, created
 // on first use under stateDir.
 func maskKey(stateDir string) ([]byte, error) {

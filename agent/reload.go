@@ -148,7 +148,6 @@ func restartOnly(a, b *config.Config) []string {
 		"log_level":             {a.LogLevel, b.LogLevel},
 		"admin_socket":          {a.AdminSocket, b.AdminSocket},
 		"metrics_address":       {a.MetricsAddress, b.MetricsAddress},
-		"oidc":                  {a.OIDC, b.OIDC},
 		"ca":                    {a.CA, b.CA},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {

@@ -49,6 +49,20 @@ type Handler interface {
 	Serve(ctx context.Context, c *Conn) error
 }
 
+// Authenticator is a Handler that may learn more about who the client is
+// during its protocol's own login (a token presented as a password) than
+// the kernel says. For a connection it authenticates, the server does not
+// settle the admission: it hands the connection to Serve whatever the
+// kernel identity's admission was, since a token may be what grants
+// access. The handler adds what it learns (Conn.Identify), or refuses the
+// client (Conn.Refuse), and calls Conn.Open when the session starts; it
+// must not serve a connection whose Admission does not allow it. The
+// server audits the outcome: open and close, or deny.
+type Authenticator interface {
+	Handler
+	Authenticates(c *Conn) bool
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, c *Conn) error
 
@@ -81,8 +95,18 @@ type Conn struct {
 
 	auditor  Auditor
 	input    policy.Input
+	state    sessionState // owned by the goroutine serving the connection
 	up, down atomic.Uint64
 }
+
+// sessionState is how far the connection got, for the audit log.
+type sessionState int
+
+const (
+	pending sessionState = iota // neither opened nor denied yet
+	opened                      // an open event was written; a close follows
+	denied                      // a deny event was written; nothing follows
+)
 
 // Input starts a policy question about this connection: the workload and
 // the target, to which the handler adds the action.
@@ -113,10 +137,57 @@ func (c *Conn) prepareInput() {
 				ServiceAccount: w.Pod.ServiceAccount,
 				Labels:         w.Pod.Labels,
 			},
+			OIDC: w.OIDC,
 		},
 		Target: policy.Target{Name: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol, Address: c.Meta.OrigDst.String()},
 	}
 	c.input.IdentityKey = policy.IdentityKey(&c.input.Workload)
+}
+
+// Identify adds the verified identity of a token the client presented and
+// decides the connection's admission again: the token may grant access,
+// pick another credential or masks, or be denied where the kernel
+// identity alone was let in. Every later policy question about the session
+// carries the token's identity. The error is the policy engine's failure,
+// if any; the decision is then a deny.
+func (c *Conn) Identify(ctx context.Context, p Decider, id *policy.OIDC) (policy.Decision, error) {
+	c.Meta.Workload.OIDC = id
+	c.prepareInput()
+	d, err := admit(ctx, p, c)
+	c.Admission = d
+	return d, err
+}
+
+// Refuse records that the client's own login failed (a token that did not
+// verify), so the connection is audited as denied for reason.
+func (c *Conn) Refuse(reason string) {
+	c.Admission = policy.Decision{Result: policy.Deny, Reason: reason, Record: true}
+}
+
+// Open writes the session's open event, once, if the admission allows the
+// session. An Authenticator calls it when the client's identity is
+// settled; for other handlers the server has already.
+func (c *Conn) Open() {
+	if c.state != pending || !c.Admission.Allowed() {
+		return
+	}
+	c.state = opened
+	c.audit(c.event(EventOpen, c.Started, nil))
+}
+
+// deny writes the connection's deny event, once.
+func (c *Conn) deny(err error) {
+	if c.state != pending {
+		return
+	}
+	c.state = denied
+	c.audit(c.event(EventDeny, c.Started, err))
+}
+
+func (c *Conn) audit(e Event) {
+	if c.auditor != nil {
+		c.auditor.Audit(e)
+	}
 }
 
 func (c *Conn) Read(b []byte) (int, error) {
@@ -259,40 +330,60 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 
 	// Admission: may this workload reach this target at all? Anything but
 	// allow closes the connection; a plain TCP client has no way to be told
-	// more than that, and the audit line says why.
-	d, err := s.decide(ctx, c.Input(policy.Action{Kind: policy.KindConnect, Operations: []string{"connect"}}))
+	// more than that, and the audit line says why. A handler that takes a
+	// login may still learn of a token that changes the answer.
+	d, err := admit(ctx, s.Policy, c)
 	if err != nil {
-		// Whatever the engine returned with its error, it is a deny.
 		s.Log.Error("policy failed; connection denied", "target", meta.Target.Name, "err", err)
-		if d.Result != policy.Deny || d.Reason == "" {
-			d = policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", Record: true, PolicyVersion: d.PolicyVersion}
-		}
 	}
 	c.Admission = d
-	if !d.Allowed() {
+	a, ok := h.(Authenticator)
+	late := ok && a.Authenticates(c)
+	if !d.Allowed() && !late {
 		nc.Close()
-		if d.Result == policy.Review {
-			// Approvals are not wired in yet: holding is not possible, so a
-			// review is a deny that says so.
-			c.Admission.Reason += " (approvals are not available in this build: denied)"
-		}
-		s.Auditor.Audit(c.event(EventDeny, c.Started, err))
+		c.deny(err)
 		return
 	}
 
 	s.track(c, true)
-	s.Auditor.Audit(c.event(EventOpen, c.Started, nil))
+	if !late {
+		c.Open()
+	}
 	err = h.Serve(ctx, c)
 	nc.Close()
 	s.track(c, false)
-	s.Auditor.Audit(c.event(EventClose, time.Now(), err))
+	// A handler that returned before the session started (a client gone
+	// during its login, a cancel request) leaves it to be settled here.
+	if c.Admission.Allowed() {
+		c.Open()
+	} else {
+		c.deny(err)
+	}
+	if c.state == opened {
+		c.audit(c.event(EventClose, time.Now(), err))
+	}
 }
 
-func (s *Server) decide(ctx context.Context, in policy.Input) (policy.Decision, error) {
-	if s.Policy == nil {
-		return policy.Decision{Result: policy.Deny, Reason: "no policy engine is configured", Record: true}, errors.New("server has no policy engine")
+// admit asks p whether the connection may be made at all. Anything but a
+// clean answer is a deny; err is the engine's failure, for the log.
+func admit(ctx context.Context, p Decider, c *Conn) (policy.Decision, error) {
+	var d policy.Decision
+	var err error
+	if p == nil {
+		d, err = policy.Decision{Result: policy.Deny, Reason: "no policy engine is configured", Record: true}, errors.New("server has no policy engine")
+	} else {
+		d, err = p.Decide(ctx, c.Input(policy.Action{Kind: policy.KindConnect, Operations: []string{"connect"}}))
 	}
-	return s.Policy.Decide(ctx, in)
+	if err != nil && (d.Result != policy.Deny || d.Reason == "") {
+		// Whatever the engine returned with its error, it is a deny.
+		d = policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", Record: true, PolicyVersion: d.PolicyVersion}
+	}
+	if d.Result == policy.Review {
+		// Approvals are not wired in yet: holding is not possible, so a
+		// review is a deny that says so.
+		d.Reason += " (approvals are not available in this build: denied)"
+	}
+	return d, err
 }
 
 func (s *Server) track(c *Conn, add bool) {

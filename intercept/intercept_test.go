@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1004,5 +1006,181 @@ func TestServeUnmapsIPv4Clients(t *testing.T) {
 	}
 	if ev := ts.audit.next(t); ev.Client != want.String() {
 		t.Errorf("event client = %q, want %q", ev.Client, want)
+	}
+}
+
+// authHandler is an Authenticator for every connection; login decides
+// what happens to it.
+type authHandler struct {
+	login func(ctx context.Context, c *intercept.Conn) error
+}
+
+func (h authHandler) Serve(ctx context.Context, c *intercept.Conn) error { return h.login(ctx, c) }
+func (authHandler) Authenticates(*intercept.Conn) bool                   { return true }
+
+// groupPolicy lets in only workloads whose token carries group dba, and
+// picks the credential alias by it.
+type groupPolicy struct{ inputs chan policy.Input }
+
+func (p groupPolicy) Decide(_ context.Context, in policy.Input) (policy.Decision, error) {
+	p.inputs <- in
+	if o := in.Workload.OIDC; o != nil && slices.Contains(o.Groups, "dba") {
+		return policy.Decision{Result: policy.Allow, Reason: "allowed by rule \"dba\"", Rule: "dba", Credential: "writer", Record: true, PolicyVersion: 2}, nil
+	}
+	return policy.Decision{Result: policy.Deny, Reason: "no rule lets this workload use target \"orders-db\"", Record: true, PolicyVersion: 2}, nil
+}
+
+func (p groupPolicy) next(t *testing.T) policy.Input {
+	t.Helper()
+	select {
+	case in := <-p.inputs:
+		return in
+	case <-time.After(waitFor):
+		t.Fatal("timed out waiting for a policy question")
+		return policy.Input{}
+	}
+}
+
+// A token presented during the login can grant what the kernel identity
+// alone did not: the admission is decided again with it, every later
+// question carries it, and the session's events name it.
+func TestAuthenticatorIdentifiesClient(t *testing.T) {
+	pol := groupPolicy{inputs: make(chan policy.Input, 16)}
+	token := &policy.OIDC{Issuer: "https://issuer.example", Subject: "alice", Groups: []string{"dba"}}
+	type seen struct {
+		before, after policy.Decision
+		in            policy.Input
+		err           error
+	}
+	seenc := make(chan seen, 1)
+	h := authHandler{login: func(ctx context.Context, c *intercept.Conn) error {
+		s := seen{before: c.Admission}
+		s.after, s.err = c.Identify(ctx, pol, token)
+		s.in = c.Input(policy.Action{Kind: policy.KindSQL, Operations: []string{"select"}})
+		seenc <- s
+		c.Open()
+		_, err := io.WriteString(c, "welcome")
+		return err
+	}}
+	ts := startServerWith(t, serverOptions{policy: pol}, newResolver(testMeta(), nil), map[string]intercept.Handler{"tcp": h}, 1)
+
+	c := dial(t, ts.addr)
+	if got, err := io.ReadAll(c); err != nil || string(got) != "welcome" {
+		t.Fatalf("client read %q, %v", got, err)
+	}
+	s := <-seenc
+	if s.before.Allowed() {
+		t.Errorf("the kernel identity was admitted: %+v", s.before)
+	}
+	if !s.after.Allowed() || s.after.Credential != "writer" || s.err != nil {
+		t.Errorf("admission with the token: %+v, %v", s.after, s.err)
+	}
+	if kernel := pol.next(t); kernel.Workload.OIDC != nil {
+		t.Errorf("first question already had a token: %+v", kernel.Workload.OIDC)
+	}
+	again := pol.next(t)
+	if again.Action.Kind != policy.KindConnect || !reflect.DeepEqual(again.Workload.OIDC, token) {
+		t.Errorf("second question: %+v", again)
+	}
+	if !reflect.DeepEqual(s.in.Workload.OIDC, token) || s.in.IdentityKey != policy.IdentityKey(&s.in.Workload) {
+		t.Errorf("later questions: oidc %+v, identity key stale: %v", s.in.Workload.OIDC, s.in.IdentityKey != policy.IdentityKey(&s.in.Workload))
+	}
+	kernelOnly := s.in.Workload
+	kernelOnly.OIDC = nil
+	if s.in.IdentityKey == policy.IdentityKey(&kernelOnly) {
+		t.Error("the identity key does not tell the token's identity from the kernel's")
+	}
+
+	open, closed := ts.audit.next(t), ts.audit.next(t)
+	if open.Event != intercept.EventOpen || closed.Event != intercept.EventClose {
+		t.Fatalf("events %q, %q; want open, close", open.Event, closed.Event)
+	}
+	if open.Workload == nil || !reflect.DeepEqual(open.Workload.OIDC, token) || open.Rule != "dba" || open.Decision != policy.Allow {
+		t.Errorf("open event: workload %+v rule %q decision %q", open.Workload, open.Rule, open.Decision)
+	}
+	if closed.Workload == nil || closed.Workload.OIDC == nil || closed.Workload.OIDC.Subject != "alice" {
+		t.Errorf("close event workload %+v", closed.Workload)
+	}
+	ts.stop(t)
+	ts.audit.noMore(t)
+}
+
+func TestAuthenticatorOutcomes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy intercept.Decider
+		login  func(ctx context.Context, c *intercept.Conn) error
+		events []string
+		reason string
+		err    string
+	}{
+		{
+			name:   "refused token",
+			policy: newDecider(allowed, nil),
+			login: func(ctx context.Context, c *intercept.Conn) error {
+				c.Refuse("corral could not verify the token: token expired")
+				return nil
+			},
+			events: []string{intercept.EventDeny}, reason: "corral could not verify the token: token expired",
+		},
+		{
+			name:   "token denied where the kernel identity was admitted",
+			policy: newDecider(allowed, nil),
+			login: func(ctx context.Context, c *intercept.Conn) error {
+				c.Identify(ctx, groupPolicy{inputs: make(chan policy.Input, 16)}, &policy.OIDC{Issuer: "https://i", Subject: "mallory"})
+				c.Open() // must not open a denied session
+				return nil
+			},
+			events: []string{intercept.EventDeny}, reason: "no rule lets this workload use target",
+		},
+		{
+			name:   "kernel identity denied, no token",
+			policy: newDecider(policy.Decision{Result: policy.Deny, Reason: "no rule lets etl connect"}, nil),
+			login:  func(context.Context, *intercept.Conn) error { return nil },
+			events: []string{intercept.EventDeny}, reason: "no rule lets etl connect",
+		},
+		{
+			name:   "client gone during an admitted login",
+			policy: newDecider(allowed, nil),
+			login:  func(context.Context, *intercept.Conn) error { return errors.New("startup: EOF") },
+			events: []string{intercept.EventOpen, intercept.EventClose}, err: "startup: EOF",
+		},
+		{
+			name:   "policy fails on the token",
+			policy: newDecider(allowed, nil),
+			login: func(ctx context.Context, c *intercept.Conn) error {
+				_, err := c.Identify(ctx, newDecider(policy.Decision{}, errors.New("engine exploded")), &policy.OIDC{Subject: "x"})
+				return err
+			},
+			events: []string{intercept.EventDeny}, reason: "the policy could not be evaluated", err: "engine exploded",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var called atomic.Bool
+			h := authHandler{login: func(ctx context.Context, c *intercept.Conn) error {
+				called.Store(true)
+				return tc.login(ctx, c)
+			}}
+			ts := startServerWith(t, serverOptions{policy: tc.policy}, newResolver(testMeta(), nil), map[string]intercept.Handler{"tcp": h}, 1)
+			c := dial(t, ts.addr)
+			expectEOF(t, c)
+			ts.stop(t)
+			if !called.Load() {
+				t.Fatal("the authenticating handler was not called")
+			}
+			for i, want := range tc.events {
+				ev := ts.audit.next(t)
+				if ev.Event != want {
+					t.Fatalf("event %d = %q, want %q", i, ev.Event, want)
+				}
+				if ev.Event == intercept.EventDeny && !strings.Contains(ev.Reason, tc.reason) {
+					t.Errorf("deny reason %q, want %q", ev.Reason, tc.reason)
+				}
+				if ev.Event != intercept.EventOpen && ev.Error != tc.err {
+					t.Errorf("%s error %q, want %q", ev.Event, ev.Error, tc.err)
+				}
+			}
+			ts.audit.noMore(t)
+		})
 	}
 }

@@ -131,6 +131,26 @@ type UpstreamTLS struct {
 	ServerName string `yaml:"server_name" json:"server_name,omitempty"`
 }
 
+// client_auth values. Whatever the mode, the kernel's facts about the
+// workload stay part of its identity; a token adds to them.
+const (
+	// ClientAuthKernel admits the workload on what the kernel says it is;
+	// it is never asked for a password.
+	ClientAuthKernel = "kernel"
+	// ClientAuthToken asks for a password: a JWT must verify against
+	// oidc.issuers and its claims join the identity; anything else (no
+	// token) leaves the kernel identity alone.
+	ClientAuthToken = "token"
+	// ClientAuthTokenRequired refuses a login without a verified JWT.
+	ClientAuthTokenRequired = "token-required"
+)
+
+// ClientAuthModes are the accepted client_auth values.
+var ClientAuthModes = []string{ClientAuthKernel, ClientAuthToken, ClientAuthTokenRequired}
+
+// Protocols whose handler can take a token at login.
+var tokenProtocols = []string{"postgres"}
+
 // UpstreamTLSModes are the accepted upstream_tls.mode values.
 var UpstreamTLSModes = []string{"disable", "require", "verify-ca", "verify-full"}
 
@@ -157,6 +177,9 @@ type Target struct {
 	Name      string   `yaml:"name" json:"name"`
 	Protocol  string   `yaml:"protocol" json:"protocol"`
 	Endpoints []string `yaml:"endpoints" json:"endpoints"`
+	// ClientAuth is how the workload's own login is taken: ClientAuthKernel
+	// (default), ClientAuthToken or ClientAuthTokenRequired.
+	ClientAuth string `yaml:"client_auth" json:"client_auth,omitempty"`
 
 	// Credentials by alias; rules pick one ("default" when they name none).
 	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
@@ -267,6 +290,11 @@ func (c *Config) defaults() {
 	if c.AdminSocket == "" {
 		c.AdminSocket = DefaultAdminSocket
 	}
+	for i := range c.Targets {
+		if c.Targets[i].ClientAuth == "" {
+			c.Targets[i].ClientAuth = ClientAuthKernel
+		}
+	}
 	for i := range c.OIDC.Issuers {
 		if c.OIDC.Issuers[i].GroupsClaim == "" {
 			c.OIDC.Issuers[i].GroupsClaim = "groups"
@@ -365,15 +393,21 @@ func (c *Config) validate() error {
 	for _, pr := range policy.ValidateRules("rules", c.Rules, infos) {
 		p = append(p, pr.String())
 	}
+	issuers := map[string]int{}
 	for i, iss := range c.OIDC.Issuers {
 		ip := fmt.Sprintf("oidc.issuers[%d]", i)
 		if u, err := url.Parse(iss.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			p.add(ip+".url", "%q is not an http(s) URL", iss.URL)
 		}
+		if j, dup := issuers[iss.URL]; dup {
+			p.add(ip+".url", "%q is already oidc.issuers[%d]", iss.URL, j)
+		}
+		issuers[iss.URL] = i
 		if len(iss.Audiences) == 0 {
 			p.add(ip+".audiences", "required: the audience (client id) tokens must be issued for")
 		}
 	}
+	c.validateClientAuth(&p)
 	for i, f := range c.PolicyFiles {
 		if !strings.HasSuffix(f, ".rego") {
 			p.add(fmt.Sprintf("policy_files[%d]", i), "%q is not a .rego file", f)
@@ -405,6 +439,21 @@ func (c *Config) validate() error {
 	}
 	validateCA(&p, c.CA)
 	return p.err()
+}
+
+func (c *Config) validateClientAuth(p *problems) {
+	for i, t := range c.Targets {
+		path := fmt.Sprintf("targets[%d].client_auth", i)
+		switch {
+		case t.ClientAuth == "" || t.ClientAuth == ClientAuthKernel:
+		case !slices.Contains(ClientAuthModes, t.ClientAuth):
+			p.add(path, "%q is not one of %s", t.ClientAuth, strings.Join(ClientAuthModes, ", "))
+		case !slices.Contains(tokenProtocols, t.Protocol):
+			p.add(path, "%s is not available for %s targets (only %s)", t.ClientAuth, t.Protocol, strings.Join(tokenProtocols, ", "))
+		case len(c.OIDC.Issuers) == 0:
+			p.add(path, "%s needs oidc.issuers: no issuer is configured to verify tokens with", t.ClientAuth)
+		}
+	}
 }
 
 // Protocols whose upstream logs in with a user name.

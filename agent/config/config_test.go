@@ -261,6 +261,24 @@ metrics_address: localhost
 			`admin_socket: "run/corral.sock" must be an absolute path`,
 			`metrics_address: "localhost": want host:port`,
 		}},
+		{"client auth", `
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"], client_auth: tokens}
+  - {name: b, protocol: tcp, endpoints: ["10.0.0.2:22"], client_auth: token}
+  - {name: c, protocol: postgres, endpoints: ["10.0.0.3:5432"], client_auth: token-required}
+`, []string{
+			`targets[0].client_auth: "tokens" is not one of kernel, token, token-required`,
+			"targets[1].client_auth: token is not available for tcp targets (only postgres)",
+			"targets[2].client_auth: token-required needs oidc.issuers",
+		}},
+		{"duplicate issuer", `
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"], client_auth: token}
+oidc:
+  issuers:
+    - {url: "https://issuer.example", audiences: corral}
+    - {url: "https://issuer.example", audiences: other}
+`, []string{`oidc.issuers[1].url: "https://issuer.example" is already oidc.issuers[0]`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -337,6 +355,26 @@ oidc: {issuers: [{url: "https://issuer.example", audiences: corral}]}
 	}
 	if c.OIDC.Issuers[0].GroupsClaim != "groups" || c.AdminSocket != DefaultAdminSocket {
 		t.Errorf("defaults: %+v %q", c.OIDC, c.AdminSocket)
+	}
+}
+
+func TestClientAuth(t *testing.T) {
+	c, err := Parse([]byte(`
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}
+  - {name: b, protocol: postgres, endpoints: ["10.0.0.2:5432"], client_auth: token}
+  - {name: c, protocol: postgres, endpoints: ["10.0.0.3:5432"], client_auth: token-required}
+  - {name: d, protocol: tcp, endpoints: ["10.0.0.4:22"], client_auth: kernel}
+oidc:
+  issuers: [{url: "https://issuer.example", audiences: [corral]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{ClientAuthKernel, ClientAuthToken, ClientAuthTokenRequired, ClientAuthKernel} {
+		if got := c.Targets[i].ClientAuth; got != want {
+			t.Errorf("targets[%d].client_auth = %q, want %q", i, got, want)
+		}
 	}
 }
 

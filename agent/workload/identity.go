@@ -1,5 +1,7 @@
 package workload
 
+import "github.com/corral-dev/corral/policy"
+
 // Identity is everything known about the workload behind one connection.
 // Its JSON form is a contract read by policy input, recordings and audit
 // tooling: field names must not change and the unconditional fields are
@@ -24,6 +26,10 @@ type Identity struct {
 	// Runtime is one of RuntimeContainerd, RuntimeCRIO, RuntimeDocker, or ""
 	// when the cgroup layout does not say.
 	Runtime string `json:"container_runtime,omitempty"`
+	// OIDC is the identity in a token the workload presented at login,
+	// once verified; nil when it presented none. It is not a kernel fact:
+	// a protocol handler adds it after the connection is identified.
+	OIDC *policy.OIDC `json:"oidc,omitempty"`
 }
 
 // Pod identifies a Kubernetes pod. Only UID comes from the node itself; the

@@ -90,7 +90,11 @@ type Handler struct {
 	// ClientTLS returns the client-side TLS setting of a connection's
 	// target; nil declines TLS for every target.
 	ClientTLS func(c *intercept.Conn) ClientTLS
-	Dialer    Dialer
+	// ClientAuth returns how a target's clients log in (nil, "": kernel);
+	// Tokens verifies the tokens they present.
+	ClientAuth func(target string) ClientAuth
+	Tokens     Tokens
+	Dialer     Dialer
 	// MaskKey keys the hash mask method, so hashes are stable for this
 	// deployment and not reversible by a dictionary elsewhere.
 	MaskKey []byte
@@ -118,6 +122,9 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	}
 	if enc := params["client_encoding"]; !clientEncodingOK(enc) {
 		return fatal(cli, "22023", fmt.Sprintf("corral speaks UTF8 only; client_encoding %q is not supported", enc))
+	}
+	if ok, err := h.login(ctx, c, cli); !ok {
+		return err
 	}
 	alias := c.Admission.Credential
 	if alias == "" {
@@ -162,7 +169,8 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	defer h.cancels.remove(key)
 
 	// The client's login ends here: corral authenticated the workload by
-	// what the kernel says it is, and the server by corral's credential.
+	// what the kernel says it is (and a token, if it presented one), and
+	// the server by corral's credential.
 	var out []byte
 	out, _ = (&pgproto3.AuthenticationOk{}).Encode(out)
 	for k, v := range hj.ParameterStatuses {

@@ -1,0 +1,278 @@
+package oidc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/corral-dev/corral/internal/testutil"
+	"github.com/corral-dev/corral/policy"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newVerifier(issuers ...Issuer) *Verifier {
+	v := New(nil, quiet())
+	v.SetIssuers(issuers)
+	return v
+}
+
+func TestVerifyValidToken(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"other", "corral"}})
+	id, err := v.Verify(context.Background(), ti.Token(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &policy.OIDC{Issuer: ti.URL, Subject: "alice", Email: "alice@example.com", Groups: []string{"dba", "ops"}}
+	if id.Issuer != want.Issuer || id.Subject != want.Subject || id.Email != want.Email || !slices.Equal(id.Groups, want.Groups) {
+		t.Errorf("identity %+v, want %+v", id, want)
+	}
+	// A second token is verified with the cached keys.
+	if _, err := v.Verify(context.Background(), ti.Token(t, map[string]any{"sub": "bob"})); err != nil {
+		t.Fatal(err)
+	}
+	if n := ti.KeyFetches.Load(); n != 1 {
+		t.Errorf("keys fetched %d times, want once", n)
+	}
+	if n := ti.Discoveries.Load(); n != 1 {
+		t.Errorf("discovery ran %d times, want once", n)
+	}
+}
+
+func TestVerifyClaims(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	for _, c := range []struct {
+		name        string
+		groupsClaim string
+		over        map[string]any
+		email       string
+		groups      []string
+	}{
+		{"groups as one string", "", map[string]any{"groups": "dba"}, "alice@example.com", []string{"dba"}},
+		{"custom groups claim", "roles", map[string]any{"roles": []string{"reader"}}, "alice@example.com", []string{"reader"}},
+		{"no groups", "", map[string]any{"groups": nil}, "alice@example.com", nil},
+		{"duplicate and empty groups", "", map[string]any{"groups": []string{"dba", "", "dba"}}, "alice@example.com", []string{"dba"}},
+		{"unverified email is dropped", "", map[string]any{"email_verified": false}, "", []string{"dba", "ops"}},
+		{"email without email_verified is dropped", "", map[string]any{"email_verified": nil}, "", []string{"dba", "ops"}},
+		{"email_verified as a string", "", map[string]any{"email_verified": "true"}, "alice@example.com", []string{"dba", "ops"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}, GroupsClaim: c.groupsClaim})
+			id, err := v.Verify(context.Background(), ti.Token(t, c.over))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.Email != c.email || !slices.Equal(id.Groups, c.groups) {
+				t.Errorf("email %q groups %q, want %q %q", id.Email, id.Groups, c.email, c.groups)
+			}
+		})
+	}
+}
+
+func TestVerifyRefusals(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	other := testutil.StartOIDCIssuer(t) // a real issuer corral does not trust
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	forger, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pub, _ := x509.MarshalPKIXPublicKey(&ti.Key("k1").PublicKey)
+	b64 := base64.RawURLEncoding.EncodeToString
+	claimsJSON, _ := json.Marshal(ti.Claims(nil))
+
+	for _, c := range []struct {
+		name, token, reason string
+	}{
+		{"expired", ti.Token(t, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}), "token expired at"},
+		{"no expiry", ti.Token(t, map[string]any{"exp": nil}), "no exp claim"},
+		{"not yet valid", ti.Token(t, map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}), "not valid yet"},
+		{"wrong audience", ti.Token(t, map[string]any{"aud": "someone-else"}), `token is for audience ["someone-else"]`},
+		{"no audience", ti.Token(t, map[string]any{"aud": nil}), "token is for audience"},
+		{"unknown issuer", other.Token(t, map[string]any{"iss": other.URL}), "is not a configured issuer"},
+		{"forged with the issuer's kid", testutil.SignJWT(t, jose.RS256, forger, "k1", ti.Claims(nil)), "signature does not verify"},
+		{"claims swapped after signing", func() string {
+			parts := strings.Split(ti.Token(t, map[string]any{"groups": []string{"readers"}}), ".")
+			return parts[0] + "." + b64(claimsJSON) + "." + parts[2]
+		}(), "signature does not verify"},
+		{"alg none", b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64(claimsJSON) + ".", "not signed (alg none)"},
+		{"HS256 keyed with the public key", testutil.SignJWT(t, jose.HS256, pub, "k1", ti.Claims(nil)), "shared secret"},
+		{"algorithm the issuer does not use", testutil.SignJWT(t, jose.RS384, ti.Key("k1"), "k1", ti.Claims(nil)), `signed with "RS384"`},
+		{"no subject", ti.Token(t, map[string]any{"sub": nil}), "no sub claim"},
+		{"groups of the wrong type", ti.Token(t, map[string]any{"groups": map[string]any{"a": 1}}), `claim "groups" is not a string or a list of strings`},
+		{"no issuer", ti.Token(t, map[string]any{"iss": nil}), "no iss claim"},
+		{"not a JWT", "just-a-password", "not a JWT"},
+		{"bad base64", "a.b!.c", "not a JWT"},
+		{"JWE", "a.b.c.d.e", "JWE"},
+		{"too large", strings.Repeat("a", MaxTokenSize+1), "larger than"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			id, err := v.Verify(context.Background(), c.token)
+			if err == nil {
+				t.Fatalf("accepted: %+v", id)
+			}
+			if !strings.Contains(err.Error(), c.reason) {
+				t.Errorf("error %q does not say %q", err, c.reason)
+			}
+			if len(c.token) > 20 && strings.Contains(err.Error(), c.token) {
+				t.Error("the error repeats the token")
+			}
+		})
+	}
+}
+
+// A key published after the verifier cached the old set is fetched when a
+// token names it; a withdrawn key no longer verifies once the set is
+// fetched again.
+func TestVerifyKeyRotation(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	old := ti.Token(t, nil)
+	if _, err := v.Verify(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	ti.Rotate(t, "k2")
+	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
+		t.Fatalf("token signed with the new key: %v", err)
+	}
+	if n := ti.KeyFetches.Load(); n != 2 {
+		t.Errorf("keys fetched %d times, want 2 (start, new kid)", n)
+	}
+	if _, err := v.Verify(context.Background(), old); err == nil || !strings.Contains(err.Error(), "signature does not verify") {
+		t.Errorf("token signed with the withdrawn key: %v", err)
+	}
+}
+
+// An issuer that is down neither blocks nor fails anything at start; its
+// tokens are refused as unreachable, without a network round trip while
+// the backoff lasts, and accepted once it answers again.
+func TestVerifyIssuerUnreachable(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	ti.SetDown(true)
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	tok := ti.Token(t, nil)
+
+	_, err := v.Verify(context.Background(), tok)
+	if err == nil || err.Error() != "issuer "+ti.URL+" unreachable" {
+		t.Fatalf("err = %v, want the issuer named unreachable", err)
+	}
+	ti.SetDown(false)
+	if _, err := v.Verify(context.Background(), tok); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("within the backoff: %v", err)
+	}
+	if n := ti.Discoveries.Load(); n != 0 {
+		t.Fatalf("discovery answered %d times while down or backing off", n)
+	}
+	now = now.Add(maxBackoff)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("after the issuer came back: %v", err)
+	}
+
+	// Discovered, then down: cached keys still verify; a token naming a
+	// new key cannot be verified, and says why.
+	ti.SetDown(true)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("cached keys: %v", err)
+	}
+	ti.AddKey(t, "k3")
+	_, err = v.Verify(context.Background(), ti.TokenWith(t, "k3", nil))
+	if err == nil || !strings.Contains(err.Error(), "issuer "+ti.URL+" unreachable") {
+		t.Fatalf("new key while down: %v", err)
+	}
+}
+
+func TestVerifyIssuerMismatch(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	ti.SetDiscoveredIssuer("https://elsewhere.example")
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	_, err := v.Verify(context.Background(), ti.Token(t, nil))
+	if err == nil || !strings.Contains(err.Error(), "misconfigured") || !strings.Contains(err.Error(), "elsewhere.example") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSetIssuers(t *testing.T) {
+	a, b := testutil.StartOIDCIssuer(t), testutil.StartOIDCIssuer(t)
+	v := newVerifier(Issuer{URL: a.URL, Audiences: []string{"corral"}})
+	if _, err := v.Verify(context.Background(), a.Token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), b.Token(t, map[string]any{"iss": b.URL})); err == nil {
+		t.Fatal("token of an issuer not yet configured accepted")
+	}
+
+	// Unchanged issuers keep what they learnt; new ones are trusted.
+	v.SetIssuers([]Issuer{{URL: a.URL, Audiences: []string{"corral"}}, {URL: b.URL, Audiences: []string{"corral"}}})
+	if _, err := v.Verify(context.Background(), a.Token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if a.Discoveries.Load() != 1 || a.KeyFetches.Load() != 1 {
+		t.Errorf("an unchanged issuer was discovered again (%d, %d)", a.Discoveries.Load(), a.KeyFetches.Load())
+	}
+	if _, err := v.Verify(context.Background(), b.Token(t, map[string]any{"iss": b.URL})); err != nil {
+		t.Fatal(err)
+	}
+
+	// A changed audience applies at once; a removed issuer is no longer
+	// trusted.
+	v.SetIssuers([]Issuer{{URL: a.URL, Audiences: []string{"other"}}})
+	if _, err := v.Verify(context.Background(), a.Token(t, nil)); err == nil || !strings.Contains(err.Error(), "audience") {
+		t.Errorf("old audience: %v", err)
+	}
+	if _, err := v.Verify(context.Background(), b.Token(t, map[string]any{"iss": b.URL})); err == nil || !strings.Contains(err.Error(), "not a configured issuer") {
+		t.Errorf("removed issuer: %v", err)
+	}
+}
+
+func TestWarmDiscoversInBackground(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	v.Warm(context.Background())
+	// Verify waits for the discovery Warm started rather than running its
+	// own.
+	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	v.Wait()
+	if n := ti.Discoveries.Load(); n != 1 {
+		t.Errorf("discovery ran %d times", n)
+	}
+}
+
+// Whatever a client sends as a token is refused without a panic, without
+// a network round trip (no issuer is configured), and without being
+// repeated in the reason.
+func FuzzVerify(f *testing.F) {
+	for _, s := range []string{
+		"",
+		"hunter2",
+		"a.b.c",
+		"eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2kifQ.",
+		"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2kiLCJzdWIiOiJ4In0.c2ln",
+		"eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOjF9.c2ln",
+		"a.b.c.d.e",
+	} {
+		f.Add(s)
+	}
+	v := newVerifier()
+	f.Fuzz(func(t *testing.T, raw string) {
+		id, err := v.Verify(context.Background(), raw)
+		if err == nil {
+			t.Fatalf("%q accepted: %+v", raw, id)
+		}
+		if len(raw) > 40 && strings.Contains(err.Error(), raw) {
+			t.Fatalf("the reason repeats the token: %v", err)
+		}
+	})
+}
