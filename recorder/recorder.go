@@ -1,0 +1,384 @@
+package recorder
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corral-dev/corral/recorder/store"
+)
+
+// Mode says what happens to a session that cannot be recorded.
+type Mode string
+
+const (
+	// Strict: a session that cannot be recorded does not start, and one
+	// whose recording fails is cut.
+	Strict Mode = "strict"
+	// BestEffort: the session goes on; the failure is logged and counted.
+	BestEffort Mode = "best-effort"
+	// Off: no recording (the audit log still has every decision).
+	Off Mode = "off"
+)
+
+// Modes are the accepted recording modes.
+var Modes = []Mode{Strict, BestEffort, Off}
+
+// Options configure a Recorder.
+type Options struct {
+	Backend store.Backend
+	Index   *store.Index
+	// SyncInterval bounds how long a written record may stay only in
+	// memory and the page cache (default 1s).
+	SyncInterval time.Duration
+	// MaxAge and MaxBytes bound what is kept; zero keeps everything.
+	MaxAge   time.Duration
+	MaxBytes int64
+	Log      *slog.Logger
+}
+
+// Recorder records sessions into a Backend and lists them in an Index.
+type Recorder struct {
+	o        Options
+	failures atomic.Uint64
+
+	mu       sync.Mutex
+	sessions map[*Session]struct{}
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// New opens a recorder: recordings the index still has as open (the agent
+// stopped without ending them) are checked and closed as truncated or
+// complete, files the index does not know are indexed, retention is
+// applied, and the periodic sync starts.
+func New(ctx context.Context, o Options) (*Recorder, error) {
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = time.Second
+	}
+	r := &Recorder{o: o, sessions: map[*Session]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := r.recover(ctx); err != nil {
+		return nil, fmt.Errorf("recover recordings: %w", err)
+	}
+	if err := r.Retain(ctx, time.Now()); err != nil {
+		o.Log.Warn("recording retention failed", "err", err)
+	}
+	go r.loop()
+	return r, nil
+}
+
+// Failures is the number of recording failures since start.
+func (r *Recorder) Failures() uint64 { return r.failures.Load() }
+
+// Active is the number of sessions being recorded.
+func (r *Recorder) Active() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
+// Name is the Backend name of a session's recording.
+func Name(started time.Time, id string) string {
+	return started.UTC().Format("2006/01/02/") + id + store.Ext
+}
+
+// Start writes a session's header and makes it durable. cut is called
+// (once, from another goroutine) when a strict recording fails later: the
+// caller ends the session. In strict mode an error means the session must
+// not start.
+func (r *Recorder) Start(h Header, started time.Time, mode Mode, cut func()) (*Session, error) {
+	h.Format = FormatVersion
+	s := &Session{r: r, id: h.SessionID, name: Name(started, h.SessionID), mode: mode, cut: cut, started: started}
+	obj, err := r.o.Backend.Create(s.name)
+	if err == nil {
+		s.obj = obj
+		s.w = bufio.NewWriterSize(obj, 4096)
+		_, err = s.write(Record{Time: started, Type: TypeHeader, Header: &h})
+		if err == nil {
+			err = s.w.Flush()
+		}
+		if err == nil {
+			err = obj.Sync()
+		}
+		if err != nil {
+			obj.Close()
+			r.o.Backend.Remove(s.name)
+		}
+	}
+	if err != nil {
+		r.failures.Add(1)
+		err = fmt.Errorf("cannot record the session: %w", err)
+		r.o.Log.Error("recording failed", "session_id", h.SessionID, "mode", mode, "err", err)
+		return nil, err
+	}
+	s.bytes = s.written
+	e := entryOf(&h, s.name, started)
+	e.Records, e.LastHash, e.Bytes = s.seq, s.prev, s.bytes
+	if err := r.o.Index.Put(context.Background(), e); err != nil {
+		// The file is the record; the index is rebuilt from it.
+		r.failures.Add(1)
+		r.o.Log.Warn("recording index update failed", "session_id", h.SessionID, "err", err)
+	}
+	r.mu.Lock()
+	r.sessions[s] = struct{}{}
+	r.mu.Unlock()
+	return s, nil
+}
+
+// Close syncs every open recording and stops the periodic work. Sessions
+// still open stay open in the index: they are closed by their End, or
+// found truncated at the next start.
+func (r *Recorder) Close() error {
+	r.once.Do(func() { close(r.stop) })
+	<-r.done
+	return r.syncAll()
+}
+
+func (r *Recorder) loop() {
+	defer close(r.done)
+	sync := time.NewTicker(r.o.SyncInterval)
+	defer sync.Stop()
+	retain := time.NewTicker(time.Hour)
+	defer retain.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-sync.C:
+			r.syncAll()
+		case now := <-retain.C:
+			if err := r.Retain(context.Background(), now); err != nil {
+				r.o.Log.Warn("recording retention failed", "err", err)
+			}
+		}
+	}
+}
+
+func (r *Recorder) syncAll() error {
+	r.mu.Lock()
+	ss := make([]*Session, 0, len(r.sessions))
+	for s := range r.sessions {
+		ss = append(ss, s)
+	}
+	r.mu.Unlock()
+	var ps []store.Progress
+	for _, s := range ss {
+		if p, ok := s.sync(); ok {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	err := r.o.Index.Update(context.Background(), ps)
+	if err != nil {
+		r.o.Log.Warn("recording index update failed", "err", err)
+	}
+	return err
+}
+
+// Session is the recording of one session. Its methods are safe for
+// concurrent use.
+type Session struct {
+	r       *Recorder
+	id      string
+	name    string
+	mode    Mode
+	cut     func()
+	started time.Time
+
+	mu      sync.Mutex
+	obj     store.Object
+	w       *bufio.Writer
+	seq     uint64 // next seq
+	prev    string
+	written int64 // bytes handed to w
+	bytes   int64 // bytes synced
+	dirty   bool
+	err     error // the first failure; a failed recording writes no more
+	ended   bool
+
+	statements, denied uint64
+	cutOnce            sync.Once
+}
+
+// ID is the session id.
+func (s *Session) ID() string { return s.id }
+
+func (s *Session) write(rec Record) (uint64, error) {
+	rec.Seq, rec.Prev = s.seq, s.prev
+	if rec.Time.IsZero() {
+		rec.Time = time.Now()
+	}
+	line, h, err := seal(&rec)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.w.Write(line); err != nil {
+		return 0, err
+	}
+	s.seq++
+	s.prev = h
+	s.written += int64(len(line))
+	s.dirty = true
+	return rec.Seq, nil
+}
+
+// Record appends one record and returns its seq. In strict mode an error
+// means the operation it describes must not go ahead; in best-effort mode
+// a failed recording drops records silently after logging once.
+func (s *Session) Record(rec Record) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return 0, errors.New("the recording has ended")
+	}
+	if s.err != nil {
+		return 0, s.refusal()
+	}
+	if rec.Statement != nil {
+		s.statements++
+		if rec.Statement.Decision == "deny" {
+			s.denied++
+		}
+	}
+	seq, err := s.write(rec)
+	if err != nil {
+		s.fail(err)
+		return 0, s.refusal()
+	}
+	return seq, nil
+}
+
+func (s *Session) refusal() error {
+	if s.mode == BestEffort {
+		return nil
+	}
+	return fmt.Errorf("cannot record the session: %w", s.err)
+}
+
+// fail records the first failure; s.mu is held.
+func (s *Session) fail(err error) {
+	if s.err != nil {
+		return
+	}
+	s.err = err
+	s.r.failures.Add(1)
+	s.r.o.Log.Error("recording failed", "session_id", s.id, "mode", s.mode, "err", err)
+	if s.mode == Strict && s.cut != nil {
+		s.cutOnce.Do(func() { go s.cut() })
+	}
+}
+
+// sync writes out and makes durable what was recorded, and returns the
+// progress to index.
+func (s *Session) sync() (store.Progress, bool) {
+	s.mu.Lock()
+	if !s.dirty || s.err != nil || s.ended {
+		s.mu.Unlock()
+		return store.Progress{}, false
+	}
+	err := s.w.Flush()
+	p := s.progress()
+	s.dirty = false
+	if err != nil {
+		s.fail(err)
+		s.mu.Unlock()
+		return store.Progress{}, false
+	}
+	s.mu.Unlock()
+	// fsync outside the lock: the session goes on recording meanwhile.
+	if err := s.obj.Sync(); err != nil {
+		s.mu.Lock()
+		s.fail(err)
+		s.mu.Unlock()
+		return store.Progress{}, false
+	}
+	s.mu.Lock()
+	s.bytes = p.Bytes
+	s.mu.Unlock()
+	return p, true
+}
+
+func (s *Session) progress() store.Progress {
+	return store.Progress{ID: s.id, Statements: s.statements, Denied: s.denied, Records: s.seq, LastHash: s.prev, Bytes: s.written}
+}
+
+// End seals the recording with its end record, makes it durable and
+// closes it.
+func (s *Session) End(e End) error {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return nil
+	}
+	var err error
+	now := time.Now()
+	if s.err == nil {
+		if _, err = s.write(Record{Time: now, Type: TypeEnd, End: &e}); err == nil {
+			err = s.w.Flush()
+		}
+		if err == nil {
+			err = s.obj.Sync()
+		}
+		if err != nil {
+			s.fail(err)
+		}
+	}
+	s.ended = true
+	p := s.progress()
+	p.State, p.Ended = store.StateComplete, now
+	if s.err != nil {
+		p.State, p.Ended = store.StateTruncated, time.Time{}
+	}
+	failed := s.err
+	s.mu.Unlock()
+
+	cerr := s.obj.Close()
+	s.r.mu.Lock()
+	delete(s.r.sessions, s)
+	s.r.mu.Unlock()
+	if ierr := s.r.o.Index.Update(context.Background(), []store.Progress{p}); ierr != nil {
+		s.r.o.Log.Warn("recording index update failed", "session_id", s.id, "err", ierr)
+	}
+	if failed != nil {
+		return failed
+	}
+	return cerr
+}
+
+// entryOf builds an index entry from a header.
+func entryOf(h *Header, name string, started time.Time) *store.Entry {
+	var w struct {
+		Exe        string `json:"exe"`
+		Unit       string `json:"unit"`
+		User       string `json:"user"`
+		UID        uint32 `json:"uid"`
+		CgroupPath string `json:"cgroup_path"`
+		Pod        struct {
+			Namespace      string `json:"namespace"`
+			Name           string `json:"name"`
+			ServiceAccount string `json:"service_account"`
+		} `json:"pod"`
+		OIDC struct {
+			Subject string `json:"subject"`
+		} `json:"oidc"`
+	}
+	if len(h.Workload) > 0 {
+		json.Unmarshal(h.Workload, &w) // a workload we cannot read is still recorded, just not searchable by it
+	}
+	return &store.Entry{
+		ID: h.SessionID, Name: name, Started: started, State: store.StateOpen,
+		Target: h.Target, Protocol: h.Protocol, Client: h.Client, OrigDst: h.OrigDst, Decision: h.Decision,
+		Exe: w.Exe, Unit: w.Unit, User: w.User, UID: w.UID, CgroupPath: w.CgroupPath,
+		PodNamespace: w.Pod.Namespace, PodName: w.Pod.Name, ServiceAccount: w.Pod.ServiceAccount, OIDCSubject: w.OIDC.Subject,
+	}
+}

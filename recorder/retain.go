@@ -1,0 +1,139 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/corral-dev/corral/recorder/store"
+)
+
+// recover settles what a previous agent left: recordings still open in
+// the index were cut short, and files the index does not hold (a lost or
+// deleted index) are indexed again from their own records.
+func (r *Recorder) recover(ctx context.Context) error {
+	open, err := r.o.Index.InState(ctx, store.StateOpen)
+	if err != nil {
+		return err
+	}
+	for _, e := range open {
+		p, err := r.reread(e.Name)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				r.o.Index.Delete(ctx, e.ID)
+				continue
+			}
+			r.o.Log.Warn("recording unreadable", "session_id", e.ID, "err", err)
+			continue
+		}
+		p.ID = e.ID
+		if err := r.o.Index.Update(ctx, []store.Progress{p}); err != nil {
+			return err
+		}
+	}
+	return r.o.Backend.Walk(func(name string) error {
+		known, err := r.o.Index.Has(ctx, name)
+		if err != nil || known {
+			return err
+		}
+		var h *Header
+		var started time.Time
+		p, err := r.readProgress(name, func(rec *Record) {
+			if rec.Header != nil {
+				h, started = rec.Header, rec.Time
+			}
+		})
+		if err != nil || h == nil {
+			r.o.Log.Warn("recording not indexed: unreadable", "name", name, "err", err)
+			return nil
+		}
+		e := entryOf(h, name, started)
+		e.State, e.Ended = p.State, p.Ended
+		e.Statements, e.Denied, e.Records, e.LastHash, e.Bytes = p.Statements, p.Denied, p.Records, p.LastHash, p.Bytes
+		return r.o.Index.Put(ctx, e)
+	})
+}
+
+func (r *Recorder) reread(name string) (store.Progress, error) {
+	return r.readProgress(name, nil)
+}
+
+// readProgress reads a recording to its end (or first broken record) and
+// says how far it goes.
+func (r *Recorder) readProgress(name string, each func(*Record)) (store.Progress, error) {
+	f, err := r.o.Backend.Open(name)
+	if err != nil {
+		return store.Progress{}, err
+	}
+	defer f.Close()
+	var p store.Progress
+	rep, err := Read(f, func(rec *Record) error {
+		if each != nil {
+			each(rec)
+		}
+		if rec.Statement != nil {
+			p.Statements++
+			if rec.Statement.Decision == "deny" {
+				p.Denied++
+			}
+		}
+		if rec.End != nil {
+			p.Ended = rec.Time
+		}
+		return nil
+	})
+	if err != nil {
+		return p, err
+	}
+	p.Records, p.LastHash = rep.Records, rep.LastHash
+	p.Bytes, _ = r.o.Backend.Size(name)
+	p.State = store.StateTruncated
+	if rep.Complete {
+		p.State = store.StateComplete
+	} else {
+		p.Ended = time.Time{}
+	}
+	return p, nil
+}
+
+// Retain deletes the oldest finished recordings while any is older than
+// MaxAge or all of them together are larger than MaxBytes.
+func (r *Recorder) Retain(ctx context.Context, now time.Time) error {
+	if r.o.MaxAge <= 0 && r.o.MaxBytes <= 0 {
+		return nil
+	}
+	for {
+		_, total, err := r.o.Index.Usage(ctx)
+		if err != nil {
+			return err
+		}
+		oldest, err := r.o.Index.Oldest(ctx, 100)
+		if err != nil {
+			return err
+		}
+		if len(oldest) == 0 {
+			return nil
+		}
+		removed := 0
+		for _, e := range oldest {
+			old := r.o.MaxAge > 0 && now.Sub(e.Started) > r.o.MaxAge
+			big := r.o.MaxBytes > 0 && total > r.o.MaxBytes
+			if !old && !big {
+				return nil
+			}
+			if err := r.o.Backend.Remove(e.Name); err != nil {
+				return fmt.Errorf("remove recording %s: %w", e.Name, err)
+			}
+			if err := r.o.Index.Delete(ctx, e.ID); err != nil {
+				return err
+			}
+			total -= e.Bytes
+			removed++
+		}
+		if removed < len(oldest) {
+			return nil
+		}
+	}
+}
