@@ -103,6 +103,13 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("audit_log: %w", err)
 	}
 	defer audit.Close()
+	rec, closeRec, err := openRecorder(ctx, cfg.Recording, log)
+	if err != nil {
+		return err
+	}
+	// Deferred before the server's shutdown runs, so it runs after it: the
+	// sessions' end records are written first.
+	defer closeRec()
 
 	cgroups, err := workload.NewCgroups(root)
 	if err != nil {
@@ -128,10 +135,12 @@ func Run(ctx context.Context, o Options) error {
 			"tcp":      &tcp.Handler{Dialer: dialer},
 			"postgres": pgHandler,
 		},
-		Policy:       engine,
-		Auditor:      auditLog{audit, log},
-		Unidentified: pgHandler.ServeUnidentified,
-		Log:          log,
+		Policy:        engine,
+		Auditor:       auditLog{audit, log},
+		Recorder:      rec,
+		RecordingMode: table.recordingMode,
+		Unidentified:  pgHandler.ServeUnidentified,
+		Log:           log,
 	}
 
 	// Sessions run on runCtx; the namespace manager on mgrCtx, stopped

@@ -149,6 +149,7 @@ func restartOnly(a, b *config.Config) []string {
 		"admin_socket":          {a.AdminSocket, b.AdminSocket},
 		"metrics_address":       {a.MetricsAddress, b.MetricsAddress},
 		"ca":                    {a.CA, b.CA},
+		"recording":             {a.Recording, b.Recording},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

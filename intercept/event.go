@@ -52,18 +52,6 @@ type Event struct {
 	Statement *StatementInfo `json:"statement,omitempty"`
 }
 
-// Emit audits an event of this session; the session's fields (id, target,
-// workload, ...) are filled in.
-func (c *Conn) Emit(e Event) {
-	if c.auditor == nil {
-		return
-	}
-	full := c.event(e.Event, time.Now(), nil)
-	full.Statement = e.Statement
-	full.Workload = nil // on open and close; statements refer to them by session id
-	c.auditor.Audit(full)
-}
-
 func (c *Conn) event(kind string, at time.Time, err error) Event {
 	w := c.Meta.Workload
 	e := Event{

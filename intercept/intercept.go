@@ -21,6 +21,7 @@ import (
 
 	"github.com/corral-dev/corral/agent/workload"
 	"github.com/corral-dev/corral/policy"
+	"github.com/corral-dev/corral/recorder"
 )
 
 // Target is the protected destination a connection was headed to.
@@ -94,6 +95,9 @@ type Conn struct {
 	Admission policy.Decision
 
 	auditor  Auditor
+	recorder Recorder
+	recMode  recorder.Mode
+	rec      *recorder.Session // nil: not recorded
 	input    policy.Input
 	state    sessionState // owned by the goroutine serving the connection
 	up, down atomic.Uint64
@@ -164,15 +168,24 @@ func (c *Conn) Refuse(reason string) {
 	c.Admission = policy.Decision{Result: policy.Deny, Reason: reason, Record: true}
 }
 
-// Open writes the session's open event, once, if the admission allows the
-// session. An Authenticator calls it when the client's identity is
-// settled; for other handlers the server has already.
-func (c *Conn) Open() {
+// Open starts the session, once, if the admission allows it: its
+// recording's header, then its open event. An Authenticator calls it when
+// the client's identity is settled; for other handlers the server has
+// already. An error means the session must not go on: a strict target's
+// recording could not start (the connection is then audited as denied,
+// with that reason).
+func (c *Conn) Open() error {
 	if c.state != pending || !c.Admission.Allowed() {
-		return
+		return nil
+	}
+	if err := c.startRecording(); err != nil {
+		c.Admission = policy.Decision{Result: policy.Deny, Reason: err.Error(), Record: true, PolicyVersion: c.Admission.PolicyVersion}
+		c.deny(nil)
+		return err
 	}
 	c.state = opened
 	c.audit(c.event(EventOpen, c.Started, nil))
+	return nil
 }
 
 // deny writes the connection's deny event, once.
@@ -230,6 +243,10 @@ type Server struct {
 	Handlers map[string]Handler // by Target.Protocol
 	Policy   Decider
 	Auditor  Auditor
+	// Recorder records sessions; RecordingMode says how, per target
+	// (recorder.Strict when it returns "").
+	Recorder      Recorder
+	RecordingMode func(target string) recorder.Mode
 	// Unidentified, when set, may take a connection the kernel did not
 	// redirect (a client connecting to a listener directly, as pgx does
 	// to cancel a query); it returns false when it has no use for it.
@@ -305,6 +322,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		NetnsCookie: netnsCookie,
 		Started:     time.Now(),
 		auditor:     s.Auditor,
+		recorder:    s.Recorder,
 	}
 	meta, err := s.Resolver.Resolve(netnsCookie, client, port)
 	if err != nil {
@@ -319,6 +337,14 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 	}
 	c.Meta = meta
 	c.prepareInput()
+	if s.Recorder != nil {
+		c.recMode = recorder.Strict
+		if s.RecordingMode != nil {
+			if m := s.RecordingMode(meta.Target.Name); m != "" {
+				c.recMode = m
+			}
+		}
+	}
 	h := s.Handlers[meta.Target.Protocol]
 	if h == nil {
 		nc.Close()
@@ -345,10 +371,14 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		return
 	}
 
-	s.track(c, true)
 	if !late {
-		c.Open()
+		if err := c.Open(); err != nil {
+			nc.Close()
+			s.Log.Error("session refused: it cannot be recorded", "target", meta.Target.Name, "session_id", c.SessionID, "err", err)
+			return
+		}
 	}
+	s.track(c, true)
 	err = h.Serve(ctx, c)
 	nc.Close()
 	s.track(c, false)
@@ -360,7 +390,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		c.deny(err)
 	}
 	if c.state == opened {
-		c.audit(c.event(EventClose, time.Now(), err))
+		// The recording is sealed before the close is audited: whoever
+		// sees the close finds the recording complete.
+		now := time.Now()
+		c.endRecording(now, err)
+		c.audit(c.event(EventClose, now, err))
 	}
 }
 

@@ -394,3 +394,34 @@ func TestReadRejectsHugeLines(t *testing.T) {
 		t.Fatal("a 17 MiB line was read")
 	}
 }
+
+func TestReplayTranscript(t *testing.T) {
+	e := newEnv(t, t.TempDir(), recorder.Options{})
+	s := session(t, e, "s-replay", time.Now())
+	s.End(recorder.End{BytesUp: 100, BytesDown: 2000, DurationMS: 1500})
+	f, err := os.Open(file(t, e, "s-replay"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out strings.Builder
+	rep, err := recorder.Replay(&out, f)
+	if err != nil || !rep.Complete {
+		t.Fatalf("replay: %v, %+v", err, rep)
+	}
+	for _, want := range []string{
+		"session s-replay: orders-db (postgres) at 10.0.0.5:5432",
+		"/usr/bin/psql (pid 0), user etl, unit etl.service",
+		`allow by rule "etl"`,
+		"ALLOW  SELECT * FROM customers WHERE id = $1   [rule etl]",
+		"→ SELECT 1: 1 row, 80 bytes, 1 values masked (public.customers.email), 0.40 ms",
+		"DENY   DROP TABLE customers",
+		"↳ no rule allows drop",
+		"session ended after 1.50 s: 100 bytes from the workload, 2000 to it",
+		"-- 5 records, hash chain verified",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("transcript lacks %q:\n%s", want, out.String())
+		}
+	}
+}

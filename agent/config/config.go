@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -79,6 +80,8 @@ type Config struct {
 	AdminSocket string `yaml:"admin_socket" json:"admin_socket,omitempty"`
 	// MetricsAddress is host:port for /metrics; empty disables it.
 	MetricsAddress string `yaml:"metrics_address" json:"metrics_address,omitempty"`
+	// Recording says where session recordings go and how long they stay.
+	Recording Recording `yaml:"recording" json:"recording"`
 
 	// The intervals above, parsed (Go duration syntax: "2s", "500ms").
 	NetnsRescan time.Duration `yaml:"-" json:"-"`
@@ -166,6 +169,41 @@ var ClientTLSModes = []string{"disable", "allow", "require"}
 // clientTLSProtocols are the protocols whose handler can terminate TLS.
 var clientTLSProtocols = []string{"postgres"}
 
+// Recording configures session recordings.
+type Recording struct {
+	// Dir holds the recordings and their index; empty: <state_dir>/sessions.
+	Dir string `yaml:"dir" json:"dir,omitempty"`
+	// SyncInterval bounds how long a recorded operation may wait to be
+	// made durable (default 1s).
+	SyncInterval string `yaml:"sync_interval" json:"sync_interval,omitempty"`
+	// MaxAge: recordings older than this are deleted ("720h"); empty keeps
+	// them.
+	MaxAge string `yaml:"max_age" json:"max_age,omitempty"`
+	// MaxSize bounds all recordings together ("10GiB", "500MB"); the
+	// oldest go first. Empty: no bound.
+	MaxSize string `yaml:"max_size" json:"max_size,omitempty"`
+
+	// The values above, parsed.
+	Sync     time.Duration `yaml:"-" json:"-"`
+	Age      time.Duration `yaml:"-" json:"-"`
+	MaxBytes int64         `yaml:"-" json:"-"`
+}
+
+// Recording modes of a target.
+const (
+	// RecordStrict: a session that cannot be recorded does not start, and
+	// one whose recording fails is cut.
+	RecordStrict = "strict"
+	// RecordBestEffort: the session goes on; the failure is logged and
+	// counted.
+	RecordBestEffort = "best-effort"
+	// RecordOff: no recording; the audit log still has every decision.
+	RecordOff = "off"
+)
+
+// RecordingModes are the accepted targets[].recording values.
+var RecordingModes = []string{RecordStrict, RecordBestEffort, RecordOff}
+
 // CA names the operator's certificate authority (PEM files).
 type CA struct {
 	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
@@ -180,6 +218,8 @@ type Target struct {
 	// ClientAuth is how the workload's own login is taken: ClientAuthKernel
 	// (default), ClientAuthToken or ClientAuthTokenRequired.
 	ClientAuth string `yaml:"client_auth" json:"client_auth,omitempty"`
+	// Recording is one of RecordingModes (default strict).
+	Recording string `yaml:"recording" json:"recording,omitempty"`
 
 	// Credentials by alias; rules pick one ("default" when they name none).
 	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
@@ -294,6 +334,15 @@ func (c *Config) defaults() {
 		if c.Targets[i].ClientAuth == "" {
 			c.Targets[i].ClientAuth = ClientAuthKernel
 		}
+		if c.Targets[i].Recording == "" {
+			c.Targets[i].Recording = RecordStrict
+		}
+	}
+	if c.Recording.Dir == "" {
+		c.Recording.Dir = c.StateDir + "/sessions"
+	}
+	if c.Recording.Sync == 0 {
+		c.Recording.Sync = time.Second
 	}
 	for i := range c.OIDC.Issuers {
 		if c.OIDC.Issuers[i].GroupsClaim == "" {
@@ -438,6 +487,7 @@ func (c *Config) validate() error {
 		p.add("state_dir", "%q must be an absolute path", c.StateDir)
 	}
 	validateCA(&p, c.CA)
+	c.validateRecording(&p)
 	return p.err()
 }
 
@@ -615,4 +665,48 @@ func validHostname(s string) bool {
 		return false
 	}
 	return true
+}
+
+func (c *Config) validateRecording(p *problems) {
+	r := &c.Recording
+	if r.Dir != "" && !strings.HasPrefix(r.Dir, "/") {
+		p.add("recording.dir", "%q must be an absolute path", r.Dir)
+	}
+	r.Sync = p.duration("recording.sync_interval", r.SyncInterval, 10*time.Millisecond)
+	if r.Sync > time.Minute {
+		p.add("recording.sync_interval", "%q is longer than a minute: a crash would lose that much", r.SyncInterval)
+	}
+	r.Age = p.duration("recording.max_age", r.MaxAge, time.Minute)
+	if r.MaxSize != "" {
+		n, err := parseSize(r.MaxSize)
+		if err != nil {
+			p.add("recording.max_size", "%v", err)
+		}
+		r.MaxBytes = n
+	}
+	for i, t := range c.Targets {
+		if t.Recording != "" && !slices.Contains(RecordingModes, t.Recording) {
+			p.add(fmt.Sprintf("targets[%d].recording", i), "%q is not one of %s", t.Recording, strings.Join(RecordingModes, ", "))
+		}
+	}
+}
+
+// parseSize reads "10GiB", "500MB", "1048576" (bytes).
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size (like 500MB or 10GiB)", s)
+	}
+	return n * mult, nil
 }

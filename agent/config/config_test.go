@@ -261,6 +261,17 @@ metrics_address: localhost
 			`admin_socket: "run/corral.sock" must be an absolute path`,
 			`metrics_address: "localhost": want host:port`,
 		}},
+		{"recording", `
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:1"], recording: always}
+recording: {dir: rec, sync_interval: 5m, max_age: forever, max_size: 10 parsecs}
+`, []string{
+			`targets[0].recording: "always" is not one of strict, best-effort, off`,
+			`recording.dir: "rec" must be an absolute path`,
+			`recording.sync_interval: "5m" is longer than a minute`,
+			`recording.max_age: "forever" is not a duration`,
+			`recording.max_size: "10 parsecs" is not a size`,
+		}},
 		{"client auth", `
 targets:
   - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"], client_auth: tokens}
@@ -395,5 +406,30 @@ func TestReadmeConfigReferenceParses(t *testing.T) {
 	}
 	if len(c.Targets) == 0 || len(c.Rules) == 0 || len(c.Targets[0].Credentials) != 2 {
 		t.Errorf("README configuration lost its content: %+v", c)
+	}
+}
+
+func TestRecordingDefaultsAndSizes(t *testing.T) {
+	c, err := Parse([]byte(`
+state_dir: /srv/corral
+targets:
+  - {name: a, protocol: tcp, endpoints: ["10.0.0.1:1"]}
+  - {name: b, protocol: tcp, endpoints: ["10.0.0.2:1"], recording: best-effort}
+recording: {max_age: 720h, max_size: 10GiB}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Recording
+	if r.Dir != "/srv/corral/sessions" || r.Sync != time.Second || r.Age != 720*time.Hour || r.MaxBytes != 10<<30 {
+		t.Fatalf("recording = %+v", r)
+	}
+	if c.Targets[0].Recording != RecordStrict || c.Targets[1].Recording != RecordBestEffort {
+		t.Fatalf("modes = %q, %q", c.Targets[0].Recording, c.Targets[1].Recording)
+	}
+	for in, want := range map[string]int64{"500MB": 500e6, "1048576": 1 << 20, "2 KiB": 2048} {
+		if n, err := parseSize(in); err != nil || n != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, n, err, want)
+		}
 	}
 }

@@ -54,14 +54,14 @@ func (h *Handler) clientAuth(target string) ClientAuth {
 	return ClientAuthKernel
 }
 
-// Authenticates tells the intercept server that this handler takes the
-// login of the target's clients, so a token can change their admission.
-// Such a connection reaches Serve even when the kernel identity alone was
-// denied; cancel requests then work for sessions a token let in, as they
-// arrive on connections of their own that carry no token.
-func (h *Handler) Authenticates(c *intercept.Conn) bool {
-	return h.clientAuth(c.Meta.Target.Name) != ClientAuthKernel
-}
+// Authenticates tells the intercept server that this handler settles
+// every session itself: it takes the client's login, where a token can
+// change the admission, and it can tell a refused client why (a denied
+// connect, a recording that cannot start) in an ErrorResponse rather than
+// a bare closed socket. Such a connection reaches Serve even when the
+// kernel identity alone was denied; cancel requests then work for sessions
+// a token let in, as they arrive on connections of their own.
+func (h *Handler) Authenticates(c *intercept.Conn) bool { return true }
 
 // login takes the client's own authentication where its target asks for
 // one, and settles who the session runs as. It reports false when the
@@ -81,7 +81,10 @@ func (h *Handler) login(ctx context.Context, c *intercept.Conn, cli net.Conn) (b
 		fatal(cli, "42501", "corral: "+c.Admission.Reason)
 		return false, nil
 	}
-	c.Open()
+	if err := c.Open(); err != nil {
+		fatal(cli, "58030", "corral: "+err.Error()+" (the target requires every session to be recorded)")
+		return false, nil
+	}
 	return true, nil
 }
 

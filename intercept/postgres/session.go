@@ -12,12 +12,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/policy"
+	"github.com/corral-dev/corral/recorder"
 )
 
 // deniedStatement names the failing Parse corral sends in front of a
@@ -44,6 +46,11 @@ type expectation struct {
 	// vouches for (expressions over masked tables, views, functions):
 	// such columns are withheld.
 	withhold bool
+	// seqs are the recording's numbers of the statements whose results
+	// this is (several for a multi-statement query); sent is when it went
+	// to the server. Both only when the session is recorded.
+	seqs []uint64
+	sent time.Time
 }
 
 type expKind uint8
@@ -119,7 +126,19 @@ type session struct {
 	maskSrc        []policy.Mask // what masks was compiled from
 	portalMasks    map[string]*masks
 	portalWithhold map[string]bool
-	withholdNext   bool // of the statements just decided
+	withholdNext   bool              // of the statements just decided
+	seqs           []uint64          // recording numbers of the statements just decided
+	portalSeq      map[string]uint64 // the recorded decision behind each bound portal
+
+	// server side: the result being streamed, for the recording.
+	res result
+}
+
+// result accumulates what the recording says of one statement's response.
+type result struct {
+	rows, bytes, masked uint64
+	cols                []string
+	idx                 int // which statement of a multi-statement query answers
 }
 
 type flushReader struct {
@@ -156,6 +175,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.masks = compileMasks(c.Admission.Mask)
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
+	s.portalSeq = map[string]uint64{}
 	return s
 }
 
@@ -242,6 +262,7 @@ func (s *session) fromClient() error {
 			} else {
 				delete(s.portalMasks, m.Name)
 				delete(s.portalWithhold, m.Name)
+				delete(s.portalSeq, m.Name)
 			}
 			s.expect(expectation{kind: expClose})
 			err = s.send(m)
@@ -282,6 +303,7 @@ func (s *session) flushUp() error {
 // the reason the first that may not.
 func (s *session) decide(stmts []Statement) string {
 	s.withholdNext = false
+	s.seqs = s.seqs[:0]
 	for i := range stmts {
 		st := &stmts[i]
 		if r := syntaxChange(st); r != "" {
@@ -338,12 +360,17 @@ func (s *session) decide(stmts []Statement) string {
 		default:
 			reason = d.Reason
 		}
-		s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
+		seq, err := s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
 			Text: text, Operations: ops, Decision: decisionOf(reason, d), Reason: firstNonEmpty(reason, d.Reason), Rule: d.Rule, PolicyVersion: d.PolicyVersion,
 		}})
 		if reason != "" {
 			return reason
 		}
+		if err != nil {
+			// Strict recording: what cannot be recorded does not run.
+			return err.Error()
+		}
+		s.seqs = append(s.seqs, seq)
 	}
 	for _, st := range stmts {
 		switch {
@@ -518,7 +545,11 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
 	}
-	s.expect(expectation{kind: expQuery, masks: s.masks, withhold: s.withholdNext})
+	e := expectation{kind: expQuery, masks: s.masks, withhold: s.withholdNext}
+	if s.c.Recording() {
+		e.seqs, e.sent = slices.Clone(s.seqs), time.Now()
+	}
+	s.expect(e)
 	return s.send(m)
 }
 
@@ -579,6 +610,9 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	}
 	s.portalMasks[m.DestinationPortal] = s.masks
 	s.portalWithhold[m.DestinationPortal] = s.withholdNext
+	if len(s.seqs) > 0 {
+		s.portalSeq[m.DestinationPortal] = s.seqs[0]
+	}
 	s.expect(expectation{kind: expBind})
 	return s.send(m)
 }
@@ -600,7 +634,11 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 			return err
 		}
 	}
-	s.expect(expectation{kind: expExecute, name: m.Portal, masks: mk})
+	e := expectation{kind: expExecute, name: m.Portal, masks: mk}
+	if seq, ok := s.portalSeq[m.Portal]; ok && s.c.Recording() {
+		e.seqs, e.sent = []uint64{seq}, time.Now()
+	}
+	s.expect(e)
 	return s.send(m)
 }
 
@@ -704,6 +742,9 @@ func (s *session) fromServer() error {
 			default:
 				s.query, s.queryDesc = p, true
 			}
+			if len(h.seqs) > 0 && !h.swallow || h.kind == expDescribePortal && h.swallow {
+				s.res.cols = maskedColumns(p, m)
+			}
 		case *pgproto3.NoData:
 			forward = !h.swallow
 			s.pop()
@@ -730,10 +771,26 @@ func (s *session) fromServer() error {
 				return s.abort(fmt.Errorf("result row while the server owes a different answer (%d)", h.kind))
 			}
 			if p != nil {
-				s.apply(p, m)
+				s.res.masked += uint64(s.apply(p, m))
+			}
+			if len(h.seqs) > 0 {
+				s.res.rows++
+				for _, v := range m.Values {
+					s.res.bytes += uint64(len(v))
+				}
 			}
 		case *pgproto3.CommandComplete, *pgproto3.EmptyQueryResponse, *pgproto3.PortalSuspended:
 			s.copyIn.Store(false)
+			if len(h.seqs) > 0 {
+				tag := "EMPTY"
+				switch m := m.(type) {
+				case *pgproto3.CommandComplete:
+					tag = string(m.CommandTag)
+				case *pgproto3.PortalSuspended:
+					tag = "SUSPENDED"
+				}
+				s.recordResult(h, tag, "", "")
+			}
 			if h.kind == expExecute {
 				s.execPlan, s.execPlanOK = nil, false
 				s.pop()
@@ -759,6 +816,9 @@ func (s *session) fromServer() error {
 			if h.deny == "" && h.masks != nil {
 				scrubNotice(h.masks, s.key, &m.Detail, &m.Message, &m.Hint, &m.Where)
 			}
+			if h.deny == "" && len(h.seqs) > 0 {
+				s.recordResult(h, "", m.Code, quoted.ReplaceAllString(m.Message, `"****"`))
+			}
 		case *pgproto3.NoticeResponse:
 			if h.masks != nil {
 				scrubNotice(h.masks, s.key, &m.Detail, &m.Message, &m.Hint, &m.Where)
@@ -766,6 +826,7 @@ func (s *session) fromServer() error {
 		case *pgproto3.ReadyForQuery:
 			s.pop()
 			s.query, s.queryDesc = nil, false
+			s.res = result{}
 		case *pgproto3.ParameterStatus:
 			if !safeSyntax(m.Name, m.Value) {
 				// However it happened, statements would now be read
@@ -887,7 +948,8 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 	return p, nil
 }
 
-func (s *session) apply(p *plan, row *pgproto3.DataRow) {
+// apply masks one row and returns how many values it changed.
+func (s *session) apply(p *plan, row *pgproto3.DataRow) (n int) {
 	for i, v := range row.Values {
 		if i >= len(p.methods) || v == nil {
 			continue
@@ -901,10 +963,52 @@ func (s *session) apply(p *plan, row *pgproto3.DataRow) {
 			} else {
 				row.Values[i] = maskValue(method, v, s.key)
 			}
+			n++
 		case p.detect && p.text[i]:
 			if out, changed := scrub(v, p.masks.detect, s.key); changed {
 				row.Values[i] = out
+				n++
 			}
 		}
 	}
+	return n
+}
+
+// maskedColumns names the columns of a result that a plan masks by
+// method (detectors apply to every text column and are not listed).
+func maskedColumns(p *plan, rd *pgproto3.RowDescription) []string {
+	if p == nil {
+		return nil
+	}
+	var cols []string
+	for i, m := range p.methods {
+		if m != "" && i < len(rd.Fields) {
+			cols = append(cols, string(rd.Fields[i].Name))
+		}
+	}
+	return cols
+}
+
+// recordResult records the response to the statement answering now, and
+// starts counting the next one's.
+func (s *session) recordResult(h expectation, tag, code, message string) {
+	i := 0
+	if h.kind == expQuery {
+		i = s.res.idx
+		s.res.idx++
+	}
+	if i < len(h.seqs) {
+		err := s.c.Result(recorder.Result{
+			Of: h.seqs[i], Command: tag, Rows: s.res.rows, Bytes: s.res.bytes,
+			MaskedColumns: s.res.cols, MaskedValues: s.res.masked,
+			DurationMS: float64(time.Since(h.sent).Microseconds()) / 1000,
+			Code:       code, Message: message,
+		})
+		if err != nil {
+			// Strict recording failed: the recorder cuts the session.
+			s.h.Log.Debug("result not recorded", "session_id", s.c.SessionID, "err", err)
+		}
+	}
+	idx := s.res.idx
+	s.res = result{idx: idx}
 }

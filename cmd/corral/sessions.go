@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/corral-dev/corral/agent"
+	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/recorder"
+	"github.com/corral-dev/corral/recorder/store"
+)
+
+// recordings opens the recordings of the configuration at file.
+func recordings(file string) (store.Backend, *store.Index, error) {
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	return agent.OpenRecordings(cfg)
+}
+
+func newSessions() *cobra.Command {
+	var (
+		file, since, until string
+		f                  store.Filter
+		asJSON             bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sessions",
+		Short: "List recorded sessions, newest first",
+		Long: `List recorded sessions, newest first. Filters combine; text filters match
+exactly, or as a glob with * and ?. --since and --until take a duration back
+from now (24h) or a time (2026-11-26T09:00:00Z).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if f.Since, err = parseWhen(since); err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
+			if f.Until, err = parseWhen(until); err != nil {
+				return fmt.Errorf("--until: %w", err)
+			}
+			_, index, err := recordings(file)
+			if err != nil {
+				return err
+			}
+			defer index.Close()
+			list, err := index.List(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeSessionsJSON(cmd.OutOrStdout(), list)
+			}
+			writeSessionsTable(cmd.OutOrStdout(), list)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
+	fl.StringVar(&f.Target, "target", "", "target name")
+	fl.StringVar(&f.Protocol, "protocol", "", "protocol")
+	fl.StringVar(&f.Decision, "decision", "", "admission decision (allow)")
+	fl.StringVar(&f.State, "state", "", "open, complete or truncated")
+	fl.StringVar(&f.Exe, "exe", "", "workload executable")
+	fl.StringVar(&f.Unit, "unit", "", "workload systemd unit")
+	fl.StringVar(&f.User, "user", "", "workload user")
+	fl.StringVar(&f.PodNamespace, "namespace", "", "workload pod namespace")
+	fl.StringVar(&f.PodName, "pod", "", "workload pod name")
+	fl.StringVar(&f.ServiceAccount, "service-account", "", "workload service account")
+	fl.StringVar(&f.OIDCSubject, "subject", "", "OIDC subject of the workload's token")
+	fl.BoolVar(&f.HasDenied, "denied", false, "only sessions with a denied operation")
+	fl.StringVar(&since, "since", "", "started at or after (duration back from now, or RFC 3339 time)")
+	fl.StringVar(&until, "until", "", "started before")
+	fl.IntVar(&f.Limit, "limit", 100, "at most this many (0: all)")
+	fl.BoolVar(&asJSON, "json", false, "JSON lines instead of a table")
+	return cmd
+}
+
+func parseWhen(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a duration (24h) nor an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func who(e *store.Entry) string {
+	switch {
+	case e.PodName != "":
+		return e.PodNamespace + "/" + e.PodName
+	case e.Unit != "":
+		return e.Unit
+	case e.Exe != "":
+		return e.Exe
+	}
+	return e.CgroupPath
+}
+
+func writeSessionsTable(w io.Writer, list []*store.Entry) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTARTED\tDURATION\tTARGET\tWORKLOAD\tUSER\tSTATE\tSTATEMENTS\tDENIED")
+	for _, e := range list {
+		dur := "-"
+		if !e.Ended.IsZero() {
+			dur = e.Ended.Sub(e.Started).Round(time.Millisecond).String()
+		}
+		user := e.User
+		if e.OIDCSubject != "" {
+			user += " (" + e.OIDCSubject + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", e.ID, e.Started.Local().Format("2006-01-02 15:04:05"), dur,
+			e.Target, who(e), user, e.State, e.Statements, e.Denied)
+	}
+	tw.Flush()
+}
+
+func writeSessionsJSON(w io.Writer, list []*store.Entry) error {
+	enc := json.NewEncoder(w)
+	for _, e := range list {
+		var ended *time.Time
+		if !e.Ended.IsZero() {
+			ended = &e.Ended
+		}
+		if err := enc.Encode(map[string]any{
+			"session_id": e.ID, "started": e.Started, "ended": ended, "state": e.State,
+			"target": e.Target, "protocol": e.Protocol, "client": e.Client, "orig_dst": e.OrigDst, "decision": e.Decision,
+			"workload": map[string]any{
+				"exe": e.Exe, "unit": e.Unit, "user": e.User, "uid": e.UID, "cgroup_path": e.CgroupPath,
+				"pod":          map[string]string{"namespace": e.PodNamespace, "name": e.PodName, "service_account": e.ServiceAccount},
+				"oidc_subject": e.OIDCSubject,
+			},
+			"statements": e.Statements, "denied": e.Denied, "records": e.Records, "bytes": e.Bytes, "file": e.Name,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newReplay() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "replay ID",
+		Short: "Show a recorded session: its statements, decisions and results, in order",
+		Long: `Show a recorded session as a transcript: the workload and the target, then
+every operation with its decision (and the reason of a denial) and the summary
+of its response (rows, bytes, masked columns, time). The hash chain is checked
+as the recording is read; replay stops at the first record that does not
+verify, and exits non-zero. ID may be a unique prefix of the session id.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			backend, index, err := recordings(file)
+			if err != nil {
+				return err
+			}
+			defer index.Close()
+			e, err := index.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			f, err := backend.Open(e.Name)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			rep, err := recorder.Replay(cmd.OutOrStdout(), f)
+			if err != nil {
+				return err
+			}
+			if rep.Broken != nil {
+				return fmt.Errorf("session %s: %v", e.ID, rep.Broken)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
+	return cmd
+}
+
+func newVerify() *cobra.Command {
+	var (
+		file string
+		all  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify [ID | --all]",
+		Short: "Check the hash chain of recordings",
+		Long: `Check recordings record by record: every line against its own hash, every
+record against the one before it, and the recording against what the index
+saw synced (records removed from the end are found too). A recording cut
+short by a crash is reported truncated, not corrupt. Exits non-zero when any
+recording is corrupt.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) == 1) {
+				return errors.New("give a session id or --all")
+			}
+			backend, index, err := recordings(file)
+			if err != nil {
+				return err
+			}
+			defer index.Close()
+			var list []*store.Entry
+			if all {
+				if list, err = index.List(cmd.Context(), store.Filter{}); err != nil {
+					return err
+				}
+			} else {
+				e, err := index.Get(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				list = []*store.Entry{e}
+			}
+			bad := 0
+			for _, e := range list {
+				status, detail := verifyOne(cmd.Context(), backend, e)
+				if status == "corrupt" {
+					bad++
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-9s  %s\n", e.ID, status, detail)
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d of %d recordings are corrupt", bad, len(list))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
+	cmd.Flags().BoolVar(&all, "all", false, "verify every recording")
+	return cmd
+}
+
+// verifyOne checks one recording, and that it still holds every record the
+// index saw made durable: a chain cut after its last good record would
+// otherwise pass for a crash.
+func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status, detail string) {
+	f, err := backend.Open(e.Name)
+	if err != nil {
+		return "corrupt", err.Error()
+	}
+	defer f.Close()
+	var hashes []string
+	rep, err := recorder.Read(f, func(r *recorder.Record) error {
+		if uint64(len(hashes)) < e.Records {
+			hashes = append(hashes, r.Hash)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return "corrupt", err.Error()
+	case rep.Broken != nil:
+		return "corrupt", rep.Broken.Error()
+	case rep.Records < e.Records:
+		return "corrupt", fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records)
+	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
+		return "corrupt", fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1)
+	}
+	detail = fmt.Sprintf("%d records", rep.Records)
+	if rep.Truncated {
+		return "truncated", detail + ": cut short (no end record); every record verified"
+	}
+	return "ok", detail + ", hash chain verified"
+}

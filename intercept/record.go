@@ -1,0 +1,85 @@
+package intercept
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/corral-dev/corral/recorder"
+)
+
+// Recorder starts the recording of a session (recorder.Recorder).
+type Recorder interface {
+	Start(h recorder.Header, started time.Time, mode recorder.Mode, cut func()) (*recorder.Session, error)
+}
+
+// startRecording writes the session's header. In strict mode an error
+// means the session must not start.
+func (c *Conn) startRecording() error {
+	if c.recorder == nil || c.recMode == recorder.Off || c.recMode == "" {
+		return nil
+	}
+	w, _ := json.Marshal(&c.Meta.Workload)
+	a := c.Admission
+	h := recorder.Header{
+		SessionID: c.SessionID, Target: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol,
+		Client: c.Client.String(), OrigDst: c.Meta.OrigDst.String(), Workload: w,
+		Decision: a.Result, Rule: a.Rule, Reason: a.Reason, PolicyVersion: a.PolicyVersion, Credential: a.Credential,
+	}
+	rec, err := c.recorder.Start(h, c.Started, c.recMode, func() { c.Conn.Close() })
+	if err != nil {
+		if c.recMode == recorder.Strict {
+			return err
+		}
+		return nil // best effort: logged and counted by the recorder
+	}
+	c.rec = rec
+	return nil
+}
+
+// Recording reports whether operations of this session are recorded.
+func (c *Conn) Recording() bool { return c.rec != nil }
+
+// Emit audits and records one operation of this session. In strict mode
+// an error means it could not be recorded, and must not go ahead; seq
+// numbers the record, for the result that follows.
+func (c *Conn) Emit(e Event) (seq uint64, err error) {
+	if c.auditor != nil {
+		full := c.event(e.Event, time.Now(), nil)
+		full.Statement = e.Statement
+		full.Workload = nil // on open and close; statements refer to them by session id
+		c.auditor.Audit(full)
+	}
+	if c.rec == nil || e.Statement == nil {
+		return 0, nil
+	}
+	st := e.Statement
+	seq, err = c.rec.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{
+		Text: st.Text, Operations: st.Operations, Decision: st.Decision, Reason: st.Reason, Rule: st.Rule, PolicyVersion: st.PolicyVersion,
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("corral cannot record this session: %w", err)
+	}
+	return seq, nil
+}
+
+// Result records the response to an operation recorded with Emit.
+func (c *Conn) Result(r recorder.Result) error {
+	if c.rec == nil {
+		return nil
+	}
+	_, err := c.rec.Record(recorder.Record{Type: recorder.TypeResult, Result: &r})
+	return err
+}
+
+// endRecording seals the recording.
+func (c *Conn) endRecording(at time.Time, err error) {
+	if c.rec == nil {
+		return
+	}
+	e := recorder.End{BytesUp: c.BytesUp(), BytesDown: c.BytesDown(), DurationMS: float64(at.Sub(c.Started).Microseconds()) / 1000, Reason: "closed"}
+	if err != nil {
+		e.Error = err.Error()
+	}
+	c.rec.End(e)
+}
