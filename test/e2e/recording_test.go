@@ -245,10 +245,14 @@ func TestRecordingFullDisk(t *testing.T) {
 	cfg = bytes.Replace(cfg, []byte("    endpoints:"), []byte("    recording: best-effort\n    endpoints:"), 1)
 	from := p.a.Mark()
 	os.WriteFile(p.config, cfg, 0o600)
-	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "policy reloaded") || strings.Contains(l, "configuration reloaded") })
+	p.a.WaitLine(t, from, func(l string) bool {
+		return strings.Contains(l, "policy reloaded") || strings.Contains(l, "configuration reloaded")
+	})
 	from = p.a.Mark()
 	if out, err := p.psql(t, "SELECT 41 + 1"); err != nil || out != "42" {
 		t.Fatalf("best-effort target on a full disk: %v\n%s", err, out)
 	}
-	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "recording failed") && strings.Contains(l, "best-effort") })
+	p.a.WaitLine(t, from, func(l string) bool {
+		return strings.Contains(l, "recording failed") && strings.Contains(l, "best-effort")
+	})
 }
