@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -73,21 +75,36 @@ state_dir: %s
 cgroup_path: %s
 bpf_pin_dir: %s
 `, host.Addr, pw, dir, dir, attached, testutil.BPFPinDir(b))), 0o600)
-	testutil.StartAgent(b, cfg, agentCg)
+	agent := testutil.StartAgent(b, cfg, agentCg)
 	bouncer := startPgbouncer(b, host.Addr.String())
 
+	// The same target recorded (strict, the default) and not: the target's
+	// recording mode is read for every new connection, so a reload
+	// switches it between cases.
+	base, _ := os.ReadFile(cfg)
+	recording := func(mode string) {
+		from := agent.Mark()
+		next := bytes.Replace(base, []byte("    protocol: postgres\n"), []byte("    protocol: postgres\n    recording: "+mode+"\n"), 1)
+		os.WriteFile(cfg, next, 0o600)
+		agent.WaitLine(b, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
+	}
+
 	type target struct {
-		name, cgroup, host, port, password string
+		name, cgroup, host, port, password, recording string
 	}
 	targets := []target{
-		{"baseline", outside, host.Addr.String(), "5432", "app-secret-pw"},
-		{"pgbouncer", outside, "127.0.0.1", bouncer, "app-secret-pw"},
-		{"corral", workCg, host.Addr.String(), "5432", "anything"},
+		{"baseline", outside, host.Addr.String(), "5432", "app-secret-pw", ""},
+		{"pgbouncer", outside, "127.0.0.1", bouncer, "app-secret-pw", ""},
+		{"corral", workCg, host.Addr.String(), "5432", "anything", "strict"},
+		{"corral-unrecorded", workCg, host.Addr.String(), "5432", "anything", "off"},
 	}
 	for _, mode := range []string{"simple", "prepared"} {
 		for _, clients := range []int{1, 8} {
 			for _, tg := range targets {
 				b.Run(fmt.Sprintf("select-%s-c%d/%s", mode, clients, tg.name), func(b *testing.B) {
+					if tg.recording != "" {
+						recording(tg.recording)
+					}
 					out, err := testutil.Command(b, tg.cgroup, []string{"PGPASSWORD=" + tg.password},
 						filepath.Join(bin, "pgbench"), "-S", "-n", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)),
 						"-T", seconds, "-h", tg.host, "-p", tg.port, "-U", "app", "postgres")
