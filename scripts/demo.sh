@@ -118,4 +118,10 @@ for _ in $(seq 50); do [ "$(grep -c '"event":"close"' "$work/audit.log" 2>/dev/n
 jq -r 'if .event == "statement" then "    \(.statement.decision)  \(.statement.text)  \(.statement.reason // "" | if . == "" then "" else "(\(.))" end)"
        else "\(.event) \(.session_id) \(.target) \(.orig_dst) \(.workload.exe // "") pid \(.workload.pid // "")" end' "$work/audit.log"
 
+step "every session was recorded, hash-chained; the first one replayed, all verified"
+first=$("$corral" sessions --config "$work/corral.yaml" --json | tail -n 1 | jq -r .session_id)
+run "$corral" sessions --config "$work/corral.yaml"
+run "$corral" replay --config "$work/corral.yaml" "$first"
+run "$corral" verify --config "$work/corral.yaml" --all
+
 step "done: database, agent and eBPF programs removed"
