@@ -51,6 +51,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzStartup$$' -fuzztime $(FUZZTIME) ./intercept/postgres
 	$(GO) test -run '^$$' -fuzz '^FuzzLooksLikeJWT$$' -fuzztime $(FUZZTIME) ./intercept/postgres
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./agent/oidc
+	$(GO) test -run '^$$' -fuzz '^FuzzFastKey$$' -fuzztime $(FUZZTIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./recorder
 
 lint: check-generate
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel\.go$$')); \

@@ -101,12 +101,23 @@ var errUnsupported = errors.New("statement type not supported")
 // values.
 type classifier struct {
 	mu    sync.Mutex
-	cache map[string]Statement
+	cache map[string]Statement // by normalized text
+	fast  map[string]Statement // by fastKey
 }
 
 const classifierSize = 4096
 
 func (c *classifier) classify(sql string) ([]Statement, error) {
+	fk, fast := fastKey(sql)
+	if fast {
+		c.mu.Lock()
+		st, ok := c.fast[fk]
+		c.mu.Unlock()
+		if ok {
+			st.Text = strings.TrimSpace(sql)
+			return []Statement{st}, nil
+		}
+	}
 	key, err := pg.Normalize(sql)
 	if err != nil {
 		return nil, fmt.Errorf("cannot parse the statement: %w", err)
@@ -116,6 +127,7 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 	st, ok := c.cache[key]
 	c.mu.Unlock()
 	if ok {
+		c.remember(fk, fast, &st)
 		st.Text = strings.TrimSpace(sql)
 		return []Statement{st}, nil
 	}
@@ -130,7 +142,21 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 	}
 	c.cache[key] = stmts[0]
 	c.mu.Unlock()
+	c.remember(fk, fast, &stmts[0])
 	return stmts, nil
+}
+
+// remember enters a parsed classification under its fast key.
+func (c *classifier) remember(fk string, fast bool, st *Statement) {
+	if !fast || !fastCacheable(st) {
+		return
+	}
+	c.mu.Lock()
+	if c.fast == nil || len(c.fast) >= classifierSize {
+		c.fast = make(map[string]Statement, 64)
+	}
+	c.fast[fk] = *st
+	c.mu.Unlock()
 }
 
 // Classify parses sql, which may hold several statements, into Statements.
