@@ -112,6 +112,8 @@ type End struct {
 	BytesDown  uint64  `json:"bytes_down"`
 	DurationMS float64 `json:"duration_ms"`
 	Error      string  `json:"error,omitempty"`
+	// Terminal seals the session's asciicast, when it had a terminal.
+	Terminal *CastSeal `json:"terminal,omitempty"`
 }
 
 // hashSuffix is what follows the body of every line: `,"hash":"` + 64 hex

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,6 +209,37 @@ type Session struct {
 
 	statements, denied uint64
 	cutOnce            sync.Once
+
+	cast    *Cast
+	castObj store.Object
+}
+
+// CastName is the Backend name of the asciicast beside a recording.
+func CastName(name string) string { return strings.TrimSuffix(name, store.Ext) + ".cast" }
+
+// Terminal starts the session's terminal recording (asciicast v2), written
+// beside the recording and sealed by its end record. It is flushed with
+// the recording, at every sync.
+func (s *Session) Terminal(h CastHeader) (*Cast, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cast != nil {
+		return s.cast, nil
+	}
+	obj, err := s.r.o.Backend.Create(CastName(s.name))
+	if err != nil {
+		s.fail(err)
+		return nil, s.refusal()
+	}
+	c, err := NewCast(obj, h, s.started)
+	if err != nil {
+		obj.Close()
+		s.fail(err)
+		return nil, s.refusal()
+	}
+	s.cast, s.castObj = c, obj
+	s.dirty = true
+	return c, nil
 }
 
 // ID is the session id.
@@ -287,6 +319,9 @@ func (s *Session) sync() (store.Progress, bool) {
 		return store.Progress{}, false
 	}
 	err := s.w.Flush()
+	if err == nil && s.cast != nil {
+		err = s.cast.Flush()
+	}
 	p := s.progress()
 	s.dirty = false
 	if err != nil {
@@ -296,7 +331,11 @@ func (s *Session) sync() (store.Progress, bool) {
 	}
 	s.mu.Unlock()
 	// fsync outside the lock: the session goes on recording meanwhile.
-	if err := s.obj.Sync(); err != nil {
+	err = s.obj.Sync()
+	if err == nil && s.castObj != nil {
+		err = s.castObj.Sync()
+	}
+	if err != nil {
 		s.mu.Lock()
 		s.fail(err)
 		s.mu.Unlock()
@@ -322,6 +361,20 @@ func (s *Session) End(e End) error {
 	}
 	var err error
 	now := time.Now()
+	if s.cast != nil && s.err == nil {
+		seal, cerr := s.cast.Seal(CastName(s.name))
+		if cerr == nil {
+			cerr = s.castObj.Sync()
+		}
+		if cerr != nil {
+			s.fail(cerr)
+		} else {
+			e.Terminal = &seal
+		}
+	}
+	if s.castObj != nil {
+		s.castObj.Close()
+	}
 	if s.err == nil {
 		if _, err = s.write(Record{Time: now, Type: TypeEnd, End: &e}); err == nil {
 			err = s.w.Flush()

@@ -126,6 +126,9 @@ func (r *Recorder) Retain(ctx context.Context, now time.Time) error {
 			if err := r.o.Backend.Remove(e.Name); err != nil {
 				return fmt.Errorf("remove recording %s: %w", e.Name, err)
 			}
+			if err := r.o.Backend.Remove(CastName(e.Name)); err != nil {
+				return fmt.Errorf("remove recording %s: %w", CastName(e.Name), err)
+			}
 			if err := r.o.Index.Delete(ctx, e.ID); err != nil {
 				return err
 			}

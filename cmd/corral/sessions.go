@@ -152,7 +152,11 @@ func writeSessionsJSON(w io.Writer, list []*store.Entry) error {
 }
 
 func newReplay() *cobra.Command {
-	var file string
+	var (
+		file     string
+		play     recorder.PlayOptions
+		noTiming bool
+	)
 	cmd := &cobra.Command{
 		Use:   "replay ID",
 		Short: "Show a recorded session: its statements, decisions and results, in order",
@@ -160,7 +164,11 @@ func newReplay() *cobra.Command {
 every operation with its decision (and the reason of a denial) and the summary
 of its response (rows, bytes, masked columns, time). The hash chain is checked
 as the recording is read; replay stops at the first record that does not
-verify, and exits non-zero. ID may be a unique prefix of the session id.`,
+verify, and exits non-zero. ID may be a unique prefix of the session id.
+
+A session with a terminal (an SSH shell, a Kubernetes exec) is played back as
+it was seen, with its timing (--speed, --no-wait); its asciicast v2 file
+beside the recording also plays in any asciinema player.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			backend, index, err := recordings(file)
@@ -177,17 +185,30 @@ verify, and exits non-zero. ID may be a unique prefix of the session id.`,
 				return err
 			}
 			defer f.Close()
-			rep, err := recorder.Replay(cmd.OutOrStdout(), f)
+			var transcript io.Writer = cmd.OutOrStdout()
+			cast, _ := backend.Open(recorder.CastName(e.Name))
+			if cast != nil {
+				defer cast.Close()
+				transcript = io.Discard // the terminal itself is the replay
+			}
+			rep, err := recorder.Replay(transcript, f)
 			if err != nil {
 				return err
 			}
 			if rep.Broken != nil {
 				return fmt.Errorf("session %s: %v", e.ID, rep.Broken)
 			}
-			return nil
+			if cast == nil {
+				return nil
+			}
+			play.NoWait = noTiming
+			return recorder.Play(cmd.Context(), cmd.OutOrStdout(), cast, play)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
+	cmd.Flags().Float64Var(&play.Speed, "speed", 1, "terminal playback speed (2: twice as fast)")
+	cmd.Flags().BoolVar(&noTiming, "no-wait", false, "print the terminal output at once, without its timing")
+	cmd.Flags().DurationVar(&play.MaxIdle, "max-idle", 2*time.Second, "cap pauses in terminal playback at this")
 	return cmd
 }
 
@@ -254,10 +275,16 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", err.Error()
 	}
 	defer f.Close()
-	var hashes []string
+	var (
+		hashes []string
+		seal   *recorder.CastSeal
+	)
 	rep, err := recorder.Read(f, func(r *recorder.Record) error {
 		if uint64(len(hashes)) < e.Records {
 			hashes = append(hashes, r.Hash)
+		}
+		if r.End != nil {
+			seal = r.End.Terminal
 		}
 		return nil
 	})
@@ -270,6 +297,16 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records)
 	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
 		return "corrupt", fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1)
+	}
+	if seal != nil {
+		cast, err := backend.Open(seal.Name)
+		if err != nil {
+			return "corrupt", err.Error()
+		}
+		defer cast.Close()
+		if err := recorder.CheckCast(cast, *seal); err != nil {
+			return "corrupt", err.Error()
+		}
 	}
 	detail = fmt.Sprintf("%d records", rep.Records)
 	if rep.Truncated {
