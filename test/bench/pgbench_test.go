@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,9 +106,12 @@ bpf_pin_dir: %s
 					if tg.recording != "" {
 						recording(tg.recording)
 					}
+					logs := b.TempDir()
+					os.Chmod(logs, 0o777)
 					out, err := testutil.Command(b, tg.cgroup, []string{"PGPASSWORD=" + tg.password},
 						filepath.Join(bin, "pgbench"), "-S", "-n", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)),
-						"-T", seconds, "-h", tg.host, "-p", tg.port, "-U", "app", "postgres")
+						"-T", seconds, "-l", "--log-prefix", filepath.Join(logs, "tx"),
+						"-h", tg.host, "-p", tg.port, "-U", "app", "postgres")
 					if err != nil {
 						b.Fatalf("pgbench: %v\n%s", err, out)
 					}
@@ -120,6 +124,7 @@ bpf_pin_dir: %s
 					lat, _ := strconv.ParseFloat(l[1], 64)
 					b.ReportMetric(1e9/tps, "ns/op")
 					b.ReportMetric(tps, "tps")
+					b.ReportMetric(median(b, logs), "µs-p50")
 					b.ReportMetric(lat*1000, "µs-latency")
 				})
 			}
@@ -186,4 +191,30 @@ pidfile = %s/pgbouncer.pid
 	log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
 	b.Fatalf("pgbouncer did not start:\n%s", log)
 	return ""
+}
+
+// median is the median transaction latency, in µs, of pgbench's
+// per-transaction logs in dir (the third field of each line).
+func median(b *testing.B, dir string) float64 {
+	b.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "tx.*"))
+	var lat []float64
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if fs := strings.Fields(line); len(fs) >= 3 {
+				if v, err := strconv.ParseFloat(fs[2], 64); err == nil {
+					lat = append(lat, v)
+				}
+			}
+		}
+	}
+	if len(lat) == 0 {
+		b.Fatalf("no transaction logs in %s", dir)
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2]
 }

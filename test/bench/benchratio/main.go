@@ -17,7 +17,10 @@ import (
 	"strings"
 )
 
-var line = regexp.MustCompile(`^(Benchmark\S+?)(?:#\d+)?(?:-\d+)?\s+\d+\s+([\d.]+) ns/op`)
+var (
+	line = regexp.MustCompile(`^(Benchmark\S+?)(?:#\d+)?(?:-\d+)?\s+\d+\s+([\d.]+) ns/op`)
+	p50  = regexp.MustCompile(`\s([\d.]+) µs-p50`)
+)
 
 func main() {
 	if err := run(os.Stdin, os.Stdout); err != nil {
@@ -28,6 +31,7 @@ func main() {
 
 func run(in io.Reader, out io.Writer) error {
 	runs := map[string][]float64{}
+	lat := map[string][]float64{} // median latencies, where reported
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		m := line.FindStringSubmatch(sc.Text())
@@ -39,6 +43,10 @@ func run(in io.Reader, out io.Writer) error {
 			return err
 		}
 		runs[m[1]] = append(runs[m[1]], v)
+		if p := p50.FindStringSubmatch(sc.Text()); p != nil {
+			v, _ := strconv.ParseFloat(p[1], 64)
+			lat[m[1]] = append(lat[m[1]], v)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return err
@@ -59,7 +67,11 @@ func run(in io.Reader, out io.Writer) error {
 			continue
 		}
 		b, s := median(base), median(runs[n])
-		fmt.Fprintf(out, "%-40s baseline %10.0f ns/op  %-12s %10.0f ns/op  ratio %.3f\n", parent, b, sub, s, b/s)
+		fmt.Fprintf(out, "%-40s baseline %10.0f ns/op  %-12s %10.0f ns/op  ratio %.3f", parent, b, sub, s, b/s)
+		if bl, sl := lat[parent+"/baseline"], lat[n]; len(bl) > 0 && len(sl) > 0 {
+			fmt.Fprintf(out, "  added p50 %+.0f µs", median(sl)-median(bl))
+		}
+		fmt.Fprintln(out)
 	}
 	return nil
 }

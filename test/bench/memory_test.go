@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/internal/testutil"
+)
+
+// hold opens args[2] connections of kind args[0] ("tcp" or "postgres") to
+// args[1], says "ready", and keeps them until its input closes.
+func init() {
+	testutil.RegisterFunc("hold", func(args []string, in *bufio.Scanner, out io.Writer) error {
+		n, _ := strconv.Atoi(args[2])
+		var closers []io.Closer
+		defer func() {
+			for _, c := range closers {
+				c.Close()
+			}
+		}()
+		for i := 0; i < n; i++ {
+			switch args[0] {
+			case "tcp":
+				c, err := net.Dial("tcp", args[1])
+				if err != nil {
+					return err
+				}
+				closers = append(closers, c)
+			case "postgres":
+				c, err := pgconn.Connect(context.Background(), "postgres://whoever:x@"+args[1]+"/postgres?sslmode=disable")
+				if err != nil {
+					return err
+				}
+				closers = append(closers, closeFunc(func() error { return c.Close(context.Background()) }))
+			}
+		}
+		fmt.Fprintln(out, "ready")
+		for in.Scan() {
+		}
+		return nil
+	})
+}
+
+type closeFunc func() error
+
+func (f closeFunc) Close() error { return f() }
+
+// BenchmarkIdleSessionMemory is what an idle proxied connection costs the
+// agent: its resident memory with N idle sessions open, less before, per
+// session (target: 64 KiB). Plain TCP relays and PostgreSQL sessions with
+// policy, masking and recording on. b.N is not used: one measurement.
+func BenchmarkIdleSessionMemory(b *testing.B) {
+	testutil.RequireBPF(b)
+	host := testutil.NewHost(b)
+	pg := testutil.StartPostgres(b, host, testutil.PostgresOptions{})
+	pg.Exec(b, "postgres", `CREATE ROLE app LOGIN PASSWORD 'app-secret-pw'; CREATE TABLE customers (id int, email text); GRANT SELECT ON customers TO app;`)
+	testutil.Echo(b, host.Listen(b, host.Addr.String()+":7"))
+
+	attached := testutil.NewCgroup(b, "")
+	agentCg := testutil.NewCgroup(b, attached)
+	workCg := testutil.NewCgroup(b, attached)
+	dir := b.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("app-secret-pw"), 0o600)
+	cfg := filepath.Join(dir, "corral.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`targets:
+  - name: db
+    protocol: postgres
+    endpoints: ["%[1]s:5432"]
+    credentials:
+      default: {username: app, password_file: %[2]s}
+    upstream_tls: {mode: disable}
+  - name: echo
+    protocol: tcp
+    endpoints: ["%[1]s:7"]
+rules:
+  - name: all
+    who: {any: true}
+    targets: [db, echo]
+    allow: ["*"]
+    mask:
+      - {columns: [customers.email], method: partial}
+audit_log: "-"
+state_dir: %[3]s
+cgroup_path: %[4]s
+bpf_pin_dir: %[5]s
+`, host.Addr, pw, dir, attached, testutil.BPFPinDir(b))), 0o600)
+	agent := testutil.StartAgent(b, cfg, agentCg)
+
+	for _, c := range []struct {
+		kind, addr string
+		n          int
+	}{
+		{"tcp", host.Addr.String() + ":7", 1000},
+		{"postgres", host.Addr.String() + ":5432", 80},
+	} {
+		b.Run(c.kind, func(b *testing.B) {
+			// One session first, so what every session shares (code
+			// paths, catalogs, pools) is counted before.
+			warm := testutil.StartFunc(b, workCg, "hold", c.kind, c.addr, "1")
+			if got := warm.Recv(b); got != "ready" {
+				b.Fatal(got)
+			}
+			before := rss(b, agent.PID())
+			from := agent.Mark()
+			f := testutil.StartFunc(b, workCg, "hold", c.kind, c.addr, strconv.Itoa(c.n))
+			if got := f.Recv(b); got != "ready" {
+				b.Fatal(got)
+			}
+			opened := 0
+			agent.WaitEvent(b, from, func(e intercept.Event) bool {
+				if e.Event == intercept.EventOpen {
+					opened++
+				}
+				return opened == c.n
+			})
+			after := rss(b, agent.PID())
+			b.ReportMetric(float64(after-before)/float64(c.n), "KiB/session")
+			b.ReportMetric(float64(c.n), "sessions")
+		})
+	}
+}
+
+// rss is a process's resident set in KiB.
+func rss(b *testing.B, pid int) int {
+	b.Helper()
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(s), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
