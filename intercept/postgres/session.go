@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -85,6 +86,13 @@ type session struct {
 	cat  *catalog
 	key  []byte
 	stop sync.Once
+
+	// reviewed: the statement decide just refused was held for review;
+	// spent: corral's time on the request being read, which carries an
+	// operation if spentOps (see metrics.go).
+	reviewed bool
+	spent    time.Duration
+	spentOps bool
 
 	// client -> server
 	upMu    sync.Mutex
@@ -220,6 +228,7 @@ func (s *session) fromClient() error {
 		if err != nil {
 			return err
 		}
+		start := s.clock(msg)
 		switch m := msg.(type) {
 		case *pgproto3.Query:
 			err = s.onQuery(m)
@@ -269,6 +278,7 @@ func (s *session) fromClient() error {
 		if err != nil {
 			return err
 		}
+		s.added(msg, start)
 	}
 }
 
@@ -335,6 +345,7 @@ func (s *session) decide(stmts []Statement) string {
 			}
 		case policy.Review:
 			reason = d.Reason + " (approvals are not available in this build: denied)"
+			s.reviewed = true
 		default:
 			reason = d.Reason
 		}
@@ -514,6 +525,7 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 	} else {
 		reason = s.decide(stmts)
 	}
+	s.countOps(reason, len(stmts))
 	if reason != "" {
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
@@ -539,6 +551,7 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	case len(stmts) == 1:
 		reason = s.decide(stmts)
 	}
+	s.countParse(reason)
 	if reason != "" {
 		s.setStmt(m.Name, &prepared{denied: reason})
 		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
@@ -565,6 +578,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	case len(p.stmt) > 0:
 		reason = s.decide(p.stmt)
 	}
+	s.countBind(p, reason)
 	if reason != "" {
 		// A failing Parse in front of the Bind: the server skips the Bind,
 		// and what follows up to Sync, and the client gets the reason.
@@ -612,6 +626,7 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	if err != nil {
 		s.h.Log.Error("policy failed; function call denied", "session_id", s.c.SessionID, "err", err)
 	}
+	s.countCall(d, err)
 	if err != nil || !d.Allowed() {
 		reason := d.Reason
 		if err != nil || reason == "" {
@@ -730,7 +745,9 @@ func (s *session) fromServer() error {
 				return s.abort(fmt.Errorf("result row while the server owes a different answer (%d)", h.kind))
 			}
 			if p != nil {
-				s.apply(p, m)
+				if n := s.apply(p, m); n > 0 {
+					s.c.Metrics().Masked(n)
+				}
 			}
 		case *pgproto3.CommandComplete, *pgproto3.EmptyQueryResponse, *pgproto3.PortalSuspended:
 			s.copyIn.Store(false)
@@ -887,7 +904,8 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 	return p, nil
 }
 
-func (s *session) apply(p *plan, row *pgproto3.DataRow) {
+// apply masks one row and returns how many values it changed.
+func (s *session) apply(p *plan, row *pgproto3.DataRow) (n int) {
 	for i, v := range row.Values {
 		if i >= len(p.methods) || v == nil {
 			continue
@@ -901,10 +919,13 @@ func (s *session) apply(p *plan, row *pgproto3.DataRow) {
 			} else {
 				row.Values[i] = maskValue(method, v, s.key)
 			}
+			n++
 		case p.detect && p.text[i]:
 			if out, changed := scrub(v, p.masks.detect, s.key); changed {
 				row.Values[i] = out
+				n++
 			}
 		}
 	}
+	return n
 }
