@@ -47,6 +47,12 @@ func newPGEnv(t *testing.T, opts testutil.PostgresOptions, user, password, tls s
 // line.
 func newPGEnvAt(t *testing.T, opts testutil.PostgresOptions, user, password, tls string, endpoint func(*testutil.Host) string) *pgEnv {
 	t.Helper()
+	return newPGEnvWith(t, opts, user, password, tls, endpoint, "")
+}
+
+// newPGEnvWith is newPGEnvAt with more top-level settings (YAML lines).
+func newPGEnvWith(t *testing.T, opts testutil.PostgresOptions, user, password, tls string, endpoint func(*testutil.Host) string, extra string) *pgEnv {
+	t.Helper()
 	e := newEnv(t, func(h *testutil.Host) []string { return []string{addr(h.Addr, 5432)} })
 	pg := testutil.StartPostgres(t, e.host, opts)
 	pg.Exec(t, "postgres", "CREATE DATABASE orders")
@@ -81,7 +87,8 @@ state_dir: %s
 cgroup_path: %s
 bpf_pin_dir: %s
 log_level: debug
-`, endpoint(e.host), user, pw, tls, e.rel(e.workCg), e.stateDir, e.cgroup, e.pinDir)
+%s
+`, endpoint(e.host), user, pw, tls, e.rel(e.workCg), e.stateDir, e.cgroup, e.pinDir, extra)
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
