@@ -6,9 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/corral-dev/corral/agent/metrics"
 	"github.com/corral-dev/corral/agent/netns"
 	"github.com/corral-dev/corral/bpf"
@@ -23,20 +20,14 @@ type observability struct {
 	srv *metrics.Server
 }
 
-// startMetrics registers corral's collectors, with the Go runtime's and
-// the process's, on a registry of the agent's own and serves it on addr.
+// startMetrics registers corral's collectors on a registry of the agent's
+// own (with the Go runtime's and the process's) and serves it on addr.
 // The endpoint answers /readyz with 503 until ready is called.
 func startMetrics(addr string, progs *bpf.Programs, engine *policy.Engine, mgr *netns.Manager, log *slog.Logger) (*observability, error) {
 	if addr == "" {
 		return &observability{}, nil
 	}
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(collectors.NewGoCollector()); err != nil {
-		return nil, err
-	}
-	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
-		return nil, err
-	}
+	reg := metrics.NewRegistry()
 	m, err := metrics.New(reg, metrics.Options{
 		BPF: func() (metrics.BPFCounters, error) {
 			c, err := progs.Counters()

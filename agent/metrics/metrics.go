@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/policy"
@@ -74,6 +75,14 @@ type Metrics struct {
 }
 
 type key struct{ target, protocol string }
+
+// NewRegistry returns a registry of the agent's own with the Go runtime's
+// and the process's collectors (go_*, process_*); New adds corral's.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
 
 // New creates corral's collectors and registers them on reg.
 func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
