@@ -99,7 +99,7 @@ func (s *Server) startSession(c *Conn, start bool) {
 	if start {
 		c.sm = s.Metrics.Session(c.Meta.Target.Name, c.Meta.Target.Protocol)
 	} else if c.sm != nil {
+		// Kept: a late call from the handler counts, and races nothing.
 		c.sm.End()
-		c.sm = nil
 	}
 }
