@@ -70,6 +70,10 @@ func (c *Conn) Metrics() SessionMetrics {
 	return c.sm
 }
 
+// Counting reports whether the session's counters count: a handler can
+// skip work (reading the clock) whose only use is a metric.
+func (c *Conn) Counting() bool { return c.sm != nil }
+
 // SetMetrics gives the session its counters. The server does so when the
 // session starts; a handler serving a Conn of its own (a test) may too.
 func (c *Conn) SetMetrics(m SessionMetrics) { c.sm = m }

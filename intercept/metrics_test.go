@@ -164,6 +164,9 @@ func TestMetricsSessionCounters(t *testing.T) {
 	m := newTally()
 	inside := make(chan int, 1)
 	h := intercept.HandlerFunc(func(_ context.Context, c *intercept.Conn) error {
+		if !c.Counting() {
+			t.Error("a session of a server with metrics is not counting")
+		}
 		inside <- m.get("active orders-db/tcp")
 		c.Metrics().Operations(policy.Allow, 2)
 		c.Metrics().Operations(policy.Deny, 1)
@@ -201,6 +204,9 @@ func TestMetricsSessionCounters(t *testing.T) {
 // Without metrics, handlers count to counters that do nothing.
 func TestConnMetricsWithoutServerMetrics(t *testing.T) {
 	var c intercept.Conn
+	if c.Counting() {
+		t.Error("a Conn without metrics is counting")
+	}
 	c.Metrics().Operations(policy.Allow, 1)
 	c.Metrics().Masked(1)
 	c.Metrics().Added(time.Second)
@@ -209,10 +215,12 @@ func TestConnMetricsWithoutServerMetrics(t *testing.T) {
 	got := make(chan bool, 1)
 	h := intercept.HandlerFunc(func(_ context.Context, c *intercept.Conn) error {
 		c.Metrics().Operations(policy.Deny, 1) // must not panic
-		got <- true
+		got <- !c.Counting()
 		return nil
 	})
 	ts := startServer(t, newResolver(testMeta(), nil), map[string]intercept.Handler{"tcp": h}, 1)
 	expectEOF(t, dial(t, ts.addr))
-	<-got
+	if !<-got {
+		t.Error("a session of a server without metrics is counting")
+	}
 }

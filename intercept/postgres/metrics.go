@@ -72,8 +72,11 @@ func (s *session) countCall(d policy.Decision, err error) {
 }
 
 // clock starts timing a client message, unless it is data (COPY) or the
-// end of the session.
+// end of the session, or nothing is counted.
 func (s *session) clock(msg pgproto3.FrontendMessage) time.Time {
+	if !s.c.Counting() {
+		return time.Time{}
+	}
 	switch msg.(type) {
 	case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail, *pgproto3.Terminate:
 		return time.Time{}
