@@ -154,7 +154,8 @@ func Run(ctx context.Context, o Options) error {
 			srv.Go(runCtx, l.V6, l.Cookie)
 		}
 	}, log)
-	obs, err := startMetrics(cfg.MetricsAddress, progs, engine, mgr, log)
+	// nil: no recorder in this build yet; the recorder's Failures when there is.
+	obs, err := startMetrics(cfg.MetricsAddress, progs, engine, mgr, nil, log)
 	if err != nil {
 		mgr.Close()
 		return err

@@ -23,7 +23,8 @@ type observability struct {
 // startMetrics registers corral's collectors on a registry of the agent's
 // own (with the Go runtime's and the process's) and serves it on addr.
 // The endpoint answers /readyz with 503 until ready is called.
-func startMetrics(addr string, progs *bpf.Programs, engine *policy.Engine, mgr *netns.Manager, log *slog.Logger) (*observability, error) {
+// recordingFailures is the recorder's failure count (nil: none).
+func startMetrics(addr string, progs *bpf.Programs, engine *policy.Engine, mgr *netns.Manager, recordingFailures func() uint64, log *slog.Logger) (*observability, error) {
 	if addr == "" {
 		return &observability{}, nil
 	}
@@ -33,9 +34,9 @@ func startMetrics(addr string, progs *bpf.Programs, engine *policy.Engine, mgr *
 			c, err := progs.Counters()
 			return metrics.BPFCounters{Redirected: c.Redirected, Refused: c.Refused, Passed: c.Passed, Exempt: c.Exempt}, err
 		},
-		PolicyVersion:  engine.Version,
-		NetnsListeners: mgr.Len,
-		// RecordingFailures: the recorder's Failures, once sessions are recorded.
+		PolicyVersion:     engine.Version,
+		NetnsListeners:    mgr.Len,
+		RecordingFailures: recordingFailures,
 	})
 	if err != nil {
 		return nil, err
