@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,6 +174,14 @@ func TestMetricsScrapeFollowsTraffic(t *testing.T) {
 	}
 	if strings.Contains(body, "app-secret-pw") {
 		t.Error("the upstream password appears in /metrics")
+	}
+
+	// The endpoint goes with the agent.
+	if err := p.a.Stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("agent exit: %v", err)
+	}
+	if _, err := (&http.Client{Timeout: 5 * time.Second}).Get(base + "/healthz"); err == nil {
+		t.Error("/healthz answers after the agent stopped")
 	}
 }
 
