@@ -163,6 +163,13 @@ func Run(ctx context.Context, o Options) error {
 			srv.Go(runCtx, l.V6, l.Cookie)
 		}
 	}, log)
+	obs, err := startMetrics(cfg.MetricsAddress, progs, engine, mgr, rec.Failures, log)
+	if err != nil {
+		mgr.Close()
+		return err
+	}
+	defer obs.close(log)
+	obs.wire(srv)
 	if err := mgr.Sync(); err != nil {
 		mgr.Close()
 		return err
@@ -193,6 +200,7 @@ func Run(ctx context.Context, o Options) error {
 		}}
 		watching, ended := make(chan struct{}), make(chan struct{})
 		r.watching = func() { close(watching) }
+		r.reloaded = obs.reloaded
 		bg.Add(1)
 		go func() {
 			defer bg.Done()
@@ -224,12 +232,14 @@ func Run(ctx context.Context, o Options) error {
 	}()
 
 	log.Info("corral agent ready", "cgroup", attach, "targets", len(cfg.Targets), "rules", len(cfg.Rules), "policy_version", engine.Version(), "netns_listeners", mgr.Len(), "audit_log", cfg.AuditLog)
+	obs.ready()
 	if o.Ready != nil {
 		o.Ready()
 	}
 	<-ctx.Done()
 
 	log.Info("corral agent stopping", "keep_pinned", o.KeepPinned)
+	obs.stopping()
 	// Listeners first (no new sessions), then a grace period for the live
 	// ones, then whatever is left is cut.
 	stopMgr()

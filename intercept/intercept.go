@@ -101,6 +101,11 @@ type Conn struct {
 	input    policy.Input
 	state    sessionState // owned by the goroutine serving the connection
 	up, down atomic.Uint64
+
+	metrics Metrics        // the server's; nil: nothing is counted
+	sm      SessionMetrics // this session's, while it is served
+	// policyFailed: the admission is a deny because the engine failed.
+	policyFailed bool
 }
 
 // sessionState is how far the connection got, for the audit log.
@@ -184,6 +189,7 @@ func (c *Conn) Open() error {
 		return err
 	}
 	c.state = opened
+	c.countConnection(ConnAllowed)
 	c.audit(c.event(EventOpen, c.Started, nil))
 	return nil
 }
@@ -194,6 +200,7 @@ func (c *Conn) deny(err error) {
 		return
 	}
 	c.state = denied
+	c.countConnection(c.denial())
 	c.audit(c.event(EventDeny, c.Started, err))
 }
 
@@ -253,6 +260,10 @@ type Server struct {
 	// Such a connection never becomes a session.
 	Unidentified func(ctx context.Context, c net.Conn) bool
 	Log          *slog.Logger
+
+	// Metrics counts connections and sessions, and hands each session the
+	// counters its handler reports to; nil counts nothing.
+	Metrics Metrics
 
 	wg       sync.WaitGroup // sessions
 	loops    sync.WaitGroup // accept loops
@@ -321,6 +332,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		Client:      client,
 		NetnsCookie: netnsCookie,
 		Started:     time.Now(),
+		metrics:     s.Metrics,
 		auditor:     s.Auditor,
 		recorder:    s.Recorder,
 	}
@@ -333,6 +345,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		nc.Close()
 		s.Log.Warn("closing connection of unknown origin", "client", client, "err", err)
 		s.Auditor.Audit(Event{Time: c.Started, Event: EventReject, SessionID: c.SessionID, Client: client.String(), Error: err.Error()})
+		c.countConnection(ConnRejected)
 		return
 	}
 	c.Meta = meta
@@ -351,6 +364,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		err := errors.New("no handler for protocol " + meta.Target.Protocol)
 		s.Log.Error("closing connection", "target", meta.Target.Name, "err", err)
 		s.Auditor.Audit(c.event(EventReject, c.Started, err))
+		c.countConnection(ConnRejected)
 		return
 	}
 
@@ -412,6 +426,7 @@ func admit(ctx context.Context, p Decider, c *Conn) (policy.Decision, error) {
 		// Whatever the engine returned with its error, it is a deny.
 		d = policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", Record: true, PolicyVersion: d.PolicyVersion}
 	}
+	c.policyFailed = err != nil
 	if d.Result == policy.Review {
 		// Approvals are not wired in yet: holding is not possible, so a
 		// review is a deny that says so.
@@ -421,6 +436,7 @@ func admit(ctx context.Context, p Decider, c *Conn) (policy.Decision, error) {
 }
 
 func (s *Server) track(c *Conn, add bool) {
+	s.startSession(c, add)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sessions == nil {

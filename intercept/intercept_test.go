@@ -140,6 +140,7 @@ type serverOptions struct {
 	network, addr string            // the listener; tcp4 on 127.0.0.1 by default
 	policy        intercept.Decider // allows everything by default
 	noPolicy      bool              // leave Server.Policy nil
+	metrics       intercept.Metrics
 }
 
 // startServer serves a server on a fresh loopback listener with
@@ -169,6 +170,7 @@ func startServerWith(t *testing.T, o serverOptions, res intercept.Resolver, hand
 		Handlers: handlers,
 		Auditor:  ts.audit,
 		Log:      slog.New(slog.DiscardHandler),
+		Metrics:  o.metrics,
 	}
 	switch {
 	case o.noPolicy:

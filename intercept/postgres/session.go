@@ -93,6 +93,13 @@ type session struct {
 	key  []byte
 	stop sync.Once
 
+	// reviewed: the statement decide just refused was held for review;
+	// spent: corral's time on the request being read, which carries an
+	// operation if spentOps (see metrics.go).
+	reviewed bool
+	spent    time.Duration
+	spentOps bool
+
 	// client -> server
 	upMu    sync.Mutex
 	upW     *bufio.Writer
@@ -240,6 +247,7 @@ func (s *session) fromClient() error {
 		if err != nil {
 			return err
 		}
+		start := s.clock(msg)
 		switch m := msg.(type) {
 		case *pgproto3.Query:
 			err = s.onQuery(m)
@@ -290,6 +298,7 @@ func (s *session) fromClient() error {
 		if err != nil {
 			return err
 		}
+		s.added(msg, start)
 	}
 }
 
@@ -357,6 +366,7 @@ func (s *session) decide(stmts []Statement) string {
 			}
 		case policy.Review:
 			reason = d.Reason + " (approvals are not available in this build: denied)"
+			s.reviewed = true
 		default:
 			reason = d.Reason
 		}
@@ -541,6 +551,7 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 	} else {
 		reason = s.decide(stmts)
 	}
+	s.countOps(reason, len(stmts))
 	if reason != "" {
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
@@ -570,6 +581,7 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	case len(stmts) == 1:
 		reason = s.decide(stmts)
 	}
+	s.countParse(reason)
 	if reason != "" {
 		s.setStmt(m.Name, &prepared{denied: reason})
 		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
@@ -596,6 +608,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	case len(p.stmt) > 0:
 		reason = s.decide(p.stmt)
 	}
+	s.countBind(p, reason)
 	if reason != "" {
 		// A failing Parse in front of the Bind: the server skips the Bind,
 		// and what follows up to Sync, and the client gets the reason.
@@ -650,6 +663,7 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	if err != nil {
 		s.h.Log.Error("policy failed; function call denied", "session_id", s.c.SessionID, "err", err)
 	}
+	s.countCall(d, err)
 	if err != nil || !d.Allowed() {
 		reason := d.Reason
 		if err != nil || reason == "" {
@@ -771,7 +785,10 @@ func (s *session) fromServer() error {
 				return s.abort(fmt.Errorf("result row while the server owes a different answer (%d)", h.kind))
 			}
 			if p != nil {
-				s.res.masked += uint64(s.apply(p, m))
+				if n := s.apply(p, m); n > 0 {
+					s.res.masked += uint64(n)
+					s.c.Metrics().Masked(n)
+				}
 			}
 			if len(h.seqs) > 0 {
 				s.res.rows++

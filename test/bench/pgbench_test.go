@@ -75,6 +75,7 @@ audit_log: %s/audit.log
 state_dir: %s
 cgroup_path: %s
 bpf_pin_dir: %s
+metrics_address: 127.0.0.1:0
 `, host.Addr, pw, dir, dir, attached, testutil.BPFPinDir(b))), 0o600)
 	agent := testutil.StartAgent(b, cfg, agentCg)
 	bouncer := startPgbouncer(b, host.Addr.String())
