@@ -186,10 +186,12 @@ beside the recording also plays in any asciinema player.`,
 			}
 			defer f.Close()
 			var transcript io.Writer = cmd.OutOrStdout()
-			cast, _ := backend.Open(recorder.CastName(e.Name))
-			if cast != nil {
+			cast, err := backend.Open(recorder.CastName(e.Name))
+			if err == nil {
 				defer cast.Close()
 				transcript = io.Discard // the terminal itself is the replay
+			} else {
+				cast = nil
 			}
 			rep, err := recorder.Replay(transcript, f)
 			if err != nil {
