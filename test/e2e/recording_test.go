@@ -222,8 +222,9 @@ func TestRecordingFullDisk(t *testing.T) {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	metrics := freeLoopbackAddr(t)
 	p := newPGEnvWith(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "", func(h *testutil.Host) string { return addr(h.Addr, 5432) },
-		"recording: {dir: "+dir+"}")
+		"recording: {dir: "+dir+"}\nmetrics_address: "+metrics)
 	p.a.WaitLine(t, 0, func(l string) bool { return strings.Contains(l, "corral agent ready") })
 	// Fill the disk.
 	f, _ := os.Create(filepath.Join(dir, "filler"))
