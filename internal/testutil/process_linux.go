@@ -423,6 +423,12 @@ func StartFunc(t testing.TB, cgroup, name string, args ...string) *Func {
 	return &Func{cmd: cmd, in: in, out: sc, PID: cmd.Process.Pid}
 }
 
+// Close ends the function's input and waits for it to exit.
+func (f *Func) Close() error {
+	f.in.Close()
+	return f.cmd.Wait()
+}
+
 // Send writes a line to the function.
 func (f *Func) Send(t testing.TB, line string) {
 	t.Helper()
