@@ -24,6 +24,24 @@ type env struct {
 	rec     *recorder.Recorder
 }
 
+func newEnvB(b *testing.B, dir string) *env {
+	b.Helper()
+	e := &env{dir: dir}
+	var err error
+	if e.backend, err = store.NewDir(filepath.Join(dir, "sessions")); err != nil {
+		b.Fatal(err)
+	}
+	if e.index, err = store.OpenIndex(filepath.Join(dir, "index.db")); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.index.Close() })
+	if e.rec, err = recorder.New(context.Background(), recorder.Options{Backend: e.backend, Index: e.index, Log: slog.New(slog.DiscardHandler)}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.rec.Close() })
+	return e
+}
+
 func newEnv(t *testing.T, dir string, o recorder.Options) *env {
 	t.Helper()
 	e := &env{dir: dir}
