@@ -93,6 +93,9 @@ type Conn struct {
 	// Admission is the policy's decision to let the workload connect at all;
 	// it names the credential alias to inject and the masks that apply.
 	Admission policy.Decision
+	// Approvals holds operations the policy sent to review (the server's);
+	// nil: a review is a deny.
+	Approvals Approvals
 
 	auditor  Auditor
 	recorder Recorder
@@ -252,7 +255,10 @@ type Server struct {
 	// to cancel a query); it returns false when it has no use for it.
 	// Such a connection never becomes a session.
 	Unidentified func(ctx context.Context, c net.Conn) bool
-	Log          *slog.Logger
+	// Approvals holds operations the policy sends to review; nil: a review
+	// is a deny that says approvals are not configured.
+	Approvals Approvals
+	Log       *slog.Logger
 
 	wg       sync.WaitGroup // sessions
 	loops    sync.WaitGroup // accept loops
@@ -323,6 +329,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		Started:     time.Now(),
 		auditor:     s.Auditor,
 		recorder:    s.Recorder,
+		Approvals:   s.Approvals,
 	}
 	meta, err := s.Resolver.Resolve(netnsCookie, client, port)
 	if err != nil {
@@ -365,7 +372,10 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 	c.Admission = d
 	a, ok := h.(Authenticator)
 	late := ok && a.Authenticates(c)
-	if !d.Allowed() && !late {
+	if !late {
+		c.SettleAdmission(ctx) // a review holds the connection here
+	}
+	if !c.Admission.Allowed() && !late {
 		nc.Close()
 		c.deny(err)
 		return
@@ -411,11 +421,6 @@ func admit(ctx context.Context, p Decider, c *Conn) (policy.Decision, error) {
 	if err != nil && (d.Result != policy.Deny || d.Reason == "") {
 		// Whatever the engine returned with its error, it is a deny.
 		d = policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", Record: true, PolicyVersion: d.PolicyVersion}
-	}
-	if d.Result == policy.Review {
-		// Approvals are not wired in yet: holding is not possible, so a
-		// review is a deny that says so.
-		d.Reason += " (approvals are not available in this build: denied)"
 	}
 	return d, err
 }

@@ -140,6 +140,7 @@ type serverOptions struct {
 	network, addr string            // the listener; tcp4 on 127.0.0.1 by default
 	policy        intercept.Decider // allows everything by default
 	noPolicy      bool              // leave Server.Policy nil
+	approvals     intercept.Approvals
 }
 
 // startServer serves a server on a fresh loopback listener with
@@ -169,6 +170,9 @@ func startServerWith(t *testing.T, o serverOptions, res intercept.Resolver, hand
 		Handlers: handlers,
 		Auditor:  ts.audit,
 		Log:      slog.New(slog.DiscardHandler),
+	}
+	if o.approvals != nil {
+		ts.srv.Approvals = o.approvals
 	}
 	switch {
 	case o.noPolicy:
@@ -382,7 +386,7 @@ func TestServeRejectsProtocolWithoutHandler(t *testing.T) {
 }
 
 func TestServeDeniesWithoutAdmission(t *testing.T) {
-	const reviewSuffix = " (approvals are not available in this build: denied)"
+	const reviewSuffix = " (approvals are not configured on this agent: denied)"
 	for _, tc := range []struct {
 		name     string
 		opts     func() serverOptions
@@ -402,13 +406,13 @@ func TestServeDeniesWithoutAdmission(t *testing.T) {
 			decision: policy.Deny, reason: "no rule lets etl connect", rule: "default-deny", version: 3,
 		},
 		{
-			// Approvals are not wired in: a review cannot hold a plain TCP
+			// No approvals on this server: a review cannot hold the
 			// connect, so it is a deny that says so.
 			name: "review",
 			opts: func() serverOptions {
 				return serverOptions{policy: newDecider(policy.Decision{Result: policy.Review, Reason: "connects need a DBA", Rule: "etl-jobs", Reviewers: []string{"group:dba"}, PolicyVersion: 4}, nil)}
 			},
-			decision: policy.Review, reason: "connects need a DBA" + reviewSuffix, rule: "etl-jobs", version: 4,
+			decision: policy.Deny, reason: "connects need a DBA" + reviewSuffix, rule: "etl-jobs", version: 4,
 		},
 		{
 			name: "policy error",
