@@ -88,9 +88,9 @@ func (c *Conn) Review(ctx context.Context, d policy.Decision, a policy.Action, t
 	return r
 }
 
-// ID is the request's id ("" when none was made).
+// ID is the request's id ("" when none was made, or r is nil).
 func (r *Review) ID() string {
-	if r.req == nil {
+	if r == nil || r.req == nil {
 		return ""
 	}
 	return r.req.ID
