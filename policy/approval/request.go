@@ -179,7 +179,7 @@ const (
 
 // Holds reports whether a is one of reviewers: group:NAME when a is in
 // group NAME, user:NAME when NAME is a's user name, OIDC subject or email.
-func (a *Approver) Holds(reviewers []string) bool {
+func (a Approver) Holds(reviewers []string) bool {
 	for _, rv := range reviewers {
 		kind, name, _ := strings.Cut(rv, ":")
 		if name == "" {
@@ -202,7 +202,7 @@ func (a *Approver) Holds(reviewers []string) bool {
 // IsRequester reports whether a is the workload that made r: a local
 // approver with the workload's uid, or an approver with the OIDC subject
 // or email the workload presented.
-func (a *Approver) IsRequester(r *Request) bool {
+func (a Approver) IsRequester(r *Request) bool {
 	if a.UID != nil && *a.UID == r.Requester.UID {
 		return true
 	}
@@ -216,7 +216,7 @@ func (a *Approver) IsRequester(r *Request) bool {
 // MayView reports whether a may see r: local approvers (who reached the
 // admin socket) see every request; others see the requests they may
 // decide and the ones they made.
-func (a *Approver) MayView(r *Request) bool {
+func (a Approver) MayView(r *Request) bool {
 	return a.Via == ViaUnix || a.Holds(r.Reviewers) || a.IsRequester(r)
 }
 
