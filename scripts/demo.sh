@@ -88,6 +88,7 @@ rules:
       - {columns: [customers.card_number], method: redact}
 audit_log: $work/audit.log
 state_dir: $work
+admin_socket: $work/admin.sock
 bpf_pin_dir: $pin
 YAML
 step "corral protects shop-db ($db_ip:5432); psql may read, never drop; emails and cards are masked"

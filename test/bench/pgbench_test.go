@@ -72,6 +72,7 @@ rules:
       - {columns: [customers.email], method: partial}
 audit_log: %s/audit.log
 state_dir: %s
+admin_socket: %[4]s/admin.sock
 cgroup_path: %s
 bpf_pin_dir: %s
 `, host.Addr, pw, dir, dir, attached, testutil.BPFPinDir(b))), 0o600)

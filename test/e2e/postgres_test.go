@@ -84,6 +84,7 @@ rules:
       - {detect: [phone], method: redact}
 audit_log: "-"
 state_dir: %s
+admin_socket: %[6]s/admin.sock
 cgroup_path: %s
 bpf_pin_dir: %s
 log_level: debug
