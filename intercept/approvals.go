@@ -162,15 +162,20 @@ func (r *Review) Wait(ctx context.Context, announce func() error) string {
 			return fmt.Sprintf("request %s cancelled: %s", id, errClientGone)
 		}
 	}
-	wctx, cancel := context.WithCancelCause(ctx)
+	// The wait ends early for two reasons: the client hangs up (the
+	// request is cancelled), or the server stops (it stays pending, and
+	// the next agent settles it).
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stopping := context.AfterFunc(ctx, func() { cancel(approval.ErrClosed) })
 	stop := watchHangup(c.Conn, func() { cancel(errClientGone) })
 	o, err := c.Approvals.Wait(wctx, id)
 	stop()
+	stopping()
 	cancel(nil)
 	if err != nil {
 		r.err = err
 		if errors.Is(err, approval.ErrClosed) {
-			return fmt.Sprintf("corral is stopping: request %s was not decided, and the operation did not run", id)
+			return fmt.Sprintf("the agent is stopping: request %s was not decided, and the operation did not run", id)
 		}
 		return fmt.Sprintf("corral could not wait for request %s: denied", id)
 	}

@@ -223,9 +223,11 @@ func covers(granted, ops []string) bool {
 
 // Wait blocks until request id is decided, expires, or ctx ends. When ctx
 // ends first, the request is cancelled, with context.Cause(ctx) as the
-// reason. A request already decided returns its outcome at once (a window
-// grant Request returned included). ErrClosed: the broker stopped first,
-// and the request stays pending.
+// reason, unless that cause is ErrClosed: the waiter is stopping with the
+// agent, and the request stays pending (the next start settles it). A
+// request already decided returns its outcome at once (a window grant
+// Request returned included). ErrClosed: the broker or the waiter stopped
+// first, and the request stays pending.
 func (b *Broker) Wait(ctx context.Context, id string) (Outcome, error) {
 	b.mu.Lock()
 	w := b.live[id]
@@ -253,7 +255,11 @@ func (b *Broker) Wait(ctx context.Context, id string) (Outcome, error) {
 	case <-ctx.Done():
 	}
 	reason := "the operation stopped waiting"
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, ErrClosed) {
+		return Outcome{}, ErrClosed
+	}
+	if cause != nil && !errors.Is(cause, context.Canceled) {
 		reason = cause.Error()
 	}
 	b.cancel(id, reason)

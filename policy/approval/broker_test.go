@@ -240,6 +240,21 @@ func TestWaiterGoneCancels(t *testing.T) {
 	}
 }
 
+// A waiter that stops with the agent leaves its request pending.
+func TestWaiterStoppingLeavesPending(t *testing.T) {
+	f := newFixture(t)
+	r := f.request(t, deleteReq(time.Minute))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := f.wait(ctx, r.ID)
+	cancel(ErrClosed)
+	if o := recv(t, ch); o.State != "error: "+ErrClosed.Error() {
+		t.Fatalf("outcome %+v", o)
+	}
+	if got, _ := f.broker.Get(context.Background(), r.ID); got.State != Pending {
+		t.Fatalf("state %s", got.State)
+	}
+}
+
 func TestRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "approvals.db")
 	c := &clock{}
