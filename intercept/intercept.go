@@ -56,7 +56,8 @@ type Handler interface {
 // settle the admission: it hands the connection to Serve whatever the
 // kernel identity's admission was, since a token may be what grants
 // access. The handler adds what it learns (Conn.Identify), or refuses the
-// client (Conn.Refuse), and calls Conn.Open when the session starts; it
+// client (Conn.Refuse), settles an admission sent to review
+// (Conn.SettleAdmission), and calls Conn.Open when the session starts; it
 // must not serve a connection whose Admission does not allow it. The
 // server audits the outcome: open and close, or deny.
 type Authenticator interface {

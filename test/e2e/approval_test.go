@@ -269,6 +269,7 @@ func TestApprovalPostgres(t *testing.T) {
 	})
 
 	t.Run("deny", func(t *testing.T) {
+		from := ae.a.Mark()
 		p := ae.psql(t, "x", "DELETE FROM orders")
 		id := p.waiting(t)
 		if out, err := ae.corral(t, "deny", id, "--socket", sock); err == nil || !strings.Contains(out, "a denial needs --reason") {
@@ -288,6 +289,12 @@ func TestApprovalPostgres(t *testing.T) {
 		// Decided once: a late approval is refused.
 		if out, err := ae.corral(t, "approve", id, "--socket", sock); err == nil || !strings.Contains(out, "already denied by root") {
 			t.Fatalf("approval after denial: %v\n%s", err, out)
+		}
+		// The session counts the refused statement as a denial.
+		sid := ae.approval(t, from, id, "requested").SessionID
+		ae.a.WaitEvent(t, from, func(ev intercept.Event) bool { return ev.Event == intercept.EventClose && ev.SessionID == sid })
+		if out, err := ae.corral(t, "sessions", "--config", ae.config, "--denied"); err != nil || !strings.Contains(out, sid) {
+			t.Errorf("corral sessions --denied: %v\n%s", err, out)
 		}
 	})
 
