@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,7 +215,14 @@ func (ae *approvalEnv) approval(t *testing.T, from int, id, step string) interce
 }
 
 func TestApprovalPostgres(t *testing.T) {
-	ae := newApprovalEnv(t, "kernel", "timeout: 1m", "")
+	// The rule's webhook: a chat tool's incoming webhook, in the test.
+	hooks := make(chan []byte, 16)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooks <- b
+	}))
+	t.Cleanup(hook.Close)
+	ae := newApprovalEnv(t, "kernel", fmt.Sprintf("timeout: 1m, webhook: %q", hook.URL+"/services/T0/B0/secret"), "")
 	sock := ae.socket()
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("admin socket: %v %v", fi, err)
@@ -234,6 +243,23 @@ func TestApprovalPostgres(t *testing.T) {
 		}
 		if ae.orders(t) != "2" {
 			t.Fatal("the statement ran before it was approved")
+		}
+		select {
+		case b := <-hooks:
+			var m struct {
+				Text    string `json:"text"`
+				Approve string `json:"approve_command"`
+			}
+			if err := json.Unmarshal(b, &m); err != nil || !strings.Contains(m.Text, "corral: approval "+id+" requested: DELETE FROM orders on orders-db") || m.Approve != "corral approve "+id {
+				t.Errorf("webhook notification %v: %s", err, b)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the rule's webhook was not notified")
+		}
+		for _, l := range ae.a.Lines() {
+			if strings.Contains(l, "/services/T0/B0/secret") {
+				t.Errorf("the webhook URL reached the agent's output: %s", l)
+			}
 		}
 		out, err = ae.corral(t, "approve", id, "--socket", sock, "--reason", "cleanup ticket 42")
 		if err != nil || !strings.HasPrefix(out, "approved "+id) {
