@@ -147,6 +147,12 @@ func Run(ctx context.Context, o Options) error {
 	// first at shutdown so no listener accepts while sessions wind down.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	appr, err := startApprovals(runCtx, cfg, authority, tokens, dialer.DialContext, srv.Auditor, log)
+	if err != nil {
+		return err
+	}
+	defer appr.close()
+	srv.Approvals = appr.broker
 	mgrCtx, stopMgr := context.WithCancel(runCtx)
 	defer stopMgr()
 	defer tokens.Wait()
@@ -163,7 +169,7 @@ func Run(ctx context.Context, o Options) error {
 			srv.Go(runCtx, l.V6, l.Cookie)
 		}
 	}, log)
-	obs, err := startMetrics(cfg.MetricsAddress, progs, engine, mgr, rec.Failures, log)
+	obs, err := startMetrics(cfg.MetricsAddress, progs, engine, mgr, rec.Failures, appr.counts, log)
 	if err != nil {
 		mgr.Close()
 		return err
@@ -245,6 +251,7 @@ func Run(ctx context.Context, o Options) error {
 	stopMgr()
 	<-mgrDone
 	srv.Wait()
+	appr.stop() // operations waiting for approval are told, and end
 	grace, cancel := context.WithTimeout(context.Background(), config.DefaultShutdownGrace)
 	defer cancel()
 	srv.Shutdown(grace)

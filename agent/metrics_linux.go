@@ -24,7 +24,7 @@ type observability struct {
 // own (with the Go runtime's and the process's) and serves it on addr.
 // The endpoint answers /readyz with 503 until ready is called.
 // recordingFailures is the recorder's failure count (nil: none).
-func startMetrics(addr string, progs *bpf.Programs, engine *policy.Engine, mgr *netns.Manager, recordingFailures func() uint64, log *slog.Logger) (*observability, error) {
+func startMetrics(addr string, progs *bpf.Programs, engine *policy.Engine, mgr *netns.Manager, recordingFailures func() uint64, approvals func() metrics.ApprovalCounts, log *slog.Logger) (*observability, error) {
 	if addr == "" {
 		return &observability{}, nil
 	}
@@ -37,6 +37,7 @@ func startMetrics(addr string, progs *bpf.Programs, engine *policy.Engine, mgr *
 		PolicyVersion:     engine.Version,
 		NetnsListeners:    mgr.Len,
 		RecordingFailures: recordingFailures,
+		Approvals:         approvals,
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,8 @@ const (
 	// EventStatement is one operation inside a session (a SQL statement)
 	// and the decision on it.
 	EventStatement = "statement"
+	// EventApproval is a step of an access request (see Approvals).
+	EventApproval = "approval"
 )
 
 // StatementInfo describes one operation of a session and its decision.
@@ -26,6 +28,8 @@ type StatementInfo struct {
 	Reason        string   `json:"reason,omitempty"`
 	Rule          string   `json:"rule,omitempty"`
 	PolicyVersion uint64   `json:"policy_version,omitempty"`
+	// Request is the access request of a reviewed operation.
+	Request string `json:"request,omitempty"`
 }
 
 // Event is one line of the audit log. The JSON names are a contract that
@@ -50,6 +54,8 @@ type Event struct {
 	PolicyVersion uint64 `json:"policy_version,omitempty"`
 	// The operation (statement events).
 	Statement *StatementInfo `json:"statement,omitempty"`
+	// The access request step (approval events).
+	Approval *ApprovalInfo `json:"approval,omitempty"`
 }
 
 func (c *Conn) event(kind string, at time.Time, err error) Event {

@@ -56,7 +56,8 @@ type Handler interface {
 // settle the admission: it hands the connection to Serve whatever the
 // kernel identity's admission was, since a token may be what grants
 // access. The handler adds what it learns (Conn.Identify), or refuses the
-// client (Conn.Refuse), and calls Conn.Open when the session starts; it
+// client (Conn.Refuse), settles an admission sent to review
+// (Conn.SettleAdmission), and calls Conn.Open when the session starts; it
 // must not serve a connection whose Admission does not allow it. The
 // server audits the outcome: open and close, or deny.
 type Authenticator interface {
@@ -93,6 +94,9 @@ type Conn struct {
 	// Admission is the policy's decision to let the workload connect at all;
 	// it names the credential alias to inject and the masks that apply.
 	Admission policy.Decision
+	// Approvals holds operations the policy sent to review (the server's);
+	// nil: a review is a deny.
+	Approvals Approvals
 
 	auditor  Auditor
 	recorder Recorder
@@ -259,7 +263,10 @@ type Server struct {
 	// to cancel a query); it returns false when it has no use for it.
 	// Such a connection never becomes a session.
 	Unidentified func(ctx context.Context, c net.Conn) bool
-	Log          *slog.Logger
+	// Approvals holds operations the policy sends to review; nil: a review
+	// is a deny that says approvals are not configured.
+	Approvals Approvals
+	Log       *slog.Logger
 
 	// Metrics counts connections and sessions, and hands each session the
 	// counters its handler reports to; nil counts nothing.
@@ -335,6 +342,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		metrics:     s.Metrics,
 		auditor:     s.Auditor,
 		recorder:    s.Recorder,
+		Approvals:   s.Approvals,
 	}
 	meta, err := s.Resolver.Resolve(netnsCookie, client, port)
 	if err != nil {
@@ -379,7 +387,10 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 	c.Admission = d
 	a, ok := h.(Authenticator)
 	late := ok && a.Authenticates(c)
-	if !d.Allowed() && !late {
+	if !late {
+		c.SettleAdmission(ctx) // a review holds the connection here
+	}
+	if !c.Admission.Allowed() && !late {
 		nc.Close()
 		c.deny(err)
 		return
@@ -427,11 +438,6 @@ func admit(ctx context.Context, p Decider, c *Conn) (policy.Decision, error) {
 		d = policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", Record: true, PolicyVersion: d.PolicyVersion}
 	}
 	c.policyFailed = err != nil
-	if d.Result == policy.Review {
-		// Approvals are not wired in yet: holding is not possible, so a
-		// review is a deny that says so.
-		d.Reason += " (approvals are not available in this build: denied)"
-	}
 	return d, err
 }
 

@@ -141,6 +141,7 @@ type serverOptions struct {
 	policy        intercept.Decider // allows everything by default
 	noPolicy      bool              // leave Server.Policy nil
 	metrics       intercept.Metrics
+	approvals     intercept.Approvals
 }
 
 // startServer serves a server on a fresh loopback listener with
@@ -171,6 +172,9 @@ func startServerWith(t *testing.T, o serverOptions, res intercept.Resolver, hand
 		Auditor:  ts.audit,
 		Log:      slog.New(slog.DiscardHandler),
 		Metrics:  o.metrics,
+	}
+	if o.approvals != nil {
+		ts.srv.Approvals = o.approvals
 	}
 	switch {
 	case o.noPolicy:
@@ -384,7 +388,7 @@ func TestServeRejectsProtocolWithoutHandler(t *testing.T) {
 }
 
 func TestServeDeniesWithoutAdmission(t *testing.T) {
-	const reviewSuffix = " (approvals are not available in this build: denied)"
+	const reviewSuffix = " (approvals are not configured on this agent: denied)"
 	for _, tc := range []struct {
 		name     string
 		opts     func() serverOptions
@@ -404,13 +408,13 @@ func TestServeDeniesWithoutAdmission(t *testing.T) {
 			decision: policy.Deny, reason: "no rule lets etl connect", rule: "default-deny", version: 3,
 		},
 		{
-			// Approvals are not wired in: a review cannot hold a plain TCP
+			// No approvals on this server: a review cannot hold the
 			// connect, so it is a deny that says so.
 			name: "review",
 			opts: func() serverOptions {
 				return serverOptions{policy: newDecider(policy.Decision{Result: policy.Review, Reason: "connects need a DBA", Rule: "etl-jobs", Reviewers: []string{"group:dba"}, PolicyVersion: 4}, nil)}
 			},
-			decision: policy.Review, reason: "connects need a DBA" + reviewSuffix, rule: "etl-jobs", version: 4,
+			decision: policy.Deny, reason: "connects need a DBA" + reviewSuffix, rule: "etl-jobs", version: 4,
 		},
 		{
 			name: "policy error",

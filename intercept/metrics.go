@@ -49,6 +49,9 @@ type SessionMetrics interface {
 	// the moment it, or corral's refusal in its place, was queued for the
 	// target (parsing, classification, policy, bookkeeping).
 	Added(d time.Duration)
+	// ApprovalWait observes how long an operation held for review waited
+	// for its decision.
+	ApprovalWait(d time.Duration)
 	// End is called once when the session is over.
 	End()
 }
@@ -56,10 +59,11 @@ type SessionMetrics interface {
 // noMetrics counts nothing.
 type noMetrics struct{}
 
-func (noMetrics) Operations(string, int) {}
-func (noMetrics) Masked(int)             {}
-func (noMetrics) Added(time.Duration)    {}
-func (noMetrics) End()                   {}
+func (noMetrics) Operations(string, int)     {}
+func (noMetrics) Masked(int)                 {}
+func (noMetrics) Added(time.Duration)        {}
+func (noMetrics) ApprovalWait(time.Duration) {}
+func (noMetrics) End()                       {}
 
 // Metrics returns the counters of the session; they count nothing when the
 // server has no Metrics.

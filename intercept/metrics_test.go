@@ -58,8 +58,10 @@ type tallySession struct {
 func (s *tallySession) Operations(decision string, n int) {
 	s.m.add("operations "+s.name+" "+decision, n)
 }
-func (s *tallySession) Masked(n int)          { s.m.add("masked "+s.name, n) }
-func (s *tallySession) Added(d time.Duration) { s.m.add("added "+s.name, 1) }
+func (s *tallySession) Masked(n int)               { s.m.add("masked "+s.name, n) }
+func (s *tallySession) Added(d time.Duration)      { s.m.add("added "+s.name, 1) }
+func (s *tallySession) ApprovalWait(time.Duration) {}
+
 func (s *tallySession) End() {
 	ended := false
 	s.once.Do(func() { ended = true })

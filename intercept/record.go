@@ -56,6 +56,7 @@ func (c *Conn) Emit(e Event) (seq uint64, err error) {
 	st := e.Statement
 	seq, err = c.rec.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{
 		Text: st.Text, Operations: st.Operations, Decision: st.Decision, Reason: st.Reason, Rule: st.Rule, PolicyVersion: st.PolicyVersion,
+		Request: st.Request,
 	}})
 	if err != nil {
 		return 0, fmt.Errorf("corral cannot record this session: %w", err)
@@ -70,6 +71,18 @@ func (c *Conn) Result(r recorder.Result) error {
 	}
 	_, err := c.rec.Record(recorder.Record{Type: recorder.TypeResult, Result: &r})
 	return err
+}
+
+// Approval records a step of the review of an operation (see Review). In
+// strict mode an error means it could not be recorded.
+func (c *Conn) Approval(a recorder.Approval) error {
+	if c.rec == nil {
+		return nil
+	}
+	if _, err := c.rec.Record(recorder.Record{Type: recorder.TypeApproval, Approval: &a}); err != nil {
+		return fmt.Errorf("corral cannot record this session: %w", err)
+	}
+	return nil
 }
 
 // endRecording seals the recording.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -180,6 +181,7 @@ type reviewData struct {
 	Grant      string   `json:"grant"`
 	Window     string   `json:"window"`
 	Timeout    string   `json:"timeout"`
+	Webhook    string   `json:"webhook"`
 }
 
 func list[T any](v []T) []T {
@@ -229,7 +231,7 @@ func Data(rules []Rule) map[string]any {
 			if rv.Grant != "" {
 				d.Review.Grant = rv.Grant
 			}
-			d.Review.Window, d.Review.Timeout = rv.Window, rv.Timeout
+			d.Review.Window, d.Review.Timeout, d.Review.Webhook = rv.Window, rv.Timeout, rv.Webhook
 		}
 		out = append(out, d)
 	}
@@ -428,10 +430,17 @@ func parseDecision(obj map[string]any) (Decision, bool, error) {
 		d.Timeout = DefaultReviewTimeout
 		if t := str("timeout"); t != "" {
 			v, err := time.ParseDuration(t)
-			if err != nil || v <= 0 {
+			if err != nil || v <= 0 || v > MaxReviewTimeout {
 				return denied("the policy gave an invalid review timeout", 0), false, fmt.Errorf("review timeout %q", t)
 			}
 			d.Timeout = v
+		}
+		if w := str("webhook"); w != "" {
+			u, err := url.Parse(w)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return denied("the policy gave an invalid review webhook", 0), false, errors.New("review webhook is not an http(s) URL")
+			}
+			d.Webhook = w
 		}
 		if d.Grant == "window" {
 			v, err := time.ParseDuration(str("window"))

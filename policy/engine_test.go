@@ -316,7 +316,7 @@ func TestReviewMerging(t *testing.T) {
 	rules := []Rule{
 		{Name: "base", Who: anyone, Targets: sl(testTarget), Allow: sl("select")},
 		{Name: "windowed", Who: anyone, Targets: sl(testTarget),
-			Review: &ReviewSet{Operations: sl("delete"), Reviewers: sl("user:bob", "group:dba"), Grant: "window", Window: "30m", Timeout: "2m"}},
+			Review: &ReviewSet{Operations: sl("delete"), Reviewers: sl("user:bob", "group:dba"), Grant: "window", Window: "30m", Timeout: "2m", Webhook: "https://hooks.example/T1"}},
 		{Name: "second", Who: anyone, Targets: sl(testTarget),
 			Review: &ReviewSet{Operations: sl("update", "delete"), Reviewers: sl("group:dba", "group:sre"), Timeout: "1h"}},
 		{Name: "other-workload", Who: Who{Unit: sl("nobody.service")}, Targets: sl(testTarget),
@@ -328,7 +328,7 @@ func TestReviewMerging(t *testing.T) {
 	d := mustDecide(t, e, sqlIn(w, "select", "delete"))
 	want := Decision{Result: Review, Reason: `delete needs review under rule "windowed"`, Rule: "windowed",
 		Reviewers: []string{"group:dba", "group:sre", "user:bob"}, Grant: "window", Window: 30 * time.Minute,
-		Timeout: 2 * time.Minute, Credential: "default", Record: true, PolicyVersion: 1}
+		Timeout: 2 * time.Minute, Webhook: "https://hooks.example/T1", Credential: "default", Record: true, PolicyVersion: 1}
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("select+delete:\n got  %+v\n want %+v", d, want)
 	}

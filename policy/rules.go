@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -61,11 +62,18 @@ type ReviewSet struct {
 	Grant      string     `yaml:"grant" json:"grant"`         // once (default) or window
 	Window     string     `yaml:"window" json:"window,omitempty"`
 	Timeout    string     `yaml:"timeout" json:"timeout,omitempty"` // default 5m
+	// Webhook, when set, is notified of every request the rule creates
+	// (Slack-compatible JSON). A failed notification approves nothing.
+	Webhook string `yaml:"webhook" json:"webhook,omitempty"`
 }
 
 // DefaultReviewTimeout is how long an operation waits for a reviewer when
 // the rule does not say.
 const DefaultReviewTimeout = 5 * time.Minute
+
+// MaxReviewTimeout bounds how long an operation may be held: a client
+// waits that long with its connection open.
+const MaxReviewTimeout = 24 * time.Hour
 
 // StringList is a list that may be written as a single string.
 type StringList []string
@@ -272,6 +280,13 @@ func validateReview(rp string, r *ReviewSet, add func(string, string, ...any)) {
 	if r.Timeout != "" {
 		if d, err := time.ParseDuration(r.Timeout); err != nil || d <= 0 {
 			add(rp+".timeout", "%q is not a positive duration", r.Timeout)
+		} else if d > MaxReviewTimeout {
+			add(rp+".timeout", "%q is longer than %v: an operation cannot wait that long", r.Timeout, MaxReviewTimeout)
+		}
+	}
+	if r.Webhook != "" {
+		if u, err := url.Parse(r.Webhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add(rp+".webhook", "not an http(s) URL")
 		}
 	}
 }

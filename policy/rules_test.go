@@ -168,6 +168,9 @@ func TestValidateRules(t *testing.T) {
 		}},
 		{"review without operations, allow given", review(func(rv *ReviewSet) { rv.Operations = nil }), []want{{"rules[0].review.operations", "required: which operations wait for review"}}},
 		{"review without reviewers", review(func(rv *ReviewSet) { rv.Reviewers = nil }), []want{{"rules[0].review.reviewers", "required: who may approve"}}},
+		{"webhook", review(func(rv *ReviewSet) { rv.Webhook = "https://hooks.example/services/T1" }), nil},
+		{"bad webhook", review(func(rv *ReviewSet) { rv.Webhook = "hooks.example/x" }), []want{{"rules[0].review.webhook", "not an http(s) URL"}}},
+		{"timeout too long", review(func(rv *ReviewSet) { rv.Timeout = "48h" }), []want{{"rules[0].review.timeout", "longer than 24h0m0s"}}},
 		{"bad reviewers", review(func(rv *ReviewSet) { rv.Reviewers = sl("group:dba", "dba", "team:dba", "group:", "user:", ":x") }), []want{
 			{"rules[0].review.reviewers[1]", `"dba": want group:NAME or user:NAME`},
 			{"rules[0].review.reviewers[2]", `"team:dba": want group:NAME or user:NAME`},

@@ -140,12 +140,14 @@ type Decision struct {
 	Reviewers []string `json:"reviewers,omitempty"`
 	// Grant is "once" or "window"; Window is the window's length and
 	// Timeout how long the operation may wait for a reviewer.
-	Grant      string        `json:"grant,omitempty"`
-	Window     time.Duration `json:"window,omitempty"`
-	Timeout    time.Duration `json:"timeout,omitempty"`
-	Mask       []Mask        `json:"mask,omitempty"`
-	Credential string        `json:"credential,omitempty"`
-	Record     bool          `json:"record"`
+	Grant   string        `json:"grant,omitempty"`
+	Window  time.Duration `json:"window,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// Webhook is notified of the approval request a review creates.
+	Webhook    string `json:"webhook,omitempty"`
+	Mask       []Mask `json:"mask,omitempty"`
+	Credential string `json:"credential,omitempty"`
+	Record     bool   `json:"record"`
 	// PolicyVersion identifies the policy that decided, so a handler that
 	// decided once (a prepared statement) knows when to decide again.
 	PolicyVersion uint64 `json:"policy_version"`

@@ -100,6 +100,12 @@ type Approval struct {
 	WaitMS   float64 `json:"wait_ms,omitempty"`
 }
 
+// Refused reports whether the review ended without the operation running
+// (denied, expired, cancelled). A nil Approval is not refused.
+func (a *Approval) Refused() bool {
+	return a != nil && (a.State == "denied" || a.State == "expired" || a.State == "cancelled")
+}
+
 // Error is a failure of the session itself (not of one statement).
 type Error struct {
 	Message string `json:"message"`

@@ -282,6 +282,9 @@ func (s *Session) Record(rec Record) (uint64, error) {
 			s.denied++
 		}
 	}
+	if rec.Approval.Refused() {
+		s.denied++ // a reviewed statement that did not run
+	}
 	seq, err := s.write(rec)
 	if err != nil {
 		s.fail(err)

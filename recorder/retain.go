@@ -79,6 +79,9 @@ func (r *Recorder) readProgress(name string, each func(*Record)) (store.Progress
 				p.Denied++
 			}
 		}
+		if rec.Approval.Refused() {
+			p.Denied++
+		}
 		if rec.End != nil {
 			p.Ended = rec.Time
 		}

@@ -81,13 +81,14 @@ rules:
     who: {exe: "/usr/lib/postgresql/*/bin/psql"}
     targets: [shop-db]
     allow: [select, insert, update, transaction, set, show]
-    review: {operations: [delete], reviewers: ["group:dba"]}
+    review: {operations: [delete], reviewers: ["group:dba", "user:root"], timeout: 1m}
     deny: [drop, truncate, "copy program", "set role", function]
     mask:
       - {columns: [customers.email], method: partial}
       - {columns: [customers.card_number], method: redact}
 audit_log: $work/audit.log
 state_dir: $work
+admin_socket: $work/admin.sock
 bpf_pin_dir: $pin
 YAML
 step "corral protects shop-db ($db_ip:5432); psql may read, never drop; emails and cards are masked"
@@ -108,14 +109,28 @@ step "a blocked DROP TABLE (comments and case do not help: PostgreSQL's own pars
 q "/* cleanup */ dRoP TABLE customers"
 step "a masked column smuggled through an expression is refused"
 q "SELECT lower(email) FROM customers"
-step "a DELETE needs a reviewer's approval"
-q "DELETE FROM orders WHERE id = 2"
+step "a DELETE waits for a reviewer: psql is told, corral requests lists it, a reviewer denies it"
+# The workload runs as nobody here: root decides, and no one decides
+# their own request.
+setpriv --reuid=nobody --regid=nogroup --clear-groups \
+  psql -X -w -h "$db_ip" -U anyone -d shop -c "DELETE FROM orders WHERE id = 2" &
+psql_pid=$!
+request=
+for _ in $(seq 100); do
+  request=$("$corral" requests --socket "$work/admin.sock" --json | jq -r '.[0].id // empty')
+  [ -n "$request" ] && break
+  sleep 0.1
+done
+run "$corral" requests --socket "$work/admin.sock"
+run "$corral" deny "$request" --reason "orders are never deleted by hand" --socket "$work/admin.sock"
+wait "$psql_pid" || true
 step "the table is still there, the order too"
 psql -X -At -h "$work/pg" -U postgres -d shop -c "SELECT count(*) || ' customers, ' || (SELECT count(*) FROM orders) || ' orders' FROM customers"
 
 step "the audit trail"
 for _ in $(seq 50); do [ "$(grep -c '"event":"close"' "$work/audit.log" 2>/dev/null)" -ge 4 ] && break; sleep 0.1; done
-jq -r 'if .event == "statement" then "    \(.statement.decision)  \(.statement.text)  \(.statement.reason // "" | if . == "" then "" else "(\(.))" end)"
+jq -r 'if .event == "approval" then "    approval \(.approval.request) \(.approval.step) \(.approval.decided_by // "") \(.approval.decision_reason // "")"
+       elif .event == "statement" then "    \(.statement.decision)  \(.statement.text)  \(.statement.reason // "" | if . == "" then "" else "(\(.))" end)"
        else "\(.event) \(.session_id) \(.target) \(.orig_dst) \(.workload.exe // "") pid \(.workload.pid // "")" end' "$work/audit.log"
 
 step "every session was recorded, hash-chained; the first one replayed, all verified"

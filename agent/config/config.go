@@ -76,8 +76,13 @@ type Config struct {
 	DNSRefreshInterval string `yaml:"dns_refresh_interval" json:"dns_refresh_interval,omitempty"`
 	// LogLevel: debug, info, warn or error.
 	LogLevel string `yaml:"log_level" json:"log_level,omitempty"`
-	// AdminSocket is the unix socket of the admin API.
+	// AdminSocket is the unix socket of the admin API (mode 0660).
 	AdminSocket string `yaml:"admin_socket" json:"admin_socket,omitempty"`
+	// AdminGroup is the unix group that owns the admin socket, so its
+	// members can use it; empty: root's group.
+	AdminGroup string `yaml:"admin_group" json:"admin_group,omitempty"`
+	// Approvals configures how reviewed operations are approved.
+	Approvals Approvals `yaml:"approvals" json:"approvals"`
 	// MetricsAddress is host:port for /metrics; empty disables it.
 	MetricsAddress string `yaml:"metrics_address" json:"metrics_address,omitempty"`
 	// Recording says where session recordings go and how long they stay.
@@ -108,6 +113,34 @@ type Issuer struct {
 	Audiences policy.StringList `yaml:"audiences" json:"audiences"`
 	// GroupsClaim names the claim holding groups (default "groups").
 	GroupsClaim string `yaml:"groups_claim" json:"groups_claim,omitempty"`
+}
+
+// Approvals configures the approval workflow: where remote approvers
+// reach the admin API, and how webhooks are notified.
+type Approvals struct {
+	// Listen is host:port for the admin API over HTTPS, for approvers who
+	// present an OIDC ID token (verified against oidc.issuers) as a
+	// bearer token; empty: the admin socket only.
+	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// Names are the DNS names and addresses the listener's certificate,
+	// issued by corral's CA, carries besides the listen address.
+	Names []string `yaml:"names" json:"names,omitempty"`
+	// CertFile and KeyFile are the operator's certificate for the
+	// listener (PEM), instead of one from corral's CA.
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
+	// WebhookTimeout bounds each delivery attempt of a notification
+	// (default 10s); WebhookAttempts is how many are made (default 5),
+	// with a doubling backoff between them.
+	WebhookTimeout  string `yaml:"webhook_timeout" json:"webhook_timeout,omitempty"`
+	WebhookAttempts int    `yaml:"webhook_attempts" json:"webhook_attempts,omitempty"`
+	// MaxAge: decided requests older than this are deleted ("2160h");
+	// empty keeps them.
+	MaxAge string `yaml:"max_age" json:"max_age,omitempty"`
+
+	// The durations above, parsed.
+	Webhook time.Duration `yaml:"-" json:"-"`
+	Age     time.Duration `yaml:"-" json:"-"`
 }
 
 // Credential is a secret corral injects upstream; the workload never holds
@@ -344,6 +377,12 @@ func (c *Config) defaults() {
 	if c.Recording.Sync == 0 {
 		c.Recording.Sync = time.Second
 	}
+	if c.Approvals.Webhook == 0 {
+		c.Approvals.Webhook = 10 * time.Second
+	}
+	if c.Approvals.WebhookAttempts == 0 {
+		c.Approvals.WebhookAttempts = 5
+	}
 	for i := range c.OIDC.Issuers {
 		if c.OIDC.Issuers[i].GroupsClaim == "" {
 			c.OIDC.Issuers[i].GroupsClaim = "groups"
@@ -488,6 +527,7 @@ func (c *Config) validate() error {
 	}
 	validateCA(&p, c.CA)
 	c.validateRecording(&p)
+	c.validateApprovals(&p)
 	return p.err()
 }
 
@@ -709,4 +749,47 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (like 500MB or 10GiB)", s)
 	}
 	return n * mult, nil
+}
+
+func (c *Config) validateApprovals(p *problems) {
+	a := &c.Approvals
+	if c.AdminGroup != "" && strings.ContainsAny(c.AdminGroup, ": \t\n/") {
+		p.add("admin_group", "%q is not a group name", c.AdminGroup)
+	}
+	if a.Listen != "" {
+		host, port, err := net.SplitHostPort(a.Listen)
+		if err != nil || port == "" {
+			p.add("approvals.listen", "%q: want host:port", a.Listen)
+		} else if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			p.add("approvals.listen", "%q: bad port", a.Listen)
+		} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+			p.add("approvals.listen", "%q: bad host", a.Listen)
+		}
+		if len(c.OIDC.Issuers) == 0 {
+			p.add("approvals.listen", "approvers over HTTPS present OIDC tokens: configure oidc.issuers")
+		}
+	} else if len(a.Names) > 0 || a.CertFile != "" || a.KeyFile != "" {
+		p.add("approvals.listen", "required with approvals.names, cert_file or key_file")
+	}
+	for i, n := range a.Names {
+		if net.ParseIP(n) == nil && !validHostname(n) {
+			p.add(fmt.Sprintf("approvals.names[%d]", i), "%q is neither an IP address nor a DNS name", n)
+		}
+	}
+	if (a.CertFile == "") != (a.KeyFile == "") {
+		p.add("approvals.cert_file", "cert_file and key_file go together")
+	}
+	for field, f := range map[string]string{"approvals.cert_file": a.CertFile, "approvals.key_file": a.KeyFile} {
+		if f != "" && !filepath.IsAbs(f) {
+			p.add(field, "%q must be an absolute path", f)
+		}
+	}
+	a.Webhook = p.duration("approvals.webhook_timeout", a.WebhookTimeout, 100*time.Millisecond)
+	if a.Webhook > time.Minute {
+		p.add("approvals.webhook_timeout", "%q is longer than a minute", a.WebhookTimeout)
+	}
+	if a.WebhookAttempts < 0 || a.WebhookAttempts > 20 {
+		p.add("approvals.webhook_attempts", "%d is not between 1 and 20", a.WebhookAttempts)
+	}
+	a.Age = p.duration("approvals.max_age", a.MaxAge, time.Hour)
 }

@@ -290,6 +290,33 @@ oidc:
     - {url: "https://issuer.example", audiences: corral}
     - {url: "https://issuer.example", audiences: other}
 `, []string{`oidc.issuers[1].url: "https://issuer.example" is already oidc.issuers[0]`}},
+		{"approvals", `
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}
+admin_group: "wheel:x"
+approvals:
+  listen: "approvals.example"
+  names: ["not a name", "10.0.0.9"]
+  cert_file: relative.pem
+  webhook_timeout: 5m
+  webhook_attempts: 50
+  max_age: 1s
+`, []string{
+			`admin_group: "wheel:x" is not a group name`,
+			`approvals.listen: "approvals.example": want host:port`,
+			"approvals.listen: approvers over HTTPS present OIDC tokens: configure oidc.issuers",
+			`approvals.names[0]: "not a name" is neither an IP address nor a DNS name`,
+			"approvals.cert_file: cert_file and key_file go together",
+			`approvals.cert_file: "relative.pem" must be an absolute path`,
+			`approvals.webhook_timeout: "5m" is longer than a minute`,
+			"approvals.webhook_attempts: 50 is not between 1 and 20",
+			"approvals.max_age: must be at least 1h0m0s",
+		}},
+		{"approvals settings without a listener", `
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}
+approvals: {names: [approvals.example]}
+`, []string{"approvals.listen: required with approvals.names, cert_file or key_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -431,5 +458,23 @@ recording: {max_age: 720h, max_size: 10GiB}
 		if n, err := parseSize(in); err != nil || n != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, n, err, want)
 		}
+	}
+}
+
+func TestApprovalsDefaults(t *testing.T) {
+	c, err := Parse([]byte(`
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}
+oidc:
+  issuers: [{url: "https://issuer.example", audiences: corral}]
+admin_group: corral-admins
+approvals: {listen: "0.0.0.0:8443", names: [approvals.example, 10.0.0.9], max_age: 2160h}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Approvals
+	if a.Listen != "0.0.0.0:8443" || a.Webhook != 10*time.Second || a.WebhookAttempts != 5 || a.Age != 2160*time.Hour || c.AdminGroup != "corral-admins" {
+		t.Fatalf("approvals = %+v", a)
 	}
 }

@@ -55,6 +55,18 @@ type Options struct {
 	// RecordingFailures is the number of session records the recorder
 	// could not write ((*recorder.Recorder).Failures).
 	RecordingFailures func() uint64
+	// Approvals reads the approval workflow's counts (nil: none).
+	Approvals func() ApprovalCounts
+}
+
+// ApprovalCounts are the approval workflow's counts since start.
+type ApprovalCounts struct {
+	// Requests by outcome: requested, approved, denied, expired,
+	// cancelled, and covered (let through by a window grant already held).
+	Requests map[string]uint64
+	Pending  int
+	// Webhook notifications delivered and given up on.
+	WebhookSent, WebhookFailed uint64
 }
 
 // Metrics are corral's collectors, registered on one registry. It
@@ -143,6 +155,7 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 			Help: "Session records the recorder could not write.",
 		}, func() float64 { return readUint(o.RecordingFailures) }),
 		newBPFCollector(o.BPF),
+		newApprovalCollector(o.Approvals),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -200,6 +213,7 @@ type sessionCounters struct {
 	masked              prometheus.Counter
 	active              prometheus.Gauge
 	added               prometheus.Observer
+	approvalWait        prometheus.Observer
 }
 
 // Session counts a session as active and returns the counters of its
@@ -211,12 +225,13 @@ func (m *Metrics) Session(target, protocol string) intercept.SessionMetrics {
 	m.mu.RUnlock()
 	if s == nil {
 		s = &sessionCounters{
-			allow:  m.operations.WithLabelValues(target, protocol, policy.Allow),
-			deny:   m.operations.WithLabelValues(target, protocol, policy.Deny),
-			review: m.operations.WithLabelValues(target, protocol, policy.Review),
-			masked: m.masked.WithLabelValues(target),
-			active: m.active.WithLabelValues(target, protocol),
-			added:  m.added.WithLabelValues(protocol),
+			allow:        m.operations.WithLabelValues(target, protocol, policy.Allow),
+			deny:         m.operations.WithLabelValues(target, protocol, policy.Deny),
+			review:       m.operations.WithLabelValues(target, protocol, policy.Review),
+			masked:       m.masked.WithLabelValues(target),
+			active:       m.active.WithLabelValues(target, protocol),
+			added:        m.added.WithLabelValues(protocol),
+			approvalWait: m.approvalWait.WithLabelValues(target),
 		}
 		m.mu.Lock()
 		m.sessions[k] = s
@@ -240,10 +255,12 @@ func (s *sessionCounters) Operations(decision string, n int) {
 func (s *sessionCounters) Masked(n int)          { s.masked.Add(float64(n)) }
 func (s *sessionCounters) Added(d time.Duration) { s.added.Observe(d.Seconds()) }
 func (s *sessionCounters) End()                  { s.active.Dec() }
+func (s *sessionCounters) ApprovalWait(d time.Duration) {
+	s.approvalWait.Observe(d.Seconds())
+}
 
 // ApprovalWait observes how long an operation held for review waited for
-// its decision. Approvals call it; until they exist the histogram stays
-// empty.
+// its decision (sessions observe theirs through their SessionMetrics).
 func (m *Metrics) ApprovalWait(target string, d time.Duration) {
 	m.approvalWait.WithLabelValues(target).Observe(d.Seconds())
 }
@@ -289,4 +306,42 @@ func (c *bpfCollector) Collect(ch chan<- prometheus.Metric) {
 	}{{"redirected", v.Redirected}, {"refused", v.Refused}, {"passed", v.Passed}, {"exempt", v.Exempt}} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.n), r.result)
 	}
+}
+
+// approvalCollector reads the approval workflow's counts at scrape time.
+type approvalCollector struct {
+	read              func() ApprovalCounts
+	requests, webhook *prometheus.Desc
+	pending           *prometheus.Desc
+}
+
+func newApprovalCollector(read func() ApprovalCounts) *approvalCollector {
+	return &approvalCollector{
+		read: read,
+		requests: prometheus.NewDesc(namespace+"_approval_requests_total",
+			"Access requests by outcome (requested, approved, denied, expired, cancelled, covered by a window grant).", []string{"outcome"}, nil),
+		pending: prometheus.NewDesc(namespace+"_approval_requests_pending",
+			"Access requests waiting for a decision.", nil, nil),
+		webhook: prometheus.NewDesc(namespace+"_approval_webhooks_total",
+			"Review notifications by result (sent, failed after every attempt).", []string{"result"}, nil),
+	}
+}
+
+func (c *approvalCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.requests
+	ch <- c.pending
+	ch <- c.webhook
+}
+
+func (c *approvalCollector) Collect(ch chan<- prometheus.Metric) {
+	var a ApprovalCounts
+	if c.read != nil {
+		a = c.read()
+	}
+	for _, o := range []string{"requested", "approved", "denied", "expired", "cancelled", "covered"} {
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(a.Requests[o]), o)
+	}
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(a.Pending))
+	ch <- prometheus.MustNewConstMetric(c.webhook, prometheus.CounterValue, float64(a.WebhookSent), "sent")
+	ch <- prometheus.MustNewConstMetric(c.webhook, prometheus.CounterValue, float64(a.WebhookFailed), "failed")
 }

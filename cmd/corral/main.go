@@ -34,7 +34,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgent(), newDoctor(), newUnpin(), newPolicy(), newCA(), newSessions(), newReplay(), newVerify(), &cobra.Command{
+	root.AddCommand(newAgent(), newDoctor(), newUnpin(), newPolicy(), newCA(), newSessions(), newReplay(), newVerify(), newRequests(), newDecide(true), newDecide(false), &cobra.Command{
 		Use:   "version",
 		Short: "Print corral's version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },

@@ -77,6 +77,7 @@ func (h *Handler) login(ctx context.Context, c *intercept.Conn, cli net.Conn) (b
 			return false, err
 		}
 	}
+	c.SettleAdmission(ctx) // a reviewed connect waits here for a decision
 	if !c.Admission.Allowed() {
 		fatal(cli, "42501", "corral: "+c.Admission.Reason)
 		return false, nil

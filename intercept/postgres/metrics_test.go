@@ -37,7 +37,8 @@ func (m *sessionTally) Added(d time.Duration) {
 	m.mu.Unlock()
 }
 
-func (m *sessionTally) End() {}
+func (m *sessionTally) End()                       {}
+func (m *sessionTally) ApprovalWait(time.Duration) {}
 
 func (m *sessionTally) get() (ops map[string]int, masked, added int) {
 	m.mu.Lock()

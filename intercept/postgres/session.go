@@ -139,6 +139,10 @@ type session struct {
 
 	// server side: the result being streamed, for the recording.
 	res result
+
+	// preparing: the statements being decided are only prepared (Parse);
+	// a review holds their executions, not this.
+	preparing bool
 }
 
 // result accumulates what the recording says of one statement's response.
@@ -352,8 +356,9 @@ func (s *session) decide(stmts []Statement) string {
 			d = policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", PolicyVersion: d.PolicyVersion}
 		}
 		reason := ""
+		var rv *intercept.Review
 		switch d.Result {
-		case policy.Allow:
+		case policy.Allow, policy.Review:
 			s.setMasks(d.Mask)
 			risky := s.risky(st)
 			s.withholdNext = s.withholdNext || risky
@@ -364,15 +369,20 @@ func (s *session) decide(stmts []Statement) string {
 				// masked column by column.
 				reason = "the statement would copy data that may hold masked columns out of reach of masking"
 			}
-		case policy.Review:
-			reason = d.Reason + " (approvals are not available in this build: denied)"
-			s.reviewed = true
+			if d.Result == policy.Review && reason == "" && !s.preparing {
+				s.reviewed = true
+				rv, reason = s.requestApproval(d, ops, text)
+			}
 		default:
 			reason = d.Reason
 		}
 		seq, err := s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
 			Text: text, Operations: ops, Decision: decisionOf(reason, d), Reason: firstNonEmpty(reason, d.Reason), Rule: d.Rule, PolicyVersion: d.PolicyVersion,
+			Request: rv.ID(),
 		}})
+		if rv != nil {
+			reason = s.awaitApproval(rv, reason, err)
+		}
 		if reason != "" {
 			return reason
 		}
@@ -579,7 +589,9 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	case len(stmts) > 1:
 		reason = "a prepared statement holds one statement"
 	case len(stmts) == 1:
+		s.preparing = true
 		reason = s.decide(stmts)
+		s.preparing = false
 	}
 	s.countParse(reason)
 	if reason != "" {

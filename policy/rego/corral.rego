@@ -109,6 +109,7 @@ builtin := d if {
 		"grant": r.grant,
 		"window": r.window,
 		"timeout": r.timeout,
+		"webhook": object.get(r, "webhook", ""),
 	})
 } else := d if {
 	[i, _] := first_of(allowed)

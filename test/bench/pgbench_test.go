@@ -73,6 +73,7 @@ rules:
       - {columns: [customers.email], method: partial}
 audit_log: %s/audit.log
 state_dir: %s
+admin_socket: %[4]s/admin.sock
 cgroup_path: %s
 bpf_pin_dir: %s
 metrics_address: 127.0.0.1:0

@@ -66,6 +66,7 @@ rules:
     allow: [connect]
 audit_log: "-"
 state_dir: %s
+admin_socket: %[3]s/admin.sock
 cgroup_path: %s
 bpf_pin_dir: %s
 netns_rescan_interval: 200ms

@@ -44,6 +44,7 @@ oidc:
   issuers: [{url: %q, audiences: [%s]}]
 audit_log: "-"
 state_dir: %s
+admin_socket: %[8]s/admin.sock
 cgroup_path: %s
 bpf_pin_dir: %s
 log_level: debug

@@ -76,7 +76,7 @@ rules:
     who: {cgroup: %q}
     targets: [orders-db]
     allow: [select, insert, update, copy, transaction, set, show]
-    review: {operations: [delete], reviewers: ["group:dba"]}
+    review: {operations: [delete], reviewers: ["group:dba"], timeout: 1s}
     deny: [drop, truncate, "copy program", "set role", do, function]
     mask:
       - {columns: [customers.email], method: partial}
@@ -84,6 +84,7 @@ rules:
       - {detect: [phone], method: redact}
 audit_log: "-"
 state_dir: %s
+admin_socket: %[6]s/admin.sock
 cgroup_path: %s
 bpf_pin_dir: %s
 log_level: debug
@@ -169,7 +170,7 @@ func TestPostgresBypassAttempts(t *testing.T) {
 		{"COPY TO STDOUT", "COPY customers TO STDOUT", "COPY"},
 		{"COPY query TO STDOUT", "COPY (SELECT email FROM customers) TO STDOUT", "COPY"},
 		{"unparsable", "SELEC * FRM customers", "cannot parse"},
-		{"review without approvals", "DELETE FROM orders", "needs review"},
+		{"review nobody decides", "DELETE FROM orders", "expired: no reviewer decided within 1s"},
 		{"DELETE inside a function of the database's own", "SELECT purge_orders()", "function is denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

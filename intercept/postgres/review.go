@@ -1,0 +1,78 @@
+package postgres
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/policy"
+)
+
+// A statement the policy sends to review waits in decide, on the
+// client-to-server goroutine, while the server-to-client one goes on
+// passing whatever the server still sends: the client is told with a
+// NoticeResponse (which PostgreSQL may send at any time) that its
+// statement waits, the connection stays open, and the statement runs once
+// approved, with the masks of the decision that sent it to review. A
+// statement that is only prepared (Parse) is not held: it runs nothing,
+// and each execution (Bind) is reviewed.
+
+// requestApproval makes the access request of a statement sent to review.
+// The reason is non-empty when none could be made: the statement is then
+// refused with it.
+func (s *session) requestApproval(d policy.Decision, ops []string, text string) (*intercept.Review, string) {
+	rv := s.c.Review(s.ctx, d, policy.Action{Kind: policy.KindSQL, Operations: ops}, text)
+	if err := rv.Err(); err != nil {
+		s.h.Log.Error("approval request failed; statement denied", "session_id", s.c.SessionID, "err", err)
+	}
+	return rv, rv.Refusal()
+}
+
+// awaitApproval holds a reviewed statement until its request is decided
+// and returns "" when it may run, or why it may not. reason and emitErr
+// are what became of the statement before: a statement already refused,
+// or whose decision could not be recorded, does not wait, and its request
+// is cancelled.
+func (s *session) awaitApproval(rv *intercept.Review, reason string, emitErr error) string {
+	switch {
+	case rv.Refusal() != "":
+		return reason
+	case reason != "":
+		rv.Abandon("the statement was refused: " + reason)
+		return reason
+	case emitErr != nil:
+		rv.Abandon("the statement could not be recorded")
+		return ""
+	}
+	if rv.Covered() {
+		s.h.Log.Debug("statement covered by a window grant", "session_id", s.c.SessionID, "request", rv.ID())
+	}
+	reason = rv.Wait(s.ctx, func() error {
+		return s.notice(fmt.Sprintf("corral: waiting for approval %s (reviewers: %s)", rv.ID(), strings.Join(rv.Reviewers(), ", ")),
+			fmt.Sprintf("A reviewer decides with: corral approve %s, or corral deny %s --reason REASON.", rv.ID(), rv.ID()))
+	})
+	if err := rv.Err(); err != nil {
+		s.h.Log.Warn("approval wait failed; statement not run", "session_id", s.c.SessionID, "request", rv.ID(), "err", err)
+	}
+	if reason == "" {
+		s.h.Log.Debug("statement approved", "session_id", s.c.SessionID, "request", rv.ID())
+	}
+	return reason
+}
+
+// notice sends the client a NoticeResponse at once: the client waits for
+// an answer, so it must not sit in the buffer.
+func (s *session) notice(msg, detail string) error {
+	b, err := (&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000", Message: msg, Detail: detail}).Encode(nil)
+	if err != nil {
+		return err
+	}
+	s.cliMu.Lock()
+	defer s.cliMu.Unlock()
+	if _, err := s.cliW.Write(b); err != nil {
+		return err
+	}
+	return s.cliW.Flush()
+}

@@ -1,0 +1,196 @@
+package postgres
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/corral-dev/corral/policy"
+	"github.com/corral-dev/corral/policy/approval"
+)
+
+// reviewPolicy sends deletes to review by group:dba, with the customers
+// masks, and allows the rest.
+func reviewPolicy(in policy.Input) policy.Decision {
+	if slices.Contains(in.Action.Operations, "delete") {
+		return policy.Decision{Result: policy.Review, Reason: `delete needs review under rule "app"`, Rule: "app",
+			Reviewers: []string{"group:dba"}, Grant: "once", Timeout: time.Minute, Mask: customersMasks}
+	}
+	return policy.Decision{Result: policy.Allow, Mask: customersMasks}
+}
+
+var dba = approval.Approver{Name: "alice", Via: approval.ViaUnix, UID: new(uint32(1001)), Groups: []string{"dba"}}
+
+func reviewSession(t *testing.T) (*testSession, *approval.Broker, chan approval.Event) {
+	t.Helper()
+	store, err := approval.OpenStore(filepath.Join(t.TempDir(), "approvals.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make(chan approval.Event, 64)
+	b, err := approval.NewBroker(context.Background(), store, approval.Options{Events: func(e approval.Event) { evs <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(); store.Close() })
+	ts := newTestSession(t, stubDecider(reviewPolicy), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	ts.s.c.Approvals = b
+	return ts, b, evs
+}
+
+// notice reads the client's next message, which must be corral's notice
+// that the statement waits, and returns the request id it names.
+func (ts *testSession) waitingNotice(t *testing.T) string {
+	t.Helper()
+	msg, err := ts.client.Receive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := msg.(*pgproto3.NoticeResponse)
+	if !ok {
+		t.Fatalf("got %T, want the waiting notice", msg)
+	}
+	id, rest, ok := strings.Cut(strings.TrimPrefix(n.Message, "corral: waiting for approval "), " ")
+	if !ok || !strings.HasPrefix(id, "r-") || rest != "(reviewers: group:dba)" || n.Severity != "NOTICE" || !strings.Contains(n.Detail, "corral approve "+id) {
+		t.Fatalf("notice %+v", n)
+	}
+	return id
+}
+
+// receive reads up to ReadyForQuery.
+func (ts *testSession) receive(t *testing.T) []pgproto3.BackendMessage {
+	t.Helper()
+	var got []pgproto3.BackendMessage
+	for {
+		msg, err := ts.client.Receive()
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		b, _ := msg.Encode(nil)
+		kept, _ := pgproto3.NewFrontend(strings.NewReader(string(b)), nil).Receive()
+		got = append(got, kept)
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			return got
+		}
+	}
+}
+
+func (ts *testSession) send(t *testing.T, msgs ...pgproto3.FrontendMessage) {
+	t.Helper()
+	for _, m := range msgs {
+		ts.client.Send(m)
+	}
+	if err := ts.client.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSessionReviewApproved(t *testing.T) {
+	ts, b, _ := reviewSession(t)
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.send(t, &pgproto3.Query{String: "DELETE FROM customers WHERE id = 1"})
+	id := ts.waitingNotice(t)
+	r, err := b.Get(context.Background(), id)
+	if err != nil || r.State != approval.Pending || r.Text != "DELETE FROM customers WHERE id = $1" || r.SessionID != "test" || r.Kind != policy.KindSQL {
+		t.Fatalf("request %v %+v", err, r)
+	}
+	if _, err := b.Decide(context.Background(), id, dba, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	got := ts.receive(t)
+	if !slices.Equal(types(got), []string{"CommandComplete", "ReadyForQuery"}) {
+		t.Fatalf("after approval: %v", types(got))
+	}
+	// The masks of the decision apply after approval too.
+	got = ts.exchange(t, &pgproto3.Query{String: "SELECT id, email FROM customers"})
+	if rows := dataRows(got); len(rows) != 1 || rows[0][1] != "****" {
+		t.Errorf("rows %q", rows)
+	}
+	sent := ts.finish(t, done, server)
+	if q, ok := sent[0].(*pgproto3.Query); !ok || q.String != "DELETE FROM customers WHERE id = 1" {
+		t.Fatalf("server received %#v", sent[0])
+	}
+}
+
+func TestSessionReviewDenied(t *testing.T) {
+	ts, b, _ := reviewSession(t)
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.send(t, &pgproto3.Query{String: "DELETE FROM customers"})
+	id := ts.waitingNotice(t)
+	if _, err := b.Decide(context.Background(), id, dba, false, "not during business hours"); err != nil {
+		t.Fatal(err)
+	}
+	got := ts.receive(t)
+	if !slices.Equal(types(got), []string{"ErrorResponse", "ReadyForQuery"}) {
+		t.Fatalf("after denial: %v", types(got))
+	}
+	if e := got[0].(*pgproto3.ErrorResponse); e.Message != "corral: request "+id+" denied by alice: not during business hours" || e.Code != "42501" {
+		t.Fatalf("error %q %q", e.Code, e.Message)
+	}
+	sent := ts.finish(t, done, server)
+	if q, ok := sent[0].(*pgproto3.Query); !ok || !isRefusal(q.String) {
+		t.Fatalf("server received %#v", sent[0])
+	}
+}
+
+// Preparing a reviewed statement is not held; executing it is.
+func TestSessionReviewExtended(t *testing.T) {
+	ts, b, evs := reviewSession(t)
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.send(t,
+		&pgproto3.Parse{Name: "del", Query: "DELETE FROM customers WHERE id = $1"},
+		&pgproto3.Bind{PreparedStatement: "del", Parameters: [][]byte{[]byte("1")}},
+		&pgproto3.Execute{},
+		&pgproto3.Sync{},
+	)
+	ev := <-evs
+	if ev.Type != approval.EventRequested {
+		t.Fatalf("event %+v", ev)
+	}
+	// Until the decision only the Parse may be answered.
+	var got []pgproto3.BackendMessage
+	for {
+		msg, err := ts.client.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, ok := msg.(*pgproto3.NoticeResponse); ok {
+			if !strings.Contains(n.Message, ev.Request.ID) {
+				t.Fatalf("notice %q", n.Message)
+			}
+			break
+		}
+		got = append(got, msg)
+	}
+	if len(got) > 1 {
+		t.Fatalf("before the decision: %v", types(got))
+	}
+	if _, err := b.Decide(context.Background(), ev.Request.ID, dba, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	rest := ts.receive(t)
+	all := append(types(got), types(rest)...)
+	if !slices.Equal(all, []string{"ParseComplete", "BindComplete", "CommandComplete", "ReadyForQuery"}) {
+		t.Fatalf("messages %v", all)
+	}
+	ts.finish(t, done, server)
+}
+
+func TestSessionReviewWithoutApprovals(t *testing.T) {
+	ts := newTestSession(t, stubDecider(reviewPolicy), policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t, &pgproto3.Query{String: "DELETE FROM customers"})
+	if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || e.Message != `corral: delete needs review under rule "app" (approvals are not configured on this agent: denied)` {
+		t.Fatalf("messages %v %+v", types(got), got[0])
+	}
+	ts.finish(t, done, server)
+}

@@ -1,0 +1,439 @@
+package approval
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corral-dev/corral/policy"
+)
+
+// Errors a decision can meet. The admin API maps them to HTTP statuses.
+var (
+	// ErrNotPending: the request was already decided, expired or cancelled.
+	ErrNotPending = errors.New("the request is no longer pending")
+	// ErrNotReviewer: the approver holds none of the request's reviewers.
+	ErrNotReviewer = errors.New("not a reviewer of this request")
+	// ErrSelfApproval: the approver is the requester.
+	ErrSelfApproval = errors.New("a requester cannot decide its own request")
+	// ErrReasonRequired: a denial without a reason.
+	ErrReasonRequired = errors.New("a denial needs a reason")
+	// ErrClosed: the broker is stopping.
+	ErrClosed = errors.New("approvals are stopping")
+	// ErrInvalid: a request that cannot be made (no reviewers, ...).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// Event types.
+const (
+	EventRequested = "requested"
+	EventApproved  = Approved
+	EventDenied    = Denied
+	EventExpired   = Expired
+	EventCancelled = Cancelled
+	// EventCovered: an operation ran under an earlier window grant.
+	EventCovered = "covered"
+)
+
+// Event is one step of a request, for the audit log and metrics.
+type Event struct {
+	Type    string
+	Time    time.Time
+	Request *Request
+	// Operation is, for EventCovered, the operation the grant let
+	// through (not stored: it made no request of its own).
+	Operation *Request
+}
+
+// MaxReasonLength bounds a decision's reason.
+const MaxReasonLength = 1000
+
+// Options configure a Broker.
+type Options struct {
+	Log *slog.Logger
+	// Events receives every step of every request, in order per request.
+	// It must not block for long.
+	Events func(Event)
+	// Notify announces a request whose rule names a webhook. It must not
+	// block; whatever it does, it cannot decide the request.
+	Notify func(r *Request)
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Broker runs the workflow over a Store. It is safe for concurrent use.
+type Broker struct {
+	store *Store
+	log   *slog.Logger
+	opts  Options
+	now   func() time.Time
+
+	mu      sync.Mutex
+	live    map[string]*waiting
+	closed  bool
+	closing chan struct{}
+
+	counts [6]atomic.Uint64 // by event type, see Stats
+}
+
+// waiting is a pending request created by this broker.
+type waiting struct {
+	done  chan struct{} // closed when final is set
+	final *Request
+	timer *time.Timer
+}
+
+// NewBroker returns a broker over store. Requests still pending in it were
+// made by an agent that is gone, and their sessions with it: they are
+// settled now, expired when past their deadline and cancelled otherwise.
+func NewBroker(ctx context.Context, store *Store, o Options) (*Broker, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, closing: make(chan struct{})}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	left, err := store.pending(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("approvals store: %w", err)
+	}
+	for _, r := range left {
+		now := b.now()
+		if !now.Before(r.Expires) {
+			b.settle(ctx, r, Expired, nil, fmt.Sprintf("no reviewer decided within %v", time.Duration(r.Timeout)))
+		} else {
+			b.settle(ctx, r, Cancelled, nil, "the agent restarted while the request waited; the session that waited for it was cut")
+		}
+	}
+	return b, nil
+}
+
+// Close stops the broker: every Wait returns ErrClosed at once, leaving
+// its request pending (the next start settles it), and no request is
+// made or decided any more.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	close(b.closing)
+	for _, w := range b.live {
+		w.timer.Stop()
+	}
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "r-" + hex.EncodeToString(b[:])
+}
+
+// Request makes an access request for r (its ID, state, times and
+// decision are filled in here) and returns it, pending. When a window
+// grant the same requester holds on the target covers r's operations, no
+// request is made: the granting request is returned, approved, and Wait
+// on it returns at once.
+func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
+	if r.Target == "" || r.Kind == "" || len(r.Operations) == 0 {
+		return nil, fmt.Errorf("%w: target, kind and operations are required", ErrInvalid)
+	}
+	if len(r.Reviewers) == 0 {
+		return nil, fmt.Errorf("%w: no reviewers", ErrInvalid)
+	}
+	switch r.Grant {
+	case "":
+		r.Grant = GrantOnce
+	case GrantOnce:
+	case GrantWindow:
+		if r.Window <= 0 {
+			return nil, fmt.Errorf("%w: a window grant needs a window", ErrInvalid)
+		}
+	default:
+		return nil, fmt.Errorf("%w: grant %q", ErrInvalid, r.Grant)
+	}
+	if r.Grant == GrantOnce {
+		r.Window = 0
+	}
+	if r.Timeout <= 0 {
+		r.Timeout = Duration(policy.DefaultReviewTimeout)
+	}
+	r.Timeout = min(r.Timeout, Duration(policy.MaxReviewTimeout))
+	ident := identity(&r.Requester)
+
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+
+	now := b.now()
+	held, err := b.store.grants(ctx, ident, r.Target, now)
+	if err != nil {
+		return nil, fmt.Errorf("approvals store: %w", err)
+	}
+	for _, g := range held {
+		if covers(g.Operations, r.Operations) {
+			op := r.clone()
+			op.State = Approved
+			b.emit(Event{Type: EventCovered, Time: now, Request: g, Operation: op})
+			return g.clone(), nil
+		}
+	}
+
+	r.ID, r.State = newID(), Pending
+	r.Created, r.Expires = now, now.Add(time.Duration(r.Timeout))
+	r.Decided, r.DecidedBy, r.DecisionReason, r.GrantExpires = nil, nil, "", nil
+	if err := b.store.create(ctx, &r, ident); err != nil {
+		return nil, fmt.Errorf("approvals store: %w", err)
+	}
+	w := &waiting{done: make(chan struct{})}
+	id := r.ID
+	b.mu.Lock()
+	b.live[id] = w
+	w.timer = time.AfterFunc(time.Until(r.Expires), func() { b.expire(id) })
+	b.mu.Unlock()
+	b.emit(Event{Type: EventRequested, Time: now, Request: r.clone()})
+	if r.Webhook != "" && b.opts.Notify != nil {
+		b.opts.Notify(r.clone())
+	}
+	return r.clone(), nil
+}
+
+// covers reports whether granted includes every operation of ops.
+func covers(granted, ops []string) bool {
+	for _, op := range ops {
+		if !slices.Contains(granted, op) && !slices.Contains(granted, policy.Wildcard) {
+			return false
+		}
+	}
+	return true
+}
+
+// Wait blocks until request id is decided, expires, or ctx ends. When ctx
+// ends first, the request is cancelled, with context.Cause(ctx) as the
+// reason, unless that cause is ErrClosed: the waiter is stopping with the
+// agent, and the request stays pending (the next start settles it). A
+// request already decided returns its outcome at once (a window grant
+// Request returned included). ErrClosed: the broker or the waiter stopped
+// first, and the request stays pending.
+func (b *Broker) Wait(ctx context.Context, id string) (Outcome, error) {
+	b.mu.Lock()
+	w := b.live[id]
+	b.mu.Unlock()
+	if w == nil {
+		r, err := b.store.Get(ctx, id)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if r.ID != id {
+			return Outcome{}, ErrNotFound
+		}
+		if r.State == Pending {
+			return Outcome{}, fmt.Errorf("request %s is not waited for by this agent", id)
+		}
+		o := outcomeOf(r)
+		o.Grant = r.GrantExpires != nil
+		return o, nil
+	}
+	select {
+	case <-w.done:
+		return outcomeOf(w.final), nil
+	case <-b.closing:
+		return Outcome{}, ErrClosed
+	case <-ctx.Done():
+	}
+	reason := "the operation stopped waiting"
+	cause := context.Cause(ctx)
+	if errors.Is(cause, ErrClosed) {
+		return Outcome{}, ErrClosed
+	}
+	if cause != nil && !errors.Is(cause, context.Canceled) {
+		reason = cause.Error()
+	}
+	b.cancel(id, reason)
+	select {
+	case <-w.done:
+		return outcomeOf(w.final), nil
+	case <-b.closing:
+		return Outcome{}, ErrClosed
+	}
+}
+
+// Cancel cancels a pending request for reason; it is how a waiter that
+// gave up before waiting (its client went away) lets go.
+func (b *Broker) Cancel(id, reason string) { b.cancel(id, reason) }
+
+func (b *Broker) cancel(id, reason string) {
+	r, err := b.store.Get(context.Background(), id)
+	if err != nil || r.ID != id || r.State != Pending {
+		return
+	}
+	b.settle(context.Background(), r, Cancelled, nil, reason)
+}
+
+func (b *Broker) expire(id string) {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return
+	}
+	r, err := b.store.Get(context.Background(), id)
+	if err != nil || r.ID != id || r.State != Pending {
+		return
+	}
+	b.settle(context.Background(), r, Expired, nil, fmt.Sprintf("no reviewer decided within %v", time.Duration(r.Timeout)))
+}
+
+// settle moves r from pending to state, and reports whether it did (false:
+// something else settled it first).
+func (b *Broker) settle(ctx context.Context, r *Request, state string, by *Approver, reason string) (*Request, bool, error) {
+	now := b.now()
+	f := r.clone()
+	f.State, f.Decided, f.DecidedBy, f.DecisionReason = state, &now, by, reason
+	if state == Approved && f.Grant == GrantWindow {
+		until := now.Add(time.Duration(f.Window))
+		f.GrantExpires = &until
+	}
+	ok, err := b.store.finish(ctx, f)
+	if err != nil {
+		b.log.Error("approvals store: a request could not be settled", "request", r.ID, "state", state, "err", err)
+		return nil, false, fmt.Errorf("approvals store: %w", err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	b.mu.Lock()
+	if w := b.live[f.ID]; w != nil {
+		w.timer.Stop()
+		w.final = f
+		close(w.done)
+		delete(b.live, f.ID)
+	}
+	b.mu.Unlock()
+	b.emit(Event{Type: state, Time: now, Request: f.clone()})
+	return f, true, nil
+}
+
+// Decide approves or denies request id as approver, for reason (required
+// to deny). It returns the decided request. Errors: ErrNotFound,
+// ErrNotPending, ErrSelfApproval, ErrNotReviewer, ErrReasonRequired (each
+// wrapped with the details), ErrClosed, or the store's.
+func (b *Broker) Decide(ctx context.Context, id string, approver Approver, approve bool, reason string) (*Request, error) {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	reason = strings.TrimSpace(reason)
+	if len(reason) > MaxReasonLength {
+		return nil, fmt.Errorf("%w: the reason is longer than %d bytes", ErrInvalid, MaxReasonLength)
+	}
+	r, err := b.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.ID != id {
+		return nil, ErrNotFound
+	}
+	if r.State == Pending && !b.now().Before(r.Expires) {
+		b.expire(id)
+		if r, err = b.store.Get(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	if r.State != Pending {
+		return nil, notPending(r)
+	}
+	if approver.IsRequester(r) {
+		return nil, fmt.Errorf("%w: %s made request %s", ErrSelfApproval, approver.Name, r.ID)
+	}
+	if !approver.Holds(r.Reviewers) {
+		return nil, fmt.Errorf("%w: %s is none of %s", ErrNotReviewer, approver.Name, strings.Join(r.Reviewers, ", "))
+	}
+	if !approve && reason == "" {
+		return nil, ErrReasonRequired
+	}
+	state := Denied
+	if approve {
+		state = Approved
+	}
+	a := approver
+	a.Groups = slices.Clone(a.Groups)
+	f, ok, err := b.settle(ctx, r, state, &a, reason)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		// Another decision, the expiry or a cancellation came first.
+		if r, err = b.store.Get(ctx, id); err != nil {
+			return nil, err
+		}
+		return nil, notPending(r)
+	}
+	return f, nil
+}
+
+func notPending(r *Request) error {
+	switch {
+	case r.DecidedBy != nil:
+		return fmt.Errorf("%w: request %s was already %s by %s", ErrNotPending, r.ID, r.State, r.DecidedBy.Name)
+	case r.DecisionReason != "":
+		return fmt.Errorf("%w: request %s is %s (%s)", ErrNotPending, r.ID, r.State, r.DecisionReason)
+	}
+	return fmt.Errorf("%w: request %s is %s", ErrNotPending, r.ID, r.State)
+}
+
+// Get returns request id (or the only one whose id starts with it).
+func (b *Broker) Get(ctx context.Context, id string) (*Request, error) { return b.store.Get(ctx, id) }
+
+// List returns requests, newest first.
+func (b *Broker) List(ctx context.Context, f Filter) ([]*Request, error) { return b.store.List(ctx, f) }
+
+// Grants returns the window grants running now.
+func (b *Broker) Grants(ctx context.Context) ([]*Request, error) {
+	return b.store.Grants(ctx, b.now())
+}
+
+func (b *Broker) emit(e Event) {
+	if i := slices.Index(eventTypes, e.Type); i >= 0 {
+		b.counts[i].Add(1)
+	}
+	if b.opts.Events != nil {
+		b.opts.Events(e)
+	}
+}
+
+var eventTypes = []string{EventRequested, EventApproved, EventDenied, EventExpired, EventCancelled, EventCovered}
+
+// Stats counts requests by what happened to them since the broker started.
+type Stats struct {
+	Requested, Approved, Denied, Expired, Cancelled, Covered uint64
+	// Pending is the number waiting now.
+	Pending int
+}
+
+// Stats returns the broker's counters, for metrics.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	n := len(b.live)
+	b.mu.Unlock()
+	return Stats{
+		Requested: b.counts[0].Load(), Approved: b.counts[1].Load(), Denied: b.counts[2].Load(),
+		Expired: b.counts[3].Load(), Cancelled: b.counts[4].Load(), Covered: b.counts[5].Load(),
+		Pending: n,
+	}
+}
