@@ -61,7 +61,9 @@ lint: check-generate
 
 # Benchmarks against their baselines in the same run, printed as ratios.
 bench: install-deps
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./test/bench | tee bench.out
+	$(GO) test -run '^$$' -bench Connect -benchmem -benchtime 20000x ./test/bench | tee bench.out
+	$(GO) test -run '^$$' -bench 'Pgbench|IdleSessionMemory' -benchtime 1x ./test/bench | tee -a bench.out
+	$(GO) test -run '^$$' -bench RecordStatement -benchmem ./recorder | tee -a bench.out
 	@echo; echo "ratios (1.00 = as fast as the baseline):"
 	@$(GO) run ./test/bench/benchratio < bench.out
 
