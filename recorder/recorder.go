@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,10 +100,10 @@ func (r *Recorder) Start(h Header, started time.Time, mode Mode, cut func()) (*S
 	obj, err := r.o.Backend.Create(s.name)
 	if err == nil {
 		s.obj = obj
-		s.w = bufio.NewWriterSize(obj, 4096)
 		_, err = s.write(Record{Time: started, Type: TypeHeader, Header: &h})
 		if err == nil {
-			err = s.w.Flush()
+			_, err = obj.Write(s.pend)
+			s.pend = s.pend[:0]
 		}
 		if err == nil {
 			err = obj.Sync()
@@ -196,9 +195,16 @@ type Session struct {
 	cut     func()
 	started time.Time
 
-	mu      sync.Mutex
-	obj     store.Object
-	w       *bufio.Writer
+	mu  sync.Mutex
+	obj store.Object
+	// pend holds records not yet handed to the file: a record costs the
+	// data path an append, and the file write (a system call, which the Go
+	// scheduler treats as possibly blocking) happens on the sync tick.
+	pend  []byte
+	spare []byte
+	// wmu orders the writes to the file; it is taken under mu and held
+	// without it while the write and fsync run.
+	wmu     sync.Mutex
 	seq     uint64 // next seq
 	prev    string
 	written int64 // bytes handed to w
@@ -254,8 +260,17 @@ func (s *Session) write(rec Record) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := s.w.Write(line); err != nil {
-		return 0, err
+	s.pend = append(s.pend, line...)
+	if len(s.pend) >= maxPending {
+		// A session recording faster than the sync tick drains it
+		// writes out now rather than hold more.
+		s.wmu.Lock()
+		_, err := s.obj.Write(s.pend)
+		s.wmu.Unlock()
+		s.pend = s.pend[:0]
+		if err != nil {
+			return 0, err
+		}
 	}
 	s.seq++
 	s.prev = h
@@ -321,8 +336,8 @@ func (s *Session) sync() (store.Progress, bool) {
 		s.mu.Unlock()
 		return store.Progress{}, false
 	}
-	err := s.w.Flush()
-	if err == nil && s.cast != nil {
+	var err error
+	if s.cast != nil {
 		err = s.cast.Flush()
 	}
 	p := s.progress()
@@ -332,9 +347,23 @@ func (s *Session) sync() (store.Progress, bool) {
 		s.mu.Unlock()
 		return store.Progress{}, false
 	}
+	buf := s.pend
+	s.pend, s.spare = s.spare[:0], nil
+	s.wmu.Lock()
 	s.mu.Unlock()
-	// fsync outside the lock: the session goes on recording meanwhile.
-	err = s.obj.Sync()
+	// Write and fsync outside mu: the session goes on recording meanwhile.
+	if len(buf) > 0 {
+		_, err = s.obj.Write(buf)
+	}
+	if err == nil {
+		err = s.obj.Sync()
+	}
+	s.wmu.Unlock()
+	if cap(buf) <= maxSpare {
+		s.mu.Lock()
+		s.spare = buf[:0]
+		s.mu.Unlock()
+	}
 	if err == nil && s.castObj != nil {
 		err = s.castObj.Sync()
 	}
@@ -380,10 +409,13 @@ func (s *Session) End(e End) error {
 	}
 	if s.err == nil {
 		if _, err = s.write(Record{Time: now, Type: TypeEnd, End: &e}); err == nil {
-			err = s.w.Flush()
-		}
-		if err == nil {
-			err = s.obj.Sync()
+			s.wmu.Lock()
+			_, err = s.obj.Write(s.pend)
+			if err == nil {
+				err = s.obj.Sync()
+			}
+			s.wmu.Unlock()
+			s.pend = nil
 		}
 		if err != nil {
 			s.fail(err)
@@ -410,6 +442,13 @@ func (s *Session) End(e End) error {
 	}
 	return cerr
 }
+
+// maxPending bounds what a session holds between syncs; maxSpare, the
+// buffer an idle session keeps for the next tick.
+const (
+	maxPending = 256 << 10
+	maxSpare   = 16 << 10
+)
 
 // entryOf builds an index entry from a header.
 func entryOf(h *Header, name string, started time.Time) *store.Entry {
