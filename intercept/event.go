@@ -2,8 +2,6 @@ package intercept
 
 import (
 	"time"
-
-	"github.com/corral-dev/corral/agent/workload"
 )
 
 // Event kinds in the audit log.
@@ -35,18 +33,18 @@ type StatementInfo struct {
 // Event is one line of the audit log. The JSON names are a contract that
 // tooling reads; add fields, never rename or remove them.
 type Event struct {
-	Time       time.Time          `json:"time"`
-	Event      string             `json:"event"`
-	SessionID  string             `json:"session_id"`
-	Target     string             `json:"target"`
-	Protocol   string             `json:"protocol"`
-	OrigDst    string             `json:"orig_dst"`
-	Client     string             `json:"client"`
-	Workload   *workload.Identity `json:"workload,omitempty"`
-	BytesUp    uint64             `json:"bytes_up"`
-	BytesDown  uint64             `json:"bytes_down"`
-	DurationMS *float64           `json:"duration_ms,omitempty"`
-	Error      string             `json:"error,omitempty"`
+	Time       time.Time `json:"time"`
+	Event      string    `json:"event"`
+	SessionID  string    `json:"session_id"`
+	Target     string    `json:"target"`
+	Protocol   string    `json:"protocol"`
+	OrigDst    string    `json:"orig_dst"`
+	Client     string    `json:"client"`
+	Workload   *Identity `json:"workload,omitempty"`
+	BytesUp    uint64    `json:"bytes_up"`
+	BytesDown  uint64    `json:"bytes_down"`
+	DurationMS *float64  `json:"duration_ms,omitempty"`
+	Error      string    `json:"error,omitempty"`
 	// The admission decision (open and deny events).
 	Decision      string `json:"decision,omitempty"`
 	Reason        string `json:"reason,omitempty"`

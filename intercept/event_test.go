@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corral-dev/corral/agent/workload"
 	"github.com/corral-dev/corral/intercept"
 )
 
@@ -61,7 +60,7 @@ func TestEventJSONFieldNames(t *testing.T) {
 		Protocol:  "tcp",
 		OrigDst:   "10.0.0.5:5432",
 		Client:    "127.0.0.1:40000",
-		Workload: &workload.Identity{
+		Workload: &intercept.Identity{
 			CgroupID:    77,
 			CgroupPath:  "/kubepods/pod1/c0ffee",
 			PID:         1234,
@@ -69,7 +68,7 @@ func TestEventJSONFieldNames(t *testing.T) {
 			UID:         1000,
 			Unit:        "",
 			ContainerID: "c0ffee",
-			Pod:         workload.Pod{UID: "pod-uid", Namespace: "etl", Name: "job-1", ServiceAccount: "migrator"},
+			Pod:         intercept.Pod{UID: "pod-uid", Namespace: "etl", Name: "job-1", ServiceAccount: "migrator"},
 		},
 		BytesUp:       11,
 		BytesDown:     22,
@@ -136,7 +135,7 @@ func TestEventJSONFieldNames(t *testing.T) {
 func TestEventJSONUnconditionalFields(t *testing.T) {
 	// The counters are present even when zero, the optional fields are
 	// absent.
-	m := marshalToMap(t, intercept.Event{Event: intercept.EventOpen, Workload: &workload.Identity{}})
+	m := marshalToMap(t, intercept.Event{Event: intercept.EventOpen, Workload: &intercept.Identity{}})
 	requireKeys(t, "open event", m, "time", "event", "session_id", "target", "protocol", "orig_dst", "client",
 		"workload", "bytes_up", "bytes_down")
 	for _, k := range []string{"duration_ms", "error", "decision", "reason", "rule", "policy_version"} {

@@ -19,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/corral-dev/corral/agent/workload"
 	"github.com/corral-dev/corral/policy"
 	"github.com/corral-dev/corral/recorder"
 )
@@ -34,7 +33,7 @@ type Target struct {
 type Meta struct {
 	OrigDst  netip.AddrPort
 	Target   Target
-	Workload workload.Identity
+	Workload Identity
 }
 
 // Resolver finds the Meta of a connection accepted on a listener in the

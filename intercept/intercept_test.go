@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corral-dev/corral/agent/workload"
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/policy"
 )
@@ -265,7 +264,7 @@ func testMeta() intercept.Meta {
 	return intercept.Meta{
 		OrigDst: netip.MustParseAddrPort("10.0.0.5:5432"),
 		Target:  intercept.Target{Name: "orders-db", Protocol: "tcp"},
-		Workload: workload.Identity{
+		Workload: intercept.Identity{
 			CgroupID:    4242,
 			CgroupPath:  "/system.slice/etl.service",
 			PID:         1234,
@@ -274,7 +273,7 @@ func testMeta() intercept.Meta {
 			Unit:        "etl.service",
 			ContainerID: "c0ffee",
 			User:        "etl",
-			Pod: workload.Pod{UID: "pod-uid", Namespace: "etl", Name: "job-1", ServiceAccount: "migrator",
+			Pod: intercept.Pod{UID: "pod-uid", Namespace: "etl", Name: "job-1", ServiceAccount: "migrator",
 				Labels: map[string]string{"app": "etl"}},
 		},
 	}
