@@ -63,6 +63,10 @@ type detector struct {
 	within func([]byte) [][2]int
 }
 
+// anything stands in for a detector corral does not know: the whole
+// (non-empty) value is a finding.
+var anything = detector{re: regexp.MustCompile(`(?s).+`)}
+
 // Value detectors. Regular expressions here scan result values for known
 // shapes of secrets; they never interpret SQL.
 var detectors = map[string]detector{
@@ -249,9 +253,14 @@ func compileMasks(ms []policy.Mask) *masks {
 		if len(mk.Detect) > 0 {
 			r := detectRule{method: mk.Method}
 			for _, name := range mk.Detect {
-				if d, ok := detectors[name]; ok {
-					r.detectors = append(r.detectors, d)
+				d, ok := detectors[name]
+				if !ok {
+					// The policy engine refuses decisions naming an
+					// unknown detector; should one get here anyway, it
+					// finds everything: a value is masked, never leaked.
+					d = anything
 				}
+				r.detectors = append(r.detectors, d)
 			}
 			m.detect = append(m.detect, r)
 		}
