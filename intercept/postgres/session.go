@@ -51,6 +51,9 @@ type expectation struct {
 	// to the server. Both only when the session is recorded.
 	seqs []uint64
 	sent time.Time
+	// answered, when set, is closed once the server has answered this
+	// (ReadyForQuery): the client side waits on it behind a barrier.
+	answered chan struct{}
 }
 
 type expKind uint8
@@ -133,9 +136,18 @@ type session struct {
 	maskSrc        []policy.Mask // what masks was compiled from
 	portalMasks    map[string]*masks
 	portalWithhold map[string]bool
-	withholdNext   bool              // of the statements just decided
-	seqs           []uint64          // recording numbers of the statements just decided
-	portalSeq      map[string]uint64 // the recorded decision behind each bound portal
+	withholdNext   bool     // of the statements just decided
+	seqs           []uint64 // recording numbers of the statements just decided
+	// barrier: a statement just decided may change settings where corral
+	// cannot see it (a DO block, CALL, a function of the database's own:
+	// any of them can run set_config). Nothing the client pipelined after
+	// it is forwarded before the server has answered it, so that a
+	// ParameterStatus saying the server now reads statements differently
+	// ends the session before another statement reaches the server.
+	barrier      bool
+	batchBarrier bool // a barrier statement is in the extended batch being sent
+	dead         chan struct{}
+	portalSeq    map[string]uint64 // the recorded decision behind each bound portal
 
 	// server side: the result being streamed, for the recording.
 	res result
@@ -187,14 +199,32 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
 	s.portalSeq = map[string]uint64{}
+	s.dead = make(chan struct{})
 	return s
 }
 
 func (s *session) close() {
 	s.stop.Do(func() {
+		close(s.dead)
 		s.up.Close()
 		s.cli.Close()
 	})
+}
+
+// awaitAnswer forwards what is buffered and waits until the server has
+// answered e (or the session ends).
+func (s *session) awaitAnswer(answered chan struct{}) error {
+	if err := s.flushUp(); err != nil {
+		return err
+	}
+	select {
+	case <-answered:
+		return nil
+	case <-s.dead:
+		return net.ErrClosed
+	case <-s.ctx.Done():
+		return s.ctx.Err()
+	}
 }
 
 func (s *session) run() error {
@@ -279,10 +309,20 @@ func (s *session) fromClient() error {
 			s.expect(expectation{kind: expClose})
 			err = s.send(m)
 		case *pgproto3.Sync:
+			var answered chan struct{}
 			if !s.copyIn.Load() {
-				s.expect(expectation{kind: expSync})
+				e := expectation{kind: expSync}
+				if s.batchBarrier {
+					answered = make(chan struct{})
+					e.answered = answered
+					s.batchBarrier = false
+				}
+				s.expect(e)
 			}
 			err = s.send(m)
+			if err == nil && answered != nil {
+				err = s.awaitAnswer(answered)
+			}
 		case *pgproto3.Flush:
 			err = s.send(m)
 			if err == nil {
@@ -316,6 +356,7 @@ func (s *session) flushUp() error {
 // the reason the first that may not.
 func (s *session) decide(stmts []Statement) string {
 	s.withholdNext = false
+	s.barrier = false
 	s.seqs = s.seqs[:0]
 	for i := range stmts {
 		st := &stmts[i]
@@ -323,7 +364,11 @@ func (s *session) decide(stmts []Statement) string {
 			return r
 		}
 		ops := st.Ops
+		if st.Command == "DO" || st.Command == "CALL" {
+			s.barrier = true
+		}
 		if s.callsVolatile(st) {
+			s.barrier = true
 			ops = append(append([]string(nil), ops...), "function")
 		}
 		if st.Executes != "" {
@@ -570,8 +615,14 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 	if s.c.Recording() {
 		e.seqs, e.sent = slices.Clone(s.seqs), time.Now()
 	}
+	if s.barrier {
+		e.answered = make(chan struct{})
+	}
 	s.expect(e)
-	return s.send(m)
+	if err := s.send(m); err != nil || e.answered == nil {
+		return err
+	}
+	return s.awaitAnswer(e.answered)
 }
 
 func (s *session) onParse(m *pgproto3.Parse) error {
@@ -633,6 +684,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 			m,
 		)
 	}
+	s.batchBarrier = s.batchBarrier || s.barrier
 	s.portalMasks[m.DestinationPortal] = s.masks
 	s.portalWithhold[m.DestinationPortal] = s.withholdNext
 	if len(s.seqs) > 0 {
@@ -684,8 +736,14 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
 	}
-	s.expect(expectation{kind: expQuery})
-	return s.send(m)
+	// A function called by number may be anything, set_config included:
+	// nothing pipelined after it goes on before its answer.
+	e := expectation{kind: expQuery, answered: make(chan struct{})}
+	s.expect(e)
+	if err := s.send(m); err != nil {
+		return err
+	}
+	return s.awaitAnswer(e.answered)
 }
 
 // --- server to client ---
@@ -699,6 +757,9 @@ func (s *session) head() (expectation, bool) {
 	for len(s.q) > 0 && s.skipping && s.q[0].batch == s.failed && s.q[0].kind != expSync {
 		if s.q[0].kind == expParse && s.q[0].deny == "" {
 			s.setStmt(s.q[0].name, nil) // skipped: the server never created it
+		}
+		if s.q[0].answered != nil {
+			close(s.q[0].answered) // skipped: the server will not run it
 		}
 		s.q = s.q[1:]
 	}
@@ -853,6 +914,9 @@ func (s *session) fromServer() error {
 				scrubNotice(h.masks, s.key, &m.Detail, &m.Message, &m.Hint, &m.Where)
 			}
 		case *pgproto3.ReadyForQuery:
+			if ok && h.answered != nil {
+				close(h.answered)
+			}
 			s.pop()
 			s.query, s.queryDesc = nil, false
 			s.res = result{}

@@ -192,6 +192,9 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 			case *pgproto3.Sync:
 				failed = false
 				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			case *pgproto3.FunctionCall:
+				ts.server.Send(&pgproto3.FunctionCallResponse{Result: []byte("1")})
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 			case *pgproto3.Terminate:
 				return
 			}
@@ -560,7 +563,7 @@ func TestSessionKnownBugCacheByFingerprint(t *testing.T) {
 // block: its body is opaque to the classifier) has it read one way by
 // corral and another by the server. Verified on PostgreSQL 15: after the
 // DO block, the SELECT below drops the table.
-func TestSessionKnownBugSyntaxChangeRace(t *testing.T) {
+func TestSessionSyntaxChangeRace(t *testing.T) {
 	const (
 		turnOff = "DO $$BEGIN PERFORM set_config('standard_conforming_strings', 'off', false); END$$"
 		hidden  = `SELECT '\' , ' ; DROP TABLE victim; -- '`
@@ -592,7 +595,7 @@ func TestSessionKnownBugSyntaxChangeRace(t *testing.T) {
 	<-done
 	for _, m := range <-server {
 		if q, ok := m.(*pgproto3.Query); ok && q.String == hidden {
-			knownBug(t, "settings change races pipelined statements", "the server received %q after %q", hidden, turnOff)
+			t.Fatalf("the server received %q after %q", hidden, turnOff)
 		}
 	}
 }
