@@ -206,6 +206,9 @@ func (p *page) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, err.Error())
 		return
 	}
+	if old, _, err := p.sessions.lookup(r); err == nil {
+		p.sessions.Logout(old) // a new login replaces the browser's session
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: id, Path: "/", Expires: expires, MaxAge: max(1, int(time.Until(expires).Seconds())),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,

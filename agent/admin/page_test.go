@@ -166,6 +166,26 @@ func TestWebLogin(t *testing.T) {
 	if strings.Contains(w.do(t, "GET", "/", c.Value, "").body, good) {
 		t.Fatal("the page shows the token")
 	}
+	// Logging in again replaces the browser's session.
+	req, _ := http.NewRequest("POST", w.base+"/login", strings.NewReader(loginBody(good)))
+	req.Header.Set("Content-Type", "application/json")
+	req.AddCookie(c)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || w.sessions.Len() != 1 {
+		t.Fatalf("second login: %d, %d sessions", resp.StatusCode, w.sessions.Len())
+	}
+	if a := w.do(t, "GET", "/v1/whoami", c.Value, ""); a.status != 401 {
+		t.Fatalf("the replaced session still works: %d", a.status)
+	}
+	for _, nc := range resp.Cookies() {
+		if nc.Name == SessionCookie {
+			c = nc
+		}
+	}
 
 	// The page lists what alice may see; buttons only where she may decide.
 	secret := w.request(t, requester, "group:secret")
