@@ -27,7 +27,7 @@ func ApprovalsPath(cfg *config.Config) string { return filepath.Join(cfg.StateDi
 
 // approvals is a running agent's approval workflow: the broker over its
 // store, the webhook notifications, and the admin API on the socket and,
-// when configured, over HTTPS.
+// when configured, over HTTPS (with the approval web page).
 type approvals struct {
 	store   *approval.Store
 	broker  *approval.Broker
@@ -91,7 +91,10 @@ func startApprovals(ctx context.Context, cfg *config.Config, authority *ca.CA, t
 			a.close()
 			return nil, fmt.Errorf("approvals.listen: %w", err)
 		}
-		a.serve(&http.Server{Handler: a.api.Handler(&admin.Bearer{Tokens: tokens}), TLSConfig: tc, ReadHeaderTimeout: 10 * time.Second,
+		// Remote approvers present a bearer token, or log in to the web
+		// page with one and carry its session cookie.
+		auth := &admin.Web{Bearer: &admin.Bearer{Tokens: tokens}, Sessions: &admin.Sessions{Tokens: tokens}}
+		a.serve(&http.Server{Handler: a.api.Handler(auth), TLSConfig: tc, ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}, tl, true)
 		log.Info("admin API listening for approvers over HTTPS", "address", tl.Addr().String())
 	}

@@ -87,7 +87,12 @@ func (b *Bearer) Authenticate(r *http.Request) (approval.Approver, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 		return approval.Approver{}, errors.New("present an OIDC ID token: Authorization: Bearer TOKEN")
 	}
-	id, err := b.Tokens.Verify(r.Context(), strings.TrimSpace(raw))
+	return b.verify(r, strings.TrimSpace(raw))
+}
+
+// verify is the approver raw names, once verified.
+func (b *Bearer) verify(r *http.Request, raw string) (approval.Approver, error) {
+	id, err := b.Tokens.Verify(r.Context(), raw)
 	if err != nil {
 		return approval.Approver{}, fmt.Errorf("the token was refused: %v", err)
 	}

@@ -12,17 +12,26 @@
 //	GET  /v1/grants                    window grants running now
 //	GET  /v1/events                    server-sent events: every step of every request
 //
+// The approval web page (page.go, web/) is served by the same handler:
+//
+//	GET  /                             the page: pending requests, approve and deny
+//	GET  /requests/fragment            the list alone, which the page's script re-fetches
+//	GET  /static/app.js, app.css       the script and style (no inline code: CSP default-src 'self')
+//	POST /login                        {"token": "ID token"}: sets the session cookie (HTTPS)
+//	POST /logout                       ends the session (X-Corral-CSRF required)
+//
 // Every answer is JSON; an error is {"error": "..."} with a status that
 // says what kind: 400 a bad call (a denial without a reason), 401 the
 // caller is not authenticated, 403 it may not (not a reviewer, or the
 // requester itself), 404 no such request, 409 the request is no longer
 // pending, 503 the agent is stopping. A POST must carry
-// Content-Type: application/json, which no HTML form can send, so a
-// browser session added later cannot be ridden by a cross-site form.
+// Content-Type: application/json, which no HTML form can send, and a POST
+// authenticated by the session cookie must also carry the session's
+// X-Corral-CSRF token, so the session cannot be ridden cross-site.
 //
 // Callers are authenticated in one place, an Authenticator: PeerCred for
-// the socket, Bearer for HTTPS; another (a browser session) slots in
-// beside them. What a caller sees is filtered by approval.Approver.MayView:
+// the socket; Web for HTTPS, which is Bearer for a call with an
+// Authorization header and Sessions (the page's cookie) otherwise. What a caller sees is filtered by approval.Approver.MayView:
 // local callers see every request, token holders the ones they may decide
 // or made.
 package admin

@@ -50,8 +50,25 @@ type subscriber struct {
 	ch  chan approval.Event
 }
 
-// Handler returns the API, authenticating callers with auth.
+// Handler returns the API and the approval web page, authenticating
+// callers with auth. The page's login is offered when auth has sessions
+// (Sessions, or Web with Sessions set).
 func (s *Server) Handler(auth Authenticator) http.Handler {
+	p := &page{s: s, auth: auth}
+	switch a := auth.(type) {
+	case *Sessions:
+		p.sessions = a
+	case *Web:
+		p.sessions = a.Sessions
+	}
+	top := http.NewServeMux()
+	p.routes(top)
+	top.Handle("/", s.api(auth))
+	return top
+}
+
+// api is the JSON API.
+func (s *Server) api(auth Authenticator) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/whoami", s.whoami)
 	mux.HandleFunc("GET /v1/requests", s.list)
@@ -65,7 +82,8 @@ func (s *Server) Handler(auth Authenticator) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		who, err := auth.Authenticate(r)
 		if err != nil {
-			if _, bearer := auth.(*Bearer); bearer {
+			switch auth.(type) {
+			case *Bearer, *Web:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="corral"`)
 			}
 			s.log().Info("admin API call refused", "path", r.URL.Path, "err", err)

@@ -1,0 +1,339 @@
+package admin
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/corral-dev/corral/agent/oidc"
+	"github.com/corral-dev/corral/internal/testutil"
+	"github.com/corral-dev/corral/policy"
+	"github.com/corral-dev/corral/policy/approval"
+)
+
+type web struct {
+	*api
+	issuer   *testutil.OIDCIssuer
+	sessions *Sessions
+}
+
+// serveWeb serves the API and the page over HTTPS as the agent does on
+// approvals.listen: bearer tokens or the page's session cookie.
+func serveWeb(t *testing.T) *web {
+	t.Helper()
+	issuer := testutil.StartOIDCIssuer(t)
+	v := oidc.New(nil, slog.New(slog.DiscardHandler))
+	v.SetIssuers([]oidc.Issuer{{URL: issuer.URL, Audiences: []string{"corral"}}})
+	srv := &Server{Log: slog.New(slog.DiscardHandler), Heartbeat: time.Hour}
+	b := newBroker(t, srv)
+	srv.Approvals = b
+	sessions := &Sessions{Tokens: v}
+	hs := httptest.NewTLSServer(srv.Handler(&Web{Bearer: &Bearer{Tokens: v}, Sessions: sessions}))
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	return &web{api: &api{broker: b, srv: srv, client: hs.Client(), base: hs.URL}, issuer: issuer, sessions: sessions}
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a call with the session cookie (when not "") and headers.
+func (w *web) do(t *testing.T, method, path, cookie, body string, headers ...string) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, w.base+path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: cookie})
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+func loginBody(token string) string {
+	b, _ := json.Marshal(Login{Token: token})
+	return string(b)
+}
+
+// login logs in with token and returns the session cookie.
+func (w *web) login(t *testing.T, token string) *http.Cookie {
+	t.Helper()
+	a := w.do(t, "POST", "/login", "", loginBody(token))
+	if a.status != 200 {
+		t.Fatalf("login: %d %s", a.status, a.body)
+	}
+	resp := http.Response{Header: a.header}
+	for _, c := range resp.Cookies() {
+		if c.Name == SessionCookie {
+			return c
+		}
+	}
+	t.Fatalf("no session cookie: %v", a.header)
+	return nil
+}
+
+var csrfAttr = regexp.MustCompile(`data-csrf="([^"]*)"`)
+
+func TestWebLogin(t *testing.T) {
+	w := serveWeb(t)
+	requester := policy.Workload{UID: 1000, Exe: "/usr/bin/psql", OIDC: &policy.OIDC{Issuer: w.issuer.URL, Subject: "dave", Groups: []string{"dba"}}}
+	r := w.request(t, requester, "group:dba")
+
+	// No session: the login form, under a strict CSP, with no inline script.
+	a := w.do(t, "GET", "/", "", "")
+	if a.status != 200 || !strings.Contains(a.body, `<form id="login"`) || strings.Contains(a.body, r.ID) {
+		t.Fatalf("page without a session: %d\n%s", a.status, a.body)
+	}
+	if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
+		t.Fatalf("CSP %q", csp)
+	}
+	if regexp.MustCompile(`<script>|<script [^>]*>[^<]`).MatchString(a.body) || strings.Contains(a.body, " on") && regexp.MustCompile(` on[a-z]+=`).MatchString(a.body) {
+		t.Fatal("the page has inline script")
+	}
+	js := w.do(t, "GET", "/static/app.js", "", "")
+	if js.status != 200 || !strings.HasPrefix(js.header.Get("Content-Type"), "text/javascript") || !strings.Contains(js.body, "X-Corral-CSRF") {
+		t.Fatalf("script: %d %v", js.status, js.header)
+	}
+	if strings.Contains(js.body, "localStorage") || strings.Contains(js.body, "sessionStorage") {
+		t.Fatal("the script keeps something in the browser's storage")
+	}
+
+	// Tokens the API refuses do not log in.
+	forged := testutil.SignJWT(t, jose.RS256, mustKey(t), "k1", w.issuer.Claims(nil))
+	for _, c := range []struct{ name, token, says string }{
+		{"empty", "", "paste an OIDC ID token"},
+		{"expired", w.issuer.Token(t, map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}), "token expired"},
+		{"wrong audience", w.issuer.Token(t, map[string]any{"aud": "elsewhere"}), "audience"},
+		{"forged", forged, "signature"},
+	} {
+		a := w.do(t, "POST", "/login", "", loginBody(c.token))
+		if a.status != 401 || !strings.Contains(a.body, c.says) || a.header.Get("Set-Cookie") != "" {
+			t.Fatalf("login with %s: %d %s %v", c.name, a.status, a.body, a.header)
+		}
+	}
+	if w.sessions.Len() != 0 {
+		t.Fatal("a refused login left a session")
+	}
+	// Only a JSON POST from the page's own origin logs in.
+	good := w.issuer.Token(t, nil)
+	if a := w.do(t, "POST", "/login", "", loginBody(good), "Content-Type", "application/x-www-form-urlencoded"); a.status != 403 {
+		t.Fatalf("form login: %d", a.status)
+	}
+	if a := w.do(t, "POST", "/login", "", loginBody(good), "Origin", "https://evil.example"); a.status != 403 {
+		t.Fatalf("login from another origin: %d", a.status)
+	}
+	if a := w.do(t, "POST", "/login", "", loginBody(good), "Sec-Fetch-Site", "cross-site"); a.status != 403 {
+		t.Fatalf("cross-site login: %d", a.status)
+	}
+
+	// A valid token: a session cookie as the page needs it.
+	exp := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	c := w.login(t, w.issuer.Token(t, map[string]any{"exp": exp.Unix()}))
+	if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
+		t.Fatalf("cookie %+v", c)
+	}
+	if c.Expires.After(exp) || c.MaxAge <= 0 || c.MaxAge > 600 {
+		t.Fatalf("cookie ends %v (max age %d), the token at %v", c.Expires, c.MaxAge, exp)
+	}
+	if raw, err := base64.RawURLEncoding.DecodeString(c.Value); err != nil || len(raw) != 32 {
+		t.Fatalf("session id %q: %d bytes, %v", c.Value, len(raw), err)
+	}
+	if strings.Contains(w.do(t, "GET", "/", c.Value, "").body, good) {
+		t.Fatal("the page shows the token")
+	}
+	// Logging in again replaces the browser's session.
+	req, _ := http.NewRequest("POST", w.base+"/login", strings.NewReader(loginBody(good)))
+	req.Header.Set("Content-Type", "application/json")
+	req.AddCookie(c)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || w.sessions.Len() != 1 {
+		t.Fatalf("second login: %d, %d sessions", resp.StatusCode, w.sessions.Len())
+	}
+	if a := w.do(t, "GET", "/v1/whoami", c.Value, ""); a.status != 401 {
+		t.Fatalf("the replaced session still works: %d", a.status)
+	}
+	for _, nc := range resp.Cookies() {
+		if nc.Name == SessionCookie {
+			c = nc
+		}
+	}
+
+	// The page lists what alice may see; buttons only where she may decide.
+	secret := w.request(t, requester, "group:secret")
+	own := w.request(t, policy.Workload{UID: 1001, OIDC: &policy.OIDC{Issuer: w.issuer.URL, Subject: "alice"}}, "group:dba")
+	a = w.do(t, "GET", "/", c.Value, "")
+	m := csrfAttr.FindStringSubmatch(a.body)
+	if a.status != 200 || m == nil || m[1] == "" {
+		t.Fatalf("page: %d\n%s", a.status, a.body)
+	}
+	csrf := m[1]
+	if !strings.Contains(a.body, "alice@example.com") || !strings.Contains(a.body, r.ID) || !strings.Contains(a.body, "DELETE FROM orders") || strings.Contains(a.body, secret.ID) {
+		t.Fatalf("page:\n%s", a.body)
+	}
+	section := func(body, id string) string {
+		i := strings.Index(body, `id="req-`+id+`"`)
+		if i < 0 {
+			t.Fatalf("%s not on the page", id)
+		}
+		j := strings.Index(body[i:], "</article>")
+		return body[i : i+j]
+	}
+	if s := section(a.body, r.ID); !strings.Contains(s, `data-action="approve"`) || !strings.Contains(s, `data-action="deny"`) {
+		t.Fatalf("no buttons for a request alice may decide:\n%s", s)
+	}
+	if s := section(a.body, own.ID); strings.Contains(s, "data-action") || !strings.Contains(s, "You made this request") {
+		t.Fatalf("buttons on alice's own request:\n%s", s)
+	}
+	if f := w.do(t, "GET", "/requests/fragment", c.Value, ""); f.status != 200 || !strings.Contains(f.body, r.ID) || strings.Contains(f.body, "<html") {
+		t.Fatalf("fragment: %d\n%s", f.status, f.body)
+	}
+	if f := w.do(t, "GET", "/requests/fragment", "", ""); f.status != 401 {
+		t.Fatalf("fragment without a session: %d", f.status)
+	}
+
+	// Reading with the cookie needs no CSRF token; deciding does.
+	var who approval.Approver
+	if a := w.do(t, "GET", "/v1/whoami", c.Value, ""); a.status != 200 || json.Unmarshal([]byte(a.body), &who) != nil || who.Name != "alice@example.com" || who.Via != "oidc" {
+		t.Fatalf("whoami: %d %s", a.status, a.body)
+	}
+	approve := "/v1/requests/" + r.ID + "/approve"
+	for _, h := range [][]string{
+		nil,
+		{CSRFHeader, "wrong"},
+		{CSRFHeader, csrf, "Sec-Fetch-Site", "cross-site"},
+	} {
+		if a := w.do(t, "POST", approve, c.Value, `{"reason":"ok"}`, h...); a.status != 401 || !strings.Contains(a.body, "refused") && !strings.Contains(a.body, CSRFHeader) {
+			t.Fatalf("approve with %v: %d %s", h, a.status, a.body)
+		}
+	}
+	if got, _ := w.broker.Get(context.Background(), r.ID); got.State != approval.Pending {
+		t.Fatalf("a call without the CSRF token decided: %s", got.State)
+	}
+	a = w.do(t, "POST", approve, c.Value, `{"reason":"ok"}`, CSRFHeader, csrf, "Sec-Fetch-Site", "same-origin")
+	var got approval.Request
+	if a.status != 200 || json.Unmarshal([]byte(a.body), &got) != nil || got.State != approval.Approved || got.DecidedBy.Name != "alice@example.com" || got.DecidedBy.Via != "oidc" {
+		t.Fatalf("approve: %d %s", a.status, a.body)
+	}
+	// Her own request: refused by the API as well.
+	if a := w.do(t, "POST", "/v1/requests/"+own.ID+"/approve", c.Value, `{}`, CSRFHeader, csrf); a.status != 403 {
+		t.Fatalf("approve her own: %d %s", a.status, a.body)
+	}
+	// A bearer token still works without a session.
+	if a := w.do(t, "GET", "/v1/whoami", "", "", "Authorization", "Bearer "+good); a.status != 200 {
+		t.Fatalf("bearer: %d %s", a.status, a.body)
+	}
+
+	// Logout needs the CSRF token, ends the session and clears the cookie.
+	if a := w.do(t, "POST", "/logout", c.Value, "{}"); a.status != 403 {
+		t.Fatalf("logout without the CSRF token: %d", a.status)
+	}
+	a = w.do(t, "POST", "/logout", c.Value, "{}", CSRFHeader, csrf)
+	if a.status != 204 || !strings.Contains(a.header.Get("Set-Cookie"), SessionCookie+"=;") || !strings.Contains(a.header.Get("Set-Cookie"), "Max-Age=0") {
+		t.Fatalf("logout: %d %v", a.status, a.header)
+	}
+	if a := w.do(t, "GET", "/v1/whoami", c.Value, ""); a.status != 401 {
+		t.Fatalf("whoami after logout: %d", a.status)
+	}
+	if a := w.do(t, "GET", "/", c.Value, ""); !strings.Contains(a.body, `<form id="login"`) || !strings.Contains(a.body, "session has ended") {
+		t.Fatalf("page after logout:\n%s", a.body)
+	}
+}
+
+// Sessions end with their token, and there are never more than Max.
+func TestSessionBounds(t *testing.T) {
+	issuer := testutil.StartOIDCIssuer(t)
+	v := oidc.New(nil, slog.New(slog.DiscardHandler))
+	v.SetIssuers([]oidc.Issuer{{URL: issuer.URL, Audiences: []string{"corral"}}})
+	now := time.Now()
+	s := &Sessions{Tokens: v, Max: 2, Now: func() time.Time { return now }}
+	r := httptest.NewRequest("POST", "/login", nil)
+	var ids []string
+	for i, ttl := range []time.Duration{time.Hour, 30 * time.Minute, 2 * time.Hour} {
+		id, _, exp, err := s.Login(r, issuer.Token(t, map[string]any{"exp": now.Add(ttl).Unix()}))
+		if err != nil {
+			t.Fatal(i, err)
+		}
+		if exp.After(now.Add(ttl)) {
+			t.Fatalf("session %d ends %v, after its token", i, exp)
+		}
+		ids = append(ids, id)
+	}
+	if s.Len() != 2 {
+		t.Fatalf("%d sessions", s.Len())
+	}
+	with := func(id string) *http.Request {
+		r := httptest.NewRequest("GET", "/v1/whoami", nil)
+		r.AddCookie(&http.Cookie{Name: SessionCookie, Value: id})
+		return r
+	}
+	if _, err := s.Authenticate(with(ids[1])); err == nil {
+		t.Fatal("the session ending soonest was kept past Max")
+	}
+	if _, err := s.Authenticate(with(ids[0])); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(61 * time.Minute)
+	if _, err := s.Authenticate(with(ids[0])); err == nil {
+		t.Fatal("a session outlived its token")
+	}
+	if s.Len() != 1 {
+		t.Fatalf("%d sessions after the first ended", s.Len())
+	}
+	now = now.Add(2 * time.Hour)
+	if s.Len() != 0 {
+		t.Fatal("expired sessions were kept")
+	}
+}
+
+// On the admin socket the page needs no login: the caller is who the
+// kernel says it is.
+func TestSocketPage(t *testing.T) {
+	a := serveSocket(t)
+	r := a.request(t, policy.Workload{UID: 4242}, "user:"+me(t).Username)
+	resp, err := a.client.Get(a.base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), r.ID) || strings.Contains(string(b), `id="login"`) || !strings.Contains(string(b), `data-action="approve"`) {
+		t.Fatalf("%d\n%s", resp.StatusCode, b)
+	}
+	resp2, err := a.client.Post(a.base+"/login", "application/json", strings.NewReader(`{"token":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != 404 {
+		t.Fatalf("login on the socket: %d", resp2.StatusCode)
+	}
+}
