@@ -98,6 +98,7 @@ func TestMetricsScrapeFollowsTraffic(t *testing.T) {
 	}
 
 	before, _ := scrapeMetrics(t, base)
+	from := p.a.Mark()
 	const (
 		selectSQL = "SELECT id, name, email, card_number, note FROM customers ORDER BY id"
 		dropSQL   = "DROP TABLE orders"
@@ -117,18 +118,12 @@ func TestMetricsScrapeFollowsTraffic(t *testing.T) {
 		added   = `corral_proxy_added_seconds_count{protocol="postgres"}`
 		connect = `corral_bpf_connects_total{result="%s"}`
 	)
-	// Sessions are counted out once the agent has closed them.
-	var after scrape
-	var body string
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		after, body = scrapeMetrics(t, base)
-		if v, ok := after[active]; ok && v == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v after both sessions ended", active, after[active])
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Sessions are counted out before their close event is written: once
+	// both are closed, the gauge is back to zero.
+	p.waitClosed(t, from, 2)
+	after, body := scrapeMetrics(t, base)
+	if v, ok := after[active]; !ok || v != 0 {
+		t.Fatalf("%s = %v after both sessions ended", active, v)
 	}
 
 	for series, want := range map[string]float64{
