@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -431,19 +430,21 @@ func TestApprovalPostgres(t *testing.T) {
 	})
 }
 
+// newOIDCApprovalEnv is an approvals environment whose target takes OIDC
+// tokens from issuer, with the admin API on HTTPS at listen.
+func newOIDCApprovalEnv(t *testing.T, issuer *testutil.OIDCIssuer, listen, review string) *approvalEnv {
+	t.Helper()
+	return newApprovalEnv(t, "token", review, fmt.Sprintf(`oidc:
+  issuers: [{url: %q, audiences: [corral]}]
+approvals: {listen: %q}`, issuer.URL, listen))
+}
+
 // Approvers over HTTPS present OIDC ID tokens from a configured issuer;
 // only a valid token of a reviewer who is not the requester decides.
 func TestApprovalOIDC(t *testing.T) {
 	issuer := testutil.StartOIDCIssuer(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := l.Addr().String()
-	l.Close()
-	ae := newApprovalEnv(t, "token", "timeout: 1m", fmt.Sprintf(`oidc:
-  issuers: [{url: %q, audiences: [corral]}]
-approvals: {listen: %q}`, issuer.URL, listen))
+	listen := freeLoopbackAddr(t)
+	ae := newOIDCApprovalEnv(t, issuer, listen, "timeout: 1m")
 
 	// alice logs in with her token and asks; she holds group dba.
 	p := ae.psql(t, issuer.Token(t, nil), "DELETE FROM orders")

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -63,15 +62,8 @@ func TestApprovalWebPage(t *testing.T) {
 	testutil.RequireBPF(t)
 	chromium := testutil.RequireChromium(t)
 	issuer := testutil.StartOIDCIssuer(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := l.Addr().String()
-	l.Close()
-	ae := newApprovalEnv(t, "token", "timeout: 2m", fmt.Sprintf(`oidc:
-  issuers: [{url: %q, audiences: [corral]}]
-approvals: {listen: %q}`, issuer.URL, listen))
+	listen := freeLoopbackAddr(t)
+	ae := newOIDCApprovalEnv(t, issuer, listen, "timeout: 2m")
 
 	// alice asks; bob, of group dba, decides in the browser.
 	p := ae.psql(t, issuer.Token(t, nil), "DELETE FROM orders")
@@ -113,7 +105,7 @@ approvals: {listen: %q}`, issuer.URL, listen))
 		}
 		return v
 	}
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(css("#token")),
 		chromedp.SetValue(css("#token"), bob),
