@@ -1,0 +1,71 @@
+// Package shellcmd finds every command a shell command line would run, so
+// each can be put to the policy.
+//
+// An SSH exec request carries one string that the remote login shell runs.
+// Matching a policy against that string as a whole is easy to get around:
+// "echo hi; rm -rf /" starts with an allowed command. Commands parses the
+// string as bash does and lists every simple command in it, including the
+// ones hidden in command substitutions, in function bodies, behind wrappers
+// such as sudo or xargs, and in scripts handed to sh -c or eval.
+//
+// The package fails closed. When a command line has a part whose effect can
+// only be known at run time, such as a program name held in a variable or a
+// script built from one, Commands returns an error naming that part instead
+// of a guess, and the caller must deny the request.
+//
+// # What is reported
+//
+// Each Command is one simple command, with its words after quote removal.
+// Words that expand at run time ($X, $(...), $((...))) are kept as their
+// source text; glob patterns and ~ are kept as written. Commands are listed in
+// the order their names appear in the script; a wrapper comes before the
+// command it runs. Declaration builtins (export, local, declare, readonly,
+// typeset) and let are reported like any other command. Shell keywords
+// ([[ ]], (( )), if, for, ...) are not commands, but everything inside them
+// is checked.
+//
+// Wrappers that run their arguments as a command are reported together with
+// the command they run, which carries the wrappers in Via: sudo, doas, env,
+// nohup, nice, ionice, timeout, stdbuf, setsid, time, command, builtin, exec,
+// xargs, chroot, flock, watch, runuser, su, busybox and find -exec / -execdir
+// / -ok / -okdir. Scripts passed to sh, bash, dash, zsh, ksh, mksh, ash and
+// rbash with -c, to su -c, runuser -c, flock -c, watch, eval, trap and alias
+// are parsed and checked in turn, up to 8 levels deep. Names are matched on
+// their last path element, so /usr/bin/sudo is a wrapper too.
+//
+// # Limits
+//
+//   - Scripts longer than 64 KiB (MaxScriptBytes), scripts that run more
+//     than 1000 commands (MaxCommands), scripts nested more than 8 deep
+//     (MaxDepth) and commands inside more than 32 wrappers and scripts
+//     (MaxVia) are refused.
+//   - A shell started without -c (bash, sh -s, bash script.sh) is reported
+//     as it is; what it reads from its input or from the script file cannot
+//     be seen here, so the caller must treat it as an interactive shell. The
+//     same holds for sudo -s / sudo -i / su / chroot / doas -s without a
+//     command, and for source / . which read a file.
+//   - Only the shell interpreters above are looked into. Other interpreters
+//     (python -c, perl -e, awk, fish -c, csh -c, ssh host CMD, ...) are
+//     reported as one command whose arguments the policy has to judge.
+//   - Wrapper options are read from a table of the options each wrapper
+//     knows. An option outside that table, or an option word that expands at
+//     run time, is an error rather than a guess at where the command starts.
+//   - find with a word that expands at run time (a variable, an unquoted
+//     glob) is refused, because that word could become -exec; so is sudo -s
+//     or -i with a $ in its command, which sudo's shell expands. Under xargs
+//     without -I, a command whose meaning would change when xargs appends
+//     the words it reads (eval, find, a wrapper without its command, a shell
+//     without a -c script) is refused. Words that xargs -I or find -exec
+//     replace ({}) may not be a program name or part of a script.
+//   - Values of variables are not known. A variable set on a command
+//     (LD_PRELOAD=..., BASH_ENV=..., PAGER=...) is not part of Argv, and
+//     neither PATH nor hash -p is resolved: the policy sees the name as
+//     written, so it must judge commands such as hash and export too.
+//   - bash evaluates array subscripts and prompt escapes found in variable
+//     values at run time, and these may run commands. Literal values that
+//     carry a command substitution in an assignment (including the NAME=VALUE
+//     words of env and sudo), a subscript that holds one in arithmetic, in
+//     [[ ]] or in an argument of a builtin that takes variable names, and the
+//     ${X@P} expansion are refused; a value that arrives from the environment
+//     cannot be seen.
+package shellcmd

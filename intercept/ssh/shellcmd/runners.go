@@ -1,0 +1,869 @@
+package shellcmd
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+)
+
+// shells take a script with -c and share enough of their option syntax to be
+// read alike.
+var shells = map[string]bool{
+	"sh": true, "bash": true, "rbash": true, "dash": true, "zsh": true,
+	"ksh": true, "ksh93": true, "mksh": true, "ash": true,
+}
+
+// nameTakers are builtins that take variable names, in which bash evaluates
+// array subscripts.
+var nameTakers = map[string]bool{
+	"printf": true, "read": true, "unset": true, "test": true, "[": true,
+	"mapfile": true, "readarray": true, "wait": true, "getopts": true,
+}
+
+// inner finds the commands that a wrapper or interpreter runs.
+func (w *walker) inner(args []arg, c ctx) error {
+	name := path.Base(args[0].text)
+	switch {
+	case shells[name]:
+		return w.shell(args, c)
+	case nameTakers[name]:
+		for _, a := range args[1:] {
+			if holdsSubscriptSubst(a.lits) {
+				return fmt.Errorf("cannot check %s: bash runs the command substitution in its subscript", a.src)
+			}
+		}
+		return nil
+	}
+	switch name {
+	case "busybox":
+		return w.busybox(args, c)
+	case "eval":
+		return w.eval(args, c)
+	case "sudo":
+		return w.sudo(args, c)
+	case "doas":
+		return w.doas(args, c)
+	case "env":
+		return w.env(args, c)
+	case "nohup", "builtin":
+		return w.plainWrapper(args, c)
+	case "nice":
+		return w.nice(args, c)
+	case "ionice", "timeout", "stdbuf", "setsid", "time", "command", "exec", "chroot":
+		return w.optWrapper(args, c)
+	case "xargs":
+		return w.xargs(args, c)
+	case "flock":
+		return w.flock(args, c)
+	case "watch":
+		return w.watch(args, c)
+	case "su", "runuser":
+		return w.su(args, c)
+	case "find":
+		return w.find(args, c)
+	case "trap":
+		return w.trap(args, c)
+	case "alias":
+		return w.alias(args, c)
+	}
+	return nil
+}
+
+func unsure(args []arg, why string) error {
+	return fmt.Errorf("cannot tell which command `%s` runs: %s", args[0].text, why)
+}
+
+func unsureWord(args []arg, a arg) error {
+	return unsure(args, a.src)
+}
+
+func builtAtRunTime(a arg) error {
+	return fmt.Errorf("cannot check a script built at run time: %s", a.src)
+}
+
+// wrapped runs the command in rest on behalf of the wrapper args, or handles
+// its absence: a wrapper without a command runs nothing, unless xargs is
+// about to append words that would become the command.
+func (w *walker) wrapped(args, rest []arg, c ctx) error {
+	if len(rest) == 0 {
+		return w.missing(args, c)
+	}
+	return w.run(rest, c.inside(args[0].text))
+}
+
+func (w *walker) missing(args []arg, c ctx) error {
+	if c.open {
+		return unsure(args, "its command is read from input at run time")
+	}
+	return nil
+}
+
+// refuseOpen refuses commands that would read words appended by xargs as
+// code or as options.
+func refuseOpen(args []arg, c ctx) error {
+	if c.open {
+		return unsure(args, "its arguments are read from input at run time")
+	}
+	return nil
+}
+
+// optSpec describes a program's options the way getopt_long sees them.
+type optSpec struct {
+	flags    string   // short options without a value
+	vals     string   // short options with a value, attached or in the next word
+	optVals  string   // short options whose value, if any, is attached
+	long     []string // long options without a value
+	longVals []string // long options with a value, after = or in the next word
+	longOpts []string // long options whose value, if any, follows =
+	// permute reads options after operands too, as getopt does without a
+	// leading "+"; the operands are returned in order.
+	permute bool
+}
+
+type opt struct {
+	name string // the letter or the long name
+	val  string
+	// word indexes the word that held the value, or is 0 when the value
+	// was part of the option word.
+	word int
+}
+
+type parsed struct {
+	opts []opt
+	// rest holds the operands: with permute all of them, else the words
+	// from the first operand on.
+	rest []arg
+	// short is set when an option's value is missing; the program fails.
+	short bool
+}
+
+func (p parsed) has(names ...string) bool {
+	for _, o := range p.opts {
+		if slices.Contains(names, o.name) {
+			return true
+		}
+	}
+	return false
+}
+
+// val returns the last of the named options, as the last one given wins.
+func (p parsed) val(names ...string) (opt, bool) {
+	var v opt
+	ok := false
+	for _, o := range p.opts {
+		if slices.Contains(names, o.name) {
+			v, ok = o, true
+		}
+	}
+	return v, ok
+}
+
+// parseOpts reads the options in args[1:]. A word that may turn into an
+// option at run time, or an option missing from spec, is an error: guessing
+// where the command starts could miss it.
+func parseOpts(args []arg, spec optSpec) (parsed, error) {
+	var p parsed
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if !a.plain {
+			if !spec.permute && isOperand(a) {
+				p.rest = args[i:]
+				return p, nil
+			}
+			return p, unsureWord(args, a)
+		}
+		t := a.text
+		if t == "--" {
+			p.rest = append(p.rest, args[i+1:]...)
+			return p, nil
+		}
+		if t == "-" || !strings.HasPrefix(t, "-") {
+			if !spec.permute {
+				p.rest = args[i:]
+				return p, nil
+			}
+			p.rest = append(p.rest, a)
+			continue
+		}
+		if strings.HasPrefix(t, "--") {
+			name, val, hasVal := strings.Cut(t[2:], "=")
+			switch {
+			case slices.Contains(spec.long, name) && !hasVal:
+				p.opts = append(p.opts, opt{name: name})
+			case slices.Contains(spec.longOpts, name):
+				p.opts = append(p.opts, opt{name: name, val: val})
+			case slices.Contains(spec.longVals, name):
+				o := opt{name: name, val: val}
+				if !hasVal {
+					if i+1 >= len(args) {
+						p.short = true
+						return p, nil
+					}
+					i++
+					if !args[i].single {
+						return p, unsureWord(args, args[i])
+					}
+					o.val, o.word = args[i].text, i
+				}
+				p.opts = append(p.opts, o)
+			default:
+				return p, unsure(args, "unknown option "+t)
+			}
+			continue
+		}
+		for j := 1; j < len(t); j++ {
+			ch := t[j : j+1]
+			switch {
+			case strings.Contains(spec.flags, ch):
+				p.opts = append(p.opts, opt{name: ch})
+				continue
+			case strings.Contains(spec.optVals, ch):
+				p.opts = append(p.opts, opt{name: ch, val: t[j+1:]})
+			case strings.Contains(spec.vals, ch):
+				o := opt{name: ch, val: t[j+1:]}
+				if o.val == "" {
+					if i+1 >= len(args) {
+						p.short = true
+						return p, nil
+					}
+					i++
+					if !args[i].single {
+						return p, unsureWord(args, args[i])
+					}
+					o.val, o.word = args[i].text, i
+				}
+				p.opts = append(p.opts, o)
+			default:
+				return p, unsure(args, "unknown option -"+ch+" in "+t)
+			}
+			break
+		}
+	}
+	return p, nil
+}
+
+// isOperand reports whether a word that is not plain is, whatever it
+// expands to, one word that does not start with "-", so getopt takes it for
+// an operand. A leading ~ does not qualify: it expands to $HOME, $PWD or
+// $OLDPWD, which the script itself may have set to anything.
+func isOperand(a arg) bool {
+	if !a.single {
+		return false
+	}
+	if a.lit {
+		return a.text == "" || a.text[0] != '-' && a.text[0] != '~'
+	}
+	s := a.src
+	return s != "" && !strings.ContainsRune("-~$`\"'\\", rune(s[0]))
+}
+
+// shell handles sh -c SCRIPT and its kin. Without -c the shell reads a file
+// or its input, which cannot be seen here; it is reported as it is.
+func (w *walker) shell(args []arg, c ctx) error {
+	cmode := false
+	i := 1
+options:
+	for ; i < len(args); i++ {
+		a := args[i]
+		if !a.plain {
+			if isOperand(a) {
+				break
+			}
+			if cmode {
+				return builtAtRunTime(a)
+			}
+			return unsureWord(args, a)
+		}
+		t := a.text
+		switch {
+		case t == "--" || t == "-":
+			i++
+			break options
+		case strings.HasPrefix(t, "--"):
+			switch strings.TrimPrefix(t, "--") {
+			case "norc", "noprofile", "login", "posix", "restricted", "verbose",
+				"noediting", "debugger", "dump-strings", "dump-po-strings",
+				"help", "version", "pretty-print", "no-rcs", "no-globalrcs", "interactive":
+			case "rcfile", "init-file", "emulate":
+				i++
+				if i < len(args) && !args[i].single {
+					return unsureWord(args, args[i])
+				}
+			default:
+				return unsure(args, "unknown option "+t)
+			}
+		case strings.HasPrefix(t, "-") || strings.HasPrefix(t, "+"):
+			for _, ch := range t[1:] {
+				switch {
+				case ch == 'c' && t[0] == '-':
+					cmode = true
+				case ch == 'o' || ch == 'O':
+					// The option name is the next word.
+					i++
+					if i < len(args) && !args[i].single {
+						return unsureWord(args, args[i])
+					}
+				case ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z':
+				default:
+					return unsure(args, "unknown option "+t)
+				}
+			}
+		default:
+			break options
+		}
+	}
+	if !cmode {
+		// The shell reads a script file or its input. Words appended by
+		// xargs could be -c and a script.
+		return refuseOpen(args, c)
+	}
+	if i >= len(args) {
+		return w.missing(args, c)
+	}
+	if !args[i].plain {
+		return builtAtRunTime(args[i])
+	}
+	return w.script(args[i].text, c, args[0].text+" -c")
+}
+
+// busybox runs the applet named by its first operand.
+func (w *walker) busybox(args []arg, c ctx) error {
+	if len(args) > 1 && args[1].plain && strings.HasPrefix(args[1].text, "-") {
+		return refuseOpen(args, c)
+	}
+	return w.wrapped(args, args[1:], c)
+}
+
+// eval joins its words with spaces and runs the result as a script.
+func (w *walker) eval(args []arg, c ctx) error {
+	if err := refuseOpen(args, c); err != nil {
+		return err
+	}
+	rest := args[1:]
+	if len(rest) > 0 && rest[0].plain && rest[0].text == "--" {
+		rest = rest[1:]
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	parts := make([]string, len(rest))
+	for i, a := range rest {
+		if !a.plain {
+			return builtAtRunTime(a)
+		}
+		parts[i] = a.text
+	}
+	return w.script(strings.Join(parts, " "), c, "eval")
+}
+
+func (w *walker) sudo(args []arg, c ctx) error {
+	p, err := parseOpts(args, optSpec{
+		flags:   "AbBEeHiKklnNPSsVv",
+		vals:    "aCcDgpRrTtUu",
+		optVals: "h",
+		long: []string{"askpass", "background", "bell", "edit", "set-home", "help",
+			"login", "remove-timestamp", "reset-timestamp", "list", "no-update",
+			"non-interactive", "preserve-groups", "stdin", "shell", "version", "validate"},
+		longVals: []string{"close-from", "chdir", "group", "prompt", "chroot", "role",
+			"type", "command-timeout", "other-user", "user", "auth-type", "login-class"},
+		longOpts: []string{"preserve-env", "host"},
+	})
+	if err != nil {
+		return err
+	}
+	if p.short {
+		return w.missing(args, c)
+	}
+	// These only edit files, list rights or manage credentials.
+	if p.has("e", "edit", "l", "list", "v", "validate", "K", "remove-timestamp", "V", "version", "help") {
+		return nil
+	}
+	if h, ok := p.val("h"); ok && h.val == "" {
+		return nil
+	}
+	rest, err := skipAssigns(p.rest)
+	if err != nil {
+		return err
+	}
+	if p.has("s", "shell", "i", "login") {
+		// sudo hands the command to a shell with every character
+		// backslash-quoted except $, which the shell still expands.
+		for _, a := range rest {
+			if strings.Contains(a.text, "$") {
+				return unsure(args, "the shell it starts expands "+a.src)
+			}
+		}
+	}
+	return w.wrapped(args, rest, c)
+}
+
+func (w *walker) doas(args []arg, c ctx) error {
+	p, err := parseOpts(args, optSpec{flags: "Lns", vals: "Cu"})
+	if err != nil {
+		return err
+	}
+	if p.short {
+		return w.missing(args, c)
+	}
+	// -C checks a configuration and -L clears credentials; neither runs a
+	// command.
+	if p.has("C", "L") {
+		return nil
+	}
+	return w.wrapped(args, p.rest, c)
+}
+
+func (w *walker) env(args []arg, c ctx) error {
+	p, err := parseOpts(args, optSpec{
+		flags:    "i0v",
+		vals:     "uCS",
+		long:     []string{"ignore-environment", "null", "debug", "help", "version", "list-signal-handling"},
+		longVals: []string{"unset", "chdir", "split-string"},
+		longOpts: []string{"block-signal", "default-signal", "ignore-signal"},
+	})
+	if err != nil {
+		return err
+	}
+	if p.short {
+		return w.missing(args, c)
+	}
+	if p.has("S", "split-string") {
+		return unsure(args, "-S splits a string into a command")
+	}
+	if p.has("help", "version") {
+		return nil
+	}
+	rest := p.rest
+	// A lone "-" is the old spelling of -i.
+	if len(rest) > 0 && rest[0].plain && rest[0].text == "-" {
+		rest = rest[1:]
+	}
+	rest, err = skipAssigns(rest)
+	if err != nil {
+		return err
+	}
+	return w.wrapped(args, rest, c)
+}
+
+// skipAssigns skips the NAME=VALUE words that env and sudo put in the
+// environment. A value holding a command substitution is refused for the
+// reason walker.value gives: a shell may run it later (PS4, ${X@P}).
+func skipAssigns(rest []arg) ([]arg, error) {
+	for len(rest) > 0 && isAssignWord(rest[0]) {
+		if holdsSubst(rest[0].lits) {
+			return nil, fmt.Errorf("cannot check %s: the value holds a command substitution that may run later", rest[0].src)
+		}
+		rest = rest[1:]
+	}
+	return rest, nil
+}
+
+// plainWrapper handles wrappers without options of their own.
+func (w *walker) plainWrapper(args []arg, c ctx) error {
+	p, err := parseOpts(args, optSpec{long: []string{"help", "version"}})
+	if err != nil {
+		return err
+	}
+	if p.has("help", "version") {
+		return nil
+	}
+	return w.wrapped(args, p.rest, c)
+}
+
+func (w *walker) nice(args []arg, c ctx) error {
+	// nice also takes its adjustment as -N, --N or -+N, which getopt does
+	// not describe.
+	i := 1
+	for i < len(args) && args[i].plain && isNiceAdjustment(args[i].text) {
+		i++
+	}
+	p, err := parseOpts(append([]arg{args[0]}, args[i:]...), optSpec{
+		vals:     "n",
+		long:     []string{"help", "version"},
+		longVals: []string{"adjustment"},
+	})
+	if err != nil {
+		return err
+	}
+	if p.short {
+		return w.missing(args, c)
+	}
+	if p.has("help", "version") {
+		return nil
+	}
+	return w.wrapped(args, p.rest, c)
+}
+
+// isNiceAdjustment reports whether a word is -N, --N or -+N.
+func isNiceAdjustment(s string) bool {
+	s, ok := strings.CutPrefix(s, "-")
+	if !ok {
+		return false
+	}
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	return isDigits(s)
+}
+
+// wrapperSpecs describes wrappers whose command follows their options and,
+// for some, a fixed number of operands.
+var wrapperSpecs = map[string]struct {
+	spec optSpec
+	// operands come between the options and the command.
+	operands int
+	// noRun lists options with which the wrapper runs no command.
+	noRun []string
+}{
+	"ionice": {
+		spec: optSpec{flags: "thV", vals: "cnpPu", long: []string{"ignore", "help", "version"},
+			longVals: []string{"class", "classdata", "pid", "pgid", "uid"}},
+		noRun: []string{"p", "P", "u", "pid", "pgid", "uid", "h", "V", "help", "version"},
+	},
+	"timeout": {
+		spec: optSpec{flags: "fpv", vals: "ks", long: []string{"foreground", "preserve-status", "verbose", "help", "version"},
+			longVals: []string{"kill-after", "signal"}},
+		operands: 1,
+		noRun:    []string{"help", "version"},
+	},
+	"stdbuf": {
+		spec:  optSpec{vals: "ioe", long: []string{"help", "version"}, longVals: []string{"input", "output", "error"}},
+		noRun: []string{"help", "version"},
+	},
+	"setsid": {
+		spec:  optSpec{flags: "cfwhV", long: []string{"ctty", "fork", "wait", "help", "version"}},
+		noRun: []string{"h", "V", "help", "version"},
+	},
+	"time": {
+		spec: optSpec{flags: "apqvV", vals: "fo", long: []string{"append", "portability", "quiet", "verbose", "help", "version"},
+			longVals: []string{"format", "output"}},
+		noRun: []string{"V", "help", "version"},
+	},
+	"command": {
+		spec: optSpec{flags: "pvV"},
+		// -v and -V only tell what a name is.
+		noRun: []string{"v", "V"},
+	},
+	"exec": {
+		spec: optSpec{flags: "cl", vals: "a"},
+	},
+	"chroot": {
+		spec:     optSpec{long: []string{"skip-chdir", "help", "version"}, longVals: []string{"userspec", "groups"}},
+		operands: 1,
+		noRun:    []string{"help", "version"},
+	},
+}
+
+func (w *walker) optWrapper(args []arg, c ctx) error {
+	ws := wrapperSpecs[path.Base(args[0].text)]
+	p, err := parseOpts(args, ws.spec)
+	if err != nil {
+		return err
+	}
+	if p.short {
+		return w.missing(args, c)
+	}
+	if p.has(ws.noRun...) {
+		return nil
+	}
+	rest := p.rest
+	for range ws.operands {
+		if len(rest) == 0 {
+			return w.missing(args, c)
+		}
+		if !rest[0].single {
+			return unsureWord(args, rest[0])
+		}
+		rest = rest[1:]
+	}
+	return w.wrapped(args, rest, c)
+}
+
+func (w *walker) xargs(args []arg, c ctx) error {
+	p, err := parseOpts(args, optSpec{
+		flags:   "0oprtx",
+		vals:    "aEILnPsd",
+		optVals: "eil",
+		long: []string{"null", "interactive", "no-run-if-empty", "verbose", "exit",
+			"open-tty", "show-limits", "help", "version"},
+		longVals: []string{"arg-file", "delimiter", "max-args", "max-procs", "max-chars", "process-slot-var"},
+		longOpts: []string{"eof", "replace", "max-lines"},
+	})
+	if err != nil {
+		return err
+	}
+	if p.short {
+		return w.missing(args, c)
+	}
+	if p.has("help", "version") {
+		return nil
+	}
+	if len(p.rest) == 0 {
+		// xargs runs echo, unless it is itself fed more words.
+		return w.missing(args, c)
+	}
+	inner := slices.Clone(p.rest)
+	if r, ok := p.val("I", "i", "replace"); ok {
+		// The command runs with its words as written, the replace string
+		// in them swapped for input; nothing is appended.
+		repl := r.val
+		if repl == "" {
+			repl = "{}"
+		}
+		taint(inner, repl)
+	} else {
+		c.open = true
+	}
+	return w.run(inner, c.inside(args[0].text))
+}
+
+// taint marks the words that hold mark as unknown: xargs -I and find -exec
+// put run-time text where mark is.
+func taint(args []arg, mark string) {
+	for i := range args {
+		if strings.Contains(args[i].text, mark) {
+			args[i].plain = false
+		}
+	}
+}
+
+// flock FILE COMMAND... runs the command; flock FILE -c SCRIPT runs the
+// script with sh -c.
+func (w *walker) flock(args []arg, c ctx) error {
+	p, err := parseOpts(args, optSpec{
+		flags: "sexnoFuhV",
+		vals:  "wE",
+		long: []string{"shared", "exclusive", "unlock", "nonblock", "nb", "close",
+			"no-fork", "verbose", "fcntl", "help", "version"},
+		longVals: []string{"timeout", "wait", "conflict-exit-code"},
+	})
+	if err != nil {
+		return err
+	}
+	if p.short || len(p.rest) == 0 {
+		return w.missing(args, c)
+	}
+	if p.has("h", "V", "help", "version") {
+		return nil
+	}
+	if !p.rest[0].single {
+		return unsureWord(args, p.rest[0])
+	}
+	rest := p.rest[1:]
+	if len(rest) > 0 && rest[0].plain && (rest[0].text == "-c" || rest[0].text == "--command") {
+		if err := refuseOpen(args, c); err != nil {
+			return err
+		}
+		if len(rest) != 2 {
+			return nil
+		}
+		if !rest[1].plain {
+			return builtAtRunTime(rest[1])
+		}
+		return w.script(rest[1].text, c, args[0].text+" -c")
+	}
+	return w.wrapped(args, rest, c)
+}
+
+// watch runs its words joined by spaces with sh -c, or as they are with -x.
+func (w *walker) watch(args []arg, c ctx) error {
+	if err := refuseOpen(args, c); err != nil {
+		return err
+	}
+	p, err := parseOpts(args, optSpec{
+		flags:   "bcCegprtwxhv",
+		vals:    "nqs",
+		optVals: "d",
+		long: []string{"beep", "color", "no-color", "errexit", "chgexit", "precise",
+			"no-rerun", "no-title", "no-wrap", "exec", "help", "version"},
+		longVals: []string{"interval", "equexit", "shotsdir"},
+		longOpts: []string{"differences"},
+	})
+	if err != nil {
+		return err
+	}
+	if p.short || len(p.rest) == 0 || p.has("h", "v", "help", "version") {
+		return nil
+	}
+	if p.has("x", "exec") {
+		return w.wrapped(args, p.rest, c)
+	}
+	parts := make([]string, len(p.rest))
+	for i, a := range p.rest {
+		if !a.plain {
+			return builtAtRunTime(a)
+		}
+		parts[i] = a.text
+	}
+	return w.script(strings.Join(parts, " "), c, args[0].text)
+}
+
+// su and runuser read options anywhere on the line. runuser -u USER runs a
+// command; otherwise both run the login shell, with -c SCRIPT if given.
+func (w *walker) su(args []arg, c ctx) error {
+	if err := refuseOpen(args, c); err != nil {
+		return err
+	}
+	runuser := path.Base(args[0].text) == "runuser"
+	vals := "cCgGsw"
+	longVals := []string{"command", "session-command", "group", "supp-group", "shell", "whitelist-environment"}
+	if runuser {
+		vals += "u"
+		longVals = append(longVals, "user")
+	}
+	p, err := parseOpts(args, optSpec{
+		flags:    "flmpPThV",
+		vals:     vals,
+		long:     []string{"fast", "login", "preserve-environment", "pty", "no-pty", "help", "version"},
+		longVals: longVals,
+		permute:  true,
+	})
+	if err != nil {
+		return err
+	}
+	if p.short || p.has("h", "V", "help", "version") {
+		return nil
+	}
+	script, hasScript := p.val("c", "command", "C", "session-command")
+	if _, ok := p.val("u", "user"); ok && runuser {
+		if hasScript {
+			return unsure(args, "-u does not go with -c")
+		}
+		return w.wrapped(args, p.rest, c)
+	}
+	if sh, ok := p.val("s", "shell"); ok && !shells[path.Base(sh.val)] {
+		return unsure(args, "the shell "+sh.val+" is not one that can be checked")
+	}
+	rest := p.rest
+	if len(rest) > 0 && rest[0].plain && rest[0].text == "-" {
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		// The user name.
+		rest = rest[1:]
+	}
+	if !hasScript {
+		if len(rest) > 0 {
+			// The words after the user go to the shell, where they can
+			// be -c and a script.
+			return unsure(args, "the shell it starts is given "+rest[0].src)
+		}
+		return nil
+	}
+	if script.word > 0 && !args[script.word].plain {
+		return builtAtRunTime(args[script.word])
+	}
+	return w.script(script.val, c, args[0].text+" -c")
+}
+
+// find runs the words after -exec, -execdir, -ok and -okdir up to ";", or up
+// to "{} +".
+func (w *walker) find(args []arg, c ctx) error {
+	if err := refuseOpen(args, c); err != nil {
+		return err
+	}
+	for i := 1; i < len(args); i++ {
+		if !args[i].plain {
+			return unsureWord(args, args[i])
+		}
+	}
+	for i := 1; i < len(args); i++ {
+		t := args[i].text
+		if t != "-exec" && t != "-execdir" && t != "-ok" && t != "-okdir" {
+			continue
+		}
+		start := i + 1
+		end := -1
+		for k := start; k < len(args); k++ {
+			if args[k].text == ";" || args[k].text == "+" && k > start && args[k-1].text == "{}" {
+				end = k
+				break
+			}
+		}
+		if end < 0 {
+			return unsure(args, t+" is not closed by ; or +")
+		}
+		inner := slices.Clone(args[start:end])
+		taint(inner, "{}")
+		if len(inner) > 0 {
+			if err := w.run(inner, c.inside(args[0].text+" "+t)); err != nil {
+				return err
+			}
+		}
+		i = end
+	}
+	return nil
+}
+
+// trap runs its first operand as a script when a signal arrives.
+func (w *walker) trap(args []arg, c ctx) error {
+	if err := refuseOpen(args, c); err != nil {
+		return err
+	}
+	rest := args[1:]
+	for len(rest) > 0 && rest[0].plain && strings.HasPrefix(rest[0].text, "-") && rest[0].text != "-" {
+		if rest[0].text == "--" {
+			rest = rest[1:]
+			break
+		}
+		for _, ch := range rest[0].text[1:] {
+			switch ch {
+			case 'l', 'p', 'P':
+				// These only print.
+				return nil
+			default:
+				return unsure(args, "unknown option "+rest[0].text)
+			}
+		}
+		rest = rest[1:]
+	}
+	// One operand, an operand "-", or a leading signal number reset traps.
+	if len(rest) < 2 {
+		return nil
+	}
+	action := rest[0]
+	if !action.plain {
+		return builtAtRunTime(action)
+	}
+	if action.text == "-" || action.text == "" || isDigits(action.text) {
+		return nil
+	}
+	return w.script(action.text, c, args[0].text)
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// alias defines text that replaces a command name, so the text is checked
+// as a script; most aliases are complete commands.
+func (w *walker) alias(args []arg, c ctx) error {
+	if err := refuseOpen(args, c); err != nil {
+		return err
+	}
+	for _, a := range args[1:] {
+		if a.plain && (a.text == "-p" || a.text == "--") {
+			continue
+		}
+		if !a.plain {
+			if strings.Contains(a.lits, "=") || !a.single {
+				return builtAtRunTime(a)
+			}
+			continue
+		}
+		_, value, ok := strings.Cut(a.text, "=")
+		if !ok {
+			continue
+		}
+		if err := w.script(value, c, args[0].text); err != nil {
+			return err
+		}
+	}
+	return nil
+}

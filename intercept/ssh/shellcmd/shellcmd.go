@@ -1,0 +1,573 @@
+package shellcmd
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// Command is one simple command the script would run.
+type Command struct {
+	// Argv holds the words after quote removal. A word that expands at run
+	// time ($X, $(...), $((...))) is its source text, e.g. "$HOME"; globs
+	// and ~ are kept as written.
+	Argv []string
+	// Text is Argv joined by single spaces; policy patterns match it.
+	Text string
+	// Via lists the wrappers and interpreters the command was found inside,
+	// outermost first, e.g. ["bash -c", "sudo"].
+	Via []string
+}
+
+const (
+	// MaxScriptBytes bounds the work done for one request; exec commands
+	// longer than this are not typed by people.
+	MaxScriptBytes = 64 << 10
+	// MaxCommands bounds the policy work and the size of audit records.
+	MaxCommands = 1000
+	// MaxDepth bounds how many scripts may be nested in one another through
+	// sh -c, eval and the like; deeper nesting only serves to hide things.
+	MaxDepth = 8
+	// MaxVia bounds how many wrappers and scripts a command may be found
+	// inside. Each level copies the words of the command it wraps, so the
+	// bound also keeps the result small.
+	MaxVia = 32
+)
+
+// Commands returns every command the script would run, in source order, or
+// an error that says why the script cannot be checked (and must therefore be
+// denied).
+func Commands(script string) ([]Command, error) {
+	if len(script) > MaxScriptBytes {
+		return nil, fmt.Errorf("the command is %d bytes long; at most %d bytes can be checked", len(script), MaxScriptBytes)
+	}
+	w := &walker{seen: make(map[syntax.Node]bool)}
+	if err := w.script(script, ctx{}, ""); err != nil {
+		return nil, err
+	}
+	return w.cmds, nil
+}
+
+// ctx is where in the script a command sits.
+type ctx struct {
+	// src is the script being walked; positions in its syntax tree are
+	// offsets into it.
+	src string
+	// via lists the wrappers and interpreters around the script.
+	via []string
+	// depth counts the scripts this one is nested in.
+	depth int
+	// open is set when the command gets more words at run time, as xargs
+	// appends the words it reads to the command it runs.
+	open bool
+}
+
+// inside returns the context for a command run by a wrapper.
+func (c ctx) inside(label string) ctx {
+	via := make([]string, len(c.via), len(c.via)+1)
+	copy(via, c.via)
+	c.via = append(via, label)
+	return c
+}
+
+type walker struct {
+	cmds []Command
+	// seen records the nodes that were walked, so that a node the walk
+	// does not reach is found and refused rather than silently passed.
+	seen map[syntax.Node]bool
+}
+
+// script parses and walks one script; label names what ran it ("" for the
+// command line itself).
+func (w *walker) script(s string, c ctx, label string) error {
+	if label != "" {
+		if c.depth >= MaxDepth {
+			return fmt.Errorf("cannot check the script given to %s: scripts are nested more than %d deep", label, MaxDepth)
+		}
+		c = c.inside(label)
+		c.depth++
+	}
+	c.src = s
+	c.open = false
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s), "")
+	if err != nil {
+		if label == "" {
+			return fmt.Errorf("cannot parse the command: %v", err)
+		}
+		return fmt.Errorf("cannot parse the script given to %s: %v", label, err)
+	}
+	if err := w.stmts(f.Stmts, c); err != nil {
+		return err
+	}
+	return w.checkSeen(f)
+}
+
+// checkSeen makes sure the walk reached every node that runs something.
+func (w *walker) checkSeen(f *syntax.File) error {
+	var missed syntax.Node
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if missed != nil {
+			return false
+		}
+		switch n := n.(type) {
+		case *syntax.CallExpr:
+			if len(n.Args) > 0 && !w.seen[n] {
+				missed = n
+			}
+		case *syntax.DeclClause, *syntax.LetClause, *syntax.CmdSubst, *syntax.ProcSubst:
+			if !w.seen[n] {
+				missed = n
+			}
+		}
+		return missed == nil
+	})
+	if missed != nil {
+		return fmt.Errorf("cannot check the command at %s", missed.Pos())
+	}
+	return nil
+}
+
+func (w *walker) stmts(list []*syntax.Stmt, c ctx) error {
+	for _, s := range list {
+		if err := w.stmt(s, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) stmt(s *syntax.Stmt, c ctx) error {
+	if s == nil {
+		return nil
+	}
+	// Redirections written before the command come first in source order.
+	var after []*syntax.Redirect
+	for _, r := range s.Redirs {
+		if s.Cmd != nil && s.Cmd.Pos().After(r.Pos()) {
+			if err := w.redirect(r, c); err != nil {
+				return err
+			}
+			continue
+		}
+		after = append(after, r)
+	}
+	if s.Cmd != nil {
+		if err := w.command(s.Cmd, c); err != nil {
+			return err
+		}
+	}
+	for _, r := range after {
+		if err := w.redirect(r, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) redirect(r *syntax.Redirect, c ctx) error {
+	if err := w.word(r.Word, c); err != nil {
+		return err
+	}
+	return w.word(r.Hdoc, c)
+}
+
+func (w *walker) command(cmd syntax.Command, c ctx) error {
+	switch x := cmd.(type) {
+	case *syntax.CallExpr:
+		return w.call(x, c)
+	case *syntax.IfClause:
+		for ; x != nil; x = x.Else {
+			if err := w.stmts(x.Cond, c); err != nil {
+				return err
+			}
+			if err := w.stmts(x.Then, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *syntax.WhileClause:
+		if err := w.stmts(x.Cond, c); err != nil {
+			return err
+		}
+		return w.stmts(x.Do, c)
+	case *syntax.ForClause:
+		switch l := x.Loop.(type) {
+		case *syntax.WordIter:
+			if err := w.words(l.Items, c); err != nil {
+				return err
+			}
+		case *syntax.CStyleLoop:
+			for _, e := range []syntax.ArithmExpr{l.Init, l.Cond, l.Post} {
+				if err := w.arith(e, c); err != nil {
+					return err
+				}
+			}
+		default:
+			return unsupported(l, c)
+		}
+		return w.stmts(x.Do, c)
+	case *syntax.CaseClause:
+		if err := w.word(x.Word, c); err != nil {
+			return err
+		}
+		for _, item := range x.Items {
+			if err := w.words(item.Patterns, c); err != nil {
+				return err
+			}
+			if err := w.stmts(item.Stmts, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *syntax.Block:
+		return w.stmts(x.Stmts, c)
+	case *syntax.Subshell:
+		return w.stmts(x.Stmts, c)
+	case *syntax.BinaryCmd:
+		if err := w.stmt(x.X, c); err != nil {
+			return err
+		}
+		return w.stmt(x.Y, c)
+	case *syntax.FuncDecl:
+		// The body is checked where it is declared, so every call of the
+		// function, whatever its name, is covered.
+		return w.stmt(x.Body, c)
+	case *syntax.ArithmCmd:
+		return w.arith(x.X, c)
+	case *syntax.TestClause:
+		return w.test(x.X, c)
+	case *syntax.DeclClause:
+		return w.decl(x, c)
+	case *syntax.LetClause:
+		return w.let(x, c)
+	case *syntax.TimeClause:
+		return w.stmt(x.Stmt, c)
+	case *syntax.CoprocClause:
+		if err := w.word(x.Name, c); err != nil {
+			return err
+		}
+		return w.stmt(x.Stmt, c)
+	default:
+		return unsupported(cmd, c)
+	}
+}
+
+func unsupported(n syntax.Node, c ctx) error {
+	return fmt.Errorf("cannot check the shell construct at %s: %s", n.Pos(), excerpt(n, c.src))
+}
+
+// excerpt returns the source text of a node, shortened for messages.
+func excerpt(n syntax.Node, src string) string {
+	start, end := n.Pos().Offset(), n.End().Offset()
+	if start >= end || end > uint(len(src)) {
+		return fmt.Sprintf("%T", n)
+	}
+	s := src[start:end]
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
+}
+
+func (w *walker) call(x *syntax.CallExpr, c ctx) error {
+	for _, a := range x.Assigns {
+		if err := w.assign(a, c); err != nil {
+			return err
+		}
+	}
+	if len(x.Args) == 0 {
+		return nil
+	}
+	w.seen[x] = true
+	args := make([]arg, len(x.Args))
+	for i, word := range x.Args {
+		args[i] = analyze(word, c.src)
+	}
+	if err := w.run(args, c); err != nil {
+		return err
+	}
+	return w.words(x.Args, c)
+}
+
+func (w *walker) assign(a *syntax.Assign, c ctx) error {
+	if a == nil {
+		return nil
+	}
+	if err := w.arith(a.Index, c); err != nil {
+		return err
+	}
+	if err := w.value(a.Name, a.Value, c); err != nil {
+		return err
+	}
+	if a.Array != nil {
+		for _, e := range a.Array.Elems {
+			if err := w.arith(e.Index, c); err != nil {
+				return err
+			}
+			if err := w.value(a.Name, e.Value, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// value walks the value of an assignment. Literal text that holds a command
+// substitution is refused: bash runs it when the variable is later used as a
+// prompt (PS4 under set -x, ${X@P}) or in an array subscript, and none of
+// those uses can be seen here.
+func (w *walker) value(name *syntax.Lit, v *syntax.Word, c ctx) error {
+	if v == nil {
+		return nil
+	}
+	if holdsSubst(scan(v).lits) {
+		what := "a value"
+		if name != nil {
+			what = "the value of " + name.Value
+		}
+		return fmt.Errorf("cannot check %s: %s holds a command substitution that may run later", what, sourceOf(v, c.src))
+	}
+	return w.word(v, c)
+}
+
+func (w *walker) decl(x *syntax.DeclClause, c ctx) error {
+	w.seen[x] = true
+	argv := []string{x.Variant.Value}
+	for _, a := range x.Args {
+		argv = append(argv, w.assignText(a, c))
+	}
+	if err := w.emit(argv, c); err != nil {
+		return err
+	}
+	for _, a := range x.Args {
+		if err := w.assign(a, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// assignText renders a declaration argument the way an argument is shown.
+func (w *walker) assignText(a *syntax.Assign, c ctx) string {
+	if a.Name == nil {
+		if a.Value == nil {
+			return ""
+		}
+		return analyze(a.Value, c.src).text
+	}
+	if a.Index == nil && a.Array == nil {
+		if a.Naked {
+			return a.Name.Value
+		}
+		op := "="
+		if a.Append {
+			op = "+="
+		}
+		if a.Value == nil {
+			return a.Name.Value + op
+		}
+		if v := analyze(a.Value, c.src); v.lit {
+			return a.Name.Value + op + v.text
+		}
+	}
+	return excerpt(a, c.src)
+}
+
+func (w *walker) let(x *syntax.LetClause, c ctx) error {
+	w.seen[x] = true
+	argv := []string{"let"}
+	for _, e := range x.Exprs {
+		argv = append(argv, excerpt(e, c.src))
+	}
+	if err := w.emit(argv, c); err != nil {
+		return err
+	}
+	for _, e := range x.Exprs {
+		if err := w.arith(e, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) words(list []*syntax.Word, c ctx) error {
+	for _, word := range list {
+		if err := w.word(word, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// word walks the command and process substitutions in a word.
+func (w *walker) word(word *syntax.Word, c ctx) error {
+	if word == nil {
+		return nil
+	}
+	for _, p := range word.Parts {
+		if err := w.part(p, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) part(p syntax.WordPart, c ctx) error {
+	switch x := p.(type) {
+	case nil, *syntax.Lit, *syntax.SglQuoted, *syntax.ExtGlob:
+		return nil
+	case *syntax.DblQuoted:
+		for _, dp := range x.Parts {
+			if err := w.part(dp, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *syntax.ParamExp:
+		return w.paramExp(x, c)
+	case *syntax.CmdSubst:
+		w.seen[x] = true
+		return w.stmts(x.Stmts, c)
+	case *syntax.ProcSubst:
+		w.seen[x] = true
+		return w.stmts(x.Stmts, c)
+	case *syntax.ArithmExp:
+		return w.arith(x.X, c)
+	case *syntax.BraceExp:
+		return w.words(x.Elems, c)
+	default:
+		return unsupported(p, c)
+	}
+}
+
+func (w *walker) paramExp(x *syntax.ParamExp, c ctx) error {
+	if x.Exp != nil && x.Exp.Op == syntax.OtherParamOps && x.Exp.Word != nil && strings.Contains(x.Exp.Word.Lit(), "P") {
+		// Prompt expansion of a value runs the command substitutions in it.
+		return fmt.Errorf("cannot check %s: it expands the variable as a prompt, which can run commands", excerpt(x, c.src))
+	}
+	if err := w.part(x.NestedParam, c); err != nil {
+		return err
+	}
+	if err := w.arith(x.Index, c); err != nil {
+		return err
+	}
+	if x.Slice != nil {
+		if err := w.arith(x.Slice.Offset, c); err != nil {
+			return err
+		}
+		if err := w.arith(x.Slice.Length, c); err != nil {
+			return err
+		}
+	}
+	if x.Repl != nil {
+		if err := w.word(x.Repl.Orig, c); err != nil {
+			return err
+		}
+		if err := w.word(x.Repl.With, c); err != nil {
+			return err
+		}
+	}
+	if x.Exp != nil {
+		return w.word(x.Exp.Word, c)
+	}
+	return nil
+}
+
+// arith walks an arithmetic expression. Quoted text in it that names an
+// array element with a command substitution in the subscript is refused, as
+// bash runs that substitution when it evaluates the element.
+func (w *walker) arith(e syntax.ArithmExpr, c ctx) error {
+	switch x := e.(type) {
+	case nil:
+		return nil
+	case *syntax.BinaryArithm:
+		if err := w.arith(x.X, c); err != nil {
+			return err
+		}
+		return w.arith(x.Y, c)
+	case *syntax.UnaryArithm:
+		return w.arith(x.X, c)
+	case *syntax.ParenArithm:
+		return w.arith(x.X, c)
+	case *syntax.FlagsArithm:
+		return w.arith(x.X, c)
+	case *syntax.Word:
+		return w.evalWord(x, c)
+	default:
+		return unsupported(e, c)
+	}
+}
+
+// test walks a [[ ]] expression; its operands may be evaluated as
+// arithmetic or as variable names, like arith's.
+func (w *walker) test(e syntax.TestExpr, c ctx) error {
+	switch x := e.(type) {
+	case nil:
+		return nil
+	case *syntax.BinaryTest:
+		if err := w.test(x.X, c); err != nil {
+			return err
+		}
+		return w.test(x.Y, c)
+	case *syntax.UnaryTest:
+		return w.test(x.X, c)
+	case *syntax.ParenTest:
+		return w.test(x.X, c)
+	case *syntax.Word:
+		return w.evalWord(x, c)
+	default:
+		return unsupported(e, c)
+	}
+}
+
+// evalWord walks a word that bash may evaluate again as a variable
+// reference.
+func (w *walker) evalWord(word *syntax.Word, c ctx) error {
+	if holdsSubscriptSubst(scan(word).lits) {
+		return fmt.Errorf("cannot check %s: bash runs the command substitution in its subscript", sourceOf(word, c.src))
+	}
+	return w.word(word, c)
+}
+
+// emit records one command.
+func (w *walker) emit(argv []string, c ctx) error {
+	if len(w.cmds) >= MaxCommands {
+		return fmt.Errorf("the command runs more than %d commands; too many to check", MaxCommands)
+	}
+	var via []string
+	if len(c.via) > 0 {
+		via = append([]string(nil), c.via...)
+	}
+	w.cmds = append(w.cmds, Command{
+		Argv: argv,
+		Text: strings.Join(argv, " "),
+		Via:  via,
+	})
+	return nil
+}
+
+// run records a simple command given its words and, when it is a wrapper or
+// an interpreter, the commands it runs in turn.
+func (w *walker) run(args []arg, c ctx) error {
+	if len(args) == 0 {
+		return errors.New("cannot check an empty command")
+	}
+	if len(c.via) > MaxVia {
+		return fmt.Errorf("cannot check %s: it is nested in more than %d wrappers and scripts", args[0].src, MaxVia)
+	}
+	// A name with a quoted $ or ` in it reads like an expansion to anyone
+	// writing or reviewing policy; no real program is named so.
+	if !args[0].plain || strings.ContainsAny(args[0].text, "$`") {
+		return fmt.Errorf("cannot tell which program runs: %s", args[0].src)
+	}
+	argv := make([]string, len(args))
+	for i, a := range args {
+		argv[i] = a.text
+	}
+	if err := w.emit(argv, c); err != nil {
+		return err
+	}
+	return w.inner(args, c)
+}

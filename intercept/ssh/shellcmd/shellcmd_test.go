@@ -1,0 +1,553 @@
+package shellcmd
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// cmd builds a wanted Command; via lists the wrappers around it.
+func cmd(argv []string, via ...string) Command {
+	if len(via) == 0 {
+		via = nil
+	}
+	return Command{Argv: argv, Text: strings.Join(argv, " "), Via: via}
+}
+
+// w lists words.
+func w(words ...string) []string { return words }
+
+type testCase struct {
+	name   string
+	script string
+	want   []Command
+	// err, when set, is a part of the error message wanted.
+	err string
+}
+
+var rmrf = w("rm", "-rf", "/")
+
+var tests = []testCase{
+	// The examples the package is built for.
+	{name: "plain", script: "rm -rf /", want: []Command{cmd(rmrf)}},
+	{name: "list", script: "echo hi; rm -rf /", want: []Command{cmd(w("echo", "hi")), cmd(rmrf)}},
+	{name: "bash -c", script: "bash -c 'echo hi; rm -rf /'", want: []Command{
+		cmd(w("bash", "-c", "echo hi; rm -rf /")),
+		cmd(w("echo", "hi"), "bash -c"),
+		cmd(rmrf, "bash -c"),
+	}},
+	{name: "command substitution", script: "echo $(rm -rf /)", want: []Command{
+		cmd(w("echo", "$(rm -rf /)")), cmd(rmrf),
+	}},
+	{name: "backticks", script: "echo `rm -rf /`", want: []Command{
+		cmd(w("echo", "`rm -rf /`")), cmd(rmrf),
+	}},
+	{name: "xargs", script: "ls | xargs rm", want: []Command{
+		cmd(w("ls")), cmd(w("xargs", "rm")), cmd(w("rm"), "xargs"),
+	}},
+	{name: "sudo", script: "sudo -u root rm -rf /", want: []Command{
+		cmd(w("sudo", "-u", "root", "rm", "-rf", "/")), cmd(rmrf, "sudo"),
+	}},
+	{name: "env", script: "env -i PATH=/bin rm -rf /", want: []Command{
+		cmd(w("env", "-i", "PATH=/bin", "rm", "-rf", "/")), cmd(rmrf, "env"),
+	}},
+	{name: "function", script: "f() { rm -rf /; }; f", want: []Command{cmd(rmrf), cmd(w("f"))}},
+	{name: "assignment substitution", script: "X=$(rm -rf /) true", want: []Command{cmd(rmrf), cmd(w("true"))}},
+	{name: "process substitution", script: "cat <(rm -rf /)", want: []Command{
+		cmd(w("cat", "<(rm -rf /)")), cmd(rmrf),
+	}},
+	{name: "nested sh -c", script: `sh -c "sh -c 'rm -rf /'"`, want: []Command{
+		cmd(w("sh", "-c", "sh -c 'rm -rf /'")),
+		cmd(w("sh", "-c", "rm -rf /"), "sh -c"),
+		cmd(rmrf, "sh -c", "sh -c"),
+	}},
+	{name: "eval", script: "eval rm -rf /", want: []Command{
+		cmd(w("eval", "rm", "-rf", "/")), cmd(rmrf, "eval"),
+	}},
+	{name: "find -exec", script: `find / -exec rm -rf {} \;`, want: []Command{
+		cmd(w("find", "/", "-exec", "rm", "-rf", "{}", ";")), cmd(w("rm", "-rf", "{}"), "find -exec"),
+	}},
+	{name: "variable program", script: "$CMD -rf /", err: "cannot tell which program runs: $CMD"},
+	{name: "bash -c variable", script: `bash -c "$X"`, err: `cannot check a script built at run time: "$X"`},
+	{name: "unparsable", script: "echo 'unterminated", err: "cannot parse the command: "},
+	{name: "path kept", script: "/bin/rm -rf /", want: []Command{cmd(w("/bin/rm", "-rf", "/"))}},
+	{name: "systemctl", script: "systemctl restart api", want: []Command{cmd(w("systemctl", "restart", "api"))}},
+	{name: "here-doc", script: "cat <<EOF\n$(rm -rf /)\nEOF", want: []Command{cmd(w("cat")), cmd(rmrf)}},
+	{name: "if", script: "if true; then rm -rf /; fi", want: []Command{cmd(w("true")), cmd(rmrf)}},
+	{name: "for", script: `for f in *; do rm "$f"; done`, want: []Command{cmd(w("rm", `"$f"`))}},
+	{name: "test clause", script: "[[ $(rm -rf /) ]]", want: []Command{cmd(rmrf)}},
+	{name: "arithmetic command", script: "(( $(rm -rf /) ))", want: []Command{cmd(rmrf)}},
+	{name: "timeout", script: "timeout 5 rm x", want: []Command{
+		cmd(w("timeout", "5", "rm", "x")), cmd(w("rm", "x"), "timeout"),
+	}},
+
+	// Rule 1: the whole syntax tree is walked.
+	{name: "pipeline", script: "a | b |& c", want: []Command{cmd(w("a")), cmd(w("b")), cmd(w("c"))}},
+	{name: "and or", script: "a && b || c", want: []Command{cmd(w("a")), cmd(w("b")), cmd(w("c"))}},
+	{name: "background and newline", script: "a &\nb", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "subshell", script: "(a; (b))", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "block", script: "{ a; { b; }; }", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "elif else", script: "if a; then b; elif c; then d; else e; fi", want: []Command{
+		cmd(w("a")), cmd(w("b")), cmd(w("c")), cmd(w("d")), cmd(w("e")),
+	}},
+	{name: "while", script: "while a; do b; done", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "until", script: "until a; do b; done", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "for words", script: "for i in $(a) x; do b $i; done", want: []Command{cmd(w("a")), cmd(w("b", "$i"))}},
+	{name: "for arithmetic", script: "for ((i=$(a); i<3; i++)); do b; done", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "select", script: "select x in $(a); do b; done", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "case", script: "case $(a) in $(b)) c;; x|y) d;; esac", want: []Command{
+		cmd(w("a")), cmd(w("b")), cmd(w("c")), cmd(w("d")),
+	}},
+	{name: "function keyword", script: "function g { a; }", want: []Command{cmd(w("a"))}},
+	{name: "function subshell body", script: "g() ( a )", want: []Command{cmd(w("a"))}},
+	{name: "function declared and never called", script: "g() { rm -rf /; }", want: []Command{cmd(rmrf)}},
+	{name: "redirection target", script: "echo hi > $(a)", want: []Command{cmd(w("echo", "hi")), cmd(w("a"))}},
+	{name: "redirection before command", script: "< $(a) b", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "here-string", script: "cat <<< $(a)", want: []Command{cmd(w("cat")), cmd(w("a"))}},
+	{name: "quoted here-doc is text", script: "cat <<'EOF'\n$(rm -rf /)\nEOF", want: []Command{cmd(w("cat"))}},
+	{name: "here-doc with dash", script: "cat <<-EOF\n\t`a`\n\tEOF", want: []Command{cmd(w("cat")), cmd(w("a"))}},
+	{name: "parameter default", script: "echo ${X:-$(a)}", want: []Command{cmd(w("echo", "${X:-$(a)}")), cmd(w("a"))}},
+	{name: "parameter replace", script: "echo ${X/$(a)/$(b)}", want: []Command{
+		cmd(w("echo", "${X/$(a)/$(b)}")), cmd(w("a")), cmd(w("b")),
+	}},
+	{name: "parameter slice and index", script: "echo ${X:$(a):1} ${Y[$(b)]}", want: []Command{
+		cmd(w("echo", "${X:$(a):1}", "${Y[$(b)]}")), cmd(w("a")), cmd(w("b")),
+	}},
+	{name: "arithmetic expansion", script: "echo $(( $(a) + 1 ))", want: []Command{
+		cmd(w("echo", "$(( $(a) + 1 ))")), cmd(w("a")),
+	}},
+	{name: "substitution in double quotes", script: `echo "x $(a "$(b)") y"`, want: []Command{
+		cmd(w("echo", `"x $(a "$(b)") y"`)), cmd(w("a", `"$(b)"`)), cmd(w("b")),
+	}},
+	{name: "output process substitution", script: "tee >(a) >/dev/null", want: []Command{
+		cmd(w("tee", ">(a)")), cmd(w("a")),
+	}},
+	{name: "coproc", script: "coproc a x", want: []Command{cmd(w("a", "x"))}},
+	{name: "named coproc", script: "coproc N { a; }", want: []Command{cmd(w("a"))}},
+	{name: "time keyword", script: "time -p a", want: []Command{cmd(w("a"))}},
+	{name: "negation", script: "! a", want: []Command{cmd(w("a"))}},
+	{name: "export", script: "export X=$(a) Y=2", want: []Command{
+		cmd(w("export", "X=$(a)", "Y=2")), cmd(w("a")),
+	}},
+	{name: "local", script: "f() { local x=$(a); }", want: []Command{cmd(w("local", "x=$(a)")), cmd(w("a"))}},
+	{name: "declare", script: "declare -r X='v 1' Y", want: []Command{cmd(w("declare", "-r", "X=v 1", "Y"))}},
+	{name: "readonly array", script: "readonly A=(1 $(a))", want: []Command{cmd(w("readonly", "A=(1 $(a))")), cmd(w("a"))}},
+	{name: "let", script: "let x=1+$(a)", want: []Command{cmd(w("let", "x=1+$(a)")), cmd(w("a"))}},
+	{name: "test clause operands", script: "[[ -f $(a) && x == $(b) ]]", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "array assignment", script: "A=(1 $(a)) B[$(b)]=2", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "comments", script: "a # ; rm -rf /", want: []Command{cmd(w("a"))}},
+	{name: "empty", script: "", want: nil},
+	{name: "blank", script: " \n\t# only a comment\n", want: nil},
+
+	// Source order: a command comes before those in its own words.
+	{name: "order", script: "X=$(a) b $(c) > $(d); e", want: []Command{
+		cmd(w("a")), cmd(w("b", "$(c)")), cmd(w("c")), cmd(w("d")), cmd(w("e")),
+	}},
+
+	// Rule 2: parse errors.
+	{name: "unclosed if", script: "if true; then a", err: "cannot parse the command: "},
+	{name: "stray paren", script: "a )", err: "cannot parse the command: "},
+	{name: "unclosed substitution", script: "echo $(a", err: "cannot parse the command: "},
+
+	// Rule 3: program names and quote removal.
+	{name: "quote removal", script: `'rm' "-rf" /`, want: []Command{cmd(rmrf)}},
+	{name: "quotes inside the name", script: `"r"m x`, want: []Command{cmd(w("rm", "x"))}},
+	{name: "backslashes", script: `r\m a\ b "c\"d\$e\n"`, want: []Command{cmd(w("rm", "a b", `c"d$e\n`))}},
+	{name: "line continuation", script: "rm \\\n -rf /", want: []Command{cmd(rmrf)}},
+	{name: "ansi-c quoting", script: `$'rm' $'a\tb' $'\x41\101'`, want: []Command{cmd(w("rm", "a\tb", "AA"))}},
+	{name: "ansi-c unicode is unknown", script: `$'\u0072m' x`, err: `cannot tell which program runs: $'\u0072m'`},
+	{name: "locale string is unknown", script: `$"rm" x`, err: `cannot tell which program runs: $"rm"`},
+	{name: "arguments that expand keep their text", script: `ls $HOME "$HOME/x" ~ *.go a{b,c}`, want: []Command{
+		cmd(w("ls", "$HOME", `"$HOME/x"`, "~", "*.go", "a{b,c}")),
+	}},
+	{name: "substitution as name", script: "$(echo rm) -rf /", err: "cannot tell which program runs: $(echo rm)"},
+	{name: "braced variable in name", script: "${X}rm x", err: "cannot tell which program runs: ${X}rm"},
+	{name: "quoted variable as name", script: `"$CMD" x`, err: `cannot tell which program runs: "$CMD"`},
+	{name: "glob as name", script: "* x", err: "cannot tell which program runs: *"},
+	{name: "question glob in name", script: "r? x", err: "cannot tell which program runs: r?"},
+	{name: "bracket glob in name", script: "[r]m x", err: "cannot tell which program runs: [r]m"},
+	{name: "extglob in name", script: "@(rm) x", err: "cannot tell which program runs: @(rm)"},
+	{name: "tilde in name", script: "~/bin/tool", err: "cannot tell which program runs: ~/bin/tool"},
+	{name: "brace expansion in name", script: "{rm,-rf,/}", err: "cannot tell which program runs: {rm,-rf,/}"},
+	{name: "quoted dollar in name", script: `'$X' a`, err: "cannot tell which program runs: '$X'"},
+	{name: "test bracket is a name", script: "[ -f x ]", want: []Command{cmd(w("[", "-f", "x", "]"))}},
+	{name: "name in a substitution", script: "echo $($X)", err: "cannot tell which program runs: $X"},
+
+	// Rule 4: interpreters.
+	{name: "combined -ec", script: "bash -ec 'a'", want: []Command{cmd(w("bash", "-ec", "a")), cmd(w("a"), "bash -c")}},
+	{name: "combined -lc", script: "bash -lc a", want: []Command{cmd(w("bash", "-lc", "a")), cmd(w("a"), "bash -c")}},
+	{name: "combined -xc", script: "sh -xc a", want: []Command{cmd(w("sh", "-xc", "a")), cmd(w("a"), "sh -c")}},
+	{name: "options before -c", script: "bash -e -c a", want: []Command{cmd(w("bash", "-e", "-c", "a")), cmd(w("a"), "bash -c")}},
+	{name: "options after -c", script: "bash -c -e a", want: []Command{cmd(w("bash", "-c", "-e", "a")), cmd(w("a"), "bash -c")}},
+	{name: "long option before -c", script: "bash --norc --noprofile -c a", want: []Command{
+		cmd(w("bash", "--norc", "--noprofile", "-c", "a")), cmd(w("a"), "bash -c"),
+	}},
+	{name: "-o before -c", script: "bash -o pipefail -c 'a | b'", want: []Command{
+		cmd(w("bash", "-o", "pipefail", "-c", "a | b")), cmd(w("a"), "bash -c"), cmd(w("b"), "bash -c"),
+	}},
+	{name: "-eo before -c", script: "bash -eo pipefail -c a", want: []Command{
+		cmd(w("bash", "-eo", "pipefail", "-c", "a")), cmd(w("a"), "bash -c"),
+	}},
+	{name: "rcfile before -c", script: "bash --rcfile /x -c a", want: []Command{
+		cmd(w("bash", "--rcfile", "/x", "-c", "a")), cmd(w("a"), "bash -c"),
+	}},
+	{name: "positional parameters after the script", script: "sh -c 'echo $0 $1' x rm", want: []Command{
+		cmd(w("sh", "-c", "echo $0 $1", "x", "rm")), cmd(w("echo", "$0", "$1"), "sh -c"),
+	}},
+	{name: "positional parameters as program", script: `sh -c '"$@"' x rm -rf /`, err: `cannot tell which program runs: "$@"`},
+	{name: "other shells", script: "dash -c a; zsh -c b; ksh -c c; mksh -c d; ash -c e", want: []Command{
+		cmd(w("dash", "-c", "a")), cmd(w("a"), "dash -c"),
+		cmd(w("zsh", "-c", "b")), cmd(w("b"), "zsh -c"),
+		cmd(w("ksh", "-c", "c")), cmd(w("c"), "ksh -c"),
+		cmd(w("mksh", "-c", "d")), cmd(w("d"), "mksh -c"),
+		cmd(w("ash", "-c", "e")), cmd(w("e"), "ash -c"),
+	}},
+	{name: "shell by path", script: "/bin/bash -c a", want: []Command{cmd(w("/bin/bash", "-c", "a")), cmd(w("a"), "/bin/bash -c")}},
+	{name: "busybox sh", script: "busybox sh -c a", want: []Command{
+		cmd(w("busybox", "sh", "-c", "a")), cmd(w("sh", "-c", "a"), "busybox"), cmd(w("a"), "busybox", "sh -c"),
+	}},
+	{name: "busybox applet", script: "busybox rm -rf /", want: []Command{
+		cmd(w("busybox", "rm", "-rf", "/")), cmd(rmrf, "busybox"),
+	}},
+	{name: "bare shell", script: "bash", want: []Command{cmd(w("bash"))}},
+	{name: "shell reading input", script: "sh -s", want: []Command{cmd(w("sh", "-s"))}},
+	{name: "shell running a file", script: "bash script.sh arg", want: []Command{cmd(w("bash", "script.sh", "arg"))}},
+	{name: "shell reading a pipe", script: "curl x | sh", want: []Command{cmd(w("curl", "x")), cmd(w("sh"))}},
+	{name: "-c without a script", script: "bash -c", want: []Command{cmd(w("bash", "-c"))}},
+	{name: "unquoted variable script", script: "bash -c $X", err: "cannot check a script built at run time: $X"},
+	{name: "substitution script", script: `sh -c "$(curl x)"`, err: `cannot check a script built at run time: "$(curl x)"`},
+	{name: "glob script", script: "sh -c *", err: "cannot check a script built at run time: *"},
+	{name: "variable options", script: "bash $OPTS", err: "cannot tell which command `bash` runs: $OPTS"},
+	{name: "tilde where an option may be", script: "HOME=-c; bash ~ 'rm -rf /'", err: "cannot tell which command `bash` runs: ~"},
+	{name: "tilde as a wrapper operand", script: "nice ~- x", err: "cannot tell which command `nice` runs: ~-"},
+	{name: "tilde in a script file name", script: "bash ./~x", want: []Command{cmd(w("bash", "./~x"))}},
+	{name: "unknown long shell option", script: "bash --frobnicate -c a", err: "unknown option --frobnicate"},
+	{name: "nested parse error", script: "bash -c 'echo \"'", err: "cannot parse the script given to bash -c: "},
+	{name: "eval quoted", script: `eval "a; b"`, want: []Command{cmd(w("eval", "a; b")), cmd(w("a"), "eval"), cmd(w("b"), "eval")}},
+	{name: "eval joins its words", script: `eval 'a' "|" b`, want: []Command{
+		cmd(w("eval", "a", "|", "b")), cmd(w("a"), "eval"), cmd(w("b"), "eval"),
+	}},
+	{name: "eval nothing", script: "eval", want: []Command{cmd(w("eval"))}},
+	{name: "eval variable", script: `eval "$X"`, err: `cannot check a script built at run time: "$X"`},
+	{name: "eval glob", script: "eval *", err: "cannot check a script built at run time: *"},
+	{name: "depth 8 is allowed", script: "eval eval eval eval eval eval eval eval a", want: chainWant("eval", 8, "a")},
+	{name: "depth 9 is refused", script: "eval eval eval eval eval eval eval eval eval a", err: "nested more than 8 deep"},
+	{name: "deep sh -c", script: deepShell(9), err: "nested more than 8 deep"},
+
+	// Rule 5: wrappers.
+	{name: "sudo options", script: "sudo -u root -E rm -rf /", want: []Command{
+		cmd(w("sudo", "-u", "root", "-E", "rm", "-rf", "/")), cmd(rmrf, "sudo"),
+	}},
+	{name: "sudo long options", script: "sudo --user=root --preserve-env=PATH -- rm x", want: []Command{
+		cmd(w("sudo", "--user=root", "--preserve-env=PATH", "--", "rm", "x")), cmd(w("rm", "x"), "sudo"),
+	}},
+	{name: "sudo attached value", script: "sudo -uroot rm x", want: []Command{
+		cmd(w("sudo", "-uroot", "rm", "x")), cmd(w("rm", "x"), "sudo"),
+	}},
+	{name: "sudo quoted variable value", script: `sudo -u "$U" rm x`, want: []Command{
+		cmd(w("sudo", "-u", `"$U"`, "rm", "x")), cmd(w("rm", "x"), "sudo"),
+	}},
+	{name: "sudo unquoted variable value", script: "sudo -u $U rm x", err: "cannot tell which command `sudo` runs: $U"},
+	{name: "sudo assignments", script: "sudo A=1 rm x", want: []Command{cmd(w("sudo", "A=1", "rm", "x")), cmd(w("rm", "x"), "sudo")}},
+	{name: "sudo by path", script: "/usr/bin/sudo rm x", want: []Command{
+		cmd(w("/usr/bin/sudo", "rm", "x")), cmd(w("rm", "x"), "/usr/bin/sudo"),
+	}},
+	{name: "sudo login shell", script: "sudo -i", want: []Command{cmd(w("sudo", "-i"))}},
+	{name: "sudo list", script: "sudo -l rm", want: []Command{cmd(w("sudo", "-l", "rm"))}},
+	{name: "sudo edit", script: "sudo -e /etc/hosts", want: []Command{cmd(w("sudo", "-e", "/etc/hosts"))}},
+	{name: "sudo missing value", script: "sudo -u", want: []Command{cmd(w("sudo", "-u"))}},
+	{name: "sudo shell command", script: "sudo -s systemctl restart api", want: []Command{
+		cmd(w("sudo", "-s", "systemctl", "restart", "api")), cmd(w("systemctl", "restart", "api"), "sudo"),
+	}},
+	{name: "sudo shell with dollar", script: "sudo -s 'echo $HOME'", err: "cannot tell which command `sudo` runs"},
+	{name: "sudo unknown option", script: "sudo -X rm", err: "cannot tell which command `sudo` runs: unknown option -X"},
+	{name: "sudo variable option", script: "sudo $OPT rm", err: "cannot tell which command `sudo` runs: $OPT"},
+	{name: "sudo variable command", script: `sudo "$CMD"`, err: "cannot tell which command `sudo` runs: \"$CMD\""},
+	{name: "sudo of a name built at run time", script: `sudo x"$Y"`, err: `cannot tell which program runs: x"$Y"`},
+	{name: "sudo of a name that may split", script: `sudo x$Y`, err: "cannot tell which command `sudo` runs: x$Y"},
+	{name: "sudo sudo", script: "sudo sudo rm x", want: []Command{
+		cmd(w("sudo", "sudo", "rm", "x")), cmd(w("sudo", "rm", "x"), "sudo"), cmd(w("rm", "x"), "sudo", "sudo"),
+	}},
+	{name: "sudo bash -c", script: "sudo bash -c 'sudo rm x'", want: []Command{
+		cmd(w("sudo", "bash", "-c", "sudo rm x")),
+		cmd(w("bash", "-c", "sudo rm x"), "sudo"),
+		cmd(w("sudo", "rm", "x"), "sudo", "bash -c"),
+		cmd(w("rm", "x"), "sudo", "bash -c", "sudo"),
+	}},
+	{name: "doas", script: "doas -u root rm x", want: []Command{cmd(w("doas", "-u", "root", "rm", "x")), cmd(w("rm", "x"), "doas")}},
+	{name: "doas check", script: "doas -C /etc/doas.conf rm", want: []Command{cmd(w("doas", "-C", "/etc/doas.conf", "rm"))}},
+	{name: "env several assignments", script: "env -i A=1 B=2 rm x", want: []Command{
+		cmd(w("env", "-i", "A=1", "B=2", "rm", "x")), cmd(w("rm", "x"), "env"),
+	}},
+	{name: "env assignment with variable value", script: `env A="$X" rm x`, want: []Command{
+		cmd(w("env", `A="$X"`, "rm", "x")), cmd(w("rm", "x"), "env"),
+	}},
+	{name: "env only assignments", script: "env A=1", want: []Command{cmd(w("env", "A=1"))}},
+	{name: "env unset and chdir", script: "env -u HOME -C /tmp --unset=X rm x", want: []Command{
+		cmd(w("env", "-u", "HOME", "-C", "/tmp", "--unset=X", "rm", "x")), cmd(w("rm", "x"), "env"),
+	}},
+	{name: "env dash", script: "env - A=1 rm x", want: []Command{cmd(w("env", "-", "A=1", "rm", "x")), cmd(w("rm", "x"), "env")}},
+	{name: "env split string", script: "env -S 'rm x'", err: "cannot tell which command `env` runs: -S"},
+	{name: "nohup", script: "nohup rm x &", want: []Command{cmd(w("nohup", "rm", "x")), cmd(w("rm", "x"), "nohup")}},
+	{name: "nice", script: "nice -n 10 rm x", want: []Command{cmd(w("nice", "-n", "10", "rm", "x")), cmd(w("rm", "x"), "nice")}},
+	{name: "nice old style", script: "nice -10 rm x", want: []Command{cmd(w("nice", "-10", "rm", "x")), cmd(w("rm", "x"), "nice")}},
+	{name: "ionice", script: "ionice -c2 -n0 rm x", want: []Command{cmd(w("ionice", "-c2", "-n0", "rm", "x")), cmd(w("rm", "x"), "ionice")}},
+	{name: "ionice of a process", script: "ionice -c3 -p 42", want: []Command{cmd(w("ionice", "-c3", "-p", "42"))}},
+	{name: "timeout options", script: "timeout -s KILL 5 rm x", want: []Command{
+		cmd(w("timeout", "-s", "KILL", "5", "rm", "x")), cmd(w("rm", "x"), "timeout"),
+	}},
+	{name: "timeout long options", script: "timeout --signal=KILL -k 1 --preserve-status 5 rm x", want: []Command{
+		cmd(w("timeout", "--signal=KILL", "-k", "1", "--preserve-status", "5", "rm", "x")), cmd(w("rm", "x"), "timeout"),
+	}},
+	{name: "timeout variable duration", script: `timeout "$T" rm x`, err: "cannot tell which command `timeout` runs: \"$T\""},
+	{name: "stdbuf", script: "stdbuf -oL -e0 rm x", want: []Command{cmd(w("stdbuf", "-oL", "-e0", "rm", "x")), cmd(w("rm", "x"), "stdbuf")}},
+	{name: "setsid", script: "setsid -f rm x", want: []Command{cmd(w("setsid", "-f", "rm", "x")), cmd(w("rm", "x"), "setsid")}},
+	{name: "time program", script: "/usr/bin/time -f %e -o /tmp/t rm x", want: []Command{
+		cmd(w("/usr/bin/time", "-f", "%e", "-o", "/tmp/t", "rm", "x")), cmd(w("rm", "x"), "/usr/bin/time"),
+	}},
+	{name: "time quoted", script: `"time" -p rm x`, want: []Command{cmd(w("time", "-p", "rm", "x")), cmd(w("rm", "x"), "time")}},
+	{name: "command", script: "command -p rm x", want: []Command{cmd(w("command", "-p", "rm", "x")), cmd(w("rm", "x"), "command")}},
+	{name: "command -v looks up", script: "command -v rm", want: []Command{cmd(w("command", "-v", "rm"))}},
+	{name: "builtin", script: "builtin cd /", want: []Command{cmd(w("builtin", "cd", "/")), cmd(w("cd", "/"), "builtin")}},
+	{name: "exec", script: "exec -a name rm x", want: []Command{cmd(w("exec", "-a", "name", "rm", "x")), cmd(w("rm", "x"), "exec")}},
+	{name: "exec redirections only", script: "exec 3>&1", want: []Command{cmd(w("exec"))}},
+	{name: "xargs options", script: "xargs -0 -n1 -I{} rm {}", want: []Command{
+		cmd(w("xargs", "-0", "-n1", "-I{}", "rm", "{}")), cmd(w("rm", "{}"), "xargs"),
+	}},
+	{name: "xargs long options", script: "xargs --null --max-args=1 -P 4 rm", want: []Command{
+		cmd(w("xargs", "--null", "--max-args=1", "-P", "4", "rm")), cmd(w("rm"), "xargs"),
+	}},
+	{name: "xargs alone", script: "xargs", want: []Command{cmd(w("xargs"))}},
+	{name: "xargs sh -c with a script", script: "xargs sh -c 'rm \"$@\"' sh", want: []Command{
+		cmd(w("xargs", "sh", "-c", `rm "$@"`, "sh")), cmd(w("sh", "-c", `rm "$@"`, "sh"), "xargs"),
+		cmd(w("rm", `"$@"`), "xargs", "sh -c"),
+	}},
+	{name: "xargs sudo", script: "xargs sudo", err: "cannot tell which command `sudo` runs: its command is read from input"},
+	{name: "xargs sudo rm", script: "xargs sudo rm", want: []Command{
+		cmd(w("xargs", "sudo", "rm")), cmd(w("sudo", "rm"), "xargs"), cmd(w("rm"), "xargs", "sudo"),
+	}},
+	{name: "xargs sh -c without a script", script: "xargs sh -c", err: "cannot tell which command `sh` runs"},
+	{name: "xargs bare shell", script: "xargs bash", err: "cannot tell which command `bash` runs"},
+	{name: "xargs eval", script: "xargs eval", err: "cannot tell which command `eval` runs"},
+	{name: "xargs find", script: "xargs find .", err: "cannot tell which command `find` runs"},
+	{name: "xargs -I program", script: "xargs -I{} {} x", err: "cannot tell which program runs: {}"},
+	{name: "xargs -I script", script: "xargs -I{} sh -c 'echo {}'", err: "cannot check a script built at run time: 'echo {}'"},
+	{name: "xargs -i script", script: "xargs -i sh -c 'echo {}'", err: "cannot check a script built at run time"},
+	{name: "xargs -I custom", script: "xargs -I % sh -c 'echo %'", err: "cannot check a script built at run time"},
+	{name: "chroot", script: "chroot --userspec=1:1 /srv rm x", want: []Command{
+		cmd(w("chroot", "--userspec=1:1", "/srv", "rm", "x")), cmd(w("rm", "x"), "chroot"),
+	}},
+	{name: "chroot shell", script: "chroot /srv", want: []Command{cmd(w("chroot", "/srv"))}},
+	{name: "flock", script: "flock -w 5 /tmp/l rm x", want: []Command{
+		cmd(w("flock", "-w", "5", "/tmp/l", "rm", "x")), cmd(w("rm", "x"), "flock"),
+	}},
+	{name: "flock -c", script: "flock -n /tmp/l -c 'rm x'", want: []Command{
+		cmd(w("flock", "-n", "/tmp/l", "-c", "rm x")), cmd(w("rm", "x"), "flock -c"),
+	}},
+	{name: "flock -c variable", script: `flock /tmp/l -c "$X"`, err: "cannot check a script built at run time"},
+	{name: "watch", script: "watch -n 1 'ls; rm x'", want: []Command{
+		cmd(w("watch", "-n", "1", "ls; rm x")), cmd(w("ls"), "watch"), cmd(w("rm", "x"), "watch"),
+	}},
+	{name: "watch joins its words", script: "watch ls '|' wc", want: []Command{
+		cmd(w("watch", "ls", "|", "wc")), cmd(w("ls"), "watch"), cmd(w("wc"), "watch"),
+	}},
+	{name: "watch -x", script: "watch -x rm x", want: []Command{cmd(w("watch", "-x", "rm", "x")), cmd(w("rm", "x"), "watch")}},
+	{name: "runuser -u", script: "runuser -u bob -- rm -rf /", want: []Command{
+		cmd(w("runuser", "-u", "bob", "--", "rm", "-rf", "/")), cmd(rmrf, "runuser"),
+	}},
+	{name: "runuser reads options after the command", script: "runuser -u bob ls -l", want: []Command{
+		cmd(w("runuser", "-u", "bob", "ls", "-l")), cmd(w("ls"), "runuser"),
+	}},
+	{name: "runuser -c", script: "runuser -l bob -c 'rm x'", want: []Command{
+		cmd(w("runuser", "-l", "bob", "-c", "rm x")), cmd(w("rm", "x"), "runuser -c"),
+	}},
+	{name: "su -c", script: "su -c 'rm -rf /'", want: []Command{cmd(w("su", "-c", "rm -rf /")), cmd(rmrf, "su -c")}},
+	{name: "su - user -c", script: `su - postgres -c 'psql -c "select 1"'`, want: []Command{
+		cmd(w("su", "-", "postgres", "-c", `psql -c "select 1"`)), cmd(w("psql", "-c", "select 1"), "su -c"),
+	}},
+	{name: "su --command", script: "su --command='rm x' root", want: []Command{
+		cmd(w("su", "--command=rm x", "root")), cmd(w("rm", "x"), "su -c"),
+	}},
+	{name: "su login", script: "su - root", want: []Command{cmd(w("su", "-", "root"))}},
+	{name: "su variable script", script: `su -c "$X"`, err: `cannot check a script built at run time: "$X"`},
+	{name: "su words to the shell", script: "su root -- -c x", err: "cannot tell which command `su` runs"},
+	{name: "su other shell", script: "su -s /usr/bin/python3 -c x", err: "not one that can be checked"},
+	{name: "find -exec +", script: "find . -name '*.tmp' -exec rm {} +", want: []Command{
+		cmd(w("find", ".", "-name", "*.tmp", "-exec", "rm", "{}", "+")), cmd(w("rm", "{}"), "find -exec"),
+	}},
+	{name: "find several actions", script: "find . -execdir a {} ';' -ok b {} \\;", want: []Command{
+		cmd(w("find", ".", "-execdir", "a", "{}", ";", "-ok", "b", "{}", ";")),
+		cmd(w("a", "{}"), "find -execdir"), cmd(w("b", "{}"), "find -ok"),
+	}},
+	{name: "find plus inside the command", script: "find . -exec a + b {} +", want: []Command{
+		cmd(w("find", ".", "-exec", "a", "+", "b", "{}", "+")), cmd(w("a", "+", "b", "{}"), "find -exec"),
+	}},
+	{name: "find without exec", script: "find . -name '*.go' -delete", want: []Command{
+		cmd(w("find", ".", "-name", "*.go", "-delete")),
+	}},
+	{name: "find unclosed exec", script: "find . -exec rm {}", err: "cannot tell which command `find` runs: -exec is not closed"},
+	{name: "find variable", script: `find "$D" -name x`, err: "cannot tell which command `find` runs: \"$D\""},
+	{name: "find exec of found file", script: `find . -exec {} \;`, err: "cannot tell which program runs: {}"},
+	{name: "find exec script with names", script: `find . -exec sh -c 'echo {}' \;`, err: "cannot check a script built at run time"},
+	{name: "find exec sh -c with arguments", script: `find . -exec sh -c 'rm "$1"' sh {} \;`, want: []Command{
+		cmd(w("find", ".", "-exec", "sh", "-c", `rm "$1"`, "sh", "{}", ";")),
+		cmd(w("sh", "-c", `rm "$1"`, "sh", "{}"), "find -exec"),
+		cmd(w("rm", `"$1"`), "find -exec", "sh -c"),
+	}},
+	{name: "trap", script: "trap 'rm -rf /' EXIT", want: []Command{cmd(w("trap", "rm -rf /", "EXIT")), cmd(rmrf, "trap")}},
+	{name: "trap reset", script: "trap - INT; trap INT", want: []Command{cmd(w("trap", "-", "INT")), cmd(w("trap", "INT"))}},
+	{name: "trap variable", script: `trap "$X" EXIT`, err: "cannot check a script built at run time"},
+	{name: "alias", script: "alias ll='ls -l' k='rm -rf /'", want: []Command{
+		cmd(w("alias", "ll=ls -l", "k=rm -rf /")), cmd(w("ls", "-l"), "alias"), cmd(rmrf, "alias"),
+	}},
+	{name: "wrappers nested too deep", script: strings.Repeat("nice ", MaxVia+1) + "rm", err: "nested in more than 32 wrappers and scripts"},
+	{name: "wrappers nested to the limit", script: strings.Repeat("nice ", MaxVia) + "rm", want: chainWant("nice", MaxVia, "rm")},
+	{name: "ssh is not a wrapper", script: "ssh host rm -rf /", want: []Command{cmd(w("ssh", "host", "rm", "-rf", "/"))}},
+
+	// Rule 6: assignments and builtins.
+	{name: "assignment only", script: "X=1", want: nil},
+	{name: "assignments walked", script: "X=1 Y=$(a)", want: []Command{cmd(w("a"))}},
+	{name: "builtins", script: "cd /tmp && echo ok; true", want: []Command{
+		cmd(w("cd", "/tmp")), cmd(w("echo", "ok")), cmd(w("true")),
+	}},
+
+	// Text bash would evaluate again later.
+	{name: "substitution in a literal value", script: "X='$(rm -rf /)' ls", err: "cannot check the value of X"},
+	{name: "PS4", script: "PS4='`rm x`' bash -xc ls", err: "cannot check the value of PS4"},
+	{name: "declared value", script: `export P="\$(rm x)"`, err: "cannot check the value of P"},
+	{name: "env value", script: "env PS4='$(rm x)' bash -xc ls", err: "cannot check PS4='$(rm x)'"},
+	{name: "sudo value", script: "sudo 'PS4=`rm x`' bash -xc ls", err: "the value holds a command substitution"},
+	{name: "prompt expansion", script: "echo ${X@P}", err: "cannot check ${X@P}"},
+	{name: "subscript in printf -v", script: "printf -v 'a[$(id)]' x", err: "bash runs the command substitution in its subscript"},
+	{name: "subscript in let", script: "let 'a[$(id)]=1'", err: "bash runs the command substitution in its subscript"},
+	{name: "subscript in test clause", script: "[[ -v 'a[$(id)]' ]]", err: "bash runs the command substitution in its subscript"},
+	{name: "plain text with parentheses", script: "echo '$(not run)'", want: []Command{cmd(w("echo", "$(not run)"))}},
+}
+
+// chainWant lists the commands of n nested wrappers, each named name,
+// around the command inner.
+func chainWant(name string, n int, inner string) []Command {
+	var want []Command
+	var via []string
+	for i := range n {
+		var argv []string
+		for range n - i {
+			argv = append(argv, name)
+		}
+		want = append(want, cmd(append(argv, inner), via...))
+		via = append(via, name)
+	}
+	return append(want, cmd(w(inner), via...))
+}
+
+// deepShell nests n sh -c, quoting each level for the next.
+func deepShell(n int) string {
+	s := "a"
+	for range n {
+		s = "sh -c '" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return s
+}
+
+func TestCommands(t *testing.T) {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Commands(tc.script)
+			if tc.err != "" {
+				if err == nil {
+					t.Fatalf("Commands(%q) = %q, want an error with %q", tc.script, texts(got), tc.err)
+				}
+				if !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Commands(%q) error = %q, want it to hold %q", tc.script, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Commands(%q) error = %v", tc.script, err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Commands(%q)\n got %#v\nwant %#v", tc.script, got, tc.want)
+			}
+		})
+	}
+}
+
+func texts(cmds []Command) []string {
+	var out []string
+	for _, c := range cmds {
+		out = append(out, c.Text)
+	}
+	return out
+}
+
+func TestDeepShellWithinLimit(t *testing.T) {
+	got, err := Commands(deepShell(MaxDepth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := got[len(got)-1]
+	if last.Text != "a" || len(last.Via) != MaxDepth {
+		t.Errorf("innermost command = %+v, want a inside %d shells", last, MaxDepth)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	if _, err := Commands(strings.Repeat("#", MaxScriptBytes)); err != nil {
+		t.Errorf("a script of exactly %d bytes: %v", MaxScriptBytes, err)
+	}
+	_, err := Commands(strings.Repeat("#", MaxScriptBytes+1))
+	if err == nil || !strings.Contains(err.Error(), "at most 65536 bytes") {
+		t.Errorf("a script over the size limit: error = %v", err)
+	}
+	if got, err := Commands(strings.Repeat("true;", MaxCommands)); err != nil || len(got) != MaxCommands {
+		t.Errorf("%d commands: %d commands, error %v", MaxCommands, len(got), err)
+	}
+	_, err = Commands(strings.Repeat("true;", MaxCommands+1))
+	if err == nil || !strings.Contains(err.Error(), "more than 1000 commands") {
+		t.Errorf("too many commands: error = %v", err)
+	}
+	// Commands found in nested scripts count towards the same limit.
+	_, err = Commands("bash -c '" + strings.Repeat("true;", MaxCommands) + "'")
+	if err == nil || !strings.Contains(err.Error(), "more than 1000 commands") {
+		t.Errorf("too many commands in a nested script: error = %v", err)
+	}
+}
+
+func TestTextJoinsArgv(t *testing.T) {
+	got, err := Commands(`printf '%s\n' "a  b" c`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Text != `printf %s\n a  b c` {
+		t.Errorf("got %#v", got)
+	}
+}
+
+func FuzzCommands(f *testing.F) {
+	for _, tc := range tests {
+		f.Add(tc.script)
+	}
+	f.Fuzz(func(t *testing.T, script string) {
+		got, err := Commands(script)
+		if err != nil {
+			if got != nil {
+				t.Errorf("Commands(%q) returned commands with error %v", script, err)
+			}
+			return
+		}
+		if len(got) > MaxCommands {
+			t.Errorf("Commands(%q) returned %d commands", script, len(got))
+		}
+		for _, c := range got {
+			if len(c.Argv) == 0 {
+				t.Fatalf("Commands(%q) returned a command without words: %#v", script, c)
+			}
+			if strings.ContainsAny(c.Argv[0], "$`") {
+				t.Fatalf("Commands(%q) returned a program name that expands: %q", script, c.Argv[0])
+			}
+			if c.Text != strings.Join(c.Argv, " ") {
+				t.Fatalf("Commands(%q): Text %q is not Argv %q joined", script, c.Text, c.Argv)
+			}
+		}
+	})
+}
