@@ -6,7 +6,7 @@ BIN       := bin/corral
 TESTFLAGS ?= -p 2 -count=1 -timeout 30m
 FUZZTIME  ?= 10s
 # Debian packages the tests and the demo use.
-APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium
+APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium openssh-server openssh-client openssh-sftp-server
 
 .PHONY: all build generate check-generate test fuzz lint bench demo install-deps clean
 
@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./agent/oidc
 	$(GO) test -run '^$$' -fuzz '^FuzzFastKey$$' -fuzztime $(FUZZTIME) ./intercept/postgres
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./recorder
+	$(GO) test -run '^$$' -fuzz '^FuzzCommands$$' -fuzztime $(FUZZTIME) ./intercept/ssh/shellcmd
 
 lint: check-generate
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel\.go$$')); \
@@ -62,7 +63,7 @@ lint: check-generate
 # Benchmarks against their baselines in the same run, printed as ratios.
 bench: install-deps
 	$(GO) test -run '^$$' -bench Connect -benchmem -benchtime 20000x ./test/bench | tee bench.out
-	$(GO) test -run '^$$' -bench 'Pgbench|IdleSessionMemory' -benchtime 1x ./test/bench | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'Pgbench|IdleSessionMemory|SSHCat' -benchtime 1x ./test/bench | tee -a bench.out
 	$(GO) test -run '^$$' -bench RecordStatement -benchmem ./recorder | tee -a bench.out
 	@echo; echo "ratios (1.00 = as fast as the baseline):"
 	@$(GO) run ./test/bench/benchratio < bench.out

@@ -21,6 +21,7 @@ import (
 	"github.com/corral-dev/corral/bpf"
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/intercept/postgres"
+	issh "github.com/corral-dev/corral/intercept/ssh"
 	"github.com/corral-dev/corral/intercept/tcp"
 	"github.com/corral-dev/corral/policy"
 	"github.com/corral-dev/corral/recorder"
@@ -129,11 +130,20 @@ func Run(ctx context.Context, o Options) error {
 		Dialer: dialer, MaskKey: key, Log: log,
 	}
 	defer pgHandler.Close()
+	sshKeys, err := openSSHCA(cfg, log)
+	if err != nil {
+		return err
+	}
+	sshHandler := &issh.Handler{
+		Policy: engine, Targets: &sshTargets{ca: sshKeys, table: table, creds: creds},
+		Tokens: tokens, Dialer: dialer, Log: log,
+	}
 	srv := &intercept.Server{
 		Resolver: &resolver{progs: progs, targets: table, ident: workload.NewResolver(cgroups, o.ProcRoot, log)},
 		Handlers: map[string]intercept.Handler{
 			"tcp":      &tcp.Handler{Dialer: dialer},
 			"postgres": pgHandler,
+			"ssh":      sshHandler,
 		},
 		Policy:        engine,
 		Auditor:       auditLog{audit, log},

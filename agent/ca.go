@@ -8,6 +8,7 @@ import (
 
 	"github.com/corral-dev/corral/agent/ca"
 	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/agent/sshca"
 )
 
 // CAOptions says where corral's CA is for cfg: the configured files, or
@@ -42,5 +43,20 @@ func openCA(cfg *config.Config, log *slog.Logger) (*ca.CA, error) {
 		msg = "corral CA created; clients that verify corral must trust its certificate"
 	}
 	log.Info(msg, "certificate", path, "subject", c.Subject.CommonName, "not_after", c.NotAfter.UTC().Format(time.RFC3339))
+	return a, nil
+}
+
+// SSHCADir is where corral keeps its SSH host key and SSH CAs for cfg.
+func SSHCADir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "ssh") }
+
+// openSSHCA loads (or creates) corral's SSH keys; like the x509 CA, they
+// exist whether or not a target uses SSH yet, so trust can be set up
+// ahead of time (`corral ca ssh-known-hosts`, `corral ca ssh-user-ca`).
+func openSSHCA(cfg *config.Config, log *slog.Logger) (*sshca.Authority, error) {
+	a, err := sshca.Open(SSHCADir(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("ssh keys: %w", err)
+	}
+	log.Debug("corral SSH keys loaded", "dir", SSHCADir(cfg))
 	return a, nil
 }

@@ -167,7 +167,12 @@ func (r *Review) Wait(ctx context.Context, announce func() error) string {
 	// the next agent settles it).
 	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stopping := context.AfterFunc(ctx, func() { cancel(approval.ErrClosed) })
-	stop := watchHangup(c.Conn, func() { cancel(errClientGone) })
+	var stop func()
+	if c.Hangup != nil {
+		stop = watchClosed(c.Hangup, func() { cancel(errClientGone) })
+	} else {
+		stop = watchHangup(c.Conn, func() { cancel(errClientGone) })
+	}
 	o, err := c.Approvals.Wait(wctx, id)
 	stop()
 	stopping()
@@ -212,4 +217,21 @@ func (c *Conn) SettleAdmission(ctx context.Context) {
 	}
 	d.Result, d.Reason = policy.Allow, rv.Outcome().Message()
 	c.Admission = d
+}
+
+// watchClosed calls gone when ch is closed, until stop is called.
+func watchClosed(ch <-chan struct{}, gone func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-ch:
+			gone()
+		case <-quit:
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }

@@ -96,6 +96,12 @@ type Conn struct {
 	// Approvals holds operations the policy sent to review (the server's);
 	// nil: a review is a deny.
 	Approvals Approvals
+	// Hangup, when a handler sets it, is closed when the client is gone.
+	// A handler whose protocol library reads the connection all along
+	// sets it: the default watch for a client hanging up while an
+	// operation waits for approval peeks at the socket and is stopped
+	// with a read deadline, which would break that reader.
+	Hangup <-chan struct{}
 
 	auditor  Auditor
 	recorder Recorder

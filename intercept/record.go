@@ -96,3 +96,21 @@ func (c *Conn) endRecording(at time.Time, err error) {
 	}
 	c.rec.End(e)
 }
+
+// Terminal starts (or returns) the session's terminal recording; nil, nil
+// when the session is not recorded. In strict mode an error means the
+// terminal must not be served.
+func (c *Conn) Terminal(h recorder.CastHeader) (*recorder.Cast, error) {
+	if c.rec == nil {
+		return nil, nil
+	}
+	cast, err := c.rec.Terminal(h)
+	if err != nil && c.recMode == recorder.Strict {
+		return nil, fmt.Errorf("corral cannot record this session: %w", err)
+	}
+	return cast, nil
+}
+
+// RecordingStrict reports whether a failure to record must stop the
+// session.
+func (c *Conn) RecordingStrict() bool { return c.rec != nil && c.recMode == recorder.Strict }

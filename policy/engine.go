@@ -101,6 +101,11 @@ type ruleData struct {
 	Review     reviewData `json:"review"`
 	Mask       []Mask     `json:"mask"`
 	Credential string     `json:"credential"`
+	Commands   struct {
+		Allow  []string `json:"allow"`
+		Review []string `json:"review"`
+		Deny   []string `json:"deny"`
+	} `json:"commands"`
 }
 
 type whoData struct {
@@ -207,6 +212,11 @@ func Data(rules []Rule) map[string]any {
 		if d.Credential == "" {
 			d.Credential = "default"
 		}
+		cs := r.Commands
+		if cs == nil {
+			cs = &CommandSet{}
+		}
+		d.Commands.Allow, d.Commands.Review, d.Commands.Deny = list(cs.Allow), list(cs.Review), list(cs.Deny)
 		w := &d.Who
 		w.Any = r.Who.Any
 		w.Checks = whoChecks(r.Who)
@@ -534,7 +544,7 @@ func actionKey(a *Action) string {
 			b.WriteString(a.SQL.Text)
 		}
 	case a.SSH != nil:
-		fmt.Fprintf(&b, "%s\x00%q\x00%t\x00%s\x00%s", a.SSH.Command, a.SSH.Argv, a.SSH.Interactive, a.SSH.Subsystem, a.SSH.Forward)
+		fmt.Fprintf(&b, "%s\x00%q\x00%t\x00%s\x00%s\x00%s\x00%s\x00%q", a.SSH.Command, a.SSH.Argv, a.SSH.Interactive, a.SSH.Subsystem, a.SSH.Forward, a.SSH.Env, a.SSH.User, a.SSH.Via)
 	case a.HTTP != nil:
 		b.WriteString(a.HTTP.Method + "\x00" + a.HTTP.Host + "\x00" + a.HTTP.Path)
 	case a.Kubernetes != nil:

@@ -23,6 +23,25 @@ type Rule struct {
 	Deny       StringList `yaml:"deny" json:"deny"`
 	Mask       []Mask     `yaml:"mask" json:"mask,omitempty"`
 	Credential string     `yaml:"credential" json:"credential,omitempty"`
+	// Commands refine what the rule says of SSH exec, command by command.
+	Commands *CommandSet `yaml:"commands" json:"commands,omitempty"`
+}
+
+// CommandSet matches the commands of an SSH exec against globs (`*`
+// matches anything, spaces included). Every simple command the exec would
+// run is put to the policy on its own: in a pipeline, a list, a
+// subshell, a command substitution, a `bash -c` string, behind sudo or
+// xargs. A command matches a pattern written with its program's path
+// (`/usr/bin/rm *`) or with its base name (`rm *`).
+type CommandSet struct {
+	// Allow: when given, the rule allows exec of these commands only
+	// (without it, `exec` in allow allows any command it does not deny
+	// or review).
+	Allow StringList `yaml:"allow" json:"allow"`
+	// Review: these wait for approval (the rule's review says by whom).
+	Review StringList `yaml:"review" json:"review"`
+	// Deny: these are refused, whatever any rule allows.
+	Deny StringList `yaml:"deny" json:"deny"`
 }
 
 // Who matches workloads. Every field given must match (and); a list
@@ -167,10 +186,13 @@ func ValidateRules(prefix string, rules []Rule, targets map[string]TargetInfo) [
 		ops("deny", r.Deny)
 		if r.Review != nil {
 			ops("review.operations", r.Review.Operations)
-			validateReview(rp+".review", r.Review, add)
+			validateReview(rp+".review", r.Review, r.Commands != nil && len(r.Commands.Review) > 0, add)
 		}
-		if len(r.Allow) == 0 && len(r.Deny) == 0 && (r.Review == nil || len(r.Review.Operations) == 0) {
-			add(rp, "allows, reviews and denies nothing: give at least one of allow, review.operations, deny")
+		if cs := r.Commands; cs != nil {
+			validateCommands(rp+".commands", cs, r, kinds, add)
+		}
+		if len(r.Allow) == 0 && len(r.Deny) == 0 && (r.Review == nil || len(r.Review.Operations) == 0) && !r.Commands.given() {
+			add(rp, "allows, reviews and denies nothing: give at least one of allow, review.operations, deny, commands")
 		}
 		for j, m := range r.Mask {
 			mp := fmt.Sprintf("%s.mask[%d]", rp, j)
@@ -252,8 +274,40 @@ func validateWho(wp string, w Who, add func(string, string, ...any)) {
 	}
 }
 
-func validateReview(rp string, r *ReviewSet, add func(string, string, ...any)) {
-	if len(r.Operations) == 0 {
+func (cs *CommandSet) given() bool {
+	return cs != nil && len(cs.Allow)+len(cs.Review)+len(cs.Deny) > 0
+}
+
+func validateCommands(cp string, cs *CommandSet, r Rule, kinds map[string]bool, add func(string, string, ...any)) {
+	if !kinds[KindSSH] && len(kinds) > 0 {
+		add(cp, "commands apply to ssh targets only; this rule names %s", describeKinds(kinds))
+	}
+	if !cs.given() {
+		add(cp, "empty: give allow, review or deny patterns, or remove it")
+	}
+	if len(cs.Review) > 0 && (r.Review == nil || len(r.Review.Reviewers) == 0) {
+		add(cp+".review", "needs review.reviewers: who may approve these commands")
+	}
+	// The engine matches with OPA's glob.match without delimiters; the
+	// same library compiles them here, so a pattern that validates is one
+	// that evaluates.
+	for _, f := range []struct {
+		field string
+		list  StringList
+	}{{"allow", cs.Allow}, {"review", cs.Review}, {"deny", cs.Deny}} {
+		field := f.field
+		for i, g := range f.list {
+			if strings.TrimSpace(g) == "" {
+				add(fmt.Sprintf("%s.%s[%d]", cp, field, i), "empty pattern")
+			} else if _, err := glob.Compile(g); err != nil {
+				add(fmt.Sprintf("%s.%s[%d]", cp, field, i), "bad pattern %q: %v", g, err)
+			}
+		}
+	}
+}
+
+func validateReview(rp string, r *ReviewSet, commands bool, add func(string, string, ...any)) {
+	if len(r.Operations) == 0 && !commands {
 		add(rp+".operations", "required: which operations wait for review")
 	}
 	if len(r.Reviewers) == 0 {

@@ -104,6 +104,15 @@ type SSH struct {
 	Interactive bool     `json:"interactive"`
 	Subsystem   string   `json:"subsystem,omitempty"`
 	Forward     string   `json:"forward,omitempty"` // host:port
+	// Env is the name of an environment variable the client asks to set
+	// (its value is not put to the policy: it may be a secret).
+	Env string `json:"env,omitempty"`
+	// User is the login name the client asked for; corral logs in as its
+	// credential's user whatever it is.
+	User string `json:"user,omitempty"`
+	// Via lists the wrappers and interpreters a command was found inside,
+	// outermost first ("bash -c", "sudo").
+	Via []string `json:"via,omitempty"`
 }
 
 // HTTP describes one HTTP request.

@@ -89,6 +89,14 @@ type Result struct {
 	DurationMS    float64  `json:"duration_ms"`
 	Code          string   `json:"code,omitempty"` // SQLSTATE of an error
 	Message       string   `json:"message,omitempty"`
+	// A command's end (SSH): its exit status, or the signal that killed
+	// it; BytesIn is what the workload sent it.
+	ExitStatus *int   `json:"exit_status,omitempty"`
+	Signal     string `json:"signal,omitempty"`
+	BytesIn    uint64 `json:"bytes_in,omitempty"`
+	// Unrecorded is output (and, for shells, input) beyond the terminal
+	// recording's bound: counted, not kept.
+	Unrecorded uint64 `json:"unrecorded,omitempty"`
 }
 
 // Approval is a step of a review: requested, approved, denied, expired.

@@ -127,9 +127,24 @@ func describeWorkload(raw json.RawMessage) string {
 
 func describeResult(r *Result) string {
 	var b strings.Builder
-	if r.Code != "" {
+	switch {
+	case r.Code != "":
 		fmt.Fprintf(&b, "error %s: %s", r.Code, r.Message)
-	} else {
+	case r.ExitStatus != nil || r.Signal != "":
+		switch {
+		case r.Signal != "":
+			fmt.Fprintf(&b, "killed by SIG%s", r.Signal)
+		default:
+			fmt.Fprintf(&b, "exit status %d", *r.ExitStatus)
+		}
+		fmt.Fprintf(&b, ", %d bytes out, %d in", r.Bytes, r.BytesIn)
+		if r.Unrecorded > 0 {
+			fmt.Fprintf(&b, " (%d bytes beyond the terminal recording's bound not kept)", r.Unrecorded)
+		}
+		if r.Message != "" {
+			b.WriteString(", " + r.Message)
+		}
+	default:
 		b.WriteString(r.Command)
 		fmt.Fprintf(&b, ": %d row", r.Rows)
 		if r.Rows != 1 {

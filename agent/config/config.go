@@ -30,7 +30,7 @@ import (
 // Protocols corral can intercept in this build. A target naming any other
 // protocol is refused at load: a target corral cannot speak for would have
 // to be either bypassed or broken, and neither is acceptable silently.
-var Protocols = []string{"tcp", "postgres"}
+var Protocols = []string{"tcp", "postgres", "ssh"}
 
 // Defaults for the agent settings.
 const (
@@ -151,7 +151,48 @@ type Credential struct {
 	PasswordEnv    string     `yaml:"password_env" json:"password_env,omitempty"`
 	PrivateKeyFile string     `yaml:"private_key_file" json:"private_key_file,omitempty"`
 	Secret         *SecretRef `yaml:"secret" json:"secret,omitempty"`
+	// Certificate (SSH): corral signs a short-lived user certificate with
+	// its SSH user CA for each session; the target trusts the CA
+	// (TrustedUserCAKeys).
+	Certificate *SSHCertificate `yaml:"certificate" json:"certificate,omitempty"`
 }
+
+// SSHCertificate shapes the user certificates corral issues for a
+// credential.
+type SSHCertificate struct {
+	// Principals the certificate names; default: the credential's username.
+	Principals []string `yaml:"principals" json:"principals,omitempty"`
+	// TTL is how long a certificate is valid (default 5m, at most 24h):
+	// it only has to outlive the login.
+	TTL string `yaml:"ttl" json:"ttl,omitempty"`
+
+	// TTL, parsed.
+	Lifetime time.Duration `yaml:"-" json:"-"`
+}
+
+// Default and longest lifetimes of issued SSH user certificates.
+const (
+	DefaultSSHCertTTL = 5 * time.Minute
+	MaxSSHCertTTL     = 24 * time.Hour
+)
+
+// SSH is how corral speaks SSH for a target.
+type SSH struct {
+	// KnownHosts (required) is a known_hosts file with the target's host
+	// keys, or @cert-authority lines for its host CA: corral never talks
+	// to an SSH server it cannot verify.
+	KnownHosts string `yaml:"known_hosts" json:"known_hosts"`
+	// HostName is the name a host certificate must carry; default: the
+	// address the workload dialled.
+	HostName string `yaml:"host_name" json:"host_name,omitempty"`
+	// HostKey is what corral presents to workloads: "certificate" (a host
+	// certificate from corral's SSH host CA for the target's names and
+	// addresses; the default) or "key" (corral's plain host key).
+	HostKey string `yaml:"host_key" json:"host_key,omitempty"`
+}
+
+// SSHHostKeyModes are the accepted ssh.host_key values.
+var SSHHostKeyModes = []string{"certificate", "key"}
 
 // SecretRef names a key of a Kubernetes Secret (read by the agent only).
 type SecretRef struct {
@@ -185,7 +226,7 @@ const (
 var ClientAuthModes = []string{ClientAuthKernel, ClientAuthToken, ClientAuthTokenRequired}
 
 // Protocols whose handler can take a token at login.
-var tokenProtocols = []string{"postgres"}
+var tokenProtocols = []string{"postgres", "ssh"}
 
 // UpstreamTLSModes are the accepted upstream_tls.mode values.
 var UpstreamTLSModes = []string{"disable", "require", "verify-ca", "verify-full"}
@@ -258,6 +299,8 @@ type Target struct {
 	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
 	UpstreamTLS *UpstreamTLS          `yaml:"upstream_tls" json:"upstream_tls,omitempty"`
 	ClientTLS   *ClientTLS            `yaml:"client_tls" json:"client_tls,omitempty"`
+	// SSH is required for ssh targets.
+	SSH *SSH `yaml:"ssh" json:"ssh,omitempty"`
 
 	// Parsed holds the endpoints after validation, in the order given.
 	Parsed []Endpoint `yaml:"-" json:"-"`
@@ -467,6 +510,7 @@ func (c *Config) validate() error {
 			t.Parsed = append(t.Parsed, e)
 		}
 		validateCredentials(&p, path, t)
+		validateSSH(&p, path, t)
 		validateTLS(&p, path, t.UpstreamTLS)
 		validateClientTLS(&p, path, t)
 	}
@@ -556,16 +600,45 @@ func validateCredentials(p *problems, path string, t *Target) {
 			p.add(cp, "alias %q must be lower-case letters, digits and '-'", alias)
 		}
 		n := 0
-		for _, set := range []bool{c.PasswordFile != "", c.PasswordEnv != "", c.PrivateKeyFile != "", c.Secret != nil} {
+		for _, set := range []bool{c.PasswordFile != "", c.PasswordEnv != "", c.PrivateKeyFile != "", c.Secret != nil, c.Certificate != nil} {
 			if set {
 				n++
 			}
 		}
+		sources := "password_file, password_env, private_key_file, secret"
+		if t.Protocol == "ssh" {
+			sources += ", certificate"
+		}
 		switch {
 		case n == 0:
-			p.add(cp, "give one of password_file, password_env, private_key_file, secret")
+			p.add(cp, "give one of %s", sources)
 		case n > 1:
-			p.add(cp, "give only one of password_file, password_env, private_key_file, secret")
+			p.add(cp, "give only one of %s", sources)
+		}
+		if c.PrivateKeyFile != "" && t.Protocol != "ssh" {
+			p.add(cp+".private_key_file", "only ssh targets use private keys")
+		}
+		if ct := c.Certificate; ct != nil {
+			if t.Protocol != "ssh" {
+				p.add(cp+".certificate", "only ssh targets use certificates")
+			}
+			ct.Lifetime = DefaultSSHCertTTL
+			if ct.TTL != "" {
+				d, err := time.ParseDuration(ct.TTL)
+				switch {
+				case err != nil || d <= 0:
+					p.add(cp+".certificate.ttl", "%q is not a positive duration", ct.TTL)
+				case d > MaxSSHCertTTL:
+					p.add(cp+".certificate.ttl", "%q is longer than %v", ct.TTL, MaxSSHCertTTL)
+				default:
+					ct.Lifetime = d
+				}
+			}
+			for i, pr := range ct.Principals {
+				if strings.TrimSpace(pr) == "" || strings.ContainsAny(pr, ", \t\n") {
+					p.add(fmt.Sprintf("%s.certificate.principals[%d]", cp, i), "%q is not a principal name", pr)
+				}
+			}
 		}
 		for field, f := range map[string]string{"password_file": c.PasswordFile, "private_key_file": c.PrivateKeyFile} {
 			if f != "" && !filepath.IsAbs(f) {
@@ -578,6 +651,27 @@ func validateCredentials(p *problems, path string, t *Target) {
 		if c.Username == "" && slices.Contains(needsUsername, t.Protocol) {
 			p.add(cp+".username", "required for %s targets", t.Protocol)
 		}
+	}
+}
+
+func validateSSH(p *problems, path string, t *Target) {
+	s := t.SSH
+	if t.Protocol != "ssh" {
+		if s != nil {
+			p.add(path+".ssh", "only for ssh targets (this one is %s)", t.Protocol)
+		}
+		return
+	}
+	if s == nil || s.KnownHosts == "" {
+		p.add(path+".ssh.known_hosts", "required: the target's host keys (a known_hosts file; @cert-authority lines for a host CA)")
+	} else if !filepath.IsAbs(s.KnownHosts) {
+		p.add(path+".ssh.known_hosts", "%q must be an absolute path", s.KnownHosts)
+	}
+	if s != nil && s.HostKey != "" && !slices.Contains(SSHHostKeyModes, s.HostKey) {
+		p.add(path+".ssh.host_key", "%q is not one of %s", s.HostKey, strings.Join(SSHHostKeyModes, ", "))
+	}
+	if s != nil && s.HostKey == "" {
+		s.HostKey = "certificate"
 	}
 }
 

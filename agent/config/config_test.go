@@ -279,7 +279,7 @@ targets:
   - {name: c, protocol: postgres, endpoints: ["10.0.0.3:5432"], client_auth: token-required}
 `, []string{
 			`targets[0].client_auth: "tokens" is not one of kernel, token, token-required`,
-			"targets[1].client_auth: token is not available for tcp targets (only postgres)",
+			"targets[1].client_auth: token is not available for tcp targets (only postgres, ssh)",
 			"targets[2].client_auth: token-required needs oidc.issuers",
 		}},
 		{"duplicate issuer", `
@@ -311,6 +311,40 @@ approvals:
 			`approvals.webhook_timeout: "5m" is longer than a minute`,
 			"approvals.webhook_attempts: 50 is not between 1 and 20",
 			"approvals.max_age: must be at least 1h0m0s",
+		}},
+		{"ssh target", `
+targets:
+  - name: web
+    protocol: ssh
+    endpoints: ["10.0.0.7:22"]
+    ssh: {host_key: plain}
+    credentials:
+      default: {private_key_file: key}
+      both: {username: deploy, password_env: P, certificate: {}}
+      cert: {username: deploy, certificate: {ttl: 48h, principals: ["a b"]}}
+  - name: db
+    protocol: postgres
+    endpoints: ["10.0.0.8:5432"]
+    ssh: {known_hosts: /etc/known_hosts}
+    credentials:
+      default: {username: u, certificate: {}}
+rules:
+  - name: r
+    who: {any: true}
+    targets: [db]
+    commands: {deny: ["rm *"], review: ["reboot"]}
+`, []string{
+			"targets[0].ssh.known_hosts: required",
+			`targets[0].ssh.host_key: "plain" is not one of certificate, key`,
+			"targets[0].credentials.default.username: required for ssh targets",
+			`targets[0].credentials.default.private_key_file: "key" must be an absolute path`,
+			"targets[0].credentials.both: give only one of password_file, password_env, private_key_file, secret, certificate",
+			`targets[0].credentials.cert.certificate.ttl: "48h" is longer than 24h0m0s`,
+			`targets[0].credentials.cert.certificate.principals[0]: "a b" is not a principal name`,
+			"targets[1].ssh: only for ssh targets (this one is postgres)",
+			"targets[1].credentials.default.certificate: only ssh targets use certificates",
+			"rules[0].commands: commands apply to ssh targets only; this rule names sql targets",
+			"rules[0].commands.review: needs review.reviewers",
 		}},
 		{"approvals settings without a listener", `
 targets:

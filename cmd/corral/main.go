@@ -14,6 +14,7 @@ import (
 	"github.com/corral-dev/corral/agent"
 	"github.com/corral-dev/corral/agent/ca"
 	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/agent/sshca"
 	"github.com/corral-dev/corral/bpf"
 )
 
@@ -155,6 +156,36 @@ certificate is printed, never the key.`,
 	}
 	printCmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
 	cmd.AddCommand(printCmd)
+	sshLine := func(use, short, long string, line func(*sshca.Authority) string) *cobra.Command {
+		var file string
+		c := &cobra.Command{
+			Use: use + " [--config FILE]", Short: short, Long: long, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				cfg, err := config.Load(file)
+				if err != nil {
+					return err
+				}
+				a, err := sshca.Open(agent.SSHCADir(cfg))
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), line(a))
+				return err
+			},
+		}
+		c.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
+		return c
+	}
+	cmd.AddCommand(sshLine("ssh-known-hosts", "Print the known_hosts line that makes SSH clients trust every target corral answers for",
+		`Print a @cert-authority line for corral's SSH host CA. Appended to a
+workload's known_hosts (~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts), it
+lets ssh, scp and sftp connect to protected targets without a host key
+warning: corral presents a host certificate naming each target's addresses
+and names.`, (*sshca.Authority).KnownHostsLine))
+	cmd.AddCommand(sshLine("ssh-user-ca", "Print the public key of corral's SSH user CA, for targets' TrustedUserCAKeys",
+		`Print the public key of the CA that signs the short-lived user certificates
+corral logs in to targets with (credentials with certificate:). Put it in the
+file sshd's TrustedUserCAKeys names on each target.`, (*sshca.Authority).UserCALine))
 	return cmd
 }
 

@@ -156,6 +156,8 @@ func newReplay() *cobra.Command {
 		file     string
 		play     recorder.PlayOptions
 		noTiming bool
+		termOnly bool
+		textOnly bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay ID",
@@ -166,9 +168,11 @@ of its response (rows, bytes, masked columns, time). The hash chain is checked
 as the recording is read; replay stops at the first record that does not
 verify, and exits non-zero. ID may be a unique prefix of the session id.
 
-A session with a terminal (an SSH shell, a Kubernetes exec) is played back as
-it was seen, with its timing (--speed, --no-wait); its asciicast v2 file
-beside the recording also plays in any asciinema player.`,
+A session with a terminal (an SSH shell or command, a Kubernetes exec) is
+then played back as it was seen, with its timing (--speed, --no-wait);
+--terminal plays the terminal alone, --transcript shows the transcript alone.
+Its asciicast v2 file beside the recording also plays in any asciinema
+player.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			backend, index, err := recordings(file)
@@ -187,11 +191,17 @@ beside the recording also plays in any asciinema player.`,
 			defer f.Close()
 			var transcript io.Writer = cmd.OutOrStdout()
 			cast, err := backend.Open(recorder.CastName(e.Name))
-			if err == nil {
-				defer cast.Close()
-				transcript = io.Discard // the terminal itself is the replay
-			} else {
+			switch {
+			case err != nil || textOnly:
+				if err == nil {
+					cast.Close()
+				}
 				cast = nil
+			case termOnly:
+				defer cast.Close()
+				transcript = io.Discard
+			default:
+				defer cast.Close()
 			}
 			rep, err := recorder.Replay(transcript, f)
 			if err != nil {
@@ -204,6 +214,9 @@ beside the recording also plays in any asciinema player.`,
 				return nil
 			}
 			play.NoWait = noTiming
+			if !termOnly {
+				fmt.Fprintln(cmd.OutOrStdout(), "\n-- terminal --")
+			}
 			return recorder.Play(cmd.Context(), cmd.OutOrStdout(), cast, play)
 		},
 	}
@@ -211,6 +224,8 @@ beside the recording also plays in any asciinema player.`,
 	cmd.Flags().Float64Var(&play.Speed, "speed", 1, "terminal playback speed (2: twice as fast)")
 	cmd.Flags().BoolVar(&noTiming, "no-wait", false, "print the terminal output at once, without its timing")
 	cmd.Flags().DurationVar(&play.MaxIdle, "max-idle", 2*time.Second, "cap pauses in terminal playback at this")
+	cmd.Flags().BoolVar(&termOnly, "terminal", false, "play the terminal only, without the transcript")
+	cmd.Flags().BoolVar(&textOnly, "transcript", false, "show the transcript only, without playing the terminal")
 	return cmd
 }
 

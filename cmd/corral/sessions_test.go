@@ -42,9 +42,16 @@ func TestReplayAndVerifyTerminal(t *testing.T) {
 	rec.Close()
 	index.Close()
 
-	out, err := run(t, "replay", "s-term1", "--no-wait", "--config", cfg)
+	out, err := run(t, "replay", "s-term1", "--no-wait", "--terminal", "--config", cfg)
 	if err != nil || out != "$ uptime\r\n up 3 days\r\n" {
+		t.Fatalf("replay --terminal: %v\n%q", err, out)
+	}
+	out, err = run(t, "replay", "s-term1", "--no-wait", "--config", cfg)
+	if err != nil || !strings.Contains(out, "hash chain verified") || !strings.HasSuffix(out, "-- terminal --\n$ uptime\r\n up 3 days\r\n") {
 		t.Fatalf("replay: %v\n%q", err, out)
+	}
+	if out, err = run(t, "replay", "s-term1", "--transcript", "--config", cfg); err != nil || strings.Contains(out, "uptime") {
+		t.Fatalf("replay --transcript: %v\n%q", err, out)
 	}
 	if out, err := run(t, "verify", "s-term1", "--config", cfg); err != nil || !strings.Contains(out, " ok ") {
 		t.Fatalf("verify: %v\n%s", err, out)

@@ -53,6 +53,46 @@ allowed contains [i, op] if {
 	some op in ops
 	some i in applicable
 	covers(rules[i].allow, op)
+	not restricted(i, op)
+}
+
+# --- SSH exec: a rule's command patterns refine what it says of exec ---
+
+# A rule with commands.allow allows exec of those commands only.
+restricted(i, "exec") if count(object.get(rules[i], ["commands", "allow"], [])) > 0
+
+denied contains [i, "exec"] if {
+	"exec" in ops
+	some i in applicable
+	command_matches(object.get(rules[i], ["commands", "deny"], []))
+}
+
+reviewed contains [i, "exec"] if {
+	"exec" in ops
+	some i in applicable
+	command_matches(object.get(rules[i], ["commands", "review"], []))
+}
+
+allowed contains [i, "exec"] if {
+	"exec" in ops
+	some i in applicable
+	command_matches(object.get(rules[i], ["commands", "allow"], []))
+}
+
+argv := object.get(input.action, ["ssh", "argv"], [])
+
+# A command is matched as written and with its program's base name, so
+# `rm *` also catches `/bin/rm -rf /`.
+command_forms contains concat(" ", argv) if count(argv) > 0
+
+command_forms contains concat(" ", array.concat([regex.replace(argv[0], `^.*/`, "")], array.slice(argv, 1, count(argv)))) if {
+	count(argv) > 0
+}
+
+command_matches(patterns) if {
+	some p in patterns
+	some f in command_forms
+	glob.match(p, null, f)
 }
 
 # Being let in is implied by any rule that applies, unless one denies it.

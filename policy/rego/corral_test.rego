@@ -342,3 +342,54 @@ test_decisions_are_cacheable_unless_custom_says_not if {
 	d.result == "allow"
 	d.cache == false
 }
+
+# --- SSH exec commands ---
+
+exec(argv) := {
+	"workload": app,
+	"target": {"name": "orders-db", "protocol": "ssh"},
+	"action": {"kind": "ssh", "operations": ["exec"], "ssh": {"command": concat(" ", argv), "argv": argv}},
+}
+
+deployers := rule("deployers", everyone, {
+	"allow": ["exec"],
+	"commands": {"allow": [], "review": ["systemctl restart *"], "deny": ["rm -rf *", "shutdown*"]},
+	"review": {"operations": [], "reviewers": ["group:ops"], "grant": "once", "window": "", "timeout": ""},
+})
+
+test_exec_allowed_unless_a_pattern_says_otherwise if {
+	decide([deployers], exec(["uptime"])).result == "allow"
+}
+
+test_exec_denied_by_pattern if {
+	d := decide([deployers], exec(["rm", "-rf", "/"]))
+	d.result == "deny"
+	d.reason == "exec is denied by rule \"deployers\""
+}
+
+test_exec_denied_by_base_name if {
+	decide([deployers], exec(["/usr/bin/rm", "-rf", "/tmp/x"])).result == "deny"
+}
+
+test_exec_reviewed_by_pattern if {
+	d := decide([deployers], exec(["systemctl", "restart", "api"]))
+	d.result == "review"
+	d.reviewers == ["group:ops"]
+}
+
+test_exec_allow_list_restricts if {
+	only := rule("only", everyone, {"allow": ["exec"], "commands": {"allow": ["systemctl status *"], "review": [], "deny": []}})
+	decide([only], exec(["systemctl", "status", "api"])).result == "allow"
+	decide([only], exec(["uptime"])).result == "deny"
+}
+
+test_exec_pattern_allows_without_exec_in_allow if {
+	only := rule("only", everyone, {"commands": {"allow": ["uptime"], "review": [], "deny": []}})
+	decide([only], exec(["uptime"])).result == "allow"
+	decide([only], exec(["id"])).result == "deny"
+}
+
+test_exec_deny_pattern_beats_another_rules_allow if {
+	lax := rule("lax", everyone, {"allow": ["exec"]})
+	decide([lax, deployers], exec(["rm", "-rf", "/"])).result == "deny"
+}

@@ -126,6 +126,13 @@ func (ae *approvalEnv) psql(t *testing.T, password, sql string) *bgPsql {
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+password, "PGCONNECT_TIMEOUT=10", "PGSSLMODE=disable")
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: testutil.CgroupFD(t, ae.workCg)}
+	return startBG(t, cmd)
+}
+
+// startBG starts a workload's client in the background, its output read
+// line by line as it comes.
+func startBG(t *testing.T, cmd *exec.Cmd) *bgPsql {
+	t.Helper()
 	r, w := io.Pipe()
 	cmd.Stdout, cmd.Stderr = w, w
 	p := &bgPsql{cmd: cmd, done: make(chan struct{}), changed: make(chan struct{})}
@@ -171,23 +178,38 @@ var waitingNotice = regexp.MustCompile(`NOTICE:  corral: waiting for approval (r
 // request's id.
 func (p *bgPsql) waiting(t *testing.T) string {
 	t.Helper()
+	var id string
+	p.waitFor(t, func(out string) bool {
+		m := waitingNotice.FindStringSubmatch(out)
+		if m == nil {
+			return false
+		}
+		if m[2] != "group:dba, user:root" {
+			t.Errorf("the notice names reviewers %q", m[2])
+		}
+		id = m[1]
+		return true
+	})
+	return id
+}
+
+// waitFor waits until the output so far matches.
+func (p *bgPsql) waitFor(t *testing.T, match func(out string) bool) {
+	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
 		p.mu.Lock()
 		out, changed := strings.Join(p.lines, "\n"), p.changed
 		p.mu.Unlock()
-		if m := waitingNotice.FindStringSubmatch(out); m != nil {
-			if m[2] != "group:dba, user:root" {
-				t.Errorf("the notice names reviewers %q", m[2])
-			}
-			return m[1]
+		if match(out) {
+			return
 		}
 		select {
 		case <-changed:
 		case <-p.done:
-			t.Fatalf("psql ended without waiting for approval:\n%s", p.output())
+			t.Fatalf("the client ended before the expected output:\n%s", p.output())
 		case <-deadline:
-			t.Fatalf("no waiting notice:\n%s", p.output())
+			t.Fatalf("the expected output did not come:\n%s", p.output())
 		}
 	}
 }

@@ -1,0 +1,148 @@
+package ssh
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/corral-dev/corral/policy"
+)
+
+// directTCPIP decides a local port forward (ssh -L, ssh -W): the client
+// asks the target to connect somewhere on its behalf.
+func (s *session) directTCPIP(nch gossh.NewChannel) {
+	var p struct {
+		Host       string
+		Port       uint32
+		OriginHost string
+		OriginPort uint32
+	}
+	if err := gossh.Unmarshal(nch.ExtraData(), &p); err != nil {
+		nch.Reject(gossh.ConnectionFailed, "corral: malformed forwarding request")
+		return
+	}
+	to := net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port)))
+	d := s.decideAndRecord([]string{"forward"}, &policy.SSH{Forward: to, User: s.user}, "forward to "+to)
+	if !d.Allowed() {
+		nch.Reject(gossh.Prohibited, "corral: "+d.Reason)
+		return
+	}
+	up, upReqs, err := s.upstream.OpenChannel(nch.ChannelType(), nch.ExtraData())
+	if err != nil {
+		rejectLike(nch, err)
+		return
+	}
+	s.bridge(nch, up, upReqs)
+}
+
+// clientGlobal handles the client's global requests: remote port
+// forwards are decided; the rest (keepalives) are answered here.
+func (s *session) clientGlobal(reqs <-chan *gossh.Request) {
+	for r := range reqs {
+		switch r.Type {
+		case "tcpip-forward":
+			var p struct {
+				Addr string
+				Port uint32
+			}
+			if err := gossh.Unmarshal(r.Payload, &p); err != nil {
+				r.Reply(false, nil)
+				continue
+			}
+			from := net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port)))
+			d := s.decideAndRecord([]string{"forward"}, &policy.SSH{Forward: from, User: s.user}, "remote forward from "+from)
+			if !d.Allowed() {
+				r.Reply(false, nil)
+				continue
+			}
+			ok, payload, err := s.upstream.SendRequest(r.Type, true, r.Payload)
+			if ok && err == nil {
+				s.mu.Lock()
+				s.remoteForwards++
+				s.mu.Unlock()
+			}
+			r.Reply(ok && err == nil, payload)
+		case "cancel-tcpip-forward":
+			ok, payload, _ := s.upstream.SendRequest(r.Type, true, r.Payload)
+			r.Reply(ok, payload)
+		default:
+			if r.WantReply {
+				r.Reply(false, nil)
+			}
+		}
+	}
+}
+
+// upstreamGlobal answers the target's global requests (keepalives, host
+// key announcements): nothing of the target's reaches the client
+// unasked.
+func (s *session) upstreamGlobal() {
+	for r := range s.upstreamReqs {
+		if r.WantReply {
+			r.Reply(false, nil)
+		}
+	}
+}
+
+// upstreamChannels takes the channels the target opens: connections to a
+// remote forward the policy allowed, and the agent channel where agent
+// forwarding was allowed. Anything else is refused.
+func (s *session) upstreamChannels() {
+	for nch := range s.upstreamChans {
+		s.mu.Lock()
+		ok := (nch.ChannelType() == "forwarded-tcpip" && s.remoteForwards > 0) ||
+			(nch.ChannelType() == "auth-agent@openssh.com" && s.agentAllowed)
+		s.mu.Unlock()
+		if !ok {
+			nch.Reject(gossh.Prohibited, "corral: not allowed")
+			continue
+		}
+		cli, cliReqs, err := s.client.OpenChannel(nch.ChannelType(), nch.ExtraData())
+		if err != nil {
+			rejectLike(nch, err)
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.bridge(nch, cli, cliReqs)
+		}()
+	}
+}
+
+// bridge accepts nch and copies both ways between it and other, which is
+// already open, until both directions end.
+func (s *session) bridge(nch gossh.NewChannel, other gossh.Channel, otherReqs <-chan *gossh.Request) {
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		other.Close()
+		return
+	}
+	go gossh.DiscardRequests(reqs)
+	go gossh.DiscardRequests(otherReqs)
+	done := make(chan struct{}, 2)
+	cp := func(dst, src gossh.Channel) {
+		io.Copy(dst, src)
+		dst.CloseWrite()
+		done <- struct{}{}
+	}
+	go cp(ch, other)
+	go cp(other, ch)
+	<-done
+	<-done
+	ch.Close()
+	other.Close()
+}
+
+// rejectLike passes the target's refusal of a channel on to the client.
+func rejectLike(nch gossh.NewChannel, err error) {
+	var oe *gossh.OpenChannelError
+	if errors.As(err, &oe) {
+		nch.Reject(oe.Reason, oe.Message)
+		return
+	}
+	nch.Reject(gossh.ConnectionFailed, "corral: the channel could not be opened")
+}
