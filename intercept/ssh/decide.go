@@ -3,8 +3,6 @@ package ssh
 import (
 	"errors"
 	"fmt"
-	"path"
-	"strings"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -22,10 +20,6 @@ type question struct {
 	opsOf  [][]string // operations of each input
 	binary bool       // a subsystem: its bytes are not a terminal
 }
-
-// shells read commands corral cannot see (from stdin or a file) when
-// run without -c: such an exec is a shell as well.
-var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true, "ash": true, "fish": true, "csh": true, "tcsh": true, "busybox": true}
 
 // parsing bounds how many commands are parsed at once.
 var parsing = make(chan struct{}, 2)
@@ -66,7 +60,9 @@ func (s *session) question(r *gossh.Request, pty bool) (question, error) {
 	}
 	for _, k := range cmds {
 		ops := []string{"exec"}
-		if isShell(k.Argv) {
+		// A shell reading its input, sudo -s, source: what runs cannot be
+		// seen, so it is a shell as well as an exec.
+		if k.ReadsInput {
 			ops = append(ops, "shell")
 			if len(q.ops) == 1 {
 				q.ops = append(q.ops, "shell")
@@ -76,28 +72,6 @@ func (s *session) question(r *gossh.Request, pty bool) (question, error) {
 		q.opsOf = append(q.opsOf, ops)
 	}
 	return q, nil
-}
-
-// isShell reports whether argv starts a shell that reads its commands
-// from somewhere corral cannot see: stdin or a script file.
-func isShell(argv []string) bool {
-	name := path.Base(argv[0])
-	args := argv[1:]
-	if name == "busybox" {
-		if len(args) == 0 || !shells[path.Base(args[0])] {
-			return false
-		}
-		args = args[1:]
-	}
-	if !shells[name] && name != "busybox" {
-		return false
-	}
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "c") {
-			return false // -c STRING: its commands were parsed and put to the policy
-		}
-	}
-	return true
 }
 
 // decideAll puts every command of a request to the policy and gives the

@@ -36,6 +36,9 @@ func (w *walker) inner(args []arg, c ctx) error {
 		return nil
 	}
 	switch name {
+	case "source", ".":
+		w.readsInput()
+		return nil
 	case "busybox":
 		return w.busybox(args, c)
 	case "eval":
@@ -96,8 +99,14 @@ func (w *walker) missing(args []arg, c ctx) error {
 	if c.open {
 		return unsure(args, "its command is read from input at run time")
 	}
+	if startsShell[path.Base(args[0].text)] {
+		w.readsInput()
+	}
 	return nil
 }
+
+// startsShell are the wrappers that start a shell when given no command.
+var startsShell = map[string]bool{"sudo": true, "doas": true, "su": true, "runuser": true, "chroot": true, "sg": true, "newgrp": true}
 
 // refuseOpen refuses commands that would read words appended by xargs as
 // code or as options.
@@ -316,6 +325,7 @@ options:
 	if !cmode {
 		// The shell reads a script file or its input. Words appended by
 		// xargs could be -c and a script.
+		w.readsInput()
 		return refuseOpen(args, c)
 	}
 	if i >= len(args) {

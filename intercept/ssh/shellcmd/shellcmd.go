@@ -19,6 +19,12 @@ type Command struct {
 	// Via lists the wrappers and interpreters the command was found inside,
 	// outermost first, e.g. ["bash -c", "sudo"].
 	Via []string
+	// ReadsInput is set when the command runs commands that cannot be seen
+	// here: a shell without -c (reading its input or a script file), a
+	// wrapper that starts a shell when given no command (sudo -s, su,
+	// chroot DIR), source and . (which read a file). The caller treats it
+	// as an interactive shell.
+	ReadsInput bool
 }
 
 const (
@@ -43,11 +49,44 @@ func Commands(script string) ([]Command, error) {
 	if len(script) > MaxScriptBytes {
 		return nil, fmt.Errorf("the command is %d bytes long; at most %d bytes can be checked", len(script), MaxScriptBytes)
 	}
-	w := &walker{seen: make(map[syntax.Node]bool)}
-	if err := w.script(script, ctx{}, ""); err != nil {
+	// The target's login shell runs the line, and it may be bash or a
+	// POSIX sh (dash on Debian and Ubuntu): the two tokenise some quoting
+	// differently ($'...'), and a line read one way can hide a command
+	// the other runs. Both readings are walked, and every command either
+	// finds is returned.
+	bash := &walker{seen: make(map[syntax.Node]bool), lang: syntax.LangBash}
+	if err := bash.script(script, ctx{}, ""); err != nil {
 		return nil, err
 	}
-	return w.cmds, nil
+	posix := &walker{seen: make(map[syntax.Node]bool), lang: syntax.LangPOSIX}
+	if err := posix.script(script, ctx{}, ""); err != nil {
+		// Bash syntax that sh does not parse makes sh fail; but quoting
+		// whose meaning differs between the two must not decide what is
+		// checked.
+		if strings.Contains(script, "$'") || strings.Contains(script, `$"`) {
+			return nil, errors.New("cannot check the command: it uses $'...' or $\"...\" quoting, which bash and sh read differently")
+		}
+		return bash.cmds, nil
+	}
+	out := bash.cmds
+	have := make(map[string]bool, len(out))
+	for _, k := range out {
+		have[key(k)] = true
+	}
+	for _, k := range posix.cmds {
+		if !have[key(k)] {
+			have[key(k)] = true
+			out = append(out, k)
+		}
+	}
+	if len(out) > MaxCommands {
+		return nil, fmt.Errorf("the command runs more than %d commands; too many to check", MaxCommands)
+	}
+	return out, nil
+}
+
+func key(k Command) string {
+	return fmt.Sprintf("%q %q %t", k.Argv, k.Via, k.ReadsInput)
 }
 
 // ctx is where in the script a command sits.
@@ -73,6 +112,10 @@ func (c ctx) inside(label string) ctx {
 }
 
 type walker struct {
+	lang syntax.LangVariant
+	// last is the index in cmds of the command being dispatched, for the
+	// wrapper and interpreter handlers to mark.
+	last int
 	cmds []Command
 	// seen records the nodes that were walked, so that a node the walk
 	// does not reach is found and refused rather than silently passed.
@@ -91,7 +134,7 @@ func (w *walker) script(s string, c ctx, label string) error {
 	}
 	c.src = s
 	c.open = false
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s), "")
+	f, err := syntax.NewParser(syntax.Variant(w.lang)).Parse(strings.NewReader(s), "")
 	if err != nil {
 		if label == "" {
 			return fmt.Errorf("cannot parse the command: %v", err)
@@ -531,6 +574,10 @@ func (w *walker) evalWord(word *syntax.Word, c ctx) error {
 	return w.word(word, c)
 }
 
+// readsInput marks the command being dispatched as one that runs what it
+// reads.
+func (w *walker) readsInput() { w.cmds[w.last].ReadsInput = true }
+
 // emit records one command.
 func (w *walker) emit(argv []string, c ctx) error {
 	if len(w.cmds) >= MaxCommands {
@@ -569,5 +616,6 @@ func (w *walker) run(args []arg, c ctx) error {
 	if err := w.emit(argv, c); err != nil {
 		return err
 	}
+	w.last = len(w.cmds) - 1
 	return w.inner(args, c)
 }

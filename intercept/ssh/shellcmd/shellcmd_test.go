@@ -14,6 +14,13 @@ func cmd(argv []string, via ...string) Command {
 	return Command{Argv: argv, Text: strings.Join(argv, " "), Via: via}
 }
 
+// input is a command that runs what it reads.
+func input(argv []string, via ...string) Command {
+	c := cmd(argv, via...)
+	c.ReadsInput = true
+	return c
+}
+
 // w lists words.
 func w(words ...string) []string { return words }
 
@@ -122,9 +129,10 @@ var tests = []testCase{
 	{name: "output process substitution", script: "tee >(a) >/dev/null", want: []Command{
 		cmd(w("tee", ">(a)")), cmd(w("a")),
 	}},
-	{name: "coproc", script: "coproc a x", want: []Command{cmd(w("a", "x"))}},
+	// sh reads bash's keywords as programs: both readings are checked.
+	{name: "coproc", script: "coproc a x", want: []Command{cmd(w("a", "x")), cmd(w("coproc", "a", "x"))}},
 	{name: "named coproc", script: "coproc N { a; }", want: []Command{cmd(w("a"))}},
-	{name: "time keyword", script: "time -p a", want: []Command{cmd(w("a"))}},
+	{name: "time keyword", script: "time -p a", want: []Command{cmd(w("a")), cmd(w("time", "-p", "a")), cmd(w("a"), "time")}},
 	{name: "negation", script: "! a", want: []Command{cmd(w("a"))}},
 	{name: "export", script: "export X=$(a) Y=2", want: []Command{
 		cmd(w("export", "X=$(a)", "Y=2")), cmd(w("a")),
@@ -154,7 +162,13 @@ var tests = []testCase{
 	{name: "quotes inside the name", script: `"r"m x`, want: []Command{cmd(w("rm", "x"))}},
 	{name: "backslashes", script: `r\m a\ b "c\"d\$e\n"`, want: []Command{cmd(w("rm", "a b", `c"d$e\n`))}},
 	{name: "line continuation", script: "rm \\\n -rf /", want: []Command{cmd(rmrf)}},
-	{name: "ansi-c quoting", script: `$'rm' $'a\tb' $'\x41\101'`, want: []Command{cmd(w("rm", "a\tb", "AA"))}},
+	{name: "ansi-c quoting", script: `$'rm' $'a\tb' $'\x41\101'`, err: "bash and sh read differently"},
+	{name: "ansi-c quoting hiding a command from bash", script: `echo $'\' ; touch /tmp/x ; #'`, want: []Command{
+		cmd(w("echo", "' ; touch /tmp/x ; #")), cmd(w("echo", "$\\")), cmd(w("touch", "/tmp/x"))}},
+	{name: "ansi-c quoting hidden in sh -c", script: `sh -c "echo \$'\\' ; touch /tmp/x ; #'"`, want: []Command{
+		cmd(w("sh", "-c", `echo $'\' ; touch /tmp/x ; #'`)), cmd(w("echo", "' ; touch /tmp/x ; #"), "sh -c"),
+		cmd(w("echo", "$\\"), "sh -c"), cmd(w("touch", "/tmp/x"), "sh -c")}},
+	{name: "source reads a file", script: ". ./env.sh; source x", want: []Command{input(w(".", "./env.sh")), input(w("source", "x"))}},
 	{name: "ansi-c unicode is unknown", script: `$'\u0072m' x`, err: `cannot tell which program runs: $'\u0072m'`},
 	{name: "locale string is unknown", script: `$"rm" x`, err: `cannot tell which program runs: $"rm"`},
 	{name: "arguments that expand keep their text", script: `ls $HOME "$HOME/x" ~ *.go a{b,c}`, want: []Command{
@@ -209,10 +223,10 @@ var tests = []testCase{
 	{name: "busybox applet", script: "busybox rm -rf /", want: []Command{
 		cmd(w("busybox", "rm", "-rf", "/")), cmd(rmrf, "busybox"),
 	}},
-	{name: "bare shell", script: "bash", want: []Command{cmd(w("bash"))}},
-	{name: "shell reading input", script: "sh -s", want: []Command{cmd(w("sh", "-s"))}},
-	{name: "shell running a file", script: "bash script.sh arg", want: []Command{cmd(w("bash", "script.sh", "arg"))}},
-	{name: "shell reading a pipe", script: "curl x | sh", want: []Command{cmd(w("curl", "x")), cmd(w("sh"))}},
+	{name: "bare shell", script: "bash", want: []Command{input(w("bash"))}},
+	{name: "shell reading input", script: "sh -s", want: []Command{input(w("sh", "-s"))}},
+	{name: "shell running a file", script: "bash script.sh arg", want: []Command{input(w("bash", "script.sh", "arg"))}},
+	{name: "shell reading a pipe", script: "curl x | sh", want: []Command{cmd(w("curl", "x")), input(w("sh"))}},
 	{name: "-c without a script", script: "bash -c", want: []Command{cmd(w("bash", "-c"))}},
 	{name: "unquoted variable script", script: "bash -c $X", err: "cannot check a script built at run time: $X"},
 	{name: "substitution script", script: `sh -c "$(curl x)"`, err: `cannot check a script built at run time: "$(curl x)"`},
@@ -220,7 +234,7 @@ var tests = []testCase{
 	{name: "variable options", script: "bash $OPTS", err: "cannot tell which command `bash` runs: $OPTS"},
 	{name: "tilde where an option may be", script: "HOME=-c; bash ~ 'rm -rf /'", err: "cannot tell which command `bash` runs: ~"},
 	{name: "tilde as a wrapper operand", script: "nice ~- x", err: "cannot tell which command `nice` runs: ~-"},
-	{name: "tilde in a script file name", script: "bash ./~x", want: []Command{cmd(w("bash", "./~x"))}},
+	{name: "tilde in a script file name", script: "bash ./~x", want: []Command{input(w("bash", "./~x"))}},
 	{name: "unknown long shell option", script: "bash --frobnicate -c a", err: "unknown option --frobnicate"},
 	{name: "nested parse error", script: "bash -c 'echo \"'", err: "cannot parse the script given to bash -c: "},
 	{name: "eval quoted", script: `eval "a; b"`, want: []Command{cmd(w("eval", "a; b")), cmd(w("a"), "eval"), cmd(w("b"), "eval")}},
@@ -252,10 +266,10 @@ var tests = []testCase{
 	{name: "sudo by path", script: "/usr/bin/sudo rm x", want: []Command{
 		cmd(w("/usr/bin/sudo", "rm", "x")), cmd(w("rm", "x"), "/usr/bin/sudo"),
 	}},
-	{name: "sudo login shell", script: "sudo -i", want: []Command{cmd(w("sudo", "-i"))}},
+	{name: "sudo login shell", script: "sudo -i", want: []Command{input(w("sudo", "-i"))}},
 	{name: "sudo list", script: "sudo -l rm", want: []Command{cmd(w("sudo", "-l", "rm"))}},
 	{name: "sudo edit", script: "sudo -e /etc/hosts", want: []Command{cmd(w("sudo", "-e", "/etc/hosts"))}},
-	{name: "sudo missing value", script: "sudo -u", want: []Command{cmd(w("sudo", "-u"))}},
+	{name: "sudo missing value", script: "sudo -u", want: []Command{input(w("sudo", "-u"))}},
 	{name: "sudo shell command", script: "sudo -s systemctl restart api", want: []Command{
 		cmd(w("sudo", "-s", "systemctl", "restart", "api")), cmd(w("systemctl", "restart", "api"), "sudo"),
 	}},
@@ -337,7 +351,7 @@ var tests = []testCase{
 	{name: "chroot", script: "chroot --userspec=1:1 /srv rm x", want: []Command{
 		cmd(w("chroot", "--userspec=1:1", "/srv", "rm", "x")), cmd(w("rm", "x"), "chroot"),
 	}},
-	{name: "chroot shell", script: "chroot /srv", want: []Command{cmd(w("chroot", "/srv"))}},
+	{name: "chroot shell", script: "chroot /srv", want: []Command{input(w("chroot", "/srv"))}},
 	{name: "flock", script: "flock -w 5 /tmp/l rm x", want: []Command{
 		cmd(w("flock", "-w", "5", "/tmp/l", "rm", "x")), cmd(w("rm", "x"), "flock"),
 	}},
