@@ -45,6 +45,9 @@ func (p *sshTargets) Target(c *intercept.Conn) (issh.Target, error) {
 		for _, a := range addrs {
 			names = append(names, a.String())
 		}
+		if t.SSH.HostName != "" {
+			names = append(names, t.SSH.HostName)
+		}
 		if out.HostSigner, err = p.ca.HostSigner(names); err != nil {
 			return issh.Target{}, fmt.Errorf("issue a host certificate: %w", err)
 		}
@@ -162,4 +165,49 @@ func certKeyID(c *intercept.Conn) string {
 		who = w.Exe
 	}
 	return fmt.Sprintf("corral session %s for %s (uid %d)", c.SessionID, who, w.UID)
+}
+
+// KnownHostsPatterns are the host patterns of a known_hosts line that
+// trusts corral's host CA for the SSH targets of cfg only: their names,
+// addresses and networks (a /8, /16 or /24 as a wildcard; another prefix
+// length cannot be written as a pattern, and makes the line "*"). With no
+// SSH target it is "*".
+func KnownHostsPatterns(cfg *config.Config) string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(host string, port uint16) {
+		p := host
+		if port != 22 {
+			p = "[" + host + "]:" + strconv.Itoa(int(port))
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, t := range cfg.Targets {
+		if t.Protocol != "ssh" {
+			continue
+		}
+		for _, e := range t.Parsed {
+			switch {
+			case e.Host != "":
+				add(e.Host, e.Port)
+			case e.Prefix.IsSingleIP():
+				add(e.Prefix.Addr().String(), e.Port)
+			case e.Prefix.Addr().Is4() && e.Prefix.Bits()%8 == 0 && e.Prefix.Bits() > 0:
+				octets := strings.Split(e.Prefix.Addr().String(), ".")
+				add(strings.Join(octets[:e.Prefix.Bits()/8], ".")+strings.Repeat(".*", 4-e.Prefix.Bits()/8), e.Port)
+			default:
+				return "*"
+			}
+			if t.SSH != nil && t.SSH.HostName != "" {
+				add(t.SSH.HostName, e.Port)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return "*"
+	}
+	return strings.Join(out, ",")
 }

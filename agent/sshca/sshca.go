@@ -121,8 +121,12 @@ func (a *Authority) UserCAKey() ssh.PublicKey { return a.userCA.PublicKey() }
 
 // KnownHostsLine is the line a client's known_hosts needs to trust every
 // target corral answers for.
-func (a *Authority) KnownHostsLine() string {
-	return "@cert-authority * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.hostCA.PublicKey()))) + " corral-host-ca"
+func (a *Authority) KnownHostsLine() string { return a.KnownHostsLineFor("*") }
+
+// KnownHostsLineFor trusts the host CA for the hosts matching patterns (a
+// known_hosts host list) only.
+func (a *Authority) KnownHostsLineFor(patterns string) string {
+	return "@cert-authority " + patterns + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.hostCA.PublicKey()))) + " corral-host-ca"
 }
 
 // UserCALine is the public key of the user CA in authorized_keys format,

@@ -156,7 +156,7 @@ certificate is printed, never the key.`,
 	}
 	printCmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
 	cmd.AddCommand(printCmd)
-	sshLine := func(use, short, long string, line func(*sshca.Authority) string) *cobra.Command {
+	sshLine := func(use, short, long string, line func(*sshca.Authority, *config.Config) string) *cobra.Command {
 		var file string
 		c := &cobra.Command{
 			Use: use + " [--config FILE]", Short: short, Long: long, Args: cobra.NoArgs,
@@ -169,7 +169,7 @@ certificate is printed, never the key.`,
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), line(a))
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), line(a, cfg))
 				return err
 			},
 		}
@@ -181,11 +181,14 @@ certificate is printed, never the key.`,
 workload's known_hosts (~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts), it
 lets ssh, scp and sftp connect to protected targets without a host key
 warning: corral presents a host certificate naming each target's addresses
-and names.`, (*sshca.Authority).KnownHostsLine))
+and names. The line trusts the CA for the configuration's SSH targets only
+(their names, addresses and networks), so it vouches for nothing else.`,
+		func(a *sshca.Authority, cfg *config.Config) string { return a.KnownHostsLineFor(agent.KnownHostsPatterns(cfg)) }))
 	cmd.AddCommand(sshLine("ssh-user-ca", "Print the public key of corral's SSH user CA, for targets' TrustedUserCAKeys",
 		`Print the public key of the CA that signs the short-lived user certificates
 corral logs in to targets with (credentials with certificate:). Put it in the
-file sshd's TrustedUserCAKeys names on each target.`, (*sshca.Authority).UserCALine))
+file sshd's TrustedUserCAKeys names on each target.`,
+		func(a *sshca.Authority, _ *config.Config) string { return a.UserCALine() }))
 	return cmd
 }
 

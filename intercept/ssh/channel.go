@@ -40,17 +40,19 @@ type sessionCh struct {
 	up   gossh.Channel
 	upRq <-chan *gossh.Request
 
-	pty        *ptyReq
-	started    bool // shell, exec or subsystem
-	seq        uint64
-	began      time.Time
+	pty     *ptyReq
+	seq     uint64
+	began   time.Time
+	review  *intercept.Review // the request a reviewed start waits for
+
+	castMu     sync.Mutex
 	cast       *recorder.Cast
-	interact   bool // record input too (a terminal)
+	interact   bool // a terminal: its input is part of what it shows
 	recLimit   int64
-	recorded   int64 // bytes of output and input kept in the cast
+	outKept    int64 // output kept in the cast
+	inKept     int64 // input kept in the cast
 	unrecorded uint64
 	out, in    uint64
-	castMu     sync.Mutex
 
 	exitMu     sync.Mutex
 	exitStatus *int
@@ -88,12 +90,23 @@ func (s *session) sessionChannel(nch gossh.NewChannel) {
 	ch.serve(reqs)
 }
 
-// serve handles the client's requests until it closes the channel; the
-// target's requests (exit status, signal) go to the client as they come.
+// phases of a session channel.
+type phase int
+
+const (
+	setup     phase = iota // before shell, exec or subsystem
+	reviewing              // a start waits for approval
+	running                // the program runs on the target
+	ended                  // refused, or over
+)
+
+// serve reads the client's requests for the channel's whole life: x/crypto
+// stops reading the connection (every channel, keepalives, the hangup of
+// the client) while a channel's request queue is full, so no request may
+// wait on a decision, an approval or the program.
 func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 	defer ch.cli.Close()
 	defer ch.up.Close()
-	var pumps sync.WaitGroup
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
@@ -101,39 +114,138 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 			ch.fromTarget(r)
 		}
 	}()
-	for r := range reqs {
-		if ch.request(r, &pumps) {
-			break
+	var (
+		ph       = setup
+		started  *gossh.Request // the approved request, to send on
+		q        question
+		reviewed = make(chan string, 1)
+		finished = make(chan struct{})
+	)
+	// run starts an allowed program: recorded first, then sent on.
+	run := func(r *gossh.Request, q question) (string, bool) {
+		if err := ch.record(q); err != nil {
+			return err.Error(), false
+		}
+		ok, err := ch.up.SendRequest(r.Type, true, r.Payload)
+		if err != nil || !ok {
+			return "", false
+		}
+		ch.pump(upDone, finished)
+		return "", true
+	}
+	for {
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				// The client closed the channel: a pending request is
+				// withdrawn, and nothing runs on unwatched.
+				if ch.review != nil && ph == reviewing {
+					ch.review.Abandon("the client closed the channel")
+				}
+				ch.up.Close()
+				if ph == running {
+					<-finished
+				}
+				return
+			}
+			switch ph {
+			case setup:
+				if r.Type != "shell" && r.Type != "exec" && r.Type != "subsystem" {
+					ch.request(r)
+					continue
+				}
+				var d policy.Decision
+				q, d = ch.decideStart(r)
+				switch d.Result {
+				case policy.Allow:
+					refusal, ok := run(r, q)
+					switch {
+					case ok:
+						r.Reply(true, nil)
+						ph = running
+					case refusal != "":
+						r.Reply(true, nil)
+						ch.refuse(refusal)
+						ph = ended
+					default:
+						r.Reply(false, nil) // the target refused; the client says so
+					}
+				case policy.Review:
+					r.Reply(true, nil)
+					ph, started = reviewing, r
+					ch.review = ch.s.c.Review(ch.s.ctx, d, policy.Action{Kind: policy.KindSSH, Operations: q.ops}, q.text)
+					go func() { reviewed <- ch.wait(ch.review, d) }()
+				default:
+					r.Reply(true, nil)
+					ch.refuse(d.Reason)
+					ph = ended
+				}
+			case reviewing:
+				if r.Type == "window-change" {
+					ch.up.SendRequest(r.Type, false, r.Payload)
+				}
+				if r.WantReply {
+					r.Reply(false, nil)
+				}
+			case running:
+				ch.later(r)
+			default:
+				if r.WantReply {
+					r.Reply(false, nil)
+				}
+			}
+		case reason := <-reviewed:
+			if ph != reviewing {
+				continue
+			}
+			if reason != "" {
+				ch.refuse(reason)
+				ph = ended
+				continue
+			}
+			if refusal, ok := run(started, q); !ok {
+				if refusal == "" {
+					refusal = "the target refused to start it"
+				}
+				ch.refuse(refusal)
+				ph = ended
+				continue
+			}
+			ph = running
 		}
 	}
-	if !ch.started {
-		return
-	}
-	// The client's requests after the program started (window changes,
-	// signals) go on in the background until the channel ends.
-	go func() {
-		for r := range reqs {
-			ch.later(r)
-		}
-		// The client closed its end: the program's output has nowhere to
-		// go, and it must not run on unwatched.
-		ch.up.Close()
-	}()
-	pumps.Wait() // the target's output, to its end
-	<-upDone     // its exit status, and its close
-	ch.finish()
 }
 
-// request handles one request before the program starts; it reports
-// whether the program was started (or refused, which ends the channel).
-func (ch *sessionCh) request(r *gossh.Request, pumps *sync.WaitGroup) bool {
+// decideStart decides a shell, exec or subsystem request and records it.
+func (ch *sessionCh) decideStart(r *gossh.Request) (question, policy.Decision) {
+	s := ch.s
+	q, err := s.question(r, ch.pty != nil)
+	var d policy.Decision
+	if err != nil {
+		d = policy.Decision{Result: policy.Deny, Reason: err.Error(), Record: true}
+	} else {
+		d = s.decideAll(q)
+	}
+	seq, emitErr := s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
+		Text: q.text, Operations: q.ops, Decision: d.Result, Reason: d.Reason, Rule: d.Rule, PolicyVersion: d.PolicyVersion,
+	}})
+	s.c.Metrics().Operations(d.Result, 1)
+	if emitErr != nil {
+		d = policy.Decision{Result: policy.Deny, Reason: emitErr.Error()}
+	}
+	ch.seq = seq
+	return q, d
+}
+
+// request handles a request that starts nothing.
+func (ch *sessionCh) request(r *gossh.Request) {
 	s := ch.s
 	switch r.Type {
 	case "pty-req":
 		var p ptyReq
 		if err := gossh.Unmarshal(r.Payload, &p); err != nil {
 			r.Reply(false, nil)
-			return false
+			return
 		}
 		ok, _ := ch.up.SendRequest(r.Type, true, r.Payload)
 		if ok {
@@ -142,14 +254,14 @@ func (ch *sessionCh) request(r *gossh.Request, pumps *sync.WaitGroup) bool {
 		r.Reply(ok, nil)
 	case "env":
 		var e struct{ Name, Value string }
-		if err := gossh.Unmarshal(r.Payload, &e); err != nil {
+		if err := gossh.Unmarshal(r.Payload, &e); err != nil || !forwardableEnv(e.Name) {
 			r.Reply(false, nil)
-			return false
+			return
 		}
 		d := s.decideAndRecord([]string{"env"}, &policy.SSH{Env: e.Name, User: s.user}, "env "+e.Name)
 		if !d.Allowed() {
 			r.Reply(false, nil)
-			return false
+			return
 		}
 		ok, _ := ch.up.SendRequest(r.Type, true, r.Payload)
 		r.Reply(ok, nil)
@@ -157,7 +269,7 @@ func (ch *sessionCh) request(r *gossh.Request, pumps *sync.WaitGroup) bool {
 		d := s.decideAndRecord([]string{"agent-forward"}, &policy.SSH{User: s.user}, "agent forwarding")
 		if !d.Allowed() {
 			r.Reply(false, nil)
-			return false
+			return
 		}
 		s.mu.Lock()
 		s.agentAllowed = true
@@ -167,8 +279,6 @@ func (ch *sessionCh) request(r *gossh.Request, pumps *sync.WaitGroup) bool {
 	case "x11-req":
 		s.decideAndRecord(nil, nil, "X11 forwarding")
 		r.Reply(false, nil)
-	case "shell", "exec", "subsystem":
-		return ch.start(r, pumps)
 	case "window-change", "signal", "break", "xon-xoff":
 		ok, _ := ch.up.SendRequest(r.Type, r.WantReply, r.Payload)
 		if r.WantReply {
@@ -179,7 +289,17 @@ func (ch *sessionCh) request(r *gossh.Request, pumps *sync.WaitGroup) bool {
 			r.Reply(false, nil)
 		}
 	}
-	return false
+}
+
+// forwardableEnv lists the variables a client may ask to set: locale and
+// terminal. Others (BASH_ENV, LD_PRELOAD, BASH_FUNC_*, PATH) change what
+// the target runs for a command corral decided, so they never reach it.
+func forwardableEnv(name string) bool {
+	switch name {
+	case "LANG", "LANGUAGE", "TERM", "TZ", "COLORTERM", "NO_COLOR":
+		return true
+	}
+	return strings.HasPrefix(name, "LC_") && len(name) > 3 && strings.Trim(name[3:], "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == ""
 }
 
 // later handles the client's requests once the program runs.
@@ -237,75 +357,10 @@ func (ch *sessionCh) fromTarget(r *gossh.Request) {
 	}
 }
 
-// start decides a shell, exec or subsystem request and, allowed, starts
-// it on the target. The client is answered first in every case but a
-// plain allow: a refusal is written to its stderr with an exit status,
-// which every client shows, where a failed request would only say
-// "exec request failed".
-func (ch *sessionCh) start(r *gossh.Request, pumps *sync.WaitGroup) bool {
+// wait holds a reviewed start until a person decides; "" means it may
+// run.
+func (ch *sessionCh) wait(rv *intercept.Review, d policy.Decision) string {
 	s := ch.s
-	q, err := s.question(r, ch.pty != nil)
-	var d policy.Decision
-	if err != nil {
-		d = policy.Decision{Result: policy.Deny, Reason: err.Error(), Record: true}
-	} else {
-		d = s.decideAll(q)
-	}
-	seq, emitErr := s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
-		Text: q.text, Operations: q.ops, Decision: d.Result, Reason: d.Reason, Rule: d.Rule, PolicyVersion: d.PolicyVersion,
-	}})
-	s.c.Metrics().Operations(d.Result, 1)
-	if emitErr != nil {
-		d = policy.Decision{Result: policy.Deny, Reason: emitErr.Error()}
-	}
-	ch.seq = seq
-	switch d.Result {
-	case policy.Allow:
-	case policy.Review:
-		r.Reply(true, nil)
-		if reason := ch.review(d, q); reason != "" {
-			ch.refuse(reason)
-			return true
-		}
-		ok, err := ch.up.SendRequest(r.Type, true, r.Payload)
-		if err != nil || !ok {
-			ch.refuse("the target refused to start it")
-			return true
-		}
-		return ch.run(q, pumps)
-	default:
-		r.Reply(true, nil)
-		ch.refuse(d.Reason)
-		return true
-	}
-	if err := ch.record(q); err != nil {
-		r.Reply(true, nil)
-		ch.refuse(err.Error())
-		return true
-	}
-	ok, err := ch.up.SendRequest(r.Type, true, r.Payload)
-	r.Reply(ok && err == nil, nil)
-	if !ok || err != nil {
-		return false
-	}
-	ch.pump(pumps)
-	return true
-}
-
-// run starts the pumps of a program approved after review.
-func (ch *sessionCh) run(q question, pumps *sync.WaitGroup) bool {
-	if err := ch.record(q); err != nil {
-		ch.refuse(err.Error())
-		return true
-	}
-	ch.pump(pumps)
-	return true
-}
-
-// review holds a request until a person decides; "" means it may run.
-func (ch *sessionCh) review(d policy.Decision, q question) string {
-	s := ch.s
-	rv := s.c.Review(s.ctx, d, policy.Action{Kind: policy.KindSSH, Operations: q.ops}, q.text)
 	if err := rv.Err(); err != nil {
 		s.h.Log.Error("approval request failed; request denied", "session_id", s.c.SessionID, "err", err)
 	}
@@ -326,11 +381,12 @@ func (ch *sessionCh) refuse(reason string) {
 	fmt.Fprintf(ch.cli.Stderr(), "corral: %s\r\n", reason)
 	ch.cli.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, deniedStatus))
 	ch.cli.CloseWrite()
+	ch.cli.Close()
 }
 
-// record starts the channel's terminal recording.
+// record starts the channel's terminal recording, before the program
+// starts: what cannot be recorded in strict mode does not run.
 func (ch *sessionCh) record(q question) error {
-	ch.started = true
 	ch.began = time.Now()
 	if q.binary {
 		return nil // sftp and other subsystems: counted, not cast
@@ -349,25 +405,37 @@ func (ch *sessionCh) record(q question) error {
 	if err != nil {
 		return err
 	}
+	ch.castMu.Lock()
 	ch.cast = cast
+	ch.castMu.Unlock()
 	return nil
 }
 
 // pump copies the program's output to the client and the client's input
-// to the program.
-func (ch *sessionCh) pump(pumps *sync.WaitGroup) {
-	pumps.Add(2)
+// to the program; when the output has ended and the target closed the
+// channel, the end is recorded and finished closed.
+func (ch *sessionCh) pump(upDone <-chan struct{}, finished chan<- struct{}) {
+	var out sync.WaitGroup
+	out.Add(2)
 	go func() {
-		defer pumps.Done()
+		defer out.Done()
 		io.Copy(&teeWriter{w: ch.cli, ch: ch}, ch.up)
 	}()
 	go func() {
-		defer pumps.Done()
+		defer out.Done()
 		io.Copy(&teeWriter{w: ch.cli.Stderr(), ch: ch}, ch.up.Stderr())
 	}()
 	go func() {
 		io.Copy(&teeWriter{w: ch.up, ch: ch, input: true}, ch.cli)
 		ch.up.CloseWrite()
+	}()
+	go func() {
+		out.Wait()
+		ch.cli.CloseWrite()
+		<-upDone
+		ch.finish()
+		ch.cli.Close()
+		close(finished)
 	}()
 }
 
@@ -378,28 +446,36 @@ type teeWriter struct {
 	input bool
 }
 
+// Write records before it forwards: in strict mode, what could not be
+// recorded never reaches the other side.
 func (t *teeWriter) Write(b []byte) (int, error) {
-	n, err := t.w.Write(b)
-	t.ch.tee(b[:n], t.input)
-	return n, err
+	if !t.ch.tee(b, t.input) {
+		return 0, errors.New("the session could not be recorded")
+	}
+	return t.w.Write(b)
 }
 
-func (ch *sessionCh) tee(b []byte, input bool) {
+// tee records b in the terminal recording, within the channel's bounds
+// (one for output, one for input); false means it could not be recorded
+// and the session was cut.
+func (ch *sessionCh) tee(b []byte, input bool) bool {
 	ch.castMu.Lock()
 	defer ch.castMu.Unlock()
+	kept := &ch.outKept
 	if input {
 		ch.in += uint64(len(b))
+		kept = &ch.inKept
 	} else {
 		ch.out += uint64(len(b))
 	}
-	if ch.cast == nil || (input && !ch.interact) {
-		return
+	if ch.cast == nil {
+		return true
 	}
-	if ch.recLimit >= 0 && ch.recorded+int64(len(b)) > ch.recLimit {
+	if ch.recLimit >= 0 && *kept+int64(len(b)) > ch.recLimit {
 		ch.unrecorded += uint64(len(b))
-		return
+		return true
 	}
-	ch.recorded += int64(len(b))
+	*kept += int64(len(b))
 	now := time.Now()
 	var err error
 	if input {
@@ -410,12 +486,13 @@ func (ch *sessionCh) tee(b []byte, input bool) {
 	if err != nil && ch.s.c.RecordingStrict() {
 		ch.s.h.Log.Error("terminal recording failed; session cut", "session_id", ch.s.c.SessionID, "err", err)
 		ch.s.client.Close()
+		return false
 	}
+	return true
 }
 
 // finish records how the program ended and closes the client's end.
 func (ch *sessionCh) finish() {
-	ch.cli.CloseWrite()
 	ch.exitMu.Lock()
 	res := recorder.Result{Of: ch.seq, ExitStatus: ch.exitStatus, Signal: ch.exitSignal}
 	ch.exitMu.Unlock()
@@ -423,9 +500,7 @@ func (ch *sessionCh) finish() {
 	res.Bytes, res.BytesIn, res.Unrecorded = ch.out, ch.in, ch.unrecorded
 	ch.castMu.Unlock()
 	res.DurationMS = float64(time.Since(ch.began).Microseconds()) / 1000
-	if ch.seq != 0 || ch.s.c.Recording() {
-		if err := ch.s.c.Result(res); err != nil {
-			ch.s.h.Log.Warn("cannot record a command's end", "session_id", ch.s.c.SessionID, "err", err)
-		}
+	if err := ch.s.c.Result(res); err != nil {
+		ch.s.h.Log.Warn("cannot record a command's end", "session_id", ch.s.c.SessionID, "err", err)
 	}
 }

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -43,6 +44,14 @@ func (s *session) directTCPIP(nch gossh.NewChannel) {
 func (s *session) clientGlobal(reqs <-chan *gossh.Request) {
 	for r := range reqs {
 		switch r.Type {
+		case "tcpip-forward", "cancel-tcpip-forward":
+			<-s.ready
+			if s.upstream == nil {
+				r.Reply(false, nil)
+				continue
+			}
+		}
+		switch r.Type {
 		case "tcpip-forward":
 			var p struct {
 				Addr string
@@ -60,13 +69,33 @@ func (s *session) clientGlobal(reqs <-chan *gossh.Request) {
 			}
 			ok, payload, err := s.upstream.SendRequest(r.Type, true, r.Payload)
 			if ok && err == nil {
+				bound := p.Port
+				if p.Port == 0 && len(payload) >= 4 {
+					bound = binary.BigEndian.Uint32(payload) // the port the target chose
+				}
 				s.mu.Lock()
-				s.remoteForwards++
+				if s.forwards == nil {
+					s.forwards = map[string]int{}
+				}
+				s.forwards[net.JoinHostPort(p.Addr, strconv.Itoa(int(bound)))]++
 				s.mu.Unlock()
 			}
 			r.Reply(ok && err == nil, payload)
 		case "cancel-tcpip-forward":
+			var p struct {
+				Addr string
+				Port uint32
+			}
+			gossh.Unmarshal(r.Payload, &p)
 			ok, payload, _ := s.upstream.SendRequest(r.Type, true, r.Payload)
+			if ok {
+				k := net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port)))
+				s.mu.Lock()
+				if s.forwards[k] > 0 {
+					s.forwards[k]--
+				}
+				s.mu.Unlock()
+			}
 			r.Reply(ok, payload)
 		default:
 			if r.WantReply {
@@ -93,7 +122,7 @@ func (s *session) upstreamGlobal() {
 func (s *session) upstreamChannels() {
 	for nch := range s.upstreamChans {
 		s.mu.Lock()
-		ok := (nch.ChannelType() == "forwarded-tcpip" && s.remoteForwards > 0) ||
+		ok := (nch.ChannelType() == "forwarded-tcpip" && s.forwards[forwardedTo(nch.ExtraData())] > 0) ||
 			(nch.ChannelType() == "auth-agent@openssh.com" && s.agentAllowed)
 		s.mu.Unlock()
 		if !ok {
@@ -105,9 +134,9 @@ func (s *session) upstreamChannels() {
 			rejectLike(nch, err)
 			continue
 		}
-		s.wg.Add(1)
+		s.bridges.Add(1)
 		go func() {
-			defer s.wg.Done()
+			defer s.bridges.Done()
 			s.bridge(nch, cli, cliReqs)
 		}()
 	}
@@ -135,6 +164,22 @@ func (s *session) bridge(nch gossh.NewChannel, other gossh.Channel, otherReqs <-
 	<-done
 	ch.Close()
 	other.Close()
+}
+
+// forwardedTo is the bound address a forwarded-tcpip channel says it
+// arrived on; only an address a remote forward the policy allowed is
+// bound to is let through.
+func forwardedTo(extra []byte) string {
+	var p struct {
+		Addr       string
+		Port       uint32
+		OriginAddr string
+		OriginPort uint32
+	}
+	if gossh.Unmarshal(extra, &p) != nil {
+		return ""
+	}
+	return net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port)))
 }
 
 // rejectLike passes the target's refusal of a channel on to the client.

@@ -30,8 +30,8 @@ type ClientAuth string
 
 const (
 	// ClientAuthKernel: the workload is who the kernel says it is; "none"
-	// and any key are accepted. A JWT given as the password still joins
-	// the identity.
+	// and any key are accepted (a client that sends a password anyway
+	// still has a JWT in it verified and joined to the identity).
 	ClientAuthKernel ClientAuth = "kernel"
 	// ClientAuthToken: a password is asked for. A JWT must verify and
 	// joins the identity; any other password leaves the kernel's alone.
@@ -138,10 +138,15 @@ type session struct {
 	upstreamChans <-chan gossh.NewChannel
 	upstreamReqs  <-chan *gossh.Request
 
-	mu             sync.Mutex
-	remoteForwards int  // tcpip-forward requests the policy allowed
-	agentAllowed   bool // agent forwarding allowed on some channel
-	wg             sync.WaitGroup
+	// ready is closed once the session is settled: upstream is connected,
+	// or the client refused (upstream stays nil).
+	ready chan struct{}
+
+	mu           sync.Mutex
+	forwards     map[string]int // remote forwards the policy allowed, by bind address
+	agentAllowed bool           // agent forwarding allowed on some channel
+	wg           sync.WaitGroup // the client's channels
+	bridges      sync.WaitGroup // the target's channels
 }
 
 func (s *session) run() error {
@@ -165,6 +170,10 @@ func (s *session) run() error {
 		close(hangup)
 	}()
 	c.Hangup = hangup
+	// Global requests (keepalives) are answered from now on: a client
+	// waiting for an approval of its connection must not time out.
+	s.ready = make(chan struct{})
+	go s.clientGlobal(reqs)
 
 	if s.token != nil {
 		if _, err := c.Identify(s.ctx, s.h.Policy, s.token); err != nil {
@@ -173,7 +182,7 @@ func (s *session) run() error {
 	}
 	c.SettleAdmission(s.ctx) // a reviewed connect waits here
 	if !c.Admission.Allowed() {
-		s.refuse(chans, reqs, c.Admission.Reason)
+		s.refuse(chans, c.Admission.Reason)
 		return nil
 	}
 	alias := c.Admission.Credential
@@ -184,29 +193,33 @@ func (s *session) run() error {
 	if err != nil {
 		s.h.Log.Error("no credential for target", "target", c.Meta.Target.Name, "alias", alias, "err", err)
 		c.Refuse(fmt.Sprintf("corral has no usable credential %q for target %q", alias, c.Meta.Target.Name))
-		s.refuse(chans, reqs, c.Admission.Reason)
+		s.refuse(chans, c.Admission.Reason)
 		return nil
 	}
 	if err := c.Open(); err != nil {
-		s.refuse(chans, reqs, err.Error())
+		s.refuse(chans, err.Error())
 		return err
 	}
 	err = s.dial(login)
 	if err != nil {
 		s.h.Log.Warn("cannot reach ssh target", "target", c.Meta.Target.Name, "session_id", c.SessionID, "err", err)
-		s.refuse(chans, reqs, err.Error())
+		s.refuse(chans, err.Error())
 		return err
 	}
 	up := s.upstream
 	defer up.Close()
+	close(s.ready)
 	// The target going away ends the client's connection too.
 	go func() {
 		up.Wait()
 		sconn.Close()
 	}()
-	go s.clientGlobal(reqs)
 	go s.upstreamGlobal()
-	go s.upstreamChannels()
+	upChans := make(chan struct{})
+	go func() {
+		defer close(upChans)
+		s.upstreamChannels()
+	}()
 	for nch := range chans {
 		s.wg.Add(1)
 		go func() {
@@ -216,6 +229,8 @@ func (s *session) run() error {
 	}
 	up.Close()
 	s.wg.Wait()
+	<-upChans
+	s.bridges.Wait()
 	return nil
 }
 
@@ -223,8 +238,8 @@ func (s *session) run() error {
 // client prints it ("channel 0: open failed: administratively prohibited:
 // corral: ..."), and ends the connection after the first one, or after a
 // while if the client opens none.
-func (s *session) refuse(chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request, reason string) {
-	go gossh.DiscardRequests(reqs)
+func (s *session) refuse(chans <-chan gossh.NewChannel, reason string) {
+	close(s.ready)
 	timer := time.AfterFunc(handshakeTimeout, func() { s.client.Close() })
 	defer timer.Stop()
 	for nch := range chans {

@@ -184,7 +184,9 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
 	for _, g := range held {
-		if covers(g.Operations, r.Operations) {
+		// An SSH grant covers the command line it approved, not every
+		// exec: one approved restart must not let any reviewed command run.
+		if covers(g.Operations, r.Operations) && (r.Protocol != "ssh" || g.Text == r.Text) {
 			op := r.clone()
 			op.State = Approved
 			b.emit(Event{Type: EventCovered, Time: now, Request: g, Operation: op})

@@ -195,6 +195,9 @@ func TestSSHExecGuardedCommands(t *testing.T) {
 		fmt.Sprintf("echo $(rm -rf /) > %s/ran2", home),
 		fmt.Sprintf("touch %s/ran3 && sudo -u root rm -rf /", home),
 		fmt.Sprintf("touch %s/ran4; $CMD -rf /", home),
+		// sh (the login shell of most accounts) reads this as three
+		// commands, bash as one echo.
+		fmt.Sprintf(`echo $'\' ; touch %s/ran5 ; rm -rf / ; #'`, home),
 	} {
 		out, code := s.ssh(t, s.workCg, s.target(), cmd)
 		if code == 0 || !strings.Contains(out, "corral: ") {
@@ -232,9 +235,15 @@ func TestSSHUpstreamCredentials(t *testing.T) {
 	if l := s.sshd.WaitLog(t, "ID corral session s-"); !strings.Contains(l, "Accepted publickey for deploy") {
 		t.Errorf("sshd log:\n%s", l)
 	}
-	// The password workloads may not open a shell.
+	// The password workloads may not open a shell, nor run commands that
+	// read what they run from their input.
 	if out, code := s.ssh(t, s.pwCg, "-tt", s.target()); code == 0 || !strings.Contains(out, "no rule allows shell") {
 		t.Errorf("shell for exec-only workload: exit %d\n%s", code, out)
+	}
+	for _, cmd := range []string{"bash", "sh -s", "sudo -s", ". /dev/stdin", "bash /dev/stdin -c x"} {
+		if out, code := s.ssh(t, s.pwCg, s.target(), cmd); code == 0 || !strings.Contains(out, "no rule allows shell") {
+			t.Errorf("%q for exec-only workload: exit %d\n%s", cmd, code, out)
+		}
 	}
 }
 
