@@ -183,7 +183,9 @@ lets ssh, scp and sftp connect to protected targets without a host key
 warning: corral presents a host certificate naming each target's addresses
 and names. The line trusts the CA for the configuration's SSH targets only
 (their names, addresses and networks), so it vouches for nothing else.`,
-		func(a *sshca.Authority, cfg *config.Config) string { return a.KnownHostsLineFor(agent.KnownHostsPatterns(cfg)) }))
+		func(a *sshca.Authority, cfg *config.Config) string {
+			return a.KnownHostsLineFor(agent.KnownHostsPatterns(cfg))
+		}))
 	cmd.AddCommand(sshLine("ssh-user-ca", "Print the public key of corral's SSH user CA, for targets' TrustedUserCAKeys",
 		`Print the public key of the CA that signs the short-lived user certificates
 corral logs in to targets with (credentials with certificate:). Put it in the

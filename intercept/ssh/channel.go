@@ -40,10 +40,10 @@ type sessionCh struct {
 	up   gossh.Channel
 	upRq <-chan *gossh.Request
 
-	pty     *ptyReq
-	seq     uint64
-	began   time.Time
-	review  *intercept.Review // the request a reviewed start waits for
+	pty    *ptyReq
+	seq    uint64
+	began  time.Time
+	review *intercept.Review // the request a reviewed start waits for
 
 	castMu     sync.Mutex
 	cast       *recorder.Cast
