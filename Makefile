@@ -6,7 +6,7 @@ BIN       := bin/corral
 TESTFLAGS ?= -p 2 -count=1 -timeout 30m
 FUZZTIME  ?= 10s
 # Debian packages the tests and the demo use.
-APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium openssh-server openssh-client openssh-sftp-server
+APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium openssh-server openssh-client openssh-sftp-server systemd
 
 .PHONY: all build generate check-generate test fuzz lint bench demo install-deps install uninstall clean
 
