@@ -6,9 +6,9 @@ BIN       := bin/corral
 TESTFLAGS ?= -p 2 -count=1 -timeout 30m
 FUZZTIME  ?= 10s
 # Debian packages the tests and the demo use.
-APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium openssh-server openssh-client openssh-sftp-server
+APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium openssh-server openssh-client openssh-sftp-server systemd
 
-.PHONY: all build generate check-generate test fuzz lint bench demo install-deps clean
+.PHONY: all build generate check-generate test fuzz lint bench demo install-deps install uninstall clean
 
 all: build
 
@@ -72,6 +72,19 @@ bench: install-deps
 # show an unmodified client being intercepted.
 demo: install-deps build
 	./scripts/demo.sh $(BIN)
+
+# A VM or bare-metal host run by systemd: the binary in $(PREFIX)/bin, the
+# units (systemd/), an example /etc/corral/corral.yaml if there is none;
+# started at once when systemd is PID 1 and DESTDIR is empty.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' ./systemd/install.sh $(BIN)
+
+# Stops corral, removes its pinned eBPF links, units and binary; keeps
+# /etc/corral and /var/lib/corral (make uninstall PURGE=1 removes them).
+uninstall:
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' ./systemd/uninstall.sh $(if $(PURGE),--purge)
 
 clean:
 	rm -rf bin bench.out
