@@ -85,7 +85,10 @@ func (r *reloader) files() []string {
 func (r *reloader) relevant(name string) bool {
 	name = filepath.Clean(name)
 	for _, f := range r.files() {
-		if f == name {
+		// A Kubernetes ConfigMap or Secret volume swaps all its files at
+		// once by renaming its ..data link; the files' own names see no
+		// event.
+		if f == name || filepath.Join(filepath.Dir(f), "..data") == name {
 			return true
 		}
 	}

@@ -202,3 +202,39 @@ func TestReloadRejectsBrokenPolicyFile(t *testing.T) {
 		t.Fatalf("the previous custom policy is not in force: %+v", d)
 	}
 }
+
+// A ConfigMap volume: corral.yaml -> ..data/corral.yaml, ..data -> a
+// timestamped directory, swapped by renaming a new ..data link over it.
+// The file's own name sees no event; the swap reloads.
+func TestReloadFollowsConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	swap := func(n int, unit string) {
+		ts := filepath.Join(dir, "..2026_"+strings.Repeat("x", n))
+		os.Mkdir(ts, 0o755)
+		if err := os.WriteFile(filepath.Join(ts, "corral.yaml"), []byte(strings.Replace(reloadBase, "%s", unit, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		os.Remove(tmp)
+		if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	swap(1, "one.service")
+	path := filepath.Join(dir, "corral.yaml")
+	if err := os.Symlink("..data/corral.yaml", path); err != nil {
+		t.Fatal(err)
+	}
+	engine, outcomes, _, _ := startReloader(t, path)
+	swap(2, "two.service")
+	if o := next(t, outcomes); o.err != nil {
+		t.Fatal(o.err)
+	}
+	d, _ := engine.Decide(context.Background(), connectAs("two.service"))
+	if !d.Allowed() {
+		t.Errorf("after the swap: %+v", d)
+	}
+}
