@@ -18,6 +18,7 @@ import (
 	"github.com/corral-dev/corral/agent/config"
 	"github.com/corral-dev/corral/agent/netns"
 	"github.com/corral-dev/corral/agent/workload"
+	"github.com/corral-dev/corral/agent/workload/kubepods"
 	"github.com/corral-dev/corral/bpf"
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/intercept/postgres"
@@ -138,8 +139,14 @@ func Run(ctx context.Context, o Options) error {
 		Policy: engine, Targets: &sshTargets{ca: sshKeys, table: table, creds: creds},
 		Tokens: tokens, Dialer: dialer, Log: log,
 	}
+	ident := workload.NewResolver(cgroups, o.ProcRoot, log)
+	pods, stopPods, err := watchPods(ctx, cfg.Kubernetes, ident, log)
+	if err != nil {
+		return err
+	}
+	defer stopPods()
 	srv := &intercept.Server{
-		Resolver: &resolver{progs: progs, targets: table, ident: workload.NewResolver(cgroups, o.ProcRoot, log)},
+		Resolver: &resolver{progs: progs, targets: table, ident: ident},
 		Handlers: map[string]intercept.Handler{
 			"tcp":      &tcp.Handler{Dialer: dialer},
 			"postgres": pgHandler,
@@ -189,6 +196,10 @@ func Run(ctx context.Context, o Options) error {
 	if err := mgr.Sync(); err != nil {
 		mgr.Close()
 		return err
+	}
+	if pods != nil && !pods.WaitForCacheSync(podSyncWait) {
+		log.Warn("Kubernetes API not answering yet; intercepting anyway: until the pod list arrives, pods' identities carry their UID only and rules on pod facts do not match them",
+			"waited", podSyncWait)
 	}
 	if err := progs.Attach(); err != nil {
 		mgr.Close()
@@ -268,6 +279,38 @@ func Run(ctx context.Context, o Options) error {
 	stop()
 	events.Close()
 	return nil
+}
+
+// podSyncWait bounds how long the start waits for the node's pods before
+// intercepting, so that the first connections are not judged without pod
+// metadata while an API server that is down does not hold up the agent.
+const podSyncWait = 10 * time.Second
+
+// watchPods gives ident pod metadata from the Kubernetes API when the agent
+// runs in a cluster or has a kubeconfig; on a VM there is no client at all
+// and pods is nil. stop ends the informer.
+func watchPods(ctx context.Context, k config.Kubernetes, ident *workload.Resolver, log *slog.Logger) (pods *kubepods.Pods, stop func(), err error) {
+	client, err := kubepods.Client(k.Kubeconfig)
+	switch {
+	case errors.Is(err, kubepods.ErrNoCluster):
+		log.Debug("no Kubernetes API: pod identities carry the UID from the cgroup path only")
+		return nil, func() {}, nil
+	case err != nil && k.Kubeconfig != "":
+		return nil, nil, fmt.Errorf("kubernetes.kubeconfig: %w", err)
+	case err != nil:
+		log.Warn("running in a Kubernetes pod, but without an API client: pod identities carry the UID from the cgroup path only", "err", err)
+		return nil, func() {}, nil
+	}
+	node, err := kubepods.NodeName(k.NodeName)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes.node_name: %w", err)
+	}
+	pods = kubepods.New(client, node, log)
+	podCtx, cancel := context.WithCancel(ctx)
+	pods.Start(podCtx)
+	ident.SetPods(pods)
+	log.Info("watching this node's pods for pod metadata", "node", node)
+	return pods, func() { cancel(); pods.Wait() }, nil
 }
 
 func readEvents(r *bpf.EventReader, mgr *netns.Manager, log *slog.Logger) {

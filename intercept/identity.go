@@ -42,4 +42,9 @@ type Pod struct {
 	Name           string            `json:"name"`
 	ServiceAccount string            `json:"service_account"`
 	Labels         map[string]string `json:"labels,omitempty"`
+	// Container and Image are the name and image the pod's status gives
+	// the container whose id the cgroup path names; empty while the
+	// status does not list that id (container starting, pod not cached).
+	Container string `json:"container,omitempty"`
+	Image     string `json:"image,omitempty"`
 }

@@ -87,6 +87,8 @@ type Config struct {
 	MetricsAddress string `yaml:"metrics_address" json:"metrics_address,omitempty"`
 	// Recording says where session recordings go and how long they stay.
 	Recording Recording `yaml:"recording" json:"recording"`
+	// Kubernetes says where pod metadata comes from.
+	Kubernetes Kubernetes `yaml:"kubernetes" json:"kubernetes"`
 
 	// The intervals above, parsed (Go duration syntax: "2s", "500ms").
 	NetnsRescan time.Duration `yaml:"-" json:"-"`
@@ -141,6 +143,19 @@ type Approvals struct {
 	// The durations above, parsed.
 	Webhook time.Duration `yaml:"-" json:"-"`
 	Age     time.Duration `yaml:"-" json:"-"`
+}
+
+// Kubernetes configures pod metadata (namespace, name, service account,
+// labels, container) from the API server. It is on when the agent runs in
+// a pod of a cluster (the in-cluster configuration loads) or Kubeconfig is
+// set; otherwise, as on a VM, there is no API client at all.
+type Kubernetes struct {
+	// NodeName is the node whose pods are watched; empty: $NODE_NAME,
+	// else the host name.
+	NodeName string `yaml:"node_name" json:"node_name,omitempty"`
+	// Kubeconfig is a kubeconfig file naming the API server and the
+	// agent's credentials; empty: the in-cluster configuration.
+	Kubeconfig string `yaml:"kubeconfig" json:"kubeconfig,omitempty"`
 }
 
 // Credential is a secret corral injects upstream; the workload never holds
@@ -570,6 +585,7 @@ func (c *Config) validate() error {
 		p.add("state_dir", "%q must be an absolute path", c.StateDir)
 	}
 	validateCA(&p, c.CA)
+	validateKubernetes(&p, c.Kubernetes)
 	c.validateRecording(&p)
 	c.validateApprovals(&p)
 	return p.err()
@@ -717,6 +733,36 @@ func validateCA(p *problems, ca CA) {
 			p.add(field, "%q must be an absolute path", f)
 		}
 	}
+}
+
+func validateKubernetes(p *problems, k Kubernetes) {
+	if k.Kubeconfig != "" && !filepath.IsAbs(k.Kubeconfig) {
+		p.add("kubernetes.kubeconfig", "%q must be an absolute path", k.Kubeconfig)
+	}
+	// A name the API server could not have given a node would select no
+	// pods, silently.
+	if n := k.NodeName; n != "" && !validSubdomain(n) {
+		p.add("kubernetes.node_name", "%q is not a node name (lower-case letters, digits, '-' and '.')", n)
+	}
+}
+
+// validSubdomain is RFC 1123's DNS subdomain as Kubernetes names objects:
+// lower-case alphanumeric labels, inner '-', at most 253 characters.
+func validSubdomain(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ParseEndpoint parses `ip:port`, `cidr:port`, `[ipv6]:port`,

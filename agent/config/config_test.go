@@ -512,3 +512,37 @@ approvals: {listen: "0.0.0.0:8443", names: [approvals.example, 10.0.0.9], max_ag
 		t.Fatalf("approvals = %+v", a)
 	}
 }
+
+func TestKubernetes(t *testing.T) {
+	const targets = "targets: [{name: a, protocol: tcp, endpoints: [\"10.0.0.1:1\"]}]\n"
+	c, err := Parse([]byte(targets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kubernetes != (Kubernetes{}) {
+		t.Errorf("kubernetes defaults = %+v, want empty (resolved at start)", c.Kubernetes)
+	}
+	c, err = Parse([]byte(targets + "kubernetes: {node_name: ip-10-0-0-7.eu-west-1.compute.internal, kubeconfig: /etc/corral/kubeconfig}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kubernetes.NodeName != "ip-10-0-0-7.eu-west-1.compute.internal" || c.Kubernetes.Kubeconfig != "/etc/corral/kubeconfig" {
+		t.Errorf("kubernetes = %+v", c.Kubernetes)
+	}
+	if _, err := Parse([]byte(targets + "kubernetes: {node_name: 10.0.0.7}\n")); err != nil {
+		t.Errorf("numeric node name refused: %v", err)
+	}
+	_, err = Parse([]byte(targets + "kubernetes: {node_name: Node_A, kubeconfig: kube/config, api: x}\n"))
+	if err == nil || !strings.Contains(err.Error(), "api") {
+		t.Errorf("unknown key accepted: %v", err)
+	}
+	_, err = Parse([]byte(targets + "kubernetes: {node_name: Node_A, kubeconfig: kube/config}\n"))
+	for _, want := range []string{
+		`kubernetes.node_name: "Node_A" is not a node name`,
+		`kubernetes.kubeconfig: "kube/config" must be an absolute path`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}

@@ -112,7 +112,7 @@ func (r *Resolver) Identify(f Facts) Identity {
 		id.ContainerID = p.pl.ContainerID
 		id.Runtime = p.pl.Runtime
 		if p.pl.PodUID != "" {
-			id.Pod = r.pod(p.pl.PodUID)
+			id.Pod = r.pod(p.pl.PodUID, p.pl.ContainerID)
 		}
 	}
 	if p, ok := r.process(f.PID); ok {
@@ -175,11 +175,16 @@ func (r *Resolver) trustedPrefix(p string) string {
 	return "/" + strings.Join(kept, "/")
 }
 
-func (r *Resolver) pod(uid string) Pod {
+func (r *Resolver) pod(uid, containerID string) Pod {
 	if b := r.pods.Load(); b != nil {
 		if p, ok := b.Pod(uid); ok {
 			if p.UID == "" {
 				p.UID = uid
+			}
+			if cl, ok := b.PodLookup.(ContainerLookup); ok && containerID != "" {
+				if c, ok := cl.Container(uid, containerID); ok {
+					p.Container, p.Image = c.Name, c.Image
+				}
 			}
 			return p
 		}
