@@ -153,6 +153,7 @@ func restartOnly(a, b *config.Config) []string {
 		"metrics_address":       {a.MetricsAddress, b.MetricsAddress},
 		"ca":                    {a.CA, b.CA},
 		"recording":             {a.Recording, b.Recording},
+		"kubernetes":            {a.Kubernetes, b.Kubernetes},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

@@ -154,6 +154,8 @@ func (c *Conn) prepareInput() {
 				Name:           w.Pod.Name,
 				ServiceAccount: w.Pod.ServiceAccount,
 				Labels:         w.Pod.Labels,
+				Container:      w.Pod.Container,
+				Image:          w.Pod.Image,
 			},
 			OIDC: w.OIDC,
 		},

@@ -503,7 +503,7 @@ func cacheKeyOf(v uint64, in *Input) cacheKey {
 // and puts it in Input.IdentityKey.
 func IdentityKey(w *Workload) string {
 	var b strings.Builder
-	for _, s := range []string{w.Unit, w.Exe, w.CgroupPath, w.User, w.Pod.Namespace, w.Pod.Name, w.Pod.ServiceAccount} {
+	for _, s := range []string{w.Unit, w.Exe, w.CgroupPath, w.User, w.Pod.Namespace, w.Pod.Name, w.Pod.ServiceAccount, w.Pod.Container, w.Pod.Image} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}

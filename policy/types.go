@@ -57,6 +57,10 @@ type Pod struct {
 	Name           string            `json:"name"`
 	ServiceAccount string            `json:"service_account"`
 	Labels         map[string]string `json:"labels,omitempty"`
+	// Container and Image are those of the connecting container, where the
+	// pod's status names it.
+	Container string `json:"container,omitempty"`
+	Image     string `json:"image,omitempty"`
 }
 
 // OIDC holds the verified claims of a token the workload presented.
