@@ -67,19 +67,29 @@ type Options struct {
 	Notify func(r *Request)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// DecideOnly makes a broker that only decides requests others made
+	// (an approver's tool talking to a shared store): it settles no
+	// orphans at start and watches nothing.
+	DecideOnly bool
 }
 
-// Broker runs the workflow over a Store. It is safe for concurrent use.
+// Broker runs the workflow over a Backend. It is safe for concurrent use.
 type Broker struct {
-	store *Store
+	store Backend
 	log   *slog.Logger
 	opts  Options
 	now   func() time.Time
 
-	mu      sync.Mutex
-	live    map[string]*waiting
-	closed  bool
-	closing chan struct{}
+	mu     sync.Mutex
+	live   map[string]*waiting
+	closed bool
+	// settling counts the settle calls in flight per request, so a
+	// watched change is not taken for someone else's while this broker
+	// is the one writing it.
+	settling map[string]int
+	closing  chan struct{}
+	stopBg   context.CancelFunc
+	bg       sync.WaitGroup
 
 	counts [6]atomic.Uint64 // by event type, see Stats
 }
@@ -91,18 +101,24 @@ type waiting struct {
 	timer *time.Timer
 }
 
-// NewBroker returns a broker over store. Requests still pending in it were
-// made by an agent that is gone, and their sessions with it: they are
-// settled now, expired when past their deadline and cancelled otherwise.
-func NewBroker(ctx context.Context, store *Store, o Options) (*Broker, error) {
+// NewBroker returns a broker over store. Requests still pending in it that
+// this agent made were made by an agent that is gone, and their sessions
+// with it: they are settled now, expired when past their deadline and
+// cancelled otherwise. A store others write too (a Watcher) is watched
+// until Close, so decisions made elsewhere reach the operations waiting
+// here.
+func NewBroker(ctx context.Context, store Backend, o Options) (*Broker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, closing: make(chan struct{})}
+	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, settling: map[string]int{}, closing: make(chan struct{})}
 	if b.now == nil {
 		b.now = time.Now
 	}
-	left, err := store.pending(ctx)
+	if o.DecideOnly {
+		return b, nil
+	}
+	left, err := store.Orphans(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
@@ -114,7 +130,58 @@ func NewBroker(ctx context.Context, store *Store, o Options) (*Broker, error) {
 			b.settle(ctx, r, Cancelled, nil, "the agent restarted while the request waited; the session that waited for it was cut")
 		}
 	}
+	if w, ok := store.(Watcher); ok {
+		// Not ctx: the watch must outlive the start, and ends with Close.
+		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		b.stopBg = stop
+		b.bg.Add(1)
+		go func() {
+			defer b.bg.Done()
+			w.Watch(wctx, b.observe)
+		}()
+	}
 	return b, nil
+}
+
+// observe takes a request another party may have settled: the operation
+// waiting for it here, if any, is woken with the outcome.
+func (b *Broker) observe(r *Request) {
+	if r.State == Pending {
+		return
+	}
+	b.mu.Lock()
+	if b.settling[r.ID] > 0 {
+		// settle is writing this one; it reads the outcome back if it
+		// lost, and wakes the waiter itself.
+		b.mu.Unlock()
+		return
+	}
+	woke := b.wakeLocked(r)
+	b.mu.Unlock()
+	if woke {
+		b.emit(Event{Type: r.State, Time: decidedAt(r, b.now()), Request: r.clone()})
+	}
+}
+
+// wakeLocked hands r, final, to the operation waiting for it, and reports
+// whether one was (b.mu held).
+func (b *Broker) wakeLocked(r *Request) bool {
+	w := b.live[r.ID]
+	if w == nil {
+		return false
+	}
+	w.timer.Stop()
+	w.final = r.clone()
+	close(w.done)
+	delete(b.live, r.ID)
+	return true
+}
+
+func decidedAt(r *Request, now time.Time) time.Time {
+	if r.Decided != nil {
+		return *r.Decided
+	}
+	return now
 }
 
 // Close stops the broker: every Wait returns ErrClosed at once, leaving
@@ -122,8 +189,8 @@ func NewBroker(ctx context.Context, store *Store, o Options) (*Broker, error) {
 // made or decided any more.
 func (b *Broker) Close() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return
 	}
 	b.closed = true
@@ -131,6 +198,12 @@ func (b *Broker) Close() {
 	for _, w := range b.live {
 		w.timer.Stop()
 	}
+	b.mu.Unlock()
+	if b.stopBg != nil {
+		b.stopBg()
+	}
+	// The watch calls observe, which takes b.mu: waited for unlocked.
+	b.bg.Wait()
 }
 
 func newID() string {
@@ -179,7 +252,7 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 	}
 
 	now := b.now()
-	held, err := b.store.grants(ctx, ident, r.Target, now)
+	held, err := b.store.HeldGrants(ctx, ident, r.Target, now)
 	if err != nil {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
@@ -195,7 +268,7 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 	r.ID, r.State = newID(), Pending
 	r.Created, r.Expires = now, now.Add(time.Duration(r.Timeout))
 	r.Decided, r.DecidedBy, r.DecisionReason, r.GrantExpires = nil, nil, "", nil
-	if err := b.store.create(ctx, &r, ident); err != nil {
+	if err := b.store.Create(ctx, &r, ident); err != nil {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
 	w := &waiting{done: make(chan struct{})}
@@ -307,21 +380,36 @@ func (b *Broker) settle(ctx context.Context, r *Request, state string, by *Appro
 		until := now.Add(time.Duration(f.Window))
 		f.GrantExpires = &until
 	}
-	ok, err := b.store.finish(ctx, f)
+	b.mu.Lock()
+	b.settling[r.ID]++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		if b.settling[r.ID]--; b.settling[r.ID] <= 0 {
+			delete(b.settling, r.ID)
+		}
+		b.mu.Unlock()
+	}()
+	ok, err := b.store.Finish(ctx, f)
 	if err != nil {
 		b.log.Error("approvals store: a request could not be settled", "request", r.ID, "state", state, "err", err)
 		return nil, false, fmt.Errorf("approvals store: %w", err)
 	}
 	if !ok {
+		// Whoever came first may be elsewhere, and its change was passed
+		// over by observe while this ran: the waiter learns it here.
+		if cur, err := b.store.Get(ctx, r.ID); err == nil && cur.ID == r.ID && cur.State != Pending {
+			b.mu.Lock()
+			woke := b.wakeLocked(cur)
+			b.mu.Unlock()
+			if woke {
+				b.emit(Event{Type: cur.State, Time: decidedAt(cur, now), Request: cur.clone()})
+			}
+		}
 		return nil, false, nil
 	}
 	b.mu.Lock()
-	if w := b.live[f.ID]; w != nil {
-		w.timer.Stop()
-		w.final = f
-		close(w.done)
-		delete(b.live, f.ID)
-	}
+	b.wakeLocked(f)
 	b.mu.Unlock()
 	b.emit(Event{Type: state, Time: now, Request: f.clone()})
 	return f, true, nil
