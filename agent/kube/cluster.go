@@ -31,12 +31,18 @@ func (c *Cluster) Decide(ctx context.Context, id string, approve bool, reason st
 	if err != nil {
 		return nil, err
 	}
-	b, err := approval.NewBroker(ctx, c.store(), approval.Options{DecideOnly: true})
+	store := c.store()
+	// A prefix names the request; the decision names it in full.
+	r, err := store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := approval.NewBroker(ctx, store, approval.Options{DecideOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	return b.Decide(ctx, id, me, approve, reason)
+	return b.Decide(ctx, r.ID, me, approve, reason)
 }
 
 // List returns requests, newest first.

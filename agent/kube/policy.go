@@ -82,7 +82,7 @@ func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (
 	return &c, nil
 }
 
-func describeTarget(name string) string    { return "ProtectedTarget " + name }
+func describeTarget(name string) string   { return "ProtectedTarget " + name }
 func describeRule(ns, name string) string { return "AccessRule " + ns + "/" + name }
 
 var (

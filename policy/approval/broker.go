@@ -83,15 +83,22 @@ type Broker struct {
 	mu     sync.Mutex
 	live   map[string]*waiting
 	closed bool
-	// settling counts the settle calls in flight per request, so a
-	// watched change is not taken for someone else's while this broker
-	// is the one writing it.
-	settling map[string]int
+	// settling holds the settle calls in flight per request: they run one
+	// at a time, so of this broker's own racing settles only the winner
+	// wakes the waiter and reports the outcome, and a watched change is
+	// not taken for someone else's while this broker is writing it.
+	settling map[string]*inflight
 	closing  chan struct{}
 	stopBg   context.CancelFunc
 	bg       sync.WaitGroup
 
 	counts [6]atomic.Uint64 // by event type, see Stats
+}
+
+// inflight serialises the settle calls of one request.
+type inflight struct {
+	mu sync.Mutex
+	n  int // calls holding or waiting for mu; guarded by Broker.mu
 }
 
 // waiting is a pending request created by this broker.
@@ -111,7 +118,7 @@ func NewBroker(ctx context.Context, store Backend, o Options) (*Broker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, settling: map[string]int{}, closing: make(chan struct{})}
+	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, settling: map[string]*inflight{}, closing: make(chan struct{})}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -150,31 +157,33 @@ func (b *Broker) observe(r *Request) {
 		return
 	}
 	b.mu.Lock()
-	if b.settling[r.ID] > 0 {
+	if b.settling[r.ID] != nil {
 		// settle is writing this one; it reads the outcome back if it
 		// lost, and wakes the waiter itself.
 		b.mu.Unlock()
 		return
 	}
-	woke := b.wakeLocked(r)
+	w := b.claimLocked(r)
 	b.mu.Unlock()
-	if woke {
+	if w != nil {
 		b.emit(Event{Type: r.State, Time: decidedAt(r, b.now()), Request: r.clone()})
+		close(w.done)
 	}
 }
 
-// wakeLocked hands r, final, to the operation waiting for it, and reports
-// whether one was (b.mu held).
-func (b *Broker) wakeLocked(r *Request) bool {
+// claimLocked takes the operation waiting for r, final, off the live
+// requests, or returns nil when none waits here (b.mu held). The caller
+// emits the event, then closes done: the audit log has the outcome before
+// the operation goes on.
+func (b *Broker) claimLocked(r *Request) *waiting {
 	w := b.live[r.ID]
 	if w == nil {
-		return false
+		return nil
 	}
 	w.timer.Stop()
 	w.final = r.clone()
-	close(w.done)
 	delete(b.live, r.ID)
-	return true
+	return w
 }
 
 func decidedAt(r *Request, now time.Time) time.Time {
@@ -381,11 +390,18 @@ func (b *Broker) settle(ctx context.Context, r *Request, state string, by *Appro
 		f.GrantExpires = &until
 	}
 	b.mu.Lock()
-	b.settling[r.ID]++
+	in := b.settling[r.ID]
+	if in == nil {
+		in = &inflight{}
+		b.settling[r.ID] = in
+	}
+	in.n++
 	b.mu.Unlock()
+	in.mu.Lock()
 	defer func() {
+		in.mu.Unlock()
 		b.mu.Lock()
-		if b.settling[r.ID]--; b.settling[r.ID] <= 0 {
+		if in.n--; in.n == 0 {
 			delete(b.settling, r.ID)
 		}
 		b.mu.Unlock()
@@ -400,18 +416,22 @@ func (b *Broker) settle(ctx context.Context, r *Request, state string, by *Appro
 		// over by observe while this ran: the waiter learns it here.
 		if cur, err := b.store.Get(ctx, r.ID); err == nil && cur.ID == r.ID && cur.State != Pending {
 			b.mu.Lock()
-			woke := b.wakeLocked(cur)
+			w := b.claimLocked(cur)
 			b.mu.Unlock()
-			if woke {
+			if w != nil {
 				b.emit(Event{Type: cur.State, Time: decidedAt(cur, now), Request: cur.clone()})
+				close(w.done)
 			}
 		}
 		return nil, false, nil
 	}
 	b.mu.Lock()
-	b.wakeLocked(f)
+	w := b.claimLocked(f)
 	b.mu.Unlock()
 	b.emit(Event{Type: state, Time: now, Request: f.clone()})
+	if w != nil {
+		close(w.done)
+	}
 	return f, true, nil
 }
 
