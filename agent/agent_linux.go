@@ -170,6 +170,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer appr.close()
 	srv.Approvals = appr.broker
+	creds.setSecrets(appr.secrets)
 	mgrCtx, stopMgr := context.WithCancel(runCtx)
 	defer stopMgr()
 	defer tokens.Wait()

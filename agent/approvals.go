@@ -17,9 +17,12 @@ import (
 	"github.com/corral-dev/corral/agent/admin"
 	"github.com/corral-dev/corral/agent/ca"
 	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/agent/kube"
 	"github.com/corral-dev/corral/agent/metrics"
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/policy/approval"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 )
 
 // ApprovalsPath is where the agent keeps access requests.
@@ -29,7 +32,10 @@ func ApprovalsPath(cfg *config.Config) string { return filepath.Join(cfg.StateDi
 // store, the webhook notifications, and the admin API on the socket and,
 // when configured, over HTTPS (with the approval web page).
 type approvals struct {
-	store   *approval.Store
+	store approvalStore
+	// secrets reads Kubernetes Secrets when the agent can reach a cluster
+	// (nil otherwise: on a VM, credentials come from files and variables).
+	secrets secretReader
 	broker  *approval.Broker
 	webhook *approval.Webhook
 	api     *admin.Server
@@ -40,6 +46,58 @@ type approvals struct {
 	once    sync.Once
 }
 
+// approvalStore is a request store the agent also prunes and closes.
+type approvalStore interface {
+	approval.Backend
+	Prune(ctx context.Context, before time.Time) (int64, error)
+	Close() error
+}
+
+// openApprovalStore opens the configured store: the SQLite database under
+// state_dir, or the cluster's AccessRequests. The cluster, when the agent
+// can reach one, also gives the Secret reader.
+func openApprovalStore(cfg *config.Config, log *slog.Logger) (approvalStore, secretReader, error) {
+	ap := cfg.Approvals
+	rc, err := kube.AgentConfig(ap.Kubeconfig)
+	switch {
+	case err != nil && ap.Store != config.ApprovalStoreKubernetes && ap.Kubeconfig == "":
+		// Nothing asked for the cluster: Secrets stay unreadable, as on a VM.
+		log.Debug("no Kubernetes cluster to read Secrets from", "err", err)
+		rc = nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("approvals: %w", err)
+	}
+	var secrets secretReader
+	if rc != nil {
+		kc, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("kubernetes client: %w", err)
+		}
+		secrets = kube.Secrets{Client: kc}
+	}
+	if ap.Store != config.ApprovalStoreKubernetes {
+		store, err := approval.OpenStore(ApprovalsPath(cfg))
+		return store, secrets, err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	node := nodeName()
+	log.Info("access requests are AccessRequests in the cluster", "namespace", ap.Namespace, "node", node)
+	return kube.NewStore(dyn, ap.Namespace, node, log), secrets, nil
+}
+
+// nodeName is the node the agent runs on: NODE_NAME (the DaemonSet sets
+// it from spec.nodeName), else the host name.
+func nodeName() string {
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
 // startApprovals opens the store (settling what a previous agent left
 // pending), and serves the admin API. audit receives every step of every
 // request; tokens verifies the approvers' ID tokens on the HTTPS listener.
@@ -47,11 +105,11 @@ func startApprovals(ctx context.Context, cfg *config.Config, authority *ca.CA, t
 	dial func(ctx context.Context, network, addr string) (net.Conn, error), audit intercept.Auditor, log *slog.Logger) (*approvals, error) {
 	a := &approvals{log: log, api: &admin.Server{Log: log}}
 	ctx, a.cancel = context.WithCancel(ctx)
-	store, err := approval.OpenStore(ApprovalsPath(cfg))
+	store, secrets, err := openApprovalStore(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	a.store = store
+	a.store, a.secrets = store, secrets
 	// Webhooks are reached with corral's own dialer, like issuers: one may
 	// sit behind a protected address.
 	tr := http.DefaultTransport.(*http.Transport).Clone()

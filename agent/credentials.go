@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/corral-dev/corral/agent/config"
 	"github.com/corral-dev/corral/intercept/postgres"
@@ -19,6 +21,22 @@ import (
 type credentials struct {
 	mu      sync.RWMutex
 	targets map[string]config.Target
+	secrets secretReader
+}
+
+// secretReader reads a key of a Kubernetes Secret (kube.Secrets); there is
+// none outside a cluster.
+type secretReader interface {
+	ReadSecret(ctx context.Context, namespace, name, key string) (string, error)
+}
+
+// secretTimeout bounds reading a Secret at login: the client waits.
+const secretTimeout = 10 * time.Second
+
+func (c *credentials) setSecrets(s secretReader) {
+	c.mu.Lock()
+	c.secrets = s
+	c.mu.Unlock()
 }
 
 func newCredentials(ts []config.Target) *credentials {
@@ -54,14 +72,14 @@ func (c *credentials) Credential(target, alias string) (postgres.Credential, err
 	if !ok {
 		return postgres.Credential{}, fmt.Errorf("target %q has no credential %q", target, alias)
 	}
-	secret, err := readSecret(cred)
+	secret, err := c.readSecret(cred)
 	if err != nil {
 		return postgres.Credential{}, fmt.Errorf("credential %q of target %q: %w", alias, target, err)
 	}
 	return postgres.Credential{Username: cred.Username, Password: secret}, nil
 }
 
-func readSecret(c config.Credential) (string, error) {
+func (cs *credentials) readSecret(c config.Credential) (string, error) {
 	switch {
 	case c.PasswordFile != "":
 		b, err := os.ReadFile(c.PasswordFile)
@@ -76,7 +94,15 @@ func readSecret(c config.Credential) (string, error) {
 		}
 		return v, nil
 	case c.Secret != nil:
-		return "", errors.New("Kubernetes Secrets are read only when the agent runs in a cluster")
+		cs.mu.RLock()
+		secrets := cs.secrets
+		cs.mu.RUnlock()
+		if secrets == nil {
+			return "", errors.New("Kubernetes Secrets are read only when the agent runs in a cluster")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), secretTimeout)
+		defer cancel()
+		return secrets.ReadSecret(ctx, c.Secret.Namespace, c.Secret.Name, c.Secret.Key)
 	}
 	return "", errors.New("no password source")
 }

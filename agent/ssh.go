@@ -141,7 +141,7 @@ func (p *sshTargets) Login(c *intercept.Conn, alias string) (issh.Login, error) 
 		}
 		login.Auth = gossh.PublicKeys(k)
 	default:
-		secret, err := readSecret(cred)
+		secret, err := p.creds.readSecret(cred)
 		if err != nil {
 			return issh.Login{}, fmt.Errorf("credential %q: %w", alias, err)
 		}

@@ -139,6 +139,17 @@ type Approvals struct {
 	// MaxAge: decided requests older than this are deleted ("2160h");
 	// empty keeps them.
 	MaxAge string `yaml:"max_age" json:"max_age,omitempty"`
+	// Store is where access requests live: ApprovalStoreSQLite (the
+	// default: a database under state_dir, for one host) or
+	// ApprovalStoreKubernetes (AccessRequest resources in the cluster, so
+	// every node and every approver sees the same requests).
+	Store string `yaml:"store" json:"store,omitempty"`
+	// Namespace holds the AccessRequests (store: kubernetes); default
+	// DefaultApprovalsNamespace.
+	Namespace string `yaml:"namespace" json:"namespace,omitempty"`
+	// Kubeconfig reaches the cluster from outside it; empty: the pod's
+	// service account (in-cluster configuration).
+	Kubeconfig string `yaml:"kubeconfig" json:"kubeconfig,omitempty"`
 
 	// The durations above, parsed.
 	Webhook time.Duration `yaml:"-" json:"-"`
@@ -157,6 +168,16 @@ type Kubernetes struct {
 	// agent's credentials; empty: the in-cluster configuration.
 	Kubeconfig string `yaml:"kubeconfig" json:"kubeconfig,omitempty"`
 }
+
+// Approval stores (approvals.store).
+const (
+	ApprovalStoreSQLite     = "sqlite"
+	ApprovalStoreKubernetes = "kubernetes"
+)
+
+// DefaultApprovalsNamespace holds the AccessRequests when approvals.namespace
+// is not given.
+const DefaultApprovalsNamespace = "corral-system"
 
 // Credential is a secret corral injects upstream; the workload never holds
 // it. Exactly one source is given.
@@ -395,6 +416,19 @@ func Parse(b []byte) (*Config, error) {
 	return &c, nil
 }
 
+// Validate checks c as Parse does, and fills in its parsed values and,
+// when there is no problem, its defaults. Each problem is "path: message"
+// with the field's path in the file (`targets[1].endpoints[0]: ...`), so
+// a caller that assembled c from other sources (Kubernetes resources) can
+// tell which of them a problem is about.
+func (c *Config) Validate() []string {
+	p := c.problems()
+	if len(p) == 0 {
+		c.defaults()
+	}
+	return p
+}
+
 func (c *Config) defaults() {
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir
@@ -441,6 +475,12 @@ func (c *Config) defaults() {
 	if c.Approvals.WebhookAttempts == 0 {
 		c.Approvals.WebhookAttempts = 5
 	}
+	if c.Approvals.Store == "" {
+		c.Approvals.Store = ApprovalStoreSQLite
+	}
+	if c.Approvals.Store == ApprovalStoreKubernetes && c.Approvals.Namespace == "" {
+		c.Approvals.Namespace = DefaultApprovalsNamespace
+	}
 	for i := range c.OIDC.Issuers {
 		if c.OIDC.Issuers[i].GroupsClaim == "" {
 			c.OIDC.Issuers[i].GroupsClaim = "groups"
@@ -479,7 +519,9 @@ func (p problems) err() error {
 	return fmt.Errorf("invalid config:\n  %s", strings.Join(p, "\n  "))
 }
 
-func (c *Config) validate() error {
+func (c *Config) validate() error { return c.problems().err() }
+
+func (c *Config) problems() problems {
 	var p problems
 	if len(c.Targets) == 0 {
 		p.add("targets", "at least one target is required")
@@ -588,7 +630,7 @@ func (c *Config) validate() error {
 	validateKubernetes(&p, c.Kubernetes)
 	c.validateRecording(&p)
 	c.validateApprovals(&p)
-	return p.err()
+	return p
 }
 
 func (c *Config) validateClientAuth(p *problems) {
@@ -932,4 +974,18 @@ func (c *Config) validateApprovals(p *problems) {
 		p.add("approvals.webhook_attempts", "%d is not between 1 and 20", a.WebhookAttempts)
 	}
 	a.Age = p.duration("approvals.max_age", a.MaxAge, time.Hour)
+	switch a.Store {
+	case "", ApprovalStoreSQLite, ApprovalStoreKubernetes:
+	default:
+		p.add("approvals.store", "%q is not %s or %s", a.Store, ApprovalStoreSQLite, ApprovalStoreKubernetes)
+	}
+	if a.Namespace != "" && !validName(a.Namespace) {
+		p.add("approvals.namespace", "%q is not a namespace name", a.Namespace)
+	}
+	if a.Store != ApprovalStoreKubernetes && a.Namespace != "" {
+		p.add("approvals.namespace", "only with store: %s", ApprovalStoreKubernetes)
+	}
+	if a.Kubeconfig != "" && !filepath.IsAbs(a.Kubeconfig) {
+		p.add("approvals.kubeconfig", "%q must be an absolute path", a.Kubeconfig)
+	}
 }

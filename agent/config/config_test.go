@@ -546,3 +546,30 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 }
+
+func TestApprovalStore(t *testing.T) {
+	const targets = "targets: [{name: t, protocol: tcp, endpoints: [\"10.0.0.1:80\"]}]\n"
+	c, err := Parse([]byte(targets))
+	if err != nil || c.Approvals.Store != ApprovalStoreSQLite || c.Approvals.Namespace != "" {
+		t.Fatalf("default store: %+v %v", c.Approvals, err)
+	}
+	c, err = Parse([]byte(targets + "approvals: {store: kubernetes}\n"))
+	if err != nil || c.Approvals.Store != ApprovalStoreKubernetes || c.Approvals.Namespace != DefaultApprovalsNamespace {
+		t.Fatalf("kubernetes store: %+v %v", c.Approvals, err)
+	}
+	_, err = Parse([]byte(targets + "approvals: {store: etcd, namespace: Bad_NS, kubeconfig: kc}\n"))
+	for _, want := range []string{
+		`approvals.store: "etcd" is not sqlite or kubernetes`,
+		`approvals.namespace: "Bad_NS" is not a namespace name`,
+		`approvals.kubeconfig: "kc" must be an absolute path`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	// Validate again, as kube.Apply does with resources added: a valid
+	// configuration stays valid once its defaults are in.
+	if p := c.Validate(); len(p) != 0 {
+		t.Fatalf("revalidation: %v", p)
+	}
+}

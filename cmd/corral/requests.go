@@ -22,14 +22,47 @@ import (
 
 	"github.com/corral-dev/corral/agent/admin"
 	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/agent/kube"
 	"github.com/corral-dev/corral/policy/approval"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 )
 
 // adminFlags say how to reach the admin API: the agent's unix socket (the
-// default), or its HTTPS listener with an OIDC token.
+// default), or its HTTPS listener with an OIDC token; or, with --cluster,
+// the cluster's AccessRequests as the kubeconfig's user.
 type adminFlags struct {
 	socket, config        string
 	server, token, caFile string
+
+	cluster                         bool
+	kubeconfig, kubeContext, kubeNS string
+}
+
+// clusterMode reports whether the requests are the cluster's.
+func (f *adminFlags) clusterMode() bool {
+	return f.cluster || f.kubeconfig != "" || f.kubeContext != ""
+}
+
+// clusterClient reaches the cluster's AccessRequests with the user's
+// kubeconfig; the API server says who the approver is.
+func (f *adminFlags) clusterClient() (*kube.Cluster, error) {
+	if f.socket != "" || f.server != "" {
+		return nil, errors.New("--cluster goes to the API server: leave out --socket and --server")
+	}
+	rc, err := kube.UserConfig(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &kube.Cluster{Dynamic: dyn, Kube: kc, Namespace: f.kubeNS}, nil
 }
 
 func (f *adminFlags) register(cmd *cobra.Command) {
@@ -39,6 +72,10 @@ func (f *adminFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.server, "server", "", "reach the agent's HTTPS listener instead (https://host:port), presenting --token-file")
 	fl.StringVar(&f.token, "token-file", "", "file holding an OIDC ID token (with --server)")
 	fl.StringVar(&f.caFile, "ca-file", "", "CA certificate to verify --server with (default: the system's roots)")
+	fl.BoolVar(&f.cluster, "cluster", false, "use the cluster's AccessRequests (approvals.store: kubernetes) as the user of your kubeconfig")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (implies --cluster; default: $KUBECONFIG, else ~/.kube/config)")
+	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (implies --cluster)")
+	fl.StringVarP(&f.kubeNS, "namespace", "n", config.DefaultApprovalsNamespace, "namespace of the AccessRequests (with --cluster)")
 }
 
 // adminClient calls the admin API.
@@ -150,6 +187,9 @@ func newRequests() *cobra.Command {
 every step of every request as it happens, until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if af.clusterMode() {
+				return clusterRequests(cmd, &af, state, limit, watch, asJSON)
+			}
 			c, err := af.client()
 			if err != nil {
 				return err
@@ -199,6 +239,49 @@ every step of every request as it happens, until interrupted.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (with --watch, one event per line after the list)")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many")
 	return cmd
+}
+
+func clusterRequests(cmd *cobra.Command, af *adminFlags, state string, limit int, watch, asJSON bool) error {
+	c, err := af.clusterClient()
+	if err != nil {
+		return err
+	}
+	f := approval.Filter{State: state, Limit: limit}
+	if state == "all" {
+		f.State = ""
+	} else if !approval.ValidState(state) {
+		return fmt.Errorf("--state: %q is not a request state", state)
+	}
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	list, err := c.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(list); err != nil {
+			return err
+		}
+	} else {
+		writeRequests(out, list)
+	}
+	if !watch {
+		return nil
+	}
+	c.Follow(ctx, func(added bool, r *approval.Request) {
+		e := admin.StreamEvent{Type: r.State, Time: time.Now(), Request: r}
+		if added {
+			e.Type = approval.EventRequested
+		}
+		if asJSON {
+			b, _ := json.Marshal(e)
+			fmt.Fprintln(out, string(b))
+			return
+		}
+		fmt.Fprintln(out, describeEvent(e))
+	})
+	return nil
 }
 
 func (c *adminClient) events(ctx context.Context) (io.ReadCloser, error) {
@@ -318,11 +401,27 @@ func newDecide(approve bool) *cobra.Command {
 ID is the request's id (corral requests lists them), or a unique prefix of it.
 You must be one of its reviewers (group:NAME: a member of the group; user:NAME:
 that user), and not the workload that made it. Every decision is an audit event
-and is recorded in the session.`,
+and is recorded in the session.
+
+With --cluster (or --kubeconfig, --context) the request is the cluster's
+AccessRequest, and you are the user the API server says your kubeconfig is:
+its user name and groups are matched against the reviewers.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !approve && strings.TrimSpace(reason) == "" {
 				return errors.New("a denial needs --reason")
+			}
+			if af.clusterMode() {
+				c, err := af.clusterClient()
+				if err != nil {
+					return err
+				}
+				r, err := c.Decide(cmd.Context(), args[0], approve, reason)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, r.Summary())
+				return nil
 			}
 			c, err := af.client()
 			if err != nil {

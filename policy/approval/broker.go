@@ -67,21 +67,38 @@ type Options struct {
 	Notify func(r *Request)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// DecideOnly makes a broker that only decides requests others made
+	// (an approver's tool talking to a shared store): it settles no
+	// orphans at start and watches nothing.
+	DecideOnly bool
 }
 
-// Broker runs the workflow over a Store. It is safe for concurrent use.
+// Broker runs the workflow over a Backend. It is safe for concurrent use.
 type Broker struct {
-	store *Store
+	store Backend
 	log   *slog.Logger
 	opts  Options
 	now   func() time.Time
 
-	mu      sync.Mutex
-	live    map[string]*waiting
-	closed  bool
-	closing chan struct{}
+	mu     sync.Mutex
+	live   map[string]*waiting
+	closed bool
+	// settling holds the settle calls in flight per request: they run one
+	// at a time, so of this broker's own racing settles only the winner
+	// wakes the waiter and reports the outcome, and a watched change is
+	// not taken for someone else's while this broker is writing it.
+	settling map[string]*inflight
+	closing  chan struct{}
+	stopBg   context.CancelFunc
+	bg       sync.WaitGroup
 
 	counts [6]atomic.Uint64 // by event type, see Stats
+}
+
+// inflight serialises the settle calls of one request.
+type inflight struct {
+	mu sync.Mutex
+	n  int // calls holding or waiting for mu; guarded by Broker.mu
 }
 
 // waiting is a pending request created by this broker.
@@ -91,18 +108,24 @@ type waiting struct {
 	timer *time.Timer
 }
 
-// NewBroker returns a broker over store. Requests still pending in it were
-// made by an agent that is gone, and their sessions with it: they are
-// settled now, expired when past their deadline and cancelled otherwise.
-func NewBroker(ctx context.Context, store *Store, o Options) (*Broker, error) {
+// NewBroker returns a broker over store. Requests still pending in it that
+// this agent made were made by an agent that is gone, and their sessions
+// with it: they are settled now, expired when past their deadline and
+// cancelled otherwise. A store others write too (a Watcher) is watched
+// until Close, so decisions made elsewhere reach the operations waiting
+// here.
+func NewBroker(ctx context.Context, store Backend, o Options) (*Broker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, closing: make(chan struct{})}
+	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, settling: map[string]*inflight{}, closing: make(chan struct{})}
 	if b.now == nil {
 		b.now = time.Now
 	}
-	left, err := store.pending(ctx)
+	if o.DecideOnly {
+		return b, nil
+	}
+	left, err := store.Orphans(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
@@ -114,7 +137,60 @@ func NewBroker(ctx context.Context, store *Store, o Options) (*Broker, error) {
 			b.settle(ctx, r, Cancelled, nil, "the agent restarted while the request waited; the session that waited for it was cut")
 		}
 	}
+	if w, ok := store.(Watcher); ok {
+		// Not ctx: the watch must outlive the start, and ends with Close.
+		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		b.stopBg = stop
+		b.bg.Add(1)
+		go func() {
+			defer b.bg.Done()
+			w.Watch(wctx, b.observe)
+		}()
+	}
 	return b, nil
+}
+
+// observe takes a request another party may have settled: the operation
+// waiting for it here, if any, is woken with the outcome.
+func (b *Broker) observe(r *Request) {
+	if r.State == Pending {
+		return
+	}
+	b.mu.Lock()
+	if b.settling[r.ID] != nil {
+		// settle is writing this one; it reads the outcome back if it
+		// lost, and wakes the waiter itself.
+		b.mu.Unlock()
+		return
+	}
+	w := b.claimLocked(r)
+	b.mu.Unlock()
+	if w != nil {
+		b.emit(Event{Type: r.State, Time: decidedAt(r, b.now()), Request: r.clone()})
+		close(w.done)
+	}
+}
+
+// claimLocked takes the operation waiting for r, final, off the live
+// requests, or returns nil when none waits here (b.mu held). The caller
+// emits the event, then closes done: the audit log has the outcome before
+// the operation goes on.
+func (b *Broker) claimLocked(r *Request) *waiting {
+	w := b.live[r.ID]
+	if w == nil {
+		return nil
+	}
+	w.timer.Stop()
+	w.final = r.clone()
+	delete(b.live, r.ID)
+	return w
+}
+
+func decidedAt(r *Request, now time.Time) time.Time {
+	if r.Decided != nil {
+		return *r.Decided
+	}
+	return now
 }
 
 // Close stops the broker: every Wait returns ErrClosed at once, leaving
@@ -122,8 +198,8 @@ func NewBroker(ctx context.Context, store *Store, o Options) (*Broker, error) {
 // made or decided any more.
 func (b *Broker) Close() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return
 	}
 	b.closed = true
@@ -131,6 +207,12 @@ func (b *Broker) Close() {
 	for _, w := range b.live {
 		w.timer.Stop()
 	}
+	b.mu.Unlock()
+	if b.stopBg != nil {
+		b.stopBg()
+	}
+	// The watch calls observe, which takes b.mu: waited for unlocked.
+	b.bg.Wait()
 }
 
 func newID() string {
@@ -179,7 +261,7 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 	}
 
 	now := b.now()
-	held, err := b.store.grants(ctx, ident, r.Target, now)
+	held, err := b.store.HeldGrants(ctx, ident, r.Target, now)
 	if err != nil {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
@@ -197,7 +279,7 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 	r.ID, r.State = newID(), Pending
 	r.Created, r.Expires = now, now.Add(time.Duration(r.Timeout))
 	r.Decided, r.DecidedBy, r.DecisionReason, r.GrantExpires = nil, nil, "", nil
-	if err := b.store.create(ctx, &r, ident); err != nil {
+	if err := b.store.Create(ctx, &r, ident); err != nil {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
 	w := &waiting{done: make(chan struct{})}
@@ -309,23 +391,49 @@ func (b *Broker) settle(ctx context.Context, r *Request, state string, by *Appro
 		until := now.Add(time.Duration(f.Window))
 		f.GrantExpires = &until
 	}
-	ok, err := b.store.finish(ctx, f)
+	b.mu.Lock()
+	in := b.settling[r.ID]
+	if in == nil {
+		in = &inflight{}
+		b.settling[r.ID] = in
+	}
+	in.n++
+	b.mu.Unlock()
+	in.mu.Lock()
+	defer func() {
+		in.mu.Unlock()
+		b.mu.Lock()
+		if in.n--; in.n == 0 {
+			delete(b.settling, r.ID)
+		}
+		b.mu.Unlock()
+	}()
+	ok, err := b.store.Finish(ctx, f)
 	if err != nil {
 		b.log.Error("approvals store: a request could not be settled", "request", r.ID, "state", state, "err", err)
 		return nil, false, fmt.Errorf("approvals store: %w", err)
 	}
 	if !ok {
+		// Whoever came first may be elsewhere, and its change was passed
+		// over by observe while this ran: the waiter learns it here.
+		if cur, err := b.store.Get(ctx, r.ID); err == nil && cur.ID == r.ID && cur.State != Pending {
+			b.mu.Lock()
+			w := b.claimLocked(cur)
+			b.mu.Unlock()
+			if w != nil {
+				b.emit(Event{Type: cur.State, Time: decidedAt(cur, now), Request: cur.clone()})
+				close(w.done)
+			}
+		}
 		return nil, false, nil
 	}
 	b.mu.Lock()
-	if w := b.live[f.ID]; w != nil {
-		w.timer.Stop()
-		w.final = f
-		close(w.done)
-		delete(b.live, f.ID)
-	}
+	w := b.claimLocked(f)
 	b.mu.Unlock()
 	b.emit(Event{Type: state, Time: now, Request: f.clone()})
+	if w != nil {
+		close(w.done)
+	}
 	return f, true, nil
 }
 

@@ -32,11 +32,14 @@
 //     policy.IdentityKey) on the same target whose operations the grant
 //     covers is answered at once, naming the grant, without a new request.
 //
-// Requests live in a SQLite database (pure Go, WAL) under the agent's
-// state directory, so they survive restarts and can be listed afterwards.
-// A request still pending when the agent starts had its waiting client cut
-// by the restart: it is marked cancelled (or expired, past its deadline),
-// saying so.
+// Requests live in a Backend: by default a SQLite database (pure Go, WAL)
+// under the agent's state directory (Store), so they survive restarts and
+// can be listed afterwards; on Kubernetes, AccessRequest resources every
+// agent and approver share (agent/kube). A store others write too is a
+// Watcher: the broker watches it, and a decision made elsewhere wakes the
+// operation waiting here. A request this agent left pending when it
+// starts had its waiting client cut by the restart: it is marked
+// cancelled (or expired, past its deadline), saying so.
 //
 // Every step is an Event for the agent's audit log and metrics; a request
 // whose rule names a webhook is announced there (Webhook), and a failed

@@ -200,10 +200,17 @@ func (a Approver) Holds(reviewers []string) bool {
 }
 
 // IsRequester reports whether a is the workload that made r: a local
-// approver with the workload's uid, or an approver with the OIDC subject
-// or email the workload presented.
+// approver with the workload's uid, an approver with the OIDC subject or
+// email the workload presented, or one whose subject is the service
+// account of the workload's pod.
 func (a Approver) IsRequester(r *Request) bool {
 	if a.UID != nil && *a.UID == r.Requester.UID {
+		return true
+	}
+	// A pod's service account is a Kubernetes user of that name (and the
+	// subject of its tokens), whether or not the pod presented one.
+	if p := r.Requester.Pod; p.ServiceAccount != "" && a.Subject != "" &&
+		a.Subject == "system:serviceaccount:"+p.Namespace+":"+p.ServiceAccount {
 		return true
 	}
 	o := r.Requester.OIDC

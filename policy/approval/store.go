@@ -14,6 +14,45 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
+// Backend keeps requests for a Broker. It is implemented by Store (one
+// agent's SQLite database) and, on Kubernetes, by a store of AccessRequest
+// resources that every agent and approver shares. Finish is the only
+// write that changes a request: it must be conditional (pending → final,
+// or nothing), because that is what makes exactly one of two racing
+// deciders win wherever each of them runs.
+type Backend interface {
+	// Create stores a new pending request; identity is the key its window
+	// grant would be held under.
+	Create(ctx context.Context, r *Request, identity string) error
+	// Finish moves a pending request to r's state and reports whether it
+	// did: false means it was no longer pending.
+	Finish(ctx context.Context, r *Request) (bool, error)
+	// Get returns the request with id, or the only one whose id starts
+	// with it (ErrNotFound, ErrAmbiguous).
+	Get(ctx context.Context, id string) (*Request, error)
+	// List returns requests, newest first.
+	List(ctx context.Context, f Filter) ([]*Request, error)
+	// HeldGrants returns the approved window requests of identity on
+	// target whose grant is still running at now.
+	HeldGrants(ctx context.Context, identity, target string, now time.Time) ([]*Request, error)
+	// Grants returns every window grant still running at now, newest
+	// first.
+	Grants(ctx context.Context, now time.Time) ([]*Request, error)
+	// Orphans returns the requests this agent made that are still
+	// pending: at start, their waiting sessions are gone.
+	Orphans(ctx context.Context) ([]*Request, error)
+}
+
+// Watcher is a Backend that others write too. Watch calls fn with every
+// request that leaves pending, whoever settled it, until ctx ends; that is
+// how an operation waiting on one node learns of a decision made on
+// another node or by an approver talking to the store directly.
+type Watcher interface {
+	Watch(ctx context.Context, fn func(*Request))
+}
+
+var _ Backend = (*Store)(nil)
+
 // Store keeps requests in a SQLite database. Only the agent writes it.
 type Store struct {
 	db *sql.DB
@@ -71,8 +110,8 @@ func nanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// create stores a new request.
-func (s *Store) create(ctx context.Context, r *Request, ident string) error {
+// Create stores a new request.
+func (s *Store) Create(ctx context.Context, r *Request, ident string) error {
 	doc, err := json.Marshal(stored{r, r.Webhook})
 	if err != nil {
 		return err
@@ -99,10 +138,10 @@ func decode(doc string) (*Request, error) {
 	return st.Request, nil
 }
 
-// finish moves a pending request to r's state, and reports whether it
+// Finish moves a pending request to r's state, and reports whether it
 // did: false means the request was no longer pending (another decision,
 // or the expiry, got there first).
-func (s *Store) finish(ctx context.Context, r *Request) (bool, error) {
+func (s *Store) Finish(ctx context.Context, r *Request) (bool, error) {
 	doc, err := json.Marshal(stored{r, r.Webhook})
 	if err != nil {
 		return false, err
@@ -175,9 +214,9 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Request, error) {
 	return scan(rows)
 }
 
-// grants returns the approved window requests of identity on target whose
-// grant is still running at now.
-func (s *Store) grants(ctx context.Context, ident, target string, now time.Time) ([]*Request, error) {
+// HeldGrants returns the approved window requests of identity on target
+// whose grant is still running at now.
+func (s *Store) HeldGrants(ctx context.Context, ident, target string, now time.Time) ([]*Request, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT doc FROM requests WHERE identity = ? AND target = ? AND grant_expires > ? AND state = ? ORDER BY grant_expires DESC`,
 		ident, target, now.UnixNano(), Approved)
 	if err != nil {
@@ -195,7 +234,9 @@ func (s *Store) Grants(ctx context.Context, now time.Time) ([]*Request, error) {
 	return scan(rows)
 }
 
-func (s *Store) pending(ctx context.Context) ([]*Request, error) {
+// Orphans returns the pending requests: only this agent writes the
+// database, so every one of them is its own.
+func (s *Store) Orphans(ctx context.Context) ([]*Request, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT doc FROM requests WHERE state = ? ORDER BY created`, Pending)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,155 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/corral-dev/corral/agent/config"
+)
+
+// InvalidError lists what is wrong with a set of resources, each problem
+// naming its object and field: `AccessRule etl/etl-jobs: spec.allow[0]:
+// unknown operation "selekt" for sql targets`.
+type InvalidError struct {
+	Problems []string
+}
+
+func (e *InvalidError) Error() string {
+	return "invalid policy:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// RuleName is the name an AccessRule's rule has in decisions and in the
+// audit log: rules of different namespaces may share a name.
+func RuleName(r *AccessRule) string { return r.Namespace + "/" + r.Name }
+
+// Apply returns a copy of base whose targets and rules are base's followed
+// by those of the resources, validated exactly as the configuration file is
+// (config.Config.Validate: the one definition of what is valid). On any
+// problem it returns an *InvalidError and no configuration: a policy is
+// taken whole or not at all.
+func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (*config.Config, error) {
+	c := *base
+	// A copy through JSON: validation writes parsed values and defaults
+	// into targets, and base may be serving.
+	if err := cloneJSON(base.Targets, &c.Targets); err != nil {
+		return nil, err
+	}
+	if err := cloneJSON(base.Rules, &c.Rules); err != nil {
+		return nil, err
+	}
+	nt, nr := len(c.Targets), len(c.Rules)
+	var own []string
+	for i := range targets {
+		t := targets[i].DeepCopy()
+		if t.Spec.Name != "" && t.Spec.Name != t.Name {
+			own = append(own, fmt.Sprintf("%s: spec.name: %q differs from metadata.name; leave it out", describeTarget(t.Name), t.Spec.Name))
+		}
+		t.Spec.Name = t.Name
+		c.Targets = append(c.Targets, t.Spec)
+	}
+	for i := range rules {
+		r := rules[i].DeepCopy()
+		if r.Spec.Name != "" && r.Spec.Name != r.Name {
+			own = append(own, fmt.Sprintf("%s: spec.name: %q differs from metadata.name; leave it out", describeRule(r.Namespace, r.Name), r.Spec.Name))
+		}
+		r.Spec.Name = RuleName(r)
+		c.Rules = append(c.Rules, r.Spec)
+	}
+	name := func(list string, i int) (string, bool) {
+		switch {
+		case list == "targets" && i >= nt && i-nt < len(targets):
+			return describeTarget(targets[i-nt].Name), true
+		case list == "rules" && i >= nr && i-nr < len(rules):
+			r := &rules[i-nr]
+			return describeRule(r.Namespace, r.Name), true
+		}
+		return "", false
+	}
+	problems := own
+	for _, p := range c.Validate() {
+		problems = append(problems, attribute(p, name))
+	}
+	if len(problems) > 0 {
+		return nil, &InvalidError{Problems: problems}
+	}
+	return &c, nil
+}
+
+func describeTarget(name string) string   { return "ProtectedTarget " + name }
+func describeRule(ns, name string) string { return "AccessRule " + ns + "/" + name }
+
+var (
+	leadingItem = regexp.MustCompile(`^(targets|rules)\[(\d+)\](\S*): `)
+	anyItem     = regexp.MustCompile(`\b(targets|rules)\[(\d+)\]`)
+)
+
+// attribute rewrites a problem of the assembled configuration so that it
+// names the resource it is about ("rules[3].allow[0]: ..." becomes
+// "AccessRule etl/etl-jobs: spec.allow[0]: ..."), and so do references to
+// other items in its message.
+func attribute(p string, name func(list string, i int) (string, bool)) string {
+	if m := leadingItem.FindStringSubmatch(p); m != nil {
+		i, _ := strconv.Atoi(m[2])
+		if obj, ok := name(m[1], i); ok {
+			field := "spec" + m[3]
+			p = obj + ": " + field + ": " + p[len(m[0]):]
+		}
+	}
+	return anyItem.ReplaceAllStringFunc(p, func(s string) string {
+		m := anyItem.FindStringSubmatch(s)
+		i, _ := strconv.Atoi(m[2])
+		if obj, ok := name(m[1], i); ok {
+			return obj
+		}
+		return s
+	})
+}
+
+func cloneJSON[T any](in T, out *T) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// LoadPolicy lists the ProtectedTargets and the AccessRules of every
+// namespace and applies them to base (see Apply).
+func LoadPolicy(ctx context.Context, client dynamic.Interface, base *config.Config) (*config.Config, error) {
+	var targets []ProtectedTarget
+	if err := listInto(ctx, client.Resource(ProtectedTargets), &targets); err != nil {
+		return nil, fmt.Errorf("list ProtectedTargets: %w", err)
+	}
+	var rules []AccessRule
+	if err := listInto(ctx, client.Resource(AccessRules), &rules); err != nil {
+		return nil, fmt.Errorf("list AccessRules: %w", err)
+	}
+	return Apply(base, targets, rules)
+}
+
+func listInto[T any](ctx context.Context, res dynamic.ResourceInterface, out *[]T) error {
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		l, err := res.List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, u := range l.Items {
+			var v T
+			if err := fromUnstructured(u.Object, &v); err != nil {
+				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+			*out = append(*out, v)
+		}
+		if opts.Continue = l.GetContinue(); opts.Continue == "" {
+			return nil
+		}
+	}
+}

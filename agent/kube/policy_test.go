@@ -1,0 +1,132 @@
+package kube
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/corral-dev/corral/agent/config"
+)
+
+func base(t *testing.T) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(`
+targets:
+  - name: billing
+    protocol: tcp
+    endpoints: ["10.9.0.1:443"]
+rules:
+  - name: billing-any
+    who: {any: true}
+    targets: [billing]
+    allow: [connect]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// decodeObjects reads resources as kubectl would send them.
+func decodeObject[T any](t *testing.T, doc string) T {
+	t.Helper()
+	var v T
+	if err := yaml.UnmarshalStrict([]byte(doc), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+const ordersDB = `
+apiVersion: corral.dev/v1alpha1
+kind: ProtectedTarget
+metadata: {name: orders-db}
+spec:
+  protocol: postgres
+  endpoints: ["10.0.0.5:5432", "orders.internal:5432"]
+  credentials:
+    default: {username: app_ro, secret: {namespace: db, name: orders, key: ro}}
+    writer: {username: app_rw, secret: {namespace: db, name: orders, key: rw}}
+  upstream_tls: {mode: verify-full}
+`
+
+const etlJobs = `
+apiVersion: corral.dev/v1alpha1
+kind: AccessRule
+metadata: {name: etl-jobs, namespace: etl}
+spec:
+  who: {kubernetes: {namespace: [etl], service_account: [migrator]}}
+  targets: [orders-db]
+  allow: [select, insert]
+  review: {operations: [update, delete, ddl], reviewers: ["group:dba"], grant: once}
+  deny: [drop, truncate]
+  mask:
+    - {columns: [customers.email], method: partial}
+  credential: writer
+`
+
+func TestApply(t *testing.T) {
+	b := base(t)
+	c, err := Apply(b, []ProtectedTarget{decodeObject[ProtectedTarget](t, ordersDB)}, []AccessRule{decodeObject[AccessRule](t, etlJobs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Targets) != 2 || c.Targets[1].Name != "orders-db" || len(c.Targets[1].Parsed) != 2 || c.Targets[1].ClientAuth != config.ClientAuthKernel {
+		t.Fatalf("targets: %+v", c.Targets)
+	}
+	if len(c.Rules) != 2 || c.Rules[1].Name != "etl/etl-jobs" || c.Rules[1].Credential != "writer" {
+		t.Fatalf("rules: %+v", c.Rules)
+	}
+	if len(b.Targets) != 1 || len(b.Rules) != 1 {
+		t.Fatal("Apply changed its base")
+	}
+}
+
+func TestApplyRefusesInvalidObjects(t *testing.T) {
+	target := decodeObject[ProtectedTarget](t, ordersDB)
+	rule := decodeObject[AccessRule](t, etlJobs)
+	rule.Spec.Allow = append(rule.Spec.Allow, "selekt")
+	rule.Spec.Credential = "admin"
+	other := decodeObject[ProtectedTarget](t, ordersDB)
+	other.ObjectMeta = metav1.ObjectMeta{Name: "orders-replica"}
+	other.Spec.Endpoints = []string{"10.0.0.5:5432"}
+	other.Spec.Name = "orders-db"
+
+	_, err := Apply(base(t), []ProtectedTarget{target, other}, []AccessRule{rule})
+	var inv *InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("want *InvalidError, got %v", err)
+	}
+	for _, want := range []string{
+		`AccessRule etl/etl-jobs: spec.allow[2]: unknown operation "selekt" for sql targets`,
+		`AccessRule etl/etl-jobs: spec.credential: target "orders-db" has no credential "admin"`,
+		`ProtectedTarget orders-replica: spec.endpoints[0]: "10.0.0.5:5432" is already an endpoint of ProtectedTarget orders-db`,
+		`ProtectedTarget orders-replica: spec.name: "orders-db" differs from metadata.name; leave it out`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing problem %q in:\n%v", want, err)
+		}
+	}
+	if len(inv.Problems) != 4 {
+		t.Errorf("problems: %q", inv.Problems)
+	}
+}
+
+// An AccessRule that names a target no ProtectedTarget declares is
+// refused, and one that matches nobody too: the file's own rules.
+func TestApplyUnknownTargetAndEmptyWho(t *testing.T) {
+	rule := decodeObject[AccessRule](t, etlJobs)
+	rule.Spec.Who.Kubernetes = nil
+	_, err := Apply(base(t), nil, []AccessRule{rule})
+	for _, want := range []string{
+		`AccessRule etl/etl-jobs: spec.who: matches nobody`,
+		`AccessRule etl/etl-jobs: spec.targets[0]: unknown target "orders-db"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing problem %q in:\n%v", want, err)
+		}
+	}
+}
