@@ -15,7 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/dynamic"
+
 	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/agent/kube"
 	"github.com/corral-dev/corral/agent/netns"
 	"github.com/corral-dev/corral/agent/workload"
 	"github.com/corral-dev/corral/agent/workload/kubepods"
@@ -91,6 +94,22 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
+	var cluster *clusterPolicy
+	if cfg.Kubernetes.Resources {
+		rc, err := kube.AgentConfig(cfg.Kubernetes.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("kubernetes.resources: %w", err)
+		}
+		dyn, err := dynamic.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("kubernetes.resources: %w", err)
+		}
+		cluster = newClusterPolicy(dyn, log)
+		if cfg, err = cluster.initial(ctx, cfg, 30*time.Second); err != nil {
+			return err
+		}
+		log.Info("targets and rules include the cluster's ProtectedTargets and AccessRules", "targets", len(cfg.Targets), "rules", len(cfg.Rules))
+	}
 	engine := policy.NewEngine(log)
 	if _, err := engine.Load(ctx, cfg.Policy()); err != nil {
 		return err
@@ -226,6 +245,10 @@ func Run(ctx context.Context, o Options) error {
 				log.Error("applying reloaded targets", "err", err)
 			}
 		}}
+		if cluster != nil {
+			r.extend, r.kick = cluster.extend, cluster.kick
+			cluster.watch(runCtx)
+		}
 		watching, ended := make(chan struct{}), make(chan struct{})
 		r.watching = func() { close(watching) }
 		r.reloaded = obs.reloaded

@@ -30,6 +30,11 @@ type reloader struct {
 	// and the outcome of every attempt.
 	watching func()
 	reloaded func(version uint64, err error)
+	// extend, when set, adds what the file does not hold (the cluster's
+	// ProtectedTargets and AccessRules) to every configuration loaded;
+	// kick says it changed.
+	extend func(ctx context.Context, c *config.Config) (*config.Config, error)
+	kick   <-chan struct{}
 }
 
 // debounce lets an editor finish writing (truncate, write, rename) before
@@ -54,6 +59,8 @@ func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) error {
 			return nil
 		case <-hup:
 			r.reload(ctx, w)
+		case <-r.kick:
+			timer = time.After(debounce)
 		case ev, ok := <-w.Events:
 			if !ok {
 				return nil
@@ -123,6 +130,11 @@ func (r *reloader) try(ctx context.Context) (uint64, error) {
 	cfg, err := config.Load(r.path)
 	if err != nil {
 		return r.engine.Version(), err
+	}
+	if r.extend != nil {
+		if cfg, err = r.extend(ctx, cfg); err != nil {
+			return r.engine.Version(), err
+		}
 	}
 	v, err := r.engine.Load(ctx, cfg.Policy())
 	if err != nil {

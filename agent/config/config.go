@@ -167,6 +167,9 @@ type Kubernetes struct {
 	// Kubeconfig is a kubeconfig file naming the API server and the
 	// agent's credentials; empty: the in-cluster configuration.
 	Kubeconfig string `yaml:"kubeconfig" json:"kubeconfig,omitempty"`
+	// Resources adds the cluster's ProtectedTargets and AccessRules to the
+	// file's targets and rules, and follows their changes.
+	Resources bool `yaml:"resources" json:"resources,omitempty"`
 }
 
 // Approval stores (approvals.store).

@@ -36,8 +36,8 @@ var clusterRules = map[string][]string{
 	"/pods":                            {"get", "list", "watch"},
 	"corral.dev/protectedtargets":      {"get", "list", "watch"},
 	"corral.dev/accessrules":           {"get", "list", "watch"},
-	"corral.dev/accessrequests":        {"create", "get", "list", "patch", "update", "watch"},
-	"corral.dev/accessrequests/status": {"patch", "update"},
+	"corral.dev/accessrequests":        {"create", "delete", "get", "list", "watch"},
+	"corral.dev/accessrequests/status": {"update"},
 }
 
 // built is the output of one kustomize build, decoded strictly.
