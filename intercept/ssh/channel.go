@@ -184,15 +184,11 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 				if r.Type == "window-change" {
 					ch.up.SendRequest(r.Type, false, r.Payload)
 				}
-				if r.WantReply {
-					r.Reply(false, nil)
-				}
+				decline(r)
 			case running:
 				ch.later(r)
 			default:
-				if r.WantReply {
-					r.Reply(false, nil)
-				}
+				decline(r)
 			}
 		case reason := <-reviewed:
 			if ph != reviewing {
@@ -280,14 +276,24 @@ func (ch *sessionCh) request(r *gossh.Request) {
 		s.decideAndRecord(nil, nil, "X11 forwarding")
 		r.Reply(false, nil)
 	case "window-change", "signal", "break", "xon-xoff":
-		ok, _ := ch.up.SendRequest(r.Type, r.WantReply, r.Payload)
-		if r.WantReply {
-			r.Reply(ok, nil)
-		}
+		ch.pass(r)
 	default:
-		if r.WantReply {
-			r.Reply(false, nil)
-		}
+		decline(r)
+	}
+}
+
+// pass sends a request on to the target, and its answer back.
+func (ch *sessionCh) pass(r *gossh.Request) {
+	ok, _ := ch.up.SendRequest(r.Type, r.WantReply, r.Payload)
+	if r.WantReply {
+		r.Reply(ok, nil)
+	}
+}
+
+// decline refuses a request that wants an answer.
+func decline(r *gossh.Request) {
+	if r.WantReply {
+		r.Reply(false, nil)
 	}
 }
 
@@ -316,14 +322,9 @@ func (ch *sessionCh) later(r *gossh.Request) {
 		}
 		fallthrough
 	case "signal", "break", "xon-xoff":
-		ok, _ := ch.up.SendRequest(r.Type, r.WantReply, r.Payload)
-		if r.WantReply {
-			r.Reply(ok, nil)
-		}
+		ch.pass(r)
 	default:
-		if r.WantReply {
-			r.Reply(false, nil)
-		}
+		decline(r)
 	}
 }
 
