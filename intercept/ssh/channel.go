@@ -47,7 +47,6 @@ type sessionCh struct {
 
 	castMu     sync.Mutex
 	cast       *recorder.Cast
-	interact   bool // a terminal: its input is part of what it shows
 	recLimit   int64
 	outKept    int64 // output kept in the cast
 	inKept     int64 // input kept in the cast
@@ -82,11 +81,7 @@ func (s *session) sessionChannel(nch gossh.NewChannel) {
 		up.Close()
 		return
 	}
-	limit := s.h.MaxRecordedOutput
-	if limit == 0 {
-		limit = DefaultMaxRecordedOutput
-	}
-	ch := &sessionCh{s: s, cli: cli, up: up, upRq: upReqs, recLimit: limit}
+	ch := &sessionCh{s: s, cli: cli, up: up, upRq: upReqs}
 	ch.serve(reqs)
 }
 
@@ -394,9 +389,10 @@ func (ch *sessionCh) record(q question) error {
 	}
 	w, hgt := 80, 24
 	title := q.text
+	ch.recLimit = bound(ch.s.h.MaxRecordedOutput, DefaultMaxRecordedOutput)
 	if ch.pty != nil {
 		w, hgt = int(ch.pty.Columns), int(ch.pty.Rows)
-		ch.interact = true
+		ch.recLimit = bound(ch.s.h.MaxRecordedTerminal, DefaultMaxRecordedTerminal)
 	}
 	env := map[string]string{"SHELL": "/bin/sh"}
 	if ch.pty != nil && ch.pty.Term != "" {
@@ -410,6 +406,13 @@ func (ch *sessionCh) record(q question) error {
 	ch.cast = cast
 	ch.castMu.Unlock()
 	return nil
+}
+
+func bound(configured, def int64) int64 {
+	if configured == 0 {
+		return def
+	}
+	return configured
 }
 
 // pump copies the program's output to the client and the client's input

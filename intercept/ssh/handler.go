@@ -86,17 +86,25 @@ type Handler struct {
 	Targets Targets
 	Tokens  Tokens
 	Dialer  Dialer
-	// MaxRecordedOutput bounds what one channel's terminal recording keeps
-	// of its output (and of a shell's input); the rest is counted. 0:
-	// DefaultMaxRecordedOutput; negative: no bound.
-	MaxRecordedOutput int64
-	Log               *slog.Logger
+	// MaxRecordedOutput bounds what the recording keeps of a command's
+	// output, and of its input, each (a command without a terminal:
+	// usually data, `ssh host cat < backup`); MaxRecordedTerminal the same
+	// for a terminal (a person's shell or command). The rest is counted.
+	// 0: the defaults; negative: no bound.
+	MaxRecordedOutput   int64
+	MaxRecordedTerminal int64
+	Log                 *slog.Logger
 }
 
-// DefaultMaxRecordedOutput keeps a terminal recording readable and its
-// disk use bounded when a command streams a large file: what a person
-// would read, and a count of the rest.
-const DefaultMaxRecordedOutput = 16 << 20
+// Default bounds of what a channel's recording keeps. A terminal is what
+// a person saw and typed, kept in full up to a bound no interactive
+// session reaches in a day; a command's streams are usually data, whose
+// first MiB shows what it was and whose size is counted (escaping a
+// stream of arbitrary bytes as asciicast JSON costs more than moving it).
+const (
+	DefaultMaxRecordedOutput   = 1 << 20
+	DefaultMaxRecordedTerminal = 64 << 20
+)
 
 // fastCiphers are the ciphers corral offers workloads.
 var fastCiphers = []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM, gossh.CipherAES128CTR, gossh.CipherAES192CTR, gossh.CipherAES256CTR}
