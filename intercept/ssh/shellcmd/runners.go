@@ -173,7 +173,22 @@ func (p parsed) val(names ...string) (opt, bool) {
 // where the command starts could miss it.
 func parseOpts(args []arg, spec optSpec) (parsed, error) {
 	var p parsed
-	for i := 1; i < len(args); i++ {
+	var i int
+	// next takes an option's value from the word after it; false when
+	// there is none (the command is cut short) or it may expand.
+	next := func(o opt) (opt, bool, error) {
+		if i+1 >= len(args) {
+			p.short = true
+			return o, false, nil
+		}
+		i++
+		if !args[i].single {
+			return o, false, unsureWord(args, args[i])
+		}
+		o.val, o.word = args[i].text, i
+		return o, true, nil
+	}
+	for i = 1; i < len(args); i++ {
 		a := args[i]
 		if !a.plain {
 			if !spec.permute && isOperand(a) {
@@ -205,15 +220,11 @@ func parseOpts(args []arg, spec optSpec) (parsed, error) {
 			case slices.Contains(spec.longVals, name):
 				o := opt{name: name, val: val}
 				if !hasVal {
-					if i+1 >= len(args) {
-						p.short = true
-						return p, nil
+					var ok bool
+					var err error
+					if o, ok, err = next(o); !ok {
+						return p, err
 					}
-					i++
-					if !args[i].single {
-						return p, unsureWord(args, args[i])
-					}
-					o.val, o.word = args[i].text, i
 				}
 				p.opts = append(p.opts, o)
 			default:
@@ -232,15 +243,11 @@ func parseOpts(args []arg, spec optSpec) (parsed, error) {
 			case strings.Contains(spec.vals, ch):
 				o := opt{name: ch, val: t[j+1:]}
 				if o.val == "" {
-					if i+1 >= len(args) {
-						p.short = true
-						return p, nil
+					var ok bool
+					var err error
+					if o, ok, err = next(o); !ok {
+						return p, err
 					}
-					i++
-					if !args[i].single {
-						return p, unsureWord(args, args[i])
-					}
-					o.val, o.word = args[i].text, i
 				}
 				p.opts = append(p.opts, o)
 			default:
