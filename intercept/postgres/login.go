@@ -18,18 +18,13 @@ import (
 )
 
 // ClientAuth is how a target's clients log in to corral.
-type ClientAuth string
+type ClientAuth = intercept.ClientAuth
 
+// The client_auth modes (see intercept.ClientAuth).
 const (
-	// ClientAuthKernel: the workload is who the kernel says it is; no
-	// password is asked for.
-	ClientAuthKernel ClientAuth = "kernel"
-	// ClientAuthToken: a password is asked for. A JWT must verify and its
-	// identity joins the kernel's; anything else is ignored.
-	ClientAuthToken ClientAuth = "token"
-	// ClientAuthTokenRequired: a password is asked for and must be a JWT
-	// that verifies.
-	ClientAuthTokenRequired ClientAuth = "token-required"
+	ClientAuthKernel        = intercept.ClientAuthKernel
+	ClientAuthToken         = intercept.ClientAuthToken
+	ClientAuthTokenRequired = intercept.ClientAuthTokenRequired
 )
 
 // Tokens verifies a token a client presented as its password. The error

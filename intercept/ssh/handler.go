@@ -25,19 +25,16 @@ import (
 	"github.com/corral-dev/corral/policy"
 )
 
-// ClientAuth is how a target's workloads log in to corral.
-type ClientAuth string
+// ClientAuth is how a target's workloads log in to corral; in kernel
+// mode "none" and any key are accepted (a client that sends a password
+// anyway still has a JWT in it verified and joined to the identity).
+type ClientAuth = intercept.ClientAuth
 
+// The client_auth modes (see intercept.ClientAuth).
 const (
-	// ClientAuthKernel: the workload is who the kernel says it is; "none"
-	// and any key are accepted (a client that sends a password anyway
-	// still has a JWT in it verified and joined to the identity).
-	ClientAuthKernel ClientAuth = "kernel"
-	// ClientAuthToken: a password is asked for. A JWT must verify and
-	// joins the identity; any other password leaves the kernel's alone.
-	ClientAuthToken ClientAuth = "token"
-	// ClientAuthTokenRequired: the password must be a JWT that verifies.
-	ClientAuthTokenRequired ClientAuth = "token-required"
+	ClientAuthKernel        = intercept.ClientAuthKernel
+	ClientAuthToken         = intercept.ClientAuthToken
+	ClientAuthTokenRequired = intercept.ClientAuthTokenRequired
 )
 
 // Tokens verifies a token a client presented as its password. The error
