@@ -209,7 +209,8 @@ func checkBuild(t *testing.T, b *built) {
 	get[*corev1.ServiceAccount](t, b, "ServiceAccount", namespace, serviceAccount)
 	for k := range b.objects {
 		kind, ns := strings.Split(k, "/")[0], strings.Split(k, "/")[1]
-		clusterScoped := kind == "Namespace" || kind == "ClusterRole" || kind == "ClusterRoleBinding"
+		clusterScoped := kind == "Namespace" || kind == "ClusterRole" || kind == "ClusterRoleBinding" ||
+			kind == "ValidatingAdmissionPolicy" || kind == "ValidatingAdmissionPolicyBinding"
 		if clusterScoped != (ns == "") || (!clusterScoped && ns != namespace) {
 			t.Errorf("%s: namespace %q", k, ns)
 		}
