@@ -297,3 +297,30 @@ func TestForwardingAndShellRefusedByDefault(t *testing.T) {
 		t.Errorf("audited %q", got)
 	}
 }
+
+// Environment variables that change what a decided command does never
+// reach the target, whatever the policy; agent forwarding is refused
+// unless a rule allows it.
+func TestEnvAndAgentForwarding(t *testing.T) {
+	tg := startTarget(t)
+	c, ev := dialCorral(t, tg)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Setenv("LANG", "C.UTF-8"); err != nil {
+		t.Errorf("LANG: %v", err)
+	}
+	for _, name := range []string{"LD_PRELOAD", "BASH_ENV", "PATH", "BASH_FUNC_x%%", "LC_ALL=x"} {
+		if err := s.Setenv(name, "x"); err == nil {
+			t.Errorf("%s was forwarded", name)
+		}
+	}
+	if ok, err := s.SendRequest("auth-agent-req@openssh.com", true, nil); ok || err != nil {
+		t.Errorf("agent forwarding: ok %v, err %v", ok, err)
+	}
+	if got := ev.statements(); len(got) != 2 || got[0] != "allow env LANG" || got[1] != "deny agent forwarding" {
+		t.Errorf("audited %q", got)
+	}
+}
