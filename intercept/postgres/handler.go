@@ -165,7 +165,7 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 			return fatal(cli, "22023", fmt.Sprintf("corral cannot vouch for this session: the server runs with %s = %s", name, v))
 		}
 	}
-	key := h.cancels.add(c.Meta.OrigDst.String(), hj.PID, hj.SecretKey)
+	key := h.cancels.add(c.Meta.OrigDst.String(), hj.PID, hj.SecretKey, upstreamTLS(hj.Conn, cfg))
 	defer h.cancels.remove(key)
 
 	// The client's login ends here: corral authenticated the workload by
@@ -539,6 +539,10 @@ type cancelTarget struct {
 	addr   string
 	pid    uint32
 	secret []byte
+	// tls is set when the session's upstream connection was encrypted:
+	// its cancel goes the same way, so the key never crosses the network
+	// in the clear where the session's traffic does not.
+	tls *tls.Config
 }
 
 type cancelKeys struct {
@@ -546,7 +550,7 @@ type cancelKeys struct {
 	m  map[cancelKey]cancelTarget
 }
 
-func (k *cancelKeys) add(addr string, pid uint32, secret []byte) cancelKey {
+func (k *cancelKeys) add(addr string, pid uint32, secret []byte, tc *tls.Config) cancelKey {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.m == nil {
@@ -559,7 +563,7 @@ func (k *cancelKeys) add(addr string, pid uint32, secret []byte) cancelKey {
 		rand.Read(key.secret[:])
 		key.pid = binary.BigEndian.Uint32(b[:]) & 0x7fffffff
 		if _, taken := k.m[key]; !taken {
-			k.m[key] = cancelTarget{addr: addr, pid: pid, secret: append([]byte(nil), secret...)}
+			k.m[key] = cancelTarget{addr: addr, pid: pid, secret: append([]byte(nil), secret...), tls: tc}
 			return key
 		}
 	}
@@ -569,6 +573,44 @@ func (k *cancelKeys) remove(key cancelKey) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.m, key)
+}
+
+// upstreamTLS is the TLS configuration a session's upstream connection
+// was made with, or nil when it is not encrypted.
+func upstreamTLS(conn net.Conn, cfg *pgconn.Config) *tls.Config {
+	if _, ok := conn.(*tls.Conn); !ok {
+		return nil
+	}
+	if cfg.TLSConfig != nil {
+		return cfg.TLSConfig
+	}
+	for _, f := range cfg.Fallbacks {
+		if f.TLSConfig != nil {
+			return f.TLSConfig
+		}
+	}
+	return nil
+}
+
+// startTLS asks the server for TLS (SSLRequest) and completes the
+// handshake with tc.
+func startTLS(ctx context.Context, conn net.Conn, tc *tls.Config) (net.Conn, error) {
+	b, _ := (&pgproto3.SSLRequest{}).Encode(nil)
+	if _, err := conn.Write(b); err != nil {
+		return nil, err
+	}
+	var answer [1]byte
+	if _, err := io.ReadFull(conn, answer[:]); err != nil {
+		return nil, err
+	}
+	if answer[0] != 'S' {
+		return nil, fmt.Errorf("the server declined TLS (%q)", answer[0])
+	}
+	t := tls.Client(conn, tc.Clone())
+	if err := t.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 func (h *Handler) cancel(ctx context.Context, m *pgproto3.CancelRequest) {
@@ -582,13 +624,21 @@ func (h *Handler) cancel(ctx context.Context, m *pgproto3.CancelRequest) {
 		h.Log.Warn("cancel request with an unknown key ignored")
 		return // unknown or forged: say nothing, as PostgreSQL does
 	}
-	h.Log.Debug("cancel request passed on", "addr", t.addr)
+	h.Log.Debug("cancel request passed on", "addr", t.addr, "tls", t.tls != nil)
 	conn, err := h.Dialer.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		h.Log.Warn("cancel request: cannot reach the server", "addr", t.addr, "err", err)
 		return
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if t.tls != nil {
+		if conn, err = startTLS(ctx, conn, t.tls); err != nil {
+			h.Log.Warn("cancel request: TLS to the server failed; not sent", "addr", t.addr, "err", err)
+			return
+		}
+		defer conn.Close()
+	}
 	b, _ := (&pgproto3.CancelRequest{ProcessID: t.pid, SecretKey: t.secret}).Encode(nil)
 	conn.Write(b)
 	// The server answers by closing; wait for it so the cancel is

@@ -163,6 +163,24 @@ func TestPostgresPgbenchPrepared(t *testing.T) {
 // like any other; corral maps its key to the server's and passes it on.
 func TestPostgresCancelRequest(t *testing.T) {
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	from := p.a.Mark()
+	cancelLongQuery(t, p)
+	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "cancel request passed on") && strings.Contains(l, "tls=false") })
+}
+
+// Where the session's upstream connection is encrypted, so is its cancel
+// request: the key does not cross the network in the clear.
+func TestPostgresCancelRequestTLSUpstream(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{TLSOnly: true, ServerName: "orders.test"}, "app", "app-secret-pw",
+		"upstream_tls: {mode: verify-full, ca_file: CAFILE, server_name: orders.test}")
+	from := p.a.Mark()
+	cancelLongQuery(t, p)
+	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "cancel request passed on") && strings.Contains(l, "tls=true") })
+}
+
+// cancelLongQuery runs a long query through corral and cancels it.
+func cancelLongQuery(t *testing.T, p *pgEnv) {
+	t.Helper()
 	c := testutil.StartFunc(t, p.workCg, "pgconn", p.host.Addr.String())
 	if got := c.Recv(t); got != "connected" {
 		t.Fatalf("client: %s", got)
