@@ -9,7 +9,7 @@ TESTFLAGS ?= -p 2 -count=1 -timeout 30m
 # (golang/go#75804); a count has no deadline to race.
 FUZZTIME  ?= 20000x
 # Debian packages the tests and the demo use.
-APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium openssh-server openssh-client openssh-sftp-server systemd
+APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium openssh-server openssh-client openssh-sftp-server systemd openssl
 
 .PHONY: all build generate check-generate test fuzz lint bench demo install-deps install uninstall clean
 

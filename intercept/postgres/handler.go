@@ -211,6 +211,27 @@ func (h *Handler) startup(ctx context.Context, c *intercept.Conn) (*pgproto3.Sta
 		}
 		return *setting
 	}
+	// A PostgreSQL 17 client with sslnegotiation=direct opens with a TLS
+	// ClientHello instead of an SSLRequest (a handshake record starts with
+	// 0x16; a startup packet's length never does).
+	if first, err := r.Peek(1); err == nil && first[0] == 0x16 {
+		ct := clientTLS()
+		if ct.Mode == ClientTLSDisable || ct.Config == nil {
+			return nil, nil, errors.New("startup: direct TLS, but the target does not terminate client TLS")
+		}
+		tc := tls.Server(&clientConn{Conn: c, r: r}, serverTLSConfig(ct.Config))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, nil, fmt.Errorf("startup: direct TLS handshake: %w", err)
+		}
+		// As PostgreSQL requires: only a client that said it speaks
+		// PostgreSQL may skip the SSLRequest, so another protocol's TLS
+		// client cannot be made to talk to it.
+		if tc.ConnectionState().NegotiatedProtocol != "postgresql" {
+			tc.Close()
+			return nil, nil, errors.New("startup: direct TLS without the postgresql ALPN protocol")
+		}
+		cli, r, encrypted = tc, bufio.NewReader(tc), true
+	}
 	for i := 0; i < 4; i++ {
 		msg, err := readStartup(r)
 		if err != nil {

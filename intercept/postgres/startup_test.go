@@ -345,7 +345,7 @@ func TestStartupCancelRequests(t *testing.T) {
 
 		cfg, roots := testTLS(t)
 		h := &Handler{ClientTLS: withTLS(ClientTLSRequire, cfg), Dialer: &net.Dialer{}}
-		key := h.cancels.add(server.Addr().String(), 4242, []byte{1, 2, 3, 4})
+		key := h.cancels.add(server.Addr().String(), 4242, []byte{1, 2, 3, 4}, nil)
 		client, _, res := runStartup(t, h)
 		var w io.Writer = client
 		if viaTLS {

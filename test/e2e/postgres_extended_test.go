@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"context"
 	"fmt"
 	"io"
@@ -28,7 +29,11 @@ func init() { testutil.RegisterFunc("pgconn", pgconnClient) }
 //	exec <name> [arg]             execute it
 func pgconnClient(args []string, in *bufio.Scanner, out io.Writer) error {
 	ctx := context.Background()
-	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders sslmode=disable connect_timeout=10", args[0]))
+	tlsParams := "sslmode=disable"
+	if len(args) > 1 {
+		tlsParams = args[1]
+	}
+	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders %s connect_timeout=10", args[0], tlsParams))
 	if err != nil {
 		return err
 	}
@@ -57,6 +62,12 @@ func pgconnClient(args []string, in *bufio.Scanner, out io.Writer) error {
 	for in.Scan() {
 		cmd, rest, _ := strings.Cut(in.Text(), " ")
 		switch cmd {
+		case "tls": // whether the connection to corral is encrypted
+			if tc, ok := conn.Conn().(*tls.Conn); ok {
+				fmt.Fprintln(out, "tls:", tc.ConnectionState().NegotiatedProtocol)
+			} else {
+				fmt.Fprintln(out, "plaintext")
+			}
 		case "start": // a long query, answered by "wait"
 			running = make(chan *pgconn.Result, 1)
 			go func() { running <- conn.ExecParams(ctx, rest, nil, nil, nil, nil).Read() }()

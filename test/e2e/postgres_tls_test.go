@@ -88,6 +88,35 @@ func TestPostgresClientTLSVerifyFull(t *testing.T) {
 	}
 }
 
+// A PostgreSQL 17 client negotiating TLS directly (no SSLRequest, ALPN
+// "postgresql") is served as one that asks first; a ClientHello without
+// that ALPN name is refused.
+func TestPostgresClientDirectTLS(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "client_tls: {mode: require}\n    upstream_tls: {mode: disable}")
+	root := p.caFile(t)
+	c := testutil.StartFunc(t, p.workCg, "pgconn", p.host.Addr.String(), "sslmode=verify-full sslnegotiation=direct sslrootcert="+root)
+	if got := c.Recv(t); got != "connected" {
+		t.Fatalf("direct TLS client: %s", got)
+	}
+	c.Send(t, "tls")
+	if got := c.Recv(t); got != "tls: postgresql" {
+		t.Fatalf("connection: %s", got)
+	}
+	c.Send(t, "query 0 SELECT current_user")
+	if got := c.Recv(t); got != "ok: app SELECT 1" {
+		t.Fatalf("query: %s", got)
+	}
+
+	out, err := testutil.Command(t, p.workCg, nil, "sh", "-c", fmt.Sprintf(
+		"openssl s_client -connect %s:5432 -servername orders -alpn http/1.1 </dev/null 2>&1", p.host.Addr))
+	if !strings.Contains(out, "CONNECTED") {
+		t.Fatalf("openssl s_client did not reach corral: %v\n%s", err, out)
+	}
+	if err == nil && strings.Contains(out, "ALPN protocol: http/1.1") {
+		t.Fatalf("a TLS client for another protocol was served:\n%s", out)
+	}
+}
+
 // mode require: a client that does not ask for TLS is told why it is
 // refused; one that does is served; its cancel request, which libpq 15
 // sends in plaintext on a connection of its own, still works.
