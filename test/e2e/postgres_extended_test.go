@@ -4,8 +4,8 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -176,7 +176,9 @@ func TestPostgresCancelRequest(t *testing.T) {
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
 	from := p.a.Mark()
 	cancelLongQuery(t, p)
-	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "cancel request passed on") && strings.Contains(l, "tls=false") })
+	p.a.WaitLine(t, from, func(l string) bool {
+		return strings.Contains(l, "cancel request passed on") && strings.Contains(l, "tls=false")
+	})
 }
 
 // Where the session's upstream connection is encrypted, so is its cancel
@@ -186,7 +188,9 @@ func TestPostgresCancelRequestTLSUpstream(t *testing.T) {
 		"upstream_tls: {mode: verify-full, ca_file: CAFILE, server_name: orders.test}")
 	from := p.a.Mark()
 	cancelLongQuery(t, p)
-	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "cancel request passed on") && strings.Contains(l, "tls=true") })
+	p.a.WaitLine(t, from, func(l string) bool {
+		return strings.Contains(l, "cancel request passed on") && strings.Contains(l, "tls=true")
+	})
 }
 
 // cancelLongQuery runs a long query through corral and cancels it.
