@@ -45,15 +45,11 @@ func (w *walker) inner(args []arg, c ctx) error {
 		return w.eval(args, c)
 	case "sudo":
 		return w.sudo(args, c)
-	case "doas":
-		return w.doas(args, c)
 	case "env":
 		return w.env(args, c)
-	case "nohup", "builtin":
-		return w.plainWrapper(args, c)
 	case "nice":
 		return w.nice(args, c)
-	case "ionice", "timeout", "stdbuf", "setsid", "time", "command", "exec", "chroot":
+	case "doas", "nohup", "builtin", "ionice", "timeout", "stdbuf", "setsid", "time", "command", "exec", "chroot":
 		return w.optWrapper(args, c)
 	case "xargs":
 		return w.xargs(args, c)
@@ -415,22 +411,6 @@ func (w *walker) sudo(args []arg, c ctx) error {
 	return w.wrapped(args, rest, c)
 }
 
-func (w *walker) doas(args []arg, c ctx) error {
-	p, err := parseOpts(args, optSpec{flags: "Lns", vals: "Cu"})
-	if err != nil {
-		return err
-	}
-	if p.short {
-		return w.missing(args, c)
-	}
-	// -C checks a configuration and -L clears credentials; neither runs a
-	// command.
-	if p.has("C", "L") {
-		return nil
-	}
-	return w.wrapped(args, p.rest, c)
-}
-
 func (w *walker) env(args []arg, c ctx) error {
 	p, err := parseOpts(args, optSpec{
 		flags:    "i0v",
@@ -477,17 +457,6 @@ func skipAssigns(rest []arg) ([]arg, error) {
 }
 
 // plainWrapper handles wrappers without options of their own.
-func (w *walker) plainWrapper(args []arg, c ctx) error {
-	p, err := parseOpts(args, optSpec{long: []string{"help", "version"}})
-	if err != nil {
-		return err
-	}
-	if p.has("help", "version") {
-		return nil
-	}
-	return w.wrapped(args, p.rest, c)
-}
-
 func (w *walker) nice(args []arg, c ctx) error {
 	// nice also takes its adjustment as -N, --N or -+N, which getopt does
 	// not describe.
@@ -495,21 +464,10 @@ func (w *walker) nice(args []arg, c ctx) error {
 	for i < len(args) && args[i].plain && isNiceAdjustment(args[i].text) {
 		i++
 	}
-	p, err := parseOpts(append([]arg{args[0]}, args[i:]...), optSpec{
-		vals:     "n",
-		long:     []string{"help", "version"},
-		longVals: []string{"adjustment"},
-	})
-	if err != nil {
-		return err
-	}
-	if p.short {
-		return w.missing(args, c)
-	}
-	if p.has("help", "version") {
-		return nil
-	}
-	return w.wrapped(args, p.rest, c)
+	return w.afterOpts(args, append([]arg{args[0]}, args[i:]...), wrapperSpec{
+		spec:  optSpec{vals: "n", long: []string{"help", "version"}, longVals: []string{"adjustment"}},
+		noRun: []string{"help", "version"},
+	}, c)
 }
 
 // isNiceAdjustment reports whether a word is -N, --N or -+N.
@@ -524,15 +482,26 @@ func isNiceAdjustment(s string) bool {
 	return isDigits(s)
 }
 
-// wrapperSpecs describes wrappers whose command follows their options and,
+// wrapperSpec describes a wrapper whose command follows its options and,
 // for some, a fixed number of operands.
-var wrapperSpecs = map[string]struct {
+type wrapperSpec struct {
 	spec optSpec
 	// operands come between the options and the command.
 	operands int
 	// noRun lists options with which the wrapper runs no command.
 	noRun []string
-}{
+}
+
+// wrapperSpecs are the wrappers optWrapper reads.
+var wrapperSpecs = map[string]wrapperSpec{
+	"doas": {
+		spec: optSpec{flags: "Lns", vals: "Cu"},
+		// -C checks a configuration and -L clears credentials; neither
+		// runs a command.
+		noRun: []string{"C", "L"},
+	},
+	"nohup":   {spec: optSpec{long: []string{"help", "version"}}, noRun: []string{"help", "version"}},
+	"builtin": {spec: optSpec{long: []string{"help", "version"}}, noRun: []string{"help", "version"}},
 	"ionice": {
 		spec: optSpec{flags: "thV", vals: "cnpPu", long: []string{"ignore", "help", "version"},
 			longVals: []string{"class", "classdata", "pid", "pgid", "uid"}},
@@ -573,8 +542,14 @@ var wrapperSpecs = map[string]struct {
 }
 
 func (w *walker) optWrapper(args []arg, c ctx) error {
-	ws := wrapperSpecs[path.Base(args[0].text)]
-	p, err := parseOpts(args, ws.spec)
+	return w.afterOpts(args, args, wrapperSpecs[path.Base(args[0].text)], c)
+}
+
+// afterOpts finds the command a wrapper runs after the options in
+// parseArgs (args, or args with words the wrapper reads its own way
+// removed) and its operands.
+func (w *walker) afterOpts(args, parseArgs []arg, ws wrapperSpec, c ctx) error {
+	p, err := parseOpts(parseArgs, ws.spec)
 	if err != nil {
 		return err
 	}
