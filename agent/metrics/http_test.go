@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,22 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/corral-dev/corral/agent/metrics"
+	"github.com/corral-dev/corral/internal/testutil"
 )
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
 
 func TestServerHealthReadinessAndMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -44,19 +29,19 @@ func TestServerHealthReadinessAndMetrics(t *testing.T) {
 	defer s.Close(context.Background())
 	base := "http://" + s.Addr().String()
 
-	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := testutil.HTTPGet(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
-	if code, body := get(t, base+"/readyz"); code != 503 || body != "starting\n" {
+	if code, body := testutil.HTTPGet(t, base+"/readyz"); code != 503 || body != "starting\n" {
 		t.Errorf("/readyz while starting: %d %q", code, body)
 	}
 	s.SetReady()
-	if code, body := get(t, base+"/readyz"); code != 200 || body != "ready\n" {
+	if code, body := testutil.HTTPGet(t, base+"/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz when ready: %d %q", code, body)
 	}
 
 	m.Connection("orders-db", "postgres", "allowed")
-	code, body := get(t, base+"/metrics")
+	code, body := testutil.HTTPGet(t, base+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
@@ -71,13 +56,13 @@ func TestServerHealthReadinessAndMetrics(t *testing.T) {
 	}
 
 	s.SetNotReady("stopping")
-	if code, body := get(t, base+"/readyz"); code != 503 || body != "stopping\n" {
+	if code, body := testutil.HTTPGet(t, base+"/readyz"); code != 503 || body != "stopping\n" {
 		t.Errorf("/readyz while stopping: %d %q", code, body)
 	}
-	if code, _ := get(t, base+"/healthz"); code != 200 {
+	if code, _ := testutil.HTTPGet(t, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz while stopping: %d", code)
 	}
-	if code, _ := get(t, base+"/"); code != 404 {
+	if code, _ := testutil.HTTPGet(t, base+"/"); code != 404 {
 		t.Errorf("/: %d, want 404", code)
 	}
 
@@ -104,7 +89,7 @@ func TestServerScrapeWithFailingCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body := get(t, "http://"+s.Addr().String()+"/metrics")
+	code, body := testutil.HTTPGet(t, "http://"+s.Addr().String()+"/metrics")
 	s.Close(context.Background())
 	if code != 200 || !strings.Contains(body, "corral_policy_version 4") || strings.Contains(body, "corral_bpf_connects_total{") {
 		t.Errorf("/metrics: %d\n%s", code, body)

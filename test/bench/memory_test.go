@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -199,14 +198,9 @@ func goMemory(b *testing.B, addr string) float64 {
 }
 
 func scrape(b *testing.B, addr string) map[string]float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	_, body := testutil.HTTPGet(b, "http://"+addr+"/metrics")
 	m := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		if f := strings.Fields(line); len(f) == 2 && !strings.HasPrefix(line, "#") {
 			v, _ := strconv.ParseFloat(f[1], 64)
 			m[f[0]] = v

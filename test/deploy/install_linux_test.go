@@ -275,13 +275,8 @@ netns_rescan_interval: 200ms
 	if got := effectiveCaps(t, s.cmd.Process.Pid); got != want {
 		t.Errorf("the agent runs with capabilities %#x, want the unit's bounding set %#x", got, want)
 	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", metrics))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/readyz: %s", resp.Status)
+	if code, body := testutil.HTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", metrics)); code != http.StatusOK {
+		t.Errorf("/readyz: %d %s", code, body)
 	}
 
 	// intercept

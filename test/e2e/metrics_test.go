@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -21,24 +20,9 @@ import (
 // (`name{label="value",...}`, labels as the agent orders them).
 type scrape map[string]float64
 
-func getURL(t *testing.T, url string) (int, string) {
-	t.Helper()
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
 func scrapeMetrics(t *testing.T, base string) (scrape, string) {
 	t.Helper()
-	code, body := getURL(t, base+"/metrics")
+	code, body := testutil.HTTPGet(t, base+"/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
@@ -84,7 +68,7 @@ func TestMetricsScrapeFollowsTraffic(t *testing.T) {
 	// The agent logs ready just before the endpoint says so.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, body := getURL(t, base+"/readyz")
+		code, body := testutil.HTTPGet(t, base+"/readyz")
 		if code == http.StatusOK {
 			break
 		}
@@ -93,7 +77,7 @@ func TestMetricsScrapeFollowsTraffic(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if code, _ := getURL(t, base+"/healthz"); code != http.StatusOK {
+	if code, _ := testutil.HTTPGet(t, base+"/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz: %d", code)
 	}
 
