@@ -214,6 +214,14 @@ func StartAgent(t testing.TB, config, cgroup string, args ...string) *Agent {
 	t.Helper()
 	cmd := exec.Command(CorralBinary(t), append([]string{"agent", "--config", config}, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: CgroupFD(t, cgroup)}
+	return StartAgentCommand(t, cmd)
+}
+
+// StartAgentCommand runs cmd, an agent command line the caller prepared
+// (under a wrapper such as setpriv, in a cgroup of its choosing), and
+// follows it as StartAgent does.
+func StartAgentCommand(t testing.TB, cmd *exec.Cmd) *Agent {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

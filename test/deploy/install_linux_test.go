@@ -3,8 +3,6 @@
 package deploy
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,10 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -40,56 +36,10 @@ var capBits = map[string]uint{
 	"CAP_BPF":             unix.CAP_BPF,
 }
 
-// service is the unit's main process, started the way systemd would.
-type service struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-
-	mu    sync.Mutex
-	lines []string
-}
-
-func (s *service) waitLine(t *testing.T, match func(string) bool) string {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		s.mu.Lock()
-		lines := slices.Clone(s.lines)
-		s.mu.Unlock()
-		for _, l := range lines {
-			if match(l) {
-				return l
-			}
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("the agent exited (%v):\n%s", s.err, strings.Join(lines, "\n"))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatal("timed out waiting for the agent")
-	return ""
-}
-
-func (s *service) waitEvent(t *testing.T, match func(intercept.Event) bool) intercept.Event {
-	t.Helper()
-	var ev intercept.Event
-	s.waitLine(t, func(l string) bool {
-		var e intercept.Event
-		if !strings.HasPrefix(l, "{") || json.Unmarshal([]byte(l), &e) != nil || e.Event == "" || !match(e) {
-			return false
-		}
-		ev = e
-		return true
-	})
-	return ev
-}
-
 // startUnit runs the installed unit's ExecStart= with paths taken under
 // destdir, inside cgroup, with the unit's CapabilityBoundingSet= and
 // NoNewPrivileges= applied by setpriv.
-func startUnit(t *testing.T, u unit, destdir, cgroup string) *service {
+func startUnit(t *testing.T, u unit, destdir, cgroup string) *testutil.Agent {
 	t.Helper()
 	setpriv := requireTool(t, "setpriv")
 	args := strings.Fields(u.get("Service", "ExecStart"))
@@ -109,55 +59,8 @@ func startUnit(t *testing.T, u unit, destdir, cgroup string) *service {
 	}
 	cmd := exec.Command(setpriv, slices.Concat(pre, []string{"--"}, args)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: testutil.CgroupFD(t, cgroup)}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("ExecStart as run here: %s", strings.Join(cmd.Args, " "))
-	s := &service{cmd: cmd, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.lines = append(s.lines, sc.Text())
-			s.mu.Unlock()
-		}
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() {
-			s.mu.Lock()
-			t.Logf("agent output:\n%s", strings.Join(s.lines, "\n"))
-			s.mu.Unlock()
-		}
-	})
-	s.waitLine(t, func(l string) bool { return strings.Contains(l, "corral agent ready") })
-	return s
-}
-
-// stop does what systemctl stop does to the main process: SIGTERM, then
-// wait (TimeoutStopSec).
-func (s *service) stop(t *testing.T, timeout time.Duration) error {
-	t.Helper()
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-		return s.err
-	case <-time.After(timeout):
-		t.Fatalf("the agent did not stop within %v", timeout)
-		return nil
-	}
+	return testutil.StartAgentCommand(t, cmd)
 }
 
 func freePort(t *testing.T) int {
@@ -261,18 +164,16 @@ netns_rescan_interval: 200ms
 
 	// start
 	s := startUnit(t, u, destdir, unitCg)
-	s.mu.Lock()
-	for _, l := range s.lines {
+	for _, l := range s.Lines() {
 		if strings.Contains(l, "moved into a cgroup of its own") {
 			t.Errorf("the agent had to leave the unit's cgroup, which should hold it alone: %s", l)
 		}
 	}
-	s.mu.Unlock()
 	var want uint64
 	for _, c := range strings.Fields(u.get("Service", "CapabilityBoundingSet")) {
 		want |= 1 << capBits[c]
 	}
-	if got := effectiveCaps(t, s.cmd.Process.Pid); got != want {
+	if got := effectiveCaps(t, s.PID()); got != want {
 		t.Errorf("the agent runs with capabilities %#x, want the unit's bounding set %#x", got, want)
 	}
 	if code, body := testutil.HTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", metrics)); code != http.StatusOK {
@@ -290,14 +191,14 @@ netns_rescan_interval: 200ms
 	if !strings.HasSuffix(r.Reply, "|hello") {
 		t.Errorf("reply %q", r.Reply)
 	}
-	ev := s.waitEvent(t, func(e intercept.Event) bool { return e.Event == intercept.EventOpen })
+	ev := s.WaitEvent(t, 0, func(e intercept.Event) bool { return e.Event == intercept.EventOpen })
 	if ev.Target != "echo" || ev.OrigDst != target || ev.Workload == nil || fmt.Sprint(ev.Workload.PID) != fmt.Sprint(r.PID) {
 		t.Errorf("audit event %+v: want the client's session to echo at %s", ev, target)
 	}
 
 	// stop: the unit keeps its links pinned, so protected connects are
 	// refused until an agent runs again or they are removed.
-	if err := s.stop(t, 15*time.Second); err != nil {
+	if err := s.Stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("the agent exited with %v on SIGTERM", err)
 	}
 	entries, _ := os.ReadDir(pinDir)
