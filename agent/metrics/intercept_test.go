@@ -68,12 +68,15 @@ rules:
 	}()
 
 	m, reg := newMetrics(t, sources())
+	// The server counts a session's end and a denial before it audits
+	// them: the audit event is the moment to read the counters.
+	events := auditEvents(make(chan intercept.Event, 16))
 	res := &resolver{dst: echo.Addr().(*net.TCPAddr).AddrPort()}
 	srv := &intercept.Server{
 		Resolver: res,
 		Handlers: map[string]intercept.Handler{"tcp": &tcp.Handler{Dialer: &net.Dialer{}}},
 		Policy:   engine,
-		Auditor:  discard{},
+		Auditor:  events,
 		Log:      log,
 		Metrics:  m,
 	}
@@ -113,7 +116,7 @@ rules:
 		t.Errorf("active sessions during the session = %v, want 1", got)
 	}
 	c.Close()
-	waitUntil(t, "the session ends", func() bool { return srv.Active() == 0 })
+	events.wait(t, intercept.EventClose)
 	if got := value(t, reg, "corral_active_sessions", echoLabels); got != 0 {
 		t.Errorf("active sessions after it = %v, want 0", got)
 	}
@@ -126,9 +129,7 @@ rules:
 	}
 	c.Close()
 
-	waitUntil(t, "the denial is counted", func() bool {
-		return value(t, reg, "corral_connections_total", map[string]string{"target": "echo", "result": "denied"}) == 1
-	})
+	events.wait(t, intercept.EventDeny)
 	for result, want := range map[string]float64{"allowed": 1, "denied": 1, "rejected": 0, "error": 0} {
 		if got := value(t, reg, "corral_connections_total", map[string]string{"target": "echo", "protocol": "tcp", "result": result}); got != want {
 			t.Errorf("connections %s = %v, want %v", result, got, want)
@@ -147,17 +148,22 @@ rules:
 
 var echoLabels = map[string]string{"target": "echo", "protocol": "tcp"}
 
-type discard struct{}
+type auditEvents chan intercept.Event
 
-func (discard) Audit(intercept.Event) {}
+func (a auditEvents) Audit(e intercept.Event) { a <- e }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// wait waits for the next event of kind.
+func (a auditEvents) wait(t *testing.T, kind string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-a:
+			if e.Event == kind {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", kind)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
