@@ -423,14 +423,14 @@ func (ch *sessionCh) pump(upDone <-chan struct{}, finished chan<- struct{}) {
 	out.Add(2)
 	go func() {
 		defer out.Done()
-		io.Copy(&teeWriter{w: ch.cli, ch: ch}, ch.up)
+		copyChannel(&teeWriter{w: ch.cli, ch: ch}, ch.up)
 	}()
 	go func() {
 		defer out.Done()
-		io.Copy(&teeWriter{w: ch.cli.Stderr(), ch: ch}, ch.up.Stderr())
+		copyChannel(&teeWriter{w: ch.cli.Stderr(), ch: ch}, ch.up.Stderr())
 	}()
 	go func() {
-		io.Copy(&teeWriter{w: ch.up, ch: ch, input: true}, ch.cli)
+		copyChannel(&teeWriter{w: ch.up, ch: ch, input: true}, ch.cli)
 		ch.up.CloseWrite()
 	}()
 	go func() {

@@ -22,6 +22,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/intercept/nbio"
 	"github.com/corral-dev/corral/policy"
 )
 
@@ -123,6 +124,9 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 		c.Refuse("corral cannot serve this target: " + err.Error())
 		return err
 	}
+	// A transfer is many large writes, each of which easily outlasts the
+	// scheduler's syscall tick (see nbio).
+	c.Conn = nbio.Wrap(c.Conn)
 	s := &session{h: h, c: c, t: t, ctx: ctx}
 	return s.run()
 }
@@ -158,7 +162,8 @@ func (s *session) run() error {
 	c := s.c
 	cfg := s.serverConfig()
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	sconn, chans, reqs, err := gossh.NewServerConn(c, cfg)
+	joined := joinWrites(c)
+	sconn, chans, reqs, err := gossh.NewServerConn(joined, cfg)
 	if err != nil {
 		if s.refusal == "" {
 			s.refusal = "the SSH handshake did not complete: " + err.Error()
@@ -167,6 +172,7 @@ func (s *session) run() error {
 		return nil
 	}
 	c.SetDeadline(time.Time{})
+	joined.negotiated(sconn.Conn)
 	s.client = sconn
 	defer sconn.Close()
 	hangup := make(chan struct{})
@@ -284,15 +290,17 @@ func (s *session) dial(login Login) error {
 		ClientVersion:     "SSH-2.0-corral",
 		Config:            gossh.Config{Ciphers: fastCiphers},
 	}
-	cc, chans, reqs, err := gossh.NewClientConn(nc, name, cfg)
+	joined := joinWrites(nbio.Wrap(nc))
+	cc, chans, reqs, err := gossh.NewClientConn(joined, name, cfg)
 	if err != nil {
-		nc.Close()
+		joined.Close()
 		if keyErr != nil {
 			return fmt.Errorf("the target's host key does not match what corral knows of it (ssh.known_hosts), so corral did not log in: %v", keyErr)
 		}
 		return fmt.Errorf("corral could not log in to the target: %v", err)
 	}
 	nc.SetDeadline(time.Time{})
+	joined.negotiated(cc)
 	s.upstream, s.upstreamChans, s.upstreamReqs = cc, chans, reqs
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -260,6 +261,25 @@ func StartAgentCommand(t testing.TB, cmd *exec.Cmd) *Agent {
 
 // PID of the agent process.
 func (a *Agent) PID() int { return a.cmd.Process.Pid }
+
+// ProcessCPU is the CPU time (user and system, all threads) process pid
+// has used so far, at the kernel's 10 ms accounting resolution.
+func ProcessCPU(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces; fields count from its
+	// closing parenthesis. utime and stime are fields 14 and 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * (time.Second / 100) // USER_HZ
+}
 
 // Lines returns everything the agent wrote to stderr so far.
 func (a *Agent) Lines() []string {

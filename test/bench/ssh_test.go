@@ -106,6 +106,7 @@ bpf_pin_dir: %[6]s
 				if tc.recording != "" {
 					recording(tc.recording)
 				}
+				cpu0 := testutil.ProcessCPU(b, agent.PID())
 				for i := 0; i < b.N; i++ {
 					args := append([]string{"-F", "/dev/null", "-o", "UserKnownHostsFile=" + clientKnown, "-o", "StrictHostKeyChecking=yes",
 						"-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}, tc.args...)
@@ -123,6 +124,13 @@ bpf_pin_dir: %[6]s
 						b.Fatalf("ssh cat: %v: %d bytes back\n%s", err, n, stderr.String())
 					}
 					b.ReportMetric(float64(sshPayload)/(1<<20)/time.Since(start).Seconds(), "MiB/s")
+				}
+				if tc.recording != "" {
+					// The agent's CPU time per MiB carried (each MiB goes up
+					// and comes back): steadier than throughput on a noisy
+					// machine.
+					cpu := testutil.ProcessCPU(b, agent.PID()) - cpu0
+					b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N*sshPayload>>20), "agent-ms/MiB")
 				}
 			})
 		}
