@@ -79,7 +79,7 @@ bpf_pin_dir: %s
 metrics_address: 127.0.0.1:0
 `, host.Addr, pw, dir, dir, attached, testutil.BPFPinDir(b))), 0o600)
 	agent := testutil.StartAgent(b, cfg, agentCg)
-	bouncer := startPgbouncer(b, host.Addr.String())
+	bouncer, bouncerPID := startPgbouncer(b, host.Addr.String())
 
 	// The same target recorded (strict, the default) and not: the target's
 	// recording mode is read for every new connection, so a reload
@@ -94,12 +94,13 @@ metrics_address: 127.0.0.1:0
 
 	type target struct {
 		name, cgroup, host, port, password, recording string
+		proxy                                         int // the proxy's process, whose CPU time is reported
 	}
 	targets := []target{
-		{"baseline", outside, host.Addr.String(), "5432", "app-secret-pw", ""},
-		{"pgbouncer", outside, "127.0.0.1", bouncer, "app-secret-pw", ""},
-		{"corral", workCg, host.Addr.String(), "5432", "anything", "strict"},
-		{"corral-unrecorded", workCg, host.Addr.String(), "5432", "anything", "off"},
+		{"baseline", outside, host.Addr.String(), "5432", "app-secret-pw", "", 0},
+		{"pgbouncer", outside, "127.0.0.1", bouncer, "app-secret-pw", "", bouncerPID},
+		{"corral", workCg, host.Addr.String(), "5432", "anything", "strict", agent.PID()},
+		{"corral-unrecorded", workCg, host.Addr.String(), "5432", "anything", "off", agent.PID()},
 	}
 	for _, mode := range []string{"simple", "prepared"} {
 		for _, clients := range []int{1, 8} {
@@ -110,6 +111,10 @@ metrics_address: 127.0.0.1:0
 					}
 					logs := b.TempDir()
 					os.Chmod(logs, 0o777)
+					var cpu0 time.Duration
+					if tg.proxy != 0 {
+						cpu0 = testutil.ProcessCPU(b, tg.proxy)
+					}
 					out, err := testutil.Command(b, tg.cgroup, []string{"PGPASSWORD=" + tg.password},
 						filepath.Join(bin, "pgbench"), "-S", "-n", "-M", mode, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)),
 						"-T", seconds, "-l", "--log-prefix", filepath.Join(logs, "tx"),
@@ -126,8 +131,15 @@ metrics_address: 127.0.0.1:0
 					lat, _ := strconv.ParseFloat(l[1], 64)
 					b.ReportMetric(1e9/tps, "ns/op")
 					b.ReportMetric(tps, "tps")
-					b.ReportMetric(median(b, logs), "µs-p50")
+					p50, txs := median(b, logs)
+					b.ReportMetric(p50, "µs-p50")
 					b.ReportMetric(lat*1000, "µs-latency")
+					if tg.proxy != 0 {
+						// The proxy's CPU time per transaction: steadier
+						// than throughput on a noisy machine.
+						cpu := testutil.ProcessCPU(b, tg.proxy) - cpu0
+						b.ReportMetric(float64(cpu.Microseconds())/float64(txs), "proxy-µs/tx")
+					}
 				})
 			}
 		}
@@ -135,8 +147,8 @@ metrics_address: 127.0.0.1:0
 }
 
 // startPgbouncer runs pgbouncer in session mode in front of addr:5432 on
-// 127.0.0.1, as the postgres user, and returns its port.
-func startPgbouncer(b *testing.B, addr string) string {
+// 127.0.0.1, as the postgres user, and returns its port and process id.
+func startPgbouncer(b *testing.B, addr string) (string, int) {
 	b.Helper()
 	path, err := exec.LookPath("pgbouncer")
 	if err != nil {
@@ -186,18 +198,19 @@ pidfile = %s/pgbouncer.pid
 	for i := 0; i < 100; i++ {
 		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
 			c.Close()
-			return port
+			return port, cmd.Process.Pid
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
 	b.Fatalf("pgbouncer did not start:\n%s", log)
-	return ""
+	return "", 0
 }
 
 // median is the median transaction latency, in µs, of pgbench's
-// per-transaction logs in dir (the third field of each line).
-func median(b *testing.B, dir string) float64 {
+// per-transaction logs in dir (the third field of each line), and how
+// many transactions they hold.
+func median(b *testing.B, dir string) (float64, int) {
 	b.Helper()
 	files, _ := filepath.Glob(filepath.Join(dir, "tx.*"))
 	var lat []float64
@@ -218,5 +231,5 @@ func median(b *testing.B, dir string) float64 {
 		b.Fatalf("no transaction logs in %s", dir)
 	}
 	slices.Sort(lat)
-	return lat[len(lat)/2]
+	return lat[len(lat)/2], len(lat)
 }
