@@ -252,7 +252,8 @@ func (s *session) send(msgs ...pgproto3.FrontendMessage) error {
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
 	for _, m := range msgs {
-		b, err := m.Encode(nil)
+		// Encoded in place, in the writer's free space.
+		b, err := m.Encode(s.upW.AvailableBuffer())
 		if err != nil {
 			return err
 		}
@@ -788,13 +789,13 @@ func (s *session) skipBatch(b uint64) {
 }
 
 func (s *session) toClient(m pgproto3.BackendMessage) error {
-	b, err := m.Encode(nil)
+	s.cliMu.Lock()
+	defer s.cliMu.Unlock()
+	b, err := m.Encode(s.cliW.AvailableBuffer())
 	if err != nil {
 		return err
 	}
-	s.cliMu.Lock()
 	_, err = s.cliW.Write(b)
-	s.cliMu.Unlock()
 	return err
 }
 
