@@ -3,6 +3,7 @@ package postgres
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -155,6 +156,10 @@ type session struct {
 	// preparing: the statements being decided are only prepared (Parse);
 	// a review holds their executions, not this.
 	preparing bool
+
+	// server side: plans by result shape (see plan).
+	plans   map[string]cachedPlan
+	planKey []byte
 }
 
 // result accumulates what the recording says of one statement's response.
@@ -973,11 +978,52 @@ func (s *session) abort(err error) error {
 	return err
 }
 
-// plan works out, column by column, what to mask in a result.
+// plan works out, column by column, what to mask in a result. A session
+// mostly runs the same few statements: the plan of a result shape (the
+// columns' tables, numbers, types and formats) is kept for as long as the
+// catalog answers it was made from are trusted.
 func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*plan, error) {
 	if mk == nil {
 		return nil, nil
 	}
+	key := s.planKey[:0]
+	if withhold {
+		key = append(key, 1)
+	}
+	for _, f := range rd.Fields {
+		key = binary.BigEndian.AppendUint32(key, f.TableOID)
+		key = binary.BigEndian.AppendUint16(key, f.TableAttributeNumber)
+		key = binary.BigEndian.AppendUint32(key, f.DataTypeOID)
+		key = binary.BigEndian.AppendUint16(key, uint16(f.Format))
+	}
+	s.planKey = key
+	if c, ok := s.plans[string(key)]; ok && c.masks == mk && time.Now().Before(c.until) {
+		return c.plan, nil
+	}
+	p, until, err := s.makePlan(rd, mk, withhold)
+	if err != nil {
+		return nil, err
+	}
+	if s.plans == nil || len(s.plans) >= maxPlans {
+		s.plans = map[string]cachedPlan{}
+	}
+	s.plans[string(key)] = cachedPlan{plan: p, masks: mk, until: until}
+	return p, nil
+}
+
+// maxPlans bounds a session's plan cache.
+const maxPlans = 64
+
+type cachedPlan struct {
+	plan  *plan // nil: nothing to mask
+	masks *masks
+	until time.Time
+}
+
+// makePlan makes a plan, and says until when it holds: the catalog's
+// trust in what it said of the relations involved.
+func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*plan, time.Time, error) {
+	until := time.Now().Add(catalogTTL)
 	p := &plan{
 		masks:   mk,
 		methods: make([]string, len(rd.Fields)),
@@ -995,7 +1041,12 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 	if len(oids) > 0 && len(mk.columns) > 0 {
 		var err error
 		if rels, err = s.cat.relations(s.ctx, oids); err != nil {
-			return nil, err
+			return nil, until, err
+		}
+		for _, r := range rels {
+			if t := r.fetched.Add(catalogTTL); t.Before(until) {
+				until = t
+			}
 		}
 	}
 	any := p.detect
@@ -1037,9 +1088,9 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 		}
 	}
 	if !any {
-		return nil, nil
+		return nil, until, nil
 	}
-	return p, nil
+	return p, until, nil
 }
 
 // apply masks one row and returns how many values it changed.

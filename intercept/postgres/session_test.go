@@ -639,3 +639,41 @@ func TestSessionKnownBugErrorDetailRow(t *testing.T) {
 		knownBug(t, "masked values in error details", "client got DETAIL %q", e.Detail)
 	}
 }
+
+// TestSessionPlanCache: a result shape's plan is reused while the catalog
+// answers it came from are trusted, never past them, and never for other
+// masks.
+func TestSessionPlanCache(t *testing.T) {
+	ts := newTestSession(t, stubDecider(allowAll), policy.Decision{Result: policy.Allow})
+	s := ts.s
+	mk := compileMasks(customersMasks)
+	first, err := s.plan(customersRow, mk, false)
+	if err != nil || first == nil || first.methods[1] != "redact" {
+		t.Fatalf("plan = %+v, %v; want email redacted", first, err)
+	}
+	again, err := s.plan(customersRow, mk, false)
+	if err != nil || again != first {
+		t.Fatalf("the same shape was planned again: %p, %p, %v", first, again, err)
+	}
+	if other, _ := s.plan(customersRow, compileMasks(customersMasks), false); other == first {
+		t.Fatal("a plan made for other masks was reused")
+	}
+	if withheld, _ := s.plan(customersRow, mk, true); withheld == first {
+		t.Fatal("a plan made without withholding was reused for a risky statement")
+	}
+	// The catalog's answer for customers is about to be no longer
+	// trusted; once it is not, the plan is not either, and with no catalog
+	// to ask, the result is refused.
+	const left = 50 * time.Millisecond
+	s.cat.mu.Lock()
+	s.cat.rels[customersOID].fetched = time.Now().Add(-catalogTTL + left)
+	s.cat.mu.Unlock()
+	s.plans = nil
+	if _, err := s.plan(customersRow, mk, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(left) // the answer's age, not a synchronisation
+	if p, err := s.plan(customersRow, mk, true); err == nil {
+		t.Fatalf("a plan outlived the catalog answer it was made from: %+v", p)
+	}
+}
