@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,6 +40,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
 	}
+	if n := schedulerProcs(cfg.MaxProcs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0), runtime.NumCPU()); n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
+	log.Info("scheduler", "max_procs", runtime.GOMAXPROCS(0))
 	probe := o.Features
 	if probe == nil {
 		probe = bpf.Features

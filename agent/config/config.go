@@ -76,6 +76,9 @@ type Config struct {
 	DNSRefreshInterval string `yaml:"dns_refresh_interval" json:"dns_refresh_interval,omitempty"`
 	// LogLevel: debug, info, warn or error.
 	LogLevel string `yaml:"log_level" json:"log_level,omitempty"`
+	// MaxProcs is how many CPUs the agent runs Go code on at once; 0: half
+	// of the CPUs (at least one), unless GOMAXPROCS or a CPU quota set it.
+	MaxProcs int `yaml:"max_procs" json:"max_procs,omitempty"`
 	// AdminSocket is the unix socket of the admin API (mode 0660).
 	AdminSocket string `yaml:"admin_socket" json:"admin_socket,omitempty"`
 	// AdminGroup is the unix group that owns the admin socket, so its
@@ -617,6 +620,9 @@ func (c *Config) problems() problems {
 	case "", "debug", "info", "warn", "error":
 	default:
 		p.add("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.MaxProcs < 0 {
+		p.add("max_procs", "%d: want 0 (automatic) or a number of CPUs", c.MaxProcs)
 	}
 	c.NetnsRescan = p.duration("netns_rescan_interval", c.NetnsRescanInterval, 100*time.Millisecond)
 	c.DNSRefresh = p.duration("dns_refresh_interval", c.DNSRefreshInterval, time.Second)

@@ -146,7 +146,8 @@ targets:
 log_level: loud
 netns_rescan_interval: 1ms
 dns_refresh_interval: soon
-`, []string{`dns_refresh_interval: "soon" is not a duration`, "netns_rescan_interval: must be at least 100ms", `log_level: "loud"`}},
+max_procs: -1
+`, []string{`dns_refresh_interval: "soon" is not a duration`, "netns_rescan_interval: must be at least 100ms", `log_level: "loud"`, "max_procs: -1: want 0"}},
 		{"agent paths", `
 targets:
   - {name: a, protocol: tcp, endpoints: ["10.0.0.1:5432"]}
