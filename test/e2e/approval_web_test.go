@@ -9,9 +9,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,14 +91,6 @@ func TestApprovalWebPage(t *testing.T) {
 	base := "https://" + listen
 	req := "#req-" + id
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("reading %s: %v", sel, err)
-		}
-		return v
-	}
 	eval := func(expr string) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
@@ -104,6 +98,21 @@ func TestApprovalWebPage(t *testing.T) {
 			t.Fatalf("evaluating %s: %v", expr, err)
 		}
 		return v
+	}
+	// The page replaces the request list whenever an approval event
+	// arrives, so a node found in one call may be gone by the next: the
+	// text is looked up and read in one step, inside the page.
+	text := func(sel string) string {
+		t.Helper()
+		return eval(fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e ? e.innerText : ""; })()`, strconv.Quote(sel)))
+	}
+	// For the same reason the approve button is clicked from inside the
+	// page, on the node that is there at that moment.
+	click := func(sel string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(document.querySelector(%s).click(), true)`, strconv.Quote(sel)))(ctx, tg)
+			return err
+		})
 	}
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/"),
@@ -134,7 +143,7 @@ func TestApprovalWebPage(t *testing.T) {
 
 	from := ae.a.Mark()
 	err = chromedp.Do(ctx,
-		chromedp.Click(css(req+" button.approve")),
+		click(req+" button.approve"),
 		chromedp.WaitNotPresent(css(req)),
 		chromedp.WaitVisible(css("#none")),
 	)
