@@ -106,11 +106,21 @@ func (j *joinedConn) flush() error {
 	return j.err
 }
 
+// closeFlushWait bounds how long Close waits to write a held piece.
+const closeFlushWait = time.Second
+
+// Close writes what is held, unless a write is under way (it may be
+// blocked on a peer that stopped reading: closing is what unblocks it),
+// and closes the connection.
 func (j *joinedConn) Close() error {
 	j.timer.Stop()
-	j.mu.Lock()
-	j.flush()
-	j.mu.Unlock()
+	if j.mu.TryLock() {
+		if len(j.held) > 0 {
+			j.Conn.SetWriteDeadline(time.Now().Add(closeFlushWait))
+			j.flush()
+		}
+		j.mu.Unlock()
+	}
 	return j.Conn.Close()
 }
 

@@ -288,3 +288,37 @@ func (r *patternReader) Read(p []byte) (int, error) {
 	r.data = r.data[n:]
 	return n, nil
 }
+
+// TestJoinedConnCloseUnblocksWrite: closing a connection whose write is
+// blocked on a peer that stopped reading ends that write instead of
+// waiting for it.
+func TestJoinedConnCloseUnblocksWrite(t *testing.T) {
+	a, _ := tcpPair(t) // the peer never reads
+	j := joinWrites(a)
+	wrote := make(chan error, 1)
+	go func() {
+		big := make([]byte, 64<<20) // more than both socket buffers hold
+		_, err := j.Write(big)
+		wrote <- err
+	}()
+	// Wait until the write is under way and holds the connection.
+	for j.mu.TryLock() {
+		j.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- j.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a blocked write")
+	}
+	select {
+	case err := <-wrote:
+		if err == nil {
+			t.Fatal("the blocked write succeeded after Close")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocked write did not end after Close")
+	}
+}
