@@ -116,7 +116,10 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 		reviewed = make(chan string, 1)
 		finished = make(chan struct{})
 	)
-	// run starts an allowed program: recorded first, then sent on.
+	// run starts an allowed program: recorded first, then sent on. The
+	// caller answers the client's request before it pumps the program's
+	// streams: a program that ends at once must not close the channel
+	// before the client has its answer.
 	run := func(r *gossh.Request, q question) (string, bool) {
 		if err := ch.record(q); err != nil {
 			return err.Error(), false
@@ -125,7 +128,6 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 		if err != nil || !ok {
 			return "", false
 		}
-		ch.pump(upDone, finished)
 		return "", true
 	}
 	for {
@@ -157,6 +159,7 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 					switch {
 					case ok:
 						r.Reply(true, nil)
+						ch.pump(upDone, finished)
 						ph = running
 					case refusal != "":
 						r.Reply(true, nil)
@@ -202,6 +205,7 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 				ph = ended
 				continue
 			}
+			ch.pump(upDone, finished) // the request was answered when it was held
 			ph = running
 		}
 	}
