@@ -287,8 +287,9 @@ func Run(ctx context.Context, o Options) error {
 		table.refresh(runCtx, progs, cfg.DNSRefresh, log)
 	}()
 
-	log.Info("corral agent ready", "cgroup", attach, "targets", len(cfg.Targets), "rules", len(cfg.Rules), "policy_version", engine.Version(), "netns_listeners", mgr.Len(), "audit_log", cfg.AuditLog)
+	// /readyz first: whoever reads the log line may ask it at once.
 	obs.ready()
+	log.Info("corral agent ready", "cgroup", attach, "targets", len(cfg.Targets), "rules", len(cfg.Rules), "policy_version", engine.Version(), "netns_listeners", mgr.Len(), "audit_log", cfg.AuditLog)
 	if o.Ready != nil {
 		o.Ready()
 	}
