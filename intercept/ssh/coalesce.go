@@ -74,7 +74,7 @@ func (j *joinedConn) Write(p []byte) (int, error) {
 		if len(p) != transportBuffer {
 			return j.Conn.Write(p)
 		}
-		j.held = append(j.held, p...)
+		j.held = append((*heldBuffers.Get().(*[]byte))[:0], p...)
 		j.timer.Reset(holdFor)
 		return len(p), nil
 	}
@@ -99,12 +99,16 @@ func (j *joinedConn) flush() error {
 		return j.err
 	}
 	_, j.err = j.Conn.Write(j.held)
-	j.held, j.direct = j.held[:0], false
-	if cap(j.held) > 64<<10 {
-		j.held = nil
+	if b := j.held[:0]; cap(b) <= 64<<10 {
+		heldBuffers.Put(&b)
 	}
+	j.held, j.direct = nil, false
 	return j.err
 }
+
+// heldBuffers hold the pieces of packets being joined: a connection holds
+// one only while a packet is being written, so an idle one holds none.
+var heldBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 36<<10); return &b }}
 
 // closeFlushWait bounds how long Close waits to write a held piece.
 const closeFlushWait = time.Second
