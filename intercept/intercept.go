@@ -411,7 +411,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		}
 	}
 	s.track(c, true)
-	err = h.Serve(ctx, c)
+	err = s.serve(ctx, h, c)
 	nc.Close()
 	s.track(c, false)
 	// A handler that returned before the session started (a client gone
@@ -428,6 +428,19 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		c.endRecording(now, err)
 		c.audit(c.event(EventClose, now, err))
 	}
+}
+
+// serve runs the handler. A panic in it ends this session only, as an
+// error: the session is then untracked, its recording sealed and its close
+// audited like any other end.
+func (s *Server) serve(ctx context.Context, h Handler, c *Conn) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.Log.Error("session handler panicked; connection closed", "session_id", c.SessionID, "panic", r, "stack", string(debug.Stack()))
+			err = errors.New("corral failed serving this session (an internal error; see the agent's log)")
+		}
+	}()
+	return h.Serve(ctx, c)
 }
 
 // admit asks p whether the connection may be made at all. Anything but a

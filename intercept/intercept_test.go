@@ -1189,3 +1189,28 @@ func TestAuthenticatorOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// TestHandlerPanicEndsOnlyItsSession: a handler that panics ends its own
+// session as an error, which is untracked and audited as closed; the
+// server goes on serving.
+func TestHandlerPanicEndsOnlyItsSession(t *testing.T) {
+	res := newResolver(testMeta(), nil)
+	h := intercept.HandlerFunc(func(ctx context.Context, c *intercept.Conn) error {
+		panic("a bug")
+	})
+	ts := startServer(t, res, map[string]intercept.Handler{"tcp": h}, 1)
+	for range 2 {
+		c := dial(t, ts.addr)
+		if ev := ts.audit.next(t); ev.Event != intercept.EventOpen {
+			t.Fatalf("event = %q, want open", ev.Event)
+		}
+		ev := ts.audit.next(t)
+		if ev.Event != intercept.EventClose || !strings.Contains(ev.Error, "internal error") {
+			t.Fatalf("event = %q error %q, want close with the internal error", ev.Event, ev.Error)
+		}
+		c.Close()
+	}
+	if n := ts.srv.Active(); n != 0 {
+		t.Errorf("Active = %d after the panicking sessions ended", n)
+	}
+}
