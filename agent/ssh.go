@@ -36,7 +36,7 @@ func (p *sshTargets) Target(c *intercept.Conn) (issh.Target, error) {
 	if !ok || t.SSH == nil {
 		return issh.Target{}, fmt.Errorf("target %q is not an ssh target of the configuration", c.Meta.Target.Name)
 	}
-	out := issh.Target{ClientAuth: issh.ClientAuth(t.ClientAuth)}
+	out := issh.Target{ClientAuth: intercept.ClientAuth(t.ClientAuth)}
 	var err error
 	if t.SSH.HostKey == "key" {
 		out.HostSigner = p.ca.HostKey()

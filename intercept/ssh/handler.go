@@ -26,18 +26,6 @@ import (
 	"github.com/corral-dev/corral/policy"
 )
 
-// ClientAuth is how a target's workloads log in to corral; in kernel
-// mode "none" and any key are accepted (a client that sends a password
-// anyway still has a JWT in it verified and joined to the identity).
-type ClientAuth = intercept.ClientAuth
-
-// The client_auth modes (see intercept.ClientAuth).
-const (
-	ClientAuthKernel        = intercept.ClientAuthKernel
-	ClientAuthToken         = intercept.ClientAuthToken
-	ClientAuthTokenRequired = intercept.ClientAuthTokenRequired
-)
-
 // Tokens verifies a token a client presented as its password. The error
 // says why a token was refused, in words the client may be shown.
 type Tokens interface {
@@ -51,7 +39,10 @@ type Dialer interface {
 
 // Target is how one session speaks to both sides.
 type Target struct {
-	ClientAuth ClientAuth
+	// ClientAuth is how the workload logs in to corral; in kernel mode
+	// "none" and any key are accepted (a password sent anyway still has a
+	// JWT in it verified and joined to the identity).
+	ClientAuth intercept.ClientAuth
 	// HostSigner is the host key (or certificate) corral presents to the
 	// workload.
 	HostSigner gossh.Signer
@@ -317,9 +308,9 @@ func (s *session) serverConfig() *gossh.ServerConfig {
 	cfg.AddHostKey(s.t.HostSigner)
 	mode := s.t.ClientAuth
 	if mode == "" {
-		mode = ClientAuthKernel
+		mode = intercept.ClientAuthKernel
 	}
-	if mode == ClientAuthKernel {
+	if mode == intercept.ClientAuthKernel {
 		cfg.NoClientAuth = true
 		cfg.NoClientAuthCallback = func(m gossh.ConnMetadata) (*gossh.Permissions, error) {
 			s.user = m.User()
@@ -336,7 +327,7 @@ func (s *session) serverConfig() *gossh.ServerConfig {
 		s.user = m.User()
 		raw := string(pw)
 		if !looksLikeJWT(raw) {
-			if mode == ClientAuthTokenRequired {
+			if mode == intercept.ClientAuthTokenRequired {
 				s.refusal = "this target requires a token (an OIDC JWT) as the password"
 				return nil, errors.New(s.refusal)
 			}
