@@ -661,18 +661,30 @@ func TestSessionPlanCache(t *testing.T) {
 	if withheld, _ := s.plan(customersRow, mk, true); withheld == first {
 		t.Fatal("a plan made without withholding was reused for a risky statement")
 	}
-	// The catalog's answer for customers is about to be no longer
-	// trusted; once it is not, the plan is not either, and with no catalog
-	// to ask, the result is refused.
-	const left = 50 * time.Millisecond
+	// A plan is trusted as long as the catalog answer it was made from,
+	// and not after: with no catalog to ask again, the result is refused.
+	fetched := time.Now().Add(-catalogTTL / 3)
 	s.cat.mu.Lock()
-	s.cat.rels[customersOID].fetched = time.Now().Add(-catalogTTL + left)
+	s.cat.rels[customersOID].fetched = fetched
 	s.cat.mu.Unlock()
 	s.plans = nil
 	if _, err := s.plan(customersRow, mk, true); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(left) // the answer's age, not a synchronisation
+	if len(s.plans) != 1 {
+		t.Fatalf("%d plans kept, want 1", len(s.plans))
+	}
+	for k, c := range s.plans {
+		if !c.until.Equal(fetched.Add(catalogTTL)) {
+			t.Fatalf("the plan is kept until %v, want its catalog answer's expiry %v", c.until, fetched.Add(catalogTTL))
+		}
+		// That expiry has come (and so has the answer's).
+		c.until = time.Now().Add(-time.Second)
+		s.plans[k] = c
+	}
+	s.cat.mu.Lock()
+	s.cat.rels[customersOID].fetched = time.Now().Add(-2 * catalogTTL)
+	s.cat.mu.Unlock()
 	if p, err := s.plan(customersRow, mk, true); err == nil {
 		t.Fatalf("a plan outlived the catalog answer it was made from: %+v", p)
 	}

@@ -294,18 +294,17 @@ func (r *patternReader) Read(p []byte) (int, error) {
 // waiting for it.
 func TestJoinedConnCloseUnblocksWrite(t *testing.T) {
 	a, _ := tcpPair(t) // the peer never reads
-	j := joinWrites(a)
+	below := &enteredConn{Conn: a, entered: make(chan struct{})}
+	j := joinWrites(below)
 	wrote := make(chan error, 1)
 	go func() {
 		big := make([]byte, 64<<20) // more than both socket buffers hold
 		_, err := j.Write(big)
 		wrote <- err
 	}()
-	// Wait until the write is under way and holds the connection.
-	for j.mu.TryLock() {
-		j.mu.Unlock()
-		time.Sleep(time.Millisecond)
-	}
+	// The write is under way, holding the connection, once it reaches the
+	// socket.
+	<-below.entered
 	closed := make(chan error, 1)
 	go func() { closed <- j.Close() }()
 	select {
@@ -321,4 +320,16 @@ func TestJoinedConnCloseUnblocksWrite(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the blocked write did not end after Close")
 	}
+}
+
+// enteredConn says when the first write reaches it.
+type enteredConn struct {
+	net.Conn
+	once    sync.Once
+	entered chan struct{}
+}
+
+func (c *enteredConn) Write(p []byte) (int, error) {
+	c.once.Do(func() { close(c.entered) })
+	return c.Conn.Write(p)
 }
