@@ -59,6 +59,10 @@ func (w *walker) inner(args []arg, c ctx) error {
 		return w.watch(args, c)
 	case "su", "runuser":
 		return w.su(args, c)
+	case "sg":
+		return w.sg(args, c)
+	case "newgrp":
+		return w.missing(args, c) // it starts a shell, whatever its group
 	case "find":
 		return w.find(args, c)
 	case "trap":
@@ -751,6 +755,37 @@ func (w *walker) su(args []arg, c ctx) error {
 
 // find runs the words after -exec, -execdir, -ok and -okdir up to ";", or up
 // to "{} +".
+// sg [-] [GROUP [-c] COMMAND] runs COMMAND with /bin/sh -c, or a shell
+// when there is none.
+func (w *walker) sg(args []arg, c ctx) error {
+	if err := refuseOpen(args, c); err != nil {
+		return err
+	}
+	rest := args[1:]
+	if len(rest) > 0 && rest[0].plain && rest[0].text == "-" {
+		rest = rest[1:]
+	}
+	if len(rest) == 0 {
+		return w.missing(args, c)
+	}
+	if !rest[0].single {
+		return unsureWord(args, rest[0])
+	}
+	rest = rest[1:]
+	if len(rest) > 0 && rest[0].plain && rest[0].text == "-c" {
+		rest = rest[1:]
+	}
+	switch {
+	case len(rest) == 0:
+		return w.missing(args, c)
+	case len(rest) > 1:
+		return unsure(args, "it takes its command as one word")
+	case !rest[0].plain:
+		return builtAtRunTime(rest[0])
+	}
+	return w.script(rest[0].text, c, args[0].text)
+}
+
 func (w *walker) find(args []arg, c ctx) error {
 	if err := refuseOpen(args, c); err != nil {
 		return err

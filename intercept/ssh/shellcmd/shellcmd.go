@@ -459,7 +459,16 @@ func (w *walker) word(word *syntax.Word, c ctx) error {
 
 func (w *walker) part(p syntax.WordPart, c ctx) error {
 	switch x := p.(type) {
-	case nil, *syntax.Lit, *syntax.SglQuoted, *syntax.ExtGlob:
+	case nil, *syntax.Lit, *syntax.SglQuoted:
+		return nil
+	case *syntax.ExtGlob:
+		// The parser keeps an extended glob's pattern as raw text, but
+		// bash expands it: a substitution inside (`[[ x == @($(cmd)) ]]`,
+		// where [[ turns extended globs on by itself) runs a command no
+		// node stands for.
+		if v := x.Pattern.Value; strings.ContainsAny(v, "$`") || strings.Contains(v, "<(") || strings.Contains(v, ">(") {
+			return fmt.Errorf("cannot check the extended glob %s(%s): it expands at run time", x.Op, v)
+		}
 		return nil
 	case *syntax.DblQuoted:
 		for _, dp := range x.Parts {

@@ -366,6 +366,21 @@ var tests = []testCase{
 		cmd(w("watch", "ls", "|", "wc")), cmd(w("ls"), "watch"), cmd(w("wc"), "watch"),
 	}},
 	{name: "watch -x", script: "watch -x rm x", want: []Command{cmd(w("watch", "-x", "rm", "x")), cmd(w("rm", "x"), "watch")}},
+	{name: "sg runs its command with sh -c", script: `sg root "rm -rf /"`, want: []Command{
+		cmd(w("sg", "root", "rm -rf /")), cmd(rmrf, "sg"),
+	}},
+	{name: "sg -c", script: "sg - wheel -c 'echo hi; rm -rf /'", want: []Command{
+		cmd(w("sg", "-", "wheel", "-c", "echo hi; rm -rf /")), cmd(w("echo", "hi"), "sg"), cmd(rmrf, "sg"),
+	}},
+	{name: "sg without a command starts a shell", script: "sg root", want: []Command{input(w("sg", "root"))}},
+	{name: "sg with a command built at run time", script: `sg root "$CMD"`, err: "built at run time"},
+	{name: "sg with more than one word", script: "sg root rm -rf /", err: "one word"},
+	{name: "newgrp starts a shell", script: "newgrp wheel", want: []Command{input(w("newgrp", "wheel"))}},
+	{name: "substitution in an extended glob of [[", script: "echo ok; [[ x == @($(rm -rf /)) ]]", err: "extended glob"},
+	{name: "substitution in an extended glob", script: "shopt -s extglob\necho @(a$(rm -rf /))", err: "extended glob"},
+	{name: "substitution in an extended glob of a case pattern", script: "case x in @($(rm -rf /))) ls;; esac", err: "extended glob"},
+	{name: "backticks in an extended glob", script: "[[ x == +(`rm -rf /`) ]]", err: "extended glob"},
+	{name: "extended glob without expansions", script: "[[ x == @(a|b) ]]; ls", want: []Command{cmd(w("ls"))}},
 	{name: "runuser -u", script: "runuser -u bob -- rm -rf /", want: []Command{
 		cmd(w("runuser", "-u", "bob", "--", "rm", "-rf", "/")), cmd(rmrf, "runuser"),
 	}},
