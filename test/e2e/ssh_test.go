@@ -381,7 +381,7 @@ func TestSSHToken(t *testing.T) {
 	s.write(t, s.known)
 	s.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
 
-	withToken := func(token string) (string, int) {
+	tokenFrom := func(cgroup, token string) (string, int) {
 		t.Helper()
 		askpass := filepath.Join(s.clientDir, "askpass")
 		os.WriteFile(askpass, []byte("#!/bin/sh\necho '"+token+"'\n"), 0o755)
@@ -389,9 +389,11 @@ func TestSSHToken(t *testing.T) {
 			"-o", "UserKnownHostsFile=" + filepath.Join(s.clientDir, "known_hosts"), "-o", "GlobalKnownHostsFile=/dev/null",
 			"-o", "StrictHostKeyChecking=yes", "-o", "PubkeyAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
 			"-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10", s.target(), "id -un"}
-		out, err := testutil.Command(t, s.otherCg, []string{"SSH_ASKPASS=" + askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=none"}, "ssh", args...)
+		out, err := testutil.Command(t, cgroup, []string{"SSH_ASKPASS=" + askpass, "SSH_ASKPASS_REQUIRE=force", "DISPLAY=none"}, "ssh", args...)
 		return out, exitCode(t, err)
 	}
+	// The other cgroup: no kernel rule lets it in, only its token's groups.
+	withToken := func(token string) (string, int) { return tokenFrom(s.otherCg, token) }
 	from = s.a.Mark()
 	if out, code := withToken(issuer.Token(t, nil)); code != 0 || !strings.HasSuffix(out, "deploy") {
 		t.Fatalf("with a token: exit %d\n%s", code, out)
@@ -400,9 +402,15 @@ func TestSSHToken(t *testing.T) {
 	if ev.Workload.OIDC == nil || ev.Workload.OIDC.Subject != "alice" || ev.Rule != "ops-people" {
 		t.Errorf("open event: %+v", ev)
 	}
-	if out, code := withToken("not-a-token"); code == 0 {
+	// A workload the kernel rules let in still needs a token here.
+	from = s.a.Mark()
+	if out, code := tokenFrom(s.workCg, "not-a-token"); code == 0 {
 		t.Errorf("without a token: exit 0\n%s", out)
 	}
+	s.a.WaitEvent(t, from, func(e intercept.Event) bool {
+		return e.Event == intercept.EventDeny && strings.Contains(e.Reason, "requires a token")
+	})
+	from = s.a.Mark()
 	forged := issuer.Token(t, nil)
 	forged = forged[:len(forged)-4] + "AAAA"
 	if out, code := withToken(forged); code == 0 {
