@@ -397,7 +397,7 @@ func (a auditLog) Audit(e intercept.Event) {
 	if e.Event == intercept.EventStatement {
 		write = a.w.Buffer
 	}
-	if err := write(e); err != nil {
+	if err := write(&e); err != nil {
 		a.log.Error("audit log write failed", "session_id", e.SessionID, "event", e.Event, "err", err)
 	}
 }

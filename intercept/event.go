@@ -64,11 +64,14 @@ func (c *Conn) event(kind string, at time.Time, err error) Event {
 		SessionID: c.SessionID,
 		Target:    c.Meta.Target.Name,
 		Protocol:  c.Meta.Target.Protocol,
-		OrigDst:   c.Meta.OrigDst.String(),
-		Client:    c.Client.String(),
+		OrigDst:   c.input.Target.Address,
+		Client:    c.client,
 		Workload:  &w,
 		BytesUp:   c.BytesUp(),
 		BytesDown: c.BytesDown(),
+	}
+	if e.OrigDst == "" || e.Client == "" {
+		e.OrigDst, e.Client = c.Meta.OrigDst.String(), c.Client.String()
 	}
 	if kind == EventOpen || kind == EventDeny {
 		a := c.Admission

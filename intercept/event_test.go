@@ -169,3 +169,42 @@ func TestEventKinds(t *testing.T) {
 		t.Errorf("event kinds = %q %q %q %q", intercept.EventOpen, intercept.EventClose, intercept.EventReject, intercept.EventDeny)
 	}
 }
+
+// Statement events are encoded by hand on the data path; the bytes must be
+// json.Marshal's, since the audit log's readers and its field contract
+// (above) are json.Marshal's.
+func TestEventAppendJSONAsMarshal(t *testing.T) {
+	at := time.Date(2026, 11, 26, 15, 4, 5, 120000000, time.UTC)
+	ms := 12.5
+	tiny := 1e-7
+	events := []intercept.Event{
+		{Time: at, Event: intercept.EventStatement, SessionID: "s1", Target: "db", Protocol: "postgres", OrigDst: "10.0.0.5:5432", Client: "127.0.0.1:4000", BytesUp: 10, BytesDown: 20,
+			Statement: &intercept.StatementInfo{Text: "SELECT $1 FROM t WHERE a < $2 && b > 'x'", Operations: []string{"select"}, Decision: "allow", Rule: "r1", PolicyVersion: 4}},
+		{Time: at, Event: intercept.EventStatement, Statement: &intercept.StatementInfo{Text: "DROP TABLE \"t\"\n", Decision: "deny", Reason: "drop is denied \u2028", Request: "req"}},
+		{Time: at, Event: intercept.EventStatement, Statement: &intercept.StatementInfo{Operations: []string{}}},
+		{Time: at, Event: intercept.EventClose, DurationMS: &ms, Error: "bad \xff byte", Decision: "allow", Reason: "r", Rule: "x", PolicyVersion: 1},
+		{Time: at, Event: intercept.EventClose, DurationMS: &tiny},
+		{},
+	}
+	for i, e := range events {
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := e.AppendJSON([]byte("x"))
+		if !ok || string(got) != "x"+string(want) {
+			t.Errorf("event %d:\n got %s (%v)\nwant x%s", i, got, ok, want)
+		}
+	}
+	// Events carrying an identity or an approval are json.Marshal's; the
+	// buffer is handed back untouched.
+	for _, e := range []intercept.Event{
+		{Time: at, Event: intercept.EventOpen, Workload: &intercept.Identity{}},
+		{Time: at, Event: intercept.EventApproval, Approval: &intercept.ApprovalInfo{Request: "r"}},
+		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Event: intercept.EventStatement},
+	} {
+		if got, ok := e.AppendJSON([]byte("x")); ok || string(got) != "x" {
+			t.Errorf("%+v: AppendJSON = %q, %v; want it left to json.Marshal", e, got, ok)
+		}
+	}
+}

@@ -115,6 +115,8 @@ type Conn struct {
 	sm      SessionMetrics // this session's, while it is served
 	// policyFailed: the admission is a deny because the engine failed.
 	policyFailed bool
+	// client is Client as text, for the events of every statement.
+	client string
 }
 
 // sessionState is how far the connection got, for the audit log.
@@ -162,6 +164,7 @@ func (c *Conn) prepareInput() {
 		Target: policy.Target{Name: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol, Address: c.Meta.OrigDst.String()},
 	}
 	c.input.IdentityKey = policy.IdentityKey(&c.input.Workload)
+	c.client = c.Client.String()
 }
 
 // Identify adds the verified identity of a token the client presented and

@@ -75,18 +75,38 @@ func (l *JSONLog) flush() error {
 	return l.err
 }
 
+// jsonAppender is a value that encodes itself as json.Marshal would, into
+// the log's buffer; ok false leaves it to json.Marshal.
+type jsonAppender interface {
+	AppendJSON(b []byte) (_ []byte, ok bool)
+}
+
 func (l *JSONLog) append(v any, now bool) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
+	var line []byte
+	a, direct := v.(jsonAppender)
+	if !direct {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		line = append(b, '\n')
 	}
-	b = append(b, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
 		return l.err
 	}
-	if _, err := l.buf.Write(b); err != nil {
+	if direct {
+		b, ok := a.AppendJSON(l.buf.AvailableBuffer())
+		if !ok {
+			var err error
+			if b, err = json.Marshal(v); err != nil {
+				return err
+			}
+		}
+		line = append(b, '\n')
+	}
+	if _, err := l.buf.Write(line); err != nil {
 		l.err = err
 		return err
 	}

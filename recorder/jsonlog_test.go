@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,5 +290,38 @@ func TestOpenJSONLogErrors(t *testing.T) {
 				t.Errorf("error %q, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// selfEncoded encodes itself unless it declines; either way the line is
+// the same.
+type selfEncoded struct {
+	N       int  `json:"n"`
+	Decline bool `json:"-"`
+}
+
+func (s *selfEncoded) AppendJSON(b []byte) ([]byte, bool) {
+	if s.Decline {
+		return b, false
+	}
+	return append(b, `{"n":`+strconv.Itoa(s.N)+`}`...), true
+}
+
+func TestJSONLogSelfEncodedValues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := openLog(t, path)
+	for i, v := range []any{&selfEncoded{N: 1}, &selfEncoded{N: 2, Decline: true}, record{Seq: 3}, &selfEncoded{N: 4}} {
+		write := l.Buffer
+		if i == 3 {
+			write = l.Write
+		}
+		if err := write(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := strings.Join(lines(t, path), "\n")
+	want := `{"n":1}` + "\n" + `{"n":2}` + "\n" + `{"writer":0,"seq":3,"text":""}` + "\n" + `{"n":4}`
+	if got != want {
+		t.Fatalf("log:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -140,19 +140,21 @@ const (
 
 // seal encodes r as one line (with its newline) and returns the line and
 // its hash.
-func seal(r *Record) ([]byte, string, error) {
-	body, err := json.Marshal(r)
+func seal(r *Record) ([]byte, string, error) { return sealTo(nil, r) }
+
+// sealTo appends r as one line (with its newline) to dst and returns the
+// result and the line's hash; on error dst is returned unchanged.
+func sealTo(dst []byte, r *Record) ([]byte, string, error) {
+	start := len(dst)
+	out, err := r.appendJSON(dst)
 	if err != nil {
-		return nil, "", err
+		return dst[:start], "", err
 	}
-	sum := sha256.Sum256(body)
-	h := hex.EncodeToString(sum[:])
-	line := make([]byte, 0, len(body)+suffixLen+1)
-	line = append(line, body[:len(body)-1]...)
-	line = append(line, hashPrefix...)
-	line = append(line, h...)
-	line = append(line, '"', '}', '\n')
-	return line, h, nil
+	sum := sha256.Sum256(out[start:])
+	out = append(out[:len(out)-1], hashPrefix...)
+	out = hex.AppendEncode(out, sum[:])
+	h := string(out[len(out)-hashLen:])
+	return append(out, '"', '}', '\n'), h, nil
 }
 
 var errNoHash = errors.New("the line does not end with its hash")

@@ -256,11 +256,13 @@ func (s *Session) write(rec Record) (uint64, error) {
 	if rec.Time.IsZero() {
 		rec.Time = time.Now()
 	}
-	line, h, err := seal(&rec)
+	before := len(s.pend)
+	pend, h, err := sealTo(s.pend, &rec)
 	if err != nil {
 		return 0, err
 	}
-	s.pend = append(s.pend, line...)
+	s.pend = pend
+	n := len(pend) - before
 	if len(s.pend) >= maxPending {
 		// A session recording faster than the sync tick drains it
 		// writes out now rather than hold more.
@@ -274,7 +276,7 @@ func (s *Session) write(rec Record) (uint64, error) {
 	}
 	s.seq++
 	s.prev = h
-	s.written += int64(len(line))
+	s.written += int64(n)
 	s.dirty = true
 	return rec.Seq, nil
 }

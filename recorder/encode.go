@@ -1,0 +1,145 @@
+package recorder
+
+import (
+	"encoding/json"
+
+	"github.com/corral-dev/corral/internal/jsonenc"
+)
+
+// appendJSON appends r as json.Marshal writes it. The records written for
+// every statement (statement, result, approval) are encoded by hand; the
+// rarer header, which carries the workload's raw JSON, and a terminal seal
+// go through json.Marshal.
+func (r *Record) appendJSON(b []byte) ([]byte, error) {
+	if r.Header != nil || r.End != nil && r.End.Terminal != nil {
+		body, err := json.Marshal(r)
+		return append(b, body...), err
+	}
+	start := len(b)
+	b = append(b, '{')
+	b = jsonenc.Key(b, "seq")
+	b = jsonenc.Uint(b, r.Seq)
+	b = jsonenc.Key(b, "time")
+	b, ok := jsonenc.Time(b, r.Time)
+	if !ok {
+		return marshalFrom(b[:start], r)
+	}
+	b = jsonenc.Key(b, "type")
+	b = jsonenc.String(b, r.Type)
+	if r.Prev != "" {
+		b = jsonenc.Key(b, "prev")
+		b = jsonenc.String(b, r.Prev)
+	}
+	if s := r.Statement; s != nil {
+		b = jsonenc.Key(b, "statement")
+		b = append(b, '{')
+		b = jsonenc.Key(b, "text")
+		b = jsonenc.String(b, s.Text)
+		if len(s.Operations) > 0 {
+			b = jsonenc.Key(b, "operations")
+			b = jsonenc.Strings(b, s.Operations)
+		}
+		b = jsonenc.Key(b, "decision")
+		b = jsonenc.String(b, s.Decision)
+		b = optString(b, "reason", s.Reason)
+		b = optString(b, "rule", s.Rule)
+		if s.PolicyVersion != 0 {
+			b = jsonenc.Key(b, "policy_version")
+			b = jsonenc.Uint(b, s.PolicyVersion)
+		}
+		b = optString(b, "request", s.Request)
+		b = append(b, '}')
+	}
+	if res := r.Result; res != nil {
+		b = jsonenc.Key(b, "result")
+		b = append(b, '{')
+		b = jsonenc.Key(b, "of")
+		b = jsonenc.Uint(b, res.Of)
+		b = optString(b, "command", res.Command)
+		b = jsonenc.Key(b, "rows")
+		b = jsonenc.Uint(b, res.Rows)
+		b = jsonenc.Key(b, "bytes")
+		b = jsonenc.Uint(b, res.Bytes)
+		if len(res.MaskedColumns) > 0 {
+			b = jsonenc.Key(b, "masked_columns")
+			b = jsonenc.Strings(b, res.MaskedColumns)
+		}
+		b = optUint(b, "masked_values", res.MaskedValues)
+		b = jsonenc.Key(b, "duration_ms")
+		if b, ok = jsonenc.Float(b, res.DurationMS); !ok {
+			return marshalFrom(b[:start], r)
+		}
+		b = optString(b, "code", res.Code)
+		b = optString(b, "message", res.Message)
+		if res.ExitStatus != nil {
+			b = jsonenc.Key(b, "exit_status")
+			b = jsonenc.Int(b, int64(*res.ExitStatus))
+		}
+		b = optString(b, "signal", res.Signal)
+		b = optUint(b, "bytes_in", res.BytesIn)
+		b = optUint(b, "unrecorded", res.Unrecorded)
+		b = append(b, '}')
+	}
+	if a := r.Approval; a != nil {
+		b = jsonenc.Key(b, "approval")
+		b = append(b, '{')
+		b = jsonenc.Key(b, "request")
+		b = jsonenc.String(b, a.Request)
+		b = jsonenc.Key(b, "state")
+		b = jsonenc.String(b, a.State)
+		b = optString(b, "reviewer", a.Reviewer)
+		b = optString(b, "reason", a.Reason)
+		if a.WaitMS != 0 {
+			b = jsonenc.Key(b, "wait_ms")
+			if b, ok = jsonenc.Float(b, a.WaitMS); !ok {
+				return marshalFrom(b[:start], r)
+			}
+		}
+		b = append(b, '}')
+	}
+	if e := r.Error; e != nil {
+		b = jsonenc.Key(b, "error")
+		b = append(b, '{')
+		b = jsonenc.Key(b, "message")
+		b = jsonenc.String(b, e.Message)
+		b = append(b, '}')
+	}
+	if e := r.End; e != nil {
+		b = jsonenc.Key(b, "end")
+		b = append(b, '{')
+		b = optString(b, "reason", e.Reason)
+		b = jsonenc.Key(b, "bytes_up")
+		b = jsonenc.Uint(b, e.BytesUp)
+		b = jsonenc.Key(b, "bytes_down")
+		b = jsonenc.Uint(b, e.BytesDown)
+		b = jsonenc.Key(b, "duration_ms")
+		if b, ok = jsonenc.Float(b, e.DurationMS); !ok {
+			return marshalFrom(b[:start], r)
+		}
+		b = optString(b, "error", e.Error)
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// marshalFrom encodes r with json.Marshal after b: for the values the hand
+// encoding does not write (a time or number JSON cannot carry), so that the
+// error is json.Marshal's own.
+func marshalFrom(b []byte, r *Record) ([]byte, error) {
+	body, err := json.Marshal(r)
+	return append(b, body...), err
+}
+
+func optString(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return jsonenc.String(jsonenc.Key(b, key), v)
+}
+
+func optUint(b []byte, key string, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	return jsonenc.Uint(jsonenc.Key(b, key), v)
+}
