@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -106,7 +105,7 @@ type session struct {
 
 	// client -> server
 	upMu    sync.Mutex
-	upW     *bufio.Writer
+	upW     *outbuf
 	be      *pgproto3.Backend
 	stmtsMu sync.Mutex // the server side forgets statements whose Parse failed
 	stmts   map[string]*prepared
@@ -114,7 +113,7 @@ type session struct {
 
 	// server -> client
 	cliMu sync.Mutex
-	cliW  *bufio.Writer
+	cliW  *outbuf
 	fe    *pgproto3.Frontend
 	query *plan
 
@@ -172,8 +171,7 @@ type result struct {
 type flushReader struct {
 	r     io.Reader
 	mu    *sync.Mutex
-	w     *bufio.Writer
-	flush func() error
+	w     *outbuf
 }
 
 // Read flushes what is waiting to go the other way before it blocks: a
@@ -192,8 +190,8 @@ func (f *flushReader) Read(p []byte) (int, error) {
 func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn, up net.Conn, cat *catalog) *session {
 	s := &session{
 		h: h, c: c, cli: cli, ctx: ctx, up: up, cat: cat, key: h.MaskKey,
-		upW:   bufio.NewWriterSize(up, 8192),
-		cliW:  bufio.NewWriterSize(cli, 8192),
+		upW:   &outbuf{w: up},
+		cliW:  &outbuf{w: cli},
 		stmts: map[string]*prepared{},
 		sqlPS: map[string][]string{},
 	}
