@@ -169,9 +169,9 @@ type result struct {
 }
 
 type flushReader struct {
-	r     io.Reader
-	mu    *sync.Mutex
-	w     *outbuf
+	r  io.Reader
+	mu *sync.Mutex
+	w  *outbuf
 }
 
 // Read flushes what is waiting to go the other way before it blocks: a
