@@ -51,10 +51,20 @@ type Recorder struct {
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
 
+	// durable bounds how many session starts and ends write and sync
+	// their files at once. An fsync holds an OS thread, and the Go
+	// scheduler starts another to go on; a burst of connections would
+	// leave the agent with a thread for each connection of the burst, for
+	// good, while the disk syncs them one after another anyway.
+	durable chan struct{}
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
+
+// maxDurable is how many starts and ends sync at once.
+const maxDurable = 4
 
 // New opens a recorder: recordings the index still has as open (the agent
 // stopped without ending them) are checked and closed as truncated or
@@ -64,7 +74,7 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = time.Second
 	}
-	r := &Recorder{o: o, sessions: map[*Session]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	r := &Recorder{o: o, sessions: map[*Session]struct{}{}, durable: make(chan struct{}, maxDurable), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := r.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover recordings: %w", err)
 	}
@@ -97,6 +107,7 @@ func Name(started time.Time, id string) string {
 func (r *Recorder) Start(h Header, started time.Time, mode Mode, cut func()) (*Session, error) {
 	h.Format = FormatVersion
 	s := &Session{r: r, id: h.SessionID, name: Name(started, h.SessionID), mode: mode, cut: cut, started: started}
+	r.durable <- struct{}{}
 	obj, err := r.o.Backend.Create(s.name)
 	if err == nil {
 		s.obj = obj
@@ -113,6 +124,7 @@ func (r *Recorder) Start(h Header, started time.Time, mode Mode, cut func()) (*S
 			r.o.Backend.Remove(s.name)
 		}
 	}
+	<-r.durable
 	if err != nil {
 		r.failures.Add(1)
 		err = fmt.Errorf("cannot record the session: %w", err)
@@ -411,12 +423,14 @@ func (s *Session) End(e End) error {
 	}
 	if s.err == nil {
 		if _, err = s.write(Record{Time: now, Type: TypeEnd, End: &e}); err == nil {
+			s.r.durable <- struct{}{}
 			s.wmu.Lock()
 			_, err = s.obj.Write(s.pend)
 			if err == nil {
 				err = s.obj.Sync()
 			}
 			s.wmu.Unlock()
+			<-s.r.durable
 			s.pend = nil
 		}
 		if err != nil {

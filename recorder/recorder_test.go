@@ -3,6 +3,7 @@ package recorder_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -441,5 +442,87 @@ func TestReplayTranscript(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("transcript lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// gatedDisk holds every Sync until the test lets one through, and counts
+// how many wait at once.
+type gatedDisk struct {
+	*store.Dir
+	entered         chan struct{}
+	gate            chan struct{}
+	inSync, maxSync atomic.Int32
+}
+
+type gatedObject struct {
+	store.Object
+	d *gatedDisk
+}
+
+func (d *gatedDisk) Create(name string) (store.Object, error) {
+	o, err := d.Dir.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return gatedObject{o, d}, nil
+}
+
+func (o gatedObject) Sync() error {
+	n := o.d.inSync.Add(1)
+	for m := o.d.maxSync.Load(); n > m && !o.d.maxSync.CompareAndSwap(m, n); m = o.d.maxSync.Load() {
+	}
+	o.d.entered <- struct{}{}
+	<-o.d.gate
+	o.d.inSync.Add(-1)
+	return o.Object.Sync()
+}
+
+// A burst of sessions starting at once syncs their headers a few at a time:
+// each sync holds an OS thread.
+func TestStartsSyncAFewAtATime(t *testing.T) {
+	const burst = 16
+	dir := t.TempDir()
+	sessions, err := store.NewDir(filepath.Join(dir, "sessions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &gatedDisk{Dir: sessions, entered: make(chan struct{}, burst), gate: make(chan struct{})}
+	e := newEnv(t, dir, recorder.Options{Backend: disk})
+	errs := make(chan error, burst)
+	for i := range burst {
+		go func() {
+			s, err := e.rec.Start(header(fmt.Sprintf("s-%d", i)), time.Now(), recorder.Strict, nil)
+			if err == nil {
+				err = s.End(recorder.End{})
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		<-disk.entered
+	}
+	// Four wait in Sync; nothing else may join them. (An absence has no
+	// event to wait for: a moment of quiet stands for it.)
+	select {
+	case <-disk.entered:
+		t.Fatal("a fifth sync began while four were waiting")
+	case <-time.After(100 * time.Millisecond):
+	}
+	// Each session syncs twice, its header and its end: each one let
+	// through makes way for the next.
+	for range 2*burst - 4 {
+		disk.gate <- struct{}{}
+		<-disk.entered
+	}
+	for range 4 {
+		disk.gate <- struct{}{}
+	}
+	for range burst {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := disk.maxSync.Load(); m > 4 {
+		t.Fatalf("%d syncs waited at once; starts and ends are bounded to 4", m)
 	}
 }

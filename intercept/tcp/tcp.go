@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 
 	"github.com/corral-dev/corral/intercept"
 )
@@ -42,27 +41,22 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	defer stop()
 
 	// Copy between the raw sockets: with two TCP connections the kernel
-	// splices, and no buffer of the agent's holds the bytes.
-	var (
-		wg          sync.WaitGroup
-		errUp, errD error
-	)
-	wg.Add(2)
+	// splices, and no buffer of the agent's holds the bytes. One direction
+	// is copied on this goroutine: an idle relay holds two stacks, not
+	// three.
+	var errUp error
+	upDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(upDone)
 		n, err := io.Copy(up, c.Conn)
 		c.Count(uint64(n), 0)
 		errUp = err
 		closeWrite(up)
 	}()
-	go func() {
-		defer wg.Done()
-		n, err := io.Copy(c.Conn, up)
-		c.Count(0, uint64(n))
-		errD = err
-		closeWrite(c.Conn)
-	}()
-	wg.Wait()
+	n, errD := io.Copy(c.Conn, up)
+	c.Count(0, uint64(n))
+	closeWrite(c.Conn)
+	<-upDone
 	if ctx.Err() != nil {
 		return nil
 	}
