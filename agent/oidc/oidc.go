@@ -64,7 +64,16 @@ const (
 	// Backoff between discoveries of an issuer that failed.
 	minBackoff = time.Second
 	maxBackoff = 30 * time.Second
+	// keyRefetchEvery bounds how often an issuer's key set is fetched.
+	// go-oidc fetches it again for any token its cached keys do not
+	// verify, forged ones included: unbounded, a workload sending made-up
+	// tokens would have every node's agent fetch the issuer's keys for
+	// each of them.
+	keyRefetchEvery = 10 * time.Second
 )
+
+// errKeysFresh refuses a key set fetch within keyRefetchEvery of the last.
+var errKeysFresh = errors.New("the issuer's keys were fetched moments ago")
 
 // Verifier checks tokens against the configured issuers. It is safe for
 // concurrent use; SetIssuers may be called at any time (a reload).
@@ -166,6 +175,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*policy.OIDC, error)
 	}
 	var fetch keyFetch
 	tok, err := verifier.Verify(context.WithValue(ctx, keyFetchKey{}, &fetch), raw)
+	if errors.Is(fetch.err, errKeysFresh) {
+		return nil, fmt.Errorf("token signature does not verify with the issuer's keys (a key they lack is looked for at most every %s)", keyRefetchEvery)
+	}
 	if fetch.err != nil {
 		v.log.Warn("oidc issuer's keys could not be fetched", "issuer", iss, "err", fetch.err)
 		return nil, fmt.Errorf("issuer %s unreachable (its keys could not be fetched)", iss)
@@ -306,7 +318,7 @@ func (is *issuer) ready(ctx context.Context, v *Verifier) (*gooidc.IDTokenVerifi
 	if v.now().Before(is.retryAt) {
 		return nil, nil, unreachable
 	}
-	verifier, algs, err := is.discover(ctx, v.client)
+	verifier, algs, err := is.discover(ctx, v.client, v.now)
 	if err != nil {
 		is.failures++
 		backoff := min(minBackoff<<min(is.failures-1, 16), maxBackoff)
@@ -323,7 +335,7 @@ func (is *issuer) ready(ctx context.Context, v *Verifier) (*gooidc.IDTokenVerifi
 	return verifier, algs, nil
 }
 
-func (is *issuer) discover(ctx context.Context, client *http.Client) (*gooidc.IDTokenVerifier, []string, error) {
+func (is *issuer) discover(ctx context.Context, client *http.Client, now func() time.Time) (*gooidc.IDTokenVerifier, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
 	defer cancel()
 	p, err := gooidc.NewProvider(gooidc.ClientContext(ctx, client), is.cfg.URL)
@@ -341,9 +353,16 @@ func (is *issuer) discover(ctx context.Context, client *http.Client) (*gooidc.ID
 		return nil, nil, errors.New("the discovery document has no jwks_uri")
 	}
 	// The key set is go-oidc's (cached keys, fetched again for an unknown
-	// key id), wrapped only to tell "the issuer cannot be reached" from
-	// "the token is bad". It keeps the client, not ctx, for later fetches.
-	keys := &keySet{gooidc.NewRemoteKeySet(gooidc.ClientContext(context.Background(), client), meta.JWKS)}
+	// key id), wrapped to tell "the issuer cannot be reached" from "the
+	// token is bad", and its fetches bounded (fetchLimit). It keeps the
+	// client, not ctx, for later fetches.
+	limit := &fetchLimit{next: client.Transport, every: keyRefetchEvery, now: now}
+	if limit.next == nil {
+		limit.next = http.DefaultTransport
+	}
+	limited := *client
+	limited.Transport = limit
+	keys := &keySet{gooidc.NewRemoteKeySet(gooidc.ClientContext(context.Background(), &limited), meta.JWKS)}
 	algs := signingAlgs(meta.Algs)
 	// The audience is checked by Verify against the whole list; go-oidc's
 	// own check takes a single client id.
@@ -384,4 +403,30 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 		}
 	}
 	return payload, err
+}
+
+// fetchLimit lets a request through at most once per every (a failed one
+// counts): it carries the fetches of one issuer's key set.
+type fetchLimit struct {
+	next  http.RoundTripper
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (l *fetchLimit) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	now := l.now()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.mu.Unlock()
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, errKeysFresh
+	}
+	l.last = now
+	l.mu.Unlock()
+	return l.next.RoundTrip(r)
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -136,11 +137,20 @@ func TestVerifyRefusals(t *testing.T) {
 func TestVerifyKeyRotation(t *testing.T) {
 	ti := testutil.StartOIDCIssuer(t)
 	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	now := time.Now()
+	v.now = func() time.Time { return now }
 	old := ti.Token(t, nil)
 	if _, err := v.Verify(context.Background(), old); err != nil {
 		t.Fatal(err)
 	}
 	ti.Rotate(t, "k2")
+	// Within keyRefetchEvery of the last fetch the new key is not looked
+	// for yet; the refusal says so.
+	_, err := v.Verify(context.Background(), ti.Token(t, nil))
+	if err == nil || !strings.Contains(err.Error(), "at most every 10s") {
+		t.Fatalf("new key just after a fetch: %v", err)
+	}
+	now = now.Add(keyRefetchEvery)
 	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
 		t.Fatalf("token signed with the new key: %v", err)
 	}
@@ -186,9 +196,51 @@ func TestVerifyIssuerUnreachable(t *testing.T) {
 		t.Fatalf("cached keys: %v", err)
 	}
 	ti.AddKey(t, "k3")
+	now = now.Add(keyRefetchEvery)
 	_, err = v.Verify(context.Background(), ti.TokenWith(t, "k3", nil))
 	if err == nil || !strings.Contains(err.Error(), "issuer "+ti.URL+" unreachable") {
 		t.Fatalf("new key while down: %v", err)
+	}
+}
+
+// Tokens the cached keys do not verify (made-up key ids, forged
+// signatures under a real key id) do not each have the issuer's keys
+// fetched again: a workload cannot turn its agent against the issuer.
+func TestForgedTokensDoNotFetchKeys(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	forger, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for i := range 50 {
+		kid := "k1"
+		if i%2 == 1 {
+			kid = fmt.Sprintf("made-up-%d", i)
+		}
+		_, err := v.Verify(context.Background(), testutil.SignJWT(t, jose.RS256, forger, kid, ti.Claims(nil)))
+		if err == nil || !strings.Contains(err.Error(), "signature does not verify") {
+			t.Fatalf("forged token %d: %v", i, err)
+		}
+		now = now.Add(keyRefetchEvery / 100)
+	}
+	// Half of keyRefetchEvery passed: the one fetch is the first one.
+	if n := ti.KeyFetches.Load(); n != 1 {
+		t.Fatalf("keys fetched %d times for 50 forged tokens, want only the first fetch", n)
+	}
+	// Real tokens go on verifying from the cache meanwhile.
+	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	// Past the bound, one more fetch may be made, and only one.
+	now = now.Add(keyRefetchEvery)
+	for range 5 {
+		v.Verify(context.Background(), testutil.SignJWT(t, jose.RS256, forger, "made-up", ti.Claims(nil)))
+	}
+	if n := ti.KeyFetches.Load(); n != 2 {
+		t.Fatalf("keys fetched %d times, want 2", n)
 	}
 }
 
