@@ -82,29 +82,32 @@ type jsonAppender interface {
 }
 
 func (l *JSONLog) append(v any, now bool) error {
-	var line []byte
-	a, direct := v.(jsonAppender)
-	if !direct {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		line = append(b, '\n')
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err != nil {
-		return l.err
-	}
-	if direct {
-		b, ok := a.AppendJSON(l.buf.AvailableBuffer())
-		if !ok {
-			var err error
-			if b, err = json.Marshal(v); err != nil {
+	if a, ok := v.(jsonAppender); ok {
+		l.mu.Lock()
+		if l.err == nil {
+			if b, ok := a.AppendJSON(l.buf.AvailableBuffer()); ok {
+				err := l.writeLocked(append(b, '\n'), now)
+				l.mu.Unlock()
 				return err
 			}
 		}
-		line = append(b, '\n')
+		l.mu.Unlock()
+	}
+	// Outside the lock: reflection over a workload's identity is not
+	// something every other writer should wait for.
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.writeLocked(append(b, '\n'), now)
+}
+
+// writeLocked appends one line; l.mu is held.
+func (l *JSONLog) writeLocked(line []byte, now bool) error {
+	if l.err != nil {
+		return l.err
 	}
 	if _, err := l.buf.Write(line); err != nil {
 		l.err = err

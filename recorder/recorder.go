@@ -85,6 +85,13 @@ func New(ctx context.Context, o Options) (*Recorder, error) {
 	return r, nil
 }
 
+// bounded runs f, which syncs a file, while at most maxDurable others do.
+func (r *Recorder) bounded(f func() error) error {
+	r.durable <- struct{}{}
+	defer func() { <-r.durable }()
+	return f()
+}
+
 // Failures is the number of recording failures since start.
 func (r *Recorder) Failures() uint64 { return r.failures.Load() }
 
@@ -107,9 +114,11 @@ func Name(started time.Time, id string) string {
 func (r *Recorder) Start(h Header, started time.Time, mode Mode, cut func()) (*Session, error) {
 	h.Format = FormatVersion
 	s := &Session{r: r, id: h.SessionID, name: Name(started, h.SessionID), mode: mode, cut: cut, started: started}
-	r.durable <- struct{}{}
-	obj, err := r.o.Backend.Create(s.name)
-	if err == nil {
+	err := r.bounded(func() error {
+		obj, err := r.o.Backend.Create(s.name)
+		if err != nil {
+			return err
+		}
 		s.obj = obj
 		_, err = s.write(Record{Time: started, Type: TypeHeader, Header: &h})
 		if err == nil {
@@ -123,8 +132,8 @@ func (r *Recorder) Start(h Header, started time.Time, mode Mode, cut func()) (*S
 			obj.Close()
 			r.o.Backend.Remove(s.name)
 		}
-	}
-	<-r.durable
+		return err
+	})
 	if err != nil {
 		r.failures.Add(1)
 		err = fmt.Errorf("cannot record the session: %w", err)
@@ -400,6 +409,10 @@ func (s *Session) progress() store.Progress {
 // End seals the recording with its end record, makes it durable and
 // closes it.
 func (s *Session) End(e End) error {
+	// The slot is taken before s.mu: waiting for it must not hold up the
+	// periodic sync, which takes every session's s.mu in turn.
+	s.r.durable <- struct{}{}
+	defer func() { <-s.r.durable }()
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -423,14 +436,12 @@ func (s *Session) End(e End) error {
 	}
 	if s.err == nil {
 		if _, err = s.write(Record{Time: now, Type: TypeEnd, End: &e}); err == nil {
-			s.r.durable <- struct{}{}
 			s.wmu.Lock()
 			_, err = s.obj.Write(s.pend)
 			if err == nil {
 				err = s.obj.Sync()
 			}
 			s.wmu.Unlock()
-			<-s.r.durable
 			s.pend = nil
 		}
 		if err != nil {

@@ -526,3 +526,46 @@ func TestStartsSyncAFewAtATime(t *testing.T) {
 		t.Fatalf("%d syncs waited at once; starts and ends are bounded to 4", m)
 	}
 }
+
+// panicDisk panics in Create while panics > 0.
+type panicDisk struct {
+	*store.Dir
+	panics atomic.Int32
+}
+
+func (d *panicDisk) Create(name string) (store.Object, error) {
+	if d.panics.Add(-1) >= 0 {
+		panic("backend failure")
+	}
+	return d.Dir.Create(name)
+}
+
+// A backend that panics (the agent recovers a handler's panic) leaves no
+// sync slot taken: later sessions still start.
+func TestPanickingBackendKeepsNoSlot(t *testing.T) {
+	dir := t.TempDir()
+	sessions, err := store.NewDir(filepath.Join(dir, "sessions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := &panicDisk{Dir: sessions}
+	disk.panics.Store(8)
+	e := newEnv(t, dir, recorder.Options{Backend: disk})
+	for i := range 8 {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("the backend's panic did not reach the caller")
+				}
+			}()
+			e.rec.Start(header(fmt.Sprintf("s-p%d", i)), time.Now(), recorder.Strict, nil)
+		}()
+	}
+	s, err := e.rec.Start(header("s-after"), time.Now(), recorder.Strict, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(recorder.End{}); err != nil {
+		t.Fatal(err)
+	}
+}

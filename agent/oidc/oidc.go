@@ -72,8 +72,12 @@ const (
 	keyRefetchEvery = 10 * time.Second
 )
 
-// errKeysFresh refuses a key set fetch within keyRefetchEvery of the last.
-var errKeysFresh = errors.New("the issuer's keys were fetched moments ago")
+// Refusals of a key set fetch within keyRefetchEvery of the last: after
+// one that worked, and after one that failed.
+var (
+	errKeysFresh = errors.New("the issuer's keys were fetched moments ago")
+	errKeysDown  = errors.New("the issuer's keys could not be fetched moments ago")
+)
 
 // Verifier checks tokens against the configured issuers. It is safe for
 // concurrent use; SetIssuers may be called at any time (a reload).
@@ -175,10 +179,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*policy.OIDC, error)
 	}
 	var fetch keyFetch
 	tok, err := verifier.Verify(context.WithValue(ctx, keyFetchKey{}, &fetch), raw)
-	if errors.Is(fetch.err, errKeysFresh) {
+	switch {
+	case errors.Is(fetch.err, errKeysFresh):
 		return nil, fmt.Errorf("token signature does not verify with the issuer's keys (a key they lack is looked for at most every %s)", keyRefetchEvery)
-	}
-	if fetch.err != nil {
+	case errors.Is(fetch.err, errKeysDown):
+		// The failed fetch was logged when it was made.
+		return nil, fmt.Errorf("issuer %s unreachable (its keys could not be fetched)", iss)
+	case fetch.err != nil:
 		v.log.Warn("oidc issuer's keys could not be fetched", "issuer", iss, "err", fetch.err)
 		return nil, fmt.Errorf("issuer %s unreachable (its keys could not be fetched)", iss)
 	}
@@ -405,28 +412,42 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 	return payload, err
 }
 
-// fetchLimit lets a request through at most once per every (a failed one
-// counts): it carries the fetches of one issuer's key set.
+// fetchLimit lets a fetch through at most once per every: it carries the
+// fetches of one issuer's key set. A redirect's next hop belongs to the
+// fetch that was let through; a failed fetch counts, and what is refused
+// after it says the issuer could not be reached.
 type fetchLimit struct {
 	next  http.RoundTripper
 	every time.Duration
 	now   func() time.Time
 
-	mu   sync.Mutex
-	last time.Time
+	mu     sync.Mutex
+	last   time.Time
+	failed bool // the last fetch's outcome (its final hop's)
 }
 
 func (l *fetchLimit) RoundTrip(r *http.Request) (*http.Response, error) {
+	hop := r.Response != nil // set by http.Client on the request a redirect makes
 	l.mu.Lock()
 	now := l.now()
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+	if !hop && !l.last.IsZero() && now.Sub(l.last) < l.every {
+		refusal := errKeysFresh
+		if l.failed {
+			refusal = errKeysDown
+		}
 		l.mu.Unlock()
 		if r.Body != nil {
 			r.Body.Close()
 		}
-		return nil, errKeysFresh
+		return nil, refusal
 	}
-	l.last = now
+	if !hop {
+		l.last = now
+	}
 	l.mu.Unlock()
-	return l.next.RoundTrip(r)
+	resp, err := l.next.RoundTrip(r)
+	l.mu.Lock()
+	l.failed = err != nil || resp.StatusCode >= 300
+	l.mu.Unlock()
+	return resp, err
 }

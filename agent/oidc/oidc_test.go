@@ -244,6 +244,49 @@ func TestForgedTokensDoNotFetchKeys(t *testing.T) {
 	}
 }
 
+// A key set address that redirects is one fetch, not a fetch and a
+// refused second one.
+func TestVerifyKeysBehindRedirect(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	ti.MoveKeys()
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := ti.KeyFetches.Load(); n != 1 {
+		t.Fatalf("keys fetched %d times", n)
+	}
+}
+
+// While the issuer cannot be reached, tokens its cached keys cannot verify
+// are refused as unreachable, without a request each.
+func TestVerifyIssuerDownWithinFetchBound(t *testing.T) {
+	ti := testutil.StartOIDCIssuer(t)
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	ti.AddKey(t, "k2")
+	ti.SetDown(true)
+	now = now.Add(keyRefetchEvery)
+	for range 3 {
+		_, err := v.Verify(context.Background(), ti.TokenWith(t, "k2", nil))
+		if err == nil || !strings.Contains(err.Error(), "issuer "+ti.URL+" unreachable") {
+			t.Fatalf("new key while down: %v", err)
+		}
+	}
+	ti.SetDown(false)
+	now = now.Add(keyRefetchEvery)
+	if _, err := v.Verify(context.Background(), ti.TokenWith(t, "k2", nil)); err != nil {
+		t.Fatalf("once the issuer answers again: %v", err)
+	}
+	if n := ti.KeyFetches.Load(); n != 2 {
+		t.Fatalf("keys fetched %d times, want 2 (the down fetches are not answered)", n)
+	}
+}
+
 func TestVerifyIssuerMismatch(t *testing.T) {
 	ti := testutil.StartOIDCIssuer(t)
 	ti.SetDiscoveredIssuer("https://elsewhere.example")

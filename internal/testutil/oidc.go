@@ -30,6 +30,7 @@ type OIDCIssuer struct {
 	issuer  string // what discovery says, when not URL
 	algs    []string
 	down    bool
+	moved   bool // discovery names /old-keys, which redirects to /keys
 }
 
 // StartOIDCIssuer starts an issuer publishing one RSA key, "k1". It stops
@@ -59,17 +60,23 @@ func (i *OIDCIssuer) serve(w http.ResponseWriter, r *http.Request) {
 		if iss == "" {
 			iss = i.URL
 		}
+		jwks := i.URL + "/keys"
+		if i.moved {
+			jwks = i.URL + "/old-keys"
+		}
 		algs := i.algs
 		if algs == nil {
 			algs = []string{"RS256"}
 		}
 		json.NewEncoder(w).Encode(map[string]any{
 			"issuer":                                iss,
-			"jwks_uri":                              i.URL + "/keys",
+			"jwks_uri":                              jwks,
 			"authorization_endpoint":                i.URL + "/auth",
 			"token_endpoint":                        i.URL + "/token",
 			"id_token_signing_alg_values_supported": algs,
 		})
+	case "/old-keys":
+		http.Redirect(w, r, "/keys", http.StatusFound)
 	case "/keys":
 		i.KeyFetches.Add(1)
 		var set jose.JSONWebKeySet
@@ -80,6 +87,14 @@ func (i *OIDCIssuer) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// MoveKeys makes discovery name a key set address that redirects to the
+// real one, as issuers behind a CDN or a renamed path do.
+func (i *OIDCIssuer) MoveKeys() {
+	i.mu.Lock()
+	i.moved = true
+	i.mu.Unlock()
 }
 
 // Rotate publishes a new key under kid, signs with it from now on, and
