@@ -37,6 +37,10 @@ type Policy struct {
 // it happens once per policy version, never per decision.
 type Compiled struct {
 	query rego.PreparedEvalQuery
+	// statementDetail: a decision may depend on more of an SQL action than
+	// its kind and operations (its text, tables, fingerprint). The built-in
+	// module does not look at them; a custom module may.
+	statementDetail bool
 }
 
 // Compile prepares p. Its errors name the module and line at fault.
@@ -66,7 +70,7 @@ func Compile(ctx context.Context, p Policy) (*Compiled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile policy: %w", err)
 	}
-	return &Compiled{query: pq}, nil
+	return &Compiled{query: pq, statementDetail: len(p.Modules) > 0}, nil
 }
 
 // BuiltinModules returns the embedded Rego modules, with or without their
@@ -309,7 +313,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	if v == nil {
 		return denied("no policy is loaded", 0), errors.New("no policy loaded")
 	}
-	key := cacheKeyOf(v.n, &in)
+	key := cacheKeyOf(v.n, &in, v.compiled.statementDetail)
 	if d, ok := e.cache.get(key); ok {
 		// Callers own what they get: no change of theirs reaches the cache.
 		d.Reviewers = slices.Clone(d.Reviewers)
@@ -471,10 +475,14 @@ func parseDecision(obj map[string]any) (Decision, bool, error) {
 
 // --- cache ---
 
-// cacheKey holds what a built-in decision depends on: the policy version,
-// the workload facts rules can match (not the pid: every process of the
-// same workload shares decisions), the target, and the operation's
-// fingerprint.
+// cacheKey holds what a decision depends on: the policy version, the
+// workload facts rules can match (not the pid: every process of the same
+// workload shares decisions), the target, and the operation: its kind and
+// operations, and its details, where the policy can read them. The
+// built-in module reads no SQL statement's text or tables, so without
+// custom modules every statement of the same operations shares one
+// decision, and a workload sending new statements does not pay for an
+// evaluation each.
 type cacheKey struct {
 	version uint64
 	who     string
@@ -483,7 +491,7 @@ type cacheKey struct {
 	grants  string
 }
 
-func cacheKeyOf(v uint64, in *Input) cacheKey {
+func cacheKeyOf(v uint64, in *Input, statementDetail bool) cacheKey {
 	who := in.IdentityKey
 	if who == "" {
 		who = IdentityKey(&in.Workload)
@@ -492,7 +500,7 @@ func cacheKeyOf(v uint64, in *Input) cacheKey {
 		version: v,
 		who:     who,
 		target:  in.Target.Name + "\x00" + in.Target.Protocol,
-		action:  actionKey(&in.Action),
+		action:  actionKey(&in.Action, statementDetail),
 		grants:  grantsKey(in.Grants),
 	}
 }
@@ -528,7 +536,7 @@ func IdentityKey(w *Workload) string {
 	return b.String()
 }
 
-func actionKey(a *Action) string {
+func actionKey(a *Action, statementDetail bool) string {
 	var b strings.Builder
 	b.WriteString(a.Kind)
 	for _, op := range a.Operations {
@@ -537,6 +545,7 @@ func actionKey(a *Action) string {
 	}
 	b.WriteByte(1)
 	switch {
+	case a.SQL != nil && !statementDetail:
 	case a.SQL != nil:
 		if a.SQL.Fingerprint != "" {
 			b.WriteString(a.SQL.Fingerprint)

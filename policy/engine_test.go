@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // --- helpers ---
@@ -1082,5 +1084,115 @@ func TestConcurrentDecideAndLoad(t *testing.T) {
 	}
 	if got, want := e.Version(), uint64(loads+1); got != want {
 		t.Fatalf("version %d, want %d", got, want)
+	}
+}
+
+// Without custom modules the cache key leaves out an SQL statement's
+// details (text, tables, fingerprint): statements of the same operations
+// share one decision, and a workload sending new statements is not
+// evaluated again for each.
+func TestBuiltinDecisionsSharedAcrossStatements(t *testing.T) {
+	rules := []Rule{{Name: "r", Who: anyone, Targets: sl(testTarget), Allow: sl("select")}}
+	e := newTestEngine(t, Policy{Rules: rules})
+	for i := range 50 {
+		in := sqlIn(Workload{Unit: "app.service"}, "select")
+		in.Action.SQL = &SQL{Command: "SELECT", Text: fmt.Sprintf("SELECT %d", i), Fingerprint: fmt.Sprintf("fp%d", i), Tables: []string{fmt.Sprintf("public.t%d", i)}}
+		if d := mustDecide(t, e, in); d.Result != Allow {
+			t.Fatalf("statement %d: %+v", i, d)
+		}
+	}
+	if n := len(e.cache.m); n != 1 {
+		t.Fatalf("%d cached decisions for one workload, target and operation set", n)
+	}
+	// A custom module may read the statement: its details are keyed again.
+	e = newTestEngine(t, Policy{Rules: rules, Modules: custom(`deny contains "no t1" if "public.t1" in input.action.sql.tables`)})
+	for i := range 3 {
+		in := sqlIn(Workload{Unit: "app.service"}, "select")
+		in.Action.SQL = &SQL{Command: "SELECT", Text: fmt.Sprintf("SELECT %d", i), Fingerprint: fmt.Sprintf("fp%d", i), Tables: []string{fmt.Sprintf("public.t%d", i)}}
+		want := Allow
+		if i == 1 {
+			want = Deny
+		}
+		if d := mustDecide(t, e, in); d.Result != want {
+			t.Fatalf("custom, statement %d: %+v, want %s", i, d, want)
+		}
+	}
+}
+
+// The guard of the above: the built-in module reads nothing of an action
+// but its kind, operations and protocol details, never an SQL statement's.
+// A reference to the whole input (or input.action) is allowed only as
+// object.get's document with a constant path that does not lead to sql.
+func TestBuiltinModuleReadsNoStatementDetail(t *testing.T) {
+	mods, err := BuiltinModules(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	constPath := func(t *ast.Term) ([]string, bool) {
+		arr, ok := t.Value.(*ast.Array)
+		if !ok {
+			return nil, false
+		}
+		var out []string
+		ok = true
+		arr.Foreach(func(e *ast.Term) {
+			s, isStr := e.Value.(ast.String)
+			ok = ok && isStr
+			out = append(out, string(s))
+		})
+		return out, ok
+	}
+	for name, src := range mods {
+		m, err := ast.ParseModuleWithOpts(name, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		viaGet := map[*ast.Term][]string{} // object.get's document -> its constant path
+		noteGet := func(terms []*ast.Term) {
+			if len(terms) == 4 && terms[0].String() == "object.get" {
+				if p, ok := constPath(terms[2]); ok {
+					viaGet[terms[1]] = p
+				}
+			}
+		}
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			if terms, ok := e.Terms.([]*ast.Term); ok {
+				noteGet(terms)
+			}
+			return false
+		})
+		ast.WalkTerms(m, func(t *ast.Term) bool {
+			if c, ok := t.Value.(ast.Call); ok {
+				noteGet(c)
+			}
+			return false
+		})
+		ast.WalkTerms(m, func(term *ast.Term) bool {
+			r, ok := term.Value.(ast.Ref)
+			if !ok || !r[0].Equal(ast.InputRootDocument) {
+				return false
+			}
+			var path []string
+			for _, e := range r[1:] {
+				s, ok := e.Value.(ast.String)
+				if !ok {
+					t.Errorf("%s: %v reads input by a computed key", name, r)
+					return false
+				}
+				path = append(path, string(s))
+			}
+			if len(path) == 0 || len(path) == 1 && path[0] == "action" {
+				rest, ok := viaGet[term]
+				if !ok {
+					t.Errorf("%s: %v is used whole", name, r)
+					return false
+				}
+				path = append(path, rest...)
+			}
+			if len(path) >= 2 && path[0] == "action" && path[1] == "sql" {
+				t.Errorf("%s: %v reads an SQL statement's details; the decision cache key must then carry them (cacheKeyOf)", name, r)
+			}
+			return false
+		})
 	}
 }
