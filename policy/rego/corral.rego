@@ -187,12 +187,17 @@ who_matches(w) if {
 	}
 }
 
-checks_of(w) := w.checks if "checks" in object.keys(w)
+# object.get rather than a look at object.keys(w), which would build the
+# set of the who's keys for every rule of every decision.
+checks_of(w) := c if {
+	c := object.get(w, "checks", null)
+	c != null
+}
 
 # Data written by hand (Rego tests, custom data) may carry only the who
 # fields of the rule schema: derive the checks from them.
 checks_of(w) := array.concat(globs, others) if {
-	not "checks" in object.keys(w)
+	object.get(w, "checks", null) == null
 	globs := [{"kind": "glob", "fact": spec.fact, "patterns": patterns, "delims": spec.delims} |
 		some spec in who_fields
 		patterns := object.get(w, spec.from, [])
