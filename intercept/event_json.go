@@ -38,14 +38,11 @@ func (e *Event) AppendJSON(b []byte) (_ []byte, ok bool) {
 			return b[:start], false
 		}
 	}
-	b = optString(b, "error", e.Error)
-	b = optString(b, "decision", e.Decision)
-	b = optString(b, "reason", e.Reason)
-	b = optString(b, "rule", e.Rule)
-	if e.PolicyVersion != 0 {
-		b = jsonenc.Key(b, "policy_version")
-		b = jsonenc.Uint(b, e.PolicyVersion)
-	}
+	b = jsonenc.OptString(b, "error", e.Error)
+	b = jsonenc.OptString(b, "decision", e.Decision)
+	b = jsonenc.OptString(b, "reason", e.Reason)
+	b = jsonenc.OptString(b, "rule", e.Rule)
+	b = jsonenc.OptUint(b, "policy_version", e.PolicyVersion)
 	if s := e.Statement; s != nil {
 		b = jsonenc.Key(b, "statement")
 		b = append(b, '{')
@@ -55,21 +52,11 @@ func (e *Event) AppendJSON(b []byte) (_ []byte, ok bool) {
 		b = jsonenc.Strings(b, s.Operations)
 		b = jsonenc.Key(b, "decision")
 		b = jsonenc.String(b, s.Decision)
-		b = optString(b, "reason", s.Reason)
-		b = optString(b, "rule", s.Rule)
-		if s.PolicyVersion != 0 {
-			b = jsonenc.Key(b, "policy_version")
-			b = jsonenc.Uint(b, s.PolicyVersion)
-		}
-		b = optString(b, "request", s.Request)
+		b = jsonenc.OptString(b, "reason", s.Reason)
+		b = jsonenc.OptString(b, "rule", s.Rule)
+		b = jsonenc.OptUint(b, "policy_version", s.PolicyVersion)
+		b = jsonenc.OptString(b, "request", s.Request)
 		b = append(b, '}')
 	}
 	return append(b, '}'), true
-}
-
-func optString(b []byte, key, v string) []byte {
-	if v == "" {
-		return b
-	}
-	return jsonenc.String(jsonenc.Key(b, key), v)
 }

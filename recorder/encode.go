@@ -41,13 +41,10 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 		}
 		b = jsonenc.Key(b, "decision")
 		b = jsonenc.String(b, s.Decision)
-		b = optString(b, "reason", s.Reason)
-		b = optString(b, "rule", s.Rule)
-		if s.PolicyVersion != 0 {
-			b = jsonenc.Key(b, "policy_version")
-			b = jsonenc.Uint(b, s.PolicyVersion)
-		}
-		b = optString(b, "request", s.Request)
+		b = jsonenc.OptString(b, "reason", s.Reason)
+		b = jsonenc.OptString(b, "rule", s.Rule)
+		b = jsonenc.OptUint(b, "policy_version", s.PolicyVersion)
+		b = jsonenc.OptString(b, "request", s.Request)
 		b = append(b, '}')
 	}
 	if res := r.Result; res != nil {
@@ -55,7 +52,7 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, '{')
 		b = jsonenc.Key(b, "of")
 		b = jsonenc.Uint(b, res.Of)
-		b = optString(b, "command", res.Command)
+		b = jsonenc.OptString(b, "command", res.Command)
 		b = jsonenc.Key(b, "rows")
 		b = jsonenc.Uint(b, res.Rows)
 		b = jsonenc.Key(b, "bytes")
@@ -64,20 +61,20 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 			b = jsonenc.Key(b, "masked_columns")
 			b = jsonenc.Strings(b, res.MaskedColumns)
 		}
-		b = optUint(b, "masked_values", res.MaskedValues)
+		b = jsonenc.OptUint(b, "masked_values", res.MaskedValues)
 		b = jsonenc.Key(b, "duration_ms")
 		if b, ok = jsonenc.Float(b, res.DurationMS); !ok {
 			return marshalFrom(b[:start], r)
 		}
-		b = optString(b, "code", res.Code)
-		b = optString(b, "message", res.Message)
+		b = jsonenc.OptString(b, "code", res.Code)
+		b = jsonenc.OptString(b, "message", res.Message)
 		if res.ExitStatus != nil {
 			b = jsonenc.Key(b, "exit_status")
 			b = jsonenc.Int(b, int64(*res.ExitStatus))
 		}
-		b = optString(b, "signal", res.Signal)
-		b = optUint(b, "bytes_in", res.BytesIn)
-		b = optUint(b, "unrecorded", res.Unrecorded)
+		b = jsonenc.OptString(b, "signal", res.Signal)
+		b = jsonenc.OptUint(b, "bytes_in", res.BytesIn)
+		b = jsonenc.OptUint(b, "unrecorded", res.Unrecorded)
 		b = append(b, '}')
 	}
 	if a := r.Approval; a != nil {
@@ -87,8 +84,8 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 		b = jsonenc.String(b, a.Request)
 		b = jsonenc.Key(b, "state")
 		b = jsonenc.String(b, a.State)
-		b = optString(b, "reviewer", a.Reviewer)
-		b = optString(b, "reason", a.Reason)
+		b = jsonenc.OptString(b, "reviewer", a.Reviewer)
+		b = jsonenc.OptString(b, "reason", a.Reason)
 		if a.WaitMS != 0 {
 			b = jsonenc.Key(b, "wait_ms")
 			if b, ok = jsonenc.Float(b, a.WaitMS); !ok {
@@ -107,7 +104,7 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	if e := r.End; e != nil {
 		b = jsonenc.Key(b, "end")
 		b = append(b, '{')
-		b = optString(b, "reason", e.Reason)
+		b = jsonenc.OptString(b, "reason", e.Reason)
 		b = jsonenc.Key(b, "bytes_up")
 		b = jsonenc.Uint(b, e.BytesUp)
 		b = jsonenc.Key(b, "bytes_down")
@@ -116,7 +113,7 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 		if b, ok = jsonenc.Float(b, e.DurationMS); !ok {
 			return marshalFrom(b[:start], r)
 		}
-		b = optString(b, "error", e.Error)
+		b = jsonenc.OptString(b, "error", e.Error)
 		b = append(b, '}')
 	}
 	return append(b, '}'), nil
@@ -128,18 +125,4 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 func marshalFrom(b []byte, r *Record) ([]byte, error) {
 	body, err := json.Marshal(r)
 	return append(b, body...), err
-}
-
-func optString(b []byte, key, v string) []byte {
-	if v == "" {
-		return b
-	}
-	return jsonenc.String(jsonenc.Key(b, key), v)
-}
-
-func optUint(b []byte, key string, v uint64) []byte {
-	if v == 0 {
-		return b
-	}
-	return jsonenc.Uint(jsonenc.Key(b, key), v)
 }

@@ -151,3 +151,19 @@ func Key(b []byte, name string) []byte {
 	b = append(b, name...)
 	return append(b, '"', ':')
 }
+
+// OptString appends the member key: v, unless v is empty (omitempty).
+func OptString(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return String(Key(b, key), v)
+}
+
+// OptUint appends the member key: n, unless n is zero (omitempty).
+func OptUint(b []byte, key string, n uint64) []byte {
+	if n == 0 {
+		return b
+	}
+	return Uint(Key(b, key), n)
+}
