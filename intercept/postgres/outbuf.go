@@ -44,12 +44,19 @@ func (o *outbuf) AvailableBuffer() []byte {
 }
 
 // Write gathers p, writing out once flushAt bytes are gathered. A large p
-// with nothing gathered before it is written as it is.
+// is written as it is, after what was gathered before it: a large result
+// value is not copied again.
 func (o *outbuf) Write(p []byte) (int, error) {
 	if o.err != nil {
 		return 0, o.err
 	}
-	if (o.buf == nil || len(*o.buf) == 0) && len(p) >= flushAt {
+	if len(p) >= flushAt {
+		if o.buf != nil && len(*o.buf) > 0 {
+			if _, err := o.write(*o.buf); err != nil {
+				return 0, err
+			}
+			*o.buf = (*o.buf)[:0]
+		}
 		// p may lie in the buffer's free space (AvailableBuffer): it
 		// goes back to the pool only once p is written.
 		n, err := o.write(p)

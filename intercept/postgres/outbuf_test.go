@@ -79,11 +79,25 @@ func TestOutbufLargeMessage(t *testing.T) {
 	if len(w.writes) != 1 || !bytes.Equal(w.writes[0], big) {
 		t.Fatal("the large message was not written as it is, in one call")
 	}
+	// After gathered messages, a large one follows them as it is: two
+	// writes, in order, and the large one is not copied into the buffer.
 	o.Write(append(o.AvailableBuffer(), "small"...))
 	o.Write(big)
 	o.Flush()
-	if len(w.writes) != 2 || string(w.writes[1][:5]) != "small" || len(w.writes[1]) != 5+len(big) {
-		t.Fatal("a large message after a gathered one was not kept in order behind it")
+	if len(w.writes) != 3 || string(w.writes[1]) != "small" || !bytes.Equal(w.writes[2], big) {
+		t.Fatalf("writes after a gathered message: %d, want the gathered one, then the large one", len(w.writes)-1)
+	}
+	if o.buf != nil {
+		t.Fatal("the buffer was kept after a large write")
+	}
+	// The same with the large message encoded in the free space behind the
+	// gathered one (it fits the pooled buffer): it is written intact.
+	w.writes = nil
+	o.Write(append(o.AvailableBuffer(), "small"...))
+	mid := bytes.Repeat([]byte{'m'}, flushAt+100)
+	o.Write(append(o.AvailableBuffer(), mid...))
+	if len(w.writes) != 2 || string(w.writes[0]) != "small" || !bytes.Equal(w.writes[1], mid) {
+		t.Fatal("a large message in the buffer's free space was not written intact after the gathered one")
 	}
 }
 
