@@ -409,14 +409,41 @@ func (s *Session) progress() store.Progress {
 // End seals the recording with its end record, makes it durable and
 // closes it.
 func (s *Session) End(e End) error {
-	// The slot is taken before s.mu: waiting for it must not hold up the
-	// periodic sync, which takes every session's s.mu in turn.
-	s.r.durable <- struct{}{}
-	defer func() { <-s.r.durable }()
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
+	var (
+		p      store.Progress
+		failed error
+		sealed bool
+	)
+	// The slot is taken before s.mu (waiting for it must not hold up the
+	// periodic sync, which takes every session's s.mu in turn) and given
+	// back before the index is told.
+	s.r.bounded(func() error {
+		p, failed, sealed = s.seal(e)
 		return nil
+	})
+	if !sealed {
+		return nil
+	}
+	cerr := s.obj.Close()
+	s.r.mu.Lock()
+	delete(s.r.sessions, s)
+	s.r.mu.Unlock()
+	if ierr := s.r.o.Index.Update(context.Background(), []store.Progress{p}); ierr != nil {
+		s.r.o.Log.Warn("recording index update failed", "session_id", s.id, "err", ierr)
+	}
+	if failed != nil {
+		return failed
+	}
+	return cerr
+}
+
+// seal writes the end record and makes the recording durable; sealed is
+// false when the session had already ended.
+func (s *Session) seal(e End) (p store.Progress, failed error, sealed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return p, nil, false
 	}
 	var err error
 	now := time.Now()
@@ -449,25 +476,12 @@ func (s *Session) End(e End) error {
 		}
 	}
 	s.ended = true
-	p := s.progress()
+	p = s.progress()
 	p.State, p.Ended = store.StateComplete, now
 	if s.err != nil {
 		p.State, p.Ended = store.StateTruncated, time.Time{}
 	}
-	failed := s.err
-	s.mu.Unlock()
-
-	cerr := s.obj.Close()
-	s.r.mu.Lock()
-	delete(s.r.sessions, s)
-	s.r.mu.Unlock()
-	if ierr := s.r.o.Index.Update(context.Background(), []store.Progress{p}); ierr != nil {
-		s.r.o.Log.Warn("recording index update failed", "session_id", s.id, "err", ierr)
-	}
-	if failed != nil {
-		return failed
-	}
-	return cerr
+	return p, s.err, true
 }
 
 // maxPending bounds what a session holds between syncs; maxSpare, the
