@@ -12,8 +12,7 @@ import (
 // go through json.Marshal.
 func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	if r.Header != nil || r.End != nil && r.End.Terminal != nil {
-		body, err := json.Marshal(r)
-		return append(b, body...), err
+		return marshalFrom(b, r)
 	}
 	start := len(b)
 	b = append(b, '{')
@@ -26,10 +25,7 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	}
 	b = jsonenc.Key(b, "type")
 	b = jsonenc.String(b, r.Type)
-	if r.Prev != "" {
-		b = jsonenc.Key(b, "prev")
-		b = jsonenc.String(b, r.Prev)
-	}
+	b = jsonenc.OptString(b, "prev", r.Prev)
 	if s := r.Statement; s != nil {
 		b = jsonenc.Key(b, "statement")
 		b = append(b, '{')
@@ -119,9 +115,9 @@ func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// marshalFrom encodes r with json.Marshal after b: for the values the hand
-// encoding does not write (a time or number JSON cannot carry), so that the
-// error is json.Marshal's own.
+// marshalFrom encodes r with json.Marshal after b: for the records and
+// values the hand encoding does not write (a time or number JSON cannot
+// carry: the error is then json.Marshal's own).
 func marshalFrom(b []byte, r *Record) ([]byte, error) {
 	body, err := json.Marshal(r)
 	return append(b, body...), err

@@ -18,7 +18,7 @@ func FuzzRead(f *testing.F) {
 		{Type: TypeEnd, End: &End{BytesUp: 1}},
 	} {
 		r.Seq, r.Prev, r.Time = uint64(i), prev, time.Unix(1700000000, 0).UTC()
-		line, h, err := seal(&r)
+		line, h, err := sealTo(nil, &r)
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -138,10 +138,6 @@ const (
 	suffixLen  = len(hashPrefix) + hashLen + len(`"}`)
 )
 
-// seal encodes r as one line (with its newline) and returns the line and
-// its hash.
-func seal(r *Record) ([]byte, string, error) { return sealTo(nil, r) }
-
 // sealTo appends r as one line (with its newline) to dst and returns the
 // result and the line's hash; on error dst is returned unchanged.
 func sealTo(dst []byte, r *Record) ([]byte, string, error) {

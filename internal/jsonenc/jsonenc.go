@@ -121,7 +121,8 @@ func Float(b []byte, f float64) (_ []byte, ok bool) {
 }
 
 // Time appends t as time.Time's MarshalJSON writes it (RFC 3339 with
-// nanoseconds, quoted). ok is false for years MarshalJSON refuses.
+// nanoseconds, quoted). ok is false for the years and zone offsets
+// MarshalJSON refuses.
 func Time(b []byte, t time.Time) (_ []byte, ok bool) {
 	if y := t.Year(); y < 0 || y > 9999 {
 		return b, false
