@@ -131,18 +131,26 @@ func TestVerifyRefusals(t *testing.T) {
 	}
 }
 
+// clocked returns a verifier of ti's tokens on a clock the test moves, which
+// has verified one token (so ti's keys are cached as of *now).
+func clocked(t *testing.T, ti *testutil.OIDCIssuer) (*Verifier, *time.Time) {
+	t.Helper()
+	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
+	now := time.Now()
+	v.now = func() time.Time { return now }
+	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
+		t.Fatal(err)
+	}
+	return v, &now
+}
+
 // A key published after the verifier cached the old set is fetched when a
 // token names it; a withdrawn key no longer verifies once the set is
 // fetched again.
 func TestVerifyKeyRotation(t *testing.T) {
 	ti := testutil.StartOIDCIssuer(t)
-	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
-	now := time.Now()
-	v.now = func() time.Time { return now }
 	old := ti.Token(t, nil)
-	if _, err := v.Verify(context.Background(), old); err != nil {
-		t.Fatal(err)
-	}
+	v, now := clocked(t, ti)
 	ti.Rotate(t, "k2")
 	// Within keyRefetchEvery of the last fetch the new key is not looked
 	// for yet; the refusal says so.
@@ -150,7 +158,7 @@ func TestVerifyKeyRotation(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "at most every 10s") {
 		t.Fatalf("new key just after a fetch: %v", err)
 	}
-	now = now.Add(keyRefetchEvery)
+	*now = now.Add(keyRefetchEvery)
 	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
 		t.Fatalf("token signed with the new key: %v", err)
 	}
@@ -208,12 +216,7 @@ func TestVerifyIssuerUnreachable(t *testing.T) {
 // fetched again: a workload cannot turn its agent against the issuer.
 func TestForgedTokensDoNotFetchKeys(t *testing.T) {
 	ti := testutil.StartOIDCIssuer(t)
-	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
-	now := time.Now()
-	v.now = func() time.Time { return now }
-	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
-		t.Fatal(err)
-	}
+	v, now := clocked(t, ti)
 	forger, _ := rsa.GenerateKey(rand.Reader, 2048)
 	for i := range 50 {
 		kid := "k1"
@@ -224,7 +227,7 @@ func TestForgedTokensDoNotFetchKeys(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "signature does not verify") {
 			t.Fatalf("forged token %d: %v", i, err)
 		}
-		now = now.Add(keyRefetchEvery / 100)
+		*now = now.Add(keyRefetchEvery / 100)
 	}
 	// Half of keyRefetchEvery passed: the one fetch is the first one.
 	if n := ti.KeyFetches.Load(); n != 1 {
@@ -235,7 +238,7 @@ func TestForgedTokensDoNotFetchKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Past the bound, one more fetch may be made, and only one.
-	now = now.Add(keyRefetchEvery)
+	*now = now.Add(keyRefetchEvery)
 	for range 5 {
 		v.Verify(context.Background(), testutil.SignJWT(t, jose.RS256, forger, "made-up", ti.Claims(nil)))
 	}
@@ -262,23 +265,21 @@ func TestVerifyKeysBehindRedirect(t *testing.T) {
 // are refused as unreachable, without a request each.
 func TestVerifyIssuerDownWithinFetchBound(t *testing.T) {
 	ti := testutil.StartOIDCIssuer(t)
-	v := newVerifier(Issuer{URL: ti.URL, Audiences: []string{"corral"}})
-	now := time.Now()
-	v.now = func() time.Time { return now }
-	if _, err := v.Verify(context.Background(), ti.Token(t, nil)); err != nil {
-		t.Fatal(err)
-	}
+	v, now := clocked(t, ti)
 	ti.AddKey(t, "k2")
 	ti.SetDown(true)
-	now = now.Add(keyRefetchEvery)
+	*now = now.Add(keyRefetchEvery)
 	for range 3 {
 		_, err := v.Verify(context.Background(), ti.TokenWith(t, "k2", nil))
 		if err == nil || !strings.Contains(err.Error(), "issuer "+ti.URL+" unreachable") {
 			t.Fatalf("new key while down: %v", err)
 		}
 	}
+	if n := ti.Refused.Load(); n != 1 {
+		t.Fatalf("the issuer was asked %d times while down, want once", n)
+	}
 	ti.SetDown(false)
-	now = now.Add(keyRefetchEvery)
+	*now = now.Add(keyRefetchEvery)
 	if _, err := v.Verify(context.Background(), ti.TokenWith(t, "k2", nil)); err != nil {
 		t.Fatalf("once the issuer answers again: %v", err)
 	}

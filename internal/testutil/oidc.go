@@ -19,8 +19,9 @@ import (
 // signed with them.
 type OIDCIssuer struct {
 	URL string
-	// Discoveries and KeyFetches count the requests it answered.
-	Discoveries, KeyFetches atomic.Int32
+	// Discoveries and KeyFetches count the requests it answered; Refused
+	// those it turned away while down.
+	Discoveries, KeyFetches, Refused atomic.Int32
 
 	srv *httptest.Server
 
@@ -49,6 +50,7 @@ func (i *OIDCIssuer) serve(w http.ResponseWriter, r *http.Request) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if i.down {
+		i.Refused.Add(1)
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 		return
 	}
