@@ -445,6 +445,17 @@ func TestReplayTranscript(t *testing.T) {
 	}
 }
 
+// sessionsDir is the store newEnv(t, dir, ...) uses, for a backend that
+// wraps it.
+func sessionsDir(t *testing.T, dir string) *store.Dir {
+	t.Helper()
+	d, err := store.NewDir(filepath.Join(dir, "sessions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // gatedDisk holds every Sync until the test lets one through, and counts
 // how many wait at once.
 type gatedDisk struct {
@@ -482,10 +493,7 @@ func (o gatedObject) Sync() error {
 func TestStartsSyncAFewAtATime(t *testing.T) {
 	const burst = 16
 	dir := t.TempDir()
-	sessions, err := store.NewDir(filepath.Join(dir, "sessions"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sessions := sessionsDir(t, dir)
 	disk := &gatedDisk{Dir: sessions, entered: make(chan struct{}, burst), gate: make(chan struct{})}
 	e := newEnv(t, dir, recorder.Options{Backend: disk})
 	errs := make(chan error, burst)
@@ -544,10 +552,7 @@ func (d *panicDisk) Create(name string) (store.Object, error) {
 // sync slot taken: later sessions still start.
 func TestPanickingBackendKeepsNoSlot(t *testing.T) {
 	dir := t.TempDir()
-	sessions, err := store.NewDir(filepath.Join(dir, "sessions"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sessions := sessionsDir(t, dir)
 	disk := &panicDisk{Dir: sessions}
 	disk.panics.Store(8)
 	e := newEnv(t, dir, recorder.Options{Backend: disk})
