@@ -36,11 +36,16 @@ type outbuf struct {
 // AvailableBuffer returns an empty slice whose free capacity a message can
 // be encoded into and then passed to Write, as with bufio.Writer.
 func (o *outbuf) AvailableBuffer() []byte {
+	b := *o.take()
+	return b[len(b):]
+}
+
+// take returns the buffer, from the pool if none is held.
+func (o *outbuf) take() *[]byte {
 	if o.buf == nil {
 		o.buf = outPool.Get().(*[]byte)
 	}
-	b := *o.buf
-	return b[len(b):]
+	return o.buf
 }
 
 // Write gathers p, writing out once flushAt bytes are gathered. A large p
@@ -63,10 +68,7 @@ func (o *outbuf) Write(p []byte) (int, error) {
 		o.release()
 		return n, err
 	}
-	if o.buf == nil {
-		o.buf = outPool.Get().(*[]byte)
-	}
-	*o.buf = append(*o.buf, p...)
+	*o.take() = append(*o.buf, p...)
 	if len(*o.buf) >= flushAt {
 		if err := o.Flush(); err != nil {
 			return 0, err
