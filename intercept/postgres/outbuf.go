@@ -68,7 +68,8 @@ func (o *outbuf) Write(p []byte) (int, error) {
 		o.release()
 		return n, err
 	}
-	*o.take() = append(*o.buf, p...)
+	buf := o.take()
+	*buf = append(*buf, p...)
 	if len(*o.buf) >= flushAt {
 		if err := o.Flush(); err != nil {
 			return 0, err
