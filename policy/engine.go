@@ -41,10 +41,16 @@ type Compiled struct {
 	// its kind and operations (its text, tables, fingerprint). The built-in
 	// module does not look at them; a custom module may.
 	statementDetail bool
+	// matchers say which rules apply (input.applicable).
+	matchers []ruleMatcher
 }
 
 // Compile prepares p. Its errors name the module and line at fault.
 func Compile(ctx context.Context, p Policy) (*Compiled, error) {
+	matchers, err := compileMatchers(p.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("compile policy: %w", err)
+	}
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
 		rego.Store(inmem.NewFromObjectWithOpts(map[string]any{"declared": Data(p.Rules)}, inmem.OptReturnASTValuesOnRead(true))),
@@ -70,7 +76,7 @@ func Compile(ctx context.Context, p Policy) (*Compiled, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile policy: %w", err)
 	}
-	return &Compiled{query: pq, statementDetail: len(p.Modules) > 0}, nil
+	return &Compiled{query: pq, statementDetail: len(p.Modules) > 0, matchers: matchers}, nil
 }
 
 // BuiltinModules returns the embedded Rego modules, with or without their
@@ -346,6 +352,11 @@ func (c *Compiled) eval(ctx context.Context, in *Input) (Decision, bool, error) 
 	if err != nil {
 		return denied("the request could not be put to the policy", 0), false, err
 	}
+	question, ok := value.(ast.Object)
+	if !ok {
+		return denied("the request could not be put to the policy", 0), false, fmt.Errorf("input is %T, not an object", value)
+	}
+	question.Insert(ast.InternedTerm("applicable"), applicableTerm(c.matchers, in))
 	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(value))
 	if err != nil {
 		return denied("the policy could not be evaluated", 0), false, fmt.Errorf("evaluate policy: %w", err)
