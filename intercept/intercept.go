@@ -246,7 +246,7 @@ func (c *Conn) CloseWrite() error {
 }
 
 // Count adds bytes moved on the raw connection (c.Conn) by a handler that
-// bypasses the counting Read and Write, e.g. to let the kernel splice.
+// bypasses the counting Read and Write, e.g. to copy with raw system calls.
 func (c *Conn) Count(up, down uint64) {
 	c.up.Add(up)
 	c.down.Add(down)

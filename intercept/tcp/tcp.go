@@ -12,6 +12,7 @@ import (
 	"net"
 
 	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/intercept/nbio"
 )
 
 // Dialer opens the upstream connection. It must produce connections the
@@ -40,20 +41,20 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	})
 	defer stop()
 
-	// Copy between the raw sockets: with two TCP connections the kernel
-	// splices, and no buffer of the agent's holds the bytes. One direction
-	// is copied on this goroutine: an idle relay holds two stacks, not
-	// three.
+	// Copy between the raw sockets with non-blocking calls off the
+	// scheduler's syscall path, into a buffer held only while bytes are in
+	// flight (nbio.Copy says why not splice). One direction is copied on
+	// this goroutine: an idle relay holds two stacks, not three.
 	var errUp error
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
-		n, err := io.Copy(up, c.Conn)
+		n, err := nbio.Copy(up, c.Conn)
 		c.Count(uint64(n), 0)
 		errUp = err
 		closeWrite(up)
 	}()
-	n, errD := io.Copy(c.Conn, up)
+	n, errD := nbio.Copy(c.Conn, up)
 	c.Count(0, uint64(n))
 	closeWrite(c.Conn)
 	<-upDone

@@ -134,3 +134,111 @@ func TestWriteToResetPeer(t *testing.T) {
 		t.Fatal("writes to a reset peer kept succeeding")
 	}
 }
+
+// startCopy returns a source connection with its peer and a destination
+// with its peer, and runs Copy(dst, src) in the background.
+func startCopy(t *testing.T) (srcPeer, dstPeer net.Conn, src net.Conn, done chan copyResult) {
+	t.Helper()
+	src, srcPeer = pair(t)
+	dst, dstPeer := pair(t)
+	done = make(chan copyResult, 1)
+	go func() {
+		n, err := Copy(dst, src)
+		dst.(*conn).CloseWrite()
+		done <- copyResult{n, err}
+	}()
+	return srcPeer, dstPeer, src, done
+}
+
+type copyResult struct {
+	n   int64
+	err error
+}
+
+// Every byte arrives in order, the count is right, and the source's end
+// of stream ends the copy without an error.
+func TestCopy(t *testing.T) {
+	srcPeer, dstPeer, _, done := startCopy(t)
+	want := make([]byte, 16<<20+123)
+	for i := range want {
+		want[i] = byte(i * 13)
+	}
+	go func() {
+		// Small writes and large ones, as a relay sees them.
+		srcPeer.Write(want[:5])
+		srcPeer.Write(want[5:100])
+		srcPeer.Write(want[100:])
+		srcPeer.(*net.TCPConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(dstPeer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes, want %d, or out of order", len(got), len(want))
+	}
+	r := <-done
+	if r.err != nil || r.n != int64(len(want)) {
+		t.Fatalf("Copy = %d, %v; want %d, nil", r.n, r.err, len(want))
+	}
+}
+
+// A copy waiting for its source ends when the source is closed.
+func TestCopyEndsOnClose(t *testing.T) {
+	srcPeer, dstPeer, src, done := startCopy(t)
+	srcPeer.Write([]byte("hello"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(dstPeer, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("relayed %q, %v", buf, err)
+	}
+	src.Close()
+	r := <-done
+	if !errors.Is(r.err, net.ErrClosed) || r.n != 5 {
+		t.Fatalf("Copy = %d, %v; want 5, ErrClosed", r.n, r.err)
+	}
+}
+
+// A destination that resets makes the copy fail, not spin or hang.
+func TestCopyToResetPeer(t *testing.T) {
+	srcPeer, dstPeer, _, done := startCopy(t)
+	dstPeer.(*net.TCPConn).SetLinger(0)
+	dstPeer.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		chunk := make([]byte, 4096)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := srcPeer.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	if r := <-done; r.err == nil {
+		t.Fatalf("Copy to a reset peer = %d, nil", r.n)
+	}
+}
+
+// Connections that are not TCP are copied by io.Copy.
+func TestCopyOtherConnections(t *testing.T) {
+	a, b := net.Pipe()
+	c, d := net.Pipe()
+	defer a.Close()
+	defer d.Close()
+	go func() {
+		a.Write([]byte("through a pipe"))
+		a.Close()
+	}()
+	go func() {
+		Copy(c, b)
+		c.Close()
+	}()
+	got, err := io.ReadAll(d)
+	if err != nil || string(got) != "through a pipe" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
