@@ -125,7 +125,7 @@ metrics_address: %[6]s
 			if got := warm.Recv(b); got != "ready" {
 				b.Fatal(got)
 			}
-			before, beforeRSS := goMemory(b, metricsAddr), rss(b, agent.PID())
+			before, beforeRSS, beforeFDs := goMemory(b, metricsAddr), rss(b, agent.PID()), fds(b, agent.PID())
 			from := agent.Mark()
 			f := testutil.StartFunc(b, workCg, "hold", c.kind, c.addr, strconv.Itoa(c.n))
 			if got := f.Recv(b); got != "ready" {
@@ -138,9 +138,10 @@ metrics_address: %[6]s
 				}
 				return opened == c.n
 			})
-			after, afterRSS := goMemory(b, metricsAddr), rss(b, agent.PID())
+			after, afterRSS, afterFDs := goMemory(b, metricsAddr), rss(b, agent.PID()), fds(b, agent.PID())
 			b.ReportMetric(float64(after-before)/1024/float64(c.n), "KiB/session")
 			b.ReportMetric(float64(afterRSS-beforeRSS)/float64(c.n), "RSS-KiB/session")
+			b.ReportMetric(float64(afterFDs-beforeFDs)/float64(c.n), "fds/session")
 			b.ReportMetric(float64(c.n), "sessions")
 
 			// Every session ends before the next measurement starts.
@@ -159,6 +160,16 @@ metrics_address: %[6]s
 }
 
 // rss is a process's resident set in KiB.
+// fds is the number of descriptors pid has open.
+func fds(b *testing.B, pid int) int {
+	b.Helper()
+	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return len(es)
+}
+
 func rss(b *testing.B, pid int) int {
 	b.Helper()
 	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
