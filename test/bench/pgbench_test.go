@@ -83,11 +83,16 @@ metrics_address: 127.0.0.1:0
 
 	// The same target recorded (strict, the default) and not: the target's
 	// recording mode is read for every new connection, so a reload
-	// switches it between cases.
+	// switches it between cases. "tcp" makes it a plain relay of the same
+	// server, unrecorded: what a Go data plane costs before any of the
+	// PostgreSQL work.
 	base, _ := os.ReadFile(cfg)
 	recording := func(mode string) {
 		from := agent.Mark()
 		next := bytes.Replace(base, []byte("    protocol: postgres\n"), []byte("    protocol: postgres\n    recording: "+mode+"\n"), 1)
+		if mode == "tcp" {
+			next = relayConfig(b, base)
+		}
 		os.WriteFile(cfg, next, 0o600)
 		agent.WaitLine(b, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
 	}
@@ -101,6 +106,7 @@ metrics_address: 127.0.0.1:0
 		{"pgbouncer", outside, "127.0.0.1", bouncer, "app-secret-pw", "", bouncerPID},
 		{"corral", workCg, host.Addr.String(), "5432", "anything", "strict", agent.PID()},
 		{"corral-unrecorded", workCg, host.Addr.String(), "5432", "anything", "off", agent.PID()},
+		{"corral-tcp", workCg, host.Addr.String(), "5432", "app-secret-pw", "tcp", agent.PID()},
 	}
 	for _, mode := range []string{"simple", "prepared"} {
 		for _, clients := range []int{1, 8} {
@@ -144,6 +150,29 @@ metrics_address: 127.0.0.1:0
 			}
 		}
 	}
+}
+
+// relayConfig turns the benchmark's configuration into one where the
+// target is a plain, unrecorded TCP relay admitted by the same rule.
+func relayConfig(b *testing.B, base []byte) []byte {
+	b.Helper()
+	out := string(base)
+	for _, r := range [][2]string{
+		{"    protocol: postgres\n", "    protocol: tcp\n    recording: off\n"},
+		{"    allow: [select, transaction, set, show]\n    deny: [drop, truncate]\n    mask:\n      - {columns: [customers.email], method: partial}\n", "    allow: [\"*\"]\n"},
+	} {
+		if !strings.Contains(out, r[0]) {
+			b.Fatalf("benchmark configuration lacks %q", r[0])
+		}
+		out = strings.Replace(out, r[0], r[1], 1)
+	}
+	var kept []string
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "    credentials:") && !strings.HasPrefix(line, "      default:") && !strings.HasPrefix(line, "    upstream_tls:") {
+			kept = append(kept, line)
+		}
+	}
+	return []byte(strings.Join(kept, "\n"))
 }
 
 // startPgbouncer runs pgbouncer in session mode in front of addr:5432 on
