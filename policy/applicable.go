@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gobwas/glob"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -76,10 +77,15 @@ func compileMatchers(rules []Rule) ([]ruleMatcher, error) {
 				if cm.fact == nil {
 					return nil, fmt.Errorf("rules[%d]: no workload fact %q to match", i, path)
 				}
-				// As OPA's glob.match: null delimiters are none.
+				// As OPA's glob.match: null delimiters are none, and
+				// each delimiter is one character.
 				var delims []rune
 				for _, d := range c.Delims {
-					delims = append(delims, []rune(d)...)
+					r := []rune(d)
+					if len(r) != 1 {
+						return nil, fmt.Errorf("rules[%d]: delimiter %q is not one character", i, d)
+					}
+					delims = append(delims, r[0])
 				}
 				if c.Delims != nil && len(delims) == 0 {
 					delims = []rune{'.'}
@@ -128,7 +134,7 @@ func (m *ruleMatcher) applies(in *Input) bool {
 func (c *checkMatcher) matches(w *Workload) bool {
 	switch c.kind {
 	case "glob":
-		v := c.fact(w)
+		v := asJSON(c.fact(w))
 		if v == "" {
 			return false // a fact the workload does not have matches nothing
 		}
@@ -156,6 +162,26 @@ func (c *checkMatcher) matches(w *Workload) bool {
 		return false
 	}
 	return false
+}
+
+// asJSON is s as the module sees it, through encoding/json: every byte
+// that is not part of valid UTF-8 becomes U+FFFD. A process may name its
+// binary with any bytes; a pattern must match what Rego would match.
+func asJSON(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // applicableTerm is input.applicable: the indexes of the rules that apply,

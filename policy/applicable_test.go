@@ -15,7 +15,8 @@ import (
 // TestApplicableAgreesWithRego holds the engine's applicability (Go) to the
 // module's own (Rego, used when input.applicable is absent) over random
 // rules and workloads: patterns with every glob form, facts with and
-// without delimiters, missing facts, uids, labels and groups.
+// without delimiters, missing facts, facts that are not valid UTF-8, uids,
+// labels and groups.
 func TestApplicableAgreesWithRego(t *testing.T) {
 	ctx := context.Background()
 	rnd := rand.New(rand.NewPCG(7, 11))
@@ -31,10 +32,11 @@ func TestApplicableAgreesWithRego(t *testing.T) {
 		return out
 	}
 	patterns := []string{"*", "**", "?", "a*", "*b", "a?c", "[ab]*", "[!a]*", "{x,y}*", "a.b", "a*b", "*.service", "etl-*.service",
-		"/usr/bin/*", "/usr/**", "/opt/*/run", "/kubepods.slice/**", "/system.slice/*.service", "team-*", "*@example.com", "abc", "x/y", "x*"}
+		"/usr/bin/*", "/usr/**", "/opt/*/run", "/kubepods.slice/**", "/system.slice/*.service", "team-*", "*@example.com", "abc", "x/y", "x*", "/usr/bin/??", "/usr/bin/\ufffd\ufffd", "/usr/bin/\ufffd"}
 	values := []string{"", "", "", "a", "abc", "ab", "a.b", "a/b", "b", "xyz", "y.z", "etl-1.service", "etl-1.x.service", "cron.service",
 		"/usr/bin/psql", "/usr/local/bin/psql", "/usr/bin", "/opt/app/run", "/opt/a/b/run", "/kubepods.slice/pod1/c",
-		"/system.slice/backup.service", "team-a", "team-", "me@example.com", "me@example.org", "x/y", "x"}
+		"/system.slice/backup.service", "team-a", "team-", "me@example.com", "me@example.org", "x/y", "x",
+		"/usr/bin/\xff\xfe", "/usr/bin/\xff", "/usr/bin/\ufffd"}
 	targets := []string{"db", "bastion", "cluster"}
 	groups := []string{"dba", "sre", "a*", "interns"}
 	labelKeys, labelValues := []string{"team", "app"}, []string{"a", "b", ""}
