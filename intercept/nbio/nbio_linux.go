@@ -31,6 +31,21 @@ func Wrap(c net.Conn) net.Conn {
 	return &conn{TCPConn: tc, rc: rc}
 }
 
+// read is one raw read into p (not empty); again when the socket has
+// nothing to read yet.
+func read(fd uintptr, p []byte) (n int, errno syscall.Errno, again bool) {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, 0, true
+		}
+		return int(r), e, false
+	}
+}
+
 func (c *conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -40,17 +55,9 @@ func (c *conn) Read(p []byte) (int, error) {
 		errno syscall.Errno
 	)
 	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		}
+		var again bool
+		n, errno, again = read(fd, p)
+		return !again
 	})
 	switch {
 	case err != nil:
@@ -127,18 +134,13 @@ func Copy(dst, src net.Conn) (int64, error) {
 		)
 		err := s.rc.Read(func(fd uintptr) bool {
 			b := buffers.Get().(*[]byte)
-			for {
-				r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&(*b)[0])), uintptr(len(*b)))
-				switch e {
-				case syscall.EINTR:
-					continue
-				case syscall.EAGAIN:
-					buffers.Put(b)
-					return false
-				}
-				buf, n, errno = b, int(r), e
-				return true
+			var again bool
+			if n, errno, again = read(fd, *b); again {
+				buffers.Put(b)
+				return false
 			}
+			buf = b
+			return true
 		})
 		switch {
 		case err != nil:
