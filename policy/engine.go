@@ -507,12 +507,41 @@ func cacheKeyOf(v uint64, in *Input, statementDetail bool) cacheKey {
 	if who == "" {
 		who = IdentityKey(&in.Workload)
 	}
+	var target keyWriter
+	target.Grow(len(in.Target.Name) + len(in.Target.Protocol) + 8)
+	target.field(in.Target.Name)
+	target.field(in.Target.Protocol)
 	return cacheKey{
 		version: v,
 		who:     who,
-		target:  in.Target.Name + "\x00" + in.Target.Protocol,
+		target:  target.String(),
 		action:  actionKey(&in.Action, statementDetail),
 		grants:  grantsKey(in.Grants),
+	}
+}
+
+// keyWriter builds a cache key out of fields whose bounds cannot be
+// forged: each is written after its length, so a value that holds what
+// would have been a separator (a token's group "dba\x00x", a command with
+// a NUL in it) can never pass for two fields, nor two for one, and share a
+// decision it was not given.
+type keyWriter struct{ strings.Builder }
+
+func (k *keyWriter) length(n int) {
+	var tmp [20]byte
+	k.Write(strconv.AppendInt(tmp[:0], int64(n), 10))
+	k.WriteByte(':')
+}
+
+func (k *keyWriter) field(s string) {
+	k.length(len(s))
+	k.WriteString(s)
+}
+
+func (k *keyWriter) list(ss []string) {
+	k.length(len(ss))
+	for _, s := range ss {
+		k.field(s)
 	}
 }
 
@@ -521,57 +550,73 @@ func cacheKeyOf(v uint64, in *Input, statementDetail bool) cacheKey {
 // same workload shares decisions). A handler computes it once per session
 // and puts it in Input.IdentityKey.
 func IdentityKey(w *Workload) string {
-	var b strings.Builder
-	for _, s := range []string{w.Unit, w.Exe, w.CgroupPath, w.User, w.Pod.Namespace, w.Pod.Name, w.Pod.ServiceAccount, w.Pod.Container, w.Pod.Image} {
-		b.WriteString(s)
-		b.WriteByte(0)
+	var k keyWriter
+	for _, s := range [...]string{w.Unit, w.Exe, w.CgroupPath, w.User, w.Pod.Namespace, w.Pod.Name, w.Pod.ServiceAccount, w.Pod.Container, w.Pod.Image} {
+		k.field(s)
 	}
-	b.WriteString(strconv.FormatUint(uint64(w.UID), 10))
-	if len(w.Pod.Labels) > 0 {
-		keys := make([]string, 0, len(w.Pod.Labels))
-		for k := range w.Pod.Labels {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			b.WriteByte(0)
-			b.WriteString(k)
-			b.WriteByte('=')
-			b.WriteString(w.Pod.Labels[k])
-		}
+	k.length(int(w.UID))
+	keys := make([]string, 0, len(w.Pod.Labels))
+	for key := range w.Pod.Labels {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	k.length(len(keys))
+	for _, key := range keys {
+		k.field(key)
+		k.field(w.Pod.Labels[key])
 	}
 	if o := w.OIDC; o != nil {
-		b.WriteString("\x01")
-		b.WriteString(o.Issuer + "\x00" + o.Subject + "\x00" + o.Email + "\x00" + strings.Join(o.Groups, "\x00"))
+		k.WriteByte('+')
+		k.field(o.Issuer)
+		k.field(o.Subject)
+		k.field(o.Email)
+		k.list(o.Groups)
 	}
-	return b.String()
+	return k.String()
 }
 
 func actionKey(a *Action, statementDetail bool) string {
-	var b strings.Builder
-	b.WriteString(a.Kind)
+	var k keyWriter
+	n := len(a.Kind) + 8
 	for _, op := range a.Operations {
-		b.WriteByte(0)
-		b.WriteString(op)
+		n += len(op) + 4
 	}
-	b.WriteByte(1)
+	k.Grow(n)
+	k.field(a.Kind)
+	k.list(a.Operations)
 	switch {
 	case a.SQL != nil && !statementDetail:
 	case a.SQL != nil:
 		if a.SQL.Fingerprint != "" {
-			b.WriteString(a.SQL.Fingerprint)
+			k.WriteByte('f')
+			k.field(a.SQL.Fingerprint)
 		} else {
-			b.WriteString(a.SQL.Text)
+			k.WriteByte('t')
+			k.field(a.SQL.Text)
 		}
 	case a.SSH != nil:
-		fmt.Fprintf(&b, "%s\x00%q\x00%t\x00%s\x00%s\x00%s\x00%s\x00%q", a.SSH.Command, a.SSH.Argv, a.SSH.Interactive, a.SSH.Subsystem, a.SSH.Forward, a.SSH.Env, a.SSH.User, a.SSH.Via)
+		k.WriteByte('s')
+		k.field(a.SSH.Command)
+		k.list(a.SSH.Argv)
+		k.field(strconv.FormatBool(a.SSH.Interactive))
+		k.field(a.SSH.Subsystem)
+		k.field(a.SSH.Forward)
+		k.field(a.SSH.Env)
+		k.field(a.SSH.User)
+		k.list(a.SSH.Via)
 	case a.HTTP != nil:
-		b.WriteString(a.HTTP.Method + "\x00" + a.HTTP.Host + "\x00" + a.HTTP.Path)
+		k.WriteByte('h')
+		k.field(a.HTTP.Method)
+		k.field(a.HTTP.Host)
+		k.field(a.HTTP.Path)
 	case a.Kubernetes != nil:
-		k := a.Kubernetes
-		b.WriteString(k.Verb + "\x00" + k.APIGroup + "\x00" + k.Resource + "\x00" + k.Subresource + "\x00" + k.Namespace + "\x00" + k.Name)
+		c := a.Kubernetes
+		k.WriteByte('k')
+		for _, s := range [...]string{c.Verb, c.APIGroup, c.Resource, c.Subresource, c.Namespace, c.Name} {
+			k.field(s)
+		}
 	}
-	return b.String()
+	return k.String()
 }
 
 func grantsKey(gs []Grant) string {
@@ -580,10 +625,15 @@ func grantsKey(gs []Grant) string {
 	}
 	ids := make([]string, len(gs))
 	for i, g := range gs {
-		ids[i] = g.ID + "@" + g.Expires.UTC().Format(time.RFC3339Nano)
+		var k keyWriter
+		k.field(g.ID)
+		k.field(g.Expires.UTC().Format(time.RFC3339Nano))
+		ids[i] = k.String()
 	}
 	slices.Sort(ids)
-	return strings.Join(ids, ",")
+	var k keyWriter
+	k.list(ids)
+	return k.String()
 }
 
 type decisionCache struct {

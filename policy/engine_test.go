@@ -1196,3 +1196,51 @@ func TestBuiltinModuleReadsNoStatementDetail(t *testing.T) {
 		})
 	}
 }
+
+// A value that holds a separator must not pass for two fields, or two for
+// one, and share a decision made for somebody else. Each pair here shared a
+// cache key when fields were joined with NUL.
+func TestCacheKeysCannotBeForged(t *testing.T) {
+	oidc := func(subject string, groups ...string) Workload {
+		return Workload{OIDC: &OIDC{Issuer: "https://idp", Subject: subject, Groups: groups}}
+	}
+	ssh := func(command string, argv ...string) Input {
+		in := sqlIn(Workload{})
+		in.Action = Action{Kind: KindSSH, Operations: []string{"exec"}, SSH: &SSH{Command: command, Argv: argv}}
+		return in
+	}
+	pairs := []struct {
+		name string
+		a, b Input
+	}{
+		{"groups", sqlIn(oidc("s", "dba", "x"), "select"), sqlIn(oidc("s", "dba\x00x"), "select")},
+		{"subject and groups", sqlIn(oidc("s\x00\x00dba"), "select"), sqlIn(oidc("s", "dba"), "select")},
+		{"exe and cgroup", sqlIn(Workload{Exe: "/bin/a\x00b", CgroupPath: "c"}, "select"), sqlIn(Workload{Exe: "/bin/a", CgroupPath: "b\x00c"}, "select")},
+		{"labels", sqlIn(Workload{Pod: Pod{Labels: map[string]string{"a": "b\x00c=d"}}}, "select"), sqlIn(Workload{Pod: Pod{Labels: map[string]string{"a": "b", "c": "d"}}}, "select")},
+		{"operations", sqlIn(Workload{}, "select\x00drop"), sqlIn(Workload{}, "select", "drop")},
+		{"ssh command", ssh("ls\x00x", "ls"), ssh("ls", "x\x00ls")},
+	}
+	target := sqlIn(Workload{})
+	target.Target.Name, target.Target.Protocol = "db\x00postgres", ""
+	other := sqlIn(Workload{})
+	other.Target.Name, other.Target.Protocol = "db", "postgres"
+	pairs = append(pairs, struct {
+		name string
+		a, b Input
+	}{"target", target, other})
+	for _, p := range pairs {
+		if cacheKeyOf(1, &p.a, true) == cacheKeyOf(1, &p.b, true) {
+			t.Errorf("%s: two questions share a cache key", p.name)
+		}
+	}
+
+	// And through the engine: a token whose one group is "dba\x00x" does
+	// not get the answer cached for one holding dba and x.
+	e := newTestEngine(t, Policy{Rules: []Rule{{Name: "dba", Who: Who{OIDC: &OIDCWho{Groups: sl("dba")}}, Targets: sl(testTarget), Allow: sl("select")}}})
+	if d := mustDecide(t, e, sqlIn(oidc("s", "dba", "x"), "select")); d.Result != Allow {
+		t.Fatalf("dba member: %+v", d)
+	}
+	if d := mustDecide(t, e, sqlIn(oidc("s", "dba\x00x"), "select")); d.Result != Deny {
+		t.Fatalf("forged group got %+v", d)
+	}
+}
