@@ -67,7 +67,7 @@ func oidcOf(w *Workload) *OIDC {
 func compileMatchers(rules []Rule) ([]ruleMatcher, error) {
 	out := make([]ruleMatcher, 0, len(rules))
 	for i, r := range rules {
-		m := ruleMatcher{targets: r.Targets, any: r.Who.Any}
+		m := ruleMatcher{targets: jsonStrings(r.Targets), any: r.Who.Any}
 		for _, c := range whoChecks(r.Who) {
 			cm := checkMatcher{kind: c.Kind}
 			switch c.Kind {
@@ -91,7 +91,7 @@ func compileMatchers(rules []Rule) ([]ruleMatcher, error) {
 					delims = []rune{'.'}
 				}
 				for _, p := range c.Patterns {
-					g, err := glob.Compile(p, delims...)
+					g, err := glob.Compile(asJSON(p), delims...)
 					if err != nil {
 						return nil, fmt.Errorf("rules[%d] (%s): pattern %q: %w", i, r.Name, p, err)
 					}
@@ -100,9 +100,12 @@ func compileMatchers(rules []Rule) ([]ruleMatcher, error) {
 			case "uid":
 				cm.uids = c.UIDs
 			case "labels":
-				cm.labels = c.Labels
+				cm.labels = map[string]string{}
+				for k, v := range c.Labels {
+					cm.labels[asJSON(k)] = asJSON(v)
+				}
 			case "groups":
-				cm.groups = c.Patterns
+				cm.groups = jsonStrings(c.Patterns)
 			default:
 				return nil, fmt.Errorf("rules[%d]: unknown who check %q", i, c.Kind)
 			}
@@ -114,7 +117,7 @@ func compileMatchers(rules []Rule) ([]ruleMatcher, error) {
 }
 
 func (m *ruleMatcher) applies(in *Input) bool {
-	if !slices.Contains(m.targets, in.Target.Name) {
+	if !slices.Contains(m.targets, asJSON(in.Target.Name)) {
 		return false
 	}
 	if m.any {
@@ -147,15 +150,23 @@ func (c *checkMatcher) matches(w *Workload) bool {
 	case "uid":
 		return slices.Contains(c.uids, w.UID)
 	case "labels":
+		have := w.Pod.Labels
+		if !allJSON(have) {
+			have = map[string]string{}
+			for k, v := range w.Pod.Labels {
+				have[asJSON(k)] = asJSON(v)
+			}
+		}
 		for k, v := range c.labels {
-			if have, ok := w.Pod.Labels[k]; !ok || have != v {
+			if h, ok := have[k]; !ok || h != v {
 				return false
 			}
 		}
 		return true
 	case "groups":
+		have := jsonStrings(oidcOf(w).Groups)
 		for _, g := range c.groups {
-			if slices.Contains(oidcOf(w).Groups, g) {
+			if slices.Contains(have, g) {
 				return true
 			}
 		}
@@ -166,7 +177,9 @@ func (c *checkMatcher) matches(w *Workload) bool {
 
 // asJSON is s as the module sees it, through encoding/json: every byte
 // that is not part of valid UTF-8 becomes U+FFFD. A process may name its
-// binary with any bytes; a pattern must match what Rego would match.
+// binary with any bytes; a pattern must match what Rego would match. Rules
+// reach the module through JSON too, so their strings are taken the same
+// way.
 func asJSON(s string) string {
 	if utf8.ValidString(s) {
 		return s
@@ -182,6 +195,28 @@ func asJSON(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+func jsonStrings(ss []string) []string {
+	for i, s := range ss {
+		if !utf8.ValidString(s) {
+			out := slices.Clone(ss[:i])
+			for _, s := range ss[i:] {
+				out = append(out, asJSON(s))
+			}
+			return out
+		}
+	}
+	return ss
+}
+
+func allJSON(m map[string]string) bool {
+	for k, v := range m {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return false
+		}
+	}
+	return true
 }
 
 // applicableTerm is input.applicable: the indexes of the rules that apply,

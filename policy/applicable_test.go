@@ -32,14 +32,14 @@ func TestApplicableAgreesWithRego(t *testing.T) {
 		return out
 	}
 	patterns := []string{"*", "**", "?", "a*", "*b", "a?c", "[ab]*", "[!a]*", "{x,y}*", "a.b", "a*b", "*.service", "etl-*.service",
-		"/usr/bin/*", "/usr/**", "/opt/*/run", "/kubepods.slice/**", "/system.slice/*.service", "team-*", "*@example.com", "abc", "x/y", "x*", "/usr/bin/??", "/usr/bin/\ufffd\ufffd", "/usr/bin/\ufffd"}
+		"/usr/bin/*", "/usr/**", "/opt/*/run", "/kubepods.slice/**", "/system.slice/*.service", "team-*", "*@example.com", "abc", "x/y", "x*", "/usr/bin/??", "/usr/bin/\ufffd\ufffd", "/usr/bin/\ufffd", "/usr/bin/\xff*"}
 	values := []string{"", "", "", "a", "abc", "ab", "a.b", "a/b", "b", "xyz", "y.z", "etl-1.service", "etl-1.x.service", "cron.service",
 		"/usr/bin/psql", "/usr/local/bin/psql", "/usr/bin", "/opt/app/run", "/opt/a/b/run", "/kubepods.slice/pod1/c",
 		"/system.slice/backup.service", "team-a", "team-", "me@example.com", "me@example.org", "x/y", "x",
 		"/usr/bin/\xff\xfe", "/usr/bin/\xff", "/usr/bin/\ufffd"}
-	targets := []string{"db", "bastion", "cluster"}
-	groups := []string{"dba", "sre", "a*", "interns"}
-	labelKeys, labelValues := []string{"team", "app"}, []string{"a", "b", ""}
+	targets := []string{"db", "bastion", "cluster", "c\xff", "c\ufffd"}
+	groups := []string{"dba", "sre", "a*", "interns", "x\xff", "x\ufffd"}
+	labelKeys, labelValues := []string{"team", "app", "k\xfe", "k\ufffd"}, []string{"a", "b", "", "v\xff", "v\ufffd"}
 	uids := []uint32{0, 1000, 65534}
 
 	// One to three matchers a rule, so that each one often decides.
