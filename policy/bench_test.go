@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"runtime"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 // benchPolicy is a realistic fleet policy: twenty rules over a few
@@ -173,4 +175,23 @@ func BenchmarkDecide(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkInputValue: the input built directly, against the reference it
+// is held to (encoding/json, then OPA's parser).
+func BenchmarkInputValue(b *testing.B) {
+	in := benchInput()
+	for _, c := range []struct {
+		name string
+		f    func(*Input) (ast.Value, error)
+	}{{"direct", inputValue}, {"json", inputValueJSON}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := c.f(&in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

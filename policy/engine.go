@@ -371,14 +371,6 @@ func (c *Compiled) eval(ctx context.Context, in *Input) (Decision, bool, error) 
 	return parseDecision(obj)
 }
 
-func inputValue(in *Input) (ast.Value, error) {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return nil, err
-	}
-	return ast.ValueFromReader(strings.NewReader(string(b)))
-}
-
 // parseDecision turns the Rego object into a Decision, refusing anything
 // that is not a well-formed allow, deny or review.
 func parseDecision(obj map[string]any) (Decision, bool, error) {
