@@ -183,7 +183,7 @@ func BenchmarkInputValue(b *testing.B) {
 	in := benchInput()
 	for _, c := range []struct {
 		name string
-		f    func(*Input) (ast.Value, error)
+		f    func(*Input) (ast.Object, error)
 	}{{"direct", inputValue}, {"json", inputValueJSON}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -352,11 +352,7 @@ func (c *Compiled) eval(ctx context.Context, in *Input) (Decision, bool, error) 
 	if err != nil {
 		return denied("the request could not be put to the policy", 0), false, err
 	}
-	question, ok := value.(ast.Object)
-	if !ok {
-		return denied("the request could not be put to the policy", 0), false, fmt.Errorf("input is %T, not an object", value)
-	}
-	question.Insert(ast.InternedTerm("applicable"), applicableTerm(c.matchers, in))
+	value.Insert(ast.InternedTerm("applicable"), applicableTerm(c.matchers, in))
 	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(value))
 	if err != nil {
 		return denied("the policy could not be evaluated", 0), false, fmt.Errorf("evaluate policy: %w", err)
@@ -519,19 +515,20 @@ func cacheKeyOf(v uint64, in *Input, statementDetail bool) cacheKey {
 // decision it was not given.
 type keyWriter struct{ strings.Builder }
 
-func (k *keyWriter) length(n int) {
+// num writes n and a colon: a length, or a number field.
+func (k *keyWriter) num(n int) {
 	var tmp [20]byte
 	k.Write(strconv.AppendInt(tmp[:0], int64(n), 10))
 	k.WriteByte(':')
 }
 
 func (k *keyWriter) field(s string) {
-	k.length(len(s))
+	k.num(len(s))
 	k.WriteString(s)
 }
 
 func (k *keyWriter) list(ss []string) {
-	k.length(len(ss))
+	k.num(len(ss))
 	for _, s := range ss {
 		k.field(s)
 	}
@@ -546,13 +543,13 @@ func IdentityKey(w *Workload) string {
 	for _, s := range [...]string{w.Unit, w.Exe, w.CgroupPath, w.User, w.Pod.Namespace, w.Pod.Name, w.Pod.ServiceAccount, w.Pod.Container, w.Pod.Image} {
 		k.field(s)
 	}
-	k.length(int(w.UID))
+	k.num(int(w.UID))
 	keys := make([]string, 0, len(w.Pod.Labels))
 	for key := range w.Pod.Labels {
 		keys = append(keys, key)
 	}
 	slices.Sort(keys)
-	k.length(len(keys))
+	k.num(len(keys))
 	for _, key := range keys {
 		k.field(key)
 		k.field(w.Pod.Labels[key])

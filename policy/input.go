@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -14,7 +15,7 @@ import (
 // the two to the same value over random inputs, including strings that are
 // not valid UTF-8 and every field of every type (a field added later and
 // not here fails it).
-func inputValue(in *Input) (ast.Value, error) {
+func inputValue(in *Input) (ast.Object, error) {
 	if len(in.Grants) > 0 {
 		// Grants are rare (no handler fills them in); they go the long way.
 		return inputValueJSON(in)
@@ -27,16 +28,24 @@ func inputValue(in *Input) (ast.Value, error) {
 			optStr("address", in.Target.Address),
 		)),
 		item("action", actionTerm(&in.Action)),
-	).Value, nil
+	).Value.(ast.Object), nil
 }
 
 // inputValueJSON is the reference: what inputValue must equal.
-func inputValueJSON(in *Input) (ast.Value, error) {
+func inputValueJSON(in *Input) (ast.Object, error) {
 	b, err := json.Marshal(in)
 	if err != nil {
 		return nil, err
 	}
-	return ast.ValueFromReader(strings.NewReader(string(b)))
+	v, err := ast.ValueFromReader(strings.NewReader(string(b)))
+	if err != nil {
+		return nil, err
+	}
+	o, ok := v.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("input is %T, not an object", v)
+	}
+	return o, nil
 }
 
 func workloadTerm(w *Workload) *ast.Term {
