@@ -135,8 +135,9 @@ func TestApplicableAgreesWithRego(t *testing.T) {
 		}
 		for range 250 {
 			in := Input{Workload: randomWorkload(), Target: Target{Name: pick(targets)}, Action: Action{Kind: KindConnect, Operations: []string{"connect"}}}
-			// The module's own matching: an input without applicable.
-			value, err := inputValue(&in)
+			// The module's own matching: an input without applicable,
+			// through JSON as the reference has it.
+			value, err := inputValueJSON(&in)
 			if err != nil {
 				t.Fatal(err)
 			}
