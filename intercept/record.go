@@ -97,18 +97,31 @@ func (c *Conn) endRecording(at time.Time, err error) {
 	c.rec.End(e)
 }
 
-// Terminal starts (or returns) the session's terminal recording; nil, nil
-// when the session is not recorded. In strict mode an error means the
-// terminal must not be served.
-func (c *Conn) Terminal(h recorder.CastHeader) (*recorder.Cast, error) {
+// Terminal starts a terminal recording of this session, timed from start;
+// nil, nil when the session is not recorded. In strict mode an error
+// means the terminal must not be served.
+func (c *Conn) Terminal(h recorder.CastHeader, start time.Time) (*recorder.Cast, error) {
 	if c.rec == nil {
 		return nil, nil
 	}
-	cast, err := c.rec.Terminal(h)
+	cast, err := c.rec.Terminal(h, start)
 	if err != nil && c.recMode == recorder.Strict {
 		return nil, fmt.Errorf("corral cannot record this session: %w", err)
 	}
 	return cast, nil
+}
+
+// EndTerminal records the result of what a terminal served, with the
+// seal of its recording t (see recorder.Session.EndTerminal); with no
+// terminal recording it records the result alone.
+func (c *Conn) EndTerminal(t *recorder.Cast, r recorder.Result) error {
+	if c.rec == nil {
+		return nil
+	}
+	if t == nil {
+		return c.Result(r)
+	}
+	return c.rec.EndTerminal(t, r)
 }
 
 // RecordingStrict reports whether a failure to record must stop the

@@ -18,8 +18,8 @@ import (
 // Terminal sessions (SSH shells, Kubernetes exec) are also written as
 // asciicast v2 (https://docs.asciinema.org/manual/asciicast/v2/) beside
 // their recording, so standard players replay them. The cast is not
-// chained line by line; its SHA-256 and size seal it in the recording's
-// end record instead, which the chain protects.
+// chained line by line; its SHA-256 and size seal it in a record of the
+// recording instead (Record.Seals), which the chain protects.
 
 // CastHeader is the first line of an asciicast v2 file.
 type CastHeader struct {
@@ -31,7 +31,8 @@ type CastHeader struct {
 	Env       map[string]string `json:"env,omitempty"`
 }
 
-// CastSeal is what the end record says of a session's cast.
+// CastSeal is what the recording says of a terminal recording: the
+// result of the command it shows, or the end record, holds it.
 type CastSeal struct {
 	Name   string `json:"name"`
 	SHA256 string `json:"sha256"`
@@ -139,6 +140,13 @@ func (c *Cast) Flush() error {
 		c.err = c.w.Flush()
 	}
 	return c.err
+}
+
+// Size is how many bytes the cast holds, buffered ones included.
+func (c *Cast) Size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }
 
 // Seal flushes the cast and returns its hash and size.

@@ -23,4 +23,9 @@
 // written up to the last sync is intact and verifies, and the recording is
 // reported as truncated, not corrupt. An incomplete last line (a write the
 // crash interrupted) is ignored as never written.
+//
+// Terminal recordings (asciicast v2, one per shell or command) lie beside
+// the recording, named as CastName says, numbered without gaps. Each is
+// sealed, by SHA-256 and size, in a record the chain protects: the result
+// of its command, or the end record when it was still open then.
 package recorder

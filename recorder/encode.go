@@ -8,10 +8,10 @@ import (
 
 // appendJSON appends r as json.Marshal writes it. The records written for
 // every statement (statement, result, approval) are encoded by hand; the
-// rarer header, which carries the workload's raw JSON, and a terminal seal
-// go through json.Marshal.
+// rarer header, which carries the workload's raw JSON, and the records
+// sealing terminals go through json.Marshal.
 func (r *Record) appendJSON(b []byte) ([]byte, error) {
-	if r.Header != nil || r.End != nil && r.End.Terminal != nil {
+	if r.Header != nil || r.End != nil && (r.End.Terminal != nil || len(r.End.Terminals) > 0) || r.Result != nil && r.Result.Terminal != nil {
 		return marshalFrom(b, r)
 	}
 	start := len(b)

@@ -27,6 +27,8 @@ func TestAppendJSONAsMarshal(t *testing.T) {
 		{Seq: 10, Time: at, Type: TypeError, Error: &Error{Message: "upstream \t closed"}},
 		{Seq: 11, Time: at, Type: TypeEnd, End: &End{BytesUp: 1, BytesDown: 2, DurationMS: 3.5}},
 		{Seq: 12, Time: at, Type: TypeEnd, End: &End{Reason: "client", Error: "x", DurationMS: 0.001, Terminal: &CastSeal{Name: "c", SHA256: "s", Bytes: 4}}},
+		{Seq: 14, Time: at, Type: TypeEnd, End: &End{Terminals: []CastSeal{{Name: "a", SHA256: "s", Bytes: 1}, {Name: "b"}}}},
+		{Seq: 15, Time: at, Type: TypeResult, Result: &Result{ExitStatus: &zero, Terminal: &CastSeal{Name: "t.2.cast", SHA256: "s", Bytes: 9}}},
 		{Seq: 0, Time: at.In(time.FixedZone("x", 3600)), Type: TypeHeader, Header: &Header{Format: 1, SessionID: "s", Workload: json.RawMessage(`{"pid": 7}`), Decision: "allow"}},
 		{Seq: 13, Type: TypeStatement, Statement: &Statement{Text: "zero time"}},
 	}

@@ -97,6 +97,9 @@ type Result struct {
 	// Unrecorded is output (and, for shells, input) beyond the terminal
 	// recording's bound: counted, not kept.
 	Unrecorded uint64 `json:"unrecorded,omitempty"`
+	// Terminal seals the terminal recording of what this answers (an SSH
+	// channel's shell or command).
+	Terminal *CastSeal `json:"terminal,omitempty"`
 }
 
 // Approval is a step of a review: requested, approved, denied, expired.
@@ -126,8 +129,27 @@ type End struct {
 	BytesDown  uint64  `json:"bytes_down"`
 	DurationMS float64 `json:"duration_ms"`
 	Error      string  `json:"error,omitempty"`
-	// Terminal seals the session's asciicast, when it had a terminal.
+	// Terminals seals the terminal recordings still open when the session
+	// ended; the others are sealed by their results.
+	Terminals []CastSeal `json:"terminals,omitempty"`
+	// Terminal is where recordings written before terminals were sealed
+	// one by one sealed the session's only one; read, no longer written.
 	Terminal *CastSeal `json:"terminal,omitempty"`
+}
+
+// Seals returns the terminal recordings this record seals.
+func (r *Record) Seals() []CastSeal {
+	var out []CastSeal
+	if r.Result != nil && r.Result.Terminal != nil {
+		out = append(out, *r.Result.Terminal)
+	}
+	if r.End != nil {
+		if r.End.Terminal != nil {
+			out = append(out, *r.End.Terminal)
+		}
+		out = append(out, r.End.Terminals...)
+	}
+	return out
 }
 
 // hashSuffix is what follows the body of every line: `,"hash":"` + 64 hex

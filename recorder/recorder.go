@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,36 +239,110 @@ type Session struct {
 	statements, denied uint64
 	cutOnce            sync.Once
 
-	cast    *Cast
-	castObj store.Object
+	// terms are the terminal recordings still being written; nterms
+	// counts those begun, which names the next; termBytes is what the
+	// sealed ones hold.
+	terms     []*terminal
+	nterms    int
+	termBytes int64
 }
 
-// CastName is the Backend name of the asciicast beside a recording.
-func CastName(name string) string { return strings.TrimSuffix(name, store.Ext) + ".cast" }
+// terminal is an asciicast being written beside the recording.
+type terminal struct {
+	name string
+	cast *Cast
+	obj  store.Object
+}
 
-// Terminal starts the session's terminal recording (asciicast v2), written
-// beside the recording and sealed by its end record. It is flushed with
-// the recording, at every sync.
-func (s *Session) Terminal(h CastHeader) (*Cast, error) {
+// CastName is the Backend name of the n-th terminal recording (counted
+// from 1) beside the recording name: <session>.cast for the first, as a
+// session with one terminal has, then <session>.2.cast and on.
+func CastName(name string, n int) string {
+	base := strings.TrimSuffix(name, store.Ext)
+	if n <= 1 {
+		return base + ".cast"
+	}
+	return base + "." + strconv.Itoa(n) + ".cast"
+}
+
+// Terminal starts a terminal recording (asciicast v2) beside the
+// recording, with times counted from start. Each terminal of the session
+// (every SSH channel, when a client multiplexes several on one
+// connection) has its own. It is flushed with the recording at every
+// sync, and sealed by EndTerminal, or by the end record if it is still
+// open then.
+func (s *Session) Terminal(h CastHeader, start time.Time) (*Cast, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cast != nil {
-		return s.cast, nil
+	if s.ended {
+		return nil, errors.New("the recording has ended")
 	}
-	obj, err := s.r.o.Backend.Create(CastName(s.name))
+	if s.err != nil {
+		return nil, s.refusal()
+	}
+	name := CastName(s.name, s.nterms+1)
+	obj, err := s.r.o.Backend.Create(name)
 	if err != nil {
 		s.fail(err)
 		return nil, s.refusal()
 	}
-	c, err := NewCast(obj, h, s.started)
+	c, err := NewCast(obj, h, start)
 	if err != nil {
 		obj.Close()
 		s.fail(err)
 		return nil, s.refusal()
 	}
-	s.cast, s.castObj = c, obj
+	s.nterms++
+	s.terms = append(s.terms, &terminal{name: name, cast: c, obj: obj})
 	s.dirty = true
 	return c, nil
+}
+
+// EndTerminal seals a terminal recording begun with Terminal, makes it
+// durable, and records res, the result of what the terminal served, with
+// the seal in it (Result.Terminal): through it the chain protects the
+// cast. Both happen under the session's lock, so a session ending at the
+// same moment either seals the terminal in its end record or finds this
+// result before it. An error means the result could not be recorded.
+func (s *Session) EndTerminal(c *Cast, res Result) error {
+	var err error
+	// The slot before s.mu, as in End.
+	s.r.bounded(func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ended {
+			err = errors.New("the recording has ended")
+			return nil
+		}
+		if i := slices.IndexFunc(s.terms, func(t *terminal) bool { return t.cast == c }); i >= 0 {
+			t := s.terms[i]
+			s.terms = slices.Delete(s.terms, i, i+1)
+			s.termBytes += c.Size()
+			// wmu: a sync may still be syncing this terminal.
+			s.wmu.Lock()
+			seal, cerr := c.Seal(t.name)
+			if cerr == nil {
+				cerr = t.obj.Sync()
+			}
+			t.obj.Close()
+			s.wmu.Unlock()
+			if cerr != nil {
+				s.fail(cerr)
+			} else {
+				res.Terminal = &seal
+			}
+		}
+		if s.err != nil {
+			err = s.refusal()
+			return nil
+		}
+		if _, werr := s.write(Record{Type: TypeResult, Result: &res}); werr != nil {
+			s.fail(werr)
+			err = s.refusal()
+		}
+		return nil
+	})
+	return err
 }
 
 // ID is the session id.
@@ -360,8 +436,12 @@ func (s *Session) sync() (store.Progress, bool) {
 		return store.Progress{}, false
 	}
 	var err error
-	if s.cast != nil {
-		err = s.cast.Flush()
+	objs := make([]store.Object, 0, len(s.terms))
+	for _, t := range s.terms {
+		if err == nil {
+			err = t.cast.Flush()
+		}
+		objs = append(objs, t.obj)
 	}
 	p := s.progress()
 	s.dirty = false
@@ -381,14 +461,17 @@ func (s *Session) sync() (store.Progress, bool) {
 	if err == nil {
 		err = s.obj.Sync()
 	}
+	// Under wmu: EndTerminal closes a terminal only after this.
+	for _, o := range objs {
+		if err == nil {
+			err = o.Sync()
+		}
+	}
 	s.wmu.Unlock()
 	if cap(buf) <= maxSpare {
 		s.mu.Lock()
 		s.spare = buf[:0]
 		s.mu.Unlock()
-	}
-	if err == nil && s.castObj != nil {
-		err = s.castObj.Sync()
 	}
 	if err != nil {
 		s.mu.Lock()
@@ -402,8 +485,14 @@ func (s *Session) sync() (store.Progress, bool) {
 	return p, true
 }
 
+// progress is what the index learns at a sync; s.mu is held. Its bytes
+// count the terminal recordings too: retention bounds them all.
 func (s *Session) progress() store.Progress {
-	return store.Progress{ID: s.id, Statements: s.statements, Denied: s.denied, Records: s.seq, LastHash: s.prev, Bytes: s.written}
+	n := s.written + s.termBytes
+	for _, t := range s.terms {
+		n += t.cast.Size()
+	}
+	return store.Progress{ID: s.id, Statements: s.statements, Denied: s.denied, Records: s.seq, LastHash: s.prev, Bytes: n}
 }
 
 // End seals the recording with its end record, makes it durable and
@@ -447,20 +536,26 @@ func (s *Session) seal(e End) (p store.Progress, failed error, sealed bool) {
 	}
 	var err error
 	now := time.Now()
-	if s.cast != nil && s.err == nil {
-		seal, cerr := s.cast.Seal(CastName(s.name))
-		if cerr == nil {
-			cerr = s.castObj.Sync()
+	// Terminals still open are sealed here; wmu keeps a sync from using
+	// them while they close.
+	s.wmu.Lock()
+	for _, t := range s.terms {
+		if s.err == nil {
+			seal, cerr := t.cast.Seal(t.name)
+			if cerr == nil {
+				cerr = t.obj.Sync()
+			}
+			if cerr != nil {
+				s.fail(cerr)
+			} else {
+				e.Terminals = append(e.Terminals, seal)
+			}
 		}
-		if cerr != nil {
-			s.fail(cerr)
-		} else {
-			e.Terminal = &seal
-		}
+		s.termBytes += t.cast.Size()
+		t.obj.Close()
 	}
-	if s.castObj != nil {
-		s.castObj.Close()
-	}
+	s.terms = nil
+	s.wmu.Unlock()
 	if s.err == nil {
 		if _, err = s.write(Record{Time: now, Type: TypeEnd, End: &e}); err == nil {
 			s.wmu.Lock()

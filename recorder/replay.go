@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -144,6 +145,9 @@ func describeResult(r *Result) string {
 		if r.Message != "" {
 			b.WriteString(", " + r.Message)
 		}
+
+	case r.Command == "" && r.Message != "":
+		b.WriteString(r.Message) // an SSH start the target refused
 	default:
 		b.WriteString(r.Command)
 		fmt.Fprintf(&b, ": %d row", r.Rows)
@@ -158,8 +162,23 @@ func describeResult(r *Result) string {
 			fmt.Fprintf(&b, " (%s)", strings.Join(r.MaskedColumns, ", "))
 		}
 	}
+	if r.Terminal != nil {
+		fmt.Fprintf(&b, ", terminal %d", CastNumber(r.Terminal.Name))
+	}
 	fmt.Fprintf(&b, ", %s", ms(r.DurationMS))
 	return b.String()
+}
+
+// CastNumber is the position of a terminal recording among its session's,
+// from its name (see CastName).
+func CastNumber(name string) int {
+	base := strings.TrimSuffix(name, ".cast")
+	if i := strings.LastIndexByte(base, '.'); i >= 0 {
+		if n, err := strconv.Atoi(base[i+1:]); err == nil && n > 1 {
+			return n
+		}
+	}
+	return 1
 }
 
 func clock(t, start time.Time) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/corral-dev/corral/recorder/store"
@@ -92,6 +93,12 @@ func (r *Recorder) readProgress(name string, each func(*Record)) (store.Progress
 	}
 	p.Records, p.LastHash = rep.Records, rep.LastHash
 	p.Bytes, _ = r.o.Backend.Size(name)
+	casts, _ := Casts(r.o.Backend, name) // sizes only: what cannot be listed is not counted
+	for _, c := range casts {
+		if n, err := r.o.Backend.Size(c); err == nil {
+			p.Bytes += n
+		}
+	}
 	p.State = store.StateTruncated
 	if rep.Complete {
 		p.State = store.StateComplete
@@ -99,6 +106,24 @@ func (r *Recorder) readProgress(name string, each func(*Record)) (store.Progress
 		p.Ended = time.Time{}
 	}
 	return p, nil
+}
+
+// Casts returns the names of the terminal recordings beside a recording,
+// in the order they began. They are numbered without gaps (a terminal
+// that could not be created ends the recording), so the first name
+// missing ends the list.
+func Casts(b store.Backend, name string) ([]string, error) {
+	var out []string
+	for n := 1; ; n++ {
+		c := CastName(name, n)
+		if _, err := b.Size(c); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, c)
+	}
 }
 
 // Retain deletes the oldest finished recordings while any is older than
@@ -129,8 +154,16 @@ func (r *Recorder) Retain(ctx context.Context, now time.Time) error {
 			if err := r.o.Backend.Remove(e.Name); err != nil {
 				return fmt.Errorf("remove recording %s: %w", e.Name, err)
 			}
-			if err := r.o.Backend.Remove(CastName(e.Name)); err != nil {
-				return fmt.Errorf("remove recording %s: %w", CastName(e.Name), err)
+			casts, err := Casts(r.o.Backend, e.Name)
+			if err != nil {
+				return fmt.Errorf("list terminal recordings of %s: %w", e.Name, err)
+			}
+			// Last first: an interrupted removal leaves the list without
+			// gaps, for the next one to find.
+			for _, c := range slices.Backward(casts) {
+				if err := r.o.Backend.Remove(c); err != nil {
+					return fmt.Errorf("remove terminal recording %s: %w", c, err)
+				}
 			}
 			if err := r.o.Index.Delete(ctx, e.ID); err != nil {
 				return err

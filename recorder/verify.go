@@ -24,6 +24,8 @@ type Report struct {
 	// from it on can be trusted.
 	Broken *Broken
 	Header *Header
+	// Seals are the terminal recordings the verified records seal.
+	Seals []CastSeal
 }
 
 // OK reports whether the chain verified (complete or truncated).
@@ -109,6 +111,7 @@ func Read(r io.Reader, fn func(*Record) error) (*Report, error) {
 				return rep, err
 			}
 		}
+		rep.Seals = append(rep.Seals, rec.Seals()...)
 		rep.Records++
 		rep.LastHash = rec.Hash
 		prev = rec

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -168,11 +169,11 @@ of its response (rows, bytes, masked columns, time). The hash chain is checked
 as the recording is read; replay stops at the first record that does not
 verify, and exits non-zero. ID may be a unique prefix of the session id.
 
-A session with a terminal (an SSH shell or command, a Kubernetes exec) is
-then played back as it was seen, with its timing (--speed, --no-wait);
---terminal plays the terminal alone, --transcript shows the transcript alone.
-Its asciicast v2 file beside the recording also plays in any asciinema
-player.`,
+A session's terminals (each SSH shell or command has its own) are then
+checked against the seals the recording holds and played back in turn, as
+they were seen, with their timing (--speed, --no-wait); --terminal plays the
+terminals alone, --transcript shows the transcript alone. Their asciicast v2
+files beside the recording also play in any asciinema player.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			backend, index, err := recordings(file)
@@ -190,18 +191,8 @@ player.`,
 			}
 			defer f.Close()
 			var transcript io.Writer = cmd.OutOrStdout()
-			cast, err := backend.Open(recorder.CastName(e.Name))
-			switch {
-			case err != nil || textOnly:
-				if err == nil {
-					cast.Close()
-				}
-				cast = nil
-			case termOnly:
-				defer cast.Close()
+			if termOnly {
 				transcript = io.Discard
-			default:
-				defer cast.Close()
 			}
 			rep, err := recorder.Replay(transcript, f)
 			if err != nil {
@@ -210,14 +201,35 @@ player.`,
 			if rep.Broken != nil {
 				return fmt.Errorf("session %s: %v", e.ID, rep.Broken)
 			}
-			if cast == nil {
+			if textOnly {
 				return nil
 			}
-			play.NoWait = noTiming
-			if !termOnly {
-				fmt.Fprintln(cmd.OutOrStdout(), "\n-- terminal --")
+			casts, err := terminals(backend, e.Name, rep)
+			if err != nil {
+				return fmt.Errorf("session %s: %v", e.ID, err)
 			}
-			return recorder.Play(cmd.Context(), cmd.OutOrStdout(), cast, play)
+			play.NoWait = noTiming
+			for _, name := range casts {
+				if err := checkCast(backend, name, rep); err != nil {
+					return fmt.Errorf("session %s: %v", e.ID, err)
+				}
+				switch {
+				case len(casts) > 1:
+					fmt.Fprintf(cmd.OutOrStdout(), "\n-- terminal %d --\n", recorder.CastNumber(name))
+				case !termOnly:
+					fmt.Fprintln(cmd.OutOrStdout(), "\n-- terminal --")
+				}
+				cast, err := backend.Open(name)
+				if err != nil {
+					return err
+				}
+				err = recorder.Play(cmd.Context(), cmd.OutOrStdout(), cast, play)
+				cast.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/corral/corral.yaml", "configuration file")
@@ -292,16 +304,10 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", err.Error()
 	}
 	defer f.Close()
-	var (
-		hashes []string
-		seal   *recorder.CastSeal
-	)
+	var hashes []string
 	rep, err := recorder.Read(f, func(r *recorder.Record) error {
 		if uint64(len(hashes)) < e.Records {
 			hashes = append(hashes, r.Hash)
-		}
-		if r.End != nil {
-			seal = r.End.Terminal
 		}
 		return nil
 	})
@@ -315,13 +321,12 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
 		return "corrupt", fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1)
 	}
-	if seal != nil {
-		cast, err := backend.Open(seal.Name)
-		if err != nil {
-			return "corrupt", err.Error()
-		}
-		defer cast.Close()
-		if err := recorder.CheckCast(cast, *seal); err != nil {
+	casts, err := terminals(backend, e.Name, rep)
+	if err != nil {
+		return "corrupt", err.Error()
+	}
+	for _, name := range casts {
+		if err := checkCast(backend, name, rep); err != nil {
 			return "corrupt", err.Error()
 		}
 	}
@@ -330,4 +335,38 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "truncated", detail + ": cut short (no end record); every record verified"
 	}
 	return "ok", detail + ", hash chain verified"
+}
+
+// terminals lists the terminal recordings beside a recording, and fails
+// when one it seals is missing.
+func terminals(backend store.Backend, name string, rep *recorder.Report) ([]string, error) {
+	casts, err := recorder.Casts(backend, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, seal := range rep.Seals {
+		if !slices.Contains(casts, seal.Name) {
+			return nil, fmt.Errorf("the terminal recording %s is missing", seal.Name)
+		}
+	}
+	return casts, nil
+}
+
+// checkCast holds a terminal recording to the seal its recording gives
+// it. One without a seal is expected only where the recording was cut
+// short before sealing it.
+func checkCast(backend store.Backend, name string, rep *recorder.Report) error {
+	i := slices.IndexFunc(rep.Seals, func(s recorder.CastSeal) bool { return s.Name == name })
+	if i < 0 {
+		if rep.Complete {
+			return fmt.Errorf("the terminal recording %s is not sealed by its recording", name)
+		}
+		return nil
+	}
+	cast, err := backend.Open(name)
+	if err != nil {
+		return err
+	}
+	defer cast.Close()
+	return recorder.CheckCast(cast, rep.Seals[i])
 }

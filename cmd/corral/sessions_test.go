@@ -13,34 +13,45 @@ import (
 	"github.com/corral-dev/corral/recorder/store"
 )
 
-// A terminal session written by the recorder replays through the command
-// line, and verify checks its cast against the seal in the recording.
-func TestReplayAndVerifyTerminal(t *testing.T) {
+// recordTerminals writes one SSH session with the recorder of the
+// configuration it returns, as record does with the session.
+func recordTerminals(t *testing.T, record func(*recorder.Session, time.Time)) (cfg, sessions string, start time.Time) {
+	t.Helper()
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "corral.yaml")
+	cfg = filepath.Join(dir, "corral.yaml")
 	os.WriteFile(cfg, []byte("state_dir: "+dir+"\ntargets:\n  - {name: web, protocol: tcp, endpoints: [\"10.0.0.1:22\"]}\n"), 0o600)
-	backend, err := store.NewDir(filepath.Join(dir, "sessions"))
+	sessions = filepath.Join(dir, "sessions")
+	backend, err := store.NewDir(sessions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := store.OpenIndex(filepath.Join(dir, "sessions", "index.db"))
+	index, err := store.OpenIndex(filepath.Join(sessions, "index.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer index.Close()
 	rec, err := recorder.New(context.Background(), recorder.Options{Backend: backend, Index: index, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	defer rec.Close()
+	start = time.Now()
 	s, err := rec.Start(recorder.Header{SessionID: "s-term1", Target: "web", Protocol: "ssh"}, start, recorder.Strict, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := s.Terminal(recorder.CastHeader{Width: 80, Height: 24})
-	c.Output(start.Add(time.Millisecond), []byte("$ uptime\r\n up 3 days\r\n"))
-	s.End(recorder.End{})
-	rec.Close()
-	index.Close()
+	record(s, start)
+	return cfg, sessions, start
+}
+
+// A terminal session written by the recorder replays through the command
+// line, and verify checks its cast against the seal in the recording.
+func TestReplayAndVerifyTerminal(t *testing.T) {
+	cfg, sessions, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
+		c, _ := s.Terminal(recorder.CastHeader{Width: 80, Height: 24}, start)
+		c.Output(start.Add(time.Millisecond), []byte("$ uptime\r\n up 3 days\r\n"))
+		s.End(recorder.End{})
+	})
 
 	out, err := run(t, "replay", "s-term1", "--no-wait", "--terminal", "--config", cfg)
 	if err != nil || out != "$ uptime\r\n up 3 days\r\n" {
@@ -56,10 +67,55 @@ func TestReplayAndVerifyTerminal(t *testing.T) {
 	if out, err := run(t, "verify", "s-term1", "--config", cfg); err != nil || !strings.Contains(out, " ok ") {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
-	cast := filepath.Join(dir, "sessions", filepath.FromSlash(recorder.CastName(recorder.Name(start, "s-term1"))))
+	cast := filepath.Join(sessions, filepath.FromSlash(recorder.CastName(recorder.Name(start, "s-term1"), 1)))
 	b, _ := os.ReadFile(cast)
 	os.WriteFile(cast, []byte(strings.Replace(string(b), "3 days", "9 days", 1)), 0o600)
 	if out, err := run(t, "verify", "s-term1", "--config", cfg); err == nil || !strings.Contains(out, "does not match its seal") {
 		t.Fatalf("verify of an edited cast: %v\n%s", err, out)
+	}
+}
+
+// Two terminals of one session (two commands on one SSH connection) replay
+// one after the other, each named in the transcript by its command's
+// result. verify finds a terminal taken away, and one added that the
+// recording does not seal.
+func TestReplayAndVerifyTerminals(t *testing.T) {
+	cfg, sessions, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
+		exit := 0
+		for i, out := range []string{"first\r\n", "second\r\n"} {
+			seq, _ := s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "exec", Decision: "allow"}})
+			c, _ := s.Terminal(recorder.CastHeader{Width: 80, Height: 24}, start.Add(time.Duration(i)*time.Second))
+			c.Output(start.Add(time.Duration(i)*time.Second+time.Millisecond), []byte(out))
+			if err := s.EndTerminal(c, recorder.Result{Of: seq, ExitStatus: &exit}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.End(recorder.End{})
+	})
+	out, err := run(t, "replay", "s-term1", "--no-wait", "--config", cfg)
+	if err != nil || !strings.Contains(out, "exit status 0, 0 bytes out, 0 in, terminal 2,") ||
+		!strings.HasSuffix(out, "\n-- terminal 1 --\nfirst\r\n\n-- terminal 2 --\nsecond\r\n") {
+		t.Fatalf("replay: %v\n%q", err, out)
+	}
+	if out, err := run(t, "verify", "s-term1", "--config", cfg); err != nil || !strings.Contains(out, " ok ") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+
+	name := recorder.Name(start, "s-term1")
+	path := func(n int) string { return filepath.Join(sessions, filepath.FromSlash(recorder.CastName(name, n))) }
+	os.WriteFile(path(3), []byte("{\"version\": 2}\n"), 0o600)
+	if out, err := run(t, "verify", "s-term1", "--config", cfg); err == nil || !strings.Contains(out, "is not sealed by its recording") {
+		t.Fatalf("verify with a terminal added: %v\n%s", err, out)
+	}
+	if out, err := run(t, "replay", "s-term1", "--no-wait", "--config", cfg); err == nil || !strings.Contains(err.Error(), "is not sealed by its recording") {
+		t.Fatalf("replay with a terminal added: %v\n%s", err, out)
+	}
+	os.Remove(path(3))
+	os.Remove(path(2))
+	if out, err := run(t, "verify", "s-term1", "--config", cfg); err == nil || !strings.Contains(out, "is missing") {
+		t.Fatalf("verify with a terminal removed: %v\n%s", err, out)
+	}
+	if out, err := run(t, "replay", "s-term1", "--no-wait", "--config", cfg); err == nil || !strings.Contains(err.Error(), "is missing") {
+		t.Fatalf("replay with a terminal removed: %v\n%s", err, out)
 	}
 }

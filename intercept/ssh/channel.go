@@ -126,6 +126,8 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 		}
 		ok, err := ch.up.SendRequest(r.Type, true, r.Payload)
 		if err != nil || !ok {
+			// Its result seals the terminal recording begun for it.
+			ch.end(recorder.Result{Of: ch.seq, Message: "the target refused to start it"})
 			return "", false
 		}
 		return "", true
@@ -402,7 +404,7 @@ func (ch *sessionCh) record(q question) error {
 	if ch.pty != nil && ch.pty.Term != "" {
 		env["TERM"] = ch.pty.Term
 	}
-	cast, err := ch.s.c.Terminal(recorder.CastHeader{Version: 2, Width: w, Height: hgt, Timestamp: ch.began.Unix(), Title: title, Env: env})
+	cast, err := ch.s.c.Terminal(recorder.CastHeader{Version: 2, Width: w, Height: hgt, Timestamp: ch.began.Unix(), Title: title, Env: env}, ch.began)
 	if err != nil {
 		return err
 	}
@@ -499,16 +501,25 @@ func (ch *sessionCh) tee(b []byte, input bool) bool {
 	return true
 }
 
-// finish records how the program ended and closes the client's end.
+// finish records how the program ended.
 func (ch *sessionCh) finish() {
 	ch.exitMu.Lock()
 	res := recorder.Result{Of: ch.seq, ExitStatus: ch.exitStatus, Signal: ch.exitSignal}
 	ch.exitMu.Unlock()
+	ch.end(res)
+}
+
+// end records the result of the channel's program and seals its terminal
+// recording in it. What the client still sends after this is counted, not
+// recorded: the program has ended.
+func (ch *sessionCh) end(res recorder.Result) {
 	ch.castMu.Lock()
 	res.Bytes, res.BytesIn, res.Unrecorded = ch.out, ch.in, ch.unrecorded
+	cast := ch.cast
+	ch.cast = nil
 	ch.castMu.Unlock()
 	res.DurationMS = float64(time.Since(ch.began).Microseconds()) / 1000
-	if err := ch.s.c.Result(res); err != nil {
+	if err := ch.s.c.EndTerminal(cast, res); err != nil {
 		ch.s.h.Log.Warn("cannot record a command's end", "session_id", ch.s.c.SessionID, "err", err)
 	}
 }

@@ -22,9 +22,9 @@ import (
 
 // corralCLI runs the corral binary's command line against the test's
 // configuration.
-func (p *pgEnv) corralCLI(t *testing.T, args ...string) (string, error) {
+func (e *env) corralCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	out, err := exec.Command(testutil.CorralBinary(t), append(args, "--config", p.config)...).CombinedOutput()
+	out, err := exec.Command(testutil.CorralBinary(t), append(args, "--config", e.config)...).CombinedOutput()
 	return string(out), err
 }
 

@@ -315,21 +315,78 @@ func TestSSHShellRecordedAndReplayed(t *testing.T) {
 	}
 	ev := s.a.WaitEvent(t, from, func(e intercept.Event) bool { return e.Event == intercept.EventClose && e.Protocol == "ssh" })
 
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(testutil.CorralBinary(t), append(args, "--config", s.config)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("corral %s: %v\n%s", args[0], err, out)
-		}
-		return string(out)
-	}
-	rep := cli("replay", ev.SessionID, "--no-wait")
+	rep := s.cli(t, "replay", ev.SessionID, "--no-wait")
 	for _, want := range []string{"web (ssh)", "ALLOW  shell", "exit status 3", "shell-42", "hash chain verified"} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("replay lacks %q:\n%s", want, rep)
 		}
 	}
-	if v := cli("verify", ev.SessionID); !strings.Contains(v, "ok") {
+	if v := s.cli(t, "verify", ev.SessionID); !strings.Contains(v, "ok") {
+		t.Errorf("verify:\n%s", v)
+	}
+}
+
+// cli runs corral's command line on the agent's configuration.
+func (s *sshEnv) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := s.corralCLI(t, args...)
+	if err != nil {
+		t.Fatalf("corral %s: %v\n%s", args[0], err, out)
+	}
+	return out
+}
+
+// Commands multiplexed on one connection (OpenSSH's ControlMaster, as
+// Ansible uses it) are one session, with a terminal recording each: each
+// replays its own command's output alone, and verify checks them all.
+func TestSSHMultiplexedCommandsRecordedApart(t *testing.T) {
+	s := newSSHEnv(t)
+	dir, err := os.MkdirTemp("", "corral-mux-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	mux := func(args ...string) []string {
+		return append([]string{"-o", "ControlPath=" + filepath.Join(dir, "mux")}, args...)
+	}
+	from := s.a.Mark()
+	// -f: the master goes to the background once logged in, its output
+	// sent to /dev/null.
+	if out, code := s.ssh(t, s.workCg, mux("-o", "ControlMaster=yes", "-f", "-N", s.target())...); code != 0 {
+		t.Fatalf("master: exit %d\n%s", code, out)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			s.ssh(t, s.workCg, mux("-O", "exit", s.target())...)
+		}
+	}
+	t.Cleanup(stop)
+	for _, word := range []string{"first", "second"} {
+		out, code := s.ssh(t, s.workCg, mux("-o", "ControlMaster=no", s.target(), "echo mux-"+word)...)
+		if code != 0 || !strings.Contains(out, "mux-"+word) {
+			t.Fatalf("command %s: exit %d\n%s", word, code, out)
+		}
+	}
+	stop()
+	ev := s.a.WaitEvent(t, from, func(e intercept.Event) bool { return e.Event == intercept.EventClose && e.Protocol == "ssh" })
+
+	rep := s.cli(t, "replay", ev.SessionID, "--no-wait")
+	one, two, ok := strings.Cut(rep, "-- terminal 2 --")
+	if !ok || !strings.Contains(one, "-- terminal 1 --") {
+		t.Fatalf("replay does not play two terminals:\n%s", rep)
+	}
+	_, one, _ = strings.Cut(one, "-- terminal 1 --")
+	if !strings.Contains(one, "mux-first") || strings.Contains(one, "mux-second") || !strings.Contains(two, "mux-second") || strings.Contains(two, "mux-first") {
+		t.Errorf("each terminal should hold its own command's output:\n%s", rep)
+	}
+	for _, want := range []string{"ALLOW  echo mux-first", "ALLOW  echo mux-second", "terminal 1,", "terminal 2,", "hash chain verified"} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("replay lacks %q:\n%s", want, rep)
+		}
+	}
+	if v := s.cli(t, "verify", ev.SessionID); !strings.Contains(v, " ok ") {
 		t.Errorf("verify:\n%s", v)
 	}
 }
