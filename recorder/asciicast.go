@@ -97,6 +97,9 @@ func (c *Cast) Resize(t time.Time, width, height int) error {
 func (c *Cast) event(t time.Time, kind string, data []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
 	if kind != "r" {
 		data = append(c.pending[kind], data...)
 		cut := completeUTF8(data)
@@ -149,7 +152,12 @@ func (c *Cast) Size() int64 {
 	return c.n
 }
 
-// Seal flushes the cast and returns its hash and size.
+// ErrSealed is what writing to a sealed cast returns: what it shows was
+// fixed by its seal.
+var ErrSealed = errors.New("the terminal recording is sealed")
+
+// Seal flushes the cast and returns its hash and size; the cast takes no
+// more writes.
 func (c *Cast) Seal(name string) (CastSeal, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -161,6 +169,7 @@ func (c *Cast) Seal(name string) (CastSeal, error) {
 	if c.err != nil {
 		return CastSeal{}, c.err
 	}
+	c.err = ErrSealed
 	return CastSeal{Name: name, SHA256: hex.EncodeToString(c.sum.Sum(nil)), Bytes: c.n}, nil
 }
 

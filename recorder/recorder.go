@@ -249,9 +249,10 @@ type Session struct {
 
 // terminal is an asciicast being written beside the recording.
 type terminal struct {
-	name string
-	cast *Cast
-	obj  store.Object
+	name   string
+	cast   *Cast
+	obj    store.Object
+	synced int64 // its size at the last sync
 }
 
 // CastName is the Backend name of the n-th terminal recording (counted
@@ -431,6 +432,14 @@ func (s *Session) fail(err error) {
 // progress to index.
 func (s *Session) sync() (store.Progress, bool) {
 	s.mu.Lock()
+	// A terminal's output alone makes the session due: a shell writes no
+	// record between its start and its end.
+	for _, t := range s.terms {
+		if n := t.cast.Size(); n != t.synced {
+			t.synced = n
+			s.dirty = true
+		}
+	}
 	if !s.dirty || s.err != nil || s.ended {
 		s.mu.Unlock()
 		return store.Progress{}, false

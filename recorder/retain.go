@@ -155,15 +155,19 @@ func (r *Recorder) Retain(ctx context.Context, now time.Time) error {
 				return fmt.Errorf("remove recording %s: %w", e.Name, err)
 			}
 			casts, err := Casts(r.o.Backend, e.Name)
-			if err != nil {
-				return fmt.Errorf("list terminal recordings of %s: %w", e.Name, err)
-			}
 			// Last first: an interrupted removal leaves the list without
 			// gaps, for the next one to find.
 			for _, c := range slices.Backward(casts) {
-				if err := r.o.Backend.Remove(c); err != nil {
-					return fmt.Errorf("remove terminal recording %s: %w", c, err)
+				if err == nil {
+					err = r.o.Backend.Remove(c)
 				}
+			}
+			if err != nil {
+				// Kept in the index, to be tried again at the next run;
+				// the others go on.
+				r.o.Log.Warn("terminal recordings not removed", "name", e.Name, "err", err)
+				total -= e.Bytes
+				continue
 			}
 			if err := r.o.Index.Delete(ctx, e.ID); err != nil {
 				return err

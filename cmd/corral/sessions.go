@@ -209,10 +209,14 @@ files beside the recording also play in any asciinema player.`,
 				return fmt.Errorf("session %s: %v", e.ID, err)
 			}
 			play.NoWait = noTiming
+			// All are checked before any plays: a replay shows nothing
+			// that does not verify.
 			for _, name := range casts {
 				if err := checkCast(backend, name, rep); err != nil {
 					return fmt.Errorf("session %s: %v", e.ID, err)
 				}
+			}
+			for _, name := range casts {
 				switch {
 				case len(casts) > 1:
 					fmt.Fprintf(cmd.OutOrStdout(), "\n-- terminal %d --\n", recorder.CastNumber(name))
@@ -251,8 +255,9 @@ func newVerify() *cobra.Command {
 		Short: "Check the hash chain of recordings",
 		Long: `Check recordings record by record: every line against its own hash, every
 record against the one before it, and the recording against what the index
-saw synced (records removed from the end are found too). A recording cut
-short by a crash is reported truncated, not corrupt. Exits non-zero when any
+saw synced (records removed from the end are found too), and every terminal
+recording beside it against its seal. A recording cut short by a crash is
+reported truncated, not corrupt. Exits non-zero when any
 recording is corrupt.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -493,6 +493,9 @@ func (ch *sessionCh) tee(b []byte, input bool) bool {
 	} else {
 		err = ch.cast.Output(now, b)
 	}
+	if errors.Is(err, recorder.ErrSealed) {
+		return true // the session's end sealed it: nothing more is shown
+	}
 	if err != nil && ch.s.c.RecordingStrict() {
 		ch.s.h.Log.Error("terminal recording failed; session cut", "session_id", ch.s.c.SessionID, "err", err)
 		ch.s.client.Close()
