@@ -21,7 +21,10 @@ type relation struct {
 	deps []string
 	// Tables this one inherits from or is a partition of, "schema.table".
 	ancestors []string
-	fetched   time.Time
+	// Tables that inherit from this one or are its partitions, at any
+	// depth, "schema.table": reading this one reads their rows too.
+	descendants []string
+	fetched     time.Time
 }
 
 // catalogTTL bounds how long an answer is trusted: a migration (a new
@@ -30,9 +33,11 @@ const catalogTTL = 30 * time.Second
 
 // byName is what the catalog says of a relation name, in any schema.
 type byName struct {
-	kinds     string   // relkinds of the relations with this name
-	ancestors []string // their parents' names
-	fetched   time.Time
+	kinds       string   // relkinds of the relations with this name
+	ancestors   []string // their parents' names
+	descendants []string // the names of the tables under them, at any depth
+	views       []uint32 // the OIDs of those that are views
+	fetched     time.Time
 }
 
 // catalog answers OID questions for one upstream database, on a
@@ -73,7 +78,13 @@ func (c *catalog) lookupNames(ctx context.Context, names []string) (map[string]b
 	if err := c.ensure(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := c.query(ctx, `SELECT c.relname, string_agg(DISTINCT c.relkind::text, ''), coalesce(string_agg(DISTINCT p.relname, ','), '')
+	rows, err := c.query(ctx, `WITH RECURSIVE d(name, rel) AS (
+  SELECT c.relname, i.inhrelid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.oid
+  WHERE c.relname = ANY($1::text[])
+  UNION SELECT d.name, i.inhrelid FROM d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.rel)
+SELECT c.relname, string_agg(DISTINCT c.relkind::text, ''), coalesce(string_agg(DISTINCT p.relname, ','), ''),
+  coalesce((SELECT string_agg(DISTINCT dc.relname, ',') FROM d JOIN pg_catalog.pg_class dc ON dc.oid = d.rel WHERE d.name = c.relname), ''),
+  coalesce(string_agg(DISTINCT c.oid::text, ',') FILTER (WHERE c.relkind IN ('v', 'm')), '')
 FROM pg_catalog.pg_class c
 LEFT JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid
 LEFT JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
@@ -88,6 +99,14 @@ GROUP BY c.relname`, pgArray(missing))
 		if r[2] != "" {
 			b.ancestors = strings.Split(r[2], ",")
 		}
+		if r[3] != "" {
+			b.descendants = strings.Split(r[3], ",")
+		}
+		for _, o := range strings.Split(r[4], ",") {
+			if n, err := strconv.ParseUint(o, 10, 32); err == nil {
+				b.views = append(b.views, uint32(n))
+			}
+		}
 		c.names[r[0]] = b
 		out[r[0]] = b
 	}
@@ -97,18 +116,19 @@ GROUP BY c.relname`, pgArray(missing))
 	return out, nil
 }
 
-// volatileUserFunctions returns which of the function names (bare) name a
-// volatile function outside PostgreSQL's own schemas: such a function may
-// write, whatever statement calls it. The catalog's built-ins are known to
-// the classifier by name.
-func (c *catalog) volatileUserFunctions(ctx context.Context, names []string) (map[string]bool, error) {
+// userFunctions tells which of the function names (bare, as the parser
+// gives them: case kept when quoted) name functions outside PostgreSQL's
+// own schemas, and whether any of each name is volatile: such a function
+// may read any table, and a volatile one may write, whatever statement
+// calls it. The catalog's built-ins are known to the classifier by name.
+func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string]funcInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[string]bool{}
+	out := map[string]funcInfo{}
 	var missing []string
 	for _, n := range names {
 		if v, ok := c.funcs[n]; ok && time.Since(v.fetched) < catalogTTL {
-			out[n] = v.volatile
+			out[n] = v
 		} else {
 			missing = append(missing, n)
 		}
@@ -119,19 +139,22 @@ func (c *catalog) volatileUserFunctions(ctx context.Context, names []string) (ma
 	if err := c.ensure(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := c.query(ctx, `SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p
+	rows, err := c.query(ctx, `SELECT p.proname, bool_or(p.provolatile = 'v') FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE p.proname = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.provolatile = 'v'`, pgArray(missing))
+WHERE p.proname = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+GROUP BY p.proname`, pgArray(missing))
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	for _, n := range missing {
 		c.funcs[n] = funcInfo{fetched: now}
+		out[n] = funcInfo{fetched: now}
 	}
 	for _, r := range rows {
-		c.funcs[r[0]] = funcInfo{volatile: true, fetched: now}
-		out[r[0]] = true
+		f := funcInfo{user: true, volatile: r[1] == "t", fetched: now}
+		c.funcs[r[0]] = f
+		out[r[0]] = f
 	}
 	if len(c.funcs) > 65536 {
 		c.funcs = map[string]funcInfo{}
@@ -140,8 +163,8 @@ WHERE p.proname = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'informati
 }
 
 type funcInfo struct {
-	volatile bool
-	fetched  time.Time
+	user, volatile bool
+	fetched        time.Time
 }
 
 // pgArray writes names as a text[] literal.
@@ -225,6 +248,17 @@ SELECT n.nspname, c.relname FROM anc JOIN pg_catalog.pg_class c ON c.oid = anc.r
 		}
 		for _, a := range anc {
 			rel.ancestors = append(rel.ancestors, a[0]+"."+a[1])
+		}
+		desc, err := c.query(ctx, `WITH RECURSIVE d(rel) AS (
+  SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1::oid
+  UNION SELECT i.inhrelid FROM d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.rel)
+SELECT n.nspname, c.relname FROM d JOIN pg_catalog.pg_class c ON c.oid = d.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, s)
+		if err != nil {
+			delete(c.rels, uint32(oid))
+			return nil, err
+		}
+		for _, d := range desc {
+			rel.descendants = append(rel.descendants, d[0]+"."+d[1])
 		}
 		out[uint32(oid)] = rel
 	}

@@ -27,6 +27,9 @@ type Statement struct {
 	// SQL-level PREPARE name AS ..., EXECUTE name, DEALLOCATE name ("" for ALL).
 	Prepares, Executes, Deallocates string
 	DeallocateAll                   bool
+	// Cursors: DECLARE name, FETCH or MOVE name, CLOSE name (CloseAll).
+	Declares, Fetches, Closes string
+	CloseAll                  bool
 
 	refs    []colRef
 	aliases map[string][]string // alias or relation name -> the relations it names, in any scope
@@ -50,6 +53,13 @@ type Statement struct {
 	Calls []string
 	// Returning: the statement returns rows it changed (RETURNING).
 	Returning bool
+	// risky is the session's finding for this statement (set when it is
+	// decided): its rows may carry masked data no table vouches for.
+	risky bool
+	// attrNames are the names after a dot in column references and
+	// (expr).name: each may call a function by attribute notation
+	// (t.fn is fn(t)), which the catalog tells.
+	attrNames []string
 }
 
 // refCtx is where a column reference sits, which decides whether masking
@@ -225,6 +235,16 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.literalSensitive = true
 		s.Deallocates = n.GetDeallocateStmt().GetName()
 		s.DeallocateAll = n.GetDeallocateStmt().GetIsall() || s.Deallocates == ""
+	case n.GetDeclareCursorStmt() != nil:
+		s.Declares = n.GetDeclareCursorStmt().GetPortalname()
+		s.literalSensitive = true
+	case n.GetFetchStmt() != nil:
+		s.Fetches = n.GetFetchStmt().GetPortalname()
+		s.literalSensitive = true
+	case n.GetClosePortalStmt() != nil:
+		s.Closes = n.GetClosePortalStmt().GetPortalname()
+		s.CloseAll = s.Closes == ""
+		s.literalSensitive = true
 	case n.GetVariableSetStmt() != nil:
 		s.literalSensitive = true
 		name := strings.ToLower(n.GetVariableSetStmt().GetName())
@@ -444,9 +464,10 @@ type walkState struct {
 }
 
 type walker struct {
-	s   *Statement
-	ops map[string]bool
-	err error
+	s    *Statement
+	ops  map[string]bool
+	err  error
+	rels []string // relation names in the order the walk met them
 }
 
 // filterFields never reach the result.
@@ -465,11 +486,25 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	}
 	_, isNode := m.Interface().(*pg.Node)
 	switch x := m.Interface().(type) {
+	case *pg.JoinExpr:
+		// (a JOIN b) AS j: j names every relation inside the join, and
+		// j(x, y, ...) renames their columns.
+		if a := x.GetAlias(); a != nil && a.GetAliasname() != "" {
+			start := len(w.rels)
+			defer func() {
+				inside := slices.Clone(w.rels[start:])
+				w.s.aliases[a.GetAliasname()] = append(w.s.aliases[a.GetAliasname()], inside...)
+				if len(a.GetColnames()) > 0 {
+					w.s.renamed = append(w.s.renamed, inside...)
+				}
+			}()
+		}
 	case *pg.RangeVar:
 		name := x.GetRelname()
 		if x.GetSchemaname() != "" {
 			name = x.GetSchemaname() + "." + name
 		}
+		w.rels = append(w.rels, x.GetRelname())
 		w.s.Tables = append(w.s.Tables, name)
 		w.s.aliases[x.GetRelname()] = append(w.s.aliases[x.GetRelname()], x.GetRelname())
 		if a := x.GetAlias(); a != nil && a.GetAliasname() != "" {
@@ -484,6 +519,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		for _, ind := range x.GetIndirection() {
 			if str := ind.GetString_(); str != nil {
 				w.call(strings.ToLower(str.GetSval()))
+				w.s.attrNames = append(w.s.attrNames, str.GetSval())
 			}
 		}
 	case *pg.FuncCall:
@@ -498,8 +534,9 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.ColumnRef:
 		r := columnRef(x, st)
-		if r.qual != "" {
+		if r.qual != "" && r.name != "" {
 			w.call(strings.ToLower(r.name)) // t.fn is fn(t)
+			w.s.attrNames = append(w.s.attrNames, r.name)
 		}
 		w.s.refs = append(w.s.refs, r)
 		return
@@ -521,7 +558,12 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.ResTarget:
 		if st.top && st.ctx != ctxFilter {
 			if v := x.GetVal(); v != nil && v.GetColumnRef() != nil {
-				w.s.refs = append(w.s.refs, columnRef(v.GetColumnRef(), walkState{ctx: ctxPlain, inSub: st.inSub}))
+				r := columnRef(v.GetColumnRef(), walkState{ctx: ctxPlain, inSub: st.inSub})
+				if r.qual != "" && r.name != "" {
+					w.call(strings.ToLower(r.name)) // t.fn is fn(t), here too
+					w.s.attrNames = append(w.s.attrNames, r.name)
+				}
+				w.s.refs = append(w.s.refs, r)
 				return
 			}
 			st.top = false // an expression: its value is computed

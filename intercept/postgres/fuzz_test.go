@@ -63,7 +63,7 @@ func FuzzClassify(f *testing.F) {
 			if !strings.Contains(sql, s.Text) {
 				t.Errorf("%q: Text %q is not part of the input", sql, s.Text)
 			}
-			m.leak(&s) // must not panic either
+			m.leak(&s, lineage{}) // must not panic either
 		}
 		// The cache agrees with a fresh classification.
 		var c classifier

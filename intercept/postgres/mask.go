@@ -17,6 +17,10 @@ import (
 // to NULL.
 var textTypes = map[uint32]bool{25: true, 1043: true, 1042: true, 19: true, 18: true, 705: true}
 
+// textualTypes carry text inside: json, jsonb, xml, and arrays of text,
+// json and xml. Detectors read them too (`to_json(body)`, `ARRAY[body]`).
+var textualTypes = map[uint32]bool{114: true, 3802: true, 142: true, 1009: true, 1015: true, 1014: true, 1003: true, 199: true, 3807: true, 143: true}
+
 // maskValue applies method to v (text format); nil means SQL NULL.
 func maskValue(method string, v []byte, key []byte) []byte {
 	switch method {
@@ -335,15 +339,53 @@ var sideChannels = []string{"pg_notify", "set_config"}
 // statsViews hold samples of column values.
 var statsViews = []string{"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data"}
 
+// lineage names the relations of a statement through which masked values
+// flow under other names (see session.lineage); names are lower case.
+type lineage struct {
+	views map[string]bool     // views that read masked columns
+	heirs map[string][]string // parents -> their children with masked columns
+}
+
+// masked reports whether rel, a relation name, has masked columns, or is
+// a view or parent through which some flow.
+func (m *masks) masked(rel string, l lineage) bool {
+	rel = strings.ToLower(rel)
+	return m.tables[rel] || l.views[rel] || len(l.heirs[rel]) > 0
+}
+
 // maskedRel reports whether name (an alias or a relation) names, in any
 // scope of the statement, a relation with masked columns.
-func (m *masks) maskedRel(s *Statement, name string) (string, bool) {
+func (m *masks) maskedRel(s *Statement, name string, l lineage) (string, bool) {
 	for _, rel := range s.aliases[name] {
-		if m.tables[strings.ToLower(rel)] {
+		if m.masked(rel, l) {
 			return rel, true
 		}
 	}
 	return "", false
+}
+
+// names reports whether rel, as the statement writes it, is table or a
+// parent of it.
+func (l lineage) names(rel, table string) bool {
+	return strings.EqualFold(rel, table) || slices.Contains(l.heirs[strings.ToLower(rel)], strings.ToLower(table))
+}
+
+// writes are the commands that put values into tables, where masking no
+// longer follows them.
+var writes = []string{"INSERT", "UPDATE", "DELETE", "MERGE"}
+
+// escapes reports whether values the statement reads may leave other than
+// as its result rows: into a table, a file or a copy, or a side channel.
+func (s *Statement) escapes() bool {
+	if s.CopyTo || s.Into || slices.Contains(writes, s.Command) {
+		return true
+	}
+	for _, c := range s.Calls {
+		if slices.Contains(sideChannels, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // leak returns why the statement would let a masked value out of reach of
@@ -352,7 +394,7 @@ func (m *masks) maskedRel(s *Statement, name string) (string, bool) {
 // or "" if it would not. Such a statement is refused: its result could not
 // be masked by column. Names are matched in every scope at once: an alias
 // that names a masked table anywhere counts as masked everywhere.
-func (m *masks) leak(s *Statement) string {
+func (m *masks) leak(s *Statement, l lineage) string {
 	if m == nil || len(m.columns) == 0 {
 		return ""
 	}
@@ -367,12 +409,14 @@ func (m *masks) leak(s *Statement) string {
 			return c + "() (runs SQL out of reach of masking)"
 		}
 	}
-	masked := ""
+	masked, view := "", ""
 	for _, t := range s.Tables {
 		base := t[strings.LastIndexByte(t, '.')+1:]
-		if m.tables[strings.ToLower(t)] || m.tables[strings.ToLower(base)] {
+		if masked == "" && (m.tables[strings.ToLower(t)] || m.masked(base, l)) {
 			masked = t
-			break
+		}
+		if view == "" && l.views[strings.ToLower(base)] {
+			view = t
 		}
 	}
 	if masked == "" {
@@ -390,13 +434,26 @@ func (m *masks) leak(s *Statement) string {
 		return masked + " (copied into a new table)"
 	}
 	for _, r := range s.renamed {
-		if m.tables[strings.ToLower(r)] {
+		if m.masked(r, l) {
 			return r + " (column aliases rename masked columns)"
 		}
 	}
+	write := slices.Contains(writes, s.Command)
 	for _, r := range s.refs {
 		if r.ctx == ctxFilter {
 			continue
+		}
+		// A view does not say which of its columns carry masked values:
+		// any of them may, and a write would keep it unmasked.
+		if write && view != "" && r.ctx == ctxExpr {
+			if r.qual == "" {
+				return view + " (a view over masked columns, copied into a table)"
+			}
+			for _, rel := range s.aliases[r.qual] {
+				if l.views[strings.ToLower(rel)] {
+					return rel + " (a view over masked columns, copied into a table)"
+				}
+			}
 		}
 		switch {
 		case r.star:
@@ -404,12 +461,12 @@ func (m *masks) leak(s *Statement) string {
 				if r.qual == "" {
 					return masked + ".*"
 				}
-				if rel, ok := m.maskedRel(s, r.qual); ok {
+				if rel, ok := m.maskedRel(s, r.qual, l); ok {
 					return rel + ".*"
 				}
 			}
 		case r.qual == "" && len(s.aliases[r.name]) > 0:
-			if rel, ok := m.maskedRel(s, r.name); ok {
+			if rel, ok := m.maskedRel(s, r.name, l); ok {
 				return rel + " (whole row)"
 			}
 		case r.ctx != ctxPlain:
@@ -423,7 +480,7 @@ func (m *masks) leak(s *Statement) string {
 					return tbl + "." + col
 				}
 				for _, rel := range s.aliases[r.qual] {
-					if strings.EqualFold(rel, tbl) {
+					if l.names(rel, tbl) {
 						return tbl + "." + col
 					}
 				}

@@ -194,3 +194,66 @@ func TestSessionReviewWithoutApprovals(t *testing.T) {
 	}
 	ts.finish(t, done, server)
 }
+
+// The server keeps SQL and protocol prepared statements under one name
+// space. A name closed or parsed again through the protocol is no longer
+// the statement corral decided for an SQL PREPARE, and an SQL PREPARE may
+// not take a name the protocol holds: either way an EXECUTE would run a
+// DELETE that no reviewer saw.
+func TestSessionPreparedNameSpace(t *testing.T) {
+	ts, _, _ := reviewSession(t)
+	server := ts.fakeServer()
+	done := ts.run()
+	refused := func(got []pgproto3.BackendMessage, want string) {
+		t.Helper()
+		if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, want) {
+			t.Errorf("got %v, want a refusal saying %q", types(got), want)
+		}
+	}
+	ts.exchange(t, &pgproto3.Query{String: "PREPARE p AS SELECT 1"})
+	ts.exchange(t, &pgproto3.Close{ObjectType: 'S', Name: "p"}, &pgproto3.Sync{})
+	// Reviews wait for Execute: a Parse alone is answered.
+	ts.exchange(t, &pgproto3.Parse{Name: "p", Query: "DELETE FROM customers"}, &pgproto3.Sync{})
+	refused(ts.exchange(t, &pgproto3.Query{String: "EXECUTE p"}), `EXECUTE of "p", which was not prepared in this session`)
+
+	ts.exchange(t, &pgproto3.Query{String: "PREPARE q AS SELECT 1"})
+	ts.exchange(t, &pgproto3.Parse{Name: "q", Query: "DELETE FROM customers"}, &pgproto3.Sync{})
+	refused(ts.exchange(t, &pgproto3.Query{String: "EXECUTE q"}), `EXECUTE of "q", which was not prepared in this session`)
+
+	ts.exchange(t, &pgproto3.Parse{Name: "r", Query: "DELETE FROM customers"}, &pgproto3.Sync{})
+	refused(ts.exchange(t, &pgproto3.Query{String: "PREPARE r AS SELECT 1"}), `a statement named "r" is already prepared`)
+	refused(ts.exchange(t, &pgproto3.Query{String: "EXECUTE r"}), `EXECUTE of "r", which was not prepared in this session`)
+
+	for _, m := range ts.finish(t, done, server) {
+		if q, ok := m.(*pgproto3.Query); ok && strings.HasPrefix(q.String, "EXECUTE") {
+			t.Errorf("the server received %q", q.String)
+		}
+	}
+}
+
+// FETCH names no table: its rows are those of the cursor's query, decided
+// at DECLARE. Columns no table vouches for are withheld from a cursor
+// that reads masked data, and from one corral did not see declared; not
+// from one that reads none.
+func TestSessionCursorRowsWithheld(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	server := ts.fakeServer()
+	done := ts.run()
+	for _, q := range []string{
+		"DECLARE risky CURSOR WITH HOLD FOR SELECT id, id::text FROM customers",
+		"DECLARE plain CURSOR WITH HOLD FOR SELECT 1, 'x'",
+	} {
+		if got := ts.exchange(t, &pgproto3.Query{String: q}); types(got)[0] != "CommandComplete" {
+			t.Fatalf("%s: %v", q, types(got))
+		}
+	}
+	for cursor, withheld := range map[string]bool{"risky": true, "plain": false, "unseen": true} {
+		// The fake server answers a FETCH with a computed second column.
+		rows := dataRows(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM " + cursor}))
+		if len(rows) != 1 || (rows[0][1] == "") != withheld {
+			t.Errorf("FETCH from %s: rows %q, want the second column withheld: %v", cursor, rows, withheld)
+		}
+	}
+	ts.exchange(t, &pgproto3.Query{String: "CLOSE risky"})
+	ts.finish(t, done, server)
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -79,7 +78,8 @@ type prepared struct {
 type plan struct {
 	masks   *masks
 	methods []string // per column: mask method, "" none
-	text    []bool   // per column: a text type in text format (detectors apply)
+	text    []bool   // per column: a text type
+	scan    []bool   // per column: a type whose values hold text (detectors apply)
 	binary  []bool
 	detect  bool
 }
@@ -109,7 +109,10 @@ type session struct {
 	be      *pgproto3.Backend
 	stmtsMu sync.Mutex // the server side forgets statements whose Parse failed
 	stmts   map[string]*prepared
-	sqlPS   map[string][]string // SQL-level PREPAREd names -> their operations
+	sqlPS   map[string]sqlPrepared // SQL-level PREPAREd names
+	// cursors are the SQL cursors DECLAREd, and whether their rows may
+	// carry masked data in columns no table vouches for (see risky).
+	cursors map[string]bool
 
 	// server -> client
 	cliMu sync.Mutex
@@ -193,7 +196,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 		upW:   &outbuf{w: up},
 		cliW:  &outbuf{w: cli},
 		stmts: map[string]*prepared{},
-		sqlPS: map[string][]string{},
+		sqlPS: map[string]sqlPrepared{}, cursors: map[string]bool{},
 	}
 	s.be = pgproto3.NewBackend(&flushReader{r: cli, mu: &s.upMu, w: s.upW}, io.Discard)
 	s.be.SetMaxBodyLen(maxMessage)
@@ -305,6 +308,7 @@ func (s *session) fromClient() error {
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				s.setStmt(m.Name, nil)
+				delete(s.sqlPS, m.Name) // one name space on the server
 			} else {
 				delete(s.portalMasks, m.Name)
 				delete(s.portalWithhold, m.Name)
@@ -375,12 +379,20 @@ func (s *session) decide(stmts []Statement) string {
 			s.barrier = true
 			ops = append(append([]string(nil), ops...), "function")
 		}
+		if st.Prepares != "" {
+			// The server holds SQL and protocol prepared statements under
+			// one name space: its answer for the name would not be the
+			// statement decided here.
+			if _, ok := s.stmt(st.Prepares); ok {
+				return fmt.Sprintf("a statement named %q is already prepared", st.Prepares)
+			}
+		}
 		if st.Executes != "" {
-			prepOps, ok := s.sqlPS[st.Executes]
+			prep, ok := s.sqlPS[st.Executes]
 			if !ok {
 				return fmt.Sprintf("EXECUTE of %q, which was not prepared in this session", st.Executes)
 			}
-			ops = append(append([]string(nil), ops...), prepOps...)
+			ops = append(append([]string(nil), ops...), prep.ops...)
 		}
 		text := st.normalized
 		if text == "" {
@@ -410,8 +422,29 @@ func (s *session) decide(stmts []Statement) string {
 		case policy.Allow, policy.Review:
 			s.setMasks(d.Mask)
 			risky := s.risky(st)
+			if s.masks != nil && len(s.masks.columns) > 0 {
+				// FETCH and EXECUTE name no table: their rows are those of
+				// the statement behind the name, decided when it was
+				// declared or prepared. A cursor corral did not see
+				// declared (a function's) is taken as risky.
+				if st.Fetches != "" {
+					if r, ok := s.cursors[st.Fetches]; !ok || r {
+						risky = true
+					}
+				}
+				if st.Executes != "" && s.sqlPS[st.Executes].risky {
+					risky = true
+				}
+			}
+			st.risky = risky
 			s.withholdNext = s.withholdNext || risky
-			if leak := s.masks.leak(st); leak != "" {
+			l, err := s.lineage(st)
+			if err != nil && st.escapes() {
+				// Results are withheld when the catalog cannot answer
+				// (risky); values leaving for elsewhere cannot be.
+				s.h.Log.Warn("catalog lookup failed; statement refused", "session_id", s.c.SessionID, "err", err)
+				reason = "corral could not read the catalog to check the statement against masked columns"
+			} else if leak := s.masks.leak(st, l); leak != "" {
 				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
 			} else if risky && (st.CopyOut || st.Into || st.Executes != "") {
 				// Rows leaving as COPY data or into a new table cannot be
@@ -444,14 +477,28 @@ func (s *session) decide(stmts []Statement) string {
 	for _, st := range stmts {
 		switch {
 		case st.Prepares != "":
-			s.sqlPS[st.Prepares] = st.Ops
+			s.sqlPS[st.Prepares] = sqlPrepared{ops: st.Ops, risky: st.risky}
 		case st.DeallocateAll:
 			clear(s.sqlPS)
 		case st.Deallocates != "":
 			delete(s.sqlPS, st.Deallocates)
+		case st.Declares != "":
+			s.cursors[st.Declares] = st.risky
+		case st.CloseAll:
+			clear(s.cursors)
+		case st.Closes != "":
+			delete(s.cursors, st.Closes)
 		}
 	}
 	return ""
+}
+
+// sqlPrepared is what corral decided of an SQL PREPARE: the operations an
+// EXECUTE of it performs, and whether its rows may carry masked data in
+// columns no table vouches for.
+type sqlPrepared struct {
+	ops   []string
+	risky bool
 }
 
 // syntaxSettings change how the server reads statements; corral's parser
@@ -480,25 +527,33 @@ func syntaxChange(st *Statement) string {
 	return ""
 }
 
+// functionNames are the names a statement may call functions by: its
+// calls, and the names after a dot that may be attribute notation.
+func functionNames(st *Statement) []string {
+	names := make([]string, 0, len(st.Functions)+len(st.attrNames))
+	for _, f := range st.Functions {
+		names = append(names, f[strings.LastIndexByte(f, '.')+1:])
+	}
+	return append(names, st.attrNames...)
+}
+
 // callsVolatile reports whether a statement calls a volatile function of
 // the database's own (not PostgreSQL's): `SELECT purge_orders()` may delete
 // as surely as DELETE, so it is the function operation, not just select.
-// When the catalog cannot answer, the answer is yes.
+// A name after a dot counts too: `o.wipe` calls wipe(o) when no column is
+// named wipe. When the catalog cannot answer, the answer is yes.
 func (s *session) callsVolatile(st *Statement) bool {
-	if len(st.Functions) == 0 {
+	names := functionNames(st)
+	if len(names) == 0 {
 		return false
 	}
-	names := make([]string, 0, len(st.Functions))
-	for _, f := range st.Functions {
-		names = append(names, strings.ToLower(f[strings.LastIndexByte(f, '.')+1:]))
-	}
-	v, err := s.cat.volatileUserFunctions(s.ctx, names)
+	fs, err := s.cat.userFunctions(s.ctx, names)
 	if err != nil {
 		s.h.Log.Warn("catalog lookup failed; functions count as the function operation", "session_id", s.c.SessionID, "err", err)
 		return true
 	}
 	for _, n := range names {
-		if v[n] {
+		if fs[n].volatile {
 			return true
 		}
 	}
@@ -507,8 +562,9 @@ func (s *session) callsVolatile(st *Statement) bool {
 
 // risky reports whether a statement's result may carry masked data in
 // columns that RowDescription attributes to no table: it reads a table with
-// masked columns (or a child of one), a view, something the catalog does
-// not know (a CTE), or rows from a function. Their unattributed columns are
+// masked columns (or a parent or child of one), a view, something the
+// catalog does not know (a CTE), rows from a function, or calls a function
+// of the database's own. Their unattributed columns are
 // then withheld. When the catalog cannot answer, the answer is yes.
 func (s *session) risky(st *Statement) bool {
 	mk := s.masks
@@ -517,6 +573,20 @@ func (s *session) risky(st *Statement) bool {
 	}
 	if st.fromFunction {
 		return true
+	}
+	if names := functionNames(st); len(names) > 0 {
+		// A function of the database's own may read a masked table and
+		// return what it read: `SELECT email_of(1)`.
+		fs, err := s.cat.userFunctions(s.ctx, names)
+		if err != nil {
+			s.h.Log.Warn("catalog lookup failed; unattributed columns withheld", "session_id", s.c.SessionID, "err", err)
+			return true
+		}
+		for _, n := range names {
+			if fs[n].user {
+				return true
+			}
+		}
 	}
 	if len(st.Tables) == 0 {
 		return false
@@ -535,13 +605,66 @@ func (s *session) risky(st *Statement) bool {
 		if !ok || strings.ContainsAny(b.kinds, "vm") || mk.tables[strings.ToLower(n)] {
 			return true
 		}
-		for _, a := range b.ancestors {
+		for _, a := range slices.Concat(b.ancestors, b.descendants) {
 			if mk.tables[strings.ToLower(a)] {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// lineage finds, among the relations a statement names, those through
+// which masked values flow under other names: views that read masked
+// columns, and parents of tables with masked columns (their rows include
+// the children's). masks.leak treats them as masked. An error means the
+// catalog could not say.
+func (s *session) lineage(st *Statement) (lineage, error) {
+	mk := s.masks
+	var l lineage
+	if mk == nil || len(mk.columns) == 0 || len(st.Tables) == 0 {
+		return l, nil
+	}
+	names := make([]string, 0, len(st.Tables))
+	for _, t := range st.Tables {
+		names = append(names, t[strings.LastIndexByte(t, '.')+1:])
+	}
+	info, err := s.cat.lookupNames(s.ctx, names)
+	if err != nil {
+		return l, err
+	}
+	var views []uint32
+	for name, b := range info {
+		for _, d := range b.descendants {
+			if mk.tables[strings.ToLower(d)] {
+				if l.heirs == nil {
+					l.heirs = map[string][]string{}
+				}
+				l.heirs[strings.ToLower(name)] = append(l.heirs[strings.ToLower(name)], strings.ToLower(d))
+			}
+		}
+		views = append(views, b.views...)
+	}
+	if len(views) == 0 {
+		return l, nil
+	}
+	rels, err := s.cat.relations(s.ctx, views)
+	if err != nil {
+		return l, err
+	}
+	for _, r := range rels {
+		for _, dep := range r.deps {
+			parts := strings.SplitN(dep, ".", 3)
+			if (parts[2] == "*" && mk.tableMethod(parts[0], parts[1]) != "") || (parts[2] != "*" && mk.method(parts[0], parts[1], parts[2]) != "") {
+				if l.views == nil {
+					l.views = map[string]bool{}
+				}
+				l.views[strings.ToLower(r.name)] = true
+				break
+			}
+		}
+	}
+	return l, nil
 }
 
 func decisionOf(reason string, d policy.Decision) string {
@@ -632,6 +755,11 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 func (s *session) onParse(m *pgproto3.Parse) error {
 	stmts, err := s.classify(m.Query)
 	reason := ""
+	if m.Name != "" {
+		// Whatever the server does with this Parse, an SQL PREPARE of the
+		// same name is no longer known to be what EXECUTE runs.
+		delete(s.sqlPS, m.Name)
+	}
 	if p, exists := s.stmt(m.Name); exists && m.Name != "" && p.denied == "" {
 		// The server refuses to redefine a named statement; corral must not
 		// believe it did, or a later Bind would be checked against the
@@ -908,14 +1036,14 @@ func (s *session) fromServer() error {
 				s.skipBatch(h.batch)
 			}
 			if h.deny == "" && h.masks != nil {
-				scrubNotice(h.masks, s.key, &m.Detail, &m.Message, &m.Hint, &m.Where)
+				scrubNotice(h.masks, s.key, &m.Detail, &m.Where, &m.Message, &m.Hint)
 			}
 			if h.deny == "" && len(h.seqs) > 0 {
-				s.recordResult(h, "", m.Code, quoted.ReplaceAllString(m.Message, `"****"`))
+				s.recordResult(h, "", m.Code, unquote(m.Message))
 			}
 		case *pgproto3.NoticeResponse:
 			if h.masks != nil {
-				scrubNotice(h.masks, s.key, &m.Detail, &m.Message, &m.Hint, &m.Where)
+				scrubNotice(h.masks, s.key, &m.Detail, &m.Where, &m.Message, &m.Hint)
 			}
 		case *pgproto3.ReadyForQuery:
 			if ok && h.answered != nil {
@@ -939,24 +1067,39 @@ func (s *session) fromServer() error {
 	}
 }
 
-// quoted finds the values PostgreSQL quotes in its messages.
-var quoted = regexp.MustCompile(`"[^"]*"`)
+// unquote hides what PostgreSQL quotes in a message: everything from the
+// first double quote to the last, or to the end when there is only one.
+// PostgreSQL does not escape quotes inside the values it quotes, so a
+// value holding one cannot be told from two values; taking the widest span
+// hides the value whatever it holds, at the price of the names between.
+func unquote(msg string) string {
+	i := strings.IndexByte(msg, '"')
+	if i < 0 {
+		return msg
+	}
+	j := strings.LastIndexByte(msg, '"')
+	if j == i {
+		return msg[:i] + `"****"`
+	}
+	return msg[:i] + `"****"` + msg[j+1:]
+}
 
 // scrubNotice keeps masked data out of error and notice texts, which quote
 // values ("invalid input syntax for type integer: \"ada@example.com\"").
 // With column masks in force every quoted value is hidden; detectors run
 // over the rest.
-func scrubNotice(mk *masks, key []byte, detail *string, fields ...*string) {
+func scrubNotice(mk *masks, key []byte, detail, where *string, fields ...*string) {
 	if len(mk.columns) > 0 {
-		// Details quote whole rows ("Failing row contains (...)") and keys.
-		*detail = ""
+		// Details quote whole rows ("Failing row contains (...)") and keys;
+		// contexts quote the input being read ("JSON data, line 1: ...").
+		*detail, *where = "", ""
 	}
 	for _, p := range fields {
 		if *p == "" {
 			continue
 		}
 		if len(mk.columns) > 0 {
-			*p = quoted.ReplaceAllString(*p, `"****"`)
+			*p = unquote(*p)
 		}
 		if len(mk.detect) > 0 {
 			if out, changed := scrub([]byte(*p), mk.detect, key); changed {
@@ -1026,6 +1169,7 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 		masks:   mk,
 		methods: make([]string, len(rd.Fields)),
 		text:    make([]bool, len(rd.Fields)),
+		scan:    make([]bool, len(rd.Fields)),
 		binary:  make([]bool, len(rd.Fields)),
 		detect:  len(mk.detect) > 0,
 	}
@@ -1051,6 +1195,7 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 	for i, f := range rd.Fields {
 		p.binary[i] = f.Format == 1
 		p.text[i] = textTypes[f.DataTypeOID]
+		p.scan[i] = p.text[i] || textualTypes[f.DataTypeOID]
 		if len(mk.columns) == 0 {
 			continue
 		}
@@ -1076,7 +1221,9 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 		default:
 			col := rel.columns[int16(f.TableAttributeNumber)]
 			p.methods[i] = mk.method(rel.schema, rel.name, col)
-			for _, a := range rel.ancestors {
+			// A parent's rows include its children's (inheritance,
+			// partitions): a mask on either side holds for both.
+			for _, a := range slices.Concat(rel.ancestors, rel.descendants) {
 				schema, table, _ := strings.Cut(a, ".")
 				p.methods[i] = stricter(p.methods[i], mk.method(schema, table, col))
 			}
@@ -1107,8 +1254,13 @@ func (s *session) apply(p *plan, row *pgproto3.DataRow) (n int) {
 				row.Values[i] = maskValue(method, v, s.key)
 			}
 			n++
-		case p.detect && p.text[i]:
+		case p.detect && p.scan[i]:
 			if out, changed := scrub(v, p.masks.detect, s.key); changed {
+				if p.binary[i] && !p.text[i] {
+					// A binary array or jsonb cannot be rewritten in place:
+					// the value is withheld.
+					out = nil
+				}
 				row.Values[i] = out
 				n++
 			}

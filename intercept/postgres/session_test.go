@@ -74,6 +74,9 @@ func newTestSession(t testing.TB, dec intercept.Decider, admission policy.Decisi
 	})
 	// Known already: the catalog never needs its connection.
 	cat.rels[customersOID] = &relation{schema: "public", name: "customers", kind: 'r', columns: map[int16]string{1: "id", 2: "email"}, fetched: time.Now()}
+	for _, name := range []string{"customers", "orders"} {
+		cat.names[name] = byName{kinds: "r", fetched: time.Now()}
+	}
 	return &testSession{
 		s:       newSession(context.Background(), h, conn, conn, upSess, cat),
 		cliConn: cliTest,
@@ -86,6 +89,11 @@ func newTestSession(t testing.TB, dec intercept.Decider, admission policy.Decisi
 var customersRow = &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{
 	{Name: []byte("id"), TableOID: customersOID, TableAttributeNumber: 1, DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1},
 	{Name: []byte("email"), TableOID: customersOID, TableAttributeNumber: 2, DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1},
+}}
+
+var computedRow = &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{
+	customersRow.Fields[0],
+	{Name: []byte("?column?"), DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1},
 }}
 
 func customersData() *pgproto3.DataRow {
@@ -140,6 +148,11 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 					ts.server.Send(customersRow)
 					ts.server.Send(customersData())
 					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+				} else if strings.HasPrefix(strings.ToUpper(m.String), "FETCH") {
+					// A cursor's rows, the second column computed.
+					ts.server.Send(computedRow)
+					ts.server.Send(customersData())
+					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("FETCH 1")})
 				} else {
 					if strings.Contains(m.String, "'standard_conforming_strings', 'off'") {
 						// What the server reports when a DO block or a

@@ -189,8 +189,10 @@ func TestPostgresBypassAttempts(t *testing.T) {
 	if n := p.pg.Exec(t, "orders", "SELECT count(*) FROM orders")[0][0]; n != "2" {
 		t.Fatalf("orders has %s rows", n)
 	}
-	// A function that only reads is a select like any other.
-	if out, err := p.psql(t, "SELECT order_total()"); err != nil || out != "30" {
+	// A function that only reads is a select like any other; what it
+	// returns is withheld while masks are in force, as corral cannot see
+	// which tables it read.
+	if out, err := p.psql(t, "SELECT order_total()"); err != nil || out != "" {
 		t.Errorf("stable function: %q %v", out, err)
 	}
 

@@ -1,0 +1,352 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/corral-dev/corral/internal/testutil"
+)
+
+func init() { testutil.RegisterFunc("pgconn-steps", pgconnSteps) }
+
+// pgconnSteps is a workload that mixes SQL-level and protocol-level
+// statement handling on one connection, driven line by line:
+//
+//	simple <sql>          a simple query (one or more statements)
+//	parse <name> <sql>    a protocol Parse of a named statement
+//	close <name>          a protocol Close of a named statement
+//
+// It answers each line with one line.
+func pgconnSteps(args []string, in *bufio.Scanner, out io.Writer) error {
+	ctx := context.Background()
+	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders sslmode=disable connect_timeout=10", args[0]))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	fmt.Fprintln(out, "connected")
+	for in.Scan() {
+		cmd, rest, _ := strings.Cut(in.Text(), " ")
+		switch cmd {
+		case "simple":
+			results, err := conn.Exec(ctx, rest).ReadAll()
+			var parts []string
+			for _, r := range results {
+				var rows []string
+				for _, row := range r.Rows {
+					var vals []string
+					for _, v := range row {
+						vals = append(vals, string(v))
+					}
+					rows = append(rows, strings.Join(vals, "|"))
+				}
+				parts = append(parts, fmt.Sprintf("%s %s", strings.Join(rows, ";"), r.CommandTag))
+			}
+			if err != nil {
+				parts = append(parts, "error: "+err.Error())
+			}
+			fmt.Fprintln(out, "ok:", strings.Join(parts, " / "))
+		case "parse":
+			name, sql, _ := strings.Cut(rest, " ")
+			if _, err := conn.Prepare(ctx, name, sql, nil); err != nil {
+				fmt.Fprintln(out, "error:", err)
+			} else {
+				fmt.Fprintln(out, "ok: parsed")
+			}
+		case "close":
+			if err := conn.Deallocate(ctx, rest); err != nil {
+				fmt.Fprintln(out, "error:", err)
+			} else {
+				fmt.Fprintln(out, "ok: closed")
+			}
+		default:
+			fmt.Fprintln(out, "error: unknown step", cmd)
+		}
+	}
+	return nil
+}
+
+// The seeded values of the masked columns, in any case, and fragments of
+// them: none may reach the workload, however it asks.
+var maskedFragments = []string{
+	"ada@example.com", "grace@example.org", "ada@", "grace@", "example.com", "example.org",
+	"4111 1111 1111 1111", "5500 0000 0000 0004", "4111 1111", "41111111", "5500 0000", "55000000",
+}
+
+// storedSecret matches a masked value (or a fragment) written where it
+// does not belong.
+const storedSecret = `'(ada@|grace@|example\.(com|org)|4111 ?1111|5500 ?0000)'`
+
+const seedRows = `
+DELETE FROM customers;
+INSERT INTO customers VALUES
+  (1, 'Ada', 'ada@example.com', '4111 1111 1111 1111', 'call 555-123-4567'),
+  (2, 'Grace', 'grace@example.org', '5500 0000 0000 0004', 'vip');
+DELETE FROM orders;
+INSERT INTO orders VALUES (1, 1, 10), (2, 2, 20);
+`
+
+// psqlSession runs statements through corral in one psql session, each as
+// its own query, going on past errors, with every field of an error
+// (detail, hint, context, ...) printed. It fails the test if the session
+// never reached the server, so that no output does not pass for no leak.
+func (p *pgEnv) psqlSession(t *testing.T, stmts ...string) string {
+	t.Helper()
+	const opened = "session opened"
+	args := []string{"-X", "-w", "-At", "-v", "VERBOSITY=verbose", "-v", "SHOW_CONTEXT=always",
+		"-h", p.host.Addr.String(), "-U", "whoever", "-d", "orders", "-c", "SELECT '" + opened + "'"}
+	for _, s := range stmts {
+		args = append(args, "-c", s)
+	}
+	out, _ := testutil.Command(t, p.workCg, []string{"PGPASSWORD=not-the-password", "PGCONNECT_TIMEOUT=10", "PGSSLMODE=prefer"}, "psql", args...)
+	rest, ok := strings.CutPrefix(out, opened)
+	if !ok {
+		t.Fatalf("no session through corral:\n%s", out)
+	}
+	return strings.TrimPrefix(rest, "\n")
+}
+
+// assertNoMaskedValue fails if out carries a masked value or part of one.
+func assertNoMaskedValue(t *testing.T, what, out string) {
+	t.Helper()
+	lower := strings.ToLower(out)
+	for _, s := range maskedFragments {
+		if strings.Contains(lower, s) {
+			t.Errorf("%s leaks %q:\n%s", what, s, out)
+			return
+		}
+	}
+}
+
+// assertNothingStored fails if a masked value was copied into another
+// column or row of customers.
+func assertNothingStored(t *testing.T, p *pgEnv) {
+	t.Helper()
+	rows := p.pg.Exec(t, "orders", `SELECT c::text FROM customers c
+  WHERE (CASE WHEN id IN (1, 2) THEN concat_ws('|', name, note) ELSE c::text END) ~* `+storedSecret)
+	for _, r := range rows {
+		t.Errorf("customers now holds a masked value outside its column: %s", r[0])
+	}
+}
+
+// assertOrdersIntact fails if orders lost a row.
+func assertOrdersIntact(t *testing.T, p *pgEnv) {
+	t.Helper()
+	if ids := p.pg.Exec(t, "orders", "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"); ids[0][0] != "1,2" {
+		t.Errorf("orders holds %q afterwards, want 1,2: a DELETE ran without approval", ids[0][0])
+	}
+}
+
+// allowAlso reloads the policy with more operations allowed.
+func allowAlso(t *testing.T, p *pgEnv, ops string) {
+	t.Helper()
+	cfg, _ := os.ReadFile(p.config)
+	const allow = "allow: [select, insert, update, copy, transaction, set, show"
+	if !strings.Contains(string(cfg), allow) {
+		t.Fatal("unexpected policy")
+	}
+	from := p.a.Mark()
+	writeAtomically(t, p.config, strings.Replace(string(cfg), allow, allow+", "+ops, 1))
+	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
+}
+
+type leakCase struct {
+	name  string
+	setup string   // superuser SQL run first
+	undo  string   // superuser SQL that reverts setup
+	stmts []string // one session, each its own query
+}
+
+// runLeakCases runs each case from the seeded rows and checks that no
+// masked value reaches the workload or is written elsewhere in the table.
+func runLeakCases(t *testing.T, p *pgEnv, cases []leakCase) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p.pg.Exec(t, "orders", seedRows)
+			if c.setup != "" {
+				p.pg.Exec(t, "orders", c.setup)
+				t.Cleanup(func() { p.pg.Exec(t, "orders", c.undo) })
+			}
+			out := p.psqlSession(t, c.stmts...)
+			t.Logf("%s", out)
+			assertNoMaskedValue(t, strings.Join(c.stmts, " ; "), out)
+			assertNothingStored(t, p)
+		})
+	}
+}
+
+func TestPostgresLeakMaskedColumns(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	const join = "(customers CROSS JOIN (SELECT 1) z)"
+	runLeakCases(t, p, []leakCase{
+		// A join alias hides which table a column comes from.
+		{name: "join alias into INSERT", stmts: []string{
+			"INSERT INTO customers (id, name) SELECT j.id + 100, j.email FROM " + join + " AS j RETURNING id, name"}},
+		{name: "join alias into UPDATE", stmts: []string{
+			"UPDATE customers SET note = j.card_number FROM " + join + " AS j WHERE j.id = customers.id AND customers.id = 1 RETURNING customers.id, customers.note"}},
+		{name: "join alias into rolled back UPDATE", stmts: []string{
+			"BEGIN; UPDATE customers SET name = j.email FROM " + join + " AS j WHERE j.id = customers.id RETURNING customers.name; ROLLBACK"}},
+		{name: "join alias whole row into INSERT", stmts: []string{
+			"INSERT INTO customers (id, name) SELECT 300, j::text FROM " + join + " AS j WHERE j.id = 1 RETURNING name"}},
+		{name: "join alias in an expression", stmts: []string{
+			"SELECT j.email || '' FROM " + join + " AS j"}},
+		{name: "join alias with column aliases", stmts: []string{
+			"SELECT j.c, j.d FROM " + join + " AS j(a, b, c, d)"}},
+		{name: "join alias with column aliases in an expression", stmts: []string{
+			"SELECT j.c || '', j.d || '' FROM " + join + " AS j(a, b, c, d)"}},
+
+		// A view's masked column written or stored, not returned.
+		{name: "view into INSERT", stmts: []string{
+			"INSERT INTO customers (id, name) SELECT 200 + row_number() OVER (), contact FROM customer_contacts RETURNING id, name"}},
+		{name: "view into a setting, one query", stmts: []string{
+			"SELECT set_config('corral.x', string_agg(contact, ','), false) IS NOT NULL FROM customer_contacts; SELECT current_setting('corral.x')"}},
+		{name: "view into a setting, two queries", stmts: []string{
+			"SELECT set_config('corral.x', string_agg(contact, ','), false) IS NOT NULL FROM customer_contacts",
+			"SELECT current_setting('corral.x')"}},
+		{name: "view into application_name, one query", stmts: []string{
+			"SELECT set_config('application_name', string_agg(contact, ','), false) IS NOT NULL FROM customer_contacts; SELECT current_setting('application_name')"}},
+		{name: "view into application_name, two queries", stmts: []string{
+			"SELECT set_config('application_name', string_agg(contact, ','), false) IS NOT NULL FROM customer_contacts",
+			"SELECT current_setting('application_name')"}},
+
+		// The server quotes the offending value in its error.
+		{name: "email in an integer cast error", stmts: []string{
+			`SELECT id FROM customers WHERE ('"' || email)::int = 0`}},
+		{name: "card in an integer cast error", stmts: []string{
+			`SELECT id FROM customers WHERE ('"' || card_number)::int = 0`}},
+		{name: "view column in an integer cast error", stmts: []string{
+			`SELECT 1 FROM customer_contacts WHERE ('"' || contact)::int = 0`}},
+		{name: "email in a JSON error's context", stmts: []string{
+			`SELECT id FROM customers WHERE ('"' || email)::json IS NULL`}},
+
+		// Tables read inside a function or through a parent table carry
+		// no attribution to the masked table.
+		{name: "scalar function reading the table",
+			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app",
+			undo:  "DROP FUNCTION email_of(int)",
+			stmts: []string{"SELECT email_of(1)", "SELECT email_of(2)"}},
+		{name: "inheritance parent",
+			setup: "CREATE TABLE people (email text); ALTER TABLE customers INHERIT people; GRANT SELECT ON people TO app",
+			undo:  "ALTER TABLE customers NO INHERIT people; DROP TABLE people",
+			stmts: []string{"SELECT email FROM people"}},
+		{name: "inheritance parent in an expression",
+			setup: "CREATE TABLE people (email text); ALTER TABLE customers INHERIT people; GRANT SELECT ON people TO app",
+			undo:  "ALTER TABLE customers NO INHERIT people; DROP TABLE people",
+			stmts: []string{"SELECT lower(email) FROM people"}},
+	})
+}
+
+func TestPostgresLeakCursorsAndPreparedStatements(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	allowAlso(t, p, "prepare, cursor, listen, notify")
+	const join = "(customers CROSS JOIN (SELECT 1) z)"
+	runLeakCases(t, p, []leakCase{
+		// What a cursor or a prepared statement returns is masked like a
+		// plain SELECT's result.
+		{name: "cursor over a join alias", stmts: []string{
+			"BEGIN; DECLARE c CURSOR FOR SELECT j.email || '' FROM " + join + " AS j; FETCH ALL c; COMMIT"}},
+		{name: "cursor over a join alias, one query each", stmts: []string{
+			"BEGIN", "DECLARE c CURSOR FOR SELECT j.email || '' FROM " + join + " AS j", "FETCH ALL c", "COMMIT"}},
+		{name: "cursor over a view", stmts: []string{
+			"BEGIN; DECLARE c2 CURSOR FOR SELECT lower(contact) FROM customer_contacts; FETCH ALL c2; COMMIT"}},
+		{name: "cursor over a view, one query each", stmts: []string{
+			"BEGIN", "DECLARE c2 CURSOR FOR SELECT lower(contact) FROM customer_contacts", "FETCH ALL c2", "COMMIT"}},
+		{name: "prepared statement over a view", stmts: []string{
+			"PREPARE p AS SELECT lower(contact) FROM customer_contacts; EXECUTE p"}},
+		{name: "prepared statement over a view, one query each", stmts: []string{
+			"PREPARE p AS SELECT lower(contact) FROM customer_contacts", "EXECUTE p"}},
+		{name: "prepared statement over the table", stmts: []string{
+			"PREPARE q AS SELECT lower(email) FROM customers; EXECUTE q"}},
+		{name: "prepared statement over the table, one query each", stmts: []string{
+			"PREPARE q AS SELECT lower(email) FROM customers", "EXECUTE q"}},
+
+		// A notification's payload goes to the workload as it is.
+		{name: "masked column as a notification payload", stmts: []string{
+			"LISTEN ch", "SELECT count(*) FROM customers WHERE pg_notify('ch', email)::text = ''"}},
+		{name: "view column as a notification payload", stmts: []string{
+			"LISTEN ch", "SELECT count(*) FROM customer_contacts WHERE pg_notify('ch', contact)::text = ''"}},
+	})
+}
+
+// deleteTag is the server's word that a DELETE ran.
+var deleteTag = regexp.MustCompile(`\bDELETE \d+`)
+
+// A prepared statement executed by SQL EXECUTE is the statement the server
+// holds under that name, whatever was prepared under it before or failed to
+// be: its DELETE waits for approval, and nobody approves here.
+func TestPostgresLeakDeleteWithoutApproval(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	allowAlso(t, p, "prepare")
+	for _, c := range []struct {
+		name  string
+		steps []string
+	}{
+		{"protocol Close and Parse replace a SQL PREPARE", []string{
+			"simple PREPARE p AS SELECT 1",
+			"close p",
+			"parse p DELETE FROM orders",
+			"simple EXECUTE p",
+		}},
+		{"SQL PREPARE refused in a failed transaction", []string{
+			"simple BEGIN; SELECT 1/0;",
+			"simple PREPARE p2 AS SELECT 1",
+			"simple ROLLBACK",
+			"parse p2 DELETE FROM orders",
+			"simple EXECUTE p2",
+		}},
+		{"SQL PREPARE refused over a protocol Parse", []string{
+			"parse p3 DELETE FROM orders",
+			"simple PREPARE p3 AS SELECT 1",
+			"simple EXECUTE p3",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p.pg.Exec(t, "orders", seedRows)
+			cl := testutil.StartFunc(t, p.workCg, "pgconn-steps", p.host.Addr.String())
+			if got := cl.Recv(t); got != "connected" {
+				t.Fatalf("client: %s", got)
+			}
+			var transcript []string
+			for _, s := range c.steps {
+				cl.Send(t, s)
+				transcript = append(transcript, s+" -> "+cl.Recv(t))
+			}
+			if deleteTag.MatchString(strings.Join(transcript, "\n")) {
+				t.Errorf("a DELETE ran:\n%s", strings.Join(transcript, "\n"))
+			}
+			assertOrdersIntact(t, p)
+		})
+	}
+}
+
+// Volatile functions of the database's own may write whatever the
+// statement around them; the policy does not allow "function".
+func TestPostgresLeakVolatileFunctions(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", `
+CREATE FUNCTION "PurgeOrders"() RETURNS int LANGUAGE sql AS 'DELETE FROM orders RETURNING 1';
+CREATE FUNCTION wipe(orders) RETURNS int LANGUAGE sql AS 'DELETE FROM orders WHERE id = $1.id RETURNING 1';
+GRANT EXECUTE ON FUNCTION "PurgeOrders"(), wipe(orders) TO app;
+`)
+	for _, c := range []struct{ name, sql string }{
+		{"quoted mixed-case name", `SELECT "PurgeOrders"()`},
+		{"attribute notation", "SELECT o.wipe FROM orders o WHERE o.id = 2"},
+		{"attribute notation on a parenthesized row", "SELECT (o).wipe FROM orders o WHERE o.id = 1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p.pg.Exec(t, "orders", seedRows)
+			t.Logf("%s: %s", c.sql, p.psqlSession(t, c.sql))
+			assertOrdersIntact(t, p)
+		})
+	}
+}
