@@ -116,11 +116,12 @@ GROUP BY c.relname`, pgArray(missing))
 	return out, nil
 }
 
-// userFunctions tells which of the function names (bare, as the parser
-// gives them: case kept when quoted) name functions outside PostgreSQL's
-// own schemas, and whether any of each name is volatile: such a function
-// may read any table, and a volatile one may write, whatever statement
-// calls it. The catalog's built-ins are known to the classifier by name.
+// userFunctions tells, of the function names (bare, as the parser gives
+// them: case kept when quoted), which name volatile functions outside
+// PostgreSQL's own schemas (they may write, whatever statement calls
+// them), and which name functions of the database's own, not an
+// extension's (their bodies may read any table). The catalog's built-ins
+// are known to the classifier by name.
 func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string]funcInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,7 +140,10 @@ func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string
 	if err := c.ensure(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := c.query(ctx, `SELECT p.proname, bool_or(p.provolatile = 'v') FROM pg_catalog.pg_proc p
+	rows, err := c.query(ctx, `SELECT p.proname, bool_or(p.provolatile = 'v'),
+  bool_or(NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+    WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
+FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE p.proname = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 GROUP BY p.proname`, pgArray(missing))
@@ -152,7 +156,7 @@ GROUP BY p.proname`, pgArray(missing))
 		out[n] = funcInfo{fetched: now}
 	}
 	for _, r := range rows {
-		f := funcInfo{user: true, volatile: r[1] == "t", fetched: now}
+		f := funcInfo{volatile: r[1] == "t", user: r[2] == "t", fetched: now}
 		c.funcs[r[0]] = f
 		out[r[0]] = f
 	}

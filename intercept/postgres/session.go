@@ -617,12 +617,28 @@ func (s *session) risky(st *Statement) bool {
 // lineage finds, among the relations a statement names, those through
 // which masked values flow under other names: views that read masked
 // columns, and parents of tables with masked columns (their rows include
-// the children's). masks.leak treats them as masked. An error means the
-// catalog could not say.
+// the children's); and, for a statement whose values leave for a table or
+// a side channel, a function of the database's own it calls. masks.leak
+// treats them as masked. An error means the catalog could not say.
 func (s *session) lineage(st *Statement) (lineage, error) {
 	mk := s.masks
 	var l lineage
-	if mk == nil || len(mk.columns) == 0 || len(st.Tables) == 0 {
+	if mk == nil || len(mk.columns) == 0 {
+		return l, nil
+	}
+	if fns := functionNames(st); len(fns) > 0 && st.escapes() {
+		info, err := s.cat.userFunctions(s.ctx, fns)
+		if err != nil {
+			return l, err
+		}
+		for _, n := range fns {
+			if info[n].user {
+				l.function = n
+				break
+			}
+		}
+	}
+	if len(st.Tables) == 0 {
 		return l, nil
 	}
 	names := make([]string, 0, len(st.Tables))
