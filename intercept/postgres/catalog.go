@@ -34,7 +34,7 @@ const catalogTTL = 30 * time.Second
 // byName is what the catalog says of a relation name, in any schema.
 type byName struct {
 	kinds       string   // relkinds of the relations with this name
-	ancestors   []string // their parents' names
+	ancestors   []string // the names of the tables above them, at any depth
 	descendants []string // the names of the tables under them, at any depth
 	views       []uint32 // the OIDs of those that are views
 	fetched     time.Time
@@ -81,13 +81,16 @@ func (c *catalog) lookupNames(ctx context.Context, names []string) (map[string]b
 	rows, err := c.query(ctx, `WITH RECURSIVE d(name, rel) AS (
   SELECT c.relname, i.inhrelid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.oid
   WHERE c.relname = ANY($1::text[])
-  UNION SELECT d.name, i.inhrelid FROM d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.rel)
-SELECT c.relname, string_agg(DISTINCT c.relkind::text, ''), coalesce(string_agg(DISTINCT p.relname, ','), ''),
+  UNION SELECT d.name, i.inhrelid FROM d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.rel),
+a(name, rel) AS (
+  SELECT c.relname, i.inhparent FROM pg_catalog.pg_class c JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid
+  WHERE c.relname = ANY($1::text[])
+  UNION SELECT a.name, i.inhparent FROM a JOIN pg_catalog.pg_inherits i ON i.inhrelid = a.rel)
+SELECT c.relname, string_agg(DISTINCT c.relkind::text, ''),
+  coalesce((SELECT string_agg(DISTINCT ac.relname, ',') FROM a JOIN pg_catalog.pg_class ac ON ac.oid = a.rel WHERE a.name = c.relname), ''),
   coalesce((SELECT string_agg(DISTINCT dc.relname, ',') FROM d JOIN pg_catalog.pg_class dc ON dc.oid = d.rel WHERE d.name = c.relname), ''),
   coalesce(string_agg(DISTINCT c.oid::text, ',') FILTER (WHERE c.relkind IN ('v', 'm')), '')
 FROM pg_catalog.pg_class c
-LEFT JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid
-LEFT JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
 WHERE c.relname = ANY($1::text[])
 GROUP BY c.relname`, pgArray(missing))
 	if err != nil {

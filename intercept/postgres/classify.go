@@ -27,9 +27,8 @@ type Statement struct {
 	// SQL-level PREPARE name AS ..., EXECUTE name, DEALLOCATE name ("" for ALL).
 	Prepares, Executes, Deallocates string
 	DeallocateAll                   bool
-	// Cursors: DECLARE name, FETCH or MOVE name, CLOSE name (CloseAll).
-	Declares, Fetches, Closes string
-	CloseAll                  bool
+	// Cursors: DECLARE name, FETCH or MOVE name.
+	Declares, Fetches string
 
 	refs    []colRef
 	aliases map[string][]string // alias or relation name -> the relations it names, in any scope
@@ -53,6 +52,9 @@ type Statement struct {
 	Calls []string
 	// Returning: the statement returns rows it changed (RETURNING).
 	Returning bool
+	// writes: the statement, or one nested in it, puts values into a
+	// table.
+	writes bool
 	// risky is the session's finding for this statement (set when it is
 	// decided): its rows may carry masked data no table vouches for.
 	risky bool
@@ -240,10 +242,6 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.literalSensitive = true
 	case n.GetFetchStmt() != nil:
 		s.Fetches = n.GetFetchStmt().GetPortalname()
-		s.literalSensitive = true
-	case n.GetClosePortalStmt() != nil:
-		s.Closes = n.GetClosePortalStmt().GetPortalname()
-		s.CloseAll = s.Closes == ""
 		s.literalSensitive = true
 	case n.GetVariableSetStmt() != nil:
 		s.literalSensitive = true
@@ -487,9 +485,12 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	_, isNode := m.Interface().(*pg.Node)
 	switch x := m.Interface().(type) {
 	case *pg.JoinExpr:
-		// (a JOIN b) AS j: j names every relation inside the join, and
-		// j(x, y, ...) renames their columns.
-		if a := x.GetAlias(); a != nil && a.GetAliasname() != "" {
+		// (a JOIN b) AS j and a JOIN b USING (c) AS j: j names every
+		// relation inside the join, and j(x, y, ...) renames their columns.
+		for _, a := range []*pg.Alias{x.GetAlias(), x.GetJoinUsingAlias()} {
+			if a == nil || a.GetAliasname() == "" {
+				continue
+			}
 			start := len(w.rels)
 			defer func() {
 				inside := slices.Clone(w.rels[start:])
@@ -499,6 +500,10 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 				}
 			}()
 		}
+	case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
+		// Also nested (a data-modifying CTE, EXPLAIN ANALYZE): values go
+		// into a table.
+		w.s.writes = true
 	case *pg.RangeVar:
 		name := x.GetRelname()
 		if x.GetSchemaname() != "" {

@@ -331,20 +331,26 @@ var sqlRunners = []string{
 	"schema_to_xmlschema", "database_to_xml", "database_to_xml_and_xmlschema", "database_to_xmlschema",
 	"ts_stat", "ts_rewrite", "dblink", "dblink_exec", "dblink_send_query", "dblink_open", "dblink_fetch", "dblink_get_result",
 	"crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby", // tablefunc
+	"pg_stat_get_activity", "pg_stat_statements", // other sessions' statements
 }
 
 // sideChannels are functions that take a value somewhere a later
-// statement reads it back: a notification, a setting.
-var sideChannels = []string{"pg_notify", "set_config"}
+// statement reads it back: a notification, a setting, a sequence.
+var sideChannels = []string{"pg_notify", "set_config", "setval"}
 
 // statsViews hold samples of column values.
 var statsViews = []string{"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data"}
 
+// activityViews show other sessions' statements, literals included.
+var activityViews = []string{"pg_stat_activity", "pg_stat_statements"}
+
 // lineage names the relations of a statement through which masked values
 // flow under other names (see session.lineage); names are lower case.
 type lineage struct {
-	views map[string]bool     // views that read masked columns
-	heirs map[string][]string // parents -> their children with masked columns
+	views map[string]bool // views that read masked columns
+	// kin: parents and children of tables with masked columns -> those
+	// tables (inheritance, partitions).
+	kin map[string][]string
 	// function is a function of the database's own that a statement
 	// whose values escape calls: its body may read masked columns.
 	function string
@@ -354,7 +360,7 @@ type lineage struct {
 // a view or parent through which some flow.
 func (m *masks) masked(rel string, l lineage) bool {
 	rel = strings.ToLower(rel)
-	return m.tables[rel] || l.views[rel] || len(l.heirs[rel]) > 0
+	return m.tables[rel] || l.views[rel] || len(l.kin[rel]) > 0
 }
 
 // maskedRel reports whether name (an alias or a relation) names, in any
@@ -368,20 +374,16 @@ func (m *masks) maskedRel(s *Statement, name string, l lineage) (string, bool) {
 	return "", false
 }
 
-// names reports whether rel, as the statement writes it, is table or a
-// parent of it.
+// names reports whether rel, as the statement writes it, is table or kin
+// of it.
 func (l lineage) names(rel, table string) bool {
-	return strings.EqualFold(rel, table) || slices.Contains(l.heirs[strings.ToLower(rel)], strings.ToLower(table))
+	return strings.EqualFold(rel, table) || slices.Contains(l.kin[strings.ToLower(rel)], strings.ToLower(table))
 }
-
-// writes are the commands that put values into tables, where masking no
-// longer follows them.
-var writes = []string{"INSERT", "UPDATE", "DELETE", "MERGE"}
 
 // escapes reports whether values the statement reads may leave other than
 // as its result rows: into a table, a file or a copy, or a side channel.
 func (s *Statement) escapes() bool {
-	if s.CopyTo || s.Into || slices.Contains(writes, s.Command) {
+	if s.CopyTo || s.Into || s.writes {
 		return true
 	}
 	for _, c := range s.Calls {
@@ -399,6 +401,10 @@ func (s *Statement) escapes() bool {
 // be masked by column. Names are matched in every scope at once: an alias
 // that names a masked table anywhere counts as masked everywhere.
 func (m *masks) leak(s *Statement, l lineage) string {
+	if m != nil && len(m.detect) > 0 && s.CopyTo {
+		// COPY's rows are not result rows: detectors never see them.
+		return "COPY ... TO (detectors do not read copied rows)"
+	}
 	if m == nil || len(m.columns) == 0 {
 		return ""
 	}
@@ -406,6 +412,9 @@ func (m *masks) leak(s *Statement, l lineage) string {
 		base := strings.ToLower(t[strings.LastIndexByte(t, '.')+1:])
 		if slices.Contains(statsViews, base) {
 			return t + " (column statistics hold sample values)"
+		}
+		if slices.Contains(activityViews, base) {
+			return t + " (other sessions' statements hold their values)"
 		}
 	}
 	for _, c := range s.Calls {
@@ -445,7 +454,7 @@ func (m *masks) leak(s *Statement, l lineage) string {
 			return r + " (column aliases rename masked columns)"
 		}
 	}
-	write := slices.Contains(writes, s.Command)
+	write := s.writes
 	for _, r := range s.refs {
 		if r.ctx == ctxFilter {
 			continue

@@ -53,6 +53,9 @@ type expectation struct {
 	// answered, when set, is closed once the server has answered this
 	// (ReadyForQuery): the client side waits on it behind a barrier.
 	answered chan struct{}
+	// closesStmt: a Close of the statement name, which corral forgets
+	// when the server confirms it.
+	closesStmt bool
 }
 
 type expKind uint8
@@ -306,15 +309,19 @@ func (s *session) fromClient() error {
 		case *pgproto3.Execute:
 			err = s.onExecute(m)
 		case *pgproto3.Close:
+			e := expectation{kind: expClose}
 			if m.ObjectType == 'S' {
-				s.setStmt(m.Name, nil)
-				delete(s.sqlPS, m.Name) // one name space on the server
+				// Forgotten when the server confirms: after an error it
+				// skips the Close, and still holds the statement a later
+				// Bind of the name would run.
+				e.name, e.closesStmt = m.Name, true
+				s.sqlGone(m.Name) // one name space on the server
 			} else {
 				delete(s.portalMasks, m.Name)
 				delete(s.portalWithhold, m.Name)
 				delete(s.portalSeq, m.Name)
 			}
-			s.expect(expectation{kind: expClose})
+			s.expect(e)
 			err = s.send(m)
 		case *pgproto3.Sync:
 			var answered chan struct{}
@@ -389,7 +396,7 @@ func (s *session) decide(stmts []Statement) string {
 		}
 		if st.Executes != "" {
 			prep, ok := s.sqlPS[st.Executes]
-			if !ok {
+			if !ok || prep.gone {
 				return fmt.Sprintf("EXECUTE of %q, which was not prepared in this session", st.Executes)
 			}
 			ops = append(append([]string(nil), ops...), prep.ops...)
@@ -474,31 +481,53 @@ func (s *session) decide(stmts []Statement) string {
 		}
 		s.seqs = append(s.seqs, seq)
 	}
+	// corral learns of these before the server answers, and the server
+	// may refuse them (the name exists, the transaction has failed). So a
+	// name keeps what every statement given it could do: EXECUTE and
+	// FETCH are decided by the union, never by a statement the server
+	// may not hold.
 	for _, st := range stmts {
 		switch {
 		case st.Prepares != "":
-			s.sqlPS[st.Prepares] = sqlPrepared{ops: st.Ops, risky: st.risky}
+			old := s.sqlPS[st.Prepares]
+			s.sqlPS[st.Prepares] = sqlPrepared{ops: union(old.ops, st.Ops), risky: old.risky || st.risky}
 		case st.DeallocateAll:
-			clear(s.sqlPS)
+			for name := range s.sqlPS {
+				s.sqlGone(name)
+			}
 		case st.Deallocates != "":
-			delete(s.sqlPS, st.Deallocates)
+			s.sqlGone(st.Deallocates)
 		case st.Declares != "":
-			s.cursors[st.Declares] = st.risky
-		case st.CloseAll:
-			clear(s.cursors)
-		case st.Closes != "":
-			delete(s.cursors, st.Closes)
+			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky
 		}
 	}
 	return ""
 }
 
-// sqlPrepared is what corral decided of an SQL PREPARE: the operations an
-// EXECUTE of it performs, and whether its rows may carry masked data in
-// columns no table vouches for.
+// sqlPrepared is what corral decided of the SQL PREPAREs of a name: the
+// operations an EXECUTE of it may perform, and whether its rows may carry
+// masked data in columns no table vouches for. gone: DEALLOCATEd, so
+// EXECUTE is refused until the name is prepared again.
 type sqlPrepared struct {
 	ops   []string
 	risky bool
+	gone  bool
+}
+
+// sqlGone marks an SQL prepared name as no longer to be EXECUTEd, keeping
+// what it could do for a PREPARE of it the server might refuse.
+func (s *session) sqlGone(name string) {
+	if p, ok := s.sqlPS[name]; ok {
+		p.gone = true
+		s.sqlPS[name] = p
+	}
+}
+
+// union returns the sorted, distinct words of a and b.
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // syntaxSettings change how the server reads statements; corral's parser
@@ -537,11 +566,13 @@ func functionNames(st *Statement) []string {
 	return append(names, st.attrNames...)
 }
 
-// callsVolatile reports whether a statement calls a volatile function of
-// the database's own (not PostgreSQL's): `SELECT purge_orders()` may delete
-// as surely as DELETE, so it is the function operation, not just select.
-// A name after a dot counts too: `o.wipe` calls wipe(o) when no column is
-// named wipe. When the catalog cannot answer, the answer is yes.
+// callsVolatile reports whether a statement calls a function that may
+// write: `SELECT purge_orders()` may delete as surely as DELETE, so it is
+// the function operation, not just select. That is any function of the
+// database's own, whatever its volatility says (a STABLE one may call a
+// VOLATILE one, which writes), and an extension's volatile ones. A name
+// after a dot counts too: `o.wipe` calls wipe(o) when no column is named
+// wipe. When the catalog cannot answer, the answer is yes.
 func (s *session) callsVolatile(st *Statement) bool {
 	names := functionNames(st)
 	if len(names) == 0 {
@@ -553,7 +584,7 @@ func (s *session) callsVolatile(st *Statement) bool {
 		return true
 	}
 	for _, n := range names {
-		if fs[n].volatile {
+		if fs[n].volatile || fs[n].user {
 			return true
 		}
 	}
@@ -616,8 +647,9 @@ func (s *session) risky(st *Statement) bool {
 
 // lineage finds, among the relations a statement names, those through
 // which masked values flow under other names: views that read masked
-// columns, and parents of tables with masked columns (their rows include
-// the children's); and, for a statement whose values leave for a table or
+// columns, and parents and children of tables with masked columns (a
+// parent's rows include its children's; a child has its parent's
+// columns); and, for a statement whose values leave for a table or
 // a side channel, a function of the database's own it calls. masks.leak
 // treats them as masked. An error means the catalog could not say.
 func (s *session) lineage(st *Statement) (lineage, error) {
@@ -651,12 +683,12 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 	}
 	var views []uint32
 	for name, b := range info {
-		for _, d := range b.descendants {
-			if mk.tables[strings.ToLower(d)] {
-				if l.heirs == nil {
-					l.heirs = map[string][]string{}
+		for _, k := range slices.Concat(b.ancestors, b.descendants) {
+			if mk.tables[strings.ToLower(k)] {
+				if l.kin == nil {
+					l.kin = map[string][]string{}
 				}
-				l.heirs[strings.ToLower(name)] = append(l.heirs[strings.ToLower(name)], strings.ToLower(d))
+				l.kin[strings.ToLower(name)] = append(l.kin[strings.ToLower(name)], strings.ToLower(k))
 			}
 		}
 		views = append(views, b.views...)
@@ -774,13 +806,15 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	if m.Name != "" {
 		// Whatever the server does with this Parse, an SQL PREPARE of the
 		// same name is no longer known to be what EXECUTE runs.
-		delete(s.sqlPS, m.Name)
+		s.sqlGone(m.Name)
 	}
-	if p, exists := s.stmt(m.Name); exists && m.Name != "" && p.denied == "" {
+	exists := false
+	if p, ok := s.stmt(m.Name); ok && m.Name != "" && p.denied == "" {
 		// The server refuses to redefine a named statement; corral must not
 		// believe it did, or a later Bind would be checked against the
 		// wrong statement.
 		err = fmt.Errorf("prepared statement %q already exists", m.Name)
+		exists = true
 	}
 	switch {
 	case err != nil:
@@ -794,7 +828,11 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	}
 	s.countParse(reason)
 	if reason != "" {
-		s.setStmt(m.Name, &prepared{denied: reason})
+		if !exists {
+			// The server will hold nothing under the name; what it
+			// already holds, corral keeps deciding Binds by.
+			s.setStmt(m.Name, &prepared{denied: reason})
+		}
 		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
 		return s.send(&pgproto3.Parse{Name: m.Name, Query: refusal})
 	}
@@ -859,7 +897,7 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 			return err
 		}
 	}
-	e := expectation{kind: expExecute, name: m.Portal, masks: mk}
+	e := expectation{kind: expExecute, name: m.Portal, masks: mk, withhold: withhold}
 	if seq, ok := s.portalSeq[m.Portal]; ok && s.c.Recording() {
 		e.seqs, e.sent = []uint64{seq}, time.Now()
 	}
@@ -957,6 +995,9 @@ func (s *session) fromServer() error {
 		switch m := msg.(type) {
 		case *pgproto3.ParseComplete, *pgproto3.BindComplete, *pgproto3.CloseComplete:
 			forward = !h.swallow
+			if _, closed := m.(*pgproto3.CloseComplete); closed && ok && h.closesStmt {
+				s.setStmt(h.name, nil)
+			}
 			s.pop()
 		case *pgproto3.ParameterDescription:
 			forward = !h.swallow
@@ -1052,14 +1093,14 @@ func (s *session) fromServer() error {
 				s.skipBatch(h.batch)
 			}
 			if h.deny == "" && h.masks != nil {
-				scrubNotice(h.masks, s.key, &m.Detail, &m.Where, &m.Message, &m.Hint)
+				scrubMessage(h.masks, s.key, h.withhold, m)
 			}
 			if h.deny == "" && len(h.seqs) > 0 {
 				s.recordResult(h, "", m.Code, unquote(m.Message))
 			}
 		case *pgproto3.NoticeResponse:
 			if h.masks != nil {
-				scrubNotice(h.masks, s.key, &m.Detail, &m.Where, &m.Message, &m.Hint)
+				scrubMessage(h.masks, s.key, h.withhold, (*pgproto3.ErrorResponse)(m))
 			}
 		case *pgproto3.ReadyForQuery:
 			if ok && h.answered != nil {
@@ -1100,17 +1141,26 @@ func unquote(msg string) string {
 	return msg[:i] + `"****"` + msg[j+1:]
 }
 
-// scrubNotice keeps masked data out of error and notice texts, which quote
+// scrubMessage keeps masked data out of error and notice texts, which quote
 // values ("invalid input syntax for type integer: \"ada@example.com\"").
-// With column masks in force every quoted value is hidden; detectors run
-// over the rest.
-func scrubNotice(mk *masks, key []byte, detail, where *string, fields ...*string) {
+// With column masks in force every quoted value is hidden, with the parts
+// that quote rows, input and inner queries; detectors run over the rest.
+// Two kinds lose their whole text: an error of a statement that reads
+// masked data (withhold), where evaluating it went wrong — functions echo
+// their input unquoted (make_date, chr, convert_from) and a filter may
+// compute over masked columns — and what the database's own code raises
+// with PL/pgSQL's default codes (a trigger's RAISE NOTICE '%', OLD.email).
+func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorResponse) {
 	if len(mk.columns) > 0 {
-		// Details quote whole rows ("Failing row contains (...)") and keys;
-		// contexts quote the input being read ("JSON data, line 1: ...").
-		*detail, *where = "", ""
+		m.Detail, m.Where, m.InternalQuery, m.InternalPosition = "", "", "", 0
+		raised := m.Code == "P0001" || m.Code == "00000"
+		if raised || withhold && !aboutStatement(m.Code) {
+			m.Message = fmt.Sprintf("corral: the server's message is withheld while masks apply (SQLSTATE %s)", m.Code)
+			m.Hint = ""
+			return
+		}
 	}
-	for _, p := range fields {
+	for _, p := range []*string{&m.Message, &m.Hint} {
 		if *p == "" {
 			continue
 		}
@@ -1123,6 +1173,22 @@ func scrubNotice(mk *masks, key []byte, detail, where *string, fields ...*string
 			}
 		}
 	}
+}
+
+// aboutStatement reports SQLSTATE classes that speak of the statement, the
+// session or the server, never of the data read: syntax and access (42),
+// unsupported features (0A), transaction state (25, 40), resources (53),
+// operator intervention (57), connection (08), unknown names (3D, 3F, 26,
+// 34).
+func aboutStatement(code string) bool {
+	if len(code) < 2 {
+		return false
+	}
+	switch code[:2] {
+	case "42", "0A", "25", "40", "53", "57", "08", "3D", "3F", "26", "34":
+		return true
+	}
+	return false
 }
 
 // abort ends a session whose results corral cannot vouch for.

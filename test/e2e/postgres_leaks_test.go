@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,7 @@ func init() { testutil.RegisterFunc("pgconn-steps", pgconnSteps) }
 //	simple <sql>          a simple query (one or more statements)
 //	parse <name> <sql>    a protocol Parse of a named statement
 //	close <name>          a protocol Close of a named statement
+//	pipeline <name> <sql> Parse, Sync, Bind, Execute, Sync in one write
 //
 // It answers each line with one line.
 func pgconnSteps(args []string, in *bufio.Scanner, out io.Writer) error {
@@ -63,6 +65,45 @@ func pgconnSteps(args []string, in *bufio.Scanner, out io.Writer) error {
 			} else {
 				fmt.Fprintln(out, "ok: parsed")
 			}
+		case "pipeline":
+			// Parse, Sync, Bind, Execute, Sync in one write: the Bind
+			// reaches corral before the server's answer to the Parse.
+			name, sql, _ := strings.Cut(rest, " ")
+			pl := conn.StartPipeline(ctx)
+			pl.SendPrepare(name, sql, nil)
+			pl.Sync()
+			pl.SendQueryPrepared(name, nil, nil, nil)
+			pl.Sync()
+			var parts []string
+			for range 16 {
+				r, err := pl.GetResults()
+				if err != nil {
+					parts = append(parts, "error: "+err.Error())
+					var pgErr *pgconn.PgError
+					if errors.As(err, &pgErr) {
+						continue // the server goes on after the next Sync
+					}
+					break
+				}
+				if r == nil {
+					break
+				}
+				switch r := r.(type) {
+				case *pgconn.StatementDescription:
+					parts = append(parts, "parsed")
+				case *pgconn.ResultReader:
+					res := r.Read()
+					if res.Err != nil {
+						parts = append(parts, "error: "+res.Err.Error())
+					} else {
+						parts = append(parts, res.CommandTag.String())
+					}
+				case *pgconn.PipelineSync:
+					parts = append(parts, "sync")
+				}
+			}
+			pl.Close()
+			fmt.Fprintln(out, "ok:", strings.Join(parts, " / "))
 		case "close":
 			if err := conn.Deallocate(ctx, rest); err != nil {
 				fmt.Fprintln(out, "error:", err)
@@ -235,6 +276,32 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app",
 			undo:  "DROP FUNCTION email_of(int)",
 			stmts: []string{"SELECT email_of(1)", "SELECT email_of(2)"}},
+		{name: "USING join alias into INSERT", stmts: []string{
+			"INSERT INTO customers (id, name) SELECT a.id + 100, j.email FROM customers a JOIN customers b USING (email) AS j RETURNING id, name"}},
+		{name: "USING join alias into UPDATE", stmts: []string{
+			"UPDATE customers c SET note = j.card_number FROM customers a JOIN customers b USING (card_number) AS j WHERE c.id = a.id RETURNING c.id, c.note"}},
+		{name: "view into a data-modifying CTE", stmts: []string{
+			"WITH w AS (INSERT INTO customers (id, name) SELECT 200 + row_number() OVER (), contact FROM customer_contacts RETURNING id, name) SELECT * FROM w"}},
+		{name: "function into a data-modifying CTE",
+			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app",
+			undo:  "DROP FUNCTION email_of(int)",
+			stmts: []string{"WITH w AS (INSERT INTO customers (id, name) SELECT 501, email_of(1) RETURNING id, name) SELECT * FROM w"}},
+		{name: "child table into INSERT",
+			setup: "CREATE TABLE customers_archive () INHERITS (customers); INSERT INTO customers_archive SELECT * FROM ONLY customers; GRANT SELECT ON customers_archive TO app",
+			undo:  "DROP TABLE customers_archive",
+			stmts: []string{"INSERT INTO customers (id, name) SELECT 600, lower(email) || ' ' || card_number FROM customers_archive WHERE id = 1 RETURNING name"}},
+		{name: "child table into a setting",
+			setup: "CREATE TABLE customers_archive () INHERITS (customers); INSERT INTO customers_archive SELECT * FROM ONLY customers; GRANT SELECT ON customers_archive TO app",
+			undo:  "DROP TABLE customers_archive",
+			stmts: []string{"SELECT set_config('corral.y', string_agg(email, ','), false) IS NOT NULL FROM customers_archive", "SELECT current_setting('corral.y')"}},
+		{name: "a trigger's notice",
+			setup: "CREATE FUNCTION audit_note() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE 'changed (%)', OLD.email; RETURN NEW; END$$; CREATE TRIGGER audit BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION audit_note()",
+			undo:  "DROP TRIGGER audit ON customers; DROP FUNCTION audit_note()",
+			stmts: []string{"UPDATE customers SET note = note WHERE id = 1"}},
+		{name: "a function's inner query",
+			setup: "CREATE FUNCTION as_int(v text) RETURNS int LANGUAGE plpgsql AS $$DECLARE r int; BEGIN EXECUTE 'SELECT ' || quote_literal(v) || '::int' INTO r; RETURN r; END$$; GRANT EXECUTE ON FUNCTION as_int(text) TO app",
+			undo:  "DROP FUNCTION as_int(text)",
+			stmts: []string{"SELECT id FROM customers WHERE as_int(email) = 0"}},
 		{name: "scalar function copied into a table",
 			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app",
 			undo:  "DROP FUNCTION email_of(int)",
@@ -252,6 +319,34 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 			undo:  "ALTER TABLE customers NO INHERIT people; DROP TABLE people",
 			stmts: []string{"SELECT lower(email) FROM people"}},
 	})
+}
+
+// Functions echo their input unquoted in their errors, and other
+// sessions' statements hold their literals: such texts are withheld, and
+// a sequence set from a masked value is refused.
+func TestPostgresLeakErrorTexts(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", seedRows+"CREATE SEQUENCE leak_seq; GRANT USAGE, SELECT, UPDATE ON SEQUENCE leak_seq TO app;")
+	for _, c := range []struct{ sql, want string }{
+		{`SELECT id FROM customers WHERE id = 1 AND convert_from('\xf0'::bytea || substr(convert_to(email, 'UTF8'), 1, 3), 'UTF8') = ''`, "withheld while masks apply"},
+		{"SELECT id FROM customers WHERE id = 1 AND make_date(1, 13 + ascii(email), 1) IS NULL", "withheld while masks apply"},
+		{"SELECT id FROM customers WHERE id = 1 AND chr(1114112 + ascii(email)) = ''", "withheld while masks apply"},
+		{"SELECT query FROM pg_stat_activity", "other sessions' statements"},
+		{"SELECT 1 FROM customers WHERE id = 1 AND setval('leak_seq', ascii(email)) > 0", "setval"},
+	} {
+		out := p.psqlSession(t, c.sql)
+		if !strings.Contains(out, c.want) {
+			t.Errorf("%s: want %q in\n%s", c.sql, c.want, out)
+		}
+		for _, leak := range []string{"0x61 0x64", "1114209", "-110-"} { // "ad", 'a' + 1114112, 13 + 'a'
+			if strings.Contains(out, leak) {
+				t.Errorf("%s leaks %q:\n%s", c.sql, leak, out)
+			}
+		}
+	}
+	if v := p.pg.Exec(t, "orders", "SELECT last_value FROM leak_seq")[0][0]; v != "1" {
+		t.Errorf("the sequence was set to %s", v)
+	}
 }
 
 func TestPostgresLeakCursorsAndPreparedStatements(t *testing.T) {
@@ -277,6 +372,14 @@ func TestPostgresLeakCursorsAndPreparedStatements(t *testing.T) {
 			"PREPARE q AS SELECT lower(email) FROM customers; EXECUTE q"}},
 		{name: "prepared statement over the table, one query each", stmts: []string{
 			"PREPARE q AS SELECT lower(email) FROM customers", "EXECUTE q"}},
+
+		// The server refuses a name already in use, and keeps what it
+		// holds: corral decides by what every statement given the name
+		// could do.
+		{name: "cursor name declared again", stmts: []string{
+			"DECLARE c3 CURSOR WITH HOLD FOR SELECT lower(contact) FROM customer_contacts", "DECLARE c3 CURSOR WITH HOLD FOR SELECT 'x'::text", "FETCH ALL c3"}},
+		{name: "prepared name prepared again", stmts: []string{
+			"PREPARE p4 AS SELECT lower(contact) FROM customer_contacts", "PREPARE p4 AS SELECT 'x'::text", "EXECUTE p4"}},
 
 		// A notification's payload goes to the workload as it is.
 		{name: "masked column as a notification payload", stmts: []string{
@@ -316,6 +419,13 @@ func TestPostgresLeakDeleteWithoutApproval(t *testing.T) {
 			"parse p3 DELETE FROM orders",
 			"simple PREPARE p3 AS SELECT 1",
 			"simple EXECUTE p3",
+		}},
+		// The server keeps a statement whose name is parsed again, and
+		// runs it at the next Bind; corral must decide that Bind by it.
+		{"protocol Parse of a name in use, then pipelined Bind", []string{
+			"parse s4 DELETE FROM orders",
+			"parse s4 SELECT 1",
+			"pipeline s4 SELECT 1",
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
