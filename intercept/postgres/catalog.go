@@ -17,8 +17,11 @@ type relation struct {
 	kind         byte             // r table, p partitioned, v view, m matview, f foreign
 	columns      map[int16]string // attnum -> name
 	// For views: the base columns they read, "schema.table.column"
-	// ("schema.table.*" when a view reads whole rows).
-	deps []string
+	// ("schema.table.*" when a view reads whole rows), with the same
+	// columns of those tables' parents and children; and whether they call
+	// a function of the database's own, which may read anything.
+	deps     []string
+	callsOwn bool
 	// Tables this one inherits from or is a partition of, "schema.table".
 	ancestors []string
 	// Tables that inherit from this one or are its partitions, at any
@@ -143,31 +146,64 @@ func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string
 	if err := c.ensure(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := c.query(ctx, `SELECT p.proname, bool_or(p.provolatile = 'v'),
+	var fns, ops, casts []string
+	for _, n := range missing {
+		if op, ok := strings.CutPrefix(n, opPrefix); ok {
+			ops = append(ops, op)
+		} else if t, ok := strings.CutPrefix(n, castPrefix); ok {
+			casts = append(casts, t)
+		} else {
+			fns = append(fns, n)
+		}
+	}
+	// Operators are functions too (their oprcode): a user-defined ###
+	// may call anything.
+	const query = `SELECT %s, bool_or(p.provolatile = 'v'),
   bool_or(NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
     WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
-FROM pg_catalog.pg_proc p
+FROM %s
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE p.proname = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-GROUP BY p.proname`, pgArray(missing))
-	if err != nil {
-		return nil, err
-	}
+WHERE %s = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+GROUP BY 1`
 	now := time.Now()
-	for _, n := range missing {
-		c.funcs[n] = funcInfo{fetched: now}
-		out[n] = funcInfo{fetched: now}
-	}
-	for _, r := range rows {
-		f := funcInfo{volatile: r[1] == "t", user: r[2] == "t", fetched: now}
-		c.funcs[r[0]] = f
-		out[r[0]] = f
+	for _, q := range []struct {
+		names       []string
+		sql, prefix string
+	}{
+		{fns, fmt.Sprintf(query, "p.proname", "pg_catalog.pg_proc p", "p.proname"), ""},
+		{ops, fmt.Sprintf(query, "o.oprname", "pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode", "o.oprname"), opPrefix},
+		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t JOIN pg_catalog.pg_cast k ON k.casttarget = t.oid
+  AND t.typnamespace <> 'pg_catalog'::regnamespace JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc`, "t.typname"), castPrefix},
+	} {
+		if len(q.names) == 0 {
+			continue
+		}
+		rows, err := c.query(ctx, q.sql, pgArray(q.names))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range q.names {
+			c.funcs[q.prefix+n] = funcInfo{fetched: now}
+			out[q.prefix+n] = funcInfo{fetched: now}
+		}
+		for _, r := range rows {
+			f := funcInfo{volatile: r[1] == "t", user: r[2] == "t", fetched: now}
+			c.funcs[q.prefix+r[0]] = f
+			out[q.prefix+r[0]] = f
+		}
 	}
 	if len(c.funcs) > 65536 {
 		c.funcs = map[string]funcInfo{}
 	}
 	return out, nil
 }
+
+// opPrefix marks an operator's name among function names; castPrefix, a
+// type cast to (the functions of the casts to it).
+const (
+	opPrefix   = "op:"
+	castPrefix = "cast:"
+)
 
 type funcInfo struct {
 	user, volatile bool
@@ -240,7 +276,7 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 			continue
 		}
 		if rel.kind == 'v' || rel.kind == 'm' {
-			if rel.deps, err = c.viewDeps(ctx, uint32(oid), 0); err != nil {
+			if rel.deps, rel.callsOwn, err = c.viewDeps(ctx, uint32(oid), 0); err != nil {
 				delete(c.rels, uint32(oid))
 				return nil, err
 			}
@@ -276,11 +312,14 @@ SELECT n.nspname, c.relname FROM d JOIN pg_catalog.pg_class c ON c.oid = d.rel J
 }
 
 // viewDeps lists the base-table columns a view reads, through views of
-// views.
-func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) ([]string, error) {
+// views, with the same columns of those tables' parents and children (a
+// parent's rows include its children's), and reports whether it calls a
+// function of the database's own.
+func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) ([]string, bool, error) {
 	if depth > 16 {
-		return nil, fmt.Errorf("views nested deeper than 16 levels")
+		return nil, false, fmt.Errorf("views nested deeper than 16 levels")
 	}
+	id := strconv.FormatUint(uint64(oid), 10)
 	rows, err := c.query(ctx, `SELECT DISTINCT rc.oid, rn.nspname, rc.relname, rc.relkind, a.attname
 FROM pg_catalog.pg_rewrite r
 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
@@ -288,10 +327,27 @@ JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND
 JOIN pg_catalog.pg_class rc ON rc.oid = d.refobjid
 JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
-WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, strconv.FormatUint(uint64(oid), 10))
+WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	// Functions it calls directly, or through an operator or a cast.
+	own, err := c.query(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+LEFT JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = d.refobjid
+LEFT JOIN pg_catalog.pg_cast k ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND k.oid = d.refobjid
+JOIN pg_catalog.pg_proc p ON p.oid = CASE
+    WHEN d.refclassid = 'pg_catalog.pg_proc'::regclass THEN d.refobjid
+    WHEN o.oid IS NOT NULL THEN o.oprcode::oid
+    ELSE k.castfunc END
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'))`, id)
+	if err != nil {
+		return nil, false, err
+	}
+	callsOwn := len(own) == 1 && own[0][0] == "t"
 	var deps []string
 	seen := map[uint32]bool{}
 	for _, r := range rows {
@@ -300,19 +356,36 @@ WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, strconv.FormatUint(uint64
 			col = "*" // the whole row: every column of it
 		}
 		deps = append(deps, r[1]+"."+r[2]+"."+col)
-		if r[3] == "v" || r[3] == "m" {
-			sub, _ := strconv.ParseUint(r[0], 10, 32)
+		sub, _ := strconv.ParseUint(r[0], 10, 32)
+		switch r[3] {
+		case "v", "m":
 			if !seen[uint32(sub)] {
 				seen[uint32(sub)] = true
-				more, err := c.viewDeps(ctx, uint32(sub), depth+1)
+				more, calls, err := c.viewDeps(ctx, uint32(sub), depth+1)
 				if err != nil {
-					return nil, err
+					return nil, false, err
 				}
 				deps = append(deps, more...)
+				callsOwn = callsOwn || calls
+			}
+		case "r", "p":
+			kin, err := c.query(ctx, `WITH RECURSIVE up(rel) AS (
+  SELECT inhparent FROM pg_catalog.pg_inherits WHERE inhrelid = $1::oid
+  UNION SELECT i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.rel),
+down(rel) AS (
+  SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1::oid
+  UNION SELECT i.inhrelid FROM down JOIN pg_catalog.pg_inherits i ON i.inhparent = down.rel)
+SELECT n.nspname, c.relname FROM (SELECT rel FROM up UNION SELECT rel FROM down) k
+JOIN pg_catalog.pg_class c ON c.oid = k.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, r[0])
+			if err != nil {
+				return nil, false, err
+			}
+			for _, k := range kin {
+				deps = append(deps, k[0]+"."+k[1]+"."+col)
 			}
 		}
 	}
-	return deps, nil
+	return deps, callsOwn, nil
 }
 
 func (c *catalog) ensure(ctx context.Context) error {

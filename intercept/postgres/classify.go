@@ -55,6 +55,9 @@ type Statement struct {
 	// writes: the statement, or one nested in it, puts values into a
 	// table.
 	writes bool
+	// operators are the operators the statement uses, and casts the types
+	// it casts to: each may be a function, which the catalog tells.
+	operators, casts []string
 	// risky is the session's finding for this statement (set when it is
 	// decided): its rows may carry masked data no table vouches for.
 	risky bool
@@ -101,6 +104,22 @@ var dangerousFunctions = []string{
 	"dblink_fetch", "dblink_get_result", "dblink_close", "dblink_disconnect", "dblink_cancel_query",
 	"pg_stat_reset", "pg_stat_reset_shared", "pg_stat_reset_single_table_counters",
 }
+
+// sharedOperators and sharedTypes are names PostgreSQL itself defines;
+// uses of them are not looked up as possible functions of the database's
+// own. A database may still define an operator of one of these names for
+// its own types, or a cast to one of these types from its own: those
+// functions are not seen.
+var (
+	sharedOperators = []string{"=", "<>", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "^", "||",
+		"~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*", "&&", "@>", "<@", "->", "->>", "#>", "#>>",
+		"?", "?|", "?&", "@@", "&", "|", "#", "<<", ">>", "@", "|/", "||/", "-|-", "@?"}
+	sharedTypes = []string{"text", "varchar", "char", "bpchar", "name", "json", "jsonb", "xml", "bytea", "uuid",
+		"date", "time", "timetz", "timestamp", "timestamptz", "interval", "inet", "cidr", "macaddr", "money",
+		"regclass", "regtype", "regproc", "regprocedure", "regoper", "regoperator", "regnamespace", "regrole",
+		"regconfig", "regdictionary", "regcollation", "oid", "tsvector", "tsquery", "point", "box", "int4range",
+		"int8range", "numrange", "daterange", "tsrange", "tstzrange"}
+)
 
 // errUnsupported marks statements the classifier does not know: they are
 // denied, never guessed at.
@@ -500,6 +519,23 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 				}
 			}()
 		}
+	case *pg.A_Expr:
+		// An operator of the database's own runs its function. Names
+		// PostgreSQL defines are left out: the database's own versions of
+		// them serve only its own types (a gap: see sharedOperators).
+		if name := funcName(x.GetName()); name != "" {
+			if op := name[strings.LastIndexByte(name, '.')+1:]; !slices.Contains(sharedOperators, op) {
+				w.s.operators = append(w.s.operators, op)
+			}
+		}
+	case *pg.TypeCast:
+		// A cast to a type of the database's own may run its function
+		// (CREATE CAST ... WITH FUNCTION). PostgreSQL's types are left out,
+		// as the parser writes them (pg_catalog.int4) or by their names.
+		names := x.GetTypeName().GetNames()
+		if name := funcName(names); name != "" && !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
+			w.s.casts = append(w.s.casts, name[strings.LastIndexByte(name, '.')+1:])
+		}
 	case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
 		// Also nested (a data-modifying CTE, EXPLAIN ANALYZE): values go
 		// into a table.
@@ -623,7 +659,7 @@ func hasReturning(n *pg.Node) bool {
 
 // call notes a call to a function by its bare name.
 func (w *walker) call(name string) {
-	if name == "set_config" {
+	if name == "set_config" || slices.Contains(sqlRunners, name) {
 		w.s.Calls = append(w.s.Calls, name)
 	}
 	if op, ok := functionOps[name]; ok {

@@ -728,6 +728,8 @@ func TestMaskLeak(t *testing.T) {
 		// Side channels and other sessions' statements.
 		{"SELECT 1 FROM customers WHERE setval('s', length(email)) > 0", true},
 		{"SELECT query FROM pg_stat_activity", true},
+		{"SELECT pg_stat_get_backend_activity(s) FROM generate_series(1, 9) s", true},
+		{"SELECT * FROM crosstab('SELECT id, 1, email FROM customers') AS t(a int, b text)", true},
 	}
 	for _, c := range cases {
 		t.Run(c.sql, func(t *testing.T) {

@@ -247,7 +247,12 @@ func TestSessionCursorRowsWithheld(t *testing.T) {
 			t.Fatalf("%s: %v", q, types(got))
 		}
 	}
-	for cursor, withheld := range map[string]bool{"risky": true, "plain": false, "unseen": true} {
+	// A portal bound through the protocol is FETCHed by its name too.
+	ts.exchange(t,
+		&pgproto3.Parse{Name: "s", Query: "SELECT id, id::text FROM customers"},
+		&pgproto3.Bind{PreparedStatement: "s", DestinationPortal: "bound"},
+		&pgproto3.Sync{})
+	for cursor, withheld := range map[string]bool{"risky": true, "plain": false, "unseen": true, "bound": true} {
 		// The fake server answers a FETCH with a computed second column.
 		rows := dataRows(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM " + cursor}))
 		if len(rows) != 1 || (rows[0][1] == "") != withheld {

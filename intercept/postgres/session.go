@@ -557,13 +557,23 @@ func syntaxChange(st *Statement) string {
 }
 
 // functionNames are the names a statement may call functions by: its
-// calls, and the names after a dot that may be attribute notation.
+// calls, the names after a dot that may be attribute notation, its
+// operators (opPrefix and the operator) and the types it casts to
+// (castPrefix and the type).
 func functionNames(st *Statement) []string {
-	names := make([]string, 0, len(st.Functions)+len(st.attrNames))
+	names := make([]string, 0, len(st.Functions)+len(st.attrNames)+len(st.operators))
 	for _, f := range st.Functions {
 		names = append(names, f[strings.LastIndexByte(f, '.')+1:])
 	}
-	return append(names, st.attrNames...)
+	names = append(names, st.attrNames...)
+	for _, op := range st.operators {
+		names = append(names, opPrefix+op)
+	}
+	for _, t := range st.casts {
+		names = append(names, castPrefix+t)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // callsVolatile reports whether a statement calls a function that may
@@ -701,6 +711,13 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 		return l, err
 	}
 	for _, r := range rels {
+		if r.callsOwn {
+			if l.views == nil {
+				l.views = map[string]bool{}
+			}
+			l.views[strings.ToLower(r.name)] = true
+			continue
+		}
 		for _, dep := range r.deps {
 			parts := strings.SplitN(dep, ".", 3)
 			if (parts[2] == "*" && mk.tableMethod(parts[0], parts[1]) != "") || (parts[2] != "*" && mk.method(parts[0], parts[1], parts[2]) != "") {
@@ -873,6 +890,11 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	s.batchBarrier = s.batchBarrier || s.barrier
 	s.portalMasks[m.DestinationPortal] = s.masks
 	s.portalWithhold[m.DestinationPortal] = s.withholdNext
+	if m.DestinationPortal != "" {
+		// Portals and SQL cursors share one name space: FETCH reads a
+		// portal by its name as it would a cursor.
+		s.cursors[m.DestinationPortal] = s.cursors[m.DestinationPortal] || s.withholdNext
+	}
 	if len(s.seqs) > 0 {
 		s.portalSeq[m.DestinationPortal] = s.seqs[0]
 	}
@@ -1176,12 +1198,15 @@ func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorRespons
 }
 
 // aboutStatement reports SQLSTATE classes that speak of the statement, the
-// session or the server, never of the data read: syntax and access (42),
+// session or the server, never of the data read: syntax and access (42,
+// but for undefined functions and objects),
 // unsupported features (0A), transaction state (25, 40), resources (53),
 // operator intervention (57), connection (08), unknown names (3D, 3F, 26,
 // 34).
 func aboutStatement(code string) bool {
-	if len(code) < 2 {
+	if len(code) < 2 || code == "42883" || code == "42704" {
+		// Undefined function or object: also what a cast to regoper,
+		// regproc or regtype says of the text it was given, unquoted.
 		return false
 	}
 	switch code[:2] {
@@ -1291,7 +1316,12 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 			p.methods[i] = "null" // a relation the catalog does not know
 		case rel.kind == 'v' || rel.kind == 'm':
 			// A view does not say which of its columns come from where:
-			// if it reads a masked column, all of its columns are masked.
+			// if it reads a masked column, all of its columns are masked;
+			// if it calls a function of the database's own, which may
+			// read anything, all are withheld.
+			if rel.callsOwn {
+				p.methods[i] = "null"
+			}
 			for _, dep := range rel.deps {
 				parts := strings.SplitN(dep, ".", 3)
 				if parts[2] == "*" {
