@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -281,27 +282,9 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 				return nil, err
 			}
 		}
-		anc, err := c.query(ctx, `WITH RECURSIVE anc(rel) AS (
-  SELECT inhparent FROM pg_catalog.pg_inherits WHERE inhrelid = $1::oid
-  UNION SELECT i.inhparent FROM anc JOIN pg_catalog.pg_inherits i ON i.inhrelid = anc.rel)
-SELECT n.nspname, c.relname FROM anc JOIN pg_catalog.pg_class c ON c.oid = anc.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, s)
-		if err != nil {
+		if rel.ancestors, rel.descendants, err = c.kin(ctx, s); err != nil {
 			delete(c.rels, uint32(oid))
 			return nil, err
-		}
-		for _, a := range anc {
-			rel.ancestors = append(rel.ancestors, a[0]+"."+a[1])
-		}
-		desc, err := c.query(ctx, `WITH RECURSIVE d(rel) AS (
-  SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1::oid
-  UNION SELECT i.inhrelid FROM d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.rel)
-SELECT n.nspname, c.relname FROM d JOIN pg_catalog.pg_class c ON c.oid = d.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, s)
-		if err != nil {
-			delete(c.rels, uint32(oid))
-			return nil, err
-		}
-		for _, d := range desc {
-			rel.descendants = append(rel.descendants, d[0]+"."+d[1])
 		}
 		out[uint32(oid)] = rel
 	}
@@ -369,23 +352,42 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 				callsOwn = callsOwn || calls
 			}
 		case "r", "p":
-			kin, err := c.query(ctx, `WITH RECURSIVE up(rel) AS (
+			up, down, err := c.kin(ctx, r[0])
+			if err != nil {
+				return nil, false, err
+			}
+			for _, k := range slices.Concat(up, down) {
+				deps = append(deps, k+"."+col)
+			}
+		}
+	}
+	return deps, callsOwn, nil
+}
+
+// kin returns the tables a table (by OID) inherits from or is a partition
+// of, and those that inherit from it or are its partitions, at any depth,
+// as "schema.table".
+func (c *catalog) kin(ctx context.Context, oid string) (ancestors, descendants []string, err error) {
+	rows, err := c.query(ctx, `WITH RECURSIVE up(rel) AS (
   SELECT inhparent FROM pg_catalog.pg_inherits WHERE inhrelid = $1::oid
   UNION SELECT i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.rel),
 down(rel) AS (
   SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1::oid
   UNION SELECT i.inhrelid FROM down JOIN pg_catalog.pg_inherits i ON i.inhparent = down.rel)
-SELECT n.nspname, c.relname FROM (SELECT rel FROM up UNION SELECT rel FROM down) k
-JOIN pg_catalog.pg_class c ON c.oid = k.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, r[0])
-			if err != nil {
-				return nil, false, err
-			}
-			for _, k := range kin {
-				deps = append(deps, k[0]+"."+k[1]+"."+col)
-			}
+SELECT 'up', n.nspname, c.relname FROM up JOIN pg_catalog.pg_class c ON c.oid = up.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+UNION ALL
+SELECT 'down', n.nspname, c.relname FROM down JOIN pg_catalog.pg_class c ON c.oid = down.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, oid)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range rows {
+		if r[0] == "up" {
+			ancestors = append(ancestors, r[1]+"."+r[2])
+		} else {
+			descendants = append(descendants, r[1]+"."+r[2])
 		}
 	}
-	return deps, callsOwn, nil
+	return ancestors, descendants, nil
 }
 
 func (c *catalog) ensure(ctx context.Context) error {
