@@ -56,7 +56,17 @@ type sessionCh struct {
 	exitMu     sync.Mutex
 	exitStatus *int
 	exitSignal string
+
+	// replied is closed once the client's start request (shell, exec,
+	// subsystem) has its answer: the program's end is not passed on
+	// before it. A quick program ends at the target while corral is still
+	// answering, and a client told of the end of what it was not yet told
+	// started (OpenSSH's multiplexing master) loses its exit status.
+	replied     chan struct{}
+	repliedOnce sync.Once
 }
+
+func (ch *sessionCh) markReplied() { ch.repliedOnce.Do(func() { close(ch.replied) }) }
 
 type ptyReq struct {
 	Term          string
@@ -81,7 +91,7 @@ func (s *session) sessionChannel(nch gossh.NewChannel) {
 		up.Close()
 		return
 	}
-	ch := &sessionCh{s: s, cli: cli, up: up, upRq: upReqs}
+	ch := &sessionCh{s: s, cli: cli, up: up, upRq: upReqs, replied: make(chan struct{})}
 	ch.serve(reqs)
 }
 
@@ -102,6 +112,7 @@ const (
 func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 	defer ch.cli.Close()
 	defer ch.up.Close()
+	defer ch.markReplied()
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
@@ -180,6 +191,7 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 					ch.refuse(d.Reason)
 					ph = ended
 				}
+				ch.markReplied()
 			case reviewing:
 				if r.Type == "window-change" {
 					ch.up.SendRequest(r.Type, false, r.Payload)
@@ -332,6 +344,9 @@ func (ch *sessionCh) later(r *gossh.Request) {
 // fromTarget passes a request of the target's to the client, noting how
 // the program ended.
 func (ch *sessionCh) fromTarget(r *gossh.Request) {
+	if r.Type == "exit-status" || r.Type == "exit-signal" {
+		<-ch.replied
+	}
 	switch r.Type {
 	case "exit-status":
 		if len(r.Payload) >= 4 {
@@ -441,8 +456,13 @@ func (ch *sessionCh) pump(upDone <-chan struct{}, finished chan<- struct{}) {
 	}()
 	go func() {
 		out.Wait()
-		ch.cli.CloseWrite()
+		// The end of the output goes to the client after the target's
+		// requests (exit-status): a client that has sent its own EOF may
+		// close the channel as soon as it sees ours, and an exit status
+		// sent after that is lost (OpenSSH's multiplexing master then
+		// exits 255).
 		<-upDone
+		ch.cli.CloseWrite()
 		ch.finish()
 		ch.cli.Close()
 		close(finished)
