@@ -333,6 +333,7 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 	callsOwn := len(own) == 1 && own[0][0] == "t"
 	var deps []string
 	seen := map[uint32]bool{}
+	kinOf := map[string][]string{} // a table's rows come once per column read
 	for _, r := range rows {
 		col := r[4]
 		if col == "" {
@@ -352,12 +353,17 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 				callsOwn = callsOwn || calls
 			}
 		case "r", "p":
-			up, down, err := c.kin(ctx, r[0])
-			if err != nil {
-				return nil, false, err
+			k, ok := kinOf[r[0]]
+			if !ok {
+				up, down, err := c.kin(ctx, r[0])
+				if err != nil {
+					return nil, false, err
+				}
+				k = slices.Concat(up, down)
+				kinOf[r[0]] = k
 			}
-			for _, k := range slices.Concat(up, down) {
-				deps = append(deps, k+"."+col)
+			for _, t := range k {
+				deps = append(deps, t+"."+col)
 			}
 		}
 	}

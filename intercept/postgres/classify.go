@@ -58,6 +58,9 @@ type Statement struct {
 	// operators are the operators the statement uses, and casts the types
 	// it casts to: each may be a function, which the catalog tells.
 	operators, casts []string
+	// facts are the catalog's answers for this statement, asked once
+	// per decision (see session.functionFacts).
+	facts facts
 	// risky is the session's finding for this statement (set when it is
 	// decided): its rows may carry masked data no table vouches for.
 	risky bool

@@ -375,6 +375,9 @@ func (s *session) decide(stmts []Statement) string {
 	s.seqs = s.seqs[:0]
 	for i := range stmts {
 		st := &stmts[i]
+		// A prepared statement is decided again at every Bind, with the
+		// catalog of that moment.
+		st.facts = facts{}
 		if r := syntaxChange(st); r != "" {
 			return r
 		}
@@ -584,11 +587,7 @@ func functionNames(st *Statement) []string {
 // after a dot counts too: `o.wipe` calls wipe(o) when no column is named
 // wipe. When the catalog cannot answer, the answer is yes.
 func (s *session) callsVolatile(st *Statement) bool {
-	names := functionNames(st)
-	if len(names) == 0 {
-		return false
-	}
-	fs, err := s.cat.userFunctions(s.ctx, names)
+	names, fs, err := s.functionFacts(st)
 	if err != nil {
 		s.h.Log.Warn("catalog lookup failed; functions count as the function operation", "session_id", s.c.SessionID, "err", err)
 		return true
@@ -599,6 +598,38 @@ func (s *session) callsVolatile(st *Statement) bool {
 		}
 	}
 	return false
+}
+
+// functionFacts and relationFacts are what the catalog says of the names
+// a statement calls and reads; callsVolatile, risky and lineage all need
+// them, and the catalog is asked once per decision.
+func (s *session) functionFacts(st *Statement) ([]string, map[string]funcInfo, error) {
+	names := functionNames(st)
+	if len(names) > 0 && !st.facts.fnsDone {
+		st.facts.fns, st.facts.fnsErr = s.cat.userFunctions(s.ctx, names)
+		st.facts.fnsDone = true
+	}
+	return names, st.facts.fns, st.facts.fnsErr
+}
+
+func (s *session) relationFacts(st *Statement) ([]string, map[string]byName, error) {
+	names := make([]string, 0, len(st.Tables))
+	for _, t := range st.Tables {
+		names = append(names, t[strings.LastIndexByte(t, '.')+1:])
+	}
+	if len(names) > 0 && !st.facts.relsDone {
+		st.facts.rels, st.facts.relsErr = s.cat.lookupNames(s.ctx, names)
+		st.facts.relsDone = true
+	}
+	return names, st.facts.rels, st.facts.relsErr
+}
+
+// facts holds a statement's catalog answers for one decision.
+type facts struct {
+	fnsDone, relsDone bool
+	fns               map[string]funcInfo
+	rels              map[string]byName
+	fnsErr, relsErr   error
 }
 
 // risky reports whether a statement's result may carry masked data in
@@ -615,28 +646,22 @@ func (s *session) risky(st *Statement) bool {
 	if st.fromFunction {
 		return true
 	}
-	if names := functionNames(st); len(names) > 0 {
-		// A function of the database's own may read a masked table and
-		// return what it read: `SELECT email_of(1)`.
-		fs, err := s.cat.userFunctions(s.ctx, names)
-		if err != nil {
-			s.h.Log.Warn("catalog lookup failed; unattributed columns withheld", "session_id", s.c.SessionID, "err", err)
+	// A function of the database's own may read a masked table and
+	// return what it read: `SELECT email_of(1)`.
+	fns, fs, err := s.functionFacts(st)
+	if err != nil {
+		s.h.Log.Warn("catalog lookup failed; unattributed columns withheld", "session_id", s.c.SessionID, "err", err)
+		return true
+	}
+	for _, n := range fns {
+		if fs[n].user {
 			return true
-		}
-		for _, n := range names {
-			if fs[n].user {
-				return true
-			}
 		}
 	}
 	if len(st.Tables) == 0 {
 		return false
 	}
-	names := make([]string, 0, len(st.Tables))
-	for _, t := range st.Tables {
-		names = append(names, t[strings.LastIndexByte(t, '.')+1:])
-	}
-	info, err := s.cat.lookupNames(s.ctx, names)
+	names, info, err := s.relationFacts(st)
 	if err != nil {
 		s.h.Log.Warn("catalog lookup failed; unattributed columns withheld", "session_id", s.c.SessionID, "err", err)
 		return true
@@ -668,13 +693,13 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 	if mk == nil || len(mk.columns) == 0 {
 		return l, nil
 	}
-	if fns := functionNames(st); len(fns) > 0 && st.escapes() {
-		info, err := s.cat.userFunctions(s.ctx, fns)
+	if st.escapes() {
+		fns, fs, err := s.functionFacts(st)
 		if err != nil {
 			return l, err
 		}
 		for _, n := range fns {
-			if info[n].user {
+			if fs[n].user {
 				l.function = n
 				break
 			}
@@ -683,11 +708,7 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 	if len(st.Tables) == 0 {
 		return l, nil
 	}
-	names := make([]string, 0, len(st.Tables))
-	for _, t := range st.Tables {
-		names = append(names, t[strings.LastIndexByte(t, '.')+1:])
-	}
-	info, err := s.cat.lookupNames(s.ctx, names)
+	_, info, err := s.relationFacts(st)
 	if err != nil {
 		return l, err
 	}
