@@ -226,6 +226,16 @@ func runLeakCases(t *testing.T, p *pgEnv, cases []leakCase) {
 	}
 }
 
+// Objects of the database's own that several cases need: a function that
+// reads a masked column, a child of the masked table, a parent of it.
+const (
+	emailOf     = "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app"
+	dropEmailOf = "DROP FUNCTION email_of(int)"
+	archive     = "CREATE TABLE customers_archive () INHERITS (customers); INSERT INTO customers_archive SELECT * FROM ONLY customers; GRANT SELECT ON customers_archive TO app"
+	people      = "CREATE TABLE people (email text); ALTER TABLE customers INHERIT people; GRANT SELECT ON people TO app"
+	dropPeople  = "ALTER TABLE customers NO INHERIT people; DROP TABLE people"
+)
+
 func TestPostgresLeakMaskedColumns(t *testing.T) {
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
 	const join = "(customers CROSS JOIN (SELECT 1) z)"
@@ -273,8 +283,7 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 		// Tables read inside a function or through a parent table carry
 		// no attribution to the masked table.
 		{name: "scalar function reading the table",
-			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app",
-			undo:  "DROP FUNCTION email_of(int)",
+			setup: emailOf, undo: dropEmailOf,
 			stmts: []string{"SELECT email_of(1)", "SELECT email_of(2)"}},
 		{name: "USING join alias into INSERT", stmts: []string{
 			"INSERT INTO customers (id, name) SELECT a.id + 100, j.email FROM customers a JOIN customers b USING (email) AS j RETURNING id, name"}},
@@ -283,16 +292,13 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 		{name: "view into a data-modifying CTE", stmts: []string{
 			"WITH w AS (INSERT INTO customers (id, name) SELECT 200 + row_number() OVER (), contact FROM customer_contacts RETURNING id, name) SELECT * FROM w"}},
 		{name: "function into a data-modifying CTE",
-			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app",
-			undo:  "DROP FUNCTION email_of(int)",
+			setup: emailOf, undo: dropEmailOf,
 			stmts: []string{"WITH w AS (INSERT INTO customers (id, name) SELECT 501, email_of(1) RETURNING id, name) SELECT * FROM w"}},
 		{name: "child table into INSERT",
-			setup: "CREATE TABLE customers_archive () INHERITS (customers); INSERT INTO customers_archive SELECT * FROM ONLY customers; GRANT SELECT ON customers_archive TO app",
-			undo:  "DROP TABLE customers_archive",
+			setup: archive, undo: "DROP TABLE customers_archive",
 			stmts: []string{"INSERT INTO customers (id, name) SELECT 600, lower(email) || ' ' || card_number FROM customers_archive WHERE id = 1 RETURNING name"}},
 		{name: "child table into a setting",
-			setup: "CREATE TABLE customers_archive () INHERITS (customers); INSERT INTO customers_archive SELECT * FROM ONLY customers; GRANT SELECT ON customers_archive TO app",
-			undo:  "DROP TABLE customers_archive",
+			setup: archive, undo: "DROP TABLE customers_archive",
 			stmts: []string{"SELECT set_config('corral.y', string_agg(email, ','), false) IS NOT NULL FROM customers_archive", "SELECT current_setting('corral.y')"}},
 		{name: "a trigger's notice",
 			setup: "CREATE FUNCTION audit_note() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE 'changed (%)', OLD.email; RETURN NEW; END$$; CREATE TRIGGER audit BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION audit_note()",
@@ -303,12 +309,12 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 			undo:  "DROP FUNCTION as_int(text)",
 			stmts: []string{"SELECT id FROM customers WHERE as_int(email) = 0"}},
 		{name: "view over a parent",
-			setup: "CREATE TABLE people (email text); ALTER TABLE customers INHERIT people; CREATE VIEW people_v AS SELECT email FROM people; GRANT SELECT ON people, people_v TO app",
-			undo:  "DROP VIEW people_v; ALTER TABLE customers NO INHERIT people; DROP TABLE people",
+			setup: people + "; CREATE VIEW people_v AS SELECT email FROM people; GRANT SELECT ON people_v TO app",
+			undo:  "DROP VIEW people_v; " + dropPeople,
 			stmts: []string{"SELECT email FROM people_v"}},
 		{name: "view calling a function",
-			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; CREATE VIEW order_emails AS SELECT id, email_of(customer_id) AS e FROM orders; GRANT SELECT ON order_emails TO app",
-			undo:  "DROP VIEW order_emails; DROP FUNCTION email_of(int)",
+			setup: emailOf + "; CREATE VIEW order_emails AS SELECT id, email_of(customer_id) AS e FROM orders; GRANT SELECT ON order_emails TO app",
+			undo:  "DROP VIEW order_emails; " + dropEmailOf,
 			stmts: []string{"SELECT e FROM order_emails", "INSERT INTO customers (id, name) SELECT 700, e FROM order_emails WHERE id = 1"}},
 		{name: "cast through a function",
 			setup: "CREATE TYPE ebox AS (e text); CREATE FUNCTION to_ebox(int) RETURNS ebox LANGUAGE sql AS 'SELECT ROW(email)::ebox FROM customers WHERE id = $1'; CREATE CAST (int AS ebox) WITH FUNCTION to_ebox(int)",
@@ -319,20 +325,16 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 			undo:  "DROP VIEW op_view; DROP OPERATOR ##> (int, int); DROP FUNCTION email_op(int, int)",
 			stmts: []string{"SELECT e FROM op_view", "INSERT INTO customers (id, name) SELECT 902, e FROM op_view WHERE id = 1"}},
 		{name: "scalar function copied into a table",
-			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app",
-			undo:  "DROP FUNCTION email_of(int)",
+			setup: emailOf, undo: dropEmailOf,
 			stmts: []string{"INSERT INTO customers (id, name) SELECT 500, email_of(1) RETURNING id", "SELECT name FROM customers WHERE id = 500"}},
 		{name: "scalar function into a setting",
-			setup: "CREATE FUNCTION email_of(int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; GRANT EXECUTE ON FUNCTION email_of(int) TO app",
-			undo:  "DROP FUNCTION email_of(int)",
+			setup: emailOf, undo: dropEmailOf,
 			stmts: []string{"SELECT set_config('corral.f', email_of(1), false) IS NOT NULL", "SELECT current_setting('corral.f')"}},
 		{name: "inheritance parent",
-			setup: "CREATE TABLE people (email text); ALTER TABLE customers INHERIT people; GRANT SELECT ON people TO app",
-			undo:  "ALTER TABLE customers NO INHERIT people; DROP TABLE people",
+			setup: people, undo: dropPeople,
 			stmts: []string{"SELECT email FROM people"}},
 		{name: "inheritance parent in an expression",
-			setup: "CREATE TABLE people (email text); ALTER TABLE customers INHERIT people; GRANT SELECT ON people TO app",
-			undo:  "ALTER TABLE customers NO INHERIT people; DROP TABLE people",
+			setup: people, undo: dropPeople,
 			stmts: []string{"SELECT lower(email) FROM people"}},
 	})
 }
