@@ -27,8 +27,9 @@ type Statement struct {
 	// SQL-level PREPARE name AS ..., EXECUTE name, DEALLOCATE name ("" for ALL).
 	Prepares, Executes, Deallocates string
 	DeallocateAll                   bool
-	// Cursors: DECLARE name, FETCH or MOVE name.
-	Declares, Fetches string
+	// Cursors: DECLARE name, FETCH or MOVE name, CLOSE name ("" for ALL).
+	Declares, Fetches, Closes string
+	ClosesAll                 bool
 
 	refs    []colRef
 	aliases map[string][]string // alias or relation name -> the relations it names, in any scope
@@ -264,6 +265,10 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.literalSensitive = true
 	case n.GetFetchStmt() != nil:
 		s.Fetches = n.GetFetchStmt().GetPortalname()
+		s.literalSensitive = true
+	case n.GetClosePortalStmt() != nil:
+		s.Closes = n.GetClosePortalStmt().GetPortalname()
+		s.ClosesAll = s.Closes == ""
 		s.literalSensitive = true
 	case n.GetVariableSetStmt() != nil:
 		s.literalSensitive = true

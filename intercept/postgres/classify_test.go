@@ -189,7 +189,8 @@ var classifyCases = []classifyCase{
 	{sql: "DECLARE c CURSOR FOR SELECT * FROM t", ops: []string{"cursor", "select"}, command: "DECLARE CURSOR", tables: []string{"t"}, literal: true},
 	{sql: "FETCH 10 FROM c", ops: []string{"cursor"}, command: "FETCH", literal: true},
 	{sql: "MOVE NEXT IN c", ops: []string{"cursor"}, command: "FETCH", literal: true},
-	{sql: "CLOSE c", ops: []string{"cursor"}, command: "CLOSE PORTAL"},
+	{sql: "CLOSE c", ops: []string{"cursor"}, command: "CLOSE PORTAL", literal: true},
+	{sql: "CLOSE ALL", ops: []string{"cursor"}, command: "CLOSE PORTAL", literal: true},
 
 	// Procedures, anonymous blocks, the server itself.
 	{sql: "CALL proc(1)", ops: []string{"call"}, command: "CALL"},

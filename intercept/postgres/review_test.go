@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -259,6 +260,80 @@ func TestSessionCursorRowsWithheld(t *testing.T) {
 			t.Errorf("FETCH from %s: rows %q, want the second column withheld: %v", cursor, rows, withheld)
 		}
 	}
-	ts.exchange(t, &pgproto3.Query{String: "CLOSE risky"})
+	// A cursor closed is forgotten; if the server skipped the CLOSE, its
+	// rows are withheld like those of any cursor corral knows nothing of.
+	ts.exchange(t, &pgproto3.Query{String: "CLOSE plain"})
+	if rows := dataRows(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM plain"})); len(rows) != 1 || rows[0][1] != "" {
+		t.Errorf("FETCH from a closed cursor: rows %q, want the second column withheld", rows)
+	}
+	ts.finish(t, done, server)
+}
+
+// A session keeps a record of every name it gives the server; one workload
+// must not grow the node's agent without end. Past the bounds new names
+// are refused with the reason, and names given back make room again.
+func TestSessionNamesBounded(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(nil), policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	refused := func(got []pgproto3.BackendMessage, want string) {
+		t.Helper()
+		if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, want) {
+			t.Fatalf("got %v, want a refusal saying %q", types(got), want)
+		}
+	}
+	accepted := func(got []pgproto3.BackendMessage) {
+		t.Helper()
+		if _, ok := got[0].(*pgproto3.ErrorResponse); ok {
+			t.Fatalf("got %v, want it accepted: %s", types(got), got[0].(*pgproto3.ErrorResponse).Message)
+		}
+	}
+	for i := range maxNames {
+		accepted(ts.exchange(t, &pgproto3.Parse{Name: fmt.Sprint("s", i), Query: "SELECT 1"}, &pgproto3.Sync{}))
+	}
+	refused(ts.exchange(t, &pgproto3.Parse{Name: "one more", Query: "SELECT 1"}, &pgproto3.Sync{}), "at most 4096 prepared statements")
+	accepted(ts.exchange(t, &pgproto3.Parse{Query: "SELECT 2"}, &pgproto3.Sync{})) // the unnamed statement is always there
+	accepted(ts.exchange(t, &pgproto3.Close{ObjectType: 'S', Name: "s1"}, &pgproto3.Sync{}))
+	accepted(ts.exchange(t, &pgproto3.Parse{Name: "one more", Query: "SELECT 1"}, &pgproto3.Sync{}))
+	if got := ts.exchange(t, &pgproto3.Bind{PreparedStatement: "one more"}, &pgproto3.Execute{}, &pgproto3.Sync{}); types(got)[0] != "BindComplete" {
+		t.Errorf("Bind of the statement parsed after a Close: %v", types(got))
+	}
+
+	for i := range maxNames {
+		accepted(ts.exchange(t, &pgproto3.Query{String: fmt.Sprint("PREPARE p", i, " AS SELECT 1")}))
+	}
+	refused(ts.exchange(t, &pgproto3.Query{String: "PREPARE px AS SELECT 1"}), "at most 4096 SQL prepared statement names")
+
+	for i := range maxNames {
+		accepted(ts.exchange(t, &pgproto3.Query{String: fmt.Sprint("DECLARE c", i, " CURSOR WITH HOLD FOR SELECT 1")}))
+	}
+	refused(ts.exchange(t, &pgproto3.Query{String: "DECLARE cx CURSOR WITH HOLD FOR SELECT 1"}), "at most 4096 cursors and portals")
+	refused(ts.exchange(t, &pgproto3.Bind{PreparedStatement: "s2", DestinationPortal: "px"}, &pgproto3.Sync{}), "at most 4096 cursors and portals")
+	accepted(ts.exchange(t, &pgproto3.Query{String: "CLOSE c7"}))
+	accepted(ts.exchange(t, &pgproto3.Query{String: "DECLARE cx CURSOR WITH HOLD FOR SELECT 1"}))
+	accepted(ts.exchange(t, &pgproto3.Query{String: "CLOSE ALL"}))
+	accepted(ts.exchange(t, &pgproto3.Bind{PreparedStatement: "s2", DestinationPortal: "px"}, &pgproto3.Sync{}))
+	ts.finish(t, done, server)
+}
+
+// The statement text a session keeps is bounded as well as its names.
+func TestSessionStatementTextBounded(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(nil), policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	// Statements of 1 MiB, each kept with its normalized form.
+	big := "SELECT '" + strings.Repeat("x", maxSQL-16) + "'"
+	for i := 0; ; i++ {
+		got := ts.exchange(t, &pgproto3.Parse{Name: fmt.Sprint("big", i), Query: big}, &pgproto3.Sync{})
+		if e, ok := got[0].(*pgproto3.ErrorResponse); ok {
+			if !strings.Contains(e.Message, "at most 64 MiB of prepared statement text") {
+				t.Fatalf("Parse %d: %s", i, e.Message)
+			}
+			if i < 16 {
+				t.Fatalf("refused after %d statements of 1 MiB", i)
+			}
+			break
+		}
+	}
 	ts.finish(t, done, server)
 }

@@ -77,6 +77,16 @@ type prepared struct {
 	denied string      // reason, when denied at Parse
 }
 
+// size is roughly what the record holds: the statement's text, its
+// normalized form, and what classification found.
+func (p *prepared) size() int {
+	n := 64 + len(p.denied)
+	for _, st := range p.stmt {
+		n += 256 + 2*len(st.Text)
+	}
+	return n
+}
+
 // plan says how to mask each column of a result; nil: nothing to do.
 type plan struct {
 	masks   *masks
@@ -112,6 +122,7 @@ type session struct {
 	be      *pgproto3.Backend
 	stmtsMu sync.Mutex // the server side forgets statements whose Parse failed
 	stmts   map[string]*prepared
+	held    int // the size of stmts' records
 	sqlPS   map[string]sqlPrepared // SQL-level PREPAREd names
 	// cursors are the SQL cursors DECLAREd, and whether their rows may
 	// carry masked data in columns no table vouches for (see risky).
@@ -292,6 +303,7 @@ func (s *session) fromClient() error {
 			return err
 		}
 		start := s.clock(msg)
+		serverNames(msg)
 		switch m := msg.(type) {
 		case *pgproto3.Query:
 			err = s.onQuery(m)
@@ -317,9 +329,12 @@ func (s *session) fromClient() error {
 				e.name, e.closesStmt = m.Name, true
 				s.sqlGone(m.Name) // one name space on the server
 			} else {
+				// An unknown portal is taken as risky: forgetting one
+				// early only withholds more.
 				delete(s.portalMasks, m.Name)
 				delete(s.portalWithhold, m.Name)
 				delete(s.portalSeq, m.Name)
+				delete(s.cursors, m.Name)
 			}
 			s.expect(e)
 			err = s.send(m)
@@ -361,6 +376,35 @@ func (s *session) fromClient() error {
 	}
 }
 
+// nameLen is how much of a statement or portal name the server reads: it
+// keys both by their first NAMEDATALEN-1 bytes, so names that differ only
+// after them are one name.
+const nameLen = 63
+
+// serverNames cuts the statement and portal names of a client message to
+// what the server keys them by. corral tracks names as the server does, or
+// a Close or Parse of one name would change what a Bind of another runs.
+func serverNames(msg pgproto3.FrontendMessage) {
+	cut := func(n *string) {
+		if len(*n) > nameLen {
+			*n = (*n)[:nameLen]
+		}
+	}
+	switch m := msg.(type) {
+	case *pgproto3.Parse:
+		cut(&m.Name)
+	case *pgproto3.Bind:
+		cut(&m.PreparedStatement)
+		cut(&m.DestinationPortal)
+	case *pgproto3.Describe:
+		cut(&m.Name)
+	case *pgproto3.Execute:
+		cut(&m.Portal)
+	case *pgproto3.Close:
+		cut(&m.Name)
+	}
+}
+
 func (s *session) flushUp() error {
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
@@ -396,6 +440,9 @@ func (s *session) decide(stmts []Statement) string {
 			if _, ok := s.stmt(st.Prepares); ok {
 				return fmt.Sprintf("a statement named %q is already prepared", st.Prepares)
 			}
+		}
+		if r := s.overNames(st); r != "" {
+			return r
 		}
 		if st.Executes != "" {
 			prep, ok := s.sqlPS[st.Executes]
@@ -502,6 +549,37 @@ func (s *session) decide(stmts []Statement) string {
 			s.sqlGone(st.Deallocates)
 		case st.Declares != "":
 			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky
+		case st.ClosesAll:
+			// A cursor corral knows nothing of is taken as risky, so
+			// forgetting one early only withholds more.
+			clear(s.cursors)
+		case st.Closes != "":
+			delete(s.cursors, st.Closes)
+		}
+	}
+	return ""
+}
+
+// maxNames bounds each kind of name a session keeps a record of (prepared
+// statements, SQL prepared statements, cursors, portals), and maxHeld the
+// statement text its prepared statements keep: one workload must not grow
+// the node's agent without end. Drivers cache a few hundred statements.
+const (
+	maxNames = 4096
+	maxHeld  = 64 << 20
+)
+
+// overNames refuses a statement that would give the session one name more
+// than corral keeps track of.
+func (s *session) overNames(st *Statement) string {
+	switch {
+	case st.Prepares != "":
+		if _, ok := s.sqlPS[st.Prepares]; !ok && len(s.sqlPS) >= maxNames {
+			return fmt.Sprintf("corral keeps track of at most %d SQL prepared statement names a session, DEALLOCATEd ones included; reconnect to start afresh", maxNames)
+		}
+	case st.Declares != "":
+		if _, ok := s.cursors[st.Declares]; !ok && len(s.cursors) >= maxNames {
+			return fmt.Sprintf("corral keeps track of at most %d cursors and portals a session; CLOSE some first", maxNames)
 		}
 	}
 	return ""
@@ -797,11 +875,35 @@ func (s *session) stmt(name string) (*prepared, bool) {
 func (s *session) setStmt(name string, p *prepared) {
 	s.stmtsMu.Lock()
 	defer s.stmtsMu.Unlock()
+	if old, ok := s.stmts[name]; ok {
+		s.held -= old.size()
+	}
 	if p == nil {
 		delete(s.stmts, name)
 	} else {
 		s.stmts[name] = p
+		s.held += p.size()
 	}
+}
+
+// overStmts says why a Parse of name would give the session more prepared
+// statements, or more statement text, than corral keeps; "" when it would
+// not.
+func (s *session) overStmts(name string, text int) string {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	old, ok := s.stmts[name]
+	named := len(s.stmts)
+	if _, unnamed := s.stmts[""]; unnamed {
+		named--
+	}
+	switch {
+	case !ok && name != "" && named >= maxNames:
+		return fmt.Sprintf("corral keeps track of at most %d prepared statements a session; Close some first", maxNames)
+	case ok && s.held-old.size()+256+2*text > maxHeld, !ok && s.held+256+2*text > maxHeld:
+		return fmt.Sprintf("corral keeps at most %d MiB of prepared statement text a session; Close some statements first", maxHeld>>20)
+	}
+	return ""
 }
 
 func (s *session) classify(sql string) ([]Statement, error) {
@@ -854,9 +956,15 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 		err = fmt.Errorf("prepared statement %q already exists", m.Name)
 		exists = true
 	}
+	over := ""
+	if !exists {
+		over = s.overStmts(m.Name, len(m.Query))
+	}
 	switch {
 	case err != nil:
 		reason = err.Error()
+	case over != "":
+		reason = over
 	case len(stmts) > 1:
 		reason = "a prepared statement holds one statement"
 	case len(stmts) == 1:
@@ -866,10 +974,12 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	}
 	s.countParse(reason)
 	if reason != "" {
-		if !exists {
+		if !exists && over == "" {
 			// The server will hold nothing under the name; what it
 			// already holds, corral keeps deciding Binds by.
 			s.setStmt(m.Name, &prepared{denied: reason})
+		} else if over != "" {
+			s.setStmt(m.Name, nil) // and holds nothing under it after this Parse
 		}
 		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
 		return s.send(&pgproto3.Parse{Name: m.Name, Query: refusal})
@@ -887,7 +997,11 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 func (s *session) onBind(m *pgproto3.Bind) error {
 	p, _ := s.stmt(m.PreparedStatement)
 	reason := ""
+	_, known := s.portalMasks[m.DestinationPortal]
+	_, cursor := s.cursors[m.DestinationPortal]
 	switch {
+	case m.DestinationPortal != "" && !known && !cursor && (len(s.portalMasks) >= maxNames || len(s.cursors) >= maxNames):
+		reason = fmt.Sprintf("corral keeps track of at most %d cursors and portals a session; Close some first", maxNames)
 	case p == nil:
 		reason = fmt.Sprintf("statement %q was not prepared through corral", m.PreparedStatement)
 	case p.denied != "":

@@ -27,6 +27,7 @@ func init() { testutil.RegisterFunc("pgconn-steps", pgconnSteps) }
 //	parse <name> <sql>    a protocol Parse of a named statement
 //	close <name>          a protocol Close of a named statement
 //	pipeline <name> <sql> Parse, Sync, Bind, Execute, Sync in one write
+//	bind <name>           Bind and Execute a statement parsed before
 //
 // It answers each line with one line.
 func pgconnSteps(args []string, in *bufio.Scanner, out io.Writer) error {
@@ -104,6 +105,13 @@ func pgconnSteps(args []string, in *bufio.Scanner, out io.Writer) error {
 			}
 			pl.Close()
 			fmt.Fprintln(out, "ok:", strings.Join(parts, " / "))
+		case "bind":
+			res := conn.ExecPrepared(ctx, rest, nil, nil, nil).Read()
+			if res.Err != nil {
+				fmt.Fprintln(out, "error:", res.Err)
+			} else {
+				fmt.Fprintln(out, "ok:", res.CommandTag.String())
+			}
 		case "close":
 			if err := conn.Deallocate(ctx, rest); err != nil {
 				fmt.Fprintln(out, "error:", err)
@@ -416,6 +424,7 @@ var deleteTag = regexp.MustCompile(`\bDELETE \d+`)
 // holds under that name, whatever was prepared under it before or failed to
 // be: its DELETE waits for approval, and nobody approves here.
 func TestPostgresLeakDeleteWithoutApproval(t *testing.T) {
+	long := strings.Repeat("n", 63)
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
 	allowAlso(t, p, "prepare")
 	for _, c := range []struct {
@@ -446,6 +455,14 @@ func TestPostgresLeakDeleteWithoutApproval(t *testing.T) {
 			"parse s4 DELETE FROM orders",
 			"parse s4 SELECT 1",
 			"pipeline s4 SELECT 1",
+		}},
+		// The server keys statements by the first 63 bytes of their name:
+		// two names corral told apart were one statement to the server.
+		{"names alike in their first 63 bytes", []string{
+			"parse " + long + "a SELECT 1",
+			"close " + long + "b",
+			"parse " + long + "b DELETE FROM orders",
+			"bind " + long + "a",
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
