@@ -147,12 +147,14 @@ func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string
 	if err := c.ensure(ctx); err != nil {
 		return nil, err
 	}
-	var fns, ops, casts []string
+	var fns, ops, casts, attrs []string
 	for _, n := range missing {
 		if op, ok := strings.CutPrefix(n, opPrefix); ok {
 			ops = append(ops, op)
 		} else if t, ok := strings.CutPrefix(n, castPrefix); ok {
 			casts = append(casts, t)
+		} else if a, ok := strings.CutPrefix(n, attrPrefix); ok {
+			attrs = append(attrs, a)
 		} else {
 			fns = append(fns, n)
 		}
@@ -175,6 +177,13 @@ GROUP BY 1`
 		{ops, fmt.Sprintf(query, "o.oprname", "pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode", "o.oprname"), opPrefix},
 		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t JOIN pg_catalog.pg_cast k ON k.casttarget = t.oid
   AND t.typnamespace <> 'pg_catalog'::regnamespace JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc`, "t.typname"), castPrefix},
+		// Attribute notation passes a row as the only argument: a function
+		// that cannot take one alone, or not a row (a composite, a domain
+		// over one, or a pseudo-type such as record or anyelement), is
+		// not called by it, so a column that shares its name is only a
+		// column.
+		{attrs, fmt.Sprintf(query, "p.proname", `pg_catalog.pg_proc p JOIN pg_catalog.pg_type a ON a.oid = p.proargtypes[0]
+  AND a.typtype IN ('c', 'd', 'p') AND p.pronargs - p.pronargdefaults <= 1`, "p.proname"), attrPrefix},
 	} {
 		if len(q.names) == 0 {
 			continue
@@ -200,10 +209,12 @@ GROUP BY 1`
 }
 
 // opPrefix marks an operator's name among function names; castPrefix, a
-// type cast to (the functions of the casts to it).
+// type cast to (the functions of the casts to it); attrPrefix, a name
+// after a dot (t.name), which calls name(t) when t has no such column.
 const (
 	opPrefix   = "op:"
 	castPrefix = "cast:"
+	attrPrefix = "attr:"
 )
 
 type funcInfo struct {

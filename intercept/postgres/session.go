@@ -638,7 +638,8 @@ func syntaxChange(st *Statement) string {
 }
 
 // functionNames are the names a statement may call functions by: its
-// calls, the names after a dot that may be attribute notation, its
+// calls, the names after a dot that may be attribute notation (attrPrefix
+// and the name), its
 // operators (opPrefix and the operator) and the types it casts to
 // (castPrefix and the type).
 func functionNames(st *Statement) []string {
@@ -646,7 +647,9 @@ func functionNames(st *Statement) []string {
 	for _, f := range st.Functions {
 		names = append(names, f[strings.LastIndexByte(f, '.')+1:])
 	}
-	names = append(names, st.attrNames...)
+	for _, a := range st.attrNames {
+		names = append(names, attrPrefix+a)
+	}
 	for _, op := range st.operators {
 		names = append(names, opPrefix+op)
 	}

@@ -23,6 +23,7 @@ INSERT INTO orders VALUES (1, 1, 10), (2, 2, 20);
 CREATE VIEW customer_contacts AS SELECT name, upper(email) AS contact FROM customers;
 CREATE FUNCTION purge_orders() RETURNS void LANGUAGE sql AS $$DELETE FROM orders$$;
 CREATE FUNCTION order_total() RETURNS numeric LANGUAGE sql STABLE AS $$SELECT sum(amount) FROM orders$$;
+CREATE FUNCTION amount(numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$SELECT round($1, 2)$$;
 CREATE ROLE app LOGIN PASSWORD 'app-secret-pw';
 SET password_encryption = 'md5';
 CREATE ROLE md5user LOGIN PASSWORD 'md5-secret-pw';
@@ -194,6 +195,11 @@ func TestPostgresBypassAttempts(t *testing.T) {
 	// one, which writes.
 	if out, err := p.psql(t, "SELECT order_total()"); err == nil || !strings.Contains(out, "function is denied") {
 		t.Errorf("stable function: %q %v", out, err)
+	}
+	// A column named like one of those functions is only a column when the
+	// function cannot take the row: o.amount is no call of amount(numeric).
+	if out, err := p.psql(t, "SELECT o.amount FROM orders o WHERE o.id = 2"); err != nil || strings.TrimSpace(out) != "20" {
+		t.Errorf("a column named like a function: %q %v", out, err)
 	}
 
 	// Ways around the column attribution that the parse tree does not
