@@ -28,4 +28,8 @@
 // the recording, named as CastName says, numbered without gaps. Each is
 // sealed, by SHA-256 and size, in a record the chain protects: the result
 // of its command, or the end record when it was still open then.
+//
+// The header's "format" is FormatVersion. A reader refuses a newer one:
+// its records may say things (seals of files it does not know to look
+// for) that an older reader would pass over as verified.
 package recorder

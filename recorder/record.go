@@ -11,8 +11,11 @@ import (
 )
 
 // FormatVersion is written in every header; readers refuse newer major
-// formats instead of misreading them.
-const FormatVersion = 1
+// formats instead of misreading them. Format 2 seals a terminal per SSH
+// channel (Result.Terminal, End.Terminals): a format-1 reader would find
+// none of them and pass a recording whose terminals it never checked.
+// Readers of format 2 read format 1 as well.
+const FormatVersion = 2
 
 // Record types.
 const (
