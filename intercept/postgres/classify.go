@@ -21,6 +21,7 @@ type Statement struct {
 	Functions   []string // functions called anywhere
 	HasWhere    bool     // an UPDATE or DELETE with a WHERE clause
 	CopyOut     bool     // COPY ... TO STDOUT: rows leave as CopyData, not DataRow
+	CopyIn      bool     // COPY ... FROM STDIN: the server then reads CopyData
 	// Settings the statement changes (SET, RESET, set_config); "*" when
 	// the name is not a literal.
 	Sets []string
@@ -285,6 +286,7 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.literalSensitive = true
 		c := n.GetCopyStmt()
 		s.CopyOut = !c.GetIsFrom() && !c.GetIsProgram() && c.GetFilename() == ""
+		s.CopyIn = c.GetIsFrom() && !c.GetIsProgram() && c.GetFilename() == ""
 		s.CopyTo = !c.GetIsFrom()
 	}
 
@@ -332,13 +334,32 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		}
 		return []string{"select"}, nil
 	case *pg.Node_InsertStmt:
+		if x.InsertStmt.GetOnConflictClause().GetAction() == pg.OnConflictAction_ONCONFLICT_UPDATE {
+			// An upsert updates the rows that are there: it needs what
+			// UPDATE needs.
+			return []string{"insert", "update"}, nil
+		}
 		return []string{"insert"}, nil
 	case *pg.Node_UpdateStmt:
 		return []string{"update"}, nil
 	case *pg.Node_DeleteStmt:
 		return []string{"delete"}, nil
 	case *pg.Node_MergeStmt:
-		return []string{"merge"}, nil
+		// MERGE inserts, updates or deletes as its WHEN clauses say, and
+		// needs what each of those needs.
+		ops := []string{"merge"}
+		for _, w := range x.MergeStmt.GetMergeWhenClauses() {
+			switch w.GetMergeWhenClause().GetCommandType() {
+			case pg.CmdType_CMD_INSERT:
+				ops = append(ops, "insert")
+			case pg.CmdType_CMD_UPDATE:
+				ops = append(ops, "update")
+			case pg.CmdType_CMD_DELETE:
+				ops = append(ops, "delete")
+			}
+		}
+		slices.Sort(ops)
+		return slices.Compact(ops), nil
 	case *pg.Node_CopyStmt:
 		if x.CopyStmt.GetIsProgram() {
 			return []string{"copy", "copy program"}, nil

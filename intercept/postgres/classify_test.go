@@ -75,7 +75,11 @@ var classifyCases = []classifyCase{
 	{sql: "DELETE FROM t", ops: []string{"delete"}, command: "DELETE", tables: []string{"t"}},
 	{sql: "DELETE FROM s.t WHERE id = 1", ops: []string{"delete"}, command: "DELETE", tables: []string{"s.t"}, where: true},
 	{sql: "DELETE FROM t WHERE id IN (SELECT id FROM u)", ops: []string{"delete", "select"}, command: "DELETE", tables: []string{"t", "u"}, where: true},
-	{sql: "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", ops: []string{"merge"}, command: "MERGE", tables: []string{"s", "t"}},
+	{sql: "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", ops: []string{"delete", "merge"}, command: "MERGE", tables: []string{"s", "t"}},
+	{sql: "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND s.x THEN UPDATE SET v = s.v WHEN MATCHED THEN DO NOTHING WHEN NOT MATCHED THEN INSERT VALUES (s.id)",
+		ops: []string{"insert", "merge", "update"}, command: "MERGE", tables: []string{"s", "t"}},
+	{sql: "INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET v = excluded.v", ops: []string{"insert", "update"}, command: "INSERT", tables: []string{"t"}},
+	{sql: "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", ops: []string{"insert"}, command: "INSERT", tables: []string{"t"}},
 
 	// COPY: to and from the client, server files and programs.
 	{sql: "COPY t TO STDOUT", ops: []string{"copy"}, command: "COPY", tables: []string{"t"}, copyOut: true, literal: true},

@@ -337,3 +337,35 @@ func TestSessionStatementTextBounded(t *testing.T) {
 	}
 	ts.finish(t, done, server)
 }
+
+// After an error the server skips the rest of the batch without a word;
+// messages a client keeps sending then are not queued for answers that
+// will never come, and a Parse among them leaves no record.
+func TestSessionSkippedBatchNotQueued(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(nil), policy.Decision{Result: policy.Allow})
+	s := ts.s
+	s.expect(expectation{kind: expParse, name: "bad"})
+	s.skipBatch(s.batch)
+	rec := &prepared{}
+	s.setStmt("p", rec)
+	answered := make(chan struct{})
+	for range 1000 {
+		s.expect(expectation{kind: expClose})
+	}
+	s.expect(expectation{kind: expParse, name: "p", rec: rec}, expectation{kind: expExecute, answered: answered})
+	if len(s.q) != 1 {
+		t.Errorf("%d expectations queued, want only the failed Parse's", len(s.q))
+	}
+	if _, ok := s.stmt("p"); ok {
+		t.Error("a skipped Parse left its record")
+	}
+	select {
+	case <-answered:
+	default:
+		t.Error("a skipped Execute's waiter was not released")
+	}
+	s.expect(expectation{kind: expSync})
+	if len(s.q) != 2 {
+		t.Errorf("the Sync was not queued: %d expectations", len(s.q))
+	}
+}

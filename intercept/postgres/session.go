@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -56,6 +57,9 @@ type expectation struct {
 	// closesStmt: a Close of the statement name, which corral forgets
 	// when the server confirms it.
 	closesStmt bool
+	// rec: the record a Parse made, to be confirmed or dropped by the
+	// server's answer, and only if no later Parse of the name replaced it.
+	rec *prepared
 }
 
 type expKind uint8
@@ -75,6 +79,14 @@ const (
 type prepared struct {
 	stmt   []Statement // one statement; none for an empty query or when denied at Parse
 	denied string      // reason, when denied at Parse
+	// maybe: what the server may hold under the name instead, until it
+	// confirms the Parse. A Parse of the unnamed statement after other
+	// messages of its batch is skipped if one of them fails, and the
+	// server keeps the unnamed statement it had; a Bind pipelined behind
+	// it must be fit to run either. maybeDenied: what it may hold was
+	// refused.
+	maybe       []Statement
+	maybeDenied string
 }
 
 // size is roughly what the record holds: the statement's text, its
@@ -82,6 +94,9 @@ type prepared struct {
 func (p *prepared) size() int {
 	n := 64 + len(p.denied)
 	for _, st := range p.stmt {
+		n += 256 + 2*len(st.Text)
+	}
+	for _, st := range p.maybe {
 		n += 256 + 2*len(st.Text)
 	}
 	return n
@@ -122,7 +137,7 @@ type session struct {
 	be      *pgproto3.Backend
 	stmtsMu sync.Mutex // the server side forgets statements whose Parse failed
 	stmts   map[string]*prepared
-	held    int // the size of stmts' records
+	held    int                    // the size of stmts' records
 	sqlPS   map[string]sqlPrepared // SQL-level PREPAREd names
 	// cursors are the SQL cursors DECLAREd, and whether their rows may
 	// carry masked data in columns no table vouches for (see risky).
@@ -140,6 +155,16 @@ type session struct {
 	failed   uint64 // the batch the server is skipping, when skipping
 	skipping bool
 	copyIn   atomic.Bool // the server waits for COPY data: Sync means nothing
+	// clientCopy (client side): the server took the client into COPY
+	// FROM STDIN, and the client has not yet sent CopyDone or CopyFail.
+	// A Sync sent then is dropped: the server ignores it while copying,
+	// but answers it once an error has ended the copy, and corral could
+	// not tell which.
+	clientCopy bool
+	// inBatch (client side) counts the extended-protocol messages read
+	// since the last Sync.
+	inBatch    int
+	portalCopy map[string]bool // bound portals that run COPY FROM STDIN
 
 	// server side: the plan of the result being streamed, and whether it
 	// was described for the statement now answering.
@@ -219,6 +244,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
 	s.portalSeq = map[string]uint64{}
+	s.portalCopy = map[string]bool{}
 	s.dead = make(chan struct{})
 	return s
 }
@@ -288,6 +314,18 @@ func (s *session) expect(es ...expectation) {
 	s.qMu.Lock()
 	for _, e := range es {
 		e.batch = s.batch
+		if s.skipping && s.failed == s.batch && e.kind != expSync {
+			// The server already skips the rest of this batch: nothing
+			// will answer this, and a client that goes on sending must
+			// not grow the queue.
+			if e.answered != nil {
+				close(e.answered)
+			}
+			if e.kind == expParse && e.deny == "" {
+				s.dropStmt(e.name, e.rec)
+			}
+			continue
+		}
 		s.q = append(s.q, e)
 		if e.kind == expSync {
 			s.batch++
@@ -335,12 +373,16 @@ func (s *session) fromClient() error {
 				delete(s.portalWithhold, m.Name)
 				delete(s.portalSeq, m.Name)
 				delete(s.cursors, m.Name)
+				delete(s.portalCopy, m.Name)
 			}
 			s.expect(e)
 			err = s.send(m)
 		case *pgproto3.Sync:
+			if s.clientCopy {
+				break
+			}
 			var answered chan struct{}
-			if !s.copyIn.Load() {
+			{
 				e := expectation{kind: expSync}
 				if s.batchBarrier {
 					answered = make(chan struct{})
@@ -360,8 +402,13 @@ func (s *session) fromClient() error {
 			}
 		case *pgproto3.FunctionCall:
 			err = s.onFunctionCall(m)
-		case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
+		case *pgproto3.CopyDone, *pgproto3.CopyFail:
+			// The server leaves the copy on reading this: what the client
+			// sends next, it reads as usual.
+			s.clientCopy = false
 			err = s.send(m.(pgproto3.FrontendMessage))
+		case *pgproto3.CopyData:
+			err = s.send(m)
 		case *pgproto3.Terminate:
 			s.send(m)
 			s.flushUp()
@@ -373,6 +420,15 @@ func (s *session) fromClient() error {
 			return err
 		}
 		s.added(msg, start)
+		if s.inFlight() > maxInFlight {
+			return fmt.Errorf("the client has more than %d requests awaiting the server's answer", maxInFlight)
+		}
+		switch msg.(type) {
+		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
+			s.inBatch++
+		case *pgproto3.Sync:
+			s.inBatch = 0
+		}
 	}
 }
 
@@ -443,6 +499,11 @@ func (s *session) decide(stmts []Statement) string {
 		}
 		if r := s.overNames(st); r != "" {
 			return r
+		}
+		if st.CopyIn && slices.ContainsFunc(stmts[i+1:], func(o Statement) bool { return o.CopyIn }) {
+			// After one copy ends the server would start the next, and a
+			// Sync in between would mean something or nothing.
+			return "a query may hold one COPY FROM STDIN; send each in its own query"
 		}
 		if st.Executes != "" {
 			prep, ok := s.sqlPS[st.Executes]
@@ -889,6 +950,29 @@ func (s *session) setStmt(name string, p *prepared) {
 	}
 }
 
+// dropStmt forgets the statement a Parse recorded, unless a later Parse of
+// the name has replaced it.
+func (s *session) dropStmt(name string, rec *prepared) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if old, ok := s.stmts[name]; ok && (rec == nil || old == rec) {
+		s.held -= old.size()
+		delete(s.stmts, name)
+	}
+}
+
+// confirmStmt settles a record the server has confirmed: the name holds
+// the statement parsed, and nothing it may have held instead.
+func (s *session) confirmStmt(name string, rec *prepared) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if old, ok := s.stmts[name]; ok && old == rec {
+		p := &prepared{stmt: rec.stmt}
+		s.held += p.size() - old.size()
+		s.stmts[name] = p
+	}
+}
+
 // overStmts says why a Parse of name would give the session more prepared
 // statements, or more statement text, than corral keeps; "" when it would
 // not.
@@ -933,14 +1017,29 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 	if s.c.Recording() {
 		e.seqs, e.sent = slices.Clone(s.seqs), time.Now()
 	}
-	if s.barrier {
+	copyIn := slices.ContainsFunc(stmts, func(st Statement) bool { return st.CopyIn })
+	if s.barrier || copyIn {
 		e.answered = make(chan struct{})
 	}
 	s.expect(e)
 	if err := s.send(m); err != nil || e.answered == nil {
 		return err
 	}
-	return s.awaitAnswer(e.answered)
+	return s.awaitCopy(e.answered, copyIn)
+}
+
+// awaitCopy waits for the server's answer to a statement; when the
+// statement may start COPY FROM STDIN, the answer is the copy starting (or
+// the statement ending without one), and the client is then in the copy.
+// Until the server has said which, corral reads nothing more from the
+// client: a Sync means nothing to a server that is copying and gets an
+// answer from one that is not.
+func (s *session) awaitCopy(answered chan struct{}, copyIn bool) error {
+	if err := s.awaitAnswer(answered); err != nil {
+		return err
+	}
+	s.clientCopy = copyIn && s.copyIn.Load()
+	return nil
 }
 
 func (s *session) onParse(m *pgproto3.Parse) error {
@@ -987,10 +1086,15 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
 		return s.send(&pgproto3.Parse{Name: m.Name, Query: refusal})
 	}
-	s.expect(expectation{kind: expParse, name: m.Name})
 	// decide filled in the statement's normalized text: kept here, it is
 	// not computed again at every Bind.
-	s.setStmt(m.Name, &prepared{stmt: stmts})
+	rec := &prepared{stmt: stmts}
+	if old, ok := s.stmt(""); ok && m.Name == "" && s.inBatch > 0 {
+		rec.maybe = slices.Concat(old.stmt, old.maybe)
+		rec.maybeDenied = cmp.Or(old.denied, old.maybeDenied)
+	}
+	s.expect(expectation{kind: expParse, name: m.Name, rec: rec})
+	s.setStmt(m.Name, rec)
 	return s.send(m)
 }
 
@@ -1009,6 +1113,10 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		reason = fmt.Sprintf("statement %q was not prepared through corral", m.PreparedStatement)
 	case p.denied != "":
 		reason = p.denied
+	case p.maybeDenied != "":
+		reason = "the server may still hold an unnamed statement corral refused (" + p.maybeDenied + "); Sync before binding the new one"
+	case len(p.maybe) > 0:
+		reason = s.decide(slices.Concat(p.stmt, p.maybe))
 	case len(p.stmt) > 0:
 		reason = s.decide(p.stmt)
 	}
@@ -1026,6 +1134,11 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		)
 	}
 	s.batchBarrier = s.batchBarrier || s.barrier
+	if len(p.stmt) == 1 && p.stmt[0].CopyIn {
+		s.portalCopy[m.DestinationPortal] = true
+	} else {
+		delete(s.portalCopy, m.DestinationPortal)
+	}
 	s.portalMasks[m.DestinationPortal] = s.masks
 	s.portalWithhold[m.DestinationPortal] = s.withholdNext
 	if m.DestinationPortal != "" {
@@ -1061,8 +1174,15 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 	if seq, ok := s.portalSeq[m.Portal]; ok && s.c.Recording() {
 		e.seqs, e.sent = []uint64{seq}, time.Now()
 	}
+	copyIn := s.portalCopy[m.Portal]
+	if copyIn {
+		e.answered = make(chan struct{})
+	}
 	s.expect(e)
-	return s.send(m)
+	if err := s.send(m); err != nil || !copyIn {
+		return err
+	}
+	return s.awaitCopy(e.answered, true)
 }
 
 func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
@@ -1102,7 +1222,7 @@ func (s *session) head() (expectation, bool) {
 	defer s.qMu.Unlock()
 	for len(s.q) > 0 && s.skipping && s.q[0].batch == s.failed && s.q[0].kind != expSync {
 		if s.q[0].kind == expParse && s.q[0].deny == "" {
-			s.setStmt(s.q[0].name, nil) // skipped: the server never created it
+			s.dropStmt(s.q[0].name, s.q[0].rec) // skipped: the server never created it
 		}
 		if s.q[0].answered != nil {
 			close(s.q[0].answered) // skipped: the server will not run it
@@ -1127,9 +1247,38 @@ func (s *session) pop() {
 }
 
 // skipBatch notes that the server skips the rest of batch b, up to its Sync.
+// What the client side waits for in it, other than the Sync, has its
+// answer now: nothing more will come.
 func (s *session) skipBatch(b uint64) {
 	s.qMu.Lock()
 	s.failed, s.skipping = b, true
+	for i := range s.q {
+		if e := &s.q[i]; e.batch == b && e.kind != expSync && e.answered != nil {
+			close(e.answered)
+			e.answered = nil
+		}
+	}
+	s.qMu.Unlock()
+}
+
+// maxInFlight bounds the requests a session tracks while the server has
+// not answered them: drivers pipeline hundreds, not this many.
+const maxInFlight = 1 << 18
+
+func (s *session) inFlight() int {
+	s.qMu.Lock()
+	defer s.qMu.Unlock()
+	return len(s.q)
+}
+
+// answerHead tells the client side that the expectation at the head of
+// the queue has its answer, once.
+func (s *session) answerHead() {
+	s.qMu.Lock()
+	if len(s.q) > 0 && s.q[0].answered != nil {
+		close(s.q[0].answered)
+		s.q[0].answered = nil
+	}
 	s.qMu.Unlock()
 }
 
@@ -1157,6 +1306,9 @@ func (s *session) fromServer() error {
 			forward = !h.swallow
 			if _, closed := m.(*pgproto3.CloseComplete); closed && ok && h.closesStmt {
 				s.setStmt(h.name, nil)
+			}
+			if _, parsed := m.(*pgproto3.ParseComplete); parsed && ok && h.rec != nil && (len(h.rec.maybe) > 0 || h.rec.maybeDenied != "") {
+				s.confirmStmt(h.name, h.rec)
 			}
 			s.pop()
 		case *pgproto3.ParameterDescription:
@@ -1232,12 +1384,14 @@ func (s *session) fromServer() error {
 			}
 			if h.kind == expExecute {
 				s.execPlan, s.execPlanOK = nil, false
+				s.answerHead()
 				s.pop()
 			} else {
 				s.query, s.queryDesc = nil, false
 			}
 		case *pgproto3.CopyInResponse:
 			s.copyIn.Store(true)
+			s.answerHead()
 		case *pgproto3.ErrorResponse:
 			s.copyIn.Store(false)
 			if h.deny != "" {
@@ -1247,7 +1401,7 @@ func (s *session) fromServer() error {
 			s.execPlan, s.execPlanOK = nil, false
 			s.query, s.queryDesc = nil, false
 			if ok && h.kind == expParse && h.deny == "" && !h.swallow {
-				s.setStmt(h.name, nil) // the server did not create it
+				s.dropStmt(h.name, h.rec) // the server did not create it
 			}
 			if ok && h.kind != expQuery {
 				s.skipBatch(h.batch)
@@ -1263,9 +1417,7 @@ func (s *session) fromServer() error {
 				scrubMessage(h.masks, s.key, h.withhold, (*pgproto3.ErrorResponse)(m))
 			}
 		case *pgproto3.ReadyForQuery:
-			if ok && h.answered != nil {
-				close(h.answered)
-			}
+			s.answerHead()
 			s.pop()
 			s.query, s.queryDesc = nil, false
 			s.res = result{}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/corral-dev/corral/internal/testutil"
 )
@@ -501,6 +502,124 @@ GRANT EXECUTE ON FUNCTION "PurgeOrders"(), wipe(orders) TO app;
 		t.Run(c.name, func(t *testing.T) {
 			p.pg.Exec(t, "orders", seedRows)
 			t.Logf("%s: %s", c.sql, p.psqlSession(t, c.sql))
+			assertOrdersIntact(t, p)
+		})
+	}
+}
+
+func init() { testutil.RegisterFunc("pg-raw", pgRaw) }
+
+// pgRaw is a workload that speaks the protocol itself. Each input line is
+// "N msg | msg | ...": the messages go out in one write, then the answers
+// are read up to the N-th ReadyForQuery and printed on one line. Messages:
+//
+//	Parse name:sql    Bind portal:statement    Execute portal
+//	Close name        Query sql                Sync    CopyDone
+func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
+	ctx := context.Background()
+	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders sslmode=disable connect_timeout=10", args[0]))
+	if err != nil {
+		return err
+	}
+	hc, err := conn.Hijack()
+	if err != nil {
+		return err
+	}
+	defer hc.Conn.Close()
+	fe := hc.Frontend
+	fmt.Fprintln(out, "connected")
+	for in.Scan() {
+		n, line, _ := strings.Cut(in.Text(), " ")
+		for _, m := range strings.Split(line, " | ") {
+			kind, arg, _ := strings.Cut(m, " ")
+			a, b, _ := strings.Cut(arg, ":")
+			switch kind {
+			case "Parse":
+				fe.Send(&pgproto3.Parse{Name: a, Query: b})
+			case "Bind":
+				fe.Send(&pgproto3.Bind{DestinationPortal: a, PreparedStatement: b})
+			case "Execute":
+				fe.Send(&pgproto3.Execute{Portal: arg})
+			case "Close":
+				fe.Send(&pgproto3.Close{ObjectType: 'S', Name: arg})
+			case "Query":
+				fe.Send(&pgproto3.Query{String: arg})
+			case "Sync":
+				fe.Send(&pgproto3.Sync{})
+			case "CopyDone":
+				fe.Send(&pgproto3.CopyDone{})
+			default:
+				return fmt.Errorf("unknown message %q", kind)
+			}
+		}
+		if err := fe.Flush(); err != nil {
+			return err
+		}
+		var got []string
+		for ready := 0; fmt.Sprint(ready) != n; {
+			msg, err := fe.Receive()
+			if err != nil {
+				return err
+			}
+			switch m := msg.(type) {
+			case *pgproto3.ReadyForQuery:
+				ready++
+				got = append(got, "Z")
+			case *pgproto3.CommandComplete:
+				got = append(got, string(m.CommandTag))
+			case *pgproto3.ErrorResponse:
+				got = append(got, "E "+m.Code)
+			default:
+				got = append(got, strings.TrimPrefix(fmt.Sprintf("%T", m), "*pgproto3."))
+			}
+		}
+		fmt.Fprintln(out, strings.Join(got, ", "))
+	}
+	return nil
+}
+
+// Whatever a client pipelines, a DELETE runs only with its review: the
+// unnamed statement the server keeps when it skips a Parse, and a Sync
+// sent where the server is copying, must not make corral decide by
+// another statement than the server runs.
+func TestPostgresLeakPipelines(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", "CREATE TABLE scratch (x int); GRANT INSERT ON scratch TO app")
+	for _, c := range []struct {
+		name  string
+		steps []string
+	}{
+		{"unnamed statement kept by a skipped Parse", []string{
+			"1 Parse :DELETE FROM orders | Sync",
+			"2 Parse e1:SELECT * FROM no_such_table | Parse :SELECT 1 | Sync | Bind : | Execute  | Sync",
+		}},
+		{"unnamed statement kept by a skipped Parse, in the next batch", []string{
+			"1 Parse :DELETE FROM orders | Sync",
+			"1 Parse e2:SELECT * FROM no_such_table | Parse :SELECT 1 | Sync",
+			"1 Bind : | Execute  | Sync",
+		}},
+		{"Sync sent while the server copies", []string{
+			"1 Query COPY scratch FROM STDIN | Sync | CopyDone",
+			"1 Parse :DELETE FROM orders | Sync",
+			"1 Parse e3:SELECT * FROM no_such_table | Parse :SELECT 1 | Sync",
+			"1 Bind : | Execute  | Sync",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p.pg.Exec(t, "orders", seedRows)
+			cl := testutil.StartFunc(t, p.workCg, "pg-raw", p.host.Addr.String())
+			if got := cl.Recv(t); got != "connected" {
+				t.Fatalf("client: %s", got)
+			}
+			var transcript []string
+			for _, s := range c.steps {
+				cl.Send(t, s)
+				transcript = append(transcript, s+" -> "+cl.Recv(t))
+			}
+			t.Logf("%s", strings.Join(transcript, "\n"))
+			if deleteTag.MatchString(strings.Join(transcript, "\n")) {
+				t.Errorf("a DELETE ran:\n%s", strings.Join(transcript, "\n"))
+			}
 			assertOrdersIntact(t, p)
 		})
 	}
