@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -501,11 +502,24 @@ func cacheKeyOf(v uint64, in *Input, statementDetail bool) cacheKey {
 	target.field(in.Target.Protocol)
 	return cacheKey{
 		version: v,
-		who:     who,
+		who:     compactKey(who),
 		target:  target.String(),
-		action:  actionKey(&in.Action, statementDetail),
+		action:  compactKey(actionKey(&in.Action, statementDetail)),
 		grants:  grantsKey(in.Grants),
 	}
+}
+
+// compactKey stands a long key part in by its SHA-256, so that the cache's
+// size bounds its memory: an SSH command may be 64 KiB, and a workload
+// sending ever-new ones would otherwise have the cache hold a gigabyte.
+// Key parts start with a length digit, never with the NUL marking a
+// digest.
+func compactKey(s string) string {
+	if len(s) <= 256 {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "\x00" + string(sum[:])
 }
 
 // keyWriter builds a cache key out of fields whose bounds cannot be
@@ -587,6 +601,8 @@ func actionKey(a *Action, statementDetail bool) string {
 		k.WriteByte('s')
 		k.field(a.SSH.Command)
 		k.list(a.SSH.Argv)
+		k.num(a.SSH.Known)
+		k.field(strconv.FormatBool(a.SSH.Appends))
 		k.field(strconv.FormatBool(a.SSH.Interactive))
 		k.field(a.SSH.Subsystem)
 		k.field(a.SSH.Forward)

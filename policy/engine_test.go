@@ -1244,3 +1244,59 @@ func TestCacheKeysCannotBeForged(t *testing.T) {
 		t.Fatalf("forged group got %+v", d)
 	}
 }
+
+// Command patterns apply to a command some of whose words are only known
+// at run time when some value of them could match; an allow pattern then
+// has to allow whatever they turn out to be.
+func TestCommandPatternsUnknownWords(t *testing.T) {
+	e := newTestEngine(t, Policy{Rules: []Rule{
+		{Name: "guarded", Who: Who{Unit: sl("guarded.service")}, Targets: sl("web"), Allow: sl("exec"),
+			Commands: &CommandSet{Deny: sl("rm *"), Review: sl("touch *approved*")}, Review: &ReviewSet{Reviewers: sl("user:root")}},
+		{Name: "listed", Who: Who{Unit: sl("listed.service")}, Targets: sl("web"), Allow: sl("exec"),
+			Commands: &CommandSet{Allow: sl("cat *", "wc")}},
+	}})
+	exec := func(unit string, s SSH) string {
+		in := Input{Workload: Workload{Unit: unit}, Target: Target{Name: "web", Protocol: "ssh", Address: "10.0.0.7:22"},
+			Action: Action{Kind: KindSSH, Operations: []string{"exec"}, SSH: &s}}
+		in.Action.SSH.Command = strings.Join(s.Argv, " ")
+		return mustDecide(t, e, in).Result
+	}
+	for _, c := range []struct {
+		name string
+		unit string
+		ssh  SSH
+		want string
+	}{
+		{"a path with a newline in it", "guarded.service", SSH{Argv: []string{"/tmp/a\n/../../bin/rm", "-f", "x"}, Known: 3}, Deny},
+		{"words from xargs", "guarded.service", SSH{Argv: []string{"touch"}, Known: 1, Appends: true}, Review},
+		{"a variable", "guarded.service", SSH{Argv: []string{"touch", "$F"}, Known: 1}, Review},
+		{"a known word that cannot match", "guarded.service", SSH{Argv: []string{"touch", "plain"}, Known: 2}, Allow},
+		{"a variable no pattern could match", "guarded.service", SSH{Argv: []string{"echo", "$HOME"}, Known: 1}, Allow},
+		{"xargs under a pattern allowing any words", "listed.service", SSH{Argv: []string{"cat"}, Known: 1, Appends: true}, Allow},
+		{"xargs under an exact pattern", "listed.service", SSH{Argv: []string{"wc"}, Known: 1, Appends: true}, Deny},
+		{"an exact pattern", "listed.service", SSH{Argv: []string{"wc"}, Known: 1}, Allow},
+	} {
+		if got := exec(c.unit, c.ssh); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// A long question is cached under its digest: the cache's size bounds its
+// memory, and two long questions still differ.
+func TestCacheKeysOfLongCommands(t *testing.T) {
+	long := func(tail string) Input {
+		in := sqlIn(Workload{})
+		cmd := strings.Repeat("A", 60<<10) + tail
+		in.Action = Action{Kind: KindSSH, Operations: []string{"exec"}, SSH: &SSH{Command: cmd, Argv: []string{"rm", cmd}}}
+		return in
+	}
+	a, b := long("1"), long("2")
+	ka, kb := cacheKeyOf(1, &a, true), cacheKeyOf(1, &b, true)
+	if ka == kb {
+		t.Error("two long commands share a cache key")
+	}
+	if len(ka.action) > 64 {
+		t.Errorf("a long command's key holds %d bytes", len(ka.action))
+	}
+}

@@ -103,6 +103,8 @@ func actionTerm(a *Action) *ast.Term {
 		items = append(items, item("ssh", object(
 			optStr("command", s.Command),
 			optList("argv", s.Argv),
+			item("known", ast.InternedTerm(s.Known)),
+			optTrue("appends", s.Appends),
 			item("interactive", ast.InternedTerm(s.Interactive)),
 			optStr("subsystem", s.Subsystem),
 			optStr("forward", s.Forward),
@@ -171,6 +173,13 @@ func strArray(vs []string) *ast.Term {
 		ts[i] = ast.StringTerm(asJSON(v))
 	}
 	return ast.ArrayTerm(ts...)
+}
+
+func optTrue(k string, v bool) *[2]*ast.Term {
+	if !v {
+		return nil
+	}
+	return item(k, ast.InternedTerm(true))
 }
 
 func optList(k string, vs []string) *[2]*ast.Term {

@@ -103,11 +103,17 @@ type SQL struct {
 
 // SSH describes one SSH request.
 type SSH struct {
-	Command     string   `json:"command,omitempty"`
-	Argv        []string `json:"argv,omitempty"`
-	Interactive bool     `json:"interactive"`
-	Subsystem   string   `json:"subsystem,omitempty"`
-	Forward     string   `json:"forward,omitempty"` // host:port
+	Command string   `json:"command,omitempty"`
+	Argv    []string `json:"argv,omitempty"`
+	// Known counts the words of Argv, from the first, known before the
+	// command runs (the rest expand at run time); Appends: it gets more
+	// words at run time (xargs). Command patterns that some such command
+	// could match apply to it.
+	Known       int    `json:"known"`
+	Appends     bool   `json:"appends,omitempty"`
+	Interactive bool   `json:"interactive"`
+	Subsystem   string `json:"subsystem,omitempty"`
+	Forward     string `json:"forward,omitempty"` // host:port
 	// Env is the name of an environment variable the client asks to set
 	// (its value is not put to the policy: it may be a secret).
 	Env string `json:"env,omitempty"`

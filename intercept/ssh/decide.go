@@ -68,7 +68,7 @@ func (s *session) question(r *gossh.Request, pty bool) (question, error) {
 				q.ops = append(q.ops, "shell")
 			}
 		}
-		q.inputs = append(q.inputs, policy.SSH{Command: k.Text, Argv: k.Argv, Via: k.Via, Interactive: pty, User: s.user})
+		q.inputs = append(q.inputs, policy.SSH{Command: k.Text, Argv: k.Argv, Known: k.Known, Appends: k.Appends, Via: k.Via, Interactive: pty, User: s.user})
 		q.opsOf = append(q.opsOf, ops)
 	}
 	return q, nil

@@ -73,19 +73,19 @@ restricted(i, "exec") if count(object.get(rules[i], ["commands", "allow"], [])) 
 denied contains [i, "exec"] if {
 	"exec" in ops
 	some i in applicable
-	command_matches(object.get(rules[i], ["commands", "deny"], []))
+	command_may_match(object.get(rules[i], ["commands", "deny"], []))
 }
 
 reviewed contains [i, "exec"] if {
 	"exec" in ops
 	some i in applicable
-	command_matches(object.get(rules[i], ["commands", "review"], []))
+	command_may_match(object.get(rules[i], ["commands", "review"], []))
 }
 
 allowed contains [i, "exec"] if {
 	"exec" in ops
 	some i in applicable
-	command_matches(object.get(rules[i], ["commands", "allow"], []))
+	command_allowed(object.get(rules[i], ["commands", "allow"], []))
 }
 
 argv := object.get(input.action, ["ssh", "argv"], [])
@@ -94,7 +94,7 @@ argv := object.get(input.action, ["ssh", "argv"], [])
 # `rm *` also catches `/bin/rm -rf /`.
 command_forms contains concat(" ", argv) if count(argv) > 0
 
-command_forms contains concat(" ", array.concat([regex.replace(argv[0], `^.*/`, "")], array.slice(argv, 1, count(argv)))) if {
+command_forms contains concat(" ", array.concat([regex.replace(argv[0], `(?s)^.*/`, "")], array.slice(argv, 1, count(argv)))) if {
 	count(argv) > 0
 }
 
@@ -102,6 +102,53 @@ command_matches(patterns) if {
 	some p in patterns
 	some f in command_forms
 	glob.match(p, null, f)
+}
+
+# Words after the first `known` of argv are only known at run time (a
+# variable, a command substitution, what xargs puts in), and `appends`
+# says more words come at run time. A deny or review pattern applies to
+# such a command when some command starting with its known words could
+# match it: the pattern's text before its first wildcard and the known
+# words agree as far as both go.
+known := object.get(input.action, ["ssh", "known"], count(argv))
+
+appends := object.get(input.action, ["ssh", "appends"], false)
+
+open_command if known < count(argv)
+
+open_command if appends
+
+known_forms contains concat("", [concat(" ", array.slice(argv, 0, known)), " "]) if known > 0
+
+known_forms contains concat("", [concat(" ", array.concat([regex.replace(argv[0], `(?s)^.*/`, "")], array.slice(argv, 1, known))), " "]) if known > 0
+
+command_may_match(patterns) if command_matches(patterns)
+
+command_may_match(patterns) if {
+	open_command
+	some p in patterns
+	some f in known_forms
+	l := regex.replace(p, `(?s)[*?\[{\\].*$`, "")
+	prefixes_agree(l, f)
+}
+
+prefixes_agree(a, b) if startswith(a, b)
+
+prefixes_agree(a, b) if startswith(b, a)
+
+# Allowing a command that gets words at run time takes a pattern that
+# allows whatever comes: it must match the known words followed by any
+# text (here, a control character no real word holds).
+command_allowed(patterns) if {
+	not appends
+	command_matches(patterns)
+}
+
+command_allowed(patterns) if {
+	appends
+	some p in patterns
+	some f in known_forms
+	glob.match(p, null, concat("", [f, "\u0001"]))
 }
 
 # Being let in is implied by any rule that applies, unless one denies it.

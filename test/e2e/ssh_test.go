@@ -198,6 +198,11 @@ func TestSSHExecGuardedCommands(t *testing.T) {
 		// sh (the login shell of most accounts) reads this as three
 		// commands, bash as one echo.
 		fmt.Sprintf(`echo $'\' ; touch %s/ran5 ; rm -rf / ; #'`, home),
+		// dash reads ((...)) as two subshells, bash as arithmetic; and
+		// dash runs what comes before a line it cannot parse.
+		fmt.Sprintf("touch %s/ran6; sh -c '((rm -rf - /))\ncat <<< x'", home),
+		fmt.Sprintf("alias t=touch\nt %s/ran7; t x", home),
+		fmt.Sprintf("touch %s/ran8; taskset 1 rm -rf /", home),
 	} {
 		out, code := s.ssh(t, s.workCg, s.target(), cmd)
 		if code == 0 || !strings.Contains(out, "corral: ") {

@@ -27,8 +27,18 @@
 // Wrappers that run their arguments as a command are reported together with
 // the command they run, which carries the wrappers in Via: sudo, doas, env,
 // nohup, nice, ionice, timeout, stdbuf, setsid, time, command, builtin, exec,
-// xargs, chroot, flock, watch, runuser, su, busybox and find -exec / -execdir
-// / -ok / -okdir. Scripts passed to sh, bash, dash, zsh, ksh, mksh, ash and
+// xargs, chroot, flock, watch, runuser, su, busybox, jobs -x and find -exec
+// / -execdir / -ok / -okdir. For wrappers whose options are not tracked one
+// by one (taskset, setpriv, unshare, strace, systemd-run, script -c, ...),
+// every plain word that could start the command they run is checked as its
+// start.
+//
+// Every script, the command line and each nested one, is read twice: as
+// bash reads it and as a POSIX sh (dash) does, which differ on $'...' and
+// ((...)) among others. bash's reading must parse; sh runs each command as
+// it reads it, so its reading covers what comes before the first line it
+// cannot parse. Commands found by either reading are reported once; Known
+// and Appends say which of a command's words are only known at run time. Scripts passed to sh, bash, dash, zsh, ksh, mksh, ash and
 // rbash with -c, to su -c, runuser -c, flock -c, watch, eval, trap and alias
 // are parsed and checked in turn, up to 8 levels deep. Names are matched on
 // their last path element, so /usr/bin/sudo is a wrapper too.
@@ -37,8 +47,13 @@
 //
 //   - Scripts longer than 64 KiB (MaxScriptBytes), scripts that run more
 //     than 1000 commands (MaxCommands), scripts nested more than 8 deep
-//     (MaxDepth) and commands inside more than 32 wrappers and scripts
-//     (MaxVia) are refused.
+//     (MaxDepth), commands inside more than 32 wrappers and scripts
+//     (MaxVia) and parentheses nested more than 64 deep are refused.
+//   - A name the command line defines as an alias is refused where it is
+//     used, rather than resolved; so are mapfile -C, readarray -C and
+//     compgen -C callbacks, enable -f, and prompt variables (PS0-PS4,
+//     PROMPT_COMMAND) given a value built at run time or read by read,
+//     printf -v or mapfile.
 //   - A shell started without -c (bash, sh -s, bash script.sh) is reported
 //     as it is; what it reads from its input or from the script file cannot
 //     be seen here, so the caller must treat it as an interactive shell. The
@@ -66,6 +81,8 @@
 //     carry a command substitution in an assignment (including the NAME=VALUE
 //     words of env and sudo), a subscript that holds one in arithmetic, in
 //     [[ ]] or in an argument of a builtin that takes variable names, and the
-//     ${X@P} expansion are refused; a value that arrives from the environment
-//     cannot be seen.
+//     ${X@P} expansion are refused, and so is input to read or mapfile that
+//     holds such a subscript; a value that arrives from the environment, a
+//     file or a pipe, and a variable whose name is itself computed, cannot
+//     be seen.
 package shellcmd

@@ -23,6 +23,9 @@ var nameTakers = map[string]bool{
 
 // inner finds the commands that a wrapper or interpreter runs.
 func (w *walker) inner(args []arg, c ctx) error {
+	if w.aliases[args[0].text] {
+		return fmt.Errorf("cannot check `%s`: the command line makes it an alias", args[0].text)
+	}
 	name := path.Base(args[0].text)
 	switch {
 	case shells[name]:
@@ -31,6 +34,14 @@ func (w *walker) inner(args []arg, c ctx) error {
 		for _, a := range args[1:] {
 			if holdsSubscriptSubst(a.lits) {
 				return fmt.Errorf("cannot check %s: bash runs the command substitution in its subscript", a.src)
+			}
+			if n := strings.TrimLeft(a.lits, "-"); promptVars[n] || promptVars[strings.TrimPrefix(n, "v")] {
+				// read PS4, printf -v PS4: a prompt built at run time,
+				// whose command substitutions bash runs when it shows it.
+				return fmt.Errorf("cannot check `%s`: it sets %s at run time, and bash runs what a prompt holds", args[0].text, a.src)
+			}
+			if (name == "mapfile" || name == "readarray") && (!a.plain || strings.HasPrefix(a.text, "-") && strings.Contains(a.text, "C")) {
+				return fmt.Errorf("cannot check `%s -C`: it runs a callback that cannot be seen", args[0].text)
 			}
 		}
 		return nil
@@ -69,6 +80,92 @@ func (w *walker) inner(args []arg, c ctx) error {
 		return w.trap(args, c)
 	case "alias":
 		return w.alias(args, c)
+	case "compgen", "complete":
+		for _, a := range args[1:] {
+			if !a.plain || strings.HasPrefix(a.text, "-") && strings.ContainsAny(a.text, "C") {
+				return fmt.Errorf("cannot check `%s`: it may run a command given as a string", args[0].text)
+			}
+		}
+	case "enable":
+		for _, a := range args[1:] {
+			if !a.plain || strings.HasPrefix(a.text, "-") && strings.Contains(a.text, "f") {
+				return fmt.Errorf("cannot check `enable -f`: it loads code from a file")
+			}
+		}
+	case "jobs":
+		// jobs -x COMMAND runs the command.
+		for i, a := range args[1:] {
+			if !a.plain {
+				return unsureWord(args, a)
+			}
+			if a.text == "-x" {
+				return w.wrapped(args, args[i+2:], c)
+			}
+			if !strings.HasPrefix(a.text, "-") {
+				break
+			}
+			if strings.Contains(a.text, "x") {
+				return unsure(args, "unknown option "+a.text)
+			}
+		}
+	}
+	if anyWrapper[name] {
+		return w.anyWrapper(args, c)
+	}
+	return nil
+}
+
+// promptVars are the variables whose values bash expands as prompts (and
+// PROMPT_COMMAND, which it runs).
+var promptVars = map[string]bool{"PS0": true, "PS1": true, "PS2": true, "PS3": true, "PS4": true, "PROMPT_COMMAND": true}
+
+// anyWrapper run a command given among their arguments, after options
+// corral does not track one by one. Every plain word that could start
+// that command is checked as its start.
+var anyWrapper = map[string]bool{
+	"taskset": true, "setpriv": true, "chrt": true, "prlimit": true, "unshare": true, "nsenter": true,
+	"numactl": true, "strace": true, "ltrace": true, "systemd-run": true, "pkexec": true, "fakeroot": true,
+	"eatmydata": true, "setarch": true, "linux32": true, "linux64": true, "unbuffer": true, "faketime": true,
+	"cgexec": true, "firejail": true, "chpst": true, "catchsegv": true, "valgrind": true, "torsocks": true,
+	"proxychains": true, "proxychains4": true, "dbus-launch": true, "xvfb-run": true, "caffeinate": true,
+	"systemd-inhibit": true, "capsh": true, "script": true,
+}
+
+// maxWrapGuesses bounds the words anyWrapper checks as a command's start,
+// over a whole command line: each copies the words after it.
+const maxWrapGuesses = 64
+
+// anyWrapper checks, for a wrapper whose options are not in a table, each
+// plain word not starting with '-' as the start of the command it runs: one
+// of them is, and whichever it is has been checked. `script -c CMD` runs
+// CMD with the user's shell, so a word after -c (or -qc) is also read as a
+// script.
+func (w *walker) anyWrapper(args []arg, c ctx) error {
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if !a.plain {
+			continue
+		}
+		short := strings.HasPrefix(a.text, "-") && !strings.HasPrefix(a.text, "--")
+		if (short && strings.HasSuffix(a.text, "c") || a.text == "--command") && i+1 < len(args) {
+			next := args[i+1]
+			if !next.plain {
+				return builtAtRunTime(next)
+			}
+			if err := w.script(next.text, c, args[0].text+" "+a.text); err != nil {
+				return err
+			}
+			continue
+		}
+		if strings.HasPrefix(a.text, "-") || strings.ContainsAny(a.text, "$`") {
+			continue
+		}
+		if w.wrapBudget++; w.wrapBudget > maxWrapGuesses {
+			return fmt.Errorf("cannot check `%s`: too many words could start the command it runs", args[0].text)
+		}
+		if err := w.run(args[i:], c.inside(args[0].text)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -620,6 +717,7 @@ func taint(args []arg, mark string) {
 	for i := range args {
 		if strings.Contains(args[i].text, mark) {
 			args[i].plain = false
+			args[i].filled = true
 		}
 	}
 }
@@ -884,10 +982,13 @@ func (w *walker) alias(args []arg, c ctx) error {
 			}
 			continue
 		}
-		_, value, ok := strings.Cut(a.text, "=")
+		name, value, ok := strings.Cut(a.text, "=")
 		if !ok {
 			continue
 		}
+		// Where an alias is used, its text runs in place of the name:
+		// uses of it are refused rather than resolved.
+		w.aliases[name] = true
 		if err := w.script(value, c, args[0].text); err != nil {
 			return err
 		}

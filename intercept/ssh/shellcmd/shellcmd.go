@@ -3,6 +3,8 @@ package shellcmd
 import (
 	"errors"
 	"fmt"
+	"path"
+	"slices"
 	"strings"
 
 	"mvdan.cc/sh/v3/syntax"
@@ -19,6 +21,13 @@ type Command struct {
 	// Via lists the wrappers and interpreters the command was found inside,
 	// outermost first, e.g. ["bash -c", "sudo"].
 	Via []string
+	// Known counts the words of Argv, from the first, that are known
+	// before the command runs; the rest may hold anything (a variable, a
+	// command substitution, what xargs puts in). Appends is set when the
+	// command also gets words appended at run time (xargs without -I).
+	// Patterns that some such command could match apply to it.
+	Known   int
+	Appends bool
 	// ReadsInput is set when the command runs commands that cannot be seen
 	// here: a shell without -c (reading its input or a script file), a
 	// wrapper that starts a shell when given no command (sudo -s, su,
@@ -49,40 +58,51 @@ func Commands(script string) ([]Command, error) {
 	if len(script) > MaxScriptBytes {
 		return nil, fmt.Errorf("the command is %d bytes long; at most %d bytes can be checked", len(script), MaxScriptBytes)
 	}
-	// The target's login shell runs the line, and it may be bash or a
-	// POSIX sh (dash on Debian and Ubuntu): the two tokenise some quoting
-	// differently ($'...'), and a line read one way can hide a command
-	// the other runs. Both readings are walked, and every command either
-	// finds is returned.
-	bash := &walker{seen: make(map[syntax.Node]bool), lang: syntax.LangBash}
-	if err := bash.script(script, ctx{}, ""); err != nil {
+	if d := parenDepth(script); d > maxParenDepth {
+		// Deeply nested parentheses take the parser seconds, and all
+		// workloads share the agent's parsing.
+		return nil, fmt.Errorf("the command nests parentheses %d deep; at most %d can be checked", d, maxParenDepth)
+	}
+	w := &walker{seen: make(map[syntax.Node]bool), walked: make(map[walkKey]bool), aliases: make(map[string]bool)}
+	if err := w.script(script, ctx{}, ""); err != nil {
 		return nil, err
 	}
-	posix := &walker{seen: make(map[syntax.Node]bool), lang: syntax.LangPOSIX}
-	if err := posix.script(script, ctx{}, ""); err != nil {
-		// Bash syntax that sh does not parse makes sh fail; but quoting
-		// whose meaning differs between the two must not decide what is
-		// checked.
-		if strings.Contains(script, "$'") || strings.Contains(script, `$"`) {
-			return nil, errors.New("cannot check the command: it uses $'...' or $\"...\" quoting, which bash and sh read differently")
+	// The two readings may know different amounts of a command's words
+	// (a declaration is a builtin to bash, a plain command to sh): the
+	// merged command knows the least either does.
+	var out []Command
+	at := make(map[string]int, len(w.cmds))
+	for _, k := range w.cmds {
+		if i, ok := at[key(k)]; ok {
+			out[i].Known = min(out[i].Known, k.Known)
+			out[i].Appends = out[i].Appends || k.Appends
+			continue
 		}
-		return bash.cmds, nil
-	}
-	out := bash.cmds
-	have := make(map[string]bool, len(out))
-	for _, k := range out {
-		have[key(k)] = true
-	}
-	for _, k := range posix.cmds {
-		if !have[key(k)] {
-			have[key(k)] = true
-			out = append(out, k)
-		}
+		at[key(k)] = len(out)
+		out = append(out, k)
 	}
 	if len(out) > MaxCommands {
 		return nil, fmt.Errorf("the command runs more than %d commands; too many to check", MaxCommands)
 	}
 	return out, nil
+}
+
+// maxParenDepth bounds how deep parentheses may nest in a command line.
+const maxParenDepth = 64
+
+// parenDepth is the deepest nesting of parentheses in s, quoted or not.
+func parenDepth(s string) int {
+	d, most := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '(':
+			d++
+			most = max(most, d)
+		case ')':
+			d = max(d-1, 0)
+		}
+	}
+	return most
 }
 
 func key(k Command) string {
@@ -112,7 +132,6 @@ func (c ctx) inside(label string) ctx {
 }
 
 type walker struct {
-	lang syntax.LangVariant
 	// last is the index in cmds of the command being dispatched, for the
 	// wrapper and interpreter handlers to mark.
 	last int
@@ -120,10 +139,32 @@ type walker struct {
 	// seen records the nodes that were walked, so that a node the walk
 	// does not reach is found and refused rather than silently passed.
 	seen map[syntax.Node]bool
+	// walked records the scripts walked, where: a script found again in
+	// the same place (by the other reading of the script around it) would
+	// only yield the same commands again.
+	walked map[walkKey]bool
+	// aliases are the names the command line defines as aliases.
+	aliases map[string]bool
+	// wrapBudget counts the words anyWrapper took for a command's start.
+	wrapBudget int
+}
+
+type walkKey struct {
+	src, via string
+	depth    int
 }
 
 // script parses and walks one script; label names what ran it ("" for the
 // command line itself).
+//
+// The script is read twice. The target's login shell, and the sh that runs
+// a nested script, may be bash or a POSIX sh (dash on Debian and Ubuntu),
+// and the two read some text differently: `((rm x))` is arithmetic to bash
+// and two subshells running rm to dash, $'...' is a quote to one and not
+// the other. Every command either reading finds is reported. bash's reading
+// must succeed. sh runs each command as it reads it and stops at the first
+// it cannot parse, so its reading covers what comes before that; a line
+// that is bash's syntax to the end is checked as bash reads it.
 func (w *walker) script(s string, c ctx, label string) error {
 	if label != "" {
 		if c.depth >= MaxDepth {
@@ -134,7 +175,12 @@ func (w *walker) script(s string, c ctx, label string) error {
 	}
 	c.src = s
 	c.open = false
-	f, err := syntax.NewParser(syntax.Variant(w.lang)).Parse(strings.NewReader(s), "")
+	k := walkKey{src: s, via: strings.Join(c.via, "\x00"), depth: c.depth}
+	if w.walked[k] {
+		return nil
+	}
+	w.walked[k] = true
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s), "")
 	if err != nil {
 		if label == "" {
 			return fmt.Errorf("cannot parse the command: %v", err)
@@ -144,13 +190,24 @@ func (w *walker) script(s string, c ctx, label string) error {
 	if err := w.stmts(f.Stmts, c); err != nil {
 		return err
 	}
-	return w.checkSeen(f)
+	if err := w.checkSeen(f); err != nil {
+		return err
+	}
+	var werr error
+	// A parse error ends sh's reading where sh would stop running it.
+	_ = syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Stmts(strings.NewReader(s), func(st *syntax.Stmt) bool {
+		if werr = w.stmt(st, c); werr == nil {
+			werr = w.checkSeen(st)
+		}
+		return werr == nil
+	})
+	return werr
 }
 
 // checkSeen makes sure the walk reached every node that runs something.
-func (w *walker) checkSeen(f *syntax.File) error {
+func (w *walker) checkSeen(node syntax.Node) error {
 	var missed syntax.Node
-	syntax.Walk(f, func(n syntax.Node) bool {
+	syntax.Walk(node, func(n syntax.Node) bool {
 		if missed != nil {
 			return false
 		}
@@ -184,6 +241,17 @@ func (w *walker) stmts(list []*syntax.Stmt, c ctx) error {
 func (w *walker) stmt(s *syntax.Stmt, c ctx) error {
 	if s == nil {
 		return nil
+	}
+	if call, ok := s.Cmd.(*syntax.CallExpr); ok && len(call.Args) > 0 && nameTakers[path.Base(call.Args[0].Lit())] {
+		// read x <<< 'a[$(cmd)]' stores text that bash runs when x is
+		// evaluated as arithmetic.
+		for _, r := range s.Redirs {
+			for _, word := range []*syntax.Word{r.Word, r.Hdoc} {
+				if word != nil && holdsSubscriptSubst(scan(word).lits) {
+					return fmt.Errorf("cannot check %s: its input holds a subscript that runs a command when bash evaluates it", excerpt(s, c.src))
+				}
+			}
+		}
 	}
 	// Redirections written before the command come first in source order.
 	var after []*syntax.Redirect
@@ -364,6 +432,9 @@ func (w *walker) assign(a *syntax.Assign, c ctx) error {
 func (w *walker) value(name *syntax.Lit, v *syntax.Word, c ctx) error {
 	if v == nil {
 		return nil
+	}
+	if name != nil && promptVars[name.Value] && !scan(v).plain {
+		return fmt.Errorf("cannot check the value of %s: a prompt built at run time may run commands", name.Value)
 	}
 	if holdsSubst(scan(v).lits) {
 		what := "a value"
@@ -589,7 +660,9 @@ func (w *walker) readsInput() { w.cmds[w.last].ReadsInput = true }
 
 // emit records one command.
 func (w *walker) emit(argv []string, c ctx) error {
-	if len(w.cmds) >= MaxCommands {
+	// Both readings of a script report most commands twice; Commands
+	// bounds what is left once they are merged.
+	if len(w.cmds) >= 2*MaxCommands {
 		return fmt.Errorf("the command runs more than %d commands; too many to check", MaxCommands)
 	}
 	var via []string
@@ -597,9 +670,11 @@ func (w *walker) emit(argv []string, c ctx) error {
 		via = append([]string(nil), c.via...)
 	}
 	w.cmds = append(w.cmds, Command{
-		Argv: argv,
-		Text: strings.Join(argv, " "),
-		Via:  via,
+		Argv:    argv,
+		Text:    strings.Join(argv, " "),
+		Via:     via,
+		Known:   len(argv),
+		Appends: c.open,
 	})
 	return nil
 }
@@ -626,5 +701,8 @@ func (w *walker) run(args []arg, c ctx) error {
 		return err
 	}
 	w.last = len(w.cmds) - 1
+	if i := slices.IndexFunc(args, func(a arg) bool { return !a.lit || a.filled }); i >= 0 {
+		w.cmds[w.last].Known = i
+	}
 	return w.inner(args, c)
 }

@@ -1,7 +1,9 @@
 package shellcmd
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -82,8 +84,10 @@ var tests = []testCase{
 	{name: "here-doc", script: "cat <<EOF\n$(rm -rf /)\nEOF", want: []Command{cmd(w("cat")), cmd(rmrf)}},
 	{name: "if", script: "if true; then rm -rf /; fi", want: []Command{cmd(w("true")), cmd(rmrf)}},
 	{name: "for", script: `for f in *; do rm "$f"; done`, want: []Command{cmd(w("rm", `"$f"`))}},
-	{name: "test clause", script: "[[ $(rm -rf /) ]]", want: []Command{cmd(rmrf)}},
-	{name: "arithmetic command", script: "(( $(rm -rf /) ))", want: []Command{cmd(rmrf)}},
+	{name: "test clause", script: "[[ $(rm -rf /) ]]", want: []Command{cmd(rmrf), cmd(w("[[", "$(rm -rf /)", "]]"))}},
+	// sh reads (( as two subshells: the output of rm would be run.
+	{name: "arithmetic command", script: "(( $(rm -rf /) ))", err: "cannot tell which program runs: $(rm -rf /)"},
+	{name: "arithmetic command that sh runs", script: "((rm -rf - v1))\ncat <<< x", want: []Command{cmd(w("cat")), cmd(w("rm", "-rf", "-", "v1"))}},
 	{name: "timeout", script: "timeout 5 rm x", want: []Command{
 		cmd(w("timeout", "5", "rm", "x")), cmd(w("rm", "x"), "timeout"),
 	}},
@@ -101,7 +105,7 @@ var tests = []testCase{
 	{name: "until", script: "until a; do b; done", want: []Command{cmd(w("a")), cmd(w("b"))}},
 	{name: "for words", script: "for i in $(a) x; do b $i; done", want: []Command{cmd(w("a")), cmd(w("b", "$i"))}},
 	{name: "for arithmetic", script: "for ((i=$(a); i<3; i++)); do b; done", want: []Command{cmd(w("a")), cmd(w("b"))}},
-	{name: "select", script: "select x in $(a); do b; done", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "select", script: "select x in $(a); do b; done", want: []Command{cmd(w("a")), cmd(w("b")), cmd(w("select", "x", "in", "$(a)"))}},
 	{name: "case", script: "case $(a) in $(b)) c;; x|y) d;; esac", want: []Command{
 		cmd(w("a")), cmd(w("b")), cmd(w("c")), cmd(w("d")),
 	}},
@@ -131,7 +135,7 @@ var tests = []testCase{
 	}},
 	// sh reads bash's keywords as programs: both readings are checked.
 	{name: "coproc", script: "coproc a x", want: []Command{cmd(w("a", "x")), cmd(w("coproc", "a", "x"))}},
-	{name: "named coproc", script: "coproc N { a; }", want: []Command{cmd(w("a"))}},
+	{name: "named coproc", script: "coproc N { a; }", want: []Command{cmd(w("a")), cmd(w("coproc", "N", "{", "a"))}},
 	{name: "time keyword", script: "time -p a", want: []Command{cmd(w("a")), cmd(w("time", "-p", "a")), cmd(w("a"), "time")}},
 	{name: "negation", script: "! a", want: []Command{cmd(w("a"))}},
 	{name: "export", script: "export X=$(a) Y=2", want: []Command{
@@ -141,7 +145,8 @@ var tests = []testCase{
 	{name: "declare", script: "declare -r X='v 1' Y", want: []Command{cmd(w("declare", "-r", "X=v 1", "Y"))}},
 	{name: "readonly array", script: "readonly A=(1 $(a))", want: []Command{cmd(w("readonly", "A=(1 $(a))")), cmd(w("a"))}},
 	{name: "let", script: "let x=1+$(a)", want: []Command{cmd(w("let", "x=1+$(a)")), cmd(w("a"))}},
-	{name: "test clause operands", script: "[[ -f $(a) && x == $(b) ]]", want: []Command{cmd(w("a")), cmd(w("b"))}},
+	{name: "test clause operands", script: "[[ -f $(a) && x == $(b) ]]", want: []Command{cmd(w("a")), cmd(w("b")),
+		cmd(w("[[", "-f", "$(a)")), cmd(w("x", "==", "$(b)", "]]"))}}, // sh has no [[ keyword
 	{name: "array assignment", script: "A=(1 $(a)) B[$(b)]=2", want: []Command{cmd(w("a")), cmd(w("b"))}},
 	{name: "comments", script: "a # ; rm -rf /", want: []Command{cmd(w("a"))}},
 	{name: "empty", script: "", want: nil},
@@ -162,7 +167,7 @@ var tests = []testCase{
 	{name: "quotes inside the name", script: `"r"m x`, want: []Command{cmd(w("rm", "x"))}},
 	{name: "backslashes", script: `r\m a\ b "c\"d\$e\n"`, want: []Command{cmd(w("rm", "a b", `c"d$e\n`))}},
 	{name: "line continuation", script: "rm \\\n -rf /", want: []Command{cmd(rmrf)}},
-	{name: "ansi-c quoting", script: `$'rm' $'a\tb' $'\x41\101'`, err: "bash and sh read differently"},
+	{name: "ansi-c quoting", script: `$'rm' $'a\tb' $'\x41\101'`, err: "cannot tell which program runs: $'rm'"},
 	{name: "ansi-c quoting hiding a command from bash", script: `echo $'\' ; touch /tmp/x ; #'`, want: []Command{
 		cmd(w("echo", "' ; touch /tmp/x ; #")), cmd(w("echo", "$\\")), cmd(w("touch", "/tmp/x"))}},
 	{name: "ansi-c quoting hidden in sh -c", script: `sh -c "echo \$'\\' ; touch /tmp/x ; #'"`, want: []Command{
@@ -494,10 +499,47 @@ func TestCommands(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Commands(%q) error = %v", tc.script, err)
 			}
+			// What is known of the words is checked in TestKnownWords.
+			for i := range got {
+				got[i].Known, got[i].Appends = 0, false
+			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Commands(%q)\n got %#v\nwant %#v", tc.script, got, tc.want)
 			}
 		})
+	}
+}
+
+// Words that expand at run time, and words xargs appends or fills in,
+// are not known: patterns that some value of them could match apply.
+func TestKnownWords(t *testing.T) {
+	for _, c := range []struct {
+		script  string
+		text    string
+		known   int
+		appends bool
+	}{
+		{"touch approved", "touch approved", 2, false},
+		{"touch $F", "touch $F", 1, false},
+		{"touch a \"$(date)\" b", "touch a \"$(date)\" b", 2, false},
+		{"rm *.txt", "rm *.txt", 2, false},
+		{"echo a | xargs touch", "touch", 1, true},
+		{"echo a | xargs -I{} touch x{}", "touch x{}", 1, false},
+		{"find . -exec touch {} +", "touch {}", 1, false},
+	} {
+		got, err := Commands(c.script)
+		if err != nil {
+			t.Fatalf("%s: %v", c.script, err)
+		}
+		var k Command
+		for _, g := range got {
+			if g.Text == c.text {
+				k = g
+			}
+		}
+		if k.Text != c.text || k.Known != c.known || k.Appends != c.appends {
+			t.Errorf("%s: got %q known %d appends %v, want %q known %d appends %v", c.script, k.Text, k.Known, k.Appends, c.text, c.known, c.appends)
+		}
 	}
 }
 
@@ -528,15 +570,22 @@ func TestLimits(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "at most 65536 bytes") {
 		t.Errorf("a script over the size limit: error = %v", err)
 	}
-	if got, err := Commands(strings.Repeat("true;", MaxCommands)); err != nil || len(got) != MaxCommands {
+	distinct := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "true %d;", i)
+		}
+		return b.String()
+	}
+	if got, err := Commands(distinct(MaxCommands)); err != nil || len(got) != MaxCommands {
 		t.Errorf("%d commands: %d commands, error %v", MaxCommands, len(got), err)
 	}
-	_, err = Commands(strings.Repeat("true;", MaxCommands+1))
+	_, err = Commands(distinct(MaxCommands + 1))
 	if err == nil || !strings.Contains(err.Error(), "more than 1000 commands") {
 		t.Errorf("too many commands: error = %v", err)
 	}
 	// Commands found in nested scripts count towards the same limit.
-	_, err = Commands("bash -c '" + strings.Repeat("true;", MaxCommands) + "'")
+	_, err = Commands("bash -c '" + distinct(MaxCommands) + "'")
 	if err == nil || !strings.Contains(err.Error(), "more than 1000 commands") {
 		t.Errorf("too many commands in a nested script: error = %v", err)
 	}
@@ -579,4 +628,48 @@ func FuzzCommands(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Ways to run a command that the parse tree alone does not show; each
+// is found or refused.
+func TestHiddenCommands(t *testing.T) {
+	for _, c := range []struct {
+		script string
+		find   string // a command that must be among those found; "" when refused
+	}{
+		{"sh -c '((rm -rf - v1))\ncat <<< x'", "rm -rf - v1"},
+		{"cat <<< x; sh -c '((rm -rf - v1))'", "rm -rf - v1"},
+		{"shopt -s expand_aliases\nalias e=eval\ne 'rm -rf v3'", ""},
+		{"alias t=touch\nt approved1", ""},
+		{"read -r PS4 <<< '$(rm -f v6)'; set -x; :", ""},
+		{"printf -v PS4 %s x; set -x; :", ""},
+		{"PS4=$X; set -x; :", ""},
+		{"read -r x <<< 'a[$(rm -f v7)]'; echo $((x))", ""},
+		{"mapfile -t -C 'rm -f b1 #' -c 1 a <<< x", ""},
+		{"readarray -C 'rm -f b1 #' a <<< x", ""},
+		{"compgen -C 'rm -f b2' x", ""},
+		{"enable -f /tmp/x.so x", ""},
+		{"jobs -x rm -f b3", "rm -f b3"},
+		{"taskset 1 rm -f v8", "rm -f v8"},
+		{"taskset -c 0-3 nice -n 5 rm -f v8", "rm -f v8"},
+		{"setpriv --reuid=1000 rm -f v9", "rm -f v9"},
+		{"script -qc 'rm -f v10' /dev/null", "rm -f v10"},
+		{"script -q -c 'rm -f v10' /dev/null", "rm -f v10"},
+		{"echo $((" + strings.Repeat("(", 100) + "1" + strings.Repeat(")", 100) + "))", ""},
+	} {
+		got, err := Commands(c.script)
+		if c.find == "" {
+			if err == nil {
+				t.Errorf("%q: found %q, want it refused", c.script, texts(got))
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", c.script, err)
+			continue
+		}
+		if !slices.Contains(texts(got), c.find) {
+			t.Errorf("%q: found %q, want %q among them", c.script, texts(got), c.find)
+		}
+	}
 }

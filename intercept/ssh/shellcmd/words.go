@@ -26,6 +26,9 @@ type arg struct {
 	// lits joins the literal parts of the word after quote removal, so that
 	// text hidden in quotes is seen even when the word also expands.
 	lits string
+	// filled is set when a wrapper puts text of its input in the word at
+	// run time (xargs -I, find -exec {}).
+	filled bool
 }
 
 // analyze works out what a word is before the command runs. src is the
@@ -56,8 +59,9 @@ func scan(w *syntax.Word) arg {
 			text.WriteString(v)
 			lits.WriteString(v)
 			shape.WriteString(sh)
-			// A lone "[" is the test command, not a bracket expression.
-			if glob && !(len(w.Parts) == 1 && p.Value == "[") {
+			// A lone "[" is the test command, not a bracket expression,
+			// and so is "[[" where it is no keyword (sh).
+			if glob && !(len(w.Parts) == 1 && (p.Value == "[" || p.Value == "[[")) {
 				expands = true
 				a.single = false
 			}
