@@ -104,6 +104,7 @@ var dangerousFunctions = []string{
 	"schema_to_xml_and_xmlschema", "schema_to_xmlschema", "database_to_xml_and_xmlschema", "database_to_xmlschema",
 	"ts_stat", "ts_rewrite", // run SQL given as text
 	"lo_unlink", "lo_create", "lo_creat", "lowrite", "lo_truncate", "lo_truncate64", "lo_open", "lo_write",
+	"lo_close", "lo_lseek", "lo_lseek64", "lo_tell", "lo_tell64", "loread", "lo_get",
 	"pg_logical_slot_get_changes", "pg_logical_slot_peek_changes", "pg_create_logical_replication_slot",
 	"pg_create_physical_replication_slot", "pg_drop_replication_slot", "pg_replication_origin_create",
 	"dblink_fetch", "dblink_get_result", "dblink_close", "dblink_disconnect", "dblink_cancel_query",
@@ -708,6 +709,8 @@ var functionOps = map[string]string{
 	"pg_sleep": "lock", "pg_sleep_for": "lock", "pg_sleep_until": "lock",
 	"pg_advisory_lock": "lock", "pg_advisory_xact_lock": "lock", "pg_advisory_lock_shared": "lock",
 	"pg_advisory_xact_lock_shared": "lock", "pg_try_advisory_lock": "lock", "pg_advisory_unlock_all": "lock",
+	"pg_try_advisory_xact_lock": "lock", "pg_try_advisory_lock_shared": "lock", "pg_try_advisory_xact_lock_shared": "lock",
+	"pg_advisory_unlock": "lock", "pg_advisory_unlock_shared": "lock",
 }
 
 // valuesOnly reports a SELECT that is only a VALUES list (INSERT ...

@@ -571,6 +571,12 @@ func TestClassifyKnownBugs(t *testing.T) {
 		// handler refuses replication connections for the same reason).
 		{"logical decoding", "SELECT * FROM pg_logical_slot_get_changes('s', NULL, NULL)", "function"},
 		{"logical decoding", "SELECT pg_create_logical_replication_slot('s', 'test_decoding')", "function"},
+		// Advisory locks taken or given back, and large objects opened,
+		// moved through or read, are not plain reads.
+		{"advisory locks", "SELECT pg_try_advisory_xact_lock(1)", "lock"},
+		{"advisory locks", "SELECT pg_advisory_unlock(1)", "lock"},
+		{"large objects", "SELECT lo_lseek(0, 0, 0)", "function"},
+		{"large objects", "SELECT lo_get(16400)", "function"},
 		// Changing an owner is a privilege change whatever the object.
 		{"owner via ALTER TABLE", "ALTER TABLE t OWNER TO bob", "grant"},
 		{"owner via ALTER TABLE", "ALTER VIEW v OWNER TO bob", "grant"},
