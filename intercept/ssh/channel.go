@@ -41,6 +41,7 @@ type sessionCh struct {
 	upRq <-chan *gossh.Request
 
 	pty    *ptyReq
+	asked  int // requests decided and recorded that start nothing (env, ...)
 	seq    uint64
 	began  time.Time
 	review *intercept.Review // the request a reviewed start waits for
@@ -246,9 +247,24 @@ func (ch *sessionCh) decideStart(r *gossh.Request) (question, policy.Decision) {
 	return q, d
 }
 
+// maxAsked bounds the requests a channel may have decided and recorded
+// that start nothing: each writes an audit record, and a client sending
+// env requests in a loop would fill the disk.
+const maxAsked = 256
+
 // request handles a request that starts nothing.
 func (ch *sessionCh) request(r *gossh.Request) {
 	s := ch.s
+	switch r.Type {
+	case "env", "auth-agent-req@openssh.com", "x11-req":
+		if ch.asked++; ch.asked > maxAsked {
+			if ch.asked == maxAsked+1 {
+				s.h.Log.Warn("a channel asked for too many settings; the rest are refused unrecorded", "session_id", s.c.SessionID, "limit", maxAsked)
+			}
+			r.Reply(false, nil)
+			return
+		}
+	}
 	switch r.Type {
 	case "pty-req":
 		var p ptyReq

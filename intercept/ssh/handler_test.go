@@ -328,3 +328,39 @@ func TestEnvAndAgentForwarding(t *testing.T) {
 		t.Errorf("audited %q", got)
 	}
 }
+
+// Each setting a client asks for is decided and recorded; a channel asking
+// without end gets the rest refused without a record, so it cannot fill
+// the disk with them.
+func TestSettingsRequestsBounded(t *testing.T) {
+	tg := startTarget(t)
+	c, ev := dialCorral(t, tg)
+	ch, reqs, err := c.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	go gossh.DiscardRequests(reqs)
+	refused := 0
+	for range maxAsked + 50 {
+		ok, err := ch.SendRequest("env", true, gossh.Marshal(struct{ Name, Value string }{"LANG", "C"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			refused++
+		}
+	}
+	if refused < 50 {
+		t.Errorf("%d of %d requests refused, want at least the 50 past the bound", refused, maxAsked+50)
+	}
+	n := 0
+	for _, s := range ev.statements() {
+		if strings.HasSuffix(s, "env LANG") {
+			n++
+		}
+	}
+	if n != maxAsked {
+		t.Errorf("%d env requests recorded, want %d", n, maxAsked)
+	}
+}
