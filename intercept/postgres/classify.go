@@ -32,6 +32,9 @@ type Statement struct {
 	Declares, Fetches, Closes string
 	ClosesAll                 bool
 
+	// renames: the statement renames, or moves to another schema, the
+	// relations it names or their columns.
+	renames bool
 	refs    []colRef
 	aliases map[string][]string // alias or relation name -> the relations it names, in any scope
 	// renamed: relations given column aliases (FROM t AS a(x, y)), whose
@@ -268,6 +271,8 @@ func (s *Statement) classify(n *pg.Node) error {
 	case n.GetFetchStmt() != nil:
 		s.Fetches = n.GetFetchStmt().GetPortalname()
 		s.literalSensitive = true
+	case n.GetRenameStmt() != nil, n.GetAlterObjectSchemaStmt() != nil:
+		s.renames = true
 	case n.GetClosePortalStmt() != nil:
 		s.Closes = n.GetClosePortalStmt().GetPortalname()
 		s.ClosesAll = s.Closes == ""

@@ -363,6 +363,20 @@ func (m *masks) masked(rel string, l lineage) bool {
 	return m.tables[rel] || l.views[rel] || len(l.kin[rel]) > 0
 }
 
+// renamed returns the relation with masked columns that a statement
+// renames or moves, or "".
+func (m *masks) renamed(s *Statement, l lineage) string {
+	if m == nil || len(m.columns) == 0 || !s.renames {
+		return ""
+	}
+	for _, t := range s.Tables {
+		if m.masked(t, l) || m.masked(t[strings.LastIndexByte(t, '.')+1:], l) {
+			return t
+		}
+	}
+	return ""
+}
+
 // maskedRel reports whether name (an alias or a relation) names, in any
 // scope of the statement, a relation with masked columns.
 func (m *masks) maskedRel(s *Statement, name string, l lineage) (string, bool) {

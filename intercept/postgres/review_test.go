@@ -369,3 +369,25 @@ func TestSessionSkippedBatchNotQueued(t *testing.T) {
 		t.Errorf("the Sync was not queued: %d expectations", len(s.q))
 	}
 }
+
+// Masks name tables and columns; renaming either would take the data out
+// of their reach, so it is refused while they apply. Other renames are not.
+func TestSessionRenameOfMaskedTableRefused(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	server := ts.fakeServer()
+	done := ts.run()
+	for _, q := range []string{
+		"ALTER TABLE customers RENAME COLUMN email TO e2",
+		"ALTER TABLE public.customers RENAME TO c2",
+		"ALTER TABLE customers SET SCHEMA archive",
+	} {
+		got := ts.exchange(t, &pgproto3.Query{String: q})
+		if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, "out of reach of its masks") {
+			t.Errorf("%s: %v, want it refused", q, types(got))
+		}
+	}
+	if got := ts.exchange(t, &pgproto3.Query{String: "ALTER TABLE orders RENAME COLUMN total TO amount"}); types(got)[0] != "CommandComplete" {
+		t.Errorf("a rename of a table without masks: %v", types(got))
+	}
+	ts.finish(t, done, server)
+}

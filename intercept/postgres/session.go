@@ -564,6 +564,10 @@ func (s *session) decide(stmts []Statement) string {
 				reason = "corral could not read the catalog to check the statement against masked columns"
 			} else if leak := s.masks.leak(st, l); leak != "" {
 				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
+			} else if rel := s.masks.renamed(st, l); rel != "" {
+				// Masks name tables and columns: renamed, they would no
+				// longer apply.
+				reason = "the statement would rename " + rel + ", or a column of it, out of reach of its masks"
 			} else if risky && (st.CopyOut || st.Into || st.Executes != "") {
 				// Rows leaving as COPY data or into a new table cannot be
 				// masked column by column.
