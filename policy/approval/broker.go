@@ -268,7 +268,10 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 	for _, g := range held {
 		// An SSH grant covers the command line it approved, not every
 		// exec: one approved restart must not let any reviewed command run.
-		if covers(g.Operations, r.Operations) && (r.Protocol != "ssh" || g.Text == r.Text) {
+		// And a grant covers only what the policy still reviews the way it
+		// did when it was approved: a reload to grant: once, to another
+		// rule or other reviewers, or to a shorter window ends it.
+		if covers(g.Operations, r.Operations) && (r.Protocol != "ssh" || g.Text == r.Text) && stillGranted(g, &r, now) {
 			op := r.clone()
 			op.State = Approved
 			b.emit(Event{Type: EventCovered, Time: now, Request: g, Operation: op})
@@ -296,6 +299,25 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 }
 
 // covers reports whether granted includes every operation of ops.
+// stillGranted reports whether the current decision, r, would grant what
+// the held grant g was approved under.
+func stillGranted(g, r *Request, now time.Time) bool {
+	if r.Grant != GrantWindow || g.Rule != r.Rule || !sameSet(g.Reviewers, r.Reviewers) {
+		return false
+	}
+	if g.Decided == nil {
+		return false
+	}
+	return now.Before(g.Decided.Add(time.Duration(r.Window)))
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
 func covers(granted, ops []string) bool {
 	for _, op := range ops {
 		if !slices.Contains(granted, op) && !slices.Contains(granted, policy.Wildcard) {

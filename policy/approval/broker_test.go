@@ -321,7 +321,12 @@ func TestWindowGrant(t *testing.T) {
 
 	// The same requester, a subset of the operations, another session:
 	// covered, no new request.
-	again := deleteReq(time.Minute)
+	windowReq := func() Request {
+		r := deleteReq(time.Minute)
+		r.Grant, r.Window = GrantWindow, Duration(10*time.Minute)
+		return r
+	}
+	again := windowReq()
 	again.SessionID, again.Requester.PID = "s-2", 4242
 	got := f.request(t, again)
 	if got.ID != r.ID || got.State != Approved {
@@ -335,14 +340,19 @@ func TestWindowGrant(t *testing.T) {
 		t.Fatalf("covered event %+v", ev)
 	}
 
-	// Not covered: more operations, another target, another workload.
+	// Not covered: more operations, another target, another workload, or
+	// a policy that no longer reviews it the way it was approved.
 	for name, edit := range map[string]func(*Request){
 		"more operations": func(r *Request) { r.Operations = []string{"delete", "ddl"} },
 		"another target":  func(r *Request) { r.Target = "billing-db" },
 		"another user":    func(r *Request) { r.Requester.UID, r.Requester.User = 1003, "eve" },
 		"another token":   func(r *Request) { r.Requester.OIDC = &policy.OIDC{Subject: "eve"} },
+		"grant: once now": func(r *Request) { r.Grant, r.Window = GrantOnce, 0 },
+		"another rule":    func(r *Request) { r.Rule = "strict" },
+		"other reviewers": func(r *Request) { r.Reviewers = []string{"group:security"} },
+		"a window over":   func(r *Request) { r.Window = Duration(time.Nanosecond) },
 	} {
-		other := deleteReq(time.Minute)
+		other := windowReq()
 		edit(&other)
 		if got := f.request(t, other); got.State != Pending {
 			t.Errorf("%s: covered by the grant", name)
@@ -354,7 +364,7 @@ func TestWindowGrant(t *testing.T) {
 
 	// The window ends: a new request.
 	f.clock.advance(10*time.Minute + time.Second)
-	if got := f.request(t, deleteReq(time.Minute)); got.State != Pending || got.ID == r.ID {
+	if got := f.request(t, windowReq()); got.State != Pending || got.ID == r.ID {
 		t.Fatalf("after the window: %+v", got)
 	}
 	if grants, _ := f.broker.Grants(context.Background()); len(grants) != 0 {
