@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -390,4 +391,55 @@ func TestSessionRenameOfMaskedTableRefused(t *testing.T) {
 		t.Errorf("a rename of a table without masks: %v", types(got))
 	}
 	ts.finish(t, done, server)
+}
+
+// A reload that brings masks reaches what the session prepared, declared
+// or bound before it: their unattributed columns are withheld or refused.
+func TestSessionMasksReachEarlierNames(t *testing.T) {
+	var masked atomic.Bool
+	dec := stubDecider(func(in policy.Input) policy.Decision {
+		if masked.Load() {
+			return policy.Decision{Result: policy.Allow, Mask: customersMasks}
+		}
+		return policy.Decision{Result: policy.Allow}
+	})
+	ts := newTestSession(t, dec, policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.exchange(t, &pgproto3.Query{String: "PREPARE q AS SELECT id, lower(email) FROM customers"})
+	ts.exchange(t, &pgproto3.Query{String: "DECLARE cur CURSOR WITH HOLD FOR SELECT id, lower(email) FROM customers"})
+	masked.Store(true) // the reload
+	got := ts.exchange(t, &pgproto3.Query{String: "EXECUTE q"})
+	if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, "out of reach of masking") {
+		t.Errorf("EXECUTE after masks came: %v", types(got))
+	}
+	if rows := dataRows(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM cur"})); len(rows) != 1 || rows[0][1] != "" {
+		t.Errorf("FETCH after masks came: rows %q, want the computed column withheld", rows)
+	}
+	ts.finish(t, done, server)
+}
+
+// Parses of the unnamed statement the server has not confirmed are kept
+// as a chain, not copied into each other, and a Bind behind too many of
+// them is refused.
+func TestSessionUnnamedParsesBounded(t *testing.T) {
+	ts := newTestSession(t, maskingPolicy(nil), policy.Decision{Result: policy.Allow})
+	msgs := []pgproto3.FrontendMessage{&pgproto3.Parse{Name: "x", Query: "SELECT 0"}}
+	for i := range 100 {
+		msgs = append(msgs, &pgproto3.Parse{Query: fmt.Sprint("SELECT ", i)})
+	}
+	// No server: the records are made as the Parses are read.
+	for _, m := range msgs {
+		if err := ts.s.onParse(m.(*pgproto3.Parse)); err != nil {
+			t.Fatal(err)
+		}
+		ts.s.inBatch++
+	}
+	p, _ := ts.s.stmt("")
+	if _, _, ok := p.candidates(); ok {
+		t.Error("a Bind behind 100 unconfirmed Parses would be decided")
+	}
+	if n := len(p.stmt); n != 1 {
+		t.Errorf("the last record holds %d statements of its own", n)
+	}
 }

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -79,14 +78,46 @@ const (
 type prepared struct {
 	stmt   []Statement // one statement; none for an empty query or when denied at Parse
 	denied string      // reason, when denied at Parse
-	// maybe: what the server may hold under the name instead, until it
-	// confirms the Parse. A Parse of the unnamed statement after other
+	// prev: what the server may hold under the name instead, until it
+	// confirms this Parse. A Parse of the unnamed statement after other
 	// messages of its batch is skipped if one of them fails, and the
 	// server keeps the unnamed statement it had; a Bind pipelined behind
-	// it must be fit to run either. maybeDenied: what it may hold was
-	// refused.
-	maybe       []Statement
-	maybeDenied string
+	// it must be fit to run any of them. Set by the client side, cut by
+	// the server side when the Parse is confirmed.
+	prev atomic.Pointer[prepared]
+}
+
+// maxPending bounds the unnamed statements a Bind may have to be fit to
+// run, one per Parse of it the server has not confirmed.
+const maxPending = 16
+
+// candidates are the statements the server may run for a Bind of p: its
+// own, and those of the unnamed statements before it that the server has
+// not yet replaced for sure. denied: one of them was refused. ok is false
+// when there are more than maxPending.
+func (p *prepared) candidates() (stmts []Statement, denied string, ok bool) {
+	stmts = p.stmt
+	seen := map[string]bool{}
+	for _, st := range p.stmt {
+		seen[st.Text] = true
+	}
+	q := p.prev.Load()
+	for n := 0; q != nil; n++ {
+		if n >= maxPending {
+			return nil, "", false
+		}
+		if q.denied != "" && denied == "" {
+			denied = q.denied
+		}
+		for _, st := range q.stmt {
+			if !seen[st.Text] {
+				seen[st.Text] = true
+				stmts = append(slices.Clip(stmts), st)
+			}
+		}
+		q = q.prev.Load()
+	}
+	return stmts, denied, true
 }
 
 // size is roughly what the record holds: the statement's text, its
@@ -94,9 +125,6 @@ type prepared struct {
 func (p *prepared) size() int {
 	n := 64 + len(p.denied)
 	for _, st := range p.stmt {
-		n += 256 + 2*len(st.Text)
-	}
-	for _, st := range p.maybe {
 		n += 256 + 2*len(st.Text)
 	}
 	return n
@@ -342,6 +370,7 @@ func (s *session) fromClient() error {
 		}
 		start := s.clock(msg)
 		serverNames(msg)
+		droppedSync := false
 		switch m := msg.(type) {
 		case *pgproto3.Query:
 			err = s.onQuery(m)
@@ -379,6 +408,7 @@ func (s *session) fromClient() error {
 			err = s.send(m)
 		case *pgproto3.Sync:
 			if s.clientCopy {
+				droppedSync = true
 				break
 			}
 			var answered chan struct{}
@@ -427,7 +457,9 @@ func (s *session) fromClient() error {
 		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
 			s.inBatch++
 		case *pgproto3.Sync:
-			s.inBatch = 0
+			if !droppedSync {
+				s.inBatch = 0
+			}
 		}
 	}
 }
@@ -930,7 +962,24 @@ func (s *session) setMasks(ms []policy.Mask) {
 	}) {
 		return
 	}
+	before := s.masks
 	s.masks, s.maskSrc = compileMasks(ms), ms
+	if before == nil && s.masks == nil {
+		return
+	}
+	// What the names of this session could return was judged under the
+	// masks before (a reload changed them): their unattributed columns
+	// are withheld from now on, and bound portals are masked anew.
+	for k := range s.cursors {
+		s.cursors[k] = true
+	}
+	for k, v := range s.sqlPS {
+		v.risky = true
+		s.sqlPS[k] = v
+	}
+	for k := range s.portalMasks {
+		s.portalMasks[k], s.portalWithhold[k] = s.masks, true
+	}
 }
 
 func (s *session) stmt(name string) (*prepared, bool) {
@@ -962,18 +1011,6 @@ func (s *session) dropStmt(name string, rec *prepared) {
 	if old, ok := s.stmts[name]; ok && (rec == nil || old == rec) {
 		s.held -= old.size()
 		delete(s.stmts, name)
-	}
-}
-
-// confirmStmt settles a record the server has confirmed: the name holds
-// the statement parsed, and nothing it may have held instead.
-func (s *session) confirmStmt(name string, rec *prepared) {
-	s.stmtsMu.Lock()
-	defer s.stmtsMu.Unlock()
-	if old, ok := s.stmts[name]; ok && old == rec {
-		p := &prepared{stmt: rec.stmt}
-		s.held += p.size() - old.size()
-		s.stmts[name] = p
 	}
 }
 
@@ -1094,8 +1131,7 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	// not computed again at every Bind.
 	rec := &prepared{stmt: stmts}
 	if old, ok := s.stmt(""); ok && m.Name == "" && s.inBatch > 0 {
-		rec.maybe = slices.Concat(old.stmt, old.maybe)
-		rec.maybeDenied = cmp.Or(old.denied, old.maybeDenied)
+		rec.prev.Store(old)
 	}
 	s.expect(expectation{kind: expParse, name: m.Name, rec: rec})
 	s.setStmt(m.Name, rec)
@@ -1107,7 +1143,7 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 // Decisions are cached, so asking again costs a map lookup.
 func (s *session) onBind(m *pgproto3.Bind) error {
 	p, _ := s.stmt(m.PreparedStatement)
-	reason := ""
+	reason, copyIn := "", false
 	_, known := s.portalMasks[m.DestinationPortal]
 	_, cursor := s.cursors[m.DestinationPortal]
 	switch {
@@ -1117,12 +1153,17 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		reason = fmt.Sprintf("statement %q was not prepared through corral", m.PreparedStatement)
 	case p.denied != "":
 		reason = p.denied
-	case p.maybeDenied != "":
-		reason = "the server may still hold an unnamed statement corral refused (" + p.maybeDenied + "); Sync before binding the new one"
-	case len(p.maybe) > 0:
-		reason = s.decide(slices.Concat(p.stmt, p.maybe))
-	case len(p.stmt) > 0:
-		reason = s.decide(p.stmt)
+	default:
+		stmts, denied, ok := p.candidates()
+		switch {
+		case !ok:
+			reason = fmt.Sprintf("more than %d Parses of the unnamed statement await the server's answer; Sync before binding it", maxPending)
+		case denied != "":
+			reason = "the server may still hold an unnamed statement corral refused (" + denied + "); Sync before binding the new one"
+		case len(stmts) > 0:
+			reason = s.decide(stmts)
+			copyIn = slices.ContainsFunc(stmts, func(st Statement) bool { return st.CopyIn })
+		}
 	}
 	s.countBind(p, reason)
 	if reason != "" {
@@ -1138,7 +1179,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		)
 	}
 	s.batchBarrier = s.batchBarrier || s.barrier
-	if len(p.stmt) == 1 && p.stmt[0].CopyIn {
+	if copyIn {
 		s.portalCopy[m.DestinationPortal] = true
 	} else {
 		delete(s.portalCopy, m.DestinationPortal)
@@ -1311,8 +1352,8 @@ func (s *session) fromServer() error {
 			if _, closed := m.(*pgproto3.CloseComplete); closed && ok && h.closesStmt {
 				s.setStmt(h.name, nil)
 			}
-			if _, parsed := m.(*pgproto3.ParseComplete); parsed && ok && h.rec != nil && (len(h.rec.maybe) > 0 || h.rec.maybeDenied != "") {
-				s.confirmStmt(h.name, h.rec)
+			if _, parsed := m.(*pgproto3.ParseComplete); parsed && ok && h.rec != nil {
+				h.rec.prev.Store(nil) // the server holds this statement now
 			}
 			s.pop()
 		case *pgproto3.ParameterDescription:

@@ -511,10 +511,11 @@ func init() { testutil.RegisterFunc("pg-raw", pgRaw) }
 
 // pgRaw is a workload that speaks the protocol itself. Each input line is
 // "N msg | msg | ...": the messages go out in one write, then the answers
-// are read up to the N-th ReadyForQuery and printed on one line. Messages:
+// are read up to the N-th ReadyForQuery or CopyInResponse and printed on
+// one line. Messages:
 //
 //	Parse name:sql    Bind portal:statement    Execute portal
-//	Close name        Query sql                Sync    CopyDone
+//	Close name        Query sql                Sync    CopyDone    CopyFail
 func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 	ctx := context.Background()
 	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders sslmode=disable connect_timeout=10", args[0]))
@@ -548,6 +549,8 @@ func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 				fe.Send(&pgproto3.Sync{})
 			case "CopyDone":
 				fe.Send(&pgproto3.CopyDone{})
+			case "CopyFail":
+				fe.Send(&pgproto3.CopyFail{Message: "stop"})
 			default:
 				return fmt.Errorf("unknown message %q", kind)
 			}
@@ -565,6 +568,9 @@ func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 			case *pgproto3.ReadyForQuery:
 				ready++
 				got = append(got, "Z")
+			case *pgproto3.CopyInResponse:
+				ready++
+				got = append(got, "CopyInResponse")
 			case *pgproto3.CommandComplete:
 				got = append(got, string(m.CommandTag))
 			case *pgproto3.ErrorResponse:
@@ -598,8 +604,21 @@ func TestPostgresLeakPipelines(t *testing.T) {
 			"1 Parse e2:SELECT * FROM no_such_table | Parse :SELECT 1 | Sync",
 			"1 Bind : | Execute  | Sync",
 		}},
+		{"a Sync dropped during a copy ends no batch", []string{
+			"1 Parse :DELETE FROM orders | Sync",
+			"3 Parse c:COPY scratch FROM STDIN | Bind :c | Execute  | Sync | CopyFail | Parse :SELECT 1 | Sync | Bind : | Execute  | Sync",
+		}},
+		{"a copy the server may still hold as the unnamed statement", []string{
+			"1 Parse :COPY scratch FROM STDIN | Sync",
+			"2 Parse e4:SELECT * FROM no_such_table | Parse :SELECT 1 | Sync | Bind : | Execute  | Sync",
+			"1 CopyDone | Sync",
+			"1 Parse :DELETE FROM orders | Sync",
+			"1 Parse e5:SELECT * FROM no_such_table | Parse :SELECT 1 | Sync",
+			"1 Parse n1:SELECT 1 | Parse n2:SELECT 2 | Sync",
+			"1 Bind : | Execute  | Sync",
+		}},
 		{"Sync sent while the server copies", []string{
-			"1 Query COPY scratch FROM STDIN | Sync | CopyDone",
+			"2 Query COPY scratch FROM STDIN | Sync | CopyDone",
 			"1 Parse :DELETE FROM orders | Sync",
 			"1 Parse e3:SELECT * FROM no_such_table | Parse :SELECT 1 | Sync",
 			"1 Bind : | Execute  | Sync",
