@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -86,6 +87,10 @@ func TestCastIsAsciicastV2AndSealed(t *testing.T) {
 	edited := bytes.Replace(raw, []byte("snow"), []byte("show"), 1)
 	if err := recorder.CheckCast(bytes.NewReader(edited), *seal); err == nil {
 		t.Fatal("an edited cast matches its seal")
+	}
+	// A cast that never ends is read one byte past its seal, no further.
+	if err := recorder.CheckCast(io.MultiReader(bytes.NewReader(raw), endless{}), *seal); err == nil {
+		t.Fatal("an endless cast matches its seal")
 	}
 
 	var played bytes.Buffer
@@ -312,4 +317,12 @@ func TestTerminalsEndingWithTheSession(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// endless reads zeros without end.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Object is a recording being written.
@@ -85,7 +86,18 @@ func (d *Dir) Open(name string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.Open(p)
+	// Recordings are regular files the agent wrote. Anything else in
+	// their place (a FIFO that blocks the reader, a link to /dev/zero that
+	// never ends) is refused rather than read.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	return f, nil
 }
 
 func (d *Dir) Remove(name string) error {
@@ -111,9 +123,12 @@ func (d *Dir) Size(name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	fi, err := os.Stat(p)
+	fi, err := os.Lstat(p)
 	if err != nil {
 		return 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s is not a regular file", name)
 	}
 	return fi.Size(), nil
 }

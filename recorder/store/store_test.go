@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -110,5 +112,30 @@ func TestDirRefusesEscapingNames(t *testing.T) {
 	d.Walk(func(n string) error { names = append(names, n); return nil })
 	if len(names) != 0 {
 		t.Errorf("after Remove: %v", names)
+	}
+}
+
+// Only regular files are read back: a FIFO in a recording's place would
+// block the reader, and a link to /dev/zero never end.
+func TestDirReadsRegularFilesOnly(t *testing.T) {
+	dir := t.TempDir()
+	d, err := NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.cast"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.cast")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"fifo.cast", "zero.cast"} {
+		if r, err := d.Open(name); err == nil {
+			r.Close()
+			t.Errorf("Open(%s) succeeded", name)
+		}
+		if _, err := d.Size(name); err == nil {
+			t.Errorf("Size(%s) succeeded", name)
+		}
 	}
 }
