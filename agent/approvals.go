@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/corral-dev/corral/agent/admin"
 	"github.com/corral-dev/corral/agent/ca"
 	"github.com/corral-dev/corral/agent/config"
@@ -152,8 +154,12 @@ func startApprovals(ctx context.Context, cfg *config.Config, authority *ca.CA, t
 		// Remote approvers present a bearer token, or log in to the web
 		// page with one and carry its session cookie.
 		auth := &admin.Web{Bearer: &admin.Bearer{Tokens: tokens}, Sessions: &admin.Sessions{Tokens: tokens}}
-		a.serve(&http.Server{Handler: a.api.Handler(auth), TLSConfig: tc, ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}, tl, true)
+		// Anyone who reaches the address may connect, token or not: the
+		// connections are capped, idle ones closed, and a body must
+		// arrive in time, so none can hold the agent's descriptors.
+		a.serve(&http.Server{Handler: bodyDeadline(a.api.Handler(auth), bodyTimeout), TLSConfig: tc, ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)},
+			netutil.LimitListener(tl, maxAPIConns), true)
 		log.Info("admin API listening for approvers over HTTPS", "address", tl.Addr().String())
 	}
 	if cfg.Approvals.Age > 0 {
@@ -164,6 +170,25 @@ func startApprovals(ctx context.Context, cfg *config.Config, authority *ca.CA, t
 		}()
 	}
 	return a, nil
+}
+
+// maxAPIConns bounds the HTTPS admin API's connections, and bodyTimeout
+// how long a request's body may take to arrive.
+const (
+	maxAPIConns = 128
+	bodyTimeout = 15 * time.Second
+)
+
+// bodyDeadline gives a request with a body d to send it. The server has
+// no overall read timeout, which would also end the event stream, whose
+// request has no body.
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (a *approvals) serve(s *http.Server, l net.Listener, tls bool) {
