@@ -20,7 +20,22 @@ func (r *Recorder) recover(ctx context.Context) error {
 		return err
 	}
 	for _, e := range open {
-		p, err := r.reread(e.Name)
+		// The index's synced count and last hash are the anchor a
+		// verify checks the file against: the file must still hold
+		// those records, unchanged. A file that does not keeps the
+		// index's view, and verifies as corrupt.
+		var seen uint64
+		var synced string
+		p, err := r.readProgress(e.Name, func(rec *Record) {
+			if seen++; seen == e.Records {
+				synced = rec.Hash
+			}
+		})
+		if err == nil && e.Records > 0 && (p.Records < e.Records || synced != e.LastHash) {
+			r.o.Log.Warn("recording changed after its last sync; the index keeps what it saw synced", "session_id", e.ID,
+				"synced_records", e.Records, "file_records", p.Records)
+			p.Records, p.LastHash = e.Records, e.LastHash
+		}
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				r.o.Index.Delete(ctx, e.ID)
@@ -55,10 +70,6 @@ func (r *Recorder) recover(ctx context.Context) error {
 		e.Statements, e.Denied, e.Records, e.LastHash, e.Bytes = p.Statements, p.Denied, p.Records, p.LastHash, p.Bytes
 		return r.o.Index.Put(ctx, e)
 	})
-}
-
-func (r *Recorder) reread(name string) (store.Progress, error) {
-	return r.readProgress(name, nil)
 }
 
 // readProgress reads a recording to its end (or first broken record) and

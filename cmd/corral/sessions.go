@@ -325,6 +325,10 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records)
 	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
 		return "corrupt", fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1)
+	case e.State != store.StateOpen && rep.Records > e.Records:
+		// A closed recording holds what the index saw when it closed;
+		// what follows was added after, by whoever could write the file.
+		return "corrupt", fmt.Sprintf("%d records, but the recording was closed with %d: records were added after it ended", rep.Records, e.Records)
 	}
 	casts, err := terminals(backend, e.Name, rep)
 	if err != nil {

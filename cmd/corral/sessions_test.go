@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -117,5 +120,76 @@ func TestReplayAndVerifyTerminals(t *testing.T) {
 	}
 	if out, err := run(t, "replay", "s-term1", "--no-wait", "--config", cfg); err == nil || !strings.Contains(err.Error(), "is missing") {
 		t.Fatalf("replay with a terminal removed: %v\n%s", err, out)
+	}
+}
+
+// restart opens the recorder on a sessions directory again, as the next
+// agent does, and closes it.
+func restart(t *testing.T, sessions string) {
+	t.Helper()
+	backend, err := store.NewDir(sessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, err := store.OpenIndex(filepath.Join(sessions, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer index.Close()
+	rec, err := recorder.New(context.Background(), recorder.Options{Backend: backend, Index: index, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Close()
+}
+
+// cutShort records a session with some statements that the agent never
+// ends (it was killed), and returns its file.
+func cutShort(t *testing.T) (cfg, sessions, file string) {
+	cfg, sessions, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
+		for _, q := range []string{"SELECT 1", "DELETE FROM orders", "DROP TABLE orders"} {
+			if _, err := s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: q, Decision: "allow"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	return cfg, sessions, filepath.Join(sessions, filepath.FromSlash(recorder.Name(start, "s-term1")))
+}
+
+// What the index saw synced anchors a recording across a restart: the
+// next agent does not take a file that lost or changed synced records
+// for the truth, and verify still reports it.
+func TestVerifyAnchoredAcrossRestart(t *testing.T) {
+	cfg, sessions, file := cutShort(t)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	os.WriteFile(file, []byte(strings.Join(lines[:2], "")), 0o600)
+	restart(t, sessions)
+	if out, err := run(t, "verify", "s-term1", "--config", cfg); err == nil || !strings.Contains(out, "removed from the end") {
+		t.Fatalf("verify after a cut and a restart: %v\n%s", err, out)
+	}
+}
+
+// A recording closed as cut short stays so: an end record added to the
+// file afterwards, with a chain that checks, is reported.
+func TestVerifyRecordsAddedAfterClose(t *testing.T) {
+	cfg, sessions, file := cutShort(t)
+	restart(t, sessions)
+	if out, err := run(t, "verify", "s-term1", "--config", cfg); err != nil || !strings.Contains(out, "truncated") {
+		t.Fatalf("verify after the restart: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(file)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	last := lines[len(lines)-1]
+	prev := last[strings.LastIndex(last, `"hash":"`)+8 : len(last)-2]
+	body := fmt.Sprintf(`{"seq":%d,"time":%q,"type":"end","prev":%q,"end":{"reason":"client closed"}}`, len(lines), time.Now().UTC().Format(time.RFC3339Nano), prev)
+	sum := sha256.Sum256([]byte(body))
+	forged := body[:len(body)-1] + `,"hash":"` + hex.EncodeToString(sum[:]) + `"}` + "\n"
+	os.WriteFile(file, append(b, forged...), 0o600)
+	if out, err := run(t, "verify", "s-term1", "--config", cfg); err == nil || !strings.Contains(out, "added after it ended") {
+		t.Fatalf("verify of a forged end: %v\n%s", err, out)
 	}
 }
