@@ -279,7 +279,7 @@ func (ch *sessionCh) request(r *gossh.Request) {
 		r.Reply(ok, nil)
 	case "env":
 		var e struct{ Name, Value string }
-		if err := gossh.Unmarshal(r.Payload, &e); err != nil || !forwardableEnv(e.Name) {
+		if err := gossh.Unmarshal(r.Payload, &e); err != nil || !forwardableEnv(e.Name) || !plainEnvValue(e.Value) {
 			r.Reply(false, nil)
 			return
 		}
@@ -335,6 +335,24 @@ func forwardableEnv(name string) bool {
 		return true
 	}
 	return strings.HasPrefix(name, "LC_") && len(name) > 3 && strings.Trim(name[3:], "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == ""
+}
+
+// plainEnvValue reports whether an environment value is what locales,
+// terminals and time zones are named with. The shell may read any
+// variable as arithmetic, which runs the command substitution of a
+// subscript in its value (LC_X='a[$(cmd)]'; echo $((LC_X))): a value the
+// command line cannot be checked against must hold nothing of the kind.
+func plainEnvValue(v string) bool {
+	if len(v) > 256 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._@:+/,=-", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // later handles the client's requests once the program runs.

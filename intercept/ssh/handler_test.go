@@ -364,3 +364,26 @@ func TestSettingsRequestsBounded(t *testing.T) {
 		t.Errorf("%d env requests recorded, want %d", n, maxAsked)
 	}
 }
+
+// Locale and terminal values are all a client may set: a value with shell
+// syntax in it would reach the command line through the environment,
+// where it cannot be checked.
+func TestEnvValuesPlain(t *testing.T) {
+	tg := startTarget(t)
+	c, _ := dialCorral(t, tg)
+	ch, reqs, err := c.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	go gossh.DiscardRequests(reqs)
+	for v, want := range map[string]bool{"en_US.UTF-8": true, "xterm-256color": true, ":/etc/localtime": true, "a[$(rm -f x)]": false, "x`id`": false, "a b": false} {
+		ok, err := ch.SendRequest("env", true, gossh.Marshal(struct{ Name, Value string }{"LC_X", v}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok != want {
+			t.Errorf("LC_X=%q: accepted %v, want %v", v, ok, want)
+		}
+	}
+}

@@ -203,6 +203,11 @@ func TestSSHExecGuardedCommands(t *testing.T) {
 		fmt.Sprintf("touch %s/ran6; sh -c '((rm -rf - /))\ncat <<< x'", home),
 		fmt.Sprintf("alias t=touch\nt %s/ran7; t x", home),
 		fmt.Sprintf("touch %s/ran8; taskset 1 rm -rf /", home),
+		// bash runs the command substitution of a subscript in a value
+		// it reads as arithmetic; the login shell runs ~/.bashrc.
+		fmt.Sprintf("touch %s/ran9; x=a[$(echo '$')\"(rm -rf /)]\"; echo $((x))", home),
+		fmt.Sprintf("touch %s/ran10; echo 'rm -rf /' >> .bashrc", home),
+		fmt.Sprintf("touch %s/ran11; sh -c 'echo hi &>/dev/null; ((rm -rf - /))'", home),
 	} {
 		out, code := s.ssh(t, s.workCg, s.target(), cmd)
 		if code == 0 || !strings.Contains(out, "corral: ") {

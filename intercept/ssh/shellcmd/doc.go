@@ -35,9 +35,10 @@
 //
 // Every script, the command line and each nested one, is read twice: as
 // bash reads it and as a POSIX sh (dash) does, which differ on $'...' and
-// ((...)) among others. bash's reading must parse; sh runs each command as
-// it reads it, so its reading covers what comes before the first line it
-// cannot parse. Commands found by either reading are reported once; Known
+// ((...)) among others. bash's reading must parse, and so must sh's of a
+// script handed to sh, dash and the like by name; for the line itself, sh
+// runs each command as it reads it, so its reading covers what comes
+// before the first line it cannot parse. Commands found by either reading are reported once; Known
 // and Appends say which of a command's words are only known at run time. Scripts passed to sh, bash, dash, zsh, ksh, mksh, ash and
 // rbash with -c, to su -c, runuser -c, flock -c, watch, eval, trap and alias
 // are parsed and checked in turn, up to 8 levels deep. Names are matched on
@@ -49,11 +50,17 @@
 //     than 1000 commands (MaxCommands), scripts nested more than 8 deep
 //     (MaxDepth), commands inside more than 32 wrappers and scripts
 //     (MaxVia) and parentheses nested more than 64 deep are refused.
-//   - A name the command line defines as an alias is refused where it is
-//     used, rather than resolved; so are mapfile -C, readarray -C and
-//     compgen -C callbacks, enable -f, and prompt variables (PS0-PS4,
-//     PROMPT_COMMAND) given a value built at run time or read by read,
-//     printf -v or mapfile.
+//   - A name the command line defines as an alias (alias, BASH_ALIASES) is
+//     refused wherever it is used, rather than resolved; so are mapfile -C,
+//     readarray -C and compgen -C callbacks, enable -f, fc, declare -i and
+//     -n, prompt variables (PS0-PS4, PROMPT_COMMAND) given a value built
+//     at run time or read by read, printf -v or mapfile, and redirections
+//     that write a file a login shell or sshd runs (~/.bashrc, ~/.ssh/rc).
+//   - bash evaluates a value read in arithmetic as arithmetic, and runs the
+//     command substitution of an array subscript in it. Arithmetic that
+//     reads a variable the line makes at run time (assigned from an
+//     expansion, read from input, a loop over expanded words), a
+//     positional parameter or a command's output is refused.
 //   - A shell started without -c (bash, sh -s, bash script.sh) is reported
 //     as it is; what it reads from its input or from the script file cannot
 //     be seen here, so the caller must treat it as an interactive shell. The

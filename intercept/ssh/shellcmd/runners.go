@@ -23,15 +23,16 @@ var nameTakers = map[string]bool{
 
 // inner finds the commands that a wrapper or interpreter runs.
 func (w *walker) inner(args []arg, c ctx) error {
-	if w.aliases[args[0].text] {
-		return fmt.Errorf("cannot check `%s`: the command line makes it an alias", args[0].text)
-	}
+	w.names[args[0].text] = true
 	name := path.Base(args[0].text)
 	switch {
 	case shells[name]:
 		return w.shell(args, c)
 	case nameTakers[name]:
 		for _, a := range args[1:] {
+			if a.plain && isName(a.text) {
+				w.made[a.text] = true // read x, printf -v x: a value from input
+			}
 			if holdsSubscriptSubst(a.lits) {
 				return fmt.Errorf("cannot check %s: bash runs the command substitution in its subscript", a.src)
 			}
@@ -86,6 +87,10 @@ func (w *walker) inner(args []arg, c ctx) error {
 				return fmt.Errorf("cannot check `%s`: it may run a command given as a string", args[0].text)
 			}
 		}
+	case "fc":
+		// fc -s and fc -e run commands from the history, which a script
+		// can write (history -s).
+		return fmt.Errorf("cannot check `fc`: it runs commands from the history")
 	case "enable":
 		for _, a := range args[1:] {
 			if !a.plain || strings.HasPrefix(a.text, "-") && strings.Contains(a.text, "f") {
@@ -99,7 +104,11 @@ func (w *walker) inner(args []arg, c ctx) error {
 				return unsureWord(args, a)
 			}
 			if a.text == "-x" {
-				return w.wrapped(args, args[i+2:], c)
+				rest := args[i+2:]
+				if len(rest) > 0 && rest[0].plain && rest[0].text == "--" {
+					rest = rest[1:]
+				}
+				return w.wrapped(args, rest, c)
 			}
 			if !strings.HasPrefix(a.text, "-") {
 				break
@@ -131,9 +140,9 @@ var anyWrapper = map[string]bool{
 	"systemd-inhibit": true, "capsh": true, "script": true,
 }
 
-// maxWrapGuesses bounds the words anyWrapper checks as a command's start,
-// over a whole command line: each copies the words after it.
-const maxWrapGuesses = 64
+// maxWrapWords bounds the words anyWrapper's guesses copy, over a whole
+// command line: each guess copies the words after it.
+const maxWrapWords = 4096
 
 // anyWrapper checks, for a wrapper whose options are not in a table, each
 // plain word not starting with '-' as the start of the command it runs: one
@@ -144,9 +153,23 @@ func (w *walker) anyWrapper(args []arg, c ctx) error {
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		if !a.plain {
+			// It could be the program; which one cannot be told.
+			return unsureWord(args, a)
+		}
+		// -c SCRIPT, -qc SCRIPT, -cSCRIPT, --command SCRIPT and
+		// --command=SCRIPT: the script is read as one.
+		if v, ok := strings.CutPrefix(a.text, "--command="); ok {
+			if err := w.script(v, c, args[0].text+" --command"); err != nil {
+				return err
+			}
 			continue
 		}
 		short := strings.HasPrefix(a.text, "-") && !strings.HasPrefix(a.text, "--")
+		if at := strings.IndexByte(a.text, 'c'); short && at > 0 && at < len(a.text)-1 {
+			if err := w.script(a.text[at+1:], c, args[0].text+" -c"); err != nil {
+				return err
+			}
+		}
 		if (short && strings.HasSuffix(a.text, "c") || a.text == "--command") && i+1 < len(args) {
 			next := args[i+1]
 			if !next.plain {
@@ -160,7 +183,7 @@ func (w *walker) anyWrapper(args []arg, c ctx) error {
 		if strings.HasPrefix(a.text, "-") || strings.ContainsAny(a.text, "$`") {
 			continue
 		}
-		if w.wrapBudget++; w.wrapBudget > maxWrapGuesses {
+		if w.wrapWords += len(args) - i; w.wrapWords > maxWrapWords {
 			return fmt.Errorf("cannot check `%s`: too many words could start the command it runs", args[0].text)
 		}
 		if err := w.run(args[i:], c.inside(args[0].text)); err != nil {

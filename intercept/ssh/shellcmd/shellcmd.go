@@ -3,6 +3,7 @@ package shellcmd
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -63,9 +64,20 @@ func Commands(script string) ([]Command, error) {
 		// workloads share the agent's parsing.
 		return nil, fmt.Errorf("the command nests parentheses %d deep; at most %d can be checked", d, maxParenDepth)
 	}
-	w := &walker{seen: make(map[syntax.Node]bool), walked: make(map[walkKey]bool), aliases: make(map[string]bool)}
+	w := &walker{seen: make(map[syntax.Node]bool), walked: make(map[walkKey]bool), aliases: make(map[string]bool), names: make(map[string]bool),
+		made: maps.Clone(madeAtRunTime), counted: make(map[string]string)}
 	if err := w.script(script, ctx{}, ""); err != nil {
 		return nil, err
+	}
+	for name := range w.aliases {
+		if w.names[name] {
+			return nil, fmt.Errorf("cannot check `%s`: the command line makes it an alias", name)
+		}
+	}
+	for name, where := range w.counted {
+		if w.made[name] {
+			return nil, fmt.Errorf("cannot check %s: arithmetic reads %s, whose value is made at run time, and bash runs commands a value there can hold", where, name)
+		}
 	}
 	// The two readings may know different amounts of a command's words
 	// (a declaration is a builtin to bash, a plain command to sh): the
@@ -145,8 +157,19 @@ type walker struct {
 	walked map[walkKey]bool
 	// aliases are the names the command line defines as aliases.
 	aliases map[string]bool
-	// wrapBudget counts the words anyWrapper took for a command's start.
-	wrapBudget int
+	// wrapWords counts the words anyWrapper's guesses copied.
+	wrapWords int
+	// names are the program names the commands run under, to be held
+	// against aliases once the whole line is walked: a function body, an
+	// eval or a trap may use an alias defined later in the line.
+	names map[string]bool
+	// made are the variables whose values the line makes at run time;
+	// counted, the variables arithmetic reads. bash evaluates a value read
+	// in arithmetic as arithmetic itself, and runs the command
+	// substitution of a subscript in it (x='a[$(cmd)]'; echo $((x))), so
+	// arithmetic may not read a value made at run time.
+	made    map[string]bool
+	counted map[string]string
 }
 
 type walkKey struct {
@@ -194,15 +217,28 @@ func (w *walker) script(s string, c ctx, label string) error {
 		return err
 	}
 	var werr error
-	// A parse error ends sh's reading where sh would stop running it.
-	_ = syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Stmts(strings.NewReader(s), func(st *syntax.Stmt) bool {
+	perr := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Stmts(strings.NewReader(s), func(st *syntax.Stmt) bool {
 		if werr = w.stmt(st, c); werr == nil {
 			werr = w.checkSeen(st)
 		}
 		return werr == nil
 	})
-	return werr
+	if werr != nil {
+		return werr
+	}
+	// A parse error ends sh's reading where sh would stop running it, as
+	// far as the parser and sh agree on where that is; they do not always
+	// (dash reads `&>` as `&` and `>`). That is left to chance only for
+	// the line itself, whose shell is usually bash: a script handed to sh
+	// by name must read as sh reads it.
+	if perr != nil && label != "" && posixShells[path.Base(strings.Fields(label)[0])] {
+		return fmt.Errorf("cannot check the script given to %s: sh would read it otherwise than it can be checked (%v)", label, perr)
+	}
+	return nil
 }
+
+// posixShells run scripts as a POSIX sh, not bash.
+var posixShells = map[string]bool{"sh": true, "dash": true, "ash": true, "posh": true, "ksh": true, "ksh93": true, "mksh": true, "watch": true}
 
 // checkSeen makes sure the walk reached every node that runs something.
 func (w *walker) checkSeen(node syntax.Node) error {
@@ -281,7 +317,59 @@ func (w *walker) redirect(r *syntax.Redirect, c ctx) error {
 	if err := w.word(r.Word, c); err != nil {
 		return err
 	}
+	if err := heredocEnd(r, c); err != nil {
+		return err
+	}
+	switch r.Op {
+	case syntax.RdrOut, syntax.AppOut, syntax.RdrClob, syntax.RdrAll, syntax.AppAll, syntax.RdrInOut:
+		// The literal text decides: ~/.bashrc and $HOME/.bashrc are the file too.
+		if a := analyze(r.Word, c.src); startupFile(a.lits) {
+			return fmt.Errorf("cannot let the command write %s: the target's shell or sshd runs it at the next login, unchecked", a.src)
+		}
+	}
 	return w.word(r.Hdoc, c)
+}
+
+// startupFile reports whether path names a file a login shell or sshd
+// reads and runs at login.
+func startupFile(p string) bool {
+	base := path.Base(p)
+	switch base {
+	case ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv", ".zprofile",
+		".zlogin", ".kshrc", ".mkshrc", ".cshrc", ".tcshrc", ".login", ".pam_environment", "authorized_keys":
+		return true
+	case "rc", "environment":
+		return path.Base(path.Dir(p)) == ".ssh"
+	}
+	return false
+}
+
+// heredocEnd refuses a here-document whose body bash may end earlier than
+// it was read here: in an unquoted one bash joins a line ending in a
+// backslash with the next before looking for the delimiter ("E\" and an
+// empty line end it), and what follows the early end runs as commands.
+func heredocEnd(r *syntax.Redirect, c ctx) error {
+	if r.Hdoc == nil || (r.Op != syntax.Hdoc && r.Op != syntax.DashHdoc) {
+		return nil
+	}
+	delim := r.Word.Lit()
+	if delim == "" || strings.ContainsAny(delim, `'"`) {
+		return nil // quoted: bash takes the body as it is
+	}
+	start, end := r.Hdoc.Pos().Offset(), r.Hdoc.End().Offset()
+	if start >= end || end > uint(len(c.src)) {
+		return nil
+	}
+	lines := strings.Split(strings.TrimSuffix(strings.ReplaceAll(c.src[start:end], "\\\n", ""), "\n"), "\n")
+	for i, line := range lines {
+		if r.Op == syntax.DashHdoc {
+			line = strings.TrimLeft(line, "\t")
+		}
+		if line == delim && i < len(lines)-1 {
+			return fmt.Errorf("cannot check the here-document ending %s: bash may end it earlier than it reads here", delim)
+		}
+	}
+	return nil
 }
 
 func (w *walker) command(cmd syntax.Command, c ctx) error {
@@ -306,8 +394,17 @@ func (w *walker) command(cmd syntax.Command, c ctx) error {
 	case *syntax.ForClause:
 		switch l := x.Loop.(type) {
 		case *syntax.WordIter:
-			if err := w.words(l.Items, c); err != nil {
-				return err
+			// Each item becomes the variable's value, as an assignment's.
+			for _, item := range l.Items {
+				if err := w.value(l.Name, item, c); err != nil {
+					return err
+				}
+				if !scan(item).plain {
+					w.made[l.Name.Value] = true
+				}
+			}
+			if len(l.Items) == 0 {
+				w.made[l.Name.Value] = true // the positional parameters
 			}
 		case *syntax.CStyleLoop:
 			for _, e := range []syntax.ArithmExpr{l.Init, l.Cond, l.Post} {
@@ -406,6 +503,9 @@ func (w *walker) assign(a *syntax.Assign, c ctx) error {
 	if a == nil {
 		return nil
 	}
+	if a.Name != nil && (a.Value != nil && !scan(a.Value).plain || a.Array != nil) {
+		w.made[a.Name.Value] = true
+	}
 	if err := w.arith(a.Index, c); err != nil {
 		return err
 	}
@@ -433,6 +533,9 @@ func (w *walker) value(name *syntax.Lit, v *syntax.Word, c ctx) error {
 	if v == nil {
 		return nil
 	}
+	if name != nil && (name.Value == "BASH_ALIASES" || name.Value == "BASH_CMDS") {
+		return fmt.Errorf("cannot check an assignment to %s: it changes what a command name runs", name.Value)
+	}
 	if name != nil && promptVars[name.Value] && !scan(v).plain {
 		return fmt.Errorf("cannot check the value of %s: a prompt built at run time may run commands", name.Value)
 	}
@@ -448,6 +551,15 @@ func (w *walker) value(name *syntax.Lit, v *syntax.Word, c ctx) error {
 
 func (w *walker) decl(x *syntax.DeclClause, c ctx) error {
 	w.seen[x] = true
+	for _, a := range x.Args {
+		if a.Naked && a.Name == nil && a.Value != nil {
+			if opt := scan(a.Value); !opt.plain || strings.HasPrefix(opt.text, "-") && strings.ContainsAny(opt.text, "in") {
+				// -i evaluates every value given the variable as
+				// arithmetic; -n makes a name stand for another.
+				return fmt.Errorf("cannot check `%s %s`: integer and reference variables cannot be followed", x.Variant.Value, sourceOf(a.Value, c.src))
+			}
+		}
+	}
 	argv := []string{x.Variant.Value}
 	for _, a := range x.Args {
 		argv = append(argv, w.assignText(a, c))
@@ -593,6 +705,13 @@ func (w *walker) paramExp(x *syntax.ParamExp, c ctx) error {
 		}
 	}
 	if x.Exp != nil {
+		if x.Exp.Op == syntax.AssignUnset || x.Exp.Op == syntax.AssignUnsetOrNull {
+			// ${X=word} and ${X:=word} assign word to X.
+			if x.Exp.Word != nil && !scan(x.Exp.Word).plain {
+				w.made[x.Param.Value] = true
+			}
+			return w.value(x.Param, x.Exp.Word, c)
+		}
 		return w.word(x.Exp.Word, c)
 	}
 	return nil
@@ -617,10 +736,49 @@ func (w *walker) arith(e syntax.ArithmExpr, c ctx) error {
 	case *syntax.FlagsArithm:
 		return w.arith(x.X, c)
 	case *syntax.Word:
+		if err := w.count(x, c); err != nil {
+			return err
+		}
 		return w.evalWord(x, c)
 	default:
 		return unsupported(e, c)
 	}
+}
+
+// count notes the variables an arithmetic word reads. A command's output
+// read as arithmetic is refused at once: it is made at run time too.
+func (w *walker) count(word *syntax.Word, c ctx) error {
+	where := excerpt(word, c.src)
+	if lit := word.Lit(); lit != "" && len(word.Parts) == 1 {
+		name, _, _ := strings.Cut(lit, "[")
+		if isName(name) {
+			w.counted[name] = where
+		}
+		return nil
+	}
+	var err error
+	syntax.Walk(word, func(n syntax.Node) bool {
+		switch x := n.(type) {
+		case *syntax.ParamExp:
+			if x.Excl {
+				err = fmt.Errorf("cannot check %s: arithmetic reads a variable named at run time", where)
+			} else if x.Param != nil {
+				w.counted[x.Param.Value] = where
+			}
+		case *syntax.CmdSubst, *syntax.ProcSubst:
+			err = fmt.Errorf("cannot check %s: arithmetic reads a command's output, and bash runs commands it can hold", where)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// madeAtRunTime are variables the shell itself sets from input or
+// surroundings, and the positional parameters of a nested script.
+var madeAtRunTime = map[string]bool{
+	"REPLY": true, "MAPFILE": true, "OPTARG": true, "BASH_REMATCH": true, "PWD": true, "OLDPWD": true,
+	"COPROC": true, "READLINE_LINE": true, "BASH_COMMAND": true, "HISTFILE": true,
+	"1": true, "2": true, "3": true, "4": true, "5": true, "6": true, "7": true, "8": true, "9": true, "@": true, "*": true,
 }
 
 // test walks a [[ ]] expression; its operands may be evaluated as
@@ -630,6 +788,17 @@ func (w *walker) test(e syntax.TestExpr, c ctx) error {
 	case nil:
 		return nil
 	case *syntax.BinaryTest:
+		switch x.Op {
+		case syntax.TsEql, syntax.TsNeq, syntax.TsLss, syntax.TsLeq, syntax.TsGtr, syntax.TsGeq:
+			// -eq and the like evaluate both sides as arithmetic.
+			for _, side := range []syntax.TestExpr{x.X, x.Y} {
+				if word, ok := side.(*syntax.Word); ok {
+					if err := w.count(word, c); err != nil {
+						return err
+					}
+				}
+			}
+		}
 		if err := w.test(x.X, c); err != nil {
 			return err
 		}
@@ -701,7 +870,9 @@ func (w *walker) run(args []arg, c ctx) error {
 		return err
 	}
 	w.last = len(w.cmds) - 1
-	if i := slices.IndexFunc(args, func(a arg) bool { return !a.lit || a.filled }); i >= 0 {
+	// A glob or a brace may become any word, or several: touch app{r,}oved
+	// touches approved.
+	if i := slices.IndexFunc(args, func(a arg) bool { return !a.plain || !a.single || a.filled }); i >= 0 {
 		w.cmds[w.last].Known = i
 	}
 	return w.inner(args, c)
