@@ -393,7 +393,10 @@ func TestWindowGrantAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	recv(t, waiting)
-	g := b.request(t, deleteReq(time.Hour))
+	// The same policy decides on node B: a window grant of the same rule.
+	again := deleteReq(time.Hour)
+	again.Grant, again.Window = approval.GrantWindow, approval.Duration(30*time.Minute)
+	g := b.request(t, again)
 	if g.ID != r.ID || g.State != approval.Approved || g.GrantExpires == nil {
 		t.Fatalf("node B made a new request instead of using the grant: %+v", g)
 	}
