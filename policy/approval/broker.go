@@ -106,7 +106,13 @@ type waiting struct {
 	done  chan struct{} // closed when final is set
 	final *Request
 	timer *time.Timer
+	ident string // the requester's
 }
+
+// MaxWaiting bounds the requests one requester may have waiting on this
+// agent: a workload opening session after session to wait for review
+// would otherwise bury other workloads' requests on the reviewers' lists.
+const MaxWaiting = 16
 
 // NewBroker returns a broker over store. Requests still pending in it that
 // this agent made were made by an agent that is gone, and their sessions
@@ -279,13 +285,25 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 		}
 	}
 
+	b.mu.Lock()
+	waitingNow := 0
+	for _, w := range b.live {
+		if w.ident == ident && w.final == nil {
+			waitingNow++
+		}
+	}
+	b.mu.Unlock()
+	if waitingNow >= MaxWaiting {
+		return nil, fmt.Errorf("%w: %d requests of this workload already wait for review; let them be decided first", ErrInvalid, waitingNow)
+	}
+
 	r.ID, r.State = newID(), Pending
 	r.Created, r.Expires = now, now.Add(time.Duration(r.Timeout))
 	r.Decided, r.DecidedBy, r.DecisionReason, r.GrantExpires = nil, nil, "", nil
 	if err := b.store.Create(ctx, &r, ident); err != nil {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
-	w := &waiting{done: make(chan struct{})}
+	w := &waiting{done: make(chan struct{}), ident: ident}
 	id := r.ID
 	b.mu.Lock()
 	b.live[id] = w

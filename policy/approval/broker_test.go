@@ -453,3 +453,20 @@ func TestInvalidRequests(t *testing.T) {
 		}
 	}
 }
+
+// One requester may have MaxWaiting requests waiting; past that its new
+// ones are refused, and other requesters' are not.
+func TestWaitingRequestsBoundedPerRequester(t *testing.T) {
+	f := newFixture(t)
+	for range MaxWaiting {
+		f.request(t, deleteReq(time.Minute))
+	}
+	if _, err := f.broker.Request(context.Background(), deleteReq(time.Minute)); err == nil || !strings.Contains(err.Error(), "already wait for review") {
+		t.Fatalf("request past the bound: %v", err)
+	}
+	other := deleteReq(time.Minute)
+	other.Requester.UID, other.Requester.User = 1003, "eve"
+	if got := f.request(t, other); got.State != Pending {
+		t.Fatalf("another requester: %+v", got)
+	}
+}
