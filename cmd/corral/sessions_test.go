@@ -24,19 +24,7 @@ func recordTerminals(t *testing.T, record func(*recorder.Session, time.Time)) (c
 	cfg = filepath.Join(dir, "corral.yaml")
 	os.WriteFile(cfg, []byte("state_dir: "+dir+"\ntargets:\n  - {name: web, protocol: tcp, endpoints: [\"10.0.0.1:22\"]}\n"), 0o600)
 	sessions = filepath.Join(dir, "sessions")
-	backend, err := store.NewDir(sessions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	index, err := store.OpenIndex(filepath.Join(sessions, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer index.Close()
-	rec, err := recorder.New(context.Background(), recorder.Options{Backend: backend, Index: index, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := openRecorder(t, sessions)
 	defer rec.Close()
 	start = time.Now()
 	s, err := rec.Start(recorder.Header{SessionID: "s-term1", Target: "web", Protocol: "ssh"}, start, recorder.Strict, nil)
@@ -123,9 +111,9 @@ func TestReplayAndVerifyTerminals(t *testing.T) {
 	}
 }
 
-// restart opens the recorder on a sessions directory again, as the next
-// agent does, and closes it.
-func restart(t *testing.T, sessions string) {
+// openRecorder opens the recorder of a sessions directory, as the agent
+// does at start; its index closes with the test.
+func openRecorder(t *testing.T, sessions string) *recorder.Recorder {
 	t.Helper()
 	backend, err := store.NewDir(sessions)
 	if err != nil {
@@ -135,12 +123,19 @@ func restart(t *testing.T, sessions string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer index.Close()
+	t.Cleanup(func() { index.Close() })
 	rec, err := recorder.New(context.Background(), recorder.Options{Backend: backend, Index: index, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec.Close()
+	return rec
+}
+
+// restart opens the recorder on a sessions directory again, as the next
+// agent does, and closes it.
+func restart(t *testing.T, sessions string) {
+	t.Helper()
+	openRecorder(t, sessions).Close()
 }
 
 // cutShort records a session with some statements that the agent never

@@ -21,6 +21,28 @@ import (
 
 func init() { testutil.RegisterFunc("pgconn-steps", pgconnSteps) }
 
+// connectWorkload connects to the orders database at host as a workload
+// does: any user, a wrong password.
+func connectWorkload(ctx context.Context, host string) (*pgconn.PgConn, error) {
+	return pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders sslmode=disable connect_timeout=10", host))
+}
+
+// runSteps starts the workload function fn and sends it steps, one line
+// each, and returns the transcript: each step and what came back.
+func runSteps(t *testing.T, p *pgEnv, fn string, steps []string) string {
+	t.Helper()
+	cl := testutil.StartFunc(t, p.workCg, fn, p.host.Addr.String())
+	if got := cl.Recv(t); got != "connected" {
+		t.Fatalf("client: %s", got)
+	}
+	var transcript []string
+	for _, s := range steps {
+		cl.Send(t, s)
+		transcript = append(transcript, s+" -> "+cl.Recv(t))
+	}
+	return strings.Join(transcript, "\n")
+}
+
 // pgconnSteps is a workload that mixes SQL-level and protocol-level
 // statement handling on one connection, driven line by line:
 //
@@ -33,7 +55,7 @@ func init() { testutil.RegisterFunc("pgconn-steps", pgconnSteps) }
 // It answers each line with one line.
 func pgconnSteps(args []string, in *bufio.Scanner, out io.Writer) error {
 	ctx := context.Background()
-	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders sslmode=disable connect_timeout=10", args[0]))
+	conn, err := connectWorkload(ctx, args[0])
 	if err != nil {
 		return err
 	}
@@ -468,17 +490,8 @@ func TestPostgresLeakDeleteWithoutApproval(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p.pg.Exec(t, "orders", seedRows)
-			cl := testutil.StartFunc(t, p.workCg, "pgconn-steps", p.host.Addr.String())
-			if got := cl.Recv(t); got != "connected" {
-				t.Fatalf("client: %s", got)
-			}
-			var transcript []string
-			for _, s := range c.steps {
-				cl.Send(t, s)
-				transcript = append(transcript, s+" -> "+cl.Recv(t))
-			}
-			if deleteTag.MatchString(strings.Join(transcript, "\n")) {
-				t.Errorf("a DELETE ran:\n%s", strings.Join(transcript, "\n"))
+			if transcript := runSteps(t, p, "pgconn-steps", c.steps); deleteTag.MatchString(transcript) {
+				t.Errorf("a DELETE ran:\n%s", transcript)
 			}
 			assertOrdersIntact(t, p)
 		})
@@ -518,7 +531,7 @@ func init() { testutil.RegisterFunc("pg-raw", pgRaw) }
 //	Close name        Query sql                Sync    CopyDone    CopyFail
 func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 	ctx := context.Background()
-	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=whoever password=wrong dbname=orders sslmode=disable connect_timeout=10", args[0]))
+	conn, err := connectWorkload(ctx, args[0])
 	if err != nil {
 		return err
 	}
@@ -626,18 +639,10 @@ func TestPostgresLeakPipelines(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p.pg.Exec(t, "orders", seedRows)
-			cl := testutil.StartFunc(t, p.workCg, "pg-raw", p.host.Addr.String())
-			if got := cl.Recv(t); got != "connected" {
-				t.Fatalf("client: %s", got)
-			}
-			var transcript []string
-			for _, s := range c.steps {
-				cl.Send(t, s)
-				transcript = append(transcript, s+" -> "+cl.Recv(t))
-			}
-			t.Logf("%s", strings.Join(transcript, "\n"))
-			if deleteTag.MatchString(strings.Join(transcript, "\n")) {
-				t.Errorf("a DELETE ran:\n%s", strings.Join(transcript, "\n"))
+			transcript := runSteps(t, p, "pg-raw", c.steps)
+			t.Logf("%s", transcript)
+			if deleteTag.MatchString(transcript) {
+				t.Errorf("a DELETE ran:\n%s", transcript)
 			}
 			assertOrdersIntact(t, p)
 		})
