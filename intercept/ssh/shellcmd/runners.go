@@ -30,13 +30,17 @@ func (w *walker) inner(args []arg, c ctx) error {
 		return w.shell(args, c)
 	case nameTakers[name]:
 		for _, a := range args[1:] {
-			if a.plain && isName(a.text) {
-				w.made[a.text] = true // read x, printf -v x: a value from input
+			// read x, printf -vx, mapfile 'a[i]': any name in the words
+			// may get a value from input.
+			names := arithNames(strings.TrimPrefix(a.lits, "-v"))
+			for _, n := range names {
+				w.given(n, false)
 			}
+			w.countSubscript(a.lits, a.src)
 			if holdsSubscriptSubst(a.lits) {
 				return fmt.Errorf("cannot check %s: bash runs the command substitution in its subscript", a.src)
 			}
-			if n := strings.TrimLeft(a.lits, "-"); promptVars[n] || promptVars[strings.TrimPrefix(n, "v")] {
+			if len(names) > 0 && (promptVars[names[0]] || names[0] == "BASH_CMDS" || names[0] == "BASH_ALIASES") {
 				// read PS4, printf -v PS4: a prompt built at run time,
 				// whose command substitutions bash runs when it shows it.
 				return fmt.Errorf("cannot check `%s`: it sets %s at run time, and bash runs what a prompt holds", args[0].text, a.src)
@@ -86,6 +90,14 @@ func (w *walker) inner(args []arg, c ctx) error {
 			if !a.plain || strings.HasPrefix(a.text, "-") && strings.ContainsAny(a.text, "C") {
 				return fmt.Errorf("cannot check `%s`: it may run a command given as a string", args[0].text)
 			}
+		}
+	case "declare", "typeset", "local", "export", "readonly", "let":
+		// Quoted (\declare) or behind builtin/command, a declaration is
+		// a plain command to bash's reading, and its assignments go
+		// unread. (sh's reading has no declarations: there bash's
+		// reading checks them.)
+		if args[0].src != args[0].text || len(c.via) > 0 && (c.via[len(c.via)-1] == "builtin" || c.via[len(c.via)-1] == "command") {
+			return fmt.Errorf("cannot check `%s` written as a command: declarations are checked only as written plainly", args[0].text)
 		}
 	case "fc":
 		// fc -s and fc -e run commands from the history, which a script

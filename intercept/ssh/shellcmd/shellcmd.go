@@ -3,7 +3,6 @@ package shellcmd
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -65,7 +64,7 @@ func Commands(script string) ([]Command, error) {
 		return nil, fmt.Errorf("the command nests parentheses %d deep; at most %d can be checked", d, maxParenDepth)
 	}
 	w := &walker{seen: make(map[syntax.Node]bool), walked: make(map[walkKey]bool), aliases: make(map[string]bool), names: make(map[string]bool),
-		made: maps.Clone(madeAtRunTime), counted: make(map[string]string)}
+		counted: make(map[string]string), numeric: make(map[string]bool), made: make(map[string]bool)}
 	if err := w.script(script, ctx{}, ""); err != nil {
 		return nil, err
 	}
@@ -75,8 +74,8 @@ func Commands(script string) ([]Command, error) {
 		}
 	}
 	for name, where := range w.counted {
-		if w.made[name] {
-			return nil, fmt.Errorf("cannot check %s: arithmetic reads %s, whose value is made at run time, and bash runs commands a value there can hold", where, name)
+		if !shellNumeric[name] && (!w.numeric[name] || w.made[name]) {
+			return nil, fmt.Errorf("cannot check %s: arithmetic reads %s, which the command line does not give only numbers, and bash runs commands a value there can hold", where, name)
 		}
 	}
 	// The two readings may know different amounts of a command's words
@@ -163,13 +162,16 @@ type walker struct {
 	// against aliases once the whole line is walked: a function body, an
 	// eval or a trap may use an alias defined later in the line.
 	names map[string]bool
-	// made are the variables whose values the line makes at run time;
-	// counted, the variables arithmetic reads. bash evaluates a value read
-	// in arithmetic as arithmetic itself, and runs the command
-	// substitution of a subscript in it (x='a[$(cmd)]'; echo $((x))), so
-	// arithmetic may not read a value made at run time.
-	made    map[string]bool
+	// counted are the names arithmetic reads. bash evaluates a value read
+	// in arithmetic as arithmetic itself, recursively through the names
+	// in it, and runs the command substitution of a subscript there
+	// (x='a[$(cmd)]'; echo $((x))). So arithmetic may read only what is
+	// known to hold a number: a name the line gives only integer literals
+	// or arithmetic results (numeric, and never made), or one the shell
+	// keeps numeric itself.
 	counted map[string]string
+	numeric map[string]bool
+	made    map[string]bool
 }
 
 type walkKey struct {
@@ -321,10 +323,16 @@ func (w *walker) redirect(r *syntax.Redirect, c ctx) error {
 		return err
 	}
 	switch r.Op {
-	case syntax.RdrOut, syntax.AppOut, syntax.RdrClob, syntax.RdrAll, syntax.AppAll, syntax.RdrInOut:
-		// The literal text decides: ~/.bashrc and $HOME/.bashrc are the file too.
-		if a := analyze(r.Word, c.src); startupFile(a.lits) {
-			return fmt.Errorf("cannot let the command write %s: the target's shell or sshd runs it at the next login, unchecked", a.src)
+	case syntax.RdrOut, syntax.AppOut, syntax.RdrClob, syntax.RdrAll, syntax.AppAll, syntax.RdrInOut, syntax.DplOut:
+		a := analyze(r.Word, c.src)
+		if r.Op == syntax.DplOut && (a.text == "-" || isInteger(a)) {
+			break // >&2, >&-: a descriptor, not a file
+		}
+		// The literal text decides: ~/.bashrc and $HOME/.bashrc are the
+		// file too. A dotfile path made at run time (~/.bash$x,
+		// ~/.ssh/$x) may be one.
+		if startupFile(a.lits) || !a.plain && (strings.Contains(a.lits, "/.") || strings.HasPrefix(a.lits, ".")) {
+			return fmt.Errorf("cannot let the command write %s: the target's shell or sshd may run it at the next login, unchecked", a.src)
 		}
 	}
 	return w.word(r.Hdoc, c)
@@ -399,12 +407,10 @@ func (w *walker) command(cmd syntax.Command, c ctx) error {
 				if err := w.value(l.Name, item, c); err != nil {
 					return err
 				}
-				if !scan(item).plain {
-					w.made[l.Name.Value] = true
-				}
+				w.given(l.Name.Value, isInteger(scan(item)))
 			}
 			if len(l.Items) == 0 {
-				w.made[l.Name.Value] = true // the positional parameters
+				w.given(l.Name.Value, false) // the positional parameters
 			}
 		case *syntax.CStyleLoop:
 			for _, e := range []syntax.ArithmExpr{l.Init, l.Cond, l.Post} {
@@ -503,8 +509,14 @@ func (w *walker) assign(a *syntax.Assign, c ctx) error {
 	if a == nil {
 		return nil
 	}
-	if a.Name != nil && (a.Value != nil && !scan(a.Value).plain || a.Array != nil) {
-		w.made[a.Name.Value] = true
+	if a.Name != nil {
+		num := a.Value == nil || isInteger(scan(a.Value))
+		if a.Array != nil {
+			for _, e := range a.Array.Elems {
+				num = num && e.Value != nil && isInteger(scan(e.Value))
+			}
+		}
+		w.given(a.Name.Value, num)
 	}
 	if err := w.arith(a.Index, c); err != nil {
 		return err
@@ -536,7 +548,7 @@ func (w *walker) value(name *syntax.Lit, v *syntax.Word, c ctx) error {
 	if name != nil && (name.Value == "BASH_ALIASES" || name.Value == "BASH_CMDS") {
 		return fmt.Errorf("cannot check an assignment to %s: it changes what a command name runs", name.Value)
 	}
-	if name != nil && promptVars[name.Value] && !scan(v).plain {
+	if name != nil && promptVars[name.Value] && (!scan(v).plain || strings.ContainsAny(scan(v).lits, "$`")) {
 		return fmt.Errorf("cannot check the value of %s: a prompt built at run time may run commands", name.Value)
 	}
 	if holdsSubst(scan(v).lits) {
@@ -632,6 +644,9 @@ func (w *walker) word(word *syntax.Word, c ctx) error {
 	if word == nil {
 		return nil
 	}
+	if err := joined(word.Parts); err != nil {
+		return err
+	}
 	for _, p := range word.Parts {
 		if err := w.part(p, c); err != nil {
 			return err
@@ -654,6 +669,9 @@ func (w *walker) part(p syntax.WordPart, c ctx) error {
 		}
 		return nil
 	case *syntax.DblQuoted:
+		if err := joined(x.Parts); err != nil {
+			return err
+		}
 		for _, dp := range x.Parts {
 			if err := w.part(dp, c); err != nil {
 				return err
@@ -677,7 +695,38 @@ func (w *walker) part(p syntax.WordPart, c ctx) error {
 	}
 }
 
+// allIndex reports whether a subscript is [@] or [*]: ${!a[@]} lists keys.
+func allIndex(e syntax.ArithmExpr) bool {
+	w, ok := e.(*syntax.Word)
+	return ok && (w.Lit() == "@" || w.Lit() == "*")
+}
+
+// joined refuses literal text the parser split where the shell joins it
+// into an expansion: a "$" ending one line and "(cmd)" starting the next,
+// joined by a backslash, is "$(cmd)" to bash and dash in double quotes or
+// a here-document, while the parser drops the backslash-newline and keeps
+// "$" and "(cmd)" apart, as text.
+func joined(parts []syntax.WordPart) error {
+	for i := 1; i < len(parts); i++ {
+		prev, ok1 := parts[i-1].(*syntax.Lit)
+		next, ok2 := parts[i].(*syntax.Lit)
+		if !ok1 || !ok2 || prev.Value == "" || next.Value == "" {
+			continue
+		}
+		last, first := prev.Value[len(prev.Value)-1], next.Value[0]
+		if (last == '$' || last == '<' || last == '>') && (first == '(' || first == '{' || first == '[' || isWordByte(first)) || last == '$' && strings.IndexByte("#?!@*-", first) >= 0 {
+			return fmt.Errorf("cannot check %q: a line continued there joins into an expansion", prev.Value+next.Value)
+		}
+	}
+	return nil
+}
+
 func (w *walker) paramExp(x *syntax.ParamExp, c ctx) error {
+	if x.Excl && x.Names == 0 && !allIndex(x.Index) {
+		// ${!r} expands the variable r names, and evaluates a subscript in
+		// that name as arithmetic: r='a[$(cmd)]' runs cmd.
+		return fmt.Errorf("cannot check %s: it expands a variable named at run time", excerpt(x, c.src))
+	}
 	if x.Exp != nil && x.Exp.Op == syntax.OtherParamOps && x.Exp.Word != nil && strings.Contains(x.Exp.Word.Lit(), "P") {
 		// Prompt expansion of a value runs the command substitutions in it.
 		return fmt.Errorf("cannot check %s: it expands the variable as a prompt, which can run commands", excerpt(x, c.src))
@@ -705,11 +754,22 @@ func (w *walker) paramExp(x *syntax.ParamExp, c ctx) error {
 		}
 	}
 	if x.Exp != nil {
+		switch x.Exp.Op {
+		case syntax.DefaultUnset, syntax.DefaultUnsetOrNull, syntax.AlternateUnset, syntax.AlternateUnsetOrNull,
+			syntax.AssignUnset, syntax.AssignUnsetOrNull, syntax.ErrorUnset, syntax.ErrorUnsetOrNull:
+			// Within double quotes (and here-documents) single quotes in
+			// these words quote nothing: '$(cmd)' there runs cmd.
+			if x.Exp.Word != nil {
+				for _, p := range x.Exp.Word.Parts {
+					if q, ok := p.(*syntax.SglQuoted); ok && strings.ContainsAny(q.Value, "$`") {
+						return fmt.Errorf("cannot check %s: in double quotes its single quotes quote nothing", excerpt(x, c.src))
+					}
+				}
+			}
+		}
 		if x.Exp.Op == syntax.AssignUnset || x.Exp.Op == syntax.AssignUnsetOrNull {
 			// ${X=word} and ${X:=word} assign word to X.
-			if x.Exp.Word != nil && !scan(x.Exp.Word).plain {
-				w.made[x.Param.Value] = true
-			}
+			w.given(x.Param.Value, x.Exp.Word == nil || isInteger(scan(x.Exp.Word)))
 			return w.value(x.Param, x.Exp.Word, c)
 		}
 		return w.word(x.Exp.Word, c)
@@ -725,11 +785,19 @@ func (w *walker) arith(e syntax.ArithmExpr, c ctx) error {
 	case nil:
 		return nil
 	case *syntax.BinaryArithm:
+		switch x.Op {
+		case syntax.Assgn, syntax.AddAssgn, syntax.SubAssgn, syntax.MulAssgn, syntax.QuoAssgn, syntax.RemAssgn,
+			syntax.AndAssgn, syntax.OrAssgn, syntax.XorAssgn, syntax.ShlAssgn, syntax.ShrAssgn:
+			w.assignedArith(x.X)
+		}
 		if err := w.arith(x.X, c); err != nil {
 			return err
 		}
 		return w.arith(x.Y, c)
 	case *syntax.UnaryArithm:
+		if x.Op == syntax.Inc || x.Op == syntax.Dec {
+			w.assignedArith(x.X)
+		}
 		return w.arith(x.X, c)
 	case *syntax.ParenArithm:
 		return w.arith(x.X, c)
@@ -745,24 +813,31 @@ func (w *walker) arith(e syntax.ArithmExpr, c ctx) error {
 	}
 }
 
-// count notes the variables an arithmetic word reads. A command's output
-// read as arithmetic is refused at once: it is made at run time too.
+// count notes the names an arithmetic word reads: its words, quoted or
+// not, and its parameters. A command's output, a positional parameter or
+// a name made at run time (${!x}) read as arithmetic is refused at once.
 func (w *walker) count(word *syntax.Word, c ctx) error {
 	where := excerpt(word, c.src)
-	if lit := word.Lit(); lit != "" && len(word.Parts) == 1 {
-		name, _, _ := strings.Cut(lit, "[")
-		if isName(name) {
-			w.counted[name] = where
-		}
-		return nil
-	}
 	var err error
 	syntax.Walk(word, func(n syntax.Node) bool {
 		switch x := n.(type) {
+		case *syntax.Lit:
+			for _, name := range arithNames(x.Value) {
+				w.counted[name] = where
+			}
+		case *syntax.SglQuoted:
+			for _, name := range arithNames(x.Value) {
+				w.counted[name] = where
+			}
 		case *syntax.ParamExp:
-			if x.Excl {
+			switch {
+			case x.Excl:
 				err = fmt.Errorf("cannot check %s: arithmetic reads a variable named at run time", where)
-			} else if x.Param != nil {
+			case x.Length:
+				// ${#x} is a number, whatever x holds.
+			case x.Param != nil && x.Param.Value != "" && x.Param.Value[0] >= '0' && x.Param.Value[0] <= '9':
+				err = fmt.Errorf("cannot check %s: arithmetic reads a positional parameter", where)
+			case x.Param != nil:
 				w.counted[x.Param.Value] = where
 			}
 		case *syntax.CmdSubst, *syntax.ProcSubst:
@@ -773,12 +848,77 @@ func (w *walker) count(word *syntax.Word, c ctx) error {
 	return err
 }
 
-// madeAtRunTime are variables the shell itself sets from input or
-// surroundings, and the positional parameters of a nested script.
-var madeAtRunTime = map[string]bool{
-	"REPLY": true, "MAPFILE": true, "OPTARG": true, "BASH_REMATCH": true, "PWD": true, "OLDPWD": true,
-	"COPROC": true, "READLINE_LINE": true, "BASH_COMMAND": true, "HISTFILE": true,
-	"1": true, "2": true, "3": true, "4": true, "5": true, "6": true, "7": true, "8": true, "9": true, "@": true, "*": true,
+// arithNames are the names in arithmetic text. A token that starts with a
+// digit is a number (16#ff and 0x1f included).
+func arithNames(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		ch := s[i]
+		switch {
+		case ch >= '0' && ch <= '9':
+			for i < len(s) && (isWordByte(s[i]) || s[i] == '#' || s[i] == '@') {
+				i++
+			}
+		case ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z':
+			j := i
+			for j < len(s) && isWordByte(s[j]) {
+				j++
+			}
+			out = append(out, s[i:j])
+			i = j
+		default:
+			i++
+		}
+	}
+	return out
+}
+
+func isWordByte(ch byte) bool {
+	return ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9'
+}
+
+// countSubscript counts the names in the subscript of a variable named by
+// text (test -v 'a[i]', printf -v 'a[i]'): bash evaluates it as
+// arithmetic.
+func (w *walker) countSubscript(text, where string) {
+	i, j := strings.IndexByte(text, '['), strings.LastIndexByte(text, ']')
+	if i < 0 || j < i {
+		return
+	}
+	for _, name := range arithNames(text[i+1 : j]) {
+		w.counted[name] = where
+	}
+}
+
+// given notes a value the line gives name: a number or something else.
+func (w *walker) given(name string, number bool) {
+	if number {
+		w.numeric[name] = true
+	} else {
+		w.made[name] = true
+	}
+}
+
+// assignedArith notes the name an arithmetic assignment writes: it holds
+// a number after.
+func (w *walker) assignedArith(e syntax.ArithmExpr) {
+	if word, ok := e.(*syntax.Word); ok {
+		if names := arithNames(word.Lit()); len(names) > 0 {
+			w.numeric[names[0]] = true
+		}
+	}
+}
+
+// isInteger reports whether a word is an integer literal.
+func isInteger(a arg) bool {
+	t := strings.TrimPrefix(strings.TrimPrefix(a.text, "-"), "+")
+	return a.plain && t != "" && strings.Trim(t, "0123456789") == ""
+}
+
+// shellNumeric are the variables the shell keeps numeric itself.
+var shellNumeric = map[string]bool{
+	"#": true, "?": true, "$": true, "!": true, "RANDOM": true, "SRANDOM": true, "LINENO": true, "SECONDS": true,
+	"EPOCHSECONDS": true, "BASHPID": true, "PPID": true, "UID": true, "EUID": true, "OPTIND": true,
 }
 
 // test walks a [[ ]] expression; its operands may be evaluated as
@@ -804,6 +944,10 @@ func (w *walker) test(e syntax.TestExpr, c ctx) error {
 		}
 		return w.test(x.Y, c)
 	case *syntax.UnaryTest:
+		if word, ok := x.X.(*syntax.Word); ok && (x.Op == syntax.TsVarSet || x.Op == syntax.TsRefVar) {
+			// -v a[i] evaluates the subscript as arithmetic.
+			w.countSubscript(scan(word).lits, excerpt(word, c.src))
+		}
 		return w.test(x.X, c)
 	case *syntax.ParenTest:
 		return w.test(x.X, c)
