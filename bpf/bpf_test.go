@@ -128,24 +128,25 @@ func single(id uint32, ap netip.AddrPort) []bpf.Target {
 	return []bpf.Target{{ID: id, Prefix: netip.PrefixFrom(ap.Addr(), ap.Addr().BitLen()), Port: ap.Port()}}
 }
 
-func TestMarkedSocketsAreExempt(t *testing.T) {
+// A socket that carries the agent's mark is redirected like any other: a
+// workload with CAP_NET_RAW can set the mark, so only the agent's cgroup
+// exempts its dials.
+func TestMarkedSocketsAreNotExempt(t *testing.T) {
 	up := upstream(t)
 	const mark = 0x77
 	k := setup(t, bpf.Options{AgentCgroupID: 1, Mark: mark}, single(1, up))
-	got := k.accept(t)
 
-	r := testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp4", Addr: up.String()})
-	if r.Err != "" || r.Remote != k.listener.Addr().String() {
-		t.Fatalf("unmarked client: remote %s err %q, want the listener %s", r.Remote, r.Err, k.listener.Addr())
-	}
-	<-got
-	r = testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp4", Addr: up.String(), Mark: mark, Payload: "x"})
-	if r.Err != "" || r.Remote != up.String() {
-		t.Fatalf("marked client: remote %s err %q, want the target itself", r.Remote, r.Err)
+	for _, m := range []int{0, mark} {
+		got := k.accept(t)
+		r := testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp4", Addr: up.String(), Mark: m})
+		if r.Err != "" || r.Remote != k.listener.Addr().String() {
+			t.Fatalf("client with mark %#x: remote %s err %q, want the listener %s", m, r.Remote, r.Err, k.listener.Addr())
+		}
+		<-got
 	}
 	c, _ := k.progs.Counters()
-	if c.Redirected != 1 || c.Exempt != 1 {
-		t.Errorf("counters %+v, want 1 redirected and 1 exempt", c)
+	if c.Redirected != 2 || c.Exempt != 0 {
+		t.Errorf("counters %+v, want 2 redirected and none exempt", c)
 	}
 }
 
@@ -288,5 +289,42 @@ func TestNonTCPIsIgnored(t *testing.T) {
 	}
 	if c, err := k.progs.Counters(); err != nil || c.Redirected != 0 || c.Refused != 0 {
 		t.Fatalf("counters %+v %v", c, err)
+	}
+}
+
+// A connect that was redirected and then failed leaves no record that a
+// later connect of the same socket could be taken for: connected straight
+// to the listener (by whoever holds the socket by then), it has no origin.
+func TestFailedRedirectLeavesNoOrigin(t *testing.T) {
+	up := upstream(t)
+	k := setup(t, bpf.Options{AgentCgroupID: 1}, single(1, up))
+	l6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer l6.Close()
+	port6 := uint16(l6.Addr().(*net.TCPAddr).Port)
+	if err := k.progs.SetListener(k.cookie, uint16(k.listener.Addr().(*net.TCPAddr).Port), port6); err != nil {
+		t.Fatal(err)
+	}
+	origin := make(chan error, 1)
+	go func() {
+		c, err := l6.Accept()
+		if err != nil {
+			origin <- err
+			return
+		}
+		defer c.Close()
+		client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		_, err = k.progs.Origin(k.cookie, client, port6)
+		origin <- err
+		c.Write([]byte("hello"))
+	}()
+	r := testutil.RunClient(t, k.cgroup, testutil.Client{Network: "tcp6-v6only", Addr: up.String(), Then: l6.Addr().String()})
+	if r.Err != "" {
+		t.Fatalf("client: %s", r.Err)
+	}
+	if err := <-origin; err == nil {
+		t.Error("the listener's connection has the origin of the socket's failed redirect")
 	}
 }

@@ -23,10 +23,11 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 // Set by the loader before the programs are loaded: the cgroup the agent runs
-// in (its own upstream dials must never come back to it) and the socket mark
-// it puts on its sockets: on upstream dials as a second, independent guard,
-// and on its listeners so only they receive redirected connections. Setting
-// a mark takes CAP_NET_ADMIN, which workloads are not given.
+// in (its own upstream dials must never come back to it, and only they are
+// exempt) and the socket mark it puts on its sockets, so that only its
+// listeners receive redirected connections. The mark alone exempts nothing:
+// since Linux 5.17 CAP_NET_RAW is enough to set one, and container runtimes
+// give that to workloads by default.
 volatile const __u64 agent_cgroup_id = 0;
 volatile const __u32 agent_mark = 0;
 
@@ -214,18 +215,20 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx, struct target_key
 	__u64 cookie;
 	__u16 port;
 
+	sk = ctx->sk;
 	tv = bpf_map_lookup_elem(&targets, key);
 	if (!tv) {
+		// A record left by an earlier connect of this socket that failed
+		// after it was redirected must not name this connection: another
+		// process may hold the socket now, and connect it straight to the
+		// listener.
+		if (sk)
+			bpf_sk_storage_delete(&sk_orig, sk);
 		count(COUNTER_PASSED);
 		return 1;
 	}
 
 	if (bpf_get_current_cgroup_id() == agent_cgroup_id) {
-		count(COUNTER_EXEMPT);
-		return 1;
-	}
-	sk = ctx->sk;
-	if (agent_mark && sk && sk->mark == agent_mark) {
 		count(COUNTER_EXEMPT);
 		return 1;
 	}

@@ -176,7 +176,7 @@ func (m *Manager) setMark(c syscall.RawConn) error {
 		return err
 	}
 	if serr != nil {
-		return fmt.Errorf("mark listener (SO_MARK needs CAP_NET_ADMIN): %w", serr)
+		return fmt.Errorf("mark listener (SO_MARK needs CAP_NET_ADMIN or CAP_NET_RAW): %w", serr)
 	}
 	return nil
 }

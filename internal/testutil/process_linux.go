@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -64,6 +65,10 @@ type Client struct {
 	Payload string `json:"payload"`
 	NetNS   string `json:"netns,omitempty"`
 	Mark    int    `json:"mark,omitempty"`
+	// Then, with Network "tcp6-v6only": the socket first connects to Addr
+	// (IPv4) as ::ffff:Addr, which an IPv6-only socket cannot reach, and
+	// then, the same socket, to Then (an IPv6 address).
+	Then string `json:"then,omitempty"`
 }
 
 // ClientResult is what the client process saw.
@@ -120,9 +125,12 @@ func runClient(spec string) int {
 			conn net.Conn
 			err  error
 		)
-		if c.Network == "tcp6-mapped" {
+		switch c.Network {
+		case "tcp6-mapped":
 			conn, err = dialMapped(c.Addr)
-		} else {
+		case "tcp6-v6only":
+			conn, err = dialAfterFailure(c.Addr, c.Then)
+		default:
 			conn, err = d.Dial(c.Network, c.Addr)
 		}
 		if err != nil {
@@ -154,6 +162,35 @@ func runClient(spec string) int {
 	}
 	json.NewEncoder(os.Stdout).Encode(r)
 	return 0
+}
+
+// dialAfterFailure connects an IPv6-only socket to first as a v4-mapped
+// address, which fails, and then the same socket to then.
+func dialAfterFailure(first, then string) (net.Conn, error) {
+	ap, err := netip.ParseAddrPort(first)
+	if err != nil || !ap.Addr().Is4() {
+		return nil, fmt.Errorf("tcp6-v6only needs an IPv4 address first: %q", first)
+	}
+	next, err := netip.ParseAddrPort(then)
+	if err != nil || !next.Addr().Is6() {
+		return nil, fmt.Errorf("tcp6-v6only needs an IPv6 address then: %q", then)
+	}
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "v6only")
+	defer f.Close()
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+		return nil, err
+	}
+	if unix.Connect(fd, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: netip.AddrFrom16(ap.Addr().As16()).As16()}) == nil {
+		return nil, errors.New("an IPv6-only socket reached a v4-mapped address")
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet6{Port: int(next.Port()), Addr: next.Addr().As16()}); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp6", Err: os.NewSyscallError("connect", err)}
+	}
+	return net.FileConn(f)
 }
 
 func dialMapped(addr string) (net.Conn, error) {
