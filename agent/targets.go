@@ -111,11 +111,25 @@ func (t *targetTable) hasNames() bool {
 func (t *targetTable) entries(ctx context.Context, log *slog.Logger) []bpf.Target {
 	var out []bpf.Target
 	targets, ids := t.snapshot()
+	// An address two targets resolve to goes to the first of them, said
+	// loudly: which rules and protocol govern it must not depend on the
+	// order the kernel map was filled in. (Literal endpoints cannot
+	// overlap: the configuration refuses that.)
+	owner := map[bpf.Target]string{}
+	add := func(tg string, e bpf.Target) {
+		k := bpf.Target{Prefix: e.Prefix, Port: e.Port}
+		if first, ok := owner[k]; ok && first != tg {
+			log.Error("two targets cover one address; the first in the configuration keeps it", "address", netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String(), "target", first, "also", tg)
+			return
+		}
+		owner[k] = tg
+		out = append(out, e)
+	}
 	for _, tg := range targets {
 		id := ids[tg.Name]
 		for _, e := range tg.Parsed {
 			if e.Host == "" {
-				out = append(out, bpf.Target{ID: id, Prefix: e.Prefix, Port: e.Port})
+				add(tg.Name, bpf.Target{ID: id, Prefix: e.Prefix, Port: e.Port})
 				continue
 			}
 			addrs, err := t.resolve(ctx, e.Host)
@@ -124,7 +138,7 @@ func (t *targetTable) entries(ctx context.Context, log *slog.Logger) []bpf.Targe
 			}
 			for _, a := range addrs {
 				a = a.Unmap()
-				out = append(out, bpf.Target{ID: id, Prefix: netip.PrefixFrom(a, a.BitLen()), Port: e.Port})
+				add(tg.Name, bpf.Target{ID: id, Prefix: netip.PrefixFrom(a, a.BitLen()), Port: e.Port})
 			}
 		}
 	}

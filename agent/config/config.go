@@ -534,6 +534,11 @@ func (c *Config) problems() problems {
 	}
 	names := map[string]int{}
 	seen := map[string]string{}
+	type literal struct {
+		path string
+		e    Endpoint
+	}
+	var literals []literal // literal endpoints of earlier targets
 	for i := range c.Targets {
 		t := &c.Targets[i]
 		path := fmt.Sprintf("targets[%d]", i)
@@ -570,6 +575,17 @@ func (c *Config) problems() problems {
 				continue
 			}
 			seen[key] = path
+			if e.Host == "" {
+				// Two targets covering one address would leave which one
+				// governs it to the order the kernel map is filled in.
+				for _, l := range literals {
+					if l.e.Port == e.Port && l.e.Prefix.Overlaps(e.Prefix) && !strings.HasPrefix(l.path, path+".") {
+						p.add(epath, "%q overlaps %s", raw, l.path)
+						break
+					}
+				}
+				literals = append(literals, literal{epath, e})
+			}
 			t.Parsed = append(t.Parsed, e)
 		}
 		validateCredentials(&p, path, t)

@@ -126,6 +126,10 @@ targets:
 targets:
   - {name: a, protocol: tcp, endpoints: ["10.0.0.1:5432"]}
   - {name: b, protocol: tcp, endpoints: ["10.0.0.1:5432"]}`, []string{`targets[1].endpoints[0]: "10.0.0.1:5432" is already an endpoint of targets[0]`}},
+		{"overlapping endpoints", `
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.0/24:5432"]}
+  - {name: b, protocol: tcp, endpoints: ["10.0.1.0/24:5432", "10.0.0.5:5432"]}`, []string{`targets[1].endpoints[1]: "10.0.0.5:5432" overlaps targets[0].endpoints[0]`}},
 		{"bad name", `
 targets:
   - {name: "Orders DB", protocol: tcp, endpoints: ["10.0.0.1:5432"]}
