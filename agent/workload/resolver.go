@@ -2,7 +2,9 @@ package workload
 
 import (
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,8 +118,15 @@ func (r *Resolver) Identify(f Facts) Identity {
 		}
 	}
 	if p, ok := r.process(f.PID); ok {
-		id.Exe = p.Exe
-		id.Cmdline = p.Cmdline
+		if f.Comm != "" && p.Comm != f.Comm && !r.threadNamed(f.PID, f.Comm) {
+			// No thread bears the name the connecting one had: the process
+			// has run another program since it connected, and what /proc
+			// says of it now is not what made the connection.
+			r.log.Warn("the process that connected has run another program since; its executable is not taken", "pid", f.PID, "comm", f.Comm, "now", p.Comm)
+		} else {
+			id.Exe = p.Exe
+			id.Cmdline = p.Cmdline
+		}
 		if id.Comm == "" {
 			id.Comm = p.Comm
 		}
@@ -232,6 +241,22 @@ func (r *Resolver) process(pid uint32) (Process, bool) {
 	r.procs[pid] = p
 	r.mu.Unlock()
 	return p, true
+}
+
+// threadNamed reports whether a thread of process pid is named comm: the
+// connecting thread may have a name of its own (pthread_setname_np).
+func (r *Resolver) threadNamed(pid uint32, comm string) bool {
+	dir := filepath.Join(r.procRoot, strconv.FormatUint(uint64(pid), 10), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		if b, err := os.ReadFile(filepath.Join(dir, t.Name(), "comm")); err == nil && strings.TrimSuffix(string(b), "\n") == comm {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Resolver) forgetProcess(pid uint32) {

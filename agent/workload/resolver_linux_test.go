@@ -35,7 +35,7 @@ func TestIdentifySelf(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _ := newTestResolver(t, root)
-	f := Facts{CgroupID: mustID(t, filepath.Join(root, self)), PID: uint32(os.Getpid()), UID: uint32(os.Getuid()), Comm: "kernel-comm"}
+	f := Facts{CgroupID: mustID(t, filepath.Join(root, self)), PID: uint32(os.Getpid()), UID: uint32(os.Getuid()), Comm: selfComm(t)}
 	id := r.Identify(f)
 
 	exe, err := os.Executable()
@@ -43,7 +43,7 @@ func TestIdentifySelf(t *testing.T) {
 		t.Fatal(err)
 	}
 	pl := ParseCgroupPath(self)
-	if id.CgroupID != f.CgroupID || id.CgroupPath != self || id.PID != f.PID || id.UID != f.UID || id.Comm != "kernel-comm" ||
+	if id.CgroupID != f.CgroupID || id.CgroupPath != self || id.PID != f.PID || id.UID != f.UID || id.Comm != f.Comm ||
 		id.Exe != realPath(t, exe) || !slices.Equal(id.Cmdline, os.Args) || id.Unit != pl.Unit {
 		t.Errorf("Identify(self) = %+v", id)
 	}
@@ -211,4 +211,13 @@ func TestIdentifyDelegated(t *testing.T) {
 			t.Errorf("Identify = %+v", id)
 		}
 	})
+}
+
+// selfComm is this process's name, as the kernel records it at connect.
+func selfComm(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(string(b), "\n")
 }

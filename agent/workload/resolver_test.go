@@ -21,13 +21,14 @@ func TestResolverProcessCache(t *testing.T) {
 	procRoot := t.TempDir()
 	log, buf := debugLogger()
 	r := NewResolver(nil, procRoot, log)
+	comm := "a" // the connecting thread's, as the kernel recorded it
 	identify := func() Identity {
 		t.Helper()
-		return r.Identify(Facts{PID: 100, UID: 7, Comm: "kernel-comm"})
+		return r.Identify(Facts{PID: 100, UID: 7, Comm: comm})
 	}
 
 	fakeProc(t, procRoot, 100, "a", 1, 7, "/bin/a", "a\x00")
-	if id := identify(); id.Exe != "/bin/a" || !slices.Equal(id.Cmdline, []string{"a"}) || id.Comm != "kernel-comm" {
+	if id := identify(); id.Exe != "/bin/a" || !slices.Equal(id.Cmdline, []string{"a"}) || id.Comm != "a" {
 		t.Fatalf("first Identify = %+v", id)
 	}
 
@@ -37,14 +38,20 @@ func TestResolverProcessCache(t *testing.T) {
 		t.Errorf("cache hit read /proc again: Exe = %q", id.Exe)
 	}
 
-	// Same start time, new comm: the process exec'd another program.
+	// Same start time, new comm: the process exec'd another program. Had
+	// it connected before, its executable now is not what connected.
 	fakeProc(t, procRoot, 100, "b", 1, 7, "/bin/b", "b\x00")
+	if id := identify(); id.Exe != "" || id.Cmdline != nil {
+		t.Errorf("a connection made before an exec took the new program's facts: %+v", id)
+	}
+	comm = "b"
 	if id := identify(); id.Exe != "/bin/b" || !slices.Equal(id.Cmdline, []string{"b"}) {
 		t.Errorf("exec not noticed: Identify = %+v", id)
 	}
 
 	// New start time: the pid has a new owner, whose facts must replace the
 	// cached ones.
+	comm = "c"
 	fakeProc(t, procRoot, 100, "c", 2, 8, "/bin/c", "c\x00-x\x00")
 	if id := identify(); id.Exe != "/bin/c" || !slices.Equal(id.Cmdline, []string{"c", "-x"}) {
 		t.Errorf("reused pid: Identify = %+v", id)
@@ -56,7 +63,7 @@ func TestResolverProcessCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := identify()
-	if id.Exe != "" || id.Cmdline != nil || id.PID != 100 || id.UID != 7 || id.Comm != "kernel-comm" {
+	if id.Exe != "" || id.Cmdline != nil || id.PID != 100 || id.UID != 7 || id.Comm != "c" {
 		t.Errorf("exited pid: Identify = %+v", id)
 	}
 	if !strings.Contains(buf.String(), "level=DEBUG") || !strings.Contains(buf.String(), "pid=100") {
