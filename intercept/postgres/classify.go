@@ -33,8 +33,10 @@ type Statement struct {
 	ClosesAll                 bool
 
 	// renames: the statement renames, or moves to another schema, the
-	// relations it names or their columns.
-	renames bool
+	// relations it names or their columns; renamesSchema: it renames a
+	// schema. rollsBack: ROLLBACK TO SAVEPOINT, which brings back the
+	// portals bound before the savepoint.
+	renames, renamesSchema, rollsBack bool
 	refs    []colRef
 	aliases map[string][]string // alias or relation name -> the relations it names, in any scope
 	// renamed: relations given column aliases (FROM t AS a(x, y)), whose
@@ -273,6 +275,13 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.literalSensitive = true
 	case n.GetRenameStmt() != nil, n.GetAlterObjectSchemaStmt() != nil:
 		s.renames = true
+		// A schema renamed takes its tables out of schema-qualified masks.
+		s.renamesSchema = n.GetRenameStmt().GetRenameType() == pg.ObjectType_OBJECT_SCHEMA
+	case n.GetTransactionStmt() != nil:
+		switch n.GetTransactionStmt().GetKind() {
+		case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+			s.rollsBack = true
+		}
 	case n.GetClosePortalStmt() != nil:
 		s.Closes = n.GetClosePortalStmt().GetPortalname()
 		s.ClosesAll = s.Closes == ""

@@ -369,6 +369,9 @@ func (m *masks) renamed(s *Statement, l lineage) string {
 	if m == nil || len(m.columns) == 0 || !s.renames {
 		return ""
 	}
+	if s.renamesSchema {
+		return "a schema" // masks may name it; which tables it holds is not looked up
+	}
 	for _, t := range s.Tables {
 		if m.masked(t, l) || m.masked(t[strings.LastIndexByte(t, '.')+1:], l) {
 			return t

@@ -349,7 +349,7 @@ func (s *session) expect(es ...expectation) {
 			if e.answered != nil {
 				close(e.answered)
 			}
-			if e.kind == expParse && e.deny == "" {
+			if e.kind == expParse && e.deny == "" && e.name != "" {
 				s.dropStmt(e.name, e.rec)
 			}
 			continue
@@ -394,6 +394,7 @@ func (s *session) fromClient() error {
 				// skips the Close, and still holds the statement a later
 				// Bind of the name would run.
 				e.name, e.closesStmt = m.Name, true
+				e.rec, _ = s.stmt(m.Name)
 				s.sqlGone(m.Name) // one name space on the server
 			} else {
 				// An unknown portal is taken as risky: forgetting one
@@ -402,7 +403,6 @@ func (s *session) fromClient() error {
 				delete(s.portalWithhold, m.Name)
 				delete(s.portalSeq, m.Name)
 				delete(s.cursors, m.Name)
-				delete(s.portalCopy, m.Name)
 			}
 			s.expect(e)
 			err = s.send(m)
@@ -597,9 +597,12 @@ func (s *session) decide(stmts []Statement) string {
 			} else if leak := s.masks.leak(st, l); leak != "" {
 				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
 			} else if rel := s.masks.renamed(st, l); rel != "" {
-				// Masks name tables and columns: renamed, they would no
-				// longer apply.
+				// Masks name schemas, tables and columns: renamed, they
+				// would no longer apply.
 				reason = "the statement would rename " + rel + ", or a column of it, out of reach of its masks"
+				if st.renamesSchema {
+					reason = "the statement would rename a schema while masks apply, and masks may name it"
+				}
 			} else if risky && (st.CopyOut || st.Into || st.Executes != "") {
 				// Rows leaving as COPY data or into a new table cannot be
 				// masked column by column.
@@ -646,6 +649,13 @@ func (s *session) decide(stmts []Statement) string {
 			s.sqlGone(st.Deallocates)
 		case st.Declares != "":
 			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky
+		case st.rollsBack:
+			// Portals bound before the savepoint come back, whatever was
+			// bound over them since, as corral recorded it: their
+			// unattributed columns are withheld.
+			for k := range s.portalMasks {
+				s.portalMasks[k], s.portalWithhold[k] = s.masks, true
+			}
 		case st.ClosesAll:
 			// A cursor corral knows nothing of is taken as risky, so
 			// forgetting one early only withholds more.
@@ -1117,11 +1127,16 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	}
 	s.countParse(reason)
 	if reason != "" {
-		if !exists && over == "" {
+		switch {
+		case m.Name == "":
+			// The unnamed statement: refused, and what the server may
+			// still hold if it skips the refusal.
+			s.setStmt("", s.chained(&prepared{denied: reason}))
+		case !exists && over == "":
 			// The server will hold nothing under the name; what it
 			// already holds, corral keeps deciding Binds by.
 			s.setStmt(m.Name, &prepared{denied: reason})
-		} else if over != "" {
+		case over != "":
 			s.setStmt(m.Name, nil) // and holds nothing under it after this Parse
 		}
 		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
@@ -1130,12 +1145,35 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	// decide filled in the statement's normalized text: kept here, it is
 	// not computed again at every Bind.
 	rec := &prepared{stmt: stmts}
-	if old, ok := s.stmt(""); ok && m.Name == "" && s.inBatch > 0 {
-		rec.prev.Store(old)
+	if m.Name == "" {
+		rec = s.chained(rec)
 	}
-	s.expect(expectation{kind: expParse, name: m.Name, rec: rec})
+	// Recorded before it is expected: a Parse the server already skips is
+	// dropped again at once.
 	s.setStmt(m.Name, rec)
+	s.expect(expectation{kind: expParse, name: m.Name, rec: rec})
 	return s.send(m)
+}
+
+// chained links a new record of the unnamed statement to what the server
+// may hold instead until it confirms the Parse: the record before, when
+// the Parse is not first in its batch. A chain longer than maxPending is
+// cut into a refusal, so that it stays bounded however long the server
+// goes without confirming.
+func (s *session) chained(rec *prepared) *prepared {
+	old, ok := s.stmt("")
+	if !ok || s.inBatch == 0 {
+		return rec
+	}
+	n := 0
+	for q := old; q != nil && n <= maxPending; q = q.prev.Load() {
+		n++
+	}
+	if n > maxPending {
+		old = &prepared{denied: fmt.Sprintf("more than %d Parses of the unnamed statement await the server's answer; Sync before binding it", maxPending)}
+	}
+	rec.prev.Store(old)
+	return rec
 }
 
 // onBind enforces the decision at every execution: a prepared statement
@@ -1180,9 +1218,9 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	}
 	s.batchBarrier = s.batchBarrier || s.barrier
 	if copyIn {
+		// Kept for the name, whatever is bound to it later: the server may
+		// refuse a later Bind (or skip a Close) and keep this portal.
 		s.portalCopy[m.DestinationPortal] = true
-	} else {
-		delete(s.portalCopy, m.DestinationPortal)
 	}
 	s.portalMasks[m.DestinationPortal] = s.masks
 	s.portalWithhold[m.DestinationPortal] = s.withholdNext
@@ -1266,8 +1304,11 @@ func (s *session) head() (expectation, bool) {
 	s.qMu.Lock()
 	defer s.qMu.Unlock()
 	for len(s.q) > 0 && s.skipping && s.q[0].batch == s.failed && s.q[0].kind != expSync {
-		if s.q[0].kind == expParse && s.q[0].deny == "" {
-			s.dropStmt(s.q[0].name, s.q[0].rec) // skipped: the server never created it
+		if s.q[0].kind == expParse && s.q[0].deny == "" && s.q[0].name != "" {
+			// Skipped: the server never created it. (A skipped Parse of
+			// the unnamed statement keeps its record: the chain in it
+			// holds what the server kept.)
+			s.dropStmt(s.q[0].name, s.q[0].rec)
 		}
 		if s.q[0].answered != nil {
 			close(s.q[0].answered) // skipped: the server will not run it
@@ -1349,10 +1390,12 @@ func (s *session) fromServer() error {
 		switch m := msg.(type) {
 		case *pgproto3.ParseComplete, *pgproto3.BindComplete, *pgproto3.CloseComplete:
 			forward = !h.swallow
-			if _, closed := m.(*pgproto3.CloseComplete); closed && ok && h.closesStmt {
-				s.setStmt(h.name, nil)
+			if _, closed := m.(*pgproto3.CloseComplete); closed && ok && h.closesStmt && h.rec != nil {
+				// Only what the Close closed: a Parse of the name pipelined
+				// behind it made a record the server holds.
+				s.dropStmt(h.name, h.rec)
 			}
-			if _, parsed := m.(*pgproto3.ParseComplete); parsed && ok && h.rec != nil {
+			if _, parsed := m.(*pgproto3.ParseComplete); parsed && ok && h.rec != nil && !h.closesStmt {
 				h.rec.prev.Store(nil) // the server holds this statement now
 			}
 			s.pop()
@@ -1435,6 +1478,12 @@ func (s *session) fromServer() error {
 				s.query, s.queryDesc = nil, false
 			}
 		case *pgproto3.CopyInResponse:
+			if !ok || h.answered == nil {
+				// Every statement that may start a copy is awaited; a copy
+				// nobody waits for means corral has lost track of what the
+				// server runs.
+				return s.abort(errors.New("the server started a copy corral did not expect"))
+			}
 			s.copyIn.Store(true)
 			s.answerHead()
 		case *pgproto3.ErrorResponse:
@@ -1553,8 +1602,8 @@ func aboutStatement(code string) bool {
 
 // abort ends a session whose results corral cannot vouch for.
 func (s *session) abort(err error) error {
-	s.h.Log.Error("masking failed; session ended", "session_id", s.c.SessionID, "err", err)
-	s.toClient(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "XX000", Message: "corral could not mask this result; the session is ended"})
+	s.h.Log.Error("session ended: corral cannot vouch for what the server returns", "session_id", s.c.SessionID, "err", err)
+	s.toClient(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "XX000", Message: "corral could not mask this result, or lost track of the session; the session is ended"})
 	s.cliMu.Lock()
 	s.cliW.Flush()
 	s.cliMu.Unlock()

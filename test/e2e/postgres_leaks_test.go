@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -528,7 +529,9 @@ func init() { testutil.RegisterFunc("pg-raw", pgRaw) }
 // one line. Messages:
 //
 //	Parse name:sql    Bind portal:statement    Execute portal
-//	Close name        Query sql                Sync    CopyDone    CopyFail
+//	Close name        Query sql                Sync    CopyDone    CopyFail    Flush
+//
+// In a line without Sync or Query, an error ends the wait too.
 func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 	ctx := context.Background()
 	conn, err := connectWorkload(ctx, args[0])
@@ -564,6 +567,8 @@ func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 				fe.Send(&pgproto3.CopyDone{})
 			case "CopyFail":
 				fe.Send(&pgproto3.CopyFail{Message: "stop"})
+			case "Flush":
+				fe.Send(&pgproto3.Flush{})
 			default:
 				return fmt.Errorf("unknown message %q", kind)
 			}
@@ -572,7 +577,11 @@ func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 			return err
 		}
 		var got []string
-		for ready := 0; fmt.Sprint(ready) != n; {
+		want, err := strconv.Atoi(n)
+		if err != nil {
+			return fmt.Errorf("step %q: want a count first", in.Text())
+		}
+		for ready := 0; ready < want; {
 			msg, err := fe.Receive()
 			if err != nil {
 				return err
@@ -586,8 +595,20 @@ func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 				got = append(got, "CopyInResponse")
 			case *pgproto3.CommandComplete:
 				got = append(got, string(m.CommandTag))
+			case *pgproto3.DataRow:
+				var vals []string
+				for _, v := range m.Values {
+					vals = append(vals, string(v))
+				}
+				got = append(got, "D["+strings.Join(vals, "|")+"]")
 			case *pgproto3.ErrorResponse:
 				got = append(got, "E "+m.Code)
+				if !strings.Contains(line, "Sync") && !strings.Contains(line, "Query") {
+					ready++ // a batch without a Sync ends at its error
+				}
+				if m.Severity == "FATAL" {
+					ready = want // the session is over
+				}
 			default:
 				got = append(got, strings.TrimPrefix(fmt.Sprintf("%T", m), "*pgproto3."))
 			}
@@ -630,6 +651,31 @@ func TestPostgresLeakPipelines(t *testing.T) {
 			"1 Parse n1:SELECT 1 | Parse n2:SELECT 2 | Sync",
 			"1 Bind : | Execute  | Sync",
 		}},
+		{"a Close answered after a Parse behind it", []string{
+			"1 Close  | Parse :DELETE FROM orders | Sync",
+			"1 Parse e6:SELECT * FROM no_such_table | Flush",
+			"1 Parse :SELECT 1 | Sync",
+			"1 Bind : | Execute  | Sync",
+		}},
+		{"a skipped Parse of the unnamed statement in a batch known to fail", []string{
+			"1 Parse :DELETE FROM orders | Sync",
+			"1 Parse e7:SELECT * FROM no_such_table | Parse :SELECT 1 | Sync",
+			"1 Parse e8:SELECT * FROM no_such_table | Flush",
+			"1 Parse :SELECT 2 | Sync",
+			"1 Bind : | Execute  | Sync",
+		}},
+		{"a copy portal kept by a savepoint", []string{
+			"1 Query BEGIN",
+			"1 Parse c9:COPY scratch FROM STDIN | Parse s9:SELECT 1 | Bind p9:c9 | Sync",
+			"1 Query SAVEPOINT a",
+			"1 Bind p9:s9 | Sync",
+			"1 Query ROLLBACK TO SAVEPOINT a",
+			"1 Execute p9 | Sync",
+			"1 CopyDone | Sync",
+			"1 Query ROLLBACK",
+			"1 Query DROP TABLE customers",
+			"1 Query SELECT email, card_number FROM customers",
+		}},
 		{"Sync sent while the server copies", []string{
 			"2 Query COPY scratch FROM STDIN | Sync | CopyDone",
 			"1 Parse :DELETE FROM orders | Sync",
@@ -644,6 +690,7 @@ func TestPostgresLeakPipelines(t *testing.T) {
 			if deleteTag.MatchString(transcript) {
 				t.Errorf("a DELETE ran:\n%s", transcript)
 			}
+			assertNoMaskedValue(t, c.name, transcript)
 			assertOrdersIntact(t, p)
 		})
 	}
