@@ -37,8 +37,8 @@ type Statement struct {
 	// schema. rollsBack: ROLLBACK TO SAVEPOINT, which brings back the
 	// portals bound before the savepoint.
 	renames, renamesSchema, rollsBack bool
-	refs    []colRef
-	aliases map[string][]string // alias or relation name -> the relations it names, in any scope
+	refs                              []colRef
+	aliases                           map[string][]string // alias or relation name -> the relations it names, in any scope
 	// renamed: relations given column aliases (FROM t AS a(x, y)), whose
 	// columns then go by other names.
 	renamed []string
