@@ -170,6 +170,14 @@ type session struct {
 	// cursors are the SQL cursors DECLAREd, and whether their rows may
 	// carry masked data in columns no table vouches for (see risky).
 	cursors map[string]bool
+	// riskyClosed: risky cursors since CLOSEd (see forgetCursor); allRisky:
+	// there were too many to keep apart.
+	riskyClosed map[string]bool
+	allRisky    bool
+	// maskedNow is the masks of the latest decision, for messages the
+	// server sends that answer no request with masks of its own (a
+	// deferred trigger's notice at Sync).
+	maskedNow atomic.Pointer[masks]
 
 	// server -> client
 	cliMu sync.Mutex
@@ -263,7 +271,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 		upW:   &outbuf{w: up},
 		cliW:  &outbuf{w: cli},
 		stmts: map[string]*prepared{},
-		sqlPS: map[string]sqlPrepared{}, cursors: map[string]bool{},
+		sqlPS: map[string]sqlPrepared{}, cursors: map[string]bool{}, riskyClosed: map[string]bool{},
 	}
 	s.be = pgproto3.NewBackend(&flushReader{r: cli, mu: &s.upMu, w: s.upW}, io.Discard)
 	s.be.SetMaxBodyLen(maxMessage)
@@ -402,7 +410,7 @@ func (s *session) fromClient() error {
 				delete(s.portalMasks, m.Name)
 				delete(s.portalWithhold, m.Name)
 				delete(s.portalSeq, m.Name)
-				delete(s.cursors, m.Name)
+				s.forgetCursor(m.Name)
 			}
 			s.expect(e)
 			err = s.send(m)
@@ -648,7 +656,12 @@ func (s *session) decide(stmts []Statement) string {
 		case st.Deallocates != "":
 			s.sqlGone(st.Deallocates)
 		case st.Declares != "":
-			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky
+			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky || s.closedRisky(st.Declares)
+			if _, bound := s.portalMasks[st.Declares]; bound {
+				// One name space with protocol portals: the name's portal
+				// record no longer says what an Execute of it returns.
+				s.portalWithhold[st.Declares] = true
+			}
 		case st.rollsBack:
 			// Portals bound before the savepoint come back, whatever was
 			// bound over them since, as corral recorded it: their
@@ -657,15 +670,33 @@ func (s *session) decide(stmts []Statement) string {
 				s.portalMasks[k], s.portalWithhold[k] = s.masks, true
 			}
 		case st.ClosesAll:
-			// A cursor corral knows nothing of is taken as risky, so
-			// forgetting one early only withholds more.
-			clear(s.cursors)
+			for name := range s.cursors {
+				s.forgetCursor(name)
+			}
 		case st.Closes != "":
-			delete(s.cursors, st.Closes)
+			s.forgetCursor(st.Closes)
 		}
 	}
 	return ""
 }
+
+// forgetCursor drops a cursor's record on its CLOSE. The server may not
+// run the CLOSE (a failed batch, a statement only parsed) and keep the
+// cursor, and a later DECLARE of the name it refuses must not make the
+// name look safe: a risky name stays risky. Those are kept apart, bounded;
+// past the bound every cursor declared is taken as risky.
+func (s *session) forgetCursor(name string) {
+	if s.cursors[name] {
+		if len(s.riskyClosed) >= maxNames {
+			clear(s.riskyClosed)
+			s.allRisky = true
+		}
+		s.riskyClosed[name] = true
+	}
+	delete(s.cursors, name)
+}
+
+func (s *session) closedRisky(name string) bool { return s.allRisky || s.riskyClosed[name] }
 
 // maxNames bounds each kind of name a session keeps a record of (prepared
 // statements, SQL prepared statements, cursors, portals), and maxHeld the
@@ -974,6 +1005,7 @@ func (s *session) setMasks(ms []policy.Mask) {
 	}
 	before := s.masks
 	s.masks, s.maskSrc = compileMasks(ms), ms
+	s.maskedNow.Store(s.masks)
 	if before == nil && s.masks == nil {
 		return
 	}
@@ -1223,7 +1255,10 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		s.portalCopy[m.DestinationPortal] = true
 	}
 	s.portalMasks[m.DestinationPortal] = s.masks
-	s.portalWithhold[m.DestinationPortal] = s.withholdNext
+	// A named portal the server already holds survives a Bind it refuses:
+	// what the name could return only grows.
+	name := m.DestinationPortal
+	s.portalWithhold[name] = s.withholdNext || name != "" && (s.portalWithhold[name] || s.cursors[name] || s.closedRisky(name))
 	if m.DestinationPortal != "" {
 		// Portals and SQL cursors share one name space: FETCH reads a
 		// portal by its name as it would a cursor.
@@ -1502,6 +1537,8 @@ func (s *session) fromServer() error {
 			}
 			if h.deny == "" && h.masks != nil {
 				scrubMessage(h.masks, s.key, h.withhold, m)
+			} else if mk := s.maskedNow.Load(); h.deny == "" && mk != nil {
+				scrubMessage(mk, s.key, true, m) // raised at Sync or Close: by the database's own code
 			}
 			if h.deny == "" && len(h.seqs) > 0 {
 				s.recordResult(h, "", m.Code, unquote(m.Message))
@@ -1509,6 +1546,8 @@ func (s *session) fromServer() error {
 		case *pgproto3.NoticeResponse:
 			if h.masks != nil {
 				scrubMessage(h.masks, s.key, h.withhold, (*pgproto3.ErrorResponse)(m))
+			} else if mk := s.maskedNow.Load(); mk != nil {
+				scrubMessage(mk, s.key, true, (*pgproto3.ErrorResponse)(m))
 			}
 		case *pgproto3.ReadyForQuery:
 			s.answerHead()

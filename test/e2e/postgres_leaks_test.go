@@ -601,8 +601,10 @@ func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 					vals = append(vals, string(v))
 				}
 				got = append(got, "D["+strings.Join(vals, "|")+"]")
+			case *pgproto3.NoticeResponse:
+				got = append(got, "N "+m.Code+" "+m.Message)
 			case *pgproto3.ErrorResponse:
-				got = append(got, "E "+m.Code)
+				got = append(got, "E "+m.Code+" "+m.Message)
 				if !strings.Contains(line, "Sync") && !strings.Contains(line, "Query") {
 					ready++ // a batch without a Sync ends at its error
 				}
@@ -692,6 +694,49 @@ func TestPostgresLeakPipelines(t *testing.T) {
 			}
 			assertNoMaskedValue(t, c.name, transcript)
 			assertOrdersIntact(t, p)
+		})
+	}
+}
+
+// A cursor and a protocol portal share one name space, and the server may
+// not run a CLOSE or a Bind corral saw: what a name could return only
+// grows. A deferred trigger's notice at Sync is scrubbed like any other.
+func TestPostgresLeakCursorNames(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	allowAlso(t, p, "cursor")
+	p.pg.Exec(t, "orders", `
+CREATE FUNCTION audit_note() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE 'changed (%)', OLD.email; RETURN NEW; END$$;
+CREATE CONSTRAINT TRIGGER audit AFTER UPDATE ON customers DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audit_note();
+`)
+	for _, c := range []struct {
+		name  string
+		steps []string
+	}{
+		{"a cursor declared over a bound portal's name", []string{
+			"1 Parse s1:SELECT 'x'::text AS x | Bind p1:s1 | Sync",
+			"1 Query DECLARE p1 CURSOR WITH HOLD FOR SELECT contact || '' AS x FROM customer_contacts",
+			"1 Execute p1 | Sync",
+		}},
+		{"a Bind the server refuses over a cursor", []string{
+			"1 Query DECLARE p2 CURSOR WITH HOLD FOR SELECT contact || '' AS x FROM customer_contacts",
+			"1 Parse s2:SELECT 'x'::text AS x | Bind p2:s2 | Sync",
+			"1 Execute p2 | Sync",
+		}},
+		{"a CLOSE the server does not run", []string{
+			"1 Query DECLARE p3 CURSOR WITH HOLD FOR SELECT contact || '' AS x FROM customer_contacts",
+			"1 Query SELECT 1/0; CLOSE p3",
+			"1 Query DECLARE p3 CURSOR WITH HOLD FOR SELECT 'x'::text AS x",
+			"1 Query FETCH ALL p3",
+		}},
+		{"a deferred trigger's notice at Sync", []string{
+			"1 Parse :UPDATE customers SET name = name WHERE id = 1 | Bind : | Execute  | Sync",
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p.pg.Exec(t, "orders", seedRows)
+			transcript := runSteps(t, p, "pg-raw", c.steps)
+			t.Logf("%s", transcript)
+			assertNoMaskedValue(t, c.name, transcript)
 		})
 	}
 }
