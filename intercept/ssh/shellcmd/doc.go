@@ -57,10 +57,13 @@
 //     at run time or read by read, printf -v or mapfile, and redirections
 //     that write a file a login shell or sshd runs (~/.bashrc, ~/.ssh/rc).
 //   - bash evaluates a value read in arithmetic as arithmetic, and runs the
-//     command substitution of an array subscript in it. Arithmetic that
-//     reads a variable the line makes at run time (assigned from an
-//     expansion, read from input, a loop over expanded words), a
-//     positional parameter or a command's output is refused.
+//     command substitution of an array subscript in it. Arithmetic may read
+//     only names the line gives nothing but integer literals or arithmetic
+//     results (also through env or sudo), or that the shell keeps numeric;
+//     positional parameters, ${!name} and a command's output are refused.
+//   - Assignments of ENV, BASH_ENV, SHELLOPTS, BASHOPTS, LD_PRELOAD and the
+//     like, which make a program run code of their choosing, are refused,
+//     on a command, in a declaration, or through env and sudo.
 //   - A shell started without -c (bash, sh -s, bash script.sh) is reported
 //     as it is; what it reads from its input or from the script file cannot
 //     be seen here, so the caller must treat it as an interactive shell. The

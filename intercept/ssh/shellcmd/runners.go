@@ -531,7 +531,7 @@ func (w *walker) sudo(args []arg, c ctx) error {
 	if h, ok := p.val("h"); ok && h.val == "" {
 		return nil
 	}
-	rest, err := skipAssigns(p.rest)
+	rest, err := w.skipAssigns(p.rest)
 	if err != nil {
 		return err
 	}
@@ -572,7 +572,7 @@ func (w *walker) env(args []arg, c ctx) error {
 	if len(rest) > 0 && rest[0].plain && rest[0].text == "-" {
 		rest = rest[1:]
 	}
-	rest, err = skipAssigns(rest)
+	rest, err = w.skipAssigns(rest)
 	if err != nil {
 		return err
 	}
@@ -582,14 +582,31 @@ func (w *walker) env(args []arg, c ctx) error {
 // skipAssigns skips the NAME=VALUE words that env and sudo put in the
 // environment. A value holding a command substitution is refused for the
 // reason walker.value gives: a shell may run it later (PS4, ${X@P}).
-func skipAssigns(rest []arg) ([]arg, error) {
+func (w *walker) skipAssigns(rest []arg) ([]arg, error) {
 	for len(rest) > 0 && isAssignWord(rest[0]) {
 		if holdsSubst(rest[0].lits) {
 			return nil, fmt.Errorf("cannot check %s: the value holds a command substitution that may run later", rest[0].src)
 		}
+		name, value, _ := strings.Cut(rest[0].text, "=")
+		if !rest[0].plain {
+			name, _, _ = strings.Cut(rest[0].src, "=")
+		}
+		if runsCode[name] {
+			return nil, fmt.Errorf("cannot check %s: %s makes the command run code of its choosing", rest[0].src, name)
+		}
+		// The program's environment: a bash it runs reads the value.
+		w.given(name, rest[0].plain && isInteger(arg{plain: true, text: value}))
 		rest = rest[1:]
 	}
 	return rest, nil
+}
+
+// runsCode are variables that make a shell or the dynamic loader run code
+// the command line does not show: a shell's start-up file (ENV,
+// BASH_ENV), its options (SHELLOPTS with xtrace and a PS4), libraries.
+var runsCode = map[string]bool{
+	"ENV": true, "BASH_ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS4": true, "PROMPT_COMMAND": true,
+	"LD_PRELOAD": true, "LD_AUDIT": true, "LD_LIBRARY_PATH": true, "GCONV_PATH": true,
 }
 
 // plainWrapper handles wrappers without options of their own.

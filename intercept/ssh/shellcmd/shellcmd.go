@@ -74,7 +74,7 @@ func Commands(script string) ([]Command, error) {
 		}
 	}
 	for name, where := range w.counted {
-		if !shellNumeric[name] && (!w.numeric[name] || w.made[name]) {
+		if !(shellNumeric[name] || w.numeric[name]) || w.made[name] || setByShell[name] {
 			return nil, fmt.Errorf("cannot check %s: arithmetic reads %s, which the command line does not give only numbers, and bash runs commands a value there can hold", where, name)
 		}
 	}
@@ -233,6 +233,11 @@ func (w *walker) script(s string, c ctx, label string) error {
 	// (dash reads `&>` as `&` and `>`). That is left to chance only for
 	// the line itself, whose shell is usually bash: a script handed to sh
 	// by name must read as sh reads it.
+	if perr != nil && label == "" && (strings.Contains(s, "$'") || strings.Contains(s, `$"`)) {
+		// Where sh stops reading, bash may read on with a quote sh does
+		// not know, and hide what a sh login shell would run.
+		return errors.New("cannot check the command: it uses $'...' or $\"...\" quoting, which bash and sh read differently, where sh cannot read it")
+	}
 	if perr != nil && label != "" && posixShells[path.Base(strings.Fields(label)[0])] {
 		return fmt.Errorf("cannot check the script given to %s: sh would read it otherwise than it can be checked (%v)", label, perr)
 	}
@@ -343,7 +348,7 @@ func (w *walker) redirect(r *syntax.Redirect, c ctx) error {
 func startupFile(p string) bool {
 	base := path.Base(p)
 	switch base {
-	case ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv", ".zprofile",
+	case ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".bash_aliases", ".forward", ".profile", ".zshrc", ".zshenv", ".zprofile",
 		".zlogin", ".kshrc", ".mkshrc", ".cshrc", ".tcshrc", ".login", ".pam_environment", "authorized_keys":
 		return true
 	case "rc", "environment":
@@ -510,7 +515,7 @@ func (w *walker) assign(a *syntax.Assign, c ctx) error {
 		return nil
 	}
 	if a.Name != nil {
-		num := a.Value == nil || isInteger(scan(a.Value))
+		num := a.Value == nil || isInteger(scan(a.Value)) || arithOnly(a.Value)
 		if a.Array != nil {
 			for _, e := range a.Array.Elems {
 				num = num && e.Value != nil && isInteger(scan(e.Value))
@@ -547,6 +552,9 @@ func (w *walker) value(name *syntax.Lit, v *syntax.Word, c ctx) error {
 	}
 	if name != nil && (name.Value == "BASH_ALIASES" || name.Value == "BASH_CMDS") {
 		return fmt.Errorf("cannot check an assignment to %s: it changes what a command name runs", name.Value)
+	}
+	if name != nil && runsCode[name.Value] && !promptVars[name.Value] {
+		return fmt.Errorf("cannot check an assignment to %s: it makes commands run code of its choosing", name.Value)
 	}
 	if name != nil && promptVars[name.Value] && (!scan(v).plain || strings.ContainsAny(scan(v).lits, "$`")) {
 		return fmt.Errorf("cannot check the value of %s: a prompt built at run time may run commands", name.Value)
@@ -759,10 +767,11 @@ func (w *walker) paramExp(x *syntax.ParamExp, c ctx) error {
 			syntax.AssignUnset, syntax.AssignUnsetOrNull, syntax.ErrorUnset, syntax.ErrorUnsetOrNull:
 			// Within double quotes (and here-documents) single quotes in
 			// these words quote nothing: '$(cmd)' there runs cmd.
+			// And dash ends the word at the first }, quoted or not.
 			if x.Exp.Word != nil {
 				for _, p := range x.Exp.Word.Parts {
-					if q, ok := p.(*syntax.SglQuoted); ok && strings.ContainsAny(q.Value, "$`") {
-						return fmt.Errorf("cannot check %s: in double quotes its single quotes quote nothing", excerpt(x, c.src))
+					if _, ok := p.(*syntax.SglQuoted); ok {
+						return fmt.Errorf("cannot check %s: shells read the single quotes in it differently", excerpt(x, c.src))
 					}
 				}
 			}
@@ -909,11 +918,25 @@ func (w *walker) assignedArith(e syntax.ArithmExpr) {
 	}
 }
 
+// arithOnly reports whether a word is one arithmetic expansion: its value
+// is a number (the expansion itself is checked where it is read).
+func arithOnly(w *syntax.Word) bool {
+	if len(w.Parts) != 1 {
+		return false
+	}
+	_, ok := w.Parts[0].(*syntax.ArithmExp)
+	return ok
+}
+
 // isInteger reports whether a word is an integer literal.
 func isInteger(a arg) bool {
 	t := strings.TrimPrefix(strings.TrimPrefix(a.text, "-"), "+")
 	return a.plain && t != "" && strings.Trim(t, "0123456789") == ""
 }
+
+// setByShell are variables the shell sets from input or from the words
+// of commands, whatever the line assigned them before.
+var setByShell = map[string]bool{"_": true, "REPLY": true, "MAPFILE": true, "BASH_REMATCH": true, "OPTARG": true, "COPROC": true, "READLINE_LINE": true}
 
 // shellNumeric are the variables the shell keeps numeric itself.
 var shellNumeric = map[string]bool{
