@@ -97,6 +97,9 @@ const maxPending = 16
 // when there are more than maxPending.
 func (p *prepared) candidates() (stmts []Statement, denied string, ok bool) {
 	stmts = p.stmt
+	if p.prev.Load() == nil {
+		return stmts, "", true // the usual case, on every Bind: nothing pending
+	}
 	seen := map[string]bool{}
 	for _, st := range p.stmt {
 		seen[st.Text] = true
@@ -198,8 +201,10 @@ type session struct {
 	// not tell which.
 	clientCopy bool
 	// inBatch (client side) counts the extended-protocol messages read
-	// since the last Sync.
+	// since the last Sync. overflow: the queue of expectations grew past
+	// maxInFlight (set by expect, on the client side, as is the check).
 	inBatch    int
+	overflow   bool
 	portalCopy map[string]bool // bound portals that run COPY FROM STDIN
 
 	// server side: the plan of the result being streamed, and whether it
@@ -363,6 +368,7 @@ func (s *session) expect(es ...expectation) {
 			continue
 		}
 		s.q = append(s.q, e)
+		s.overflow = s.overflow || len(s.q) > maxInFlight
 		if e.kind == expSync {
 			s.batch++
 		}
@@ -458,7 +464,7 @@ func (s *session) fromClient() error {
 			return err
 		}
 		s.added(msg, start)
-		if s.inFlight() > maxInFlight {
+		if s.overflow {
 			return fmt.Errorf("the client has more than %d requests awaiting the server's answer", maxInFlight)
 		}
 		switch msg.(type) {
@@ -1385,12 +1391,6 @@ func (s *session) skipBatch(b uint64) {
 // maxInFlight bounds the requests a session tracks while the server has
 // not answered them: drivers pipeline hundreds, not this many.
 const maxInFlight = 1 << 18
-
-func (s *session) inFlight() int {
-	s.qMu.Lock()
-	defer s.qMu.Unlock()
-	return len(s.q)
-}
 
 // answerHead tells the client side that the expectation at the head of
 // the queue has its answer, once.
