@@ -208,7 +208,7 @@ func TestSessionPreparedNameSpace(t *testing.T) {
 	done := ts.run()
 	refused := func(got []pgproto3.BackendMessage, want string) {
 		t.Helper()
-		if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, want) {
+		if msg, ok := errorOf(got); !ok || !strings.Contains(msg, want) {
 			t.Errorf("got %v, want a refusal saying %q", types(got), want)
 		}
 	}
@@ -279,14 +279,14 @@ func TestSessionNamesBounded(t *testing.T) {
 	done := ts.run()
 	refused := func(got []pgproto3.BackendMessage, want string) {
 		t.Helper()
-		if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, want) {
+		if msg, ok := errorOf(got); !ok || !strings.Contains(msg, want) {
 			t.Fatalf("got %v, want a refusal saying %q", types(got), want)
 		}
 	}
 	accepted := func(got []pgproto3.BackendMessage) {
 		t.Helper()
-		if _, ok := got[0].(*pgproto3.ErrorResponse); ok {
-			t.Fatalf("got %v, want it accepted: %s", types(got), got[0].(*pgproto3.ErrorResponse).Message)
+		if msg, ok := errorOf(got); ok {
+			t.Fatalf("got %v, want it accepted: %s", types(got), msg)
 		}
 	}
 	for i := range maxNames {
@@ -450,4 +450,13 @@ func TestSessionUnnamedParsesBounded(t *testing.T) {
 	if n := len(p.stmt); n != 1 {
 		t.Errorf("the last record holds %d statements of its own", n)
 	}
+}
+
+// errorOf is the message of an exchange's answer when that is an error.
+func errorOf(got []pgproto3.BackendMessage) (string, bool) {
+	e, ok := got[0].(*pgproto3.ErrorResponse)
+	if !ok {
+		return "", false
+	}
+	return e.Message, true
 }

@@ -175,19 +175,38 @@ func dialAfterFailure(first, then string) (net.Conn, error) {
 	if err != nil || !next.Addr().Is6() {
 		return nil, fmt.Errorf("tcp6-v6only needs an IPv6 address then: %q", then)
 	}
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, f, err := socket6()
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "v6only")
 	defer f.Close()
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
 		return nil, err
 	}
-	if unix.Connect(fd, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: netip.AddrFrom16(ap.Addr().As16()).As16()}) == nil {
+	if unix.Connect(fd, sockaddr6(ap)) == nil {
 		return nil, errors.New("an IPv6-only socket reached a v4-mapped address")
 	}
-	if err := unix.Connect(fd, &unix.SockaddrInet6{Port: int(next.Port()), Addr: next.Addr().As16()}); err != nil {
+	return connect6(fd, f, next)
+}
+
+// socket6 is a TCP socket of the IPv6 family, for dials the net package
+// does not offer; f owns fd.
+func socket6() (int, *os.File, error) {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	return fd, os.NewFile(uintptr(fd), "tcp6"), nil
+}
+
+// sockaddr6 is ap as an IPv6 address, v4-mapped for IPv4.
+func sockaddr6(ap netip.AddrPort) *unix.SockaddrInet6 {
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+// connect6 connects fd to ap and returns it as a net.Conn.
+func connect6(fd int, f *os.File, ap netip.AddrPort) (net.Conn, error) {
+	if err := unix.Connect(fd, sockaddr6(ap)); err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp6", Err: os.NewSyscallError("connect", err)}
 	}
 	return net.FileConn(f)
@@ -198,17 +217,12 @@ func dialMapped(addr string) (net.Conn, error) {
 	if err != nil || !ap.Addr().Is4() {
 		return nil, fmt.Errorf("tcp6-mapped needs an IPv4 address: %q", addr)
 	}
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fd, f, err := socket6()
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "mapped")
 	defer f.Close()
-	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: netip.AddrFrom16(ap.Addr().As16()).As16()}
-	if err := unix.Connect(fd, sa); err != nil {
-		return nil, &net.OpError{Op: "dial", Net: "tcp6", Err: os.NewSyscallError("connect", err)}
-	}
-	return net.FileConn(f)
+	return connect6(fd, f, ap)
 }
 
 // CorralBinary builds cmd/corral once per test process and returns its
