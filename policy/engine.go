@@ -415,6 +415,9 @@ func parseDecision(obj map[string]any) (Decision, bool, error) {
 			if !slices.Contains(MaskMethods, m.Method) {
 				return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask method %q", m.Method)
 			}
+			if m.Filters != "" && !slices.Contains(MaskFilters, m.Filters) {
+				return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask filters %q", m.Filters)
+			}
 			for _, c := range m.Columns {
 				if n := strings.Count(c, "."); n < 1 || n > 2 {
 					return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask column %q is not table.column", c)

@@ -706,6 +706,7 @@ func TestFailClosedDecisions(t *testing.T) {
 		{"mask entry of the wrong shape", `decision := {"result": "allow", "mask": [{"columns": "customers.email", "method": "redact"}]}`, "mask"},
 		{"mask that is not a list", `decision := {"result": "allow", "mask": {"columns": ["customers.email"], "method": "redact"}}`, "mask"},
 		{"mask with an unknown method", `decision := {"result": "allow", "mask": [{"columns": ["customers.email"], "method": "blur"}]}`, "mask"},
+		{"mask with unknown filters", `decision := {"result": "allow", "mask": [{"columns": ["customers.email"], "method": "redact", "filters": "exact"}]}`, "mask"},
 		{"conflicting complete rule", `
 decision := {"result": "allow"} if input.workload.unit != ""
 decision := {"result": "deny"} if input.workload.user != ""`, "could not be evaluated"},

@@ -132,6 +132,7 @@ func (p Problem) String() string { return p.Path + ": " + p.Msg }
 var (
 	MaskMethods   = []string{"redact", "partial", "hash", "null"}
 	MaskDetectors = []string{"credit_card", "email", "ssn", "phone", "iban", "aws_key", "gcp_key", "github_token", "jwt"}
+	MaskFilters   = []string{"any", "equality", "none"}
 )
 
 // ValidateRules checks rules against the declared targets; prefix is the
@@ -201,6 +202,11 @@ func ValidateRules(prefix string, rules []Rule, targets map[string]TargetInfo) [
 			}
 			if len(m.Columns) == 0 && len(m.Detect) == 0 {
 				add(mp, "give columns, detect, or both")
+			}
+			if m.Filters != "" && !slices.Contains(MaskFilters, m.Filters) {
+				add(mp+".filters", "%q is not one of %s", m.Filters, strings.Join(MaskFilters, ", "))
+			} else if m.Filters != "" && m.Filters != "any" && len(m.Columns) == 0 {
+				add(mp+".filters", "applies to columns: give columns (detectors find values in results, not in filters)")
 			}
 			for k, c := range m.Columns {
 				parts := strings.Split(c, ".")

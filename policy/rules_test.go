@@ -148,6 +148,8 @@ func TestValidateRules(t *testing.T) {
 			r.Mask = []Mask{{Columns: []string{"a.b"}, Method: "redact"}, {Detect: []string{"email"}}}
 		}), []want{{"rules[0].mask[1].method", `"" is not one of`}}},
 		{"mask with neither columns nor detect", one(func(r *Rule) { r.Mask = []Mask{{Method: "redact"}} }), []want{{"rules[0].mask[0]", "give columns, detect, or both"}}},
+		{"mask filters", one(func(r *Rule) { r.Mask = []Mask{{Columns: []string{"a.b"}, Method: "redact", Filters: "exact"}} }), []want{{"rules[0].mask[0].filters", `"exact" is not one of any, equality, none`}}},
+		{"mask filters without columns", one(func(r *Rule) { r.Mask = []Mask{{Detect: []string{"email"}, Method: "redact", Filters: "none"}} }), []want{{"rules[0].mask[0].filters", "applies to columns"}}},
 		{"mask columns", one(func(r *Rule) {
 			r.Mask = []Mask{{Columns: []string{"email", "t.c", "a.b.c.d", "a..b", ".a", "a.", "s.t.c"}, Method: "redact"}}
 		}), []want{

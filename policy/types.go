@@ -177,6 +177,12 @@ type Mask struct {
 	Columns []string `json:"columns,omitempty" yaml:"columns"` // schema.table.column or table.column
 	Detect  []string `json:"detect,omitempty" yaml:"detect"`   // value detectors: credit_card, email, ...
 	Method  string   `json:"method" yaml:"method"`             // redact, partial, hash, null
+	// Filters says how statements may filter, sort or group by the
+	// columns: "any" (the default, also ""), "equality" (only compared
+	// whole with values the statement gives: col = $1, col IN (...)), or
+	// "none". A filter is an oracle: WHERE email LIKE 'a%' tells a
+	// character of every masked value.
+	Filters string `json:"filters,omitempty" yaml:"filters"`
 }
 
 // MarshalJSON writes the durations as Go duration strings ("5m0s").

@@ -93,6 +93,10 @@ type colRef struct {
 	star  bool
 	ctx   refCtx
 	inSub bool // inside a subquery or CTE
+	// lookup: the column is compared whole, for equality, with values the
+	// statement gives (col = $1, col IN ('a', 'b'), col IS NULL): such a
+	// filter only confirms a value guessed in full.
+	lookup bool
 }
 
 // dangerousFunctions reach outside the database's data: the file system,
@@ -529,6 +533,9 @@ type walker struct {
 	ops  map[string]bool
 	err  error
 	rels []string // relation names in the order the walk met them
+	// lookups are the column references the walk found compared for
+	// equality with values (see colRef.lookup).
+	lookups map[*pg.ColumnRef]bool
 }
 
 // filterFields never reach the result.
@@ -563,6 +570,17 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 				}
 			}()
 		}
+		// USING (c) and NATURAL compare columns the tree names only as
+		// strings, or not at all: filters by those columns (a natural
+		// join's by every column, a whole row's worth).
+		for _, n := range x.GetUsingClause() {
+			if str := n.GetString_(); str != nil {
+				w.s.refs = append(w.s.refs, colRef{name: str.GetSval(), ctx: ctxFilter, inSub: st.inSub})
+			}
+		}
+		if x.GetIsNatural() {
+			w.s.refs = append(w.s.refs, colRef{star: true, ctx: ctxFilter, inSub: st.inSub})
+		}
 	case *pg.A_Expr:
 		// An operator of the database's own runs its function. Names
 		// PostgreSQL defines are left out: the database's own versions of
@@ -571,6 +589,13 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			if op := name[strings.LastIndexByte(name, '.')+1:]; !slices.Contains(sharedOperators, op) {
 				w.s.operators = append(w.s.operators, op)
 			}
+		}
+		if c := lookupOf(x); c != nil {
+			w.lookup(c)
+		}
+	case *pg.NullTest:
+		if c := x.GetArg().GetColumnRef(); c != nil {
+			w.lookup(c)
 		}
 	case *pg.TypeCast:
 		// A cast to a type of the database's own may run its function
@@ -619,12 +644,15 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.ColumnRef:
 		r := columnRef(x, st)
+		r.lookup = w.lookups[x]
 		if r.qual != "" && r.name != "" {
 			w.call(strings.ToLower(r.name)) // t.fn is fn(t)
 			w.s.attrNames = append(w.s.attrNames, r.name)
 		}
 		w.s.refs = append(w.s.refs, r)
 		return
+	case *pg.SelectStmt:
+		w.outputFilters(x, st)
 	case *pg.RangeFunction, *pg.RangeTableFunc:
 		w.s.fromFunction = true
 	case *pg.ExecuteStmt:
@@ -732,6 +760,159 @@ var functionOps = map[string]string{
 func valuesOnly(n *pg.Node) bool {
 	sel := n.GetSelectStmt()
 	return sel != nil && len(sel.GetValuesLists()) > 0 && len(sel.GetFromClause()) == 0 && len(sel.GetTargetList()) == 0
+}
+
+// outputFilters notes the columns behind output columns that ORDER BY,
+// GROUP BY and DISTINCT ON name by position (ORDER BY 2) or by their
+// output name (SELECT email AS e ... ORDER BY e), and behind every output
+// column under a plain DISTINCT: they are filters by those columns, which
+// the parse tree shows only as a number or another name.
+func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
+	targets := x.GetTargetList()
+	if len(targets) == 0 {
+		return
+	}
+	items := slices.Clone(x.GetGroupClause())
+	for _, n := range x.GetSortClause() {
+		items = append(items, n.GetSortBy().GetNode())
+	}
+	for _, n := range x.GetDistinctClause() {
+		if n.GetNode() == nil {
+			items = nil // plain DISTINCT: every output column
+			for i := range targets {
+				w.filterRefs(targets[i].GetResTarget().GetVal(), st)
+			}
+			break
+		}
+		items = append(items, n)
+	}
+	for _, n := range items {
+		if c := n.GetAConst(); c != nil && c.GetIval() != nil {
+			if i := int(c.GetIval().GetIval()); i >= 1 && i <= len(targets) {
+				w.filterRefs(targets[i-1].GetResTarget().GetVal(), st)
+			}
+			continue
+		}
+		fields := n.GetColumnRef().GetFields()
+		if len(fields) != 1 || fields[0].GetString_() == nil {
+			continue
+		}
+		name := fields[0].GetString_().GetSval()
+		for _, t := range targets {
+			if t.GetResTarget().GetName() == name {
+				w.filterRefs(t.GetResTarget().GetVal(), st)
+			}
+		}
+	}
+}
+
+// filterRefs notes every column reference under n as a filter.
+func (w *walker) filterRefs(n *pg.Node, st walkState) {
+	if n == nil {
+		return
+	}
+	var visit func(m protoreflect.Message)
+	visit = func(m protoreflect.Message) {
+		if c, ok := m.Interface().(*pg.ColumnRef); ok {
+			w.s.refs = append(w.s.refs, columnRef(c, walkState{ctx: ctxFilter, inSub: st.inSub}))
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+				for i := 0; i < v.List().Len(); i++ {
+					visit(v.List().Get(i).Message())
+				}
+			case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+				visit(v.Message())
+			}
+			return true
+		})
+	}
+	visit(n.ProtoReflect())
+}
+
+func (w *walker) lookup(c *pg.ColumnRef) {
+	if w.lookups == nil {
+		w.lookups = map[*pg.ColumnRef]bool{}
+	}
+	w.lookups[c] = true
+}
+
+// lookupOf returns the column an expression compares whole, for equality
+// or inequality, with values the statement gives: col = $1, 'a' <> col,
+// col IN ('a', $2), col = ANY($1), col IS [NOT] DISTINCT FROM 'a'. Such a
+// comparison answers only whether a value guessed in full is there, where
+// LIKE, ranges, ORDER BY or a function of the column reveal parts of it.
+// Anything else returns nil: NULLIF (its value is the column's), a cast or
+// a function around the column, another column or a subquery as the value.
+func lookupOf(x *pg.A_Expr) *pg.ColumnRef {
+	switch x.GetKind() {
+	case pg.A_Expr_Kind_AEXPR_OP, pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL,
+		pg.A_Expr_Kind_AEXPR_DISTINCT, pg.A_Expr_Kind_AEXPR_NOT_DISTINCT, pg.A_Expr_Kind_AEXPR_IN:
+	default:
+		return nil
+	}
+	switch funcName(x.GetName()) {
+	case "=", "<>", "pg_catalog.=", "pg_catalog.<>":
+	default:
+		return nil
+	}
+	l, r := x.GetLexpr(), x.GetRexpr()
+	if l.GetColumnRef() == nil {
+		if x.GetKind() != pg.A_Expr_Kind_AEXPR_OP && x.GetKind() != pg.A_Expr_Kind_AEXPR_DISTINCT && x.GetKind() != pg.A_Expr_Kind_AEXPR_NOT_DISTINCT {
+			return nil // ANY, ALL and IN take the list on the right
+		}
+		l, r = r, l
+	}
+	c := l.GetColumnRef()
+	if c == nil || !givenValues(r, x.GetKind()) {
+		return nil
+	}
+	for _, f := range c.GetFields() {
+		if f.GetAStar() != nil {
+			return nil // a whole row
+		}
+	}
+	return c
+}
+
+// givenValues reports whether n is a value the statement gives (a literal
+// or a parameter, cast or not to PostgreSQL's types), or for IN, ANY and ALL a list or array of
+// them.
+func givenValues(n *pg.Node, kind pg.A_Expr_Kind) bool {
+	var items []*pg.Node
+	switch kind {
+	case pg.A_Expr_Kind_AEXPR_IN:
+		items = n.GetList().GetItems()
+		if len(items) == 0 {
+			return false
+		}
+	case pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL:
+		if a := n.GetAArrayExpr(); a != nil {
+			items = a.GetElements()
+		} else {
+			items = []*pg.Node{n}
+		}
+	default:
+		items = []*pg.Node{n}
+	}
+	for _, it := range items {
+		for tc := it.GetTypeCast(); tc != nil; tc = it.GetTypeCast() {
+			// Only to PostgreSQL's own types: the column is compared as
+			// the value's type, and a type of the database's own may
+			// compare otherwise.
+			name := funcName(tc.GetTypeName().GetNames())
+			if !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
+				return false
+			}
+			it = tc.GetArg()
+		}
+		if it.GetAConst() == nil && it.GetParamRef() == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func columnRef(c *pg.ColumnRef, st walkState) colRef {

@@ -43,6 +43,7 @@ func FuzzClassify(f *testing.F) {
 	}
 	vocab := policy.Vocabulary[policy.KindSQL]
 	m := compileMasks(leakMasks)
+	strict := compileMasks([]policy.Mask{{Columns: []string{"customers.email"}, Method: "redact", Filters: "equality"}})
 	f.Fuzz(func(t *testing.T, sql string) {
 		stmts, err := Classify(sql)
 		if err != nil {
@@ -64,6 +65,7 @@ func FuzzClassify(f *testing.F) {
 				t.Errorf("%q: Text %q is not part of the input", sql, s.Text)
 			}
 			m.leak(&s, lineage{}) // must not panic either
+			strict.filtered(&s, lineage{views: map[string]bool{"v": true}})
 		}
 		// The cache agrees with a fresh classification.
 		var c classifier

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -234,6 +235,11 @@ type masks struct {
 	columns map[string]string // "table.column" and "schema.table.column" -> method
 	tables  map[string]bool   // tables (bare and qualified) with masked columns
 	detect  []detectRule
+	// filters: masked columns that statements may filter by only for
+	// equality ("equality") or not at all ("none"); strictFilters is the
+	// strictest of them, for what names no column (a view's, a whole row).
+	filters       map[string]string
+	strictFilters string
 }
 
 func compileMasks(ms []policy.Mask) *masks {
@@ -249,6 +255,13 @@ func compileMasks(ms []policy.Mask) *masks {
 			}
 			if prev, ok := m.columns[c]; !ok || strictness(mk.Method) > strictness(prev) {
 				m.columns[c] = mk.Method
+			}
+			if f := mk.Filters; f == "equality" || f == "none" {
+				if m.filters == nil {
+					m.filters = map[string]string{}
+				}
+				m.filters[c] = stricterFilter(m.filters[c], f)
+				m.strictFilters = stricterFilter(m.strictFilters, f)
 			}
 			parts := strings.Split(c, ".")
 			m.tables[strings.Join(parts[:len(parts)-1], ".")] = true
@@ -270,6 +283,17 @@ func compileMasks(ms []policy.Mask) *masks {
 		}
 	}
 	return m
+}
+
+// stricterFilter returns the stricter of two filters settings ("" is any).
+func stricterFilter(a, b string) string {
+	if a == "none" || b == "" {
+		return a
+	}
+	if b == "none" || a == "" {
+		return b
+	}
+	return a // both equality
 }
 
 // strictness orders methods by how little they reveal.
@@ -474,7 +498,7 @@ func (m *masks) leak(s *Statement, l lineage) string {
 	write := s.writes
 	for _, r := range s.refs {
 		if r.ctx == ctxFilter {
-			continue
+			continue // see filtered
 		}
 		// A view does not say which of its columns carry masked values:
 		// any of them may, and a write would keep it unmasked.
@@ -503,21 +527,110 @@ func (m *masks) leak(s *Statement, l lineage) string {
 				return rel + " (whole row)"
 			}
 		case r.ctx != ctxPlain:
-			for c := range m.columns {
-				parts := strings.Split(c, ".")
-				col, tbl := parts[len(parts)-1], parts[len(parts)-2]
-				if !strings.EqualFold(r.name, col) {
-					continue
-				}
-				if r.qual == "" {
-					return tbl + "." + col
-				}
-				for _, rel := range s.aliases[r.qual] {
-					if l.names(rel, tbl) {
-						return tbl + "." + col
-					}
-				}
+			if col, _ := m.refersTo(s, r, l); col != "" {
+				return col
 			}
+		}
+	}
+	return ""
+}
+
+// refersTo returns the masked column (table.column) a column reference
+// may name, and the key of its mask, or "" when it names none.
+func (m *masks) refersTo(s *Statement, r colRef, l lineage) (string, string) {
+	for c := range m.columns {
+		parts := strings.Split(c, ".")
+		col, tbl := parts[len(parts)-1], parts[len(parts)-2]
+		if !strings.EqualFold(r.name, col) {
+			continue
+		}
+		if r.qual == "" {
+			return tbl + "." + col, c
+		}
+		for _, rel := range s.aliases[r.qual] {
+			if l.names(rel, tbl) {
+				return tbl + "." + col, c
+			}
+		}
+	}
+	return "", ""
+}
+
+// filtered returns why the statement filters, sorts or groups by a masked
+// column more than its mask's filters setting allows, or "".
+func (m *masks) filtered(s *Statement, l lineage) string {
+	if m == nil || m.strictFilters == "" || m.maskedTable(s, l) == "" {
+		return ""
+	}
+	for _, r := range s.refs {
+		if r.ctx != ctxFilter {
+			continue
+		}
+		if why := m.filterLeak(s, r, l); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// filterLeak returns why a filter (WHERE, JOIN ON, ORDER BY, GROUP BY,
+// ...) by r is more than the masks' filters settings allow, or "". A
+// column of a view over masked columns and a whole row are held to the
+// strictest setting: which masked column they carry is not known. A
+// parent's or child's column goes by the masked column's name.
+func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
+	why := func(what, mode string) string {
+		if mode == "none" {
+			return fmt.Sprintf("the statement filters, sorts or groups by the masked column %s, which its mask does not allow (filters: none)", what)
+		}
+		return fmt.Sprintf("the statement filters, sorts or groups by the masked column %s other than comparing it whole with a value (filters: equality allows col = $1, col IN (...), col IS NULL)", what)
+	}
+	switch {
+	case r.star || r.qual == "" && r.name != "" && len(s.aliases[r.name]) > 0:
+		// A whole row: compared or sorted, it is compared by its columns.
+		name := r.qual
+		if name == "" {
+			name = r.name
+		}
+		if r.star && name == "" {
+			if t := m.maskedTable(s, l); t != "" {
+				return why(t+".*", m.strictFilters)
+			}
+			return ""
+		}
+		if rel, ok := m.maskedRel(s, name, l); ok {
+			return why(rel+" (whole row)", m.strictFilters)
+		}
+		return ""
+	}
+	col, key := m.refersTo(s, r, l)
+	mode := m.filters[key]
+	if col == "" {
+		// A view's column may carry a masked one under its own name.
+		rels := s.aliases[r.qual]
+		if r.qual == "" {
+			rels = s.Tables
+		}
+		for _, rel := range rels {
+			base := strings.ToLower(rel[strings.LastIndexByte(rel, '.')+1:])
+			if l.views[base] {
+				col, mode = rel+"."+r.name, m.strictFilters
+				break
+			}
+		}
+	}
+	if col == "" || mode == "" || mode == "equality" && r.lookup {
+		return ""
+	}
+	return why(col, mode)
+}
+
+// maskedTable returns a relation of the statement with masked columns (or
+// a view or kin of one), or "".
+func (m *masks) maskedTable(s *Statement, l lineage) string {
+	for _, t := range s.Tables {
+		if m.tables[strings.ToLower(t)] || m.masked(t[strings.LastIndexByte(t, '.')+1:], l) {
+			return t
 		}
 	}
 	return ""

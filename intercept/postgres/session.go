@@ -610,6 +610,8 @@ func (s *session) decide(stmts []Statement) string {
 				reason = "corral could not read the catalog to check the statement against masked columns"
 			} else if leak := s.masks.leak(st, l); leak != "" {
 				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
+			} else if why := s.masks.filtered(st, l); why != "" {
+				reason = why
 			} else if rel := s.masks.renamed(st, l); rel != "" {
 				// Masks name schemas, tables and columns: renamed, they
 				// would no longer apply.
@@ -1005,7 +1007,7 @@ const refusal = "corral refused this statement"
 // statement.
 func (s *session) setMasks(ms []policy.Mask) {
 	if s.masks != nil && slices.EqualFunc(ms, s.maskSrc, func(a, b policy.Mask) bool {
-		return a.Method == b.Method && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Detect, b.Detect)
+		return a.Method == b.Method && a.Filters == b.Filters && slices.Equal(a.Columns, b.Columns) && slices.Equal(a.Detect, b.Detect)
 	}) {
 		return
 	}

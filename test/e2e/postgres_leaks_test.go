@@ -740,3 +740,61 @@ CREATE CONSTRAINT TRIGGER audit AFTER UPDATE ON customers DEFERRABLE INITIALLY D
 		})
 	}
 }
+
+// A mask's filters setting closes the filter oracle: with equality, a
+// masked column can only be looked up by a whole value (simple and
+// extended protocol); with none, not filtered by at all. The refusal
+// names the column and the setting, and the session goes on.
+func TestPostgresMaskFilters(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	cfg, _ := os.ReadFile(p.config)
+	strict := strings.NewReplacer(
+		"{columns: [customers.email], method: partial}", "{columns: [customers.email], method: partial, filters: equality}",
+		"{columns: [customers.card_number], method: redact}", "{columns: [customers.card_number], method: redact, filters: none}",
+	).Replace(string(cfg))
+	if strict == string(cfg) {
+		t.Fatal("unexpected policy")
+	}
+	from := p.a.Mark()
+	writeAtomically(t, p.config, strict)
+	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
+
+	out := p.psqlSession(t,
+		"SELECT id, email FROM customers WHERE email = 'ada@example.com'",
+		"SELECT id FROM customers WHERE email LIKE 'a%'",
+		"SELECT id FROM customers ORDER BY email",
+		"SELECT id, email FROM customers ORDER BY 2 DESC",
+		"SELECT id FROM customers WHERE card_number IS NOT NULL",
+		"SELECT id FROM customers WHERE email IN ('grace@example.org', 'x') AND id > 0",
+	)
+	lines := strings.Split(out, "\n")
+	if len(lines) < 5 || lines[0] != "1|***********.com" {
+		t.Fatalf("lookup by a whole value:\n%s", out)
+	}
+	for _, want := range []string{
+		"ERROR:  42501: corral: the statement filters, sorts or groups by the masked column customers.email other than comparing it whole",
+		"filters, sorts or groups by the masked column customers.card_number, which its mask does not allow (filters: none)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no refusal %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "42501"); n != 4 {
+		t.Errorf("%d refusals, want 4 (LIKE, ORDER BY twice, card_number):\n%s", n, out)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(out), "\n2") {
+		t.Errorf("the session did not go on to the IN lookup:\n%s", out)
+	}
+
+	transcript := runSteps(t, p, "pgconn", []string{
+		"prepare byemail SELECT id FROM customers WHERE email = $1",
+		"exec byemail grace@example.org",
+		"prepare prefix SELECT id FROM customers WHERE email LIKE $1",
+	})
+	if !strings.Contains(transcript, "exec byemail grace@example.org -> ok: 2 SELECT 1") {
+		t.Errorf("a lookup by parameter:\n%s", transcript)
+	}
+	if !strings.Contains(transcript, "prefix SELECT id FROM customers WHERE email LIKE $1 -> error:") || !strings.Contains(transcript, "(filters: equality") {
+		t.Errorf("a LIKE by parameter was not refused:\n%s", transcript)
+	}
+}
