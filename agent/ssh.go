@@ -19,6 +19,7 @@ import (
 	"github.com/corral-dev/corral/agent/sshca"
 	"github.com/corral-dev/corral/intercept"
 	issh "github.com/corral-dev/corral/intercept/ssh"
+	"github.com/corral-dev/corral/intercept/ssh/shellcmd"
 )
 
 // sshTargets gives the ssh handler each session's settings from the live
@@ -37,6 +38,12 @@ func (p *sshTargets) Target(c *intercept.Conn) (issh.Target, error) {
 		return issh.Target{}, fmt.Errorf("target %q is not an ssh target of the configuration", c.Meta.Target.Name)
 	}
 	out := issh.Target{ClientAuth: intercept.ClientAuth(t.ClientAuth)}
+	switch t.SSH.LoginShell {
+	case "bash":
+		out.LoginShell = shellcmd.Bash
+	case "sh":
+		out.LoginShell = shellcmd.POSIX
+	}
 	var err error
 	if t.SSH.HostKey == "key" {
 		out.HostSigner = p.ca.HostKey()

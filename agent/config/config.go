@@ -231,10 +231,18 @@ type SSH struct {
 	// certificate from corral's SSH host CA for the target's names and
 	// addresses; the default) or "key" (corral's plain host key).
 	HostKey string `yaml:"host_key" json:"host_key,omitempty"`
+	// LoginShell is how the target's login shell reads exec command
+	// lines: "any" (bash or a POSIX sh; the default: a line is checked as
+	// both read it), "bash", or "sh" (a POSIX sh such as dash: a line
+	// must read as sh reads it, to its end).
+	LoginShell string `yaml:"login_shell" json:"login_shell,omitempty"`
 }
 
 // SSHHostKeyModes are the accepted ssh.host_key values.
 var SSHHostKeyModes = []string{"certificate", "key"}
+
+// SSHLoginShells are the accepted ssh.login_shell values.
+var SSHLoginShells = []string{"any", "bash", "sh"}
 
 // SecretRef names a key of a Kubernetes Secret (read by the agent only).
 type SecretRef struct {
@@ -755,6 +763,12 @@ func validateSSH(p *problems, path string, t *Target) {
 	}
 	if s != nil && s.HostKey == "" {
 		s.HostKey = "certificate"
+	}
+	if s != nil && s.LoginShell != "" && !slices.Contains(SSHLoginShells, s.LoginShell) {
+		p.add(path+".ssh.login_shell", "%q is not one of %s", s.LoginShell, strings.Join(SSHLoginShells, ", "))
+	}
+	if s != nil && s.LoginShell == "" {
+		s.LoginShell = "any"
 	}
 }
 

@@ -322,7 +322,7 @@ targets:
   - name: web
     protocol: ssh
     endpoints: ["10.0.0.7:22"]
-    ssh: {host_key: plain}
+    ssh: {host_key: plain, login_shell: zsh}
     credentials:
       default: {private_key_file: key}
       both: {username: deploy, password_env: P, certificate: {}}
@@ -341,6 +341,7 @@ rules:
 `, []string{
 			"targets[0].ssh.known_hosts: required",
 			`targets[0].ssh.host_key: "plain" is not one of certificate, key`,
+			`targets[0].ssh.login_shell: "zsh" is not one of any, bash, sh`,
 			"targets[0].credentials.default.username: required for ssh targets",
 			`targets[0].credentials.default.private_key_file: "key" must be an absolute path`,
 			"targets[0].credentials.both: give only one of password_file, password_env, private_key_file, secret, certificate",

@@ -50,7 +50,7 @@ func (s *session) question(r *gossh.Request, pty bool) (question, error) {
 	// A deeply nested script costs the parser much time and stack: a
 	// workload sending many at once must not take the node's memory.
 	parsing <- struct{}{}
-	cmds, err := shellcmd.Commands(p.Command)
+	cmds, err := shellcmd.CommandsAs(p.Command, s.t.LoginShell)
 	<-parsing
 	if err != nil {
 		return q, fmt.Errorf("corral cannot check this command, so it is refused: %v", err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/intercept/nbio"
+	"github.com/corral-dev/corral/intercept/ssh/shellcmd"
 	"github.com/corral-dev/corral/policy"
 )
 
@@ -54,6 +55,9 @@ type Target struct {
 	HostKeyCallback   gossh.HostKeyCallback
 	HostName          string
 	HostKeyAlgorithms []string
+	// LoginShell is how the target's login shell reads an exec request's
+	// command line.
+	LoginShell shellcmd.Shell
 }
 
 // Login is how corral logs in to the target.

@@ -257,6 +257,51 @@ func TestSSHUpstreamCredentials(t *testing.T) {
 	}
 }
 
+// ssh.login_shell says how the target's login shell reads a command
+// line. The test account's shell is bash: declared so, a line bash reads
+// as one harmless echo runs, where sh's reading of it (three commands,
+// one denied) refuses it by default. Declared sh, a line that does not
+// read as sh reads it to its end is refused.
+func TestSSHLoginShell(t *testing.T) {
+	s := newSSHEnv(t)
+	home := s.sshd.Home
+	line := fmt.Sprintf(`echo $'\' ; touch %s/ran1 ; rm -rf / ; #'`, home)
+	if out, code := s.ssh(t, s.workCg, s.target(), line); code == 0 || !strings.Contains(out, "corral: ") {
+		t.Fatalf("login_shell any: exit %d, want a refusal:\n%s", code, out)
+	}
+
+	cfg, _ := os.ReadFile(s.config)
+	reload := func(shell string) {
+		t.Helper()
+		from := s.a.Mark()
+		old := "ssh: {known_hosts: " + s.known
+		if !strings.Contains(string(cfg), old) {
+			t.Fatal("unexpected configuration")
+		}
+		writeAtomically(t, s.config, strings.Replace(string(cfg), old, "ssh: {login_shell: "+shell+", known_hosts: "+s.known, 1))
+		s.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
+	}
+	reload("bash")
+	out, code := s.ssh(t, s.workCg, s.target(), line)
+	if want := fmt.Sprintf("' ; touch %s/ran1 ; rm -rf / ; #", home); code != 0 || out != want {
+		t.Errorf("login_shell bash: exit %d\n%s\nwant %s", code, out, want)
+	}
+	if s.exists("ran1") {
+		t.Error("bash ran what its reading of the line hides")
+	}
+
+	reload("sh")
+	if out, code := s.ssh(t, s.workCg, s.target(), "echo hi &>/dev/null; touch "+home+"/ran2"); code == 0 || !strings.Contains(out, "a POSIX sh") {
+		t.Errorf("login_shell sh: exit %d, want a refusal naming the login shell:\n%s", code, out)
+	}
+	if s.exists("ran2") {
+		t.Error("the target ran a refused line")
+	}
+	if out, code := s.ssh(t, s.workCg, s.target(), "echo hi; id -un"); code != 0 || out != "hi\ndeploy" {
+		t.Errorf("login_shell sh, a plain line: exit %d\n%s", code, out)
+	}
+}
+
 // A target whose host key is not the one corral knows is refused, and
 // the workload is told so.
 func TestSSHTargetHostKeyMismatch(t *testing.T) {

@@ -38,8 +38,12 @@
 // ((...)) among others. bash's reading must parse, and so must sh's of a
 // script handed to sh, dash and the like by name; for the line itself, sh
 // runs each command as it reads it, so its reading covers what comes
-// before the first line it cannot parse. Commands found by either reading are reported once; Known
-// and Appends say which of a command's words are only known at run time. Scripts passed to sh, bash, dash, zsh, ksh, mksh, ash and
+// before the first line it cannot parse. CommandsAs, for a login shell
+// known to be bash or a POSIX sh, reads the line itself only as that shell
+// does (and a POSIX sh's reading must then parse to the end). Commands
+// found by either reading are reported once; Known and Appends say which
+// of a command's words are only known at run time. Scripts passed to sh,
+// bash, dash, zsh, ksh, mksh, ash and
 // rbash with -c, to su -c, runuser -c, flock -c, watch, eval, trap and alias
 // are parsed and checked in turn, up to 8 levels deep. Names are matched on
 // their last path element, so /usr/bin/sudo is a wrapper too.

@@ -51,10 +51,32 @@ const (
 	MaxVia = 32
 )
 
+// Shell is how the target's login shell reads a command line.
+type Shell int
+
+const (
+	// EitherShell: bash or a POSIX sh; the line is read as both would
+	// read it (see the package documentation).
+	EitherShell Shell = iota
+	// Bash: the line is read as bash reads it, and only so.
+	Bash
+	// POSIX: the line is read as a POSIX sh (dash) reads it, and must
+	// read so to its end.
+	POSIX
+)
+
 // Commands returns every command the script would run, in source order, or
 // an error that says why the script cannot be checked (and must therefore be
-// denied).
+// denied). The script is a command line for a login shell that may be bash
+// or a POSIX sh.
 func Commands(script string) ([]Command, error) {
+	return CommandsAs(script, EitherShell)
+}
+
+// CommandsAs is Commands for a login shell known to be login. Scripts the
+// line hands to other shells are read as those shells read them, whatever
+// login is.
+func CommandsAs(script string, login Shell) ([]Command, error) {
 	if len(script) > MaxScriptBytes {
 		return nil, fmt.Errorf("the command is %d bytes long; at most %d bytes can be checked", len(script), MaxScriptBytes)
 	}
@@ -64,7 +86,7 @@ func Commands(script string) ([]Command, error) {
 		return nil, fmt.Errorf("the command nests parentheses %d deep; at most %d can be checked", d, maxParenDepth)
 	}
 	w := &walker{seen: make(map[syntax.Node]bool), walked: make(map[walkKey]bool), aliases: make(map[string]bool), names: make(map[string]bool),
-		counted: make(map[string]string), numeric: make(map[string]bool), made: make(map[string]bool)}
+		counted: make(map[string]string), numeric: make(map[string]bool), made: make(map[string]bool), login: login}
 	if err := w.script(script, ctx{}, ""); err != nil {
 		return nil, err
 	}
@@ -143,6 +165,7 @@ func (c ctx) inside(label string) ctx {
 }
 
 type walker struct {
+	login Shell // how the line itself is read
 	// last is the index in cmds of the command being dispatched, for the
 	// wrapper and interpreter handlers to mark.
 	last int
@@ -205,18 +228,23 @@ func (w *walker) script(s string, c ctx, label string) error {
 		return nil
 	}
 	w.walked[k] = true
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s), "")
-	if err != nil {
-		if label == "" {
-			return fmt.Errorf("cannot parse the command: %v", err)
+	if label != "" || w.login != POSIX {
+		f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s), "")
+		if err != nil {
+			if label == "" {
+				return fmt.Errorf("cannot parse the command: %v", err)
+			}
+			return fmt.Errorf("cannot parse the script given to %s: %v", label, err)
 		}
-		return fmt.Errorf("cannot parse the script given to %s: %v", label, err)
+		if err := w.stmts(f.Stmts, c); err != nil {
+			return err
+		}
+		if err := w.checkSeen(f); err != nil {
+			return err
+		}
 	}
-	if err := w.stmts(f.Stmts, c); err != nil {
-		return err
-	}
-	if err := w.checkSeen(f); err != nil {
-		return err
+	if label == "" && w.login == Bash {
+		return nil
 	}
 	var werr error
 	perr := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Stmts(strings.NewReader(s), func(st *syntax.Stmt) bool {
@@ -227,6 +255,9 @@ func (w *walker) script(s string, c ctx, label string) error {
 	})
 	if werr != nil {
 		return werr
+	}
+	if perr != nil && label == "" && w.login == POSIX {
+		return fmt.Errorf("cannot parse the command as the target's login shell, a POSIX sh, reads it: %v", perr)
 	}
 	// A parse error ends sh's reading where sh would stop running it, as
 	// far as the parser and sh agree on where that is; they do not always

@@ -627,6 +627,19 @@ func FuzzCommands(f *testing.F) {
 				t.Fatalf("Commands(%q): Text %q is not Argv %q joined", script, c.Text, c.Argv)
 			}
 		}
+		// Reading the line as one shell finds nothing that reading it as
+		// either would not.
+		for _, login := range []Shell{Bash, POSIX} {
+			one, err := CommandsAs(script, login)
+			if err != nil {
+				continue
+			}
+			for _, c := range one {
+				if !slices.ContainsFunc(got, func(e Command) bool { return e.Text == c.Text }) {
+					t.Fatalf("CommandsAs(%q, %d) finds %q, which Commands does not", script, login, c.Text)
+				}
+			}
+		}
 	})
 }
 
@@ -746,6 +759,49 @@ func TestHiddenCommands(t *testing.T) {
 		}
 		if !slices.Contains(texts(got), c.find) {
 			t.Errorf("%q: found %q, want %q among them", c.script, texts(got), c.find)
+		}
+	}
+}
+
+// With the target's login shell known, the line is read as that shell
+// reads it and only so; scripts it hands to other shells are read as
+// before.
+func TestLoginShell(t *testing.T) {
+	hidden := `echo $'\' ; touch /tmp/x ; #'`
+	cases := []struct {
+		script string
+		login  Shell
+		want   []string // command texts; nil with err
+		err    string
+	}{
+		{hidden, EitherShell, []string{"echo ' ; touch /tmp/x ; #", `echo $\`, "touch /tmp/x"}, ""},
+		{hidden, Bash, []string{"echo ' ; touch /tmp/x ; #"}, ""},
+		{hidden, POSIX, []string{`echo $\`, "touch /tmp/x"}, ""},
+		// bash's redirection &> is background and a redirection to sh:
+		// where sh cannot read on, a sh login shell's line is refused.
+		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", EitherShell, nil, "$'...'"},
+		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", Bash, []string{"echo hi", "echo a'\ntouch PWN\n'"}, ""},
+		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", POSIX, nil, "login shell, a POSIX sh"},
+		{"[[ -f x ]] && ls", POSIX, []string{"[[ -f x ]]", "ls"}, ""},
+		{"ls; echo ${x/a/b}", POSIX, nil, "login shell, a POSIX sh"},
+		// A nested script keeps its own shell's reading: sh -c must read
+		// as sh does, whatever the login shell.
+		{`sh -c 'echo $'"'"'\'"'"' ; touch /tmp/y ; #'"'"`, Bash, []string{`sh -c echo $'\' ; touch /tmp/y ; #'`, "echo ' ; touch /tmp/y ; #", `echo $\`, "touch /tmp/y"}, ""},
+	}
+	for _, c := range cases {
+		got, err := CommandsAs(c.script, c.login)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("CommandsAs(%q, %d) = %q, %v; want an error with %q", c.script, c.login, texts(got), err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("CommandsAs(%q, %d): %v", c.script, c.login, err)
+			continue
+		}
+		if !slices.Equal(texts(got), c.want) {
+			t.Errorf("CommandsAs(%q, %d) = %q, want %q", c.script, c.login, texts(got), c.want)
 		}
 	}
 }
