@@ -579,7 +579,18 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			}
 		}
 		if x.GetIsNatural() {
-			w.s.refs = append(w.s.refs, colRef{star: true, ctx: ctxFilter, inSub: st.inSub})
+			// Each side by its name where it is a table; otherwise every
+			// relation of the statement counts.
+			for _, side := range []*pg.Node{x.GetLarg(), x.GetRarg()} {
+				r := colRef{star: true, ctx: ctxFilter, inSub: st.inSub}
+				if rv := side.GetRangeVar(); rv != nil {
+					r.qual = rv.GetRelname()
+					if a := rv.GetAlias(); a != nil && a.GetAliasname() != "" {
+						r.qual = a.GetAliasname()
+					}
+				}
+				w.s.refs = append(w.s.refs, r)
+			}
 		}
 	case *pg.A_Expr:
 		// An operator of the database's own runs its function. Names
@@ -653,6 +664,13 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		return
 	case *pg.SelectStmt:
 		w.outputFilters(x, st)
+	case *pg.InferClause:
+		// ON CONFLICT (email): the insert looks the value up, whole.
+		for _, n := range x.GetIndexElems() {
+			if name := n.GetIndexElem().GetName(); name != "" {
+				w.s.refs = append(w.s.refs, colRef{name: name, ctx: ctxFilter, inSub: st.inSub, lookup: true})
+			}
+		}
 	case *pg.RangeFunction, *pg.RangeTableFunc:
 		w.s.fromFunction = true
 	case *pg.ExecuteStmt:
@@ -772,7 +790,34 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 	if len(targets) == 0 {
 		return
 	}
-	items := slices.Clone(x.GetGroupClause())
+	// Ordinals past a * count its columns, which the parse tree does not
+	// list: from the first * on, an ordinal may name any of them.
+	star := slices.IndexFunc(targets, func(t *pg.Node) bool {
+		return slices.ContainsFunc(t.GetResTarget().GetVal().GetColumnRef().GetFields(), func(f *pg.Node) bool { return f.GetAStar() != nil })
+	})
+	var items []*pg.Node
+	var group func(n *pg.Node)
+	group = func(n *pg.Node) {
+		switch {
+		case n.GetGroupingSet() != nil: // GROUPING SETS, ROLLUP, CUBE
+			for _, c := range n.GetGroupingSet().GetContent() {
+				group(c)
+			}
+		case n.GetRowExpr() != nil: // ROLLUP((1, 2))
+			for _, c := range n.GetRowExpr().GetArgs() {
+				group(c)
+			}
+		case n.GetList() != nil:
+			for _, c := range n.GetList().GetItems() {
+				group(c)
+			}
+		default:
+			items = append(items, n)
+		}
+	}
+	for _, n := range x.GetGroupClause() {
+		group(n)
+	}
 	for _, n := range x.GetSortClause() {
 		items = append(items, n.GetSortBy().GetNode())
 	}
@@ -788,7 +833,13 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 	}
 	for _, n := range items {
 		if c := n.GetAConst(); c != nil && c.GetIval() != nil {
-			if i := int(c.GetIval().GetIval()); i >= 1 && i <= len(targets) {
+			i := int(c.GetIval().GetIval())
+			switch {
+			case star >= 0 && i > star:
+				for _, t := range targets[star:] {
+					w.filterRefs(t.GetResTarget().GetVal(), st)
+				}
+			case i >= 1 && i <= len(targets):
 				w.filterRefs(targets[i-1].GetResTarget().GetVal(), st)
 			}
 			continue
@@ -841,11 +892,12 @@ func (w *walker) lookup(c *pg.ColumnRef) {
 
 // lookupOf returns the column an expression compares whole, for equality
 // or inequality, with values the statement gives: col = $1, 'a' <> col,
-// col IN ('a', $2), col = ANY($1), col IS [NOT] DISTINCT FROM 'a'. Such a
-// comparison answers only whether a value guessed in full is there, where
-// LIKE, ranges, ORDER BY or a function of the column reveal parts of it.
-// Anything else returns nil: NULLIF (its value is the column's), a cast or
-// a function around the column, another column or a subquery as the value.
+// col IN ('a', $2), col = ANY($1), col IS [NOT] DISTINCT FROM lower($1).
+// Such a comparison answers only whether a value guessed in full is there,
+// where LIKE, ranges, ORDER BY or a function of the column reveal parts of
+// it. Anything else returns nil: NULLIF (its value is the column's), a
+// cast or a function around the column, a column or a subquery in the
+// value.
 func lookupOf(x *pg.A_Expr) *pg.ColumnRef {
 	switch x.GetKind() {
 	case pg.A_Expr_Kind_AEXPR_OP, pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL,
@@ -866,7 +918,7 @@ func lookupOf(x *pg.A_Expr) *pg.ColumnRef {
 		l, r = r, l
 	}
 	c := l.GetColumnRef()
-	if c == nil || !givenValues(r, x.GetKind()) {
+	if c == nil || !valueOnly(r) {
 		return nil
 	}
 	for _, f := range c.GetFields() {
@@ -877,42 +929,43 @@ func lookupOf(x *pg.A_Expr) *pg.ColumnRef {
 	return c
 }
 
-// givenValues reports whether n is a value the statement gives (a literal
-// or a parameter, cast or not to PostgreSQL's types), or for IN, ANY and ALL a list or array of
-// them.
-func givenValues(n *pg.Node, kind pg.A_Expr_Kind) bool {
-	var items []*pg.Node
-	switch kind {
-	case pg.A_Expr_Kind_AEXPR_IN:
-		items = n.GetList().GetItems()
-		if len(items) == 0 {
-			return false
-		}
-	case pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL:
-		if a := n.GetAArrayExpr(); a != nil {
-			items = a.GetElements()
-		} else {
-			items = []*pg.Node{n}
-		}
-	default:
-		items = []*pg.Node{n}
+// valueOnly reports whether n computes a value, or a list of values, from
+// what the statement gives alone: literals, parameters, functions of them
+// ($1, lower($1), ARRAY['a', $2]::text[]), not a column or a subquery. A
+// cast must be to PostgreSQL's own types: the column is compared as the
+// value's type, and a type of the database's own may compare otherwise.
+func valueOnly(n *pg.Node) bool {
+	if n == nil || n.GetNode() == nil {
+		return false
 	}
-	for _, it := range items {
-		for tc := it.GetTypeCast(); tc != nil; tc = it.GetTypeCast() {
-			// Only to PostgreSQL's own types: the column is compared as
-			// the value's type, and a type of the database's own may
-			// compare otherwise.
-			name := funcName(tc.GetTypeName().GetNames())
+	ok := true
+	var visit func(m protoreflect.Message)
+	visit = func(m protoreflect.Message) {
+		switch x := m.Interface().(type) {
+		case *pg.ColumnRef, *pg.SubLink:
+			ok = false
+			return
+		case *pg.TypeCast:
+			name := funcName(x.GetTypeName().GetNames())
 			if !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
-				return false
+				ok = false
+				return
 			}
-			it = tc.GetArg()
 		}
-		if it.GetAConst() == nil && it.GetParamRef() == nil {
-			return false
-		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+				for i := 0; i < v.List().Len() && ok; i++ {
+					visit(v.List().Get(i).Message())
+				}
+			case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+				visit(v.Message())
+			}
+			return ok
+		})
 	}
-	return true
+	visit(n.ProtoReflect())
+	return ok
 }
 
 func columnRef(c *pg.ColumnRef, st walkState) colRef {
