@@ -116,6 +116,7 @@ func Name(started time.Time, id string) string {
 func (r *Recorder) Start(h Header, started time.Time, mode Mode, cut func()) (*Session, error) {
 	h.Format = FormatVersion
 	s := &Session{r: r, id: h.SessionID, name: Name(started, h.SessionID), mode: mode, cut: cut, started: started}
+	s.idle.L = &s.mu
 	err := r.bounded(func() error {
 		obj, err := r.o.Backend.Create(s.name)
 		if err != nil {
@@ -245,6 +246,12 @@ type Session struct {
 	terms     []*terminal
 	nterms    int
 	termBytes int64
+	// busy counts terminals being created or sealed outside mu (their
+	// file system work: a create with its directory sync, an fsync);
+	// idle is signalled when it falls to zero. The end record waits for
+	// it, so that it seals every terminal or follows its result.
+	busy int
+	idle sync.Cond
 }
 
 // terminal is an asciicast being written beside the recording.
@@ -281,30 +288,44 @@ func (s *Session) Terminal(h CastHeader, start time.Time) (*Cast, error) {
 	if s.err != nil {
 		return nil, s.refusal()
 	}
-	name := CastName(s.name, s.nterms+1)
-	obj, err := s.r.o.Backend.Create(name)
-	if err != nil {
-		s.fail(err)
-		return nil, s.refusal()
-	}
-	c, err := NewCast(obj, h, start)
-	if err != nil {
-		obj.Close()
-		s.fail(err)
-		return nil, s.refusal()
-	}
 	s.nterms++
+	name := CastName(s.name, s.nterms)
+	// The file is created without mu (a create syncs the directory): the
+	// session's other records go on meanwhile.
+	s.busy++
+	s.mu.Unlock()
+	obj, err := s.r.o.Backend.Create(name)
+	var c *Cast
+	if err == nil {
+		if c, err = NewCast(obj, h, start); err != nil {
+			obj.Close()
+		}
+	}
+	s.mu.Lock()
+	s.done()
+	if err != nil {
+		s.fail(err)
+		return nil, s.refusal()
+	}
 	s.terms = append(s.terms, &terminal{name: name, cast: c, obj: obj})
 	s.dirty = true
 	return c, nil
 }
 
+// done ends work begun outside mu (see busy); s.mu is held.
+func (s *Session) done() {
+	if s.busy--; s.busy == 0 {
+		s.idle.Broadcast()
+	}
+}
+
 // EndTerminal seals a terminal recording begun with Terminal, makes it
 // durable, and records res, the result of what the terminal served, with
 // the seal in it (Result.Terminal): through it the chain protects the
-// cast. Both happen under the session's lock, so a session ending at the
-// same moment either seals the terminal in its end record or finds this
-// result before it. An error means the result could not be recorded.
+// cast. The fsync runs without the session's lock; a session ending
+// meanwhile waits for the result, so its end record either seals the
+// terminal or follows this result. An error means the result could not
+// be recorded.
 func (s *Session) EndTerminal(c *Cast, res Result) error {
 	var err error
 	// The slot before s.mu, as in End.
@@ -322,11 +343,15 @@ func (s *Session) EndTerminal(c *Cast, res Result) error {
 			// wmu: a sync may still be syncing this terminal.
 			s.wmu.Lock()
 			seal, cerr := c.Seal(t.name)
+			s.wmu.Unlock()
+			s.busy++
+			s.mu.Unlock()
 			if cerr == nil {
 				cerr = t.obj.Sync()
 			}
 			t.obj.Close()
-			s.wmu.Unlock()
+			s.mu.Lock()
+			s.done()
 			if cerr != nil {
 				s.fail(cerr)
 			} else {
@@ -540,6 +565,9 @@ func (s *Session) End(e End) error {
 func (s *Session) seal(e End) (p store.Progress, failed error, sealed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for s.busy > 0 && !s.ended {
+		s.idle.Wait()
+	}
 	if s.ended {
 		return p, nil, false
 	}

@@ -1,0 +1,123 @@
+package recorder
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/corral-dev/corral/recorder/store"
+)
+
+// heldSyncs is a directory backend whose casts' fsyncs wait for release.
+type heldSyncs struct {
+	*store.Dir
+	entered chan struct{}
+	release chan struct{}
+}
+
+type heldObject struct {
+	store.Object
+	b *heldSyncs
+}
+
+func (b *heldSyncs) Create(name string) (store.Object, error) {
+	o, err := b.Dir.Create(name)
+	if err != nil || !strings.HasSuffix(name, ".cast") {
+		return o, err
+	}
+	return heldObject{o, b}, nil
+}
+
+func (o heldObject) Sync() error {
+	select {
+	case o.b.entered <- struct{}{}:
+		<-o.b.release
+	default:
+	}
+	return o.Object.Sync()
+}
+
+// A terminal's fsync at its end holds no lock the session's other
+// records need, and a session ending meanwhile waits for the terminal's
+// result: its end record seals the terminal still open, the result the
+// other, and nothing is left unsealed.
+func TestEndTerminalSyncsOutsideTheLock(t *testing.T) {
+	dir := t.TempDir()
+	dirBackend, err := store.NewDir(filepath.Join(dir, "sessions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, err := store.OpenIndex(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer index.Close()
+	synctest.Test(t, func(t *testing.T) {
+		backend := &heldSyncs{Dir: dirBackend, entered: make(chan struct{}), release: make(chan struct{})}
+		r, err := New(context.Background(), Options{Backend: backend, Index: index, SyncInterval: time.Hour, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		start := time.Now()
+		s, err := r.Start(Header{SessionID: "s-held", Target: "web", Protocol: "ssh"}, start, Strict, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := s.Terminal(CastHeader{Width: 80, Height: 24, Title: "one"}, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one.Output(start, []byte("one\r\n"))
+		exit := 0
+		ended := make(chan error, 1)
+		go func() { ended <- s.EndTerminal(one, Result{Of: 1, ExitStatus: &exit}) }()
+		<-backend.entered // the terminal's fsync has begun, and waits
+
+		// The session records on meanwhile: a new terminal opens.
+		two, err := s.Terminal(CastHeader{Width: 80, Height: 24, Title: "two"}, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two.Output(start, []byte("two\r\n"))
+		var done atomic.Bool
+		sessionEnded := make(chan error, 1)
+		go func() { sessionEnded <- s.End(End{}); done.Store(true) }()
+		synctest.Wait()
+		if done.Load() {
+			t.Fatal("the session ended while a terminal's result was still to be recorded")
+		}
+		close(backend.release)
+		if err := <-ended; err != nil {
+			t.Fatalf("EndTerminal: %v", err)
+		}
+		if err := <-sessionEnded; err != nil {
+			t.Fatalf("End: %v", err)
+		}
+
+		f, err := os.Open(filepath.Join(dirBackend.Path, filepath.FromSlash(s.name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Read(f, nil)
+		f.Close()
+		if err != nil || !rep.Complete {
+			t.Fatalf("recording: %+v, %v", rep, err)
+		}
+		sealed := map[string]bool{}
+		for _, sl := range rep.Seals {
+			sealed[sl.Name] = true
+		}
+		for _, n := range []int{1, 2} {
+			if name := CastName(s.name, n); !sealed[name] {
+				t.Errorf("%s is not sealed; seals %+v", name, rep.Seals)
+			}
+		}
+	})
+}
