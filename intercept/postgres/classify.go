@@ -71,6 +71,9 @@ type Statement struct {
 	// risky is the session's finding for this statement (set when it is
 	// decided): its rows may carry masked data no table vouches for.
 	risky bool
+	// floatParams: parameters are declared float4 or float8 (Parse, or
+	// PREPARE's types), which a column compared with them is rounded to.
+	floatParams bool
 	// attrNames are the names after a dot in column references and
 	// (expr).name: each may call a function by attribute notation
 	// (t.fn is fn(t)), which the catalog tells.
@@ -264,6 +267,9 @@ func (s *Statement) classify(n *pg.Node) error {
 	case n.GetPrepareStmt() != nil:
 		s.Prepares = n.GetPrepareStmt().GetName()
 		s.literalSensitive = true // names are not in the fingerprint
+		for _, a := range n.GetPrepareStmt().GetArgtypes() {
+			s.floatParams = s.floatParams || lossyTypes[funcName(a.GetTypeName().GetNames())]
+		}
 	case n.GetExecuteStmt() != nil:
 		s.Executes = n.GetExecuteStmt().GetName()
 		s.literalSensitive = true
@@ -929,11 +935,21 @@ func lookupOf(x *pg.A_Expr) *pg.ColumnRef {
 	return c
 }
 
+// lossyTypes compare other types by converting them with a loss: a
+// numeric column compared with a float4 value is rounded first, and the
+// lookup then matches a range of values.
+var lossyTypes = map[string]bool{"pg_catalog.float4": true, "pg_catalog.float8": true, "float4": true, "float8": true}
+
+// valueFunctions may make a lookup's value: they return text or arrays of
+// it, which a column is compared with whole.
+var valueFunctions = []string{"lower", "upper", "btrim", "ltrim", "rtrim", "string_to_array", "concat"}
+
 // valueOnly reports whether n computes a value, or a list of values, from
-// what the statement gives alone: literals, parameters, functions of them
-// ($1, lower($1), ARRAY['a', $2]::text[]), not a column or a subquery. A
-// cast must be to PostgreSQL's own types: the column is compared as the
-// value's type, and a type of the database's own may compare otherwise.
+// what the statement gives alone: literals, parameters, a few text
+// functions of them ($1, lower($1), ARRAY['a', $2]::text[]), not a column,
+// a subquery or a collation. A cast must be to PostgreSQL's own types, and
+// not to a float: the column is compared as the value's type, which may
+// compare otherwise or round.
 func valueOnly(n *pg.Node) bool {
 	if n == nil || n.GetNode() == nil {
 		return false
@@ -942,12 +958,19 @@ func valueOnly(n *pg.Node) bool {
 	var visit func(m protoreflect.Message)
 	visit = func(m protoreflect.Message) {
 		switch x := m.Interface().(type) {
-		case *pg.ColumnRef, *pg.SubLink:
+		case *pg.ColumnRef, *pg.SubLink, *pg.CollateClause:
+			// A collation of the database's own may compare loosely
+			// (case, accents and punctuation ignored).
 			ok = false
 			return
 		case *pg.TypeCast:
 			name := funcName(x.GetTypeName().GetNames())
-			if !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
+			if !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) || lossyTypes[name] {
+				ok = false
+				return
+			}
+		case *pg.FuncCall:
+			if name := funcName(x.GetFuncname()); !slices.Contains(valueFunctions, strings.TrimPrefix(strings.ToLower(name), "pg_catalog.")) {
 				ok = false
 				return
 			}

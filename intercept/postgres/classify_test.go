@@ -881,7 +881,13 @@ func TestMaskFilters(t *testing.T) {
 		{"SELECT email FROM customers WHERE email = ANY(ARRAY[$1, $2]::text[])", ""},
 		{"SELECT email FROM customers WHERE email = lower($1)", ""},
 		{"SELECT email FROM customers WHERE email = ANY(string_to_array($1, ','))", ""},
-		{"SELECT email FROM customers WHERE email = 'a' COLLATE \"C\"", ""},
+		{"SELECT email FROM customers WHERE email = 'a' COLLATE \"C\"", "customers.email"},
+		{"SELECT email FROM customers WHERE email = 'ALICE' COLLATE pg_temp.loose", "customers.email"},
+		{"SELECT email FROM customers WHERE email = '1e9'::float4", "customers.email"},
+		{"SELECT email FROM customers WHERE email = power($1, 1)", "customers.email"},
+		{"SELECT email FROM customers WHERE email = upper(btrim($1)) || '@example.com'", ""},
+		{"PREPARE p(float8) AS SELECT id FROM customers WHERE email = $1", "customers.email"},
+		{"PREPARE p(text) AS SELECT id FROM customers WHERE email = $1", ""},
 		{"SELECT email FROM customers WHERE email = $1::mytype", "customers.email"},
 		{"SELECT email FROM customers WHERE email = lower(name)", "customers.email"},
 		{"SELECT email FROM customers WHERE email = (SELECT 'a')", "customers.email"},
@@ -921,6 +927,25 @@ func TestMaskFilters(t *testing.T) {
 			t.Errorf("%s: refused: %s", c.sql, got)
 		case c.refused != "" && !strings.Contains(got, c.refused):
 			t.Errorf("%s: leak = %q, want it to name %s", c.sql, got, c.refused)
+		}
+	}
+	// A Parse declaring a float parameter: the column would be rounded.
+	s := classifyOne(t, "SELECT email FROM customers WHERE email = $1")
+	s.floatParams = true
+	if got := eq.filtered(&s, l); !strings.Contains(got, "customers.email") {
+		t.Errorf("a float parameter: %q", got)
+	}
+	// Planner settings, while masks restrict filters.
+	for sql, refused := range map[string]bool{
+		"SET enable_seqscan = off":                             true,
+		"SET LOCAL random_page_cost = 0.01":                    true,
+		"SELECT set_config('enable_bitmapscan', 'off', false)": true,
+		"SET statement_timeout = 5":                            false,
+		"RESET ALL":                                            false,
+	} {
+		s := classifyOne(t, sql)
+		if got := eq.plannerChange(&s); (got != "") != refused {
+			t.Errorf("%s: plannerChange = %q", sql, got)
 		}
 	}
 	// Without the setting, filters are allowed as before.

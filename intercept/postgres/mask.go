@@ -573,6 +573,22 @@ func (m *masks) filtered(s *Statement, l lineage) string {
 	return ""
 }
 
+// plannerChange returns why the statement may not change a setting of
+// the planner while masks restrict filters, or "": forced onto an index
+// (enable_seqscan = off, a low random_page_cost), a plan returns rows in
+// the order of an index on a masked column without sorting by it.
+func (m *masks) plannerChange(s *Statement) string {
+	if m == nil || m.strictFilters == "" {
+		return ""
+	}
+	for _, name := range s.Sets {
+		if strings.HasPrefix(name, "enable_") || strings.HasSuffix(name, "_cost") || name == "effective_cache_size" {
+			return fmt.Sprintf("changing the planner setting %s is refused while masks restrict filters: a plan could return rows in the order of a masked column's index", name)
+		}
+	}
+	return ""
+}
+
 // filterLeak returns why a filter (WHERE, JOIN ON, ORDER BY, GROUP BY,
 // ...) by r is more than the masks' filters settings allow, or "". A
 // column of a view over masked columns and a whole row are held to the
@@ -619,7 +635,7 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 			}
 		}
 	}
-	if col == "" || mode == "" || mode == "equality" && r.lookup {
+	if col == "" || mode == "" || mode == "equality" && r.lookup && !s.floatParams {
 		return ""
 	}
 	return why(col, mode)

@@ -612,6 +612,8 @@ func (s *session) decide(stmts []Statement) string {
 				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
 			} else if why := s.masks.filtered(st, l); why != "" {
 				reason = why
+			} else if why := s.masks.plannerChange(st); why != "" {
+				reason = why
 			} else if rel := s.masks.renamed(st, l); rel != "" {
 				// Masks name schemas, tables and columns: renamed, they
 				// would no longer apply.
@@ -1161,6 +1163,7 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	case len(stmts) > 1:
 		reason = "a prepared statement holds one statement"
 	case len(stmts) == 1:
+		stmts[0].floatParams = slices.ContainsFunc(m.ParameterOIDs, func(oid uint32) bool { return oid == 700 || oid == 701 })
 		s.preparing = true
 		reason = s.decide(stmts)
 		s.preparing = false
