@@ -233,8 +233,8 @@ type SSH struct {
 	HostKey string `yaml:"host_key" json:"host_key,omitempty"`
 	// LoginShell is how the target's login shell reads exec command
 	// lines: "any" (bash or a POSIX sh; the default: a line is checked as
-	// both read it), "bash", or "sh" (a POSIX sh such as dash: a line
-	// must read as sh reads it, to its end).
+	// both read it), "bash" (read as bash only), or "sh" (a POSIX sh: read
+	// both ways, and it must read as sh reads it to its end).
 	LoginShell string `yaml:"login_shell" json:"login_shell,omitempty"`
 }
 

@@ -39,8 +39,10 @@
 // script handed to sh, dash and the like by name; for the line itself, sh
 // runs each command as it reads it, so its reading covers what comes
 // before the first line it cannot parse. CommandsAs, for a login shell
-// known to be bash or a POSIX sh, reads the line itself only as that shell
-// does (and a POSIX sh's reading must then parse to the end). Commands
+// known to be bash, reads the line itself only as bash does; for one known
+// to be a POSIX sh, it reads the line both ways and sh's reading must
+// parse to the end (bash run as sh, busybox ash and mksh read $'...' as
+// bash does). Commands
 // found by either reading are reported once; Known and Appends say which
 // of a command's words are only known at run time. Scripts passed to sh,
 // bash, dash, zsh, ksh, mksh, ash and

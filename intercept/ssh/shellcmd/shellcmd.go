@@ -60,8 +60,8 @@ const (
 	EitherShell Shell = iota
 	// Bash: the line is read as bash reads it, and only so.
 	Bash
-	// POSIX: the line is read as a POSIX sh (dash) reads it, and must
-	// read so to its end.
+	// POSIX: a POSIX sh; the line is read both ways, as with
+	// EitherShell, and must read as a POSIX sh reads it to its end.
 	POSIX
 )
 
@@ -228,20 +228,20 @@ func (w *walker) script(s string, c ctx, label string) error {
 		return nil
 	}
 	w.walked[k] = true
-	if label != "" || w.login != POSIX {
-		f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s), "")
-		if err != nil {
-			if label == "" {
-				return fmt.Errorf("cannot parse the command: %v", err)
-			}
-			return fmt.Errorf("cannot parse the script given to %s: %v", label, err)
+	// A POSIX login shell is read as bash too: bash run as sh, busybox ash
+	// and mksh read $'...' as bash does, where dash does not.
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s), "")
+	if err != nil {
+		if label == "" {
+			return fmt.Errorf("cannot parse the command: %v", err)
 		}
-		if err := w.stmts(f.Stmts, c); err != nil {
-			return err
-		}
-		if err := w.checkSeen(f); err != nil {
-			return err
-		}
+		return fmt.Errorf("cannot parse the script given to %s: %v", label, err)
+	}
+	if err := w.stmts(f.Stmts, c); err != nil {
+		return err
+	}
+	if err := w.checkSeen(f); err != nil {
+		return err
 	}
 	if label == "" && w.login == Bash {
 		return nil

@@ -776,13 +776,15 @@ func TestLoginShell(t *testing.T) {
 	}{
 		{hidden, EitherShell, []string{"echo ' ; touch /tmp/x ; #", `echo $\`, "touch /tmp/x"}, ""},
 		{hidden, Bash, []string{"echo ' ; touch /tmp/x ; #"}, ""},
-		{hidden, POSIX, []string{`echo $\`, "touch /tmp/x"}, ""},
+		{hidden, POSIX, []string{"echo ' ; touch /tmp/x ; #", `echo $\`, "touch /tmp/x"}, ""},
+		// bash run as sh reads $'...' as bash does.
+		{`echo $'x\'  #'; touch PWN #'`, POSIX, []string{"echo x'  #", "touch PWN", `echo $x\`}, ""},
 		// bash's redirection &> is background and a redirection to sh:
 		// where sh cannot read on, a sh login shell's line is refused.
 		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", EitherShell, nil, "$'...'"},
 		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", Bash, []string{"echo hi", "echo a'\ntouch PWN\n'"}, ""},
 		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", POSIX, nil, "login shell, a POSIX sh"},
-		{"[[ -f x ]] && ls", POSIX, []string{"[[ -f x ]]", "ls"}, ""},
+		{"[[ -f x ]] && ls", POSIX, []string{"ls", "[[ -f x ]]"}, ""},
 		{"ls; echo ${x/a/b}", POSIX, nil, "login shell, a POSIX sh"},
 		// A nested script keeps its own shell's reading: sh -c must read
 		// as sh does, whatever the login shell.
