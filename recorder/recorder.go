@@ -252,6 +252,7 @@ type Session struct {
 	// it, so that it seals every terminal or follows its result.
 	busy int
 	idle sync.Cond
+	cmu  sync.Mutex // one terminal created at a time, taken before mu
 }
 
 // terminal is an asciicast being written beside the recording.
@@ -280,36 +281,55 @@ func CastName(name string, n int) string {
 // sync, and sealed by EndTerminal, or by the end record if it is still
 // open then.
 func (s *Session) Terminal(h CastHeader, start time.Time) (*Cast, error) {
+	// One create at a time, in the order of the numbers: a terminal that
+	// cannot be created fails the recording, and no later one is created,
+	// so the casts are numbered without gaps (see Casts).
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended {
+		s.mu.Unlock()
 		return nil, errors.New("the recording has ended")
 	}
 	if s.err != nil {
+		s.mu.Unlock()
 		return nil, s.refusal()
 	}
-	s.nterms++
-	name := CastName(s.name, s.nterms)
+	name := CastName(s.name, s.nterms+1)
 	// The file is created without mu (a create syncs the directory): the
 	// session's other records go on meanwhile.
 	s.busy++
 	s.mu.Unlock()
-	obj, err := s.r.o.Backend.Create(name)
-	var c *Cast
-	if err == nil {
-		if c, err = NewCast(obj, h, start); err != nil {
-			obj.Close()
-		}
-	}
+	c, obj, err := s.newCast(name, h, start)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.done()
 	if err != nil {
 		s.fail(err)
 		return nil, s.refusal()
 	}
+	s.nterms++
 	s.terms = append(s.terms, &terminal{name: name, cast: c, obj: obj})
 	s.dirty = true
 	return c, nil
+}
+
+// newCast creates a terminal's file and starts its cast; a panic in the
+// backend is an error here, with the session's lock not held.
+func (s *Session) newCast(name string, h CastHeader, start time.Time) (c *Cast, obj store.Object, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("creating %s: %v", name, r)
+		}
+	}()
+	if obj, err = s.r.o.Backend.Create(name); err != nil {
+		return nil, nil, err
+	}
+	if c, err = NewCast(obj, h, start); err != nil {
+		obj.Close()
+		return nil, nil, err
+	}
+	return c, obj, nil
 }
 
 // done ends work begun outside mu (see busy); s.mu is held.

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -120,4 +121,54 @@ func TestEndTerminalSyncsOutsideTheLock(t *testing.T) {
 			}
 		}
 	})
+}
+
+// failingCast is a directory backend on which the second terminal cannot
+// be created.
+type failingCast struct{ *store.Dir }
+
+func (b failingCast) Create(name string) (store.Object, error) {
+	if strings.HasSuffix(name, ".2.cast") {
+		return nil, errors.New("no space left on device")
+	}
+	return b.Dir.Create(name)
+}
+
+// A terminal that cannot be created fails the recording, and no later
+// one is created: casts are numbered without gaps, which Casts and
+// retention rely on.
+func TestTerminalCastsWithoutGaps(t *testing.T) {
+	dir := t.TempDir()
+	backend, err := store.NewDir(filepath.Join(dir, "sessions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, err := store.OpenIndex(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer index.Close()
+	r, err := New(context.Background(), Options{Backend: failingCast{backend}, Index: index, SyncInterval: time.Hour, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	start := time.Now()
+	s, err := r.Start(Header{SessionID: "s-gap", Target: "web", Protocol: "ssh"}, start, BestEffort, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		c, err := s.Terminal(CastHeader{Width: 80, Height: 24}, start)
+		if err != nil || (c != nil) != (i == 1) {
+			t.Fatalf("terminal %d: %v, %v", i, c, err)
+		}
+	}
+	s.End(End{})
+	for i, want := range []bool{true, false, false} {
+		_, err := os.Stat(filepath.Join(backend.Path, filepath.FromSlash(CastName(s.name, i+1))))
+		if (err == nil) != want {
+			t.Errorf("cast %d on disk: %v, want %v", i+1, err == nil, want)
+		}
+	}
 }
