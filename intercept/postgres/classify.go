@@ -868,25 +868,32 @@ func (w *walker) filterRefs(n *pg.Node, st walkState) {
 	if n == nil {
 		return
 	}
-	var visit func(m protoreflect.Message)
-	visit = func(m protoreflect.Message) {
+	descend(n.ProtoReflect(), func(m protoreflect.Message) bool {
 		if c, ok := m.Interface().(*pg.ColumnRef); ok {
 			w.s.refs = append(w.s.refs, columnRef(c, walkState{ctx: ctxFilter, inSub: st.inSub}))
-			return
+			return false
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
-				for i := 0; i < v.List().Len(); i++ {
-					visit(v.List().Get(i).Message())
-				}
-			case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
-				visit(v.Message())
-			}
-			return true
-		})
+		return true
+	})
+}
+
+// descend calls f with m and, while f returns true, with every message
+// under it.
+func descend(m protoreflect.Message, f func(protoreflect.Message) bool) {
+	if !f(m) {
+		return
 	}
-	visit(n.ProtoReflect())
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+			for i := 0; i < v.List().Len(); i++ {
+				descend(v.List().Get(i).Message(), f)
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+			descend(v.Message(), f)
+		}
+		return true
+	})
 }
 
 func (w *walker) lookup(c *pg.ColumnRef) {
@@ -955,39 +962,24 @@ func valueOnly(n *pg.Node) bool {
 		return false
 	}
 	ok := true
-	var visit func(m protoreflect.Message)
-	visit = func(m protoreflect.Message) {
+	descend(n.ProtoReflect(), func(m protoreflect.Message) bool {
 		switch x := m.Interface().(type) {
 		case *pg.ColumnRef, *pg.SubLink, *pg.CollateClause:
 			// A collation of the database's own may compare loosely
 			// (case, accents and punctuation ignored).
 			ok = false
-			return
 		case *pg.TypeCast:
 			name := funcName(x.GetTypeName().GetNames())
 			if !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) || lossyTypes[name] {
 				ok = false
-				return
 			}
 		case *pg.FuncCall:
 			if name := funcName(x.GetFuncname()); !slices.Contains(valueFunctions, strings.TrimPrefix(strings.ToLower(name), "pg_catalog.")) {
 				ok = false
-				return
 			}
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
-				for i := 0; i < v.List().Len() && ok; i++ {
-					visit(v.List().Get(i).Message())
-				}
-			case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
-				visit(v.Message())
-			}
-			return ok
-		})
-	}
-	visit(n.ProtoReflect())
+		return ok
+	})
 	return ok
 }
 
