@@ -948,6 +948,18 @@ func TestMaskFilters(t *testing.T) {
 			t.Errorf("%s: plannerChange = %q", sql, got)
 		}
 	}
+	// A name masked in two tables, with different settings: the
+	// strictest holds, whichever table the name is read from.
+	two := compileMasks([]policy.Mask{
+		{Columns: []string{"customers.email"}, Method: "partial"},
+		{Columns: []string{"users.email"}, Method: "redact", Filters: "none"},
+	})
+	for i := 0; i < 20; i++ {
+		s := classifyOne(t, "SELECT id FROM users WHERE email = $1")
+		if got := two.filtered(&s, lineage{}); !strings.Contains(got, "users.email") {
+			t.Fatalf("users.email under filters none: %q", got)
+		}
+	}
 	// Without the setting, filters are allowed as before.
 	plain := compileMasks([]policy.Mask{{Columns: []string{"customers.email"}, Method: "partial"}})
 	for _, sql := range []string{"SELECT email FROM customers WHERE email LIKE 'a%'", "SELECT email FROM customers ORDER BY email"} {

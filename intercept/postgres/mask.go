@@ -527,7 +527,7 @@ func (m *masks) leak(s *Statement, l lineage) string {
 				return rel + " (whole row)"
 			}
 		case r.ctx != ctxPlain:
-			if col, _ := m.refersTo(s, r, l); col != "" {
+			if col := m.refersTo(s, r, l); col != "" {
 				return col
 			}
 		}
@@ -535,25 +535,32 @@ func (m *masks) leak(s *Statement, l lineage) string {
 	return ""
 }
 
-// refersTo returns the masked column (table.column) a column reference
-// may name, and the key of its mask, or "" when it names none.
-func (m *masks) refersTo(s *Statement, r colRef, l lineage) (string, string) {
+// refersTo returns a masked column (table.column) a column reference may
+// name, "" when it names none.
+func (m *masks) refersTo(s *Statement, r colRef, l lineage) string {
+	col, _ := m.strictestRef(s, r, l)
+	return col
+}
+
+// strictestRef returns, of the masked columns a column reference may name
+// (an unqualified name may be any of the same name), the one whose
+// filters setting is strictest, and that setting.
+func (m *masks) strictestRef(s *Statement, r colRef, l lineage) (col, mode string) {
 	for c := range m.columns {
 		parts := strings.Split(c, ".")
-		col, tbl := parts[len(parts)-1], parts[len(parts)-2]
-		if !strings.EqualFold(r.name, col) {
+		name, tbl := parts[len(parts)-1], parts[len(parts)-2]
+		if !strings.EqualFold(r.name, name) {
 			continue
 		}
-		if r.qual == "" {
-			return tbl + "." + col, c
-		}
+		names := r.qual == ""
 		for _, rel := range s.aliases[r.qual] {
-			if l.names(rel, tbl) {
-				return tbl + "." + col, c
-			}
+			names = names || l.names(rel, tbl)
+		}
+		if names && (col == "" || stricterFilter(mode, m.filters[c]) != mode) {
+			col, mode = tbl+"."+name, m.filters[c]
 		}
 	}
-	return "", ""
+	return col, mode
 }
 
 // filtered returns why the statement filters, sorts or groups by a masked
@@ -619,8 +626,7 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 		}
 		return ""
 	}
-	col, key := m.refersTo(s, r, l)
-	mode := m.filters[key]
+	col, mode := m.strictestRef(s, r, l)
 	if col == "" {
 		// A view's column may carry a masked one under its own name.
 		rels := s.aliases[r.qual]
