@@ -670,6 +670,12 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		return
 	case *pg.SelectStmt:
 		w.outputFilters(x, st)
+	case *pg.VariableSetStmt:
+		// Also inside ALTER ROLE/DATABASE/FUNCTION ... SET: defaults of
+		// later sessions, or of a function's run.
+		if name := strings.ToLower(x.GetName()); name != "" && !slices.Contains(w.s.Sets, name) {
+			w.s.Sets = append(w.s.Sets, name)
+		}
 	case *pg.InferClause:
 		// ON CONFLICT (email): the insert looks the value up, whole.
 		for _, n := range x.GetIndexElems() {
@@ -839,6 +845,9 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 	}
 	for _, n := range items {
 		if c := n.GetAConst(); c != nil && c.GetIval() != nil {
+			// The number names the column: statements that differ only
+			// in it must not share a classification.
+			w.s.literalSensitive = true
 			i := int(c.GetIval().GetIval())
 			switch {
 			case star >= 0 && i > star:
@@ -975,6 +984,12 @@ func valueOnly(n *pg.Node) bool {
 			}
 		case *pg.FuncCall:
 			if name := funcName(x.GetFuncname()); !slices.Contains(valueFunctions, strings.TrimPrefix(strings.ToLower(name), "pg_catalog.")) {
+				ok = false
+			}
+		case *pg.A_Expr:
+			// Text concatenation only: arithmetic can make a float
+			// (5 ^ 1, |/ 2.25).
+			if funcName(x.GetName()) != "||" {
 				ok = false
 			}
 		}

@@ -948,6 +948,41 @@ func TestMaskFilters(t *testing.T) {
 			t.Errorf("%s: plannerChange = %q", sql, got)
 		}
 	}
+	// Statements that differ only in an ordinal do not share a cached
+	// classification: the number names the column.
+	var c classifier
+	for _, q := range []struct {
+		sql     string
+		refused bool
+	}{
+		{"SELECT id, email FROM customers ORDER BY 1", false},
+		{"SELECT id, email FROM customers ORDER BY 2", true},
+		{"SELECT DISTINCT ON (1) id, \"email\" FROM customers", false},
+		{"SELECT DISTINCT ON (2) id, \"email\" FROM customers", true},
+		{"SELECT id, email FROM customers ORDER BY 1", false},
+	} {
+		stmts, err := c.classify(q.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := eq.filtered(&stmts[0], l); (got != "") != q.refused {
+			t.Errorf("%s (classifier): filtered = %q", q.sql, got)
+		}
+	}
+	// Settings made for later sessions count as settings too.
+	for _, sql := range []string{"ALTER ROLE CURRENT_USER SET enable_seqscan = off", "ALTER DATABASE d SET random_page_cost = 0.1", "ALTER FUNCTION f() SET enable_sort = off"} {
+		s := classifyOne(t, sql)
+		if got := eq.plannerChange(&s); got == "" {
+			t.Errorf("%s: not a planner change", sql)
+		}
+	}
+	// Arithmetic may make a float.
+	for _, sql := range []string{"SELECT id FROM customers WHERE email = 5 ^ 1", "SELECT id FROM customers WHERE email = |/ 2.25"} {
+		s := classifyOne(t, sql)
+		if got := eq.filtered(&s, l); got == "" {
+			t.Errorf("%s: a lookup", sql)
+		}
+	}
 	// A name masked in two tables, with different settings: the
 	// strictest holds, whichever table the name is read from.
 	two := compileMasks([]policy.Mask{

@@ -588,9 +588,18 @@ func (m *masks) plannerChange(s *Statement) string {
 	if m == nil || m.strictFilters == "" {
 		return ""
 	}
+	if name := plannerSetting(s); name != "" {
+		return fmt.Sprintf("changing the planner setting %s is refused while masks restrict filters: a plan could return rows in the order of a masked column's index", name)
+	}
+	return ""
+}
+
+// plannerSetting returns a setting of the planner's that the statement
+// changes, or "".
+func plannerSetting(s *Statement) string {
 	for _, name := range s.Sets {
 		if strings.HasPrefix(name, "enable_") || strings.HasSuffix(name, "_cost") || name == "effective_cache_size" {
-			return fmt.Sprintf("changing the planner setting %s is refused while masks restrict filters: a plan could return rows in the order of a masked column's index", name)
+			return name
 		}
 	}
 	return ""

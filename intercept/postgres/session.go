@@ -235,6 +235,10 @@ type session struct {
 	// server side: the result being streamed, for the recording.
 	res result
 
+	// plannerSet: a statement allowed in this session changed a planner
+	// setting (see masks.plannerChange).
+	plannerSet bool
+
 	// preparing: the statements being decided are only prepared (Parse);
 	// a review holds their executions, not this.
 	preparing bool
@@ -614,6 +618,10 @@ func (s *session) decide(stmts []Statement) string {
 				reason = why
 			} else if why := s.masks.plannerChange(st); why != "" {
 				reason = why
+			} else if s.plannerSet && s.masks != nil && s.masks.strictFilters != "" && s.masks.maskedTable(st, l) != "" {
+				// Settings made before a reload brought the restriction
+				// may still hold.
+				reason = "this session changed planner settings before its masks restricted filters; reconnect to read masked tables"
 			} else if rel := s.masks.renamed(st, l); rel != "" {
 				// Masks name schemas, tables and columns: renamed, they
 				// would no longer apply.
@@ -648,6 +656,7 @@ func (s *session) decide(stmts []Statement) string {
 			return err.Error()
 		}
 		s.seqs = append(s.seqs, seq)
+		s.plannerSet = s.plannerSet || plannerSetting(st) != ""
 	}
 	// corral learns of these before the server answers, and the server
 	// may refuse them (the name exists, the transaction has failed). So a

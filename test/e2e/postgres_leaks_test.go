@@ -755,6 +755,15 @@ func TestPostgresMaskFilters(t *testing.T) {
 	if strict == string(cfg) {
 		t.Fatal("unexpected policy")
 	}
+	// A session that changed a planner setting before the reload.
+	early := testutil.StartFunc(t, p.workCg, "pgconn", p.host.Addr.String())
+	if got := early.Recv(t); got != "connected" {
+		t.Fatalf("client: %s", got)
+	}
+	early.Send(t, "query 0 SET enable_seqscan = off")
+	if got := early.Recv(t); !strings.HasPrefix(got, "ok:") {
+		t.Fatalf("SET before the reload: %s", got)
+	}
 	from := p.a.Mark()
 	writeAtomically(t, p.config, strict)
 	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
@@ -786,6 +795,16 @@ func TestPostgresMaskFilters(t *testing.T) {
 	}
 	if !strings.HasSuffix(strings.TrimSpace(out), "\n2") {
 		t.Errorf("the session did not go on to the IN lookup:\n%s", out)
+	}
+
+	// The setting may still hold: that session reads no masked table.
+	early.Send(t, "query 0 SELECT id FROM customers WHERE email IS NOT NULL")
+	if got := early.Recv(t); !strings.Contains(got, "changed planner settings before its masks restricted filters") {
+		t.Errorf("a session with a planner setting from before the reload: %s", got)
+	}
+	early.Send(t, "query 0 SELECT 1")
+	if got := early.Recv(t); got != "ok: 1 SELECT 1" {
+		t.Errorf("that session, reading no masked table: %s", got)
 	}
 
 	transcript := runSteps(t, p, "pgconn", []string{
