@@ -22,8 +22,9 @@ type Statement struct {
 	HasWhere    bool     // an UPDATE or DELETE with a WHERE clause
 	CopyOut     bool     // COPY ... TO STDOUT: rows leave as CopyData, not DataRow
 	CopyIn      bool     // COPY ... FROM STDIN: the server then reads CopyData
-	// Settings the statement changes (SET, RESET, set_config); "*" when
-	// the name is not a literal.
+	// Settings the statement changes (SET, RESET, set_config, and the
+	// defaults ALTER ROLE/DATABASE/FUNCTION ... SET give); "*" when the
+	// name is not a literal. RESET counts as a change.
 	Sets []string
 	// SQL-level PREPARE name AS ..., EXECUTE name, DEALLOCATE name ("" for ALL).
 	Prepares, Executes, Deallocates string
@@ -71,9 +72,13 @@ type Statement struct {
 	// risky is the session's finding for this statement (set when it is
 	// decided): its rows may carry masked data no table vouches for.
 	risky bool
-	// floatParams: parameters are declared float4 or float8 (Parse, or
-	// PREPARE's types), which a column compared with them is rounded to.
-	floatParams bool
+	// reorders: CLUSTER, or ALTER TABLE ... CLUSTER ON, which lays a
+	// table's rows out in the order of an index.
+	reorders bool
+	// lossyParams: parameters are declared of a type a column compared
+	// with them may be rounded to or compared loosely as (Parse's or
+	// PREPARE's types; see lossyParam).
+	lossyParams bool
 	// attrNames are the names after a dot in column references and
 	// (expr).name: each may call a function by attribute notation
 	// (t.fn is fn(t)), which the catalog tells.
@@ -268,7 +273,8 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.Prepares = n.GetPrepareStmt().GetName()
 		s.literalSensitive = true // names are not in the fingerprint
 		for _, a := range n.GetPrepareStmt().GetArgtypes() {
-			s.floatParams = s.floatParams || lossyTypes[funcName(a.GetTypeName().GetNames())]
+			name := funcName(a.GetTypeName().GetNames())
+			s.lossyParams = s.lossyParams || lossyTypes[name] || !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name)
 		}
 	case n.GetExecuteStmt() != nil:
 		s.Executes = n.GetExecuteStmt().GetName()
@@ -670,6 +676,25 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		return
 	case *pg.SelectStmt:
 		w.outputFilters(x, st)
+	case *pg.IndexStmt:
+		// An index orders a table by its columns, and CLUSTER then lays
+		// the rows out in that order.
+		for _, n := range x.GetIndexParams() {
+			if name := n.GetIndexElem().GetName(); name != "" {
+				w.s.refs = append(w.s.refs, colRef{name: name, ctx: ctxFilter, inSub: st.inSub})
+			}
+		}
+	case *pg.Constraint:
+		// UNIQUE and PRIMARY KEY make an index ordered by their keys.
+		for _, n := range x.GetKeys() {
+			if str := n.GetString_(); str != nil {
+				w.s.refs = append(w.s.refs, colRef{name: str.GetSval(), ctx: ctxFilter, inSub: st.inSub})
+			}
+		}
+	case *pg.ClusterStmt:
+		w.s.reorders = true
+	case *pg.AlterTableCmd:
+		w.s.reorders = w.s.reorders || x.GetSubtype() == pg.AlterTableType_AT_ClusterOn
 	case *pg.VariableSetStmt:
 		// Also inside ALTER ROLE/DATABASE/FUNCTION ... SET: defaults of
 		// later sessions, or of a function's run.
@@ -835,7 +860,9 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 	}
 	for _, n := range x.GetDistinctClause() {
 		if n.GetNode() == nil {
-			items = nil // plain DISTINCT: every output column
+			// Plain DISTINCT: every output column, which the items
+			// already named are among.
+			items = nil
 			for i := range targets {
 				w.filterRefs(targets[i].GetResTarget().GetVal(), st)
 			}
@@ -846,7 +873,8 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 	for _, n := range items {
 		if c := n.GetAConst(); c != nil && c.GetIval() != nil {
 			// The number names the column: statements that differ only
-			// in it must not share a classification.
+			// in it must not share a classification (so ORDER BY 1 is
+			// parsed at every use, masks or not).
 			w.s.literalSensitive = true
 			i := int(c.GetIval().GetIval())
 			switch {
@@ -955,6 +983,18 @@ func lookupOf(x *pg.A_Expr) *pg.ColumnRef {
 // numeric column compared with a float4 value is rounded first, and the
 // lookup then matches a range of values.
 var lossyTypes = map[string]bool{"pg_catalog.float4": true, "pg_catalog.float8": true, "float4": true, "float8": true}
+
+// lossyParam reports whether a parameter declared of the type oid may
+// make a lookup loose: a float or an array of floats (the column is
+// rounded), or a type of the database's own (OIDs from 16384 on), whose
+// comparison may be anything.
+func lossyParam(oid uint32) bool {
+	switch oid {
+	case 700, 701, 1021, 1022: // float4, float8, float4[], float8[]
+		return true
+	}
+	return oid >= 16384
+}
 
 // valueFunctions may make a lookup's value: they return text or arrays of
 // it, which a column is compared with whole.

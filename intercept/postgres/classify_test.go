@@ -888,10 +888,21 @@ func TestMaskFilters(t *testing.T) {
 		{"SELECT email FROM customers WHERE email = upper(btrim($1)) || '@example.com'", ""},
 		{"PREPARE p(float8) AS SELECT id FROM customers WHERE email = $1", "customers.email"},
 		{"PREPARE p(text) AS SELECT id FROM customers WHERE email = $1", ""},
+		{"PREPARE p(float4[]) AS SELECT id FROM customers WHERE email = ANY($1)", "customers.email"},
+		{"PREPARE p(citext) AS SELECT id FROM customers WHERE email = $1", "customers.email"},
 		{"SELECT email FROM customers WHERE email = $1::mytype", "customers.email"},
 		{"SELECT email FROM customers WHERE email = lower(name)", "customers.email"},
 		{"SELECT email FROM customers WHERE email = (SELECT 'a')", "customers.email"},
 		{"SELECT email FROM customers WHERE email::char(1) = 'a'", "customers.email"},
+		// An index on a masked column, and CLUSTER, order the table.
+		{"CREATE INDEX i ON customers (email)", "customers.email"},
+		{"CREATE UNIQUE INDEX i ON customers (id) INCLUDE (card)", ""}, // included columns do not order it
+		{"CREATE INDEX i ON customers (id)", ""},
+		{"ALTER TABLE customers ADD UNIQUE (card)", "customers.card"},
+		{"CLUSTER customers USING customers_email_key", "order of an index"},
+		{"ALTER TABLE customers CLUSTER ON customers_email_key", "order of an index"},
+		{"CLUSTER", "order of an index"},
+		{"CLUSTER orders USING orders_pkey", ""},
 		// A natural join counts against each side that is masked.
 		{"SELECT email FROM customers c, orders o NATURAL JOIN notes n", ""},
 		{"SELECT o.id FROM orders o NATURAL JOIN customers", "customers (whole row)"},
@@ -931,9 +942,14 @@ func TestMaskFilters(t *testing.T) {
 	}
 	// A Parse declaring a float parameter: the column would be rounded.
 	s := classifyOne(t, "SELECT email FROM customers WHERE email = $1")
-	s.floatParams = true
+	s.lossyParams = true
 	if got := eq.filtered(&s, l); !strings.Contains(got, "customers.email") {
 		t.Errorf("a float parameter: %q", got)
+	}
+	for oid, want := range map[uint32]bool{25: false, 1043: false, 23: false, 700: true, 701: true, 1021: true, 1022: true, 16384: true, 90000: true} {
+		if lossyParam(oid) != want {
+			t.Errorf("lossyParam(%d) = %v", oid, !want)
+		}
 	}
 	// Planner settings, while masks restrict filters.
 	for sql, refused := range map[string]bool{
@@ -994,6 +1010,24 @@ func TestMaskFilters(t *testing.T) {
 		if got := two.filtered(&s, lineage{}); !strings.Contains(got, "users.email") {
 			t.Fatalf("users.email under filters none: %q", got)
 		}
+		s = classifyOne(t, "SELECT id FROM customers WHERE email LIKE 'a%'")
+		if got := two.filtered(&s, lineage{}); got != "" {
+			t.Fatalf("customers.email, which sets no filters, refused for users.email's: %q", got)
+		}
+	}
+	// An alias named like a masked column: PostgreSQL reads the bare name
+	// as the column.
+	for _, sql := range []string{
+		"SELECT c.id FROM customers c CROSS JOIN orders AS email WHERE email LIKE 'a%'",
+		"SELECT c.id FROM customers c CROSS JOIN orders AS card WHERE card = 'x'",
+	} {
+		s := classifyOne(t, sql)
+		if got := eq.filtered(&s, l); got == "" {
+			t.Errorf("%s: allowed", sql)
+		}
+	}
+	if s := classifyOne(t, "SELECT lower(email) FROM customers c CROSS JOIN orders AS email"); eq.leak(&s, l) == "" {
+		t.Error("an alias named like a masked column hid it in an expression")
 	}
 	// Without the setting, filters are allowed as before.
 	plain := compileMasks([]policy.Mask{{Columns: []string{"customers.email"}, Method: "partial"}})

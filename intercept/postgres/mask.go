@@ -240,6 +240,7 @@ type masks struct {
 	// strictest of them, for what names no column (a view's, a whole row).
 	filters       map[string]string
 	strictFilters string
+	keys          []string // of columns, sorted: matches are found in one order
 }
 
 func compileMasks(ms []policy.Mask) *masks {
@@ -266,6 +267,9 @@ func compileMasks(ms []policy.Mask) *masks {
 			parts := strings.Split(c, ".")
 			m.tables[strings.Join(parts[:len(parts)-1], ".")] = true
 			m.tables[parts[len(parts)-2]] = true
+			if !slices.Contains(m.keys, c) {
+				m.keys = append(m.keys, c)
+			}
 		}
 		if len(mk.Detect) > 0 {
 			r := detectRule{method: mk.Method}
@@ -282,6 +286,7 @@ func compileMasks(ms []policy.Mask) *masks {
 			m.detect = append(m.detect, r)
 		}
 	}
+	slices.Sort(m.keys)
 	return m
 }
 
@@ -526,6 +531,11 @@ func (m *masks) leak(s *Statement, l lineage) string {
 			if rel, ok := m.maskedRel(s, r.name, l); ok {
 				return rel + " (whole row)"
 			}
+			// PostgreSQL reads a bare name as a column before a table:
+			// an alias named like a masked column does not hide it.
+			if col := m.refersTo(s, r, l); col != "" && r.ctx != ctxPlain {
+				return col
+			}
 		case r.ctx != ctxPlain:
 			if col := m.refersTo(s, r, l); col != "" {
 				return col
@@ -546,15 +556,21 @@ func (m *masks) refersTo(s *Statement, r colRef, l lineage) string {
 // (an unqualified name may be any of the same name), the one whose
 // filters setting is strictest, and that setting.
 func (m *masks) strictestRef(s *Statement, r colRef, l lineage) (col, mode string) {
-	for c := range m.columns {
+	for _, c := range m.keys {
 		parts := strings.Split(c, ".")
 		name, tbl := parts[len(parts)-1], parts[len(parts)-2]
 		if !strings.EqualFold(r.name, name) {
 			continue
 		}
-		names := r.qual == ""
-		for _, rel := range s.aliases[r.qual] {
-			names = names || l.names(rel, tbl)
+		// An unqualified name is a column of a relation of the
+		// statement; a qualified one, of what its qualifier names.
+		rels := s.aliases[r.qual]
+		if r.qual == "" {
+			rels = s.Tables
+		}
+		names := false
+		for _, rel := range rels {
+			names = names || l.names(rel[strings.LastIndexByte(rel, '.')+1:], tbl)
 		}
 		if names && (col == "" || stricterFilter(mode, m.filters[c]) != mode) {
 			col, mode = tbl+"."+name, m.filters[c]
@@ -566,7 +582,15 @@ func (m *masks) strictestRef(s *Statement, r colRef, l lineage) (col, mode strin
 // filtered returns why the statement filters, sorts or groups by a masked
 // column more than its mask's filters setting allows, or "".
 func (m *masks) filtered(s *Statement, l lineage) string {
-	if m == nil || m.strictFilters == "" || m.maskedTable(s, l) == "" {
+	if m == nil || m.strictFilters == "" {
+		return ""
+	}
+	masked := m.maskedTable(s, l)
+	if s.reorders && (masked != "" || len(s.Tables) == 0) {
+		// A bare CLUSTER reorders every table clustered before.
+		return "the statement would lay out a table's rows in the order of an index, which may be on a masked column, while masks restrict filters"
+	}
+	if masked == "" {
 		return ""
 	}
 	for _, r := range s.refs {
@@ -618,22 +642,24 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 		return fmt.Sprintf("the statement filters, sorts or groups by the masked column %s other than comparing it whole with a value (filters: equality allows col = $1, col IN (...), col IS NULL)", what)
 	}
 	switch {
-	case r.star || r.qual == "" && r.name != "" && len(s.aliases[r.name]) > 0:
+	case r.star:
 		// A whole row: compared or sorted, it is compared by its columns.
-		name := r.qual
-		if name == "" {
-			name = r.name
-		}
-		if r.star && name == "" {
+		if r.qual == "" {
 			if t := m.maskedTable(s, l); t != "" {
 				return why(t+".*", m.strictFilters)
 			}
 			return ""
 		}
-		if rel, ok := m.maskedRel(s, name, l); ok {
+		if rel, ok := m.maskedRel(s, r.qual, l); ok {
 			return why(rel+" (whole row)", m.strictFilters)
 		}
 		return ""
+	case r.qual == "" && r.name != "" && len(s.aliases[r.name]) > 0:
+		// A whole row, or a column of that name: PostgreSQL reads a bare
+		// name as a column first.
+		if rel, ok := m.maskedRel(s, r.name, l); ok {
+			return why(rel+" (whole row)", m.strictFilters)
+		}
 	}
 	col, mode := m.strictestRef(s, r, l)
 	if col == "" {
@@ -650,7 +676,7 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 			}
 		}
 	}
-	if col == "" || mode == "" || mode == "equality" && r.lookup && !s.floatParams {
+	if col == "" || mode == "" || mode == "equality" && r.lookup && !s.lossyParams {
 		return ""
 	}
 	return why(col, mode)

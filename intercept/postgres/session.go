@@ -607,7 +607,7 @@ func (s *session) decide(stmts []Statement) string {
 			st.risky = risky
 			s.withholdNext = s.withholdNext || risky
 			l, err := s.lineage(st)
-			if err != nil && st.escapes() {
+			if err != nil && (st.escapes() || s.masks != nil && s.masks.strictFilters != "") {
 				// Results are withheld when the catalog cannot answer
 				// (risky); values leaving for elsewhere cannot be.
 				s.h.Log.Warn("catalog lookup failed; statement refused", "session_id", s.c.SessionID, "err", err)
@@ -1172,7 +1172,7 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	case len(stmts) > 1:
 		reason = "a prepared statement holds one statement"
 	case len(stmts) == 1:
-		stmts[0].floatParams = slices.ContainsFunc(m.ParameterOIDs, func(oid uint32) bool { return oid == 700 || oid == 701 })
+		stmts[0].lossyParams = slices.ContainsFunc(m.ParameterOIDs, lossyParam)
 		s.preparing = true
 		reason = s.decide(stmts)
 		s.preparing = false
@@ -1330,6 +1330,12 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	}))
 	if err != nil {
 		s.h.Log.Error("policy failed; function call denied", "session_id", s.c.SessionID, "err", err)
+	}
+	if err == nil && d.Allowed() && s.masks != nil {
+		// A function called by number may run SQL (query_to_xml), read
+		// any table or change the planner's settings: nothing of it can
+		// be checked against masks.
+		d.Result, d.Reason = policy.Deny, "a function called by number (the protocol's function call) is refused while masks apply: call it from a statement"
 	}
 	s.countCall(d, err)
 	if err != nil || !d.Allowed() {

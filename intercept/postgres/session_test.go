@@ -702,3 +702,26 @@ func TestSessionPlanCache(t *testing.T) {
 		t.Fatalf("a plan outlived the catalog answer it was made from: %+v", p)
 	}
 }
+
+// A function called by number may run SQL (query_to_xml) or change the
+// planner's settings, out of reach of masking: refused while masks apply,
+// passed on when none do.
+func TestSessionFunctionCallWhileMasked(t *testing.T) {
+	for _, c := range []struct {
+		masks  []policy.Mask
+		passed bool
+	}{{customersMasks, false}, {nil, true}} {
+		ts := newTestSession(t, maskingPolicy(c.masks), policy.Decision{Result: policy.Allow, Mask: c.masks})
+		server := ts.fakeServer()
+		done := ts.run()
+		got := ts.exchange(t, &pgproto3.FunctionCall{Function: 2924, Arguments: [][]byte{[]byte("SELECT email FROM customers"), []byte("t"), []byte("f"), nil}})
+		sent := ts.finish(t, done, server)
+		calls := slices.ContainsFunc(sent, func(m pgproto3.FrontendMessage) bool { _, ok := m.(*pgproto3.FunctionCall); return ok })
+		if calls != c.passed {
+			t.Errorf("masks %v: the call reached the server: %v (answer %v)", c.masks, calls, types(got))
+		}
+		if msg, ok := errorOf(got); !c.passed && (!ok || !strings.Contains(msg, "refused while masks apply")) {
+			t.Errorf("masks %v: answer %v", c.masks, types(got))
+		}
+	}
+}
