@@ -252,7 +252,11 @@ type Session struct {
 	// it, so that it seals every terminal or follows its result.
 	busy int
 	idle sync.Cond
-	cmu  sync.Mutex // one terminal created at a time, taken before mu
+	// cmu: one terminal created at a time, taken before mu. A name is
+	// chosen before its file is created, outside mu: two creates at once
+	// would choose the same, and a failed one beside a later one would
+	// leave a gap in the numbers.
+	cmu sync.Mutex
 }
 
 // terminal is an asciicast being written beside the recording.
@@ -314,6 +318,22 @@ func (s *Session) Terminal(h CastHeader, start time.Time) (*Cast, error) {
 	return c, nil
 }
 
+// syncClose makes obj durable (when sync) and closes it. A panic in the
+// backend is an error here: it runs without the session's lock, which the
+// caller takes back.
+func syncClose(obj store.Object, sync bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("closing a terminal recording: %v", r)
+		}
+	}()
+	if sync {
+		err = obj.Sync()
+	}
+	obj.Close()
+	return err
+}
+
 // newCast creates a terminal's file and starts its cast; a panic in the
 // backend is an error here, with the session's lock not held.
 func (s *Session) newCast(name string, h CastHeader, start time.Time) (c *Cast, obj store.Object, err error) {
@@ -366,10 +386,9 @@ func (s *Session) EndTerminal(c *Cast, res Result) error {
 			s.wmu.Unlock()
 			s.busy++
 			s.mu.Unlock()
-			if cerr == nil {
-				cerr = t.obj.Sync()
+			if serr := syncClose(t.obj, cerr == nil); cerr == nil {
+				cerr = serr
 			}
-			t.obj.Close()
 			s.mu.Lock()
 			s.done()
 			if cerr != nil {

@@ -137,7 +137,7 @@ func (b failingCast) Create(name string) (store.Object, error) {
 // A terminal that cannot be created fails the recording, and no later
 // one is created: casts are numbered without gaps, which Casts and
 // retention rely on.
-func TestTerminalCastsWithoutGaps(t *testing.T) {
+func TestFailedTerminalEndsTheCasts(t *testing.T) {
 	dir := t.TempDir()
 	backend, err := store.NewDir(filepath.Join(dir, "sessions"))
 	if err != nil {
