@@ -186,7 +186,7 @@ func rss(b *testing.B, pid int) int {
 	return 0
 }
 
-// goMemory is the agent's Go heap and stack memory in use, in bytes, just
+// goMemory is the agent's allocated Go heap and its stacks, in bytes, just
 // after a garbage collection, so that garbage does not count: scrapes
 // allocate in the agent, and it is scraped until its collection count
 // moves. What a scrape allocates between the collection and the reading

@@ -42,12 +42,11 @@
 // known to be bash, reads the line itself only as bash does; for one known
 // to be a POSIX sh, it reads the line both ways and sh's reading must
 // parse to the end (bash run as sh, busybox ash and mksh read $'...' as
-// bash does). Commands
-// found by either reading are reported once; Known and Appends say which
-// of a command's words are only known at run time. Scripts passed to sh,
-// bash, dash, zsh, ksh, mksh, ash and
-// rbash with -c, to su -c, runuser -c, flock -c, watch, eval, trap and alias
-// are parsed and checked in turn, up to 8 levels deep. Names are matched on
+// bash does). Commands found by either reading are reported once; Known
+// and Appends say which of a command's words are only known at run time.
+// Scripts passed to sh, bash, dash, zsh, ksh, mksh, ash and rbash with -c,
+// to su -c, runuser -c, flock -c, watch, eval, trap and alias are parsed
+// and checked in turn, up to 8 levels deep. Names are matched on
 // their last path element, so /usr/bin/sudo is a wrapper too.
 //
 // # Limits

@@ -73,8 +73,9 @@ func Commands(script string) ([]Command, error) {
 	return CommandsAs(script, EitherShell)
 }
 
-// CommandsAs is Commands for a login shell known to be login. Scripts the
-// line hands to other shells are read as those shells read them, whatever
+// CommandsAs is Commands for a login shell known to be bash (Bash), a
+// POSIX sh (POSIX), or either (EitherShell, as Commands). Scripts the line
+// hands to other shells are read as those shells read them, whatever
 // login is.
 func CommandsAs(script string, login Shell) ([]Command, error) {
 	if len(script) > MaxScriptBytes {
@@ -205,8 +206,10 @@ type walkKey struct {
 // script parses and walks one script; label names what ran it ("" for the
 // command line itself).
 //
-// The script is read twice. The target's login shell, and the sh that runs
-// a nested script, may be bash or a POSIX sh (dash on Debian and Ubuntu),
+// The script is read twice (the line itself only as bash reads it when
+// the login shell is known to be bash). The target's login shell, and the
+// sh that runs a nested script, may be bash or a POSIX sh (dash on Debian
+// and Ubuntu),
 // and the two read some text differently: `((rm x))` is arithmetic to bash
 // and two subshells running rm to dash, $'...' is a quote to one and not
 // the other. Every command either reading finds is reported. bash's reading
@@ -228,8 +231,9 @@ func (w *walker) script(s string, c ctx, label string) error {
 		return nil
 	}
 	w.walked[k] = true
-	// A POSIX login shell is read as bash too: bash run as sh, busybox ash
-	// and mksh read $'...' as bash does, where dash does not.
+	// Every script is read as bash reads it, also for a POSIX login
+	// shell: bash run as sh, busybox ash and mksh read $'...' as bash
+	// does, where dash does not.
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s), "")
 	if err != nil {
 		if label == "" {
