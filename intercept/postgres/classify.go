@@ -609,7 +609,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		// PostgreSQL defines are left out: the database's own versions of
 		// them serve only its own types (a gap: see sharedOperators).
 		if name := funcName(x.GetName()); name != "" {
-			if op := name[strings.LastIndexByte(name, '.')+1:]; !slices.Contains(sharedOperators, op) {
+			if op := lastName(name); !slices.Contains(sharedOperators, op) {
 				w.s.operators = append(w.s.operators, op)
 			}
 		}
@@ -626,7 +626,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		// as the parser writes them (pg_catalog.int4) or by their names.
 		names := x.GetTypeName().GetNames()
 		if name := funcName(names); name != "" && !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
-			w.s.casts = append(w.s.casts, name[strings.LastIndexByte(name, '.')+1:])
+			w.s.casts = append(w.s.casts, lastName(name))
 		}
 	case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
 		// Also nested (a data-modifying CTE, EXPLAIN ANALYZE): values go
@@ -658,7 +658,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.FuncCall:
 		name := funcName(x.GetFuncname())
 		w.s.Functions = append(w.s.Functions, name)
-		short := strings.ToLower(name[strings.LastIndexByte(name, '.')+1:])
+		short := strings.ToLower(lastName(name))
 		w.call(short)
 		if short == "set_config" {
 			w.ops[setConfigOp(x)] = true
@@ -1059,6 +1059,12 @@ func columnRef(c *pg.ColumnRef, st walkState) colRef {
 		r.qual, r.name = parts[len(parts)-2], parts[len(parts)-1]
 	}
 	return r
+}
+
+// lastName is the last element of a dotted name: the table of
+// schema.table, the function of schema.function.
+func lastName(name string) string {
+	return name[strings.LastIndexByte(name, '.')+1:]
 }
 
 func funcName(parts []*pg.Node) string {

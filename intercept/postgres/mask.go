@@ -402,7 +402,7 @@ func (m *masks) renamed(s *Statement, l lineage) string {
 		return "a schema" // masks may name it; which tables it holds is not looked up
 	}
 	for _, t := range s.Tables {
-		if m.masked(t, l) || m.masked(t[strings.LastIndexByte(t, '.')+1:], l) {
+		if m.masked(t, l) || m.masked(lastName(t), l) {
 			return t
 		}
 	}
@@ -455,7 +455,7 @@ func (m *masks) leak(s *Statement, l lineage) string {
 		return ""
 	}
 	for _, t := range s.Tables {
-		base := strings.ToLower(t[strings.LastIndexByte(t, '.')+1:])
+		base := strings.ToLower(lastName(t))
 		if slices.Contains(statsViews, base) {
 			return t + " (column statistics hold sample values)"
 		}
@@ -471,13 +471,9 @@ func (m *masks) leak(s *Statement, l lineage) string {
 	if l.function != "" {
 		return l.function + "() (a function of the database's own may read masked columns, and its result would be copied out)"
 	}
-	masked, view := "", ""
+	masked, view := m.maskedTable(s, l), ""
 	for _, t := range s.Tables {
-		base := t[strings.LastIndexByte(t, '.')+1:]
-		if masked == "" && (m.tables[strings.ToLower(t)] || m.masked(base, l)) {
-			masked = t
-		}
-		if view == "" && l.views[strings.ToLower(base)] {
+		if view == "" && l.views[strings.ToLower(lastName(t))] {
 			view = t
 		}
 	}
@@ -570,7 +566,7 @@ func (m *masks) strictestRef(s *Statement, r colRef, l lineage) (col, mode strin
 		}
 		names := false
 		for _, rel := range rels {
-			names = names || l.names(rel[strings.LastIndexByte(rel, '.')+1:], tbl)
+			names = names || l.names(lastName(rel), tbl)
 		}
 		if names && (col == "" || stricterFilter(mode, m.filters[c]) != mode) {
 			col, mode = tbl+"."+name, m.filters[c]
@@ -669,7 +665,7 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 			rels = s.Tables
 		}
 		for _, rel := range rels {
-			base := strings.ToLower(rel[strings.LastIndexByte(rel, '.')+1:])
+			base := strings.ToLower(lastName(rel))
 			if l.views[base] {
 				col, mode = rel+"."+r.name, m.strictFilters
 				break
@@ -686,7 +682,7 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 // a view or kin of one), or "".
 func (m *masks) maskedTable(s *Statement, l lineage) string {
 	for _, t := range s.Tables {
-		if m.tables[strings.ToLower(t)] || m.masked(t[strings.LastIndexByte(t, '.')+1:], l) {
+		if m.tables[strings.ToLower(t)] || m.masked(lastName(t), l) {
 			return t
 		}
 	}

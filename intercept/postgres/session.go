@@ -802,7 +802,7 @@ func syntaxChange(st *Statement) string {
 func functionNames(st *Statement) []string {
 	names := make([]string, 0, len(st.Functions)+len(st.attrNames)+len(st.operators))
 	for _, f := range st.Functions {
-		names = append(names, f[strings.LastIndexByte(f, '.')+1:])
+		names = append(names, lastName(f))
 	}
 	for _, a := range st.attrNames {
 		names = append(names, attrPrefix+a)
@@ -853,7 +853,7 @@ func (s *session) functionFacts(st *Statement) ([]string, map[string]funcInfo, e
 func (s *session) relationFacts(st *Statement) ([]string, map[string]byName, error) {
 	names := make([]string, 0, len(st.Tables))
 	for _, t := range st.Tables {
-		names = append(names, t[strings.LastIndexByte(t, '.')+1:])
+		names = append(names, lastName(t))
 	}
 	if len(names) > 0 && !st.facts.relsDone {
 		st.facts.rels, st.facts.relsErr = s.cat.lookupNames(s.ctx, names)

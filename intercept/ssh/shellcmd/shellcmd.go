@@ -55,26 +55,36 @@ const (
 type Shell int
 
 const (
-	// EitherShell: bash or a POSIX sh; the line is read as both would
+	// AnyShell: bash or a POSIX sh; the line is read as both would
 	// read it (see the package documentation).
-	EitherShell Shell = iota
+	AnyShell Shell = iota
 	// Bash: the line is read as bash reads it, and only so.
 	Bash
 	// POSIX: a POSIX sh; the line is read both ways, as with
-	// EitherShell, and must read as a POSIX sh reads it to its end.
+	// AnyShell, and must read as a POSIX sh reads it to its end.
 	POSIX
 )
+
+func (s Shell) String() string {
+	switch s {
+	case Bash:
+		return "bash"
+	case POSIX:
+		return "sh"
+	}
+	return "any"
+}
 
 // Commands returns every command the script would run, in source order, or
 // an error that says why the script cannot be checked (and must therefore be
 // denied). The script is a command line for a login shell that may be bash
 // or a POSIX sh.
 func Commands(script string) ([]Command, error) {
-	return CommandsAs(script, EitherShell)
+	return CommandsAs(script, AnyShell)
 }
 
 // CommandsAs is Commands for a login shell known to be bash (Bash), a
-// POSIX sh (POSIX), or either (EitherShell, as Commands). Scripts the line
+// POSIX sh (POSIX), or either (AnyShell, as Commands). Scripts the line
 // hands to other shells are read as those shells read them, whatever
 // login is.
 func CommandsAs(script string, login Shell) ([]Command, error) {

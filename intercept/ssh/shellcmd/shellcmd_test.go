@@ -636,7 +636,7 @@ func FuzzCommands(f *testing.F) {
 			}
 			for _, c := range one {
 				if !slices.ContainsFunc(got, func(e Command) bool { return e.Text == c.Text }) {
-					t.Fatalf("CommandsAs(%q, %d) finds %q, which Commands does not", script, login, c.Text)
+					t.Fatalf("CommandsAs(%q, %v) finds %q, which Commands does not", script, login, c.Text)
 				}
 			}
 		}
@@ -774,14 +774,14 @@ func TestLoginShell(t *testing.T) {
 		want   []string // command texts; nil with err
 		err    string
 	}{
-		{hidden, EitherShell, []string{"echo ' ; touch /tmp/x ; #", `echo $\`, "touch /tmp/x"}, ""},
+		{hidden, AnyShell, []string{"echo ' ; touch /tmp/x ; #", `echo $\`, "touch /tmp/x"}, ""},
 		{hidden, Bash, []string{"echo ' ; touch /tmp/x ; #"}, ""},
 		{hidden, POSIX, []string{"echo ' ; touch /tmp/x ; #", `echo $\`, "touch /tmp/x"}, ""},
 		// bash run as sh reads $'...' as bash does.
 		{`echo $'x\'  #'; touch PWN #'`, POSIX, []string{"echo x'  #", "touch PWN", `echo $x\`}, ""},
 		// bash's redirection &> is background and a redirection to sh:
 		// where sh cannot read on, a sh login shell's line is refused.
-		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", EitherShell, nil, "$'...'"},
+		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", AnyShell, nil, "$'...'"},
 		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", Bash, []string{"echo hi", "echo a'\ntouch PWN\n'"}, ""},
 		{"echo hi &>/dev/null\necho $'a\\'\ntouch PWN\n\\''", POSIX, nil, "login shell, a POSIX sh"},
 		{"[[ -f x ]] && ls", POSIX, []string{"ls", "[[ -f x ]]"}, ""},
@@ -794,16 +794,16 @@ func TestLoginShell(t *testing.T) {
 		got, err := CommandsAs(c.script, c.login)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("CommandsAs(%q, %d) = %q, %v; want an error with %q", c.script, c.login, texts(got), err, c.err)
+				t.Errorf("CommandsAs(%q, %v) = %q, %v; want an error with %q", c.script, c.login, texts(got), err, c.err)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("CommandsAs(%q, %d): %v", c.script, c.login, err)
+			t.Errorf("CommandsAs(%q, %v): %v", c.script, c.login, err)
 			continue
 		}
 		if !slices.Equal(texts(got), c.want) {
-			t.Errorf("CommandsAs(%q, %d) = %q, want %q", c.script, c.login, texts(got), c.want)
+			t.Errorf("CommandsAs(%q, %v) = %q, want %q", c.script, c.login, texts(got), c.want)
 		}
 	}
 }
