@@ -685,11 +685,20 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			}
 		}
 	case *pg.Constraint:
-		// UNIQUE and PRIMARY KEY make an index ordered by their keys.
+		// UNIQUE and PRIMARY KEY make an index ordered by their keys,
+		// EXCLUDE one by its elements.
 		for _, n := range x.GetKeys() {
 			if str := n.GetString_(); str != nil {
 				w.s.refs = append(w.s.refs, colRef{name: str.GetSval(), ctx: ctxFilter, inSub: st.inSub})
 			}
+		}
+		for _, n := range x.GetExclusions() {
+			descend(n.ProtoReflect(), func(m protoreflect.Message) bool {
+				if e, ok := m.Interface().(*pg.IndexElem); ok && e.GetName() != "" {
+					w.s.refs = append(w.s.refs, colRef{name: e.GetName(), ctx: ctxFilter, inSub: st.inSub})
+				}
+				return true
+			})
 		}
 	case *pg.ClusterStmt:
 		w.s.reorders = true
@@ -982,7 +991,10 @@ func lookupOf(x *pg.A_Expr) *pg.ColumnRef {
 // lossyTypes compare other types by converting them with a loss: a
 // numeric column compared with a float4 value is rounded first, and the
 // lookup then matches a range of values.
-var lossyTypes = map[string]bool{"pg_catalog.float4": true, "pg_catalog.float8": true, "float4": true, "float8": true}
+var lossyTypes = map[string]bool{
+	"pg_catalog.float4": true, "pg_catalog.float8": true, "float4": true, "float8": true,
+	"pg_catalog._float4": true, "pg_catalog._float8": true, "_float4": true, "_float8": true, // their arrays
+}
 
 // lossyParam reports whether a parameter declared of the type oid may
 // make a lookup loose: a float or an array of floats (the column is

@@ -899,6 +899,9 @@ func TestMaskFilters(t *testing.T) {
 		{"CREATE UNIQUE INDEX i ON customers (id) INCLUDE (card)", ""}, // included columns do not order it
 		{"CREATE INDEX i ON customers (id)", ""},
 		{"ALTER TABLE customers ADD UNIQUE (card)", "customers.card"},
+		{"ALTER TABLE customers ADD CONSTRAINT x EXCLUDE USING btree (email WITH =)", "customers.email"},
+		{"PREPARE p(pg_catalog._float8) AS SELECT id FROM customers WHERE email = ANY($1::text[])", "customers.email"},
+		{"SELECT id FROM customers WHERE email = ANY('{1.5}'::pg_catalog._float8)", "customers.email"},
 		{"CLUSTER customers USING customers_email_key", "order of an index"},
 		{"ALTER TABLE customers CLUSTER ON customers_email_key", "order of an index"},
 		{"CLUSTER", "order of an index"},

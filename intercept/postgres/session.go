@@ -1331,6 +1331,11 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	if err != nil {
 		s.h.Log.Error("policy failed; function call denied", "session_id", s.c.SessionID, "err", err)
 	}
+	if err == nil && d.Allowed() {
+		// The masks of this decision: a reload may have brought some
+		// since the last statement.
+		s.setMasks(d.Mask)
+	}
 	if err == nil && d.Allowed() && s.masks != nil {
 		// A function called by number may run SQL (query_to_xml), read
 		// any table or change the planner's settings: nothing of it can

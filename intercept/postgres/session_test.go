@@ -708,10 +708,14 @@ func TestSessionPlanCache(t *testing.T) {
 // passed on when none do.
 func TestSessionFunctionCallWhileMasked(t *testing.T) {
 	for _, c := range []struct {
-		masks  []policy.Mask
-		passed bool
-	}{{customersMasks, false}, {nil, true}} {
-		ts := newTestSession(t, maskingPolicy(c.masks), policy.Decision{Result: policy.Allow, Mask: c.masks})
+		admitted, masks []policy.Mask // at admission, and in the call's decision
+		passed          bool
+	}{
+		{customersMasks, customersMasks, false},
+		{nil, nil, true},
+		{nil, customersMasks, false}, // a reload brought masks since the session began
+	} {
+		ts := newTestSession(t, maskingPolicy(c.masks), policy.Decision{Result: policy.Allow, Mask: c.admitted})
 		server := ts.fakeServer()
 		done := ts.run()
 		got := ts.exchange(t, &pgproto3.FunctionCall{Function: 2924, Arguments: [][]byte{[]byte("SELECT email FROM customers"), []byte("t"), []byte("f"), nil}})
