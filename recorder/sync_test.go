@@ -16,21 +16,8 @@ import (
 // makes the session due at the next sync, which writes the terminal out
 // and tells the index its size.
 func TestTerminalOutputAloneIsSynced(t *testing.T) {
-	dir := t.TempDir()
-	backend, err := store.NewDir(filepath.Join(dir, "sessions"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	index, err := store.OpenIndex(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer index.Close()
-	r, err := New(context.Background(), Options{Backend: backend, Index: index, SyncInterval: time.Hour, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	backend, index := testStore(t)
+	r := testRecorder(t, backend, index)
 	start := time.Now()
 	s, err := r.Start(Header{SessionID: "s-shell", Target: "web", Protocol: "ssh"}, start, Strict, nil)
 	if err != nil {
@@ -63,4 +50,32 @@ func TestTerminalOutputAloneIsSynced(t *testing.T) {
 	if err := c.Output(time.Now(), []byte("after the end")); !errors.Is(err, ErrSealed) {
 		t.Errorf("a write to a sealed terminal: %v", err)
 	}
+}
+
+// testStore is a directory of recordings and an index, in the test's
+// temporary directory.
+func testStore(t *testing.T) (*store.Dir, *store.Index) {
+	t.Helper()
+	dir := t.TempDir()
+	backend, err := store.NewDir(filepath.Join(dir, "sessions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, err := store.OpenIndex(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { index.Close() })
+	return backend, index
+}
+
+// testRecorder records to backend, syncing only when a test says so.
+func testRecorder(t *testing.T, backend store.Backend, index *store.Index) *Recorder {
+	t.Helper()
+	r, err := New(context.Background(), Options{Backend: backend, Index: index, SyncInterval: time.Hour, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

@@ -1,9 +1,7 @@
 package recorder
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,23 +47,10 @@ func (o heldObject) Sync() error {
 // result: its end record seals the terminal still open, the result the
 // other, and nothing is left unsealed.
 func TestEndTerminalSyncsOutsideTheLock(t *testing.T) {
-	dir := t.TempDir()
-	dirBackend, err := store.NewDir(filepath.Join(dir, "sessions"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	index, err := store.OpenIndex(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer index.Close()
+	dirBackend, index := testStore(t)
 	synctest.Test(t, func(t *testing.T) {
 		backend := &heldSyncs{Dir: dirBackend, entered: make(chan struct{}), release: make(chan struct{})}
-		r, err := New(context.Background(), Options{Backend: backend, Index: index, SyncInterval: time.Hour, Log: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
+		r := testRecorder(t, backend, index)
 		start := time.Now()
 		s, err := r.Start(Header{SessionID: "s-held", Target: "web", Protocol: "ssh"}, start, Strict, nil)
 		if err != nil {
@@ -138,21 +123,8 @@ func (b failingCast) Create(name string) (store.Object, error) {
 // one is created: casts are numbered without gaps, which Casts and
 // retention rely on.
 func TestFailedTerminalEndsTheCasts(t *testing.T) {
-	dir := t.TempDir()
-	backend, err := store.NewDir(filepath.Join(dir, "sessions"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	index, err := store.OpenIndex(filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer index.Close()
-	r, err := New(context.Background(), Options{Backend: failingCast{backend}, Index: index, SyncInterval: time.Hour, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	backend, index := testStore(t)
+	r := testRecorder(t, failingCast{backend}, index)
 	start := time.Now()
 	s, err := r.Start(Header{SessionID: "s-gap", Target: "web", Protocol: "ssh"}, start, BestEffort, nil)
 	if err != nil {
