@@ -327,10 +327,10 @@ func syncClose(obj store.Object, sync bool) (err error) {
 			err = fmt.Errorf("closing a terminal recording: %v", r)
 		}
 	}()
+	defer obj.Close() // also after a panicking Sync
 	if sync {
 		err = obj.Sync()
 	}
-	obj.Close()
 	return err
 }
 

@@ -22,10 +22,14 @@ type Statement struct {
 	HasWhere    bool     // an UPDATE or DELETE with a WHERE clause
 	CopyOut     bool     // COPY ... TO STDOUT: rows leave as CopyData, not DataRow
 	CopyIn      bool     // COPY ... FROM STDIN: the server then reads CopyData
-	// Settings the statement changes (SET, RESET, set_config, and the
-	// defaults ALTER ROLE/DATABASE/FUNCTION ... SET give); "*" when the
-	// name is not a literal. RESET counts as a change.
+	// Settings the statement changes in the session (SET, RESET,
+	// set_config); "*" when the name is not a literal. RESET counts as a
+	// change.
 	Sets []string
+	// defaults: settings given elsewhere (ALTER ROLE/DATABASE/SYSTEM ...
+	// SET, a function's SET clause): of later sessions, or of a function's
+	// run.
+	defaults []string
 	// SQL-level PREPARE name AS ..., EXECUTE name, DEALLOCATE name ("" for ALL).
 	Prepares, Executes, Deallocates string
 	DeallocateAll                   bool
@@ -274,7 +278,7 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.literalSensitive = true // names are not in the fingerprint
 		for _, a := range n.GetPrepareStmt().GetArgtypes() {
 			name := funcName(a.GetTypeName().GetNames())
-			s.lossyParams = s.lossyParams || lossyTypes[name] || !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name)
+			s.lossyParams = s.lossyParams || lossyTypes[name] || !builtinType(name)
 		}
 	case n.GetExecuteStmt() != nil:
 		s.Executes = n.GetExecuteStmt().GetName()
@@ -705,10 +709,18 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.AlterTableCmd:
 		w.s.reorders = w.s.reorders || x.GetSubtype() == pg.AlterTableType_AT_ClusterOn
 	case *pg.VariableSetStmt:
-		// Also inside ALTER ROLE/DATABASE/FUNCTION ... SET: defaults of
-		// later sessions, or of a function's run.
-		if name := strings.ToLower(x.GetName()); name != "" && !slices.Contains(w.s.Sets, name) {
-			w.s.Sets = append(w.s.Sets, name)
+		// Inside ALTER ROLE/DATABASE/FUNCTION ... SET (and the top-level
+		// SET again, which Sets holds already).
+		if name := strings.ToLower(x.GetName()); name != "" {
+			w.s.defaults = append(w.s.defaults, name)
+		}
+	case *pg.ColumnDef:
+		// UNIQUE and PRIMARY KEY written on the column itself.
+		for _, n := range x.GetConstraints() {
+			switch n.GetConstraint().GetContype() {
+			case pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_PRIMARY:
+				w.s.refs = append(w.s.refs, colRef{name: x.GetColname(), ctx: ctxFilter, inSub: st.inSub})
+			}
 		}
 	case *pg.InferClause:
 		// ON CONFLICT (email): the insert looks the value up, whole.
@@ -996,6 +1008,22 @@ var lossyTypes = map[string]bool{
 	"pg_catalog._float4": true, "pg_catalog._float8": true, "_float4": true, "_float8": true, // their arrays
 }
 
+// builtinType reports whether a type name, as the parser gives it, is
+// one of PostgreSQL's own: qualified with pg_catalog (the parser does so
+// for int, boolean, varchar, ...), or a name of one, or an array of one
+// (_text).
+func builtinType(name string) bool {
+	if strings.HasPrefix(name, "pg_catalog.") {
+		return true
+	}
+	name = strings.TrimPrefix(name, "_")
+	return slices.Contains(sharedTypes, name) || slices.Contains(plainTypes, name)
+}
+
+// plainTypes are PostgreSQL's types written by their catalog names, which
+// sharedTypes leaves out (their keyword spellings come qualified).
+var plainTypes = []string{"int2", "int4", "int8", "bool", "numeric", "float4", "float8", "bit", "varbit"}
+
 // lossyParam reports whether a parameter declared of the type oid may
 // make a lookup loose: a float or an array of floats (the column is
 // rounded), or a type of the database's own (OIDs from 16384 on), whose
@@ -1030,8 +1058,7 @@ func valueOnly(n *pg.Node) bool {
 			// (case, accents and punctuation ignored).
 			ok = false
 		case *pg.TypeCast:
-			name := funcName(x.GetTypeName().GetNames())
-			if !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) || lossyTypes[name] {
+			if name := funcName(x.GetTypeName().GetNames()); !builtinType(name) || lossyTypes[name] {
 				ok = false
 			}
 		case *pg.FuncCall:

@@ -890,6 +890,8 @@ func TestMaskFilters(t *testing.T) {
 		{"PREPARE p(text) AS SELECT id FROM customers WHERE email = $1", ""},
 		{"PREPARE p(float4[]) AS SELECT id FROM customers WHERE email = ANY($1)", "customers.email"},
 		{"PREPARE p(citext) AS SELECT id FROM customers WHERE email = $1", "customers.email"},
+		{"PREPARE p(int4, _text) AS SELECT id FROM customers WHERE id = $1 AND email = ANY($2)", ""},
+		{"CREATE TABLE customers (id int, email text UNIQUE)", "customers.email"},
 		{"SELECT email FROM customers WHERE email = $1::mytype", "customers.email"},
 		{"SELECT email FROM customers WHERE email = lower(name)", "customers.email"},
 		{"SELECT email FROM customers WHERE email = (SELECT 'a')", "customers.email"},
@@ -994,6 +996,11 @@ func TestMaskFilters(t *testing.T) {
 		if got := eq.plannerChange(&s); got == "" {
 			t.Errorf("%s: not a planner change", sql)
 		}
+	}
+	// Defaults of later sessions are not this session's settings: corral
+	// sets how the server reads statements at every login.
+	if s := classifyOne(t, "ALTER ROLE r SET client_encoding = 'UTF8'"); syntaxChange(&s) != "" {
+		t.Errorf("a role's default client_encoding: %q", syntaxChange(&s))
 	}
 	// Arithmetic may make a float.
 	for _, sql := range []string{"SELECT id FROM customers WHERE email = 5 ^ 1", "SELECT id FROM customers WHERE email = |/ 2.25"} {

@@ -529,8 +529,10 @@ func (m *masks) leak(s *Statement, l lineage) string {
 			}
 			// PostgreSQL reads a bare name as a column before a table:
 			// an alias named like a masked column does not hide it.
-			if col := m.refersTo(s, r, l); col != "" && r.ctx != ctxPlain {
-				return col
+			if r.ctx != ctxPlain {
+				if col := m.refersTo(s, r, l); col != "" {
+					return col
+				}
 			}
 		case r.ctx != ctxPlain:
 			if col := m.refersTo(s, r, l); col != "" {
@@ -549,8 +551,8 @@ func (m *masks) refersTo(s *Statement, r colRef, l lineage) string {
 }
 
 // strictestRef returns, of the masked columns a column reference may name
-// (an unqualified name may be any of the same name), the one whose
-// filters setting is strictest, and that setting.
+// (an unqualified name: those of the relations the statement names), the
+// one whose filters setting is strictest, and that setting.
 func (m *masks) strictestRef(s *Statement, r colRef, l lineage) (col, mode string) {
 	for _, c := range m.keys {
 		parts := strings.Split(c, ".")
@@ -608,16 +610,15 @@ func (m *masks) plannerChange(s *Statement) string {
 	if m == nil || m.strictFilters == "" {
 		return ""
 	}
-	if name := plannerSetting(s); name != "" {
+	if name := plannerSetting(slices.Concat(s.Sets, s.defaults)); name != "" {
 		return fmt.Sprintf("changing the planner setting %s is refused while masks restrict filters: a plan could return rows in the order of a masked column's index", name)
 	}
 	return ""
 }
 
-// plannerSetting returns a setting of the planner's that the statement
-// changes, or "".
-func plannerSetting(s *Statement) string {
-	for _, name := range s.Sets {
+// plannerSetting returns a setting of the planner's among names, or "".
+func plannerSetting(names []string) string {
+	for _, name := range names {
 		if strings.HasPrefix(name, "enable_") || strings.HasSuffix(name, "_cost") || name == "effective_cache_size" {
 			return name
 		}

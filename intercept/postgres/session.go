@@ -607,6 +607,9 @@ func (s *session) decide(stmts []Statement) string {
 			st.risky = risky
 			s.withholdNext = s.withholdNext || risky
 			l, err := s.lineage(st)
+			// While masks restrict filters, the catalog must say which
+			// names are views over masked columns, or their filters
+			// would go unseen.
 			if err != nil && (st.escapes() || s.masks != nil && s.masks.strictFilters != "") {
 				// Results are withheld when the catalog cannot answer
 				// (risky); values leaving for elsewhere cannot be.
@@ -656,7 +659,7 @@ func (s *session) decide(stmts []Statement) string {
 			return err.Error()
 		}
 		s.seqs = append(s.seqs, seq)
-		s.plannerSet = s.plannerSet || plannerSetting(st) != ""
+		s.plannerSet = s.plannerSet || plannerSetting(st.Sets) != ""
 	}
 	// corral learns of these before the server answers, and the server
 	// may refuse them (the name exists, the transaction has failed). So a
@@ -1323,6 +1326,15 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 	return s.awaitCopy(e.answered, true)
 }
 
+// largeObjectCalls are the OIDs of the functions behind the client
+// libraries' large-object interface (lo_open, loread, lowrite, lo_lseek,
+// ...; not the server-side lo_import and lo_export, which read and write
+// the server's files).
+var largeObjectCalls = map[uint32]bool{
+	715: true, 952: true, 953: true, 954: true, 955: true, 956: true, 957: true, 958: true,
+	964: true, 1004: true, 3170: true, 3171: true, 3172: true,
+}
+
 func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	d, err := s.h.Policy.Decide(s.ctx, s.c.Input(policy.Action{
 		Kind: policy.KindSQL, Operations: []string{"function"},
@@ -1336,10 +1348,11 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 		// since the last statement.
 		s.setMasks(d.Mask)
 	}
-	if err == nil && d.Allowed() && s.masks != nil {
+	if err == nil && d.Allowed() && s.masks != nil && !largeObjectCalls[m.Function] {
 		// A function called by number may run SQL (query_to_xml), read
 		// any table or change the planner's settings: nothing of it can
-		// be checked against masks.
+		// be checked against masks. The large-object interface, which
+		// libpq and JDBC drive this way, reads no table.
 		d.Result, d.Reason = policy.Deny, "a function called by number (the protocol's function call) is refused while masks apply: call it from a statement"
 	}
 	s.countCall(d, err)

@@ -709,20 +709,22 @@ func TestSessionPlanCache(t *testing.T) {
 func TestSessionFunctionCallWhileMasked(t *testing.T) {
 	for _, c := range []struct {
 		admitted, masks []policy.Mask // at admission, and in the call's decision
+		function        uint32
 		passed          bool
 	}{
-		{customersMasks, customersMasks, false},
-		{nil, nil, true},
-		{nil, customersMasks, false}, // a reload brought masks since the session began
+		{customersMasks, customersMasks, 2924, false}, // query_to_xml
+		{nil, nil, 2924, true},
+		{nil, customersMasks, 2924, false},          // a reload brought masks since the session began
+		{customersMasks, customersMasks, 954, true}, // loread: the large-object interface
 	} {
 		ts := newTestSession(t, maskingPolicy(c.masks), policy.Decision{Result: policy.Allow, Mask: c.admitted})
 		server := ts.fakeServer()
 		done := ts.run()
-		got := ts.exchange(t, &pgproto3.FunctionCall{Function: 2924, Arguments: [][]byte{[]byte("SELECT email FROM customers"), []byte("t"), []byte("f"), nil}})
+		got := ts.exchange(t, &pgproto3.FunctionCall{Function: c.function, Arguments: [][]byte{[]byte("SELECT email FROM customers"), []byte("t"), []byte("f"), nil}})
 		sent := ts.finish(t, done, server)
 		calls := slices.ContainsFunc(sent, func(m pgproto3.FrontendMessage) bool { _, ok := m.(*pgproto3.FunctionCall); return ok })
 		if calls != c.passed {
-			t.Errorf("masks %v: the call reached the server: %v (answer %v)", c.masks, calls, types(got))
+			t.Errorf("masks %v, function %d: the call reached the server: %v (answer %v)", c.masks, c.function, calls, types(got))
 		}
 		if msg, ok := errorOf(got); !c.passed && (!ok || !strings.Contains(msg, "refused while masks apply")) {
 			t.Errorf("masks %v: answer %v", c.masks, types(got))

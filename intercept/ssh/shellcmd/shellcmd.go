@@ -219,13 +219,13 @@ type walkKey struct {
 // The script is read twice (the line itself only as bash reads it when
 // the login shell is known to be bash). The target's login shell, and the
 // sh that runs a nested script, may be bash or a POSIX sh (dash on Debian
-// and Ubuntu),
-// and the two read some text differently: `((rm x))` is arithmetic to bash
-// and two subshells running rm to dash, $'...' is a quote to one and not
-// the other. Every command either reading finds is reported. bash's reading
-// must succeed. sh runs each command as it reads it and stops at the first
-// it cannot parse, so its reading covers what comes before that; a line
-// that is bash's syntax to the end is checked as bash reads it.
+// and Ubuntu), and the two read some text differently: `((rm x))` is
+// arithmetic to bash and two subshells running rm to dash, $'...' is a
+// quote to one and not the other. Every command either reading finds is
+// reported. bash's reading must succeed. sh runs each command as it reads
+// it and stops at the first it cannot parse, so its reading covers what
+// comes before that; a line that is bash's syntax to the end is checked as
+// bash reads it.
 func (w *walker) script(s string, c ctx, label string) error {
 	if label != "" {
 		if c.depth >= MaxDepth {
