@@ -22,9 +22,9 @@ type Statement struct {
 	HasWhere    bool     // an UPDATE or DELETE with a WHERE clause
 	CopyOut     bool     // COPY ... TO STDOUT: rows leave as CopyData, not DataRow
 	CopyIn      bool     // COPY ... FROM STDIN: the server then reads CopyData
-	// Settings the statement changes in the session (SET, RESET,
-	// set_config); "*" when the name is not a literal. RESET counts as a
-	// change.
+	// Settings the statement changes in the session (SET, set_config;
+	// RESET ALL as "all"); "*" when the name is not a literal. RESET of
+	// one setting returns it to the session's default and is no change.
 	Sets []string
 	// defaults: settings given elsewhere (ALTER ROLE/DATABASE/SYSTEM ...
 	// SET, a function's SET clause): of later sessions, or of a function's
@@ -309,12 +309,17 @@ func (s *Statement) classify(n *pg.Node) error {
 	case n.GetVariableSetStmt() != nil:
 		s.literalSensitive = true
 		name := strings.ToLower(n.GetVariableSetStmt().GetName())
-		if n.GetVariableSetStmt().GetKind() == pg.VariableSetKind_VAR_RESET_ALL {
+		switch n.GetVariableSetStmt().GetKind() {
+		case pg.VariableSetKind_VAR_RESET_ALL:
 			// Back to the values the session started with, which corral
 			// chose: harmless to the reading of statements.
-			name = "all"
+			s.Sets = append(s.Sets, "all")
+		case pg.VariableSetKind_VAR_RESET:
+			// Back to the session's default (corral's, for what it sets
+			// at login): no change to count.
+		default:
+			s.Sets = append(s.Sets, name)
 		}
-		s.Sets = append(s.Sets, name)
 	case n.GetVariableShowStmt() != nil:
 		s.literalSensitive = true
 	case n.GetCopyStmt() != nil:
@@ -711,7 +716,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.VariableSetStmt:
 		// Inside ALTER ROLE/DATABASE/FUNCTION ... SET (and the top-level
 		// SET again, which Sets holds already).
-		if name := strings.ToLower(x.GetName()); name != "" {
+		if name := strings.ToLower(x.GetName()); name != "" && x.GetKind() != pg.VariableSetKind_VAR_RESET {
 			w.s.defaults = append(w.s.defaults, name)
 		}
 	case *pg.ColumnDef:

@@ -963,6 +963,7 @@ func TestMaskFilters(t *testing.T) {
 		"SELECT set_config('enable_bitmapscan', 'off', false)": true,
 		"SET statement_timeout = 5":                            false,
 		"RESET ALL":                                            false,
+		"RESET enable_seqscan":                                 false,
 	} {
 		s := classifyOne(t, sql)
 		if got := eq.plannerChange(&s); (got != "") != refused {
