@@ -1015,19 +1015,12 @@ var lossyTypes = map[string]bool{
 
 // builtinType reports whether a type name, as the parser gives it, is
 // one of PostgreSQL's own: qualified with pg_catalog (the parser does so
-// for int, boolean, varchar, ...), or a name of one, or an array of one
-// (_text).
+// for int, boolean, varchar, ...), or one of sharedTypes, or an array of
+// one (_text). Other bare names (int4) may be the database's own through
+// a search path, and count as such.
 func builtinType(name string) bool {
-	if strings.HasPrefix(name, "pg_catalog.") {
-		return true
-	}
-	name = strings.TrimPrefix(name, "_")
-	return slices.Contains(sharedTypes, name) || slices.Contains(plainTypes, name)
+	return strings.HasPrefix(name, "pg_catalog.") || slices.Contains(sharedTypes, strings.TrimPrefix(name, "_"))
 }
-
-// plainTypes are PostgreSQL's types written by their catalog names, which
-// sharedTypes leaves out (their keyword spellings come qualified).
-var plainTypes = []string{"int2", "int4", "int8", "bool", "numeric", "float4", "float8", "bit", "varbit"}
 
 // lossyParam reports whether a parameter declared of the type oid may
 // make a lookup loose: a float or an array of floats (the column is

@@ -738,6 +738,8 @@ func TestMaskLeak(t *testing.T) {
 		{"INSERT INTO orders (note) SELECT j.email FROM customers a JOIN customers b USING (email) AS j", true},
 		// Side channels and other sessions' statements.
 		{"SELECT 1 FROM customers WHERE setval('s', length(email)) > 0", true},
+		{"SELECT 1 FROM customers WHERE lo_from_bytea(424242, convert_to(email, 'UTF8')) > 0", true},
+		{"SELECT 1 FROM customers WHERE lo_put(1, 0, convert_to(email, 'UTF8')) IS NULL", true},
 		{"SELECT query FROM pg_stat_activity", true},
 		{"SELECT pg_stat_get_backend_activity(s) FROM generate_series(1, 9) s", true},
 		{"SELECT * FROM crosstab('SELECT id, 1, email FROM customers') AS t(a int, b text)", true},
@@ -890,7 +892,10 @@ func TestMaskFilters(t *testing.T) {
 		{"PREPARE p(text) AS SELECT id FROM customers WHERE email = $1", ""},
 		{"PREPARE p(float4[]) AS SELECT id FROM customers WHERE email = ANY($1)", "customers.email"},
 		{"PREPARE p(citext) AS SELECT id FROM customers WHERE email = $1", "customers.email"},
-		{"PREPARE p(int4, _text) AS SELECT id FROM customers WHERE id = $1 AND email = ANY($2)", ""},
+		{"PREPARE p(int, _text) AS SELECT id FROM customers WHERE id = $1 AND email = ANY($2)", ""},
+		{"PREPARE p(int4) AS SELECT id FROM customers WHERE email = $1", "customers.email"}, // int4 may be the database's own
+		{"SELECT 1 FROM customers WHERE lo_from_bytea(0, convert_to(email, 'UTF8')) IS NOT NULL", "customers"},
+		{"SELECT 1 FROM customers ORDER BY lowrite(lo_open(1, 131072), convert_to(email, 'UTF8'))", "customers"},
 		{"CREATE TABLE customers (id int, email text UNIQUE)", "customers.email"},
 		{"SELECT email FROM customers WHERE email = $1::mytype", "customers.email"},
 		{"SELECT email FROM customers WHERE email = lower(name)", "customers.email"},

@@ -364,8 +364,9 @@ var sqlRunners = []string{
 }
 
 // sideChannels are functions that take a value somewhere a later
-// statement reads it back: a notification, a setting, a sequence.
-var sideChannels = []string{"pg_notify", "set_config", "setval"}
+// statement reads it back: a notification, a setting, a sequence, a
+// large object.
+var sideChannels = []string{"pg_notify", "set_config", "setval", "lo_from_bytea", "lo_put", "lowrite", "lo_write"}
 
 // statsViews hold samples of column values.
 var statsViews = []string{"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data"}
