@@ -76,6 +76,9 @@ type Statement struct {
 	// risky is the session's finding for this statement (set when it is
 	// decided): its rows may carry masked data no table vouches for.
 	risky bool
+	// positions: ORDER BY or GROUP BY names an output column by its
+	// position, which the fast key does not keep (see fastCacheable).
+	positions bool
 	// reorders: CLUSTER, or ALTER TABLE ... CLUSTER ON, which lays a
 	// table's rows out in the order of an index.
 	reorders bool
@@ -858,31 +861,38 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 	star := slices.IndexFunc(targets, func(t *pg.Node) bool {
 		return slices.ContainsFunc(t.GetResTarget().GetVal().GetColumnRef().GetFields(), func(f *pg.Node) bool { return f.GetAStar() != nil })
 	})
-	var items []*pg.Node
-	var group func(n *pg.Node)
-	group = func(n *pg.Node) {
+	// kept: the item's number stays in the normalised text (pg.Normalize
+	// leaves ORDER BY and GROUP BY positions, and replaces those inside
+	// DISTINCT ON and grouping sets).
+	type item struct {
+		n    *pg.Node
+		kept bool
+	}
+	var items []item
+	var group func(n *pg.Node, top bool)
+	group = func(n *pg.Node, top bool) {
 		switch {
 		case n.GetGroupingSet() != nil: // GROUPING SETS, ROLLUP, CUBE
 			for _, c := range n.GetGroupingSet().GetContent() {
-				group(c)
+				group(c, false)
 			}
 		case n.GetRowExpr() != nil: // ROLLUP((1, 2))
 			for _, c := range n.GetRowExpr().GetArgs() {
-				group(c)
+				group(c, false)
 			}
 		case n.GetList() != nil:
 			for _, c := range n.GetList().GetItems() {
-				group(c)
+				group(c, false)
 			}
 		default:
-			items = append(items, n)
+			items = append(items, item{n, top})
 		}
 	}
 	for _, n := range x.GetGroupClause() {
-		group(n)
+		group(n, true)
 	}
 	for _, n := range x.GetSortClause() {
-		items = append(items, n.GetSortBy().GetNode())
+		items = append(items, item{n.GetSortBy().GetNode(), true})
 	}
 	for _, n := range x.GetDistinctClause() {
 		if n.GetNode() == nil {
@@ -894,14 +904,19 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 			}
 			break
 		}
-		items = append(items, n)
+		items = append(items, item{n, false})
 	}
-	for _, n := range items {
+	for _, it := range items {
+		n := it.n
 		if c := n.GetAConst(); c != nil && c.GetIval() != nil {
 			// The number names the column: statements that differ only
-			// in it must not share a classification (so ORDER BY 1 is
-			// parsed at every use, masks or not).
-			w.s.literalSensitive = true
+			// in it must not share a classification. The fast key
+			// replaces every number; the normalised text keeps some.
+			if it.kept {
+				w.s.positions = true
+			} else {
+				w.s.literalSensitive = true
+			}
 			i := int(c.GetIval().GetIval())
 			switch {
 			case star >= 0 && i > star:

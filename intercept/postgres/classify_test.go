@@ -987,6 +987,13 @@ func TestMaskFilters(t *testing.T) {
 		{"SELECT DISTINCT ON (1) id, \"email\" FROM customers", false},
 		{"SELECT DISTINCT ON (2) id, \"email\" FROM customers", true},
 		{"SELECT id, email FROM customers ORDER BY 1", false},
+		{"SELECT id, \"email\" FROM customers ORDER BY 1", false}, // the normalised text, not the fast key
+		{"SELECT id, \"email\" FROM customers ORDER BY 2", true},
+		{"SELECT id, email, count(*) FROM customers GROUP BY 1, 2 ORDER BY 1", true},
+		{"SELECT id, email, count(*) FROM customers GROUP BY 1, 3 ORDER BY 1", false},
+		{"SELECT id, email FROM customers GROUP BY ROLLUP(1, 2)", true},
+		{"SELECT id, email FROM customers GROUP BY ROLLUP(1)", false},
+		{"SELECT id, email FROM customers GROUP BY ROLLUP(2)", true},
 	} {
 		stmts, err := c.classify(q.sql)
 		if err != nil {

@@ -151,9 +151,10 @@ func isIdent(c byte) bool {
 }
 
 // fastCacheable reports whether a classification may be found by its
-// fast key: plain DML whose reading depends on no literal.
+// fast key: plain DML whose reading depends on no literal, and no number
+// naming an output column.
 func fastCacheable(st *Statement) bool {
-	if st.literalSensitive {
+	if st.literalSensitive || st.positions {
 		return false
 	}
 	switch st.Command {
