@@ -290,6 +290,24 @@ func compileMasks(ms []policy.Mask) *masks {
 	return m
 }
 
+// restricts reports whether m restricts filters by some column more than
+// before did.
+func (m *masks) restricts(before *masks) bool {
+	if m == nil {
+		return false
+	}
+	for c, f := range m.filters {
+		old := ""
+		if before != nil {
+			old = before.filters[c]
+		}
+		if stricterFilter(old, f) != old {
+			return true
+		}
+	}
+	return false
+}
+
 // stricterFilter returns the stricter of two filters settings ("" is any).
 func stricterFilter(a, b string) string {
 	if a == "none" || b == "" {

@@ -238,6 +238,12 @@ type session struct {
 	// plannerSet: a statement allowed in this session changed a planner
 	// setting (see masks.plannerChange).
 	plannerSet bool
+	// unfiltered: cursors and portals that existed when masks came to
+	// restrict filters more (a reload): they may return rows filtered or
+	// ordered as the masks now refuse, and are not read. Names stay in
+	// it, as the server may have skipped a CLOSE; only a Bind of the
+	// unnamed portal replaces what the name holds.
+	unfiltered map[string]bool
 
 	// preparing: the statements being decided are only prepared (Parse);
 	// a review holds their executions, not this.
@@ -621,6 +627,8 @@ func (s *session) decide(stmts []Statement) string {
 				reason = why
 			} else if why := s.masks.plannerChange(st); why != "" {
 				reason = why
+			} else if st.Fetches != "" && s.unfiltered[st.Fetches] {
+				reason = fmt.Sprintf("cursor %q was declared before the masks came to restrict filters; declare it under another name, or reconnect", st.Fetches)
 			} else if s.plannerSet && s.masks != nil && s.masks.strictFilters != "" && s.masks.maskedTable(st, l) != "" {
 				// Settings made before a reload brought the restriction
 				// may still hold.
@@ -1031,6 +1039,16 @@ func (s *session) setMasks(ms []policy.Mask) {
 	if before == nil && s.masks == nil {
 		return
 	}
+	if s.masks.restricts(before) {
+		for _, names := range []map[string]bool{s.cursors, s.portalWithhold} {
+			for k := range names {
+				if s.unfiltered == nil {
+					s.unfiltered = map[string]bool{}
+				}
+				s.unfiltered[k] = true
+			}
+		}
+	}
 	// What the names of this session could return was judged under the
 	// masks before (a reload changed them): their unattributed columns
 	// are withheld from now on, and bound portals are masked anew.
@@ -1272,6 +1290,11 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		)
 	}
 	s.batchBarrier = s.batchBarrier || s.barrier
+	if m.DestinationPortal == "" {
+		// Run, this Bind replaces the unnamed portal; skipped, the batch
+		// has failed and no Execute runs the old one.
+		delete(s.unfiltered, "")
+	}
 	if copyIn {
 		// Kept for the name, whatever is bound to it later: the server may
 		// refuse a later Bind (or skip a Close) and keep this portal.
@@ -1295,6 +1318,16 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 }
 
 func (s *session) onExecute(m *pgproto3.Execute) error {
+	if s.unfiltered[m.Portal] {
+		// As a refused Bind: a failing Parse in front, and the server
+		// skips the Execute.
+		reason := fmt.Sprintf("portal %q was bound before the masks came to restrict filters; bind it again under another name, or reconnect", m.Portal)
+		s.expect(
+			expectation{kind: expParse, swallow: true, deny: reason},
+			expectation{kind: expExecute, name: m.Portal},
+		)
+		return s.send(&pgproto3.Parse{Name: deniedStatement, Query: refusal}, m)
+	}
 	mk, bound := s.portalMasks[m.Portal]
 	withhold := s.portalWithhold[m.Portal]
 	if !bound {

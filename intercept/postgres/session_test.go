@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -728,6 +729,49 @@ func TestSessionFunctionCallWhileMasked(t *testing.T) {
 		}
 		if msg, ok := errorOf(got); !c.passed && (!ok || !strings.Contains(msg, "refused while masks apply")) {
 			t.Errorf("masks %v: answer %v", c.masks, types(got))
+		}
+	}
+}
+
+// Cursors and portals that exist when a reload makes masks restrict
+// filters may return rows filtered or ordered as the masks now refuse:
+// they are not read. A new Bind of the unnamed portal, and new names,
+// are decided under the new masks.
+func TestSessionNamesFromBeforeFiltersRestricted(t *testing.T) {
+	strict := []policy.Mask{{Columns: []string{"customers.email"}, Method: "redact", Filters: "equality"}}
+	var current atomic.Pointer[[]policy.Mask]
+	current.Store(&customersMasks)
+	dec := stubDecider(func(policy.Input) policy.Decision {
+		return policy.Decision{Result: policy.Allow, Mask: *current.Load()}
+	})
+	ts := newTestSession(t, dec, policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers ORDER BY email"})
+	ts.exchange(t,
+		&pgproto3.Parse{Name: "s1", Query: "SELECT id FROM customers"},
+		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
+		&pgproto3.Bind{PreparedStatement: "s1"},
+		&pgproto3.Sync{})
+
+	current.Store(&strict) // the reload
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM c"})); !ok || !strings.Contains(msg, `cursor "c" was declared before`) {
+		t.Errorf("FETCH of a cursor from before: %q", msg)
+	}
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, `portal "p1" was bound before`) {
+		t.Errorf("Execute of a portal from before: %q", msg)
+	}
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, `portal "" was bound before`) {
+		t.Errorf("Execute of the unnamed portal from before: %q", msg)
+	}
+	got := ts.exchange(t, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if msg, ok := errorOf(got[1:]); ok {
+		t.Errorf("the unnamed portal bound again: %q", msg)
+	}
+	sent := ts.finish(t, done, server)
+	for _, m := range sent {
+		if q, ok := m.(*pgproto3.Query); ok && strings.HasPrefix(q.String, "FETCH") {
+			t.Errorf("the server was asked %q", q.String)
 		}
 	}
 }
