@@ -244,6 +244,10 @@ type session struct {
 	// it, as the server may have skipped a CLOSE; only a Bind of the
 	// unnamed portal replaces what the name holds.
 	unfiltered map[string]bool
+	// unnamedUnfiltered: the unnamed portal was among them. A Bind
+	// clears its mark, but ROLLBACK TO SAVEPOINT brings back a portal
+	// bound before the savepoint.
+	unnamedUnfiltered bool
 
 	// preparing: the statements being decided are only prepared (Parse);
 	// a review holds their executions, not this.
@@ -698,6 +702,9 @@ func (s *session) decide(stmts []Statement) string {
 			// unattributed columns are withheld.
 			for k := range s.portalMasks {
 				s.portalMasks[k], s.portalWithhold[k] = s.masks, true
+			}
+			if s.unnamedUnfiltered {
+				s.unfiltered[""] = true
 			}
 		case st.ClosesAll:
 			for name := range s.cursors {
@@ -1293,6 +1300,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	if m.DestinationPortal == "" {
 		// Run, this Bind replaces the unnamed portal; skipped, the batch
 		// has failed and no Execute runs the old one.
+		s.unnamedUnfiltered = s.unnamedUnfiltered || s.unfiltered[""]
 		delete(s.unfiltered, "")
 	}
 	if copyIn {
