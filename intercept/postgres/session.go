@@ -248,6 +248,9 @@ type session struct {
 	// clears its mark, but ROLLBACK TO SAVEPOINT brings back a portal
 	// bound before the savepoint.
 	unnamedUnfiltered bool
+	// maskVersion: the policy version of the decision that gave the
+	// current masks (see refreshMasks).
+	maskVersion uint64
 
 	// preparing: the statements being decided are only prepared (Parse);
 	// a review holds their executions, not this.
@@ -296,6 +299,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.be.SetMaxBodyLen(maxMessage)
 	s.fe = pgproto3.NewFrontend(&flushReader{r: up, mu: &s.cliMu, w: s.cliW}, io.Discard)
 	s.masks = compileMasks(c.Admission.Mask)
+	s.maskVersion = c.Admission.PolicyVersion
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
 	s.portalSeq = map[string]uint64{}
@@ -599,6 +603,7 @@ func (s *session) decide(stmts []Statement) string {
 		switch d.Result {
 		case policy.Allow, policy.Review:
 			s.setMasks(d.Mask)
+			s.maskVersion = d.PolicyVersion
 			risky := s.risky(st)
 			if s.masks != nil && len(s.masks.columns) > 0 {
 				// FETCH and EXECUTE name no table: their rows are those of
@@ -1325,7 +1330,38 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	return s.send(m)
 }
 
+// versioned is a policy that tells its version: a reload changes it.
+type versioned interface{ Version() uint64 }
+
+// refreshMasks brings the session's masks up to a reload that came after
+// its last decision. An Execute decides nothing itself, and as the first
+// request after the reload it would read a portal or cursor by masks the
+// policy no longer gives. The masks come from a decision to select; when
+// that is not allowed, the masks cannot be known, and every name held is
+// treated as made without the current check.
+func (s *session) refreshMasks() {
+	v, ok := s.h.Policy.(versioned)
+	if !ok || v.Version() == s.maskVersion {
+		return
+	}
+	d, err := s.h.Policy.Decide(s.ctx, s.c.Input(policy.Action{Kind: policy.KindSQL, Operations: []string{"select"}, SQL: &policy.SQL{Command: "EXECUTE"}}))
+	if err == nil && (d.Result == policy.Allow || d.Result == policy.Review) {
+		s.setMasks(d.Mask)
+		s.maskVersion = d.PolicyVersion
+		return
+	}
+	for _, names := range []map[string]bool{s.cursors, s.portalWithhold} {
+		for k := range names {
+			if s.unfiltered == nil {
+				s.unfiltered = map[string]bool{}
+			}
+			s.unfiltered[k] = true
+		}
+	}
+}
+
 func (s *session) onExecute(m *pgproto3.Execute) error {
+	s.refreshMasks()
 	if s.unfiltered[m.Portal] {
 		// As a refused Bind: a failing Parse in front, and the server
 		// skips the Execute.
@@ -1388,6 +1424,7 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 		// The masks of this decision: a reload may have brought some
 		// since the last statement.
 		s.setMasks(d.Mask)
+		s.maskVersion = d.PolicyVersion
 	}
 	if err == nil && d.Allowed() && s.masks != nil && !largeObjectCalls[m.Function] {
 		// A function called by number may run SQL (query_to_xml), read

@@ -781,3 +781,42 @@ func TestSessionNamesFromBeforeFiltersRestricted(t *testing.T) {
 		}
 	}
 }
+
+// reloading is a policy whose masks and version a test changes, as a
+// reload does.
+type reloading struct {
+	masks   atomic.Pointer[[]policy.Mask]
+	version atomic.Uint64
+}
+
+func (r *reloading) Decide(_ context.Context, in policy.Input) (policy.Decision, error) {
+	return policy.Decision{Result: policy.Allow, Mask: *r.masks.Load(), PolicyVersion: r.version.Load()}, nil
+}
+
+func (r *reloading) Version() uint64 { return r.version.Load() }
+
+// An Execute decides nothing, so as the first request after a reload it
+// would read a portal or cursor by the masks before: the session learns
+// of the reload from the policy's version first.
+func TestSessionExecuteFirstAfterReload(t *testing.T) {
+	strict := []policy.Mask{{Columns: []string{"customers.email"}, Method: "redact", Filters: "equality"}}
+	p := &reloading{}
+	p.masks.Store(&customersMasks)
+	p.version.Store(1)
+	ts := newTestSession(t, p, policy.Decision{Result: policy.Allow, Mask: customersMasks, PolicyVersion: 1})
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers ORDER BY email"})
+	ts.exchange(t,
+		&pgproto3.Parse{Name: "s1", Query: "SELECT id FROM customers"},
+		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
+		&pgproto3.Sync{})
+	p.masks.Store(&strict)
+	p.version.Store(2)
+	for _, portal := range []string{"p1", "c"} {
+		if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{Portal: portal}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, "before the masks came to restrict filters") {
+			t.Errorf("Execute %q first after the reload: %q", portal, msg)
+		}
+	}
+	ts.finish(t, done, server)
+}
