@@ -1052,14 +1052,7 @@ func (s *session) setMasks(ms []policy.Mask) {
 		return
 	}
 	if s.masks.restricts(before) {
-		for _, names := range []map[string]bool{s.cursors, s.portalWithhold} {
-			for k := range names {
-				if s.unfiltered == nil {
-					s.unfiltered = map[string]bool{}
-				}
-				s.unfiltered[k] = true
-			}
-		}
+		s.markUnfiltered()
 	}
 	// What the names of this session could return was judged under the
 	// masks before (a reload changed them): their unattributed columns
@@ -1350,11 +1343,17 @@ func (s *session) refreshMasks() {
 		s.maskVersion = d.PolicyVersion
 		return
 	}
+	s.markUnfiltered()
+}
+
+// markUnfiltered marks every cursor and portal the session holds as made
+// without the filters check the masks now ask for (see unfiltered).
+func (s *session) markUnfiltered() {
+	if s.unfiltered == nil {
+		s.unfiltered = map[string]bool{}
+	}
 	for _, names := range []map[string]bool{s.cursors, s.portalWithhold} {
 		for k := range names {
-			if s.unfiltered == nil {
-				s.unfiltered = map[string]bool{}
-			}
 			s.unfiltered[k] = true
 		}
 	}

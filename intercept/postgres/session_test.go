@@ -738,23 +738,8 @@ func TestSessionFunctionCallWhileMasked(t *testing.T) {
 // they are not read. A new Bind of the unnamed portal, and new names,
 // are decided under the new masks.
 func TestSessionNamesFromBeforeFiltersRestricted(t *testing.T) {
-	strict := []policy.Mask{{Columns: []string{"customers.email"}, Method: "redact", Filters: "equality"}}
-	var current atomic.Pointer[[]policy.Mask]
-	current.Store(&customersMasks)
-	dec := stubDecider(func(policy.Input) policy.Decision {
-		return policy.Decision{Result: policy.Allow, Mask: *current.Load()}
-	})
-	ts := newTestSession(t, dec, policy.Decision{Result: policy.Allow, Mask: customersMasks})
-	server := ts.fakeServer()
-	done := ts.run()
-	ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers ORDER BY email"})
-	ts.exchange(t,
-		&pgproto3.Parse{Name: "s1", Query: "SELECT id FROM customers"},
-		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
-		&pgproto3.Bind{PreparedStatement: "s1"},
-		&pgproto3.Sync{})
-
-	current.Store(&strict) // the reload
+	p, ts, server, done := sessionHoldingNames(t)
+	p.reload(strictEmail)
 	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM c"})); !ok || !strings.Contains(msg, `cursor "c" was declared before`) {
 		t.Errorf("FETCH of a cursor from before: %q", msg)
 	}
@@ -795,11 +780,20 @@ func (r *reloading) Decide(_ context.Context, in policy.Input) (policy.Decision,
 
 func (r *reloading) Version() uint64 { return r.version.Load() }
 
-// An Execute decides nothing, so as the first request after a reload it
-// would read a portal or cursor by the masks before: the session learns
-// of the reload from the policy's version first.
-func TestSessionExecuteFirstAfterReload(t *testing.T) {
-	strict := []policy.Mask{{Columns: []string{"customers.email"}, Method: "redact", Filters: "equality"}}
+// reload gives the policy other masks and a new version.
+func (r *reloading) reload(ms []policy.Mask) {
+	r.masks.Store(&ms)
+	r.version.Add(1)
+}
+
+// strictEmail masks customers.email and restricts filters by it.
+var strictEmail = []policy.Mask{{Columns: []string{"customers.email"}, Method: "redact", Filters: "equality"}}
+
+// sessionHoldingNames starts a session under the customers masks that
+// holds a cursor c (WITH HOLD, ordered by a masked column), a named
+// portal p1 and the unnamed portal, all of statement s1.
+func sessionHoldingNames(t *testing.T) (*reloading, *testSession, <-chan []pgproto3.FrontendMessage, <-chan error) {
+	t.Helper()
 	p := &reloading{}
 	p.masks.Store(&customersMasks)
 	p.version.Store(1)
@@ -810,9 +804,17 @@ func TestSessionExecuteFirstAfterReload(t *testing.T) {
 	ts.exchange(t,
 		&pgproto3.Parse{Name: "s1", Query: "SELECT id FROM customers"},
 		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
+		&pgproto3.Bind{PreparedStatement: "s1"},
 		&pgproto3.Sync{})
-	p.masks.Store(&strict)
-	p.version.Store(2)
+	return p, ts, server, done
+}
+
+// An Execute decides nothing, so as the first request after a reload it
+// would read a portal or cursor by the masks before: the session learns
+// of the reload from the policy's version first.
+func TestSessionExecuteFirstAfterReload(t *testing.T) {
+	p, ts, server, done := sessionHoldingNames(t)
+	p.reload(strictEmail)
 	for _, portal := range []string{"p1", "c"} {
 		if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{Portal: portal}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, "before the masks came to restrict filters") {
 			t.Errorf("Execute %q first after the reload: %q", portal, msg)
