@@ -2,11 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,11 +34,18 @@ type relation struct {
 	fetched     time.Time
 }
 
-// catalogTTL bounds how long an answer is trusted: a migration (a new
-// column, a view redefined) shows within it.
-const catalogTTL = 30 * time.Second
+// catalogRecheck is how often cached answers are checked against the
+// catalog rows they came from (see catalog.current): a migration (a new
+// column, a view redefined, a column renamed) shows within it.
+// catalogTTL bounds how long an answer is trusted at all, for what that
+// check does not cover (a function moved into or out of an extension).
+const (
+	catalogRecheck = time.Second
+	catalogTTL     = 30 * time.Second
+)
 
-// byName is what the catalog says of a relation name, in any schema.
+// byName is what the catalog says of a relation name, in any schema; no
+// kinds when no relation has it.
 type byName struct {
 	kinds       string   // relkinds of the relations with this name
 	ancestors   []string // the names of the tables above them, at any depth
@@ -47,6 +57,15 @@ type byName struct {
 // catalog answers OID questions for one upstream database, on a
 // connection of its own (the session's connection is busy streaming
 // results), and caches the answers: a table's OID names it for its life.
+//
+// A cached answer is only as good as the catalog rows it came from, and a
+// migration outside corral changes them without a word on any connection
+// corral sees: a view redefined to read a masked column would return it
+// in clear for as long as the old answer was trusted. So the cache keeps a
+// stamp of those rows (their count and transaction ids), taken in the same
+// snapshot as the answers, and compares it with the catalog at most every
+// catalogRecheck; any change drops every answer (changes are rare, and a
+// partial drop would have to know which answers depend on which rows).
 type catalog struct {
 	connect func(ctx context.Context) (*pgconn.PgConn, error)
 
@@ -55,10 +74,197 @@ type catalog struct {
 	rels  map[uint32]*relation
 	names map[string]byName
 	funcs map[string]funcInfo
+	// involved: the relations the cached answers were read from, by OID
+	// (those asked about, the tables and views views read, parents and
+	// children); the stamp covers their rows.
+	involved map[uint32]bool
+	stamp    string    // of the rows behind the cached answers; "" when none
+	checked  time.Time // when the stamp last matched the catalog
+	// gen changes whenever cached answers are dropped: what sessions made
+	// from them (masking plans) is stale.
+	gen atomic.Uint64
 }
 
 func newCatalog(connect func(ctx context.Context) (*pgconn.PgConn, error)) *catalog {
-	return &catalog{connect: connect, rels: map[uint32]*relation{}, names: map[string]byName{}, funcs: map[string]funcInfo{}}
+	return &catalog{connect: connect, rels: map[uint32]*relation{}, names: map[string]byName{}, funcs: map[string]funcInfo{}, involved: map[uint32]bool{}}
+}
+
+// errCatalogChanged: the catalog changed under an answer being fetched;
+// the cache was dropped and the question is asked again.
+var errCatalogChanged = errors.New("the catalog changed while corral read it")
+
+// answer serves a question from the cache: collect fills the answer with
+// what the cache holds and reports whether anything is missing, and fetch
+// asks the catalog for that, in one snapshot with the stamp. A change seen
+// on the way drops the cache, and the question is asked again, three
+// times at most.
+func (c *catalog) answer(ctx context.Context, collect func() bool, fetch func() error) error {
+	for try := 0; ; try++ {
+		if err := c.current(ctx); err != nil {
+			return err
+		}
+		if !collect() {
+			return nil
+		}
+		err := c.inSnapshot(ctx, fetch)
+		if !errors.Is(err, errCatalogChanged) || try == 2 {
+			return err
+		}
+	}
+}
+
+// current drops the cache if the catalog rows behind it changed, asking
+// at most every catalogRecheck.
+func (c *catalog) current(ctx context.Context) error {
+	if c.stamp == "" || time.Since(c.checked) < catalogRecheck {
+		return nil
+	}
+	if err := c.ensure(ctx); err != nil {
+		return err
+	}
+	st, err := c.stampNow(ctx)
+	if err != nil {
+		return err
+	}
+	if st != c.stamp {
+		c.drop()
+	}
+	c.checked = time.Now()
+	return nil
+}
+
+// inSnapshot runs fetch in one repeatable-read snapshot with the stamp:
+// first of what is cached already (answers fetched now must describe the
+// same catalog as those fetched before), then of everything, for the next
+// check. On any error the cache is dropped: what fetch added may not be
+// covered by a stamp.
+func (c *catalog) inSnapshot(ctx context.Context, fetch func() error) error {
+	if err := c.ensure(ctx); err != nil {
+		return err
+	}
+	if _, err := c.query(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		c.drop()
+		return err
+	}
+	err := func() error {
+		if c.stamp != "" {
+			st, err := c.stampNow(ctx)
+			if err != nil {
+				return err
+			}
+			if st != c.stamp {
+				c.drop()
+				return errCatalogChanged
+			}
+		}
+		if err := fetch(); err != nil {
+			return err
+		}
+		st, err := c.stampNow(ctx)
+		if err != nil {
+			return err
+		}
+		c.stamp, c.checked = st, time.Now()
+		return nil
+	}()
+	end := "COMMIT"
+	if err != nil {
+		end = "ROLLBACK"
+	}
+	if _, e := c.query(ctx, end); e != nil {
+		// A connection left inside a transaction would answer from
+		// its old snapshot ever after.
+		c.disconnect()
+		if err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		c.drop()
+	}
+	return err
+}
+
+// drop forgets every cached answer.
+func (c *catalog) drop() {
+	clear(c.rels)
+	clear(c.names)
+	clear(c.funcs)
+	clear(c.involved)
+	c.stamp = ""
+	c.gen.Add(1)
+}
+
+// forget drops the cache now: a statement that may have changed the
+// catalog has run through corral, and nothing need wait for the next
+// check to see it.
+func (c *catalog) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stamp != "" || len(c.rels)+len(c.names)+len(c.funcs) > 0 {
+		c.drop()
+	}
+}
+
+// trustedUntil is when what the cache says now must be checked again.
+func (c *catalog) trustedUntil() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stamp == "" {
+		return time.Now().Add(catalogTTL)
+	}
+	return c.checked.Add(catalogRecheck)
+}
+
+// stampNow sums up the catalog rows the cached answers were read from:
+// the involved relations' own rows, columns, rules (a view's definition),
+// inheritance and schemas; every relation named like a name asked about
+// (one created or renamed to it); the functions, operators and casts
+// asked about, and the functions behind those. A row created, changed or
+// deleted changes the count or the sum of transaction ids. Indexed
+// lookups only: its cost grows with what is cached, not with the
+// database.
+func (c *catalog) stampNow(ctx context.Context) (string, error) {
+	oids := make([]string, 0, len(c.involved))
+	for o := range c.involved {
+		oids = append(oids, strconv.FormatUint(uint64(o), 10))
+	}
+	var fns, ops, casts []string
+	for n := range c.funcs {
+		if op, ok := strings.CutPrefix(n, opPrefix); ok {
+			ops = append(ops, op)
+		} else if t, ok := strings.CutPrefix(n, castPrefix); ok {
+			casts = append(casts, t)
+		} else {
+			fns = append(fns, strings.TrimPrefix(n, attrPrefix))
+		}
+	}
+	rows, err := c.query(ctx, `SELECT concat_ws(' ',
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_class
+    WHERE oid = ANY($1::oid[]) OR relname = ANY($2::name[])),
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_attribute WHERE attrelid = ANY($1::oid[])),
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_rewrite WHERE ev_class = ANY($1::oid[])),
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_inherits
+    WHERE inhrelid = ANY($1::oid[]) OR inhparent = ANY($1::oid[])),
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_namespace
+    WHERE oid IN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = ANY($1::oid[]))),
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_proc
+    WHERE proname = ANY($3::name[])
+      OR oid IN (SELECT oprcode FROM pg_catalog.pg_operator WHERE oprname = ANY($4::name[]))
+      OR oid IN (SELECT k.castfunc FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_type t ON t.oid = k.casttarget
+        WHERE t.typname = ANY($5::name[]))),
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_operator WHERE oprname = ANY($4::name[])),
+  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_type WHERE typname = ANY($5::name[])),
+  (SELECT count(*) || ':' || coalesce(sum(k.xmin::text::bigint), 0) FROM pg_catalog.pg_cast k
+    JOIN pg_catalog.pg_type t ON t.oid = k.casttarget WHERE t.typname = ANY($5::name[])))`,
+		"{"+strings.Join(oids, ",")+"}", pgArray(slices.Collect(maps.Keys(c.names))), pgArray(fns), pgArray(ops), pgArray(casts))
+	if err != nil {
+		return "", err
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == "" {
+		return "", errors.New("catalog query: no stamp")
+	}
+	return rows[0][0], nil
 }
 
 // lookupNames tells, for relation names as a statement writes them (no
@@ -67,22 +273,23 @@ func newCatalog(connect func(ctx context.Context) (*pgconn.PgConn, error)) *cata
 func (c *catalog) lookupNames(ctx context.Context, names []string) (map[string]byName, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[string]byName{}
+	var out map[string]byName
 	var missing []string
-	for _, n := range names {
-		if b, ok := c.names[n]; ok && time.Since(b.fetched) < catalogTTL {
-			out[n] = b
-		} else {
-			missing = append(missing, n)
+	collect := func() bool {
+		out, missing = map[string]byName{}, missing[:0]
+		for _, n := range names {
+			if b, ok := c.names[n]; ok && time.Since(b.fetched) < catalogTTL {
+				if b.kinds != "" {
+					out[n] = b
+				}
+			} else {
+				missing = append(missing, n)
+			}
 		}
+		return len(missing) > 0
 	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	if err := c.ensure(ctx); err != nil {
-		return nil, err
-	}
-	rows, err := c.query(ctx, `WITH RECURSIVE d(name, rel) AS (
+	err := c.answer(ctx, collect, func() error {
+		rows, err := c.query(ctx, `WITH RECURSIVE d(name, rel) AS (
   SELECT c.relname, i.inhrelid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.oid
   WHERE c.relname = ANY($1::text[])
   UNION SELECT d.name, i.inhrelid FROM d JOIN pg_catalog.pg_inherits i ON i.inhparent = d.rel),
@@ -93,34 +300,57 @@ a(name, rel) AS (
 SELECT c.relname, string_agg(DISTINCT c.relkind::text, ''),
   coalesce((SELECT string_agg(DISTINCT ac.relname, ',') FROM a JOIN pg_catalog.pg_class ac ON ac.oid = a.rel WHERE a.name = c.relname), ''),
   coalesce((SELECT string_agg(DISTINCT dc.relname, ',') FROM d JOIN pg_catalog.pg_class dc ON dc.oid = d.rel WHERE d.name = c.relname), ''),
-  coalesce(string_agg(DISTINCT c.oid::text, ',') FILTER (WHERE c.relkind IN ('v', 'm')), '')
+  coalesce(string_agg(DISTINCT c.oid::text, ',') FILTER (WHERE c.relkind IN ('v', 'm')), ''),
+  concat_ws(',', string_agg(DISTINCT c.oid::text, ','),
+    (SELECT string_agg(DISTINCT a.rel::text, ',') FROM a WHERE a.name = c.relname),
+    (SELECT string_agg(DISTINCT d.rel::text, ',') FROM d WHERE d.name = c.relname))
 FROM pg_catalog.pg_class c
 WHERE c.relname = ANY($1::text[])
 GROUP BY c.relname`, pgArray(missing))
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, n := range missing {
+			// No relation (a CTE's name, a typo) until the stamp says
+			// one was made under it.
+			c.names[n] = byName{fetched: now}
+		}
+		for _, r := range rows {
+			b := byName{kinds: r[1], fetched: now}
+			if r[2] != "" {
+				b.ancestors = strings.Split(r[2], ",")
+			}
+			if r[3] != "" {
+				b.descendants = strings.Split(r[3], ",")
+			}
+			b.views = oidList(r[4])
+			for _, o := range oidList(r[5]) {
+				c.involved[o] = true
+			}
+			c.names[r[0]] = b
+			out[r[0]] = b
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	for _, r := range rows {
-		b := byName{kinds: r[1], fetched: now}
-		if r[2] != "" {
-			b.ancestors = strings.Split(r[2], ",")
-		}
-		if r[3] != "" {
-			b.descendants = strings.Split(r[3], ",")
-		}
-		for _, o := range strings.Split(r[4], ",") {
-			if n, err := strconv.ParseUint(o, 10, 32); err == nil {
-				b.views = append(b.views, uint32(n))
-			}
-		}
-		c.names[r[0]] = b
-		out[r[0]] = b
-	}
 	if len(c.names) > 65536 {
-		c.names = map[string]byName{}
+		c.drop()
 	}
 	return out, nil
+}
+
+// oidList reads OIDs written as "1,2,3".
+func oidList(s string) []uint32 {
+	var out []uint32
+	for _, o := range strings.Split(s, ",") {
+		if n, err := strconv.ParseUint(o, 10, 32); err == nil {
+			out = append(out, uint32(n))
+		}
+	}
+	return out
 }
 
 // userFunctions tells, of the function names (bare, as the parser gives
@@ -132,21 +362,31 @@ GROUP BY c.relname`, pgArray(missing))
 func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string]funcInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[string]funcInfo{}
+	var out map[string]funcInfo
 	var missing []string
-	for _, n := range names {
-		if v, ok := c.funcs[n]; ok && time.Since(v.fetched) < catalogTTL {
-			out[n] = v
-		} else {
-			missing = append(missing, n)
+	collect := func() bool {
+		out, missing = map[string]funcInfo{}, missing[:0]
+		for _, n := range names {
+			if v, ok := c.funcs[n]; ok && time.Since(v.fetched) < catalogTTL {
+				out[n] = v
+			} else {
+				missing = append(missing, n)
+			}
 		}
+		return len(missing) > 0
 	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	if err := c.ensure(ctx); err != nil {
+	err := c.answer(ctx, collect, func() error { return c.fetchFunctions(ctx, missing, out) })
+	if err != nil {
 		return nil, err
 	}
+	if len(c.funcs) > 65536 {
+		c.drop()
+	}
+	return out, nil
+}
+
+// fetchFunctions asks the catalog what userFunctions tells of names.
+func (c *catalog) fetchFunctions(ctx context.Context, missing []string, out map[string]funcInfo) error {
 	var fns, ops, casts, attrs []string
 	for _, n := range missing {
 		if op, ok := strings.CutPrefix(n, opPrefix); ok {
@@ -190,7 +430,7 @@ GROUP BY 1`
 		}
 		rows, err := c.query(ctx, q.sql, pgArray(q.names))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, n := range q.names {
 			c.funcs[q.prefix+n] = funcInfo{fetched: now}
@@ -202,10 +442,7 @@ GROUP BY 1`
 			out[q.prefix+r[0]] = f
 		}
 	}
-	if len(c.funcs) > 65536 {
-		c.funcs = map[string]funcInfo{}
-	}
-	return out, nil
+	return nil
 }
 
 // opPrefix marks an operator's name among function names; castPrefix, a
@@ -234,6 +471,11 @@ func pgArray(names []string) string {
 func (c *catalog) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.disconnect()
+}
+
+// disconnect is close with c.mu held.
+func (c *catalog) disconnect() {
 	if c.conn != nil {
 		c.conn.Close(context.Background())
 		c.conn = nil
@@ -245,64 +487,73 @@ func (c *catalog) close() {
 func (c *catalog) relations(ctx context.Context, oids []uint32) (map[uint32]*relation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[uint32]*relation{}
+	var out map[uint32]*relation
 	var missing []string
-	for _, o := range oids {
-		if r, ok := c.rels[o]; ok && time.Since(r.fetched) < catalogTTL {
-			out[o] = r
-		} else if o != 0 {
-			missing = append(missing, strconv.FormatUint(uint64(o), 10))
+	collect := func() bool {
+		out, missing = map[uint32]*relation{}, missing[:0]
+		for _, o := range oids {
+			if r, ok := c.rels[o]; ok && time.Since(r.fetched) < catalogTTL {
+				out[o] = r
+			} else if o != 0 {
+				missing = append(missing, strconv.FormatUint(uint64(o), 10))
+			}
 		}
+		return len(missing) > 0
 	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	if err := c.ensure(ctx); err != nil {
+	err := c.answer(ctx, collect, func() error { return c.fetchRelations(ctx, missing, out) })
+	if err != nil {
 		return nil, err
 	}
+	if len(c.rels) > 65536 {
+		c.drop()
+	}
+	return out, nil
+}
+
+// fetchRelations asks the catalog what relations tells of the OIDs.
+func (c *catalog) fetchRelations(ctx context.Context, missing []string, out map[uint32]*relation) error {
 	rows, err := c.query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 	if err != nil {
-		return nil, err
+		return err
 	}
+	now := time.Now()
+	fresh := map[uint32]*relation{}
 	for _, r := range rows {
 		oid, _ := strconv.ParseUint(r[0], 10, 32)
-		rel := c.rels[uint32(oid)]
-		if rel == nil || time.Since(rel.fetched) >= catalogTTL {
-			rel = &relation{schema: r[1], name: r[2], columns: map[int16]string{}, fetched: time.Now()}
+		rel := fresh[uint32(oid)]
+		if rel == nil {
+			rel = &relation{schema: r[1], name: r[2], columns: map[int16]string{}, fetched: now}
 			if len(r[3]) > 0 {
 				rel.kind = r[3][0]
 			}
-			c.rels[uint32(oid)] = rel
+			fresh[uint32(oid)] = rel
 		}
 		n, _ := strconv.ParseInt(r[4], 10, 16)
 		rel.columns[int16(n)] = r[5]
 	}
 	for _, s := range missing {
+		// An OID the catalog does not know is covered too: a relation
+		// created under it later is not missed.
 		oid, _ := strconv.ParseUint(s, 10, 32)
-		rel := c.rels[uint32(oid)]
-		if rel == nil {
-			continue
-		}
+		c.involved[uint32(oid)] = true
+	}
+	for oid, rel := range fresh {
 		if rel.kind == 'v' || rel.kind == 'm' {
-			if rel.deps, rel.callsOwn, err = c.viewDeps(ctx, uint32(oid), 0); err != nil {
-				delete(c.rels, uint32(oid))
-				return nil, err
+			if rel.deps, rel.callsOwn, err = c.viewDeps(ctx, oid, 0); err != nil {
+				return err
 			}
 		}
-		if rel.ancestors, rel.descendants, err = c.kin(ctx, s); err != nil {
-			delete(c.rels, uint32(oid))
-			return nil, err
+		if rel.ancestors, rel.descendants, err = c.kin(ctx, strconv.FormatUint(uint64(oid), 10)); err != nil {
+			return err
 		}
-		out[uint32(oid)] = rel
+		c.rels[oid] = rel
+		out[oid] = rel
 	}
-	if len(c.rels) > 65536 {
-		c.rels = map[uint32]*relation{}
-	}
-	return out, nil
+	return nil
 }
 
 // viewDeps lists the base-table columns a view reads, through views of
@@ -352,6 +603,7 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 		}
 		deps = append(deps, r[1]+"."+r[2]+"."+col)
 		sub, _ := strconv.ParseUint(r[0], 10, 32)
+		c.involved[uint32(sub)] = true
 		switch r[3] {
 		case "v", "m":
 			if !seen[uint32(sub)] {
@@ -383,7 +635,7 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 
 // kin returns the tables a table (by OID) inherits from or is a partition
 // of, and those that inherit from it or are its partitions, at any depth,
-// as "schema.table".
+// as "schema.table". They join the relations the stamp covers.
 func (c *catalog) kin(ctx context.Context, oid string) (ancestors, descendants []string, err error) {
 	rows, err := c.query(ctx, `WITH RECURSIVE up(rel) AS (
   SELECT inhparent FROM pg_catalog.pg_inherits WHERE inhrelid = $1::oid
@@ -391,13 +643,16 @@ func (c *catalog) kin(ctx context.Context, oid string) (ancestors, descendants [
 down(rel) AS (
   SELECT inhrelid FROM pg_catalog.pg_inherits WHERE inhparent = $1::oid
   UNION SELECT i.inhrelid FROM down JOIN pg_catalog.pg_inherits i ON i.inhparent = down.rel)
-SELECT 'up', n.nspname, c.relname FROM up JOIN pg_catalog.pg_class c ON c.oid = up.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+SELECT 'up', n.nspname, c.relname, c.oid FROM up JOIN pg_catalog.pg_class c ON c.oid = up.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 UNION ALL
-SELECT 'down', n.nspname, c.relname FROM down JOIN pg_catalog.pg_class c ON c.oid = down.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, oid)
+SELECT 'down', n.nspname, c.relname, c.oid FROM down JOIN pg_catalog.pg_class c ON c.oid = down.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, oid)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, r := range rows {
+		for _, o := range oidList(r[3]) {
+			c.involved[o] = true
+		}
 		if r[0] == "up" {
 			ancestors = append(ancestors, r[1]+"."+r[2])
 		} else {
@@ -420,6 +675,9 @@ func (c *catalog) ensure(ctx context.Context) error {
 }
 
 func (c *catalog) query(ctx context.Context, sql string, args ...string) ([][]string, error) {
+	if c.conn == nil {
+		return nil, errors.New("catalog query: the connection was lost")
+	}
 	params := make([][]byte, len(args))
 	for i, a := range args {
 		params[i] = []byte(a)

@@ -59,6 +59,9 @@ type expectation struct {
 	// rec: the record a Parse made, to be confirmed or dropped by the
 	// server's answer, and only if no later Parse of the name replaced it.
 	rec *prepared
+	// catalogSeq: session.catalogSent when this was sent, this request's
+	// own statements included.
+	catalogSeq uint64
 }
 
 type expKind uint8
@@ -259,6 +262,13 @@ type session struct {
 	// server side: plans by result shape (see plan).
 	plans   map[string]cachedPlan
 	planKey []byte
+
+	// catalogSent (client side) counts the statements allowed that may
+	// change the catalog; catalogSeen (server side) is the count the
+	// server has answered when it was last ready. The catalog cache is
+	// dropped in between, so what runs next is judged by the catalog
+	// after them.
+	catalogSent, catalogSeen uint64
 }
 
 // result accumulates what the recording says of one statement's response.
@@ -372,7 +382,7 @@ func (s *session) send(msgs ...pgproto3.FrontendMessage) error {
 func (s *session) expect(es ...expectation) {
 	s.qMu.Lock()
 	for _, e := range es {
-		e.batch = s.batch
+		e.batch, e.catalogSeq = s.batch, s.catalogSent
 		if s.skipping && s.failed == s.batch && e.kind != expSync {
 			// The server already skips the rest of this batch: nothing
 			// will answer this, and a client that goes on sending must
@@ -677,6 +687,9 @@ func (s *session) decide(stmts []Statement) string {
 		}
 		s.seqs = append(s.seqs, seq)
 		s.plannerSet = s.plannerSet || plannerSetting(st.Sets) != ""
+		if !s.preparing && changesCatalog(st.Ops) {
+			s.catalogSent++
+		}
 	}
 	// corral learns of these before the server answers, and the server
 	// may refuse them (the name exists, the transaction has failed). So a
@@ -1323,6 +1336,14 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	return s.send(m)
 }
 
+// changesCatalog tells whether a statement with these operations changes
+// what the catalog says of relations and functions. Code of the
+// database's own (DO, CALL, functions) may run DDL too, but is too common
+// to drop the cache for; the catalog's next check sees what it did.
+func changesCatalog(ops []string) bool {
+	return slices.Contains(ops, "ddl") || slices.Contains(ops, "drop")
+}
+
 // versioned is a policy that tells its version: a reload changes it.
 type versioned interface{ Version() uint64 }
 
@@ -1665,6 +1686,10 @@ func (s *session) fromServer() error {
 				scrubMessage(mk, s.key, true, (*pgproto3.ErrorResponse)(m))
 			}
 		case *pgproto3.ReadyForQuery:
+			if ok && h.catalogSeq > s.catalogSeen {
+				s.cat.forget()
+				s.catalogSeen = h.catalogSeq
+			}
 			s.answerHead()
 			s.pop()
 			s.query, s.queryDesc = nil, false
@@ -1783,7 +1808,8 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 		key = binary.BigEndian.AppendUint16(key, uint16(f.Format))
 	}
 	s.planKey = key
-	if c, ok := s.plans[string(key)]; ok && c.masks == mk && time.Now().Before(c.until) {
+	gen := s.cat.gen.Load()
+	if c, ok := s.plans[string(key)]; ok && c.masks == mk && c.gen == gen && time.Now().Before(c.until) {
 		return c.plan, nil
 	}
 	p, until, err := s.makePlan(rd, mk, withhold)
@@ -1793,7 +1819,7 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 	if s.plans == nil || len(s.plans) >= maxPlans {
 		s.plans = map[string]cachedPlan{}
 	}
-	s.plans[string(key)] = cachedPlan{plan: p, masks: mk, until: until}
+	s.plans[string(key)] = cachedPlan{plan: p, masks: mk, until: until, gen: gen}
 	return p, nil
 }
 
@@ -1804,10 +1830,12 @@ type cachedPlan struct {
 	plan  *plan // nil: nothing to mask
 	masks *masks
 	until time.Time
+	gen   uint64 // the catalog cache's generation it was made from
 }
 
 // makePlan makes a plan, and says until when it holds: the catalog's
-// trust in what it said of the relations involved.
+// trust in what it said of the relations involved, and its next check of
+// them (the check runs when a plan is made).
 func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*plan, time.Time, error) {
 	until := time.Now().Add(catalogTTL)
 	p := &plan{
@@ -1829,6 +1857,9 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 		var err error
 		if rels, err = s.cat.relations(s.ctx, oids); err != nil {
 			return nil, until, err
+		}
+		if t := s.cat.trustedUntil(); t.Before(until) {
+			until = t
 		}
 		for _, r := range rels {
 			if t := r.fetched.Add(catalogTTL); t.Before(until) {

@@ -675,6 +675,11 @@ func TestSessionPlanCache(t *testing.T) {
 	if withheld, _ := s.plan(customersRow, mk, true); withheld == first {
 		t.Fatal("a plan made without withholding was reused for a risky statement")
 	}
+	// The catalog dropped the answers the plan was made from.
+	s.cat.gen.Add(1)
+	if again, _ := s.plan(customersRow, mk, false); again == first {
+		t.Fatal("a plan outlived the catalog answers it was made from")
+	}
 	// A plan is trusted as long as the catalog answer it was made from,
 	// and not after: with no catalog to ask again, the result is refused.
 	fetched := time.Now().Add(-catalogTTL / 3)
@@ -702,6 +707,27 @@ func TestSessionPlanCache(t *testing.T) {
 	if p, err := s.plan(customersRow, mk, true); err == nil {
 		t.Fatalf("a plan outlived the catalog answer it was made from: %+v", p)
 	}
+}
+
+// DDL run through corral drops the catalog's answers once the server has
+// answered it: the next statement is judged by the catalog after it.
+func TestSessionDDLDropsCatalogAnswers(t *testing.T) {
+	ts := newTestSession(t, stubDecider(allowAll), policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	gen := ts.s.cat.gen.Load()
+	ts.exchange(t, &pgproto3.Query{String: "SELECT id FROM customers"})
+	if ts.s.cat.gen.Load() != gen {
+		t.Fatal("a SELECT dropped the catalog's answers")
+	}
+	ts.exchange(t, &pgproto3.Query{String: "CREATE OR REPLACE VIEW contacts AS SELECT id FROM customers"})
+	ts.s.cat.mu.Lock()
+	cached := len(ts.s.cat.rels) + len(ts.s.cat.names)
+	ts.s.cat.mu.Unlock()
+	if ts.s.cat.gen.Load() == gen || cached != 0 {
+		t.Errorf("after DDL the catalog keeps %d answers (generation %d, was %d)", cached, ts.s.cat.gen.Load(), gen)
+	}
+	ts.finish(t, done, server)
 }
 
 // A function called by number may run SQL (query_to_xml) or change the
