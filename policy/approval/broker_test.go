@@ -173,7 +173,7 @@ func TestDenyNeedsReason(t *testing.T) {
 }
 
 func TestReviewerMatching(t *testing.T) {
-	w := policy.Workload{UID: 1000, OIDC: &policy.OIDC{Issuer: "https://id.example", Subject: "dave", Email: "dave@example.com"}}
+	w := policy.Workload{UID: 1000, User: "dmiller", OIDC: &policy.OIDC{Issuer: "https://id.example", Subject: "dave", Email: "dave@example.com"}}
 	for _, c := range []struct {
 		name      string
 		reviewers []string
@@ -192,6 +192,10 @@ func TestReviewerMatching(t *testing.T) {
 		{"requester's uid", []string{"group:dba"}, Approver{Name: "app", Via: ViaUnix, UID: u32(1000), Groups: []string{"dba"}}, ErrSelfApproval},
 		{"requester's subject", []string{"group:dba"}, Approver{Name: "d", Via: ViaOIDC, Issuer: "https://id.example", Subject: "dave", Groups: []string{"dba"}}, ErrSelfApproval},
 		{"requester's email", []string{"user:dave@example.com"}, Approver{Name: "dave@example.com", Via: ViaOIDC, Subject: "other", Email: "dave@example.com", Groups: []string{"dba"}}, ErrSelfApproval},
+		// The same person under another channel: the name Holds would
+		// match in user:NAME is the requester's.
+		{"requester's subject, approving over the socket as another uid", []string{"user:dave"}, Approver{Name: "dave", Via: ViaUnix, UID: u32(1001), Groups: []string{"dave"}}, ErrSelfApproval},
+		{"requester's user name, approving with a token", []string{"user:dmiller"}, Approver{Name: "dmiller", Via: ViaOIDC, Issuer: "https://id.example", Subject: "dmiller", Groups: []string{"dba"}}, ErrSelfApproval},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t)

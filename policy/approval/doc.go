@@ -19,9 +19,11 @@
 //     approver's groups (unix groups over the admin socket, the token's
 //     groups over HTTPS), user:NAME against its user name, OIDC subject or
 //     verified email;
-//   - the requester never approves its own request: an approver with the
-//     requester's OIDC subject or email, or a local approver with the
-//     requesting workload's uid, is refused;
+//   - the requester never approves its own request: a local approver
+//     with the requesting workload's uid, or an approver whose user name,
+//     OIDC subject or email is any name the requester goes by (user name,
+//     OIDC subject or email, pod service account), is refused, whichever
+//     way either authenticated;
 //   - only a pending request can be decided, and a denial needs a reason;
 //     of two deciders racing, exactly one wins (the store's conditional
 //     update decides);

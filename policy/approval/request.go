@@ -200,24 +200,29 @@ func (a Approver) Holds(reviewers []string) bool {
 }
 
 // IsRequester reports whether a is the workload that made r: a local
-// approver with the workload's uid, an approver with the OIDC subject or
-// email the workload presented, or one whose subject is the service
-// account of the workload's pod.
+// approver with the workload's uid, or one known by any name the workload
+// goes by, in the name space Holds matches reviewers in (an approver's
+// user name, OIDC subject or email against the workload's user name, the
+// OIDC subject or email it presented, or its pod's service account, a
+// Kubernetes user of that name and the subject of its tokens). A person
+// who made a request under one name cannot approve it under another.
 func (a Approver) IsRequester(r *Request) bool {
 	if a.UID != nil && *a.UID == r.Requester.UID {
 		return true
 	}
-	// A pod's service account is a Kubernetes user of that name (and the
-	// subject of its tokens), whether or not the pod presented one.
-	if p := r.Requester.Pod; p.ServiceAccount != "" && a.Subject != "" &&
-		a.Subject == "system:serviceaccount:"+p.Namespace+":"+p.ServiceAccount {
-		return true
+	theirs := []string{r.Requester.User}
+	if p := r.Requester.Pod; p.ServiceAccount != "" {
+		theirs = append(theirs, "system:serviceaccount:"+p.Namespace+":"+p.ServiceAccount)
 	}
-	o := r.Requester.OIDC
-	if o == nil {
-		return false
+	if o := r.Requester.OIDC; o != nil {
+		theirs = append(theirs, o.Subject, o.Email)
 	}
-	return (a.Subject != "" && a.Subject == o.Subject) || (a.Email != "" && a.Email == o.Email)
+	for _, name := range []string{a.Name, a.Subject, a.Email} {
+		if name != "" && slices.Contains(theirs, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // MayView reports whether a may see r: local approvers (who reached the
