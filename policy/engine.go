@@ -503,6 +503,19 @@ func cacheKeyOf(v uint64, in *Input, statementDetail bool) cacheKey {
 	target.Grow(len(in.Target.Name) + len(in.Target.Protocol) + 8)
 	target.field(in.Target.Name)
 	target.field(in.Target.Protocol)
+	if statementDetail {
+		// The built-in module matches none of these; a custom one may
+		// (the primary's address, not the replica's; a quarantined
+		// container), and a decision for one must not answer for another.
+		target.field(in.Target.Address)
+		var more keyWriter
+		more.WriteString(who)
+		more.WriteByte('|')
+		more.field(in.Workload.ContainerID)
+		more.field(in.Workload.Pod.UID)
+		more.num(int(in.Workload.CgroupID))
+		who = more.String()
+	}
 	return cacheKey{
 		version: v,
 		who:     compactKey(who),

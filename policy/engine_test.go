@@ -904,6 +904,11 @@ func TestCacheKeyFacts(t *testing.T) {
 		"groups":          func(in *Input) { in.Workload.OIDC.Groups = []string{"g1"} },
 		"target":          func(in *Input) { in.Target.Name = "other-db" },
 		"protocol":        func(in *Input) { in.Target.Protocol = "mysql" },
+		// Not matched by the built-in module; a custom one may read them.
+		"address":         func(in *Input) { in.Target.Address = "10.0.0.5:5432" },
+		"container id":    func(in *Input) { in.Workload.ContainerID = "c0ffee" },
+		"pod uid":         func(in *Input) { in.Workload.Pod.UID = "1111-2222" },
+		"cgroup id":       func(in *Input) { in.Workload.CgroupID = 4242 },
 		"kind":            func(in *Input) { in.Action.Kind = KindConnect },
 		"operations":      func(in *Input) { in.Action.Operations = []string{"select", "delete"} },
 		"fingerprint":     func(in *Input) { in.Action.SQL.Fingerprint = "fp2" },
