@@ -274,6 +274,20 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx, struct target_key
 	return 1;
 }
 
+// unspecified4 is where the kernel sends a TCP connect to 0.0.0.0: to the
+// socket's bound source address, or to 127.0.0.1 (ip_route_connect). A
+// target is matched by that address, or connecting to 0.0.0.0 would reach
+// a node-local target around corral.
+static __always_inline __u32 unspecified4(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	__u32 src = 0;
+
+	if (sk)
+		src = sk->src_ip4;
+	return src ? src : bpf_htonl(0x7f000001);
+}
+
 SEC("cgroup/connect4")
 int corral_connect4(struct bpf_sock_addr *ctx)
 {
@@ -283,6 +297,8 @@ int corral_connect4(struct bpf_sock_addr *ctx)
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 1;
+	if (ip == 0)
+		ip = unspecified4(ctx);
 
 	key.prefixlen = 16 + 128;
 	__builtin_memcpy(key.port, &port, 2);
@@ -304,6 +320,20 @@ int corral_connect6(struct bpf_sock_addr *ctx)
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 1;
+	if ((w0 | w1 | w2 | w3) == 0) {
+		// :: is ::1 to the kernel, or ::ffff:127.0.0.1 for a socket bound
+		// to a v4-mapped address (tcp_v6_connect).
+		struct bpf_sock *sk = ctx->sk;
+		if (sk && sk->src_ip6[0] == 0 && sk->src_ip6[1] == 0 && sk->src_ip6[2] == bpf_htonl(0xffff)) {
+			w2 = bpf_htonl(0xffff);
+			w3 = bpf_htonl(0x7f000001);
+		} else {
+			w3 = bpf_htonl(1);
+		}
+	} else if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff) && w3 == 0) {
+		// ::ffff:0.0.0.0 is an IPv4 connect to 0.0.0.0.
+		w3 = unspecified4(ctx);
+	}
 
 	key.prefixlen = 16 + 128;
 	__builtin_memcpy(key.port, &port, 2);

@@ -65,6 +65,9 @@ type Client struct {
 	Payload string `json:"payload"`
 	NetNS   string `json:"netns,omitempty"`
 	Mark    int    `json:"mark,omitempty"`
+	// Bind is the local address (ip:0) a tcp, tcp4 or tcp6 socket binds
+	// before it connects.
+	Bind string `json:"bind,omitempty"`
 	// Then, with Network "tcp6-v6only": the socket first connects to Addr
 	// (IPv4) as ::ffff:Addr, which an IPv6-only socket cannot reach, and
 	// then, the same socket, to Then (an IPv6 address).
@@ -114,6 +117,13 @@ func runClient(spec string) int {
 	var r ClientResult
 	dial := func() error {
 		d := net.Dialer{Timeout: 10 * time.Second}
+		if c.Bind != "" {
+			a, err := net.ResolveTCPAddr("tcp", c.Bind)
+			if err != nil {
+				return err
+			}
+			d.LocalAddr = a
+		}
 		if c.Mark != 0 {
 			d.Control = func(_, _ string, rc syscall.RawConn) error {
 				return rc.Control(func(fd uintptr) {

@@ -443,3 +443,69 @@ func writeAtomically(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// The kernel takes a connect to an unspecified address as one to a local
+// address: 0.0.0.0 goes to the socket's bound source address or to
+// 127.0.0.1, :: to ::1. A node-local target is matched by where the
+// connection really goes, or connecting to 0.0.0.0 would reach it around
+// corral.
+func TestInterceptsUnspecifiedDestination(t *testing.T) {
+	var onHost, loop4, loop6 *net.TCPListener
+	listen := func(network, address string) *net.TCPListener {
+		l, err := net.Listen(network, address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l.(*net.TCPListener)
+	}
+	e := newEnv(t, func(h *testutil.Host) []string {
+		// In the workloads' own network namespace: the node's address,
+		// and loopback.
+		onHost = listen("tcp4", addr(h.HostAddr, 0))
+		loop4 = listen("tcp4", "127.0.0.1:0")
+		loop6 = listen("tcp6", "[::1]:0")
+		return []string{addr(h.HostAddr, port(onHost)), "127.0.0.1:" + strconv.Itoa(port(loop4)), "[::1]:" + strconv.Itoa(port(loop6))}
+	})
+	servers := []*testutil.EchoServer{testutil.Echo(t, onHost), testutil.Echo(t, loop4), testutil.Echo(t, loop6)}
+	a := e.start(t)
+
+	for _, c := range []struct {
+		name string
+		c    testutil.Client
+		dst  string
+	}{
+		{"0.0.0.0 from a socket bound to the node's address", testutil.Client{Network: "tcp4", Addr: "0.0.0.0:" + strconv.Itoa(port(onHost)), Bind: addr(e.host.HostAddr, 0)}, addr(e.host.HostAddr, port(onHost))},
+		{"0.0.0.0", testutil.Client{Network: "tcp4", Addr: "0.0.0.0:" + strconv.Itoa(port(loop4))}, "127.0.0.1:" + strconv.Itoa(port(loop4))},
+		{"::ffff:0.0.0.0", testutil.Client{Network: "tcp6-mapped", Addr: "0.0.0.0:" + strconv.Itoa(port(loop4))}, "127.0.0.1:" + strconv.Itoa(port(loop4))},
+		{"::", testutil.Client{Network: "tcp6", Addr: "[::]:" + strconv.Itoa(port(loop6))}, "[::1]:" + strconv.Itoa(port(loop6))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, cg := range []string{e.workCg, e.otherCg} {
+				accepted := 0
+				for _, s := range servers {
+					accepted += int(s.Accepted.Load())
+				}
+				from := a.Mark()
+				c.c.Payload = c.name
+				r := testutil.RunClient(t, cg, c.c)
+				ev := a.WaitEvent(t, from, func(ev intercept.Event) bool {
+					return ev.Event == intercept.EventClose || ev.Event == intercept.EventDeny
+				})
+				if ev.OrigDst != c.dst {
+					t.Errorf("orig_dst = %s, want %s", ev.OrigDst, c.dst)
+				}
+				after := 0
+				for _, s := range servers {
+					after += int(s.Accepted.Load())
+				}
+				if cg == e.workCg && (ev.Event != intercept.EventClose || !strings.HasSuffix(r.Reply, "|"+c.name) || after != accepted+1) {
+					t.Errorf("allowed workload: %s event, reply %q (%s), %d connections reached the servers", ev.Event, r.Reply, r.Err, after-accepted)
+				}
+				if cg == e.otherCg && (ev.Event != intercept.EventDeny || after != accepted) {
+					t.Errorf("workload no rule covers: %s event, reply %q, %d connections reached the servers", ev.Event, r.Reply, after-accepted)
+				}
+			}
+		})
+	}
+}
