@@ -1685,6 +1685,10 @@ func (s *session) fromServer() error {
 			} else if mk := s.maskedNow.Load(); mk != nil {
 				scrubMessage(mk, s.key, true, (*pgproto3.ErrorResponse)(m))
 			}
+		case *pgproto3.NotificationResponse:
+			if mk := s.maskedNow.Load(); mk != nil {
+				scrubNotification(mk, s.key, m)
+			}
 		case *pgproto3.ReadyForQuery:
 			if ok && h.catalogSeq > s.catalogSeen {
 				s.cat.forget()
@@ -1745,17 +1749,39 @@ func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorRespons
 			return
 		}
 	}
-	for _, p := range []*string{&m.Message, &m.Hint} {
+	// DETAIL, CONTEXT and the inner query quote values (a failing row,
+	// an input that did not parse): with column masks they are gone
+	// above; detectors read them like the message.
+	for i, p := range []*string{&m.Message, &m.Hint, &m.Detail, &m.Where, &m.InternalQuery} {
 		if *p == "" {
 			continue
 		}
-		if len(mk.columns) > 0 {
+		if len(mk.columns) > 0 && i < 2 {
 			*p = unquote(*p)
 		}
 		if len(mk.detect) > 0 {
 			if out, changed := scrub([]byte(*p), mk.detect, key); changed {
 				*p = string(out)
 			}
+		}
+	}
+}
+
+// scrubNotification masks a NOTIFY payload. Any session, or a trigger of
+// the database's own, may have sent it, out of reach of the checks that
+// refuse pg_notify of a masked column in this session: while column masks
+// apply the payload is withheld (the channel still arrives, which is what
+// most listeners wait for), and detectors scrub it otherwise.
+func scrubNotification(mk *masks, key []byte, m *pgproto3.NotificationResponse) {
+	if len(mk.columns) > 0 {
+		if m.Payload != "" {
+			m.Payload = "corral: withheld while masks apply"
+		}
+		return
+	}
+	if len(mk.detect) > 0 {
+		if out, changed := scrub([]byte(m.Payload), mk.detect, key); changed {
+			m.Payload = string(out)
 		}
 	}
 }

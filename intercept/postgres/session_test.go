@@ -160,6 +160,10 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 						// function changes the setting.
 						ts.server.Send(&pgproto3.ParameterStatus{Name: "standard_conforming_strings", Value: "off"})
 					}
+					if strings.HasPrefix(m.String, "LISTEN") {
+						// Another session notifies as this one starts listening.
+						ts.server.Send(&pgproto3.NotificationResponse{PID: 7, Channel: "ch", Payload: "bob@example.com 4111 1111 1111 1111"})
+					}
 					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("OK")})
 				}
 				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
@@ -651,6 +655,45 @@ func TestSessionKnownBugErrorDetailRow(t *testing.T) {
 	}
 	if strings.Contains(e.Message+e.Detail+e.Hint+e.Where, "bob@example.com") {
 		knownBug(t, "masked values in error details", "client got DETAIL %q", e.Detail)
+	}
+}
+
+// Errors quote values in DETAIL and CONTEXT, and a NOTIFY payload may
+// carry anything another session or a trigger sent: detectors scrub them
+// all, and column masks withhold what they cannot attribute.
+func TestSessionScrubsErrorsAndNotifications(t *testing.T) {
+	detectors := []policy.Mask{{Detect: []string{"email", "credit_card"}, Method: "redact"}}
+	for _, c := range []struct {
+		name  string
+		masks []policy.Mask
+	}{{"detectors", detectors}, {"columns", customersMasks}} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestSession(t, maskingPolicy(c.masks), policy.Decision{Result: policy.Allow, Mask: c.masks})
+			server := ts.fakeServer()
+			done := ts.run()
+			got := ts.exchange(t, &pgproto3.Query{String: "UPDATE customers SET id = NULL WHERE id = 1"})
+			got = append(got, ts.exchange(t, &pgproto3.Query{String: "LISTEN ch"})...)
+			ts.finish(t, done, server)
+			seen := map[string]bool{}
+			for _, m := range got {
+				var text string
+				switch m := m.(type) {
+				case *pgproto3.ErrorResponse:
+					text = m.Message + m.Detail + m.Hint + m.Where + m.InternalQuery
+				case *pgproto3.NotificationResponse:
+					text = m.Payload
+				default:
+					continue
+				}
+				seen[fmt.Sprintf("%T", m)] = true
+				if strings.Contains(text, "bob@example.com") || strings.Contains(text, "4111") {
+					t.Errorf("%T carries a masked value: %q", m, text)
+				}
+			}
+			if len(seen) != 2 {
+				t.Errorf("messages %v, want an error and a notification", types(got))
+			}
+		})
 	}
 }
 
