@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,14 +32,26 @@ type targetTable struct {
 	targets  []config.Target
 	ids      map[string]uint32 // by name
 	next     uint32
-	resolved map[string][]netip.Addr // DNS name -> last good answer
+	// resolved: by DNS name, every address its answers gave within
+	// dnsRetain, and when it was last given.
+	resolved map[string]map[netip.Addr]time.Time
 	lookup   func(ctx context.Context, host string) ([]netip.Addr, error)
+	now      func() time.Time
 }
+
+// dnsRetain is how long an address a DNS name resolved to stays a target
+// after the name last gave it. Workloads cache answers (some runtimes for
+// as long as they run), ask other resolvers, or were given the address
+// once; a failover that moves the name leaves the old server up, and a
+// round robin gives a subset each time. Dropping an address at the first
+// answer without it would let all of those reach it around corral.
+const dnsRetain = time.Hour
 
 func newTargetTable(ts []config.Target) *targetTable {
 	t := &targetTable{
 		ids:      map[string]uint32{},
-		resolved: map[string][]netip.Addr{},
+		resolved: map[string]map[netip.Addr]time.Time{},
+		now:      time.Now,
 		lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
@@ -105,9 +118,9 @@ func (t *targetTable) hasNames() bool {
 	return false
 }
 
-// entries builds the kernel's view. A name that does not resolve keeps its
-// last good addresses: dropping them would stop protecting a host that the
-// workloads' own resolver may still reach.
+// entries builds the kernel's view. A name covers every address it
+// resolved to within dnsRetain: one that does not resolve now keeps them
+// all, and one whose answer changed keeps the old addresses too.
 func (t *targetTable) entries(ctx context.Context, log *slog.Logger) []bpf.Target {
 	var out []bpf.Target
 	targets, ids := t.snapshot()
@@ -151,14 +164,30 @@ func (t *targetTable) resolve(ctx context.Context, host string) ([]netip.Addr, e
 	addrs, err := t.lookup(ctx, host)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err != nil || len(addrs) == 0 {
-		if err == nil {
-			err = fmt.Errorf("no addresses")
+	now := t.now()
+	seen := t.resolved[host]
+	if err == nil && len(addrs) > 0 {
+		if seen == nil {
+			seen = map[netip.Addr]time.Time{}
+			t.resolved[host] = seen
 		}
-		return t.resolved[host], err
+		for a, last := range seen {
+			if now.Sub(last) > dnsRetain {
+				delete(seen, a)
+			}
+		}
+		for _, a := range addrs {
+			seen[a.Unmap()] = now
+		}
+	} else if err == nil {
+		err = fmt.Errorf("no addresses")
 	}
-	t.resolved[host] = addrs
-	return addrs, nil
+	out := make([]netip.Addr, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return out, err
 }
 
 func (t *targetTable) sync(ctx context.Context, k targetSetter, log *slog.Logger) error {

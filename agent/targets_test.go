@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/agent/config"
+)
+
+// A DNS-named target covers every address its name gave within
+// dnsRetain: an answer that changes (a failover, a round robin) or a
+// lookup that fails does not drop an address a workload may still hold.
+func TestDNSTargetKeepsRecentAddresses(t *testing.T) {
+	ep, err := config.ParseEndpoint("db.example:5432")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := newTargetTable([]config.Target{{Name: "db", Protocol: "postgres", Parsed: []config.Endpoint{ep}}})
+	now := time.Unix(1_800_000_000, 0)
+	table.now = func() time.Time { return now }
+	var answer []netip.Addr
+	var failure error
+	table.lookup = func(context.Context, string) ([]netip.Addr, error) { return answer, failure }
+	covered := func() []string {
+		var out []string
+		for _, e := range table.entries(context.Background(), slog.New(slog.DiscardHandler)) {
+			out = append(out, netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	for _, step := range []struct {
+		what    string
+		answer  []netip.Addr
+		failure error
+		after   time.Duration
+		want    []string
+	}{
+		{"first answer", []netip.Addr{a}, nil, 0, []string{"10.0.0.1:5432"}},
+		{"the answer moved", []netip.Addr{b}, nil, time.Minute, []string{"10.0.0.1:5432", "10.0.0.2:5432"}},
+		{"the lookup fails", nil, errors.New("timeout"), dnsRetain, []string{"10.0.0.1:5432", "10.0.0.2:5432"}},
+		{"no answer", nil, nil, time.Minute, []string{"10.0.0.1:5432", "10.0.0.2:5432"}},
+		{"an hour after the old address was last given", []netip.Addr{b}, nil, time.Second, []string{"10.0.0.2:5432"}},
+	} {
+		now = now.Add(step.after)
+		answer, failure = step.answer, step.failure
+		if got := covered(); !slices.Equal(got, step.want) {
+			t.Errorf("%s: targets %v, want %v", step.what, got, step.want)
+		}
+	}
+}
