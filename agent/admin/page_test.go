@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -335,5 +336,33 @@ func TestSocketPage(t *testing.T) {
 	resp2.Body.Close()
 	if resp2.StatusCode != 404 {
 		t.Fatalf("login on the socket: %d", resp2.StatusCode)
+	}
+}
+
+// An event stream is authenticated again before each event: logged out,
+// the caller gets nothing more, and the stream ends.
+func TestWebEventsEndAtLogout(t *testing.T) {
+	w := serveWeb(t)
+	c := w.login(t, w.issuer.Token(t, nil))
+	csrf := csrfAttr.FindStringSubmatch(w.do(t, "GET", "/", c.Value, "").body)[1]
+	req, _ := http.NewRequest("GET", w.base+"/v1/events", nil)
+	req.AddCookie(c)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != ": ready" {
+		t.Fatalf("stream: %d, first line %q", resp.StatusCode, sc.Text())
+	}
+	if a := w.do(t, "POST", "/logout", c.Value, "{}", CSRFHeader, csrf); a.status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", a.status, a.body)
+	}
+	w.request(t, policy.Workload{UID: 1000, User: "app"}, "group:dba")
+	for sc.Scan() { // to the stream's end
+		if strings.HasPrefix(sc.Text(), "data:") {
+			t.Fatalf("after logout the stream delivered %s", sc.Text())
+		}
 	}
 }

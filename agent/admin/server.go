@@ -76,7 +76,7 @@ func (s *Server) api(auth Authenticator) http.Handler {
 	mux.HandleFunc("POST /v1/requests/{id}/approve", func(w http.ResponseWriter, r *http.Request) { s.decide(w, r, true) })
 	mux.HandleFunc("POST /v1/requests/{id}/deny", func(w http.ResponseWriter, r *http.Request) { s.decide(w, r, false) })
 	mux.HandleFunc("GET /v1/grants", s.grants)
-	mux.HandleFunc("GET /v1/events", s.events)
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) { s.events(w, r, auth) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -286,7 +286,11 @@ func (s *Server) Close() {
 	}
 }
 
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+// events streams the workflow's events the caller may see. The caller is
+// authenticated again at every heartbeat and before every event: a
+// session logged out or expired, a token past its expiry or an issuer
+// removed ends the stream, as it would any other call.
+func (s *Server) events(w http.ResponseWriter, r *http.Request, auth Authenticator) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		writeError(w, http.StatusInternalServerError, "streaming is not supported here")
@@ -323,9 +327,17 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
+			if _, err := auth.Authenticate(r); err != nil {
+				s.log().Info("event stream ended", "err", err)
+				return
+			}
 			io.WriteString(w, ": keepalive\n\n")
 		case e, ok := <-sub.ch:
 			if !ok {
+				return
+			}
+			if _, err := auth.Authenticate(r); err != nil {
+				s.log().Info("event stream ended", "err", err)
 				return
 			}
 			b, _ := json.Marshal(StreamEvent{Type: e.Type, Time: e.Time, Request: e.Request, Operation: e.Operation})
