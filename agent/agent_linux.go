@@ -151,7 +151,7 @@ func Run(ctx context.Context, o Options) error {
 	pgHandler := &postgres.Handler{
 		Policy: engine, Credentials: creds, Upstreams: creds.Upstream,
 		ClientTLS:  (&clientTLS{ca: authority, targets: table, log: log}).forConn,
-		ClientAuth: creds.ClientAuth, Tokens: tokens,
+		ClientAuth: creds.ClientAuth, Databases: creds.Databases, Tokens: tokens,
 		Dialer: dialer, MaskKey: key, Log: log,
 	}
 	defer pgHandler.Close()

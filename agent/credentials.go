@@ -117,6 +117,12 @@ func (c *credentials) Upstream(target string) postgres.Upstream {
 }
 
 // ClientAuth implements the postgres handler's client_auth lookup.
+// Databases are the databases a target's sessions may open (none: any).
+func (c *credentials) Databases(target string) []string {
+	t, _ := c.target(target)
+	return t.Databases
+}
+
 func (c *credentials) ClientAuth(target string) postgres.ClientAuth {
 	t, _ := c.target(target)
 	return postgres.ClientAuth(t.ClientAuth) // "" (unknown target): kernel

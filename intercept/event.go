@@ -33,13 +33,15 @@ type StatementInfo struct {
 // Event is one line of the audit log. The JSON names are a contract that
 // tooling reads; add fields, never rename or remove them.
 type Event struct {
-	Time       time.Time `json:"time"`
-	Event      string    `json:"event"`
-	SessionID  string    `json:"session_id"`
-	Target     string    `json:"target"`
-	Protocol   string    `json:"protocol"`
-	OrigDst    string    `json:"orig_dst"`
-	Client     string    `json:"client"`
+	Time      time.Time `json:"time"`
+	Event     string    `json:"event"`
+	SessionID string    `json:"session_id"`
+	Target    string    `json:"target"`
+	Protocol  string    `json:"protocol"`
+	OrigDst   string    `json:"orig_dst"`
+	Client    string    `json:"client"`
+	// Database is the database a PostgreSQL session opened.
+	Database   string    `json:"database,omitempty"`
 	Workload   *Identity `json:"workload,omitempty"`
 	BytesUp    uint64    `json:"bytes_up"`
 	BytesDown  uint64    `json:"bytes_down"`
@@ -66,6 +68,7 @@ func (c *Conn) event(kind string, at time.Time, err error) Event {
 		Protocol:  c.Meta.Target.Protocol,
 		OrigDst:   c.input.Target.Address,
 		Client:    c.client,
+		Database:  c.database,
 		Workload:  &w,
 		BytesUp:   c.BytesUp(),
 		BytesDown: c.BytesDown(),

@@ -28,6 +28,10 @@ func (e *Event) AppendJSON(b []byte) (_ []byte, ok bool) {
 	b = jsonenc.String(b, e.OrigDst)
 	b = jsonenc.Key(b, "client")
 	b = jsonenc.String(b, e.Client)
+	if e.Database != "" {
+		b = jsonenc.Key(b, "database")
+		b = jsonenc.String(b, e.Database)
+	}
 	b = jsonenc.Key(b, "bytes_up")
 	b = jsonenc.Uint(b, e.BytesUp)
 	b = jsonenc.Key(b, "bytes_down")

@@ -178,7 +178,7 @@ func TestEventAppendJSONAsMarshal(t *testing.T) {
 	ms := 12.5
 	tiny := 1e-7
 	events := []intercept.Event{
-		{Time: at, Event: intercept.EventStatement, SessionID: "s1", Target: "db", Protocol: "postgres", OrigDst: "10.0.0.5:5432", Client: "127.0.0.1:4000", BytesUp: 10, BytesDown: 20,
+		{Time: at, Event: intercept.EventStatement, SessionID: "s1", Target: "db", Protocol: "postgres", OrigDst: "10.0.0.5:5432", Client: "127.0.0.1:4000", Database: "orders\u2028", BytesUp: 10, BytesDown: 20,
 			Statement: &intercept.StatementInfo{Text: "SELECT $1 FROM t WHERE a < $2 && b > 'x'", Operations: []string{"select"}, Decision: "allow", Rule: "r1", PolicyVersion: 4}},
 		{Time: at, Event: intercept.EventStatement, Statement: &intercept.StatementInfo{Text: "DROP TABLE \"t\"\n", Decision: "deny", Reason: "drop is denied \u2028", Request: "req"}},
 		{Time: at, Event: intercept.EventStatement, Statement: &intercept.StatementInfo{Operations: []string{}}},

@@ -117,6 +117,8 @@ type Conn struct {
 	policyFailed bool
 	// client is Client as text, for the events of every statement.
 	client string
+	// database is the one the session opened (SetDatabase), if any.
+	database string
 }
 
 // sessionState is how far the connection got, for the audit log.
@@ -161,7 +163,7 @@ func (c *Conn) prepareInput() {
 			},
 			OIDC: w.OIDC,
 		},
-		Target: policy.Target{Name: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol, Address: c.Meta.OrigDst.String()},
+		Target: policy.Target{Name: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol, Address: c.Meta.OrigDst.String(), Database: c.database},
 	}
 	c.input.IdentityKey = policy.IdentityKey(&c.input.Workload)
 	c.client = c.Client.String()
@@ -176,6 +178,18 @@ func (c *Conn) prepareInput() {
 func (c *Conn) Identify(ctx context.Context, p Decider, id *policy.OIDC) (policy.Decision, error) {
 	c.Meta.Workload.OIDC = id
 	c.prepareInput()
+	d, err := admit(ctx, p, c)
+	c.Admission = d
+	return d, err
+}
+
+// SetDatabase notes the database the session opens (PostgreSQL): every
+// later policy question and event names it, and the admission is decided
+// again with it, as a policy may let a workload open one database and not
+// another. Like Identify, the error is the policy engine's failure.
+func (c *Conn) SetDatabase(ctx context.Context, p Decider, db string) (policy.Decision, error) {
+	c.database = db
+	c.input.Target.Database = db
 	d, err := admit(ctx, p, c)
 	c.Admission = d
 	return d, err

@@ -23,7 +23,7 @@ func (c *Conn) startRecording() error {
 	a := c.Admission
 	h := recorder.Header{
 		SessionID: c.SessionID, Target: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol,
-		Client: c.Client.String(), OrigDst: c.Meta.OrigDst.String(), Workload: w,
+		Client: c.Client.String(), OrigDst: c.Meta.OrigDst.String(), Database: c.database, Workload: w,
 		Decision: a.Result, Rule: a.Rule, Reason: a.Reason, PolicyVersion: a.PolicyVersion, Credential: a.Credential,
 	}
 	rec, err := c.recorder.Start(h, c.Started, c.recMode, func() { c.Conn.Close() })

@@ -505,9 +505,11 @@ func cacheKeyOf(v uint64, in *Input, statementDetail bool) cacheKey {
 	target.field(in.Target.Protocol)
 	if statementDetail {
 		// The built-in module matches none of these; a custom one may
-		// (the primary's address, not the replica's; a quarantined
-		// container), and a decision for one must not answer for another.
+		// (the primary's address, not the replica's; a database; a
+		// quarantined container), and a decision for one must not answer
+		// for another.
 		target.field(in.Target.Address)
+		target.field(in.Target.Database)
 		var more keyWriter
 		more.WriteString(who)
 		more.WriteByte('|')

@@ -26,6 +26,7 @@ func inputValue(in *Input) (ast.Object, error) {
 			str("name", in.Target.Name),
 			str("protocol", in.Target.Protocol),
 			optStr("address", in.Target.Address),
+			optStr("database", in.Target.Database),
 		)),
 		item("action", actionTerm(&in.Action)),
 	).Value.(ast.Object), nil

@@ -76,6 +76,9 @@ type Target struct {
 	Name     string `json:"name"`
 	Protocol string `json:"protocol"`
 	Address  string `json:"address,omitempty"` // the original destination, ip:port
+	// Database is the database a PostgreSQL session opened (as the
+	// client named it in its startup), for every decision after that.
+	Database string `json:"database,omitempty"`
 }
 
 // Action is what the workload is doing. Operations are words from the

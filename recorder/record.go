@@ -55,6 +55,8 @@ type Header struct {
 	Protocol  string `json:"protocol"`
 	Client    string `json:"client"`
 	OrigDst   string `json:"orig_dst"`
+	// Database is the database a PostgreSQL session opened.
+	Database string `json:"database,omitempty"`
 	// Workload is the workload identity exactly as the audit log carries
 	// it (the agent's identity contract).
 	Workload json.RawMessage `json:"workload,omitempty"`

@@ -66,7 +66,11 @@ var pad = strings.Repeat(" ", 38)
 
 func writeHeader(w io.Writer, rec *Record) {
 	h := rec.Header
-	fmt.Fprintf(w, "session %s: %s (%s) at %s, from %s\n", h.SessionID, h.Target, h.Protocol, h.OrigDst, h.Client)
+	db := ""
+	if h.Database != "" {
+		db = fmt.Sprintf(", database %q", h.Database)
+	}
+	fmt.Fprintf(w, "session %s: %s (%s) at %s%s, from %s\n", h.SessionID, h.Target, h.Protocol, h.OrigDst, db, h.Client)
 	if who := describeWorkload(h.Workload); who != "" {
 		fmt.Fprintf(w, "workload %s\n", who)
 	}

@@ -344,6 +344,9 @@ type Target struct {
 	ClientAuth string `yaml:"client_auth" json:"client_auth,omitempty"`
 	// Recording is one of RecordingModes (default strict).
 	Recording string `yaml:"recording" json:"recording,omitempty"`
+	// Databases (postgres) are the databases a session may open with the
+	// target's credentials; empty: any the credential may connect to.
+	Databases []string `yaml:"databases" json:"databases,omitempty"`
 
 	// Credentials by alias; rules pick one ("default" when they name none).
 	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
@@ -627,6 +630,7 @@ func (c *Config) problems() problems {
 		}
 	}
 	c.validateClientAuth(&p)
+	c.validateDatabases(&p)
 	for i, f := range c.PolicyFiles {
 		if !strings.HasSuffix(f, ".rego") {
 			p.add(fmt.Sprintf("policy_files[%d]", i), "%q is not a .rego file", f)
@@ -677,6 +681,27 @@ func (c *Config) validateClientAuth(p *problems) {
 			p.add(path, "%s is not available for %s targets (only %s)", t.ClientAuth, t.Protocol, strings.Join(tokenProtocols, ", "))
 		case len(c.OIDC.Issuers) == 0:
 			p.add(path, "%s needs oidc.issuers: no issuer is configured to verify tokens with", t.ClientAuth)
+		}
+	}
+}
+
+func (c *Config) validateDatabases(p *problems) {
+	for i, t := range c.Targets {
+		path := fmt.Sprintf("targets[%d].databases", i)
+		if len(t.Databases) > 0 && t.Protocol != "postgres" {
+			p.add(path, "is for postgres targets only")
+			continue
+		}
+		for j, d := range t.Databases {
+			switch {
+			case d == "":
+				p.add(fmt.Sprintf("%s[%d]", path, j), "is empty")
+			case len(d) > 63:
+				// PostgreSQL cuts longer names: two would open one database.
+				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is longer than PostgreSQL's 63 bytes", d)
+			case slices.Contains(t.Databases[:j], d):
+				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is listed twice", d)
+			}
 		}
 	}
 }

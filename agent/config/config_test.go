@@ -352,6 +352,16 @@ rules:
 			"rules[0].commands: commands apply to ssh targets only; this rule names sql targets",
 			"rules[0].commands.review: needs review.reviewers",
 		}},
+		{"databases", `
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"], databases: [orders, "", orders, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]}
+  - {name: b, protocol: tcp, endpoints: ["10.0.0.2:6379"], databases: [cache]}
+`, []string{
+			"targets[0].databases[1]: is empty",
+			`targets[0].databases[2]: "orders" is listed twice`,
+			`targets[0].databases[3]: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" is longer than PostgreSQL's 63 bytes`,
+			"targets[1].databases: is for postgres targets only",
+		}},
 		{"approvals settings without a listener", `
 targets:
   - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +94,9 @@ type Handler struct {
 	// ClientAuth returns how a target's clients log in (nil, "": kernel);
 	// Tokens verifies the tokens they present.
 	ClientAuth func(target string) ClientAuth
+	// Databases lists the databases a target's sessions may open; none:
+	// any the credential may connect to.
+	Databases func(target string) []string
 	Tokens     Tokens
 	Dialer     Dialer
 	// MaskKey keys the hash mask method, so hashes are stable for this
@@ -123,6 +127,13 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	if enc := params["client_encoding"]; !clientEncodingOK(enc) {
 		return fatal(cli, "22023", fmt.Sprintf("corral speaks UTF8 only; client_encoding %q is not supported", enc))
 	}
+	database := params["database"]
+	if database == "" {
+		database = params["user"]
+	}
+	if ok, err := h.openDatabase(ctx, c, cli, database); !ok {
+		return err
+	}
 	if ok, err := h.login(ctx, c, cli); !ok {
 		return err
 	}
@@ -134,10 +145,6 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	if err != nil {
 		h.Log.Error("no credential for target", "target", c.Meta.Target.Name, "alias", alias, "err", err)
 		return fatal(cli, "28000", fmt.Sprintf("corral has no usable credential %q for target %q", alias, c.Meta.Target.Name))
-	}
-	database := params["database"]
-	if database == "" {
-		database = params["user"]
 	}
 	cfg, err := h.upstreamConfig(c, cred, database, passThrough(params))
 	if err != nil {
@@ -666,4 +673,24 @@ func (h *Handler) cancel(ctx context.Context, m *pgproto3.CancelRequest) {
 	// delivered before the client's own connection goes away.
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	conn.Read(make([]byte, 1))
+}
+
+// openDatabase settles the database the session opens, as the client
+// named it: one the target does not list is refused, and the policy and
+// the audit learn of it (the admission is decided again with it). It
+// reports false when the client was refused.
+func (h *Handler) openDatabase(ctx context.Context, c *intercept.Conn, cli net.Conn, database string) (bool, error) {
+	if _, err := c.SetDatabase(ctx, h.Policy, database); err != nil {
+		h.Log.Error("policy failed", "session_id", c.SessionID, "err", err)
+	}
+	if h.Databases != nil {
+		if dbs := h.Databases(c.Meta.Target.Name); len(dbs) > 0 && !slices.Contains(dbs, database) {
+			// The list is not told: the client may not be admitted at all.
+			reason := fmt.Sprintf("target %s does not open database %q", c.Meta.Target.Name, database)
+			c.Refuse(reason)
+			fatal(cli, "3D000", "corral: "+reason)
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -282,3 +282,31 @@ func TestPostgresTLSVerifyFullRefusesWrongName(t *testing.T) {
 		t.Fatalf("a server with the wrong name was accepted: %q %v", out, err)
 	}
 }
+
+// A target may pin the databases its sessions open: the credential may
+// reach others on the same server, the workload may not. The database a
+// session opened is in its events and in the policy's input.
+func TestPostgresDatabases(t *testing.T) {
+	p := newPGEnvAt(t, testutil.PostgresOptions{}, "app", "app-secret-pw",
+		"upstream_tls: {mode: disable}\n    databases: [orders]",
+		func(h *testutil.Host) string { return addr(h.Addr, 5432) })
+	p.pg.Exec(t, "postgres", "CREATE TABLE IF NOT EXISTS secrets (s text); GRANT SELECT ON secrets TO app")
+
+	from := p.a.Mark()
+	if out, err := p.psqlWith(t, "", "SELECT current_database()"); err != nil || !strings.HasSuffix(out, "orders") {
+		t.Fatalf("the listed database: %q %v", out, err)
+	}
+	ev := p.a.WaitEvent(t, from, func(ev intercept.Event) bool { return ev.Event == intercept.EventClose })
+	if ev.Database != "orders" {
+		t.Errorf("close event names database %q, want orders", ev.Database)
+	}
+	from = p.a.Mark()
+	out, err := p.psqlWith(t, "dbname=postgres", "SELECT s FROM secrets")
+	if err == nil || !strings.Contains(out, `corral: target orders-db does not open database "postgres"`) {
+		t.Fatalf("another database: %q %v", out, err)
+	}
+	ev = p.a.WaitEvent(t, from, func(ev intercept.Event) bool { return ev.Event == intercept.EventDeny })
+	if ev.Database != "postgres" {
+		t.Errorf("deny event names database %q, want postgres", ev.Database)
+	}
+}
