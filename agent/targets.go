@@ -28,10 +28,10 @@ type targetSetter interface {
 // a connection redirected just before a reload is still attributed to the
 // right target, or to none.
 type targetTable struct {
-	mu       sync.Mutex
-	targets  []config.Target
-	ids      map[string]uint32 // by name
-	next     uint32
+	mu      sync.Mutex
+	targets []config.Target
+	ids     map[string]uint32 // by name
+	next    uint32
 	// resolved: by DNS name, every address its answers gave within
 	// dnsRetain, and when it was last given.
 	resolved map[string]map[netip.Addr]time.Time

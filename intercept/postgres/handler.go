@@ -12,8 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -97,8 +97,8 @@ type Handler struct {
 	// Databases lists the databases a target's sessions may open; none:
 	// any the credential may connect to.
 	Databases func(target string) []string
-	Tokens     Tokens
-	Dialer     Dialer
+	Tokens    Tokens
+	Dialer    Dialer
 	// MaskKey keys the hash mask method, so hashes are stable for this
 	// deployment and not reversible by a dictionary elsewhere.
 	MaskKey []byte
