@@ -20,6 +20,13 @@ import (
 	"github.com/corral-dev/corral/policy"
 )
 
+// inOps is connectAs from a pod of the namespace ops.
+func inOps(unit string) policy.Input {
+	in := connectAs(unit)
+	in.Workload.Pod = policy.Pod{Namespace: "ops", Name: "batch-0"}
+	return in
+}
+
 func accessRule(t *testing.T, unit string) *unstructured.Unstructured {
 	t.Helper()
 	var m map[string]any
@@ -67,7 +74,7 @@ func TestClusterRulesReload(t *testing.T) {
 	<-watching
 	cp.watch(ctx)
 
-	if d, _ := engine.Decide(ctx, connectAs("two.service")); d.Allowed() {
+	if d, _ := engine.Decide(ctx, inOps("two.service")); d.Allowed() {
 		t.Fatal("two.service allowed before any AccessRule")
 	}
 	res := dyn.Resource(kube.AccessRules).Namespace("ops")
@@ -82,9 +89,14 @@ func TestClusterRulesReload(t *testing.T) {
 		if o := next(t, outcomes); o.err != nil {
 			t.Fatal(o.err)
 		}
-		if d, _ := engine.Decide(ctx, connectAs("two.service")); d.Allowed() {
+		if d, _ := engine.Decide(ctx, inOps("two.service")); d.Allowed() {
 			if !strings.HasPrefix(d.Rule, "ops/batch-two-") {
 				t.Errorf("decided by %q", d.Rule)
+			}
+			// An AccessRule is its namespace's: the same unit outside
+			// a pod of ops is not let in.
+			if d, _ := engine.Decide(ctx, connectAs("two.service")); d.Allowed() {
+				t.Errorf("an AccessRule of ops let in a workload outside ops: %s", d.Rule)
 			}
 			break
 		}
@@ -103,7 +115,7 @@ func TestClusterRulesReload(t *testing.T) {
 	if o.err == nil || !strings.Contains(o.err.Error(), "AccessRule ops/broken") {
 		t.Fatalf("invalid AccessRule: %v", o.err)
 	}
-	if d, _ := engine.Decide(ctx, connectAs("two.service")); !d.Allowed() {
+	if d, _ := engine.Decide(ctx, inOps("two.service")); !d.Allowed() {
 		t.Error("a rejected reload dropped the previous policy")
 	}
 }

@@ -112,6 +112,7 @@ type ruleData struct {
 	Review     reviewData `json:"review"`
 	Mask       []Mask     `json:"mask"`
 	Credential string     `json:"credential"`
+	Cluster    bool       `json:"cluster,omitempty"`
 	Commands   struct {
 		Allow  []string `json:"allow"`
 		Review []string `json:"review"`
@@ -219,6 +220,7 @@ func Data(rules []Rule) map[string]any {
 			Deny:       list(r.Deny),
 			Mask:       list(r.Mask),
 			Credential: r.Credential,
+			Cluster:    r.Cluster,
 		}
 		if d.Credential == "" {
 			d.Credential = "default"

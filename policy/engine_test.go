@@ -344,6 +344,30 @@ func TestReviewMerging(t *testing.T) {
 	}
 }
 
+// A rule from the cluster (an AccessRule, which a namespace's users may
+// write) does not add reviewers to an operation a rule of the file holds:
+// its team could otherwise approve what the file holds for others. Where
+// no file rule reviews the operation, its reviewers are the ones.
+func TestClusterRuleReviewers(t *testing.T) {
+	rules := []Rule{
+		{Name: "file", Who: anyone, Targets: sl(testTarget), Allow: sl("select"),
+			Review: &ReviewSet{Operations: sl("delete"), Reviewers: sl("group:dba")}},
+		{Name: "etl/own", Who: anyone, Targets: sl(testTarget), Cluster: true,
+			Review: &ReviewSet{Operations: sl("delete", "update"), Reviewers: sl("user:mallory")}},
+	}
+	e := newTestEngine(t, Policy{Rules: rules})
+	w := Workload{Unit: "app.service"}
+	if d := mustDecide(t, e, sqlIn(w, "delete")); d.Result != Review || !reflect.DeepEqual(d.Reviewers, []string{"group:dba"}) {
+		t.Errorf("delete: %s by %v, want review by group:dba only", d.Result, d.Reviewers)
+	}
+	if d := mustDecide(t, e, sqlIn(w, "update")); d.Result != Review || !reflect.DeepEqual(d.Reviewers, []string{"user:mallory"}) {
+		t.Errorf("update: %s by %v, want review by user:mallory", d.Result, d.Reviewers)
+	}
+	if d := mustDecide(t, e, sqlIn(w, "update", "delete")); !reflect.DeepEqual(d.Reviewers, []string{"group:dba"}) {
+		t.Errorf("update and delete: reviewers %v, want group:dba only", d.Reviewers)
+	}
+}
+
 func TestReviewDefaults(t *testing.T) {
 	e := newTestEngine(t, Policy{Rules: []Rule{{Name: "r", Who: anyone, Targets: sl(testTarget),
 		Review: &ReviewSet{Operations: sl("*"), Reviewers: sl("group:dba")}}}})

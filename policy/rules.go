@@ -25,6 +25,11 @@ type Rule struct {
 	Credential string     `yaml:"credential" json:"credential,omitempty"`
 	// Commands refine what the rule says of SSH exec, command by command.
 	Commands *CommandSet `yaml:"commands" json:"commands,omitempty"`
+	// Cluster marks a rule from the cluster (an AccessRule), which the
+	// users of a namespace may write: where a rule of the configuration
+	// file holds an operation for review, the reviewers a cluster rule
+	// names do not join its reviewers.
+	Cluster bool `yaml:"-" json:"-"`
 }
 
 // CommandSet matches the commands of an SSH exec against globs (`*`

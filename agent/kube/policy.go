@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/policy"
 )
 
 // InvalidError lists what is wrong with a set of resources, each problem
@@ -52,6 +54,7 @@ func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (
 			own = append(own, fmt.Sprintf("%s: spec.name: %q differs from metadata.name; leave it out", describeTarget(t.Name), t.Spec.Name))
 		}
 		t.Spec.Name = t.Name
+		own = append(own, nodeSecrets(t)...)
 		c.Targets = append(c.Targets, t.Spec)
 	}
 	for i := range rules {
@@ -60,6 +63,8 @@ func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (
 			own = append(own, fmt.Sprintf("%s: spec.name: %q differs from metadata.name; leave it out", describeRule(r.Namespace, r.Name), r.Spec.Name))
 		}
 		r.Spec.Name = RuleName(r)
+		own = append(own, confine(r)...)
+		r.Spec.Cluster = true
 		c.Rules = append(c.Rules, r.Spec)
 	}
 	name := func(list string, i int) (string, bool) {
@@ -80,6 +85,54 @@ func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (
 		return nil, &InvalidError{Problems: problems}
 	}
 	return &c, nil
+}
+
+// nodeSecrets refuses credentials a ProtectedTarget would read from the
+// node: a file or the agent's environment. The agent reads them as root,
+// and a target's author picks where the credential is sent (a server of
+// theirs asking for the password in clear), so a file of the node's (a
+// kubelet key, a service account token) would go with it. A Secret the
+// agent was given access to is the cluster's way.
+func nodeSecrets(t *ProtectedTarget) []string {
+	var out []string
+	aliases := make([]string, 0, len(t.Spec.Credentials))
+	for a := range t.Spec.Credentials {
+		aliases = append(aliases, a)
+	}
+	slices.Sort(aliases)
+	for _, a := range aliases {
+		c := t.Spec.Credentials[a]
+		for _, f := range []struct{ field, value string }{
+			{"password_file", c.PasswordFile}, {"password_env", c.PasswordEnv}, {"private_key_file", c.PrivateKeyFile},
+		} {
+			if f.value != "" {
+				out = append(out, fmt.Sprintf("%s: spec.credentials.%s.%s: a ProtectedTarget takes its credentials from a Secret (secret: {namespace, name, key}), not from the node", describeTarget(t.Name), a, f.field))
+			}
+		}
+	}
+	return out
+}
+
+// confine holds an AccessRule to the pods of its own namespace: the
+// users who may write AccessRules in a namespace are its team, and a rule
+// of theirs must not let, route or hold other namespaces' workloads, nor
+// the node's own (a rule with any: true matches every pod of the
+// namespace). It returns what it cannot confine.
+func confine(r *AccessRule) []string {
+	w := &r.Spec.Who
+	if w.Any {
+		*w = policy.Who{}
+	}
+	if w.Kubernetes == nil {
+		w.Kubernetes = &policy.KubernetesWho{}
+	}
+	switch ns := w.Kubernetes.Namespace; {
+	case len(ns) == 0:
+		w.Kubernetes.Namespace = policy.StringList{r.Namespace}
+	case len(ns) != 1 || ns[0] != r.Namespace:
+		return []string{fmt.Sprintf("%s: spec.who.kubernetes.namespace: an AccessRule applies to the pods of its own namespace only; give %q or leave it out", describeRule(r.Namespace, r.Name), r.Namespace)}
+	}
+	return nil
 }
 
 func describeTarget(name string) string   { return "ProtectedTarget " + name }

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/policy"
 )
 
 func base(t *testing.T) *config.Config {
@@ -116,15 +118,59 @@ func TestApplyRefusesInvalidObjects(t *testing.T) {
 }
 
 // An AccessRule that names a target no ProtectedTarget declares is
-// refused, and one that matches nobody too: the file's own rules.
-func TestApplyUnknownTargetAndEmptyWho(t *testing.T) {
+// refused. One is its namespace's: it applies to the pods of its own
+// namespace only, whatever its who says (any: true included), and one
+// naming another namespace is refused.
+func TestApplyUnknownTargetAndConfinedWho(t *testing.T) {
 	rule := decodeObject[AccessRule](t, etlJobs)
-	rule.Spec.Who.Kubernetes = nil
-	_, err := Apply(base(t), nil, []AccessRule{rule})
-	for _, want := range []string{
-		`AccessRule etl/etl-jobs: spec.who: matches nobody`,
-		`AccessRule etl/etl-jobs: spec.targets[0]: unknown target "orders-db"`,
+	rule.Spec.Targets = policy.StringList{"nosuch"}
+	if _, err := Apply(base(t), nil, []AccessRule{rule}); err == nil || !strings.Contains(err.Error(), `AccessRule etl/etl-jobs: spec.targets[0]: unknown target "nosuch"`) {
+		t.Errorf("unknown target: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		who  policy.Who
+		want string // a problem; "" when the rule is confined to etl
+	}{
+		{"no pod matchers", policy.Who{Unit: policy.StringList{"etl.service"}}, ""},
+		{"any", policy.Who{Any: true}, ""},
+		{"its namespace", policy.Who{Kubernetes: &policy.KubernetesWho{Namespace: policy.StringList{"etl"}}}, ""},
+		{"another namespace", policy.Who{Kubernetes: &policy.KubernetesWho{Namespace: policy.StringList{"payments"}}}, "spec.who.kubernetes.namespace: an AccessRule applies to the pods of its own namespace only"},
+		{"a pattern", policy.Who{Kubernetes: &policy.KubernetesWho{Namespace: policy.StringList{"*"}}}, "spec.who.kubernetes.namespace"},
 	} {
+		rule := decodeObject[AccessRule](t, etlJobs)
+		rule.Spec.Who = c.who
+		cfg, err := Apply(base(t), []ProtectedTarget{decodeObject[ProtectedTarget](t, ordersDB)}, []AccessRule{rule})
+		if c.want != "" {
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: %v, want %q", c.name, err, c.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		got := cfg.Rules[len(cfg.Rules)-1]
+		if k := got.Who.Kubernetes; got.Who.Any || k == nil || !slices.Equal(k.Namespace, policy.StringList{"etl"}) || !got.Cluster {
+			t.Errorf("%s: who %+v (cluster %v), want confined to etl", c.name, got.Who, got.Cluster)
+		}
+	}
+}
+
+// A ProtectedTarget's author picks where its credentials are sent: they
+// come from Secrets, never from the node's files or the agent's
+// environment, which the agent reads as root.
+func TestApplyRefusesNodeSecrets(t *testing.T) {
+	target := decodeObject[ProtectedTarget](t, ordersDB)
+	target.Spec.Credentials = map[string]config.Credential{
+		"file": {Username: "u", PasswordFile: "/proc/1/root/var/lib/kubelet/pki/kubelet-client-current.pem"},
+		"env":  {Username: "u", PasswordEnv: "ORDERS_RW"},
+		"key":  {Username: "u", PrivateKeyFile: "/etc/ssh/ssh_host_ed25519_key"},
+	}
+	_, err := Apply(base(t), []ProtectedTarget{target}, nil)
+	for _, field := range []string{"env.password_env", "file.password_file", "key.private_key_file"} {
+		want := "ProtectedTarget orders-db: spec.credentials." + field + ": a ProtectedTarget takes its credentials from a Secret"
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing problem %q in:\n%v", want, err)
 		}

@@ -201,7 +201,7 @@ builtin := d if {
 	[i, op] := first_of(reviewed)
 	r := rules[i].review
 	d := object.union(base("review", sprintf("%s needs review under rule %q", [op, rules[i].name]), i), {
-		"reviewers": sort({rv | some [j, _] in reviewed; some rv in rules[j].review.reviewers}),
+		"reviewers": review_reviewers,
 		"grant": r.grant,
 		"window": r.window,
 		"timeout": r.timeout,
@@ -211,6 +211,21 @@ builtin := d if {
 	[i, _] := first_of(allowed)
 	d := base("allow", sprintf("allowed by rule %q", [rules[i].name]), i)
 }
+
+# Who may approve: the reviewers of every rule that holds an operation for
+# review. Where a rule of the configuration file holds one, reviewers that
+# rules from the cluster name (AccessRules, which a namespace's own users
+# may write) do not join: they could approve what the file's rules hold.
+file_reviewed contains [i, op] if {
+	some [i, op] in reviewed
+	not object.get(rules[i], "cluster", false)
+}
+
+reviewers_of(pairs) := sort({rv | some [j, _] in pairs; some rv in rules[j].review.reviewers})
+
+review_reviewers := reviewers_of(file_reviewed) if {
+	count(file_reviewed) > 0
+} else := reviewers_of(reviewed)
 
 # Custom denials win over everything, a custom decision included.
 decision := d if {
