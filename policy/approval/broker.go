@@ -316,9 +316,11 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 	return r.clone(), nil
 }
 
-// covers reports whether granted includes every operation of ops.
 // stillGranted reports whether the current decision, r, would grant what
-// the held grant g was approved under.
+// the held grant g was approved under. The window runs from the decision,
+// and a decision comes before the request expires: a decision time a
+// reviewer wrote later than that (in a shared store, the status is theirs
+// to write) does not stretch the window.
 func stillGranted(g, r *Request, now time.Time) bool {
 	if r.Grant != GrantWindow || g.Rule != r.Rule || !sameSet(g.Reviewers, r.Reviewers) {
 		return false
@@ -326,7 +328,11 @@ func stillGranted(g, r *Request, now time.Time) bool {
 	if g.Decided == nil {
 		return false
 	}
-	return now.Before(g.Decided.Add(time.Duration(r.Window)))
+	decided := *g.Decided
+	if decided.After(g.Expires) {
+		decided = g.Expires
+	}
+	return now.Before(decided.Add(time.Duration(r.Window)))
 }
 
 func sameSet(a, b []string) bool {

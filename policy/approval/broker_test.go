@@ -474,3 +474,31 @@ func TestWaitingRequestsBoundedPerRequester(t *testing.T) {
 		t.Fatalf("another requester: %+v", got)
 	}
 }
+
+// A window runs from the decision, which comes before the request
+// expires: a decision time written later (a reviewer writes the status in
+// a shared store) does not stretch it.
+func TestWindowRunsFromADecisionBeforeExpiry(t *testing.T) {
+	created := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	decided := created.Add(time.Minute)
+	forged := created.AddDate(100, 0, 0)
+	g := &Request{Rule: "r", Reviewers: []string{"group:dba"}, Grant: GrantWindow, Window: Duration(10 * time.Minute),
+		Created: created, Expires: created.Add(5 * time.Minute)}
+	r := &Request{Rule: "r", Reviewers: []string{"group:dba"}, Grant: GrantWindow, Window: Duration(10 * time.Minute)}
+	for _, c := range []struct {
+		decided *time.Time
+		at      time.Time
+		want    bool
+	}{
+		{&decided, decided.Add(9 * time.Minute), true},
+		{&decided, decided.Add(11 * time.Minute), false},
+		{&forged, g.Expires.Add(9 * time.Minute), true},
+		{&forged, g.Expires.Add(11 * time.Minute), false},
+		{&forged, created.AddDate(1, 0, 0), false},
+	} {
+		g.Decided = c.decided
+		if got := stillGranted(g, r, c.at); got != c.want {
+			t.Errorf("decided %v, at %v: granted %v, want %v", c.decided, c.at, got, c.want)
+		}
+	}
+}

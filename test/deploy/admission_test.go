@@ -125,6 +125,12 @@ func TestAdmissionPolicyHoldsPeopleToTheReviewers(t *testing.T) {
 			accessRequest("approved", "system:serviceaccount:etl:migrator"), "of their own"},
 		{"a person expires a request", "alice", []string{"dba"}, pending, accessRequest("expired", "alice"), "only approve or deny a pending"},
 		{"a person edits a decided request", "alice", []string{"dba"}, accessRequest("denied", "carol"), accessRequest("denied", "alice"), "only approve or deny a pending"},
+		{"a decision dated before the expiry", "alice", []string{"dba"}, pending,
+			dated(accessRequest("approved", "alice"), "2026-11-27T09:01:00Z", "2026-11-27T09:11:00Z"), ""},
+		{"a decision dated after the expiry", "alice", []string{"dba"}, pending,
+			dated(accessRequest("approved", "alice"), "2126-11-27T09:01:00Z", ""), "no later than the request's expiry"},
+		{"a window grant past its window", "alice", []string{"dba"}, pending,
+			dated(accessRequest("approved", "alice"), "2026-11-27T09:01:00Z", "2126-11-27T09:11:00Z"), "at most its window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			failed := a.admit(t, tc.user, tc.groups, tc.old, tc.next)
@@ -136,4 +142,17 @@ func TestAdmissionPolicyHoldsPeopleToTheReviewers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dated gives an AccessRequest of a 10-minute window grant, expiring at
+// 09:05, the decision time and grant end a status write carries.
+func dated(r map[string]any, decided, grantExpires string) map[string]any {
+	spec := r["spec"].(map[string]any)
+	spec["expires"], spec["window"], spec["grant"] = "2026-11-27T09:05:00Z", "10m0s", "window"
+	status := r["status"].(map[string]any)
+	status["decided"] = decided
+	if grantExpires != "" {
+		status["grant_expires"] = grantExpires
+	}
+	return r
 }
