@@ -204,7 +204,7 @@ func (p *Pods) indexUIDs(obj any) ([]string, error) {
 		return nil, nil
 	}
 	keys := []string{string(pod.UID)}
-	if h := staticHash(pod); h != "" && h != string(pod.UID) {
+	if h := staticHash(pod, p.node); h != "" && h != string(pod.UID) {
 		keys = append(keys, h)
 	}
 	return keys, nil
@@ -212,11 +212,15 @@ func (p *Pods) indexUIDs(obj any) ([]string, error) {
 
 // staticHash is the UID a mirror pod's static pod has on the node. Only
 // the kubelet's hash form (32 hex digits) is accepted, so no annotation
-// can claim the UUID-form UID of a pod the API server created.
-func staticHash(pod *corev1.Pod) string {
-	h := pod.Annotations[annotationConfigHash]
-	if h == "" {
-		h = pod.Annotations[annotationConfigMirror]
+// can claim the UUID-form UID of a pod the API server created; and only
+// from a pod shaped as the kubelet makes a mirror pod (the mirror
+// annotation, agreeing with the hash when both are there, and the name
+// the kubelet gives: the static pod's, a dash, the node's), so that a
+// pod any user binds to the node with the hash alone claims nothing.
+func staticHash(pod *corev1.Pod, node string) string {
+	h := pod.Annotations[annotationConfigMirror]
+	if c := pod.Annotations[annotationConfigHash]; c != "" && c != h || !strings.HasSuffix(pod.Name, "-"+node) {
+		return ""
 	}
 	if len(h) != 32 {
 		return ""

@@ -96,6 +96,9 @@ func place(t *testing.T, base string, l layout, i int) *placed {
 		ann = map[string]string{annotationConfigHash: pl.cgroupUID, annotationConfigMirror: pl.cgroupUID}
 	}
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(l.name)
+	if l.static {
+		name += "-" + testNode // the kubelet names a mirror pod so
+	}
 	pl.pod = podSpec{
 		uid: apiUID, ns: "ns-" + name, name: name, sa: "sa-" + name,
 		labels: map[string]string{"layout": name}, annotations: ann,

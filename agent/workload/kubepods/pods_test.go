@@ -120,6 +120,7 @@ const (
 	uidB       = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 	hashStatic = "6f1c4e0b2d3a59e8c7b6a5f4e3d2c1b0"
 	mirrorUID  = "5a5a5a5a-1b1b-4c4c-8d8d-9e9e9e9e9e9e"
+	uidB2      = "3c3c3c3c-1b1b-4c4c-8d8d-9e9e9e9e9e9e"
 	cidA       = "8b3e6f2d1c0a9e8f7d6c5b4a3928170615243f4e5d6c7b8a9f0e1d2c3b4a5968"
 	cidInit    = "1f2e3d4c5b6a79880716253443526170f1e2d3c4b5a69788796a5b4c3d2e1f00"
 )
@@ -189,17 +190,31 @@ func TestStaticHashClaims(t *testing.T) {
 		t.Errorf("UUID-form annotation became an alias: %+v", got)
 	}
 
-	// A second claim on the hash makes it name nothing.
+	// A pod any user binds to the node with the hash alone, or not named
+	// as the kubelet names a mirror pod, claims nothing.
+	for _, c := range []podSpec{
+		{uid: uidA, ns: "evil", name: "claimant-node-a", annotations: map[string]string{annotationConfigHash: hashStatic}},
+		{uid: "7c7c7c7c-1b1b-4c4c-8d8d-9e9e9e9e9e9e", ns: "evil", name: "claimant", annotations: map[string]string{annotationConfigMirror: hashStatic}},
+	} {
+		if _, err := client.CoreV1().Pods("evil").Create(context.Background(), c.pod(), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, ev.add, c.name)
+		if got, ok := p.Pod(hashStatic); !ok || got.UID != mirrorUID {
+			t.Errorf("after %s: Pod(hash) = %+v, %v; want the mirror pod", c.name, got, ok)
+		}
+	}
+	// A second claim shaped as a mirror pod makes the hash name nothing.
 	if _, err := client.CoreV1().Pods("evil").Create(context.Background(),
-		podSpec{uid: uidA, ns: "evil", name: "claimant", annotations: map[string]string{annotationConfigHash: hashStatic}}.pod(), metav1.CreateOptions{}); err != nil {
+		podSpec{uid: uidB2, ns: "evil", name: "etcd2-node-a", annotations: map[string]string{annotationConfigMirror: hashStatic}}.pod(), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, ev.add, "claimant")
+	wait(t, ev.add, "etcd2-node-a")
 	if got, ok := p.Pod(hashStatic); ok {
 		t.Errorf("ambiguous static pod hash resolved to %+v", got)
 	}
 	// Its own UID still names it.
-	if got, ok := p.Pod(uidA); !ok || got.Name != "claimant" {
+	if got, ok := p.Pod(uidA); !ok || got.Name != "claimant-node-a" {
 		t.Errorf("Pod(own uid) = %+v, %v", got, ok)
 	}
 }
