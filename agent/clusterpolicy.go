@@ -33,7 +33,13 @@ func newClusterPolicy(client dynamic.Interface, log *slog.Logger) *clusterPolicy
 func (p *clusterPolicy) extend(ctx context.Context, c *config.Config) (*config.Config, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return kube.LoadPolicy(ctx, p.client, c)
+	out, err := kube.LoadPolicy(ctx, p.client, c)
+	var invalid *kube.InvalidError
+	if out != nil && errors.As(err, &invalid) && invalid.Quarantined {
+		p.log.Error("AccessRules that do not validate deny their namespace's pods every target until they are fixed", "problems", invalid.Problems)
+		return out, nil
+	}
+	return out, err
 }
 
 // initial extends the configuration the agent starts with. The targets

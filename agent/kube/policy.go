@@ -21,6 +21,10 @@ import (
 // unknown operation "selekt" for sql targets`.
 type InvalidError struct {
 	Problems []string
+	// Quarantined: only AccessRules were invalid, and Apply returned a
+	// configuration in which each of them denies its namespace's pods
+	// every target (see Apply).
+	Quarantined bool
 }
 
 func (e *InvalidError) Error() string {
@@ -33,18 +37,39 @@ func RuleName(r *AccessRule) string { return r.Namespace + "/" + r.Name }
 
 // Apply returns a copy of base whose targets and rules are base's followed
 // by those of the resources, validated exactly as the configuration file is
-// (config.Config.Validate: the one definition of what is valid). On any
+// (config.Config.Validate: the one definition of what is valid). On a
 // problem it returns an *InvalidError and no configuration: a policy is
-// taken whole or not at all.
+// taken whole or not at all. But for AccessRules: each belongs to its
+// namespace (see confine), so one that does not validate is taken as a
+// rule denying its namespace's pods every target, until it is fixed, and
+// the rest of the cluster's policy still applies (a rule removed is
+// removed, a namespace's mistake stops no other). The configuration then
+// comes with an *InvalidError marked Quarantined, naming the problems.
 func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (*config.Config, error) {
+	c, bad, err := apply(base, targets, rules, nil)
+	if err == nil || len(bad) == 0 {
+		return c, err
+	}
+	c, _, again := apply(base, targets, rules, bad)
+	if again != nil {
+		return nil, err
+	}
+	inv := err.(*InvalidError)
+	inv.Quarantined = true
+	return c, inv
+}
+
+// apply is Apply with the rules in quarantine (by RuleName) replaced. It
+// also returns, when every problem is an AccessRule's, those rules.
+func apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule, quarantine map[string]bool) (*config.Config, map[string]bool, error) {
 	c := *base
 	// A copy through JSON: validation writes parsed values and defaults
 	// into targets, and base may be serving.
 	if err := cloneJSON(base.Targets, &c.Targets); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cloneJSON(base.Rules, &c.Rules); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nt, nr := len(c.Targets), len(c.Rules)
 	var own []string
@@ -59,6 +84,9 @@ func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (
 	}
 	for i := range rules {
 		r := rules[i].DeepCopy()
+		if quarantine[RuleName(r)] {
+			r.Spec = policy.Rule{Deny: policy.StringList{policy.Wildcard}}
+		}
 		if r.Spec.Name != "" && r.Spec.Name != r.Name {
 			own = append(own, fmt.Sprintf("%s: spec.name: %q differs from metadata.name; leave it out", describeRule(r.Namespace, r.Name), r.Spec.Name))
 		}
@@ -66,6 +94,15 @@ func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (
 		own = append(own, confine(r)...)
 		r.Spec.Cluster = true
 		c.Rules = append(c.Rules, r.Spec)
+	}
+	if len(quarantine) > 0 {
+		for i := nr; i < len(c.Rules); i++ {
+			if quarantine[c.Rules[i].Name] {
+				for _, t := range c.Targets {
+					c.Rules[i].Targets = append(c.Rules[i].Targets, t.Name)
+				}
+			}
+		}
 	}
 	name := func(list string, i int) (string, bool) {
 		switch {
@@ -82,9 +119,28 @@ func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (
 		problems = append(problems, attribute(p, name))
 	}
 	if len(problems) > 0 {
-		return nil, &InvalidError{Problems: problems}
+		return nil, ruleProblems(problems, rules), &InvalidError{Problems: problems}
 	}
-	return &c, nil
+	return &c, nil, nil
+}
+
+// ruleProblems returns the AccessRules the problems are about, by
+// RuleName, or nil when any problem is about something else.
+func ruleProblems(problems []string, rules []AccessRule) map[string]bool {
+	bad := map[string]bool{}
+	for _, p := range problems {
+		found := false
+		for i := range rules {
+			if strings.HasPrefix(p, describeRule(rules[i].Namespace, rules[i].Name)+":") {
+				bad[RuleName(&rules[i])], found = true, true
+				break
+			}
+		}
+		if !found {
+			return nil
+		}
+	}
+	return bad
 }
 
 // nodeSecrets refuses credentials a ProtectedTarget would read from the

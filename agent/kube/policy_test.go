@@ -176,3 +176,35 @@ func TestApplyRefusesNodeSecrets(t *testing.T) {
 		}
 	}
 }
+
+// An AccessRule that does not validate stops its own namespace only: it
+// is taken as a rule denying the namespace's pods every target, and the
+// problems come with the configuration. A ProtectedTarget that does not
+// validate still stops the whole set.
+func TestApplyQuarantinesInvalidRules(t *testing.T) {
+	good := decodeObject[AccessRule](t, etlJobs)
+	bad := decodeObject[AccessRule](t, etlJobs)
+	bad.Name, bad.Namespace = "typo", "web"
+	bad.Spec.Allow = policy.StringList{"selekt"}
+	target := decodeObject[ProtectedTarget](t, ordersDB)
+	cfg, err := Apply(base(t), []ProtectedTarget{target}, []AccessRule{good, bad})
+	var inv *InvalidError
+	if cfg == nil || !errors.As(err, &inv) || !inv.Quarantined || !strings.Contains(err.Error(), `AccessRule web/typo: spec.allow[0]: unknown operation "selekt"`) {
+		t.Fatalf("Apply = %v, %v", cfg != nil, err)
+	}
+	var names []string
+	for _, r := range cfg.Rules {
+		names = append(names, r.Name)
+		if r.Name == "web/typo" && (!slices.Equal(r.Deny, policy.StringList{"*"}) || len(r.Allow) > 0 || !slices.Equal(r.Who.Kubernetes.Namespace, policy.StringList{"web"}) || len(r.Targets) == 0) {
+			t.Errorf("quarantined rule %+v", r)
+		}
+	}
+	if !slices.Contains(names, "etl/etl-jobs") || !slices.Contains(names, "web/typo") {
+		t.Errorf("rules %v", names)
+	}
+
+	target.Spec.Endpoints = []string{"not an endpoint"}
+	if cfg, err := Apply(base(t), []ProtectedTarget{target}, []AccessRule{good}); cfg != nil || !errors.As(err, &inv) || inv.Quarantined {
+		t.Errorf("an invalid ProtectedTarget: %v, %v", cfg != nil, err)
+	}
+}
