@@ -184,12 +184,17 @@ func (c *Conn) Identify(ctx context.Context, p Decider, id *policy.OIDC) (policy
 }
 
 // SetDatabase notes the database the session opens (PostgreSQL): every
-// later policy question and event names it, and the admission is decided
-// again with it, as a policy may let a workload open one database and not
-// another. Like Identify, the error is the policy engine's failure.
+// later policy question and event names it, and an admission that let the
+// workload in is decided again with it, as a policy may let a workload
+// open one database and not another (a denied one stays denied; a token
+// presented later is decided with the database too). Like Identify, the
+// error is the policy engine's failure.
 func (c *Conn) SetDatabase(ctx context.Context, p Decider, db string) (policy.Decision, error) {
 	c.database = db
 	c.input.Target.Database = db
+	if c.Admission.Result == policy.Deny {
+		return c.Admission, nil
+	}
 	d, err := admit(ctx, p, c)
 	c.Admission = d
 	return d, err
