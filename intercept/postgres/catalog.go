@@ -195,15 +195,17 @@ func (c *catalog) drop() {
 	c.gen.Add(1)
 }
 
-// forget drops the cache now: a statement that may have changed the
-// catalog has run through corral, and nothing need wait for the next
-// check to see it.
-func (c *catalog) forget() {
+// expire has the next question check the catalog, and every plan made
+// from the cache made again (which asks it): DDL has run through corral
+// and been committed, and nothing need wait for the next check to see
+// it. The check drops the cache only if the rows behind it changed, so
+// DDL elsewhere (a temporary table a transaction creates) costs one
+// query, not every answer fetched again.
+func (c *catalog) expire() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stamp != "" || len(c.rels)+len(c.names)+len(c.funcs) > 0 {
-		c.drop()
-	}
+	c.checked = time.Time{}
+	c.gen.Add(1)
 }
 
 // trustedUntil is when what the cache says now must be checked again.
@@ -216,14 +218,49 @@ func (c *catalog) trustedUntil() time.Time {
 	return c.checked.Add(catalogRecheck)
 }
 
-// stampNow sums up the catalog rows the cached answers were read from:
+// stampQuery digests, table by table, the rows behind the cached answers:
+// their count and the sum of a 64-bit hash of each row's key and
+// transaction id, so that rows created as others are deleted (in
+// concurrent transactions) do not cancel out as a sum of the ids alone
+// would. $1: the involved relations' OIDs; $2: the relation names asked
+// about; $3, $4, $5: the function, operator and cast (target type) names
+// asked about; $6: the relations whose columns are cached.
+const stampQuery = `WITH procs AS (
+  SELECT oid, xmin::text AS x FROM pg_catalog.pg_proc WHERE proname = ANY($3::name[])
+  UNION SELECT p.oid, p.xmin::text FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+    WHERE o.oprname = ANY($4::name[])
+  UNION SELECT p.oid, p.xmin::text FROM pg_catalog.pg_type t JOIN pg_catalog.pg_cast k ON k.casttarget = t.oid
+    JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc WHERE t.typname = ANY($5::name[]))
+SELECT concat_ws(' ',
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || xmin, 0)), 0) FROM pg_catalog.pg_class
+    WHERE oid = ANY($1::oid[]) OR relname = ANY($2::name[])),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(attrelid || '.' || attnum || ':' || xmin, 0)), 0)
+    FROM pg_catalog.pg_attribute WHERE attrelid = ANY($6::oid[]) AND attnum > 0),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || xmin, 0)), 0) FROM pg_catalog.pg_rewrite
+    WHERE ev_class = ANY($1::oid[])),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(inhrelid || '.' || inhparent || ':' || xmin, 0)), 0)
+    FROM pg_catalog.pg_inherits WHERE inhrelid = ANY($1::oid[]) OR inhparent = ANY($1::oid[])),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || xmin, 0)), 0) FROM pg_catalog.pg_namespace
+    WHERE oid IN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = ANY($1::oid[]))),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || x, 0)), 0) FROM procs),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(d.objid || '.' || d.refobjid || ':' || d.xmin, 0)), 0)
+    FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.deptype = 'e'
+      AND d.objid IN (SELECT oid FROM procs)),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || xmin, 0)), 0) FROM pg_catalog.pg_operator
+    WHERE oprname = ANY($4::name[])),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || xmin, 0)), 0) FROM pg_catalog.pg_type
+    WHERE typname = ANY($5::name[])),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(k.oid || ':' || k.xmin, 0)), 0) FROM pg_catalog.pg_cast k
+    JOIN pg_catalog.pg_type t ON t.oid = k.casttarget WHERE t.typname = ANY($5::name[])))`
+
+// stampNow digests the catalog rows the cached answers were read from:
 // the involved relations' own rows, columns, rules (a view's definition),
 // inheritance and schemas; every relation named like a name asked about
 // (one created or renamed to it); the functions, operators and casts
-// asked about, and the functions behind those. A row created, changed or
-// deleted changes the count or the sum of transaction ids. Indexed
-// lookups only: its cost grows with what is cached, not with the
-// database.
+// asked about, the functions behind those and their extension
+// membership. A row created, changed or deleted changes its table's
+// digest. Indexed lookups only: its cost grows with what is cached, not
+// with the database.
 func (c *catalog) stampNow(ctx context.Context) (string, error) {
 	oids := make([]string, 0, len(c.involved))
 	for o := range c.involved {
@@ -239,25 +276,13 @@ func (c *catalog) stampNow(ctx context.Context) (string, error) {
 			fns = append(fns, strings.TrimPrefix(n, attrPrefix))
 		}
 	}
-	rows, err := c.query(ctx, `SELECT concat_ws(' ',
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_class
-    WHERE oid = ANY($1::oid[]) OR relname = ANY($2::name[])),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_attribute WHERE attrelid = ANY($1::oid[])),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_rewrite WHERE ev_class = ANY($1::oid[])),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_inherits
-    WHERE inhrelid = ANY($1::oid[]) OR inhparent = ANY($1::oid[])),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_namespace
-    WHERE oid IN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = ANY($1::oid[]))),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_proc
-    WHERE proname = ANY($3::name[])
-      OR oid IN (SELECT oprcode FROM pg_catalog.pg_operator WHERE oprname = ANY($4::name[]))
-      OR oid IN (SELECT k.castfunc FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_type t ON t.oid = k.casttarget
-        WHERE t.typname = ANY($5::name[]))),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_operator WHERE oprname = ANY($4::name[])),
-  (SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_catalog.pg_type WHERE typname = ANY($5::name[])),
-  (SELECT count(*) || ':' || coalesce(sum(k.xmin::text::bigint), 0) FROM pg_catalog.pg_cast k
-    JOIN pg_catalog.pg_type t ON t.oid = k.casttarget WHERE t.typname = ANY($5::name[])))`,
-		"{"+strings.Join(oids, ",")+"}", pgArray(slices.Collect(maps.Keys(c.names))), pgArray(fns), pgArray(ops), pgArray(casts))
+	cols := make([]string, 0, len(c.rels))
+	for o := range c.rels {
+		cols = append(cols, strconv.FormatUint(uint64(o), 10))
+	}
+	rows, err := c.query(ctx, stampQuery,
+		"{"+strings.Join(oids, ",")+"}", pgArray(slices.Collect(maps.Keys(c.names))), pgArray(fns), pgArray(ops), pgArray(casts),
+		"{"+strings.Join(cols, ",")+"}")
 	if err != nil {
 		return "", err
 	}
@@ -336,7 +361,7 @@ GROUP BY c.relname`, pgArray(missing))
 	if err != nil {
 		return nil, err
 	}
-	if len(c.names) > 65536 {
+	if len(c.names) > maxCached || len(c.involved) > maxCached {
 		c.drop()
 	}
 	return out, nil
@@ -379,7 +404,7 @@ func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string
 	if err != nil {
 		return nil, err
 	}
-	if len(c.funcs) > 65536 {
+	if len(c.funcs) > maxCached || len(c.involved) > maxCached {
 		c.drop()
 	}
 	return out, nil
@@ -461,12 +486,21 @@ type funcInfo struct {
 
 // pgArray writes names as a text[] literal.
 func pgArray(names []string) string {
-	q := make([]string, len(names))
+	var b strings.Builder
+	b.WriteByte('{')
 	for i, n := range names {
-		q[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(n) + `"`
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		arrayQuote.WriteString(&b, n)
+		b.WriteByte('"')
 	}
-	return "{" + strings.Join(q, ",") + "}"
+	b.WriteByte('}')
+	return b.String()
 }
+
+var arrayQuote = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 func (c *catalog) close() {
 	c.mu.Lock()
@@ -504,7 +538,7 @@ func (c *catalog) relations(ctx context.Context, oids []uint32) (map[uint32]*rel
 	if err != nil {
 		return nil, err
 	}
-	if len(c.rels) > 65536 {
+	if len(c.rels) > maxCached || len(c.involved) > maxCached {
 		c.drop()
 	}
 	return out, nil
@@ -562,7 +596,10 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 // function of the database's own.
 func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) ([]string, bool, error) {
 	if depth > 16 {
-		return nil, false, fmt.Errorf("views nested deeper than 16 levels")
+		// Deeper than corral follows: taken as a view that may read
+		// anything (its columns are withheld), not as an error, which
+		// would drop every cached answer each time it is asked about.
+		return nil, true, nil
 	}
 	id := strconv.FormatUint(uint64(oid), 10)
 	rows, err := c.query(ctx, `SELECT DISTINCT rc.oid, rn.nspname, rc.relname, rc.relkind, a.attname
@@ -662,6 +699,11 @@ SELECT 'down', n.nspname, c.relname, c.oid FROM down JOIN pg_catalog.pg_class c 
 	return ancestors, descendants, nil
 }
 
+// maxCached bounds each part of the cache, and the relations the stamp
+// covers: the stamp's cost grows with them, and it is paid under the
+// catalog's lock.
+const maxCached = 8192
+
 func (c *catalog) ensure(ctx context.Context) error {
 	if c.conn != nil && !c.conn.IsClosed() {
 		return nil
@@ -682,6 +724,8 @@ func (c *catalog) query(ctx context.Context, sql string, args ...string) ([][]st
 	for i, a := range args {
 		params[i] = []byte(a)
 	}
+	// Not a prepared statement, not even the stamp: the target may be a
+	// pooler that runs each transaction on another server connection.
 	res := c.conn.ExecParams(ctx, sql, params, nil, nil, nil).Read()
 	if res.Err != nil {
 		if c.conn.IsClosed() {

@@ -124,6 +124,12 @@ CREATE FUNCTION tidy(text) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1'`)
 			}
 			return ""
 		}},
+		{"a function made an extension's", "ALTER EXTENSION plpgsql ADD FUNCTION tidy(text)", true, func() string {
+			if _, _, fns := ask(); fns["tidy"].user {
+				return "tidy is still the database's own"
+			}
+			return ""
+		}},
 		{"a schema renamed", "ALTER SCHEMA public RENAME TO shop", true, func() string {
 			if rels, _, _ := ask(); rels[customers].schema != "shop" {
 				return "the schema is still " + rels[customers].schema
@@ -167,3 +173,37 @@ func TestCatalogFetchesSeeOneCatalog(t *testing.T) {
 		t.Fatalf("customers is %q (cache dropped: %v), want the view", names["customers"].kinds, cat.gen.Load() != gen)
 	}
 }
+
+// A view nested deeper than corral follows is taken as one that may read
+// anything (its columns withheld), not as an error: an error would drop
+// every cached answer each time a statement named it.
+func TestCatalogDeepViews(t *testing.T) {
+	testutil.RequireRoot(t)
+	pg := testutil.StartPostgres(t, testutil.NewHost(t), testutil.PostgresOptions{})
+	sql := "CREATE TABLE customers (id int, email text); CREATE VIEW v0 AS SELECT id FROM customers;"
+	for i := 1; i <= 20; i++ {
+		sql += fmt.Sprintf(" CREATE VIEW v%d AS SELECT id FROM v%d;", i, i-1)
+	}
+	pg.Exec(t, "postgres", sql)
+	cat := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) {
+		return pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", pg.Dir))
+	})
+	t.Cleanup(cat.close)
+	oid := func(name string) uint32 {
+		n, _ := strconv.ParseUint(pg.Exec(t, "postgres", "SELECT '"+name+"'::regclass::oid")[0][0], 10, 32)
+		return uint32(n)
+	}
+	shallow, deep := oid("v3"), oid("v20")
+	if _, err := cat.relations(t.Context(), []uint32{shallow}); err != nil {
+		t.Fatal(err)
+	}
+	gen := cat.gen.Load()
+	rels, err := cat.relations(t.Context(), []uint32{deep})
+	if err != nil || !rels[deep].callsOwn {
+		t.Fatalf("v20: %+v, %v; want it withheld", rels[deep], err)
+	}
+	if cat.gen.Load() != gen {
+		t.Error("asking of a deep view dropped the cache")
+	}
+}
+

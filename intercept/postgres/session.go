@@ -265,9 +265,9 @@ type session struct {
 
 	// catalogSent (client side) counts the statements allowed that may
 	// change the catalog; catalogSeen (server side) is the count the
-	// server has answered when it was last ready. The catalog cache is
-	// dropped in between, so what runs next is judged by the catalog
-	// after them.
+	// server had answered when it was last ready outside a transaction.
+	// The catalog cache is checked again in between, so what runs next is
+	// judged by the catalog after them.
 	catalogSent, catalogSeen uint64
 }
 
@@ -1690,8 +1690,10 @@ func (s *session) fromServer() error {
 				scrubNotification(mk, s.key, m)
 			}
 		case *pgproto3.ReadyForQuery:
-			if ok && h.catalogSeq > s.catalogSeen {
-				s.cat.forget()
+			if ok && h.catalogSeq > s.catalogSeen && m.TxStatus == 'I' {
+				// Committed (or rolled back): the catalog connection
+				// sees what the DDL did only now.
+				s.cat.expire()
 				s.catalogSeen = h.catalogSeq
 			}
 			s.answerHead()

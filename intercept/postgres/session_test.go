@@ -121,6 +121,7 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 		stmts := map[string]string{}
 		portals := map[string]string{}
 		failed := false // extended protocol: skip to Sync after an error
+		inTx := false   // a simple-protocol BEGIN until COMMIT or ROLLBACK
 		for {
 			msg, err := ts.server.Receive()
 			if err != nil {
@@ -166,7 +167,17 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 					}
 					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("OK")})
 				}
-				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				switch strings.ToUpper(m.String) {
+				case "BEGIN":
+					inTx = true
+				case "COMMIT", "ROLLBACK":
+					inTx = false
+				}
+				tx := byte('I')
+				if inTx {
+					tx = 'T'
+				}
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: tx})
 			case *pgproto3.Parse:
 				if isRefusal(m.Query) {
 					ts.server.Send(syntaxError())
@@ -752,23 +763,35 @@ func TestSessionPlanCache(t *testing.T) {
 	}
 }
 
-// DDL run through corral drops the catalog's answers once the server has
-// answered it: the next statement is judged by the catalog after it.
-func TestSessionDDLDropsCatalogAnswers(t *testing.T) {
+// DDL run through corral has the catalog checked again once the server
+// has answered it outside a transaction (the catalog's connection sees
+// the change only once it is committed): the next statement is judged by
+// the catalog after it, and plans are made again.
+func TestSessionDDLRechecksCatalog(t *testing.T) {
 	ts := newTestSession(t, stubDecider(allowAll), policy.Decision{Result: policy.Allow})
 	server := ts.fakeServer()
 	done := ts.run()
-	gen := ts.s.cat.gen.Load()
-	ts.exchange(t, &pgproto3.Query{String: "SELECT id FROM customers"})
-	if ts.s.cat.gen.Load() != gen {
-		t.Fatal("a SELECT dropped the catalog's answers")
+	due := func() (bool, uint64) {
+		ts.s.cat.mu.Lock()
+		defer ts.s.cat.mu.Unlock()
+		return ts.s.cat.checked.IsZero(), ts.s.cat.gen.Load()
 	}
-	ts.exchange(t, &pgproto3.Query{String: "CREATE OR REPLACE VIEW contacts AS SELECT id FROM customers"})
 	ts.s.cat.mu.Lock()
-	cached := len(ts.s.cat.rels) + len(ts.s.cat.names)
+	ts.s.cat.checked = time.Now()
 	ts.s.cat.mu.Unlock()
-	if ts.s.cat.gen.Load() == gen || cached != 0 {
-		t.Errorf("after DDL the catalog keeps %d answers (generation %d, was %d)", cached, ts.s.cat.gen.Load(), gen)
+	_, gen := due()
+	ts.exchange(t, &pgproto3.Query{String: "SELECT id FROM customers"})
+	if d, g := due(); d || g != gen {
+		t.Fatal("a SELECT had the catalog checked again")
+	}
+	ts.exchange(t, &pgproto3.Query{String: "BEGIN"})
+	ts.exchange(t, &pgproto3.Query{String: "CREATE OR REPLACE VIEW contacts AS SELECT id FROM customers"})
+	if d, g := due(); d || g != gen {
+		t.Fatal("DDL not yet committed had the catalog checked again")
+	}
+	ts.exchange(t, &pgproto3.Query{String: "COMMIT"})
+	if d, g := due(); !d || g == gen {
+		t.Errorf("after the DDL committed: check due %v, generation %d (was %d)", d, g, gen)
 	}
 	ts.finish(t, done, server)
 }
