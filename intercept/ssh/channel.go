@@ -268,7 +268,9 @@ func (ch *sessionCh) request(r *gossh.Request) {
 	switch r.Type {
 	case "pty-req":
 		var p ptyReq
-		if err := gossh.Unmarshal(r.Payload, &p); err != nil {
+		// TERM reaches the login shell's environment like an env
+		// request's value, and is held to the same characters.
+		if err := gossh.Unmarshal(r.Payload, &p); err != nil || !plainEnvValue(p.Term) {
 			r.Reply(false, nil)
 			return
 		}

@@ -3,6 +3,7 @@ package ssh
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	gossh "golang.org/x/crypto/ssh"
 
@@ -32,7 +33,7 @@ func (s *session) question(r *gossh.Request, pty bool) (question, error) {
 		return question{text: "shell", ops: []string{"shell"}, inputs: []policy.SSH{{Interactive: true, User: s.user}}, opsOf: [][]string{{"shell"}}}, nil
 	case "subsystem":
 		var p struct{ Name string }
-		if err := gossh.Unmarshal(r.Payload, &p); err != nil {
+		if err := gossh.Unmarshal(r.Payload, &p); err != nil || !cstring(p.Name) {
 			return question{text: "subsystem"}, errors.New("malformed subsystem request")
 		}
 		op := "subsystem"
@@ -43,7 +44,7 @@ func (s *session) question(r *gossh.Request, pty bool) (question, error) {
 			inputs: []policy.SSH{{Subsystem: p.Name, User: s.user}}, opsOf: [][]string{{op}}}, nil
 	}
 	var p struct{ Command string }
-	if err := gossh.Unmarshal(r.Payload, &p); err != nil {
+	if err := gossh.Unmarshal(r.Payload, &p); err != nil || !cstring(p.Command) {
 		return question{text: "exec"}, errors.New("malformed exec request")
 	}
 	q := question{text: p.Command, ops: []string{"exec"}}
@@ -150,4 +151,11 @@ func (s *session) decideAndRecord(ops []string, in *policy.SSH, text string) pol
 		d.Result = policy.Allow
 	}
 	return d
+}
+
+// cstring reports whether s reads the same as a C string, as sshd reads
+// request fields: sshd drops a NUL at the end and refuses one inside, so
+// "sftp\x00" names sftp to it, and corral would decide on another name.
+func cstring(s string) bool {
+	return strings.IndexByte(s, 0) < 0
 }

@@ -21,7 +21,7 @@ func (s *session) directTCPIP(nch gossh.NewChannel) {
 		OriginHost string
 		OriginPort uint32
 	}
-	if err := gossh.Unmarshal(nch.ExtraData(), &p); err != nil {
+	if err := gossh.Unmarshal(nch.ExtraData(), &p); err != nil || !cstring(p.Host) || !cstring(p.OriginHost) {
 		nch.Reject(gossh.ConnectionFailed, "corral: malformed forwarding request")
 		return
 	}
@@ -57,7 +57,7 @@ func (s *session) clientGlobal(reqs <-chan *gossh.Request) {
 				Addr string
 				Port uint32
 			}
-			if err := gossh.Unmarshal(r.Payload, &p); err != nil {
+			if err := gossh.Unmarshal(r.Payload, &p); err != nil || !cstring(p.Addr) {
 				r.Reply(false, nil)
 				continue
 			}
