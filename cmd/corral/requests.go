@@ -23,6 +23,7 @@ import (
 	"github.com/corral-dev/corral/agent/admin"
 	"github.com/corral-dev/corral/agent/config"
 	"github.com/corral-dev/corral/agent/kube"
+	"github.com/corral-dev/corral/internal/termsafe"
 	"github.com/corral-dev/corral/policy/approval"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -195,7 +196,7 @@ every step of every request as it happens, until interrupted.`,
 				return err
 			}
 			ctx := cmd.Context()
-			out := cmd.OutOrStdout()
+			out := termsafe.NewWriter(cmd.OutOrStdout())
 			q := fmt.Sprintf("/v1/requests?limit=%d", limit)
 			if state != "all" {
 				q += "&state=" + url.QueryEscape(state)
@@ -252,7 +253,7 @@ func clusterRequests(cmd *cobra.Command, af *adminFlags, state string, limit int
 	} else if !approval.ValidState(state) {
 		return fmt.Errorf("--state: %q is not a request state", state)
 	}
-	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	ctx, out := cmd.Context(), termsafe.NewWriter(cmd.OutOrStdout())
 	list, err := c.List(ctx, f)
 	if err != nil {
 		return err
@@ -420,7 +421,7 @@ its user name and groups are matched against the reviewers.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, r.Summary())
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, termsafe.String(r.Summary()))
 				return nil
 			}
 			c, err := af.client()
@@ -435,7 +436,7 @@ its user name and groups are matched against the reviewers.`,
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/requests/"+url.PathEscape(args[0])+"/"+verb, admin.Decision{Reason: reason}, &r); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, r.Summary())
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, termsafe.String(r.Summary()))
 			return nil
 		},
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/corral-dev/corral/agent"
 	"github.com/corral-dev/corral/agent/config"
+	"github.com/corral-dev/corral/internal/termsafe"
 	"github.com/corral-dev/corral/recorder"
 	"github.com/corral-dev/corral/recorder/store"
 )
@@ -60,7 +61,7 @@ from now (24h) or a time (2026-11-26T09:00:00Z).`,
 			if asJSON {
 				return writeSessionsJSON(cmd.OutOrStdout(), list)
 			}
-			writeSessionsTable(cmd.OutOrStdout(), list)
+			writeSessionsTable(termsafe.NewWriter(cmd.OutOrStdout()), list)
 			return nil
 		},
 	}
@@ -190,7 +191,11 @@ files beside the recording also play in any asciinema player.`,
 				return err
 			}
 			defer f.Close()
-			var transcript io.Writer = cmd.OutOrStdout()
+			// The transcript is made of what workloads sent: kept from
+			// acting on the terminal. A terminal's replay is its output
+			// as the workload saw it, escapes included (as asciinema
+			// plays one).
+			transcript := termsafe.NewWriter(cmd.OutOrStdout())
 			if termOnly {
 				transcript = io.Discard
 			}
@@ -287,7 +292,7 @@ recording is corrupt.`,
 				if status == "corrupt" {
 					bad++
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-9s  %s\n", e.ID, status, detail)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-9s  %s\n", e.ID, status, termsafe.String(detail))
 			}
 			if bad > 0 {
 				return fmt.Errorf("%d of %d recordings are corrupt", bad, len(list))

@@ -188,3 +188,26 @@ func TestVerifyRecordsAddedAfterClose(t *testing.T) {
 		t.Fatalf("verify of a forged end: %v\n%s", err, out)
 	}
 }
+
+// A transcript is made of what a workload sent: a statement carrying
+// terminal escapes is shown with them escaped, not acted on (the line that
+// erased the one above it, a carriage return that hid what came before).
+func TestReplayTranscriptEscapesTerminalControls(t *testing.T) {
+	cfg, _, _ := recordTerminals(t, func(s *recorder.Session, start time.Time) {
+		s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "SELECT 1 /*\x1b[1A\x1b[2K*/", Decision: "allow"}})
+		s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "DELETE FROM orders; --\rSELECT 2", Decision: "deny", Reason: "delete\x1b]0;ok\x07"}})
+		s.End(recorder.End{})
+	})
+	out, err := run(t, "replay", "s-term1", "--transcript", "--config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out, "\x1b\r\x07") {
+		t.Errorf("the transcript carries terminal controls:\n%q", out)
+	}
+	for _, want := range []string{`SELECT 1 /*\x1b[1A\x1b[2K*/`, "DELETE FROM orders; -- SELECT 2", `delete\x1b]0;ok\x07`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the transcript lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+// Package termsafe keeps text a workload chose (a statement, a command
+// line, a program's name, a database's) from acting on the terminal of
+// the person reading corral's output: control characters would move the
+// cursor, erase what a reviewer is about to approve, or retitle the
+// window, and bidirectional overrides would reorder what is shown. They
+// are written as escapes instead (\x1b, \u202e), visible and inert.
+// Newlines and tabs pass: corral's own output is made of them; the text
+// it prints from workloads is kept on one line where it is built.
+package termsafe
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// String returns s with what would act on a terminal escaped, newlines
+// and tabs included.
+func String(s string) string {
+	if clean(s, false) {
+		return s
+	}
+	var b strings.Builder
+	write(&b, s, false)
+	return b.String()
+}
+
+// NewWriter returns a writer that escapes, in what is written through it,
+// what would act on a terminal, but for newlines and tabs.
+func NewWriter(w io.Writer) io.Writer { return &writer{w: w} }
+
+type writer struct {
+	w    io.Writer
+	tail []byte // an incomplete UTF-8 sequence held for the next write
+}
+
+func (t *writer) Write(p []byte) (int, error) {
+	s := string(append(t.tail, p...))
+	t.tail = t.tail[:0]
+	// A sequence cut by the end of this write is completed by the next.
+	if i := lastStart(s); i >= 0 && !utf8.FullRuneInString(s[i:]) {
+		t.tail = append(t.tail, s[i:]...)
+		s = s[:i]
+	}
+	if clean(s, true) {
+		_, err := io.WriteString(t.w, s)
+		return len(p), err
+	}
+	var b strings.Builder
+	write(&b, s, true)
+	_, err := io.WriteString(t.w, b.String())
+	return len(p), err
+}
+
+// lastStart is the index of the last byte that may start a UTF-8
+// sequence among the last three, or -1.
+func lastStart(s string) int {
+	for i := len(s) - 1; i >= 0 && i >= len(s)-3; i-- {
+		if utf8.RuneStart(s[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// clean reports whether s has nothing to escape. Bytes that are not
+// UTF-8 count: a lone 0x9b is a control sequence to an 8-bit terminal.
+func clean(s string, lines bool) bool {
+	for i, r := range s {
+		if acts(r, lines) || r == utf8.RuneError && !validAt(s, i) {
+			return false
+		}
+	}
+	return true
+}
+
+func write(b *strings.Builder, s string, lines bool) {
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !validAt(s, i):
+			fmt.Fprintf(b, `\x%02x`, s[i])
+		case acts(r, lines):
+			if r < 0x80 {
+				fmt.Fprintf(b, `\x%02x`, r)
+			} else {
+				fmt.Fprintf(b, `\u%04x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+}
+
+func validAt(s string, i int) bool {
+	r, n := utf8.DecodeRuneInString(s[i:])
+	return r != utf8.RuneError || n > 1
+}
+
+// acts reports whether r acts on a terminal or reorders text: C0 and C1
+// controls, DEL, and the bidirectional embeddings, overrides and isolates.
+// With lines, newlines and tabs do not count.
+func acts(r rune, lines bool) bool {
+	switch {
+	case lines && (r == '\n' || r == '\t'):
+		return false
+	case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0:
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
+		return true
+	case r == 0x2028, r == 0x2029:
+		return true
+	}
+	return false
+}
