@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +49,9 @@ type sessionCh struct {
 
 	castMu     sync.Mutex
 	cast       *recorder.Cast
-	recLimit   int64
+	recLimit   int64 // bound of the output kept in the cast
+	inLimit    int64 // bound of the input kept in the cast
+	shellInput bool  // the input is a shell's: its commands
 	outKept    int64 // output kept in the cast
 	inKept     int64 // input kept in the cast
 	unrecorded uint64
@@ -451,6 +454,14 @@ func (ch *sessionCh) record(q question) error {
 		w, hgt = int(ch.pty.Columns), int(ch.pty.Rows)
 		ch.recLimit = bound(ch.s.h.MaxRecordedTerminal, DefaultMaxRecordedTerminal)
 	}
+	ch.inLimit = ch.recLimit
+	if slices.Contains(q.ops, "shell") {
+		// A shell without a terminal (ssh -T, sh -s, bash < script)
+		// reads its commands from its input: not data to bound like a
+		// file's, but what the session ran.
+		ch.inLimit = bound(ch.s.h.MaxRecordedTerminal, DefaultMaxRecordedTerminal)
+		ch.shellInput = true
+	}
 	env := map[string]string{"SHELL": "/bin/sh"}
 	if ch.pty != nil && ch.pty.Term != "" {
 		env["TERM"] = ch.pty.Term
@@ -527,17 +538,23 @@ func (t *teeWriter) Write(b []byte) (int, error) {
 func (ch *sessionCh) tee(b []byte, input bool) bool {
 	ch.castMu.Lock()
 	defer ch.castMu.Unlock()
-	kept := &ch.outKept
+	kept, limit := &ch.outKept, ch.recLimit
 	if input {
 		ch.in += uint64(len(b))
-		kept = &ch.inKept
+		kept, limit = &ch.inKept, ch.inLimit
 	} else {
 		ch.out += uint64(len(b))
 	}
 	if ch.cast == nil {
 		return true
 	}
-	if ch.recLimit >= 0 && *kept+int64(len(b)) > ch.recLimit {
+	if limit >= 0 && *kept+int64(len(b)) > limit {
+		if input && ch.shellInput && ch.s.c.RecordingStrict() {
+			// Past the bound a shell's commands would run unrecorded.
+			ch.s.h.Log.Error("a shell's input passed the terminal recording's bound; session cut", "session_id", ch.s.c.SessionID, "bound", limit)
+			ch.s.client.Close()
+			return false
+		}
 		ch.unrecorded += uint64(len(b))
 		return true
 	}

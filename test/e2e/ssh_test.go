@@ -3,8 +3,10 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -378,6 +380,42 @@ func TestSSHShellRecordedAndReplayed(t *testing.T) {
 	}
 	if v := s.cli(t, "verify", ev.SessionID); !strings.Contains(v, "ok") {
 		t.Errorf("verify:\n%s", v)
+	}
+}
+
+// A shell without a terminal (ssh -T) reads its commands from its input:
+// that input is recorded like a terminal's, not cut at the bound of a
+// command's data, however much output came first.
+func TestSSHShellInputRecordedPastTheDataBound(t *testing.T) {
+	s := newSSHEnv(t)
+	from := s.a.Mark()
+	cmd := exec.Command("ssh", s.sshArgs("-T", s.target())...)
+	script := "head -c 1100000 /dev/zero | tr '\\0' x; echo\n" + strings.Repeat(":\n", 600_000) + "echo late-$((6*7))\n"
+	cmd.Stdin = strings.NewReader(script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: testutil.CgroupFD(t, s.workCg)}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "late-42") {
+		t.Fatalf("shell: %v\n%.200s", err, out[max(0, len(out)-200):])
+	}
+	s.a.WaitEvent(t, from, func(e intercept.Event) bool { return e.Event == intercept.EventClose && e.Protocol == "ssh" })
+	// Every byte of the input is in the cast's input events.
+	recorded := 0
+	filepath.WalkDir(s.stateDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".cast") {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		for _, line := range strings.Split(string(b), "\n") {
+			var ev []any
+			if json.Unmarshal([]byte(line), &ev) == nil && len(ev) == 3 && ev[1] == "i" {
+				data, _ := ev[2].(string)
+				recorded += len(data)
+			}
+		}
+		return nil
+	})
+	if recorded != len(script) {
+		t.Errorf("the terminal recording kept %d bytes of the shell's %d bytes of input", recorded, len(script))
 	}
 }
 
