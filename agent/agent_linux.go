@@ -120,6 +120,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	table := newTargetTable(cfg.Targets)
+	table.keepResolved(filepath.Join(cfg.StateDir, "resolved.json"), log)
 	if err := table.sync(ctx, progs, log); err != nil {
 		return err
 	}

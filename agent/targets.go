@@ -3,10 +3,14 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -37,6 +41,10 @@ type targetTable struct {
 	resolved map[string]map[netip.Addr]time.Time
 	lookup   func(ctx context.Context, host string) ([]netip.Addr, error)
 	now      func() time.Time
+	// saved, when set, is where resolved is kept across restarts: an
+	// agent that starts while DNS is down still protects the addresses
+	// its names gave within dnsRetain.
+	saved string
 }
 
 // dnsRetain is how long an address a DNS name resolved to stays a target
@@ -179,6 +187,7 @@ func (t *targetTable) resolve(ctx context.Context, host string) ([]netip.Addr, e
 		for _, a := range addrs {
 			seen[a.Unmap()] = now
 		}
+		t.save()
 	} else if err == nil {
 		err = fmt.Errorf("no addresses")
 	}
@@ -188,6 +197,58 @@ func (t *targetTable) resolve(ctx context.Context, host string) ([]netip.Addr, e
 	}
 	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
 	return out, err
+}
+
+// keepResolved has the table keep what names resolved to in path, and
+// takes up what a previous agent kept there, within dnsRetain. A file
+// that cannot be read is only logged: the names are resolved anew.
+func (t *targetTable) keepResolved(path string, log *slog.Logger) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.saved = path
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var kept map[string]map[netip.Addr]time.Time
+	if err == nil {
+		err = json.Unmarshal(b, &kept)
+	}
+	if err != nil {
+		log.Warn("cannot read the addresses DNS names resolved to before; resolving them anew", "path", path, "err", err)
+		return
+	}
+	now := t.now()
+	for host, seen := range kept {
+		for a, last := range seen {
+			if now.Sub(last) > dnsRetain {
+				continue
+			}
+			if t.resolved[host] == nil {
+				t.resolved[host] = map[netip.Addr]time.Time{}
+			}
+			if last.After(t.resolved[host][a]) {
+				t.resolved[host][a] = last
+			}
+		}
+	}
+}
+
+// save writes resolved to the file keepResolved named (t.mu held). A
+// failure is no reason to stop protecting anything: the next answer
+// tries again.
+func (t *targetTable) save() {
+	if t.saved == "" {
+		return
+	}
+	b, err := json.Marshal(t.resolved)
+	if err != nil {
+		return
+	}
+	tmp := t.saved + ".tmp"
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		os.Rename(tmp, t.saved)
+	}
 }
 
 func (t *targetTable) sync(ctx context.Context, k targetSetter, log *slog.Logger) error {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -53,5 +55,45 @@ func TestDNSTargetKeepsRecentAddresses(t *testing.T) {
 		if got := covered(); !slices.Equal(got, step.want) {
 			t.Errorf("%s: targets %v, want %v", step.what, got, step.want)
 		}
+	}
+}
+
+// What names resolved to is kept in the state directory: an agent that
+// starts while DNS is down protects the addresses a name gave within
+// dnsRetain, not nothing.
+func TestDNSAddressesKeptAcrossRestarts(t *testing.T) {
+	ep, err := config.ParseEndpoint("db.example:5432")
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := []config.Target{{Name: "db", Protocol: "postgres", Parsed: []config.Endpoint{ep}}}
+	path := filepath.Join(t.TempDir(), "resolved.json")
+	now := time.Unix(1_800_000_000, 0)
+	log := slog.New(slog.DiscardHandler)
+	start := func(answer []netip.Addr, failure error) []string {
+		table := newTargetTable(targets)
+		table.now = func() time.Time { return now }
+		table.lookup = func(context.Context, string) ([]netip.Addr, error) { return answer, failure }
+		table.keepResolved(path, log)
+		var out []string
+		for _, e := range table.entries(context.Background(), log) {
+			out = append(out, netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String())
+		}
+		return out
+	}
+	if got := start([]netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil); !slices.Equal(got, []string{"10.0.0.1:5432"}) {
+		t.Fatalf("first agent: %v", got)
+	}
+	now = now.Add(10 * time.Minute)
+	if got := start(nil, errors.New("no DNS")); !slices.Equal(got, []string{"10.0.0.1:5432"}) {
+		t.Errorf("an agent started while DNS is down: %v, want the address kept", got)
+	}
+	now = now.Add(dnsRetain)
+	if got := start(nil, errors.New("no DNS")); len(got) != 0 {
+		t.Errorf("an agent started past the retention: %v", got)
+	}
+	os.WriteFile(path, []byte("not json"), 0o600)
+	if got := start([]netip.Addr{netip.MustParseAddr("10.0.0.2")}, nil); !slices.Equal(got, []string{"10.0.0.2:5432"}) {
+		t.Errorf("over an unreadable file: %v", got)
 	}
 }
