@@ -25,7 +25,7 @@ if [ ! -x "$binary" ]; then
 fi
 
 install -d -m 0755 "$DESTDIR$bindir" "$DESTDIR$UNITDIR"
-install -d -m 0755 "$DESTDIR$confdir"
+install -d -m 0700 "$DESTDIR$confdir"
 install -m 0755 "$binary" "$DESTDIR$bindir/corral"
 
 # The unit names the binary where PREFIX put it.

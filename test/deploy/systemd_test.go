@@ -72,20 +72,23 @@ func TestUnitSettings(t *testing.T) {
 	u := parseUnit(t, filepath.Join(dir, "corral.service"))
 	s := func(k string) string { return u.get("Service", k) }
 	want := map[string]string{
-		"Type":                    "exec",
-		"Slice":                   "corral.slice",
-		"ExecStart":               "/usr/local/bin/corral agent --config /etc/corral/corral.yaml --keep-pinned",
-		"Restart":                 "on-failure",
-		"StateDirectory":          "corral",
-		"RuntimeDirectory":        "corral",
-		"ConfigurationDirectory":  "corral",
-		"NoNewPrivileges":         "yes",
-		"ProtectSystem":           "strict",
-		"ProtectHome":             "yes",
-		"PrivateTmp":              "yes",
-		"LockPersonality":         "yes",
-		"MemoryDenyWriteExecute":  "yes",
-		"SystemCallArchitectures": "native",
+		"Type":                   "exec",
+		"Slice":                  "corral.slice",
+		"ExecStart":              "/usr/local/bin/corral agent --config /etc/corral/corral.yaml --keep-pinned",
+		"Restart":                "on-failure",
+		"StateDirectory":         "corral",
+		"RuntimeDirectory":       "corral",
+		"ConfigurationDirectory": "corral",
+		// Credential files dropped there with a lax umask stay the
+		// agent's.
+		"ConfigurationDirectoryMode": "0700",
+		"NoNewPrivileges":            "yes",
+		"ProtectSystem":              "strict",
+		"ProtectHome":                "yes",
+		"PrivateTmp":                 "yes",
+		"LockPersonality":            "yes",
+		"MemoryDenyWriteExecute":     "yes",
+		"SystemCallArchitectures":    "native",
 	}
 	for k, v := range want {
 		if got := s(k); got != v {
