@@ -62,6 +62,12 @@ type expectation struct {
 	// catalogSeq: session.catalogSent when this was sent, this request's
 	// own statements included.
 	catalogSeq uint64
+	// renew (a named Bind) and declares (a query's DECLAREs, in order;
+	// nil for a name not marked unfiltered) are set when the server
+	// confirms that a name marked unfiltered was made anew (see
+	// session.renewed).
+	renew    *atomic.Bool
+	declares []*atomic.Bool
 }
 
 type expKind uint8
@@ -251,6 +257,22 @@ type session struct {
 	// clears its mark, but ROLLBACK TO SAVEPOINT brings back a portal
 	// bound before the savepoint.
 	unnamedUnfiltered bool
+	// renewed: for names in unfiltered, set once the server confirmed
+	// that the name was made anew, by a statement decided under the
+	// masks that marked it (a named BindComplete, a DECLARE's
+	// CommandComplete): the server refuses either while the old cursor or
+	// portal exists, so the name no longer holds it. A new marking
+	// forgets them. freshIn: names bound or declared in the current
+	// extended batch or query, which an error would have ended before
+	// anything read them.
+	renewed  map[string]*atomic.Bool
+	freshIn  map[string]uint64
+	unit     uint64 // numbers the batches and queries, for freshIn
+	querying bool   // the statements being decided are a simple query's
+
+	// server side: how many DECLAREs of the query being answered the
+	// server has confirmed.
+	declared int
 	// maskVersion: the policy version of the decision that gave the
 	// current masks (see refreshMasks).
 	maskVersion uint64
@@ -399,6 +421,7 @@ func (s *session) expect(es ...expectation) {
 		s.overflow = s.overflow || len(s.q) > maxInFlight
 		if e.kind == expSync {
 			s.batch++
+			s.unit++
 		}
 	}
 	s.qMu.Unlock()
@@ -646,7 +669,7 @@ func (s *session) decide(stmts []Statement) string {
 				reason = why
 			} else if why := s.masks.plannerChange(st); why != "" {
 				reason = why
-			} else if st.Fetches != "" && s.unfiltered[st.Fetches] {
+			} else if st.Fetches != "" && s.stillUnfiltered(st.Fetches) {
 				reason = fmt.Sprintf("cursor %q was declared before the masks came to restrict filters; declare it under another name, or reconnect", st.Fetches)
 			} else if s.plannerSet && s.masks != nil && s.masks.strictFilters != "" && s.masks.maskedTable(st, l) != "" {
 				// Settings made before a reload brought the restriction
@@ -687,6 +710,9 @@ func (s *session) decide(stmts []Statement) string {
 		}
 		s.seqs = append(s.seqs, seq)
 		s.plannerSet = s.plannerSet || plannerSetting(st.Sets) != ""
+		if s.querying && st.Declares != "" {
+			s.made(st.Declares) // what the query fetches after this reads it
+		}
 		if !s.preparing && changesCatalog(st.Ops) {
 			s.catalogSent++
 		}
@@ -1144,10 +1170,13 @@ func (s *session) classify(sql string) ([]Statement, error) {
 func (s *session) onQuery(m *pgproto3.Query) error {
 	stmts, err := s.classify(m.String)
 	reason := ""
+	s.unit++
 	if err != nil {
 		reason = err.Error()
 	} else {
+		s.querying = true
 		reason = s.decide(stmts)
+		s.querying = false
 	}
 	s.countOps(reason, len(stmts))
 	if reason != "" {
@@ -1155,6 +1184,11 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 		return s.send(&pgproto3.Query{String: refusal})
 	}
 	e := expectation{kind: expQuery, masks: s.masks, withhold: s.withholdNext}
+	for _, st := range stmts {
+		if st.Declares != "" {
+			e.declares = append(e.declares, s.renewing(st.Declares))
+		}
+	}
 	if s.c.Recording() {
 		e.seqs, e.sent = slices.Clone(s.seqs), time.Now()
 	}
@@ -1332,7 +1366,12 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	if len(s.seqs) > 0 {
 		s.portalSeq[m.DestinationPortal] = s.seqs[0]
 	}
-	s.expect(expectation{kind: expBind})
+	e := expectation{kind: expBind}
+	if name != "" {
+		e.renew = s.renewing(name)
+		s.made(name)
+	}
+	s.expect(e)
 	return s.send(m)
 }
 
@@ -1378,11 +1417,60 @@ func (s *session) markUnfiltered() {
 			s.unfiltered[k] = true
 		}
 	}
+	clear(s.renewed)
+	clear(s.freshIn)
+}
+
+// stillUnfiltered reports whether name holds a cursor or portal made
+// before the masks came to restrict filters: marked, and neither made
+// anew as the server confirmed nor earlier in this batch or query.
+func (s *session) stillUnfiltered(name string) bool {
+	if !s.unfiltered[name] {
+		return false
+	}
+	if u, ok := s.freshIn[name]; ok && u == s.unit {
+		return false
+	}
+	if r := s.renewed[name]; r != nil && r.Load() {
+		delete(s.unfiltered, name)
+		delete(s.renewed, name)
+		return false
+	}
+	return true
+}
+
+// renewing returns the flag the server sets when it confirms that name,
+// marked unfiltered, was made anew; nil for a name not marked.
+func (s *session) renewing(name string) *atomic.Bool {
+	if !s.unfiltered[name] {
+		return nil
+	}
+	if s.renewed == nil {
+		s.renewed = map[string]*atomic.Bool{}
+	}
+	r := s.renewed[name]
+	if r == nil {
+		r = &atomic.Bool{}
+		s.renewed[name] = r
+	}
+	return r
+}
+
+// made notes that name was bound or declared in the current batch or
+// query: what follows in it reads the new one, or nothing.
+func (s *session) made(name string) {
+	if !s.unfiltered[name] {
+		return
+	}
+	if s.freshIn == nil {
+		s.freshIn = map[string]uint64{}
+	}
+	s.freshIn[name] = s.unit
 }
 
 func (s *session) onExecute(m *pgproto3.Execute) error {
 	s.refreshMasks()
-	if s.unfiltered[m.Portal] {
+	if m.Portal != "" && s.stillUnfiltered(m.Portal) || m.Portal == "" && s.unfiltered[""] {
 		// As a refused Bind: a failing Parse in front, and the server
 		// skips the Execute.
 		reason := fmt.Sprintf("portal %q was bound before the masks came to restrict filters; bind it again under another name, or reconnect", m.Portal)
@@ -1569,6 +1657,9 @@ func (s *session) fromServer() error {
 			if _, parsed := m.(*pgproto3.ParseComplete); parsed && ok && h.rec != nil && !h.closesStmt {
 				h.rec.prev.Store(nil) // the server holds this statement now
 			}
+			if _, bound := m.(*pgproto3.BindComplete); bound && ok && h.renew != nil {
+				h.renew.Store(true) // the name holds a portal made now
+			}
 			s.pop()
 		case *pgproto3.ParameterDescription:
 			forward = !h.swallow
@@ -1631,6 +1722,14 @@ func (s *session) fromServer() error {
 			}
 		case *pgproto3.CommandComplete, *pgproto3.EmptyQueryResponse, *pgproto3.PortalSuspended:
 			s.copyIn.Store(false)
+			if cc, isCC := m.(*pgproto3.CommandComplete); isCC && ok && h.kind == expQuery && string(cc.CommandTag) == "DECLARE CURSOR" {
+				// The query's DECLAREs complete in order, and an error
+				// ends the query: this one is its s.declared-th.
+				if s.declared < len(h.declares) && h.declares[s.declared] != nil {
+					h.declares[s.declared].Store(true)
+				}
+				s.declared++
+			}
 			if len(h.seqs) > 0 {
 				tag := "EMPTY"
 				switch m := m.(type) {
@@ -1690,6 +1789,7 @@ func (s *session) fromServer() error {
 				scrubNotification(mk, s.key, m)
 			}
 		case *pgproto3.ReadyForQuery:
+			s.declared = 0
 			if ok && h.catalogSeq > s.catalogSeen && m.TxStatus == 'I' {
 				// Committed (or rolled back): the catalog connection
 				// sees what the DDL did only now.

@@ -150,6 +150,11 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 					ts.server.Send(customersRow)
 					ts.server.Send(customersData())
 					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+				} else if strings.Contains(m.String, "/* exists */") {
+					// The server refuses a DECLARE of a name it holds.
+					ts.server.Send(&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42P03", Message: "cursor already exists"})
+				} else if strings.HasPrefix(strings.ToUpper(m.String), "DECLARE") {
+					ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("DECLARE CURSOR")})
 				} else if strings.HasPrefix(strings.ToUpper(m.String), "FETCH") {
 					// A cursor's rows, the second column computed.
 					ts.server.Send(computedRow)
@@ -857,6 +862,51 @@ func TestSessionNamesFromBeforeFiltersRestricted(t *testing.T) {
 			t.Errorf("the server was asked %q", q.String)
 		}
 	}
+}
+
+// A name from before the restriction is freed once the server confirms it
+// was made anew (a DECLARE it completed, a Bind it acknowledged: it
+// refuses either while the old one exists), and within the query or
+// batch that made it. A DECLARE the server refused leaves the mark.
+func TestSessionNamesMadeAnewAfterFiltersRestricted(t *testing.T) {
+	p, ts, server, done := sessionHoldingNames(t)
+	p.reload(strictEmail)
+	refused := func(got []pgproto3.BackendMessage) bool {
+		msg, ok := errorOf(got)
+		return ok && strings.Contains(msg, "before the masks came to restrict filters")
+	}
+	if got := ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers /* exists */"}); refused(got) {
+		t.Fatal("the DECLARE itself was refused")
+	}
+	if !refused(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM c"})) {
+		t.Error("FETCH after a DECLARE the server refused: the old cursor was read")
+	}
+	ts.exchange(t, &pgproto3.Query{String: "CLOSE c"})
+	ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers"})
+	if got := ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM c"}); refused(got) {
+		t.Error("FETCH of a cursor declared anew was refused")
+	}
+	// Within one batch, a portal bound anew is what the Execute reads;
+	// in the next, the server's BindComplete vouches for it.
+	if got := ts.exchange(t, &pgproto3.Close{ObjectType: 'P', Name: "p1"},
+		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"}, &pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{}); refused(got) {
+		t.Error("Execute of a portal bound anew in the same batch was refused")
+	}
+	if got := ts.exchange(t, &pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{}); refused(got) {
+		t.Error("Execute of a portal bound anew was refused in the next batch")
+	}
+	// A later restriction marks them again.
+	p.reload([]policy.Mask{{Columns: []string{"customers.email"}, Method: "redact", Filters: "none"}})
+	if !refused(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM c"})) {
+		t.Error("FETCH after a second restriction")
+	}
+	// A query that declares the name and then fetches from it reads the
+	// new cursor: had the DECLARE failed, the query would have ended.
+	ts.exchange(t, &pgproto3.Query{String: "CLOSE c"})
+	if got := ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers; FETCH ALL FROM c"}); refused(got) {
+		t.Error("FETCH after a DECLARE in the same query was refused")
+	}
+	ts.finish(t, done, server)
 }
 
 // reloading is a policy whose masks and version a test changes, as a
