@@ -206,4 +206,3 @@ func TestCatalogDeepViews(t *testing.T) {
 		t.Error("asking of a deep view dropped the cache")
 	}
 }
-
