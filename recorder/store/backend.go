@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -29,9 +30,16 @@ type Backend interface {
 	Walk(fn func(name string) error) error
 }
 
-// Dir is a Backend on a local directory.
+// Dir is a Backend on a local directory. Every name is resolved inside
+// it (os.Root): a symbolic link planted in the directory that leads
+// out of it (a day directory linked to /etc) makes an operation fail, and
+// never creates, reads or removes a file elsewhere as the agent.
 type Dir struct {
 	Path string
+
+	once sync.Once
+	root *os.Root
+	err  error
 }
 
 // NewDir creates the directory (0700: recordings hold what workloads did)
@@ -40,40 +48,55 @@ func NewDir(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("recording directory: %w", err)
 	}
-	return &Dir{Path: path}, nil
+	d := &Dir{Path: path}
+	if _, err := d.open(); err != nil {
+		return nil, fmt.Errorf("recording directory: %w", err)
+	}
+	return d, nil
 }
 
-func (d *Dir) path(name string) (string, error) {
+// open returns the directory as a root, opened once.
+func (d *Dir) open() (*os.Root, error) {
+	d.once.Do(func() { d.root, d.err = os.OpenRoot(d.Path) })
+	return d.root, d.err
+}
+
+// name checks a recording's name and returns the root to resolve it in.
+func (d *Dir) name(name string) (*os.Root, string, error) {
 	if !fs.ValidPath(name) || name == "." || strings.Contains(name, "\\") {
-		return "", fmt.Errorf("invalid recording name %q", name)
+		return nil, "", fmt.Errorf("invalid recording name %q", name)
 	}
-	return filepath.Join(d.Path, filepath.FromSlash(name)), nil
+	root, err := d.open()
+	if err != nil {
+		return nil, "", err
+	}
+	return root, filepath.FromSlash(name), nil
 }
 
 // Create creates a new file; a name that exists is an error, never an
 // overwrite.
 func (d *Dir) Create(name string) (Object, error) {
-	p, err := d.path(name)
+	root, p, err := d.name(name)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	if err := root.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	// The new name must survive a crash along with the header.
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := syncDir(root, filepath.Dir(p)); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+func syncDir(root *os.Root, dir string) error {
+	f, err := root.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -82,14 +105,14 @@ func syncDir(dir string) error {
 }
 
 func (d *Dir) Open(name string) (io.ReadCloser, error) {
-	p, err := d.path(name)
+	root, p, err := d.name(name)
 	if err != nil {
 		return nil, err
 	}
 	// Recordings are regular files the agent wrote. Anything else in
 	// their place (a FIFO that blocks the reader, a link to /dev/zero that
 	// never ends) is refused rather than read.
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -101,17 +124,17 @@ func (d *Dir) Open(name string) (io.ReadCloser, error) {
 }
 
 func (d *Dir) Remove(name string) error {
-	p, err := d.path(name)
+	root, p, err := d.name(name)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	// Empty day directories go with their last file; a directory still
 	// in use simply refuses.
-	for dir := filepath.Dir(p); dir != d.Path && strings.HasPrefix(dir, d.Path); dir = filepath.Dir(dir) {
-		if os.Remove(dir) != nil {
+	for dir := filepath.Dir(p); dir != "." && dir != string(filepath.Separator); dir = filepath.Dir(dir) {
+		if root.Remove(dir) != nil {
 			break
 		}
 	}
@@ -119,11 +142,11 @@ func (d *Dir) Remove(name string) error {
 }
 
 func (d *Dir) Size(name string) (int64, error) {
-	p, err := d.path(name)
+	root, p, err := d.name(name)
 	if err != nil {
 		return 0, err
 	}
-	fi, err := os.Lstat(p)
+	fi, err := root.Lstat(p)
 	if err != nil {
 		return 0, err
 	}
@@ -133,19 +156,20 @@ func (d *Dir) Size(name string) (int64, error) {
 	return fi.Size(), nil
 }
 
+// Walk goes through the directory without following symbolic links.
 func (d *Dir) Walk(fn func(name string) error) error {
-	return filepath.WalkDir(d.Path, func(p string, e fs.DirEntry, err error) error {
+	root, err := d.open()
+	if err != nil {
+		return err
+	}
+	return fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if e.IsDir() || !strings.HasSuffix(p, Ext) {
+		if e.IsDir() || !e.Type().IsRegular() || !strings.HasSuffix(p, Ext) {
 			return nil
 		}
-		rel, err := filepath.Rel(d.Path, p)
-		if err != nil {
-			return err
-		}
-		return fn(filepath.ToSlash(rel))
+		return fn(p)
 	})
 }
 

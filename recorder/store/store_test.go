@@ -115,6 +115,45 @@ func TestDirRefusesEscapingNames(t *testing.T) {
 	}
 }
 
+// A symbolic link planted in the directory that leads out of it is not
+// followed: nothing outside is created, read, listed or removed through it
+// (retention runs as root).
+func TestDirStaysInside(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "s-old"+Ext)
+	os.WriteFile(victim, []byte("keep\n"), 0o600)
+	d, err := NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "2026", "11"), 0o700)
+	if err := os.Symlink(outside, filepath.Join(dir, "2026", "11", "27")); err != nil {
+		t.Fatal(err)
+	}
+	name := "2026/11/27/s-old" + Ext
+	if err := d.Remove(name); err == nil {
+		t.Error("Remove through a link out of the directory succeeded")
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Fatalf("the file outside is gone: %v", err)
+	}
+	if f, err := d.Open(name); err == nil {
+		f.Close()
+		t.Error("Open through a link out of the directory succeeded")
+	}
+	if o, err := d.Create("2026/11/27/s-new" + Ext); err == nil {
+		o.Close()
+		t.Error("Create through a link out of the directory succeeded")
+	}
+	if _, err := d.Size(name); err == nil {
+		t.Error("Size through a link out of the directory succeeded")
+	}
+	d.Walk(func(n string) error {
+		t.Errorf("Walk went through the link: %s", n)
+		return nil
+	})
+}
+
 // Only regular files are read back: a FIFO in a recording's place would
 // block the reader, and a link to /dev/zero never end.
 func TestDirReadsRegularFilesOnly(t *testing.T) {
