@@ -144,6 +144,7 @@ func (r *Recorder) Start(h Header, started time.Time, mode Mode, cut func()) (*S
 		return nil, err
 	}
 	s.bytes = s.written
+	s.syncedRecords, s.syncedHash = s.seq, s.prev
 	e := entryOf(&h, s.name, started)
 	e.Records, e.LastHash, e.Bytes = s.seq, s.prev, s.bytes
 	if err := r.o.Index.Put(context.Background(), e); err != nil {
@@ -232,10 +233,14 @@ type Session struct {
 	seq     uint64 // next seq
 	prev    string
 	written int64 // bytes handed to w
-	bytes   int64 // bytes synced
-	dirty   bool
-	err     error // the first failure; a failed recording writes no more
-	ended   bool
+	// syncedRecords and syncedHash: how far the file is known durable,
+	// for the index when a later write fails.
+	syncedRecords uint64
+	syncedHash    string
+	bytes         int64 // bytes synced
+	dirty         bool
+	err           error // the first failure; a failed recording writes no more
+	ended         bool
 
 	statements, denied uint64
 	cutOnce            sync.Once
@@ -554,6 +559,7 @@ func (s *Session) sync() (store.Progress, bool) {
 	}
 	s.mu.Lock()
 	s.bytes = p.Bytes
+	s.syncedRecords, s.syncedHash = p.Records, p.LastHash
 	s.mu.Unlock()
 	return p, true
 }
@@ -650,7 +656,10 @@ func (s *Session) seal(e End) (p store.Progress, failed error, sealed bool) {
 	p = s.progress()
 	p.State, p.Ended = store.StateComplete, now
 	if s.err != nil {
+		// What failed to be written is not the recording's: the index
+		// keeps what reached the disk, which verify holds the file to.
 		p.State, p.Ended = store.StateTruncated, time.Time{}
+		p.Records, p.LastHash = s.syncedRecords, s.syncedHash
 	}
 	return p, s.err, true
 }

@@ -357,6 +357,13 @@ func TestFailureMidSession(t *testing.T) {
 					t.Fatalf("best-effort: err %v, cut %v", err, cut.Load())
 				}
 			}
+			// The index keeps what reached the disk (the header), not
+			// what the failed writes held: verify holds the file to it.
+			s.End(recorder.End{})
+			entry, err := e.index.ByID(context.Background(), "s-mid")
+			if err != nil || entry.Records != 1 || entry.State != store.StateTruncated {
+				t.Errorf("index after the failure: %+v, %v; want 1 record, truncated", entry, err)
+			}
 		})
 	}
 }

@@ -38,7 +38,15 @@ func (r *Recorder) recover(ctx context.Context) error {
 		}
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				r.o.Index.Delete(ctx, e.ID)
+				// The index writes an entry only once the header is
+				// durable, and retention leaves open recordings alone:
+				// a missing file was removed. The entry stays, cut
+				// short, for verify to report.
+				r.o.Log.Warn("recording missing; the index keeps it, and verify reports it", "session_id", e.ID, "name", e.Name)
+				p = store.Progress{ID: e.ID, Statements: e.Statements, Denied: e.Denied, Records: e.Records, LastHash: e.LastHash, State: store.StateTruncated}
+				if err := r.o.Index.Update(ctx, []store.Progress{p}); err != nil {
+					return err
+				}
 				continue
 			}
 			r.o.Log.Warn("recording unreadable", "session_id", e.ID, "err", err)
@@ -64,6 +72,20 @@ func (r *Recorder) recover(ctx context.Context) error {
 		if err != nil || h == nil {
 			r.o.Log.Warn("recording not indexed: unreadable", "name", name, "err", err)
 			return nil
+		}
+		// A file is taken up only under the name its session's is made
+		// of, and only for a session the index does not hold: a copy
+		// (forged or not) must not replace the entry, and its anchor,
+		// of the recording the index saw written.
+		if want := Name(started, h.SessionID); name != want {
+			r.o.Log.Warn("recording not indexed: its name is not its session's", "name", name, "session_id", h.SessionID, "want", want)
+			return nil
+		}
+		if _, err := r.o.Index.ByID(ctx, h.SessionID); err == nil {
+			r.o.Log.Warn("recording not indexed: its session is indexed under another file", "name", name, "session_id", h.SessionID)
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
 		e := entryOf(h, name, started)
 		e.State, e.Ended = p.State, p.Ended

@@ -64,6 +64,12 @@ func Read(r io.Reader, fn func(*Record) error) (*Report, error) {
 	for line := 1; ; line++ {
 		b, err := readLine(br)
 		if errors.Is(err, io.EOF) {
+			if len(b) > 0 && prev != nil && prev.Type == TypeEnd {
+				// Nothing is written after the end record, not even
+				// in part.
+				rep.Broken = &Broken{Seq: rep.Records, Line: line, Reason: "bytes follow the end record"}
+				return rep, nil
+			}
 			if len(b) > 0 {
 				// A write the crash interrupted: never acknowledged,
 				// not part of the recording.

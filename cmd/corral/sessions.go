@@ -217,7 +217,7 @@ files beside the recording also play in any asciinema player.`,
 			// All are checked before any plays: a replay shows nothing
 			// that does not verify.
 			for _, name := range casts {
-				if err := checkCast(backend, name, rep); err != nil {
+				if err := checkCast(backend, name, rep, e); err != nil {
 					return fmt.Errorf("session %s: %v", e.ID, err)
 				}
 			}
@@ -315,7 +315,11 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 	}
 	defer f.Close()
 	var hashes []string
+	var started time.Time
 	rep, err := recorder.Read(f, func(r *recorder.Record) error {
+		if r.Header != nil {
+			started = r.Time
+		}
 		if uint64(len(hashes)) < e.Records {
 			hashes = append(hashes, r.Hash)
 		}
@@ -326,6 +330,11 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", err.Error()
 	case rep.Broken != nil:
 		return "corrupt", rep.Broken.Error()
+	case rep.Header.SessionID != e.ID || recorder.Name(started, e.ID) != e.Name:
+		// Another session's recording (or a copy) in this one's place.
+		return "corrupt", fmt.Sprintf("the file holds session %s, started %s: not this session's recording", rep.Header.SessionID, started.UTC().Format(time.RFC3339))
+	case e.State == store.StateComplete && !rep.Complete:
+		return "corrupt", "the index saw this recording end, and its end record is gone"
 	case rep.Records < e.Records:
 		return "corrupt", fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records)
 	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
@@ -340,7 +349,7 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", err.Error()
 	}
 	for _, name := range casts {
-		if err := checkCast(backend, name, rep); err != nil {
+		if err := checkCast(backend, name, rep, e); err != nil {
 			return "corrupt", err.Error()
 		}
 	}
@@ -368,11 +377,11 @@ func terminals(backend store.Backend, name string, rep *recorder.Report) ([]stri
 
 // checkCast holds a terminal recording to the seal its recording gives
 // it. One without a seal is expected only where the recording was cut
-// short before sealing it.
-func checkCast(backend store.Backend, name string, rep *recorder.Report) error {
+// short before sealing it, as the file and the index both say.
+func checkCast(backend store.Backend, name string, rep *recorder.Report, e *store.Entry) error {
 	i := slices.IndexFunc(rep.Seals, func(s recorder.CastSeal) bool { return s.Name == name })
 	if i < 0 {
-		if rep.Complete {
+		if rep.Complete || e.State == store.StateComplete {
 			return fmt.Errorf("the terminal recording %s is not sealed by its recording", name)
 		}
 		return nil

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +211,77 @@ func TestReplayTranscriptEscapesTerminalControls(t *testing.T) {
 			t.Errorf("the transcript lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// rechain rewrites a recording's lines with edit, and hashes and chains
+// them anew as the recorder would: the chain has no key, so anyone who
+// can write the file can make a consistent one.
+func rechain(t *testing.T, b []byte, edit func(string) string) []byte {
+	t.Helper()
+	prev := regexp.MustCompile(`"prev":"[0-9a-f]*"`)
+	var out strings.Builder
+	last := ""
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		body := edit(line[:strings.LastIndex(line, `,"hash":"`)] + "}")
+		if last != "" {
+			body = prev.ReplaceAllString(body, `"prev":"`+last+`"`)
+		}
+		sum := sha256.Sum256([]byte(body))
+		last = hex.EncodeToString(sum[:])
+		out.WriteString(body[:len(body)-1] + `,"hash":"` + last + `"}` + "\n")
+	}
+	return []byte(out.String())
+}
+
+// The index anchors each recording to the file it saw written. A forged
+// copy under another name is not taken up at the next start (it would have
+// replaced the entry and its anchor), a byte appended after the end record
+// does not make a complete recording pass for one cut short, and the file
+// of a session still open at a crash, deleted, leaves the session reported
+// rather than gone.
+func TestVerifyKeepsTheIndexAnchor(t *testing.T) {
+	t.Run("a forged copy", func(t *testing.T) {
+		cfg, sessions, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
+			s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "DROP TABLE orders", Decision: "allow"}})
+			s.End(recorder.End{})
+		})
+		file := filepath.Join(sessions, filepath.FromSlash(recorder.Name(start, "s-term1")))
+		b, _ := os.ReadFile(file)
+		forged := rechain(t, b, func(l string) string { return strings.Replace(l, "DROP TABLE orders", "SELECT 2", 1) })
+		os.WriteFile(filepath.Join(filepath.Dir(file), "zzz.jsonl"), forged, 0o600)
+		os.Remove(file)
+		restart(t, sessions)
+		if out, err := run(t, "verify", "--all", "--config", cfg); err == nil || !strings.Contains(out, "s-term1  corrupt") {
+			t.Errorf("verify after a forged copy replaced the file: %v\n%s", err, out)
+		}
+		if out, _ := run(t, "replay", "s-term1", "--transcript", "--config", cfg); strings.Contains(out, "SELECT 2") {
+			t.Errorf("replay shows the forgery:\n%s", out)
+		}
+	})
+	t.Run("a byte after the end", func(t *testing.T) {
+		cfg, sessions, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
+			s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "SELECT 1", Decision: "allow"}})
+			s.End(recorder.End{})
+		})
+		name := recorder.Name(start, "s-term1")
+		f, _ := os.OpenFile(filepath.Join(sessions, filepath.FromSlash(name)), os.O_APPEND|os.O_WRONLY, 0)
+		f.WriteString("x")
+		f.Close()
+		cast := filepath.Join(sessions, filepath.FromSlash(recorder.CastName(name, 1)))
+		os.WriteFile(cast, []byte(`{"version":2,"width":80,"height":24}`+"\n"+`[0.1,"o","forged\r\n"]`+"\n"), 0o600)
+		if out, err := run(t, "verify", "s-term1", "--config", cfg); err == nil || !strings.Contains(out, "corrupt") {
+			t.Errorf("verify: %v\n%s", err, out)
+		}
+		if out, _ := run(t, "replay", "s-term1", "--no-wait", "--config", cfg); strings.Contains(out, "forged") {
+			t.Errorf("replay plays an unsealed terminal:\n%s", out)
+		}
+	})
+	t.Run("an open recording deleted", func(t *testing.T) {
+		cfg, sessions, file := cutShort(t)
+		os.Remove(file)
+		restart(t, sessions)
+		if out, err := run(t, "verify", "--all", "--config", cfg); err == nil || !strings.Contains(out, "s-term1  corrupt") {
+			t.Errorf("verify after the file of an open recording was deleted: %v\n%s", err, out)
+		}
+	})
 }

@@ -163,9 +163,13 @@ func (ix *Index) Update(ctx context.Context, ps []Progress) error {
 	return tx.Commit()
 }
 
-// Get returns one entry by session id, or by a unique prefix of it.
+// Get returns one entry by session id, or by a unique prefix of it
+// (compared byte for byte: SQL's LIKE would ignore case).
 func (ix *Index) Get(ctx context.Context, id string) (*Entry, error) {
-	es, err := ix.list(ctx, `WHERE id = ? OR id LIKE ? ESCAPE '\' ORDER BY id LIMIT 2`, id, likePrefix(id))
+	if id == "" {
+		return nil, errors.New("no session id given")
+	}
+	es, err := ix.list(ctx, `WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2`, len(id), id)
 	if err != nil {
 		return nil, err
 	}
@@ -183,9 +187,16 @@ func (ix *Index) Get(ctx context.Context, id string) (*Entry, error) {
 	return nil, fmt.Errorf("%q names more than one session; give more of the id", id)
 }
 
-func likePrefix(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(s) + "%"
+// ByID returns the entry of exactly this session id, or ErrNotFound.
+func (ix *Index) ByID(ctx context.Context, id string) (*Entry, error) {
+	es, err := ix.list(ctx, `WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, ErrNotFound
+	}
+	return es[0], nil
 }
 
 // Filter selects entries; zero fields match everything. Text fields match
