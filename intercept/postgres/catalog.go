@@ -78,7 +78,11 @@ type catalog struct {
 	// (those asked about, the tables and views views read, parents and
 	// children); the stamp covers their rows.
 	involved map[uint32]bool
-	stamp    string    // of the rows behind the cached answers; "" when none
+	// columns: the relations whose column names the cached answers
+	// hold (those asked about, the tables and views views read); the
+	// stamp covers their columns.
+	columns map[uint32]bool
+	stamp   string // of the rows behind the cached answers; "" when none
 	checked  time.Time // when the stamp last matched the catalog
 	// gen changes whenever cached answers are dropped: what sessions made
 	// from them (masking plans) is stale.
@@ -86,7 +90,8 @@ type catalog struct {
 }
 
 func newCatalog(connect func(ctx context.Context) (*pgconn.PgConn, error)) *catalog {
-	return &catalog{connect: connect, rels: map[uint32]*relation{}, names: map[string]byName{}, funcs: map[string]funcInfo{}, involved: map[uint32]bool{}}
+	return &catalog{connect: connect, rels: map[uint32]*relation{}, names: map[string]byName{}, funcs: map[string]funcInfo{},
+		involved: map[uint32]bool{}, columns: map[uint32]bool{}}
 }
 
 // errCatalogChanged: the catalog changed under an answer being fetched;
@@ -191,6 +196,7 @@ func (c *catalog) drop() {
 	clear(c.names)
 	clear(c.funcs)
 	clear(c.involved)
+	clear(c.columns)
 	c.stamp = ""
 	c.gen.Add(1)
 }
@@ -276,8 +282,8 @@ func (c *catalog) stampNow(ctx context.Context) (string, error) {
 			fns = append(fns, strings.TrimPrefix(n, attrPrefix))
 		}
 	}
-	cols := make([]string, 0, len(c.rels))
-	for o := range c.rels {
+	cols := make([]string, 0, len(c.columns))
+	for o := range c.columns {
 		cols = append(cols, strconv.FormatUint(uint64(o), 10))
 	}
 	rows, err := c.query(ctx, stampQuery,
@@ -538,7 +544,7 @@ func (c *catalog) relations(ctx context.Context, oids []uint32) (map[uint32]*rel
 	if err != nil {
 		return nil, err
 	}
-	if len(c.rels) > maxCached || len(c.involved) > maxCached {
+	if len(c.rels) > maxCached || len(c.involved) > maxCached || len(c.columns) > maxCached {
 		c.drop()
 	}
 	return out, nil
@@ -574,6 +580,7 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 		// created under it later is not missed.
 		oid, _ := strconv.ParseUint(s, 10, 32)
 		c.involved[uint32(oid)] = true
+		c.columns[uint32(oid)] = true
 	}
 	for oid, rel := range fresh {
 		if rel.kind == 'v' || rel.kind == 'm' {
@@ -641,6 +648,9 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 		deps = append(deps, r[1]+"."+r[2]+"."+col)
 		sub, _ := strconv.ParseUint(r[0], 10, 32)
 		c.involved[uint32(sub)] = true
+		if r[4] != "" {
+			c.columns[uint32(sub)] = true // a column read by name
+		}
 		switch r[3] {
 		case "v", "m":
 			if !seen[uint32(sub)] {

@@ -206,3 +206,30 @@ func TestCatalogDeepViews(t *testing.T) {
 		t.Error("asking of a deep view dropped the cache")
 	}
 }
+
+// A view's answer holds the names of its tables' columns: a column of the
+// table renamed (the masked one moved under the name the view reads) is
+// seen by the check even when only the view was asked about.
+func TestCatalogSeesColumnsUnderAView(t *testing.T) {
+	testutil.RequireRoot(t)
+	pg := testutil.StartPostgres(t, testutil.NewHost(t), testutil.PostgresOptions{})
+	pg.Exec(t, "postgres", `CREATE TABLE customers (id int, name text, email text);
+CREATE VIEW contacts AS SELECT id, name AS contact FROM customers`)
+	cat := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) {
+		return pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", pg.Dir))
+	})
+	t.Cleanup(cat.close)
+	n, _ := strconv.ParseUint(pg.Exec(t, "postgres", "SELECT 'contacts'::regclass::oid")[0][0], 10, 32)
+	contacts := uint32(n)
+	if _, err := cat.relations(t.Context(), []uint32{contacts}); err != nil {
+		t.Fatal(err)
+	}
+	pg.Exec(t, "postgres", "ALTER TABLE customers RENAME COLUMN email TO email_old; ALTER TABLE customers RENAME COLUMN name TO email")
+	cat.mu.Lock()
+	cat.checked = time.Now().Add(-catalogRecheck)
+	cat.mu.Unlock()
+	rels, err := cat.relations(t.Context(), []uint32{contacts})
+	if err != nil || !slices.Contains(rels[contacts].deps, "public.customers.email") {
+		t.Fatalf("the view reads %v (%v), want customers.email", rels[contacts].deps, err)
+	}
+}
