@@ -128,45 +128,65 @@ func (t *targetTable) hasNames() bool {
 
 // entries builds the kernel's view. A name covers every address it
 // resolved to within dnsRetain: one that does not resolve now keeps them
-// all, and one whose answer changed keeps the old addresses too.
+// all, and one whose answer changed keeps the old addresses too, unless
+// another target's current answer (or endpoint) has the address now: an
+// address is reused (a pod's, a load balancer's), and a retained one must
+// not take connections meant for the target that holds it today.
 func (t *targetTable) entries(ctx context.Context, log *slog.Logger) []bpf.Target {
 	var out []bpf.Target
 	targets, ids := t.snapshot()
-	// An address two targets resolve to goes to the first of them, said
+	// An address two targets claim goes to the first of them, said
 	// loudly: which rules and protocol govern it must not depend on the
 	// order the kernel map was filled in. (Literal endpoints cannot
 	// overlap: the configuration refuses that.)
 	owner := map[bpf.Target]string{}
-	add := func(tg string, e bpf.Target) {
+	add := func(tg string, e bpf.Target, quiet bool) {
 		k := bpf.Target{Prefix: e.Prefix, Port: e.Port}
 		if first, ok := owner[k]; ok && first != tg {
-			log.Error("two targets cover one address; the first in the configuration keeps it", "address", netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String(), "target", first, "also", tg)
+			if !quiet {
+				log.Error("two targets cover one address; the first in the configuration keeps it", "address", netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String(), "target", first, "also", tg)
+			}
+			return
+		} else if ok {
 			return
 		}
 		owner[k] = tg
 		out = append(out, e)
 	}
+	type later struct {
+		target string
+		e      bpf.Target
+	}
+	var retained []later
 	for _, tg := range targets {
 		id := ids[tg.Name]
 		for _, e := range tg.Parsed {
 			if e.Host == "" {
-				add(tg.Name, bpf.Target{ID: id, Prefix: e.Prefix, Port: e.Port})
+				add(tg.Name, bpf.Target{ID: id, Prefix: e.Prefix, Port: e.Port}, false)
 				continue
 			}
-			addrs, err := t.resolve(ctx, e.Host)
+			current, kept, err := t.resolve(ctx, e.Host)
 			if err != nil {
 				log.Error("cannot resolve target endpoint; keeping its previous addresses", "target", tg.Name, "endpoint", e.String(), "err", err)
 			}
-			for _, a := range addrs {
-				a = a.Unmap()
-				add(tg.Name, bpf.Target{ID: id, Prefix: netip.PrefixFrom(a, a.BitLen()), Port: e.Port})
+			for _, a := range current {
+				add(tg.Name, bpf.Target{ID: id, Prefix: netip.PrefixFrom(a, a.BitLen()), Port: e.Port}, false)
+			}
+			for _, a := range kept {
+				retained = append(retained, later{tg.Name, bpf.Target{ID: id, Prefix: netip.PrefixFrom(a, a.BitLen()), Port: e.Port}})
 			}
 		}
+	}
+	for _, r := range retained {
+		add(r.target, r.e, true)
 	}
 	return out
 }
 
-func (t *targetTable) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+// resolve looks host up: current is what it resolves to now, kept the
+// other addresses it gave within dnsRetain (all of them when the lookup
+// fails).
+func (t *targetTable) resolve(ctx context.Context, host string) (current, kept []netip.Addr, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	addrs, err := t.lookup(ctx, host)
@@ -185,18 +205,24 @@ func (t *targetTable) resolve(ctx context.Context, host string) ([]netip.Addr, e
 			}
 		}
 		for _, a := range addrs {
-			seen[a.Unmap()] = now
+			a = a.Unmap()
+			if seen[a] != now {
+				current = append(current, a)
+			}
+			seen[a] = now
 		}
 		t.save()
 	} else if err == nil {
 		err = fmt.Errorf("no addresses")
 	}
-	out := make([]netip.Addr, 0, len(seen))
-	for a := range seen {
-		out = append(out, a)
+	for a, last := range seen {
+		if err != nil || last != now {
+			kept = append(kept, a)
+		}
 	}
-	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
-	return out, err
+	slices.SortFunc(current, func(a, b netip.Addr) int { return a.Compare(b) })
+	slices.SortFunc(kept, func(a, b netip.Addr) int { return a.Compare(b) })
+	return current, kept, err
 }
 
 // keepResolved has the table keep what names resolved to in path, and

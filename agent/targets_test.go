@@ -97,3 +97,37 @@ func TestDNSAddressesKeptAcrossRestarts(t *testing.T) {
 		t.Errorf("over an unreadable file: %v", got)
 	}
 }
+
+// An address a name gave before and another name gives now is the other
+// target's: addresses are reused, and one retained must not take the
+// connections meant for the target that holds it today.
+func TestDNSRetainedAddressYieldsToCurrentAnswer(t *testing.T) {
+	a, _ := config.ParseEndpoint("db-a.example:5432")
+	b, _ := config.ParseEndpoint("db-b.example:5432")
+	table := newTargetTable([]config.Target{
+		{Name: "a", Protocol: "postgres", Parsed: []config.Endpoint{a}},
+		{Name: "b", Protocol: "postgres", Parsed: []config.Endpoint{b}},
+	})
+	answers := map[string][]netip.Addr{
+		"db-a.example": {netip.MustParseAddr("10.0.0.1")},
+		"db-b.example": {netip.MustParseAddr("10.0.0.9")},
+	}
+	table.lookup = func(_ context.Context, host string) ([]netip.Addr, error) { return answers[host], nil }
+	owner := func() map[string]uint32 {
+		out := map[string]uint32{}
+		for _, e := range table.entries(context.Background(), slog.New(slog.DiscardHandler)) {
+			out[e.Prefix.Addr().String()] = e.ID
+		}
+		return out
+	}
+	_, ids := table.snapshot()
+	if got := owner(); got["10.0.0.1"] != ids["a"] {
+		t.Fatalf("before: %v", got)
+	}
+	answers["db-a.example"] = []netip.Addr{netip.MustParseAddr("10.0.0.2")}
+	answers["db-b.example"] = []netip.Addr{netip.MustParseAddr("10.0.0.1")}
+	got := owner()
+	if got["10.0.0.1"] != ids["b"] || got["10.0.0.2"] != ids["a"] || got["10.0.0.9"] != ids["b"] {
+		t.Errorf("after the address moved to b: %v (a is %d, b is %d)", got, ids["a"], ids["b"])
+	}
+}
