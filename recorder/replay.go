@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/corral-dev/corral/internal/termsafe"
 )
 
 // Replay writes a recording as a readable transcript: the session's
@@ -25,23 +27,23 @@ func Replay(w io.Writer, r io.Reader) (*Report, error) {
 			line := fmt.Sprintf("%s  #%-4d %-6s %s", clock(rec.Time, start), rec.Seq, strings.ToUpper(st.Decision), oneLine(st.Text))
 			switch {
 			case st.Decision != "allow" && st.Reason != "":
-				line += "\n" + pad + "↳ " + st.Reason
+				line += "\n" + pad + "↳ " + termsafe.Line(st.Reason)
 			case st.Rule != "":
 				line += fmt.Sprintf("   [rule %s]", st.Rule)
 			}
 			fmt.Fprintln(w, line)
 		case rec.Result != nil:
-			fmt.Fprintln(w, pad+"→ "+describeResult(rec.Result))
+			fmt.Fprintln(w, pad+"→ "+termsafe.Line(describeResult(rec.Result)))
 		case rec.Approval != nil:
 			a := rec.Approval
-			fmt.Fprintf(w, "%s  approval %s: %s %s\n", clock(rec.Time, start), a.Request, a.State, a.Reviewer)
+			fmt.Fprintf(w, "%s  approval %s: %s %s\n", clock(rec.Time, start), a.Request, a.State, termsafe.Line(a.Reviewer))
 		case rec.Error != nil:
-			fmt.Fprintf(w, "%s  error: %s\n", clock(rec.Time, start), rec.Error.Message)
+			fmt.Fprintf(w, "%s  error: %s\n", clock(rec.Time, start), termsafe.Line(rec.Error.Message))
 		case rec.End != nil:
 			e := rec.End
 			fmt.Fprintf(w, "%s  session ended after %s: %d bytes from the workload, %d to it", clock(rec.Time, start), ms(e.DurationMS), e.BytesUp, e.BytesDown)
 			if e.Error != "" {
-				fmt.Fprintf(w, " (%s)", e.Error)
+				fmt.Fprintf(w, " (%s)", termsafe.Line(e.Error))
 			}
 			fmt.Fprintln(w)
 		}
@@ -72,7 +74,7 @@ func writeHeader(w io.Writer, rec *Record) {
 	}
 	fmt.Fprintf(w, "session %s: %s (%s) at %s%s, from %s\n", h.SessionID, h.Target, h.Protocol, h.OrigDst, db, h.Client)
 	if who := describeWorkload(h.Workload); who != "" {
-		fmt.Fprintf(w, "workload %s\n", who)
+		fmt.Fprintf(w, "workload %s\n", termsafe.Line(who))
 	}
 	fmt.Fprintf(w, "started %s, %s", rec.Time.UTC().Format("2006-01-02 15:04:05.000 MST"), h.Decision)
 	if h.Rule != "" {
@@ -197,5 +199,5 @@ func ms(v float64) string {
 }
 
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return termsafe.Line(s)
 }

@@ -331,7 +331,13 @@ func followEvents(ctx context.Context, sc *bufio.Scanner, out io.Writer, asJSON 
 	return errors.New("the agent ended the event stream")
 }
 
+// describeEvent is one line, its workload-chosen parts flattened and
+// escaped (see termsafe.Line).
 func describeEvent(e admin.StreamEvent) string {
+	return termsafe.Line(eventLine(e))
+}
+
+func eventLine(e admin.StreamEvent) string {
 	r := e.Request
 	at := e.Time.Local().Format("15:04:05")
 	switch e.Type {
@@ -358,7 +364,7 @@ func writeRequests(w io.Writer, list []*approval.Request) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCREATED\tSTATE\tTARGET\tREQUESTER\tOPERATION\tREVIEWERS\tGRANT\tEXPIRES / DECIDED")
 	for _, r := range list {
-		op := r.Text
+		op := termsafe.Line(r.Text)
 		if op == "" {
 			op = strings.Join(r.Operations, ",")
 		}
@@ -380,7 +386,7 @@ func writeRequests(w io.Writer, list []*approval.Request) {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Created.Local().Format("2006-01-02 15:04:05"), r.State, r.Target,
-			approval.Describe(&r.Requester), op, strings.Join(r.Reviewers, ","), grant, end)
+			termsafe.Line(approval.Describe(&r.Requester)), op, strings.Join(r.Reviewers, ","), grant, termsafe.Line(end))
 	}
 	tw.Flush()
 }
@@ -421,7 +427,7 @@ its user name and groups are matched against the reviewers.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, termsafe.String(r.Summary()))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, termsafe.Line(r.Summary()))
 				return nil
 			}
 			c, err := af.client()
@@ -436,7 +442,7 @@ its user name and groups are matched against the reviewers.`,
 			if err := c.do(cmd.Context(), http.MethodPost, "/v1/requests/"+url.PathEscape(args[0])+"/"+verb, admin.Decision{Reason: reason}, &r); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, termsafe.String(r.Summary()))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", r.State, r.ID, termsafe.Line(r.Summary()))
 			return nil
 		},
 	}

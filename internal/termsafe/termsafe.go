@@ -26,6 +26,14 @@ func String(s string) string {
 	return b.String()
 }
 
+// Line returns s on one line, for a field of a table or a transcript:
+// runs of white space (newlines, tabs, carriage returns) become one space,
+// so that text a workload chose cannot start a line that passes for
+// corral's own, and what else would act on a terminal is escaped.
+func Line(s string) string {
+	return String(strings.Join(strings.Fields(s), " "))
+}
+
 // NewWriter returns a writer that escapes, in what is written through it,
 // what would act on a terminal, but for newlines and tabs.
 func NewWriter(w io.Writer) io.Writer { return &writer{w: w} }

@@ -39,3 +39,16 @@ func TestWriter(t *testing.T) {
 		t.Errorf("wrote %q, want %q", out.String(), want)
 	}
 }
+
+func TestLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"DROP TABLE x\nr-2  2026 pending orders SELECT 1": "DROP TABLE x r-2 2026 pending orders SELECT 1",
+		"a\r\n\tb":        "a b",
+		"  x \x1b[2K y  ": `x \x1b[2K y`,
+		"ok":              "ok",
+	} {
+		if got := Line(in); got != want {
+			t.Errorf("Line(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
