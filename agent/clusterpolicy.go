@@ -17,9 +17,10 @@ import (
 
 // clusterPolicy adds the cluster's ProtectedTargets and AccessRules to
 // the configuration file's targets and rules (kubernetes.resources), and
-// kicks a reload when any of them changes. A set of resources that does
-// not validate is refused whole, like a file that does not: the previous
-// configuration stays in force.
+// kicks a reload when any of them changes. A set whose ProtectedTargets
+// do not validate (or that cannot be read) is refused whole, like a file
+// that does not: the previous configuration stays in force. An AccessRule
+// that does not validate only denies its own namespace (kube.Apply).
 type clusterPolicy struct {
 	client dynamic.Interface
 	log    *slog.Logger

@@ -116,13 +116,13 @@ func (c *credentials) Upstream(target string) postgres.Upstream {
 	return postgres.Upstream{SSLMode: t.UpstreamTLS.Mode, CAFile: t.UpstreamTLS.CAFile, ServerName: t.UpstreamTLS.ServerName}
 }
 
-// ClientAuth implements the postgres handler's client_auth lookup.
 // Databases are the databases a target's sessions may open (none: any).
 func (c *credentials) Databases(target string) []string {
 	t, _ := c.target(target)
 	return t.Databases
 }
 
+// ClientAuth implements the postgres handler's client_auth lookup.
 func (c *credentials) ClientAuth(target string) postgres.ClientAuth {
 	t, _ := c.target(target)
 	return postgres.ClientAuth(t.ClientAuth) // "" (unknown target): kernel

@@ -86,7 +86,10 @@ func (s *session) clientGlobal(reqs <-chan *gossh.Request) {
 				Addr string
 				Port uint32
 			}
-			gossh.Unmarshal(r.Payload, &p)
+			if err := gossh.Unmarshal(r.Payload, &p); err != nil || !cstring(p.Addr) {
+				r.Reply(false, nil)
+				continue
+			}
 			ok, payload, _ := s.upstream.SendRequest(r.Type, true, r.Payload)
 			if ok {
 				k := net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port)))

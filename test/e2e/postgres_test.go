@@ -285,7 +285,7 @@ func TestPostgresTLSVerifyFullRefusesWrongName(t *testing.T) {
 
 // A target may pin the databases its sessions open: the credential may
 // reach others on the same server, the workload may not. The database a
-// session opened is in its events and in the policy's input.
+// session opened, or was refused, is in its events.
 func TestPostgresDatabases(t *testing.T) {
 	p := newPGEnvAt(t, testutil.PostgresOptions{}, "app", "app-secret-pw",
 		"upstream_tls: {mode: disable}\n    databases: [orders]",
