@@ -215,26 +215,36 @@ files beside the recording also play in any asciinema player.`,
 			}
 			play.NoWait = noTiming
 			// All are checked before any plays: a replay shows nothing
-			// that does not verify.
+			// that does not verify. Each plays from the descriptor it
+			// was checked through: a file swapped in between is not the
+			// one played.
+			opened := make([]io.ReadSeekCloser, 0, len(casts))
+			defer func() {
+				for _, c := range opened {
+					c.Close()
+				}
+			}()
 			for _, name := range casts {
-				if err := checkCast(backend, name, rep, e); err != nil {
+				cast, err := openCast(backend, name)
+				if err != nil {
+					return fmt.Errorf("session %s: %v", e.ID, err)
+				}
+				opened = append(opened, cast)
+				if err := checkCast(cast, name, rep, e); err != nil {
 					return fmt.Errorf("session %s: %v", e.ID, err)
 				}
 			}
-			for _, name := range casts {
+			for i, name := range casts {
 				switch {
 				case len(casts) > 1:
 					fmt.Fprintf(cmd.OutOrStdout(), "\n-- terminal %d --\n", recorder.CastNumber(name))
 				case !termOnly:
 					fmt.Fprintln(cmd.OutOrStdout(), "\n-- terminal --")
 				}
-				cast, err := backend.Open(name)
-				if err != nil {
+				if _, err := opened[i].Seek(0, io.SeekStart); err != nil {
 					return err
 				}
-				err = recorder.Play(cmd.Context(), cmd.OutOrStdout(), cast, play)
-				cast.Close()
-				if err != nil {
+				if err := recorder.Play(cmd.Context(), cmd.OutOrStdout(), opened[i], play); err != nil {
 					return err
 				}
 			}
@@ -349,7 +359,12 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", err.Error()
 	}
 	for _, name := range casts {
-		if err := checkCast(backend, name, rep, e); err != nil {
+		cast, err := openCast(backend, name)
+		if err == nil {
+			err = checkCast(cast, name, rep, e)
+			cast.Close()
+		}
+		if err != nil {
 			return "corrupt", err.Error()
 		}
 	}
@@ -378,7 +393,7 @@ func terminals(backend store.Backend, name string, rep *recorder.Report) ([]stri
 // checkCast holds a terminal recording to the seal its recording gives
 // it. One without a seal is expected only where the recording was cut
 // short before sealing it, as the file and the index both say.
-func checkCast(backend store.Backend, name string, rep *recorder.Report, e *store.Entry) error {
+func checkCast(cast io.Reader, name string, rep *recorder.Report, e *store.Entry) error {
 	i := slices.IndexFunc(rep.Seals, func(s recorder.CastSeal) bool { return s.Name == name })
 	if i < 0 {
 		if rep.Complete || e.State == store.StateComplete {
@@ -386,10 +401,19 @@ func checkCast(backend store.Backend, name string, rep *recorder.Report, e *stor
 		}
 		return nil
 	}
-	cast, err := backend.Open(name)
-	if err != nil {
-		return err
-	}
-	defer cast.Close()
 	return recorder.CheckCast(cast, rep.Seals[i])
+}
+
+// openCast opens a terminal recording to check and then play.
+func openCast(backend store.Backend, name string) (io.ReadSeekCloser, error) {
+	f, err := backend.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := f.(io.ReadSeekCloser)
+	if !ok {
+		f.Close()
+		return nil, fmt.Errorf("the terminal recording %s cannot be read twice", name)
+	}
+	return rs, nil
 }
