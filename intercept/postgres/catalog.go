@@ -82,8 +82,8 @@ type catalog struct {
 	// hold (those asked about, the tables and views views read); the
 	// stamp covers their columns.
 	columns map[uint32]bool
-	stamp   string // of the rows behind the cached answers; "" when none
-	checked  time.Time // when the stamp last matched the catalog
+	stamp   string    // of the rows behind the cached answers; "" when none
+	checked time.Time // when the stamp last matched the catalog
 	// gen changes whenever cached answers are dropped: what sessions made
 	// from them (masking plans) is stale.
 	gen atomic.Uint64
