@@ -343,8 +343,6 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 	case rep.Header.SessionID != e.ID || recorder.Name(started, e.ID) != e.Name:
 		// Another session's recording (or a copy) in this one's place.
 		return "corrupt", fmt.Sprintf("the file holds session %s, started %s: not this session's recording", rep.Header.SessionID, started.UTC().Format(time.RFC3339))
-	case e.State == store.StateComplete && !rep.Complete:
-		return "corrupt", "the index saw this recording end, and its end record is gone"
 	case rep.Records < e.Records:
 		return "corrupt", fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records)
 	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
@@ -353,6 +351,8 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		// A closed recording holds what the index saw when it closed;
 		// what follows was added after, by whoever could write the file.
 		return "corrupt", fmt.Sprintf("%d records, but the recording was closed with %d: records were added after it ended", rep.Records, e.Records)
+	case e.State == store.StateComplete && !rep.Complete:
+		return "corrupt", "the index saw this recording end, and its end record is gone"
 	}
 	casts, err := terminals(backend, e.Name, rep)
 	if err != nil {
