@@ -15,23 +15,17 @@ import (
 	"github.com/corral-dev/corral/internal/testutil"
 )
 
-// A migration outside corral changes the catalog rows behind cached
-// answers without a word on any connection corral holds. The catalog's
-// next check (at most catalogRecheck after the last) sees every kind of
-// change masking depends on, and drops the cache; maintenance that
-// rewrites no definition (ANALYZE, VACUUM, rows written) does not.
-func TestCatalogSeesMigrations(t *testing.T) {
+// catalogOn starts PostgreSQL with schema and returns a catalog on it,
+// and the OID of a relation by name.
+func catalogOn(t *testing.T, schema string) (*catalog, *testutil.Postgres, func(string) uint32) {
+	t.Helper()
 	testutil.RequireRoot(t)
 	pg := testutil.StartPostgres(t, testutil.NewHost(t), testutil.PostgresOptions{})
-	pg.Exec(t, "postgres", `CREATE TABLE customers (id int, name text, email text);
-CREATE VIEW contacts AS SELECT id, name AS contact FROM customers;
-CREATE VIEW outer_contacts AS SELECT contact FROM contacts;
-CREATE FUNCTION tidy(text) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1'`)
+	pg.Exec(t, "postgres", schema)
 	cat := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) {
 		return pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", pg.Dir))
 	})
 	t.Cleanup(cat.close)
-	ctx := t.Context()
 	oid := func(name string) uint32 {
 		n, err := strconv.ParseUint(pg.Exec(t, "postgres", "SELECT '"+name+"'::regclass::oid")[0][0], 10, 32)
 		if err != nil {
@@ -39,6 +33,20 @@ CREATE FUNCTION tidy(text) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1'`)
 		}
 		return uint32(n)
 	}
+	return cat, pg, oid
+}
+
+// A migration outside corral changes the catalog rows behind cached
+// answers without a word on any connection corral holds. The catalog's
+// next check (at most catalogRecheck after the last) sees every kind of
+// change masking depends on, and drops the cache; maintenance that
+// rewrites no definition (ANALYZE, VACUUM, rows written) does not.
+func TestCatalogSeesMigrations(t *testing.T) {
+	cat, pg, oid := catalogOn(t, `CREATE TABLE customers (id int, name text, email text);
+CREATE VIEW contacts AS SELECT id, name AS contact FROM customers;
+CREATE VIEW outer_contacts AS SELECT contact FROM contacts;
+CREATE FUNCTION tidy(text) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1'`)
+	ctx := t.Context()
 	customers, contacts, outer := oid("customers"), oid("contacts"), oid("outer_contacts")
 
 	// ask fills the cache with everything the cases look at, and says
@@ -153,13 +161,7 @@ CREATE FUNCTION tidy(text) RETURNS text IMMUTABLE LANGUAGE sql AS 'SELECT $1'`)
 // between two fetches drops the older answers with the newer fetch,
 // before the next check would.
 func TestCatalogFetchesSeeOneCatalog(t *testing.T) {
-	testutil.RequireRoot(t)
-	pg := testutil.StartPostgres(t, testutil.NewHost(t), testutil.PostgresOptions{})
-	pg.Exec(t, "postgres", `CREATE TABLE customers (id int, email text); CREATE TABLE orders (id int)`)
-	cat := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) {
-		return pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", pg.Dir))
-	})
-	t.Cleanup(cat.close)
+	cat, pg, _ := catalogOn(t, `CREATE TABLE customers (id int, email text); CREATE TABLE orders (id int)`)
 	if _, err := cat.lookupNames(t.Context(), []string{"customers"}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,21 +180,11 @@ func TestCatalogFetchesSeeOneCatalog(t *testing.T) {
 // anything (its columns withheld), not as an error: an error would drop
 // every cached answer each time a statement named it.
 func TestCatalogDeepViews(t *testing.T) {
-	testutil.RequireRoot(t)
-	pg := testutil.StartPostgres(t, testutil.NewHost(t), testutil.PostgresOptions{})
 	sql := "CREATE TABLE customers (id int, email text); CREATE VIEW v0 AS SELECT id FROM customers;"
 	for i := 1; i <= 20; i++ {
 		sql += fmt.Sprintf(" CREATE VIEW v%d AS SELECT id FROM v%d;", i, i-1)
 	}
-	pg.Exec(t, "postgres", sql)
-	cat := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) {
-		return pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", pg.Dir))
-	})
-	t.Cleanup(cat.close)
-	oid := func(name string) uint32 {
-		n, _ := strconv.ParseUint(pg.Exec(t, "postgres", "SELECT '"+name+"'::regclass::oid")[0][0], 10, 32)
-		return uint32(n)
-	}
+	cat, _, oid := catalogOn(t, sql)
 	shallow, deep := oid("v3"), oid("v20")
 	if _, err := cat.relations(t.Context(), []uint32{shallow}); err != nil {
 		t.Fatal(err)
@@ -211,16 +203,9 @@ func TestCatalogDeepViews(t *testing.T) {
 // table renamed (the masked one moved under the name the view reads) is
 // seen by the check even when only the view was asked about.
 func TestCatalogSeesColumnsUnderAView(t *testing.T) {
-	testutil.RequireRoot(t)
-	pg := testutil.StartPostgres(t, testutil.NewHost(t), testutil.PostgresOptions{})
-	pg.Exec(t, "postgres", `CREATE TABLE customers (id int, name text, email text);
+	cat, pg, oid := catalogOn(t, `CREATE TABLE customers (id int, name text, email text);
 CREATE VIEW contacts AS SELECT id, name AS contact FROM customers`)
-	cat := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) {
-		return pgconn.Connect(ctx, fmt.Sprintf("host=%s port=5432 user=postgres dbname=postgres sslmode=disable", pg.Dir))
-	})
-	t.Cleanup(cat.close)
-	n, _ := strconv.ParseUint(pg.Exec(t, "postgres", "SELECT 'contacts'::regclass::oid")[0][0], 10, 32)
-	contacts := uint32(n)
+	contacts := oid("contacts")
 	if _, err := cat.relations(t.Context(), []uint32{contacts}); err != nil {
 		t.Fatal(err)
 	}
