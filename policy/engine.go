@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -25,7 +26,7 @@ import (
 )
 
 // Query is the Rego rule every decision comes from.
-const Query = "data.corral.decision"
+const Query = "decision = data.corral.decision; cache = data.corral.cacheable"
 
 // Policy is everything a decision depends on: the declarative rules and any
 // custom Rego modules (file name → source).
@@ -71,6 +72,16 @@ func Compile(ctx context.Context, p Policy) (*Compiled, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
+		// A module of another package could define what the built-in
+		// one decides with (applicable, rules): custom ones extend it
+		// through data.corral.custom only.
+		m, err := ast.ParseModule(name, p.Modules[name])
+		if err != nil {
+			return nil, fmt.Errorf("compile policy: %w", err)
+		}
+		if path := m.Package.Path.String(); path != "data.corral.custom" && !strings.HasPrefix(path, "data.corral.custom.") {
+			return nil, fmt.Errorf("compile policy: %s: package %s: policy files are in package corral.custom", name, strings.TrimPrefix(path, "data."))
+		}
 		opts = append(opts, rego.Module(name, p.Modules[name]))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
@@ -324,10 +335,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	}
 	key := cacheKeyOf(v.n, &in, v.compiled.statementDetail)
 	if d, ok := e.cache.get(key); ok {
-		// Callers own what they get: no change of theirs reaches the cache.
-		d.Reviewers = slices.Clone(d.Reviewers)
-		d.Mask = slices.Clone(d.Mask)
-		return d, nil
+		return owned(d), nil
 	}
 	d, cacheable, err := v.compiled.eval(ctx, &in)
 	d.PolicyVersion = v.n
@@ -335,9 +343,21 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 		return d, err
 	}
 	if cacheable {
-		e.cache.put(key, d, e.maxSize)
+		e.cache.put(key, owned(d), e.maxSize)
 	}
 	return d, nil
+}
+
+// owned copies what a decision shares: callers own what they get, and no
+// change of theirs (or of the cache's) reaches the other.
+func owned(d Decision) Decision {
+	d.Reviewers = slices.Clone(d.Reviewers)
+	d.Mask = slices.Clone(d.Mask)
+	for i := range d.Mask {
+		d.Mask[i].Columns = slices.Clone(d.Mask[i].Columns)
+		d.Mask[i].Detect = slices.Clone(d.Mask[i].Detect)
+	}
+	return d
 }
 
 func denied(reason string, version uint64) Decision {
@@ -356,6 +376,10 @@ func (c *Compiled) eval(ctx context.Context, in *Input) (Decision, bool, error) 
 		return denied("the request could not be put to the policy", 0), false, err
 	}
 	value.Insert(ast.InternedTerm("applicable"), applicableTerm(c.matchers, in))
+	// A custom module that runs long must not hold a statement (and a CPU)
+	// for as long as it likes: past the bound it is a deny.
+	ctx, cancel := context.WithTimeout(ctx, evalTimeout)
+	defer cancel()
 	rs, err := c.query.Eval(ctx, rego.EvalParsedInput(value))
 	if err != nil {
 		return denied("the policy could not be evaluated", 0), false, fmt.Errorf("evaluate policy: %w", err)
@@ -363,12 +387,22 @@ func (c *Compiled) eval(ctx context.Context, in *Input) (Decision, bool, error) 
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
 		return denied("the policy gave no decision", 0), false, errors.New("policy returned no decision")
 	}
-	obj, ok := rs[0].Expressions[0].Value.(map[string]any)
+	obj, ok := rs[0].Bindings["decision"].(map[string]any)
 	if !ok {
-		return denied("the policy gave an invalid decision", 0), false, fmt.Errorf("decision is %T, not an object", rs[0].Expressions[0].Value)
+		return denied("the policy gave an invalid decision", 0), false, fmt.Errorf("decision is %T, not an object", rs[0].Bindings["decision"])
 	}
-	return parseDecision(obj)
+	d, cacheable, err := parseDecision(obj)
+	// A module's `cache := false` holds for a decision it returns as much
+	// as for the built-in one's; anything but true keeps it out.
+	if rs[0].Bindings["cache"] != true {
+		cacheable = false
+	}
+	return d, cacheable, err
 }
+
+// evalTimeout bounds one evaluation; the built-in module takes well under
+// a millisecond.
+var evalTimeout = 2 * time.Second
 
 // parseDecision turns the Rego object into a Decision, refusing anything
 // that is not a well-formed allow, deny or review.
@@ -385,9 +419,12 @@ func parseDecision(obj map[string]any) (Decision, bool, error) {
 	if rec, ok := obj["record"].(bool); ok {
 		d.Record = rec
 	}
+	// Anything but a boolean true keeps the decision out of the cache
+	// ("false" as a string must not cache a decision that varies).
 	cacheable := true
-	if c, ok := obj["cache"].(bool); ok {
-		cacheable = c
+	if raw, present := obj["cache"]; present {
+		c, ok := raw.(bool)
+		cacheable = ok && c
 	}
 	switch d.Result {
 	case Allow, Deny, Review:
@@ -410,10 +447,17 @@ func parseDecision(obj map[string]any) (Decision, bool, error) {
 			return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask is %T, not a list", raw)
 		}
 		b, _ := json.Marshal(ms)
-		if err := json.Unmarshal(b, &d.Mask); err != nil {
+		// Strictly: a misspelt key ("column") would leave a mask that
+		// masks nothing, and the data would go out in clear.
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&d.Mask); err != nil {
 			return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask: %w", err)
 		}
 		for _, m := range d.Mask {
+			if len(m.Columns) == 0 && len(m.Detect) == 0 {
+				return denied("the policy gave an invalid mask", 0), false, errors.New("decision mask names no column and no detector")
+			}
 			if !slices.Contains(MaskMethods, m.Method) {
 				return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask method %q", m.Method)
 			}
@@ -421,7 +465,8 @@ func parseDecision(obj map[string]any) (Decision, bool, error) {
 				return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask filters %q", m.Filters)
 			}
 			for _, c := range m.Columns {
-				if n := strings.Count(c, "."); n < 1 || n > 2 {
+				parts := strings.Split(c, ".")
+				if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") {
 					return denied("the policy gave an invalid mask", 0), false, fmt.Errorf("decision mask column %q is not table.column", c)
 				}
 			}
@@ -606,10 +651,19 @@ func actionKey(a *Action, statementDetail bool) string {
 	}
 	k.Grow(n)
 	k.field(a.Kind)
+	if a.Operations == nil {
+		k.WriteByte('n') // no list, which a module can tell from an empty one
+	}
 	k.list(a.Operations)
 	switch {
 	case a.SQL != nil && !statementDetail:
 	case a.SQL != nil:
+		// What a module can read of the statement: a fast-path function
+		// call has no text, only its command and function.
+		k.field(a.SQL.Command)
+		k.list(a.SQL.Tables)
+		k.list(a.SQL.Functions)
+		k.field(strconv.FormatBool(a.SQL.HasWhere))
 		if a.SQL.Fingerprint != "" {
 			k.WriteByte('f')
 			k.field(a.SQL.Fingerprint)
@@ -653,6 +707,7 @@ func grantsKey(gs []Grant) string {
 		var k keyWriter
 		k.field(g.ID)
 		k.field(g.Expires.UTC().Format(time.RFC3339Nano))
+		k.list(g.Operations)
 		ids[i] = k.String()
 	}
 	slices.Sort(ids)

@@ -867,6 +867,14 @@ func TestCustomModuleCacheSetting(t *testing.T) {
 		{"cache := false\n" + odd, Allow},
 		{"cache := true\n" + odd, Deny},
 		{odd, Deny},
+		// Anything but true keeps decisions out of the cache.
+		{`cache := "false"` + "\n" + odd, Allow},
+		{"cache := 0\n" + odd, Allow},
+		// The setting holds for a decision the module returns too.
+		{"cache := false\n" + `decision := {"result": "deny", "reason": "odd pid"} if input.workload.pid % 2 == 1
+decision := {"result": "allow", "reason": "even"} if input.workload.pid % 2 == 0`, Allow},
+		{`decision := {"result": "deny", "reason": "odd pid", "cache": "false"} if input.workload.pid % 2 == 1
+decision := {"result": "allow", "reason": "even"} if input.workload.pid % 2 == 0`, Allow},
 	} {
 		e := newTestEngine(t, Policy{Rules: rules, Modules: custom(tt.src)})
 		if d := mustDecide(t, e, sqlIn(Workload{Unit: "a", PID: 1}, "select")); d.Result != Deny || d.Reason != "odd pid" {
@@ -875,6 +883,42 @@ func TestCustomModuleCacheSetting(t *testing.T) {
 		if d := mustDecide(t, e, sqlIn(Workload{Unit: "a", PID: 2}, "select")); d.Result != tt.second {
 			t.Fatalf("%q, pid 2: %+v, want %s", tt.src, d, tt.second)
 		}
+	}
+}
+
+// A module's decision is held to what the configuration would be: a mask
+// that masks nothing (a misspelt key, no column) is refused, not taken
+// as no mask. A module runs within a time bound, and only in package
+// corral.custom.
+func TestCustomModuleHeldToTheSchema(t *testing.T) {
+	rules := []Rule{{Name: "r", Who: anyone, Targets: sl(testTarget), Allow: sl("select")}}
+	for _, mask := range []string{
+		`[{"column": ["customers.email"], "method": "redact"}]`,
+		`[{"method": "redact"}]`,
+		`[{"columns": [], "method": "redact"}]`,
+		`[{"columns": [".email"], "method": "redact"}]`,
+		`[{"columns": ["."], "method": "redact"}]`,
+	} {
+		e := newTestEngine(t, Policy{Rules: rules, Modules: custom(`decision := {"result": "allow", "mask": ` + mask + `}`)})
+		if d, _ := decide(t, e, sqlIn(Workload{Unit: "a"}, "select")); d.Result != Deny {
+			t.Errorf("mask %s: %s, want deny", mask, d.Result)
+		}
+	}
+
+	defer func(d time.Duration) { evalTimeout = d }(evalTimeout)
+	evalTimeout = 100 * time.Millisecond
+	e := newTestEngine(t, Policy{Rules: rules, Modules: custom(`deny contains "x" if count([x | some x in numbers.range(1, 300000000)]) < 0`)})
+	start := time.Now()
+	if d, err := decide(t, e, sqlIn(Workload{Unit: "a"}, "select")); d.Result != Deny || err == nil {
+		t.Errorf("a module past the time bound: %s, %v", d.Result, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a module past the time bound ran %v", took)
+	}
+
+	_, err := Compile(context.Background(), Policy{Rules: rules, Modules: map[string]string{"x.rego": "package corral\n\nimport rego.v1\n\napplicable contains 0 if true\n"}})
+	if err == nil || !strings.Contains(err.Error(), "package corral.custom") {
+		t.Errorf("a module of package corral: %v", err)
 	}
 }
 
@@ -890,7 +934,9 @@ func TestCacheHit(t *testing.T) {
 	again := in
 	again.Workload.Pod.Labels = map[string]string{"b": "2", "a": "1"}
 	again.Workload.PID = 2
-	again.Action.SQL = &SQL{Command: "SELECT", Text: "SELECT 2", Fingerprint: in.Action.SQL.Fingerprint}
+	sql := *in.Action.SQL // the same statement but for its literals
+	sql.Text = "SELECT 2"
+	again.Action.SQL = &sql
 	if d := mustDecide(t, e, again); d.Reason != first.Reason {
 		t.Fatalf("same facts, same fingerprint, different text: not a cache hit")
 	}
@@ -929,16 +975,21 @@ func TestCacheKeyFacts(t *testing.T) {
 		"target":          func(in *Input) { in.Target.Name = "other-db" },
 		"protocol":        func(in *Input) { in.Target.Protocol = "mysql" },
 		// Not matched by the built-in module; a custom one may read them.
-		"address":         func(in *Input) { in.Target.Address = "10.0.0.5:5432" },
-		"container id":    func(in *Input) { in.Workload.ContainerID = "c0ffee" },
-		"pod uid":         func(in *Input) { in.Workload.Pod.UID = "1111-2222" },
-		"cgroup id":       func(in *Input) { in.Workload.CgroupID = 4242 },
-		"kind":            func(in *Input) { in.Action.Kind = KindConnect },
-		"operations":      func(in *Input) { in.Action.Operations = []string{"select", "delete"} },
-		"fingerprint":     func(in *Input) { in.Action.SQL.Fingerprint = "fp2" },
-		"text w/o finger": func(in *Input) { in.Action.SQL.Fingerprint = "" },
-		"ssh detail":      func(in *Input) { in.Action.SQL = nil; in.Action.SSH = &SSH{Command: "ls"} },
-		"http detail":     func(in *Input) { in.Action.SQL = nil; in.Action.HTTP = &HTTP{Method: "GET", Path: "/"} },
+		"address":      func(in *Input) { in.Target.Address = "10.0.0.5:5432" },
+		"container id": func(in *Input) { in.Workload.ContainerID = "c0ffee" },
+		"pod uid":      func(in *Input) { in.Workload.Pod.UID = "1111-2222" },
+		"cgroup id":    func(in *Input) { in.Workload.CgroupID = 4242 },
+		"kind":         func(in *Input) { in.Action.Kind = KindConnect },
+		"function by oid": func(in *Input) {
+			in.Action.SQL = &SQL{Command: "FUNCTION CALL", Functions: []string{"oid:2624"}}
+		},
+		"no operations":    func(in *Input) { in.Action.Operations = nil },
+		"grant operations": func(in *Input) { in.Grants[0].Operations = []string{"select"} },
+		"operations":       func(in *Input) { in.Action.Operations = []string{"select", "delete"} },
+		"fingerprint":      func(in *Input) { in.Action.SQL.Fingerprint = "fp2" },
+		"text w/o finger":  func(in *Input) { in.Action.SQL.Fingerprint = "" },
+		"ssh detail":       func(in *Input) { in.Action.SQL = nil; in.Action.SSH = &SSH{Command: "ls"} },
+		"http detail":      func(in *Input) { in.Action.SQL = nil; in.Action.HTTP = &HTTP{Method: "GET", Path: "/"} },
 		"kubernetes detail": func(in *Input) {
 			in.Action.SQL = nil
 			in.Action.Kubernetes = &Kubernetes{Verb: "get", Resource: "pods"}

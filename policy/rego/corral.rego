@@ -236,7 +236,10 @@ decision := d if {
 } else := object.union(builtin, {"cache": cacheable})
 
 # A custom module whose denials depend on more than the cache key (the
-# time, the pid, literal values) says `cache := false`.
+# time, the pid, literal values) says `cache := false`, or puts
+# "cache": false in the decision it returns; either keeps it out of the
+# cache (the engine asks for this too, whatever decision a module
+# returns), and so does anything but true.
 default cacheable := true
 
 cacheable := data.corral.custom.cache
