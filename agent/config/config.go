@@ -426,6 +426,12 @@ func Parse(b []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("invalid config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
+	// A second document (after ---) would be read by nobody: the rules
+	// in it, a deny among them, would silently not apply.
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, errors.New("invalid config: the file holds more than one YAML document (a second --- ); put everything in one")
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}

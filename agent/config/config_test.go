@@ -396,6 +396,25 @@ func TestLoadNamesTheFile(t *testing.T) {
 	}
 }
 
+// A second YAML document would be read by nobody: a deny rule in it
+// would silently not apply. The file is refused.
+func TestParseRefusesASecondDocument(t *testing.T) {
+	doc := `targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}
+rules:
+  - {name: r, who: {any: true}, targets: [a], allow: [select, drop]}
+---
+rules:
+  - {name: guard, who: {any: true}, targets: [a], deny: [drop]}
+`
+	if _, err := Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), "more than one YAML document") {
+		t.Fatalf("Parse: %v", err)
+	}
+	if _, err := Parse([]byte("---\ntargets:\n  - {name: a, protocol: postgres, endpoints: [\"10.0.0.1:5432\"]}\n")); err != nil {
+		t.Fatalf("a document that starts with ---: %v", err)
+	}
+}
+
 func FuzzParseEndpoint(f *testing.F) {
 	for _, s := range []string{"10.0.0.5:5432", "10.1.0.0/24:5432", "[::1]:22", "db:1", "[fe80::1%eth0]:1"} {
 		f.Add(s)
