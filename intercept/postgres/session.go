@@ -436,6 +436,16 @@ func (s *session) fromClient() error {
 		start := s.clock(msg)
 		serverNames(msg)
 		droppedSync := false
+		if s.clientCopy {
+			switch msg.(type) {
+			case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail, *pgproto3.Sync, *pgproto3.Flush, *pgproto3.Terminate:
+			default:
+				// The server ends the session on anything else during a
+				// copy; corral would have recorded it as a request to
+				// answer, and fallen out of step first.
+				return fmt.Errorf("the client sent %T during COPY FROM STDIN", msg)
+			}
+		}
 		switch m := msg.(type) {
 		case *pgproto3.Query:
 			err = s.onQuery(m)
@@ -1170,7 +1180,11 @@ func (s *session) classify(sql string) ([]Statement, error) {
 func (s *session) onQuery(m *pgproto3.Query) error {
 	stmts, err := s.classify(m.String)
 	reason := ""
+	// The query is a unit of its own: a name it declares is fresh for
+	// what follows in it, an error ending the rest; not for what the
+	// client sends after it, which runs whether the query failed or not.
 	s.unit++
+	defer func() { s.unit++ }()
 	if err != nil {
 		reason = err.Error()
 	} else {

@@ -900,6 +900,18 @@ func TestSessionNamesMadeAnewAfterFiltersRestricted(t *testing.T) {
 	if !refused(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM c"})) {
 		t.Error("FETCH after a second restriction")
 	}
+	// What the client sends after a query that declared the name, without
+	// waiting for its answer, runs whether the DECLARE did or not: it may
+	// read the old cursor. Refused, and so after a query corral refused.
+	for _, q := range []string{
+		"DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers /* exists */",
+		"DECLARE c CURSOR WITH HOLD FOR SELECT id FROM customers; SELECT lower(email) FROM customers",
+	} {
+		ts.exchange(t, &pgproto3.Query{String: q}, &pgproto3.Execute{Portal: "c"}, &pgproto3.Sync{})
+		if got := ts.exchange(t); !refused(got) { // the Execute's answer, after the query's
+			t.Errorf("Execute of c right after %q: %v", q, types(got))
+		}
+	}
 	// A query that declares the name and then fetches from it reads the
 	// new cursor: had the DECLARE failed, the query would have ended.
 	ts.exchange(t, &pgproto3.Query{String: "CLOSE c"})
