@@ -282,6 +282,11 @@ func validateWho(wp string, w Who, add func(string, string, ...any)) {
 		globs("oidc.issuer", urls)
 		globs("oidc.subject", o.Subject)
 		globs("oidc.email", o.Email)
+		for i, g := range o.Groups { // names, matched whole
+			if g == "" {
+				add(fmt.Sprintf("%s.oidc.groups[%d]", wp, i), "empty group name")
+			}
+		}
 	}
 }
 

@@ -101,6 +101,7 @@ func TestValidateRules(t *testing.T) {
 		{"empty unit pattern", one(func(r *Rule) { r.Who.Unit = sl("etl.service", "") }), []want{{"rules[0].who.unit[1]", "empty pattern"}}},
 		{"empty exe pattern", one(func(r *Rule) { r.Who.Exe = sl("") }), []want{{"rules[0].who.exe[0]", "empty pattern"}}},
 		{"empty user pattern", one(func(r *Rule) { r.Who.User = sl("") }), []want{{"rules[0].who.user[0]", "empty pattern"}}},
+		{"empty oidc group", one(func(r *Rule) { r.Who.OIDC = &OIDCWho{Groups: sl("dba", "")} }), []want{{"rules[0].who.oidc.groups[1]", "empty group name"}}},
 		{"empty cgroup pattern", one(func(r *Rule) { r.Who.Cgroup = sl("/a", "") }), []want{{"rules[0].who.cgroup[1]", "empty pattern"}}},
 		{"empty namespace pattern", one(func(r *Rule) { r.Who.Kubernetes = &KubernetesWho{Namespace: sl("")} }), []want{{"rules[0].who.kubernetes.namespace[0]", "empty pattern"}}},
 		{"empty pod name pattern", one(func(r *Rule) { r.Who.Kubernetes = &KubernetesWho{Name: sl("")} }), []want{{"rules[0].who.kubernetes.name[0]", "empty pattern"}}},
