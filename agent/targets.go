@@ -204,19 +204,26 @@ func (t *targetTable) resolve(ctx context.Context, host string) (current, kept [
 				delete(seen, a)
 			}
 		}
+		answer := map[netip.Addr]bool{}
 		for _, a := range addrs {
 			a = a.Unmap()
-			if seen[a] != now {
+			if !answer[a] {
+				answer[a] = true
 				current = append(current, a)
 			}
 			seen[a] = now
 		}
+		for a := range seen {
+			if !answer[a] {
+				kept = append(kept, a)
+			}
+		}
 		t.save()
-	} else if err == nil {
-		err = fmt.Errorf("no addresses")
-	}
-	for a, last := range seen {
-		if err != nil || last != now {
+	} else {
+		if err == nil {
+			err = fmt.Errorf("no addresses")
+		}
+		for a := range seen {
 			kept = append(kept, a)
 		}
 	}

@@ -131,3 +131,24 @@ func TestDNSRetainedAddressYieldsToCurrentAnswer(t *testing.T) {
 		t.Errorf("after the address moved to b: %v (a is %d, b is %d)", got, ids["a"], ids["b"])
 	}
 }
+
+// One name in two endpoints (two ports, or two targets) is resolved once
+// each: both get its addresses, however quickly the clock moves.
+func TestDNSNameInTwoEndpoints(t *testing.T) {
+	a, _ := config.ParseEndpoint("db.example:5432")
+	b, _ := config.ParseEndpoint("db.example:6432")
+	table := newTargetTable([]config.Target{{Name: "db", Protocol: "postgres", Parsed: []config.Endpoint{a, b}}})
+	now := time.Unix(1_800_000_000, 0)
+	table.now = func() time.Time { return now }
+	table.lookup = func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil
+	}
+	var got []string
+	for _, e := range table.entries(context.Background(), slog.New(slog.DiscardHandler)) {
+		got = append(got, netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String())
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"10.0.0.1:5432", "10.0.0.1:6432"}) {
+		t.Errorf("targets %v", got)
+	}
+}

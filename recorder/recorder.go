@@ -657,9 +657,14 @@ func (s *Session) seal(e End) (p store.Progress, failed error, sealed bool) {
 	p.State, p.Ended = store.StateComplete, now
 	if s.err != nil {
 		// What failed to be written is not the recording's: the index
-		// keeps what reached the disk, which verify holds the file to.
+		// keeps what reached the file (a failing write may leave whole
+		// records past the last sync), which verify holds the file to;
+		// what was known synced when the file cannot be read.
 		p.State, p.Ended = store.StateTruncated, time.Time{}
 		p.Records, p.LastHash = s.syncedRecords, s.syncedHash
+		if f, err := s.r.readProgress(s.name, nil); err == nil && f.Records >= s.syncedRecords {
+			p.Records, p.LastHash = f.Records, f.LastHash
+		}
 	}
 	return p, s.err, true
 }

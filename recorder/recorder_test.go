@@ -581,3 +581,70 @@ func TestPanickingBackendKeepsNoSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// partialDisk lets a recording's first writes through, then writes only
+// the first line of a write and fails: a disk that fills in the middle of
+// a sync leaves whole records past the last one synced.
+type partialDisk struct {
+	*store.Dir
+	writes int
+}
+
+func (d *partialDisk) Create(name string) (store.Object, error) {
+	o, err := d.Dir.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &partialObject{Object: o, d: d}, nil
+}
+
+type partialObject struct {
+	store.Object
+	d *partialDisk
+}
+
+func (o *partialObject) Write(b []byte) (int, error) {
+	if o.d.writes++; o.d.writes == 1 {
+		return o.Object.Write(b) // the header
+	}
+	i := bytes.IndexByte(b, '\n')
+	n, _ := o.Object.Write(b[:i+1])
+	return n, syscall.ENOSPC
+}
+
+// The index of a recording a failing disk cut short holds what reached
+// the file, whole records past the last sync included: verify finds the
+// file as the index says, not "records added after it ended".
+func TestFailureLeavesTheIndexAsTheFile(t *testing.T) {
+	e := newEnv(t, t.TempDir(), recorder.Options{SyncInterval: time.Hour})
+	disk := &partialDisk{Dir: e.backend}
+	rec, err := recorder.New(context.Background(), recorder.Options{Backend: disk, Index: e.index, SyncInterval: time.Hour, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	s, err := rec.Start(header("s-part"), time.Now(), recorder.BestEffort, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"SELECT 1", "SELECT 2", "SELECT 3"} {
+		s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: q, Decision: "allow"}})
+	}
+	s.End(recorder.End{})
+	entry, err := e.index.ByID(context.Background(), "s-part")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.backend.Open(entry.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := recorder.Verify(f)
+	if err != nil || rep.Broken != nil {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	if rep.Records != 2 || entry.Records != rep.Records || entry.LastHash != rep.LastHash || entry.State != store.StateTruncated {
+		t.Errorf("file holds %d records, the index says %d (%s)", rep.Records, entry.Records, entry.State)
+	}
+}

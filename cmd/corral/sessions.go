@@ -125,7 +125,7 @@ func writeSessionsTable(w io.Writer, list []*store.Entry) {
 			user += " (" + e.OIDCSubject + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", e.ID, e.Started.Local().Format("2006-01-02 15:04:05"), dur,
-			e.Target, who(e), user, e.State, e.Statements, e.Denied)
+			e.Target, termsafe.Line(who(e)), termsafe.Line(user), e.State, e.Statements, e.Denied)
 	}
 	tw.Flush()
 }
@@ -191,6 +191,20 @@ files beside the recording also play in any asciinema player.`,
 				return err
 			}
 			defer f.Close()
+			// Held to the index first, as verify does, and shown from
+			// the descriptor it was checked through.
+			rs, ok := f.(io.ReadSeeker)
+			if !ok {
+				return fmt.Errorf("session %s: the recording cannot be read twice", e.ID)
+			}
+			// A broken chain is shown up to the break, as the README
+			// says; a file that is not what the index saw, not at all.
+			if rep, problem := checkFile(rs, e); problem != "" && (rep == nil || rep.Broken == nil) {
+				return fmt.Errorf("session %s: %s (corral verify reports it corrupt)", e.ID, problem)
+			}
+			if _, err := rs.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
 			// The transcript is made of what workloads sent: kept from
 			// acting on the terminal. A terminal's replay is its output
 			// as the workload saw it, escapes included (as asciinema
@@ -244,7 +258,11 @@ files beside the recording also play in any asciinema player.`,
 				if _, err := opened[i].Seek(0, io.SeekStart); err != nil {
 					return err
 				}
-				if err := recorder.Play(cmd.Context(), cmd.OutOrStdout(), opened[i], play); err != nil {
+				var cast io.Reader = opened[i]
+				if j := slices.IndexFunc(rep.Seals, func(s recorder.CastSeal) bool { return s.Name == name }); j >= 0 {
+					cast = io.LimitReader(cast, rep.Seals[j].Bytes) // what the seal vouches for
+				}
+				if err := recorder.Play(cmd.Context(), cmd.OutOrStdout(), cast, play); err != nil {
 					return err
 				}
 			}
@@ -324,35 +342,9 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", err.Error()
 	}
 	defer f.Close()
-	var hashes []string
-	var started time.Time
-	rep, err := recorder.Read(f, func(r *recorder.Record) error {
-		if r.Header != nil {
-			started = r.Time
-		}
-		if uint64(len(hashes)) < e.Records {
-			hashes = append(hashes, r.Hash)
-		}
-		return nil
-	})
-	switch {
-	case err != nil:
-		return "corrupt", err.Error()
-	case rep.Broken != nil:
-		return "corrupt", rep.Broken.Error()
-	case rep.Header.SessionID != e.ID || recorder.Name(started, e.ID) != e.Name:
-		// Another session's recording (or a copy) in this one's place.
-		return "corrupt", fmt.Sprintf("the file holds session %s, started %s: not this session's recording", rep.Header.SessionID, started.UTC().Format(time.RFC3339))
-	case rep.Records < e.Records:
-		return "corrupt", fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records)
-	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
-		return "corrupt", fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1)
-	case e.State != store.StateOpen && rep.Records > e.Records:
-		// A closed recording holds what the index saw when it closed;
-		// what follows was added after, by whoever could write the file.
-		return "corrupt", fmt.Sprintf("%d records, but the recording was closed with %d: records were added after it ended", rep.Records, e.Records)
-	case e.State == store.StateComplete && !rep.Complete:
-		return "corrupt", "the index saw this recording end, and its end record is gone"
+	rep, problem := checkFile(f, e)
+	if problem != "" {
+		return "corrupt", problem
 	}
 	casts, err := terminals(backend, e.Name, rep)
 	if err != nil {
@@ -373,6 +365,43 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "truncated", detail + ": cut short (no end record); every record verified"
 	}
 	return "ok", detail + ", hash chain verified"
+}
+
+// checkFile reads a recording and holds it to its index entry: its own
+// session's file, with every record the index saw made durable, and
+// nothing after an end the index saw. problem says what is wrong.
+func checkFile(f io.Reader, e *store.Entry) (rep *recorder.Report, problem string) {
+	var hashes []string
+	var started time.Time
+	rep, err := recorder.Read(f, func(r *recorder.Record) error {
+		if r.Header != nil {
+			started = r.Time
+		}
+		if uint64(len(hashes)) < e.Records {
+			hashes = append(hashes, r.Hash)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return rep, err.Error()
+	case rep.Broken != nil:
+		return rep, rep.Broken.Error()
+	case rep.Header.SessionID != e.ID || recorder.Name(started, e.ID) != e.Name:
+		// Another session's recording (or a copy) in this one's place.
+		return rep, fmt.Sprintf("the file holds session %s, started %s: not this session's recording", rep.Header.SessionID, started.UTC().Format(time.RFC3339))
+	case rep.Records < e.Records:
+		return rep, fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records)
+	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
+		return rep, fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1)
+	case e.State != store.StateOpen && rep.Records > e.Records:
+		// A closed recording holds what the index saw when it closed;
+		// what follows was added after, by whoever could write the file.
+		return rep, fmt.Sprintf("%d records, but the recording was closed with %d: records were added after it ended", rep.Records, e.Records)
+	case e.State == store.StateComplete && !rep.Complete:
+		return rep, "the index saw this recording end, and its end record is gone"
+	}
+	return rep, ""
 }
 
 // terminals lists the terminal recordings beside a recording, and fails
