@@ -178,7 +178,14 @@ func (t *targetTable) entries(ctx context.Context, log *slog.Logger) []bpf.Targe
 		}
 	}
 	for _, r := range retained {
-		add(r.target, r.e, true)
+		// Nor does one inside another target's range: the kernel's
+		// longest prefix would give the address to the retained /32.
+		inside := slices.ContainsFunc(out, func(e bpf.Target) bool {
+			return e.Port == r.e.Port && e.ID != r.e.ID && e.Prefix.Bits() < e.Prefix.Addr().BitLen() && e.Prefix.Contains(r.e.Prefix.Addr())
+		})
+		if !inside {
+			add(r.target, r.e, true)
+		}
 	}
 	return out
 }

@@ -152,3 +152,24 @@ func TestDNSNameInTwoEndpoints(t *testing.T) {
 		t.Errorf("targets %v", got)
 	}
 }
+
+// Nor does a retained address take one inside another target's range:
+// the kernel's longest prefix would give it to the retained /32.
+func TestDNSRetainedAddressYieldsToAnotherRange(t *testing.T) {
+	a, _ := config.ParseEndpoint("db-a.example:5432")
+	b, _ := config.ParseEndpoint("10.0.0.0/24:5432")
+	table := newTargetTable([]config.Target{
+		{Name: "a", Protocol: "postgres", Parsed: []config.Endpoint{a}},
+		{Name: "b", Protocol: "postgres", Parsed: []config.Endpoint{b}},
+	})
+	answer := []netip.Addr{netip.MustParseAddr("10.0.0.1")}
+	table.lookup = func(context.Context, string) ([]netip.Addr, error) { return answer, nil }
+	log := slog.New(slog.DiscardHandler)
+	table.entries(context.Background(), log)
+	answer = []netip.Addr{netip.MustParseAddr("10.9.0.1")}
+	for _, e := range table.entries(context.Background(), log) {
+		if e.Prefix == netip.MustParsePrefix("10.0.0.1/32") {
+			t.Errorf("a's retained 10.0.0.1 stays inside b's 10.0.0.0/24: %+v", e)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"unicode/utf8"
 )
 
 // Session states in the index.
@@ -169,7 +170,7 @@ func (ix *Index) Get(ctx context.Context, id string) (*Entry, error) {
 	if id == "" {
 		return nil, errors.New("no session id given")
 	}
-	es, err := ix.list(ctx, `WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2`, len(id), id)
+	es, err := ix.list(ctx, `WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2`, utf8.RuneCountInString(id), id)
 	if err != nil {
 		return nil, err
 	}
