@@ -436,13 +436,18 @@ func (s *session) fromClient() error {
 		start := s.clock(msg)
 		serverNames(msg)
 		droppedSync := false
+		if s.clientCopy && !s.copyIn.Load() {
+			// The server ended the copy (an error in the data): what the
+			// client sends now, it reads as usual.
+			s.clientCopy = false
+		}
 		if s.clientCopy {
 			switch msg.(type) {
 			case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail, *pgproto3.Sync, *pgproto3.Flush, *pgproto3.Terminate:
 			default:
-				// The server ends the session on anything else during a
-				// copy; corral would have recorded it as a request to
-				// answer, and fallen out of step first.
+				// The server would fail the copy on it; corral would have
+				// recorded it as a request to answer, and fallen out of
+				// step with the server.
 				return fmt.Errorf("the client sent %T during COPY FROM STDIN", msg)
 			}
 		}

@@ -531,6 +531,7 @@ func init() { testutil.RegisterFunc("pg-raw", pgRaw) }
 //
 //	Parse name:sql    Bind portal:statement    Execute portal
 //	Close name        Query sql                Sync    CopyDone    CopyFail    Flush
+//	CopyData row
 //
 // In a line without Sync or Query, an error ends the wait too.
 func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
@@ -564,6 +565,8 @@ func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 				fe.Send(&pgproto3.Query{String: arg})
 			case "Sync":
 				fe.Send(&pgproto3.Sync{})
+			case "CopyData":
+				fe.Send(&pgproto3.CopyData{Data: []byte(arg + "\n")})
 			case "CopyDone":
 				fe.Send(&pgproto3.CopyDone{})
 			case "CopyFail":
@@ -839,3 +842,21 @@ func TestPostgresMaskFilters(t *testing.T) {
 		t.Errorf("a LIKE by parameter was not refused:\n%s", transcript)
 	}
 }
+
+// A copy the server fails (a row that does not parse) ends there: the
+// client goes on with its next query without a CopyDone or CopyFail, as
+// the protocol lets it, and the session serves it.
+func TestPostgresCopyFailedByTheServer(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", "CREATE TABLE scratch (x int); GRANT INSERT ON scratch TO app")
+	out := runSteps(t, p, "pg-raw", []string{
+		"1 Query COPY scratch FROM STDIN",
+		"1 CopyData not-an-int",
+		"2 Query SELECT 41 + 1",
+	})
+	t.Logf("%s", out)
+	if !strings.Contains(out, "E 22P02") || !strings.Contains(out, "D[42]") {
+		t.Errorf("after a copy the server failed:\n%s", out)
+	}
+}
+
