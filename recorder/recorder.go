@@ -662,7 +662,16 @@ func (s *Session) seal(e End) (p store.Progress, failed error, sealed bool) {
 		// what was known synced when the file cannot be read.
 		p.State, p.Ended = store.StateTruncated, time.Time{}
 		p.Records, p.LastHash = s.syncedRecords, s.syncedHash
-		if f, err := s.r.readProgress(s.name, nil); err == nil && f.Records >= s.syncedRecords {
+		// Only a file that still holds what was synced: one rewritten
+		// meanwhile must not become the index's anchor.
+		var n uint64
+		var anchored bool
+		f, err := s.r.readProgress(s.name, func(rec *Record) {
+			if n++; n == s.syncedRecords {
+				anchored = rec.Hash == s.syncedHash
+			}
+		})
+		if err == nil && anchored && f.Records >= s.syncedRecords {
 			p.Records, p.LastHash = f.Records, f.LastHash
 		}
 	}

@@ -197,10 +197,11 @@ files beside the recording also play in any asciinema player.`,
 			if !ok {
 				return fmt.Errorf("session %s: the recording cannot be read twice", e.ID)
 			}
-			// A broken chain is shown up to the break, as the README
-			// says; a file that is not what the index saw, not at all.
-			if rep, problem := checkFile(rs, e); problem != "" && (rep == nil || rep.Broken == nil) {
-				return fmt.Errorf("session %s: %s (corral verify reports it corrupt)", e.ID, problem)
+			// A chain that breaks after what the index anchors is shown
+			// up to the break, as the README says; a file that is not
+			// what the index saw, not at all.
+			if rep, problem, anchored := checkFile(rs, e); problem != "" && (rep == nil || rep.Broken == nil || !anchored) {
+				return fmt.Errorf("session %s: the recording does not verify: %s (corral verify reports it corrupt)", e.ID, problem)
 			}
 			if _, err := rs.Seek(0, io.SeekStart); err != nil {
 				return err
@@ -342,7 +343,7 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 		return "corrupt", err.Error()
 	}
 	defer f.Close()
-	rep, problem := checkFile(f, e)
+	rep, problem, _ := checkFile(f, e)
 	if problem != "" {
 		return "corrupt", problem
 	}
@@ -369,8 +370,10 @@ func verifyOne(_ context.Context, backend store.Backend, e *store.Entry) (status
 
 // checkFile reads a recording and holds it to its index entry: its own
 // session's file, with every record the index saw made durable, and
-// nothing after an end the index saw. problem says what is wrong.
-func checkFile(f io.Reader, e *store.Entry) (rep *recorder.Report, problem string) {
+// nothing after an end the index saw. problem says what is wrong;
+// anchored, that the file holds this session's records up to the index's
+// anchor, however it goes on.
+func checkFile(f io.Reader, e *store.Entry) (rep *recorder.Report, problem string, anchored bool) {
 	var hashes []string
 	var started time.Time
 	rep, err := recorder.Read(f, func(r *recorder.Record) error {
@@ -382,26 +385,33 @@ func checkFile(f io.Reader, e *store.Entry) (rep *recorder.Report, problem strin
 		}
 		return nil
 	})
+	if err != nil {
+		return rep, err.Error(), false
+	}
+	// Whose file, and the anchor, first: a broken chain further on does
+	// not make the part before it this session's.
 	switch {
-	case err != nil:
-		return rep, err.Error()
-	case rep.Broken != nil:
-		return rep, rep.Broken.Error()
+	case rep.Header == nil:
+		return rep, rep.Broken.Error(), false
 	case rep.Header.SessionID != e.ID || recorder.Name(started, e.ID) != e.Name:
 		// Another session's recording (or a copy) in this one's place.
-		return rep, fmt.Sprintf("the file holds session %s, started %s: not this session's recording", rep.Header.SessionID, started.UTC().Format(time.RFC3339))
+		return rep, fmt.Sprintf("the file holds session %s, started %s: not this session's recording", rep.Header.SessionID, started.UTC().Format(time.RFC3339)), false
+	case rep.Records < e.Records && rep.Broken != nil:
+		return rep, rep.Broken.Error(), false
 	case rep.Records < e.Records:
-		return rep, fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records)
+		return rep, fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records), false
 	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
-		return rep, fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1)
+		return rep, fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1), false
+	case rep.Broken != nil:
+		return rep, rep.Broken.Error(), true
 	case e.State != store.StateOpen && rep.Records > e.Records:
 		// A closed recording holds what the index saw when it closed;
 		// what follows was added after, by whoever could write the file.
-		return rep, fmt.Sprintf("%d records, but the recording was closed with %d: records were added after it ended", rep.Records, e.Records)
+		return rep, fmt.Sprintf("%d records, but the recording was closed with %d: records were added after it ended", rep.Records, e.Records), true
 	case e.State == store.StateComplete && !rep.Complete:
-		return rep, "the index saw this recording end, and its end record is gone"
+		return rep, "the index saw this recording end, and its end record is gone", true
 	}
-	return rep, ""
+	return rep, "", true
 }
 
 // terminals lists the terminal recordings beside a recording, and fails

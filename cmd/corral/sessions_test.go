@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,4 +285,81 @@ func TestVerifyKeepsTheIndexAnchor(t *testing.T) {
 			t.Errorf("verify after the file of an open recording was deleted: %v\n%s", err, out)
 		}
 	})
+}
+
+// forgingDisk rewrites a recording's file (chained anew, so it verifies
+// on its own) and then fails the next write, as a full disk would.
+type forgingDisk struct {
+	*store.Dir
+	t      *testing.T
+	writes int
+}
+
+func (d *forgingDisk) Create(name string) (store.Object, error) {
+	o, err := d.Dir.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &forgingObject{Object: o, d: d, path: filepath.Join(d.Path, filepath.FromSlash(name))}, nil
+}
+
+type forgingObject struct {
+	store.Object
+	d    *forgingDisk
+	path string
+}
+
+func (o *forgingObject) Write(b []byte) (int, error) {
+	if o.d.writes++; o.d.writes == 1 {
+		return o.Object.Write(b)
+	}
+	old, _ := os.ReadFile(o.path)
+	os.WriteFile(o.path, rechain(o.d.t, old, func(l string) string { return strings.Replace(l, `"target":"web"`, `"target":"elsewhere"`, 1) }), 0o600)
+	return 0, syscall.ENOSPC
+}
+
+// A disk that fails does not make a file rewritten meanwhile the index's
+// anchor: the index keeps what it saw synced, and verify finds the
+// rewrite; replay refuses a forgery whose chain breaks further on.
+func TestFailureDoesNotAnchorARewrite(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "corral.yaml")
+	os.WriteFile(cfg, []byte("state_dir: "+dir+"\ntargets:\n  - {name: web, protocol: tcp, endpoints: [\"10.0.0.1:22\"]}\n"), 0o600)
+	sessions := filepath.Join(dir, "sessions")
+	backend, err := store.NewDir(sessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, err := store.OpenIndex(filepath.Join(sessions, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer index.Close()
+	rec, err := recorder.New(context.Background(), recorder.Options{Backend: &forgingDisk{Dir: backend, t: t}, Index: index, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rec.Start(recorder.Header{SessionID: "s-term1", Target: "web", Protocol: "ssh"}, time.Now(), recorder.BestEffort, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "SELECT 1", Decision: "allow"}})
+	s.End(recorder.End{})
+	rec.Close()
+	if out, err := run(t, "verify", "s-term1", "--config", cfg); err == nil || !strings.Contains(out, "rewritten") {
+		t.Errorf("verify of a file rewritten before the disk failed: %v\n%s", err, out)
+	}
+
+	// A forgery of a complete recording, with a broken line after it.
+	cfg2, sessions2, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
+		s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "DROP TABLE orders", Decision: "allow"}})
+		s.End(recorder.End{})
+	})
+	file := filepath.Join(sessions2, filepath.FromSlash(recorder.Name(start, "s-term1")))
+	b, _ := os.ReadFile(file)
+	forged := rechain(t, b, func(l string) string { return strings.Replace(l, "DROP TABLE orders", "SELECT 2", 1) })
+	os.WriteFile(file, append(forged, "garbage\n"...), 0o600)
+	if out, _ := run(t, "replay", "s-term1", "--transcript", "--config", cfg2); strings.Contains(out, "SELECT 2") {
+		t.Errorf("replay shows a forgery whose chain breaks after it:\n%s", out)
+	}
 }
