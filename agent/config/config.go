@@ -427,16 +427,35 @@ func Parse(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("invalid config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	// A second document (after ---) would be read by nobody: the rules
-	// in it, a deny among them, would silently not apply.
-	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		return nil, errors.New("invalid config: the file holds more than one YAML document (a second --- ); put everything in one")
+	// in it, a deny among them, would silently not apply. An empty one
+	// (a trailing ---) holds nothing to lose.
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || !emptyDocument(&more) {
+			return nil, errors.New("invalid config: the file holds more than one YAML document (a second --- ); put everything in one")
+		}
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	c.defaults()
 	return &c, nil
+}
+
+// emptyDocument reports whether a YAML document holds nothing: no node,
+// or a null.
+func emptyDocument(n *yaml.Node) bool {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return true
+		}
+		n = n.Content[0]
+	}
+	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 // Validate checks c as Parse does, and fills in its parsed values and,

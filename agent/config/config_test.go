@@ -410,8 +410,11 @@ rules:
 	if _, err := Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), "more than one YAML document") {
 		t.Fatalf("Parse: %v", err)
 	}
-	if _, err := Parse([]byte("---\ntargets:\n  - {name: a, protocol: postgres, endpoints: [\"10.0.0.1:5432\"]}\n")); err != nil {
-		t.Fatalf("a document that starts with ---: %v", err)
+	base := "targets:\n  - {name: a, protocol: postgres, endpoints: [\"10.0.0.1:5432\"]}\n"
+	for _, ok := range []string{"---\n" + base, base + "---\n", "---\n" + base + "---\n", base + "---\n# a comment\n", base + "---\n~\n", base + "...\n"} {
+		if _, err := Parse([]byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
 	}
 }
 
