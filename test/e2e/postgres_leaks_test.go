@@ -859,4 +859,3 @@ func TestPostgresCopyFailedByTheServer(t *testing.T) {
 		t.Errorf("after a copy the server failed:\n%s", out)
 	}
 }
-
