@@ -402,12 +402,13 @@ func checkFile(f io.Reader, e *store.Entry) (rep *recorder.Report, problem strin
 		return rep, fmt.Sprintf("%d records, but %d were written and synced: records were removed from the end", rep.Records, e.Records), false
 	case e.Records > 0 && hashes[e.Records-1] != e.LastHash:
 		return rep, fmt.Sprintf("record %d is not the one the index saw synced: the recording was rewritten", e.Records-1), false
-	case rep.Broken != nil:
-		return rep, rep.Broken.Error(), true
 	case e.State != store.StateOpen && rep.Records > e.Records:
 		// A closed recording holds what the index saw when it closed;
-		// what follows was added after, by whoever could write the file.
-		return rep, fmt.Sprintf("%d records, but the recording was closed with %d: records were added after it ended", rep.Records, e.Records), true
+		// what follows was added after, by whoever could write the file
+		// (a broken line after them included): not shown as its.
+		return rep, fmt.Sprintf("%d records, but the recording was closed with %d: records were added after it ended", rep.Records, e.Records), false
+	case rep.Broken != nil:
+		return rep, rep.Broken.Error(), true
 	case e.State == store.StateComplete && !rep.Complete:
 		return rep, "the index saw this recording end, and its end record is gone", true
 	}

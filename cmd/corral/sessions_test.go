@@ -362,4 +362,20 @@ func TestFailureDoesNotAnchorARewrite(t *testing.T) {
 	if out, _ := run(t, "replay", "s-term1", "--transcript", "--config", cfg2); strings.Contains(out, "SELECT 2") {
 		t.Errorf("replay shows a forgery whose chain breaks after it:\n%s", out)
 	}
+
+	// Records added to a recording closed as cut short, a broken line
+	// after them: not shown as the session's.
+	cfg3, sessions3, file3 := cutShort(t)
+	restart(t, sessions3)
+	b, _ = os.ReadFile(file3)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	last := lines[len(lines)-1]
+	prev := last[strings.LastIndex(last, `"hash":"`)+8 : len(last)-2]
+	body := fmt.Sprintf(`{"seq":%d,"time":%q,"type":"statement","prev":%q,"statement":{"text":"FORGED STATEMENT","decision":"allow"}}`, len(lines), time.Now().UTC().Format(time.RFC3339Nano), prev)
+	sum := sha256.Sum256([]byte(body))
+	added := body[:len(body)-1] + `,"hash":"` + hex.EncodeToString(sum[:]) + `"}` + "\n"
+	os.WriteFile(file3, append(append(b, added...), "garbage\n"...), 0o600)
+	if out, _ := run(t, "replay", "s-term1", "--transcript", "--config", cfg3); strings.Contains(out, "FORGED") {
+		t.Errorf("replay shows records added after the recording was closed:\n%s", out)
+	}
 }
