@@ -237,6 +237,7 @@ type Session struct {
 	// for the index when a later write fails.
 	syncedRecords uint64
 	syncedHash    string
+	werr          error // a failed write of a sync, under wmu
 	bytes         int64 // bytes synced
 	dirty         bool
 	err           error // the first failure; a failed recording writes no more
@@ -545,6 +546,12 @@ func (s *Session) sync() (store.Progress, bool) {
 			err = o.Sync()
 		}
 	}
+	if err != nil {
+		// Seen by an end that takes wmu before this sync takes mu to
+		// fail the session: it must not write its end record after a
+		// failed write, as if the file held what came before.
+		s.werr = err
+	}
 	s.wmu.Unlock()
 	if cap(buf) <= maxSpare {
 		s.mu.Lock()
@@ -621,6 +628,9 @@ func (s *Session) seal(e End) (p store.Progress, failed error, sealed bool) {
 	// Terminals still open are sealed here; wmu keeps a sync from using
 	// them while they close.
 	s.wmu.Lock()
+	if s.werr != nil && s.err == nil {
+		s.fail(s.werr)
+	}
 	for _, t := range s.terms {
 		if s.err == nil {
 			seal, cerr := t.cast.Seal(t.name)
