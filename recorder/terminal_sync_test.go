@@ -13,9 +13,11 @@ import (
 	"github.com/corral-dev/corral/recorder/store"
 )
 
-// heldSyncs is a directory backend whose casts' fsyncs wait for release.
+// heldSyncs is a directory backend on which the first cast fsync after
+// it is armed waits for release.
 type heldSyncs struct {
 	*store.Dir
+	armed   atomic.Bool
 	entered chan struct{}
 	release chan struct{}
 }
@@ -34,10 +36,9 @@ func (b *heldSyncs) Create(name string) (store.Object, error) {
 }
 
 func (o heldObject) Sync() error {
-	select {
-	case o.b.entered <- struct{}{}:
+	if o.b.armed.CompareAndSwap(true, false) {
+		o.b.entered <- struct{}{}
 		<-o.b.release
-	default:
 	}
 	return o.Object.Sync()
 }
@@ -63,6 +64,9 @@ func TestEndTerminalSyncsOutsideTheLock(t *testing.T) {
 		one.Output(start, []byte("one\r\n"))
 		exit := 0
 		ended := make(chan error, 1)
+		// Armed here, the hold is EndTerminal's: no sync tick runs before
+		// this goroutine blocks, as the bubble's time stands still.
+		backend.armed.Store(true)
 		go func() { ended <- s.EndTerminal(one, Result{Of: 1, ExitStatus: &exit}) }()
 		<-backend.entered // the terminal's fsync has begun, and waits
 
