@@ -8,34 +8,64 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/corral-dev/corral/agent/config"
 )
 
+// tableOf builds a target table of targets named by their endpoints
+// ("name=endpoint,endpoint"), resolving names with lookup at a clock the
+// test moves.
+func tableOf(t *testing.T, now *time.Time, lookup func(host string) ([]netip.Addr, error), targets ...string) *targetTable {
+	t.Helper()
+	var ts []config.Target
+	for _, spec := range targets {
+		name, eps, _ := strings.Cut(spec, "=")
+		tg := config.Target{Name: name, Protocol: "postgres"}
+		for _, s := range strings.Split(eps, ",") {
+			ep, err := config.ParseEndpoint(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg.Parsed = append(tg.Parsed, ep)
+		}
+		ts = append(ts, tg)
+	}
+	table := newTargetTable(ts)
+	table.now = func() time.Time { return *now }
+	table.lookup = func(_ context.Context, host string) ([]netip.Addr, error) { return lookup(host) }
+	return table
+}
+
+// covered lists what the table puts in the kernel, "addr:port" by target
+// id.
+func covered(table *targetTable) map[string]uint32 {
+	out := map[string]uint32{}
+	for _, e := range table.entries(context.Background(), slog.New(slog.DiscardHandler)) {
+		out[netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String()] = e.ID
+	}
+	return out
+}
+
+func keys(m map[string]uint32) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // A DNS-named target covers every address its name gave within
 // dnsRetain: an answer that changes (a failover, a round robin) or a
 // lookup that fails does not drop an address a workload may still hold.
 func TestDNSTargetKeepsRecentAddresses(t *testing.T) {
-	ep, err := config.ParseEndpoint("db.example:5432")
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := newTargetTable([]config.Target{{Name: "db", Protocol: "postgres", Parsed: []config.Endpoint{ep}}})
 	now := time.Unix(1_800_000_000, 0)
-	table.now = func() time.Time { return now }
 	var answer []netip.Addr
 	var failure error
-	table.lookup = func(context.Context, string) ([]netip.Addr, error) { return answer, failure }
-	covered := func() []string {
-		var out []string
-		for _, e := range table.entries(context.Background(), slog.New(slog.DiscardHandler)) {
-			out = append(out, netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String())
-		}
-		slices.Sort(out)
-		return out
-	}
+	table := tableOf(t, &now, func(string) ([]netip.Addr, error) { return answer, failure }, "db=db.example:5432")
 	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	for _, step := range []struct {
 		what    string
@@ -52,7 +82,7 @@ func TestDNSTargetKeepsRecentAddresses(t *testing.T) {
 	} {
 		now = now.Add(step.after)
 		answer, failure = step.answer, step.failure
-		if got := covered(); !slices.Equal(got, step.want) {
+		if got := keys(covered(table)); !slices.Equal(got, step.want) {
 			t.Errorf("%s: targets %v, want %v", step.what, got, step.want)
 		}
 	}
@@ -62,24 +92,12 @@ func TestDNSTargetKeepsRecentAddresses(t *testing.T) {
 // starts while DNS is down protects the addresses a name gave within
 // dnsRetain, not nothing.
 func TestDNSAddressesKeptAcrossRestarts(t *testing.T) {
-	ep, err := config.ParseEndpoint("db.example:5432")
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets := []config.Target{{Name: "db", Protocol: "postgres", Parsed: []config.Endpoint{ep}}}
 	path := filepath.Join(t.TempDir(), "resolved.json")
 	now := time.Unix(1_800_000_000, 0)
-	log := slog.New(slog.DiscardHandler)
 	start := func(answer []netip.Addr, failure error) []string {
-		table := newTargetTable(targets)
-		table.now = func() time.Time { return now }
-		table.lookup = func(context.Context, string) ([]netip.Addr, error) { return answer, failure }
-		table.keepResolved(path, log)
-		var out []string
-		for _, e := range table.entries(context.Background(), log) {
-			out = append(out, netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String())
-		}
-		return out
+		table := tableOf(t, &now, func(string) ([]netip.Addr, error) { return answer, failure }, "db=db.example:5432")
+		table.keepResolved(path, slog.New(slog.DiscardHandler))
+		return keys(covered(table))
 	}
 	if got := start([]netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil); !slices.Equal(got, []string{"10.0.0.1:5432"}) {
 		t.Fatalf("first agent: %v", got)
@@ -100,76 +118,41 @@ func TestDNSAddressesKeptAcrossRestarts(t *testing.T) {
 
 // An address a name gave before and another name gives now is the other
 // target's: addresses are reused, and one retained must not take the
-// connections meant for the target that holds it today.
-func TestDNSRetainedAddressYieldsToCurrentAnswer(t *testing.T) {
-	a, _ := config.ParseEndpoint("db-a.example:5432")
-	b, _ := config.ParseEndpoint("db-b.example:5432")
-	table := newTargetTable([]config.Target{
-		{Name: "a", Protocol: "postgres", Parsed: []config.Endpoint{a}},
-		{Name: "b", Protocol: "postgres", Parsed: []config.Endpoint{b}},
-	})
+// connections meant for the target that holds it today. Nor does one
+// inside another target's range: the kernel's longest prefix would give
+// it to the retained /32.
+func TestDNSRetainedAddressYields(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
 	answers := map[string][]netip.Addr{
 		"db-a.example": {netip.MustParseAddr("10.0.0.1")},
-		"db-b.example": {netip.MustParseAddr("10.0.0.9")},
+		"db-b.example": {netip.MustParseAddr("10.0.9.9")},
 	}
-	table.lookup = func(_ context.Context, host string) ([]netip.Addr, error) { return answers[host], nil }
-	owner := func() map[string]uint32 {
-		out := map[string]uint32{}
-		for _, e := range table.entries(context.Background(), slog.New(slog.DiscardHandler)) {
-			out[e.Prefix.Addr().String()] = e.ID
-		}
-		return out
-	}
+	table := tableOf(t, &now, func(host string) ([]netip.Addr, error) { return answers[host], nil },
+		"a=db-a.example:5432", "b=db-b.example:5432", "c=10.1.0.0/24:5432")
 	_, ids := table.snapshot()
-	if got := owner(); got["10.0.0.1"] != ids["a"] {
+	if got := covered(table); got["10.0.0.1:5432"] != ids["a"] {
 		t.Fatalf("before: %v", got)
 	}
-	answers["db-a.example"] = []netip.Addr{netip.MustParseAddr("10.0.0.2")}
+	answers["db-a.example"] = []netip.Addr{netip.MustParseAddr("10.1.0.1")}
 	answers["db-b.example"] = []netip.Addr{netip.MustParseAddr("10.0.0.1")}
-	got := owner()
-	if got["10.0.0.1"] != ids["b"] || got["10.0.0.2"] != ids["a"] || got["10.0.0.9"] != ids["b"] {
-		t.Errorf("after the address moved to b: %v (a is %d, b is %d)", got, ids["a"], ids["b"])
+	covered(table)
+	answers["db-a.example"] = []netip.Addr{netip.MustParseAddr("10.0.0.2")}
+	got := covered(table)
+	if got["10.0.0.1:5432"] != ids["b"] || got["10.0.0.2:5432"] != ids["a"] || got["10.0.9.9:5432"] != ids["b"] {
+		t.Errorf("after 10.0.0.1 moved to b: %v (a is %d, b is %d)", got, ids["a"], ids["b"])
+	}
+	if _, ok := got["10.1.0.1:5432"]; ok {
+		t.Errorf("a's retained 10.1.0.1 stays inside c's 10.1.0.0/24: %v", got)
 	}
 }
 
 // One name in two endpoints (two ports, or two targets) is resolved once
 // each: both get its addresses, however quickly the clock moves.
 func TestDNSNameInTwoEndpoints(t *testing.T) {
-	a, _ := config.ParseEndpoint("db.example:5432")
-	b, _ := config.ParseEndpoint("db.example:6432")
-	table := newTargetTable([]config.Target{{Name: "db", Protocol: "postgres", Parsed: []config.Endpoint{a, b}}})
 	now := time.Unix(1_800_000_000, 0)
-	table.now = func() time.Time { return now }
-	table.lookup = func(context.Context, string) ([]netip.Addr, error) {
-		return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil
-	}
-	var got []string
-	for _, e := range table.entries(context.Background(), slog.New(slog.DiscardHandler)) {
-		got = append(got, netip.AddrPortFrom(e.Prefix.Addr(), e.Port).String())
-	}
-	slices.Sort(got)
-	if !slices.Equal(got, []string{"10.0.0.1:5432", "10.0.0.1:6432"}) {
+	table := tableOf(t, &now, func(string) ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil },
+		"db=db.example:5432,db.example:6432")
+	if got := keys(covered(table)); !slices.Equal(got, []string{"10.0.0.1:5432", "10.0.0.1:6432"}) {
 		t.Errorf("targets %v", got)
-	}
-}
-
-// Nor does a retained address take one inside another target's range:
-// the kernel's longest prefix would give it to the retained /32.
-func TestDNSRetainedAddressYieldsToAnotherRange(t *testing.T) {
-	a, _ := config.ParseEndpoint("db-a.example:5432")
-	b, _ := config.ParseEndpoint("10.0.0.0/24:5432")
-	table := newTargetTable([]config.Target{
-		{Name: "a", Protocol: "postgres", Parsed: []config.Endpoint{a}},
-		{Name: "b", Protocol: "postgres", Parsed: []config.Endpoint{b}},
-	})
-	answer := []netip.Addr{netip.MustParseAddr("10.0.0.1")}
-	table.lookup = func(context.Context, string) ([]netip.Addr, error) { return answer, nil }
-	log := slog.New(slog.DiscardHandler)
-	table.entries(context.Background(), log)
-	answer = []netip.Addr{netip.MustParseAddr("10.9.0.1")}
-	for _, e := range table.entries(context.Background(), log) {
-		if e.Prefix == netip.MustParsePrefix("10.0.0.1/32") {
-			t.Errorf("a's retained 10.0.0.1 stays inside b's 10.0.0.0/24: %+v", e)
-		}
 	}
 }

@@ -179,13 +179,7 @@ func TestVerifyRecordsAddedAfterClose(t *testing.T) {
 		t.Fatalf("verify after the restart: %v\n%s", err, out)
 	}
 	b, _ := os.ReadFile(file)
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	last := lines[len(lines)-1]
-	prev := last[strings.LastIndex(last, `"hash":"`)+8 : len(last)-2]
-	body := fmt.Sprintf(`{"seq":%d,"time":%q,"type":"end","prev":%q,"end":{"reason":"client closed"}}`, len(lines), time.Now().UTC().Format(time.RFC3339Nano), prev)
-	sum := sha256.Sum256([]byte(body))
-	forged := body[:len(body)-1] + `,"hash":"` + hex.EncodeToString(sum[:]) + `"}` + "\n"
-	os.WriteFile(file, append(b, forged...), 0o600)
+	os.WriteFile(file, chained(b, "end", `"end":{"reason":"client closed"}`), 0o600)
 	if out, err := run(t, "verify", "s-term1", "--config", cfg); err == nil || !strings.Contains(out, "added after it ended") {
 		t.Fatalf("verify of a forged end: %v\n%s", err, out)
 	}
@@ -234,6 +228,31 @@ func rechain(t *testing.T, b []byte, edit func(string) string) []byte {
 	return []byte(out.String())
 }
 
+// chained appends one record to a recording, chained to its last line and
+// hashed as the recorder would; member is the record's own JSON member
+// (`"end":{...}`).
+func chained(b []byte, typ, member string) []byte {
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	last := lines[len(lines)-1]
+	prev := last[strings.LastIndex(last, `"hash":"`)+8 : len(last)-2]
+	body := fmt.Sprintf(`{"seq":%d,"time":%q,"type":%q,"prev":%q,%s}`, len(lines), time.Now().UTC().Format(time.RFC3339Nano), typ, prev, member)
+	sum := sha256.Sum256([]byte(body))
+	return append(b, body[:len(body)-1]+`,"hash":"`+hex.EncodeToString(sum[:])+`"}`+"\n"...)
+}
+
+// dropForged records a session that ran DROP TABLE orders, and returns its
+// file and a forgery of it that ran SELECT 2, chained anew.
+func dropForged(t *testing.T) (cfg, sessions, file string, forged []byte) {
+	t.Helper()
+	cfg, sessions, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
+		s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "DROP TABLE orders", Decision: "allow"}})
+		s.End(recorder.End{})
+	})
+	file = filepath.Join(sessions, filepath.FromSlash(recorder.Name(start, "s-term1")))
+	b, _ := os.ReadFile(file)
+	return cfg, sessions, file, rechain(t, b, func(l string) string { return strings.Replace(l, "DROP TABLE orders", "SELECT 2", 1) })
+}
+
 // The index anchors each recording to the file it saw written. A forged
 // copy under another name is not taken up at the next start (it would have
 // replaced the entry and its anchor), a byte appended after the end record
@@ -242,13 +261,7 @@ func rechain(t *testing.T, b []byte, edit func(string) string) []byte {
 // rather than gone.
 func TestVerifyKeepsTheIndexAnchor(t *testing.T) {
 	t.Run("a forged copy", func(t *testing.T) {
-		cfg, sessions, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
-			s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "DROP TABLE orders", Decision: "allow"}})
-			s.End(recorder.End{})
-		})
-		file := filepath.Join(sessions, filepath.FromSlash(recorder.Name(start, "s-term1")))
-		b, _ := os.ReadFile(file)
-		forged := rechain(t, b, func(l string) string { return strings.Replace(l, "DROP TABLE orders", "SELECT 2", 1) })
+		cfg, sessions, file, forged := dropForged(t)
 		os.WriteFile(filepath.Join(filepath.Dir(file), "zzz.jsonl"), forged, 0o600)
 		os.Remove(file)
 		restart(t, sessions)
@@ -351,13 +364,7 @@ func TestFailureDoesNotAnchorARewrite(t *testing.T) {
 	}
 
 	// A forgery of a complete recording, with a broken line after it.
-	cfg2, sessions2, start := recordTerminals(t, func(s *recorder.Session, start time.Time) {
-		s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "DROP TABLE orders", Decision: "allow"}})
-		s.End(recorder.End{})
-	})
-	file := filepath.Join(sessions2, filepath.FromSlash(recorder.Name(start, "s-term1")))
-	b, _ := os.ReadFile(file)
-	forged := rechain(t, b, func(l string) string { return strings.Replace(l, "DROP TABLE orders", "SELECT 2", 1) })
+	cfg2, _, file, forged := dropForged(t)
 	os.WriteFile(file, append(forged, "garbage\n"...), 0o600)
 	if out, _ := run(t, "replay", "s-term1", "--transcript", "--config", cfg2); strings.Contains(out, "SELECT 2") {
 		t.Errorf("replay shows a forgery whose chain breaks after it:\n%s", out)
@@ -367,14 +374,9 @@ func TestFailureDoesNotAnchorARewrite(t *testing.T) {
 	// after them: not shown as the session's.
 	cfg3, sessions3, file3 := cutShort(t)
 	restart(t, sessions3)
-	b, _ = os.ReadFile(file3)
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	last := lines[len(lines)-1]
-	prev := last[strings.LastIndex(last, `"hash":"`)+8 : len(last)-2]
-	body := fmt.Sprintf(`{"seq":%d,"time":%q,"type":"statement","prev":%q,"statement":{"text":"FORGED STATEMENT","decision":"allow"}}`, len(lines), time.Now().UTC().Format(time.RFC3339Nano), prev)
-	sum := sha256.Sum256([]byte(body))
-	added := body[:len(body)-1] + `,"hash":"` + hex.EncodeToString(sum[:]) + `"}` + "\n"
-	os.WriteFile(file3, append(append(b, added...), "garbage\n"...), 0o600)
+	b, _ := os.ReadFile(file3)
+	added := chained(b, "statement", `"statement":{"text":"FORGED STATEMENT","decision":"allow"}`)
+	os.WriteFile(file3, append(added, "garbage\n"...), 0o600)
 	if out, _ := run(t, "replay", "s-term1", "--transcript", "--config", cfg3); strings.Contains(out, "FORGED") {
 		t.Errorf("replay shows records added after the recording was closed:\n%s", out)
 	}
