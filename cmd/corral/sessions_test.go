@@ -23,8 +23,7 @@ import (
 func recordTerminals(t *testing.T, record func(*recorder.Session, time.Time)) (cfg, sessions string, start time.Time) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg = filepath.Join(dir, "corral.yaml")
-	os.WriteFile(cfg, []byte("state_dir: "+dir+"\ntargets:\n  - {name: web, protocol: tcp, endpoints: [\"10.0.0.1:22\"]}\n"), 0o600)
+	cfg = configIn(dir)
 	sessions = filepath.Join(dir, "sessions")
 	rec := openRecorder(t, sessions)
 	defer rec.Close()
@@ -116,6 +115,12 @@ func TestReplayAndVerifyTerminals(t *testing.T) {
 // openRecorder opens the recorder of a sessions directory, as the agent
 // does at start; its index closes with the test.
 func openRecorder(t *testing.T, sessions string) *recorder.Recorder {
+	return openRecorderOn(t, sessions, func(d *store.Dir) store.Backend { return d })
+}
+
+// openRecorderOn is openRecorder on a backend wrapped around the
+// directory's.
+func openRecorderOn(t *testing.T, sessions string, wrap func(*store.Dir) store.Backend) *recorder.Recorder {
 	t.Helper()
 	backend, err := store.NewDir(sessions)
 	if err != nil {
@@ -126,11 +131,18 @@ func openRecorder(t *testing.T, sessions string) *recorder.Recorder {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { index.Close() })
-	rec, err := recorder.New(context.Background(), recorder.Options{Backend: backend, Index: index, Log: slog.New(slog.DiscardHandler)})
+	rec, err := recorder.New(context.Background(), recorder.Options{Backend: wrap(backend), Index: index, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rec
+}
+
+// configIn writes a configuration whose state (and recordings) is dir.
+func configIn(dir string) string {
+	cfg := filepath.Join(dir, "corral.yaml")
+	os.WriteFile(cfg, []byte("state_dir: "+dir+"\ntargets:\n  - {name: web, protocol: tcp, endpoints: [\"10.0.0.1:22\"]}\n"), 0o600)
+	return cfg
 }
 
 // restart opens the recorder on a sessions directory again, as the next
@@ -336,22 +348,8 @@ func (o *forgingObject) Write(b []byte) (int, error) {
 // rewrite; replay refuses a forgery whose chain breaks further on.
 func TestFailureDoesNotAnchorARewrite(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "corral.yaml")
-	os.WriteFile(cfg, []byte("state_dir: "+dir+"\ntargets:\n  - {name: web, protocol: tcp, endpoints: [\"10.0.0.1:22\"]}\n"), 0o600)
-	sessions := filepath.Join(dir, "sessions")
-	backend, err := store.NewDir(sessions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	index, err := store.OpenIndex(filepath.Join(sessions, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer index.Close()
-	rec, err := recorder.New(context.Background(), recorder.Options{Backend: &forgingDisk{Dir: backend, t: t}, Index: index, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := configIn(dir)
+	rec := openRecorderOn(t, filepath.Join(dir, "sessions"), func(d *store.Dir) store.Backend { return &forgingDisk{Dir: d, t: t} })
 	s, err := rec.Start(recorder.Header{SessionID: "s-term1", Target: "web", Protocol: "ssh"}, time.Now(), recorder.BestEffort, nil)
 	if err != nil {
 		t.Fatal(err)
