@@ -2047,7 +2047,14 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 				}
 			}
 		default:
-			col := rel.columns[int16(f.TableAttributeNumber)]
+			col, known := rel.columns[int16(f.TableAttributeNumber)]
+			if !known && int16(f.TableAttributeNumber) > 0 {
+				// A column the catalog's connection cannot see (added in
+				// the client's own open transaction, or since the
+				// answer): no name to mask it by, so withheld.
+				p.methods[i] = "null"
+				break
+			}
 			p.methods[i] = mk.method(rel.schema, rel.name, col)
 			// A parent's rows include its children's (inheritance,
 			// partitions): a mask on either side holds for both.

@@ -713,6 +713,22 @@ func TestSessionScrubsErrorsAndNotifications(t *testing.T) {
 	}
 }
 
+// A column of a known table that the catalog's answer does not hold (one
+// added in the client's own open transaction) has no name to be masked
+// by: it is withheld, not returned as it is.
+func TestSessionPlanWithholdsUnknownColumns(t *testing.T) {
+	ts := newTestSession(t, stubDecider(allowAll), policy.Decision{Result: policy.Allow})
+	rd := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{
+		{Name: []byte("id"), TableOID: customersOID, TableAttributeNumber: 1, DataTypeOID: 23},
+		{Name: []byte("y"), TableOID: customersOID, TableAttributeNumber: 7, DataTypeOID: 25},
+		{Name: []byte("ctid"), TableOID: customersOID, TableAttributeNumber: 0xffff, DataTypeOID: 27},
+	}}
+	p, err := ts.s.plan(rd, compileMasks(customersMasks), false)
+	if err != nil || p == nil || p.methods[0] != "" || p.methods[1] != "null" || p.methods[2] != "" {
+		t.Fatalf("plan %+v, %v; want column 7 withheld, id and ctid as they are", p, err)
+	}
+}
+
 // TestSessionPlanCache: a result shape's plan is reused while the catalog
 // answers it came from are trusted, never past them, and never for other
 // masks.
