@@ -24,7 +24,7 @@ func Replay(w io.Writer, r io.Reader) (*Report, error) {
 			writeHeader(w, rec)
 		case rec.Statement != nil:
 			st := rec.Statement
-			line := fmt.Sprintf("%s  #%-4d %-6s %s", clock(rec.Time, start), rec.Seq, strings.ToUpper(st.Decision), oneLine(st.Text))
+			line := fmt.Sprintf("%s  #%-4d %-6s %s", clock(rec.Time, start), rec.Seq, strings.ToUpper(st.Decision), termsafe.Line(st.Text))
 			switch {
 			case st.Decision != "allow" && st.Reason != "":
 				line += "\n" + pad + "↳ " + termsafe.Line(st.Reason)
@@ -196,8 +196,4 @@ func ms(v float64) string {
 		return fmt.Sprintf("%.2f s", v/1000)
 	}
 	return fmt.Sprintf("%.2f ms", v)
-}
-
-func oneLine(s string) string {
-	return termsafe.Line(s)
 }
