@@ -44,7 +44,8 @@ type targetTable struct {
 	// saved, when set, is where resolved is kept across restarts: an
 	// agent that starts while DNS is down still protects the addresses
 	// its names gave within dnsRetain.
-	saved string
+	saved   string
+	unsaved bool // resolved changed since it was last saved
 }
 
 // dnsRetain is how long an address a DNS name resolved to stays a target
@@ -187,6 +188,7 @@ func (t *targetTable) entries(ctx context.Context, log *slog.Logger) []bpf.Targe
 			add(r.target, r.e, true)
 		}
 	}
+	t.save()
 	return out
 }
 
@@ -225,7 +227,7 @@ func (t *targetTable) resolve(ctx context.Context, host string) (current, kept [
 				kept = append(kept, a)
 			}
 		}
-		t.save()
+		t.unsaved = true
 	} else {
 		if err == nil {
 			err = fmt.Errorf("no addresses")
@@ -274,11 +276,13 @@ func (t *targetTable) keepResolved(path string, log *slog.Logger) {
 	}
 }
 
-// save writes resolved to the file keepResolved named (t.mu held). A
-// failure is no reason to stop protecting anything: the next answer
-// tries again.
+// save writes resolved to the file keepResolved named, once per pass
+// over the targets however many names they hold. A failure is no reason to
+// stop protecting anything: the next pass tries again.
 func (t *targetTable) save() {
-	if t.saved == "" {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.saved == "" || !t.unsaved {
 		return
 	}
 	b, err := json.Marshal(t.resolved)
@@ -286,8 +290,8 @@ func (t *targetTable) save() {
 		return
 	}
 	tmp := t.saved + ".tmp"
-	if os.WriteFile(tmp, b, 0o600) == nil {
-		os.Rename(tmp, t.saved)
+	if os.WriteFile(tmp, b, 0o600) == nil && os.Rename(tmp, t.saved) == nil {
+		t.unsaved = false
 	}
 }
 
