@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/corral-dev/corral/agent/config"
@@ -46,17 +47,42 @@ func RuleName(r *AccessRule) string { return r.Namespace + "/" + r.Name }
 // removed, a namespace's mistake stops no other). The configuration then
 // comes with an *InvalidError marked Quarantined, naming the problems.
 func Apply(base *config.Config, targets []ProtectedTarget, rules []AccessRule) (*config.Config, error) {
-	c, bad, err := apply(base, targets, rules, nil)
-	if err == nil || len(bad) == 0 {
-		return c, err
+	return applyAll(base, targets, rules, nil)
+}
+
+// applyAll is Apply with AccessRules that did not decode (broken, by
+// RuleName, each with its problem): they are quarantined from the start,
+// like rules that do not validate, since what one says cannot be known.
+func applyAll(base *config.Config, targets []ProtectedTarget, rules []AccessRule, broken map[string]string) (*config.Config, error) {
+	quarantine := map[string]bool{}
+	var problems []string
+	for name, p := range broken {
+		quarantine[name] = true
+		problems = append(problems, p)
 	}
-	c, _, again := apply(base, targets, rules, bad)
-	if again != nil {
-		return nil, err
+	slices.Sort(problems)
+	c, bad, err := apply(base, targets, rules, quarantine)
+	var inv *InvalidError
+	if err != nil {
+		inv = err.(*InvalidError)
+		problems = append(problems, inv.Problems...)
+		if len(bad) == 0 {
+			inv.Problems = problems
+			return nil, inv
+		}
+		for name := range bad {
+			quarantine[name] = true
+		}
+		var again error
+		if c, _, again = apply(base, targets, rules, quarantine); again != nil {
+			inv.Problems = problems
+			return nil, inv
+		}
 	}
-	inv := err.(*InvalidError)
-	inv.Quarantined = true
-	return c, inv
+	if len(problems) == 0 {
+		return c, nil
+	}
+	return c, &InvalidError{Problems: problems, Quarantined: true}
 }
 
 // apply is Apply with the rules in quarantine (by RuleName) replaced. It
@@ -233,27 +259,50 @@ func cloneJSON[T any](in T, out *T) error {
 // namespace and applies them to base (see Apply).
 func LoadPolicy(ctx context.Context, client dynamic.Interface, base *config.Config) (*config.Config, error) {
 	var targets []ProtectedTarget
-	if err := listInto(ctx, client.Resource(ProtectedTargets), &targets); err != nil {
+	if err := listInto(ctx, client.Resource(ProtectedTargets), &targets, decodeStrictly[ProtectedTarget]); err != nil {
 		return nil, fmt.Errorf("list ProtectedTargets: %w", err)
 	}
 	var rules []AccessRule
-	if err := listInto(ctx, client.Resource(AccessRules), &rules); err != nil {
+	broken := map[string]string{}
+	// An AccessRule that does not decode (a field the API server's schema
+	// lets through and this agent's types refuse, as after an upgrade of
+	// the CRD alone) is its namespace's mistake: it is quarantined like
+	// one that does not validate, and stops no other namespace.
+	rule := func(u *unstructured.Unstructured) (AccessRule, error) {
+		var r AccessRule
+		if err := fromUnstructured(u.Object, &r); err != nil {
+			r = AccessRule{ObjectMeta: metav1.ObjectMeta{Namespace: u.GetNamespace(), Name: u.GetName()}}
+			broken[RuleName(&r)] = fmt.Sprintf("%s: does not decode: %v", describeRule(r.Namespace, r.Name), err)
+		}
+		return r, nil
+	}
+	if err := listInto(ctx, client.Resource(AccessRules), &rules, rule); err != nil {
 		return nil, fmt.Errorf("list AccessRules: %w", err)
 	}
-	return Apply(base, targets, rules)
+	return applyAll(base, targets, rules, broken)
 }
 
-func listInto[T any](ctx context.Context, res dynamic.ResourceInterface, out *[]T) error {
+// decodeStrictly is listInto's decoding for ProtectedTargets: one that
+// does not decode refuses the whole set, as one that does not validate.
+func decodeStrictly[T any](u *unstructured.Unstructured) (T, error) {
+	var v T
+	if err := fromUnstructured(u.Object, &v); err != nil {
+		return v, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return v, nil
+}
+
+func listInto[T any](ctx context.Context, res dynamic.ResourceInterface, out *[]T, decode func(*unstructured.Unstructured) (T, error)) error {
 	opts := metav1.ListOptions{Limit: 500}
 	for {
 		l, err := res.List(ctx, opts)
 		if err != nil {
 			return err
 		}
-		for _, u := range l.Items {
-			var v T
-			if err := fromUnstructured(u.Object, &v); err != nil {
-				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+		for i := range l.Items {
+			v, err := decode(&l.Items[i])
+			if err != nil {
+				return err
 			}
 			*out = append(*out, v)
 		}

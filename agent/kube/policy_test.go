@@ -1,12 +1,16 @@
 package kube
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"sigs.k8s.io/yaml"
 
 	"github.com/corral-dev/corral/agent/config"
@@ -206,5 +210,54 @@ func TestApplyQuarantinesInvalidRules(t *testing.T) {
 	target.Spec.Endpoints = []string{"not an endpoint"}
 	if cfg, err := Apply(base(t), []ProtectedTarget{target}, []AccessRule{good}); cfg != nil || !errors.As(err, &inv) || inv.Quarantined {
 		t.Errorf("an invalid ProtectedTarget: %v, %v", cfg != nil, err)
+	}
+}
+
+// An AccessRule the agent's types cannot decode (what a schema of a newer
+// CRD lets through) denies its namespace's pods, like one that does not
+// validate: the rest of the cluster's policy still loads.
+func TestLoadPolicyQuarantinesRulesThatDoNotDecode(t *testing.T) {
+	object := func(doc string) *unstructured.Unstructured {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatal(err)
+		}
+		return &unstructured.Unstructured{Object: m}
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), ListKinds,
+		object(ordersDB), object(etlJobs), object(`
+apiVersion: corral.dev/v1alpha1
+kind: AccessRule
+metadata: {name: newer, namespace: web}
+spec:
+  who: {kubernetes: {service_account: [site]}}
+  targets: [orders-db]
+  allow: {operations: [select]}
+`))
+	cfg, err := LoadPolicy(context.Background(), dyn, base(t))
+	var inv *InvalidError
+	if cfg == nil || !errors.As(err, &inv) || !inv.Quarantined || len(inv.Problems) != 1 || !strings.HasPrefix(inv.Problems[0], "AccessRule web/newer: does not decode: ") {
+		t.Fatalf("LoadPolicy = %v, %v", cfg != nil, err)
+	}
+	rules := map[string]policy.Rule{}
+	for _, r := range cfg.Rules {
+		rules[r.Name] = r
+	}
+	if r, ok := rules["web/newer"]; !ok || !slices.Equal(r.Deny, policy.StringList{"*"}) || len(r.Allow) > 0 || !slices.Equal(r.Who.Kubernetes.Namespace, policy.StringList{"web"}) || !slices.Contains(r.Targets, "orders-db") {
+		t.Errorf("the rule that does not decode: %+v", r)
+	}
+	if r, ok := rules["etl/etl-jobs"]; !ok || !slices.Equal(r.Allow, policy.StringList{"select", "insert"}) {
+		t.Errorf("the other namespace's rule: %+v", r)
+	}
+
+	// A ProtectedTarget that does not decode still refuses the whole set.
+	dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), ListKinds, object(`
+apiVersion: corral.dev/v1alpha1
+kind: ProtectedTarget
+metadata: {name: orders-db}
+spec: {protocol: postgres, endpoints: {a: 1}}
+`))
+	if cfg, err := LoadPolicy(context.Background(), dyn, base(t)); cfg != nil || err == nil || !strings.Contains(err.Error(), "ProtectedTarget orders-db") {
+		t.Errorf("a ProtectedTarget that does not decode: %v, %v", cfg != nil, err)
 	}
 }
