@@ -110,10 +110,14 @@ func (cs *credentials) readSecret(c config.Credential) (string, error) {
 // Upstream implements the postgres handler's TLS lookup.
 func (c *credentials) Upstream(target string) postgres.Upstream {
 	t, ok := c.target(target)
-	if !ok || t.UpstreamTLS == nil {
-		return postgres.Upstream{} // the handler's default: verify-full
+	if !ok {
+		return postgres.Upstream{} // the handler's defaults: verify-full, any method
 	}
-	return postgres.Upstream{SSLMode: t.UpstreamTLS.Mode, CAFile: t.UpstreamTLS.CAFile, ServerName: t.UpstreamTLS.ServerName}
+	u := postgres.Upstream{Auth: t.UpstreamAuthList()}
+	if t.UpstreamTLS != nil {
+		u.SSLMode, u.CAFile, u.ServerName = t.UpstreamTLS.Mode, t.UpstreamTLS.CAFile, t.UpstreamTLS.ServerName
+	}
+	return u
 }
 
 // Databases are the databases a target's sessions may open (none: any).

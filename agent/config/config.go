@@ -281,6 +281,26 @@ var tokenProtocols = []string{"postgres", "ssh"}
 // UpstreamTLSModes are the accepted upstream_tls.mode values.
 var UpstreamTLSModes = []string{"disable", "require", "verify-ca", "verify-full"}
 
+// UpstreamAuthMethods are the accepted upstream_auth values: libpq's
+// require_auth names of the methods corral can answer with a password
+// ("none": the server asks for nothing).
+var UpstreamAuthMethods = []string{"scram-sha-256", "md5", "password", "none"}
+
+// UpstreamAuthList returns the methods a postgres target's server may ask
+// for. By default a password goes in clear ("password") only to a server
+// that proved who it is (upstream_tls verify-ca or verify-full, the
+// default mode): elsewhere whoever answers at the address, which a CIDR
+// target lets the workload choose, would be handed it.
+func (t *Target) UpstreamAuthList() []string {
+	if len(t.UpstreamAuth) > 0 {
+		return t.UpstreamAuth
+	}
+	if t.UpstreamTLS == nil || t.UpstreamTLS.Mode == "" || t.UpstreamTLS.Mode == "verify-ca" || t.UpstreamTLS.Mode == "verify-full" {
+		return UpstreamAuthMethods
+	}
+	return []string{"scram-sha-256", "md5", "none"}
+}
+
 // ClientTLS says whether workloads may, or must, encrypt their connection
 // to corral, which answers with a certificate from its CA.
 type ClientTLS struct {
@@ -347,6 +367,9 @@ type Target struct {
 	// Databases (postgres) are the databases a session may open with the
 	// target's credentials; empty: any the credential may connect to.
 	Databases []string `yaml:"databases" json:"databases,omitempty"`
+	// UpstreamAuth (postgres) lists the ways the server may have corral
+	// prove the credential (UpstreamAuthMethods); empty: see UpstreamAuthList.
+	UpstreamAuth []string `yaml:"upstream_auth" json:"upstream_auth,omitempty"`
 
 	// Credentials by alias; rules pick one ("default" when they name none).
 	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
@@ -656,6 +679,7 @@ func (c *Config) problems() problems {
 	}
 	c.validateClientAuth(&p)
 	c.validateDatabases(&p)
+	c.validateUpstreamAuth(&p)
 	for i, f := range c.PolicyFiles {
 		if !strings.HasSuffix(f, ".rego") {
 			p.add(fmt.Sprintf("policy_files[%d]", i), "%q is not a .rego file", f)
@@ -726,6 +750,24 @@ func (c *Config) validateDatabases(p *problems) {
 				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is longer than PostgreSQL's 63 bytes", d)
 			case slices.Contains(t.Databases[:j], d):
 				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is listed twice", d)
+			}
+		}
+	}
+}
+
+func (c *Config) validateUpstreamAuth(p *problems) {
+	for i, t := range c.Targets {
+		path := fmt.Sprintf("targets[%d].upstream_auth", i)
+		if len(t.UpstreamAuth) > 0 && t.Protocol != "postgres" {
+			p.add(path, "is for postgres targets only")
+			continue
+		}
+		for j, m := range t.UpstreamAuth {
+			switch {
+			case !slices.Contains(UpstreamAuthMethods, m):
+				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is not one of %s", m, strings.Join(UpstreamAuthMethods, ", "))
+			case slices.Contains(t.UpstreamAuth[:j], m):
+				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is listed twice", m)
 			}
 		}
 	}

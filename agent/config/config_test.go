@@ -362,6 +362,15 @@ targets:
 			`targets[0].databases[3]: "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" is longer than PostgreSQL's 63 bytes`,
 			"targets[1].databases: is for postgres targets only",
 		}},
+		{"upstream_auth", `
+targets:
+  - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"], upstream_auth: [md5, trust, md5]}
+  - {name: b, protocol: tcp, endpoints: ["10.0.0.2:6379"], upstream_auth: [password]}
+`, []string{
+			`targets[0].upstream_auth[1]: "trust" is not one of scram-sha-256, md5, password, none`,
+			`targets[0].upstream_auth[2]: "md5" is listed twice`,
+			"targets[1].upstream_auth: is for postgres targets only",
+		}},
 		{"approvals settings without a listener", `
 targets:
   - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}

@@ -51,6 +51,9 @@ type Upstream struct {
 	SSLMode    string
 	CAFile     string
 	ServerName string
+	// Auth lists the authentication methods the server may ask for, by
+	// libpq's require_auth names; none: any pgconn answers.
+	Auth []string
 }
 
 // ClientTLSMode says whether a target's workloads may, or must, encrypt
@@ -152,7 +155,13 @@ func (h *Handler) Serve(ctx context.Context, c *intercept.Conn) error {
 	}
 	up, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fatal(cli, codeOf(err, "08006"), "corral could not open the database: "+upstreamMessage(err))
+		msg := upstreamMessage(err)
+		if strings.Contains(msg, "require_auth check failed") {
+			h.Log.Warn("the upstream asked for an authentication method the target does not allow", "target", c.Meta.Target.Name, "allowed", cfg.RequireAuth, "err", msg)
+			return fatal(cli, "28000", fmt.Sprintf("corral could not open the database: the server asked for an authentication method target %q does not allow (upstream_auth: %s; a password goes in clear only to a server TLS verified): %s",
+				c.Meta.Target.Name, cfg.RequireAuth, msg))
+		}
+		return fatal(cli, codeOf(err, "08006"), "corral could not open the database: "+msg)
 	}
 	// Hand-over: SyncConn drains what pgconn may have buffered, so the
 	// proxy's own readers start exactly where pgconn stopped.
@@ -470,6 +479,9 @@ func (h *Handler) upstreamConfig(c *intercept.Conn, cred Credential, database st
 	cfg.Database = database
 	cfg.RuntimeParams = runtime
 	cfg.DialFunc = h.Dialer.DialContext
+	// pgconn refuses, before it sends anything, a method the target does
+	// not allow: a server asking for the password in clear gets nothing.
+	cfg.RequireAuth = strings.Join(u.Auth, ",")
 	return cfg, nil
 }
 

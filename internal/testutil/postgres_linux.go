@@ -59,7 +59,8 @@ func PostgresBin(t testing.TB) string {
 
 // StartPostgres runs PostgreSQL as the postgres user inside host's network
 // namespace, listening on host.Addr:5432, and stops it at cleanup.
-// Password logins over TCP use SCRAM-SHA-256 unless a role's entry says md5.
+// Password logins over TCP use SCRAM-SHA-256, but for the roles md5user
+// (md5) and clearuser (the password in clear).
 func StartPostgres(t testing.TB, host *Host, opts PostgresOptions) *Postgres {
 	t.Helper()
 	RequireRoot(t)
@@ -89,9 +90,9 @@ func StartPostgres(t testing.TB, host *Host, opts PostgresOptions) *Postgres {
 	if opts.TLSOnly {
 		p.CAFile = writeServerCert(t, dir, host.Addr, opts.ServerName, uid, gid)
 		conf += fmt.Sprintf("ssl = on\nssl_cert_file = '%s/server.crt'\nssl_key_file = '%s/server.key'\n", dir, dir)
-		hba += "hostnossl all all 0.0.0.0/0 reject\nhostssl all all 0.0.0.0/0 scram-sha-256\n"
+		hba += "hostnossl all all 0.0.0.0/0 reject\nhostssl all clearuser 0.0.0.0/0 password\nhostssl all all 0.0.0.0/0 scram-sha-256\n"
 	} else {
-		hba += "host all md5user 0.0.0.0/0 md5\nhost all all 0.0.0.0/0 scram-sha-256\n"
+		hba += "host all md5user 0.0.0.0/0 md5\nhost all clearuser 0.0.0.0/0 password\nhost all all 0.0.0.0/0 scram-sha-256\n"
 	}
 	appendFile(t, filepath.Join(data, "postgresql.conf"), conf)
 	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {

@@ -25,6 +25,8 @@ CREATE FUNCTION purge_orders() RETURNS void LANGUAGE sql AS $$DELETE FROM orders
 CREATE FUNCTION order_total() RETURNS numeric LANGUAGE sql STABLE AS $$SELECT sum(amount) FROM orders$$;
 CREATE FUNCTION amount(numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$SELECT round($1, 2)$$;
 CREATE ROLE app LOGIN PASSWORD 'app-secret-pw';
+CREATE ROLE clearuser LOGIN PASSWORD 'clear-secret-pw';
+GRANT SELECT ON orders TO clearuser;
 SET password_encryption = 'md5';
 CREATE ROLE md5user LOGIN PASSWORD 'md5-secret-pw';
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app, md5user;
@@ -262,6 +264,30 @@ func TestPostgresMD5Upstream(t *testing.T) {
 	out, err := p.psql(t, "SELECT current_user, count(*) FROM orders")
 	if err != nil || out != "md5user|2" {
 		t.Fatalf("md5 upstream: %q %v", out, err)
+	}
+}
+
+// A server that asks for the password in clear gets it only when it
+// proved who it is (TLS verify-full here) or the target allows it in so
+// many words; otherwise pgconn refuses before sending anything, and the
+// workload is told why.
+func TestPostgresCleartextPasswordOnlyToAVerifiedServer(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "clearuser", "clear-secret-pw", "")
+	out, err := p.psql(t, "SELECT current_user")
+	if err == nil || !strings.Contains(out, `the server asked for an authentication method target "orders-db" does not allow`) ||
+		!strings.Contains(out, "server requested password authentication") || strings.Contains(out, "clear-secret-pw") {
+		t.Fatalf("a server asking for the password in clear, without TLS: %q %v", out, err)
+	}
+
+	p = newPGEnv(t, testutil.PostgresOptions{}, "clearuser", "clear-secret-pw", "upstream_tls: {mode: disable}\n    upstream_auth: [scram-sha-256, password]")
+	if out, err := p.psql(t, "SELECT current_user"); err != nil || out != "clearuser" {
+		t.Fatalf("upstream_auth allowing password: %q %v", out, err)
+	}
+
+	p = newPGEnv(t, testutil.PostgresOptions{TLSOnly: true, ServerName: "orders.test"}, "clearuser", "clear-secret-pw",
+		"upstream_tls: {mode: verify-full, ca_file: CAFILE, server_name: orders.test}")
+	if out, err := p.psql(t, "SELECT current_user"); err != nil || out != "clearuser" {
+		t.Fatalf("a verified server asking for the password in clear: %q %v", out, err)
 	}
 }
 
