@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/corral-dev/corral/policy"
@@ -57,17 +59,25 @@ type Review struct {
 	refusal string
 	err     error
 	outcome approval.Outcome
+	// decision and action: what was put to review, and why, to be
+	// decided again once approved (see recheck).
+	decision policy.Decision
+	action   policy.Action
+	// Redecide, when a handler sets it before Wait, decides the operation
+	// again in place of the action alone (an SSH command line is decided
+	// command by command).
+	Redecide func(ctx context.Context) policy.Decision
 }
 
 // Review asks for approval of an operation the policy sent to review with
-// d: a is the action put to the policy, text the operation as recorded
-// (normalised). The request exists when Review returns (or the earlier
+// d: a is the action put to the policy (decided again once approved),
+// text the operation as recorded (normalised). The request exists when Review returns (or the earlier
 // window grant that covers the operation: Covered); when none could be
 // made, Refusal says why the operation may not run, fit for the client,
 // and Err what went wrong, for the log. A Review that is not waited for
 // must be abandoned.
 func (c *Conn) Review(ctx context.Context, d policy.Decision, a policy.Action, text string) *Review {
-	r := &Review{c: c}
+	r := &Review{c: c, decision: d, action: a}
 	if c.Approvals == nil {
 		r.refusal = d.Reason + " (approvals are not configured on this agent: denied)"
 		return r
@@ -195,7 +205,54 @@ func (r *Review) Wait(ctx context.Context, announce func() error) string {
 	if !o.Approved() {
 		return o.Message()
 	}
-	return ""
+	return r.recheck(ctx)
+}
+
+// recheck decides the operation again once it is approved: the policy
+// may have been reloaded while it waited, and a person's approval is of
+// the operation under the terms it was held on. Run only if the policy
+// still holds it on the same terms (rule, reviewers, grant, masks,
+// credential); a policy that now denies it, holds it for other reviewers,
+// or masks more, refuses it, and the client may send it again.
+func (r *Review) recheck(ctx context.Context) string {
+	c := r.c
+	var d policy.Decision
+	switch {
+	case r.Redecide != nil:
+		d = r.Redecide(ctx)
+	case c.policy == nil:
+		return "" // no engine to have been reloaded (tests)
+	default:
+		var err error
+		if d, err = c.policy.Decide(ctx, c.Input(r.action)); err != nil {
+			return fmt.Sprintf("request %s was approved, but the policy could not be evaluated again: denied", r.req.ID)
+		}
+	}
+	if sameTerms(d, r.decision) {
+		return ""
+	}
+	now := "holds it on other terms"
+	switch d.Result {
+	case policy.Deny:
+		now = "denies it: " + d.Reason
+	case policy.Allow:
+		now = "allows it on other terms"
+	}
+	return fmt.Sprintf("request %s was approved, but the policy changed while it waited and now %s; the operation did not run (send it again)", r.req.ID, now)
+}
+
+// sameTerms reports whether two decisions hold an operation on the same
+// terms: what a reviewer approved under one still stands under the other.
+func sameTerms(a, b policy.Decision) bool {
+	return a.Result == b.Result && a.Rule == b.Rule && a.Grant == b.Grant && a.Window == b.Window &&
+		a.Credential == b.Credential && a.Record == b.Record &&
+		slices.Equal(sorted(a.Reviewers), sorted(b.Reviewers)) && reflect.DeepEqual(a.Mask, b.Mask)
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
 
 // SettleAdmission holds a connection whose admission the policy sent to

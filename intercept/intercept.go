@@ -103,6 +103,9 @@ type Conn struct {
 	// with a read deadline, which would break that reader.
 	Hangup <-chan struct{}
 
+	// policy is the server's engine: an approved operation is decided
+	// again with it (Review.Wait).
+	policy   Decider
 	auditor  Auditor
 	recorder Recorder
 	recMode  recorder.Mode
@@ -369,6 +372,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, netnsCookie uint64, po
 		NetnsCookie: netnsCookie,
 		Started:     time.Now(),
 		metrics:     s.Metrics,
+		policy:      s.Policy,
 		auditor:     s.Auditor,
 		recorder:    s.Recorder,
 		Approvals:   s.Approvals,

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -22,8 +23,15 @@ import (
 // requestApproval makes the access request of a statement sent to review.
 // The reason is non-empty when none could be made: the statement is then
 // refused with it.
-func (s *session) requestApproval(d policy.Decision, ops []string, text string) (*intercept.Review, string) {
-	rv := s.c.Review(s.ctx, d, policy.Action{Kind: policy.KindSQL, Operations: ops}, text)
+func (s *session) requestApproval(d policy.Decision, a policy.Action, text string) (*intercept.Review, string) {
+	rv := s.c.Review(s.ctx, d, a, text)
+	rv.Redecide = func(ctx context.Context) policy.Decision {
+		d, err := s.h.Policy.Decide(ctx, s.c.Input(a))
+		if err != nil {
+			return policy.Decision{Result: policy.Deny, Reason: "the policy could not be evaluated", PolicyVersion: d.PolicyVersion}
+		}
+		return d
+	}
 	if err := rv.Err(); err != nil {
 		s.h.Log.Error("approval request failed; statement denied", "session_id", s.c.SessionID, "err", err)
 	}

@@ -632,14 +632,15 @@ func (s *session) decide(stmts []Statement) string {
 			}
 			text, st.normalized = n, n
 		}
-		d, err := s.h.Policy.Decide(s.ctx, s.c.Input(policy.Action{
+		act := policy.Action{
 			Kind:       policy.KindSQL,
 			Operations: ops,
 			SQL: &policy.SQL{
 				Command: st.Command, Tables: st.Tables, Functions: st.Functions,
 				HasWhere: st.HasWhere, Text: text, Fingerprint: st.Fingerprint,
 			},
-		}))
+		}
+		d, err := s.h.Policy.Decide(s.ctx, s.c.Input(act))
 		if err != nil {
 			s.h.Log.Error("policy failed; statement denied", "session_id", s.c.SessionID, "err", err)
 		}
@@ -704,7 +705,7 @@ func (s *session) decide(stmts []Statement) string {
 			}
 			if d.Result == policy.Review && reason == "" && !s.preparing {
 				s.reviewed = true
-				rv, reason = s.requestApproval(d, ops, text)
+				rv, reason = s.requestApproval(d, act, text)
 			}
 		default:
 			reason = d.Reason

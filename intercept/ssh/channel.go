@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -189,6 +190,7 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 					r.Reply(true, nil)
 					ph, started = reviewing, r
 					ch.review = ch.s.c.Review(ch.s.ctx, d, policy.Action{Kind: policy.KindSSH, Operations: q.ops}, q.text)
+					ch.review.Redecide = func(context.Context) policy.Decision { return ch.s.decideAll(q) }
 					go func() { reviewed <- ch.wait(ch.review, d) }()
 				default:
 					r.Reply(true, nil)

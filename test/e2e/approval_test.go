@@ -542,3 +542,37 @@ func newKey(t *testing.T) *rsa.PrivateKey {
 	}
 	return k
 }
+
+// An approval is of an operation under the terms it was held on: a reload
+// while it waits that changes them (here the grant; a deny, other
+// reviewers, more masks alike) refuses it once approved, and the client
+// is told to send it again. A reload that leaves them alone (the timeout)
+// does not.
+func TestApprovalPolicyChangedWhileWaiting(t *testing.T) {
+	ae := newApprovalEnv(t, "kernel", "timeout: 1m", "")
+	sock := ae.socket()
+
+	p := ae.psql(t, "x", "DELETE FROM orders WHERE id = 1")
+	id := p.waiting(t)
+	ae.review(t, "timeout: 2m")
+	if out, err := ae.corral(t, "approve", id, "--socket", sock); err != nil {
+		t.Fatalf("corral approve: %v\n%s", err, out)
+	}
+	if out, err := p.wait(t); err != nil || !strings.Contains(out, "DELETE 1") {
+		t.Fatalf("approved after a reload that changed nothing it was held on: %v\n%s", err, out)
+	}
+
+	p = ae.psql(t, "x", "DELETE FROM orders WHERE id = 2")
+	id = p.waiting(t)
+	ae.review(t, "timeout: 2m, grant: window, window: 10m")
+	if out, err := ae.corral(t, "approve", id, "--socket", sock); err != nil {
+		t.Fatalf("corral approve: %v\n%s", err, out)
+	}
+	out, err := p.wait(t)
+	if err == nil || !strings.Contains(out, "request "+id+" was approved, but the policy changed while it waited") {
+		t.Fatalf("approved after a reload that changed its terms: %v\n%s", err, out)
+	}
+	if n := ae.orders(t); n != "1" {
+		t.Fatalf("%s orders left; the DELETE approved under other terms ran", n)
+	}
+}
