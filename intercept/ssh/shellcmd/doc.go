@@ -99,5 +99,15 @@
 //     ${X@P} expansion are refused, and so is input to read or mapfile that
 //     holds such a subscript; a value that arrives from the environment, a
 //     file or a pipe, and a variable whose name is itself computed, cannot
-//     be seen.
+//     be seen. A name a builtin takes (read NAME, printf -v NAME, test -v
+//     NAME, [[ -v NAME ]], unset NAME, getopts) built at run time is
+//     refused: bash evaluates the subscript of whatever name it becomes.
+//     So is keyword mode (set -k, set -o keyword, bash -k), in which
+//     NAME=VALUE words anywhere in a command are assignments.
+//   - Terminal multiplexers (tmux, screen) run commands given as strings
+//     later and are refused; at and batch read commands from their input.
+//     Wrappers that start a shell without a command (script, fakeroot,
+//     ssh-agent, unshare, setarch under any of its names) are reported as
+//     reading input, since which of their words is the command cannot be
+//     told.
 package shellcmd

@@ -49,6 +49,16 @@ func (w *walker) inner(args []arg, c ctx) error {
 				return fmt.Errorf("cannot check `%s -C`: it runs a callback that cannot be seen", args[0].text)
 			}
 		}
+		return takenNames(name, args)
+	}
+	if name == "set" {
+		return setOptions(args)
+	}
+	switch {
+	case runsStrings[name]:
+		return fmt.Errorf("cannot check `%s`: it runs commands given as strings, later or elsewhere", args[0].text)
+	case readsCommands[name]:
+		w.readsInput()
 		return nil
 	}
 	switch name {
@@ -136,6 +146,131 @@ func (w *walker) inner(args []arg, c ctx) error {
 	return nil
 }
 
+// takenNames refuses a name a builtin takes (read NAME, printf -v NAME,
+// test -v NAME, unset NAME) that is built at run time: bash evaluates the
+// array subscript of whatever name the word becomes (set -- 'a[$(cmd)]';
+// test -v "$1" runs cmd), and a name that makes the shell run code.
+func takenNames(name string, args []arg) error {
+	for _, a := range nameWords(name, args) {
+		if !a.plain {
+			return fmt.Errorf("cannot check `%s %s`: the name is built at run time, and bash runs what its subscript holds", args[0].text, a.src)
+		}
+		if names := arithNames(a.text); len(names) > 0 && runsCode[names[0]] {
+			return fmt.Errorf("cannot check `%s %s`: it sets %s at run time, which makes a shell or the loader run code", args[0].text, a.src, names[0])
+		}
+	}
+	return nil
+}
+
+// nameWords returns the words of a name-taking builtin that are names,
+// and, where a word built at run time could be an option that makes the
+// next one a name (test "$op" "$x"), that word.
+func nameWords(name string, args []arg) []arg {
+	var out []arg
+	switch name {
+	case "test", "[":
+		for i := 1; i+1 < len(args); i++ {
+			if !args[i].plain || args[i].text == "-v" || args[i].text == "-R" {
+				if !args[i].plain && args[i+1].plain && args[i+1].text != "]" && !strings.HasPrefix(args[i+1].text, "-") {
+					continue // "$x" = y, "$x" -eq 1: an operand before an operator
+				}
+				out = append(out, args[i+1])
+			}
+		}
+		return out
+	case "getopts":
+		// getopts OPTSTRING NAME [ARG...]
+		if len(args) > 2 {
+			out = append(out, args[2])
+		}
+		return out
+	}
+	// Options: which take a value, and which of those values is a name.
+	vals, nameOpt := map[string]string{
+		"printf": "v", "read": "adinNptu", "mapfile": "dnOsuCc", "readarray": "dnOsuCc", "wait": "p", "unset": "",
+	}[name], map[string]byte{"printf": 'v', "read": 'a', "wait": 'p'}[name]
+	operands := name == "read" || name == "mapfile" || name == "readarray" || name == "unset"
+	functions := false
+	i := 1
+	for ; i < len(args); i++ {
+		a := args[i]
+		if !a.plain {
+			if strings.HasPrefix(a.lits, "-") {
+				out = append(out, a) // an option built at run time
+				continue
+			}
+			break
+		}
+		if a.text == "--" {
+			i++
+			break
+		}
+		if !strings.HasPrefix(a.text, "-") || a.text == "-" {
+			break
+		}
+		for j := 1; j < len(a.text); j++ {
+			ch := a.text[j]
+			if name == "unset" && ch == 'f' {
+				functions = true
+			}
+			if !strings.ContainsRune(vals, rune(ch)) {
+				continue
+			}
+			if j+1 < len(a.text) {
+				if ch == nameOpt {
+					out = append(out, arg{text: a.text[j+1:], lits: a.lits[j+1:], src: a.src, plain: true})
+				}
+			} else if i+1 < len(args) {
+				i++
+				if ch == nameOpt {
+					out = append(out, args[i])
+				}
+			}
+			break
+		}
+	}
+	if operands && !functions {
+		out = append(out, args[i:]...)
+	}
+	return out
+}
+
+// setOptions refuses set's keyword mode (set -k, set -o keyword): every
+// NAME=VALUE word of a later command is then an assignment, and
+// `nice X=1 rm -rf /` runs rm.
+func setOptions(args []arg) error {
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if !a.plain {
+			if strings.HasPrefix(a.lits, "-") || a.lits == "" {
+				return fmt.Errorf("cannot check `set %s`: an option built at run time", a.src)
+			}
+			return nil
+		}
+		if a.text == "--" || !strings.HasPrefix(a.text, "-") && !strings.HasPrefix(a.text, "+") {
+			return nil
+		}
+		if a.text[0] == '-' && strings.Contains(a.text[1:], "k") {
+			return fmt.Errorf("cannot check `set %s`: in keyword mode NAME=VALUE words anywhere in a command are assignments", a.text)
+		}
+		if strings.HasSuffix(a.text, "o") && a.text[0] == '-' && i+1 < len(args) {
+			i++
+			if o := args[i]; !o.plain || o.text == "keyword" {
+				return fmt.Errorf("cannot check `set -o %s`: in keyword mode NAME=VALUE words anywhere in a command are assignments", o.src)
+			}
+		}
+	}
+	return nil
+}
+
+// runsStrings run commands given as strings at another time or place
+// (a terminal multiplexer's session); readsCommands read them from their
+// input (at, batch).
+var (
+	runsStrings   = map[string]bool{"tmux": true, "screen": true, "dtach": true, "abduco": true}
+	readsCommands = map[string]bool{"at": true, "batch": true}
+)
+
 // promptVars are the variables whose values bash expands as prompts (and
 // PROMPT_COMMAND, which it runs).
 var promptVars = map[string]bool{"PS0": true, "PS1": true, "PS2": true, "PS3": true, "PS4": true, "PROMPT_COMMAND": true}
@@ -149,7 +284,21 @@ var anyWrapper = map[string]bool{
 	"eatmydata": true, "setarch": true, "linux32": true, "linux64": true, "unbuffer": true, "faketime": true,
 	"cgexec": true, "firejail": true, "chpst": true, "catchsegv": true, "valgrind": true, "torsocks": true,
 	"proxychains": true, "proxychains4": true, "dbus-launch": true, "xvfb-run": true, "caffeinate": true,
-	"systemd-inhibit": true, "capsh": true, "script": true,
+	"systemd-inhibit": true, "capsh": true, "script": true, "ssh-agent": true, "gpg-agent": true, "logsave": true,
+	// setarch under its architectures' names.
+	"i386": true, "i486": true, "i586": true, "i686": true, "x86_64": true, "uname26": true, "ia64": true,
+	"ppc": true, "ppc32": true, "ppc64": true, "ppc64le": true, "s390": true, "s390x": true, "sparc": true,
+	"sparc32": true, "sparc32bash": true, "sparc64": true, "mips": true, "mips32": true, "mips64": true,
+	"arm": true, "armh": true, "armv7l": true, "armv8l": true, "aarch64": true, "alpha": true, "parisc": true,
+	"parisc32": true, "parisc64": true, "loongarch": true, "loongarch64": true, "riscv64": true,
+}
+
+// shellWithout are the wrappers of anyWrapper that start a shell when
+// given no command; which of their words is the command cannot be told
+// (script -q /dev/null), so they count as reading commands from input.
+var shellWithout = map[string]bool{
+	"script": true, "fakeroot": true, "ssh-agent": true, "unshare": true, "nsenter": true, "setarch": true,
+	"linux32": true, "linux64": true, "i386": true, "x86_64": true, "firejail": true, "capsh": true,
 }
 
 // maxWrapWords bounds the words anyWrapper's guesses copy, over a whole
@@ -162,6 +311,13 @@ const maxWrapWords = 4096
 // CMD with the user's shell, so a word after -c (or -qc) is also read as a
 // script.
 func (w *walker) anyWrapper(args []arg, c ctx) error {
+	if err := refuseOpen(args, c); err != nil {
+		// Words xargs appends could be the command, or start it.
+		return err
+	}
+	if shellWithout[path.Base(args[0].text)] {
+		w.readsInput()
+	}
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		if !a.plain {
@@ -446,11 +602,16 @@ options:
 				switch {
 				case ch == 'c' && t[0] == '-':
 					cmode = true
+				case ch == 'k' && t[0] == '-':
+					return unsure(args, "keyword mode (-k) makes NAME=VALUE words anywhere in a command assignments")
 				case ch == 'o' || ch == 'O':
 					// The option name is the next word.
 					i++
 					if i < len(args) && !args[i].single {
 						return unsureWord(args, args[i])
+					}
+					if i < len(args) && args[i].text == "keyword" {
+						return unsure(args, "keyword mode makes NAME=VALUE words anywhere in a command assignments")
 					}
 				case ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z':
 				default:
@@ -895,6 +1056,7 @@ func (w *walker) su(args []arg, c ctx) error {
 			// be -c and a script.
 			return unsure(args, "the shell it starts is given "+rest[0].src)
 		}
+		w.readsInput() // the user's login shell, reading its input
 		return nil
 	}
 	if script.word > 0 && !args[script.word].plain {

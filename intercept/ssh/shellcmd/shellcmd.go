@@ -507,6 +507,16 @@ func (w *walker) command(cmd syntax.Command, c ctx) error {
 	case *syntax.LetClause:
 		return w.let(x, c)
 	case *syntax.TimeClause:
+		// bash takes `time -- CMD` as timing CMD; the parser reads a
+		// command named --.
+		if call, ok := x.Stmt.Cmd.(*syntax.CallExpr); ok && len(call.Args) > 1 && call.Args[0].Lit() == "--" {
+			inner := *x.Stmt
+			trimmed := *call
+			trimmed.Args = call.Args[1:]
+			inner.Cmd = &trimmed
+			w.seen[call] = true // walked as trimmed
+			return w.stmt(&inner, c)
+		}
 		return w.stmt(x.Stmt, c)
 	case *syntax.CoprocClause:
 		if err := w.word(x.Name, c); err != nil {
@@ -1013,7 +1023,11 @@ func (w *walker) test(e syntax.TestExpr, c ctx) error {
 		return w.test(x.Y, c)
 	case *syntax.UnaryTest:
 		if word, ok := x.X.(*syntax.Word); ok && (x.Op == syntax.TsVarSet || x.Op == syntax.TsRefVar) {
-			// -v a[i] evaluates the subscript as arithmetic.
+			// -v a[i] evaluates the subscript as arithmetic, of the name
+			// the word becomes.
+			if !scan(word).plain {
+				return fmt.Errorf("cannot check %s: the name is built at run time, and bash runs what its subscript holds", excerpt(x, c.src))
+			}
 			w.countSubscript(scan(word).lits, excerpt(word, c.src))
 		}
 		return w.test(x.X, c)

@@ -400,7 +400,7 @@ var tests = []testCase{
 	{name: "su --command", script: "su --command='rm x' root", want: []Command{
 		cmd(w("su", "--command=rm x", "root")), cmd(w("rm", "x"), "su -c"),
 	}},
-	{name: "su login", script: "su - root", want: []Command{cmd(w("su", "-", "root"))}},
+	{name: "su login", script: "su - root", want: []Command{input(w("su", "-", "root"))}},
 	{name: "su variable script", script: `su -c "$X"`, err: `cannot check a script built at run time: "$X"`},
 	{name: "su words to the shell", script: "su root -- -c x", err: "cannot tell which command `su` runs"},
 	{name: "su other shell", script: "su -s /usr/bin/python3 -c x", err: "not one that can be checked"},
@@ -805,5 +805,67 @@ func TestLoginShell(t *testing.T) {
 		if !slices.Equal(texts(got), c.want) {
 			t.Errorf("CommandsAs(%q, %v) = %q, want %q", c.script, c.login, texts(got), c.want)
 		}
+	}
+}
+
+// Ways a command hides from a deny list: a name built at run time that a
+// builtin takes (bash runs its subscript), keyword mode, wrappers under
+// other names, `time --`. Each is refused or shows the command it runs.
+func TestCommandsHiddenRunners(t *testing.T) {
+	for _, c := range []struct {
+		script string
+		login  Shell
+		err    string // refused, with this in the error
+		runs   string // else: a command of this name is seen
+		input  bool   // and something reads commands from input
+	}{
+		{script: `set -- 'a[$(rm -rf v1)]'; test -v "$1"`, err: "the name is built at run time"},
+		{script: `x='a[$' y='(rm -rf v2)]'; test -v "$x$y"`, err: "the name is built at run time"},
+		{script: `test "$op" "$x"`, err: "the name is built at run time"},
+		{script: `set -- 'a[$(rm -rf v9)]'; printf -v "$1" x`, err: "the name is built at run time"},
+		{script: `printf -v"$1" x`, err: "the name is built at run time"},
+		{script: `read -r "$1"`, err: "the name is built at run time"},
+		{script: `read -ra "$1"`, err: "the name is built at run time"},
+		{script: `unset "$1"`, err: "the name is built at run time"},
+		{script: `getopts ab "$1"`, err: "the name is built at run time"},
+		{script: `[[ -v $1 ]]`, login: Bash, err: "the name is built at run time"},
+		{script: `printf -v BASH_ENV /dev/stdin`, err: "it sets BASH_ENV"},
+		{script: `read LD_PRELOAD`, err: "it sets LD_PRELOAD"},
+		{script: `set -k; nice X=1 rm -rf v10`, err: "keyword mode"},
+		{script: `set -eo keyword`, err: "keyword mode"},
+		{script: `bash -k -c 'nice X=1 rm -rf v'`, err: "keyword mode"},
+		{script: `tmux new-session -d 'rm -rf v'`, err: "commands given as strings"},
+		{script: `echo rm -rf v8 | xargs ssh-agent`, err: "read from input"},
+		{script: `test -f "$file" && [ "$a" = "$b" ] && [ -n "$x" ]`, runs: "test"},
+		{script: `read -r line; printf -v out '%s' "$line"; unset -f "$f"`, runs: "read"},
+		{script: `set -e -- "$@"; rm -rf v`, runs: "rm"},
+		{script: `ssh-agent rm -rf v5`, runs: "rm", input: true},
+		{script: `x86_64 rm -rf v6`, runs: "rm", input: true},
+		{script: `logsave /dev/null rm -rf v7`, runs: "rm"},
+		{script: `time -- rm -rf t1`, login: Bash, runs: "rm"},
+		{script: `script -q /dev/null`, runs: "script", input: true},
+		{script: `su`, runs: "su", input: true},
+		{script: `at now`, runs: "at", input: true},
+	} {
+		t.Run(c.script, func(t *testing.T) {
+			got, err := CommandsAs(c.script, c.login)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want %q; commands %+v", err, c.err, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs, input := false, false
+			for _, cmd := range got {
+				runs = runs || cmd.Argv[0] == c.runs
+				input = input || cmd.ReadsInput
+			}
+			if !runs || input != c.input {
+				t.Errorf("commands %+v: want %s seen, reading input %v", got, c.runs, c.input)
+			}
+		})
 	}
 }
