@@ -22,10 +22,10 @@ type relation struct {
 	columns      map[int16]string // attnum -> name
 	// For views: the base columns they read, "schema.table.column"
 	// ("schema.table.*" when a view reads whole rows), with the same
-	// columns of those tables' parents and children; and whether they call
-	// a function of the database's own, which may read anything.
-	deps     []string
-	callsOwn bool
+	// columns of those tables' parents and children; and whether what
+	// they return is beyond those columns (see viewDeps).
+	deps   []string
+	opaque bool
 	// Tables this one inherits from or is a partition of, "schema.table".
 	ancestors []string
 	// Tables that inherit from this one or are its partitions, at any
@@ -584,7 +584,7 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 	}
 	for oid, rel := range fresh {
 		if rel.kind == 'v' || rel.kind == 'm' {
-			if rel.deps, rel.callsOwn, err = c.viewDeps(ctx, oid, 0); err != nil {
+			if rel.deps, rel.opaque, err = c.viewDeps(ctx, oid, 0); err != nil {
 				return err
 			}
 		}
@@ -599,8 +599,11 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 
 // viewDeps lists the base-table columns a view reads, through views of
 // views, with the same columns of those tables' parents and children (a
-// parent's rows include its children's), and reports whether it calls a
-// function of the database's own.
+// parent's rows include its children's), and reports whether what it
+// returns is beyond them: it calls a function of the database's own, or
+// reads what statements may not name while masks apply (column
+// statistics, other sessions' statements, SQL run from text:
+// statsViews, activityViews, sqlRunners).
 func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) ([]string, bool, error) {
 	if depth > 16 {
 		// Deeper than corral follows: taken as a view that may read
@@ -630,13 +633,26 @@ JOIN pg_catalog.pg_proc p ON p.oid = CASE
     WHEN o.oid IS NOT NULL THEN o.oprcode::oid
     ELSE k.castfunc END
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+WHERE r.ev_class = $1::oid AND (p.proname = ANY($2::name[]) OR n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'))`, id)
+    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')))`, id, pgArray(sqlRunners))
 	if err != nil {
 		return nil, false, err
 	}
-	callsOwn := len(own) == 1 && own[0][0] == "t"
+	opaque := len(own) == 1 && own[0][0] == "t"
+	if !opaque {
+		// PostgreSQL records no dependency on its own functions and
+		// relations (they are pinned): what the definition calls by
+		// name is read from it. PostgreSQL's own views are its own
+		// (pg_stat_ssl calls pg_stat_get_activity for its TLS columns);
+		// statements name them directly.
+		def, err := c.query(ctx, `SELECT CASE WHEN c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+  THEN '' ELSE pg_catalog.pg_get_viewdef(c.oid) END FROM pg_catalog.pg_class c WHERE c.oid = $1::oid`, id)
+		if err != nil {
+			return nil, false, err
+		}
+		opaque = len(def) != 1 || len(def[0]) != 1 || def[0][0] != "" && readsBeyondColumns(def[0][0])
+	}
 	var deps []string
 	seen := map[uint32]bool{}
 	kinOf := map[string][]string{} // a table's rows come once per column read
@@ -646,6 +662,9 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 			col = "*" // the whole row: every column of it
 		}
 		deps = append(deps, r[1]+"."+r[2]+"."+col)
+		if slices.Contains(statsViews, r[2]) || slices.Contains(activityViews, r[2]) {
+			opaque = true
+		}
 		sub, _ := strconv.ParseUint(r[0], 10, 32)
 		c.involved[uint32(sub)] = true
 		if r[4] != "" {
@@ -660,7 +679,7 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 					return nil, false, err
 				}
 				deps = append(deps, more...)
-				callsOwn = callsOwn || calls
+				opaque = opaque || calls
 			}
 		case "r", "p":
 			k, ok := kinOf[r[0]]
@@ -677,7 +696,31 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 			}
 		}
 	}
-	return deps, callsOwn, nil
+	return deps, opaque, nil
+}
+
+// readsBeyondColumns reports whether a view's definition calls what
+// statements may not while masks apply (sqlRunners), or names statistics
+// or other sessions' statements (statsViews, activityViews); a definition
+// that does not parse counts as doing so.
+func readsBeyondColumns(def string) bool {
+	stmts, err := Classify(def)
+	if err != nil {
+		return true
+	}
+	for _, st := range stmts {
+		for _, c := range st.Calls {
+			if slices.Contains(sqlRunners, c) {
+				return true
+			}
+		}
+		for _, t := range st.Tables {
+			if base := strings.ToLower(lastName(t)); slices.Contains(statsViews, base) || slices.Contains(activityViews, base) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // kin returns the tables a table (by OID) inherits from or is a partition

@@ -191,7 +191,7 @@ func TestCatalogDeepViews(t *testing.T) {
 	}
 	gen := cat.gen.Load()
 	rels, err := cat.relations(t.Context(), []uint32{deep})
-	if err != nil || !rels[deep].callsOwn {
+	if err != nil || !rels[deep].opaque {
 		t.Fatalf("v20: %+v, %v; want it withheld", rels[deep], err)
 	}
 	if cat.gen.Load() != gen {

@@ -82,6 +82,10 @@ type Statement struct {
 	// reorders: CLUSTER, or ALTER TABLE ... CLUSTER ON, which lays a
 	// table's rows out in the order of an index.
 	reorders bool
+	// hooked are the relations a rule or trigger is made on: its actions,
+	// and a trigger function's arguments (column names as strings), see
+	// every row written there.
+	hooked []string
 	// lossyParams: parameters are declared of a type a column compared
 	// with them may be rounded to or compared loosely as (Parse's or
 	// PREPARE's types; see lossyParam).
@@ -135,15 +139,11 @@ var dangerousFunctions = []string{
 	"pg_stat_reset", "pg_stat_reset_shared", "pg_stat_reset_single_table_counters",
 }
 
-// sharedOperators and sharedTypes are names PostgreSQL itself defines;
-// uses of them are not looked up as possible functions of the database's
-// own. A database may still define an operator of one of these names for
-// its own types, or a cast to one of these types from its own: those
-// functions are not seen.
+// sharedTypes are type names PostgreSQL itself defines; casts to them are
+// not looked up as possible functions of the database's own. A database
+// may still define a cast to one of these types from a type of its own:
+// that function is not seen.
 var (
-	sharedOperators = []string{"=", "<>", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "^", "||",
-		"~~", "~~*", "!~~", "!~~*", "~", "~*", "!~", "!~*", "&&", "@>", "<@", "->", "->>", "#>", "#>>",
-		"?", "?|", "?&", "@@", "&", "|", "#", "<<", ">>", "@", "|/", "||/", "-|-", "@?"}
 	sharedTypes = []string{"text", "varchar", "char", "bpchar", "name", "json", "jsonb", "xml", "bytea", "uuid",
 		"date", "time", "timetz", "timestamp", "timestamptz", "interval", "inet", "cidr", "macaddr", "money",
 		"regclass", "regtype", "regproc", "regprocedure", "regoper", "regoperator", "regnamespace", "regrole",
@@ -617,13 +617,13 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			}
 		}
 	case *pg.A_Expr:
-		// An operator of the database's own runs its function. Names
-		// PostgreSQL defines are left out: the database's own versions of
-		// them serve only its own types (a gap: see sharedOperators).
-		if name := funcName(x.GetName()); name != "" {
-			if op := lastName(name); !slices.Contains(sharedOperators, op) {
-				w.s.operators = append(w.s.operators, op)
-			}
+		// An operator of the database's own runs its function, and may
+		// share a name with PostgreSQL's: OPERATOR(s.=) names it, and so
+		// does a bare = under a search path that puts its schema before
+		// pg_catalog. Every name is looked up (the catalog caches it);
+		// only pg_catalog's own, named so, is PostgreSQL's for sure.
+		if name := funcName(x.GetName()); name != "" && !strings.HasPrefix(name, "pg_catalog.") {
+			w.s.operators = append(w.s.operators, lastName(name))
 		}
 		if c := lookupOf(x); c != nil {
 			w.lookup(c)
@@ -714,6 +714,10 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.ClusterStmt:
 		w.s.reorders = true
+	case *pg.RuleStmt:
+		w.hook(x.GetRelation())
+	case *pg.CreateTrigStmt:
+		w.hook(x.GetRelation())
 	case *pg.AlterTableCmd:
 		w.s.reorders = w.s.reorders || x.GetSubtype() == pg.AlterTableType_AT_ClusterOn
 	case *pg.VariableSetStmt:
@@ -814,6 +818,22 @@ func hasReturning(n *pg.Node) bool {
 }
 
 // call notes a call to a function by its bare name.
+// hook records the relation a rule or trigger is made on; in the rule's
+// actions and the trigger's condition, old and new are its rows.
+func (w *walker) hook(rv *pg.RangeVar) {
+	if rv == nil {
+		return
+	}
+	name := rv.GetRelname()
+	if rv.GetSchemaname() != "" {
+		name = rv.GetSchemaname() + "." + name
+	}
+	w.s.hooked = append(w.s.hooked, name)
+	for _, row := range []string{"old", "new"} {
+		w.s.aliases[row] = append(w.s.aliases[row], rv.GetRelname())
+	}
+}
+
 func (w *walker) call(name string) {
 	if name == "set_config" || slices.Contains(sqlRunners, name) {
 		w.s.Calls = append(w.s.Calls, name)

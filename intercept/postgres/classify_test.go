@@ -743,6 +743,15 @@ func TestMaskLeak(t *testing.T) {
 		{"SELECT query FROM pg_stat_activity", true},
 		{"SELECT pg_stat_get_backend_activity(s) FROM generate_series(1, 9) s", true},
 		{"SELECT * FROM crosstab('SELECT id, 1, email FROM customers') AS t(a int, b text)", true},
+		// Rules and triggers on a masked table: their actions and
+		// arguments (column names as strings) copy its rows elsewhere.
+		{"CREATE RULE zr AS ON UPDATE TO customers DO ALSO INSERT INTO zlog VALUES (old.email, old.card)", true},
+		{"CREATE RULE zr AS ON INSERT TO customers DO ALSO NOTIFY ch", true},
+		{"CREATE OR REPLACE RULE zr AS ON UPDATE TO public.customers DO INSTEAD NOTHING", true},
+		{"CREATE RULE zr AS ON INSERT TO orders DO ALSO INSERT INTO zlog SELECT email FROM customers", true},
+		{"CREATE TRIGGER zz BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION tsvector_update_trigger(tsv, 'pg_catalog.simple', email)", true},
+		{"CREATE TRIGGER zz AFTER INSERT ON orders FOR EACH ROW WHEN (new.note = 'x') EXECUTE FUNCTION suppress_redundant_updates_trigger()", false},
+		{"CREATE RULE zr AS ON UPDATE TO orders DO ALSO NOTIFY ch", false},
 	}
 	for _, c := range cases {
 		t.Run(c.sql, func(t *testing.T) {

@@ -490,6 +490,11 @@ func (m *masks) leak(s *Statement, l lineage) string {
 	if l.function != "" {
 		return l.function + "() (a function of the database's own may read masked columns, and its result would be copied out)"
 	}
+	for _, t := range s.hooked {
+		if m.tables[strings.ToLower(t)] || m.masked(lastName(t), l) {
+			return t + " (a rule or trigger on a table with masked columns sees its rows, and may copy them elsewhere)"
+		}
+	}
 	masked, view := m.maskedTable(s, l), ""
 	for _, t := range s.Tables {
 		if view == "" && l.views[strings.ToLower(lastName(t))] {

@@ -1048,7 +1048,7 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 		return l, err
 	}
 	for _, r := range rels {
-		if r.callsOwn {
+		if r.opaque {
 			if l.views == nil {
 				l.views = map[string]bool{}
 			}
@@ -1865,7 +1865,7 @@ func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorRespons
 	if len(mk.columns) > 0 {
 		m.Detail, m.Where, m.InternalQuery, m.InternalPosition = "", "", "", 0
 		raised := m.Code == "P0001" || m.Code == "00000"
-		if raised || withhold && !aboutStatement(m.Code) {
+		if raised || withhold && (!aboutStatement(m.Code) || fromData(m)) {
 			m.Message = fmt.Sprintf("corral: the server's message is withheld while masks apply (SQLSTATE %s)", m.Code)
 			m.Hint = ""
 			return
@@ -1906,6 +1906,20 @@ func scrubNotification(mk *masks, key []byte, m *pgproto3.NotificationResponse) 
 			m.Payload = string(out)
 		}
 	}
+}
+
+// fromData reports whether an error of a class aboutStatement counts may
+// be about values the statement read: a name computed from them (a cast
+// to regclass, regproc or regconfig says "improper relation name (too many
+// dotted names): ada@example.com.a.b", or "cross-database references are
+// not implemented: ...", unquoted). Errors of syntax and analysis point
+// into the statement (Position), and permission errors name objects; any
+// other of those classes is raised while rows are read.
+func fromData(m *pgproto3.ErrorResponse) bool {
+	if len(m.Code) < 2 || m.Position > 0 || m.Code == "42501" {
+		return false
+	}
+	return m.Code[:2] == "42" || m.Code[:2] == "0A"
 }
 
 // aboutStatement reports SQLSTATE classes that speak of the statement, the
@@ -2035,8 +2049,9 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 			// A view does not say which of its columns come from where:
 			// if it reads a masked column, all of its columns are masked;
 			// if it calls a function of the database's own, which may
-			// read anything, all are withheld.
-			if rel.callsOwn {
+			// read anything, or reads statistics or other sessions'
+			// statements, all are withheld.
+			if rel.opaque {
 				p.methods[i] = "null"
 			}
 			for _, dep := range rel.deps {

@@ -78,6 +78,10 @@ func newTestSession(t testing.TB, dec intercept.Decider, admission policy.Decisi
 	for _, name := range []string{"customers", "orders"} {
 		cat.names[name] = byName{kinds: "r", fetched: time.Now()}
 	}
+	// PostgreSQL's operators, none of the database's own.
+	for _, op := range []string{"=", "<>", "<", ">", "<=", ">=", "||", "+", "-", "*", "/", "~~"} {
+		cat.funcs[opPrefix+op] = funcInfo{fetched: time.Now()}
+	}
 	return &testSession{
 		s:       newSession(context.Background(), h, conn, conn, upSess, cat),
 		cliConn: cliTest,

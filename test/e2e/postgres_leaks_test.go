@@ -357,6 +357,20 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 			setup: "CREATE FUNCTION email_op(int, int) RETURNS text STABLE LANGUAGE sql AS 'SELECT email FROM customers WHERE id = $1'; CREATE OPERATOR ##> (LEFTARG = int, RIGHTARG = int, FUNCTION = email_op); CREATE VIEW op_view AS SELECT id, customer_id ##> 0 AS e FROM orders; GRANT SELECT ON op_view TO app",
 			undo:  "DROP VIEW op_view; DROP OPERATOR ##> (int, int); DROP FUNCTION email_op(int, int)",
 			stmts: []string{"SELECT e FROM op_view", "INSERT INTO customers (id, name) SELECT 902, e FROM op_view WHERE id = 1"}},
+		{name: "view over column statistics",
+			setup: "ANALYZE customers; CREATE VIEW column_stats AS SELECT tablename, attname, histogram_bounds::text AS hb FROM pg_stats; GRANT SELECT ON column_stats TO app",
+			undo:  "DROP VIEW column_stats",
+			stmts: []string{"SELECT attname, hb FROM column_stats WHERE tablename = 'customers'"}},
+		{name: "view running SQL from text",
+			setup: "CREATE VIEW xml_report AS SELECT query_to_xml('SELECT email, card_number FROM customers', true, false, '')::text AS x; GRANT SELECT ON xml_report TO app",
+			undo:  "DROP VIEW xml_report",
+			stmts: []string{"SELECT x FROM xml_report"}},
+		{name: "operator qualified like PostgreSQL's",
+			setup: "CREATE SCHEMA zz; GRANT USAGE ON SCHEMA zz TO app; CREATE TABLE public.zlog (e text); GRANT SELECT ON zlog TO app; " +
+				"CREATE FUNCTION zz.keep(a text, b text) RETURNS bool LANGUAGE sql AS 'INSERT INTO public.zlog VALUES (a) RETURNING false'; " +
+				"CREATE OPERATOR zz.= (LEFTARG = text, RIGHTARG = text, FUNCTION = zz.keep)",
+			undo:  "DROP SCHEMA zz CASCADE; DROP TABLE zlog",
+			stmts: []string{"SELECT id FROM customers WHERE email OPERATOR(zz.=) 'x'", "SELECT e FROM zlog"}},
 		{name: "scalar function copied into a table",
 			setup: emailOf, undo: dropEmailOf,
 			stmts: []string{"INSERT INTO customers (id, name) SELECT 500, email_of(1) RETURNING id", "SELECT name FROM customers WHERE id = 500"}},
@@ -385,6 +399,9 @@ func TestPostgresLeakErrorTexts(t *testing.T) {
 		{"SELECT query FROM pg_stat_activity", "other sessions' statements"},
 		{"SELECT pg_stat_get_backend_activity(1)", "runs SQL out of reach"},
 		{"SELECT id FROM customers WHERE id = 1 AND replace(email, '.', '_')::regoper IS NULL", "withheld while masks apply"},
+		{"SELECT id FROM customers WHERE id = 1 AND (replace(email, '.', '_') || '.a.b.c')::regclass IS NULL", "withheld while masks apply"},
+		{"SELECT id FROM customers WHERE id = 1 AND (replace(email, '.', '_') || '.a.b')::regproc IS NULL", "withheld while masks apply"},
+		{"SELECT id FROM customers WHERE id = 1 AND (replace(email, '.', '_') || '.a.b.c')::regconfig IS NULL", "withheld while masks apply"},
 		{"SELECT 1 FROM customers WHERE id = 1 AND setval('leak_seq', ascii(email)) > 0", "setval"},
 	} {
 		out := p.psqlSession(t, c.sql)
