@@ -26,6 +26,7 @@ type web struct {
 	*api
 	issuer   *testutil.OIDCIssuer
 	sessions *Sessions
+	tokens   *oidc.Verifier
 }
 
 // serveWeb serves the API and the page over HTTPS as the agent does on
@@ -41,7 +42,7 @@ func serveWeb(t *testing.T) *web {
 	sessions := &Sessions{Tokens: v}
 	hs := httptest.NewTLSServer(srv.Handler(&Web{Bearer: &Bearer{Tokens: v}, Sessions: sessions}))
 	t.Cleanup(func() { srv.Close(); hs.Close() })
-	return &web{api: &api{broker: b, srv: srv, client: hs.Client(), base: hs.URL}, issuer: issuer, sessions: sessions}
+	return &web{api: &api{broker: b, srv: srv, client: hs.Client(), base: hs.URL}, issuer: issuer, sessions: sessions, tokens: v}
 }
 
 type answer struct {
@@ -364,5 +365,31 @@ func TestWebEventsEndAtLogout(t *testing.T) {
 		if strings.HasPrefix(sc.Text(), "data:") {
 			t.Fatalf("after logout the stream delivered %s", sc.Text())
 		}
+	}
+}
+
+// A session is only as good as the token it was opened with: a reload
+// that removes its issuer ends it, as it refuses the token itself.
+func TestWebSessionEndsWithItsIssuer(t *testing.T) {
+	w := serveWeb(t)
+	c := w.login(t, w.issuer.Token(t, nil))
+	m := csrfAttr.FindStringSubmatch(w.do(t, "GET", "/", c.Value, "").body)
+	if m == nil {
+		t.Fatal("no CSRF token on the page")
+	}
+	if a := w.do(t, "GET", "/v1/whoami", c.Value, ""); a.status != 200 {
+		t.Fatalf("whoami: %d %s", a.status, a.body)
+	}
+	w.tokens.SetIssuers(nil)
+	r := w.request(t, policy.Workload{UID: 4242, User: "svc"}, "group:dba")
+	a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, m[1])
+	if a.status != 401 || !strings.Contains(a.body, "log in again") {
+		t.Fatalf("approve after the issuer was removed: %d %s", a.status, a.body)
+	}
+	if got, _ := w.broker.Get(context.Background(), r.ID); got.State != approval.Pending {
+		t.Fatalf("request %s", got.State)
+	}
+	if a := w.do(t, "GET", "/v1/whoami", c.Value, ""); a.status != 401 {
+		t.Fatalf("whoami after: %d %s", a.status, a.body)
 	}
 }

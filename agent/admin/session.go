@@ -45,6 +45,10 @@ type session struct {
 	who     approval.Approver
 	csrf    string
 	expires time.Time
+	// raw is the token the session was opened with, verified again at
+	// every call: a reload that removes its issuer, or changes its
+	// audiences or groups claim, ends the session too.
+	raw string
 }
 
 func (s *Sessions) now() time.Time {
@@ -99,7 +103,7 @@ func (s *Sessions) Login(r *http.Request, raw string) (id string, who approval.A
 		}
 		delete(s.m, soonest)
 	}
-	s.m[id] = &session{who: who, csrf: randomID(), expires: expires}
+	s.m[id] = &session{who: who, csrf: randomID(), expires: expires, raw: raw}
 	return id, who, expires, nil
 }
 
@@ -150,14 +154,19 @@ func (s *Sessions) lookup(r *http.Request) (string, *session, error) {
 // page itself: no cross-site Sec-Fetch-Site, and the session's CSRF token
 // in the X-Corral-CSRF header.
 func (s *Sessions) Authenticate(r *http.Request) (approval.Approver, error) {
-	_, sess, err := s.lookup(r)
+	id, sess, err := s.lookup(r)
 	if err != nil {
 		return approval.Approver{}, err
 	}
 	if err := checkCSRF(r, sess.csrf); err != nil {
 		return approval.Approver{}, err
 	}
-	return sess.who, nil
+	who, err := (&Bearer{Tokens: s.Tokens}).verify(r, sess.raw)
+	if err != nil {
+		s.Logout(id)
+		return approval.Approver{}, fmt.Errorf("log in again: %w", err)
+	}
+	return who, nil
 }
 
 func checkCSRF(r *http.Request, want string) error {
