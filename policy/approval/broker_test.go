@@ -196,6 +196,10 @@ func TestReviewerMatching(t *testing.T) {
 		// match in user:NAME is the requester's.
 		{"requester's subject, approving over the socket as another uid", []string{"user:dave"}, Approver{Name: "dave", Via: ViaUnix, UID: u32(1001), Groups: []string{"dave"}}, ErrSelfApproval},
 		{"requester's user name, approving with a token", []string{"user:dmiller"}, Approver{Name: "dmiller", Via: ViaOIDC, Issuer: "https://id.example", Subject: "dmiller", Groups: []string{"dba"}}, ErrSelfApproval},
+		// Spelt otherwise: an email's case means nothing, and another
+		// issuer may give the same person a subject in capitals.
+		{"requester's email in other case", []string{"group:dba"}, Approver{Name: "Dave@Example.com", Via: ViaOIDC, Issuer: "https://other.example", Subject: "x1", Email: "Dave@Example.com", Groups: []string{"dba"}}, ErrSelfApproval},
+		{"requester's subject in other case", []string{"group:dba"}, Approver{Name: "DAVE", Via: ViaOIDC, Issuer: "https://other.example", Subject: "DAVE", Groups: []string{"dba"}}, ErrSelfApproval},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t)

@@ -217,9 +217,18 @@ func (a Approver) IsRequester(r *Request) bool {
 	if o := r.Requester.OIDC; o != nil {
 		theirs = append(theirs, o.Subject, o.Email)
 	}
+	// Names are compared without case: an email's domain has none, and
+	// most providers take its local part without it too, so ALICE and
+	// alice from two issuers are counted as one person. This errs on the
+	// side of refusing a reviewer.
 	for _, name := range []string{a.Name, a.Subject, a.Email} {
-		if name != "" && slices.Contains(theirs, name) {
-			return true
+		if name == "" {
+			continue
+		}
+		for _, t := range theirs {
+			if strings.EqualFold(name, t) {
+				return true
+			}
 		}
 	}
 	return false

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +62,15 @@ func MessageFor(r *Request) Message {
 		grant = "a " + time.Duration(r.Window).String() + " window"
 	}
 	text := fmt.Sprintf("corral: approval %s requested: %s. %s. Reviewers: %s; grant: %s; expires %s. Approve: `%s`",
-		r.ID, summary, r.Reason, join(r.Reviewers), grant, r.Expires.UTC().Format(time.RFC3339), approve)
+		r.ID, chatText(summary), chatText(r.Reason), chatText(join(r.Reviewers)), grant, r.Expires.UTC().Format(time.RFC3339), approve)
 	return Message{Text: text, Summary: summary, Approve: approve, Deny: deny, Request: r}
 }
+
+// chatText escapes what chat tools read as markup in text a workload
+// chose (a statement, a command line): Slack's and Mattermost's links and
+// mentions (<https://...|label>, <!channel>) are made of <, > and &, and
+// a backquote would end the code span around the approve command.
+var chatText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "'").Replace
 
 func join(list []string) string {
 	var b bytes.Buffer

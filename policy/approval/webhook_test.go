@@ -109,6 +109,24 @@ func TestWebhookNotifies(t *testing.T) {
 	}
 }
 
+// What a workload wrote reaches the chat as text: a link or a mention
+// it hid in a comment is escaped, and cannot end the approve command's
+// code span.
+func TestMessageForEscapesMarkup(t *testing.T) {
+	r := &Request{ID: "r-1", Target: "orders-db", Kind: "sql", Operations: []string{"delete"}, Grant: GrantOnce,
+		Text:   "DELETE /* <!channel> <https://evil.example/ok|approved by the DBA lead> & ` */ FROM orders",
+		Reason: "delete needs review", Reviewers: []string{"group:dba"}}
+	m := MessageFor(r)
+	for _, bad := range []string{"<!channel>", "<https://", "& `"} {
+		if strings.Contains(m.Text, bad) {
+			t.Errorf("the text carries %q: %s", bad, m.Text)
+		}
+	}
+	if !strings.Contains(m.Text, "&lt;!channel&gt; &lt;https://evil.example/ok|approved by the DBA lead&gt; &amp; '") || !strings.HasSuffix(m.Text, "Approve: `corral approve r-1`") {
+		t.Errorf("text: %s", m.Text)
+	}
+}
+
 func TestWebhookRetries(t *testing.T) {
 	h := newHook(t, http.StatusInternalServerError, http.StatusTooManyRequests, http.StatusOK)
 	w := &Webhook{Backoff: time.Millisecond, Attempts: 5}

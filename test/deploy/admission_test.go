@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/ext"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -14,8 +15,8 @@ import (
 // The ValidatingAdmissionPolicy's expressions are evaluated here with
 // cel-go, the library the API server runs them with, over the objects an
 // UPDATE of accessrequests/status carries (object, oldObject, request).
-// The API server adds libraries of its own; these expressions use none
-// of them.
+// The API server adds libraries of its own; of them, these expressions
+// use the strings extension (lowerAscii), which it has had since 1.27.
 
 type admission struct {
 	vars  []admissionv1.Variable
@@ -39,6 +40,7 @@ func loadAdmission(t *testing.T) *admission {
 	env, err := cel.NewEnv(
 		cel.Variable("object", cel.DynType), cel.Variable("oldObject", cel.DynType),
 		cel.Variable("request", cel.DynType), cel.Variable("variables", cel.MapType(cel.StringType, cel.DynType)),
+		ext.Strings(),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +96,7 @@ func accessRequest(state, decidedBy string) map[string]any {
 			"requester": map[string]any{
 				"pod":  map[string]any{"namespace": "etl", "service_account": "migrator"},
 				"oidc": map[string]any{"subject": "mallory", "email": "mallory@example.com"},
+				"user": "mjones",
 			},
 		},
 		"status": status,
@@ -121,6 +124,8 @@ func TestAdmissionPolicyHoldsPeopleToTheReviewers(t *testing.T) {
 		{"a decision signed with no name", "alice", []string{"dba"}, pending, accessRequest("approved", ""), "carries the name"},
 		{"the requester's token identity", "mallory", []string{"dba"}, pending, accessRequest("approved", "mallory"), "of their own"},
 		{"the requester's email", "mallory@example.com", []string{"dba"}, pending, accessRequest("approved", "mallory@example.com"), "of their own"},
+		{"the requester's email in other case", "Mallory@Example.com", []string{"dba"}, pending, accessRequest("approved", "Mallory@Example.com"), "of their own"},
+		{"the requester's user name", "mjones", []string{"dba"}, pending, accessRequest("approved", "mjones"), "of their own"},
 		{"the requesting pod's service account", "system:serviceaccount:etl:migrator", []string{"dba"}, pending,
 			accessRequest("approved", "system:serviceaccount:etl:migrator"), "of their own"},
 		{"a person expires a request", "alice", []string{"dba"}, pending, accessRequest("expired", "alice"), "only approve or deny a pending"},
