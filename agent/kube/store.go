@@ -197,6 +197,40 @@ func (s *Store) Finish(ctx context.Context, r *approval.Request) (bool, error) {
 	}
 }
 
+// EndGrant implements approval.Backend.
+func (s *Store) EndGrant(ctx context.Context, id string, at time.Time) error {
+	for attempt := 1; ; attempt++ {
+		u, err := s.res().Get(ctx, id, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		cur, err := decode(u)
+		if err != nil {
+			return err
+		}
+		if cur.State != approval.Approved || cur.GrantExpires == nil || !cur.GrantExpires.After(at) {
+			return nil
+		}
+		cur.GrantExpires = &at
+		st, err := toUnstructured(statusOf(cur))
+		if err != nil {
+			return err
+		}
+		u.Object["status"] = st
+		_, err = s.res().UpdateStatus(ctx, u, metav1.UpdateOptions{})
+		switch {
+		case err == nil:
+			return nil
+		case apierrors.IsConflict(err) && attempt < finishAttempts:
+			continue
+		}
+		return err
+	}
+}
+
 // Get implements approval.Backend.
 func (s *Store) Get(ctx context.Context, id string) (*approval.Request, error) {
 	if id == "" {

@@ -404,6 +404,19 @@ func TestWindowGrantAcrossNodes(t *testing.T) {
 	if err != nil || len(grants) != 1 {
 		t.Fatalf("grants: %v %v", grants, err)
 	}
+
+	// A reload on node B to grant: once ends the grant in the cluster,
+	// for node A too, and for good.
+	once := deleteReq(time.Hour)
+	if g := b.request(t, once); g.State != approval.Pending {
+		t.Fatalf("covered under grant: once: %+v", g)
+	}
+	if g := a.request(t, again); g.ID == r.ID || g.State != approval.Pending {
+		t.Fatalf("the grant came back on node A: %+v", g)
+	}
+	if grants, err := a.broker.Grants(context.Background()); err != nil || len(grants) != 0 {
+		t.Fatalf("grants after the grant ended: %v %v", grants, err)
+	}
 }
 
 func TestSecrets(t *testing.T) {

@@ -277,12 +277,21 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 		// And a grant covers only what the policy still reviews the way it
 		// did when it was approved: a reload to grant: once, to another
 		// rule or other reviewers, or to a shorter window ends it.
-		if covers(g.Operations, r.Operations) && (r.Protocol != "ssh" || g.Text == r.Text) && stillGranted(g, &r, now) {
+		if !covers(g.Operations, r.Operations) || r.Protocol == "ssh" && g.Text != r.Text {
+			continue
+		}
+		if stillGranted(g, &r, now) {
 			op := r.clone()
 			op.State = Approved
 			b.emit(Event{Type: EventCovered, Time: now, Request: g, Operation: op})
 			return g.clone(), nil
 		}
+		// Ended for good: a reload back to the old terms must not
+		// bring back what the policy took away.
+		if err := b.store.EndGrant(ctx, g.ID, now); err != nil {
+			return nil, fmt.Errorf("approvals store: ending the grant of %s: %w", g.ID, err)
+		}
+		b.log.Info("a window grant ended: the policy no longer grants it as it was approved", "request", g.ID, "rule", r.Rule)
 	}
 
 	b.mu.Lock()

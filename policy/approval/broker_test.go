@@ -348,17 +348,12 @@ func TestWindowGrant(t *testing.T) {
 		t.Fatalf("covered event %+v", ev)
 	}
 
-	// Not covered: more operations, another target, another workload, or
-	// a policy that no longer reviews it the way it was approved.
+	// Not covered: more operations, another target, another workload.
 	for name, edit := range map[string]func(*Request){
 		"more operations": func(r *Request) { r.Operations = []string{"delete", "ddl"} },
 		"another target":  func(r *Request) { r.Target = "billing-db" },
 		"another user":    func(r *Request) { r.Requester.UID, r.Requester.User = 1003, "eve" },
 		"another token":   func(r *Request) { r.Requester.OIDC = &policy.OIDC{Subject: "eve"} },
-		"grant: once now": func(r *Request) { r.Grant, r.Window = GrantOnce, 0 },
-		"another rule":    func(r *Request) { r.Rule = "strict" },
-		"other reviewers": func(r *Request) { r.Reviewers = []string{"group:security"} },
-		"a window over":   func(r *Request) { r.Window = Duration(time.Nanosecond) },
 	} {
 		other := windowReq()
 		edit(&other)
@@ -377,6 +372,45 @@ func TestWindowGrant(t *testing.T) {
 	}
 	if grants, _ := f.broker.Grants(context.Background()); len(grants) != 0 {
 		t.Fatalf("grants after the window %+v", grants)
+	}
+}
+
+// A policy that no longer reviews an operation the way its window grant
+// was approved (a reload) ends the grant for good: a reload back to the
+// old terms does not bring it back.
+func TestWindowGrantEndsWithItsTerms(t *testing.T) {
+	windowReq := func() Request {
+		r := deleteReq(time.Minute)
+		r.Grant, r.Window = GrantWindow, Duration(10*time.Minute)
+		return r
+	}
+	for name, edit := range map[string]func(*Request){
+		"grant: once now": func(r *Request) { r.Grant, r.Window = GrantOnce, 0 },
+		"another rule":    func(r *Request) { r.Rule = "strict" },
+		"other reviewers": func(r *Request) { r.Reviewers = []string{"group:security"} },
+		"a window over":   func(r *Request) { r.Window = Duration(time.Nanosecond) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			r := f.request(t, windowReq())
+			if _, err := f.broker.Decide(context.Background(), r.ID, bob, true, "migration"); err != nil {
+				t.Fatal(err)
+			}
+			changed := windowReq()
+			edit(&changed)
+			if got := f.request(t, changed); got.State != Pending {
+				t.Fatalf("covered by the grant: %+v", got)
+			}
+			if got := f.request(t, windowReq()); got.State != Pending || got.ID == r.ID {
+				t.Fatalf("the grant came back with its terms: %+v", got)
+			}
+			if grants, _ := f.broker.Grants(context.Background()); len(grants) != 0 {
+				t.Fatalf("grants %+v", grants)
+			}
+			if got, _ := f.broker.Get(context.Background(), r.ID); got.State != Approved || got.GrantExpires == nil || got.GrantExpires.After(f.clock.now()) {
+				t.Fatalf("the request after its grant ended: %+v", got)
+			}
+		})
 	}
 }
 

@@ -41,6 +41,9 @@ type Backend interface {
 	// Orphans returns the requests this agent made that are still
 	// pending: at start, their waiting sessions are gone.
 	Orphans(ctx context.Context) ([]*Request, error)
+	// EndGrant ends the window grant of the approved request id at at,
+	// if it runs later.
+	EndGrant(ctx context.Context, id string, at time.Time) error
 }
 
 // Watcher is a Backend that others write too. Watch calls fn with every
@@ -157,6 +160,30 @@ func (s *Store) Finish(ctx context.Context, r *Request) (bool, error) {
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// EndGrant implements Backend.
+func (s *Store) EndGrant(ctx context.Context, id string, at time.Time) error {
+	var doc string
+	err := s.db.QueryRowContext(ctx, `SELECT doc FROM requests WHERE id = ? AND state = ? AND grant_expires > ?`, id, Approved, at.UnixNano()).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st stored
+	if err := json.Unmarshal([]byte(doc), &st); err != nil {
+		return err
+	}
+	st.GrantExpires = &at
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `UPDATE requests SET grant_expires = ?, doc = ? WHERE id = ? AND state = ? AND grant_expires > ?`,
+		at.UnixNano(), string(b), id, Approved, at.UnixNano())
+	return err
 }
 
 // Get returns the request with id, or the only one whose id starts with
