@@ -71,12 +71,13 @@ type Review struct {
 
 // Review asks for approval of an operation the policy sent to review with
 // d: a is the action put to the policy (decided again once approved),
-// text the operation as recorded (normalised). The request exists when Review returns (or the earlier
+// text the operation as recorded (normalised), statement as the workload
+// sent it, for reviewers ("" when it is text, or must not be shown). The request exists when Review returns (or the earlier
 // window grant that covers the operation: Covered); when none could be
 // made, Refusal says why the operation may not run, fit for the client,
 // and Err what went wrong, for the log. A Review that is not waited for
 // must be abandoned.
-func (c *Conn) Review(ctx context.Context, d policy.Decision, a policy.Action, text string) *Review {
+func (c *Conn) Review(ctx context.Context, d policy.Decision, a policy.Action, text, statement string) *Review {
 	r := &Review{c: c, decision: d, action: a}
 	if c.Approvals == nil {
 		r.refusal = d.Reason + " (approvals are not configured on this agent: denied)"
@@ -85,7 +86,7 @@ func (c *Conn) Review(ctx context.Context, d policy.Decision, a policy.Action, t
 	req, err := c.Approvals.Request(ctx, approval.Request{
 		Requester: c.input.Workload, SessionID: c.SessionID,
 		Target: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol,
-		Kind: a.Kind, Operations: a.Operations, Text: text,
+		Kind: a.Kind, Operations: a.Operations, Text: text, Statement: statement,
 		Reason: d.Reason, Rule: d.Rule, Reviewers: d.Reviewers,
 		Grant: d.Grant, Window: approval.Duration(d.Window), Timeout: approval.Duration(d.Timeout), Webhook: d.Webhook,
 	})
@@ -267,7 +268,7 @@ func (c *Conn) SettleAdmission(ctx context.Context) {
 		return
 	}
 	a := policy.Action{Kind: policy.KindConnect, Operations: []string{"connect"}}
-	rv := c.Review(ctx, d, a, "connect to "+c.Meta.Target.Name)
+	rv := c.Review(ctx, d, a, "connect to "+c.Meta.Target.Name, "")
 	if reason := rv.Wait(ctx, nil); reason != "" {
 		c.Admission = policy.Decision{Result: policy.Deny, Reason: reason, Rule: d.Rule, Record: true, PolicyVersion: d.PolicyVersion}
 		return

@@ -45,6 +45,12 @@ func (c *Cluster) Decide(ctx context.Context, id string, approve bool, reason st
 	return b.Decide(ctx, r.ID, me, approve, reason)
 }
 
+// Get returns the request with id, or the only one whose id starts with
+// it.
+func (c *Cluster) Get(ctx context.Context, id string) (*approval.Request, error) {
+	return c.store().Get(ctx, id)
+}
+
 // List returns requests, newest first.
 func (c *Cluster) List(ctx context.Context, f approval.Filter) ([]*approval.Request, error) {
 	return c.store().List(ctx, f)

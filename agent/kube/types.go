@@ -102,6 +102,7 @@ type AccessRequestSpec struct {
 	Kind       string   `json:"kind"`
 	Operations []string `json:"operations"`
 	Text       string   `json:"text,omitempty"`
+	Statement  string   `json:"statement,omitempty"`
 	Reason     string   `json:"reason"`
 	Rule       string   `json:"rule,omitempty"`
 	Reviewers  []string `json:"reviewers"`

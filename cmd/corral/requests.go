@@ -181,13 +181,18 @@ func newRequests() *cobra.Command {
 		limit  int
 	)
 	cmd := &cobra.Command{
-		Use:   "requests [--state STATE] [--watch]",
+		Use:   "requests [ID] [--state STATE] [--watch]",
 		Short: "List access requests (operations waiting for approval, and past ones)",
 		Long: `List access requests, newest first: pending ones by default, or those in
 --state (approved, denied, expired, cancelled, all). With --watch, then print
-every step of every request as it happens, until interrupted.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+every step of every request as it happens, until interrupted. With an ID (or
+a prefix of one), show that request in full: the statement as the workload
+sent it, literal values included, which the list shows normalised.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return showRequest(cmd, &af, args[0], asJSON)
+			}
 			if af.clusterMode() {
 				return clusterRequests(cmd, &af, state, limit, watch, asJSON)
 			}
@@ -240,6 +245,77 @@ every step of every request as it happens, until interrupted.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (with --watch, one event per line after the list)")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many")
 	return cmd
+}
+
+// showRequest prints one request in full.
+func showRequest(cmd *cobra.Command, af *adminFlags, id string, asJSON bool) error {
+	var r *approval.Request
+	if af.clusterMode() {
+		c, err := af.clusterClient()
+		if err != nil {
+			return err
+		}
+		if r, err = c.Get(cmd.Context(), id); err != nil {
+			return err
+		}
+	} else {
+		c, err := af.client()
+		if err != nil {
+			return err
+		}
+		r = new(approval.Request)
+		if err := c.do(cmd.Context(), http.MethodGet, "/v1/requests/"+url.PathEscape(id), nil, r); err != nil {
+			return err
+		}
+	}
+	out := termsafe.NewWriter(cmd.OutOrStdout())
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	writeRequest(out, r)
+	return nil
+}
+
+// writeRequest writes one request, a field a line; the statement last,
+// as sent, indented.
+func writeRequest(w io.Writer, r *approval.Request) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	field := func(name, value string) { fmt.Fprintf(tw, "%s\t%s\n", name, termsafe.Line(value)) }
+	field("request", r.ID)
+	field("state", r.State)
+	field("target", strings.TrimSuffix(r.Target+" ("+r.Protocol+")", " ()"))
+	field("requester", approval.Describe(&r.Requester))
+	field("operations", r.Kind+": "+strings.Join(r.Operations, ", "))
+	field("reason", strings.TrimSuffix(r.Reason+" (rule "+r.Rule+")", " (rule )"))
+	field("reviewers", strings.Join(r.Reviewers, ", "))
+	grant := r.Grant
+	if r.Grant == approval.GrantWindow {
+		grant += " " + time.Duration(r.Window).String()
+	}
+	field("grant", grant)
+	field("created", r.Created.Local().Format("2006-01-02 15:04:05"))
+	field("expires", r.Expires.Local().Format("2006-01-02 15:04:05"))
+	if r.DecidedBy != nil {
+		field("decided by", r.DecidedBy.Name+" ("+r.DecidedBy.Via+")")
+	}
+	if r.DecisionReason != "" {
+		field("decision", r.DecisionReason)
+	}
+	if r.Text != "" {
+		field("recorded as", r.Text)
+	}
+	tw.Flush()
+	if st := r.Statement; st != "" || r.Text != "" {
+		if st == "" {
+			st = r.Text
+		}
+		fmt.Fprintln(w, "statement:")
+		for _, l := range strings.Split(st, "\n") {
+			fmt.Fprintln(w, "    "+termsafe.String(strings.TrimRight(l, "\r")))
+		}
+	}
 }
 
 func clusterRequests(cmd *cobra.Command, af *adminFlags, state string, limit int, watch, asJSON bool) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -23,8 +24,8 @@ import (
 // requestApproval makes the access request of a statement sent to review.
 // The reason is non-empty when none could be made: the statement is then
 // refused with it.
-func (s *session) requestApproval(d policy.Decision, a policy.Action, text string) (*intercept.Review, string) {
-	rv := s.c.Review(s.ctx, d, a, text)
+func (s *session) requestApproval(d policy.Decision, a policy.Action, text string, st *Statement) (*intercept.Review, string) {
+	rv := s.c.Review(s.ctx, d, a, text, forReviewers(st, text))
 	rv.Redecide = func(ctx context.Context) policy.Decision {
 		d, err := s.h.Policy.Decide(ctx, s.c.Input(a))
 		if err != nil {
@@ -36,6 +37,30 @@ func (s *session) requestApproval(d policy.Decision, a policy.Action, text strin
 		s.h.Log.Error("approval request failed; statement denied", "session_id", s.c.SessionID, "err", err)
 	}
 	return rv, rv.Refusal()
+}
+
+// maxStatementShown bounds the statement a request carries for reviewers.
+const maxStatementShown = 16 << 10
+
+// forReviewers is a statement as the workload sent it, for the reviewers
+// of its request: normalised, DO $1 or WHERE $1 says too little to judge.
+// But for a password (CREATE or ALTER ROLE, a user mapping's options, a
+// connection string), which no reviewer need see and the request store
+// would keep: a statement about roles or users, or that says password
+// anywhere, is shown normalised only.
+func forReviewers(st *Statement, text string) string {
+	if st.Text == text || strings.Contains(st.Command, "ROLE") || strings.Contains(st.Command, "USER") || strings.Contains(st.Command, "GROUP") ||
+		strings.Contains(strings.ToLower(st.Text), "password") {
+		return ""
+	}
+	if len(st.Text) > maxStatementShown {
+		cut := maxStatementShown
+		for cut > 0 && !utf8.RuneStart(st.Text[cut]) {
+			cut--
+		}
+		return st.Text[:cut] + "…"
+	}
+	return st.Text
 }
 
 // awaitApproval holds a reviewed statement until its request is decided

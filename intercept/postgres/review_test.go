@@ -9,8 +9,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/corral-dev/corral/policy"
 	"github.com/corral-dev/corral/policy/approval"
@@ -99,7 +101,8 @@ func TestSessionReviewApproved(t *testing.T) {
 	ts.send(t, &pgproto3.Query{String: "DELETE FROM customers WHERE id = 1"})
 	id := ts.waitingNotice(t)
 	r, err := b.Get(context.Background(), id)
-	if err != nil || r.State != approval.Pending || r.Text != "DELETE FROM customers WHERE id = $1" || r.SessionID != "test" || r.Kind != policy.KindSQL {
+	if err != nil || r.State != approval.Pending || r.Text != "DELETE FROM customers WHERE id = $1" || r.SessionID != "test" || r.Kind != policy.KindSQL ||
+		r.Statement != "DELETE FROM customers WHERE id = 1" {
 		t.Fatalf("request %v %+v", err, r)
 	}
 	if _, err := b.Decide(context.Background(), id, dba, true, ""); err != nil {
@@ -459,4 +462,31 @@ func errorOf(got []pgproto3.BackendMessage) (string, bool) {
 		return "", false
 	}
 	return e.Message, true
+}
+
+// Reviewers see a statement as sent, where its normalised form says too
+// little (DO $1, WHERE $1), but for a password.
+func TestForReviewers(t *testing.T) {
+	for _, c := range []struct{ sql, want string }{
+		{"DO $$BEGIN DELETE FROM orders; END$$", "DO $$BEGIN DELETE FROM orders; END$$"},
+		{"DELETE FROM orders WHERE true", "DELETE FROM orders WHERE true"},
+		{"DELETE FROM orders", ""}, // the same as its normalised form
+		{"ALTER ROLE app PASSWORD 'hunter2'", ""},
+		{"CREATE USER bob WITH PASSWORD 'hunter2'", ""},
+		{"CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'u', password 'hunter2')", ""},
+		{"SELECT dblink_exec('dbname=x PassWord=hunter2', 'DELETE FROM t')", ""},
+	} {
+		st := classifyOne(t, c.sql)
+		text, err := pg.Normalize(st.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := forReviewers(&st, text); got != c.want {
+			t.Errorf("%s: %q, want %q", c.sql, got, c.want)
+		}
+	}
+	long := classifyOne(t, "DELETE FROM orders WHERE note = '"+strings.Repeat("é", maxStatementShown)+"'")
+	if got := forReviewers(&long, "x"); len(got) > maxStatementShown+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+		t.Errorf("a long statement: %d bytes", len(got))
+	}
 }

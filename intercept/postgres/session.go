@@ -705,7 +705,7 @@ func (s *session) decide(stmts []Statement) string {
 			}
 			if d.Result == policy.Review && reason == "" && !s.preparing {
 				s.reviewed = true
-				rv, reason = s.requestApproval(d, act, text)
+				rv, reason = s.requestApproval(d, act, text, st)
 			}
 		default:
 			reason = d.Reason

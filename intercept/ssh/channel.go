@@ -189,7 +189,7 @@ func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 				case policy.Review:
 					r.Reply(true, nil)
 					ph, started = reviewing, r
-					ch.review = ch.s.c.Review(ch.s.ctx, d, policy.Action{Kind: policy.KindSSH, Operations: q.ops}, q.text)
+					ch.review = ch.s.c.Review(ch.s.ctx, d, policy.Action{Kind: policy.KindSSH, Operations: q.ops}, q.text, "")
 					ch.review.Redecide = func(context.Context) policy.Decision { return ch.s.decideAll(q) }
 					go func() { reviewed <- ch.wait(ch.review, d) }()
 				default:

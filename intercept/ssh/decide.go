@@ -145,7 +145,7 @@ func (s *session) decideAndRecord(ops []string, in *policy.SSH, text string) pol
 		return policy.Decision{Result: policy.Deny, Reason: err.Error()}
 	}
 	if d.Result == policy.Review {
-		rv := s.c.Review(s.ctx, d, policy.Action{Kind: policy.KindSSH, Operations: ops, SSH: in}, text)
+		rv := s.c.Review(s.ctx, d, policy.Action{Kind: policy.KindSSH, Operations: ops, SSH: in}, text, "")
 		rv.Redecide = func(context.Context) policy.Decision { return s.decide(ops, in) }
 		if reason := rv.Wait(s.ctx, nil); reason != "" {
 			return policy.Decision{Result: policy.Deny, Reason: reason, Rule: d.Rule}

@@ -48,6 +48,12 @@ type Request struct {
 	Kind       string   `json:"kind"`
 	Operations []string `json:"operations"`
 	Text       string   `json:"text,omitempty"`
+	// Statement is the operation as the workload sent it, literal values
+	// included, for reviewers: a normalised DO $1 or WHERE $1 cannot be
+	// judged. Empty when it is Text, or when it holds a password (CREATE
+	// or ALTER ROLE). It goes nowhere else: not to webhooks, not to the
+	// audit log.
+	Statement string `json:"statement,omitempty"`
 	// Reason and Rule are the policy's.
 	Reason    string   `json:"reason"`
 	Rule      string   `json:"rule,omitempty"`

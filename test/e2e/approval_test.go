@@ -554,6 +554,11 @@ func TestApprovalPolicyChangedWhileWaiting(t *testing.T) {
 
 	p := ae.psql(t, "x", "DELETE FROM orders WHERE id = 1")
 	id := p.waiting(t)
+	// The reviewer sees the statement as sent; the list, normalised.
+	out, err := ae.corral(t, "requests", id[:8], "--socket", sock)
+	if err != nil || !strings.Contains(out, "statement:\n    DELETE FROM orders WHERE id = 1") || !regexp.MustCompile(`recorded as +DELETE FROM orders WHERE id = \$1`).MatchString(out) {
+		t.Fatalf("corral requests %s: %v\n%s", id, err, out)
+	}
 	ae.review(t, "timeout: 2m")
 	if out, err := ae.corral(t, "approve", id, "--socket", sock); err != nil {
 		t.Fatalf("corral approve: %v\n%s", err, out)
@@ -568,7 +573,7 @@ func TestApprovalPolicyChangedWhileWaiting(t *testing.T) {
 	if out, err := ae.corral(t, "approve", id, "--socket", sock); err != nil {
 		t.Fatalf("corral approve: %v\n%s", err, out)
 	}
-	out, err := p.wait(t)
+	out, err = p.wait(t)
 	if err == nil || !strings.Contains(out, "request "+id+" was approved, but the policy changed while it waited") {
 		t.Fatalf("approved after a reload that changed its terms: %v\n%s", err, out)
 	}
