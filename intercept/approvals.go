@@ -85,7 +85,7 @@ func (c *Conn) Review(ctx context.Context, d policy.Decision, a policy.Action, t
 	}
 	req, err := c.Approvals.Request(ctx, approval.Request{
 		Requester: c.input.Workload, SessionID: c.SessionID,
-		Target: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol,
+		Target: c.Meta.Target.Name, Protocol: c.Meta.Target.Protocol, Database: c.database,
 		Kind: a.Kind, Operations: a.Operations, Text: text, Statement: statement,
 		Reason: d.Reason, Rule: d.Rule, Reviewers: d.Reviewers,
 		Grant: d.Grant, Window: approval.Duration(d.Window), Timeout: approval.Duration(d.Timeout), Webhook: d.Webhook,

@@ -95,7 +95,7 @@ func Object(r *approval.Request, ident, node string) *AccessRequest {
 			},
 		},
 		Spec: AccessRequestSpec{
-			Requester: r.Requester, Node: node, SessionID: r.SessionID, Target: r.Target, Protocol: r.Protocol,
+			Requester: r.Requester, Node: node, SessionID: r.SessionID, Target: r.Target, Protocol: r.Protocol, Database: r.Database,
 			Kind: r.Kind, Operations: r.Operations, Text: r.Text, Statement: r.Statement, Reason: r.Reason, Rule: r.Rule,
 			Reviewers: r.Reviewers, Grant: r.Grant, Timeout: time.Duration(r.Timeout).String(), Expires: r.Expires,
 		},
@@ -116,7 +116,7 @@ func Request(o *AccessRequest) (*approval.Request, error) {
 	sp, st := &o.Spec, &o.Status
 	r := &approval.Request{
 		ID: o.Name, State: st.State, Requester: sp.Requester, SessionID: sp.SessionID, Target: sp.Target,
-		Protocol: sp.Protocol, Kind: sp.Kind, Operations: sp.Operations, Text: sp.Text, Statement: sp.Statement, Reason: sp.Reason,
+		Protocol: sp.Protocol, Database: sp.Database, Kind: sp.Kind, Operations: sp.Operations, Text: sp.Text, Statement: sp.Statement, Reason: sp.Reason,
 		Rule: sp.Rule, Reviewers: sp.Reviewers, Grant: sp.Grant, Created: o.CreationTimestamp.Time, Expires: sp.Expires,
 		Decided: st.Decided, DecidedBy: st.DecidedBy, DecisionReason: st.Reason, GrantExpires: st.GrantExpires,
 	}

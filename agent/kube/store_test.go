@@ -165,10 +165,15 @@ func TestDecisionsMadeElsewhereWakeTheWaiter(t *testing.T) {
 	a := c.agent(t, "node-a")
 	b := c.agent(t, "node-b")
 
-	r := a.request(t, deleteReq(time.Hour))
+	sent := deleteReq(time.Hour)
+	sent.Database, sent.Statement = "orders", "DELETE FROM orders WHERE id = 12"
+	r := a.request(t, sent)
 	o := c.object(t, r.ID)
 	if o.Spec.Node != "node-a" || o.Labels[LabelNode] != "node-a" || o.Labels[LabelTarget] != "orders-db" || o.Status.State != "" {
 		t.Fatalf("stored object: %+v", o)
+	}
+	if got, err := b.store.Get(context.Background(), r.ID); err != nil || got.Database != "orders" || got.Statement != sent.Statement {
+		t.Fatalf("read back on node B: %+v %v", got, err)
 	}
 	waiting := a.wait(r.ID)
 	got, err := c.approver("alice", "dba").Decide(context.Background(), r.ID[:8], true, "looks fine")

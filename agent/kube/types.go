@@ -99,6 +99,7 @@ type AccessRequestSpec struct {
 	SessionID  string   `json:"session_id,omitempty"`
 	Target     string   `json:"target"`
 	Protocol   string   `json:"protocol,omitempty"`
+	Database   string   `json:"database,omitempty"`
 	Kind       string   `json:"kind"`
 	Operations []string `json:"operations"`
 	Text       string   `json:"text,omitempty"`

@@ -286,6 +286,9 @@ func writeRequest(w io.Writer, r *approval.Request) {
 	field("request", r.ID)
 	field("state", r.State)
 	field("target", strings.TrimSuffix(r.Target+" ("+r.Protocol+")", " ()"))
+	if r.Database != "" {
+		field("database", r.Database)
+	}
 	field("requester", approval.Describe(&r.Requester))
 	field("operations", r.Kind+": "+strings.Join(r.Operations, ", "))
 	field("reason", strings.TrimSuffix(r.Reason+" (rule "+r.Rule+")", " (rule )"))

@@ -42,6 +42,8 @@ type Request struct {
 	SessionID string `json:"session_id,omitempty"`
 	Target    string `json:"target"`
 	Protocol  string `json:"protocol,omitempty"`
+	// Database is the one the session opened (PostgreSQL), if any.
+	Database string `json:"database,omitempty"`
 	// Kind is the action kind (connect, sql, ...); Operations its
 	// operation words; Text the operation as recorded (normalised: no
 	// literal values).

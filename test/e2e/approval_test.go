@@ -556,7 +556,8 @@ func TestApprovalPolicyChangedWhileWaiting(t *testing.T) {
 	id := p.waiting(t)
 	// The reviewer sees the statement as sent; the list, normalised.
 	out, err := ae.corral(t, "requests", id[:8], "--socket", sock)
-	if err != nil || !strings.Contains(out, "statement:\n    DELETE FROM orders WHERE id = 1") || !regexp.MustCompile(`recorded as +DELETE FROM orders WHERE id = \$1`).MatchString(out) {
+	if err != nil || !strings.Contains(out, "statement:\n    DELETE FROM orders WHERE id = 1") || !regexp.MustCompile(`recorded as +DELETE FROM orders WHERE id = \$1`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^database +orders$`).MatchString(out) {
 		t.Fatalf("corral requests %s: %v\n%s", id, err, out)
 	}
 	ae.review(t, "timeout: 2m")
