@@ -393,6 +393,9 @@ func oidList(s string) []uint32 {
 func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string]funcInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if out, ok := c.cachedFunctions(names); ok {
+		return out, nil
+	}
 	var out map[string]funcInfo
 	var missing []string
 	collect := func() bool {
@@ -414,6 +417,32 @@ func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string
 		c.drop()
 	}
 	return out, nil
+}
+
+// cachedFunctions answers userFunctions from the cache when it holds every
+// name and need not be checked against the catalog yet; the answer holds
+// only the names it says something of (volatile, or the database's own),
+// so that the common case, PostgreSQL's own operators and functions,
+// costs no allocation on the data path. Callers read flags by name, and a
+// name missing from the map reads as neither.
+func (c *catalog) cachedFunctions(names []string) (map[string]funcInfo, bool) {
+	if c.stamp != "" && time.Since(c.checked) >= catalogRecheck {
+		return nil, false
+	}
+	var out map[string]funcInfo
+	for _, n := range names {
+		v, ok := c.funcs[n]
+		if !ok || time.Since(v.fetched) >= catalogTTL {
+			return nil, false
+		}
+		if v.volatile || v.user {
+			if out == nil {
+				out = make(map[string]funcInfo, len(names))
+			}
+			out[n] = v
+		}
+	}
+	return out, true
 }
 
 // fetchFunctions asks the catalog what userFunctions tells of names.

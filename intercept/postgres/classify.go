@@ -94,6 +94,10 @@ type Statement struct {
 	// (expr).name: each may call a function by attribute notation
 	// (t.fn is fn(t)), which the catalog tells.
 	attrNames []string
+	// fnNames is functionNames of the statement, made once with its
+	// classification (which is cached): every decision asks the catalog
+	// about them.
+	fnNames []string
 }
 
 // refCtx is where a column reference sits, which decides whether masking
@@ -238,6 +242,7 @@ func Classify(sql string) ([]Statement, error) {
 		if err := s.classify(raw.GetStmt()); err != nil {
 			return nil, err
 		}
+		s.fnNames = functionNames(&s)
 		out = append(out, s)
 	}
 	return out, nil

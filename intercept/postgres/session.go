@@ -920,7 +920,10 @@ func (s *session) callsVolatile(st *Statement) bool {
 // a statement calls and reads; callsVolatile, risky and lineage all need
 // them, and the catalog is asked once per decision.
 func (s *session) functionFacts(st *Statement) ([]string, map[string]funcInfo, error) {
-	names := functionNames(st)
+	names := st.fnNames
+	if names == nil {
+		names = functionNames(st)
+	}
 	if len(names) > 0 && !st.facts.fnsDone {
 		st.facts.fns, st.facts.fnsErr = s.cat.userFunctions(s.ctx, names)
 		st.facts.fnsDone = true
