@@ -421,7 +421,8 @@ func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string
 
 // cachedFunctions answers userFunctions from the cache when it holds every
 // name and need not be checked against the catalog yet; the answer holds
-// only the names it says something of (volatile, or the database's own),
+// only the names it says something of (volatile, the database's own, or
+// unknown),
 // so that the common case, PostgreSQL's own operators and functions,
 // costs no allocation on the data path. Callers read flags by name, and a
 // name missing from the map reads as neither.
@@ -435,7 +436,7 @@ func (c *catalog) cachedFunctions(names []string) (map[string]funcInfo, bool) {
 		if !ok || time.Since(v.fetched) >= catalogTTL {
 			return nil, false
 		}
-		if v.volatile || v.user {
+		if v.volatile || v.user || v.unknown {
 			if out == nil {
 				out = make(map[string]funcInfo, len(names))
 			}
@@ -461,12 +462,14 @@ func (c *catalog) fetchFunctions(ctx context.Context, missing []string, out map[
 	}
 	// Operators are functions too (their oprcode): a user-defined ###
 	// may call anything.
-	const query = `SELECT %s, bool_or(p.provolatile = 'v'),
-  bool_or(NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+	// PostgreSQL's own (pg_catalog, information_schema) answer too, so
+	// that a name the answer lacks is no function at all.
+	const query = `SELECT %s, bool_or(p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')),
+  bool_or(n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
     WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
 FROM %s
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE %s = ANY($1::text[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+WHERE %s = ANY($1::text[])
 GROUP BY 1`
 	now := time.Now()
 	for _, q := range []struct {
@@ -493,8 +496,11 @@ GROUP BY 1`
 			return err
 		}
 		for _, n := range q.names {
-			c.funcs[q.prefix+n] = funcInfo{fetched: now}
-			out[q.prefix+n] = funcInfo{fetched: now}
+			// Casts and attribute names are not asked whether they
+			// exist (see session.ownFunction).
+			f := funcInfo{unknown: q.prefix == "" || q.prefix == opPrefix, fetched: now}
+			c.funcs[q.prefix+n] = f
+			out[q.prefix+n] = f
 		}
 		for _, r := range rows {
 			f := funcInfo{volatile: r[1] == "t", user: r[2] == "t", fetched: now}
@@ -516,7 +522,10 @@ const (
 
 type funcInfo struct {
 	user, volatile bool
-	fetched        time.Time
+	// unknown: no function or operator of the name, in any schema (one
+	// made in a transaction the catalog's connection cannot see).
+	unknown bool
+	fetched time.Time
 }
 
 // pgArray writes names as a text[] literal.

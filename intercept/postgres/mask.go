@@ -383,8 +383,11 @@ var sqlRunners = []string{
 
 // sideChannels are functions that take a value somewhere a later
 // statement reads it back: a notification, a setting, a sequence, a
-// large object.
-var sideChannels = []string{"pg_notify", "set_config", "setval", "lo_from_bytea", "lo_put", "lowrite", "lo_write"}
+// large object, an advisory lock's key (pg_locks shows it).
+var sideChannels = []string{"pg_notify", "set_config", "setval", "lo_from_bytea", "lo_put", "lowrite", "lo_write",
+	"pg_advisory_lock", "pg_advisory_xact_lock", "pg_advisory_lock_shared", "pg_advisory_xact_lock_shared",
+	"pg_try_advisory_lock", "pg_try_advisory_xact_lock", "pg_try_advisory_lock_shared", "pg_try_advisory_xact_lock_shared",
+	"pg_advisory_unlock", "pg_advisory_unlock_shared"}
 
 // statsViews hold samples of column values.
 var statsViews = []string{"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data"}
@@ -684,7 +687,10 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 	}
 	col, mode := m.strictestRef(s, r, l)
 	if col == "" {
-		// A view's column may carry a masked one under its own name.
+		// A view's column may carry a masked one under its own name,
+		// or any function of it (left(email, 3)): comparing it whole
+		// with a value is no lookup of the masked value, so it may not
+		// be filtered by at all while masks restrict filters.
 		rels := s.aliases[r.qual]
 		if r.qual == "" {
 			rels = s.Tables
@@ -692,8 +698,7 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 		for _, rel := range rels {
 			base := strings.ToLower(lastName(rel))
 			if l.views[base] {
-				col, mode = rel+"."+r.name, m.strictFilters
-				break
+				return fmt.Sprintf("the statement filters, sorts or groups by %s.%s, a column of a view over masked columns, which may be any function of them (left(email, 3)): while masks restrict filters, such a column is not filtered by", rel, r.name)
 			}
 		}
 	}

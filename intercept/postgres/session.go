@@ -59,9 +59,9 @@ type expectation struct {
 	// rec: the record a Parse made, to be confirmed or dropped by the
 	// server's answer, and only if no later Parse of the name replaced it.
 	rec *prepared
-	// catalogSeq: session.catalogSent when this was sent, this request's
-	// own statements included.
-	catalogSeq uint64
+	// catalogSeq and codeSeq: session.catalogSent and codeSent when this
+	// was sent, this request's own statements included.
+	catalogSeq, codeSeq uint64
 	// renew (a named Bind) and declares (a query's DECLAREs, in order;
 	// nil for a name not marked unfiltered) are set when the server
 	// confirms that a name marked unfiltered was made anew (see
@@ -289,8 +289,25 @@ type session struct {
 	// change the catalog; catalogSeen (server side) is the count the
 	// server had answered when it was last ready outside a transaction.
 	// The catalog cache is checked again in between, so what runs next is
-	// judged by the catalog after them.
-	catalogSent, catalogSeen uint64
+	// judged by the catalog after them. While they differ the catalog's
+	// connection cannot see what the session did (see uncertain).
+	catalogSent, catalogSeen atomic.Uint64
+	// codeSent and codeSeen count likewise the statements that run code
+	// of the database's own (runsCode): they may change the catalog too,
+	// but are too common to have it checked for (see uncertain).
+	codeSent, codeSeen atomic.Uint64
+}
+
+// uncertain reports whether the session has changed the catalog in a
+// transaction that has not ended (or in statements not yet answered): the
+// catalog's own connection sees none of it, so a function, a view or a
+// redefinition made there is unknown to it, or known as it was before.
+// While masks apply, what the catalog cannot vouch for is then taken at
+// its worst: a function it cannot find is the database's own, a relation
+// it does not know or a view may read masked columns, and a view's
+// columns are withheld.
+func (s *session) uncertain() bool {
+	return s.catalogSent.Load() > s.catalogSeen.Load() || s.codeSent.Load() > s.codeSeen.Load()
 }
 
 // result accumulates what the recording says of one statement's response.
@@ -404,7 +421,7 @@ func (s *session) send(msgs ...pgproto3.FrontendMessage) error {
 func (s *session) expect(es ...expectation) {
 	s.qMu.Lock()
 	for _, e := range es {
-		e.batch, e.catalogSeq = s.batch, s.catalogSent
+		e.batch, e.catalogSeq, e.codeSeq = s.batch, s.catalogSent.Load(), s.codeSent.Load()
 		if s.skipping && s.failed == s.batch && e.kind != expSync {
 			// The server already skips the rest of this batch: nothing
 			// will answer this, and a client that goes on sending must
@@ -730,7 +747,10 @@ func (s *session) decide(stmts []Statement) string {
 			s.made(st.Declares) // what the query fetches after this reads it
 		}
 		if !s.preparing && changesCatalog(st.Ops) {
-			s.catalogSent++
+			s.catalogSent.Add(1)
+		}
+		if !s.preparing && runsCode(ops) {
+			s.codeSent.Add(1)
 		}
 	}
 	// corral learns of these before the server answers, and the server
@@ -909,11 +929,19 @@ func (s *session) callsVolatile(st *Statement) bool {
 		return true
 	}
 	for _, n := range names {
-		if fs[n].volatile || fs[n].user {
+		if fs[n].volatile || s.ownFunction(n, fs[n]) {
 			return true
 		}
 	}
 	return false
+}
+
+// ownFunction reports whether the function or operator name may be one of
+// the database's own: the catalog says so, or cannot find it while the
+// session holds catalog changes it cannot see (a function made in the
+// open transaction). Casts and attribute names are not looked up so.
+func (s *session) ownFunction(name string, f funcInfo) bool {
+	return f.user || f.unknown && !strings.HasPrefix(name, castPrefix) && !strings.HasPrefix(name, attrPrefix) && s.uncertain()
 }
 
 // functionFacts and relationFacts are what the catalog says of the names
@@ -973,7 +1001,7 @@ func (s *session) risky(st *Statement) bool {
 		return true
 	}
 	for _, n := range fns {
-		if fs[n].user {
+		if s.ownFunction(n, fs[n]) {
 			return true
 		}
 	}
@@ -1018,7 +1046,7 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 			return l, err
 		}
 		for _, n := range fns {
-			if fs[n].user {
+			if s.ownFunction(n, fs[n]) {
 				l.function = n
 				break
 			}
@@ -1030,6 +1058,20 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 	_, info, err := s.relationFacts(st)
 	if err != nil {
 		return l, err
+	}
+	if s.uncertain() {
+		// A relation the catalog does not know may be a view made in the
+		// open transaction; one it knows as a view may have been made
+		// anew there.
+		names, _, _ := s.relationFacts(st)
+		for _, n := range names {
+			if b, ok := info[n]; !ok || strings.ContainsAny(b.kinds, "vm") {
+				if l.views == nil {
+					l.views = map[string]bool{}
+				}
+				l.views[strings.ToLower(n)] = true
+			}
+		}
 	}
 	var views []uint32
 	for name, b := range info {
@@ -1404,6 +1446,13 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 // to drop the cache for; the catalog's next check sees what it did.
 func changesCatalog(ops []string) bool {
 	return slices.Contains(ops, "ddl") || slices.Contains(ops, "drop")
+}
+
+// runsCode tells whether a statement with these operations runs code of
+// the database's own (DO, CALL, its functions), which may change the
+// catalog out of its sight like DDL (EXECUTE 'CREATE FUNCTION ...').
+func runsCode(ops []string) bool {
+	return slices.Contains(ops, "do") || slices.Contains(ops, "call") || slices.Contains(ops, "function")
 }
 
 // versioned is a policy that tells its version: a reload changes it.
@@ -1813,11 +1862,14 @@ func (s *session) fromServer() error {
 			}
 		case *pgproto3.ReadyForQuery:
 			s.declared = 0
-			if ok && h.catalogSeq > s.catalogSeen && m.TxStatus == 'I' {
+			if ok && h.catalogSeq > s.catalogSeen.Load() && m.TxStatus == 'I' {
 				// Committed (or rolled back): the catalog connection
 				// sees what the DDL did only now.
 				s.cat.expire()
-				s.catalogSeen = h.catalogSeq
+				s.catalogSeen.Store(h.catalogSeq)
+			}
+			if ok && h.codeSeq > s.codeSeen.Load() && m.TxStatus == 'I' {
+				s.codeSeen.Store(h.codeSeq)
 			}
 			s.answerHead()
 			s.pop()
@@ -1966,6 +2018,9 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 	if withhold {
 		key = append(key, 1)
 	}
+	if s.uncertain() {
+		key = append(key, 2) // views withheld (makePlan)
+	}
 	for _, f := range rd.Fields {
 		key = binary.BigEndian.AppendUint32(key, f.TableOID)
 		key = binary.BigEndian.AppendUint16(key, f.TableAttributeNumber)
@@ -2053,8 +2108,10 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 			// if it reads a masked column, all of its columns are masked;
 			// if it calls a function of the database's own, which may
 			// read anything, or reads statistics or other sessions'
-			// statements, all are withheld.
-			if rel.opaque {
+			// statements, all are withheld; so are they while the
+			// session's own catalog changes are out of the catalog's
+			// sight (it may have made the view anew).
+			if rel.opaque || s.uncertain() {
 				p.methods[i] = "null"
 			}
 			for _, dep := range rel.deps {

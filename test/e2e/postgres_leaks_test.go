@@ -876,3 +876,66 @@ func TestPostgresCopyFailedByTheServer(t *testing.T) {
 		t.Errorf("after a copy the server failed:\n%s", out)
 	}
 }
+
+// What a session makes in a transaction that has not ended, the catalog's
+// own connection cannot see: a function it cannot find is taken as the
+// database's own (the function operation), a relation it does not know or
+// a view as one that may read masked columns, and a view's columns are
+// withheld, until the transaction ends.
+func TestPostgresLeakUncommittedObjects(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	allowAlso(t, p, "ddl, lock")
+	const leak = `CREATE FUNCTION pg_temp.NAME(int) RETURNS text LANGUAGE sql AS $$SELECT email || ' ' || card_number FROM customers WHERE id = $1$$`
+	fn := func(name string) string { return strings.Replace(leak, "NAME", name, 1) }
+	runLeakCases(t, p, []leakCase{
+		{name: "a function made in the open transaction", stmts: []string{"BEGIN", fn("f1"), "SELECT pg_temp.f1(2)", "ROLLBACK"}},
+		{name: "a function made earlier in the query", stmts: []string{fn("f2") + "; SELECT pg_temp.f2(1)"}},
+		{name: "a view made anew in the open transaction", stmts: []string{
+			"CREATE TEMP VIEW tv AS SELECT name, name AS c FROM customers", "SELECT c FROM tv",
+			"BEGIN", "CREATE OR REPLACE TEMP VIEW tv AS SELECT name, contact AS c FROM customer_contacts", "SELECT c FROM tv", "ROLLBACK"}},
+		{name: "a view made anew earlier in the query", stmts: []string{
+			"CREATE TEMP VIEW tw AS SELECT name, name AS c FROM customers", "SELECT c FROM tw",
+			"CREATE OR REPLACE TEMP VIEW tw AS SELECT name, contact AS c FROM customer_contacts; SELECT c FROM tw"}},
+		{name: "a view made in the open transaction, copied into a table", stmts: []string{
+			"BEGIN", "CREATE TEMP VIEW cv AS SELECT name AS n, contact AS c FROM customer_contacts",
+			"INSERT INTO customers (id, name) SELECT 900 + row_number() OVER (), c FROM cv", "COMMIT",
+			"SELECT name FROM customers WHERE id > 900"}},
+		// An advisory lock's key shows in pg_locks.
+		{name: "an advisory lock keyed by a masked value", stmts: []string{
+			"SELECT id FROM customers WHERE pg_try_advisory_lock(('x' || encode(substr(convert_to(email, 'UTF8'), 1, 8), 'hex'))::bit(64)::bigint)",
+			`SELECT convert_from(decode(lpad(to_hex(classid::bigint), 8, '0') || lpad(to_hex(objid::bigint), 8, '0'), 'hex'), 'UTF8') FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`}},
+	})
+
+	// The function operation is denied and a delete held for review: a
+	// function made in the transaction does neither.
+	p.pg.Exec(t, "orders", seedRows)
+	out := p.psqlSession(t, "BEGIN",
+		"CREATE FUNCTION pg_temp.wipe() RETURNS bigint LANGUAGE sql AS $$WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d$$",
+		"SELECT pg_temp.wipe()", "COMMIT")
+	if !strings.Contains(out, `function is denied by rule "app"`) {
+		t.Errorf("calling a function made in the transaction:\n%s", out)
+	}
+	assertOrdersIntact(t, p)
+}
+
+// While masks restrict filters, a view's column over masked columns is
+// not filtered by at all: it may be any function of them, and comparing
+// left(email, 3) whole with 'ada' tells three letters.
+func TestPostgresLeakViewColumnOracle(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	cfg, _ := os.ReadFile(p.config)
+	from := p.a.Mark()
+	writeAtomically(t, p.config, strings.NewReplacer(
+		"{columns: [customers.email], method: partial}", "{columns: [customers.email], method: partial, filters: equality}",
+		"allow: [select, insert, update, copy, transaction, set, show", "allow: [select, insert, update, copy, transaction, set, show, ddl",
+	).Replace(string(cfg)))
+	p.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
+	p.pg.Exec(t, "orders", seedRows)
+	out := p.psqlSession(t,
+		"CREATE TEMP VIEW pv AS SELECT name, left(contact, 3) AS p3 FROM customer_contacts",
+		"SELECT 'hit', name FROM pv WHERE p3 = 'ADA'",
+		"SELECT 'hit', name FROM customer_contacts WHERE contact = 'ADA@EXAMPLE.COM'")
+	if strings.Contains(out, "hit|") || strings.Count(out, "a column of a view over masked columns") != 2 {
+		t.Errorf("filters by a view's columns:\n%s", out)
+	}
+}
