@@ -66,9 +66,19 @@
 //     only names the line gives nothing but integer literals or arithmetic
 //     results (also through env or sudo), or that the shell keeps numeric;
 //     positional parameters, ${!name} and a command's output are refused.
-//   - Assignments of ENV, BASH_ENV, SHELLOPTS, BASHOPTS, LD_PRELOAD and the
-//     like, which make a program run code of their choosing, are refused,
-//     on a command, in a declaration, or through env and sudo.
+//   - Assignments of ENV, BASH_ENV, SHELLOPTS, BASHOPTS, SHELL, LD_PRELOAD,
+//     bash's exported functions (BASH_FUNC_name%%) and the like, which make
+//     a program run code of their choosing, are refused, on a command, in a
+//     declaration, or through env and sudo.
+//   - Options with which common programs run a command given in their value
+//     (tar --to-command, ssh -o ProxyCommand=, rsync -e, git -c alias.x=!...,
+//     strace -o '|...'; see optionCommands) are refused, long ones also
+//     abbreviated. A word that is all expansion ("$opt") is not seen as
+//     such an option.
+//   - Programs with command languages of their own (sed's e, vim -c, gdb
+//     -ex, make --eval) are interpreters like the ones above.
+//   - A $'...' escape bash reads and corral does not decode (\x{HH}) makes
+//     the word known only at run time.
 //   - A shell started without -c (bash, sh -s, bash script.sh) is reported
 //     as it is; what it reads from its input or from the script file cannot
 //     be seen here, so the caller must treat it as an interactive shell. The

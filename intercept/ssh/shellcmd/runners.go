@@ -51,7 +51,7 @@ func (w *walker) inner(args []arg, c ctx) error {
 		}
 		return takenNames(name, args)
 	}
-	if name == "set" {
+	if name == "set" || name == "shopt" {
 		return setOptions(args)
 	}
 	switch {
@@ -140,6 +140,9 @@ func (w *walker) inner(args []arg, c ctx) error {
 			}
 		}
 	}
+	if err := optionCommand(name, args); err != nil {
+		return err
+	}
 	if anyWrapper[name] {
 		return w.anyWrapper(args, c)
 	}
@@ -155,7 +158,7 @@ func takenNames(name string, args []arg) error {
 		if !a.plain {
 			return fmt.Errorf("cannot check `%s %s`: the name is built at run time, and bash runs what its subscript holds", args[0].text, a.src)
 		}
-		if names := arithNames(a.text); len(names) > 0 && runsCode[names[0]] {
+		if names := arithNames(a.text); len(names) > 0 && codeVar(names[0]) {
 			return fmt.Errorf("cannot check `%s %s`: it sets %s at run time, which makes a shell or the loader run code", args[0].text, a.src, names[0])
 		}
 	}
@@ -169,12 +172,14 @@ func nameWords(name string, args []arg) []arg {
 	var out []arg
 	switch name {
 	case "test", "[":
-		for i := 1; i+1 < len(args); i++ {
-			if !args[i].plain || args[i].text == "-v" || args[i].text == "-R" {
-				if !args[i].plain && args[i+1].plain && args[i+1].text != "]" && !strings.HasPrefix(args[i+1].text, "-") {
-					continue // "$x" = y, "$x" -eq 1: an operand before an operator
-				}
-				out = append(out, args[i+1])
+		for i := 1; i < len(args); i++ {
+			a := args[i]
+			if !a.single {
+				// "$@", $x: several words, -v and a name among them.
+				return append(out, a)
+			}
+			if i+1 < len(args) && (!a.plain || a.text == "-v" || a.text == "-R") && !args[i+1].plain {
+				out = append(out, args[i+1]) // "$op" "$x", -v "$x"
 			}
 		}
 		return out
@@ -195,11 +200,13 @@ func nameWords(name string, args []arg) []arg {
 	for ; i < len(args); i++ {
 		a := args[i]
 		if !a.plain {
-			if strings.HasPrefix(a.lits, "-") {
-				out = append(out, a) // an option built at run time
-				continue
+			if functions {
+				break // unset -f takes function names
 			}
-			break
+			// Where options are read, a word made at run time may be
+			// one that makes the next a name (printf "$@", wait "$o"),
+			// or hold both.
+			return append(out, a)
 		}
 		if a.text == "--" {
 			i++
@@ -239,28 +246,179 @@ func nameWords(name string, args []arg) []arg {
 // NAME=VALUE word of a later command is then an assignment, and
 // `nice X=1 rm -rf /` runs rm.
 func setOptions(args []arg) error {
+	shopt := path.Base(args[0].text) == "shopt"
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		if !a.plain {
-			if strings.HasPrefix(a.lits, "-") || a.lits == "" {
-				return fmt.Errorf("cannot check `set %s`: an option built at run time", a.src)
+			if strings.HasPrefix(a.lits, "-") || strings.HasPrefix(a.lits, "+") || a.lits == "" {
+				return fmt.Errorf("cannot check `%s %s`: an option built at run time", args[0].text, a.src)
 			}
-			return nil
+			if !shopt {
+				return nil
+			}
+			continue
+		}
+		if a.text == "keyword" && (shopt || i > 1 && strings.Contains(args[i-1].text, "o")) {
+			return fmt.Errorf("cannot check `%s ... keyword`: in keyword mode NAME=VALUE words anywhere in a command are assignments", args[0].text)
 		}
 		if a.text == "--" || !strings.HasPrefix(a.text, "-") && !strings.HasPrefix(a.text, "+") {
-			return nil
+			if !shopt {
+				return nil
+			}
+			continue
 		}
-		if a.text[0] == '-' && strings.Contains(a.text[1:], "k") {
+		if !shopt && a.text[0] == '-' && strings.Contains(a.text[1:], "k") {
 			return fmt.Errorf("cannot check `set %s`: in keyword mode NAME=VALUE words anywhere in a command are assignments", a.text)
 		}
-		if strings.HasSuffix(a.text, "o") && a.text[0] == '-' && i+1 < len(args) {
+		// -o NAME, +o NAME, -eo NAME, -oe NAME: each o takes a word.
+		for n := strings.Count(a.text[1:], "o"); n > 0 && !shopt && i+1 < len(args); n-- {
 			i++
 			if o := args[i]; !o.plain || o.text == "keyword" {
-				return fmt.Errorf("cannot check `set -o %s`: in keyword mode NAME=VALUE words anywhere in a command are assignments", o.src)
+				return fmt.Errorf("cannot check `set %s %s`: in keyword mode NAME=VALUE words anywhere in a command are assignments", a.text, o.src)
 			}
 		}
 	}
 	return nil
+}
+
+// optionCommands are options with which common programs run a command
+// given in the option's value (tar --to-command, ssh -o ProxyCommand=,
+// strace -o '|cmd'), keyed by program; "" holds for any option. Such a
+// use is refused: the command is not read. So is an option word with a
+// part that expands at run time (--to-command="$x"); a word that is all
+// expansion ("$opt") is not seen as an option.
+var optionCommands = map[string][]string{
+	"tar": {"--to-command", "--checkpoint-action", "-I", "--use-compress-program", "--info-script", "-F",
+		"--new-volume-script", "--rsh-command", "--rmt-command"},
+	"rsync":             {"-e", "--rsh", "--rsync-path"},
+	"scp":               {"-S", "-o"},
+	"sftp":              {"-S", "-o"},
+	"ssh":               {"-o"},
+	"git":               {"-c", "--config-env", "--exec", "-x"},
+	"split":             {"--filter"},
+	"zip":               {"-TT", "--unzip-command"},
+	"install":           {"--strip-program"},
+	"sdiff":             {"--diff-program"},
+	"diff3":             {"--diff-program"},
+	"sort":              {"--compress-program"},
+	"wget":              {"--use-askpass"},
+	"man":               {"-P", "--pager", "-H", "--html"},
+	"strace":            {"-o", "--output"},
+	"start-stop-daemon": {""},
+	"capsh":             {"--shell"},
+	"fakeroot":          {"--faked"},
+}
+
+// wholeOptions are options of those programs that are also abbreviations
+// of one in optionCommands.
+var wholeOptions = []string{"--checkpoint"}
+
+// optionCommand refuses a use of optionCommands. ssh's -o is refused only
+// for the options that run a command; git's -c only for keys that name one
+// (an alias with !, a program, a hook path), and git bisect run.
+func optionCommand(name string, args []arg) error {
+	opts, ok := optionCommands[name]
+	if !ok {
+		return nil
+	}
+	refuse := func(a arg) error {
+		return fmt.Errorf("cannot check `%s %s`: it may run a command given in an option, which is not read", name, a.src)
+	}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a.plain && a.text == "--" {
+			break
+		}
+		if !a.plain {
+			if strings.HasPrefix(a.lits, "-") {
+				return refuse(a) // an option whose value is made at run time
+			}
+			continue
+		}
+		if name == "git" && a.text == "bisect" && i+1 < len(args) && args[i+1].text == "run" {
+			return refuse(args[i+1])
+		}
+		for _, o := range opts {
+			if name == "git" && (o == "-x" || o == "--exec") && !slices.ContainsFunc(args[1:i], func(a arg) bool { return a.text == "rebase" }) {
+				continue // git rebase --exec; cherry-pick -x is another option
+			}
+			if n, _, _ := strings.Cut(a.text, "="); slices.Contains(wholeOptions, n) {
+				continue // an option of its own that abbreviates one above
+			}
+			if o == "" && strings.HasPrefix(a.text, "-") || o != "" && hasOption(a.text, o) {
+				value, next := optionValue(a.text, o), ""
+				if i+1 < len(args) {
+					next = args[i+1].text
+				}
+				if value == "" {
+					value = next
+				}
+				if !commandValue(name, o, value) {
+					continue
+				}
+				return refuse(a)
+			}
+		}
+	}
+	return nil
+}
+
+// hasOption reports whether word is option o: itself, o=VALUE for a long
+// one (or an abbreviation of it: getopt_long takes any unique prefix), or
+// for a short one, a cluster of short options that holds it (-vo X).
+func hasOption(word, o string) bool {
+	if strings.HasPrefix(o, "--") {
+		name, _, _ := strings.Cut(word, "=")
+		return len(name) > 3 && strings.HasPrefix(o, name) || strings.HasPrefix(name, o)
+	}
+	if len(o) > 2 {
+		return strings.HasPrefix(word, o) // zip -TT
+	}
+	return strings.HasPrefix(word, "-") && !strings.HasPrefix(word, "--") && strings.Contains(word[1:], o[1:])
+}
+
+// optionValue is the value attached to an option word, "" when it comes
+// in the next word.
+func optionValue(word, o string) string {
+	if o == "" {
+		return ""
+	}
+	if strings.HasPrefix(o, "--") {
+		_, v, _ := strings.Cut(word, "=")
+		return v
+	}
+	if len(o) > 2 {
+		return strings.TrimPrefix(word, o)
+	}
+	_, v, _ := strings.Cut(word[1:], o[1:])
+	return v
+}
+
+// commandValue reports whether an option's value makes the program run a
+// command: always, but for ssh's -o (ProxyCommand, LocalCommand and the
+// like), git's -c (see optionCommand) and strace's -o (a pipe).
+func commandValue(name, o, value string) bool {
+	switch {
+	case (name == "ssh" || name == "scp" || name == "sftp") && o == "-o":
+		key, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(value)), "=")
+		key, _, _ = strings.Cut(key, " ")
+		return strings.HasSuffix(key, "command") || key == "match" || key == "include"
+	case name == "git" && (o == "-c" || o == "--config-env"):
+		key, v, _ := strings.Cut(strings.ToLower(value), "=")
+		if strings.HasPrefix(key, "alias.") {
+			return strings.HasPrefix(strings.TrimSpace(v), "!") || o == "--config-env"
+		}
+		for _, suffix := range []string{"command", "cmd", "program", "editor", "pager", "helper", "driver", "hookspath",
+			"fsmonitor", "external", "clean", "smudge", "process", "gitproxy", "askpass", "packobjectshook", "difffilter"} {
+			if strings.HasSuffix(key, suffix) {
+				return true
+			}
+		}
+		return strings.HasPrefix(key, "pager.")
+	case name == "strace":
+		return strings.HasPrefix(value, "|") || strings.HasPrefix(value, "!")
+	}
+	return true
 }
 
 // runsStrings run commands given as strings at another time or place
@@ -285,12 +443,7 @@ var anyWrapper = map[string]bool{
 	"cgexec": true, "firejail": true, "chpst": true, "catchsegv": true, "valgrind": true, "torsocks": true,
 	"proxychains": true, "proxychains4": true, "dbus-launch": true, "xvfb-run": true, "caffeinate": true,
 	"systemd-inhibit": true, "capsh": true, "script": true, "ssh-agent": true, "gpg-agent": true, "logsave": true,
-	// setarch under its architectures' names.
-	"i386": true, "i486": true, "i586": true, "i686": true, "x86_64": true, "uname26": true, "ia64": true,
-	"ppc": true, "ppc32": true, "ppc64": true, "ppc64le": true, "s390": true, "s390x": true, "sparc": true,
-	"sparc32": true, "sparc32bash": true, "sparc64": true, "mips": true, "mips32": true, "mips64": true,
-	"arm": true, "armh": true, "armv7l": true, "armv8l": true, "aarch64": true, "alpha": true, "parisc": true,
-	"parisc32": true, "parisc64": true, "loongarch": true, "loongarch64": true, "riscv64": true,
+	"dbus-run-session": true,
 }
 
 // shellWithout are the wrappers of anyWrapper that start a shell when
@@ -298,7 +451,17 @@ var anyWrapper = map[string]bool{
 // (script -q /dev/null), so they count as reading commands from input.
 var shellWithout = map[string]bool{
 	"script": true, "fakeroot": true, "ssh-agent": true, "unshare": true, "nsenter": true, "setarch": true,
-	"linux32": true, "linux64": true, "i386": true, "x86_64": true, "firejail": true, "capsh": true,
+	"firejail": true, "capsh": true, "dbus-run-session": true,
+}
+
+func init() {
+	// setarch under any of its names (see anyWrapper).
+	for _, arch := range []string{"linux32", "linux64", "i386", "i486", "i586", "i686", "x86_64", "uname26", "ia64",
+		"ppc", "ppc32", "ppc64", "ppc64le", "s390", "s390x", "sparc", "sparc32", "sparc32bash", "sparc64", "mips",
+		"mips32", "mips64", "arm", "armh", "armv7l", "armv8l", "aarch64", "alpha", "parisc", "parisc32", "parisc64",
+		"loongarch", "loongarch64", "riscv64"} {
+		anyWrapper[arch], shellWithout[arch] = true, true
+	}
 }
 
 // maxWrapWords bounds the words anyWrapper's guesses copy, over a whole
@@ -325,7 +488,11 @@ func (w *walker) anyWrapper(args []arg, c ctx) error {
 			return unsureWord(args, a)
 		}
 		// -c SCRIPT, -qc SCRIPT, -cSCRIPT, --command SCRIPT and
-		// --command=SCRIPT: the script is read as one.
+		// --command=SCRIPT: the script is read as one. getopt_long also
+		// takes an abbreviation (--comm=SCRIPT), which is not.
+		if n, _, _ := strings.Cut(a.text, "="); len(n) > 2 && strings.HasPrefix(n, "--") && n != "--command" && strings.HasPrefix("--command", n) {
+			return unsure(args, "an abbreviated option "+a.text)
+		}
 		if v, ok := strings.CutPrefix(a.text, "--command="); ok {
 			if err := w.script(v, c, args[0].text+" --command"); err != nil {
 				return err
@@ -566,6 +733,9 @@ func isOperand(a arg) bool {
 // or its input, which cannot be seen here; it is reported as it is.
 func (w *walker) shell(args []arg, c ctx) error {
 	cmode := false
+	// An interactive shell reads a start-up file of its choosing as a
+	// script (--rcfile /dev/stdin -ic true).
+	rcfile, interactive := false, false
 	i := 1
 options:
 	for ; i < len(args); i++ {
@@ -588,8 +758,11 @@ options:
 			switch strings.TrimPrefix(t, "--") {
 			case "norc", "noprofile", "login", "posix", "restricted", "verbose",
 				"noediting", "debugger", "dump-strings", "dump-po-strings",
-				"help", "version", "pretty-print", "no-rcs", "no-globalrcs", "interactive":
+				"help", "version", "pretty-print", "no-rcs", "no-globalrcs":
+			case "interactive":
+				interactive = true
 			case "rcfile", "init-file", "emulate":
+				rcfile = rcfile || t != "--emulate"
 				i++
 				if i < len(args) && !args[i].single {
 					return unsureWord(args, args[i])
@@ -602,6 +775,8 @@ options:
 				switch {
 				case ch == 'c' && t[0] == '-':
 					cmode = true
+				case ch == 'i' && t[0] == '-':
+					interactive = true
 				case ch == 'k' && t[0] == '-':
 					return unsure(args, "keyword mode (-k) makes NAME=VALUE words anywhere in a command assignments")
 				case ch == 'o' || ch == 'O':
@@ -621,6 +796,9 @@ options:
 		default:
 			break options
 		}
+	}
+	if rcfile && interactive {
+		w.readsInput()
 	}
 	if !cmode {
 		// The shell reads a script file or its input. Words appended by
@@ -752,7 +930,7 @@ func (w *walker) skipAssigns(rest []arg) ([]arg, error) {
 		if !rest[0].plain {
 			name, _, _ = strings.Cut(rest[0].src, "=")
 		}
-		if runsCode[name] {
+		if codeVar(name) {
 			return nil, fmt.Errorf("cannot check %s: %s makes the command run code of its choosing", rest[0].src, name)
 		}
 		// The program's environment: a bash it runs reads the value.
@@ -765,9 +943,18 @@ func (w *walker) skipAssigns(rest []arg) ([]arg, error) {
 // runsCode are variables that make a shell or the dynamic loader run code
 // the command line does not show: a shell's start-up file (ENV,
 // BASH_ENV), its options (SHELLOPTS with xtrace and a PS4), libraries.
+// SHELL picks the interpreter of what flock -c, script -c and su -m -c
+// run, which corral reads as sh scripts.
 var runsCode = map[string]bool{
 	"ENV": true, "BASH_ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS4": true, "PROMPT_COMMAND": true,
-	"LD_PRELOAD": true, "LD_AUDIT": true, "LD_LIBRARY_PATH": true, "GCONV_PATH": true,
+	"LD_PRELOAD": true, "LD_AUDIT": true, "LD_LIBRARY_PATH": true, "GCONV_PATH": true, "SHELL": true,
+}
+
+// codeVar reports whether a variable makes a program run code the command
+// line does not show: runsCode, and bash's exported functions
+// (BASH_FUNC_ls%%='() { rm -rf /; }' makes a bash it runs run that for ls).
+func codeVar(name string) bool {
+	return runsCode[name] || strings.HasPrefix(name, "BASH_FUNC_")
 }
 
 // plainWrapper handles wrappers without options of their own.

@@ -509,7 +509,15 @@ func (w *walker) command(cmd syntax.Command, c ctx) error {
 	case *syntax.TimeClause:
 		// bash takes `time -- CMD` as timing CMD; the parser reads a
 		// command named --.
+		if x.Stmt == nil {
+			return nil // time alone times nothing
+		}
 		if call, ok := x.Stmt.Cmd.(*syntax.CallExpr); ok && len(call.Args) > 1 && call.Args[0].Lit() == "--" {
+			if looksAssigned(scan(call.Args[1]).lits) {
+				// bash takes it as an assignment, the parser as the
+				// program's name.
+				return fmt.Errorf("cannot check %s: after time --, bash takes NAME=VALUE as an assignment", excerpt(x, c.src))
+			}
 			inner := *x.Stmt
 			trimmed := *call
 			trimmed.Args = call.Args[1:]
@@ -526,6 +534,22 @@ func (w *walker) command(cmd syntax.Command, c ctx) error {
 	default:
 		return unsupported(cmd, c)
 	}
+}
+
+// looksAssigned reports whether a word starts as an assignment does:
+// NAME=, NAME+= or NAME[.
+func looksAssigned(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9':
+		case i > 0 && (c == '=' || c == '[' || c == '+' && i+1 < len(s) && s[i+1] == '='):
+			return true
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 func unsupported(n syntax.Node, c ctx) error {
@@ -608,7 +632,7 @@ func (w *walker) value(name *syntax.Lit, v *syntax.Word, c ctx) error {
 	if name != nil && (name.Value == "BASH_ALIASES" || name.Value == "BASH_CMDS") {
 		return fmt.Errorf("cannot check an assignment to %s: it changes what a command name runs", name.Value)
 	}
-	if name != nil && runsCode[name.Value] && !promptVars[name.Value] {
+	if name != nil && codeVar(name.Value) && !promptVars[name.Value] {
 		return fmt.Errorf("cannot check an assignment to %s: it makes commands run code of its choosing", name.Value)
 	}
 	if name != nil && promptVars[name.Value] && (!scan(v).plain || strings.ContainsAny(scan(v).lits, "$`")) {

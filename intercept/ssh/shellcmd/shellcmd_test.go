@@ -401,6 +401,7 @@ var tests = []testCase{
 		cmd(w("su", "--command=rm x", "root")), cmd(w("rm", "x"), "su -c"),
 	}},
 	{name: "su login", script: "su - root", want: []Command{input(w("su", "-", "root"))}},
+	{name: "time alone", script: "time", want: []Command{cmd(w("time"))}},
 	{name: "su variable script", script: `su -c "$X"`, err: `cannot check a script built at run time: "$X"`},
 	{name: "su words to the shell", script: "su root -- -c x", err: "cannot tell which command `su` runs"},
 	{name: "su other shell", script: "su -s /usr/bin/python3 -c x", err: "not one that can be checked"},
@@ -846,6 +847,40 @@ func TestCommandsHiddenRunners(t *testing.T) {
 		{script: `script -q /dev/null`, runs: "script", input: true},
 		{script: `su`, runs: "su", input: true},
 		{script: `at now`, runs: "at", input: true},
+		// Round two: bash's $'\x{..}', exported functions, strace's pipe,
+		// start-up files, SHELL, commands in options.
+		{script: `env 'BASH_FUNC_ls%%=() { rm -rf d2; }' bash -c ls`, err: "BASH_FUNC_ls%%"},
+		{script: `strace -o'|rm -rf d3' true`, err: "run a command given in an option"},
+		{script: `strace -fo '!rm -rf d3' true`, err: "run a command given in an option"},
+		{script: `strace -o out.txt rm -rf d3`, runs: "rm"},
+		{script: `bash --rcfile /dev/stdin -ic true`, runs: "bash", input: true},
+		{script: `bash --rcfile /x -c true`, runs: "bash"},
+		{script: `SHELL=/tmp/x flock lk -c true`, err: "SHELL"},
+		{script: `script -q --comm='rm -rf d4' /dev/null`, err: "abbreviated option"},
+		{script: `capsh --shell=/bin/rm -- -rf d11`, err: "run a command given in an option"},
+		{script: `tar cf /dev/null f --checkpoint=1 --checkpoint-action=exec=rm`, err: "--checkpoint-action"},
+		{script: `tar --to-com='rm -rf d6' -xf a.tar`, err: "run a command given in an option"},
+		{script: `tar czf out.tgz --checkpoint=100 dir`, runs: "tar"},
+		{script: `ssh -vo ProxyCommand='rm -rf d10' h`, err: "run a command given in an option"},
+		{script: `ssh -o StrictHostKeyChecking=no h true`, runs: "ssh"},
+		{script: `git -c alias.x='!rm -rf d8' x`, err: "run a command given in an option"},
+		{script: `git -c user.name=ci commit -m x && git cherry-pick -x abc`, runs: "git"},
+		{script: `git rebase -x 'rm -rf d' HEAD~2`, err: "run a command given in an option"},
+		{script: `rsync -e 'rm -rf d' a b:`, err: "run a command given in an option"},
+		{script: `dbus-run-session -- rm -rf d`, runs: "rm", input: true},
+		{script: `set -- -v 'a[$(rm -rf /x)]'; test "$@"`, err: "the name is built at run time"},
+		{script: `set -- -v 'a[$(rm -rf /x)]'; [ "$@" ]`, err: "the name is built at run time"},
+		{script: `set -- -v 'a[$(rm -rf /x)]'; printf "$@"`, err: "the name is built at run time"},
+		{script: `set -- -p 'a[$(rm -rf /x)]'; wait -n "$@"`, err: "the name is built at run time"},
+		{script: `test $*`, err: "the name is built at run time"},
+		{script: `set +o posix -o keyword`, err: "keyword mode"},
+		{script: `set -oe keyword`, err: "keyword mode"},
+		{script: `shopt -so keyword`, err: "keyword mode"},
+		{script: `shopt -s -o keyword`, err: "keyword mode"},
+		{script: `shopt -s extglob; set -euo pipefail; printf '%s\n' "$@"`, runs: "printf"},
+		{script: `i686`, runs: "i686", input: true},
+		{script: `aarch64 rm -rf d`, runs: "rm", input: true},
+		{script: `time -- X=1 rm -rf v`, login: Bash, err: "NAME=VALUE as an assignment"},
 	} {
 		t.Run(c.script, func(t *testing.T) {
 			got, err := CommandsAs(c.script, c.login)
@@ -867,5 +902,11 @@ func TestCommandsHiddenRunners(t *testing.T) {
 				t.Errorf("commands %+v: want %s seen, reading input %v", got, c.runs, c.input)
 			}
 		})
+	}
+	// bash reads $'\x{72}' as r: the word is not taken for what it
+	// says, but as known only at run time (which deny patterns match).
+	got, err := CommandsAs(`rm $'-\x{72}f' d1`, Bash)
+	if err != nil || len(got) != 1 || got[0].Known != 1 {
+		t.Errorf("$'\\x{..}': %+v %v", got, err)
 	}
 }

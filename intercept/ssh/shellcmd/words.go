@@ -261,6 +261,10 @@ func ansiC(s string) (string, bool) {
 				n = n*16 + hexVal(s[j])
 			}
 			if j == i+1 {
+				if j < len(s) && s[j] == '{' {
+					// bash reads \x{HH...} too (it is not C's).
+					return "", false
+				}
 				b.WriteString(`\x`)
 				continue
 			}
