@@ -72,11 +72,11 @@ type Review struct {
 // Review asks for approval of an operation the policy sent to review with
 // d: a is the action put to the policy (decided again once approved),
 // text the operation as recorded (normalised), statement as the workload
-// sent it, for reviewers ("" when it is text, or must not be shown). The request exists when Review returns (or the earlier
-// window grant that covers the operation: Covered); when none could be
-// made, Refusal says why the operation may not run, fit for the client,
-// and Err what went wrong, for the log. A Review that is not waited for
-// must be abandoned.
+// sent it, for reviewers ("" when it is text, or must not be shown). The
+// request exists when Review returns (or the earlier window grant that
+// covers the operation: Covered); when none could be made, Refusal says
+// why the operation may not run, fit for the client, and Err what went
+// wrong, for the log. A Review that is not waited for must be abandoned.
 func (c *Conn) Review(ctx context.Context, d policy.Decision, a policy.Action, text, statement string) *Review {
 	r := &Review{c: c, decision: d, action: a}
 	if c.Approvals == nil {

@@ -42,7 +42,6 @@ type Sessions struct {
 }
 
 type session struct {
-	who     approval.Approver
 	csrf    string
 	expires time.Time
 	// raw is the token the session was opened with, verified again at
@@ -103,7 +102,7 @@ func (s *Sessions) Login(r *http.Request, raw string) (id string, who approval.A
 		}
 		delete(s.m, soonest)
 	}
-	s.m[id] = &session{who: who, csrf: randomID(), expires: expires, raw: raw}
+	s.m[id] = &session{csrf: randomID(), expires: expires, raw: raw}
 	return id, who, expires, nil
 }
 

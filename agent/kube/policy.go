@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -259,7 +260,7 @@ func cloneJSON[T any](in T, out *T) error {
 // namespace and applies them to base (see Apply).
 func LoadPolicy(ctx context.Context, client dynamic.Interface, base *config.Config) (*config.Config, error) {
 	var targets []ProtectedTarget
-	if err := listInto(ctx, client.Resource(ProtectedTargets), &targets, decodeStrictly[ProtectedTarget]); err != nil {
+	if err := listInto(ctx, client.Resource(ProtectedTargets), &targets, decodeTarget); err != nil {
 		return nil, fmt.Errorf("list ProtectedTargets: %w", err)
 	}
 	var rules []AccessRule
@@ -270,7 +271,7 @@ func LoadPolicy(ctx context.Context, client dynamic.Interface, base *config.Conf
 	// one that does not validate, and stops no other namespace.
 	rule := func(u *unstructured.Unstructured) (AccessRule, error) {
 		var r AccessRule
-		if err := fromUnstructured(u.Object, &r); err != nil {
+		if err := decodeSpec(u, &r, &r.Spec); err != nil {
 			r = AccessRule{ObjectMeta: metav1.ObjectMeta{Namespace: u.GetNamespace(), Name: u.GetName()}}
 			broken[RuleName(&r)] = fmt.Sprintf("%s: does not decode: %v", describeRule(r.Namespace, r.Name), err)
 		}
@@ -282,14 +283,33 @@ func LoadPolicy(ctx context.Context, client dynamic.Interface, base *config.Conf
 	return applyAll(base, targets, rules, broken)
 }
 
-// decodeStrictly is listInto's decoding for ProtectedTargets: one that
-// does not decode refuses the whole set, as one that does not validate.
-func decodeStrictly[T any](u *unstructured.Unstructured) (T, error) {
-	var v T
-	if err := fromUnstructured(u.Object, &v); err != nil {
-		return v, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+// decodeTarget is listInto's decoding for ProtectedTargets: one that does
+// not decode refuses the whole set, as one that does not validate.
+func decodeTarget(u *unstructured.Unstructured) (ProtectedTarget, error) {
+	var t ProtectedTarget
+	if err := decodeSpec(u, &t, &t.Spec); err != nil {
+		return t, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 	}
-	return v, nil
+	return t, nil
+}
+
+// decodeSpec decodes an object into obj, its spec strictly into spec: a
+// field this agent does not know (a newer CRD's, say a restriction) must
+// not be dropped in silence.
+func decodeSpec(u *unstructured.Unstructured, obj, spec any) error {
+	if err := fromUnstructured(u.Object, obj); err != nil {
+		return err
+	}
+	b, err := json.Marshal(u.Object["spec"])
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(spec); err != nil {
+		return fmt.Errorf("spec: %w", err)
+	}
+	return nil
 }
 
 func listInto[T any](ctx context.Context, res dynamic.ResourceInterface, out *[]T, decode func(*unstructured.Unstructured) (T, error)) error {

@@ -233,10 +233,21 @@ spec:
   who: {kubernetes: {service_account: [site]}}
   targets: [orders-db]
   allow: {operations: [select]}
+`), object(`
+apiVersion: corral.dev/v1alpha1
+kind: AccessRule
+metadata: {name: stricter, namespace: shop}
+spec:
+  who: {kubernetes: {service_account: [site]}}
+  targets: [orders-db]
+  allow: [select]
+  deny_after_hours: [delete]
 `))
 	cfg, err := LoadPolicy(context.Background(), dyn, base(t))
 	var inv *InvalidError
-	if cfg == nil || !errors.As(err, &inv) || !inv.Quarantined || len(inv.Problems) != 1 || !strings.HasPrefix(inv.Problems[0], "AccessRule web/newer: does not decode: ") {
+	if cfg == nil || !errors.As(err, &inv) || !inv.Quarantined || len(inv.Problems) != 2 ||
+		!strings.HasPrefix(inv.Problems[0], "AccessRule shop/stricter: does not decode: ") || !strings.Contains(inv.Problems[0], "deny_after_hours") ||
+		!strings.HasPrefix(inv.Problems[1], "AccessRule web/newer: does not decode: ") {
 		t.Fatalf("LoadPolicy = %v, %v", cfg != nil, err)
 	}
 	rules := map[string]policy.Rule{}
@@ -245,6 +256,9 @@ spec:
 	}
 	if r, ok := rules["web/newer"]; !ok || !slices.Equal(r.Deny, policy.StringList{"*"}) || len(r.Allow) > 0 || !slices.Equal(r.Who.Kubernetes.Namespace, policy.StringList{"web"}) || !slices.Contains(r.Targets, "orders-db") {
 		t.Errorf("the rule that does not decode: %+v", r)
+	}
+	if r, ok := rules["shop/stricter"]; !ok || !slices.Equal(r.Deny, policy.StringList{"*"}) || len(r.Allow) > 0 {
+		t.Errorf("the rule with a field this agent does not know: %+v", r)
 	}
 	if r, ok := rules["etl/etl-jobs"]; !ok || !slices.Equal(r.Allow, policy.StringList{"select", "insert"}) {
 		t.Errorf("the other namespace's rule: %+v", r)

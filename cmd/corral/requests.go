@@ -311,10 +311,11 @@ func writeRequest(w io.Writer, r *approval.Request) {
 	}
 	tw.Flush()
 	if st := r.Statement; st != "" || r.Text != "" {
+		heading := "statement:"
 		if st == "" {
-			st = r.Text
+			st, heading = r.Text, "statement (normalised):"
 		}
-		fmt.Fprintln(w, "statement:")
+		fmt.Fprintln(w, heading)
 		for _, l := range strings.Split(st, "\n") {
 			fmt.Fprintln(w, "    "+termsafe.String(strings.TrimRight(l, "\r")))
 		}

@@ -822,7 +822,6 @@ func hasReturning(n *pg.Node) bool {
 	return false
 }
 
-// call notes a call to a function by its bare name.
 // hook records the relation a rule or trigger is made on; in the rule's
 // actions and the trigger's condition, old and new are its rows.
 func (w *walker) hook(rv *pg.RangeVar) {
@@ -839,6 +838,7 @@ func (w *walker) hook(rv *pg.RangeVar) {
 	}
 }
 
+// call notes a call to a function by its bare name.
 func (w *walker) call(name string) {
 	if name == "set_config" || slices.Contains(sqlRunners, name) {
 		w.s.Calls = append(w.s.Calls, name)

@@ -63,13 +63,18 @@ func MessageFor(r *Request) Message {
 	}
 	text := fmt.Sprintf("corral: approval %s requested: %s. %s. Reviewers: %s; grant: %s; expires %s. Approve: `%s`",
 		r.ID, chatText(summary), chatText(r.Reason), chatText(join(r.Reviewers)), grant, r.Expires.UTC().Format(time.RFC3339), approve)
-	return Message{Text: text, Summary: summary, Approve: approve, Deny: deny, Request: r}
+	// The statement as sent is for reviewers of corral's own pages: a
+	// chat channel keeps what it is sent.
+	shown := r.clone()
+	shown.Statement = ""
+	return Message{Text: text, Summary: summary, Approve: approve, Deny: deny, Request: shown}
 }
 
-// chatText escapes what chat tools read as markup in text a workload
-// chose (a statement, a command line): Slack's and Mattermost's links and
-// mentions (<https://...|label>, <!channel>) are made of <, > and &, and
-// a backquote would end the code span around the approve command.
+// chatText escapes what Slack reads as markup in text a workload chose (a
+// statement, a command line): its links and mentions (<https://...|label>,
+// <!channel>) are made of <, > and &, and a backquote would end the code
+// span around the approve command. Chat tools that read Markdown links
+// ([label](url)) or bare @mentions are not covered.
 var chatText = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "'").Replace
 
 func join(list []string) string {

@@ -114,9 +114,14 @@ func TestWebhookNotifies(t *testing.T) {
 // code span.
 func TestMessageForEscapesMarkup(t *testing.T) {
 	r := &Request{ID: "r-1", Target: "orders-db", Kind: "sql", Operations: []string{"delete"}, Grant: GrantOnce,
-		Text:   "DELETE /* <!channel> <https://evil.example/ok|approved by the DBA lead> & ` */ FROM orders",
-		Reason: "delete needs review", Reviewers: []string{"group:dba"}}
+		Text:      "DELETE /* <!channel> <https://evil.example/ok|approved by the DBA lead> & ` */ FROM orders",
+		Statement: "DELETE FROM orders WHERE card = '4111111111111111'",
+		Reason:    "delete needs review", Reviewers: []string{"group:dba"}}
 	m := MessageFor(r)
+	// The statement as sent is for corral's own pages, not a channel.
+	if b, _ := json.Marshal(m); strings.Contains(string(b), "4111") || r.Statement == "" {
+		t.Errorf("the webhook carries the statement as sent: %s", b)
+	}
 	for _, bad := range []string{"<!channel>", "<https://", "& `"} {
 		if strings.Contains(m.Text, bad) {
 			t.Errorf("the text carries %q: %s", bad, m.Text)
