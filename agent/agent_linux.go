@@ -250,6 +250,7 @@ func Run(ctx context.Context, o Options) error {
 			if err := table.sync(runCtx, progs, log); err != nil {
 				log.Error("applying reloaded targets", "err", err)
 			}
+			appr.recheckGrants(runCtx, engine, log)
 		}}
 		if cluster != nil {
 			r.extend, r.kick = cluster.extend, cluster.kick

@@ -22,6 +22,7 @@ import (
 	"github.com/corral-dev/corral/agent/kube"
 	"github.com/corral-dev/corral/agent/metrics"
 	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/policy"
 	"github.com/corral-dev/corral/policy/approval"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -322,5 +323,35 @@ func (a *approvals) counts() metrics.ApprovalCounts {
 		},
 		Pending:     st.Pending,
 		WebhookSent: a.webhook.Sent(), WebhookFailed: a.webhook.Failures(),
+	}
+}
+
+// recheckGrants ends the window grants a reloaded policy no longer gives
+// as they were approved (Broker.RecheckGrants), so that a reload back to
+// the old terms does not bring them back. An SSH grant is left to the
+// check each command makes: the policy decides a command line by its
+// commands, which the grant keeps as text only.
+func (a *approvals) recheckGrants(ctx context.Context, d intercept.Decider, log *slog.Logger) {
+	n, err := a.broker.RecheckGrants(ctx, func(g *approval.Request) (policy.Decision, bool) {
+		if g.Protocol == "ssh" {
+			return policy.Decision{}, false
+		}
+		in := policy.Input{
+			Workload: g.Requester,
+			Target:   policy.Target{Name: g.Target, Protocol: g.Protocol, Database: g.Database},
+			Action:   policy.Action{Kind: g.Kind, Operations: g.Operations},
+		}
+		in.IdentityKey = policy.IdentityKey(&in.Workload)
+		dec, err := d.Decide(ctx, in)
+		if err != nil {
+			return policy.Decision{Result: policy.Deny}, true // cannot tell: ended
+		}
+		return dec, true
+	})
+	if err != nil {
+		log.Error("checking window grants against the reloaded policy", "err", err)
+	}
+	if n > 0 {
+		log.Info("window grants the reloaded policy no longer gives were ended", "grants", n)
 	}
 }

@@ -286,12 +286,15 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 			b.emit(Event{Type: EventCovered, Time: now, Request: g, Operation: op})
 			return g.clone(), nil
 		}
-		// Ended for good: a reload back to the old terms must not
-		// bring back what the policy took away.
-		if err := b.store.EndGrant(ctx, g.ID, now); err != nil {
-			return nil, fmt.Errorf("approvals store: ending the grant of %s: %w", g.ID, err)
+		if g.Rule == r.Rule {
+			// The rule that granted it grants otherwise now (a reload):
+			// ended for good, so that a reload back to the old terms
+			// does not bring back what the policy took away. (Another
+			// rule deciding this operation says nothing of the grant.)
+			if err := b.endGrant(ctx, g, now); err != nil {
+				return nil, err
+			}
 		}
-		b.log.Info("a window grant ended: the policy no longer grants it as it was approved", "request", g.ID, "rule", r.Rule)
 	}
 
 	b.mu.Lock()
@@ -323,6 +326,43 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 		b.opts.Notify(r.clone())
 	}
 	return r.clone(), nil
+}
+
+// RecheckGrants ends, for good, the running window grants the policy no
+// longer gives on the terms they were approved under; decide returns the
+// policy's decision now for a grant's operation (the agent calls this
+// after a reload; false leaves a grant alone). It returns how many it
+// ended.
+func (b *Broker) RecheckGrants(ctx context.Context, decide func(g *Request) (policy.Decision, bool)) (int, error) {
+	now := b.now()
+	grants, err := b.store.Grants(ctx, now)
+	if err != nil {
+		return 0, fmt.Errorf("approvals store: %w", err)
+	}
+	ended := 0
+	for _, g := range grants {
+		d, ok := decide(g)
+		if !ok {
+			continue
+		}
+		r := Request{Rule: d.Rule, Reviewers: d.Reviewers, Grant: d.Grant, Window: Duration(d.Window)}
+		if d.Result == policy.Review && stillGranted(g, &r, now) {
+			continue
+		}
+		if err := b.endGrant(ctx, g, now); err != nil {
+			return ended, err
+		}
+		ended++
+	}
+	return ended, nil
+}
+
+func (b *Broker) endGrant(ctx context.Context, g *Request, now time.Time) error {
+	if err := b.store.EndGrant(ctx, g.ID, now); err != nil {
+		return fmt.Errorf("approvals store: ending the grant of %s: %w", g.ID, err)
+	}
+	b.log.Info("a window grant ended: the policy no longer grants it as it was approved", "request", g.ID, "rule", g.Rule)
+	return nil
 }
 
 // stillGranted reports whether the current decision, r, would grant what

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,9 +376,11 @@ func TestWindowGrant(t *testing.T) {
 	}
 }
 
-// A policy that no longer reviews an operation the way its window grant
-// was approved (a reload) ends the grant for good: a reload back to the
-// old terms does not bring it back.
+// The rule that approved a window grant reviewing its operation on other
+// terms (a reload) ends the grant for good: a reload back to the old terms
+// does not bring it back. Another rule deciding the operation (a policy
+// that routes some statements elsewhere) is no such change: the grant
+// does not cover that one, and stays.
 func TestWindowGrantEndsWithItsTerms(t *testing.T) {
 	windowReq := func() Request {
 		r := deleteReq(time.Minute)
@@ -401,6 +404,12 @@ func TestWindowGrantEndsWithItsTerms(t *testing.T) {
 			if got := f.request(t, changed); got.State != Pending {
 				t.Fatalf("covered by the grant: %+v", got)
 			}
+			if name == "another rule" {
+				if got := f.request(t, windowReq()); got.ID != r.ID || got.State != Approved {
+					t.Fatalf("another rule's decision ended the grant: %+v", got)
+				}
+				return
+			}
 			if got := f.request(t, windowReq()); got.State != Pending || got.ID == r.ID {
 				t.Fatalf("the grant came back with its terms: %+v", got)
 			}
@@ -411,6 +420,50 @@ func TestWindowGrantEndsWithItsTerms(t *testing.T) {
 				t.Fatalf("the request after its grant ended: %+v", got)
 			}
 		})
+	}
+}
+
+// After a reload the agent has the running grants decided again: one the
+// policy no longer gives as approved (denied now, held by other
+// reviewers) ends for good; one it still does, or that is left alone,
+// stays.
+func TestRecheckGrants(t *testing.T) {
+	f := newFixture(t)
+	grant := func(target string) *Request {
+		req := deleteReq(time.Minute)
+		req.Target, req.Grant, req.Window = target, GrantWindow, Duration(10*time.Minute)
+		r := f.request(t, req)
+		if _, err := f.broker.Decide(context.Background(), r.ID, bob, true, "migration"); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	denied, other, kept, left := grant("a"), grant("b"), grant("c"), grant("d")
+	n, err := f.broker.RecheckGrants(context.Background(), func(g *Request) (policy.Decision, bool) {
+		d := policy.Decision{Result: policy.Review, Rule: g.Rule, Reviewers: g.Reviewers, Grant: GrantWindow, Window: 10 * time.Minute}
+		switch g.Target {
+		case "a":
+			d = policy.Decision{Result: policy.Deny}
+		case "b":
+			d.Reviewers = []string{"group:security"}
+		case "d":
+			return policy.Decision{}, false
+		}
+		return d, true
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("RecheckGrants = %d, %v", n, err)
+	}
+	grants, _ := f.broker.Grants(context.Background())
+	var ids []string
+	for _, g := range grants {
+		ids = append(ids, g.ID)
+	}
+	slices.Sort(ids)
+	want := []string{kept.ID, left.ID}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("grants left %v, want %v (ended %s, %s)", ids, want, denied.ID, other.ID)
 	}
 }
 

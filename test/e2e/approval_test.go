@@ -582,3 +582,34 @@ func TestApprovalPolicyChangedWhileWaiting(t *testing.T) {
 		t.Fatalf("%s orders left; the DELETE approved under other terms ran", n)
 	}
 }
+
+// A reload that takes a window grant's operation away ends the grant for
+// good: the reload back to the old terms asks anew.
+func TestApprovalWindowEndsAtAReload(t *testing.T) {
+	const window = "timeout: 1m, grant: window, window: 10m"
+	ae := newApprovalEnv(t, "kernel", window, "")
+	sock := ae.socket()
+	p := ae.psql(t, "x", "DELETE FROM orders WHERE id = 1")
+	id := p.waiting(t)
+	if out, err := ae.corral(t, "approve", id, "--socket", sock); err != nil {
+		t.Fatalf("corral approve: %v\n%s", err, out)
+	}
+	if out, err := p.wait(t); err != nil || !strings.Contains(out, "DELETE 1") {
+		t.Fatalf("approved: %v\n%s", err, out)
+	}
+	// The rule no longer mentions delete: denied; then as before.
+	from := ae.a.Mark()
+	cfg := fmt.Sprintf(approvalConfig, addr(ae.host.Addr, 5432), ae.clientAuth, ae.pw, ae.rel(ae.workCg), window, ae.stateDir, ae.cgroup, ae.pinDir, ae.extra)
+	writeAtomically(t, ae.config, strings.Replace(cfg, "operations: [delete]", "operations: [ddl]", 1))
+	ae.a.WaitLine(t, from, func(l string) bool {
+		return strings.Contains(l, "window grants the reloaded policy no longer gives were ended")
+	})
+	ae.review(t, window)
+	p = ae.psql(t, "x", "DELETE FROM orders WHERE id = 2")
+	if again := p.waiting(t); again == id {
+		t.Fatalf("the grant of %s came back with its terms", id)
+	}
+	if n := ae.orders(t); n != "1" {
+		t.Fatalf("%s orders left", n)
+	}
+}
