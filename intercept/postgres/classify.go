@@ -627,12 +627,14 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		// does a bare = under a search path that puts its schema before
 		// pg_catalog. Every name is looked up (the catalog caches it);
 		// only pg_catalog's own, named so, is PostgreSQL's for sure.
-		if name := funcName(x.GetName()); name != "" && !strings.HasPrefix(name, "pg_catalog.") {
-			w.s.operators = append(w.s.operators, lastName(name))
-		}
+		w.operator(x.GetName())
 		if c := lookupOf(x); c != nil {
 			w.lookup(c)
 		}
+	case *pg.SubLink:
+		w.operator(x.GetOperName()) // x OPERATOR(s.=) ANY (SELECT ...)
+	case *pg.SortBy:
+		w.operator(x.GetUseOp()) // ORDER BY x USING OPERATOR(s.<)
 	case *pg.NullTest:
 		if c := x.GetArg().GetColumnRef(); c != nil {
 			w.lookup(c)
@@ -820,6 +822,14 @@ func hasReturning(n *pg.Node) bool {
 		return len(n.GetMergeStmt().GetReturningList()) > 0
 	}
 	return false
+}
+
+// operator notes an operator the statement uses by name: unless it is
+// pg_catalog's, named so, it may be the database's own (see A_Expr).
+func (w *walker) operator(names []*pg.Node) {
+	if name := funcName(names); name != "" && !strings.HasPrefix(name, "pg_catalog.") {
+		w.s.operators = append(w.s.operators, lastName(name))
+	}
 }
 
 // hook records the relation a rule or trigger is made on; in the rule's

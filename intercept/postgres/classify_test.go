@@ -1132,3 +1132,23 @@ func TestMaskLeakKnownBugs(t *testing.T) {
 		})
 	}
 }
+
+// Operators are asked of the catalog wherever a statement names one: the
+// database may define its own under PostgreSQL's names.
+func TestClassifyOperators(t *testing.T) {
+	for sql, want := range map[string]string{
+		"SELECT id FROM customers WHERE email OPERATOR(s.=) 'x'":             "=",
+		"SELECT 1 FROM customers WHERE email OPERATOR(s.=) ANY (SELECT 'x')": "=",
+		"SELECT id FROM customers ORDER BY email USING OPERATOR(s.<)":        "<",
+		"SELECT id FROM customers WHERE id = 1":                              "=",
+		"SELECT id FROM customers WHERE email IN (SELECT 'x') AND id <> 2":   "<>",
+	} {
+		st := classifyOne(t, sql)
+		if !slices.Contains(st.operators, want) {
+			t.Errorf("%s: operators %q, want %q among them", sql, st.operators, want)
+		}
+	}
+	if st := classifyOne(t, "SELECT 1 WHERE 1 OPERATOR(pg_catalog.=) 1"); len(st.operators) != 0 {
+		t.Errorf("pg_catalog's own: %q", st.operators)
+	}
+}
