@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -601,9 +602,12 @@ func TestApprovalWindowEndsAtAReload(t *testing.T) {
 	from := ae.a.Mark()
 	cfg := fmt.Sprintf(approvalConfig, addr(ae.host.Addr, 5432), ae.clientAuth, ae.pw, ae.rel(ae.workCg), window, ae.stateDir, ae.cgroup, ae.pinDir, ae.extra)
 	writeAtomically(t, ae.config, strings.Replace(cfg, "operations: [delete]", "operations: [ddl]", 1))
-	ae.a.WaitLine(t, from, func(l string) bool {
+	ae.a.WaitLine(t, from, func(l string) bool { return strings.Contains(l, "configuration reloaded") })
+	if !slices.ContainsFunc(ae.a.Lines()[from:], func(l string) bool {
 		return strings.Contains(l, "window grants the reloaded policy no longer gives were ended")
-	})
+	}) {
+		t.Fatal("the reload ended no grant")
+	}
 	ae.review(t, window)
 	p = ae.psql(t, "x", "DELETE FROM orders WHERE id = 2")
 	if again := p.waiting(t); again == id {
