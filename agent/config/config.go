@@ -735,39 +735,43 @@ func (c *Config) validateClientAuth(p *problems) {
 }
 
 func (c *Config) validateDatabases(p *problems) {
-	for i, t := range c.Targets {
-		path := fmt.Sprintf("targets[%d].databases", i)
-		if len(t.Databases) > 0 && t.Protocol != "postgres" {
-			p.add(path, "is for postgres targets only")
-			continue
+	c.validatePostgresList(p, "databases", func(t *Target) []string { return t.Databases }, func(d string) string {
+		switch {
+		case d == "":
+			return "is empty"
+		case len(d) > 63:
+			// PostgreSQL cuts longer names: two would open one database.
+			return fmt.Sprintf("%q is longer than PostgreSQL's 63 bytes", d)
 		}
-		for j, d := range t.Databases {
-			switch {
-			case d == "":
-				p.add(fmt.Sprintf("%s[%d]", path, j), "is empty")
-			case len(d) > 63:
-				// PostgreSQL cuts longer names: two would open one database.
-				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is longer than PostgreSQL's 63 bytes", d)
-			case slices.Contains(t.Databases[:j], d):
-				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is listed twice", d)
-			}
-		}
-	}
+		return ""
+	})
 }
 
 func (c *Config) validateUpstreamAuth(p *problems) {
-	for i, t := range c.Targets {
-		path := fmt.Sprintf("targets[%d].upstream_auth", i)
-		if len(t.UpstreamAuth) > 0 && t.Protocol != "postgres" {
+	c.validatePostgresList(p, "upstream_auth", func(t *Target) []string { return t.UpstreamAuth }, func(m string) string {
+		if !slices.Contains(UpstreamAuthMethods, m) {
+			return fmt.Sprintf("%q is not one of %s", m, strings.Join(UpstreamAuthMethods, ", "))
+		}
+		return ""
+	})
+}
+
+// validatePostgresList checks a list setting of postgres targets: on no
+// other target, each item by check (what is wrong with it, or ""), none
+// listed twice.
+func (c *Config) validatePostgresList(p *problems, field string, list func(*Target) []string, check func(string) string) {
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		items, path := list(t), fmt.Sprintf("targets[%d].%s", i, field)
+		if len(items) > 0 && t.Protocol != "postgres" {
 			p.add(path, "is for postgres targets only")
 			continue
 		}
-		for j, m := range t.UpstreamAuth {
-			switch {
-			case !slices.Contains(UpstreamAuthMethods, m):
-				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is not one of %s", m, strings.Join(UpstreamAuthMethods, ", "))
-			case slices.Contains(t.UpstreamAuth[:j], m):
-				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is listed twice", m)
+		for j, v := range items {
+			if why := check(v); why != "" {
+				p.add(fmt.Sprintf("%s[%d]", path, j), "%s", why)
+			} else if slices.Contains(items[:j], v) {
+				p.add(fmt.Sprintf("%s[%d]", path, j), "%q is listed twice", v)
 			}
 		}
 	}
