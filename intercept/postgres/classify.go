@@ -98,6 +98,49 @@ type Statement struct {
 	// classification (which is cached): every decision asks the catalog
 	// about them.
 	fnNames []string
+	// defines are the names of the functions, operators and types the
+	// statement makes, changes or renames to (see session.window).
+	defines []string
+}
+
+// definedNames returns the names of the functions, operators and types a
+// statement makes, changes or renames to: the last part of each name, as
+// functionNames has them.
+func definedNames(n *pg.Node) []string {
+	last := func(parts []*pg.Node) string { return lastName(funcName(parts)) }
+	var out []string
+	switch {
+	case n.GetCreateFunctionStmt() != nil:
+		out = append(out, last(n.GetCreateFunctionStmt().GetFuncname()))
+	case n.GetAlterFunctionStmt() != nil:
+		out = append(out, last(n.GetAlterFunctionStmt().GetFunc().GetObjname()))
+	case n.GetDefineStmt() != nil: // operators, aggregates, types
+		out = append(out, last(n.GetDefineStmt().GetDefnames()))
+	case n.GetCompositeTypeStmt() != nil:
+		out = append(out, n.GetCompositeTypeStmt().GetTypevar().GetRelname())
+	case n.GetCreateEnumStmt() != nil:
+		out = append(out, last(n.GetCreateEnumStmt().GetTypeName()))
+	case n.GetCreateRangeStmt() != nil:
+		out = append(out, last(n.GetCreateRangeStmt().GetTypeName()))
+	case n.GetCreateDomainStmt() != nil:
+		out = append(out, last(n.GetCreateDomainStmt().GetDomainname()))
+	case n.GetCreateCastStmt() != nil:
+		out = append(out, last(n.GetCreateCastStmt().GetTargettype().GetNames()))
+	case n.GetRenameStmt() != nil:
+		out = append(out, n.GetRenameStmt().GetNewname())
+		if o := n.GetRenameStmt().GetObject(); o.GetObjectWithArgs() != nil {
+			out = append(out, last(o.GetObjectWithArgs().GetObjname()))
+		}
+	case n.GetAlterObjectSchemaStmt() != nil:
+		o := n.GetAlterObjectSchemaStmt().GetObject()
+		switch {
+		case o.GetObjectWithArgs() != nil:
+			out = append(out, last(o.GetObjectWithArgs().GetObjname()))
+		case o.GetList() != nil:
+			out = append(out, last(o.GetList().GetItems()))
+		}
+	}
+	return slices.DeleteFunc(out, func(s string) bool { return s == "" })
 }
 
 // refCtx is where a column reference sits, which decides whether masking
@@ -264,6 +307,7 @@ func (s *Statement) classify(n *pg.Node) error {
 	if n == nil || n.GetNode() == nil {
 		return fmt.Errorf("%w: empty statement", errUnsupported)
 	}
+	s.defines = definedNames(n)
 	top, err := stmtOps(n)
 	if err != nil {
 		return err
@@ -725,6 +769,9 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		w.hook(x.GetRelation())
 	case *pg.CreateTrigStmt:
 		w.hook(x.GetRelation())
+		// Its function runs at every row written, under statements that
+		// name it nowhere: making the trigger is calling it.
+		w.s.Functions = append(w.s.Functions, funcName(x.GetFuncname()))
 	case *pg.AlterTableCmd:
 		w.s.reorders = w.s.reorders || x.GetSubtype() == pg.AlterTableType_AT_ClusterOn
 	case *pg.VariableSetStmt:

@@ -1152,3 +1152,12 @@ func TestClassifyOperators(t *testing.T) {
 		t.Errorf("pg_catalog's own: %q", st.operators)
 	}
 }
+
+// A trigger's function runs under statements that name it nowhere, so the
+// trigger is what calls it.
+func TestClassifyTriggerCallsItsFunction(t *testing.T) {
+	st := classifyOne(t, "CREATE TRIGGER t BEFORE INSERT ON tt FOR EACH ROW EXECUTE FUNCTION pg_temp.copy_emails()")
+	if !slices.Contains(st.Functions, "pg_temp.copy_emails") {
+		t.Errorf("functions %q", st.Functions)
+	}
+}

@@ -296,6 +296,49 @@ type session struct {
 	// of the database's own (runsCode): they may change the catalog too,
 	// but are too common to have it checked for (see uncertain).
 	codeSent, codeSeen atomic.Uint64
+	// window: what the session's catalog changes out of the catalog's
+	// sight named (see uncertain).
+	window changeWindow
+}
+
+// changeWindow holds the names a session's catalog changes named while
+// the catalog cannot see them: functions, operators and types made,
+// changed or renamed to (a pg_temp.lower shadows nothing the catalog
+// knows of, yet is not PostgreSQL's), and relations DDL named (a table
+// made a view by a rule keeps its OID, and the catalog's kind). The
+// client goroutine adds to it; plans, on the server's, read it.
+type changeWindow struct {
+	mu        sync.Mutex
+	functions map[string]bool
+	relations map[string]bool
+}
+
+// note adds a statement's names, starting anew when the window before
+// was over.
+func (w *changeWindow) note(st *Statement, fresh bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if fresh || w.functions == nil {
+		w.functions, w.relations = map[string]bool{}, map[string]bool{}
+	}
+	for _, n := range st.defines {
+		w.functions[n] = true
+	}
+	for _, t := range st.Tables {
+		w.relations[strings.ToLower(lastName(t))] = true
+	}
+}
+
+func (w *changeWindow) function(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.functions[name]
+}
+
+func (w *changeWindow) relation(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.relations[strings.ToLower(name)]
 }
 
 // uncertain reports whether the session has changed the catalog in a
@@ -746,11 +789,14 @@ func (s *session) decide(stmts []Statement) string {
 		if s.querying && st.Declares != "" {
 			s.made(st.Declares) // what the query fetches after this reads it
 		}
-		if !s.preparing && changesCatalog(st.Ops) {
-			s.catalogSent.Add(1)
-		}
-		if !s.preparing && runsCode(ops) {
-			s.codeSent.Add(1)
+		if !s.preparing && (changesCatalog(st.Ops) || runsCode(ops)) {
+			s.window.note(st, !s.uncertain())
+			if changesCatalog(st.Ops) {
+				s.catalogSent.Add(1)
+			}
+			if runsCode(ops) {
+				s.codeSent.Add(1)
+			}
 		}
 	}
 	// corral learns of these before the server answers, and the server
@@ -937,11 +983,26 @@ func (s *session) callsVolatile(st *Statement) bool {
 }
 
 // ownFunction reports whether the function or operator name may be one of
-// the database's own: the catalog says so, or cannot find it while the
-// session holds catalog changes it cannot see (a function made in the
-// open transaction). Casts and attribute names are not looked up so.
+// the database's own: the catalog says so; or, while the session holds
+// catalog changes the catalog cannot see, the catalog cannot find it (a
+// function made in the open transaction; casts and attribute names are
+// not looked up so), or the changes named it (pg_temp.lower, a type a
+// cast makes, a function attribute notation calls).
 func (s *session) ownFunction(name string, f funcInfo) bool {
-	return f.user || f.unknown && !strings.HasPrefix(name, castPrefix) && !strings.HasPrefix(name, attrPrefix) && s.uncertain()
+	if f.user {
+		return true
+	}
+	if !s.uncertain() {
+		return false
+	}
+	base, prefixed := name, false
+	for _, p := range []string{opPrefix, castPrefix, attrPrefix} {
+		if b, ok := strings.CutPrefix(name, p); ok {
+			base, prefixed = b, p != opPrefix
+			break
+		}
+	}
+	return f.unknown && !prefixed || s.window.function(base)
 }
 
 // functionFacts and relationFacts are what the catalog says of the names
@@ -1015,7 +1076,7 @@ func (s *session) risky(st *Statement) bool {
 	}
 	for _, n := range names {
 		b, ok := info[n]
-		if !ok || strings.ContainsAny(b.kinds, "vm") || mk.tables[strings.ToLower(n)] {
+		if !ok || strings.ContainsAny(b.kinds, "vm") || mk.tables[strings.ToLower(n)] || s.uncertain() && s.window.relation(n) {
 			return true
 		}
 		for _, a := range slices.Concat(b.ancestors, b.descendants) {
@@ -1065,7 +1126,7 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 		// anew there.
 		names, _, _ := s.relationFacts(st)
 		for _, n := range names {
-			if b, ok := info[n]; !ok || strings.ContainsAny(b.kinds, "vm") {
+			if b, ok := info[n]; !ok || strings.ContainsAny(b.kinds, "vm") || s.window.relation(n) {
 				if l.views == nil {
 					l.views = map[string]bool{}
 				}
@@ -2103,6 +2164,10 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 			}
 		case rel == nil:
 			p.methods[i] = "null" // a relation the catalog does not know
+		case s.uncertain() && s.window.relation(rel.name):
+			// Changed out of the catalog's sight: a rule may have made
+			// the table a view, which keeps its OID.
+			p.methods[i] = "null"
 		case rel.kind == 'v' || rel.kind == 'm':
 			// A view does not say which of its columns come from where:
 			// if it reads a masked column, all of its columns are masked;

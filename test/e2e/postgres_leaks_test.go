@@ -900,6 +900,33 @@ func TestPostgresLeakUncommittedObjects(t *testing.T) {
 			"BEGIN", "CREATE TEMP VIEW cv AS SELECT name AS n, contact AS c FROM customer_contacts",
 			"INSERT INTO customers (id, name) SELECT 900 + row_number() OVER (), c FROM cv", "COMMIT",
 			"SELECT name FROM customers WHERE id > 900"}},
+		// Named like PostgreSQL's own, the catalog knows the name: what
+		// the session made counts all the same.
+		{name: "a function named like PostgreSQL's, made in the open transaction", stmts: []string{
+			"BEGIN", strings.Replace(leak, "NAME", "lower", 1), "SELECT pg_temp.lower(1)", "ROLLBACK"}},
+		{name: "an operator named like PostgreSQL's, made in the open transaction", stmts: []string{
+			"BEGIN", "CREATE FUNCTION pg_temp.op(int, int) RETURNS text LANGUAGE sql AS $$SELECT email FROM customers WHERE id = $1$$",
+			"CREATE OPERATOR pg_temp.+ (LEFTARG = int, RIGHTARG = int, FUNCTION = pg_temp.op)", "SELECT 1 OPERATOR(pg_temp.+) 2", "ROLLBACK"}},
+		{name: "a cast to a type made in the open transaction", stmts: []string{
+			"BEGIN", "CREATE TYPE pg_temp.em AS (v text)",
+			"CREATE FUNCTION pg_temp.cast_em(int) RETURNS pg_temp.em LANGUAGE sql AS $$SELECT ROW(email)::pg_temp.em FROM customers WHERE id = $1$$",
+			"CREATE CAST (int AS pg_temp.em) WITH FUNCTION pg_temp.cast_em(int)", "SELECT (1::pg_temp.em).v", "ROLLBACK"}},
+		{name: "attribute notation of a function made in the open transaction",
+			setup: "GRANT CREATE ON SCHEMA public TO app", undo: "REVOKE CREATE ON SCHEMA public FROM app",
+			stmts: []string{"BEGIN",
+				"CREATE FUNCTION public.attr_email(orders) RETURNS text LANGUAGE sql AS $$SELECT email FROM customers WHERE id = $1.customer_id$$",
+				"SELECT o.attr_email FROM orders o", "ROLLBACK"}},
+		{name: "a table made a view by a rule in the open transaction", stmts: []string{
+			"CREATE TEMP TABLE tt (n text, c text)", "BEGIN",
+			`CREATE RULE "_RETURN" AS ON SELECT TO tt DO INSTEAD SELECT name AS n, contact AS c FROM customer_contacts`,
+			"SELECT n, c FROM tt", "ROLLBACK"}},
+		// Committed or not, a trigger runs its function under statements
+		// that name it nowhere.
+		{name: "a trigger of the session's own function", stmts: []string{
+			"CREATE TEMP TABLE trig (x text, c text)",
+			"CREATE FUNCTION pg_temp.copy_emails() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.c := (SELECT string_agg(email, ',') FROM customers); RETURN NEW; END$$",
+			"CREATE TRIGGER copy BEFORE INSERT ON trig FOR EACH ROW EXECUTE FUNCTION pg_temp.copy_emails()",
+			"INSERT INTO trig VALUES ('x', 'y')", "SELECT c FROM trig"}},
 		// An advisory lock's key shows in pg_locks.
 		{name: "an advisory lock keyed by a masked value", stmts: []string{
 			"SELECT id FROM customers WHERE pg_try_advisory_lock(('x' || encode(substr(convert_to(email, 'UTF8'), 1, 8), 'hex'))::bit(64)::bigint)",
