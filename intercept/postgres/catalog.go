@@ -508,6 +508,25 @@ GROUP BY 1`
 			out[q.prefix+r[0]] = f
 		}
 	}
+	// uuid('...') is no function but a cast written as a call: a name a
+	// type has is no unknown function.
+	var unknown []string
+	for _, n := range fns {
+		if c.funcs[n].unknown {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		rows, err := c.query(ctx, "SELECT DISTINCT typname::text FROM pg_catalog.pg_type WHERE typname = ANY($1::name[])", pgArray(unknown))
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			f := funcInfo{fetched: now}
+			c.funcs[r[0]] = f
+			out[r[0]] = f
+		}
+	}
 	return nil
 }
 

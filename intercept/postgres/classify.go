@@ -671,7 +671,13 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		// does a bare = under a search path that puts its schema before
 		// pg_catalog. Every name is looked up (the catalog caches it);
 		// only pg_catalog's own, named so, is PostgreSQL's for sure.
-		w.operator(x.GetName())
+		switch x.GetKind() {
+		case pg.A_Expr_Kind_AEXPR_BETWEEN, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN, pg.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+			// Named BETWEEN; PostgreSQL compares with >= and <=.
+			w.s.operators = append(w.s.operators, ">=", "<=")
+		default:
+			w.operator(x.GetName())
+		}
 		if c := lookupOf(x); c != nil {
 			w.lookup(c)
 		}

@@ -1501,19 +1501,21 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	return s.send(m)
 }
 
-// changesCatalog tells whether a statement with these operations changes
-// what the catalog says of relations and functions. Code of the
-// database's own (DO, CALL, functions) may run DDL too, but is too common
-// to drop the cache for; the catalog's next check sees what it did.
+// changesCatalog tells whether a statement with these operations may
+// change what the catalog says of relations and functions: DDL, and DO
+// blocks and procedures, which run it as often as not (EXECUTE 'CREATE
+// ...'). The database's own functions may too (runsCode), but are too
+// common to have the catalog checked after each; while the session holds
+// them, it is uncertain all the same.
 func changesCatalog(ops []string) bool {
-	return slices.Contains(ops, "ddl") || slices.Contains(ops, "drop")
+	return slices.Contains(ops, "ddl") || slices.Contains(ops, "drop") || slices.Contains(ops, "do") || slices.Contains(ops, "call")
 }
 
-// runsCode tells whether a statement with these operations runs code of
-// the database's own (DO, CALL, its functions), which may change the
-// catalog out of its sight like DDL (EXECUTE 'CREATE FUNCTION ...').
+// runsCode tells whether a statement with these operations runs the
+// database's own functions, which may change the catalog out of its
+// sight like DDL, but are too common to have it checked after each.
 func runsCode(ops []string) bool {
-	return slices.Contains(ops, "do") || slices.Contains(ops, "call") || slices.Contains(ops, "function")
+	return slices.Contains(ops, "function")
 }
 
 // versioned is a policy that tells its version: a reload changes it.

@@ -884,7 +884,7 @@ func TestPostgresCopyFailedByTheServer(t *testing.T) {
 // withheld, until the transaction ends.
 func TestPostgresLeakUncommittedObjects(t *testing.T) {
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
-	allowAlso(t, p, "ddl, lock")
+	allowAlso(t, p, "ddl, lock, do")
 	const leak = `CREATE FUNCTION pg_temp.NAME(int) RETURNS text LANGUAGE sql AS $$SELECT email || ' ' || card_number FROM customers WHERE id = $1$$`
 	fn := func(name string) string { return strings.Replace(leak, "NAME", name, 1) }
 	runLeakCases(t, p, []leakCase{
@@ -927,6 +927,9 @@ func TestPostgresLeakUncommittedObjects(t *testing.T) {
 			"CREATE FUNCTION pg_temp.copy_emails() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.c := (SELECT string_agg(email, ',') FROM customers); RETURN NEW; END$$",
 			"CREATE TRIGGER copy BEFORE INSERT ON trig FOR EACH ROW EXECUTE FUNCTION pg_temp.copy_emails()",
 			"INSERT INTO trig VALUES ('x', 'y')", "SELECT c FROM trig"}},
+		// What a DO block made is checked for once it is committed.
+		{name: "a function a DO block made, called after the commit", stmts: []string{
+			"BEGIN", "DO $$BEGIN EXECUTE $f$" + fn("g") + "$f$; END$$", "COMMIT", "SELECT pg_temp.g(1)"}},
 		// An advisory lock's key shows in pg_locks.
 		{name: "an advisory lock keyed by a masked value", stmts: []string{
 			"SELECT id FROM customers WHERE pg_try_advisory_lock(('x' || encode(substr(convert_to(email, 'UTF8'), 1, 8), 'hex'))::bit(64)::bigint)",
@@ -943,6 +946,14 @@ func TestPostgresLeakUncommittedObjects(t *testing.T) {
 		t.Errorf("calling a function made in the transaction:\n%s", out)
 	}
 	assertOrdersIntact(t, p)
+
+	// What PostgreSQL names an operator or a cast is no function of the
+	// session's own, in the transaction too.
+	out = p.psqlSession(t, "BEGIN", "CREATE TEMP TABLE t9 (id int)",
+		"SELECT 'ok', id FROM orders WHERE id BETWEEN 1 AND 1 AND uuid('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11') IS NOT NULL", "ROLLBACK")
+	if !strings.Contains(out, "ok|1") {
+		t.Errorf("BETWEEN and a cast written as a call, in a transaction that made a table:\n%s", out)
+	}
 }
 
 // While masks restrict filters, a view's column over masked columns is
