@@ -70,13 +70,16 @@
 //     bash's exported functions (BASH_FUNC_name%%) and the like, which make
 //     a program run code of their choosing, are refused, on a command, in a
 //     declaration, or through env and sudo.
-//   - Options with which common programs run a command given in their value
+//   - The value of an option with which a common program runs a command
 //     (tar --to-command, ssh -o ProxyCommand=, rsync -e, git -c alias.x=!...,
-//     strace -o '|...'; see optionCommands) are refused, long ones also
-//     abbreviated. A word that is all expansion ("$opt") is not seen as
-//     such an option.
+//     git rebase -x, strace -o '|...'; see optionPrograms) is read as a
+//     script, and the commands in it reported, long options also when
+//     abbreviated; such a value made at run time is refused, and so are
+//     options whose command cannot be read so (ssh -I, git -c include.path,
+//     capsh --shell). A word that is all expansion ("$opt") is not seen as
+//     an option.
 //   - Programs with command languages of their own (sed's e, vim -c, gdb
-//     -ex, make --eval) are interpreters like the ones above.
+//     -ex, make --eval) are interpreters, like python -c and awk.
 //   - A $'...' escape bash reads and corral does not decode (\x{HH}) makes
 //     the word known only at run time.
 //   - A shell started without -c (bash, sh -s, bash script.sh) is reported

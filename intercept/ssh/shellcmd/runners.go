@@ -49,7 +49,7 @@ func (w *walker) inner(args []arg, c ctx) error {
 				return fmt.Errorf("cannot check `%s -C`: it runs a callback that cannot be seen", args[0].text)
 			}
 		}
-		return takenNames(name, args)
+		return w.takenNames(name, args)
 	}
 	if name == "set" || name == "shopt" {
 		return setOptions(args)
@@ -140,7 +140,7 @@ func (w *walker) inner(args []arg, c ctx) error {
 			}
 		}
 	}
-	if err := optionCommand(name, args); err != nil {
+	if err := w.optionCommands(name, args, c); err != nil {
 		return err
 	}
 	if anyWrapper[name] {
@@ -153,8 +153,8 @@ func (w *walker) inner(args []arg, c ctx) error {
 // test -v NAME, unset NAME) that is built at run time: bash evaluates the
 // array subscript of whatever name the word becomes (set -- 'a[$(cmd)]';
 // test -v "$1" runs cmd), and a name that makes the shell run code.
-func takenNames(name string, args []arg) error {
-	for _, a := range nameWords(name, args) {
+func (w *walker) takenNames(name string, args []arg) error {
+	for _, a := range w.nameWords(name, args) {
 		if !a.plain {
 			return fmt.Errorf("cannot check `%s %s`: the name is built at run time, and bash runs what its subscript holds", args[0].text, a.src)
 		}
@@ -167,18 +167,19 @@ func takenNames(name string, args []arg) error {
 
 // nameWords returns the words of a name-taking builtin that are names,
 // and, where a word built at run time could be an option that makes the
-// next one a name (test "$op" "$x"), that word.
-func nameWords(name string, args []arg) []arg {
+// next one a name (test "$op" "$x"), that word. A word that is a number
+// ($#, $?, $!, a variable the line gives only numbers) is neither.
+func (w *walker) nameWords(name string, args []arg) []arg {
 	var out []arg
 	switch name {
 	case "test", "[":
 		for i := 1; i < len(args); i++ {
 			a := args[i]
-			if !a.single {
-				// "$@", $x: several words, -v and a name among them.
+			if !a.single && !w.number(a) {
+				// "$@", $*: several words, -v and a name among them.
 				return append(out, a)
 			}
-			if i+1 < len(args) && (!a.plain || a.text == "-v" || a.text == "-R") && !args[i+1].plain {
+			if i+1 < len(args) && (!a.plain || a.text == "-v" || a.text == "-R") && !args[i+1].plain && !w.number(args[i+1]) {
 				out = append(out, args[i+1]) // "$op" "$x", -v "$x"
 			}
 		}
@@ -200,8 +201,8 @@ func nameWords(name string, args []arg) []arg {
 	for ; i < len(args); i++ {
 		a := args[i]
 		if !a.plain {
-			if functions {
-				break // unset -f takes function names
+			if functions || w.number(a) || startsLiterally(a) {
+				break // not an option: unset -f's names, wait $!, printf "x: $x"
 			}
 			// Where options are read, a word made at run time may be
 			// one that makes the next a name (printf "$@", wait "$o"),
@@ -242,6 +243,39 @@ func nameWords(name string, args []arg) []arg {
 	return out
 }
 
+// startsLiterally reports whether a word starts with a character that is
+// no expansion and no dash: it cannot become an option.
+func startsLiterally(a arg) bool {
+	s := strings.TrimLeft(a.src, `"'`)
+	return s != "" && s[0] != '$' && s[0] != '`' && s[0] != '-' && s[0] != '\\'
+}
+
+// number reports whether a word, where a name or an option would be
+// refused, is one expansion of a number: $#, $?, $!, $$, ${#x}, or a
+// variable that the whole line gives only numbers, which Commands checks
+// once it has read the line (see numbers).
+func (w *walker) number(a arg) bool {
+	s := strings.TrimSuffix(strings.TrimPrefix(a.src, `"`), `"`)
+	if len(s) < 2 || s[0] != '$' {
+		return false
+	}
+	s = s[1:]
+	if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+		s = s[1 : len(s)-1]
+		if strings.HasPrefix(s, "#") && len(s) > 1 {
+			return true // a length
+		}
+	}
+	if shellNumeric[s] {
+		return true
+	}
+	if s == "" || !isName(s) {
+		return false
+	}
+	w.numbers[s] = a.src
+	return true
+}
+
 // setOptions refuses set's keyword mode (set -k, set -o keyword): every
 // NAME=VALUE word of a later command is then an assignment, and
 // `nice X=1 rm -rf /` runs rm.
@@ -258,7 +292,9 @@ func setOptions(args []arg) error {
 			}
 			continue
 		}
-		if a.text == "keyword" && (shopt || i > 1 && strings.Contains(args[i-1].text, "o")) {
+		if a.text == "keyword" && shopt && slices.ContainsFunc(args[1:i], func(o arg) bool {
+			return strings.HasPrefix(o.text, "-") && strings.Contains(o.text, "o")
+		}) {
 			return fmt.Errorf("cannot check `%s ... keyword`: in keyword mode NAME=VALUE words anywhere in a command are assignments", args[0].text)
 		}
 		if a.text == "--" || !strings.HasPrefix(a.text, "-") && !strings.HasPrefix(a.text, "+") {
@@ -279,146 +315,6 @@ func setOptions(args []arg) error {
 		}
 	}
 	return nil
-}
-
-// optionCommands are options with which common programs run a command
-// given in the option's value (tar --to-command, ssh -o ProxyCommand=,
-// strace -o '|cmd'), keyed by program; "" holds for any option. Such a
-// use is refused: the command is not read. So is an option word with a
-// part that expands at run time (--to-command="$x"); a word that is all
-// expansion ("$opt") is not seen as an option.
-var optionCommands = map[string][]string{
-	"tar": {"--to-command", "--checkpoint-action", "-I", "--use-compress-program", "--info-script", "-F",
-		"--new-volume-script", "--rsh-command", "--rmt-command"},
-	"rsync":             {"-e", "--rsh", "--rsync-path"},
-	"scp":               {"-S", "-o"},
-	"sftp":              {"-S", "-o"},
-	"ssh":               {"-o"},
-	"git":               {"-c", "--config-env", "--exec", "-x"},
-	"split":             {"--filter"},
-	"zip":               {"-TT", "--unzip-command"},
-	"install":           {"--strip-program"},
-	"sdiff":             {"--diff-program"},
-	"diff3":             {"--diff-program"},
-	"sort":              {"--compress-program"},
-	"wget":              {"--use-askpass"},
-	"man":               {"-P", "--pager", "-H", "--html"},
-	"strace":            {"-o", "--output"},
-	"start-stop-daemon": {""},
-	"capsh":             {"--shell"},
-	"fakeroot":          {"--faked"},
-}
-
-// wholeOptions are options of those programs that are also abbreviations
-// of one in optionCommands.
-var wholeOptions = []string{"--checkpoint"}
-
-// optionCommand refuses a use of optionCommands. ssh's -o is refused only
-// for the options that run a command; git's -c only for keys that name one
-// (an alias with !, a program, a hook path), and git bisect run.
-func optionCommand(name string, args []arg) error {
-	opts, ok := optionCommands[name]
-	if !ok {
-		return nil
-	}
-	refuse := func(a arg) error {
-		return fmt.Errorf("cannot check `%s %s`: it may run a command given in an option, which is not read", name, a.src)
-	}
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		if a.plain && a.text == "--" {
-			break
-		}
-		if !a.plain {
-			if strings.HasPrefix(a.lits, "-") {
-				return refuse(a) // an option whose value is made at run time
-			}
-			continue
-		}
-		if name == "git" && a.text == "bisect" && i+1 < len(args) && args[i+1].text == "run" {
-			return refuse(args[i+1])
-		}
-		for _, o := range opts {
-			if name == "git" && (o == "-x" || o == "--exec") && !slices.ContainsFunc(args[1:i], func(a arg) bool { return a.text == "rebase" }) {
-				continue // git rebase --exec; cherry-pick -x is another option
-			}
-			if n, _, _ := strings.Cut(a.text, "="); slices.Contains(wholeOptions, n) {
-				continue // an option of its own that abbreviates one above
-			}
-			if o == "" && strings.HasPrefix(a.text, "-") || o != "" && hasOption(a.text, o) {
-				value, next := optionValue(a.text, o), ""
-				if i+1 < len(args) {
-					next = args[i+1].text
-				}
-				if value == "" {
-					value = next
-				}
-				if !commandValue(name, o, value) {
-					continue
-				}
-				return refuse(a)
-			}
-		}
-	}
-	return nil
-}
-
-// hasOption reports whether word is option o: itself, o=VALUE for a long
-// one (or an abbreviation of it: getopt_long takes any unique prefix), or
-// for a short one, a cluster of short options that holds it (-vo X).
-func hasOption(word, o string) bool {
-	if strings.HasPrefix(o, "--") {
-		name, _, _ := strings.Cut(word, "=")
-		return len(name) > 3 && strings.HasPrefix(o, name) || strings.HasPrefix(name, o)
-	}
-	if len(o) > 2 {
-		return strings.HasPrefix(word, o) // zip -TT
-	}
-	return strings.HasPrefix(word, "-") && !strings.HasPrefix(word, "--") && strings.Contains(word[1:], o[1:])
-}
-
-// optionValue is the value attached to an option word, "" when it comes
-// in the next word.
-func optionValue(word, o string) string {
-	if o == "" {
-		return ""
-	}
-	if strings.HasPrefix(o, "--") {
-		_, v, _ := strings.Cut(word, "=")
-		return v
-	}
-	if len(o) > 2 {
-		return strings.TrimPrefix(word, o)
-	}
-	_, v, _ := strings.Cut(word[1:], o[1:])
-	return v
-}
-
-// commandValue reports whether an option's value makes the program run a
-// command: always, but for ssh's -o (ProxyCommand, LocalCommand and the
-// like), git's -c (see optionCommand) and strace's -o (a pipe).
-func commandValue(name, o, value string) bool {
-	switch {
-	case (name == "ssh" || name == "scp" || name == "sftp") && o == "-o":
-		key, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(value)), "=")
-		key, _, _ = strings.Cut(key, " ")
-		return strings.HasSuffix(key, "command") || key == "match" || key == "include"
-	case name == "git" && (o == "-c" || o == "--config-env"):
-		key, v, _ := strings.Cut(strings.ToLower(value), "=")
-		if strings.HasPrefix(key, "alias.") {
-			return strings.HasPrefix(strings.TrimSpace(v), "!") || o == "--config-env"
-		}
-		for _, suffix := range []string{"command", "cmd", "program", "editor", "pager", "helper", "driver", "hookspath",
-			"fsmonitor", "external", "clean", "smudge", "process", "gitproxy", "askpass", "packobjectshook", "difffilter"} {
-			if strings.HasSuffix(key, suffix) {
-				return true
-			}
-		}
-		return strings.HasPrefix(key, "pager.")
-	case name == "strace":
-		return strings.HasPrefix(value, "|") || strings.HasPrefix(value, "!")
-	}
-	return true
 }
 
 // runsStrings run commands given as strings at another time or place
@@ -446,9 +342,30 @@ var anyWrapper = map[string]bool{
 	"dbus-run-session": true,
 }
 
+// commandGiven reports whether a wrapper of shellWithout is given a
+// command: a word that is no option (setarch's first is its architecture),
+// or, for script, -c; so to speak, as an option's value could pass for one.
+func commandGiven(base string, args []arg) bool {
+	words := 0
+	for _, a := range args[1:] {
+		short := strings.HasPrefix(a.text, "-") && !strings.HasPrefix(a.text, "--")
+		switch {
+		case base == "script":
+			if short && strings.Contains(a.text, "c") || strings.HasPrefix(a.text, "--command") {
+				return true
+			}
+		case !strings.HasPrefix(a.text, "-"):
+			words++
+		}
+	}
+	if base == "setarch" {
+		return words > 1
+	}
+	return words > 0
+}
+
 // shellWithout are the wrappers of anyWrapper that start a shell when
-// given no command; which of their words is the command cannot be told
-// (script -q /dev/null), so they count as reading commands from input.
+// given no command (see commandGiven).
 var shellWithout = map[string]bool{
 	"script": true, "fakeroot": true, "ssh-agent": true, "unshare": true, "nsenter": true, "setarch": true,
 	"firejail": true, "capsh": true, "dbus-run-session": true,
@@ -478,7 +395,7 @@ func (w *walker) anyWrapper(args []arg, c ctx) error {
 		// Words xargs appends could be the command, or start it.
 		return err
 	}
-	if shellWithout[path.Base(args[0].text)] {
+	if base := path.Base(args[0].text); shellWithout[base] && !commandGiven(base, args) {
 		w.readsInput()
 	}
 	for i := 1; i < len(args); i++ {

@@ -97,7 +97,8 @@ func CommandsAs(script string, login Shell) ([]Command, error) {
 		return nil, fmt.Errorf("the command nests parentheses %d deep; at most %d can be checked", d, maxParenDepth)
 	}
 	w := &walker{seen: make(map[syntax.Node]bool), walked: make(map[walkKey]bool), aliases: make(map[string]bool), names: make(map[string]bool),
-		counted: make(map[string]string), numeric: make(map[string]bool), made: make(map[string]bool), login: login}
+		counted: make(map[string]string), numeric: make(map[string]bool), made: make(map[string]bool), login: login,
+		numbers: make(map[string]string)}
 	if err := w.script(script, ctx{}, ""); err != nil {
 		return nil, err
 	}
@@ -109,6 +110,11 @@ func CommandsAs(script string, login Shell) ([]Command, error) {
 	for name, where := range w.counted {
 		if !(shellNumeric[name] || w.numeric[name]) || w.made[name] || setByShell[name] {
 			return nil, fmt.Errorf("cannot check %s: arithmetic reads %s, which the command line does not give only numbers, and bash runs commands a value there can hold", where, name)
+		}
+	}
+	for name, where := range w.numbers {
+		if !(shellNumeric[name] || w.numeric[name]) || w.made[name] || setByShell[name] {
+			return nil, fmt.Errorf("cannot check %s: a builtin that takes names reads it, the command line does not give %s only numbers, and bash runs what a name's subscript holds", where, name)
 		}
 	}
 	// The two readings may know different amounts of a command's words
@@ -205,6 +211,9 @@ type walker struct {
 	// keeps numeric itself.
 	counted map[string]string
 	numeric map[string]bool
+	// numbers: variables read where a name-taking builtin needs a number
+	// (wait $pid, [ $n -gt 0 ]), by name, with where; like counted.
+	numbers map[string]string
 	made    map[string]bool
 }
 

@@ -1,0 +1,353 @@
+package shellcmd
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// An option's value that a program runs as a command (tar --to-command,
+// ssh -o ProxyCommand=, git -c alias.x='!cmd', strace -o '|cmd') is read
+// as a script, and each command in it checked, as a wrapper's command is.
+// A value made at run time is refused, and so are options whose command
+// cannot be read that way (a library to load, a config file to include).
+
+// programOptions describes one program's options: those that take a
+// value (short letters, long names), and what the value of each means.
+type programOptions struct {
+	// short are the short options that take a value; long, the long ones.
+	short string
+	long  []string
+	// command returns, for an option (a short letter as "-x", a long name
+	// as "--name") and its value, the script the program runs from it;
+	// refuse is why the value cannot be read so.
+	command func(opt, value string) (script, refuse string)
+	// operands: the program's first operand ends its options, and what
+	// follows is not its own (ssh's remote command, git's subcommand).
+	operands bool
+	// carries are the options whose value may be a command; a value made
+	// at run time is refused for them (nil: every option above).
+	carries []string
+}
+
+func (p *programOptions) carriesCommand(opt string) bool {
+	return p.carries == nil || slices.Contains(p.carries, opt)
+}
+
+// whole returns the script in a value that is a command line.
+func whole(_, value string) (string, string) { return value, "" }
+
+var optionPrograms = map[string]*programOptions{
+	"tar": {
+		short: "bCfFgHIKLNTVX", long: []string{"--to-command", "--checkpoint-action", "--use-compress-program", "--info-script",
+			"--new-volume-script", "--rsh-command", "--rmt-command", "--file", "--directory", "--checkpoint"},
+		carries: []string{"-I", "-F", "--to-command", "--checkpoint-action", "--use-compress-program", "--info-script",
+			"--new-volume-script", "--rsh-command", "--rmt-command"},
+		command: func(opt, v string) (string, string) {
+			switch opt {
+			case "-I", "-F", "--to-command", "--use-compress-program", "--info-script", "--new-volume-script", "--rsh-command", "--rmt-command":
+				return v, ""
+			case "--checkpoint-action":
+				if cmd, ok := strings.CutPrefix(v, "exec="); ok {
+					return cmd, ""
+				}
+			}
+			return "", ""
+		},
+	},
+	"ssh":  {short: "BbcDEeFIiJLlmOopQRSWw", operands: true, command: sshOption, carries: []string{"-o", "-I"}},
+	"scp":  {short: "cFiJloPSX", command: sshOption, carries: []string{"-o", "-S"}},
+	"sftp": {short: "BbcDFiJloPRSsX", command: sshOption, carries: []string{"-o", "-S"}},
+	"rsync": {short: "eBfT", long: []string{"--rsh", "--rsync-path"}, carries: []string{"-e", "--rsh", "--rsync-path"},
+		command: func(opt, v string) (string, string) {
+			if opt == "-e" || opt == "--rsh" || opt == "--rsync-path" {
+				return v, ""
+			}
+			return "", ""
+		}},
+	"git": {short: "Cc", long: []string{"--git-dir", "--work-tree", "--namespace", "--exec-path", "--config-env", "--super-prefix"},
+		operands: true, command: gitOption, carries: []string{"-c", "--exec-path", "--config-env"}},
+	"strace": {short: "abeEIoOpPsSuUX", long: []string{"--output"}, carries: []string{"-o", "--output"},
+		command: func(opt, v string) (string, string) {
+			if opt == "-o" || opt == "--output" {
+				if cmd, ok := strings.CutPrefix(v, "|"); ok {
+					return cmd, ""
+				}
+				if cmd, ok := strings.CutPrefix(v, "!"); ok {
+					return cmd, ""
+				}
+			}
+			return "", ""
+		}},
+	"split":             {long: []string{"--filter"}, command: whole},
+	"sort":              {long: []string{"--compress-program"}, command: whole},
+	"install":           {long: []string{"--strip-program"}, command: whole},
+	"sdiff":             {long: []string{"--diff-program"}, command: whole},
+	"diff3":             {long: []string{"--diff-program"}, command: whole},
+	"wget":              {long: []string{"--use-askpass"}, command: whole},
+	"zip":               {long: []string{"--unzip-command"}, command: whole}, // and -TT
+	"man":               {short: "P", long: []string{"--pager"}, command: whole},
+	"capsh":             {long: []string{"--shell"}, command: refuseAll},
+	"fakeroot":          {long: []string{"--faked"}, command: refuseAll},
+	"start-stop-daemon": {command: refuseAll},
+}
+
+func refuseAll(opt, _ string) (string, string) {
+	return "", opt + " runs a program of its choosing"
+}
+
+// sshOption reads ssh's -o NAME=VALUE (or NAME VALUE) and -S, -I.
+func sshOption(opt, v string) (string, string) {
+	switch opt {
+	case "-S":
+		return v, "" // scp's and sftp's ssh program
+	case "-I":
+		return "", "-I loads a library"
+	case "-o":
+	default:
+		return "", ""
+	}
+	v = strings.TrimSpace(v)
+	end := strings.IndexFunc(v, func(r rune) bool { return r == '=' || r == ' ' || r == '\t' })
+	key, value := v, ""
+	if end >= 0 {
+		key, value = v[:end], strings.TrimLeft(v[end:], "= \t")
+	}
+	switch strings.ToLower(strings.Trim(key, `"`)) {
+	case "proxycommand", "localcommand", "knownhostscommand", "remotecommand":
+		return value, ""
+	case "pkcs11provider", "securitykeyprovider":
+		return "", "-o " + key + " loads a library"
+	case "match", "include":
+		return "", "-o " + key + " reads commands from elsewhere"
+	}
+	return "", ""
+}
+
+// gitKeys are the ends of the names of configuration keys whose value git
+// runs as a command.
+var gitKeys = []string{"command", "cmd", "program", "editor", "pager", "helper", "driver", "fsmonitor", "external", "clean",
+	"smudge", "process", "gitproxy", "askpass", "packobjectshook", "difffilter", "uploadpack", "receivepack", "sshcommand"}
+
+// gitOption reads git's -c KEY=VALUE and its global options.
+func gitOption(opt, v string) (string, string) {
+	switch opt {
+	case "--exec-path":
+		return "", "--exec-path changes where git finds the programs it runs"
+	case "--config-env":
+		return "", "--config-env takes a configuration value from the environment"
+	case "-c":
+	default:
+		return "", ""
+	}
+	key, value, _ := strings.Cut(v, "=")
+	key = strings.ToLower(key)
+	switch {
+	case strings.HasPrefix(key, "alias."):
+		if cmd, ok := strings.CutPrefix(strings.TrimSpace(value), "!"); ok {
+			return cmd, ""
+		}
+		return "", ""
+	case strings.HasPrefix(key, "include.") || strings.HasPrefix(key, "includeif.") || strings.HasPrefix(key, "protocol."):
+		return "", "-c " + key + " reads configuration, or allows transports, from elsewhere"
+	case strings.HasPrefix(key, "pager."):
+		return value, ""
+	}
+	for _, end := range gitKeys {
+		if strings.HasSuffix(key, end) {
+			return value, ""
+		}
+	}
+	return "", ""
+}
+
+// gitSubcommands are git's subcommands with options whose value is a
+// command, or that run the words after them (bisect run, submodule
+// foreach).
+var gitSubcommands = map[string]*programOptions{
+	"rebase":    {long: []string{"--exec"}, short: "x", command: whole},
+	"difftool":  {long: []string{"--extcmd"}, short: "x", command: whole},
+	"grep":      {long: []string{"--open-files-in-pager"}, command: whole},
+	"fetch":     {long: []string{"--upload-pack"}, command: whole},
+	"pull":      {long: []string{"--upload-pack"}, command: whole},
+	"clone":     {long: []string{"--upload-pack"}, short: "u", command: whole},
+	"ls-remote": {long: []string{"--upload-pack"}, command: whole},
+	"archive":   {long: []string{"--exec"}, command: whole},
+	"push":      {long: []string{"--receive-pack", "--exec"}, command: whole},
+}
+
+// optionCommands checks the options of programOptions' programs.
+func (w *walker) optionCommands(name string, args []arg, c ctx) error {
+	p, ok := optionPrograms[name]
+	if !ok {
+		return nil
+	}
+	rest, err := w.scanOptions(name, p, args, 1, c)
+	if err != nil || name != "git" || len(rest) == 0 {
+		return err
+	}
+	// The subcommand's own.
+	sub := rest[0]
+	switch sub.text {
+	case "bisect":
+		if len(rest) > 1 && rest[1].text == "run" {
+			return w.wrapped(args, rest[2:], c)
+		}
+	case "submodule":
+		for i, a := range rest {
+			if a.plain && a.text == "foreach" {
+				return w.joinedScript(append([]arg{sub}, rest[i+1:]...), c)
+			}
+		}
+	case "filter-branch":
+		return fmt.Errorf("cannot check `git filter-branch`: it runs its filters as commands")
+	}
+	if sp, ok := gitSubcommands[sub.text]; ok {
+		_, err := w.scanOptions("git "+sub.text, sp, rest, 1, c)
+		return err
+	}
+	return nil
+}
+
+// joinedScript reads the words after args[0] joined as one script, as
+// git submodule foreach runs them.
+func (w *walker) joinedScript(args []arg, c ctx) error {
+	parts := make([]string, 0, len(args)-1)
+	for _, a := range args[1:] {
+		if !a.plain {
+			return builtAtRunTime(a)
+		}
+		parts = append(parts, a.text)
+	}
+	return w.script(strings.Join(parts, " "), c, args[0].text)
+}
+
+// scanOptions walks a program's options from args[from], checking each
+// value p.command reads as a command, and returns the words from the
+// first operand on when the program stops there (p.operands), or nil.
+func (w *walker) scanOptions(name string, p *programOptions, args []arg, from int, c ctx) ([]arg, error) {
+	// check reads opt's value: attached to it (--opt=VALUE, -oVALUE), or
+	// the next word.
+	check := func(opt string, attached *string, next arg) error {
+		v := ""
+		if attached != nil {
+			v = *attached
+		} else if next.plain {
+			v = next.text
+		} else {
+			if p.carriesCommand(opt) {
+				return fmt.Errorf("cannot check `%s %s %s`: its value is made at run time", name, opt, next.src)
+			}
+			return nil
+		}
+		script, refuse := p.command(opt, v)
+		if refuse != "" {
+			return fmt.Errorf("cannot check `%s`: %s", name, refuse)
+		}
+		if script == "" {
+			return nil
+		}
+		return w.script(script, c, name+" "+opt)
+	}
+	for i := from; i < len(args); i++ {
+		a := args[i]
+		if !a.plain {
+			if strings.HasPrefix(a.lits, "-") {
+				return nil, fmt.Errorf("cannot check `%s %s`: an option made at run time", name, a.src)
+			}
+			if p.operands {
+				return args[i:], nil
+			}
+			continue
+		}
+		t := a.text
+		switch {
+		case t == "--":
+			if p.operands {
+				return args[i+1:], nil
+			}
+		case strings.HasPrefix(t, "--"):
+			n, v, hasValue := strings.Cut(t, "=")
+			opt := longOption(n, p.long)
+			if opt == "" {
+				if p.command != nil && len(p.long) == 0 && len(p.short) == 0 {
+					if _, refuse := p.command(n, v); refuse != "" {
+						return nil, fmt.Errorf("cannot check `%s`: %s", name, refuse)
+					}
+				}
+				continue
+			}
+			if hasValue {
+				if err := check(opt, &v, arg{}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if i+1 < len(args) {
+				i++
+				if err := check(opt, nil, args[i]); err != nil {
+					return nil, err
+				}
+			}
+		case strings.HasPrefix(t, "-") && t != "-":
+			if len(p.short) == 0 && len(p.long) == 0 {
+				// Any option at all (start-stop-daemon).
+				if _, refuse := p.command(t, ""); refuse != "" {
+					return nil, fmt.Errorf("cannot check `%s`: %s", name, refuse)
+				}
+			}
+			if name == "zip" && t == "-TT" && i+1 < len(args) {
+				i++
+				if err := check("-TT", nil, args[i]); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			for j := 1; j < len(t); j++ {
+				if !strings.ContainsRune(p.short, rune(t[j])) {
+					continue
+				}
+				opt, v := "-"+t[j:j+1], t[j+1:]
+				if v != "" {
+					if err := check(opt, &v, arg{}); err != nil {
+						return nil, err
+					}
+				} else if i+1 < len(args) {
+					i++
+					if err := check(opt, nil, args[i]); err != nil {
+						return nil, err
+					}
+				}
+				break
+			}
+		default:
+			if name == "tar" && i == 1 && strings.ContainsAny(t, "IF") {
+				// Old-style letters (tar xIf CMD a.tar): their values
+				// come in the words after, in order.
+				return nil, fmt.Errorf("cannot check `tar %s`: write its options with dashes", t)
+			}
+			if p.operands {
+				return args[i:], nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// longOption returns which of long a word names, whole or abbreviated as
+// getopt_long takes them (a unique prefix), or "".
+func longOption(word string, long []string) string {
+	if slices.Contains(long, word) {
+		return word
+	}
+	found := ""
+	for _, l := range long {
+		if len(word) > 3 && strings.HasPrefix(l, word) {
+			if found != "" {
+				return "" // ambiguous: the program refuses it
+			}
+			found = l
+		}
+	}
+	return found
+}
