@@ -2081,7 +2081,8 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 	if withhold {
 		key = append(key, 1)
 	}
-	if s.uncertain() {
+	uncertain := s.uncertain() // read once: the plan and its key agree
+	if uncertain {
 		key = append(key, 2) // views withheld (makePlan)
 	}
 	for _, f := range rd.Fields {
@@ -2095,7 +2096,7 @@ func (s *session) plan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*
 	if c, ok := s.plans[string(key)]; ok && c.masks == mk && c.gen == gen && time.Now().Before(c.until) {
 		return c.plan, nil
 	}
-	p, until, err := s.makePlan(rd, mk, withhold)
+	p, until, err := s.makePlan(rd, mk, withhold, uncertain)
 	if err != nil {
 		return nil, err
 	}
@@ -2119,7 +2120,7 @@ type cachedPlan struct {
 // makePlan makes a plan, and says until when it holds: the catalog's
 // trust in what it said of the relations involved, and its next check of
 // them (the check runs when a plan is made).
-func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool) (*plan, time.Time, error) {
+func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold, uncertain bool) (*plan, time.Time, error) {
 	until := time.Now().Add(catalogTTL)
 	p := &plan{
 		masks:   mk,
@@ -2166,7 +2167,7 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 			}
 		case rel == nil:
 			p.methods[i] = "null" // a relation the catalog does not know
-		case s.uncertain() && s.window.relation(rel.name):
+		case uncertain && s.window.relation(rel.name):
 			// Changed out of the catalog's sight: a rule may have made
 			// the table a view, which keeps its OID.
 			p.methods[i] = "null"
@@ -2178,7 +2179,7 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold bool
 			// statements, all are withheld; so are they while the
 			// session's own catalog changes are out of the catalog's
 			// sight (it may have made the view anew).
-			if rel.opaque || s.uncertain() {
+			if rel.opaque || uncertain {
 				p.methods[i] = "null"
 			}
 			for _, dep := range rel.deps {
