@@ -56,8 +56,8 @@ var optionPrograms = map[string]*programOptions{
 		},
 	},
 	"ssh":  {short: "BbcDEeFIiJLlmOopQRSWw", operands: true, command: sshOption, carries: []string{"-o", "-I"}},
-	"scp":  {short: "cFiJloPSX", command: sshOption, carries: []string{"-o", "-S"}},
-	"sftp": {short: "BbcDFiJloPRSsX", command: sshOption, carries: []string{"-o", "-S"}},
+	"scp":  {short: "cDFiJloPSX", command: scpOption, carries: []string{"-o", "-S", "-D"}},
+	"sftp": {short: "BbcDFiJloPRSsX", command: scpOption, carries: []string{"-o", "-S", "-D"}},
 	"rsync": {short: "eBfT", long: []string{"--rsh", "--rsync-path"}, carries: []string{"-e", "--rsh", "--rsync-path"},
 		command: func(opt, v string) (string, string) {
 			if opt == "-e" || opt == "--rsh" || opt == "--rsync-path" {
@@ -96,11 +96,18 @@ func refuseAll(opt, _ string) (string, string) {
 	return "", opt + " runs a program of its choosing"
 }
 
-// sshOption reads ssh's -o NAME=VALUE (or NAME VALUE) and -S, -I.
+// scpOption reads scp's and sftp's: -S, the ssh they run, and -D, an
+// sftp server run in its place, besides ssh's.
+func scpOption(opt, v string) (string, string) {
+	if opt == "-S" || opt == "-D" {
+		return v, ""
+	}
+	return sshOption(opt, v)
+}
+
+// sshOption reads ssh's -o NAME=VALUE (or NAME VALUE) and -I.
 func sshOption(opt, v string) (string, string) {
 	switch opt {
-	case "-S":
-		return v, "" // scp's and sftp's ssh program
 	case "-I":
 		return "", "-I loads a library"
 	case "-o":

@@ -875,6 +875,8 @@ func TestCommandsHiddenRunners(t *testing.T) {
 		{script: `ssh -l -- -oProxyCommand='rm -rf d' h`, runs: "rm"},
 		{script: `ssh host ps -eo pid,command`, runs: "ssh"},
 		{script: `ssh -i "$key" -p 2222 host true`, runs: "ssh"},
+		{script: `ssh -S ~/.ssh/cm -o ControlMaster=auto host true`, runs: "ssh"},
+		{script: `sftp -D 'rm -rf d' host`, runs: "rm"},
 		{script: `ssh -o StrictHostKeyChecking=no h true`, runs: "ssh"},
 		{script: `git -c alias.x='!rm -rf d8' x`, runs: "rm"},
 		{script: `git -c "alias.x=$Y" x`, err: "its value is made at run time"},
