@@ -884,7 +884,7 @@ func TestPostgresCopyFailedByTheServer(t *testing.T) {
 // withheld, until the transaction ends.
 func TestPostgresLeakUncommittedObjects(t *testing.T) {
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
-	allowAlso(t, p, "ddl, lock, do")
+	allowAlso(t, p, "ddl, lock, do, cursor")
 	const leak = `CREATE FUNCTION pg_temp.NAME(int) RETURNS text LANGUAGE sql AS $$SELECT email || ' ' || card_number FROM customers WHERE id = $1$$`
 	fn := func(name string) string { return strings.Replace(leak, "NAME", name, 1) }
 	runLeakCases(t, p, []leakCase{
@@ -930,6 +930,15 @@ func TestPostgresLeakUncommittedObjects(t *testing.T) {
 		// What a DO block made is checked for once it is committed.
 		{name: "a function a DO block made, called after the commit", stmts: []string{
 			"BEGIN", "DO $$BEGIN EXECUTE $f$" + fn("g") + "$f$; END$$", "COMMIT", "SELECT pg_temp.g(1)"}},
+		// Code the statement does not show reads masked values for an
+		// error to echo: a rule on the session's own table, a WITH HOLD
+		// cursor run at COMMIT.
+		{name: "an error of a rule's action", stmts: []string{
+			"CREATE TEMP TABLE tr (id int)",
+			"CREATE RULE r AS ON INSERT TO tr DO ALSO SELECT c.id FROM customers c WHERE c.id = new.id AND (c.email || '.a.b.c')::regclass IS NOT NULL",
+			"INSERT INTO tr VALUES (1)"}},
+		{name: "an error of a WITH HOLD cursor at COMMIT", stmts: []string{
+			"BEGIN", "DECLARE h CURSOR WITH HOLD FOR SELECT id FROM customers WHERE (email || '.a.b.c')::regclass IS NOT NULL", "COMMIT"}},
 		// An advisory lock's key shows in pg_locks.
 		{name: "an advisory lock keyed by a masked value", stmts: []string{
 			"SELECT id FROM customers WHERE pg_try_advisory_lock(('x' || encode(substr(convert_to(email, 'UTF8'), 1, 8), 'hex'))::bit(64)::bigint)",
