@@ -74,10 +74,16 @@
 //     (tar --to-command, ssh -o ProxyCommand=, rsync -e, git -c alias.x=!...,
 //     git rebase -x, strace -o '|...'; see optionPrograms) is read as a
 //     script, and the commands in it reported, long options also when
-//     abbreviated; such a value made at run time is refused, and so are
-//     options whose command cannot be read so (ssh -I, git -c include.path,
-//     capsh --shell). A word that is all expansion ("$opt") is not seen as
-//     an option.
+//     abbreviated (ssh's options after its host too, its %h tokens as words
+//     known only at run time); so is the value of a variable such a program
+//     runs (GIT_SSH_COMMAND, EDITOR, PAGER, LESSOPEN). Such a value made at
+//     run time is refused, and so are options and variables whose command
+//     cannot be read so (ssh -I and -F, git -c include.path, an alias of a
+//     git command line, GIT_CONFIG_*, TAR_OPTIONS, capsh --shell), and, for
+//     those programs, words braces, xargs -I or splitting may turn into
+//     options. A quoted word that is all expansion ("$opt") is not seen as
+//     an option, and configuration the line writes (git config alias.x)
+//     is not read.
 //   - Programs with command languages of their own (sed's e, vim -c, gdb
 //     -ex, make --eval) are interpreters, like python -c and awk.
 //   - A $'...' escape bash reads and corral does not decode (\x{HH}) makes

@@ -28,6 +28,14 @@ type programOptions struct {
 	// carries are the options whose value may be a command; a value made
 	// at run time is refused for them (nil: every option above).
 	carries []string
+	// flags are long options that take no value but abbreviate one that
+	// does (tar --checkpoint, --checkpoint-action); optional, the short
+	// options whose value, if any, is attached (git grep -O[pager]).
+	flags    []string
+	optional string
+	// again: options go on after the first operand, up to the second
+	// (ssh host -oProxyCommand=... cmd).
+	again bool
 }
 
 func (p *programOptions) carriesCommand(opt string) bool {
@@ -40,7 +48,8 @@ func whole(_, value string) (string, string) { return value, "" }
 var optionPrograms = map[string]*programOptions{
 	"tar": {
 		short: "bCfFgHIKLNTVX", long: []string{"--to-command", "--checkpoint-action", "--use-compress-program", "--info-script",
-			"--new-volume-script", "--rsh-command", "--rmt-command", "--file", "--directory", "--checkpoint"},
+			"--new-volume-script", "--rsh-command", "--rmt-command", "--file", "--directory"},
+		flags: []string{"--checkpoint"},
 		carries: []string{"-I", "-F", "--to-command", "--checkpoint-action", "--use-compress-program", "--info-script",
 			"--new-volume-script", "--rsh-command", "--rmt-command"},
 		command: func(opt, v string) (string, string) {
@@ -49,15 +58,20 @@ var optionPrograms = map[string]*programOptions{
 				return v, ""
 			case "--checkpoint-action":
 				if cmd, ok := strings.CutPrefix(v, "exec="); ok {
+					if strings.ContainsAny(cmd, `"'\`) {
+						// tar takes quotes out of it before the shell
+						// reads it.
+						return "", "--checkpoint-action=exec= with quotes, which tar reads its own way"
+					}
 					return cmd, ""
 				}
 			}
 			return "", ""
 		},
 	},
-	"ssh":  {short: "BbcDEeFIiJLlmOopQRSWw", operands: true, command: sshOption, carries: []string{"-o", "-I"}},
-	"scp":  {short: "cDFiJloPSX", command: scpOption, carries: []string{"-o", "-S", "-D"}},
-	"sftp": {short: "BbcDFiJloPRSsX", command: scpOption, carries: []string{"-o", "-S", "-D"}},
+	"ssh":  {short: "BbcDEeFIiJLlmOopQRSWw", operands: true, again: true, command: sshOption, carries: []string{"-o", "-I", "-F"}},
+	"scp":  {short: "cDFiJloPSX", command: scpOption, carries: []string{"-o", "-S", "-D", "-F"}},
+	"sftp": {short: "BbcDFiJloPRSsX", command: scpOption, carries: []string{"-o", "-S", "-D", "-F"}},
 	"rsync": {short: "eBfT", long: []string{"--rsh", "--rsync-path"}, carries: []string{"-e", "--rsh", "--rsync-path"},
 		command: func(opt, v string) (string, string) {
 			if opt == "-e" || opt == "--rsh" || opt == "--rsync-path" {
@@ -65,10 +79,14 @@ var optionPrograms = map[string]*programOptions{
 			}
 			return "", ""
 		}},
-	"git": {short: "Cc", long: []string{"--git-dir", "--work-tree", "--namespace", "--exec-path", "--config-env", "--super-prefix"},
+	"git": {short: "Cc", long: []string{"--git-dir", "--work-tree", "--namespace", "--exec-path", "--config-env", "--super-prefix",
+		"--shallow-file", "--list-cmds", "--attr-source"},
 		operands: true, command: gitOption, carries: []string{"-c", "--exec-path", "--config-env"}},
-	"strace": {short: "abeEIoOpPsSuUX", long: []string{"--output"}, carries: []string{"-o", "--output"},
+	"strace": {short: "abeEIoOpPsSuUX", long: []string{"--output", "--env"}, carries: []string{"-o", "--output", "-E", "--env"},
 		command: func(opt, v string) (string, string) {
+			if opt == "-E" || opt == "--env" {
+				return envValue(v)
+			}
 			if opt == "-o" || opt == "--output" {
 				if cmd, ok := strings.CutPrefix(v, "|"); ok {
 					return cmd, ""
@@ -85,7 +103,7 @@ var optionPrograms = map[string]*programOptions{
 	"sdiff":             {long: []string{"--diff-program"}, command: whole},
 	"diff3":             {long: []string{"--diff-program"}, command: whole},
 	"wget":              {long: []string{"--use-askpass"}, command: whole},
-	"zip":               {long: []string{"--unzip-command"}, command: whole}, // and -TT
+	"zip":               {long: []string{"--unzip-command"}, command: whole}, // and -TT, read below
 	"man":               {short: "P", long: []string{"--pager"}, command: whole},
 	"capsh":             {long: []string{"--shell"}, command: refuseAll},
 	"fakeroot":          {long: []string{"--faked"}, command: refuseAll},
@@ -105,24 +123,27 @@ func scpOption(opt, v string) (string, string) {
 	return sshOption(opt, v)
 }
 
-// sshOption reads ssh's -o NAME=VALUE (or NAME VALUE) and -I.
+// sshOption reads ssh's -o NAME=VALUE (or NAME VALUE), -I and -F.
 func sshOption(opt, v string) (string, string) {
 	switch opt {
 	case "-I":
 		return "", "-I loads a library"
+	case "-F":
+		return "", "-F reads options, ProxyCommand among them, from a file"
 	case "-o":
 	default:
 		return "", ""
 	}
-	v = strings.TrimSpace(v)
+	// ssh takes quotes out of the name, and a leading =.
+	v = strings.TrimLeft(strings.TrimSpace(v), "= \t")
 	end := strings.IndexFunc(v, func(r rune) bool { return r == '=' || r == ' ' || r == '\t' })
 	key, value := v, ""
 	if end >= 0 {
 		key, value = v[:end], strings.TrimLeft(v[end:], "= \t")
 	}
-	switch strings.ToLower(strings.Trim(key, `"`)) {
+	switch strings.ToLower(strings.ReplaceAll(key, `"`, "")) {
 	case "proxycommand", "localcommand", "knownhostscommand", "remotecommand":
-		return value, ""
+		return sshTokens(value), ""
 	case "pkcs11provider", "securitykeyprovider":
 		return "", "-o " + key + " loads a library"
 	case "match", "include":
@@ -131,10 +152,45 @@ func sshOption(opt, v string) (string, string) {
 	return "", ""
 }
 
+// sshTokens makes ssh's %h, %r, %n and the like, which it replaces with
+// the host, user or port the command line gives, words known only at run
+// time: `ProxyCommand=%h -rf d` with host rm runs rm.
+func sshTokens(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '%' && i+1 < len(v) {
+			if v[i+1] == '%' {
+				b.WriteString("%")
+			} else {
+				b.WriteString("${ssh_token_" + string(v[i+1]) + "}")
+			}
+			i++
+			continue
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}
+
+// envValue reads NAME=VALUE as given to a program's environment (strace
+// -E): a variable that runs code is refused, one whose value is a command
+// is read as a script.
+func envValue(v string) (string, string) {
+	name, value, _ := strings.Cut(v, "=")
+	if codeVar(name) {
+		return "", name + " makes the program run code of its choosing"
+	}
+	if commandVar(name) {
+		return strings.TrimPrefix(value, "|"), ""
+	}
+	return "", ""
+}
+
 // gitKeys are the ends of the names of configuration keys whose value git
 // runs as a command.
 var gitKeys = []string{"command", "cmd", "program", "editor", "pager", "helper", "driver", "fsmonitor", "external", "clean",
-	"smudge", "process", "gitproxy", "askpass", "packobjectshook", "difffilter", "uploadpack", "receivepack", "sshcommand"}
+	"smudge", "process", "gitproxy", "askpass", "packobjectshook", "difffilter", "uploadpack", "receivepack", "sshcommand",
+	"textconv", "path", "tunnel"}
 
 // gitOption reads git's -c KEY=VALUE and its global options.
 func gitOption(opt, v string) (string, string) {
@@ -154,7 +210,12 @@ func gitOption(opt, v string) (string, string) {
 		if cmd, ok := strings.CutPrefix(strings.TrimSpace(value), "!"); ok {
 			return cmd, ""
 		}
-		return "", ""
+		// Another git command line, with options of its own.
+		return "", "-c " + key + " makes an alias of a git command line, which is not read"
+	case key == "help.autocorrect":
+		return "", "-c help.autocorrect runs a subcommand other than the one written"
+	case key == "core.hookspath":
+		return "", "-c core.hooksPath runs the hooks of a directory of its choosing"
 	case strings.HasPrefix(key, "include.") || strings.HasPrefix(key, "includeif.") || strings.HasPrefix(key, "protocol."):
 		return "", "-c " + key + " reads configuration, or allows transports, from elsewhere"
 	case strings.HasPrefix(key, "pager."):
@@ -172,22 +233,39 @@ func gitOption(opt, v string) (string, string) {
 // command, or that run the words after them (bisect run, submodule
 // foreach).
 var gitSubcommands = map[string]*programOptions{
-	"rebase":    {long: []string{"--exec"}, short: "x", command: whole},
-	"difftool":  {long: []string{"--extcmd"}, short: "x", command: whole},
-	"grep":      {long: []string{"--open-files-in-pager"}, command: whole},
-	"fetch":     {long: []string{"--upload-pack"}, command: whole},
-	"pull":      {long: []string{"--upload-pack"}, command: whole},
-	"clone":     {long: []string{"--upload-pack"}, short: "u", command: whole},
+	"rebase":     {long: []string{"--exec"}, short: "x", command: whole},
+	"difftool":   {long: []string{"--extcmd"}, short: "x", command: whole},
+	"grep":       {long: []string{"--open-files-in-pager"}, optional: "O", command: whole},
+	"fetch":      {long: []string{"--upload-pack"}, command: whole},
+	"fetch-pack": {long: []string{"--upload-pack", "--exec"}, command: whole},
+	"pull":       {long: []string{"--upload-pack"}, command: whole},
+	"clone": {long: []string{"--upload-pack", "--config"}, short: "uc", command: func(opt, v string) (string, string) {
+		if opt == "-c" || opt == "--config" {
+			return gitOption("-c", v)
+		}
+		return v, ""
+	}},
 	"ls-remote": {long: []string{"--upload-pack"}, command: whole},
 	"archive":   {long: []string{"--exec"}, command: whole},
 	"push":      {long: []string{"--receive-pack", "--exec"}, command: whole},
+	"send-pack": {long: []string{"--receive-pack", "--exec"}, command: whole},
 }
 
 // optionCommands checks the options of programOptions' programs.
 func (w *walker) optionCommands(name string, args []arg, c ctx) error {
+	if name == "slogin" {
+		name = "ssh"
+	}
+	if sub, ok := strings.CutPrefix(name, "git-"); ok {
+		// /usr/lib/git-core/git-ls-remote: a subcommand by its own name.
+		name, args = "git", append([]arg{args[0], {text: sub, src: sub, lit: true, plain: true, single: true}}, args[1:]...)
+	}
 	p, ok := optionPrograms[name]
 	if !ok {
 		return nil
+	}
+	if err := refuseOpen(args, c); err != nil {
+		return err // words xargs appends may be options
 	}
 	rest, err := w.scanOptions(name, p, args, 1, c)
 	if err != nil || name != "git" || len(rest) == 0 {
@@ -200,10 +278,14 @@ func (w *walker) optionCommands(name string, args []arg, c ctx) error {
 		if len(rest) > 1 && rest[1].text == "run" {
 			return w.wrapped(args, rest[2:], c)
 		}
-	case "submodule":
+	case "submodule", "submodule--helper":
 		for i, a := range rest {
 			if a.plain && a.text == "foreach" {
-				return w.joinedScript(append([]arg{sub}, rest[i+1:]...), c)
+				script := rest[i+1:]
+				for len(script) > 0 && script[0].plain && strings.HasPrefix(script[0].text, "-") {
+					script = script[1:] // --recursive, -q
+				}
+				return w.joinedScript(append([]arg{sub}, script...), c)
 			}
 		}
 	case "filter-branch":
@@ -256,14 +338,22 @@ func (w *walker) scanOptions(name string, p *programOptions, args []arg, from in
 		}
 		return w.script(script, c, name+" "+opt)
 	}
+	operands := 0
 	for i := from; i < len(args); i++ {
 		a := args[i]
+		if strings.Contains(a.src, "{") && strings.Contains(a.src, "}") || a.filled || !a.single {
+			// Braces make words of their own, xargs -I puts its input
+			// in, and an unquoted expansion splits: options among them.
+			return nil, fmt.Errorf("cannot check `%s %s`: it may become options at run time", name, a.src)
+		}
 		if !a.plain {
 			if strings.HasPrefix(a.lits, "-") {
 				return nil, fmt.Errorf("cannot check `%s %s`: an option made at run time", name, a.src)
 			}
 			if p.operands {
-				return args[i:], nil
+				if operands++; !p.again || operands > 1 {
+					return args[i:], nil
+				}
 			}
 			continue
 		}
@@ -273,8 +363,22 @@ func (w *walker) scanOptions(name string, p *programOptions, args []arg, from in
 			if p.operands {
 				return args[i+1:], nil
 			}
+		case name == "zip" && strings.HasPrefix(t, "-TT"):
+			if v := strings.TrimPrefix(t[3:], "="); v != "" {
+				if err := check("-TT", &v, arg{}); err != nil {
+					return nil, err
+				}
+			} else if i+1 < len(args) {
+				i++
+				if err := check("-TT", nil, args[i]); err != nil {
+					return nil, err
+				}
+			}
 		case strings.HasPrefix(t, "--"):
 			n, v, hasValue := strings.Cut(t, "=")
+			if slices.Contains(p.flags, n) {
+				continue
+			}
 			opt := longOption(n, p.long)
 			if opt == "" {
 				if p.command != nil && len(p.long) == 0 && len(p.short) == 0 {
@@ -303,14 +407,15 @@ func (w *walker) scanOptions(name string, p *programOptions, args []arg, from in
 					return nil, fmt.Errorf("cannot check `%s`: %s", name, refuse)
 				}
 			}
-			if name == "zip" && t == "-TT" && i+1 < len(args) {
-				i++
-				if err := check("-TT", nil, args[i]); err != nil {
-					return nil, err
-				}
-				continue
-			}
 			for j := 1; j < len(t); j++ {
+				if strings.ContainsRune(p.optional, rune(t[j])) {
+					if v := t[j+1:]; v != "" {
+						if err := check("-"+t[j:j+1], &v, arg{}); err != nil {
+							return nil, err
+						}
+					}
+					break
+				}
 				if !strings.ContainsRune(p.short, rune(t[j])) {
 					continue
 				}
@@ -328,13 +433,24 @@ func (w *walker) scanOptions(name string, p *programOptions, args []arg, from in
 				break
 			}
 		default:
-			if name == "tar" && i == 1 && strings.ContainsAny(t, "IF") {
+			if name == "tar" && i == 1 {
 				// Old-style letters (tar xIf CMD a.tar): their values
-				// come in the words after, in order.
-				return nil, fmt.Errorf("cannot check `tar %s`: write its options with dashes", t)
+				// come in the words after, in order, whatever they
+				// look like.
+				if strings.ContainsAny(t, "IF") {
+					return nil, fmt.Errorf("cannot check `tar %s`: write its options with dashes", t)
+				}
+				for _, l := range t {
+					if strings.ContainsRune(p.short, l) {
+						i++
+					}
+				}
+				continue
 			}
 			if p.operands {
-				return args[i:], nil
+				if operands++; !p.again || operands > 1 {
+					return args[i:], nil
+				}
 			}
 		}
 	}
@@ -349,7 +465,7 @@ func longOption(word string, long []string) string {
 	}
 	found := ""
 	for _, l := range long {
-		if len(word) > 3 && strings.HasPrefix(l, word) {
+		if len(word) > 2 && strings.HasPrefix(l, word) {
 			if found != "" {
 				return "" // ambiguous: the program refuses it
 			}

@@ -787,7 +787,7 @@ func (w *walker) sudo(args []arg, c ctx) error {
 	if h, ok := p.val("h"); ok && h.val == "" {
 		return nil
 	}
-	rest, err := w.skipAssigns(p.rest)
+	rest, err := w.skipAssigns(p.rest, c)
 	if err != nil {
 		return err
 	}
@@ -828,7 +828,7 @@ func (w *walker) env(args []arg, c ctx) error {
 	if len(rest) > 0 && rest[0].plain && rest[0].text == "-" {
 		rest = rest[1:]
 	}
-	rest, err = w.skipAssigns(rest)
+	rest, err = w.skipAssigns(rest, c)
 	if err != nil {
 		return err
 	}
@@ -838,7 +838,7 @@ func (w *walker) env(args []arg, c ctx) error {
 // skipAssigns skips the NAME=VALUE words that env and sudo put in the
 // environment. A value holding a command substitution is refused for the
 // reason walker.value gives: a shell may run it later (PS4, ${X@P}).
-func (w *walker) skipAssigns(rest []arg) ([]arg, error) {
+func (w *walker) skipAssigns(rest []arg, c ctx) ([]arg, error) {
 	for len(rest) > 0 && isAssignWord(rest[0]) {
 		if holdsSubst(rest[0].lits) {
 			return nil, fmt.Errorf("cannot check %s: the value holds a command substitution that may run later", rest[0].src)
@@ -849,6 +849,14 @@ func (w *walker) skipAssigns(rest []arg) ([]arg, error) {
 		}
 		if codeVar(name) {
 			return nil, fmt.Errorf("cannot check %s: %s makes the command run code of its choosing", rest[0].src, name)
+		}
+		if commandVar(name) {
+			if !rest[0].plain {
+				return nil, builtAtRunTime(rest[0])
+			}
+			if err := w.script(strings.TrimPrefix(value, "|"), c, name); err != nil {
+				return nil, err
+			}
 		}
 		// The program's environment: a bash it runs reads the value.
 		w.given(name, rest[0].plain && isInteger(arg{plain: true, text: value}))
@@ -871,8 +879,23 @@ var runsCode = map[string]bool{
 // line does not show: runsCode, and bash's exported functions
 // (BASH_FUNC_ls%%='() { rm -rf /; }' makes a bash it runs run that for ls).
 func codeVar(name string) bool {
-	return runsCode[name] || strings.HasPrefix(name, "BASH_FUNC_")
+	return runsCode[name] || strings.HasPrefix(name, "BASH_FUNC_") ||
+		// git's configuration, and where it finds its programs; tar's
+		// options.
+		strings.HasPrefix(name, "GIT_CONFIG") || name == "GIT_ALLOW_PROTOCOL" || name == "GIT_EXEC_PATH" || name == "TAR_OPTIONS"
 }
+
+// commandVars are variables whose value a program runs as a command:
+// set on a command, through env or sudo, or exported, the value is read
+// as a script, as an option's is (see optionPrograms).
+var commandVars = map[string]bool{
+	"GIT_SSH_COMMAND": true, "GIT_SSH": true, "GIT_EXTERNAL_DIFF": true, "GIT_EDITOR": true, "GIT_SEQUENCE_EDITOR": true,
+	"GIT_PAGER": true, "GIT_ASKPASS": true, "GIT_PROXY_COMMAND": true, "SSH_ASKPASS": true, "EDITOR": true, "VISUAL": true,
+	"PAGER": true, "MANPAGER": true, "SYSTEMD_PAGER": true, "LESSOPEN": true, "LESSCLOSE": true, "RSYNC_RSH": true,
+	"RSYNC_CONNECT_PROG": true, "SUDO_ASKPASS": true,
+}
+
+func commandVar(name string) bool { return commandVars[name] }
 
 // plainWrapper handles wrappers without options of their own.
 func (w *walker) nice(args []arg, c ctx) error {

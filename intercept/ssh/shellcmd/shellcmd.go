@@ -644,6 +644,16 @@ func (w *walker) value(name *syntax.Lit, v *syntax.Word, c ctx) error {
 	if name != nil && codeVar(name.Value) && !promptVars[name.Value] {
 		return fmt.Errorf("cannot check an assignment to %s: it makes commands run code of its choosing", name.Value)
 	}
+	if name != nil && commandVar(name.Value) {
+		// A program runs the value as a command (GIT_SSH_COMMAND=...).
+		a := scan(v)
+		if !a.plain {
+			return fmt.Errorf("cannot check the value of %s: a command made at run time", name.Value)
+		}
+		if err := w.script(strings.TrimPrefix(a.text, "|"), c, name.Value); err != nil {
+			return err
+		}
+	}
 	if name != nil && promptVars[name.Value] && (!scan(v).plain || strings.ContainsAny(scan(v).lits, "$`")) {
 		return fmt.Errorf("cannot check the value of %s: a prompt built at run time may run commands", name.Value)
 	}
