@@ -1979,11 +1979,13 @@ func unquote(msg string) string {
 // values ("invalid input syntax for type integer: \"ada@example.com\"").
 // With column masks in force every quoted value is hidden, with the parts
 // that quote rows, input and inner queries; detectors run over the rest.
-// Two kinds lose their whole text: an error of a statement that reads
-// masked data (withhold), where evaluating it went wrong — functions echo
-// their input unquoted (make_date, chr, convert_from) and a filter may
-// compute over masked columns — and what the database's own code raises
-// with PL/pgSQL's default codes (a trigger's RAISE NOTICE '%', OLD.email).
+// Two kinds lose their whole text (the SQLSTATE and the name fields stay):
+// withheld messages (every error, and the notices of a statement that
+// reads masked data) unless about the statement, since evaluating it may
+// go wrong over masked values — functions echo their input unquoted
+// (make_date, chr, convert_from), a filter, rule or policy may compute
+// over masked columns — and what the database's own code raises with
+// PL/pgSQL's default codes (a trigger's RAISE NOTICE '%', OLD.email).
 func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorResponse) {
 	if len(mk.columns) > 0 {
 		m.Detail, m.Where, m.InternalQuery, m.InternalPosition = "", "", "", 0
@@ -2042,7 +2044,10 @@ func fromData(m *pgproto3.ErrorResponse) bool {
 	if len(m.Code) < 2 || m.Position > 0 || m.Code == "42501" {
 		return false
 	}
-	return m.Code[:2] == "42" || m.Code[:2] == "0A"
+	// The echo follows a colon; a message without one says nothing
+	// computed ("cached plan must not change result type", which clients
+	// match to prepare again).
+	return (m.Code[:2] == "42" || m.Code[:2] == "0A") && strings.Contains(m.Message, ": ")
 }
 
 // aboutStatement reports SQLSTATE classes that speak of the statement, the

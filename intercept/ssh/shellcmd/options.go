@@ -33,6 +33,8 @@ type programOptions struct {
 	// options whose value, if any, is attached (git grep -O[pager]).
 	flags    []string
 	optional string
+	// optionalLong are long options whose value, if any, follows "=".
+	optionalLong []string
 	// again: options go on after the first operand, up to the second
 	// (ssh host -oProxyCommand=... cmd).
 	again bool
@@ -97,17 +99,27 @@ var optionPrograms = map[string]*programOptions{
 			}
 			return "", ""
 		}},
-	"split":             {long: []string{"--filter"}, command: whole},
-	"sort":              {long: []string{"--compress-program"}, command: whole},
-	"install":           {long: []string{"--strip-program"}, command: whole},
-	"sdiff":             {long: []string{"--diff-program"}, command: whole},
-	"diff3":             {long: []string{"--diff-program"}, command: whole},
-	"wget":              {long: []string{"--use-askpass"}, command: whole},
-	"zip":               {long: []string{"--unzip-command"}, command: whole}, // and -TT, read below
-	"man":               {short: "P", long: []string{"--pager"}, command: whole},
-	"capsh":             {long: []string{"--shell"}, command: refuseAll},
-	"fakeroot":          {long: []string{"--faked"}, command: refuseAll},
+	"split":   {long: []string{"--filter"}, command: whole},
+	"sort":    {long: []string{"--compress-program"}, command: whole},
+	"install": {long: []string{"--strip-program"}, command: whole},
+	"sdiff":   {long: []string{"--diff-program"}, command: whole},
+	"diff3":   {long: []string{"--diff-program"}, command: whole},
+	"wget":    {long: []string{"--use-askpass"}, command: whole},
+	"zip":     {long: []string{"--unzip-command"}, command: whole}, // and -TT, read below
+	"man":     {short: "P", long: []string{"--pager"}, optional: "H", optionalLong: []string{"--html"}, command: whole},
+	"capsh":   {long: []string{"--shell"}, command: refuseAll},
+	"fakeroot": {short: "lfis", long: []string{"--faked", "--lib"}, carries: []string{"-l", "-f", "--faked", "--lib"},
+		command: func(opt, v string) (string, string) {
+			if opt == "-i" || opt == "-s" {
+				return "", "" // state files
+			}
+			return refuseAll(opt, v)
+		}},
 	"start-stop-daemon": {command: refuseAll},
+}
+
+func refuseTemplate(opt, _ string) (string, string) {
+	return "", opt + " copies hooks of its choosing, which git then runs"
 }
 
 func refuseAll(opt, _ string) (string, string) {
@@ -190,7 +202,7 @@ func envValue(v string) (string, string) {
 // runs as a command.
 var gitKeys = []string{"command", "cmd", "program", "editor", "pager", "helper", "driver", "fsmonitor", "external", "clean",
 	"smudge", "process", "gitproxy", "askpass", "packobjectshook", "difffilter", "uploadpack", "receivepack", "sshcommand",
-	"textconv", "path", "tunnel"}
+	"textconv", "tunnel"}
 
 // gitOption reads git's -c KEY=VALUE and its global options.
 func gitOption(opt, v string) (string, string) {
@@ -218,12 +230,15 @@ func gitOption(opt, v string) (string, string) {
 		return "", "-c core.hooksPath runs the hooks of a directory of its choosing"
 	case strings.HasPrefix(key, "include.") || strings.HasPrefix(key, "includeif.") || strings.HasPrefix(key, "protocol."):
 		return "", "-c " + key + " reads configuration, or allows transports, from elsewhere"
-	case strings.HasPrefix(key, "pager."):
-		return value, ""
+	case strings.HasPrefix(key, "pager."),
+		strings.HasSuffix(key, ".path") && (strings.HasPrefix(key, "difftool.") || strings.HasPrefix(key, "mergetool.") || strings.HasPrefix(key, "man.")),
+		strings.HasPrefix(key, "submodule.") && strings.HasSuffix(key, ".update"):
+		return strings.TrimPrefix(strings.TrimSpace(value), "!"), ""
 	}
 	for _, end := range gitKeys {
 		if strings.HasSuffix(key, end) {
-			return value, ""
+			// credential.helper='!cmd' runs cmd.
+			return strings.TrimPrefix(strings.TrimSpace(value), "!"), ""
 		}
 	}
 	return "", ""
@@ -235,20 +250,27 @@ func gitOption(opt, v string) (string, string) {
 var gitSubcommands = map[string]*programOptions{
 	"rebase":     {long: []string{"--exec"}, short: "x", command: whole},
 	"difftool":   {long: []string{"--extcmd"}, short: "x", command: whole},
-	"grep":       {long: []string{"--open-files-in-pager"}, optional: "O", command: whole},
+	"grep":       {optionalLong: []string{"--open-files-in-pager"}, optional: "O", command: whole},
 	"fetch":      {long: []string{"--upload-pack"}, command: whole},
 	"fetch-pack": {long: []string{"--upload-pack", "--exec"}, command: whole},
 	"pull":       {long: []string{"--upload-pack"}, command: whole},
-	"clone": {long: []string{"--upload-pack", "--config"}, short: "uc", command: func(opt, v string) (string, string) {
-		if opt == "-c" || opt == "--config" {
+	"clone": {long: []string{"--upload-pack", "--config", "--template"}, short: "uc", command: func(opt, v string) (string, string) {
+		switch opt {
+		case "-c", "--config":
 			return gitOption("-c", v)
+		case "--template":
+			return refuseTemplate(opt, v)
 		}
 		return v, ""
 	}},
-	"ls-remote": {long: []string{"--upload-pack"}, command: whole},
-	"archive":   {long: []string{"--exec"}, command: whole},
-	"push":      {long: []string{"--receive-pack", "--exec"}, command: whole},
-	"send-pack": {long: []string{"--receive-pack", "--exec"}, command: whole},
+	"ls-remote":  {long: []string{"--upload-pack"}, command: whole},
+	"send-email": {long: []string{"--to-cmd", "--cc-cmd", "--sendmail-cmd", "--smtp-server"}, command: whole},
+	"instaweb":   {long: []string{"--httpd"}, short: "d", command: whole},
+	"daemon":     {long: []string{"--access-hook"}, command: whole},
+	"init":       {long: []string{"--template"}, command: refuseTemplate},
+	"archive":    {long: []string{"--exec"}, command: whole},
+	"push":       {long: []string{"--receive-pack", "--exec"}, command: whole},
+	"send-pack":  {long: []string{"--receive-pack", "--exec"}, command: whole},
 }
 
 // optionCommands checks the options of programOptions' programs.
@@ -288,8 +310,8 @@ func (w *walker) optionCommands(name string, args []arg, c ctx) error {
 				return w.joinedScript(append([]arg{sub}, script...), c)
 			}
 		}
-	case "filter-branch":
-		return fmt.Errorf("cannot check `git filter-branch`: it runs its filters as commands")
+	case "filter-branch", "remote-ext":
+		return fmt.Errorf("cannot check `git %s`: it runs commands given as strings", sub.text)
 	}
 	if sp, ok := gitSubcommands[sub.text]; ok {
 		_, err := w.scanOptions("git "+sub.text, sp, rest, 1, c)
@@ -341,7 +363,7 @@ func (w *walker) scanOptions(name string, p *programOptions, args []arg, from in
 	operands := 0
 	for i := from; i < len(args); i++ {
 		a := args[i]
-		if strings.Contains(a.src, "{") && strings.Contains(a.src, "}") || a.filled || !a.single {
+		if a.filled || !a.single {
 			// Braces make words of their own, xargs -I puts its input
 			// in, and an unquoted expansion splits: options among them.
 			return nil, fmt.Errorf("cannot check `%s %s`: it may become options at run time", name, a.src)
@@ -363,8 +385,8 @@ func (w *walker) scanOptions(name string, p *programOptions, args []arg, from in
 			if p.operands {
 				return args[i+1:], nil
 			}
-		case name == "zip" && strings.HasPrefix(t, "-TT"):
-			if v := strings.TrimPrefix(t[3:], "="); v != "" {
+		case name == "zip" && strings.HasPrefix(t, "-") && !strings.HasPrefix(t, "--") && strings.Contains(t, "TT"):
+			if v := strings.TrimPrefix(t[strings.Index(t, "TT")+2:], "="); v != "" {
 				if err := check("-TT", &v, arg{}); err != nil {
 					return nil, err
 				}
@@ -377,6 +399,14 @@ func (w *walker) scanOptions(name string, p *programOptions, args []arg, from in
 		case strings.HasPrefix(t, "--"):
 			n, v, hasValue := strings.Cut(t, "=")
 			if slices.Contains(p.flags, n) {
+				continue
+			}
+			if opt := longOption(n, p.optionalLong); opt != "" {
+				if hasValue {
+					if err := check(opt, &v, arg{}); err != nil {
+						return nil, err
+					}
+				}
 				continue
 			}
 			opt := longOption(n, p.long)

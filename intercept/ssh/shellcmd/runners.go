@@ -342,11 +342,12 @@ var anyWrapper = map[string]bool{
 	"dbus-run-session": true,
 }
 
-// commandGiven reports whether a wrapper of shellWithout is given a
-// command: a word that is no option (setarch's first is its architecture),
-// or, for script, -c; so to speak, as an option's value could pass for one.
+// commandGiven reports whether a wrapper of shellWithout is surely given
+// a command: script with -c, setarch under an architecture's name (its
+// options take no value) with a word that is no option. For the others a
+// word may be an option's value (unshare --setgroups deny, nsenter -t 1),
+// so they count as reading input whatever follows.
 func commandGiven(base string, args []arg) bool {
-	words := 0
 	for _, a := range args[1:] {
 		short := strings.HasPrefix(a.text, "-") && !strings.HasPrefix(a.text, "--")
 		switch {
@@ -354,14 +355,11 @@ func commandGiven(base string, args []arg) bool {
 			if short && strings.Contains(a.text, "c") || strings.HasPrefix(a.text, "--command") {
 				return true
 			}
-		case !strings.HasPrefix(a.text, "-"):
-			words++
+		case archNames[base] && !strings.HasPrefix(a.text, "-"):
+			return true
 		}
 	}
-	if base == "setarch" {
-		return words > 1
-	}
-	return words > 0
+	return false
 }
 
 // shellWithout are the wrappers of anyWrapper that start a shell when
@@ -371,13 +369,16 @@ var shellWithout = map[string]bool{
 	"firejail": true, "capsh": true, "dbus-run-session": true,
 }
 
+// archNames are setarch's names that are architectures.
+var archNames = map[string]bool{}
+
 func init() {
 	// setarch under any of its names (see anyWrapper).
 	for _, arch := range []string{"linux32", "linux64", "i386", "i486", "i586", "i686", "x86_64", "uname26", "ia64",
 		"ppc", "ppc32", "ppc64", "ppc64le", "s390", "s390x", "sparc", "sparc32", "sparc32bash", "sparc64", "mips",
 		"mips32", "mips64", "arm", "armh", "armv7l", "armv8l", "aarch64", "alpha", "parisc", "parisc32", "parisc64",
 		"loongarch", "loongarch64", "riscv64"} {
-		anyWrapper[arch], shellWithout[arch] = true, true
+		anyWrapper[arch], shellWithout[arch], archNames[arch] = true, true, true
 	}
 }
 
@@ -882,7 +883,8 @@ func codeVar(name string) bool {
 	return runsCode[name] || strings.HasPrefix(name, "BASH_FUNC_") ||
 		// git's configuration, and where it finds its programs; tar's
 		// options.
-		strings.HasPrefix(name, "GIT_CONFIG") || name == "GIT_ALLOW_PROTOCOL" || name == "GIT_EXEC_PATH" || name == "TAR_OPTIONS"
+		strings.HasPrefix(name, "GIT_CONFIG") || name == "GIT_ALLOW_PROTOCOL" || name == "GIT_EXEC_PATH" || name == "GIT_TEMPLATE_DIR" ||
+		name == "TAR_OPTIONS" || name == "MANOPT"
 }
 
 // commandVars are variables whose value a program runs as a command:
@@ -892,7 +894,7 @@ var commandVars = map[string]bool{
 	"GIT_SSH_COMMAND": true, "GIT_SSH": true, "GIT_EXTERNAL_DIFF": true, "GIT_EDITOR": true, "GIT_SEQUENCE_EDITOR": true,
 	"GIT_PAGER": true, "GIT_ASKPASS": true, "GIT_PROXY_COMMAND": true, "SSH_ASKPASS": true, "EDITOR": true, "VISUAL": true,
 	"PAGER": true, "MANPAGER": true, "SYSTEMD_PAGER": true, "LESSOPEN": true, "LESSCLOSE": true, "RSYNC_RSH": true,
-	"RSYNC_CONNECT_PROG": true, "SUDO_ASKPASS": true,
+	"RSYNC_CONNECT_PROG": true, "SUDO_ASKPASS": true, "BROWSER": true,
 }
 
 func commandVar(name string) bool { return commandVars[name] }
