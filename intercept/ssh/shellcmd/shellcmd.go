@@ -603,7 +603,7 @@ func (w *walker) assign(a *syntax.Assign, c ctx) error {
 		return nil
 	}
 	if a.Name != nil {
-		num := a.Value == nil || isInteger(scan(a.Value)) || arithOnly(a.Value)
+		num := a.Value == nil || isInteger(scan(a.Value)) || arithOnly(a.Value) || specialNumber(a.Value)
 		if a.Array != nil {
 			for _, e := range a.Array.Elems {
 				num = num && e.Value != nil && isInteger(scan(e.Value))
@@ -1014,6 +1014,23 @@ func (w *walker) assignedArith(e syntax.ArithmExpr) {
 			w.numeric[names[0]] = true
 		}
 	}
+}
+
+// specialNumber reports whether a word is one of the shell's numeric
+// special parameters alone ($!, $#, $?, $$), quoted or not: pid=$!.
+func specialNumber(w *syntax.Word) bool {
+	parts := w.Parts
+	if len(parts) == 1 {
+		if dq, ok := parts[0].(*syntax.DblQuoted); ok && !dq.Dollar {
+			parts = dq.Parts
+		}
+	}
+	if len(parts) != 1 {
+		return false
+	}
+	pe, ok := parts[0].(*syntax.ParamExp)
+	return ok && pe.Param != nil && pe.Exp == nil && pe.Repl == nil && pe.Slice == nil && pe.Index == nil && !pe.Length && !pe.Excl &&
+		(pe.Param.Value == "!" || pe.Param.Value == "#" || pe.Param.Value == "?" || pe.Param.Value == "$")
 }
 
 // arithOnly reports whether a word is one arithmetic expansion: its value

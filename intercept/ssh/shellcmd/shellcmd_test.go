@@ -950,6 +950,7 @@ func TestCommandsHiddenRunners(t *testing.T) {
 		{script: `sleep 1 & wait $!; wait "$pid"; [ $# -gt 0 ] && [ $? -ne 0 ]`, err: "does not give pid only numbers"},
 		{script: `pid=12; sleep 1 & wait $! "$pid"; [ $# -gt 0 ] && [ $? -ne 0 ] && [ "${#a}" -gt 0 ]; printf "Value: $x\n"`, runs: "printf"},
 		{script: `i=0; [ $i -lt 10 ]`, runs: "["},
+		{script: `sleep 1 & pid=$!; wait $pid; rc="$?"; [ $rc -eq 0 ]`, runs: "wait"},
 		{script: `read -r x; [ $x -lt 10 ]`, err: "does not give x only numbers"},
 		{script: `set -o noclobber keyword; shopt -s lastpipe keyword`, runs: "shopt"},
 		{script: `time -- X=1 rm -rf v`, login: Bash, err: "NAME=VALUE as an assignment"},
