@@ -121,7 +121,7 @@ func (c *catalog) answer(ctx context.Context, collect func() bool, fetch func() 
 // current drops the cache if the catalog rows behind it changed, asking
 // at most every catalogRecheck.
 func (c *catalog) current(ctx context.Context) error {
-	if c.stamp == "" || time.Since(c.checked) < catalogRecheck {
+	if !c.due() {
 		return nil
 	}
 	if err := c.ensure(ctx); err != nil {
@@ -137,6 +137,10 @@ func (c *catalog) current(ctx context.Context) error {
 	c.checked = time.Now()
 	return nil
 }
+
+// due reports whether the cache must be checked against the catalog
+// before it answers.
+func (c *catalog) due() bool { return c.stamp != "" && time.Since(c.checked) >= catalogRecheck }
 
 // inSnapshot runs fetch in one repeatable-read snapshot with the stamp:
 // first of what is cached already (answers fetched now must describe the
@@ -427,7 +431,7 @@ func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string
 // costs no allocation on the data path. Callers read flags by name, and a
 // name missing from the map reads as neither.
 func (c *catalog) cachedFunctions(names []string) (map[string]funcInfo, bool) {
-	if c.stamp != "" && time.Since(c.checked) >= catalogRecheck {
+	if c.due() {
 		return nil, false
 	}
 	var out map[string]funcInfo
@@ -690,9 +694,9 @@ JOIN pg_catalog.pg_proc p ON p.oid = CASE
     WHEN o.oid IS NOT NULL THEN o.oprcode::oid
     ELSE k.castfunc END
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE r.ev_class = $1::oid AND (p.proname = ANY($2::name[]) OR n.nspname NOT IN ('pg_catalog', 'information_schema')
+WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e')))`, id, pgArray(sqlRunners))
+    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'))`, id)
 	if err != nil {
 		return nil, false, err
 	}
@@ -719,9 +723,6 @@ WHERE r.ev_class = $1::oid AND (p.proname = ANY($2::name[]) OR n.nspname NOT IN 
 			col = "*" // the whole row: every column of it
 		}
 		deps = append(deps, r[1]+"."+r[2]+"."+col)
-		if slices.Contains(statsViews, r[2]) || slices.Contains(activityViews, r[2]) {
-			opaque = true
-		}
 		sub, _ := strconv.ParseUint(r[0], 10, 32)
 		c.involved[uint32(sub)] = true
 		if r[4] != "" {
