@@ -1076,7 +1076,7 @@ func (s *session) risky(st *Statement) bool {
 	}
 	for _, n := range names {
 		b, ok := info[n]
-		if !ok || strings.ContainsAny(b.kinds, "vm") || mk.tables[strings.ToLower(n)] || s.uncertain() && s.window.relation(n) {
+		if s.unvouched(n, b, ok) || mk.tables[strings.ToLower(n)] {
 			return true
 		}
 		for _, a := range slices.Concat(b.ancestors, b.descendants) {
@@ -1086,6 +1086,14 @@ func (s *session) risky(st *Statement) bool {
 		}
 	}
 	return false
+}
+
+// unvouched reports whether a relation name (b, ok: what the catalog says
+// of it) may carry masked values the catalog cannot attribute: no
+// relation it knows (a CTE, one made out of its sight), a view, or one
+// the session's own catalog changes named while they are out of sight.
+func (s *session) unvouched(name string, b byName, ok bool) bool {
+	return !ok || strings.ContainsAny(b.kinds, "vm") || s.uncertain() && s.window.relation(name)
 }
 
 // lineage finds, among the relations a statement names, those through
@@ -1116,7 +1124,7 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 	if len(st.Tables) == 0 {
 		return l, nil
 	}
-	_, info, err := s.relationFacts(st)
+	names, info, err := s.relationFacts(st)
 	if err != nil {
 		return l, err
 	}
@@ -1124,9 +1132,8 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 		// A relation the catalog does not know may be a view made in the
 		// open transaction; one it knows as a view may have been made
 		// anew there.
-		names, _, _ := s.relationFacts(st)
 		for _, n := range names {
-			if b, ok := info[n]; !ok || strings.ContainsAny(b.kinds, "vm") || s.window.relation(n) {
+			if b, ok := info[n]; s.unvouched(n, b, ok) {
 				if l.views == nil {
 					l.views = map[string]bool{}
 				}
