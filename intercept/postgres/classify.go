@@ -702,10 +702,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		// into a table.
 		w.s.writes = true
 	case *pg.RangeVar:
-		name := x.GetRelname()
-		if x.GetSchemaname() != "" {
-			name = x.GetSchemaname() + "." + name
-		}
+		name := rangeVarName(x)
 		w.rels = append(w.rels, x.GetRelname())
 		w.s.Tables = append(w.s.Tables, name)
 		w.s.aliases[x.GetRelname()] = append(w.s.aliases[x.GetRelname()], x.GetRelname())
@@ -885,17 +882,21 @@ func (w *walker) operator(names []*pg.Node) {
 	}
 }
 
+// rangeVarName is a relation as written: schema.name, or name.
+func rangeVarName(rv *pg.RangeVar) string {
+	if rv.GetSchemaname() != "" {
+		return rv.GetSchemaname() + "." + rv.GetRelname()
+	}
+	return rv.GetRelname()
+}
+
 // hook records the relation a rule or trigger is made on; in the rule's
 // actions and the trigger's condition, old and new are its rows.
 func (w *walker) hook(rv *pg.RangeVar) {
 	if rv == nil {
 		return
 	}
-	name := rv.GetRelname()
-	if rv.GetSchemaname() != "" {
-		name = rv.GetSchemaname() + "." + name
-	}
-	w.s.hooked = append(w.s.hooked, name)
+	w.s.hooked = append(w.s.hooked, rangeVarName(rv))
 	for _, row := range []string{"old", "new"} {
 		w.s.aliases[row] = append(w.s.aliases[row], rv.GetRelname())
 	}
@@ -920,11 +921,19 @@ func (w *walker) call(name string) {
 var functionOps = map[string]string{
 	"pg_notify": "notify",
 	"nextval":   "update", "setval": "update",
-	"pg_sleep": "lock", "pg_sleep_for": "lock", "pg_sleep_until": "lock",
-	"pg_advisory_lock": "lock", "pg_advisory_xact_lock": "lock", "pg_advisory_lock_shared": "lock",
-	"pg_advisory_xact_lock_shared": "lock", "pg_try_advisory_lock": "lock", "pg_advisory_unlock_all": "lock",
-	"pg_try_advisory_xact_lock": "lock", "pg_try_advisory_lock_shared": "lock", "pg_try_advisory_xact_lock_shared": "lock",
-	"pg_advisory_unlock": "lock", "pg_advisory_unlock_shared": "lock",
+	"pg_sleep": "lock", "pg_sleep_for": "lock", "pg_sleep_until": "lock", "pg_advisory_unlock_all": "lock",
+}
+
+// advisoryLocks are the advisory lock functions that take a key: the
+// lock operation, and a side channel (pg_locks shows the key).
+var advisoryLocks = []string{"pg_advisory_lock", "pg_advisory_xact_lock", "pg_advisory_lock_shared",
+	"pg_advisory_xact_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_xact_lock", "pg_try_advisory_lock_shared",
+	"pg_try_advisory_xact_lock_shared", "pg_advisory_unlock", "pg_advisory_unlock_shared"}
+
+func init() {
+	for _, f := range advisoryLocks {
+		functionOps[f] = "lock"
+	}
 }
 
 // valuesOnly reports a SELECT that is only a VALUES list (INSERT ...

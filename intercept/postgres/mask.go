@@ -384,10 +384,8 @@ var sqlRunners = []string{
 // sideChannels are functions that take a value somewhere a later
 // statement reads it back: a notification, a setting, a sequence, a
 // large object, an advisory lock's key (pg_locks shows it).
-var sideChannels = []string{"pg_notify", "set_config", "setval", "lo_from_bytea", "lo_put", "lowrite", "lo_write",
-	"pg_advisory_lock", "pg_advisory_xact_lock", "pg_advisory_lock_shared", "pg_advisory_xact_lock_shared",
-	"pg_try_advisory_lock", "pg_try_advisory_xact_lock", "pg_try_advisory_lock_shared", "pg_try_advisory_xact_lock_shared",
-	"pg_advisory_unlock", "pg_advisory_unlock_shared"}
+var sideChannels = append([]string{"pg_notify", "set_config", "setval", "lo_from_bytea", "lo_put", "lowrite", "lo_write"},
+	advisoryLocks...)
 
 // statsViews hold samples of column values.
 var statsViews = []string{"pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data"}
@@ -494,7 +492,7 @@ func (m *masks) leak(s *Statement, l lineage) string {
 		return l.function + "() (a function of the database's own may read masked columns, and its result would be copied out)"
 	}
 	for _, t := range s.hooked {
-		if m.tables[strings.ToLower(t)] || m.masked(lastName(t), l) {
+		if m.maskedName(t, l) {
 			return t + " (a rule or trigger on a table with masked columns sees its rows, and may copy them elsewhere)"
 		}
 	}
@@ -712,9 +710,15 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 // a view or kin of one), or "".
 func (m *masks) maskedTable(s *Statement, l lineage) string {
 	for _, t := range s.Tables {
-		if m.tables[strings.ToLower(t)] || m.masked(lastName(t), l) {
+		if m.maskedName(t, l) {
 			return t
 		}
 	}
 	return ""
+}
+
+// maskedName reports whether a relation, as a statement names it, has
+// masked columns (or is a view or kin of one).
+func (m *masks) maskedName(t string, l lineage) bool {
+	return m.tables[strings.ToLower(t)] || m.masked(lastName(t), l)
 }
