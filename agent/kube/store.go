@@ -164,12 +164,29 @@ func (s *Store) Create(ctx context.Context, r *approval.Request, ident string) e
 // On a conflict the request is read again and the write decided again: a
 // request someone else took out of pending meanwhile is left as it is.
 func (s *Store) Finish(ctx context.Context, r *approval.Request) (bool, error) {
-	st, err := toUnstructured(statusOf(r))
-	if err != nil {
-		return false, err
-	}
+	return s.updateStatus(ctx, r.ID, func(cur *approval.Request) (*approval.Request, bool) {
+		return r, cur.State == approval.Pending
+	})
+}
+
+// EndGrant implements approval.Backend.
+func (s *Store) EndGrant(ctx context.Context, id string, at time.Time) error {
+	_, err := s.updateStatus(ctx, id, func(cur *approval.Request) (*approval.Request, bool) {
+		if cur.State != approval.Approved || cur.GrantExpires == nil || !cur.GrantExpires.After(at) {
+			return nil, false
+		}
+		cur.GrantExpires = &at
+		return cur, true
+	})
+	return err
+}
+
+// updateStatus writes the status of request id that change makes of its
+// current one, if change says to, and reports whether it did. The status
+// is read and written again when another write came in between.
+func (s *Store) updateStatus(ctx context.Context, id string, change func(cur *approval.Request) (*approval.Request, bool)) (bool, error) {
 	for attempt := 1; ; attempt++ {
-		u, err := s.res().Get(ctx, r.ID, metav1.GetOptions{})
+		u, err := s.res().Get(ctx, id, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
@@ -180,8 +197,13 @@ func (s *Store) Finish(ctx context.Context, r *approval.Request) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if cur.State != approval.Pending {
+		next, ok := change(cur)
+		if !ok {
 			return false, nil
+		}
+		st, err := toUnstructured(statusOf(next))
+		if err != nil {
+			return false, err
 		}
 		u.Object["status"] = st
 		_, err = s.res().UpdateStatus(ctx, u, metav1.UpdateOptions{})
@@ -191,43 +213,9 @@ func (s *Store) Finish(ctx context.Context, r *approval.Request) (bool, error) {
 		case apierrors.IsConflict(err) && attempt < finishAttempts:
 			continue
 		case apierrors.IsConflict(err):
-			return false, fmt.Errorf("request %s: the status kept changing under the write: %w", r.ID, err)
+			return false, fmt.Errorf("request %s: the status kept changing under the write: %w", id, err)
 		}
 		return false, err
-	}
-}
-
-// EndGrant implements approval.Backend.
-func (s *Store) EndGrant(ctx context.Context, id string, at time.Time) error {
-	for attempt := 1; ; attempt++ {
-		u, err := s.res().Get(ctx, id, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		cur, err := decode(u)
-		if err != nil {
-			return err
-		}
-		if cur.State != approval.Approved || cur.GrantExpires == nil || !cur.GrantExpires.After(at) {
-			return nil
-		}
-		cur.GrantExpires = &at
-		st, err := toUnstructured(statusOf(cur))
-		if err != nil {
-			return err
-		}
-		u.Object["status"] = st
-		_, err = s.res().UpdateStatus(ctx, u, metav1.UpdateOptions{})
-		switch {
-		case err == nil:
-			return nil
-		case apierrors.IsConflict(err) && attempt < finishAttempts:
-			continue
-		}
-		return err
 	}
 }
 
