@@ -67,6 +67,15 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// temporary reports whether err refuses a call only for now: what vouches
+// for the caller could not be asked (an OIDC issuer that does not answer),
+// which says nothing of the caller. The call is refused all the same; a web
+// session stays open for the next one.
+func temporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
 // TokenVerifier verifies an OIDC ID token (agent/oidc.Verifier).
 type TokenVerifier interface {
 	Verify(ctx context.Context, raw string) (*policy.OIDC, error)
@@ -93,6 +102,9 @@ func (b *Bearer) Authenticate(r *http.Request) (approval.Approver, error) {
 // verify is the approver raw names, once verified.
 func (b *Bearer) verify(r *http.Request, raw string) (approval.Approver, error) {
 	id, err := b.Tokens.Verify(r.Context(), raw)
+	if temporary(err) {
+		return approval.Approver{}, fmt.Errorf("the token could not be checked now, try again: %w", err)
+	}
 	if err != nil {
 		return approval.Approver{}, fmt.Errorf("the token was refused: %v", err)
 	}

@@ -92,6 +92,12 @@ func (p *page) static(w http.ResponseWriter, r *http.Request) {
 func (p *page) data(r *http.Request) (pageData, int) {
 	d := pageData{CanLogin: p.sessions != nil}
 	who, err := p.auth.Authenticate(r)
+	if temporary(err) {
+		// The session, if any, is still open: the page says why it
+		// shows nothing, and a reload later shows the list again.
+		d.Error = err.Error()
+		return d, http.StatusServiceUnavailable
+	}
 	if err != nil {
 		d.Login = true
 		if _, cerr := r.Cookie(SessionCookie); cerr == nil {
@@ -147,7 +153,7 @@ func (p *page) index(w http.ResponseWriter, r *http.Request) {
 // fetches to refresh the page.
 func (p *page) fragment(w http.ResponseWriter, r *http.Request) {
 	d, status := p.data(r)
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized || status == http.StatusServiceUnavailable {
 		pageSecurity(w)
 		writeError(w, status, d.Error)
 		return

@@ -368,6 +368,48 @@ func TestWebEventsEndAtLogout(t *testing.T) {
 	}
 }
 
+// An issuer that does not answer says nothing of a session's token: the
+// call is refused (503, no approval), and the session is still there once
+// the issuer answers again.
+func TestWebSessionOutlivesAnIssuerDown(t *testing.T) {
+	w := serveWeb(t)
+	c := w.login(t, w.issuer.Token(t, nil))
+	m := csrfAttr.FindStringSubmatch(w.do(t, "GET", "/", c.Value, "").body)
+	if m == nil {
+		t.Fatal("no CSRF token on the page")
+	}
+	issuers := []oidc.Issuer{{URL: w.issuer.URL, Audiences: []string{"corral"}}}
+	// A reload that changes the issuer's settings discovers it anew.
+	rediscover := func() {
+		w.tokens.SetIssuers(nil)
+		w.tokens.SetIssuers(issuers)
+	}
+	w.issuer.SetDown(true)
+	rediscover()
+	r := w.request(t, policy.Workload{UID: 4242, User: "svc"}, "group:dba")
+	a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, m[1])
+	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.body, "unreachable") || strings.Contains(a.body, "log in again") {
+		t.Fatalf("approve while the issuer is down: %d %s", a.status, a.body)
+	}
+	if got, _ := w.broker.Get(context.Background(), r.ID); got.State != approval.Pending {
+		t.Fatalf("request %s", got.State)
+	}
+	if page := w.do(t, "GET", "/", c.Value, ""); page.status != http.StatusServiceUnavailable || strings.Contains(page.body, `id="login"`) || !strings.Contains(page.body, "unreachable") {
+		t.Fatalf("page while the issuer is down: %d %s", page.status, page.body)
+	}
+	if f := w.do(t, "GET", "/requests/fragment", c.Value, ""); f.status != http.StatusServiceUnavailable {
+		t.Fatalf("fragment while the issuer is down: %d %s", f.status, f.body)
+	}
+	w.issuer.SetDown(false)
+	rediscover()
+	if a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, m[1]); a.status != 200 {
+		t.Fatalf("approve once the issuer answers: %d %s", a.status, a.body)
+	}
+	if got, _ := w.broker.Get(context.Background(), r.ID); got.State != approval.Approved {
+		t.Fatalf("request %s", got.State)
+	}
+}
+
 // A session is only as good as the token it was opened with: a reload
 // that removes its issuer ends it, as it refuses the token itself.
 func TestWebSessionEndsWithItsIssuer(t *testing.T) {

@@ -82,11 +82,15 @@ func (s *Server) api(auth Authenticator) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		who, err := auth.Authenticate(r)
 		if err != nil {
+			s.log().Info("admin API call refused", "path", r.URL.Path, "err", err)
+			if temporary(err) {
+				writeError(w, http.StatusServiceUnavailable, err.Error())
+				return
+			}
 			switch auth.(type) {
 			case *Bearer, *Web:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="corral"`)
 			}
-			s.log().Info("admin API call refused", "path", r.URL.Path, "err", err)
 			writeError(w, http.StatusUnauthorized, err.Error())
 			return
 		}

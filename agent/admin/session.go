@@ -161,6 +161,9 @@ func (s *Sessions) Authenticate(r *http.Request) (approval.Approver, error) {
 		return approval.Approver{}, err
 	}
 	who, err := (&Bearer{Tokens: s.Tokens}).verify(r, sess.raw)
+	if temporary(err) {
+		return approval.Approver{}, err
+	}
 	if err != nil {
 		s.Logout(id)
 		return approval.Approver{}, fmt.Errorf("log in again: %w", err)

@@ -184,10 +184,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*policy.OIDC, error)
 		return nil, fmt.Errorf("token signature does not verify with the issuer's keys (a key they lack is looked for at most every %s)", keyRefetchEvery)
 	case errors.Is(fetch.err, errKeysDown):
 		// The failed fetch was logged when it was made.
-		return nil, fmt.Errorf("issuer %s unreachable (its keys could not be fetched)", iss)
+		return nil, keysUnreachable(iss)
 	case fetch.err != nil:
 		v.log.Warn("oidc issuer's keys could not be fetched", "issuer", iss, "err", fetch.err)
-		return nil, fmt.Errorf("issuer %s unreachable (its keys could not be fetched)", iss)
+		return nil, keysUnreachable(iss)
 	}
 	if err != nil {
 		return nil, refusal(err)
@@ -197,6 +197,26 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*policy.OIDC, error)
 	}
 	return identity(tok, is.cfg)
 }
+
+// UnreachableError is the refusal of a token whose issuer could not be
+// asked (its discovery document or its keys): it says nothing of the token
+// itself, and the same token may verify once the issuer answers.
+type UnreachableError struct {
+	Issuer string
+	Keys   bool // the keys could not be fetched (discovery had answered)
+}
+
+func (e *UnreachableError) Error() string {
+	if e.Keys {
+		return fmt.Sprintf("issuer %s unreachable (its keys could not be fetched)", e.Issuer)
+	}
+	return fmt.Sprintf("issuer %s unreachable", e.Issuer)
+}
+
+// Temporary reports that asking again later may succeed.
+func (e *UnreachableError) Temporary() bool { return true }
+
+func keysUnreachable(iss string) error { return &UnreachableError{Issuer: iss, Keys: true} }
 
 // header is the part of a JOSE header looked at before verification.
 type header struct {
@@ -321,7 +341,7 @@ func (is *issuer) ready(ctx context.Context, v *Verifier) (*gooidc.IDTokenVerifi
 	if is.verifier != nil {
 		return is.verifier, is.algs, nil
 	}
-	unreachable := fmt.Errorf("issuer %s unreachable", is.cfg.URL)
+	unreachable := &UnreachableError{Issuer: is.cfg.URL}
 	if v.now().Before(is.retryAt) {
 		return nil, nil, unreachable
 	}

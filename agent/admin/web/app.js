@@ -85,7 +85,13 @@
         window.location.replace("/");
         return;
       }
-      if (resp.ok) list.innerHTML = await resp.text();
+      if (resp.ok) {
+        list.innerHTML = await resp.text();
+      } else {
+        let data = null;
+        try { data = await resp.json(); } catch (e) { data = null; }
+        say("Could not refresh: " + ((data && data.error) || resp.status + " " + resp.statusText));
+      }
     } catch (e) {
       say("Could not refresh: " + e.message);
     }
@@ -126,5 +132,10 @@
     events.addEventListener("approval", refresh);
     // After a reconnection the list is fetched again: nothing is missed.
     events.addEventListener("open", refresh);
+    // A refused reconnection (the session ended, or could not be checked)
+    // is not retried by the browser: the page says so.
+    events.addEventListener("error", function () {
+      if (events.readyState === EventSource.CLOSED) say("Live updates stopped: reload the page.");
+    });
   }
 })();
