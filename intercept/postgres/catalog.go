@@ -475,13 +475,27 @@ FROM %s
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE %s = ANY($1::text[])
 GROUP BY 1`
+	// An operator is the database's own when it or its function is: one
+	// made in public over pg_catalog's pg_read_file runs that function
+	// under a name pg_catalog does not vouch for.
+	const opQuery = `SELECT o.oprname, bool_or(p.provolatile = 'v' AND (n.nspname NOT IN ('pg_catalog', 'information_schema')
+    OR m.nspname NOT IN ('pg_catalog', 'information_schema'))),
+  bool_or(n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+    OR m.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_operator'::regclass AND d.objid = o.oid AND d.deptype = 'e'))
+FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_namespace m ON m.oid = o.oprnamespace
+WHERE o.oprname = ANY($1::text[])
+GROUP BY 1`
 	now := time.Now()
 	for _, q := range []struct {
 		names       []string
 		sql, prefix string
 	}{
 		{fns, fmt.Sprintf(query, "p.proname", "pg_catalog.pg_proc p", "p.proname"), ""},
-		{ops, fmt.Sprintf(query, "o.oprname", "pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode", "o.oprname"), opPrefix},
+		{ops, opQuery, opPrefix},
 		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t JOIN pg_catalog.pg_cast k ON k.casttarget = t.oid
   AND t.typnamespace <> 'pg_catalog'::regnamespace JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc`, "t.typname"), castPrefix},
 		// Attribute notation passes a row as the only argument: a function

@@ -775,6 +775,17 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		// Its function runs at every row written, under statements that
 		// name it nowhere: making the trigger is calling it.
 		w.s.Functions = append(w.s.Functions, funcName(x.GetFuncname()))
+	case *pg.DefineStmt, *pg.CreateCastStmt, *pg.CreateConversionStmt, *pg.AlterOperatorStmt, *pg.CreateRangeStmt,
+		*pg.CreateTransformStmt, *pg.CreateOpClassStmt, *pg.AlterOpFamilyStmt, *pg.CreatePLangStmt, *pg.CreateFdwStmt,
+		*pg.AlterFdwStmt, *pg.CreateAmStmt, *pg.CreateEventTrigStmt, *pg.AlterTypeStmt:
+		// An operator, aggregate, cast, type or conversion runs the
+		// functions it is made of under statements that name only it
+		// (### 'x', a cast, a column's default): making it is calling
+		// them, as making a trigger is.
+		for _, name := range boundFunctions(m) {
+			w.s.Functions = append(w.s.Functions, name)
+			w.call(strings.ToLower(lastName(name)))
+		}
 	case *pg.AlterTableCmd:
 		w.s.reorders = w.s.reorders || x.GetSubtype() == pg.AlterTableType_AT_ClusterOn
 	case *pg.VariableSetStmt:
@@ -880,6 +891,53 @@ func (w *walker) operator(names []*pg.Node) {
 	if name := funcName(names); name != "" && !strings.HasPrefix(name, "pg_catalog.") {
 		w.s.operators = append(w.s.operators, lastName(name))
 	}
+}
+
+// functionOptions are the options of CREATE OPERATOR, AGGREGATE, TYPE,
+// TEXT SEARCH and the like (and ALTER OPERATOR, CREATE FOREIGN DATA
+// WRAPPER) whose value names a function.
+var functionOptions = []string{"function", "procedure", "restrict", "join", "sfunc", "finalfunc", "combinefunc",
+	"serialfunc", "deserialfunc", "msfunc", "minvfunc", "mfinalfunc", "input", "output", "receive", "send",
+	"typmod_in", "typmod_out", "analyze", "subscript", "canonical", "subtype_diff", "start", "gettoken", "end",
+	"headline", "lextypes", "init", "lexize", "handler", "validator", "inline"}
+
+// boundFunctions lists the functions a statement that makes or changes an
+// object binds into it: by signature (a cast's, a transform's, an operator
+// class's), by name (a conversion's, an event trigger's, a language's
+// handler), or as an option's value.
+func boundFunctions(m protoreflect.Message) []string {
+	var names []string
+	descend(m, func(m protoreflect.Message) bool {
+		switch x := m.Interface().(type) {
+		case *pg.ObjectWithArgs:
+			names = append(names, funcName(x.GetObjname()))
+		case *pg.DefElem:
+			if slices.Contains(functionOptions, strings.ToLower(x.GetDefname())) {
+				arg := x.GetArg()
+				switch {
+				case arg.GetTypeName() != nil:
+					names = append(names, funcName(arg.GetTypeName().GetNames()))
+				case arg.GetList() != nil:
+					names = append(names, funcName(arg.GetList().GetItems()))
+				case arg.GetString_() != nil:
+					names = append(names, arg.GetString_().GetSval())
+				}
+			}
+			return false
+		case *pg.CreateConversionStmt:
+			names = append(names, funcName(x.GetFuncName()))
+		case *pg.CreateEventTrigStmt:
+			names = append(names, funcName(x.GetFuncname()))
+		case *pg.CreatePLangStmt:
+			for _, list := range [][]*pg.Node{x.GetPlhandler(), x.GetPlinline(), x.GetPlvalidator()} {
+				names = append(names, funcName(list))
+			}
+		case *pg.CreateAmStmt:
+			names = append(names, funcName(x.GetHandlerName()))
+		}
+		return true
+	})
+	return slices.DeleteFunc(names, func(n string) bool { return n == "" })
 }
 
 // rangeVarName is a relation as written: schema.name, or name.

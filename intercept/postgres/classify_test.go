@@ -1161,3 +1161,31 @@ func TestClassifyTriggerCallsItsFunction(t *testing.T) {
 		t.Errorf("functions %q", st.Functions)
 	}
 }
+
+// An operator, aggregate, cast or conversion runs the functions it is made
+// of under statements that name only it: making it calls them.
+func TestClassifyFunctionsBoundIntoObjects(t *testing.T) {
+	for sql, want := range map[string]string{
+		"CREATE OPERATOR ### (RIGHTARG = text, FUNCTION = pg_read_file)":                        "pg_read_file",
+		"CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, PROCEDURE = s.f, RESTRICT = eqsel)": "s.f",
+		"CREATE AGGREGATE slurp(text) (SFUNC = pg_catalog.pg_read_file, STYPE = text)":           "pg_catalog.pg_read_file",
+		"CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int, FINALFUNC = wipe)":                 "wipe",
+		"CREATE CAST (t1 AS t2) WITH FUNCTION conv(t1)":                                           "conv",
+		"CREATE DEFAULT CONVERSION c FOR 'LATIN1' TO 'UTF8' FROM latin_conv":                      "latin_conv",
+		"CREATE TYPE r AS RANGE (SUBTYPE = float8, SUBTYPE_DIFF = diff)":                           "diff",
+		"ALTER OPERATOR ### (NONE, text) SET (RESTRICT = sel)":                                     "sel",
+		"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION audit_ddl()":                 "audit_ddl",
+	} {
+		st := classifyOne(t, sql)
+		if !slices.Contains(st.Functions, want) {
+			t.Errorf("%s: functions %q, want %q among them", sql, st.Functions, want)
+		}
+	}
+	st := classifyOne(t, "CREATE OPERATOR ### (RIGHTARG = text, FUNCTION = pg_read_file)")
+	if !slices.Contains(st.Ops, "function") {
+		t.Errorf("an operator over pg_read_file: operations %q", st.Ops)
+	}
+	if st := classifyOne(t, "CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int)"); slices.Contains(st.Ops, "function") {
+		t.Errorf("an aggregate over PostgreSQL's int4pl: operations %q", st.Ops)
+	}
+}

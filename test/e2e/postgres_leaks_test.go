@@ -539,6 +539,54 @@ GRANT EXECUTE ON FUNCTION "PurgeOrders"(), wipe(orders) TO app;
 	}
 }
 
+// An operator, like a trigger or a column's default, runs its function
+// under statements that name only the operator: one made over
+// pg_read_file or lo_from_bytea is that function, whatever schema the
+// function is in. The role may read server files; the policy allows ddl
+// and not "function".
+func TestPostgresFunctionsBoundIntoOperators(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", `GRANT CREATE ON SCHEMA public TO app; GRANT pg_read_server_files TO app;
+GRANT EXECUTE ON FUNCTION pg_read_file(text) TO app;
+CREATE OPERATOR ### (RIGHTARG = text, FUNCTION = pg_read_file);
+CREATE OPERATOR #<< (LEFTARG = oid, RIGHTARG = bytea, FUNCTION = lo_from_bytea);
+GRANT EXECUTE ON FUNCTION lo_from_bytea(oid, bytea) TO app`)
+	allowAlso(t, p, "ddl")
+	largeObjects := func() string {
+		return p.pg.Exec(t, "orders", "SELECT count(*) FROM pg_largeobject_metadata")[0][0]
+	}
+	before := largeObjects()
+	for _, c := range []struct {
+		name  string
+		stmts []string
+	}{
+		{"an operator the database has", []string{"SELECT ### '/etc/passwd'"}},
+		{"one that writes", []string{`SELECT 0::oid #<< '\x4142'::bytea`}},
+		{"one made through corral", []string{"CREATE OPERATOR #### (RIGHTARG = text, FUNCTION = pg_read_file)", "SELECT #### '/etc/passwd'"}},
+		{"an aggregate made through corral", []string{
+			"CREATE AGGREGATE slurp(text) (SFUNC = pg_catalog.pg_read_file, STYPE = text)"}},
+		{"a column's default", []string{"CREATE TABLE loot (id int, body text DEFAULT ### '/etc/passwd')",
+			"INSERT INTO loot (id) VALUES (1)", "SELECT body FROM loot"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := p.psqlSession(t, c.stmts...)
+			t.Logf("%s", out)
+			if strings.Contains(out, "root:") {
+				t.Fatalf("a server file was read:\n%s", out)
+			}
+			if !strings.Contains(out, "function is denied") {
+				t.Fatalf("not refused as a function call:\n%s", out)
+			}
+			if after := largeObjects(); after != before {
+				t.Fatalf("a large object was made: %s, then %s", before, after)
+			}
+		})
+	}
+	if n := p.pg.Exec(t, "orders", "SELECT count(*) FROM pg_operator WHERE oprname = '####'")[0][0]; n != "0" {
+		t.Errorf("the operator over pg_read_file was made")
+	}
+}
+
 func init() { testutil.RegisterFunc("pg-raw", pgRaw) }
 
 // pgRaw is a workload that speaks the protocol itself. Each input line is
