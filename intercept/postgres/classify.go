@@ -184,6 +184,16 @@ var dangerousFunctions = []string{
 	"pg_create_physical_replication_slot", "pg_drop_replication_slot", "pg_replication_origin_create",
 	"dblink_fetch", "dblink_get_result", "dblink_close", "dblink_disconnect", "dblink_cancel_query",
 	"pg_stat_reset", "pg_stat_reset_shared", "pg_stat_reset_single_table_counters",
+	"pg_stat_reset_single_function_counters", "pg_stat_reset_slru", "pg_stat_reset_replication_slot",
+	"pg_stat_reset_subscription_stats",
+	"pg_logical_slot_get_binary_changes", "pg_logical_slot_peek_binary_changes", "pg_logical_emit_message",
+	"pg_replication_slot_advance", "pg_copy_logical_replication_slot", "pg_copy_physical_replication_slot",
+	"pg_replication_origin_drop", "pg_replication_origin_advance", "pg_replication_origin_session_setup",
+	"pg_replication_origin_session_reset", "pg_replication_origin_xact_setup", "pg_replication_origin_xact_reset",
+	"pg_backup_stop", "pg_stop_backup", "pg_wal_replay_pause", "pg_wal_replay_resume",
+	"pg_ls_replslotdir", "pg_ls_logicalsnapdir", "pg_ls_logicalmapdir", "pg_current_logfile",
+	"pg_show_all_file_settings", "pg_hba_file_rules", "pg_ident_file_mappings", "pg_log_backend_memory_contexts",
+	"pg_import_system_collations", "pg_file_sync",
 }
 
 // sharedTypes are type names PostgreSQL itself defines; casts to them are

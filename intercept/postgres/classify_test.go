@@ -355,6 +355,11 @@ func TestClassifyDangerousFunctions(t *testing.T) {
 		"DECLARE c CURSOR FOR SELECT pg_ls_dir('.')",
 		"CALL pg_read_file('x')",
 		`SELECT "pg_read_file"('/x')`,
+		"SELECT pg_logical_slot_get_binary_changes('s', NULL, NULL)",
+		"SELECT pg_replication_slot_advance('s', '0/0')",
+		"SELECT pg_logical_emit_message(true, 'p', 'x')",
+		"SELECT * FROM pg_ls_replslotdir('s')",
+		"SELECT pg_backup_stop()",
 	} {
 		s := classifyOne(t, sql)
 		if !has(s.Ops, "function") {
