@@ -521,7 +521,7 @@ GROUP BY 1`
 			out[q.prefix+n] = f
 		}
 		for _, r := range rows {
-			f := funcInfo{volatile: r[1] == "t", user: r[2] == "t", fetched: now}
+			f := funcInfo{volatile: r[1] == "t", user: r[2] == "t", found: true, fetched: now}
 			c.funcs[q.prefix+r[0]] = f
 			out[q.prefix+r[0]] = f
 		}
@@ -562,6 +562,10 @@ type funcInfo struct {
 	// unknown: no function or operator of the name, in any schema (one
 	// made in a transaction the catalog's connection cannot see).
 	unknown bool
+	// found: the catalog has one of the name (for an attribute name: a
+	// function a row alone may be passed to, to_jsonb as well as one of
+	// the database's own).
+	found   bool
 	fetched time.Time
 }
 

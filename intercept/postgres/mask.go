@@ -403,6 +403,17 @@ type lineage struct {
 	// function is a function of the database's own that a statement
 	// whose values escape calls: its body may read masked columns.
 	function string
+	// rowFunctions are the names after a dot that may call a function
+	// with the whole row (c.to_jsonb is to_jsonb(c)), lower case.
+	rowFunctions map[string]bool
+}
+
+// rowCall reports whether r, a qualified reference, may be attribute
+// notation: a function given its qualifier's whole row. PostgreSQL reads
+// c.name as a column when c has one of the name; corral does not ask, and
+// takes it as the row.
+func (l lineage) rowCall(r colRef) bool {
+	return r.qual != "" && !r.star && l.rowFunctions[strings.ToLower(r.name)]
 }
 
 // masked reports whether rel, a relation name, has masked columns, or is
@@ -548,6 +559,13 @@ func (m *masks) leak(s *Statement, l lineage) string {
 					return rel + ".*"
 				}
 			}
+		case l.rowCall(r) && (r.ctx != ctxPlain || write):
+			if rel, ok := m.maskedRel(s, r.qual, l); ok {
+				return fmt.Sprintf("%s (whole row, as %s.%s passes it to %s())", rel, r.qual, r.name, r.name)
+			}
+			if col := m.refersTo(s, r, l); col != "" {
+				return col
+			}
 		case r.qual == "" && len(s.aliases[r.name]) > 0:
 			if rel, ok := m.maskedRel(s, r.name, l); ok {
 				return rel + " (whole row)"
@@ -676,6 +694,10 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 			return why(rel+" (whole row)", m.strictFilters)
 		}
 		return ""
+	case l.rowCall(r):
+		if rel, ok := m.maskedRel(s, r.qual, l); ok {
+			return why(fmt.Sprintf("%s (whole row, as %s.%s passes it to %s())", rel, r.qual, r.name, r.name), m.strictFilters)
+		}
 	case r.qual == "" && r.name != "" && len(s.aliases[r.name]) > 0:
 		// A whole row, or a column of that name: PostgreSQL reads a bare
 		// name as a column first.

@@ -1109,15 +1109,20 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 	if mk == nil || len(mk.columns) == 0 {
 		return l, nil
 	}
-	if st.escapes() {
+	if st.escapes() || len(st.attrNames) > 0 {
 		fns, fs, err := s.functionFacts(st)
 		if err != nil {
 			return l, err
 		}
 		for _, n := range fns {
-			if s.ownFunction(n, fs[n]) {
+			if st.escapes() && l.function == "" && s.ownFunction(n, fs[n]) {
 				l.function = n
-				break
+			}
+			if a, ok := strings.CutPrefix(n, attrPrefix); ok && (fs[n].found || s.ownFunction(n, fs[n])) {
+				if l.rowFunctions == nil {
+					l.rowFunctions = map[string]bool{}
+				}
+				l.rowFunctions[strings.ToLower(a)] = true
 			}
 		}
 	}

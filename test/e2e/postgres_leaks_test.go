@@ -289,6 +289,18 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 		{name: "join alias with column aliases in an expression", stmts: []string{
 			"SELECT j.c || '', j.d || '' FROM " + join + " AS j(a, b, c, d)"}},
 
+		// c.to_jsonb is to_jsonb(c): the whole row, by attribute notation.
+		{name: "attribute notation into UPDATE", stmts: []string{
+			"UPDATE customers c SET note = c.to_jsonb WHERE id = 1 RETURNING note"}},
+		{name: "attribute notation into INSERT", stmts: []string{
+			"INSERT INTO customers (id, name) SELECT 930 + id, c.row_to_json FROM customers c RETURNING name"}},
+		{name: "attribute notation into INSERT, read back", stmts: []string{
+			"INSERT INTO customers (id, name) SELECT 950 + id, c.to_json FROM customers c", "SELECT name FROM customers WHERE id > 950"}},
+		{name: "attribute notation of a variadic function", stmts: []string{
+			"INSERT INTO customers (id, name) SELECT 960 + id, c.concat FROM customers c RETURNING name"}},
+		{name: "attribute notation in an expression", stmts: []string{
+			"SELECT c.to_jsonb->>'email', c.to_jsonb::text FROM customers c"}},
+
 		// A view's masked column written or stored, not returned.
 		{name: "view into INSERT", stmts: []string{
 			"INSERT INTO customers (id, name) SELECT 200 + row_number() OVER (), contact FROM customer_contacts RETURNING id, name"}},
@@ -864,6 +876,7 @@ func TestPostgresMaskFilters(t *testing.T) {
 		"SELECT * FROM customers ORDER BY 3",
 		"SET enable_seqscan = off",
 		"SELECT id FROM customers WHERE card_number IS NOT NULL",
+		"SELECT id FROM customers c WHERE c.to_jsonb->>'card_number' LIKE '4111 1%'",
 		"SELECT id FROM customers WHERE email IN ('grace@example.org', 'x') AND id > 0",
 	)
 	lines := strings.Split(out, "\n")
@@ -878,8 +891,11 @@ func TestPostgresMaskFilters(t *testing.T) {
 			t.Errorf("no refusal %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "42501"); n != 6 {
-		t.Errorf("%d refusals, want 6 (LIKE, ORDER BY three ways, a planner setting, card_number):\n%s", n, out)
+	if n := strings.Count(out, "42501"); n != 7 {
+		t.Errorf("%d refusals, want 7 (LIKE, ORDER BY three ways, a planner setting, card_number, a whole row by attribute notation):\n%s", n, out)
+	}
+	if !strings.Contains(out, "customers (whole row, as c.to_jsonb passes it to to_jsonb())") {
+		t.Errorf("the filter by c.to_jsonb is not refused as a whole row:\n%s", out)
 	}
 	if !strings.HasSuffix(strings.TrimSpace(out), "\n2") {
 		t.Errorf("the session did not go on to the IN lookup:\n%s", out)
