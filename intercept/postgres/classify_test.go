@@ -1171,15 +1171,15 @@ func TestClassifyTriggerCallsItsFunction(t *testing.T) {
 // of under statements that name only it: making it calls them.
 func TestClassifyFunctionsBoundIntoObjects(t *testing.T) {
 	for sql, want := range map[string]string{
-		"CREATE OPERATOR ### (RIGHTARG = text, FUNCTION = pg_read_file)":                        "pg_read_file",
+		"CREATE OPERATOR ### (RIGHTARG = text, FUNCTION = pg_read_file)":                         "pg_read_file",
 		"CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, PROCEDURE = s.f, RESTRICT = eqsel)": "s.f",
 		"CREATE AGGREGATE slurp(text) (SFUNC = pg_catalog.pg_read_file, STYPE = text)":           "pg_catalog.pg_read_file",
-		"CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int, FINALFUNC = wipe)":                 "wipe",
-		"CREATE CAST (t1 AS t2) WITH FUNCTION conv(t1)":                                           "conv",
-		"CREATE DEFAULT CONVERSION c FOR 'LATIN1' TO 'UTF8' FROM latin_conv":                      "latin_conv",
-		"CREATE TYPE r AS RANGE (SUBTYPE = float8, SUBTYPE_DIFF = diff)":                           "diff",
-		"ALTER OPERATOR ### (NONE, text) SET (RESTRICT = sel)":                                     "sel",
-		"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION audit_ddl()":                 "audit_ddl",
+		"CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int, FINALFUNC = wipe)":                "wipe",
+		"CREATE CAST (t1 AS t2) WITH FUNCTION conv(t1)":                                          "conv",
+		"CREATE DEFAULT CONVERSION c FOR 'LATIN1' TO 'UTF8' FROM latin_conv":                     "latin_conv",
+		"CREATE TYPE r AS RANGE (SUBTYPE = float8, SUBTYPE_DIFF = diff)":                         "diff",
+		"ALTER OPERATOR ### (NONE, text) SET (RESTRICT = sel)":                                   "sel",
+		"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION audit_ddl()":               "audit_ddl",
 	} {
 		st := classifyOne(t, sql)
 		if !slices.Contains(st.Functions, want) {
