@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -173,6 +174,28 @@ func TestClassifierBounded(t *testing.T) {
 	got := classifyVia(t, &c, "SELECT col1 FROM t1 WHERE id = 99")
 	if got[0].Text != "SELECT col1 FROM t1 WHERE id = 99" || !slices.Equal(got[0].Tables, []string{"t1"}) {
 		t.Errorf("after reset: %+v", got[0])
+	}
+}
+
+// Distinct long statements do not pile up in the shared cache: one over
+// the entry bound is not kept, and the kept ones stay within the byte
+// bound.
+func TestClassifierBoundedInBytes(t *testing.T) {
+	var c classifier
+	long := "SELECT " + strings.Repeat("a_column, ", classifierEntryBytes/10) + "b FROM t"
+	classifyVia(t, &c, long)
+	if len(c.cache)+len(c.fast) != 0 {
+		t.Errorf("a %d-byte statement was cached", len(long))
+	}
+	cols := strings.Repeat("a_column, ", classifierEntryBytes/12)
+	for i := range 2 * classifierBytes / classifierEntryBytes {
+		classifyVia(t, &c, fmt.Sprintf("SELECT %s c%d FROM t", cols, i))
+		if c.cacheBytes > classifierBytes || c.fastBytes > classifierBytes {
+			t.Fatalf("after %d statements: %d and %d bytes cached, bound %d", i+1, c.cacheBytes, c.fastBytes, classifierBytes)
+		}
+	}
+	if len(c.cache) == 0 {
+		t.Error("nothing cached")
 	}
 }
 

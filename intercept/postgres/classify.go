@@ -221,9 +221,21 @@ type classifier struct {
 	mu    sync.Mutex
 	cache map[string]Statement // by normalized text
 	fast  map[string]Statement // by fastKey
+	// The text the maps are keyed by, in bytes: what a classification
+	// holds grows with it (a column reference per few bytes).
+	cacheBytes, fastBytes int
 }
 
-const classifierSize = 4096
+// The cache is shared by the target's sessions and outlives them: it is
+// bounded in entries and in the text they stand for, and a statement
+// longer than classifierEntryBytes is parsed anew each time rather than
+// kept (any workload could otherwise fill it with distinct 1 MiB
+// statements, some gigabytes of parse trees).
+const (
+	classifierSize       = 4096
+	classifierBytes      = 4 << 20
+	classifierEntryBytes = 16 << 10
+)
 
 func (c *classifier) classify(sql string) ([]Statement, error) {
 	fk, fast := fastKey(sql)
@@ -254,9 +266,15 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 		return stmts, err
 	}
 	stmts[0].normalized = key
+	if len(key) > classifierEntryBytes {
+		return stmts, nil
+	}
 	c.mu.Lock()
-	if c.cache == nil || len(c.cache) >= classifierSize {
-		c.cache = make(map[string]Statement, 64)
+	if c.cache == nil || len(c.cache) >= classifierSize || c.cacheBytes+len(key) > classifierBytes {
+		c.cache, c.cacheBytes = make(map[string]Statement, 64), 0
+	}
+	if _, ok := c.cache[key]; !ok {
+		c.cacheBytes += len(key)
 	}
 	c.cache[key] = stmts[0]
 	c.mu.Unlock()
@@ -266,12 +284,15 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 
 // remember enters a parsed classification under its fast key.
 func (c *classifier) remember(fk string, fast bool, st *Statement) {
-	if !fast || !fastCacheable(st) {
+	if !fast || !fastCacheable(st) || len(fk) > classifierEntryBytes {
 		return
 	}
 	c.mu.Lock()
-	if c.fast == nil || len(c.fast) >= classifierSize {
-		c.fast = make(map[string]Statement, 64)
+	if c.fast == nil || len(c.fast) >= classifierSize || c.fastBytes+len(fk) > classifierBytes {
+		c.fast, c.fastBytes = make(map[string]Statement, 64), 0
+	}
+	if _, ok := c.fast[fk]; !ok {
+		c.fastBytes += len(fk)
 	}
 	c.fast[fk] = *st
 	c.mu.Unlock()

@@ -1462,8 +1462,14 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		case denied != "":
 			reason = "the server may still hold an unnamed statement corral refused (" + denied + "); Sync before binding the new one"
 		case len(stmts) > 0:
-			reason = s.decide(stmts)
 			copyIn = slices.ContainsFunc(stmts, func(st Statement) bool { return st.CopyIn })
+			if copyIn && !s.portalCopy[m.DestinationPortal] && len(s.portalCopy) >= maxNames {
+				// Such a name is kept for good (see below): the names
+				// are bounded here, not by closing them.
+				reason = fmt.Sprintf("corral keeps track of at most %d portal names bound to COPY FROM STDIN a session; bind it to a name used before, or reconnect", maxNames)
+			} else {
+				reason = s.decide(stmts)
+			}
 		}
 	}
 	s.countBind(p, reason)

@@ -996,3 +996,39 @@ func TestSessionExecuteFirstAfterReload(t *testing.T) {
 	}
 	ts.finish(t, done, server)
 }
+
+// A portal name bound to COPY FROM STDIN is awaited as one for good, so
+// such names are bounded at the Bind: past maxNames a new one is refused,
+// and one used before still binds.
+func TestSessionCopyPortalNamesBounded(t *testing.T) {
+	ts := newTestSession(t, stubDecider(allowAll), policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.exchange(t, &pgproto3.Parse{Name: "cp", Query: "COPY customers FROM STDIN"}, &pgproto3.Sync{})
+	// Batches small enough for one read of the session's: the pipes
+	// hold nothing, and the session answers before it reads on.
+	for b := 0; b < maxNames/64; b++ {
+		var msgs []pgproto3.FrontendMessage
+		for i := range 64 {
+			name := fmt.Sprintf("p%d_%d", b, i)
+			msgs = append(msgs, &pgproto3.Bind{DestinationPortal: name, PreparedStatement: "cp"}, &pgproto3.Close{ObjectType: 'P', Name: name})
+		}
+		for _, m := range ts.exchange(t, append(msgs, &pgproto3.Sync{})...) {
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				t.Fatalf("batch %d: %s", b, e.Message)
+			}
+		}
+	}
+	got := ts.exchange(t, &pgproto3.Bind{DestinationPortal: "one-more", PreparedStatement: "cp"}, &pgproto3.Sync{})
+	if e, ok := got[0].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, "portal names bound to COPY FROM STDIN") {
+		t.Fatalf("a new name past the bound: %v", types(got))
+	}
+	got = ts.exchange(t, &pgproto3.Bind{DestinationPortal: "p0_0", PreparedStatement: "cp"}, &pgproto3.Close{ObjectType: 'P', Name: "p0_0"}, &pgproto3.Sync{})
+	if _, ok := got[0].(*pgproto3.BindComplete); !ok {
+		t.Fatalf("a name used before: %v", types(got))
+	}
+	if len(ts.s.portalCopy) > maxNames {
+		t.Errorf("%d names kept", len(ts.s.portalCopy))
+	}
+	ts.finish(t, done, server)
+}
