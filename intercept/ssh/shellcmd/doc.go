@@ -57,8 +57,9 @@
 //     (MaxVia) and parentheses nested more than 64 deep are refused.
 //   - A name the command line defines as an alias (alias, BASH_ALIASES) is
 //     refused wherever it is used, rather than resolved; so are mapfile -C,
-//     readarray -C and compgen -C callbacks, enable -f, fc, declare -i and
-//     -n, prompt variables (PS0-PS4, PROMPT_COMMAND) given a value built
+//     readarray -C and compgen -C callbacks, compgen -W word lists that
+//     expand, enable -f, fc, declare -i and -n, prompt variables
+//     (PS0-PS4, PROMPT_COMMAND) given a value built
 //     at run time or read by read, printf -v or mapfile, and redirections
 //     that write a file a login shell or sshd runs (~/.bashrc, ~/.ssh/rc).
 //   - bash evaluates a value read in arithmetic as arithmetic, and runs the
@@ -86,8 +87,14 @@
 //     is not read.
 //   - Programs with command languages of their own (sed's e, vim -c, gdb
 //     -ex, make --eval) are interpreters, like python -c and awk.
-//   - A $'...' escape bash reads and corral does not decode (\x{HH}) makes
-//     the word known only at run time.
+//   - $'...' escapes are decoded as bash decodes them (\x{HH}, \uHHHH); one
+//     whose character the locale decides (outside ASCII), a control
+//     character or a NUL makes the word known only at run time, and its
+//     ASCII text is still looked into (a subscript in arithmetic).
+//   - Where the line fails to parse as a POSIX sh at bash's &>, &>> or
+//     {fd}> redirections, dash reads on: a (( )) from there, or a [[ ]]
+//     with |, &, ;, parentheses or < >, which dash runs as commands, is
+//     refused unless the login shell is known to be bash.
 //   - A shell started without -c (bash, sh -s, bash script.sh) is reported
 //     as it is; what it reads from its input or from the script file cannot
 //     be seen here, so the caller must treat it as an interactive shell. The

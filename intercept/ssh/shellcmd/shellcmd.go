@@ -270,10 +270,12 @@ func (w *walker) script(s string, c ctx, label string) error {
 		return nil
 	}
 	var werr error
+	var read uint // the end of what sh's reading walked
 	perr := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Stmts(strings.NewReader(s), func(st *syntax.Stmt) bool {
 		if werr = w.stmt(st, c); werr == nil {
 			werr = w.checkSeen(st)
 		}
+		read = st.End().Offset()
 		return werr == nil
 	})
 	if werr != nil {
@@ -292,10 +294,48 @@ func (w *walker) script(s string, c ctx, label string) error {
 		// not know, and hide what a sh login shell would run.
 		return errors.New("cannot check the command: it uses $'...' or $\"...\" quoting, which bash and sh read differently, where sh cannot read it")
 	}
+	if perr != nil && label == "" && strings.Contains(perr.Error(), "redirects are a bash") {
+		// dash reads on where the parser stops at bash's redirections
+		// (`&>` is `&` and `>`, `{fd}>` a word and `>`), and runs the
+		// words of bash's [[ ]] and (( )) as commands: `[[ x || rm -rf
+		// v ]]`, `((rm v))`. From the statement sh's reading could not
+		// take, bash's reading is not sh's. (Where the parser stops at
+		// other bash syntax, such as @(a|b) or a=(1 2), dash stops too.)
+		if kw := keywordAfter(f, s, read); kw != "" {
+			return fmt.Errorf("cannot check the command: sh reads it otherwise than bash from where it cannot be parsed as sh (%v), and would run the words of %s as commands; if the target's accounts log in with bash, set its ssh.login_shell to bash", perr, kw)
+		}
+	}
 	if perr != nil && label != "" && posixShells[path.Base(strings.Fields(label)[0])] {
 		return fmt.Errorf("cannot check the script given to %s: sh would read it otherwise than it can be checked (%v)", label, perr)
 	}
 	return nil
+}
+
+// keywordAfter returns the first of bash's [[ ]] and (( )) that starts at
+// or after offset in f, parsed from src, that sh would run commands of:
+// dash runs `((rm v))` as subshells, and splits `[[ x || rm v ]]` at its
+// operators (a [[ ]] without |, &, ;, parentheses or < > is one command
+// named [[ to it, which Debian does not have). "" when there is none.
+func keywordAfter(f *syntax.File, src string, offset uint) string {
+	kw := ""
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if kw != "" || n == nil {
+			return false
+		}
+		switch n.(type) {
+		case *syntax.TestClause:
+			start, end := n.Pos().Offset(), n.End().Offset()
+			if start >= offset && (end > uint(len(src)) || strings.ContainsAny(src[start:end], "|&;()<>")) {
+				kw = "[[ ]]"
+			}
+		case *syntax.ArithmCmd:
+			if n.Pos().Offset() >= offset {
+				kw = "(( ))"
+			}
+		}
+		return kw == ""
+	})
+	return kw
 }
 
 // posixShells run scripts as a POSIX sh, not bash.

@@ -851,6 +851,19 @@ func TestCommandsHiddenRunners(t *testing.T) {
 		{script: `script -q /dev/null`, runs: "script", input: true},
 		{script: `su`, runs: "su", input: true},
 		{script: `at now`, runs: "at", input: true},
+		// A subscript spelled with $'\u..' and octal escapes.
+		{script: `u0024=0; let $'\141[\u0024(\162\155\040v)]=1'`, err: "runs the command substitution in its subscript"},
+		{script: `u0024=0; x=$(( $'\141[\u0024(\162\155\040v)]' ))`, err: "runs the command substitution in its subscript"},
+		{script: `u0024=0; [[ 1 -lt $'\141[\U00000024(\162\155\040v)]' ]]`, err: "runs the command substitution in its subscript"},
+		// dash reads on past bash's redirections, and runs [[ ]] and (( )).
+		{script: "echo hi &>/dev/null\n[[ x || rm = v ]]", err: "would run the words of [[ ]] as commands"},
+		{script: "{x}>/dev/null echo hi; [[ x || rm = v ]]", err: "would run the words of [[ ]] as commands"},
+		{script: "v=1; echo hi &>>/dev/null\n((rm - v))", err: "would run the words of (( )) as commands"},
+		{script: "echo hi &>/dev/null\n[[ x || rm = v ]]", login: Bash, runs: "echo"},
+		{script: "echo hi &>/dev/null; [[ -f x ]] && ls", runs: "ls"},
+		// compgen -W expands its word list.
+		{script: "compgen -W '$(rm v)' x", err: "may run a command given as a string"},
+		{script: "compgen -W '`rm v`'", err: "may run a command given as a string"},
 		// Round two: bash's $'\x{..}', exported functions, strace's pipe,
 		// start-up files, SHELL, commands in options.
 		{script: `env 'BASH_FUNC_ls%%=() { rm -rf d2; }' bash -c ls`, err: "BASH_FUNC_ls%%"},
@@ -976,10 +989,15 @@ func TestCommandsHiddenRunners(t *testing.T) {
 			}
 		})
 	}
-	// bash reads $'\x{72}' as r: the word is not taken for what it
-	// says, but as known only at run time (which deny patterns match).
-	got, err := CommandsAs(`rm $'-\x{72}f' d1`, Bash)
-	if err != nil || len(got) != 1 || got[0].Known != 1 {
-		t.Errorf("$'\\x{..}': %+v %v", got, err)
+	// bash reads $'\x{72}' as r, and $'\u0072' too.
+	for _, line := range []string{`rm $'-\x{72}f' d1`, `rm $'-\u0072f' d1`, `rm $'-\U00000072f' d1`} {
+		got, err := CommandsAs(line, Bash)
+		if err != nil || len(got) != 1 || got[0].Known != 3 || got[0].Argv[1] != "-rf" {
+			t.Errorf("%s: %+v %v", line, got, err)
+		}
+	}
+	// Outside ASCII the locale decides: known only at run time.
+	if got, err := CommandsAs(`rm $'-\u00e9f' d1`, Bash); err != nil || len(got) != 1 || got[0].Known != 1 {
+		t.Errorf("$'\\u00e9': %+v %v", got, err)
 	}
 }

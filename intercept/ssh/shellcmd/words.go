@@ -2,6 +2,7 @@ package shellcmd
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"mvdan.cc/sh/v3/syntax"
 )
@@ -78,7 +79,6 @@ func scan(w *syntax.Word) arg {
 			v, ok := ansiC(p.Value)
 			if !ok {
 				a.lit = false
-				continue
 			}
 			text.WriteString(v)
 			lits.WriteString(v)
@@ -210,15 +210,32 @@ func unquoteDbl(s string) string {
 	return b.String()
 }
 
-// ansiC decodes the body of a $'...' string. It reports false for escapes
-// whose result depends on the locale or that would cut the string short
-// (\u, \U, \c, NUL), so that such words count as unknown rather than being
-// decoded differently from bash.
+// ansiC decodes the body of a $'...' string. It reports false when the
+// result is not known exactly: a character outside ASCII (\u00e9, written
+// as the locale says), a control character (\cX), or a NUL, where bash
+// cuts the string short. The text it returns is still what bash would
+// make of every ASCII character, so that quoting, $ and brackets built
+// from escapes are seen in a word whose value is otherwise unknown.
 func ansiC(s string) (string, bool) {
 	if !strings.Contains(s, `\`) {
 		return s, true
 	}
 	var b strings.Builder
+	exact := true
+	// char writes the character numbered n; false: a NUL, which ends
+	// the string.
+	char := func(n int) bool {
+		switch {
+		case n == 0:
+			return false
+		case n < 0x80:
+			b.WriteByte(byte(n))
+		default:
+			b.WriteRune(utf8.RuneError)
+			exact = false
+		}
+		return true
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c != '\\' || i+1 >= len(s) {
@@ -251,36 +268,55 @@ func ansiC(s string) (string, bool) {
 				n = n*8 + int(s[j]-'0')
 			}
 			i = j - 1
-			if n&0xff == 0 {
-				return "", false
+			if !char(n & 0xff) {
+				return b.String(), false
 			}
-			b.WriteByte(byte(n))
-		case 'x':
-			n, j := 0, i+1
-			for ; j < len(s) && j < i+3 && isHex(s[j]); j++ {
-				n = n*16 + hexVal(s[j])
+		case 'x', 'u', 'U':
+			// \xHH, bash's \x{H...}, \uHHHH and \UHHHHHHHH.
+			digits, j := map[byte]int{'x': 2, 'u': 4, 'U': 8}[e], i+1
+			braced := e == 'x' && j < len(s) && s[j] == '{'
+			if braced {
+				digits, j = 8, j+1
 			}
-			if j == i+1 {
-				if j < len(s) && s[j] == '{' {
-					// bash reads \x{HH...} too (it is not C's).
-					return "", false
+			n, k := 0, j
+			for ; k < len(s) && k < j+digits && isHex(s[k]); k++ {
+				n = n*16 + hexVal(s[k])
+			}
+			if braced {
+				for k < len(s) && s[k] != '}' {
+					k++
+					exact = false // more digits than a character holds
 				}
-				b.WriteString(`\x`)
+				if k >= len(s) {
+					return b.String(), false
+				}
+				k++
+			} else if k == j {
+				b.WriteByte('\\')
+				b.WriteByte(e)
 				continue
 			}
-			i = j - 1
-			if n == 0 {
-				return "", false
+			i = k - 1
+			if !char(n) {
+				return b.String(), false
 			}
-			b.WriteByte(byte(n))
-		case 'u', 'U', 'c':
-			return "", false
+		case 'c':
+			// A control character: never quoting or syntax. \c\\ is
+			// control-backslash.
+			if i+1 < len(s) {
+				i++
+				if s[i] == '\\' && i+1 < len(s) && s[i+1] == '\\' {
+					i++
+				}
+			}
+			b.WriteByte(0x1c)
+			exact = false
 		default:
 			b.WriteByte('\\')
 			b.WriteByte(e)
 		}
 	}
-	return b.String(), true
+	return b.String(), exact
 }
 
 func isHex(c byte) bool {
