@@ -425,8 +425,8 @@ func (c *catalog) userFunctions(ctx context.Context, names []string) (map[string
 
 // cachedFunctions answers userFunctions from the cache when it holds every
 // name and need not be checked against the catalog yet; the answer holds
-// only the names it says something of (volatile, the database's own, or
-// unknown),
+// only the names it says something of (volatile, the database's own,
+// unknown, or an attribute name a row may be passed to by),
 // so that the common case, PostgreSQL's own operators and functions,
 // costs no allocation on the data path. Callers read flags by name, and a
 // name missing from the map reads as neither.
@@ -440,7 +440,7 @@ func (c *catalog) cachedFunctions(names []string) (map[string]funcInfo, bool) {
 		if !ok || time.Since(v.fetched) >= catalogTTL {
 			return nil, false
 		}
-		if v.volatile || v.user || v.unknown {
+		if v.volatile || v.user || v.unknown || v.found && strings.HasPrefix(n, attrPrefix) {
 			if out == nil {
 				out = make(map[string]funcInfo, len(names))
 			}
@@ -499,12 +499,13 @@ GROUP BY 1`
 		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t JOIN pg_catalog.pg_cast k ON k.casttarget = t.oid
   AND t.typnamespace <> 'pg_catalog'::regnamespace JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc`, "t.typname"), castPrefix},
 		// Attribute notation passes a row as the only argument: a function
-		// that cannot take one alone, or not a row (a composite, a domain
-		// over one, or a pseudo-type such as record or anyelement), is
-		// not called by it, so a column that shares its name is only a
-		// column.
+		// that cannot take one alone, or not a row (a composite, a domain,
+		// or a pseudo-type a row fits: record, "any", anyelement and
+		// their kin, not anyarray, anyrange or anyenum), is not called by
+		// it, so a column that shares its name is only a column.
 		{attrs, fmt.Sprintf(query, "p.proname", `pg_catalog.pg_proc p JOIN pg_catalog.pg_type a ON a.oid = p.proargtypes[0]
-  AND a.typtype IN ('c', 'd', 'p') AND p.pronargs - p.pronargdefaults <= 1`, "p.proname"), attrPrefix},
+  AND (a.typtype IN ('c', 'd') OR a.typname IN ('record', 'any', 'anyelement', 'anynonarray', 'anycompatible', 'anycompatiblenonarray'))
+  AND p.pronargs - p.pronargdefaults <= 1`, "p.proname"), attrPrefix},
 	} {
 		if len(q.names) == 0 {
 			continue

@@ -218,3 +218,26 @@ CREATE VIEW contacts AS SELECT id, name AS contact FROM customers`)
 		t.Fatalf("the view reads %v (%v), want customers.email", rels[contacts].deps, err)
 	}
 }
+
+// A name after a dot is a call with the whole row only where a row fits
+// the function's argument: to_jsonb and count take one, lower (a range)
+// and max (an array or an enum) do not, so c.lower is only a column. The
+// answer is the same from the cache.
+func TestCatalogRowFunctions(t *testing.T) {
+	cat, _, _ := catalogOn(t, `CREATE TYPE pair AS (a int, b int);
+CREATE FUNCTION sum_of(pair) RETURNS int LANGUAGE sql AS 'SELECT $1.a + $1.b'`)
+	names := []string{attrPrefix + "to_jsonb", attrPrefix + "count", attrPrefix + "row_to_json", attrPrefix + "sum_of",
+		attrPrefix + "lower", attrPrefix + "max", attrPrefix + "cardinality", attrPrefix + "email"}
+	want := map[string]bool{attrPrefix + "to_jsonb": true, attrPrefix + "count": true, attrPrefix + "row_to_json": true, attrPrefix + "sum_of": true}
+	for _, round := range []string{"fetched", "cached"} {
+		fns, err := cat.userFunctions(t.Context(), names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if fns[n].found != want[n] {
+				t.Errorf("%s: %s found %v, want %v", round, n, fns[n].found, want[n])
+			}
+		}
+	}
+}

@@ -269,6 +269,10 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 	if len(key) > classifierEntryBytes {
 		return stmts, nil
 	}
+	// Kept without its text, which the key bounds only once its literals
+	// are taken out: a hit puts the text it was asked with back.
+	kept := stmts[0]
+	kept.Text = ""
 	c.mu.Lock()
 	if c.cache == nil || len(c.cache) >= classifierSize || c.cacheBytes+len(key) > classifierBytes {
 		c.cache, c.cacheBytes = make(map[string]Statement, 64), 0
@@ -276,9 +280,9 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 	if _, ok := c.cache[key]; !ok {
 		c.cacheBytes += len(key)
 	}
-	c.cache[key] = stmts[0]
+	c.cache[key] = kept
 	c.mu.Unlock()
-	c.remember(fk, fast, &stmts[0])
+	c.remember(fk, fast, &kept)
 	return stmts, nil
 }
 
@@ -924,13 +928,40 @@ func (w *walker) operator(names []*pg.Node) {
 	}
 }
 
-// functionOptions are the options of CREATE OPERATOR, AGGREGATE, TYPE,
-// TEXT SEARCH and the like (and ALTER OPERATOR, CREATE FOREIGN DATA
-// WRAPPER) whose value names a function.
-var functionOptions = []string{"function", "procedure", "restrict", "join", "sfunc", "finalfunc", "combinefunc",
+// functionOptions are the options of CREATE TEXT SEARCH PARSER and
+// TEMPLATE, CREATE FOREIGN DATA WRAPPER and the like whose value names a
+// function (and those of operators, aggregates and types, which are read
+// the other way round: see nameOptions).
+var functionOptions = []string{"function", "procedure", "restrict", "join", "sfunc", "sfunc1", "finalfunc", "combinefunc",
 	"serialfunc", "deserialfunc", "msfunc", "minvfunc", "mfinalfunc", "input", "output", "receive", "send",
 	"typmod_in", "typmod_out", "analyze", "subscript", "canonical", "subtype_diff", "start", "gettoken", "end",
 	"headline", "lextypes", "init", "lexize", "handler", "validator", "inline"}
+
+// nameOptions are the options of CREATE OPERATOR, AGGREGATE and TYPE (and
+// ALTER OPERATOR, ALTER TYPE, CREATE TYPE AS RANGE) whose value names no
+// function: a type, an operator, a setting. Any other option naming
+// something names a function, old spellings (SFUNC1) and future ones
+// included.
+var nameOptions = []string{"basetype", "stype", "stype1", "mstype", "sortop", "leftarg", "rightarg", "commutator",
+	"negator", "subtype", "subtype_opclass", "collation", "multirange_type_name", "element", "like", "category",
+	"delimiter", "default", "storage", "alignment", "internallength", "initcond", "initcond1", "minitcond",
+	"sspace", "msspace", "parallel", "hypothetical", "finalfunc_modify", "mfinalfunc_modify", "finalfunc_extra",
+	"mfinalfunc_extra", "passedbyvalue", "preferred", "collatable", "hashes", "merges"}
+
+// definesWithFunctions reports the statements whose options are read
+// with nameOptions: all but those naming something else are functions.
+func definesWithFunctions(m protoreflect.Message) bool {
+	switch x := m.Interface().(type) {
+	case *pg.DefineStmt:
+		switch x.GetKind() {
+		case pg.ObjectType_OBJECT_AGGREGATE, pg.ObjectType_OBJECT_OPERATOR, pg.ObjectType_OBJECT_TYPE:
+			return true
+		}
+	case *pg.AlterOperatorStmt, *pg.AlterTypeStmt, *pg.CreateRangeStmt:
+		return true
+	}
+	return false
+}
 
 // boundFunctions lists the functions a statement that makes or changes an
 // object binds into it: by signature (a cast's, a transform's, an operator
@@ -938,21 +969,22 @@ var functionOptions = []string{"function", "procedure", "restrict", "join", "sfu
 // handler), or as an option's value.
 func boundFunctions(m protoreflect.Message) []string {
 	var names []string
+	byName := definesWithFunctions(m)
 	descend(m, func(m protoreflect.Message) bool {
 		switch x := m.Interface().(type) {
 		case *pg.ObjectWithArgs:
 			names = append(names, funcName(x.GetObjname()))
 		case *pg.DefElem:
-			if slices.Contains(functionOptions, strings.ToLower(x.GetDefname())) {
-				arg := x.GetArg()
-				switch {
-				case arg.GetTypeName() != nil:
-					names = append(names, funcName(arg.GetTypeName().GetNames()))
-				case arg.GetList() != nil:
-					names = append(names, funcName(arg.GetList().GetItems()))
-				case arg.GetString_() != nil:
-					names = append(names, arg.GetString_().GetSval())
-				}
+			opt, arg := strings.ToLower(x.GetDefname()), x.GetArg()
+			listed := slices.Contains(functionOptions, opt)
+			named := byName && !slices.Contains(nameOptions, opt)
+			switch {
+			case (listed || named) && arg.GetTypeName() != nil:
+				names = append(names, funcName(arg.GetTypeName().GetNames()))
+			case (listed || named) && arg.GetList() != nil:
+				names = append(names, funcName(arg.GetList().GetItems()))
+			case listed && arg.GetString_() != nil:
+				names = append(names, arg.GetString_().GetSval())
 			}
 			return false
 		case *pg.CreateConversionStmt:

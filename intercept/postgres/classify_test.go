@@ -1180,6 +1180,8 @@ func TestClassifyFunctionsBoundIntoObjects(t *testing.T) {
 		"CREATE TYPE r AS RANGE (SUBTYPE = float8, SUBTYPE_DIFF = diff)":                         "diff",
 		"ALTER OPERATOR ### (NONE, text) SET (RESTRICT = sel)":                                   "sel",
 		"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION audit_ddl()":               "audit_ddl",
+		"CREATE AGGREGATE s1(bytea) (SFUNC1 = lo_from_bytea, STYPE1 = oid, INITCOND1 = '0')":     "lo_from_bytea",
+		"CREATE AGGREGATE s2(int) (SFUNC = int4pl, STYPE = int, SOMEDAY_FUNC = later)":           "later",
 	} {
 		st := classifyOne(t, sql)
 		if !slices.Contains(st.Functions, want) {
@@ -1192,5 +1194,10 @@ func TestClassifyFunctionsBoundIntoObjects(t *testing.T) {
 	}
 	if st := classifyOne(t, "CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int)"); slices.Contains(st.Ops, "function") {
 		t.Errorf("an aggregate over PostgreSQL's int4pl: operations %q", st.Ops)
+	}
+	// Options naming types and operators name no function.
+	st = classifyOne(t, "CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq, COMMUTATOR = ===, NEGATOR = !==)")
+	if slices.ContainsFunc(st.Functions, func(f string) bool { return f == "int" || strings.Contains(f, "=") }) {
+		t.Errorf("functions %q", st.Functions)
 	}
 }

@@ -292,6 +292,12 @@ func TestPostgresLeakMaskedColumns(t *testing.T) {
 		// c.to_jsonb is to_jsonb(c): the whole row, by attribute notation.
 		{name: "attribute notation into UPDATE", stmts: []string{
 			"UPDATE customers c SET note = c.to_jsonb WHERE id = 1 RETURNING note"}},
+		// Asked again, the catalog's answer comes from its cache.
+		{name: "attribute notation into UPDATE, twice", stmts: []string{
+			"UPDATE customers c SET note = c.jsonb_agg WHERE id = 1 RETURNING note",
+			"UPDATE customers c SET note = c.jsonb_agg WHERE id = 1 RETURNING note",
+			"UPDATE customers c SET note = c.to_jsonb WHERE id = 2 RETURNING note",
+			"UPDATE customers c SET note = c.to_jsonb WHERE id = 2 RETURNING note"}},
 		{name: "attribute notation into INSERT", stmts: []string{
 			"INSERT INTO customers (id, name) SELECT 930 + id, c.row_to_json FROM customers c RETURNING name"}},
 		{name: "attribute notation into INSERT, read back", stmts: []string{
