@@ -97,9 +97,11 @@ func (w *walker) inner(args []arg, c ctx) error {
 		return w.alias(args, c)
 	case "compgen", "complete":
 		for _, a := range args[1:] {
-			// -W's word list is expanded as the shell expands words, its
-			// command substitutions run: `compgen -W '$(rm -rf v)'`.
-			if !a.plain || strings.HasPrefix(a.text, "-") && strings.ContainsAny(a.text, "C") || strings.ContainsAny(a.text, "$`") {
+			// -C runs a command, -F a function; -W's word list is
+			// expanded as the shell expands words, its command and
+			// process substitutions run: `compgen -W '$(rm -rf v)'`.
+			if !a.plain || strings.HasPrefix(a.text, "-") && strings.ContainsAny(a.text, "CF") ||
+				strings.ContainsAny(a.text, "$`") || strings.Contains(a.text, "<(") || strings.Contains(a.text, ">(") {
 				return fmt.Errorf("cannot check `%s`: it may run a command given as a string", args[0].text)
 			}
 		}

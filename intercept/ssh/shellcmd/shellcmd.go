@@ -314,8 +314,9 @@ func (w *walker) script(s string, c ctx, label string) error {
 // keywordAfter returns the first of bash's [[ ]] and (( )) that starts at
 // or after offset in f, parsed from src, that sh would run commands of:
 // dash runs `((rm v))` as subshells, and splits `[[ x || rm v ]]` at its
-// operators (a [[ ]] without |, &, ;, parentheses or < > is one command
-// named [[ to it, which Debian does not have). "" when there is none.
+// operators and lines (a [[ ]] on one line without |, &, ;, parentheses or
+// < > is one command named [[ to it, which Debian does not have). "" when
+// there is none.
 func keywordAfter(f *syntax.File, src string, offset uint) string {
 	kw := ""
 	syntax.Walk(f, func(n syntax.Node) bool {
@@ -325,7 +326,7 @@ func keywordAfter(f *syntax.File, src string, offset uint) string {
 		switch n.(type) {
 		case *syntax.TestClause:
 			start, end := n.Pos().Offset(), n.End().Offset()
-			if start >= offset && (end > uint(len(src)) || strings.ContainsAny(src[start:end], "|&;()<>")) {
+			if start >= offset && (end > uint(len(src)) || strings.ContainsAny(src[start:end], "|&;()<>\n")) {
 				kw = "[[ ]]"
 			}
 		case *syntax.ArithmCmd:

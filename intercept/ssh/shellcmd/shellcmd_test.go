@@ -861,9 +861,18 @@ func TestCommandsHiddenRunners(t *testing.T) {
 		{script: "v=1; echo hi &>>/dev/null\n((rm - v))", err: "would run the words of (( )) as commands"},
 		{script: "echo hi &>/dev/null\n[[ x || rm = v ]]", login: Bash, runs: "echo"},
 		{script: "echo hi &>/dev/null; [[ -f x ]] && ls", runs: "ls"},
-		// compgen -W expands its word list.
+		// compgen -W expands its word list, -F runs a function.
 		{script: "compgen -W '$(rm v)' x", err: "may run a command given as a string"},
 		{script: "compgen -W '`rm v`'", err: "may run a command given as a string"},
+		{script: "compgen -W '<(rm v)' x", err: "may run a command given as a string"},
+		{script: "compgen -F f x", err: "may run a command given as a string"},
+		{script: "compgen -W 'start stop' -- st", runs: "compgen"},
+		// bash's \x{..} takes every hex digit and keeps the low byte.
+		{script: `x=0; let $'\141[\x{124}(\162\155\040v)]=1'`, err: "runs the command substitution in its subscript"},
+		{script: `x=0; let $'\141[\x{000000024}(\162\155\040v)]=1'`, err: "runs the command substitution in its subscript"},
+		{script: `x=0; let $'\x{61[\044(\162\155\040v; : })]=1'`, err: "runs the command substitution in its subscript"},
+		// A [[ ]] across lines is split by dash there too.
+		{script: "echo hi &>/dev/null\n[[\nrm == y\n]]", err: "would run the words of [[ ]] as commands"},
 		// Round two: bash's $'\x{..}', exported functions, strace's pipe,
 		// start-up files, SHELL, commands in options.
 		{script: `env 'BASH_FUNC_ls%%=() { rm -rf d2; }' bash -c ls`, err: "BASH_FUNC_ls%%"},

@@ -222,13 +222,13 @@ func ansiC(s string) (string, bool) {
 	}
 	var b strings.Builder
 	exact := true
-	// char writes the character numbered n; false: a NUL, which ends
-	// the string.
-	char := func(n int) bool {
+	// char writes the character numbered n (\u, \U), and raw the byte
+	// n (octal, \x); false: a NUL, which ends the string.
+	char := func(n int, raw bool) bool {
 		switch {
 		case n == 0:
 			return false
-		case n < 0x80:
+		case n < 0x80 || raw:
 			b.WriteByte(byte(n))
 		default:
 			b.WriteRune(utf8.RuneError)
@@ -268,36 +268,46 @@ func ansiC(s string) (string, bool) {
 				n = n*8 + int(s[j]-'0')
 			}
 			i = j - 1
-			if !char(n & 0xff) {
+			if !char(n&0xff, true) {
 				return b.String(), false
 			}
-		case 'x', 'u', 'U':
-			// \xHH, bash's \x{H...}, \uHHHH and \UHHHHHHHH.
-			digits, j := map[byte]int{'x': 2, 'u': 4, 'U': 8}[e], i+1
-			braced := e == 'x' && j < len(s) && s[j] == '{'
+		case 'x':
+			// Up to two hex digits; bash's \x{H...} takes every hex digit
+			// up to a } it then skips if there is one, and keeps the
+			// value's low byte (\x{124} is $).
+			j := i + 1
+			braced := j < len(s) && s[j] == '{'
 			if braced {
-				digits, j = 8, j+1
+				j++
 			}
 			n, k := 0, j
-			for ; k < len(s) && k < j+digits && isHex(s[k]); k++ {
+			for ; k < len(s) && (braced || k < j+2) && isHex(s[k]); k++ {
+				n = (n*16 + hexVal(s[k])) & 0xff
+			}
+			if !braced && k == j {
+				b.WriteString(`\x`)
+				continue
+			}
+			if braced && k < len(s) && s[k] == '}' {
+				k++
+			}
+			i = k - 1
+			if !char(n, true) {
+				return b.String(), false
+			}
+		case 'u', 'U':
+			digits := map[byte]int{'u': 4, 'U': 8}[e]
+			n, k := 0, i+1
+			for ; k < len(s) && k < i+1+digits && isHex(s[k]); k++ {
 				n = n*16 + hexVal(s[k])
 			}
-			if braced {
-				for k < len(s) && s[k] != '}' {
-					k++
-					exact = false // more digits than a character holds
-				}
-				if k >= len(s) {
-					return b.String(), false
-				}
-				k++
-			} else if k == j {
+			if k == i+1 {
 				b.WriteByte('\\')
 				b.WriteByte(e)
 				continue
 			}
 			i = k - 1
-			if !char(n) {
+			if !char(n, false) {
 				return b.String(), false
 			}
 		case 'c':
