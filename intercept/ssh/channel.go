@@ -43,7 +43,8 @@ type sessionCh struct {
 	upRq <-chan *gossh.Request
 
 	pty    *ptyReq
-	asked  int // requests decided and recorded that start nothing (env, ...)
+	gone   <-chan struct{} // closed when the client closes the channel
+	asked  int             // requests decided and recorded that start nothing (env, ...)
 	seq    uint64
 	began  time.Time
 	review *intercept.Review // the request a reviewed start waits for
@@ -112,12 +113,18 @@ const (
 
 // serve reads the client's requests for the channel's whole life: x/crypto
 // stops reading the connection (every channel, keepalives, the hangup of
-// the client) while a channel's request queue is full, so no request may
-// wait on a decision, an approval or the program.
+// the client) while a channel's request queue is full, so they are queued
+// here (queued), and a start that waits for approval or a running program
+// holds up no request: only a setting waiting for approval holds up those
+// sent after it on the channel.
 func (ch *sessionCh) serve(reqs <-chan *gossh.Request) {
 	defer ch.cli.Close()
 	defer ch.up.Close()
 	defer ch.markReplied()
+	reqs, ch.gone = queued(reqs, func() {
+		ch.s.h.Log.Warn("a channel queued too many requests; it is closed", "session_id", ch.s.c.SessionID, "limit", maxQueued)
+		ch.cli.Close()
+	})
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
@@ -290,7 +297,7 @@ func (ch *sessionCh) request(r *gossh.Request) {
 			r.Reply(false, nil)
 			return
 		}
-		d := s.decideAndRecord([]string{"env"}, &policy.SSH{Env: e.Name, User: s.user}, "env "+e.Name)
+		d := s.decideAndRecord([]string{"env"}, &policy.SSH{Env: e.Name, User: s.user}, "env "+e.Name, ch.gone)
 		if !d.Allowed() {
 			r.Reply(false, nil)
 			return
@@ -298,7 +305,7 @@ func (ch *sessionCh) request(r *gossh.Request) {
 		ok, _ := ch.up.SendRequest(r.Type, true, r.Payload)
 		r.Reply(ok, nil)
 	case "auth-agent-req@openssh.com":
-		d := s.decideAndRecord([]string{"agent-forward"}, &policy.SSH{User: s.user}, "agent forwarding")
+		d := s.decideAndRecord([]string{"agent-forward"}, &policy.SSH{User: s.user}, "agent forwarding", ch.gone)
 		if !d.Allowed() {
 			r.Reply(false, nil)
 			return
@@ -309,7 +316,7 @@ func (ch *sessionCh) request(r *gossh.Request) {
 		ok, _ := ch.up.SendRequest(r.Type, true, r.Payload)
 		r.Reply(ok, nil)
 	case "x11-req":
-		s.decideAndRecord(nil, nil, "X11 forwarding")
+		s.decideAndRecord(nil, nil, "X11 forwarding", ch.gone)
 		r.Reply(false, nil)
 	case "window-change", "signal", "break", "xon-xoff":
 		ch.pass(r)

@@ -128,8 +128,10 @@ func (s *session) decide(ops []string, in *policy.SSH) policy.Decision {
 
 // decideAndRecord decides a request that starts nothing on its own
 // (env, agent forwarding, a port forward), records it, and holds it for
-// approval if the policy says so. ops nil: not supported, refused.
-func (s *session) decideAndRecord(ops []string, in *policy.SSH, text string) policy.Decision {
+// approval if the policy says so; the approval is withdrawn when gone
+// closes (the client closed the channel it was asked on). ops nil: not
+// supported, refused.
+func (s *session) decideAndRecord(ops []string, in *policy.SSH, text string, gone <-chan struct{}) policy.Decision {
 	var d policy.Decision
 	if ops == nil {
 		d = policy.Decision{Result: policy.Deny, Reason: text + " is not supported through corral", Record: true}
@@ -147,6 +149,17 @@ func (s *session) decideAndRecord(ops []string, in *policy.SSH, text string) pol
 	if d.Result == policy.Review {
 		rv := s.c.Review(s.ctx, d, policy.Action{Kind: policy.KindSSH, Operations: ops, SSH: in}, text, "")
 		rv.Redecide = func(context.Context) policy.Decision { return s.decide(ops, in) }
+		if gone != nil {
+			waited := make(chan struct{})
+			defer close(waited)
+			go func() {
+				select {
+				case <-gone:
+					rv.Abandon("the client closed the channel")
+				case <-waited:
+				}
+			}()
+		}
 		if reason := rv.Wait(s.ctx, nil); reason != "" {
 			return policy.Decision{Result: policy.Deny, Reason: reason, Rule: d.Rule}
 		}

@@ -26,7 +26,7 @@ func (s *session) directTCPIP(nch gossh.NewChannel) {
 		return
 	}
 	to := net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port)))
-	d := s.decideAndRecord([]string{"forward"}, &policy.SSH{Forward: to, User: s.user}, "forward to "+to)
+	d := s.decideForward(&policy.SSH{Forward: to, User: s.user}, "forward to "+to, nil)
 	if !d.Allowed() {
 		nch.Reject(gossh.Prohibited, "corral: "+d.Reason)
 		return
@@ -39,9 +39,40 @@ func (s *session) directTCPIP(nch gossh.NewChannel) {
 	s.bridge(nch, up, upReqs)
 }
 
+// decideForward decides a port forward as decideAndRecord does, but for
+// the connection's denials past maxAsked, which are refused unrecorded: a
+// client asking in a loop would fill the disk with audit records. (Allowed
+// forwards are recorded however many: a SOCKS proxy opens one for every
+// connection it carries.)
+func (s *session) decideForward(in *policy.SSH, text string, gone <-chan struct{}) policy.Decision {
+	ops := []string{"forward"}
+	s.mu.Lock()
+	quiet := s.deniedForwards >= maxAsked
+	s.mu.Unlock()
+	if quiet {
+		if d := s.decide(ops, in); d.Result == policy.Deny {
+			s.c.Metrics().Operations(d.Result, 1)
+			return d
+		}
+	}
+	d := s.decideAndRecord(ops, in, text, gone)
+	if d.Result == policy.Deny {
+		s.mu.Lock()
+		if s.deniedForwards++; s.deniedForwards == maxAsked {
+			s.h.Log.Warn("a client asked for too many forwards the policy denies; the rest are refused unrecorded", "session_id", s.c.SessionID, "limit", maxAsked)
+		}
+		s.mu.Unlock()
+	}
+	return d
+}
+
 // clientGlobal handles the client's global requests: remote port
 // forwards are decided; the rest (keepalives) are answered here.
 func (s *session) clientGlobal(reqs <-chan *gossh.Request) {
+	reqs, gone := queued(reqs, func() {
+		s.h.Log.Warn("a client queued too many global requests; the connection is closed", "session_id", s.c.SessionID, "limit", maxQueued)
+		s.client.Close()
+	})
 	for r := range reqs {
 		switch r.Type {
 		case "tcpip-forward", "cancel-tcpip-forward":
@@ -62,7 +93,7 @@ func (s *session) clientGlobal(reqs <-chan *gossh.Request) {
 				continue
 			}
 			from := net.JoinHostPort(p.Addr, strconv.Itoa(int(p.Port)))
-			d := s.decideAndRecord([]string{"forward"}, &policy.SSH{Forward: from, User: s.user}, "remote forward from "+from)
+			d := s.decideForward(&policy.SSH{Forward: from, User: s.user}, "remote forward from "+from, gone)
 			if !d.Allowed() {
 				r.Reply(false, nil)
 				continue

@@ -146,11 +146,12 @@ type session struct {
 	// or the client refused (upstream stays nil).
 	ready chan struct{}
 
-	mu           sync.Mutex
-	forwards     map[string]int // remote forwards the policy allowed, by bind address
-	agentAllowed bool           // agent forwarding allowed on some channel
-	wg           sync.WaitGroup // the client's channels
-	bridges      sync.WaitGroup // the target's channels
+	mu             sync.Mutex
+	forwards       map[string]int // remote forwards the policy allowed, by bind address
+	deniedForwards int            // forwards the policy denied, recorded up to maxAsked
+	agentAllowed   bool           // agent forwarding allowed on some channel
+	wg             sync.WaitGroup // the client's channels
+	bridges        sync.WaitGroup // the target's channels
 }
 
 func (s *session) run() error {

@@ -1,0 +1,58 @@
+package ssh
+
+import (
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// maxQueued bounds the requests a channel, or the connection's global
+// requests, may have waiting behind the one being handled.
+const maxQueued = 1024
+
+// queued reads in as fast as x/crypto delivers it, and hands the requests
+// on in order, one at a time. x/crypto stops reading the whole connection
+// (every channel, keepalives, the client's hangup) while one channel's or
+// the global request queue is full, and a request may wait on an approval
+// for minutes: 16 more env requests, or keepalives behind a reviewed
+// remote forward, froze the connection, and a client that hung up then
+// was not seen to. gone is closed as soon as in is (the client closed the
+// channel, or the connection ended); what was still queued is dropped,
+// declined where the client waits for an answer. More than maxQueued
+// waiting calls overflow, which ends what in belongs to.
+func queued(in <-chan *gossh.Request, overflow func()) (out <-chan *gossh.Request, gone <-chan struct{}) {
+	o, g := make(chan *gossh.Request), make(chan struct{})
+	go func() {
+		defer close(o)
+		var q []*gossh.Request
+		overflowed := false
+		for {
+			var next chan *gossh.Request
+			var head *gossh.Request
+			if len(q) > 0 {
+				next, head = o, q[0]
+			}
+			select {
+			case r, ok := <-in:
+				if !ok {
+					close(g)
+					for _, r := range q {
+						decline(r)
+					}
+					return
+				}
+				if overflowed {
+					decline(r)
+					continue
+				}
+				q = append(q, r)
+				if len(q) > maxQueued {
+					overflowed = true
+					overflow()
+				}
+			case next <- head:
+				q[0] = nil
+				q = q[1:]
+			}
+		}
+	}()
+	return o, g
+}
