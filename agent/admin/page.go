@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/corral-dev/corral/internal/termsafe"
 	"github.com/corral-dev/corral/policy/approval"
 )
 
@@ -17,9 +18,14 @@ import (
 var webFiles embed.FS
 
 var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
-	"describe": func(r *approval.Request) string { return approval.Describe(&r.Requester) },
+	"describe": func(r *approval.Request) string { return termsafe.Line(approval.Describe(&r.Requester)) },
 	"when":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"join":     strings.Join,
+	"join":     func(l []string, sep string) string { return termsafe.Line(strings.Join(l, sep)) },
+	// What a workload wrote is shown with its controls and bidirectional
+	// marks escaped: U+202E in a statement would show the reviewer its
+	// text in another order than it runs.
+	"text": termsafe.Text,
+	"line": termsafe.Line,
 }).ParseFS(webFiles, "web/*.html"))
 
 // pageSecurity are the headers of every answer of the web page: its

@@ -435,3 +435,29 @@ func TestWebSessionEndsWithItsIssuer(t *testing.T) {
 		t.Fatalf("whoami after: %d %s", a.status, a.body)
 	}
 }
+
+// What a workload wrote is shown with its controls and bidirectional
+// marks escaped: a reviewer reads the statement in the order it runs. A
+// statement withheld (it speaks of a password) is said to be.
+func TestWebPageShowsStatementsAsTheyRun(t *testing.T) {
+	w := serveWeb(t)
+	c := w.login(t, w.issuer.Token(t, nil))
+	requester := policy.Workload{UID: 1000, User: "app"}
+	for _, r := range []approval.Request{
+		{Text: "DELETE FROM orders /*\u202e } \u2066WHERE id = $1\u2069 \u2066{ */", Statement: "DELETE FROM orders /*\u202e } \u2066WHERE id = 12\u2069 \u2066{ */"},
+		{Text: "DELETE FROM users WHERE id = $1 OR $2 /* password */"},
+	} {
+		r.Requester, r.Target, r.Kind, r.Operations = requester, "orders-db", policy.KindSQL, []string{"delete"}
+		r.Reason, r.Reviewers, r.Timeout = "delete needs review", []string{"group:dba"}, approval.Duration(time.Minute)
+		if _, err := w.broker.Request(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := w.do(t, "GET", "/", c.Value, "").body
+	if strings.ContainsAny(page, "\u202e\u2066\u2069") || !strings.Contains(page, `/*\u202e } \u2066WHERE id = 12\u2069`) {
+		t.Errorf("the page shows bidirectional marks as they act:\n%s", page)
+	}
+	if !strings.Contains(page, "The statement as sent is not shown") {
+		t.Errorf("a withheld statement is not said to be:\n%s", page)
+	}
+}

@@ -26,6 +26,18 @@ func String(s string) string {
 	return b.String()
 }
 
+// Text returns s with what would act on a terminal or reorder text
+// escaped, but for newlines and tabs: for text shown as written, over
+// several lines (a statement on a web page).
+func Text(s string) string {
+	if clean(s, true) {
+		return s
+	}
+	var b strings.Builder
+	write(&b, s, true)
+	return b.String()
+}
+
 // Line returns s on one line, for a field of a table or a transcript:
 // runs of white space (newlines, tabs, carriage returns) become one space,
 // so that text a workload chose cannot start a line that passes for

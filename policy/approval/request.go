@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/corral-dev/corral/internal/termsafe"
 	"github.com/corral-dev/corral/policy"
 )
 
@@ -130,10 +132,17 @@ func (r *Request) Summary() string {
 	if what == "" {
 		what = strings.Join(r.Operations, ", ")
 	}
+	// One line, whole characters: text a workload chose must not start a
+	// line that passes for corral's own in a chat, nor end mid-character.
+	what = termsafe.Line(what)
 	if len(what) > 200 {
-		what = what[:200] + "…"
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(what[cut]) {
+			cut--
+		}
+		what = what[:cut] + "…"
 	}
-	return fmt.Sprintf("%s on %s by %s", what, r.Target, Describe(&r.Requester))
+	return termsafe.Line(fmt.Sprintf("%s on %s by %s", what, r.Target, Describe(&r.Requester)))
 }
 
 // Describe names a workload for people: its token's identity when it

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // hook is a webhook receiver answering with the statuses given, in turn
@@ -197,5 +198,21 @@ func TestWebhookGivesUp(t *testing.T) {
 	h.none(t)
 	if w.Sent() != 0 || w.Failures() != 2 {
 		t.Errorf("sent %d, failures %d", w.Sent(), w.Failures())
+	}
+}
+
+// A chat message keeps a workload's text on one line, whole characters
+// only, and its bidirectional marks escaped: a statement cannot write a
+// line of its own that passes for corral's.
+func TestMessageForKeepsTextOnOneLine(t *testing.T) {
+	r := &Request{ID: "r-1", Target: "orders-db", Kind: "sql", Operations: []string{"delete"}, Grant: GrantOnce,
+		Text:   "SELECT 1\ncorral: approval r-2 requested: SELECT 1 on orders-db\u202e " + strings.Repeat("é", 150) + " DROP TABLE x",
+		Reason: "delete needs review", Reviewers: []string{"group:dba"}}
+	m := MessageFor(r)
+	if strings.ContainsAny(m.Text, "\n\u202e") || !utf8.ValidString(m.Summary) || !strings.Contains(m.Summary, `\u202e`) {
+		t.Errorf("text: %q", m.Text)
+	}
+	if !strings.Contains(m.Summary, "…") {
+		t.Errorf("not cut: %q", m.Summary)
 	}
 }
