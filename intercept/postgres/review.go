@@ -25,7 +25,7 @@ import (
 // The reason is non-empty when none could be made: the statement is then
 // refused with it.
 func (s *session) requestApproval(d policy.Decision, a policy.Action, text string, st *Statement) (*intercept.Review, string) {
-	rv := s.c.Review(s.ctx, d, a, text, forReviewers(st, text))
+	rv := s.c.Review(s.ctx, d, a, text, forReviewers(st, text, s.bound))
 	rv.Redecide = func(ctx context.Context) policy.Decision {
 		d, err := s.h.Policy.Decide(ctx, s.c.Input(a))
 		if err != nil {
@@ -48,19 +48,52 @@ const maxStatementShown = 16 << 10
 // connection string), which no reviewer need see and the request store
 // would keep: a statement about roles or users, or that says password
 // anywhere, is shown normalised only.
-func forReviewers(st *Statement, text string) string {
-	if st.Text == text || strings.Contains(st.Command, "ROLE") || strings.Contains(st.Command, "USER") || strings.Contains(st.Command, "GROUP") ||
+// A prepared statement's Bind carries its values apart (bound): they
+// follow it, one line each, as `-- $1 = '...'`.
+func forReviewers(st *Statement, text string, bound *pgproto3.Bind) string {
+	if strings.Contains(st.Command, "ROLE") || strings.Contains(st.Command, "USER") || strings.Contains(st.Command, "GROUP") ||
 		strings.Contains(strings.ToLower(st.Text), "password") {
 		return ""
 	}
-	if len(st.Text) > maxStatementShown {
+	shown := st.Text
+	if bound != nil && len(bound.Parameters) > 0 {
+		var b strings.Builder
+		b.WriteString(shown)
+		for i, v := range bound.Parameters {
+			fmt.Fprintf(&b, "\n-- $%d = %s", i+1, boundValue(bound, i, v))
+		}
+		shown = b.String()
+	}
+	if shown == text {
+		return "" // the normalised text says as much
+	}
+	if len(shown) > maxStatementShown {
 		cut := maxStatementShown
-		for cut > 0 && !utf8.RuneStart(st.Text[cut]) {
+		for cut > 0 && !utf8.RuneStart(shown[cut]) {
 			cut--
 		}
-		return st.Text[:cut] + "…"
+		return shown[:cut] + "…"
 	}
-	return st.Text
+	return shown
+}
+
+// boundValue is the i-th value of a Bind as a reviewer reads it: a text
+// value quoted as an SQL literal, a binary one by its size.
+func boundValue(b *pgproto3.Bind, i int, v []byte) string {
+	format := int16(0)
+	switch {
+	case len(b.ParameterFormatCodes) == 1:
+		format = b.ParameterFormatCodes[0]
+	case i < len(b.ParameterFormatCodes):
+		format = b.ParameterFormatCodes[i]
+	}
+	switch {
+	case v == nil:
+		return "NULL"
+	case format != 0:
+		return fmt.Sprintf("(%d bytes, binary)", len(v))
+	}
+	return "'" + strings.ReplaceAll(string(v), "'", "''") + "'"
 }
 
 // awaitApproval holds a reviewed statement until its request is decided

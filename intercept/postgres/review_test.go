@@ -481,12 +481,19 @@ func TestForReviewers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := forReviewers(&st, text); got != c.want {
+		if got := forReviewers(&st, text, nil); got != c.want {
 			t.Errorf("%s: %q, want %q", c.sql, got, c.want)
 		}
 	}
 	long := classifyOne(t, "DELETE FROM orders WHERE note = '"+strings.Repeat("é", maxStatementShown)+"'")
-	if got := forReviewers(&long, "x"); len(got) > maxStatementShown+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+	if got := forReviewers(&long, "x", nil); len(got) > maxStatementShown+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
 		t.Errorf("a long statement: %d bytes", len(got))
+	}
+	// A prepared statement's values are in its Bind.
+	st := classifyOne(t, "DELETE FROM customers WHERE id = $1 OR $2 OR note = $3 OR $4")
+	bind := &pgproto3.Bind{ParameterFormatCodes: []int16{0, 0, 0, 1}, Parameters: [][]byte{[]byte("1"), []byte("true"), []byte("it's"), {0, 1}}}
+	want := "DELETE FROM customers WHERE id = $1 OR $2 OR note = $3 OR $4\n-- $1 = '1'\n-- $2 = 'true'\n-- $3 = 'it''s'\n-- $4 = (2 bytes, binary)"
+	if got := forReviewers(&st, st.Text, bind); got != want {
+		t.Errorf("bound values: %q, want %q", got, want)
 	}
 }

@@ -215,6 +215,7 @@ type session struct {
 	inBatch    int
 	overflow   bool
 	portalCopy map[string]bool // bound portals that run COPY FROM STDIN
+	bound      *pgproto3.Bind  // the Bind being decided, whose values reviewers see
 
 	// server side: the plan of the result being streamed, and whether it
 	// was described for the statement now answering.
@@ -1468,7 +1469,9 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 				// are bounded here, not by closing them.
 				reason = fmt.Sprintf("corral keeps track of at most %d portal names bound to COPY FROM STDIN a session; bind it to a name used before, or reconnect", maxNames)
 			} else {
+				s.bound = m // its values, for reviewers
 				reason = s.decide(stmts)
+				s.bound = nil
 			}
 		}
 	}
