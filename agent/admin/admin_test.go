@@ -255,7 +255,9 @@ func TestBearerTokens(t *testing.T) {
 		says        string
 	}{
 		{"no token", "", 401, "present an OIDC ID token"},
-		{"wrong group", issuer.Token(t, map[string]any{"sub": "erin", "email": nil, "groups": []string{"ops"}}), 403, "not a reviewer"},
+		// Not a reviewer, nor its requester: the request is none of theirs
+		// to see, and the refusal does not name its reviewers.
+		{"wrong group", issuer.Token(t, map[string]any{"sub": "erin", "email": nil, "groups": []string{"ops"}}), 404, "no such request among those you may see"},
 		{"expired", issuer.Token(t, map[string]any{"exp": time.Now().Add(-time.Minute).Unix()}), 401, "token expired"},
 		{"wrong audience", issuer.Token(t, map[string]any{"aud": "elsewhere"}), 401, "audience"},
 		{"alg none", alg(issuer.Claims(nil)), 401, "alg none"},

@@ -224,10 +224,19 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, approve bool) {
 	}
 	who := caller(r)
 	id := r.PathValue("id")
-	if req, err := s.Approvals.Get(r.Context(), id); err == nil && who.MayView(req) {
-		id = req.ID // a prefix names the request; the decision names it in full
+	// A caller who may not see the request learns nothing of it, not its
+	// reviewers nor who decided it, from why they may not decide it.
+	req, err := s.Approvals.Get(r.Context(), id)
+	if err == nil && !who.MayView(req) {
+		err = fmt.Errorf("%w among those you may see (their reviewers' and your own)", approval.ErrNotFound)
 	}
-	req, err := s.Approvals.Decide(r.Context(), id, who, approve, d.Reason)
+	if err != nil {
+		s.log().Info("approval decision refused", "request", id, "approver", who.Name, "via", who.Via, "err", err)
+		s.fail(w, err)
+		return
+	}
+	id = req.ID // a prefix names the request; the decision names it in full
+	req, err = s.Approvals.Decide(r.Context(), id, who, approve, d.Reason)
 	verb := "deny"
 	if approve {
 		verb = "approve"

@@ -488,7 +488,7 @@ func TestApprovalOIDC(t *testing.T) {
 	forger := testutil.SignJWT(t, jose.RS256, newKey(t), "k1", issuer.Claims(map[string]any{"sub": "bob"}))
 	for _, c := range []struct{ name, token, says string }{
 		{"the requester's own token", issuer.Token(t, nil), "cannot decide its own request"},
-		{"wrong group", issuer.Token(t, map[string]any{"sub": "erin", "email": "erin@example.com", "groups": []string{"ops"}}), "not a reviewer"},
+		{"wrong group", issuer.Token(t, map[string]any{"sub": "erin", "email": "erin@example.com", "groups": []string{"ops"}}), "no such request among those you may see"},
 		{"expired", issuer.Token(t, map[string]any{"sub": "bob", "email": "bob@example.com", "exp": time.Now().Add(-time.Minute).Unix()}), "token expired at"},
 		{"wrong audience", issuer.Token(t, map[string]any{"sub": "bob", "email": "bob@example.com", "aud": "elsewhere"}), "token is for audience"},
 		{"alg none", unsigned(), "alg none"},
