@@ -277,7 +277,8 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 		// And a grant covers only what the policy still reviews the way it
 		// did when it was approved: a reload to grant: once, to another
 		// rule or other reviewers, or to a shorter window ends it.
-		if !covers(g.Operations, r.Operations) || r.Protocol == "ssh" && g.Text != r.Text {
+		// Nor does a grant on one database of a server cover another.
+		if !covers(g.Operations, r.Operations) || g.Kind != r.Kind || g.Database != r.Database || r.Protocol == "ssh" && g.Text != r.Text {
 			continue
 		}
 		if stillGranted(g, &r, now) {

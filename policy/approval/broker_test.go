@@ -351,10 +351,11 @@ func TestWindowGrant(t *testing.T) {
 
 	// Not covered: more operations, another target, another workload.
 	for name, edit := range map[string]func(*Request){
-		"more operations": func(r *Request) { r.Operations = []string{"delete", "ddl"} },
-		"another target":  func(r *Request) { r.Target = "billing-db" },
-		"another user":    func(r *Request) { r.Requester.UID, r.Requester.User = 1003, "eve" },
-		"another token":   func(r *Request) { r.Requester.OIDC = &policy.OIDC{Subject: "eve"} },
+		"more operations":  func(r *Request) { r.Operations = []string{"delete", "ddl"} },
+		"another target":   func(r *Request) { r.Target = "billing-db" },
+		"another database": func(r *Request) { r.Database = "prod" },
+		"another user":     func(r *Request) { r.Requester.UID, r.Requester.User = 1003, "eve" },
+		"another token":    func(r *Request) { r.Requester.OIDC = &policy.OIDC{Subject: "eve"} },
 	} {
 		other := windowReq()
 		edit(&other)
