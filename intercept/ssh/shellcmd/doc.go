@@ -54,7 +54,11 @@
 //   - Scripts longer than 64 KiB (MaxScriptBytes), scripts that run more
 //     than 1000 commands (MaxCommands), scripts nested more than 8 deep
 //     (MaxDepth), commands inside more than 32 wrappers and scripts
-//     (MaxVia) and parentheses nested more than 64 deep are refused.
+//     (MaxVia), brackets of any kind nested more than 64 deep in the line
+//     or a script in it, more than 128 KiB of scripts read in all, and
+//     lines whose checking takes more than a bound of steps (arithmetic
+//     and wrappers that guess at their command multiply it) are refused:
+//     every workload on a node shares the agent's checking.
 //   - A name the command line defines as an alias (alias, BASH_ALIASES) is
 //     refused wherever it is used, rather than resolved; so are mapfile -C,
 //     readarray -C and compgen -C callbacks, compgen -W word lists that

@@ -91,10 +91,8 @@ func CommandsAs(script string, login Shell) ([]Command, error) {
 	if len(script) > MaxScriptBytes {
 		return nil, fmt.Errorf("the command is %d bytes long; at most %d bytes can be checked", len(script), MaxScriptBytes)
 	}
-	if d := parenDepth(script); d > maxParenDepth {
-		// Deeply nested parentheses take the parser seconds, and all
-		// workloads share the agent's parsing.
-		return nil, fmt.Errorf("the command nests parentheses %d deep; at most %d can be checked", d, maxParenDepth)
+	if err := checkDepth(script, ""); err != nil {
+		return nil, err
 	}
 	w := &walker{seen: make(map[syntax.Node]bool), walked: make(map[walkKey]bool), aliases: make(map[string]bool), names: make(map[string]bool),
 		counted: make(map[string]string), numeric: make(map[string]bool), made: make(map[string]bool), login: login,
@@ -137,22 +135,57 @@ func CommandsAs(script string, login Shell) ([]Command, error) {
 	return out, nil
 }
 
-// maxParenDepth bounds how deep parentheses may nest in a command line.
-const maxParenDepth = 64
+// maxDepth bounds how deep brackets may nest in a command line or a
+// script in it: parentheses, braces and square brackets together.
+const maxDepth = 64
 
-// parenDepth is the deepest nesting of parentheses in s, quoted or not.
-func parenDepth(s string) int {
+// maxWork bounds the steps of checking one command line: arithmetic read
+// at every level of its nesting, a wrapper's guesses at its command each
+// walking what follows. Lines people write take a few thousand.
+const maxWork = 500_000
+
+// spend counts n steps of checking, and refuses the line past maxWork.
+func (w *walker) spend(n int) error {
+	if w.work += n; w.work > maxWork {
+		return errors.New("cannot check the command: it takes too much checking (wrappers whose command could start at any word, around nested arithmetic or scripts)")
+	}
+	return nil
+}
+
+// maxParsed bounds the text parsed for one command line, the line and
+// every script found in it: a wrapper whose command could start at any of
+// its words reads a nested script once for each guess.
+const maxParsed = 2 * MaxScriptBytes
+
+// bracketDepth is the deepest nesting of brackets of any kind in s, quoted
+// or not.
+func bracketDepth(s string) int {
 	d, most := 0, 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
-		case '(':
+		case '(', '{', '[':
 			d++
 			most = max(most, d)
-		case ')':
+		case ')', '}', ']':
 			d = max(d-1, 0)
 		}
 	}
 	return most
+}
+
+// checkDepth refuses a script nested too deep to check in good time:
+// the parser, and arithmetic and expansions nested in one another (a[a[
+// ... ]], ${a:=${a:=...}}), take time that grows faster than the text,
+// and every workload on the node shares the agent's checking.
+func checkDepth(s, label string) error {
+	d := bracketDepth(s)
+	if d <= maxDepth {
+		return nil
+	}
+	if label == "" {
+		return fmt.Errorf("the command nests brackets %d deep; at most %d can be checked", d, maxDepth)
+	}
+	return fmt.Errorf("cannot check the script given to %s: it nests brackets %d deep; at most %d can be checked", label, d, maxDepth)
 }
 
 func key(k Command) string {
@@ -198,6 +231,9 @@ type walker struct {
 	aliases map[string]bool
 	// wrapWords counts the words anyWrapper's guesses copied.
 	wrapWords int
+	// parsed counts the bytes of script parsed (see maxParsed), work
+	// the steps of checking (see maxWork).
+	parsed, work int
 	// names are the program names the commands run under, to be held
 	// against aliases once the whole line is walked: a function body, an
 	// eval or a trap may use an alias defined later in the line.
@@ -250,6 +286,17 @@ func (w *walker) script(s string, c ctx, label string) error {
 		return nil
 	}
 	w.walked[k] = true
+	if err := w.spend(len(s)); err != nil {
+		return err
+	}
+	if w.parsed += len(s); w.parsed > maxParsed {
+		return fmt.Errorf("cannot check the command: its scripts, read once for each command a wrapper may run, come to more than %d bytes", maxParsed)
+	}
+	if label != "" {
+		if err := checkDepth(s, label); err != nil {
+			return err
+		}
+	}
 	// Every script is read as bash reads it, also for a POSIX login
 	// shell: bash run as sh, busybox ash and mksh read $'...' as bash
 	// does, where dash does not.
@@ -968,6 +1015,12 @@ func (w *walker) count(word *syntax.Word, c ctx) error {
 	where := excerpt(word, c.src)
 	var err error
 	syntax.Walk(word, func(n syntax.Node) bool {
+		if err != nil {
+			return false
+		}
+		if err = w.spend(1); err != nil {
+			return false
+		}
 		switch x := n.(type) {
 		case *syntax.Lit:
 			for _, name := range arithNames(x.Value) {
@@ -1161,13 +1214,19 @@ func (w *walker) emit(argv []string, c ctx) error {
 	if len(w.cmds) >= 2*MaxCommands {
 		return fmt.Errorf("the command runs more than %d commands; too many to check", MaxCommands)
 	}
+	text := strings.Join(argv, " ")
+	// Each report copies the command's text: a wrapper's guesses at a
+	// long word would copy it for each.
+	if err := w.spend(len(text) / 8); err != nil {
+		return err
+	}
 	var via []string
 	if len(c.via) > 0 {
 		via = append([]string(nil), c.via...)
 	}
 	w.cmds = append(w.cmds, Command{
 		Argv:    argv,
-		Text:    strings.Join(argv, " "),
+		Text:    text,
 		Via:     via,
 		Known:   len(argv),
 		Appends: c.open,
@@ -1180,6 +1239,9 @@ func (w *walker) emit(argv []string, c ctx) error {
 func (w *walker) run(args []arg, c ctx) error {
 	if len(args) == 0 {
 		return errors.New("cannot check an empty command")
+	}
+	if err := w.spend(len(args)); err != nil {
+		return err
 	}
 	if len(c.via) > MaxVia {
 		return fmt.Errorf("cannot check %s: it is nested in more than %d wrappers and scripts", args[0].src, MaxVia)

@@ -592,6 +592,32 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// Lines whose checking grows faster than their text are refused for it,
+// early: every workload on a node shares the agent's checking, and a
+// kilobyte of these took seconds.
+func TestLimitsOnWork(t *testing.T) {
+	nest := func(open, inner, close string, n int) string {
+		return strings.Repeat(open, n) + inner + strings.Repeat(close, n)
+	}
+	wrappers := "taskset chrt prlimit numactl ltrace pkexec eatmydata unbuffer faketime cgexec "
+	for _, c := range []struct{ line, err string }{
+		{"a=1; echo $((" + nest("a[", "1", "]", 300) + "))", "nests brackets 302 deep"},
+		{`echo "` + nest("${a:=", "1", "}", 150) + `"`, "nests brackets 150 deep"},
+		{"bash -c $'" + nest(`\x28`, "true", `\x29`, 100) + "'", "nests brackets 100 deep"},
+		{wrappers + "sh -c 'a=1; echo $((" + nest("a[", "1", "]", 60) + "))'", "too much checking"},
+		{wrappers + `sh -c 'echo "` + nest("${a:=", "1", "}", 60) + `"'`, "come to more than"},
+		{wrappers[:60] + strings.Repeat("x", 60000), "too much checking"},
+	} {
+		if _, err := Commands(c.line); err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%.60s...: error = %v, want %q", c.line, err, c.err)
+		}
+	}
+	// 64 deep is checked.
+	if _, err := Commands("a=1; echo $((" + nest("a[", "1", "]", 62) + "))"); err != nil {
+		t.Errorf("62 subscripts deep: %v", err)
+	}
+}
+
 func TestTextJoinsArgv(t *testing.T) {
 	got, err := Commands(`printf '%s\n' "a  b" c`)
 	if err != nil {
