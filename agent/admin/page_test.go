@@ -101,6 +101,16 @@ func (w *web) login(t *testing.T, token string) *http.Cookie {
 
 var csrfAttr = regexp.MustCompile(`data-csrf="([^"]*)"`)
 
+// csrf is the session's CSRF token, as the page gives it.
+func (w *web) csrf(t *testing.T, c *http.Cookie) string {
+	t.Helper()
+	m := csrfAttr.FindStringSubmatch(w.do(t, "GET", "/", c.Value, "").body)
+	if m == nil {
+		t.Fatal("no CSRF token on the page")
+	}
+	return m[1]
+}
+
 func TestWebLogin(t *testing.T) {
 	w := serveWeb(t)
 	requester := policy.Workload{UID: 1000, Exe: "/usr/bin/psql", OIDC: &policy.OIDC{Issuer: w.issuer.URL, Subject: "dave", Groups: []string{"dba"}}}
@@ -345,7 +355,7 @@ func TestSocketPage(t *testing.T) {
 func TestWebEventsEndAtLogout(t *testing.T) {
 	w := serveWeb(t)
 	c := w.login(t, w.issuer.Token(t, nil))
-	csrf := csrfAttr.FindStringSubmatch(w.do(t, "GET", "/", c.Value, "").body)[1]
+	csrf := w.csrf(t, c)
 	req, _ := http.NewRequest("GET", w.base+"/v1/events", nil)
 	req.AddCookie(c)
 	resp, err := w.client.Do(req)
@@ -374,10 +384,7 @@ func TestWebEventsEndAtLogout(t *testing.T) {
 func TestWebSessionOutlivesAnIssuerDown(t *testing.T) {
 	w := serveWeb(t)
 	c := w.login(t, w.issuer.Token(t, nil))
-	m := csrfAttr.FindStringSubmatch(w.do(t, "GET", "/", c.Value, "").body)
-	if m == nil {
-		t.Fatal("no CSRF token on the page")
-	}
+	csrf := w.csrf(t, c)
 	issuers := []oidc.Issuer{{URL: w.issuer.URL, Audiences: []string{"corral"}}}
 	// A reload that changes the issuer's settings discovers it anew.
 	rediscover := func() {
@@ -387,7 +394,7 @@ func TestWebSessionOutlivesAnIssuerDown(t *testing.T) {
 	w.issuer.SetDown(true)
 	rediscover()
 	r := w.request(t, policy.Workload{UID: 4242, User: "svc"}, "group:dba")
-	a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, m[1])
+	a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, csrf)
 	if a.status != http.StatusServiceUnavailable || !strings.Contains(a.body, "unreachable") || strings.Contains(a.body, "log in again") {
 		t.Fatalf("approve while the issuer is down: %d %s", a.status, a.body)
 	}
@@ -402,7 +409,7 @@ func TestWebSessionOutlivesAnIssuerDown(t *testing.T) {
 	}
 	w.issuer.SetDown(false)
 	rediscover()
-	if a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, m[1]); a.status != 200 {
+	if a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, csrf); a.status != 200 {
 		t.Fatalf("approve once the issuer answers: %d %s", a.status, a.body)
 	}
 	if got, _ := w.broker.Get(context.Background(), r.ID); got.State != approval.Approved {
@@ -415,16 +422,13 @@ func TestWebSessionOutlivesAnIssuerDown(t *testing.T) {
 func TestWebSessionEndsWithItsIssuer(t *testing.T) {
 	w := serveWeb(t)
 	c := w.login(t, w.issuer.Token(t, nil))
-	m := csrfAttr.FindStringSubmatch(w.do(t, "GET", "/", c.Value, "").body)
-	if m == nil {
-		t.Fatal("no CSRF token on the page")
-	}
+	csrf := w.csrf(t, c)
 	if a := w.do(t, "GET", "/v1/whoami", c.Value, ""); a.status != 200 {
 		t.Fatalf("whoami: %d %s", a.status, a.body)
 	}
 	w.tokens.SetIssuers(nil)
 	r := w.request(t, policy.Workload{UID: 4242, User: "svc"}, "group:dba")
-	a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, m[1])
+	a := w.do(t, "POST", "/v1/requests/"+r.ID+"/approve", c.Value, `{}`, CSRFHeader, csrf)
 	if a.status != 401 || !strings.Contains(a.body, "log in again") {
 		t.Fatalf("approve after the issuer was removed: %d %s", a.status, a.body)
 	}
