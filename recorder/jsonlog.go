@@ -30,11 +30,28 @@ type JSONLog struct {
 	closed bool
 }
 
+// Stderr is the process's standard error for the audit log ("-") and the
+// agent's own log alike, one write at a time: a log line written between
+// two pieces of a long write landed inside a record, which no longer read
+// as one.
+var Stderr io.Writer = &lockedWriter{w: os.Stderr}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // OpenJSONLog opens path for appending ("-" is stderr), creating it and its
 // directory if needed.
 func OpenJSONLog(path string) (*JSONLog, error) {
 	var (
-		w io.Writer = os.Stderr
+		w io.Writer = Stderr
 		c io.Closer
 	)
 	if path != "-" {
@@ -108,6 +125,14 @@ func (l *JSONLog) append(v any, now bool) error {
 func (l *JSONLog) writeLocked(line []byte, now bool) error {
 	if l.err != nil {
 		return l.err
+	}
+	if len(line) > l.buf.Available() && l.buf.Buffered() > 0 {
+		// A record goes out in one write, or a line of the agent's own
+		// log (stderr, shared with an audit log there) may land inside
+		// it. (A line that does not fit was not built in the buffer.)
+		if err := l.flush(); err != nil {
+			return err
+		}
 	}
 	if _, err := l.buf.Write(line); err != nil {
 		l.err = err

@@ -16,6 +16,7 @@ import (
 	"github.com/corral-dev/corral/agent/config"
 	"github.com/corral-dev/corral/agent/sshca"
 	"github.com/corral-dev/corral/bpf"
+	"github.com/corral-dev/corral/recorder"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -65,7 +66,11 @@ connections to protected targets are refused until an agent runs again.`,
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel, logFormat)
+			logTo := cmd.ErrOrStderr()
+			if logTo == os.Stderr {
+				logTo = recorder.Stderr // shared with an audit log on stderr
+			}
+			log, err := newLogger(logTo, cfg.LogLevel, logFormat)
 			if err != nil {
 				return err
 			}
