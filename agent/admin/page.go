@@ -24,8 +24,9 @@ var pageTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 	// What a workload wrote is shown with its controls and bidirectional
 	// marks escaped: U+202E in a statement would show the reviewer its
 	// text in another order than it runs.
-	"text": termsafe.Text,
-	"line": termsafe.Line,
+	"text":     termsafe.Text,
+	"line":     termsafe.Line,
+	"contains": strings.Contains,
 }).ParseFS(webFiles, "web/*.html"))
 
 // pageSecurity are the headers of every answer of the web page: its

@@ -461,7 +461,7 @@ func TestWebPageShowsStatementsAsTheyRun(t *testing.T) {
 	if strings.ContainsAny(page, "\u202e\u2066\u2069") || !strings.Contains(page, `/*\u202e } \u2066WHERE id = 12\u2069`) {
 		t.Errorf("the page shows bidirectional marks as they act:\n%s", page)
 	}
-	if !strings.Contains(page, "The statement as sent is not shown") {
+	if !strings.Contains(page, "The statement's values (the $n above) are not shown") {
 		t.Errorf("a withheld statement is not said to be:\n%s", page)
 	}
 }

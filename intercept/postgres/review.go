@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -49,7 +50,8 @@ const maxStatementShown = 16 << 10
 // would keep: a statement about roles or users, or that says password
 // anywhere, is shown normalised only.
 // A prepared statement's Bind carries its values apart (bound): they
-// follow it, one line each, as `-- $1 = '...'`.
+// follow it, one line each, as `-- $1 = '...'`, and a value that says
+// password withholds the statement as the text does.
 func forReviewers(st *Statement, text string, bound *pgproto3.Bind) string {
 	if strings.Contains(st.Command, "ROLE") || strings.Contains(st.Command, "USER") || strings.Contains(st.Command, "GROUP") ||
 		strings.Contains(strings.ToLower(st.Text), "password") {
@@ -58,27 +60,43 @@ func forReviewers(st *Statement, text string, bound *pgproto3.Bind) string {
 	shown := st.Text
 	if bound != nil && len(bound.Parameters) > 0 {
 		var b strings.Builder
-		b.WriteString(shown)
+		b.WriteString(cut(shown, maxStatementShown/2))
 		for i, v := range bound.Parameters {
+			if bytes.Contains(bytes.ToLower(v[:min(len(v), maxValueShown)]), []byte("password")) {
+				return "" // what is shown of it says password
+			}
+			if b.Len() >= maxStatementShown {
+				fmt.Fprintf(&b, "\n-- (%d more values not shown)", len(bound.Parameters)-i)
+				break
+			}
 			fmt.Fprintf(&b, "\n-- $%d = %s", i+1, boundValue(bound, i, v))
 		}
-		shown = b.String()
+		return b.String()
 	}
 	if shown == text {
 		return "" // the normalised text says as much
 	}
-	if len(shown) > maxStatementShown {
-		cut := maxStatementShown
-		for cut > 0 && !utf8.RuneStart(shown[cut]) {
-			cut--
-		}
-		return shown[:cut] + "…"
-	}
-	return shown
+	return cut(shown, maxStatementShown)
 }
 
-// boundValue is the i-th value of a Bind as a reviewer reads it: a text
-// value quoted as an SQL literal, a binary one by its size.
+// cut is s cut to at most n bytes, on a character's start, marked so.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// maxValueShown bounds each value a reviewer is shown of a Bind.
+const maxValueShown = 1 << 10
+
+// boundValue is the i-th value of a Bind as a reviewer reads it, on one
+// line: a text value as an SQL literal (E'...' when it holds a control
+// character or a backslash, so that a newline in it cannot write a line
+// of its own), its first KiB only; a binary one by its size.
 func boundValue(b *pgproto3.Bind, i int, v []byte) string {
 	format := int16(0)
 	switch {
@@ -93,7 +111,31 @@ func boundValue(b *pgproto3.Bind, i int, v []byte) string {
 	case format != 0:
 		return fmt.Sprintf("(%d bytes, binary)", len(v))
 	}
-	return "'" + strings.ReplaceAll(string(v), "'", "''") + "'"
+	more := ""
+	if len(v) > maxValueShown {
+		more = fmt.Sprintf(" (%d bytes in all)", len(v))
+		v = v[:maxValueShown]
+	}
+	var q strings.Builder
+	escaped := false
+	for _, r := range string(v) {
+		switch {
+		case r == '\'':
+			q.WriteString("''")
+		case r == '\\':
+			q.WriteString(`\\`)
+			escaped = true
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&q, `\x%02x`, r)
+			escaped = true
+		default:
+			q.WriteRune(r)
+		}
+	}
+	if escaped {
+		return "E'" + q.String() + "'" + more
+	}
+	return "'" + q.String() + "'" + more
 }
 
 // awaitApproval holds a reviewed statement until its request is decided

@@ -496,4 +496,17 @@ func TestForReviewers(t *testing.T) {
 	if got := forReviewers(&st, st.Text, bind); got != want {
 		t.Errorf("bound values: %q, want %q", got, want)
 	}
+	// A value on one line, whatever it holds; its first KiB only; none
+	// that says password.
+	bind.Parameters = [][]byte{[]byte("12\n-- $2 = false"), []byte("true"), []byte(strings.Repeat(" ", 20000)), nil}
+	got := forReviewers(&st, st.Text, bind)
+	if lines := strings.Split(got, "\n"); len(lines) != 5 || lines[1] != `-- $1 = E'12\x0a-- $2 = false'` || lines[2] != "-- $2 = 'true'" ||
+		!strings.HasSuffix(lines[3], "' (20000 bytes in all)") || lines[4] != "-- $4 = NULL" {
+		t.Errorf("values: %q", got)
+	}
+	dblink := classifyOne(t, "SELECT dblink_exec($1, $2)")
+	bind = &pgproto3.Bind{Parameters: [][]byte{[]byte("dbname=x PassWord=hunter2"), []byte("DELETE FROM t")}}
+	if got := forReviewers(&dblink, dblink.Text, bind); got != "" {
+		t.Errorf("a value that says password: %q", got)
+	}
 }
