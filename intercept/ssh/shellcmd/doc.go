@@ -55,7 +55,7 @@
 //     than 1000 commands (MaxCommands), scripts nested more than 8 deep
 //     (MaxDepth), commands inside more than 32 wrappers and scripts
 //     (MaxVia), brackets of any kind nested more than 64 deep in the line
-//     or a script in it, more than 128 KiB of scripts read in all, and
+//     or a script in it, more than 128 KiB of scripts read again, and
 //     lines whose checking takes more than a bound of steps (arithmetic
 //     and wrappers that guess at their command multiply it) are refused:
 //     every workload on a node shares the agent's checking.

@@ -96,7 +96,7 @@ func CommandsAs(script string, login Shell) ([]Command, error) {
 	}
 	w := &walker{seen: make(map[syntax.Node]bool), walked: make(map[walkKey]bool), aliases: make(map[string]bool), names: make(map[string]bool),
 		counted: make(map[string]string), numeric: make(map[string]bool), made: make(map[string]bool), login: login,
-		numbers: make(map[string]string)}
+		numbers: make(map[string]string), read: make(map[string]bool)}
 	if err := w.script(script, ctx{}, ""); err != nil {
 		return nil, err
 	}
@@ -152,9 +152,9 @@ func (w *walker) spend(n int) error {
 	return nil
 }
 
-// maxParsed bounds the text parsed for one command line, the line and
-// every script found in it: a wrapper whose command could start at any of
-// its words reads a nested script once for each guess.
+// maxParsed bounds the text parsed again for one command line: a wrapper
+// whose command could start at any of its words reads a nested script once
+// for each guess.
 const maxParsed = 2 * MaxScriptBytes
 
 // bracketDepth is the deepest nesting of brackets of any kind in s, quoted
@@ -231,9 +231,11 @@ type walker struct {
 	aliases map[string]bool
 	// wrapWords counts the words anyWrapper's guesses copied.
 	wrapWords int
-	// parsed counts the bytes of script parsed (see maxParsed), work
-	// the steps of checking (see maxWork).
+	// parsed counts the bytes of scripts parsed again (see maxParsed),
+	// work the steps of checking (see maxWork); read holds the scripts
+	// parsed.
 	parsed, work int
+	read         map[string]bool
 	// names are the program names the commands run under, to be held
 	// against aliases once the whole line is walked: a function body, an
 	// eval or a trap may use an alias defined later in the line.
@@ -289,9 +291,15 @@ func (w *walker) script(s string, c ctx, label string) error {
 	if err := w.spend(len(s)); err != nil {
 		return err
 	}
-	if w.parsed += len(s); w.parsed > maxParsed {
-		return fmt.Errorf("cannot check the command: its scripts, read once for each command a wrapper may run, come to more than %d bytes", maxParsed)
+	// A script read again (a wrapper's guesses at its command, each
+	// with its own wrappers around it) is charged; the first reading of
+	// each is bounded by the line's own size and nesting.
+	if w.read[s] {
+		if w.parsed += len(s); w.parsed > maxParsed {
+			return fmt.Errorf("cannot check the command: its scripts, read again for each command a wrapper may run, come to more than %d bytes", maxParsed)
+		}
 	}
+	w.read[s] = true
 	if label != "" {
 		if err := checkDepth(s, label); err != nil {
 			return err

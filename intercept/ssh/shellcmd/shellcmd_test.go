@@ -612,9 +612,16 @@ func TestLimitsOnWork(t *testing.T) {
 			t.Errorf("%.60s...: error = %v, want %q", c.line, err, c.err)
 		}
 	}
-	// 64 deep is checked.
+	// 64 deep is checked, and so are long scripts nested in one another,
+	// read once each.
 	if _, err := Commands("a=1; echo $((" + nest("a[", "1", "]", 62) + "))"); err != nil {
 		t.Errorf("62 subscripts deep: %v", err)
+	}
+	body := strings.Repeat("x=1; ", 8800) + "echo done"
+	for _, line := range []string{`sh -c "sudo sh -c '` + body + `'"`, `taskset -c 0 sh -c '` + body + `'`} {
+		if _, err := Commands(line); err != nil {
+			t.Errorf("%.30s... (%d bytes): %v", line, len(line), err)
+		}
 	}
 }
 
