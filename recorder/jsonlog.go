@@ -34,24 +34,30 @@ type JSONLog struct {
 // agent's own log alike, one write at a time: a log line written between
 // two pieces of a long write landed inside a record, which no longer read
 // as one.
-var Stderr io.Writer = &lockedWriter{w: os.Stderr}
+var Stderr io.Writer = stderrWriter{}
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
+// stderrMu orders the writes to standard error of Stderr and of audit
+// logs opened on it.
+var stderrMu sync.Mutex
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+// stderrWriter writes to w, or to os.Stderr as it is at the write, one
+// write at a time.
+type stderrWriter struct{ w io.Writer }
+
+func (s stderrWriter) Write(p []byte) (int, error) {
+	stderrMu.Lock()
+	defer stderrMu.Unlock()
+	if s.w == nil {
+		return os.Stderr.Write(p)
+	}
+	return s.w.Write(p)
 }
 
 // OpenJSONLog opens path for appending ("-" is stderr), creating it and its
 // directory if needed.
 func OpenJSONLog(path string) (*JSONLog, error) {
 	var (
-		w io.Writer = Stderr
+		w io.Writer = stderrWriter{w: os.Stderr}
 		c io.Closer
 	)
 	if path != "-" {
