@@ -678,6 +678,11 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 				}
 			}()
 		}
+		// USING (c) and NATURAL compare with an = the tree does not
+		// name: it may be the database's own (see A_Expr).
+		if len(x.GetUsingClause()) > 0 || x.GetIsNatural() {
+			w.s.operators = append(w.s.operators, "=")
+		}
 		// USING (c) and NATURAL compare columns the tree names only as
 		// strings, or not at all: filters by those columns (a natural
 		// join's by every column, a whole row's worth).
@@ -699,6 +704,11 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 				}
 				w.s.refs = append(w.s.refs, r)
 			}
+		}
+	case *pg.CaseExpr:
+		// CASE x WHEN v compares x = v, with an = the tree does not name.
+		if x.GetArg() != nil {
+			w.s.operators = append(w.s.operators, "=")
 		}
 	case *pg.A_Expr:
 		// An operator of the database's own runs its function, and may

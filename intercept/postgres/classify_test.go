@@ -1147,6 +1147,9 @@ func TestClassifyOperators(t *testing.T) {
 		"SELECT id FROM customers ORDER BY email USING OPERATOR(s.<)":        "<",
 		"SELECT id FROM customers WHERE id = 1":                              "=",
 		"SELECT id FROM customers WHERE email IN (SELECT 'x') AND id <> 2":   "<>",
+		"SELECT CASE email WHEN 'x' THEN 1 END FROM customers":               "=",
+		"SELECT 1 FROM customers JOIN orders USING (id)":                     "=",
+		"SELECT 1 FROM customers NATURAL JOIN orders":                        "=",
 	} {
 		st := classifyOne(t, sql)
 		if !slices.Contains(st.operators, want) {
