@@ -8,6 +8,9 @@ TESTFLAGS ?= -p 2 -count=1 -timeout 30m
 # with "context deadline exceeded" when a duration runs out under load
 # (golang/go#75804); a count has no deadline to race.
 FUZZTIME  ?= 20000x
+# How many tries the fuzzer may spend shrinking each new input it keeps (a
+# count, as above): a long one took the default minute, stalling the run.
+FUZZMINIMIZETIME ?= 2000x
 # Debian packages the tests and the demo use.
 APT_DEPS  := iproute2 util-linux curl jq python3 clang llvm postgresql postgresql-client pgbouncer chromium openssh-server openssh-client openssh-sftp-server systemd openssl
 
@@ -46,18 +49,18 @@ test: install-deps
 # gathering its baseline outlast the time bound.
 fuzz:
 	$(GO) clean -fuzzcache
-	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./agent/config
-	$(GO) test -run '^$$' -fuzz '^FuzzParseCgroupPath$$' -fuzztime $(FUZZTIME) ./agent/workload
-	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./intercept/postgres
-	$(GO) test -run '^$$' -fuzz '^FuzzScrub$$' -fuzztime $(FUZZTIME) ./intercept/postgres
-	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime $(FUZZTIME) ./intercept/postgres
-	$(GO) test -run '^$$' -fuzz '^FuzzStartup$$' -fuzztime $(FUZZTIME) ./intercept/postgres
-	$(GO) test -run '^$$' -fuzz '^FuzzLooksLikeJWT$$' -fuzztime $(FUZZTIME) ./intercept/postgres
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./agent/oidc
-	$(GO) test -run '^$$' -fuzz '^FuzzFastKey$$' -fuzztime $(FUZZTIME) ./intercept/postgres
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./recorder
-	$(GO) test -run '^$$' -fuzz '^FuzzCommands$$' -fuzztime $(FUZZTIME) ./intercept/ssh/shellcmd
-	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime $(FUZZTIME) ./internal/jsonenc
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./agent/config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCgroupPath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./agent/workload
+	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzScrub$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzClientMessages$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzStartup$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzLooksLikeJWT$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./agent/oidc
+	$(GO) test -run '^$$' -fuzz '^FuzzFastKey$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./intercept/postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./recorder
+	$(GO) test -run '^$$' -fuzz '^FuzzCommands$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./intercept/ssh/shellcmd
+	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/jsonenc
 
 lint: check-generate
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel\.go$$')); \
