@@ -17,24 +17,19 @@ import (
 
 // String returns s with what would act on a terminal escaped, newlines
 // and tabs included.
-func String(s string) string {
-	if clean(s, false) {
-		return s
-	}
-	var b strings.Builder
-	write(&b, s, false)
-	return b.String()
-}
+func String(s string) string { return escape(s, false) }
 
 // Text returns s with what would act on a terminal or reorder text
 // escaped, but for newlines and tabs: for text shown as written, over
 // several lines (a statement on a web page).
-func Text(s string) string {
-	if clean(s, true) {
+func Text(s string) string { return escape(s, true) }
+
+func escape(s string, lines bool) string {
+	if clean(s, lines) {
 		return s
 	}
 	var b strings.Builder
-	write(&b, s, true)
+	write(&b, s, lines)
 	return b.String()
 }
 
