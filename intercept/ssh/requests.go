@@ -17,7 +17,8 @@ const maxQueued = 1024
 // was not seen to. gone is closed as soon as in is (the client closed the
 // channel, or the connection ended); what was still queued is dropped,
 // declined where the client waits for an answer. More than maxQueued
-// waiting calls overflow, which ends what in belongs to.
+// waiting calls overflow, which ends what in belongs to; keepalives and
+// window changes that want no answer do not pile up.
 func queued(in <-chan *gossh.Request, overflow func()) (out <-chan *gossh.Request, gone <-chan struct{}) {
 	o, g := make(chan *gossh.Request), make(chan struct{})
 	go func() {
@@ -42,6 +43,18 @@ func queued(in <-chan *gossh.Request, overflow func()) (out <-chan *gossh.Reques
 				if overflowed {
 					decline(r)
 					continue
+				}
+				if !r.WantReply && len(q) > 0 {
+					// What needs no answer takes no place behind a
+					// request that waits: a keepalive says nothing, and
+					// a window change only the last size.
+					if r.Type == "keepalive@openssh.com" {
+						continue
+					}
+					if last := q[len(q)-1]; r.Type == "window-change" && last.Type == r.Type && !last.WantReply {
+						q[len(q)-1] = r
+						continue
+					}
 				}
 				q = append(q, r)
 				if len(q) > maxQueued {

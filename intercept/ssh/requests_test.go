@@ -37,3 +37,28 @@ func TestQueued(t *testing.T) {
 		t.Fatalf("after the close: %s", r.Type)
 	}
 }
+
+// Behind a request that waits, a keepalive that wants no answer is let go
+// and a window change replaces the one before it: a client resizing its
+// terminal through a long review does not overflow.
+func TestQueuedKeepsNoNeedless(t *testing.T) {
+	in := make(chan *gossh.Request)
+	out, _ := queued(in, func() { t.Error("overflowed") })
+	in <- &gossh.Request{Type: "env"} // taken by nobody yet: it waits
+	for i := range 2 * maxQueued {
+		in <- &gossh.Request{Type: "keepalive@openssh.com"}
+		in <- &gossh.Request{Type: "window-change", Payload: []byte{byte(i)}}
+	}
+	in <- &gossh.Request{Type: "signal"}
+	last := byte((2*maxQueued - 1) & 0xff)
+	for _, want := range []string{"env", "window-change", "signal"} {
+		r := <-out
+		if r.Type != want || want == "window-change" && r.Payload[0] != last {
+			t.Fatalf("got %s %v, want %s", r.Type, r.Payload, want)
+		}
+	}
+	close(in)
+	if r, ok := <-out; ok {
+		t.Fatalf("more: %s", r.Type)
+	}
+}
