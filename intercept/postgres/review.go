@@ -5,11 +5,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/internal/termsafe"
 	"github.com/corral-dev/corral/policy"
 )
 
@@ -60,7 +60,7 @@ func forReviewers(st *Statement, text string, bound *pgproto3.Bind) string {
 	shown := st.Text
 	if bound != nil && len(bound.Parameters) > 0 {
 		var b strings.Builder
-		b.WriteString(cut(shown, maxStatementShown/2))
+		b.WriteString(termsafe.Cut(shown, maxStatementShown/2))
 		for i, v := range bound.Parameters {
 			if bytes.Contains(bytes.ToLower(v[:min(len(v), maxValueShown)]), []byte("password")) {
 				return "" // what is shown of it says password
@@ -76,18 +76,7 @@ func forReviewers(st *Statement, text string, bound *pgproto3.Bind) string {
 	if shown == text {
 		return "" // the normalised text says as much
 	}
-	return cut(shown, maxStatementShown)
-}
-
-// cut is s cut to at most n bytes, on a character's start, marked so.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return termsafe.Cut(shown, maxStatementShown)
 }
 
 // maxValueShown bounds each value a reviewer is shown of a Bind.

@@ -33,6 +33,18 @@ func escape(s string, lines bool) string {
 	return b.String()
 }
 
+// Cut returns s cut to at most n bytes on a character's start, marked
+// with an ellipsis where it was cut.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 // Line returns s on one line, for a field of a table or a transcript:
 // runs of white space (newlines, tabs, carriage returns) become one space,
 // so that text a workload chose cannot start a line that passes for

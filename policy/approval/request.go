@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/corral-dev/corral/internal/termsafe"
 	"github.com/corral-dev/corral/policy"
@@ -134,14 +133,7 @@ func (r *Request) Summary() string {
 	}
 	// One line, whole characters: text a workload chose must not start a
 	// line that passes for corral's own in a chat, nor end mid-character.
-	what = termsafe.Line(what)
-	if len(what) > 200 {
-		cut := 200
-		for cut > 0 && !utf8.RuneStart(what[cut]) {
-			cut--
-		}
-		what = what[:cut] + "…"
-	}
+	what = termsafe.Cut(termsafe.Line(what), 200)
 	return termsafe.Line(fmt.Sprintf("%s on %s by %s", what, r.Target, Describe(&r.Requester)))
 }
 
