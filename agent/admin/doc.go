@@ -24,11 +24,12 @@
 // says what kind: 400 a bad call (a denial without a reason), 401 the
 // caller is not authenticated, 403 it may not (the requester itself, or
 // a local caller who is not a reviewer), 404 no such request among those
-// the caller may see, 409 the request is no longer pending, 503 the agent is stopping or
-// the caller's identity provider does not answer. A POST must carry
-// Content-Type: application/json, which no HTML form can send, and a POST
-// authenticated by the session cookie must also carry the session's
-// X-Corral-CSRF token, so the session cannot be ridden cross-site.
+// the caller may see, 409 the request is no longer pending, 503 the agent
+// is stopping or the caller's identity provider does not answer. A POST
+// must carry Content-Type: application/json, which no HTML form can send,
+// and a POST authenticated by the session cookie must also carry the
+// session's X-Corral-CSRF token, so the session cannot be ridden
+// cross-site.
 //
 // Callers are authenticated in one place, an Authenticator: PeerCred for
 // the socket; Web for HTTPS, which is Bearer for a call with an

@@ -230,13 +230,10 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, approve bool) {
 	if err == nil && !who.MayView(req) {
 		err = fmt.Errorf("%w among those you may see (their reviewers' and your own)", approval.ErrNotFound)
 	}
-	if err != nil {
-		s.log().Info("approval decision refused", "request", id, "approver", who.Name, "via", who.Via, "err", err)
-		s.fail(w, err)
-		return
+	if err == nil {
+		id = req.ID // a prefix names the request; the decision names it in full
+		req, err = s.Approvals.Decide(r.Context(), id, who, approve, d.Reason)
 	}
-	id = req.ID // a prefix names the request; the decision names it in full
-	req, err = s.Approvals.Decide(r.Context(), id, who, approve, d.Reason)
 	verb := "deny"
 	if approve {
 		verb = "approve"
