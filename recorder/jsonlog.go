@@ -34,22 +34,18 @@ type JSONLog struct {
 // agent's own log alike, one write at a time: a log line written between
 // two pieces of a long write landed inside a record, which no longer read
 // as one.
-var Stderr io.Writer = stderrWriter{}
+var Stderr io.Writer = stderrWriter{w: os.Stderr}
 
 // stderrMu orders the writes to standard error of Stderr and of audit
 // logs opened on it.
 var stderrMu sync.Mutex
 
-// stderrWriter writes to w, or to os.Stderr as it is at the write, one
-// write at a time.
+// stderrWriter writes to w, one write at a time.
 type stderrWriter struct{ w io.Writer }
 
 func (s stderrWriter) Write(p []byte) (int, error) {
 	stderrMu.Lock()
 	defer stderrMu.Unlock()
-	if s.w == nil {
-		return os.Stderr.Write(p)
-	}
 	return s.w.Write(p)
 }
 
