@@ -296,7 +296,10 @@ func ansiC(s string) (string, bool) {
 				return b.String(), false
 			}
 		case 'u', 'U':
-			digits := map[byte]int{'u': 4, 'U': 8}[e]
+			digits := 4
+			if e == 'U' {
+				digits = 8
+			}
 			n, k := 0, i+1
 			for ; k < len(s) && k < i+1+digits && isHex(s[k]); k++ {
 				n = n*16 + hexVal(s[k])
