@@ -103,7 +103,8 @@ func nodeName() string {
 
 // startApprovals opens the store (settling what a previous agent left
 // pending), and serves the admin API. audit receives every step of every
-// request; tokens verifies the approvers' ID tokens on the HTTPS listener.
+// request; tokens verifies the approvers' ID tokens on the HTTPS listener
+// (only issuers marked approvers).
 func startApprovals(ctx context.Context, cfg *config.Config, authority *ca.CA, tokens admin.TokenVerifier,
 	dial func(ctx context.Context, network, addr string) (net.Conn, error), audit intercept.Auditor, log *slog.Logger) (*approvals, error) {
 	a := &approvals{log: log, api: &admin.Server{Log: log}}

@@ -25,7 +25,7 @@ func newTokens(c config.OIDC, dial func(ctx context.Context, network, addr strin
 func issuers(c config.OIDC) []oidc.Issuer {
 	out := make([]oidc.Issuer, 0, len(c.Issuers))
 	for _, i := range c.Issuers {
-		out = append(out, oidc.Issuer{URL: i.URL, Audiences: i.Audiences, GroupsClaim: i.GroupsClaim})
+		out = append(out, oidc.Issuer{URL: i.URL, Audiences: i.Audiences, GroupsClaim: i.GroupsClaim, Approvers: i.Approvers})
 	}
 	return out
 }

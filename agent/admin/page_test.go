@@ -326,6 +326,47 @@ func TestSessionBounds(t *testing.T) {
 	}
 }
 
+// One approver's logins end that approver's oldest sessions, not anyone
+// else's: a token used in a loop cannot log every other approver out.
+func TestSessionsPerApprover(t *testing.T) {
+	issuer := testutil.StartOIDCIssuer(t)
+	v := oidc.New(nil, slog.New(slog.DiscardHandler))
+	v.SetIssuers([]oidc.Issuer{{URL: issuer.URL, Audiences: []string{"corral"}}})
+	now := time.Now()
+	s := &Sessions{Tokens: v, Max: 16, Now: func() time.Time { return now }}
+	r := httptest.NewRequest("POST", "/login", nil)
+	login := func(sub string, ttl time.Duration) string {
+		t.Helper()
+		id, _, _, err := s.Login(r, issuer.Token(t, map[string]any{"sub": sub, "exp": now.Add(ttl).Unix()}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	with := func(id string) *http.Request {
+		r := httptest.NewRequest("GET", "/v1/whoami", nil)
+		r.AddCookie(&http.Cookie{Name: SessionCookie, Value: id})
+		return r
+	}
+	bob := login("bob", time.Minute) // ends before any of alice's
+	var alice []string
+	for i := range 3 * MaxSessionsPerApprover {
+		alice = append(alice, login("alice", time.Hour+time.Duration(i)*time.Minute))
+	}
+	if s.Len() != MaxSessionsPerApprover+1 {
+		t.Fatalf("%d sessions, want alice's %d and bob's", s.Len(), MaxSessionsPerApprover)
+	}
+	if who, err := s.Authenticate(with(bob)); err != nil || who.Subject != "bob" {
+		t.Fatalf("bob's session: %v %v", who, err)
+	}
+	for i, id := range alice {
+		_, err := s.Authenticate(with(id))
+		if kept := i >= len(alice)-MaxSessionsPerApprover; kept != (err == nil) {
+			t.Fatalf("alice's session %d: kept %v, err %v", i, kept, err)
+		}
+	}
+}
+
 // On the admin socket the page needs no login: the caller is who the
 // kernel says it is.
 func TestSocketPage(t *testing.T) {

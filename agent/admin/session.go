@@ -25,11 +25,17 @@ const CSRFHeader = "X-Corral-CSRF"
 // DefaultMaxSessions bounds the sessions kept when Sessions.Max is 0.
 const DefaultMaxSessions = 1024
 
+// MaxSessionsPerApprover bounds one approver's sessions: a new login past
+// it ends that approver's session ending soonest. One token, or one
+// person's browsers, cannot fill the table and log every other approver
+// out.
+const MaxSessionsPerApprover = 8
+
 // Sessions are the web page's logins: an approver pastes an OIDC ID
 // token, verified as Bearer verifies it, and gets a session cookie that
 // names the verified identity until the token expires. Sessions live in
-// memory; expired ones are dropped, and past Max the one ending soonest
-// makes room.
+// memory; expired ones are dropped; past MaxSessionsPerApprover an
+// approver's own session ending soonest makes room, and past Max anyone's.
 type Sessions struct {
 	Tokens TokenVerifier
 	// Max is how many sessions are kept (DefaultMaxSessions when 0).
@@ -48,6 +54,8 @@ type session struct {
 	// every call: a reload that removes its issuer, or changes its
 	// audiences or groups claim, ends the session too.
 	raw string
+	// who is the approver it names: issuer and subject.
+	who string
 }
 
 func (s *Sessions) now() time.Time {
@@ -93,17 +101,32 @@ func (s *Sessions) Login(r *http.Request, raw string) (id string, who approval.A
 	if max <= 0 {
 		max = DefaultMaxSessions
 	}
-	for len(s.m) >= max {
-		var soonest string
+	key := who.Issuer + "\n" + who.Subject
+	s.makeRoomLocked(MaxSessionsPerApprover, func(v *session) bool { return v.who == key })
+	s.makeRoomLocked(max, func(*session) bool { return true })
+	s.m[id] = &session{csrf: randomID(), expires: expires, raw: raw, who: key}
+	return id, who, expires, nil
+}
+
+// makeRoomLocked ends the sessions of, ending soonest, until fewer than
+// max of them are left.
+func (s *Sessions) makeRoomLocked(max int, of func(*session) bool) {
+	for {
+		n, soonest := 0, ""
 		for k, v := range s.m {
+			if !of(v) {
+				continue
+			}
+			n++
 			if soonest == "" || v.expires.Before(s.m[soonest].expires) {
 				soonest = k
 			}
 		}
+		if n < max {
+			return
+		}
 		delete(s.m, soonest)
 	}
-	s.m[id] = &session{csrf: randomID(), expires: expires, raw: raw}
-	return id, who, expires, nil
 }
 
 func (s *Sessions) pruneLocked(now time.Time) {

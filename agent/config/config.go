@@ -118,6 +118,11 @@ type Issuer struct {
 	Audiences policy.StringList `yaml:"audiences" json:"audiences"`
 	// GroupsClaim names the claim holding groups (default "groups").
 	GroupsClaim string `yaml:"groups_claim" json:"groups_claim,omitempty"`
+	// Approvers lets the issuer's tokens decide approval requests over
+	// approvals.listen. Only an issuer that vouches for the people named
+	// as reviewers should: the others' subjects and groups are whatever
+	// they say.
+	Approvers bool `yaml:"approvers" json:"approvers,omitempty"`
 }
 
 // Approvals configures the approval workflow: where remote approvers
@@ -1082,8 +1087,8 @@ func (c *Config) validateApprovals(p *problems) {
 		} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
 			p.add("approvals.listen", "%q: bad host", a.Listen)
 		}
-		if len(c.OIDC.Issuers) == 0 {
-			p.add("approvals.listen", "approvers over HTTPS present OIDC tokens: configure oidc.issuers")
+		if !slices.ContainsFunc(c.OIDC.Issuers, func(i Issuer) bool { return i.Approvers }) {
+			p.add("approvals.listen", "approvers over HTTPS present OIDC tokens: mark the issuer of the reviewers' tokens in oidc.issuers with approvers: true")
 		}
 	} else if len(a.Names) > 0 || a.CertFile != "" || a.KeyFile != "" {
 		p.add("approvals.listen", "required with approvals.names, cert_file or key_file")

@@ -309,7 +309,7 @@ approvals:
 `, []string{
 			`admin_group: "wheel:x" is not a group name`,
 			`approvals.listen: "approvals.example": want host:port`,
-			"approvals.listen: approvers over HTTPS present OIDC tokens: configure oidc.issuers",
+			"approvals.listen: approvers over HTTPS present OIDC tokens: mark the issuer of the reviewers' tokens in oidc.issuers with approvers: true",
 			`approvals.names[0]: "not a name" is neither an IP address nor a DNS name`,
 			"approvals.cert_file: cert_file and key_file go together",
 			`approvals.cert_file: "relative.pem" must be an absolute path`,
@@ -547,7 +547,7 @@ func TestApprovalsDefaults(t *testing.T) {
 targets:
   - {name: a, protocol: postgres, endpoints: ["10.0.0.1:5432"]}
 oidc:
-  issuers: [{url: "https://issuer.example", audiences: corral}]
+  issuers: [{url: "https://issuer.example", audiences: corral, approvers: true}]
 admin_group: corral-admins
 approvals: {listen: "0.0.0.0:8443", names: [approvals.example, 10.0.0.9], max_age: 2160h}
 `))

@@ -51,6 +51,10 @@ type Issuer struct {
 	Audiences []string
 	// GroupsClaim names the claim holding groups; "" means "groups".
 	GroupsClaim string
+	// Approvers says the issuer's tokens may decide approval requests
+	// (see Approvers): the issuer vouches for the people who review, not
+	// only for workloads.
+	Approvers bool
 }
 
 // Limits and timings.
@@ -86,9 +90,10 @@ type Verifier struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	mu      sync.RWMutex
-	issuers map[string]*issuer // by URL
-	warming sync.WaitGroup
+	mu        sync.RWMutex
+	issuers   map[string]*issuer // by URL
+	approvers map[string]bool    // URLs of the issuers marked Approvers
+	warming   sync.WaitGroup
 }
 
 // New returns a verifier that reaches issuers with client (nil:
@@ -106,7 +111,11 @@ func (v *Verifier) SetIssuers(list []Issuer) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	next := make(map[string]*issuer, len(list))
+	v.approvers = map[string]bool{}
 	for _, c := range list {
+		if c.Approvers {
+			v.approvers[c.URL] = true
+		}
 		if c.GroupsClaim == "" {
 			c.GroupsClaim = "groups"
 		}
@@ -196,6 +205,48 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*policy.OIDC, error)
 		return nil, fmt.Errorf("token is for audience %q, not %q", tok.Audience, is.cfg.Audiences)
 	}
 	return identity(tok, is.cfg)
+}
+
+// Approvers is v restricted to the issuers marked Approvers. A workload's
+// token is verified by any configured issuer; one that decides approvals
+// must come from an issuer trusted to say who the reviewers are. Without
+// this, an issuer that vouches only for workloads (a CI system, another
+// cluster's API server) could mint a subject or a group that reviewers
+// are named by.
+func (v *Verifier) Approvers() ApproverTokens { return ApproverTokens{v: v} }
+
+// ApproverTokens verifies approvers' tokens (see Verifier.Approvers).
+type ApproverTokens struct{ v *Verifier }
+
+// Verify refuses a token whose issuer is not marked Approvers, before
+// anything is fetched for it, and verifies the others as Verifier.Verify.
+func (a ApproverTokens) Verify(ctx context.Context, raw string) (*policy.OIDC, error) {
+	if len(raw) > MaxTokenSize {
+		return nil, fmt.Errorf("token is larger than %d bytes", MaxTokenSize)
+	}
+	_, iss, err := peek(raw)
+	if err != nil {
+		return nil, err
+	}
+	a.v.mu.RLock()
+	_, known := a.v.issuers[iss]
+	ok := a.v.approvers[iss]
+	a.v.mu.RUnlock()
+	if known && !ok {
+		return nil, fmt.Errorf("tokens of issuer %q do not decide approvals: the issuer lacks approvers: true", iss)
+	}
+	id, err := a.v.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	// A reload between the two looks may have unmarked the issuer.
+	a.v.mu.RLock()
+	ok = a.v.approvers[id.Issuer]
+	a.v.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("tokens of issuer %q do not decide approvals: the issuer lacks approvers: true", id.Issuer)
+	}
+	return id, nil
 }
 
 // UnreachableError is the refusal of a token whose issuer could not be

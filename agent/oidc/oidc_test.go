@@ -394,3 +394,40 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// Only issuers marked Approvers vouch for approvers; a reload marks and
+// unmarks them, and a token of another issuer is refused before anything
+// is fetched for it.
+func TestApprovers(t *testing.T) {
+	people, ci := testutil.StartOIDCIssuer(t), testutil.StartOIDCIssuer(t)
+	v := newVerifier(Issuer{URL: people.URL, Audiences: []string{"corral"}, Approvers: true}, Issuer{URL: ci.URL, Audiences: []string{"corral"}})
+	ctx := context.Background()
+	if id, err := v.Approvers().Verify(ctx, people.Token(t, nil)); err != nil || id.Subject != "alice" {
+		t.Fatalf("approver's token: %v %v", id, err)
+	}
+	forged := ci.Token(t, map[string]any{"iss": ci.URL, "sub": "alice", "groups": []string{"ops"}})
+	if _, err := v.Verify(ctx, forged); err != nil {
+		t.Fatalf("as a workload's token: %v", err)
+	}
+	fetches := ci.KeyFetches.Load()
+	if _, err := v.Approvers().Verify(ctx, forged); err == nil || !strings.Contains(err.Error(), "lacks approvers: true") {
+		t.Fatalf("a workload issuer's token decides approvals: %v", err)
+	}
+	if ci.KeyFetches.Load() != fetches {
+		t.Error("keys fetched for a token refused by its issuer")
+	}
+	if _, err := v.Approvers().Verify(ctx, "not a token"); err == nil {
+		t.Fatal("garbage accepted")
+	}
+
+	v.SetIssuers([]Issuer{{URL: people.URL, Audiences: []string{"corral"}}, {URL: ci.URL, Audiences: []string{"corral"}, Approvers: true}})
+	if _, err := v.Approvers().Verify(ctx, people.Token(t, nil)); err == nil {
+		t.Fatal("an issuer unmarked by a reload still vouches for approvers")
+	}
+	if _, err := v.Approvers().Verify(ctx, forged); err != nil {
+		t.Fatalf("an issuer marked by a reload: %v", err)
+	}
+	if _, err := v.Approvers().Verify(ctx, testutil.StartOIDCIssuer(t).Token(t, nil)); err == nil || !strings.Contains(err.Error(), "not a configured issuer") {
+		t.Fatalf("unknown issuer: %v", err)
+	}
+}

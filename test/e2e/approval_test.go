@@ -454,20 +454,25 @@ func TestApprovalPostgres(t *testing.T) {
 }
 
 // newOIDCApprovalEnv is an approvals environment whose target takes OIDC
-// tokens from issuer, with the admin API on HTTPS at listen.
-func newOIDCApprovalEnv(t *testing.T, issuer *testutil.OIDCIssuer, listen, review string) *approvalEnv {
+// tokens from issuer, with the admin API on HTTPS at listen for approvers
+// with issuer's tokens; workloads' tokens come from more issuers too.
+func newOIDCApprovalEnv(t *testing.T, issuer *testutil.OIDCIssuer, listen, review string, workloads ...*testutil.OIDCIssuer) *approvalEnv {
 	t.Helper()
+	issuers := fmt.Sprintf("{url: %q, audiences: [corral], approvers: true}", issuer.URL)
+	for _, w := range workloads {
+		issuers += fmt.Sprintf(", {url: %q, audiences: [corral]}", w.URL)
+	}
 	return newApprovalEnv(t, "token", review, fmt.Sprintf(`oidc:
-  issuers: [{url: %q, audiences: [corral]}]
-approvals: {listen: %q}`, issuer.URL, listen))
+  issuers: [%s]
+approvals: {listen: %q}`, issuers, listen))
 }
 
 // Approvers over HTTPS present OIDC ID tokens from a configured issuer;
 // only a valid token of a reviewer who is not the requester decides.
 func TestApprovalOIDC(t *testing.T) {
-	issuer := testutil.StartOIDCIssuer(t)
+	issuer, ci := testutil.StartOIDCIssuer(t), testutil.StartOIDCIssuer(t)
 	listen := freeLoopbackAddr(t)
-	ae := newOIDCApprovalEnv(t, issuer, listen, "timeout: 1m")
+	ae := newOIDCApprovalEnv(t, issuer, listen, "timeout: 1m", ci)
 
 	// alice logs in with her token and asks; she holds group dba.
 	p := ae.psql(t, issuer.Token(t, nil), "DELETE FROM orders")
@@ -493,6 +498,9 @@ func TestApprovalOIDC(t *testing.T) {
 		{"wrong audience", issuer.Token(t, map[string]any{"sub": "bob", "email": "bob@example.com", "aud": "elsewhere"}), "token is for audience"},
 		{"alg none", unsigned(), "alg none"},
 		{"forged", forger, "signature does not verify"},
+		// ci vouches for workloads: it may say bob is in dba, but that
+		// does not make bob's approval.
+		{"a workload issuer's", ci.Token(t, map[string]any{"sub": "bob", "email": "bob@example.com"}), "do not decide approvals"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := remote(c.token, "approve", id)
