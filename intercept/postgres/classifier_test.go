@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 func classifyVia(t *testing.T, c *classifier, sql string) []Statement {
 	t.Helper()
-	stmts, err := c.classify(sql)
+	stmts, err := c.classify(context.Background(), sql)
 	if err != nil {
 		t.Fatalf("classify(%q): %v", sql, err)
 	}
@@ -130,10 +131,10 @@ func TestClassifierMultiStatementNotCached(t *testing.T) {
 		t.Errorf("%d entries cached, want 1", len(c.cache))
 	}
 	// Nothing to run is not cached either.
-	if got, err := c.classify(""); err != nil || len(got) != 0 {
+	if got, err := c.classify(context.Background(), ""); err != nil || len(got) != 0 {
 		t.Errorf("empty: %+v, %v", got, err)
 	}
-	if got, err := c.classify(";"); err != nil || len(got) != 0 {
+	if got, err := c.classify(context.Background(), ";"); err != nil || len(got) != 0 {
 		t.Errorf("semicolon: %+v, %v", got, err)
 	}
 }
@@ -141,7 +142,7 @@ func TestClassifierMultiStatementNotCached(t *testing.T) {
 func TestClassifierErrors(t *testing.T) {
 	var c classifier
 	for _, sql := range []string{"SELEC 1", "SELECT (", "SELECT 1; SELEC 2"} {
-		if got, err := c.classify(sql); err == nil {
+		if got, err := c.classify(context.Background(), sql); err == nil {
 			t.Errorf("classify(%q) = %+v, want an error", sql, got)
 		}
 	}
@@ -219,7 +220,7 @@ func TestClassifierConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 200; i++ {
 				sql := fmt.Sprintf("UPDATE t%d SET a = %d WHERE id = %d", i%20, g, i)
-				got, err := c.classify(sql)
+				got, err := c.classify(context.Background(), sql)
 				if err != nil || len(got) != 1 || got[0].Text != sql || !slices.Equal(got[0].Ops, []string{"update"}) || !got[0].HasWhere {
 					t.Errorf("%q: %+v, %v", sql, got, err)
 					return
@@ -292,4 +293,48 @@ func TestClassifierKnownBugs(t *testing.T) {
 			knownBug(t, "fingerprint ignores prepared-statement names", "%v", wrong)
 		}
 	})
+}
+
+// Long statements are parsed one at a time, agent-wide; shorter ones share
+// a budget of text and are not held up by a long one. A statement waiting
+// for its turn gives up when its session ends.
+func TestParseGate(t *testing.T) {
+	var c classifier
+	ctx := context.Background()
+	release, err := c.gate.enter(ctx, longStatement+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "SELECT " + strings.Repeat("a+b,", longStatement/4) + "1 FROM t"
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.classify(gone, long); err == nil || !strings.Contains(err.Error(), "waited to be parsed") {
+		t.Fatalf("a long statement parsed beside another: %v", err)
+	}
+	if _, err := c.classify(gone, "SELECT a + b FROM t"); err != nil {
+		t.Fatalf("a short statement waited for a long one: %v", err)
+	}
+	release()
+	if _, err := c.classify(gone, long); err != nil {
+		t.Fatalf("the long lane, free again: %v", err)
+	}
+
+	var held []func()
+	for range shortBudget / (longStatement / 2) {
+		r, err := c.gate.enter(ctx, longStatement/2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	if _, err := c.classify(gone, "SELECT a - b FROM t"); err == nil {
+		t.Fatal("short statements parsed past their budget")
+	}
+	if _, err := c.classify(gone, long); err != nil {
+		t.Fatalf("a long statement waited for short ones: %v", err)
+	}
+	held[0]()
+	if _, err := c.classify(gone, "SELECT a - b FROM t"); err != nil {
+		t.Fatalf("the short lane, with room again: %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -208,6 +209,18 @@ var (
 		"int8range", "numrange", "daterange", "tsrange", "tstzrange"}
 )
 
+// auditText is how the statement is recorded: without its literals, and
+// its command alone when it could not be normalised.
+func (s *Statement) auditText() string {
+	if s.normalized != "" {
+		return s.normalized
+	}
+	if n, err := pg.Normalize(s.Text); err == nil {
+		return n
+	}
+	return s.Command
+}
+
 // errUnsupported marks statements the classifier does not know: they are
 // denied, never guessed at.
 var errUnsupported = errors.New("statement type not supported")
@@ -218,6 +231,7 @@ var errUnsupported = errors.New("statement type not supported")
 // an application sends the same statements over and over with other
 // values.
 type classifier struct {
+	gate  parseGate
 	mu    sync.Mutex
 	cache map[string]Statement // by normalized text
 	fast  map[string]Statement // by fastKey
@@ -237,7 +251,9 @@ const (
 	classifierEntryBytes = 16 << 10
 )
 
-func (c *classifier) classify(sql string) ([]Statement, error) {
+// classify classifies sql from what it remembers or by parsing it, which
+// waits for its turn at the gate while ctx lasts.
+func (c *classifier) classify(ctx context.Context, sql string) ([]Statement, error) {
 	fk, fast := fastKey(sql)
 	if fast {
 		c.mu.Lock()
@@ -248,6 +264,11 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 			return []Statement{st}, nil
 		}
 	}
+	release, err := c.gate.enter(ctx, len(sql))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	key, err := pg.Normalize(sql)
 	if err != nil {
 		return nil, fmt.Errorf("cannot parse the statement: %w", err)
@@ -262,11 +283,11 @@ func (c *classifier) classify(sql string) ([]Statement, error) {
 		return []Statement{st}, nil
 	}
 	stmts, err := Classify(sql)
-	if err != nil || len(stmts) != 1 || stmts[0].literalSensitive {
+	if err != nil || len(stmts) != 1 {
 		return stmts, err
 	}
 	stmts[0].normalized = key
-	if len(key) > classifierEntryBytes {
+	if stmts[0].literalSensitive || len(key) > classifierEntryBytes {
 		return stmts, nil
 	}
 	// Kept without its text, which the key bounds only once its literals
@@ -321,6 +342,13 @@ func Classify(sql string) ([]Statement, error) {
 			return nil, err
 		}
 		s.fnNames = functionNames(&s)
+		if len(tree.Stmts) > 1 {
+			// Here, where the parse is paid for, rather than as the
+			// statement is decided (see classifier.classify).
+			if s.normalized, err = pg.Normalize(text); err != nil {
+				s.normalized = ""
+			}
+		}
 		out = append(out, s)
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -1009,7 +1010,7 @@ func TestMaskFilters(t *testing.T) {
 		{"SELECT id, email FROM customers GROUP BY ROLLUP(1)", false},
 		{"SELECT id, email FROM customers GROUP BY ROLLUP(2)", true},
 	} {
-		stmts, err := c.classify(q.sql)
+		stmts, err := c.classify(context.Background(), q.sql)
 		if err != nil {
 			t.Fatal(err)
 		}

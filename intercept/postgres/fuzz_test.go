@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -70,7 +71,7 @@ func FuzzClassify(f *testing.F) {
 		// The cache agrees with a fresh classification.
 		var c classifier
 		for i := 0; i < 2; i++ {
-			cached, err := c.classify(sql)
+			cached, err := c.classify(context.Background(), sql)
 			if err != nil {
 				t.Fatalf("%q: classifier: %v (Classify: ok)", sql, err)
 			}

@@ -1299,7 +1299,7 @@ func (s *session) classify(sql string) ([]Statement, error) {
 	if len(sql) > maxSQL {
 		return nil, fmt.Errorf("the statement is longer than corral inspects (%d bytes)", maxSQL)
 	}
-	return s.h.classifier.classify(sql)
+	return s.h.classifier.classify(s.ctx, sql)
 }
 
 func (s *session) onQuery(m *pgproto3.Query) error {
