@@ -230,6 +230,7 @@ type session struct {
 	portalMasks    map[string]*masks
 	portalWithhold map[string]bool
 	withholdNext   bool     // of the statements just decided
+	audited        bool     // decide recorded the refusal it returned
 	seqs           []uint64 // recording numbers of the statements just decided
 	// barrier: a statement just decided may change settings where corral
 	// cannot see it (a DO block, CALL, a function of the database's own:
@@ -646,13 +647,14 @@ func (s *session) decide(stmts []Statement) string {
 	s.withholdNext = false
 	s.barrier = false
 	s.seqs = s.seqs[:0]
+	s.audited = false
 	for i := range stmts {
 		st := &stmts[i]
 		// A prepared statement is decided again at every Bind, with the
 		// catalog of that moment.
 		st.facts = facts{}
 		if r := syntaxChange(st); r != "" {
-			return r
+			return s.refuse(st.auditText(), st.Ops, r)
 		}
 		ops := st.Ops
 		if st.Command == "DO" || st.Command == "CALL" {
@@ -667,21 +669,21 @@ func (s *session) decide(stmts []Statement) string {
 			// one name space: its answer for the name would not be the
 			// statement decided here.
 			if _, ok := s.stmt(st.Prepares); ok {
-				return fmt.Sprintf("a statement named %q is already prepared", st.Prepares)
+				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("a statement named %q is already prepared", st.Prepares))
 			}
 		}
 		if r := s.overNames(st); r != "" {
-			return r
+			return s.refuse(st.auditText(), st.Ops, r)
 		}
 		if st.CopyIn && slices.ContainsFunc(stmts[i+1:], func(o Statement) bool { return o.CopyIn }) {
 			// After one copy ends the server would start the next, and a
 			// Sync in between would mean something or nothing.
-			return "a query may hold one COPY FROM STDIN; send each in its own query"
+			return s.refuse(st.auditText(), st.Ops, "a query may hold one COPY FROM STDIN; send each in its own query")
 		}
 		if st.Executes != "" {
 			prep, ok := s.sqlPS[st.Executes]
 			if !ok || prep.gone {
-				return fmt.Sprintf("EXECUTE of %q, which was not prepared in this session", st.Executes)
+				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("EXECUTE of %q, which was not prepared in this session", st.Executes))
 			}
 			ops = append(append([]string(nil), ops...), prep.ops...)
 		}
@@ -779,6 +781,7 @@ func (s *session) decide(stmts []Statement) string {
 			reason = s.awaitApproval(rv, reason, err)
 		}
 		if reason != "" {
+			s.audited = true
 			return reason
 		}
 		if err != nil {
@@ -1188,6 +1191,34 @@ func (s *session) lineage(st *Statement) (lineage, error) {
 	return l, nil
 }
 
+// refuse records a refusal that was not put to the policy (an
+// unparsable statement, a name the session may not use, ...): every
+// refusal a client is told of is in the audit trail, not only the
+// policy's. It returns reason.
+func (s *session) refuse(text string, ops []string, reason string) string {
+	if ops == nil {
+		ops = []string{}
+	}
+	s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
+		Text: text, Operations: ops, Decision: policy.Deny, Reason: reason,
+	}})
+	s.audited = true
+	return reason
+}
+
+// refused records reason unless decide already did.
+func (s *session) refused(text string, ops []string, reason string) {
+	if !s.audited {
+		s.refuse(text, ops, reason)
+	}
+}
+
+// unparsed is how a statement corral could not parse is recorded: its
+// text may hold anything, secrets in its literals included, and only a
+// parse tells them apart. The parser's complaint quotes the text too
+// (`at or near "'s3cret"`): it is recorded through unquote.
+func unparsed(sql string) string { return fmt.Sprintf("(not parsed: %d bytes)", len(sql)) }
+
 func decisionOf(reason string, d policy.Decision) string {
 	if reason != "" {
 		return policy.Deny
@@ -1319,6 +1350,9 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 	}
 	s.countOps(reason, len(stmts))
 	if reason != "" {
+		if err != nil {
+			s.refuse(unparsed(m.String), nil, unquote(reason))
+		}
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
 	}
@@ -1376,7 +1410,11 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	if !exists {
 		over = s.overStmts(m.Name, len(m.Query))
 	}
+	s.audited = false
 	switch {
+	case err != nil && !exists:
+		reason = err.Error()
+		s.refuse(unparsed(m.Query), nil, unquote(reason))
 	case err != nil:
 		reason = err.Error()
 	case over != "":
@@ -1388,6 +1426,13 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 		s.preparing = true
 		reason = s.decide(stmts)
 		s.preparing = false
+	}
+	if reason != "" {
+		text, ops := "PARSE", []string(nil)
+		if len(stmts) == 1 {
+			text, ops = stmts[0].auditText(), stmts[0].Ops
+		}
+		s.refused(text, ops, reason)
 	}
 	s.countParse(reason)
 	if reason != "" {
@@ -1444,6 +1489,7 @@ func (s *session) chained(rec *prepared) *prepared {
 // the policy allowed at Parse may have been forbidden by a reload since.
 // Decisions are cached, so asking again costs a map lookup.
 func (s *session) onBind(m *pgproto3.Bind) error {
+	s.audited = false
 	p, _ := s.stmt(m.PreparedStatement)
 	reason, copyIn := "", false
 	_, known := s.portalMasks[m.DestinationPortal]
@@ -1477,6 +1523,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	}
 	s.countBind(p, reason)
 	if reason != "" {
+		s.refused(fmt.Sprintf("BIND of %q", m.PreparedStatement), nil, reason)
 		// A failing Parse in front of the Bind: the server skips the Bind,
 		// and what follows up to Sync, and the client gets the reason.
 		s.expect(
@@ -1630,6 +1677,7 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 		// As a refused Bind: a failing Parse in front, and the server
 		// skips the Execute.
 		reason := fmt.Sprintf("portal %q was bound before the masks came to restrict filters; bind it again under another name, or reconnect", m.Portal)
+		s.refuse(fmt.Sprintf("EXECUTE of portal %q", m.Portal), nil, reason)
 		s.expect(
 			expectation{kind: expParse, swallow: true, deny: reason},
 			expectation{kind: expExecute, name: m.Portal},
@@ -1698,11 +1746,21 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 		d.Result, d.Reason = policy.Deny, "a function called by number (the protocol's function call) is refused while masks apply: call it from a statement"
 	}
 	s.countCall(d, err)
+	reason := ""
 	if err != nil || !d.Allowed() {
-		reason := d.Reason
+		reason = d.Reason
 		if err != nil || reason == "" {
 			reason = "the policy could not be evaluated"
 		}
+	}
+	_, err = s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
+		Text: fmt.Sprintf("FUNCTION CALL oid:%d", m.Function), Operations: []string{"function"},
+		Decision: decisionOf(reason, d), Reason: firstNonEmpty(reason, d.Reason), Rule: d.Rule, PolicyVersion: d.PolicyVersion,
+	}})
+	if reason == "" && err != nil {
+		reason = err.Error() // strict recording: what cannot be recorded does not run
+	}
+	if reason != "" {
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
 	}

@@ -10,12 +10,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/internal/testutil"
 )
 
@@ -27,6 +30,7 @@ func init() { testutil.RegisterFunc("pgconn", pgconnClient) }
 //	query <format 0|1> <sql>      unnamed statement, text or binary results
 //	prepare <name> <sql>          a named prepared statement
 //	exec <name> [arg]             execute it
+//	fcall <oid> <arg>             the protocol's function call, text argument
 func pgconnClient(args []string, in *bufio.Scanner, out io.Writer) error {
 	ctx := context.Background()
 	tlsParams := "sslmode=disable"
@@ -101,6 +105,28 @@ func pgconnClient(args []string, in *bufio.Scanner, out io.Writer) error {
 				params = [][]byte{[]byte(arg)}
 			}
 			print(conn.ExecPrepared(ctx, name, params, nil, nil).Read())
+		case "fcall":
+			oid, arg, _ := strings.Cut(rest, " ")
+			n, _ := strconv.ParseUint(oid, 10, 32)
+			fe := conn.Frontend()
+			fe.Send(&pgproto3.FunctionCall{Function: uint32(n), ArgFormatCodes: []uint16{0}, Arguments: [][]byte{[]byte(arg)}})
+			if err := fe.Flush(); err != nil {
+				return err
+			}
+			for done := false; !done; {
+				msg, err := fe.Receive()
+				if err != nil {
+					return err
+				}
+				switch m := msg.(type) {
+				case *pgproto3.ErrorResponse:
+					fmt.Fprintln(out, "error:", m.Message)
+				case *pgproto3.FunctionCallResponse:
+					fmt.Fprintln(out, "ok:", string(m.Result))
+				case *pgproto3.ReadyForQuery:
+					done = true
+				}
+			}
 		}
 	}
 	return nil
@@ -149,6 +175,43 @@ func TestPostgresExtendedProtocol(t *testing.T) {
 	}
 	if n := p.pg.Exec(t, "orders", "SELECT amount FROM orders WHERE id = 1")[0][0]; n != "11" {
 		t.Errorf("amount is %s: the denied execution ran, or the allowed one did not", n)
+	}
+}
+
+// Every refusal a client is told of is an audit event, also those the
+// policy is never asked about: a statement that does not parse (recorded
+// by its length alone: its literals cannot be told from the rest), a name
+// already prepared, and the protocol's function call.
+func TestPostgresRefusalsAudited(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	from := p.a.Mark()
+	if out, err := p.psql(t, "SELECT 'secret-literal"); err == nil {
+		t.Fatalf("an unparsable statement ran: %s", out)
+	}
+	c := testutil.StartFunc(t, p.workCg, "pgconn", p.host.Addr.String())
+	if got := c.Recv(t); got != "connected" {
+		t.Fatalf("client: %s", got)
+	}
+	for _, line := range []string{"prepare p1 SELECT 1", "prepare p1 SELECT 2", "fcall 870 ABC"} {
+		c.Send(t, line)
+		t.Logf("%s: %s", line, c.Recv(t))
+	}
+	for _, want := range []struct{ text, reason string }{
+		{"(not parsed: 22 bytes)", "cannot parse the statement: unterminated quoted string"},
+		{"SELECT $1", `prepared statement "p1" already exists`},
+		{"FUNCTION CALL oid:870", "function"},
+	} {
+		ev := p.a.WaitEvent(t, from, func(ev intercept.Event) bool {
+			return ev.Event == intercept.EventStatement && ev.Statement != nil && ev.Statement.Text == want.text && ev.Statement.Decision == "deny"
+		})
+		if !strings.Contains(ev.Statement.Reason, want.reason) {
+			t.Errorf("%s: %+v", want.text, ev.Statement)
+		}
+	}
+	for _, l := range p.a.Lines() {
+		if strings.Contains(l, `"event":"statement"`) && strings.Contains(l, "secret-literal") {
+			t.Fatalf("an unparsed statement's text reached the audit log: %s", l)
+		}
 	}
 }
 
