@@ -445,7 +445,9 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.CopyTo = !c.GetIsFrom()
 	}
 
-	w := walker{s: s, ops: ops}
+	// A relation under a few aliases is a few entries; a statement's text
+	// accounts for at least a byte for each.
+	w := walker{s: s, ops: ops, room: 4*len(s.Text) + 4096}
 	w.walk(msg.ProtoReflect(), walkState{top: true, ctx: ctxExpr})
 	if hasReturning(n) {
 		s.Returning = true
@@ -672,6 +674,41 @@ type walker struct {
 	// lookups are the column references the walk found compared for
 	// equality with values (see colRef.lookup).
 	lookups map[*pg.ColumnRef]bool
+	// named keeps aliases' relations distinct; room is how many more
+	// the statement may have (see alias).
+	named map[[2]string]bool
+	room  int
+}
+
+// errIntricate refuses a statement whose aliases would name more
+// relations than its text can reasonably account for: joins under
+// aliases nested n deep name n²/2 of them.
+var errIntricate = errors.New("the statement's aliases name too many relations for corral to check (nested joins under aliases); split it")
+
+// alias notes that name names rels, each once: a statement repeating an
+// alias, or nesting aliased joins, would otherwise have every check of a
+// column reference go over the same relations again and again. Name ""
+// notes relations given column aliases (Statement.renamed).
+func (w *walker) alias(name string, rels ...string) {
+	if w.named == nil {
+		w.named = map[[2]string]bool{}
+	}
+	for _, rel := range rels {
+		k := [2]string{name, rel}
+		if w.named[k] {
+			continue
+		}
+		if w.room--; w.room < 0 {
+			w.err = errIntricate
+			return
+		}
+		w.named[k] = true
+		if name == "" {
+			w.s.renamed = append(w.s.renamed, rel)
+		} else {
+			w.s.aliases[name] = append(w.s.aliases[name], rel)
+		}
+	}
 }
 
 // filterFields never reach the result.
@@ -699,10 +736,10 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			}
 			start := len(w.rels)
 			defer func() {
-				inside := slices.Clone(w.rels[start:])
-				w.s.aliases[a.GetAliasname()] = append(w.s.aliases[a.GetAliasname()], inside...)
+				inside := w.rels[start:]
+				w.alias(a.GetAliasname(), inside...)
 				if len(a.GetColnames()) > 0 {
-					w.s.renamed = append(w.s.renamed, inside...)
+					w.alias("", inside...)
 				}
 			}()
 		}
@@ -778,11 +815,11 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		name := rangeVarName(x)
 		w.rels = append(w.rels, x.GetRelname())
 		w.s.Tables = append(w.s.Tables, name)
-		w.s.aliases[x.GetRelname()] = append(w.s.aliases[x.GetRelname()], x.GetRelname())
+		w.alias(x.GetRelname(), x.GetRelname())
 		if a := x.GetAlias(); a != nil && a.GetAliasname() != "" {
-			w.s.aliases[a.GetAliasname()] = append(w.s.aliases[a.GetAliasname()], x.GetRelname())
+			w.alias(a.GetAliasname(), x.GetRelname())
 			if len(a.GetColnames()) > 0 {
-				w.s.renamed = append(w.s.renamed, x.GetRelname())
+				w.alias("", x.GetRelname())
 			}
 		}
 	case *pg.A_Indirection:
@@ -1057,7 +1094,7 @@ func (w *walker) hook(rv *pg.RangeVar) {
 	}
 	w.s.hooked = append(w.s.hooked, rangeVarName(rv))
 	for _, row := range []string{"old", "new"} {
-		w.s.aliases[row] = append(w.s.aliases[row], rv.GetRelname())
+		w.alias(row, rv.GetRelname())
 	}
 }
 
@@ -1125,6 +1162,16 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 		kept bool
 	}
 	var items []item
+	// Each output column is noted once, however many items name it: an
+	// item per column over a list of as many columns would otherwise walk
+	// their expressions over and over (squared in the statement's length).
+	noted := make([]bool, len(targets))
+	note := func(i int) {
+		if !noted[i] {
+			noted[i] = true
+			w.filterRefs(targets[i].GetResTarget().GetVal(), st)
+		}
+	}
 	var group func(n *pg.Node, top bool)
 	group = func(n *pg.Node, top bool) {
 		switch {
@@ -1156,7 +1203,7 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 			// already named are among.
 			items = nil
 			for i := range targets {
-				w.filterRefs(targets[i].GetResTarget().GetVal(), st)
+				note(i)
 			}
 			break
 		}
@@ -1176,11 +1223,11 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 			i := int(c.GetIval().GetIval())
 			switch {
 			case star >= 0 && i > star:
-				for _, t := range targets[star:] {
-					w.filterRefs(t.GetResTarget().GetVal(), st)
+				for j := star; j < len(targets); j++ {
+					note(j)
 				}
 			case i >= 1 && i <= len(targets):
-				w.filterRefs(targets[i-1].GetResTarget().GetVal(), st)
+				note(i - 1)
 			}
 			continue
 		}
@@ -1189,9 +1236,9 @@ func (w *walker) outputFilters(x *pg.SelectStmt, st walkState) {
 			continue
 		}
 		name := fields[0].GetString_().GetSval()
-		for _, t := range targets {
-			if t.GetResTarget().GetName() == name {
-				w.filterRefs(t.GetResTarget().GetVal(), st)
+		for j, t := range targets {
+			if !noted[j] && t.GetResTarget().GetName() == name {
+				note(j)
 			}
 		}
 	}

@@ -1205,3 +1205,50 @@ func TestClassifyFunctionsBoundIntoObjects(t *testing.T) {
 		t.Errorf("functions %q", st.Functions)
 	}
 }
+
+// What classification holds grows with the statement, not with its
+// square: an item naming an output column notes that column once, an
+// alias repeated names its relation once, and joins nested under aliases
+// past what the text accounts for are refused.
+func TestClassifyWorkGrowsWithTheStatement(t *testing.T) {
+	list := func(item string, n int) string { return strings.TrimSuffix(strings.Repeat(item+",", n), ",") }
+	for name, shape := range map[string]func(n int) string{
+		"ORDER BY names":      func(n int) string { return "SELECT " + list("a e", n) + " FROM t ORDER BY " + list("e", n) },
+		"ordinals after *":    func(n int) string { return "SELECT *," + list("a", n) + " FROM t ORDER BY " + list("1", n) },
+		"GROUP BY names":      func(n int) string { return "SELECT " + list("a e", n) + " FROM t GROUP BY " + list("e", n) },
+		"DISTINCT ON (names)": func(n int) string { return "SELECT DISTINCT ON (" + list("e", n) + ") " + list("a e", n) + " FROM t" },
+	} {
+		refs := func(n int) int {
+			stmts, err := Classify(shape(n))
+			if err != nil {
+				t.Fatal(name, err)
+			}
+			return len(stmts[0].refs)
+		}
+		if a, b := refs(200), refs(400); b > 2*a+8 {
+			t.Errorf("%s: %d column references at 200 items, %d at 400", name, a, b)
+		}
+	}
+
+	stmts, err := Classify("SELECT j.email FROM customers" + strings.Repeat(", t j", 500) + strings.Repeat(" JOIN t USING (x) AS u", 500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, m := len(stmts[0].aliases["j"]), len(stmts[0].aliases["u"]); n != 1 || m != 1 {
+		t.Errorf("a repeated alias names %d, %d relations; want each once", n, m)
+	}
+	chain := func(n int) string {
+		var b strings.Builder
+		b.WriteString("SELECT 1 FROM t0")
+		for i := 1; i <= n; i++ {
+			fmt.Fprintf(&b, " JOIN t%d USING (x) AS j%d", i, i)
+		}
+		return b.String()
+	}
+	if _, err := Classify(chain(100)); err != nil {
+		t.Errorf("100 aliased joins: %v", err)
+	}
+	if _, err := Classify(chain(3000)); !errors.Is(err, errIntricate) {
+		t.Errorf("3000 aliased joins nested: %v", err)
+	}
+}
