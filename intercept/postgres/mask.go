@@ -140,13 +140,34 @@ func cardWithin(b []byte) [][2]int {
 			continue
 		}
 		// Only spans of at most 19 digits can be cards: look no further.
-		best, digits := -1, 0
+		// Luhn doubles every second digit from the right, so the sums
+		// doubling the even and the odd digits from the left are kept
+		// both, and each span's end picks one: the groups are read once
+		// from each start, not again for each end.
+		best, digits, sums := -1, 0, [2]int{}
 		for j := i; j < len(ends) && j < len(starts); j++ {
-			digits += ends[j] - starts[j]
+			for _, c := range b[starts[j]:ends[j]] {
+				d := int(c - '0')
+				dd := 2 * d
+				if dd > 9 {
+					dd -= 9
+				}
+				// sums[0] doubles the digits at even places, sums[1] odd.
+				if digits%2 == 0 {
+					sums[0] += dd
+					sums[1] += d
+				} else {
+					sums[0] += d
+					sums[1] += dd
+				}
+				digits++
+			}
 			if digits > 19 {
 				break
 			}
-			if cardDigits(b[st:ends[j]]) {
+			// The last digit, at place digits-1, is not doubled: those
+			// doubled are at the places of digits' parity.
+			if digits >= 13 && sums[digits%2]%10 == 0 {
 				best = ends[j]
 			}
 		}
@@ -185,9 +206,21 @@ type detectRule struct {
 	method    string
 }
 
-// scrub masks every detected value inside v; ok is false when the method
-// is null and something was found (the whole value becomes NULL).
+// maxScan bounds the text detectors read in one value: all of them
+// together read about 4 MiB a second, and a workload could have the
+// server return values up to a gigabyte. A longer value is withheld.
+const maxScan = 1 << 20
+
+// withheldText stands in for a message detectors did not read.
+const withheldText = "corral: withheld, longer than corral's detectors read"
+
+// scrub masks every detected value inside v; out is nil when the method
+// is null and something was found (the whole value becomes NULL), and
+// for a value longer than maxScan.
 func scrub(v []byte, rules []detectRule, key []byte) (out []byte, changed bool) {
+	if len(rules) > 0 && len(v) > maxScan {
+		return nil, true
+	}
 	out = v
 	for _, r := range rules {
 		for _, d := range r.detectors {

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/corral-dev/corral/policy"
 )
@@ -410,4 +414,80 @@ func TestMaskKnownBugs(t *testing.T) {
 			t.Fatalf("unknown detector: %q, changed %v", got, changed)
 		}
 	})
+}
+
+// cardWithin keeps running Luhn sums; it finds what trying every span of
+// whole groups with cardDigits finds.
+func TestCardWithinAsEverySpanTried(t *testing.T) {
+	slow := func(b []byte) [][2]int {
+		var starts, ends []int
+		for i := range b {
+			digit := b[i] >= '0' && b[i] <= '9'
+			if digit && (i == 0 || b[i-1] < '0' || b[i-1] > '9') {
+				starts = append(starts, i)
+			}
+			if digit && (i == len(b)-1 || b[i+1] < '0' || b[i+1] > '9') {
+				ends = append(ends, i+1)
+			}
+		}
+		var spans [][2]int
+		pos := 0
+		for i, st := range starts {
+			if st < pos {
+				continue
+			}
+			best, digits := -1, 0
+			for j := i; j < len(ends) && j < len(starts); j++ {
+				digits += ends[j] - starts[j]
+				if digits > 19 {
+					break
+				}
+				if cardDigits(b[st:ends[j]]) {
+					best = ends[j]
+				}
+			}
+			if best > 0 {
+				spans = append(spans, [2]int{st, best})
+				pos = best
+			}
+		}
+		return spans
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		var b []byte
+		for range 1 + rng.IntN(12) {
+			for range 1 + rng.IntN(8) {
+				b = append(b, byte('0'+rng.IntN(10)))
+			}
+			b = append(b, " -x"[rng.IntN(3)])
+		}
+		if got, want := cardWithin(b), slow(b); !slices.Equal(got, want) {
+			t.Fatalf("%q: %v, want %v", b, got, want)
+		}
+	}
+	if got := cardWithin([]byte("4111 1111 1111 1111")); len(got) != 1 {
+		t.Errorf("a test card number: %v", got)
+	}
+}
+
+// Detectors read at most maxScan of a value; a longer value is withheld,
+// a message replaced by a note.
+func TestScrubBounded(t *testing.T) {
+	r := rules("redact", "credit_card")
+	if out, changed := scrub(bytes.Repeat([]byte("1 "), maxScan/2), r, testKey); changed || len(out) != maxScan {
+		t.Errorf("a value of maxScan: changed %v, %d bytes", changed, len(out))
+	}
+	if out, changed := scrub(bytes.Repeat([]byte("x"), maxScan+1), r, testKey); !changed || out != nil {
+		t.Errorf("a value past maxScan: changed %v, %d bytes", changed, len(out))
+	}
+	if out, changed := scrub(bytes.Repeat([]byte("x"), maxScan+1), nil, testKey); changed || len(out) != maxScan+1 {
+		t.Error("a value with no detectors to read it was changed")
+	}
+	mk := compileMasks([]policy.Mask{{Detect: []string{"credit_card"}, Method: "redact"}})
+	m := &pgproto3.ErrorResponse{Message: strings.Repeat("x", maxScan+1)}
+	scrubMessage(mk, testKey, false, m)
+	if m.Message != withheldText {
+		t.Errorf("a message past maxScan: %d bytes", len(m.Message))
+	}
 }

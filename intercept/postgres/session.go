@@ -392,6 +392,9 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.be = pgproto3.NewBackend(&flushReader{r: cli, mu: &s.upMu, w: s.upW}, io.Discard)
 	s.be.SetMaxBodyLen(maxMessage)
 	s.fe = pgproto3.NewFrontend(&flushReader{r: up, mu: &s.cliMu, w: s.cliW}, io.Discard)
+	// pgproto3 would read a server's message up to a gigabyte into
+	// memory, and detectors read its values.
+	s.fe.SetMaxBodyLen(maxMessage)
 	s.masks = compileMasks(c.Admission.Mask)
 	s.maskVersion = c.Admission.PolicyVersion
 	s.portalMasks = map[string]*masks{}
@@ -492,6 +495,9 @@ func (s *session) expect(es ...expectation) {
 func (s *session) fromClient() error {
 	for {
 		msg, err := s.be.Receive()
+		if big := (*pgproto3.ExceededMaxBodyLenErr)(nil); errors.As(err, &big) {
+			s.fatal("54000", fmt.Sprintf("corral: the client sent a message of %d bytes; corral reads at most %d: the session is ended", big.ActualBodyLen, maxMessage))
+		}
 		if err != nil {
 			return err
 		}
@@ -1855,6 +1861,10 @@ func (s *session) toClient(m pgproto3.BackendMessage) error {
 func (s *session) fromServer() error {
 	for {
 		msg, err := s.fe.Receive()
+		if big := (*pgproto3.ExceededMaxBodyLenErr)(nil); errors.As(err, &big) {
+			s.h.Log.Warn("session ended: the server sent a message longer than corral reads", "session_id", s.c.SessionID, "bytes", big.ActualBodyLen)
+			s.fatal("54000", fmt.Sprintf("corral: the server sent a message of %d bytes; corral reads at most %d (a value this long cannot be masked or recorded): the session is ended", big.ActualBodyLen, maxMessage))
+		}
 		if err != nil {
 			return err
 		}
@@ -2088,6 +2098,9 @@ func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorRespons
 		if len(mk.detect) > 0 {
 			if out, changed := scrub([]byte(*p), mk.detect, key); changed {
 				*p = string(out)
+				if out == nil {
+					*p = withheldText
+				}
 			}
 		}
 	}
@@ -2108,6 +2121,9 @@ func scrubNotification(mk *masks, key []byte, m *pgproto3.NotificationResponse) 
 	if len(mk.detect) > 0 {
 		if out, changed := scrub([]byte(m.Payload), mk.detect, key); changed {
 			m.Payload = string(out)
+			if out == nil {
+				m.Payload = withheldText
+			}
 		}
 	}
 }
@@ -2151,11 +2167,16 @@ func aboutStatement(code string) bool {
 // abort ends a session whose results corral cannot vouch for.
 func (s *session) abort(err error) error {
 	s.h.Log.Error("session ended: corral cannot vouch for what the server returns", "session_id", s.c.SessionID, "err", err)
-	s.toClient(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "XX000", Message: "corral could not mask this result, or lost track of the session; the session is ended"})
+	s.fatal("XX000", "corral could not mask this result, or lost track of the session; the session is ended")
+	return err
+}
+
+// fatal tells the client why its session ends, at once.
+func (s *session) fatal(code, message string) {
+	s.toClient(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: message})
 	s.cliMu.Lock()
 	s.cliW.Flush()
 	s.cliMu.Unlock()
-	return err
 }
 
 // plan works out, column by column, what to mask in a result. A session

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -1031,4 +1032,33 @@ func TestSessionCopyPortalNamesBounded(t *testing.T) {
 		t.Errorf("%d names kept", len(ts.s.portalCopy))
 	}
 	ts.finish(t, done, server)
+}
+
+// A message longer than corral reads, from either side, ends the session
+// with the reason (pgproto3 alone would read a server's up to a gigabyte).
+func TestSessionMessagesBounded(t *testing.T) {
+	for _, side := range []string{"server", "client"} {
+		t.Run(side, func(t *testing.T) {
+			ts := newTestSession(t, stubDecider(allowAll), policy.Decision{Result: policy.Allow})
+			done := ts.run()
+			head := []byte{'D', 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(head[1:], maxMessage+5)
+			if side == "server" {
+				go ts.upConn.Write(head)
+			} else {
+				head[0] = 'Q'
+				go ts.cliConn.Write(head)
+			}
+			msg, err := ts.client.Receive()
+			e, ok := msg.(*pgproto3.ErrorResponse)
+			if err != nil || !ok || e.Code != "54000" || !strings.Contains(e.Message, "the "+side+" sent a message of") {
+				t.Fatalf("%#v %v", msg, err)
+			}
+			ts.cliConn.Close()
+			ts.upConn.Close()
+			if err := <-done; err == nil {
+				t.Error("the session went on")
+			}
+		})
+	}
 }
