@@ -1,12 +1,12 @@
 package recorder
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -18,17 +18,36 @@ const FlushInterval = 200 * time.Millisecond
 // JSONLog appends values as JSON lines. Lines written with Write reach the
 // file at once; lines written with Buffer (the many per-operation events
 // of a busy session) within FlushInterval, or with the next Write.
+//
+// A write that fails (a full disk) loses nothing at first: the lines are
+// kept, the rest of a line cut short first, and written when the file
+// takes them again, up to MaxPending of them. Lines past that are dropped
+// and counted, and once the file takes lines again a record of event
+// "audit_lost" says how many were lost there.
 type JSONLog struct {
-	mu   sync.Mutex
-	buf  *bufio.Writer
-	c    io.Closer
-	err  error // the first write error; later writes report it
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	mu  sync.Mutex
+	w   io.Writer
+	c   io.Closer
+	buf []byte // lines not yet written out
+	// failing is the error of the last write while writes fail; reported
+	// says a caller was given it.
+	failing  error
+	reported bool
+	lost     uint64 // lines dropped since the last audit_lost record
+	err      error  // the log is closed: every later write reports it
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
 	// closed: the flusher has stopped, every line is written out at once.
 	closed bool
 }
+
+// Buffer sizes: lines are written out once flushAt bytes wait, and while
+// writes fail at most MaxPending bytes of them are kept.
+const (
+	flushAt    = 64 << 10
+	MaxPending = 8 << 20
+)
 
 // Stderr is the process's standard error for the audit log ("-") and the
 // agent's own log alike, one write at a time: a log line written between
@@ -60,15 +79,43 @@ func OpenJSONLog(path string) (*JSONLog, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("audit log directory: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
 		w, c = f, f
 	}
-	l := &JSONLog{buf: bufio.NewWriterSize(w, 64<<10), c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	l := newJSONLog(w, c)
+	if f, ok := c.(*os.File); ok {
+		if err := endLine(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open audit log: %w", err)
+		}
+	}
 	go l.flusher()
 	return l, nil
+}
+
+func newJSONLog(w io.Writer, c io.Closer) *JSONLog {
+	return &JSONLog{w: w, c: c, buf: make([]byte, 0, flushAt), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// endLine ends a line the file was left in the middle of (a write cut
+// short as the disk filled, and the agent stopped): appended to, its first
+// record would be read as part of that line.
+func endLine(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 || !st.Mode().IsRegular() {
+		return err
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, st.Size()-1); err != nil {
+		return err
+	}
+	if last[0] != '\n' {
+		_, err = f.Write([]byte("\n"))
+	}
+	return err
 }
 
 func (l *JSONLog) flusher() {
@@ -87,11 +134,33 @@ func (l *JSONLog) flusher() {
 	}
 }
 
+// flush writes out what is buffered; l.mu is held. A write that fails
+// keeps what it did not write for the next flush.
 func (l *JSONLog) flush() error {
-	if l.err == nil {
-		l.err = l.buf.Flush()
+	if len(l.buf) == 0 {
+		if l.lost == 0 {
+			return l.failing
+		}
+		l.buf = fmt.Appendf(l.buf, `{"time":%q,"event":"audit_lost","lost":%d}`+"\n", time.Now().UTC().Format(time.RFC3339Nano), l.lost)
+		l.lost = 0
 	}
-	return l.err
+	n, err := l.w.Write(l.buf)
+	l.buf = l.buf[:copy(l.buf, l.buf[n:])]
+	if err != nil {
+		if l.failing == nil {
+			l.reported = false
+		}
+		l.failing = err
+		return err
+	}
+	l.failing = nil
+	if cap(l.buf) > 4*flushAt {
+		l.buf = make([]byte, 0, flushAt) // grown while writes failed
+	}
+	if l.lost > 0 {
+		return l.flush() // the record of what was lost, next
+	}
+	return nil
 }
 
 // jsonAppender is a value that encodes itself as json.Marshal would, into
@@ -104,11 +173,14 @@ func (l *JSONLog) append(v any, now bool) error {
 	if a, ok := v.(jsonAppender); ok {
 		l.mu.Lock()
 		if l.err == nil {
-			if b, ok := a.AppendJSON(l.buf.AvailableBuffer()); ok {
-				err := l.writeLocked(append(b, '\n'), now)
+			mark := len(l.buf)
+			if b, ok := a.AppendJSON(l.buf); ok {
+				l.buf = b
+				err := l.addedLocked(mark, now)
 				l.mu.Unlock()
 				return err
 			}
+			l.buf = l.buf[:mark]
 		}
 		l.mu.Unlock()
 	}
@@ -120,28 +192,40 @@ func (l *JSONLog) append(v any, now bool) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.writeLocked(append(b, '\n'), now)
+	mark := len(l.buf)
+	l.buf = append(l.buf, b...)
+	return l.addedLocked(mark, now)
 }
 
-// writeLocked appends one line; l.mu is held.
-func (l *JSONLog) writeLocked(line []byte, now bool) error {
+// addedLocked ends the line appended to l.buf from mark and writes out
+// what it must; l.mu is held.
+func (l *JSONLog) addedLocked(mark int, now bool) error {
 	if l.err != nil {
+		l.buf = l.buf[:mark]
 		return l.err
 	}
-	if len(line) > l.buf.Available() && l.buf.Buffered() > 0 {
-		// A record goes out in one write, or a line of the agent's own
-		// log (stderr, shared with an audit log there) may land inside
-		// it. (A line that does not fit was not built in the buffer.)
-		if err := l.flush(); err != nil {
-			return err
+	l.buf = append(l.buf, '\n')
+	if l.lost > 0 {
+		// Records were dropped: this one follows the record of their loss,
+		// which only a flush that works writes.
+		line := slices.Clone(l.buf[mark:])
+		l.buf = l.buf[:mark]
+		if l.flush() != nil {
+			l.lost++
+			return fmt.Errorf("audit record lost: the audit log cannot be written (%w)", l.failing)
 		}
+		l.buf = append(l.buf, line...)
+	} else if l.failing != nil && len(l.buf) > MaxPending {
+		l.buf = l.buf[:mark]
+		l.lost++
+		return fmt.Errorf("audit record lost: %d bytes wait for the audit log, which cannot be written (%w)", mark, l.failing)
 	}
-	if _, err := l.buf.Write(line); err != nil {
-		l.err = err
-		return err
+	if now || l.closed || len(l.buf) >= flushAt || l.failing != nil {
+		l.flush()
 	}
-	if now || l.closed {
-		return l.flush()
+	if l.failing != nil && !l.reported {
+		l.reported = true
+		return fmt.Errorf("the audit log cannot be written; records are kept in memory, up to %d bytes, until it can: %w", MaxPending, l.failing)
 	}
 	return nil
 }
@@ -165,13 +249,14 @@ func (l *JSONLog) Close() error {
 	defer l.mu.Unlock()
 	l.closed = true
 	err := l.flush()
+	if err != nil {
+		err = fmt.Errorf("audit log: %d bytes of records, and %d records before them, could not be written: %w", len(l.buf), l.lost, err)
+	}
 	if l.c != nil {
 		if cerr := l.c.Close(); err == nil {
 			err = cerr
 		}
-		if err == nil {
-			l.err = os.ErrClosed
-		}
+		l.err = os.ErrClosed
 	}
 	// stderr stays open: the process goes on using it.
 	return err
