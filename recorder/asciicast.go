@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/corral-dev/corral/internal/termsafe"
 )
 
 // Terminal sessions (SSH shells, Kubernetes exec) are also written as
@@ -56,6 +58,10 @@ type Cast struct {
 // NewCast starts a cast on w with its header.
 func NewCast(w io.Writer, h CastHeader, start time.Time) (*Cast, error) {
 	h.Version = 2
+	if len(h.Title) > maxField {
+		// The command line: its statement record keeps more.
+		h.Title = termsafe.Cut(h.Title, maxField)
+	}
 	if h.Timestamp == 0 {
 		h.Timestamp = start.Unix()
 	}

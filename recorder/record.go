@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/corral-dev/corral/internal/termsafe"
 )
 
 // FormatVersion is written in every header; readers refuse newer major
@@ -203,4 +205,47 @@ func open(line []byte) (*Record, error) {
 	}
 	r.Hash = want
 	return &r, nil
+}
+
+// What a record keeps of a text: a statement's whole (corral parses at
+// most 1 MiB of one), the first 64 KiB of anything else. The workload
+// chooses most of these texts (a server's error can quote a value it
+// made, gigabytes long), and a reader takes lines of at most maxLine
+// (JSON may write a byte as six): unbounded, one text would make the
+// whole recording unreadable.
+const (
+	maxText  = 1 << 20
+	maxField = 64 << 10
+)
+
+// bound cuts the record's texts to what it keeps, each saying how long
+// it was.
+func (r *Record) bound() {
+	cut := func(s *string, n int) {
+		if len(*s) > n {
+			*s = fmt.Sprintf("%s (%d bytes, cut)", termsafe.Cut(*s, n), len(*s))
+		}
+	}
+	if h := r.Header; h != nil {
+		cut(&h.Reason, maxField)
+		cut(&h.Database, maxField)
+	}
+	if st := r.Statement; st != nil {
+		cut(&st.Text, maxText)
+		cut(&st.Reason, maxField)
+	}
+	if res := r.Result; res != nil {
+		cut(&res.Command, maxField)
+		cut(&res.Message, maxField)
+	}
+	if a := r.Approval; a != nil {
+		cut(&a.Reason, maxField)
+	}
+	if e := r.Error; e != nil {
+		cut(&e.Message, maxField)
+	}
+	if e := r.End; e != nil {
+		cut(&e.Reason, maxField)
+		cut(&e.Error, maxField)
+	}
 }

@@ -420,6 +420,7 @@ func (s *Session) EndTerminal(c *Cast, res Result) error {
 func (s *Session) ID() string { return s.id }
 
 func (s *Session) write(rec Record) (uint64, error) {
+	rec.bound()
 	rec.Seq, rec.Prev = s.seq, s.prev
 	if rec.Time.IsZero() {
 		rec.Time = time.Now()

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/corral-dev/corral/recorder"
 	"github.com/corral-dev/corral/recorder/store"
@@ -416,8 +417,52 @@ func TestRetention(t *testing.T) {
 
 func TestReadRejectsHugeLines(t *testing.T) {
 	r := io.MultiReader(strings.NewReader(`{"seq":0,"x":"`), strings.NewReader(strings.Repeat("a", 17<<20)))
-	if _, err := recorder.Verify(r); err == nil {
-		t.Fatal("a 17 MiB line was read")
+	rep, err := recorder.Verify(r)
+	if err != nil || rep.Broken == nil || !strings.Contains(rep.Broken.Reason, "a line longer than") {
+		t.Fatalf("a 17 MiB line: %v %+v", err, rep)
+	}
+}
+
+// A workload's text is kept up to a bound in each record, so no record
+// it fills can make the recording unreadable: a server's error quoting a
+// value of 3 million '<' (six bytes each in JSON) once made an 18 MiB
+// line, which every reader refuses, and the recording's denied DROP with it.
+func TestRecordsBoundTheirTexts(t *testing.T) {
+	e := newEnv(t, t.TempDir(), recorder.Options{})
+	s := session(t, e, "s-1", time.Now())
+	seq, err := s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: "DO " + strings.Repeat("x", 2<<20), Decision: "allow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(recorder.Record{Type: recorder.TypeResult, Result: &recorder.Result{Of: seq, Code: "P0001", Message: strings.Repeat("<", 3_000_000)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.End(recorder.End{Error: strings.Repeat("é", 1<<20)}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(file(t, e, "s-1"))
+	defer f.Close()
+	var texts []string
+	rep, err := recorder.Read(f, func(r *recorder.Record) error {
+		switch {
+		case r.Statement != nil:
+			texts = append(texts, r.Statement.Text)
+		case r.Result != nil:
+			texts = append(texts, r.Result.Message)
+		case r.End != nil:
+			texts = append(texts, r.End.Error)
+		}
+		return nil
+	})
+	if err != nil || !rep.OK() || !rep.Complete {
+		t.Fatalf("%v %+v %v", err, rep, rep.Broken)
+	}
+	want := []string{"(2097155 bytes, cut)", "(3000000 bytes, cut)", "(2097152 bytes, cut)"}
+	texts = texts[len(texts)-len(want):]
+	for i, w := range want {
+		if !strings.HasSuffix(texts[i], w) || len(texts[i]) > 1<<20+64 || !utf8.ValidString(texts[i]) {
+			t.Errorf("text %d: %d bytes, ends %q", i, len(texts[i]), texts[i][max(0, len(texts[i])-30):])
+		}
 	}
 }
 

@@ -77,13 +77,18 @@ func Read(r io.Reader, fn func(*Record) error) (*Report, error) {
 			}
 			break
 		}
-		if err != nil {
-			return rep, err
-		}
 		seq := rep.Records
 		fail := func(format string, a ...any) (*Report, error) {
 			rep.Broken = &Broken{Seq: seq, Line: line, Reason: fmt.Sprintf(format, a...)}
 			return rep, nil
+		}
+		if errors.Is(err, errLongLine) {
+			// corral writes no such line: what comes before it is
+			// shown, as before any other break.
+			return fail("%v", err)
+		}
+		if err != nil {
+			return rep, err
 		}
 		if prev != nil && prev.Type == TypeEnd {
 			return fail("a record follows the end record")
@@ -136,6 +141,8 @@ func Read(r io.Reader, fn func(*Record) error) (*Report, error) {
 // Verify checks a whole recording.
 func Verify(r io.Reader) (*Report, error) { return Read(r, nil) }
 
+var errLongLine = fmt.Errorf("a line longer than %d bytes", maxLine)
+
 // readLine returns one line without its newline; at the end of input it
 // returns what is left (a partial line) with io.EOF.
 func readLine(br *bufio.Reader) ([]byte, error) {
@@ -144,7 +151,7 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 		chunk, err := br.ReadSlice('\n')
 		line = append(line, chunk...)
 		if len(line) > maxLine {
-			return nil, fmt.Errorf("a line longer than %d bytes", maxLine)
+			return nil, errLongLine
 		}
 		if err == nil {
 			return line[:len(line)-1], nil
