@@ -693,3 +693,51 @@ func TestFailureLeavesTheIndexAsTheFile(t *testing.T) {
 		t.Errorf("file holds %d records, the index says %d (%s)", rep.Records, entry.Records, entry.State)
 	}
 }
+
+// Commands on one SSH connection end in any order: a result that does not
+// answer the statement shown just above it names its own. A command that
+// ended without an exit status says so (not "0 rows"), and a review's
+// reason and wait are shown.
+func TestReplayNamesWhatAResultAnswers(t *testing.T) {
+	e := newEnv(t, t.TempDir(), recorder.Options{})
+	h := header("s-ssh")
+	h.Protocol = "ssh"
+	s, err := e.rec.Start(h, time.Now(), recorder.Strict, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt := func(text string) uint64 {
+		seq, err := s.Record(recorder.Record{Type: recorder.TypeStatement, Statement: &recorder.Statement{Text: text, Operations: []string{"exec"}, Decision: "allow"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	zero, one := 0, 1
+	rm, tr := stmt("rm -rf /srv/data"), stmt("true")
+	s.Record(recorder.Record{Type: recorder.TypeResult, Result: &recorder.Result{Of: tr, ExitStatus: &zero}})
+	s.Record(recorder.Record{Type: recorder.TypeResult, Result: &recorder.Result{Of: rm, ExitStatus: &one}})
+	sl := stmt("sleep 100")
+	s.Record(recorder.Record{Type: recorder.TypeApproval, Approval: &recorder.Approval{Request: "r-1", State: "denied", Reviewer: "alice", Reason: "not now", WaitMS: 2500}})
+	s.Record(recorder.Record{Type: recorder.TypeResult, Result: &recorder.Result{Of: sl, Bytes: 3}})
+	s.End(recorder.End{})
+	f, _ := os.Open(file(t, e, "s-ssh"))
+	defer f.Close()
+	var out strings.Builder
+	if _, err := recorder.Replay(&out, f); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"→ exit status 0,",
+		fmt.Sprintf("→ #%d exit status 1,", rm),
+		"approval r-1: denied alice: not now (after 2.50 s)",
+		"→ ended without an exit status, 3 bytes out, 0 in",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "rows") {
+		t.Errorf("an SSH command's rows:\n%s", out.String())
+	}
+}

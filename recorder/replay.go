@@ -16,11 +16,18 @@ import (
 // response, in order. It stops at the first record that does not verify
 // and says so; the report tells the caller how it ended.
 func Replay(w io.Writer, r io.Reader) (*Report, error) {
-	var start time.Time
+	var (
+		start time.Time
+		proto string
+		// above is the statement the last line shown belongs to: a
+		// result of another (SSH commands on one connection end in any
+		// order) names its own.
+		above uint64
+	)
 	rep, err := Read(r, func(rec *Record) error {
 		switch {
 		case rec.Header != nil:
-			start = rec.Time
+			start, proto = rec.Time, rec.Header.Protocol
 			writeHeader(w, rec)
 		case rec.Statement != nil:
 			st := rec.Statement
@@ -32,13 +39,26 @@ func Replay(w io.Writer, r io.Reader) (*Report, error) {
 				line += fmt.Sprintf("   [rule %s]", st.Rule)
 			}
 			fmt.Fprintln(w, line)
+			above = rec.Seq
 		case rec.Result != nil:
-			fmt.Fprintln(w, pad+"→ "+termsafe.Line(describeResult(rec.Result)))
+			of := ""
+			if rec.Result.Of != above {
+				of = fmt.Sprintf("#%d ", rec.Result.Of)
+			}
+			fmt.Fprintln(w, pad+"→ "+of+termsafe.Line(describeResult(rec.Result, proto)))
 		case rec.Approval != nil:
 			a := rec.Approval
-			fmt.Fprintf(w, "%s  approval %s: %s %s\n", clock(rec.Time, start), a.Request, a.State, termsafe.Line(a.Reviewer))
+			line := fmt.Sprintf("%s  approval %s: %s %s", clock(rec.Time, start), a.Request, a.State, termsafe.Line(a.Reviewer))
+			if a.Reason != "" {
+				line += ": " + termsafe.Line(a.Reason)
+			}
+			if a.WaitMS > 0 {
+				line += fmt.Sprintf(" (after %s)", ms(a.WaitMS))
+			}
+			fmt.Fprintln(w, line)
 		case rec.Error != nil:
 			fmt.Fprintf(w, "%s  error: %s\n", clock(rec.Time, start), termsafe.Line(rec.Error.Message))
+			above = 0
 		case rec.End != nil:
 			e := rec.End
 			fmt.Fprintf(w, "%s  session ended after %s: %d bytes from the workload, %d to it", clock(rec.Time, start), ms(e.DurationMS), e.BytesUp, e.BytesDown)
@@ -132,7 +152,7 @@ func describeWorkload(raw json.RawMessage) string {
 	return strings.Join(parts, ", ")
 }
 
-func describeResult(r *Result) string {
+func describeResult(r *Result, proto string) string {
 	var b strings.Builder
 	switch {
 	case r.Code != "":
@@ -154,6 +174,9 @@ func describeResult(r *Result) string {
 
 	case r.Command == "" && r.Message != "":
 		b.WriteString(r.Message) // an SSH start the target refused
+	case r.Command == "" && proto == "ssh":
+		// The channel closed without the target saying how it ended.
+		fmt.Fprintf(&b, "ended without an exit status, %d bytes out, %d in", r.Bytes, r.BytesIn)
 	default:
 		b.WriteString(r.Command)
 		fmt.Fprintf(&b, ": %d row", r.Rows)

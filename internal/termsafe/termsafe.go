@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -124,8 +125,9 @@ func validAt(s string, i int) bool {
 	return r != utf8.RuneError || n > 1
 }
 
-// acts reports whether r acts on a terminal or reorders text: C0 and C1
-// controls, DEL, and the bidirectional embeddings, overrides and isolates.
+// acts reports whether r acts on a terminal, reorders text or hides:
+// C0 and C1 controls, DEL, the bidirectional embeddings, overrides and
+// isolates, format characters and blank fillers.
 // With lines, newlines and tabs do not count.
 func acts(r rune, lines bool) bool {
 	switch {
@@ -136,6 +138,15 @@ func acts(r rune, lines bool) bool {
 	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
 		return true
 	case r == 0x2028, r == 0x2029:
+		return true
+	case unicode.Is(unicode.Cf, r):
+		// Format characters show as nothing (U+200B, U+2060, U+FEFF):
+		// DR\u200bOP reads as DROP and matches no search for it.
+		return true
+	case r == 0x115f, r == 0x1160, r == 0x3164, r == 0xffa0, r == 0x2800:
+		// Fillers that show as blank without being white space: a run of
+		// them pushes what follows onto a line of its own, where it could
+		// pass for corral's output.
 		return true
 	}
 	return false

@@ -17,6 +17,9 @@ func TestString(t *testing.T) {
 		"\x7f":                          `\x7f`,
 		"line\u2028sep":                 `line\u2028sep`,
 		"\xe2\x80":                      `\xe2\x80`,
+		"DR\u200bOP \ufeff\u2060":       `DR\u200bOP \ufeff\u2060`,
+		"x\u3164\u3164\u2800\u115fy":    `x\u3164\u3164\u2800\u115fy`,
+		"e\u0301 日本":                    "e\u0301 日本",
 	} {
 		if got := String(in); got != want {
 			t.Errorf("String(%q) = %q, want %q", in, got, want)
