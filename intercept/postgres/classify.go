@@ -20,7 +20,7 @@ type Statement struct {
 	Ops         []string // policy vocabulary words, sorted, distinct
 	Tables      []string // relations named anywhere (schema.table when qualified)
 	Functions   []string // functions called anywhere
-	HasWhere    bool     // an UPDATE or DELETE with a WHERE clause
+	HasWhere    bool     // an UPDATE or DELETE whose every UPDATE and DELETE has a WHERE clause
 	CopyOut     bool     // COPY ... TO STDOUT: rows leave as CopyData, not DataRow
 	CopyIn      bool     // COPY ... FROM STDIN: the server then reads CopyData
 	// Settings the statement changes in the session (SET, set_config;
@@ -52,7 +52,10 @@ type Statement struct {
 	// variable, set_config's name, COPY's file), so two statements with the
 	// same fingerprint may differ in meaning and must not share it.
 	literalSensitive bool
-	normalized       string // Text with literals replaced, for the audit log (filled lazily)
+	// unbounded: an UPDATE or DELETE somewhere in the statement has no
+	// WHERE (HasWhere is false then).
+	unbounded  bool
+	normalized string // Text with literals replaced, for the audit log (filled lazily)
 	// fromFunction: rows come from a function in FROM, whose columns no
 	// table vouches for.
 	fromFunction bool
@@ -449,6 +452,8 @@ func (s *Statement) classify(n *pg.Node) error {
 	// accounts for at least a byte for each.
 	w := walker{s: s, ops: ops, room: 4*len(s.Text) + 4096}
 	w.walk(msg.ProtoReflect(), walkState{top: true, ctx: ctxExpr})
+	// Every UPDATE and DELETE of the statement, those in its CTEs too.
+	s.HasWhere = s.HasWhere && !s.unbounded
 	if hasReturning(n) {
 		s.Returning = true
 		ops["select"] = true // RETURNING reads the rows it returns
@@ -482,6 +487,20 @@ func opsOf(n *pg.Node) ([]string, bool) {
 }
 
 var errNotStatement = errors.New("not a statement")
+
+// defaultSetOps is what setting a default for later sessions (ALTER
+// DATABASE or ROLE ... SET) counts as: as SET of the same setting would
+// in a session, the role included.
+func defaultSetOps(v *pg.VariableSetStmt) []string {
+	switch strings.ToLower(v.GetName()) {
+	case "role", "session_authorization", "session authorization":
+		return []string{"set role"}
+	}
+	if v.GetKind() == pg.VariableSetKind_VAR_RESET_ALL {
+		return []string{"set role"}
+	}
+	return []string{"set"}
+}
 
 func opsOfNode(n *pg.Node) ([]string, error) {
 	switch x := n.GetNode().(type) {
@@ -518,14 +537,16 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		slices.Sort(ops)
 		return slices.Compact(ops), nil
 	case *pg.Node_CopyStmt:
-		if x.CopyStmt.GetIsProgram() {
-			return []string{"copy", "copy program"}, nil
-		}
-		if x.CopyStmt.GetFilename() != "" {
+		ops := []string{"copy"}
+		if x.CopyStmt.GetIsProgram() || x.CopyStmt.GetFilename() != "" {
 			// Server-side files: as dangerous as a program.
-			return []string{"copy", "copy program"}, nil
+			ops = append(ops, "copy program")
 		}
-		return []string{"copy"}, nil
+		if x.CopyStmt.GetIsFrom() {
+			// COPY FROM adds rows: it needs what INSERT needs.
+			ops = append(ops, "insert")
+		}
+		return ops, nil
 	case *pg.Node_DropStmt:
 		if x.DropStmt.GetRemoveType() == pg.ObjectType_OBJECT_POLICY {
 			return []string{"drop", "grant"}, nil
@@ -537,18 +558,38 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 	case *pg.Node_DropRoleStmt:
 		return []string{"drop", "grant"}, nil
 	case *pg.Node_AlterTableStmt:
+		// What a subcommand does to the data counts as the statement
+		// that does it: dropping a column (or an attribute of a type)
+		// drops its values, changing a column's type rewrites them, as
+		// USING says.
+		ops := []string{"ddl"}
 		for _, c := range x.AlterTableStmt.GetCmds() {
 			switch c.GetAlterTableCmd().GetSubtype() {
 			case pg.AlterTableType_AT_ChangeOwner, pg.AlterTableType_AT_DisableRowSecurity,
 				pg.AlterTableType_AT_NoForceRowSecurity, pg.AlterTableType_AT_EnableRowSecurity, pg.AlterTableType_AT_ForceRowSecurity:
-				return []string{"ddl", "grant"}, nil
+				ops = append(ops, "grant")
+			case pg.AlterTableType_AT_DropColumn, pg.AlterTableType_AT_DropConstraint:
+				ops = append(ops, "drop")
+			case pg.AlterTableType_AT_AlterColumnType:
+				ops = append(ops, "update")
 			}
 		}
+		slices.Sort(ops)
+		return slices.Compact(ops), nil
+	case *pg.Node_AlterDomainStmt:
+		if x.AlterDomainStmt.GetSubtype() == "X" { // DROP CONSTRAINT
+			return []string{"ddl", "drop"}, nil
+		}
 		return []string{"ddl"}, nil
+	case *pg.Node_AlterDatabaseSetStmt:
+		// A setting every later session of the database starts with.
+		return append(defaultSetOps(x.AlterDatabaseSetStmt.GetSetstmt()), "ddl"), nil
+	case *pg.Node_AlterRoleSetStmt:
+		return append(defaultSetOps(x.AlterRoleSetStmt.GetSetstmt()), "grant"), nil
 	case *pg.Node_TruncateStmt:
 		return []string{"truncate"}, nil
 	case *pg.Node_GrantStmt, *pg.Node_GrantRoleStmt, *pg.Node_AlterDefaultPrivilegesStmt,
-		*pg.Node_CreateRoleStmt, *pg.Node_AlterRoleStmt, *pg.Node_AlterRoleSetStmt, *pg.Node_ReassignOwnedStmt,
+		*pg.Node_CreateRoleStmt, *pg.Node_AlterRoleStmt, *pg.Node_ReassignOwnedStmt,
 		*pg.Node_AlterOwnerStmt, *pg.Node_CreatePolicyStmt, *pg.Node_AlterPolicyStmt:
 		return []string{"grant"}, nil
 	case *pg.Node_TransactionStmt:
@@ -612,10 +653,10 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 	case *pg.Node_CreateStmt, *pg.Node_CreateTableAsStmt, *pg.Node_ViewStmt, *pg.Node_IndexStmt,
 		*pg.Node_RenameStmt, *pg.Node_CommentStmt, *pg.Node_CreateSchemaStmt, *pg.Node_CreateSeqStmt, *pg.Node_AlterSeqStmt,
 		*pg.Node_CreateFunctionStmt, *pg.Node_AlterFunctionStmt, *pg.Node_CreateTrigStmt, *pg.Node_CreateExtensionStmt,
-		*pg.Node_AlterExtensionStmt, *pg.Node_AlterExtensionContentsStmt, *pg.Node_CreateDomainStmt, *pg.Node_AlterDomainStmt,
+		*pg.Node_AlterExtensionStmt, *pg.Node_AlterExtensionContentsStmt, *pg.Node_CreateDomainStmt,
 		*pg.Node_CreateEnumStmt, *pg.Node_AlterEnumStmt, *pg.Node_CompositeTypeStmt, *pg.Node_CreateRangeStmt, *pg.Node_DefineStmt,
 		*pg.Node_AlterObjectSchemaStmt, *pg.Node_AlterTypeStmt, *pg.Node_CreatedbStmt, *pg.Node_AlterDatabaseStmt,
-		*pg.Node_AlterDatabaseSetStmt, *pg.Node_AlterDatabaseRefreshCollStmt, *pg.Node_CreateTableSpaceStmt,
+		*pg.Node_AlterDatabaseRefreshCollStmt, *pg.Node_CreateTableSpaceStmt,
 		*pg.Node_AlterTableSpaceOptionsStmt, *pg.Node_AlterTableMoveAllStmt, *pg.Node_RuleStmt, *pg.Node_CreateCastStmt,
 		*pg.Node_CreateConversionStmt, *pg.Node_CreateOpClassStmt, *pg.Node_CreateOpFamilyStmt, *pg.Node_AlterOpFamilyStmt,
 		*pg.Node_AlterOperatorStmt, *pg.Node_CreateStatsStmt, *pg.Node_AlterStatsStmt, *pg.Node_CreatePublicationStmt,
@@ -727,6 +768,10 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	}
 	_, isNode := m.Interface().(*pg.Node)
 	switch x := m.Interface().(type) {
+	case *pg.LockingClause:
+		// FOR UPDATE, FOR SHARE, anywhere in the statement: the rows and
+		// the table are locked as LOCK TABLE ... ROW SHARE would.
+		w.ops["lock"] = true
 	case *pg.JoinExpr:
 		// (a JOIN b) AS j and a JOIN b USING (c) AS j: j names every
 		// relation inside the join, and j(x, y, ...) renames their columns.
@@ -811,6 +856,12 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		// Also nested (a data-modifying CTE, EXPLAIN ANALYZE): values go
 		// into a table.
 		w.s.writes = true
+		switch x := x.(type) {
+		case *pg.UpdateStmt:
+			w.s.unbounded = w.s.unbounded || x.GetWhereClause() == nil
+		case *pg.DeleteStmt:
+			w.s.unbounded = w.s.unbounded || x.GetWhereClause() == nil
+		}
 	case *pg.RangeVar:
 		name := rangeVarName(x)
 		w.rels = append(w.rels, x.GetRelname())
