@@ -82,6 +82,9 @@ type catalog struct {
 	// hold (those asked about, the tables and views views read); the
 	// stamp covers their columns.
 	columns map[uint32]bool
+	// procs names PostgreSQL's own functions by OID, for calls by
+	// number: fixed for the server's version, never dropped.
+	procs   map[uint32]string
 	stamp   string    // of the rows behind the cached answers; "" when none
 	checked time.Time // when the stamp last matched the catalog
 	// gen changes whenever cached answers are dropped: what sessions made
@@ -833,6 +836,35 @@ SELECT 'down', n.nspname, c.relname, c.oid FROM down JOIN pg_catalog.pg_class c 
 // covers: the stamp's cost grows with them, and it is paid under the
 // catalog's lock.
 const maxCached = 8192
+
+// firstNormalOID is where the OIDs of objects made after initdb start
+// (FirstNormalObjectId): below it, a function is PostgreSQL's own.
+const firstNormalOID = 16384
+
+// functionName is the schema-qualified name of the function oid, as the
+// protocol's function call names it; "" when no function has it.
+func (c *catalog) functionName(ctx context.Context, oid uint32) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if name, ok := c.procs[oid]; ok {
+		return name, nil
+	}
+	if err := c.ensure(ctx); err != nil {
+		return "", err
+	}
+	rows, err := c.query(ctx, `SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname)
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = $1::oid`, strconv.FormatUint(uint64(oid), 10))
+	if err != nil || len(rows) == 0 {
+		return "", err
+	}
+	if oid < firstNormalOID {
+		if c.procs == nil {
+			c.procs = map[uint32]string{}
+		}
+		c.procs[oid] = rows[0][0]
+	}
+	return rows[0][0], nil
+}
 
 func (c *catalog) ensure(ctx context.Context) error {
 	if c.conn != nil && !c.conn.IsClosed() {

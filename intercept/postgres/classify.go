@@ -52,6 +52,9 @@ type Statement struct {
 	// variable, set_config's name, COPY's file), so two statements with the
 	// same fingerprint may differ in meaning and must not share it.
 	literalSensitive bool
+	// callOID is the function the protocol's function call names (0: the
+	// statement is SQL).
+	callOID uint32
 	// unbounded: an UPDATE or DELETE somewhere in the statement has no
 	// WHERE (HasWhere is false then).
 	unbounded  bool

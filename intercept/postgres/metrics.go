@@ -59,18 +59,6 @@ func (s *session) countBind(p *prepared, reason string) {
 	s.countOps(reason, n)
 }
 
-// countCall counts a fast-path function call.
-func (s *session) countCall(d policy.Decision, err error) {
-	switch {
-	case err == nil && d.Allowed():
-		s.c.Metrics().Operations(policy.Allow, 1)
-	case err == nil && d.Result == policy.Review:
-		s.c.Metrics().Operations(policy.Review, 1)
-	default:
-		s.c.Metrics().Operations(policy.Deny, 1)
-	}
-}
-
 // clock starts timing a client message, unless it is data (COPY) or the
 // end of the session, or nothing is counted.
 func (s *session) clock(msg pgproto3.FrontendMessage) time.Time {

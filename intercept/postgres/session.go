@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -668,7 +669,7 @@ func (s *session) decide(stmts []Statement) string {
 		}
 		if s.callsVolatile(st) {
 			s.barrier = true
-			ops = append(append([]string(nil), ops...), "function")
+			ops = union(ops, []string{"function"})
 		}
 		if st.Prepares != "" {
 			// The server holds SQL and protocol prepared statements under
@@ -767,6 +768,13 @@ func (s *session) decide(stmts []Statement) string {
 				if st.renamesSchema {
 					reason = "the statement would rename a schema while masks apply, and masks may name it"
 				}
+			} else if st.callOID != 0 && s.masks != nil && !largeObjectCalls[st.callOID] {
+				// A function called by number may run SQL (query_to_xml),
+				// read any table or change the planner's settings:
+				// nothing of it can be checked against masks. The
+				// large-object interface, which libpq and JDBC drive this
+				// way, reads no table.
+				reason = "a function called by number (the protocol's function call) is refused while masks apply: call it from a statement"
 			} else if risky && (st.CopyOut || st.Into || st.Executes != "") {
 				// Rows leaving as COPY data or into a new table cannot be
 				// masked column by column.
@@ -1731,41 +1739,14 @@ var largeObjectCalls = map[uint32]bool{
 }
 
 func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
-	d, err := s.h.Policy.Decide(s.ctx, s.c.Input(policy.Action{
-		Kind: policy.KindSQL, Operations: []string{"function"},
-		SQL: &policy.SQL{Command: "FUNCTION CALL", Functions: []string{fmt.Sprintf("oid:%d", m.Function)}},
-	}))
-	if err != nil {
-		s.h.Log.Error("policy failed; function call denied", "session_id", s.c.SessionID, "err", err)
+	text := fmt.Sprintf("FUNCTION CALL oid:%d", m.Function)
+	stmts, reason := s.callByNumber(m)
+	if reason != "" {
+		s.refuse(text, []string{"function"}, reason)
+	} else {
+		reason = s.decide(stmts)
 	}
-	if err == nil && d.Allowed() {
-		// The masks of this decision: a reload may have brought some
-		// since the last statement.
-		s.setMasks(d.Mask)
-		s.maskVersion = d.PolicyVersion
-	}
-	if err == nil && d.Allowed() && s.masks != nil && !largeObjectCalls[m.Function] {
-		// A function called by number may run SQL (query_to_xml), read
-		// any table or change the planner's settings: nothing of it can
-		// be checked against masks. The large-object interface, which
-		// libpq and JDBC drive this way, reads no table.
-		d.Result, d.Reason = policy.Deny, "a function called by number (the protocol's function call) is refused while masks apply: call it from a statement"
-	}
-	s.countCall(d, err)
-	reason := ""
-	if err != nil || !d.Allowed() {
-		reason = d.Reason
-		if err != nil || reason == "" {
-			reason = "the policy could not be evaluated"
-		}
-	}
-	_, err = s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
-		Text: fmt.Sprintf("FUNCTION CALL oid:%d", m.Function), Operations: []string{"function"},
-		Decision: decisionOf(reason, d), Reason: firstNonEmpty(reason, d.Reason), Rule: d.Rule, PolicyVersion: d.PolicyVersion,
-	}})
-	if reason == "" && err != nil {
-		reason = err.Error() // strict recording: what cannot be recorded does not run
-	}
+	s.countOps(reason, 1)
 	if reason != "" {
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
@@ -1778,6 +1759,41 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 		return err
 	}
 	return s.awaitAnswer(e.answered)
+}
+
+// callByNumber classifies the protocol's function call as the statement
+// calling the function by its name would be: nextval is an update,
+// pg_notify a notification, set_config('role', ...) a role change, a
+// function of the database's own runs its code. Every such call is the
+// function operation too. A function corral cannot name is refused.
+func (s *session) callByNumber(m *pgproto3.FunctionCall) ([]Statement, string) {
+	name, err := s.cat.functionName(s.ctx, m.Function)
+	if err != nil {
+		s.h.Log.Warn("catalog lookup failed; function call refused", "session_id", s.c.SessionID, "err", err)
+		return nil, "corral could not read the catalog to name the function called by number"
+	}
+	if name == "" {
+		return nil, fmt.Sprintf("no function has OID %d", m.Function)
+	}
+	args := ""
+	if lastName(name) == "set_config" && len(m.Arguments) == 3 {
+		// The setting it changes is what the call is.
+		if v := m.Arguments[0]; v != nil && !strings.ContainsRune(string(v), 0) && utf8.Valid(v) {
+			args = "'" + strings.ReplaceAll(string(v), "'", "''") + "', '', false"
+		}
+	}
+	stmts, err := Classify("SELECT " + name + "(" + args + ")")
+	if err != nil || len(stmts) != 1 {
+		return nil, fmt.Sprintf("corral could not classify a call of %s", name)
+	}
+	st := &stmts[0]
+	st.Command = "FUNCTION CALL"
+	st.normalized = fmt.Sprintf("FUNCTION CALL %s (oid %d)", name, m.Function)
+	st.callOID = m.Function
+	// What the function does, not the SELECT it was read as.
+	ops := slices.DeleteFunc(st.Ops, func(op string) bool { return op == "select" })
+	st.Ops = union(ops, []string{"function"})
+	return stmts, ""
 }
 
 // --- server to client ---

@@ -79,6 +79,9 @@ func newTestSession(t testing.TB, dec intercept.Decider, admission policy.Decisi
 	for _, name := range []string{"customers", "orders"} {
 		cat.names[name] = byName{kinds: "r", fetched: time.Now()}
 	}
+	// Functions the tests call by number.
+	cat.procs = map[uint32]string{2924: "pg_catalog.query_to_xml", 954: "pg_catalog.loread", 1574: "pg_catalog.nextval",
+		2078: "pg_catalog.set_config", 3036: "pg_catalog.pg_notify", 870: "pg_catalog.lower"}
 	// PostgreSQL's operators, none of the database's own.
 	for _, op := range []string{"=", "<>", "<", ">", "<=", ">=", "||", "+", "-", "*", "/", "~~"} {
 		cat.funcs[opPrefix+op] = funcInfo{fetched: time.Now()}
@@ -823,8 +826,8 @@ func TestSessionDDLRechecksCatalog(t *testing.T) {
 }
 
 // A function called by number may run SQL (query_to_xml) or change the
-// planner's settings, out of reach of masking: refused while masks apply,
-// passed on when none do.
+// planner's settings, out of reach of masking: refused while masks apply
+// (query_to_xml is refused by name too), passed on when none do.
 func TestSessionFunctionCallWhileMasked(t *testing.T) {
 	for _, c := range []struct {
 		admitted, masks []policy.Mask // at admission, and in the call's decision
@@ -845,8 +848,8 @@ func TestSessionFunctionCallWhileMasked(t *testing.T) {
 		if calls != c.passed {
 			t.Errorf("masks %v, function %d: the call reached the server: %v (answer %v)", c.masks, c.function, calls, types(got))
 		}
-		if msg, ok := errorOf(got); !c.passed && (!ok || !strings.Contains(msg, "refused while masks apply")) {
-			t.Errorf("masks %v: answer %v", c.masks, types(got))
+		if msg, ok := errorOf(got); !c.passed && (!ok || !strings.Contains(msg, "mask")) {
+			t.Errorf("masks %v: answer %v %q", c.masks, types(got), msg)
 		}
 	}
 }
@@ -1060,5 +1063,53 @@ func TestSessionMessagesBounded(t *testing.T) {
 				t.Error("the session went on")
 			}
 		})
+	}
+}
+
+// A function called by number is decided as the statement calling it by
+// name would be: nextval is an update, pg_notify a notification,
+// set_config of the role a role change, each the function operation too.
+func TestSessionFunctionCallDecidedByWhatItCalls(t *testing.T) {
+	var asked [][]string
+	dec := stubDecider(func(in policy.Input) policy.Decision {
+		ops := in.Action.Operations
+		asked = append(asked, ops)
+		for _, op := range ops {
+			if op == "update" || op == "notify" || op == "set role" {
+				return policy.Decision{Result: policy.Deny, Reason: op + " is denied"}
+			}
+		}
+		return policy.Decision{Result: policy.Allow}
+	})
+	for _, c := range []struct {
+		oid    uint32
+		args   []string
+		ops    []string
+		passed bool
+	}{
+		{1574, []string{"s"}, []string{"function", "update"}, false},
+		{3036, []string{"ch", "x"}, []string{"function", "notify"}, false},
+		{2078, []string{"role", "admin", "f"}, []string{"function", "set role"}, false},
+		{2078, []string{"work_mem", "64MB", "f"}, []string{"function", "set"}, true},
+		{870, []string{"ABC"}, []string{"function"}, true},
+		{99999, nil, nil, false}, // no such function: the catalog cannot be asked here
+	} {
+		asked = nil
+		ts := newTestSession(t, dec, policy.Decision{Result: policy.Allow})
+		server := ts.fakeServer()
+		done := ts.run()
+		var args [][]byte
+		for _, a := range c.args {
+			args = append(args, []byte(a))
+		}
+		got := ts.exchange(t, &pgproto3.FunctionCall{Function: c.oid, Arguments: args})
+		sent := ts.finish(t, done, server)
+		calls := slices.ContainsFunc(sent, func(m pgproto3.FrontendMessage) bool { _, ok := m.(*pgproto3.FunctionCall); return ok })
+		if calls != c.passed {
+			t.Errorf("oid %d %q: the call reached the server: %v (answer %v)", c.oid, c.args, calls, types(got))
+		}
+		if c.ops != nil && (len(asked) != 1 || !slices.Equal(asked[0], c.ops)) {
+			t.Errorf("oid %d %q: the policy was asked about %q, want %q", c.oid, c.args, asked, c.ops)
+		}
 	}
 }

@@ -199,7 +199,7 @@ func TestPostgresRefusalsAudited(t *testing.T) {
 	for _, want := range []struct{ text, reason string }{
 		{"(not parsed: 22 bytes)", "cannot parse the statement: unterminated quoted string"},
 		{"SELECT $1", `prepared statement "p1" already exists`},
-		{"FUNCTION CALL oid:870", "function"},
+		{"FUNCTION CALL pg_catalog.lower (oid 870)", "function"},
 	} {
 		ev := p.a.WaitEvent(t, from, func(ev intercept.Event) bool {
 			return ev.Event == intercept.EventStatement && ev.Statement != nil && ev.Statement.Text == want.text && ev.Statement.Decision == "deny"
