@@ -243,6 +243,17 @@ type session struct {
 	batchBarrier bool // a barrier statement is in the extended batch being sent
 	dead         chan struct{}
 	portalSeq    map[string]uint64 // the recorded decision behind each bound portal
+	// portalStmts are the statements a bound portal runs, and
+	// portalVersion the policy they were decided under: an Execute after
+	// a reload decides them again.
+	portalStmts   map[string][]Statement
+	portalVersion map[string]uint64
+	// cursorOps are the operations of what each cursor or portal name was
+	// ever declared or bound to run, which FETCH needs as EXECUTE needs
+	// its PREPARE's; kept past CLOSE (the server may skip one), up to
+	// maxNames names. cursorOpsLost: some were dropped at the bound.
+	cursorOps     map[string][]string
+	cursorOpsLost bool
 
 	// server side: the result being streamed, for the recording.
 	res result
@@ -401,6 +412,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
 	s.portalSeq = map[string]uint64{}
+	s.portalStmts, s.portalVersion, s.cursorOps = map[string][]Statement{}, map[string]uint64{}, map[string][]string{}
 	s.portalCopy = map[string]bool{}
 	s.dead = make(chan struct{})
 	return s
@@ -551,6 +563,8 @@ func (s *session) fromClient() error {
 				delete(s.portalMasks, m.Name)
 				delete(s.portalWithhold, m.Name)
 				delete(s.portalSeq, m.Name)
+				delete(s.portalStmts, m.Name)
+				delete(s.portalVersion, m.Name)
 				s.forgetCursor(m.Name)
 			}
 			s.expect(e)
@@ -694,6 +708,15 @@ func (s *session) decide(stmts []Statement) string {
 			}
 			ops = append(append([]string(nil), ops...), prep.ops...)
 		}
+		if st.Fetches != "" {
+			// A cursor runs its query as it is fetched: FETCH needs what
+			// the query needs, under the policy of now.
+			was, ok := s.cursorOps[st.Fetches]
+			if !ok && s.cursorOpsLost {
+				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("corral no longer knows what cursor %q runs (too many cursors this session); declare it again", st.Fetches))
+			}
+			ops = union(ops, was)
+		}
 		text := st.normalized
 		if text == "" {
 			n, err := pg.Normalize(st.Text)
@@ -834,6 +857,7 @@ func (s *session) decide(stmts []Statement) string {
 		case st.Deallocates != "":
 			s.sqlGone(st.Deallocates)
 		case st.Declares != "":
+			s.noteCursorOps(st.Declares, st.Ops)
 			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky || s.closedRisky(st.Declares)
 			if _, bound := s.portalMasks[st.Declares]; bound {
 				// One name space with protocol portals: the name's portal
@@ -878,6 +902,24 @@ func (s *session) forgetCursor(name string) {
 }
 
 func (s *session) closedRisky(name string) bool { return s.allRisky || s.riskyClosed[name] }
+
+// noteCursorOps adds ops to what name may run when fetched.
+func (s *session) noteCursorOps(name string, ops []string) {
+	if _, ok := s.cursorOps[name]; !ok && len(s.cursorOps) >= maxNames {
+		clear(s.cursorOps)
+		s.cursorOpsLost = true
+	}
+	s.cursorOps[name] = union(s.cursorOps[name], slices.DeleteFunc(slices.Clone(ops), func(op string) bool { return op == "cursor" }))
+}
+
+// policyVersion is the version of the policy now (0 when the decider
+// has none).
+func (s *session) policyVersion() uint64 {
+	if v, ok := s.h.Policy.(versioned); ok {
+		return v.Version()
+	}
+	return 0
+}
 
 // maxNames bounds each kind of name a session keeps a record of (prepared
 // statements, SQL prepared statements, cursors, portals), and maxHeld the
@@ -1506,6 +1548,10 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	s.audited = false
 	p, _ := s.stmt(m.PreparedStatement)
 	reason, copyIn := "", false
+	var (
+		runs    []Statement // what the portal runs, as decided
+		version uint64      // the policy it was decided under
+	)
 	_, known := s.portalMasks[m.DestinationPortal]
 	_, cursor := s.cursors[m.DestinationPortal]
 	switch {
@@ -1530,8 +1576,10 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 				reason = fmt.Sprintf("corral keeps track of at most %d portal names bound to COPY FROM STDIN a session; bind it to a name used before, or reconnect", maxNames)
 			} else {
 				s.bound = m // its values, for reviewers
+				version = s.policyVersion()
 				reason = s.decide(stmts)
 				s.bound = nil
+				runs = stmts
 			}
 		}
 	}
@@ -1560,6 +1608,14 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		// Kept for the name, whatever is bound to it later: the server may
 		// refuse a later Bind (or skip a Close) and keep this portal.
 		s.portalCopy[m.DestinationPortal] = true
+	}
+	s.portalStmts[m.DestinationPortal], s.portalVersion[m.DestinationPortal] = runs, version
+	if name := m.DestinationPortal; name != "" {
+		var ops []string
+		for _, st := range runs {
+			ops = union(ops, st.Ops)
+		}
+		s.noteCursorOps(name, ops) // FETCH reads a portal as a cursor
 	}
 	s.portalMasks[m.DestinationPortal] = s.masks
 	// A named portal the server already holds survives a Bind it refuses:
@@ -1692,11 +1748,11 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 		// skips the Execute.
 		reason := fmt.Sprintf("portal %q was bound before the masks came to restrict filters; bind it again under another name, or reconnect", m.Portal)
 		s.refuse(fmt.Sprintf("EXECUTE of portal %q", m.Portal), nil, reason)
-		s.expect(
-			expectation{kind: expParse, swallow: true, deny: reason},
-			expectation{kind: expExecute, name: m.Portal},
-		)
-		return s.send(&pgproto3.Parse{Name: deniedStatement, Query: refusal}, m)
+		return s.refuseExecute(m, reason)
+	}
+	if reason := s.decideAgain(m.Portal); reason != "" {
+		s.countOps(reason, 1)
+		return s.refuseExecute(m, reason)
 	}
 	mk, bound := s.portalMasks[m.Portal]
 	withhold := s.portalWithhold[m.Portal]
@@ -1727,6 +1783,37 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 		return err
 	}
 	return s.awaitCopy(e.answered, true)
+}
+
+// refuseExecute refuses an Execute as a refused Bind is: a failing Parse
+// in front, and the server skips the Execute.
+func (s *session) refuseExecute(m *pgproto3.Execute, reason string) error {
+	s.expect(
+		expectation{kind: expParse, swallow: true, deny: reason},
+		expectation{kind: expExecute, name: m.Portal},
+	)
+	return s.send(&pgproto3.Parse{Name: deniedStatement, Query: refusal}, m)
+}
+
+// decideAgain decides what a portal runs again when the policy changed
+// since it was bound: a reload reaches portals as it reaches prepared
+// statements at their next Bind. A name the client did not Bind (an SQL
+// cursor) is decided as FETCH of it would be, whatever the version.
+func (s *session) decideAgain(portal string) string {
+	now := s.policyVersion()
+	stmts, bound := s.portalStmts[portal]
+	switch {
+	case now == 0 || bound && (s.portalVersion[portal] == now || len(stmts) == 0):
+		return ""
+	case bound:
+		s.portalVersion[portal] = now
+		return s.decide(stmts)
+	}
+	stmts, err := Classify(`FETCH FORWARD ALL FROM "` + strings.ReplaceAll(portal, `"`, `""`) + `"`)
+	if err != nil || len(stmts) != 1 {
+		return s.refuse(fmt.Sprintf("EXECUTE of portal %q", portal), nil, "corral could not classify the execution of a cursor")
+	}
+	return s.decide(stmts)
 }
 
 // largeObjectCalls are the OIDs of the functions behind the client

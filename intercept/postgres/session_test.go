@@ -1113,3 +1113,70 @@ func TestSessionFunctionCallDecidedByWhatItCalls(t *testing.T) {
 		}
 	}
 }
+
+// denying is a versioned policy that denies the operations a test names,
+// as a reload that tightens the rules does.
+type denying struct {
+	denied  atomic.Pointer[[]string]
+	version atomic.Uint64
+}
+
+func (d *denying) Decide(_ context.Context, in policy.Input) (policy.Decision, error) {
+	if den := d.denied.Load(); den != nil {
+		for _, op := range in.Action.Operations {
+			if slices.Contains(*den, op) {
+				return policy.Decision{Result: policy.Deny, Reason: op + " is denied", PolicyVersion: d.version.Load()}, nil
+			}
+		}
+	}
+	return policy.Decision{Result: policy.Allow, PolicyVersion: d.version.Load()}, nil
+}
+
+func (d *denying) Version() uint64 { return d.version.Load() }
+
+func (d *denying) deny(ops ...string) {
+	d.denied.Store(&ops)
+	d.version.Add(1)
+}
+
+// A reload reaches what cursors and portals run: FETCH needs what the
+// cursor's query needs, and an Execute of a portal bound before the
+// reload decides its statement again, as the next Bind would.
+func TestSessionReloadReachesCursorsAndPortals(t *testing.T) {
+	p := &denying{}
+	p.version.Store(1)
+	ts := newTestSession(t, p, policy.Decision{Result: policy.Allow, PolicyVersion: 1})
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT nextval('s')"})
+	ts.exchange(t,
+		&pgproto3.Parse{Name: "s1", Query: "DELETE FROM orders WHERE id = $1"},
+		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
+		&pgproto3.Bind{PreparedStatement: "s1"},
+		&pgproto3.Sync{})
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: "FETCH 1 FROM c"})); ok {
+		t.Fatalf("FETCH before the reload was refused: %s", msg)
+	}
+	p.deny("update", "delete")
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: "FETCH 1 FROM c"})); !ok || !strings.Contains(msg, "update is denied") {
+		t.Errorf("FETCH of a cursor over nextval after update was denied: %q", msg)
+	}
+	for _, portal := range []string{"p1", ""} {
+		if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{Portal: portal}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, "delete is denied") {
+			t.Errorf("Execute %q of a DELETE bound before delete was denied: %q", portal, msg)
+		}
+	}
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM p1"})); !ok || !strings.Contains(msg, "delete is denied") {
+		t.Errorf("FETCH of a portal bound to a DELETE: %q", msg)
+	}
+	sent := ts.finish(t, done, server)
+	for _, m := range sent {
+		if e, ok := m.(*pgproto3.Execute); ok && (e.Portal == "p1" || e.Portal == "") {
+			// Sent behind a failing Parse, which the server skips it by.
+			continue
+		}
+		if q, ok := m.(*pgproto3.Query); ok && strings.HasPrefix(q.String, "FETCH") && q.String != "FETCH 1 FROM c" {
+			t.Errorf("the server was sent %q", q.String)
+		}
+	}
+}
