@@ -62,3 +62,26 @@ func TestQueuedKeepsNoNeedless(t *testing.T) {
 		t.Fatalf("more: %s", r.Type)
 	}
 }
+
+// The requests waiting are bounded in bytes too: 1,024 of 256 KiB each
+// held 256 MiB.
+func TestQueuedBoundsBytes(t *testing.T) {
+	in := make(chan *gossh.Request)
+	overflowed := make(chan struct{})
+	out, gone := queued(in, func() { close(overflowed) })
+	big := make([]byte, 256<<10)
+	for range maxQueuedBytes / len(big) {
+		in <- &gossh.Request{Type: "env", Payload: big}
+	}
+	<-out // handed on: it no longer counts
+	in <- &gossh.Request{Type: "env", Payload: big}
+	select {
+	case <-overflowed:
+		t.Fatal("overflowed at its bound")
+	default:
+	}
+	in <- &gossh.Request{Type: "env", Payload: []byte("x")}
+	<-overflowed
+	close(in)
+	<-gone
+}
