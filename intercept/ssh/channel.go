@@ -557,7 +557,11 @@ func (ch *sessionCh) tee(b []byte, input bool) bool {
 	if ch.cast == nil {
 		return true
 	}
-	if limit >= 0 && *kept+int64(len(b)) > limit {
+	// Bounds are of what the recording holds: escaped as JSON, a byte a
+	// packet may take 24 bytes on disk. One connection's terminals share
+	// a bound too, however many channels it opens.
+	total := bound(ch.s.h.MaxRecordedTerminal, DefaultMaxRecordedTerminal) * 4
+	if limit >= 0 && *kept+int64(len(b)) > limit || total >= 0 && ch.s.castBytes.Load()+int64(len(b)) > total {
 		if input && ch.shellInput && ch.s.c.RecordingStrict() {
 			// Past the bound a shell's commands would run unrecorded.
 			ch.s.h.Log.Error("a shell's input passed the terminal recording's bound; session cut", "session_id", ch.s.c.SessionID, "bound", limit)
@@ -567,14 +571,17 @@ func (ch *sessionCh) tee(b []byte, input bool) bool {
 		ch.unrecorded += uint64(len(b))
 		return true
 	}
-	*kept += int64(len(b))
 	now := time.Now()
+	was := ch.cast.Size()
 	var err error
 	if input {
 		err = ch.cast.Input(now, b)
 	} else {
 		err = ch.cast.Output(now, b)
 	}
+	grown := ch.cast.Size() - was
+	*kept += grown
+	ch.s.castBytes.Add(grown)
 	if errors.Is(err, recorder.ErrSealed) {
 		return true // the session's end sealed it: nothing more is shown
 	}

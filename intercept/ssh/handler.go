@@ -17,6 +17,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -82,7 +83,9 @@ type Handler struct {
 	// MaxRecordedOutput bounds what the recording keeps of a command's
 	// output, and of its input, each (a command without a terminal:
 	// usually data, `ssh host cat < backup`); MaxRecordedTerminal the same
-	// for a terminal (a person's shell or command). The rest is counted.
+	// for a terminal (a person's shell or command), and four times it
+	// what a connection's terminals keep together. Bounds are of the
+	// recording's bytes on disk, escaped as JSON. The rest is counted.
 	// 0: the defaults; negative: no bound.
 	MaxRecordedOutput   int64
 	MaxRecordedTerminal int64
@@ -132,6 +135,9 @@ type session struct {
 	c   *intercept.Conn
 	t   Target
 	ctx context.Context
+
+	// castBytes is what the connection's terminal recordings hold.
+	castBytes atomic.Int64
 
 	user    string       // the login the client asked for
 	token   *policy.OIDC // a verified token given as the password

@@ -1,0 +1,50 @@
+package ssh
+
+import (
+	"bytes"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/corral-dev/corral/intercept"
+	"github.com/corral-dev/corral/recorder"
+)
+
+// What a terminal recording keeps is bounded in its bytes on disk: one
+// control byte a packet takes some 24 there, so counting what passed let
+// a "64 MiB" terminal hold 1.5 GiB. A connection's terminals share a
+// bound of four times a terminal's, however many channels it opens.
+func TestTerminalRecordingBoundedOnDisk(t *testing.T) {
+	const limit = 64 << 10
+	s := &session{h: &Handler{MaxRecordedTerminal: limit, Log: slog.New(slog.DiscardHandler)}, c: &intercept.Conn{}}
+	newCh := func() (*sessionCh, *bytes.Buffer) {
+		var disk bytes.Buffer
+		cast, err := recorder.NewCast(&disk, recorder.CastHeader{Width: 80, Height: 24}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &sessionCh{s: s, cast: cast, recLimit: limit, inLimit: limit}, &disk
+	}
+	ch, _ := newCh()
+	for range limit {
+		if !ch.tee([]byte{0x1b}, false) {
+			t.Fatal("cut")
+		}
+	}
+	if ch.outKept > limit+64 || ch.cast.Size() > limit+1024 {
+		t.Errorf("the recording holds %d bytes (counted %d) for a bound of %d", ch.cast.Size(), ch.outKept, limit)
+	}
+	if ch.unrecorded == 0 || ch.out != limit {
+		t.Errorf("%d bytes passed, %d unrecorded", ch.out, ch.unrecorded)
+	}
+
+	var total int64
+	for range 8 {
+		ch, _ := newCh()
+		ch.tee(bytes.Repeat([]byte("x"), limit-256), false)
+		total += ch.cast.Size()
+	}
+	if got := s.castBytes.Load(); got > 4*limit || total > 4*limit+8*1024 {
+		t.Errorf("the connection's terminals hold %d bytes (counted %d) for a bound of %d", total, got, 4*limit)
+	}
+}
