@@ -2365,6 +2365,18 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold, unc
 		}
 	}
 	any := p.detect
+	// A view's method is the same for each of its columns, and a table
+	// column's for each time the result has it: worked out once each, a
+	// result of 1,664 columns of a view over a table of 999 partitions
+	// took seconds.
+	type column struct {
+		rel uint32
+		att int16
+	}
+	viewMethods, columnMethods := map[uint32]string{}, map[column]string{}
+	// maskedKin are a table's ancestors and descendants with masks: of a
+	// thousand partitions, most often none.
+	maskedKin := map[uint32][]string{}
 	for i, f := range rd.Fields {
 		p.binary[i] = f.Format == 1
 		p.text[i] = textTypes[f.DataTypeOID]
@@ -2392,17 +2404,22 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold, unc
 			// statements, all are withheld; so are they while the
 			// session's own catalog changes are out of the catalog's
 			// sight (it may have made the view anew).
-			if rel.opaque || uncertain {
-				p.methods[i] = "null"
-			}
-			for _, dep := range rel.deps {
-				parts := strings.SplitN(dep, ".", 3)
-				if parts[2] == "*" {
-					p.methods[i] = stricter(p.methods[i], mk.tableMethod(parts[0], parts[1]))
-				} else {
-					p.methods[i] = stricter(p.methods[i], mk.method(parts[0], parts[1], parts[2]))
+			method, done := viewMethods[f.TableOID]
+			if !done {
+				if rel.opaque || uncertain {
+					method = "null"
 				}
+				for _, dep := range rel.deps {
+					parts := strings.SplitN(dep, ".", 3)
+					if parts[2] == "*" {
+						method = stricter(method, mk.tableMethod(parts[0], parts[1]))
+					} else {
+						method = stricter(method, mk.method(parts[0], parts[1], parts[2]))
+					}
+				}
+				viewMethods[f.TableOID] = method
 			}
+			p.methods[i] = method
 		default:
 			col, known := rel.columns[int16(f.TableAttributeNumber)]
 			if !known && int16(f.TableAttributeNumber) > 0 {
@@ -2412,13 +2429,30 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold, unc
 				p.methods[i] = "null"
 				break
 			}
-			p.methods[i] = mk.method(rel.schema, rel.name, col)
-			// A parent's rows include its children's (inheritance,
-			// partitions): a mask on either side holds for both.
-			for _, a := range slices.Concat(rel.ancestors, rel.descendants) {
-				schema, table, _ := strings.Cut(a, ".")
-				p.methods[i] = stricter(p.methods[i], mk.method(schema, table, col))
+			key := column{f.TableOID, int16(f.TableAttributeNumber)}
+			method, done := columnMethods[key]
+			if !done {
+				method = mk.method(rel.schema, rel.name, col)
+				// A parent's rows include its children's (inheritance,
+				// partitions): a mask on either side holds for both.
+				kin, listed := maskedKin[f.TableOID]
+				if !listed {
+					for _, list := range [][]string{rel.ancestors, rel.descendants} {
+						for _, a := range list {
+							if schema, table, _ := strings.Cut(a, "."); mk.tableMethod(schema, table) != "" {
+								kin = append(kin, a)
+							}
+						}
+					}
+					maskedKin[f.TableOID] = kin
+				}
+				for _, a := range kin {
+					schema, table, _ := strings.Cut(a, ".")
+					method = stricter(method, mk.method(schema, table, col))
+				}
+				columnMethods[key] = method
 			}
+			p.methods[i] = method
 		}
 		if p.methods[i] != "" {
 			any = true
