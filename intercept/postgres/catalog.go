@@ -204,6 +204,7 @@ func (c *catalog) drop() {
 	clear(c.funcs)
 	clear(c.involved)
 	clear(c.columns)
+	clear(c.procs) // a superuser may have renamed one
 	c.stamp = ""
 	c.gen.Add(1)
 }

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
+	"weak"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -243,10 +243,13 @@ type session struct {
 	batchBarrier bool // a barrier statement is in the extended batch being sent
 	dead         chan struct{}
 	portalSeq    map[string]uint64 // the recorded decision behind each bound portal
-	// portalStmts are the statements a bound portal runs, and
-	// portalVersion the policy they were decided under: an Execute after
-	// a reload decides them again.
-	portalStmts   map[string][]Statement
+	// portalStmts are the prepared records whose statements a bound
+	// portal runs, and portalVersion the policy they were decided under:
+	// an Execute after a reload decides them again. The record is not
+	// kept alive for it: prepared statements are bounded in their text
+	// (maxHeld) while their portals are not, and a portal whose record is
+	// gone is refused after a reload rather than run undecided.
+	portalStmts   map[string]weak.Pointer[prepared]
 	portalVersion map[string]uint64
 	// cursorOps are the operations of what each cursor or portal name was
 	// ever declared or bound to run, which FETCH needs as EXECUTE needs
@@ -412,7 +415,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
 	s.portalSeq = map[string]uint64{}
-	s.portalStmts, s.portalVersion, s.cursorOps = map[string][]Statement{}, map[string]uint64{}, map[string][]string{}
+	s.portalStmts, s.portalVersion, s.cursorOps = map[string]weak.Pointer[prepared]{}, map[string]uint64{}, map[string][]string{}
 	s.portalCopy = map[string]bool{}
 	s.dead = make(chan struct{})
 	return s
@@ -906,7 +909,19 @@ func (s *session) closedRisky(name string) bool { return s.allRisky || s.riskyCl
 // noteCursorOps adds ops to what name may run when fetched.
 func (s *session) noteCursorOps(name string, ops []string) {
 	if _, ok := s.cursorOps[name]; !ok && len(s.cursorOps) >= maxNames {
-		clear(s.cursorOps)
+		// Names closed since go first (a driver may give every portal
+		// a name of its own), open ones only if all are. The server may
+		// have skipped a CLOSE: a FETCH of a name no longer known is
+		// refused from now on.
+		for n := range s.cursorOps {
+			_, cursor := s.cursors[n]
+			if _, portal := s.portalMasks[n]; !cursor && !portal {
+				delete(s.cursorOps, n)
+			}
+		}
+		if len(s.cursorOps) >= maxNames {
+			clear(s.cursorOps)
+		}
 		s.cursorOpsLost = true
 	}
 	s.cursorOps[name] = union(s.cursorOps[name], slices.DeleteFunc(slices.Clone(ops), func(op string) bool { return op == "cursor" }))
@@ -1551,6 +1566,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	var (
 		runs    []Statement // what the portal runs, as decided
 		version uint64      // the policy it was decided under
+		from    weak.Pointer[prepared]
 	)
 	_, known := s.portalMasks[m.DestinationPortal]
 	_, cursor := s.cursors[m.DestinationPortal]
@@ -1579,7 +1595,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 				version = s.policyVersion()
 				reason = s.decide(stmts)
 				s.bound = nil
-				runs = stmts
+				runs, from = stmts, weak.Make(p)
 			}
 		}
 	}
@@ -1609,7 +1625,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		// refuse a later Bind (or skip a Close) and keep this portal.
 		s.portalCopy[m.DestinationPortal] = true
 	}
-	s.portalStmts[m.DestinationPortal], s.portalVersion[m.DestinationPortal] = runs, version
+	s.portalStmts[m.DestinationPortal], s.portalVersion[m.DestinationPortal] = from, version
 	if name := m.DestinationPortal; name != "" {
 		var ops []string
 		for _, st := range runs {
@@ -1750,9 +1766,11 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 		s.refuse(fmt.Sprintf("EXECUTE of portal %q", m.Portal), nil, reason)
 		return s.refuseExecute(m, reason)
 	}
-	if reason := s.decideAgain(m.Portal); reason != "" {
+	if reason, decided := s.decideAgain(m.Portal); decided {
 		s.countOps(reason, 1)
-		return s.refuseExecute(m, reason)
+		if reason != "" {
+			return s.refuseExecute(m, reason)
+		}
 	}
 	mk, bound := s.portalMasks[m.Portal]
 	withhold := s.portalWithhold[m.Portal]
@@ -1799,21 +1817,39 @@ func (s *session) refuseExecute(m *pgproto3.Execute, reason string) error {
 // since it was bound: a reload reaches portals as it reaches prepared
 // statements at their next Bind. A name the client did not Bind (an SQL
 // cursor) is decided as FETCH of it would be, whatever the version.
-func (s *session) decideAgain(portal string) string {
+// decided says whether anything was put to the policy.
+func (s *session) decideAgain(portal string) (reason string, decided bool) {
 	now := s.policyVersion()
-	stmts, bound := s.portalStmts[portal]
-	switch {
-	case now == 0 || bound && (s.portalVersion[portal] == now || len(stmts) == 0):
-		return ""
-	case bound:
+	from, bound := s.portalStmts[portal]
+	if now == 0 || bound && s.portalVersion[portal] == now {
+		return "", false
+	}
+	var stmts []Statement
+	if bound {
+		p := from.Value()
+		if p == nil {
+			return s.refuse(fmt.Sprintf("EXECUTE of portal %q", portal), nil,
+				fmt.Sprintf("the policy changed since portal %q was bound, and its statement was closed since: bind it again", portal)), true
+		}
+		var ok bool
+		if stmts, _, ok = p.candidates(); !ok || len(stmts) == 0 {
+			return "", false
+		}
+	} else {
+		var err error
+		stmts, err = Classify(`FETCH FORWARD ALL FROM "` + strings.ReplaceAll(portal, `"`, `""`) + `"`)
+		if err != nil || len(stmts) != 1 {
+			return s.refuse(fmt.Sprintf("EXECUTE of portal %q", portal), nil, "corral could not classify the execution of a cursor"), true
+		}
+	}
+	reason = s.decide(stmts)
+	if reason == "" && bound {
+		// Only an allowed decision stands for the portal: one refused
+		// now (the server skipped the Execute, and the portal may live
+		// on past a ROLLBACK TO) is decided again next time.
 		s.portalVersion[portal] = now
-		return s.decide(stmts)
 	}
-	stmts, err := Classify(`FETCH FORWARD ALL FROM "` + strings.ReplaceAll(portal, `"`, `""`) + `"`)
-	if err != nil || len(stmts) != 1 {
-		return s.refuse(fmt.Sprintf("EXECUTE of portal %q", portal), nil, "corral could not classify the execution of a cursor")
-	}
-	return s.decide(stmts)
+	return reason, true
 }
 
 // largeObjectCalls are the OIDs of the functions behind the client
@@ -1841,11 +1877,29 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	// A function called by number may be anything, set_config included:
 	// nothing pipelined after it goes on before its answer.
 	e := expectation{kind: expQuery, answered: make(chan struct{})}
+	if s.c.Recording() {
+		e.seqs, e.sent = slices.Clone(s.seqs), time.Now()
+	}
 	s.expect(e)
 	if err := s.send(m); err != nil {
 		return err
 	}
 	return s.awaitAnswer(e.answered)
+}
+
+// settingName reports whether b is a plain setting name: letters,
+// digits, _ and . (a custom setting's prefix), at most NAMEDATALEN-1
+// bytes.
+func settingName(b []byte) bool {
+	if len(b) == 0 || len(b) > 63 || b[0] >= '0' && b[0] <= '9' {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // callByNumber classifies the protocol's function call as the statement
@@ -1863,11 +1917,11 @@ func (s *session) callByNumber(m *pgproto3.FunctionCall) ([]Statement, string) {
 		return nil, fmt.Sprintf("no function has OID %d", m.Function)
 	}
 	args := ""
-	if lastName(name) == "set_config" && len(m.Arguments) == 3 {
-		// The setting it changes is what the call is.
-		if v := m.Arguments[0]; v != nil && !strings.ContainsRune(string(v), 0) && utf8.Valid(v) {
-			args = "'" + strings.ReplaceAll(string(v), "'", "''") + "', '', false"
-		}
+	if lastName(name) == "set_config" && len(m.Arguments) == 3 && settingName(m.Arguments[0]) {
+		// The setting it changes is what the call is. Anything but a
+		// plain name is left out, and set_config() of no name counts
+		// as a role change.
+		args = "'" + string(m.Arguments[0]) + "', '', false"
 	}
 	stmts, err := Classify("SELECT " + name + "(" + args + ")")
 	if err != nil || len(stmts) != 1 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -1092,6 +1093,7 @@ func TestSessionFunctionCallDecidedByWhatItCalls(t *testing.T) {
 		{2078, []string{"role", "admin", "f"}, []string{"function", "set role"}, false},
 		{2078, []string{"work_mem", "64MB", "f"}, []string{"function", "set"}, true},
 		{870, []string{"ABC"}, []string{"function"}, true},
+		{2078, []string{"role' || 'x", "admin", "f"}, nil, false}, // no plain name: as set_config of any setting
 		{99999, nil, nil, false}, // no such function: the catalog cannot be asked here
 	} {
 		asked = nil
@@ -1161,13 +1163,29 @@ func TestSessionReloadReachesCursorsAndPortals(t *testing.T) {
 	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: "FETCH 1 FROM c"})); !ok || !strings.Contains(msg, "update is denied") {
 		t.Errorf("FETCH of a cursor over nextval after update was denied: %q", msg)
 	}
-	for _, portal := range []string{"p1", ""} {
+	// Refused each time: a refused Execute leaves the portal to the
+	// server (past a ROLLBACK TO), and no version of it was decided.
+	for _, portal := range []string{"p1", "", "p1"} {
 		if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{Portal: portal}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, "delete is denied") {
 			t.Errorf("Execute %q of a DELETE bound before delete was denied: %q", portal, msg)
 		}
 	}
 	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM p1"})); !ok || !strings.Contains(msg, "delete is denied") {
 		t.Errorf("FETCH of a portal bound to a DELETE: %q", msg)
+	}
+	// A portal outlives the statement it was bound from, which corral
+	// does not keep for it: after a reload it is decided again, or
+	// refused if the statement is gone.
+	p.deny()
+	ts.exchange(t,
+		&pgproto3.Parse{Name: "s2", Query: "DELETE FROM orders WHERE id = $1"},
+		&pgproto3.Bind{PreparedStatement: "s2", DestinationPortal: "p2"},
+		&pgproto3.Close{ObjectType: 'S', Name: "s2"},
+		&pgproto3.Sync{})
+	runtime.GC()
+	p.deny("delete")
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{Portal: "p2"}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, "delete is denied") && !strings.Contains(msg, "closed since") {
+		t.Errorf("Execute of a portal whose statement was closed, after a reload: %q", msg)
 	}
 	sent := ts.finish(t, done, server)
 	for _, m := range sent {
