@@ -216,9 +216,14 @@ func (l *JSONLog) addedLocked(mark int, now bool) error {
 		}
 		l.buf = append(l.buf, line...)
 	} else if l.failing != nil && len(l.buf) > MaxPending {
+		// The file may take records again: try before dropping one.
+		line := slices.Clone(l.buf[mark:])
 		l.buf = l.buf[:mark]
-		l.lost++
-		return fmt.Errorf("audit record lost: %d bytes wait for the audit log, which cannot be written (%w)", mark, l.failing)
+		if l.flush() != nil && len(l.buf)+len(line) > MaxPending {
+			l.lost++
+			return fmt.Errorf("audit record lost: %d bytes wait for the audit log, which cannot be written (%w)", len(l.buf), l.failing)
+		}
+		l.buf = append(l.buf, line...)
 	}
 	if now || l.closed || len(l.buf) >= flushAt || l.failing != nil {
 		l.flush()

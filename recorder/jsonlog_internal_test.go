@@ -132,6 +132,25 @@ func TestJSONLogOutlivesAFullDisk(t *testing.T) {
 	}
 }
 
+// A record past MaxPending is dropped only if the file still cannot take
+// what waits: the disk may have room again before the next flush.
+func TestJSONLogTriesBeforeDropping(t *testing.T) {
+	d := &disk{full: true}
+	l := newJSONLog(d, nil)
+	big := strings.Repeat("x", 64<<10)
+	for i := 0; len(l.buf) < MaxPending-len(big); i++ {
+		l.Buffer(map[string]any{"event": "statement", "n": i, "text": big})
+	}
+	d.full = false
+	if err := l.Write(map[string]any{"event": "open", "text": big}); err != nil {
+		t.Fatalf("the record that passed MaxPending once the disk had room: %v", err)
+	}
+	recs := d.lines(t)
+	if last := recs[len(recs)-1]; last["event"] != "open" {
+		t.Fatalf("the log ends %v", last["event"])
+	}
+}
+
 // A line left unfinished in the file (a write cut short, then the agent
 // stopped) is ended before the next record, which reads as one.
 func TestJSONLogEndsAHalfLine(t *testing.T) {

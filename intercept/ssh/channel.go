@@ -559,9 +559,11 @@ func (ch *sessionCh) tee(b []byte, input bool) bool {
 	}
 	// Bounds are of what the recording holds: escaped as JSON, a byte a
 	// packet may take 24 bytes on disk. One connection's terminals share
-	// a bound too, however many channels it opens.
-	total := bound(ch.s.h.MaxRecordedTerminal, DefaultMaxRecordedTerminal) * 4
-	if limit >= 0 && *kept+int64(len(b)) > limit || total >= 0 && ch.s.castBytes.Load()+int64(len(b)) > total {
+	// a bound on what they show too, however many channels it opens;
+	// what is typed into one counts against its own bound alone, so that
+	// no output elsewhere leaves a shell's commands unrecorded.
+	total, shared := bound(ch.s.h.MaxRecordedTerminal, DefaultMaxRecordedTerminal)*4, ch.pty != nil && !input
+	if limit >= 0 && *kept+int64(len(b)) > limit || shared && total >= 0 && ch.s.castBytes.Load()+int64(len(b)) > total {
 		if input && ch.shellInput && ch.s.c.RecordingStrict() {
 			// Past the bound a shell's commands would run unrecorded.
 			ch.s.h.Log.Error("a shell's input passed the terminal recording's bound; session cut", "session_id", ch.s.c.SessionID, "bound", limit)
@@ -581,7 +583,9 @@ func (ch *sessionCh) tee(b []byte, input bool) bool {
 	}
 	grown := ch.cast.Size() - was
 	*kept += grown
-	ch.s.castBytes.Add(grown)
+	if shared {
+		ch.s.castBytes.Add(grown)
+	}
 	if errors.Is(err, recorder.ErrSealed) {
 		return true // the session's end sealed it: nothing more is shown
 	}

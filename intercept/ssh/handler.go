@@ -84,7 +84,7 @@ type Handler struct {
 	// output, and of its input, each (a command without a terminal:
 	// usually data, `ssh host cat < backup`); MaxRecordedTerminal the same
 	// for a terminal (a person's shell or command), and four times it
-	// what a connection's terminals keep together. Bounds are of the
+	// what a connection's terminals keep of their output together. Bounds are of the
 	// recording's bytes on disk, escaped as JSON. The rest is counted.
 	// 0: the defaults; negative: no bound.
 	MaxRecordedOutput   int64
@@ -136,7 +136,8 @@ type session struct {
 	t   Target
 	ctx context.Context
 
-	// castBytes is what the connection's terminal recordings hold.
+	// castBytes is what the connection's terminal recordings hold of what
+	// terminals showed.
 	castBytes atomic.Int64
 
 	user    string       // the login the client asked for

@@ -13,7 +13,8 @@ import (
 // What a terminal recording keeps is bounded in its bytes on disk: one
 // control byte a packet takes some 24 there, so counting what passed let
 // a "64 MiB" terminal hold 1.5 GiB. A connection's terminals share a
-// bound of four times a terminal's, however many channels it opens.
+// bound of four times a terminal's on their output, however many channels
+// it opens.
 func TestTerminalRecordingBoundedOnDisk(t *testing.T) {
 	const limit = 64 << 10
 	s := &session{h: &Handler{MaxRecordedTerminal: limit, Log: slog.New(slog.DiscardHandler)}, c: &intercept.Conn{}}
@@ -23,7 +24,7 @@ func TestTerminalRecordingBoundedOnDisk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &sessionCh{s: s, cast: cast, recLimit: limit, inLimit: limit}, &disk
+		return &sessionCh{s: s, cast: cast, recLimit: limit, inLimit: limit, pty: &ptyReq{}}, &disk
 	}
 	ch, _ := newCh()
 	for range limit {
@@ -46,5 +47,12 @@ func TestTerminalRecordingBoundedOnDisk(t *testing.T) {
 	}
 	if got := s.castBytes.Load(); got > 4*limit || total > 4*limit+8*1024 {
 		t.Errorf("the connection's terminals hold %d bytes (counted %d) for a bound of %d", total, got, 4*limit)
+	}
+	// What is typed into a shell counts against its own bound alone: no
+	// output elsewhere leaves its commands unrecorded.
+	sh, _ := newCh()
+	sh.tee([]byte("rm -rf /srv\r"), true)
+	if sh.inKept == 0 || sh.unrecorded != 0 {
+		t.Errorf("a shell's input past the connection's output bound: kept %d, unrecorded %d", sh.inKept, sh.unrecorded)
 	}
 }
