@@ -511,10 +511,8 @@ func (s *session) expect(es ...expectation) {
 func (s *session) fromClient() error {
 	for {
 		msg, err := s.be.Receive()
-		if big := (*pgproto3.ExceededMaxBodyLenErr)(nil); errors.As(err, &big) {
-			s.fatal("54000", fmt.Sprintf("corral: the client sent a message of %d bytes; corral reads at most %d: the session is ended", big.ActualBodyLen, maxMessage))
-		}
 		if err != nil {
+			s.tooLong(err, "the client sent a message of %d bytes; corral reads at most %d: the session is ended")
 			return err
 		}
 		start := s.clock(msg)
@@ -2018,11 +2016,8 @@ func (s *session) toClient(m pgproto3.BackendMessage) error {
 func (s *session) fromServer() error {
 	for {
 		msg, err := s.fe.Receive()
-		if big := (*pgproto3.ExceededMaxBodyLenErr)(nil); errors.As(err, &big) {
-			s.h.Log.Warn("session ended: the server sent a message longer than corral reads", "session_id", s.c.SessionID, "bytes", big.ActualBodyLen)
-			s.fatal("54000", fmt.Sprintf("corral: the server sent a message of %d bytes; corral reads at most %d (a value this long cannot be masked or recorded): the session is ended", big.ActualBodyLen, maxMessage))
-		}
 		if err != nil {
+			s.tooLong(err, "the server sent a message of %d bytes; corral reads at most %d (a value this long cannot be masked or recorded): the session is ended")
 			return err
 		}
 		h, ok := s.head()
@@ -2326,6 +2321,18 @@ func (s *session) abort(err error) error {
 	s.h.Log.Error("session ended: corral cannot vouch for what the server returns", "session_id", s.c.SessionID, "err", err)
 	s.fatal("XX000", "corral could not mask this result, or lost track of the session; the session is ended")
 	return err
+}
+
+// tooLong tells the client, when err is a message longer than corral
+// reads, why its session ends: format takes the message's length and
+// the bound. (Apart from the receive loops: the error's variable would
+// be allocated for every message.)
+func (s *session) tooLong(err error, format string) {
+	var big *pgproto3.ExceededMaxBodyLenErr
+	if errors.As(err, &big) {
+		s.h.Log.Warn("session ended: a message longer than corral reads", "session_id", s.c.SessionID, "bytes", big.ActualBodyLen)
+		s.fatal("54000", "corral: "+fmt.Sprintf(format, big.ActualBodyLen, maxMessage))
+	}
 }
 
 // fatal tells the client why its session ends, at once.
