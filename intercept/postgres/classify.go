@@ -52,6 +52,10 @@ type Statement struct {
 	// variable, set_config's name, COPY's file), so two statements with the
 	// same fingerprint may differ in meaning and must not share it.
 	literalSensitive bool
+	// decidedOps are the operations the statement was last decided with:
+	// Ops and what the session found besides (the database's own code,
+	// what EXECUTE or FETCH run). A name keeps them for what runs later.
+	decidedOps []string
 	// callOID is the function the protocol's function call names (0: the
 	// statement is SQL).
 	callOID uint32
@@ -571,17 +575,41 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 			case pg.AlterTableType_AT_ChangeOwner, pg.AlterTableType_AT_DisableRowSecurity,
 				pg.AlterTableType_AT_NoForceRowSecurity, pg.AlterTableType_AT_EnableRowSecurity, pg.AlterTableType_AT_ForceRowSecurity:
 				ops = append(ops, "grant")
-			case pg.AlterTableType_AT_DropColumn, pg.AlterTableType_AT_DropConstraint:
+			case pg.AlterTableType_AT_DropColumn, pg.AlterTableType_AT_DropConstraint, pg.AlterTableType_AT_DropNotNull,
+				pg.AlterTableType_AT_DropIdentity,
+				// Switching a guard off (a trigger, a rule) is as much as
+				// dropping it.
+				pg.AlterTableType_AT_DisableTrig, pg.AlterTableType_AT_DisableTrigAll, pg.AlterTableType_AT_DisableTrigUser,
+				pg.AlterTableType_AT_DisableRule, pg.AlterTableType_AT_EnableReplicaTrig, pg.AlterTableType_AT_EnableReplicaRule:
 				ops = append(ops, "drop")
-			case pg.AlterTableType_AT_AlterColumnType:
+			case pg.AlterTableType_AT_AlterColumnType, pg.AlterTableType_AT_SetExpression, pg.AlterTableType_AT_SetIdentity:
 				ops = append(ops, "update")
+			case pg.AlterTableType_AT_AttachPartition, pg.AlterTableType_AT_AddInherit:
+				ops = append(ops, "insert") // the table's rows gain the other's
+			case pg.AlterTableType_AT_DetachPartition, pg.AlterTableType_AT_DetachPartitionFinalize, pg.AlterTableType_AT_DropInherit:
+				ops = append(ops, "delete") // and lose them
+			case pg.AlterTableType_AT_SetUnLogged:
+				ops = append(ops, "truncate") // emptied by a crash, empty on a standby
 			}
 		}
 		slices.Sort(ops)
 		return slices.Compact(ops), nil
 	case *pg.Node_AlterDomainStmt:
-		if x.AlterDomainStmt.GetSubtype() == "X" { // DROP CONSTRAINT
+		switch x.AlterDomainStmt.GetSubtype() {
+		case "X", "N": // DROP CONSTRAINT, DROP NOT NULL
 			return []string{"ddl", "drop"}, nil
+		}
+		return []string{"ddl"}, nil
+	case *pg.Node_AlterSeqStmt:
+		// RESTART sets the sequence as setval does.
+		if slices.ContainsFunc(x.AlterSeqStmt.GetOptions(), func(o *pg.Node) bool { return o.GetDefElem().GetDefname() == "restart" }) {
+			return []string{"ddl", "update"}, nil
+		}
+		return []string{"ddl"}, nil
+	case *pg.Node_AlterEnumStmt:
+		// Renaming a value changes what every row holding it reads.
+		if x.AlterEnumStmt.GetOldVal() != "" {
+			return []string{"ddl", "update"}, nil
 		}
 		return []string{"ddl"}, nil
 	case *pg.Node_AlterDatabaseSetStmt:
@@ -654,10 +682,10 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		// are administration of the server itself.
 		return []string{"ddl", "function"}, nil
 	case *pg.Node_CreateStmt, *pg.Node_CreateTableAsStmt, *pg.Node_ViewStmt, *pg.Node_IndexStmt,
-		*pg.Node_RenameStmt, *pg.Node_CommentStmt, *pg.Node_CreateSchemaStmt, *pg.Node_CreateSeqStmt, *pg.Node_AlterSeqStmt,
+		*pg.Node_RenameStmt, *pg.Node_CommentStmt, *pg.Node_CreateSchemaStmt, *pg.Node_CreateSeqStmt,
 		*pg.Node_CreateFunctionStmt, *pg.Node_AlterFunctionStmt, *pg.Node_CreateTrigStmt, *pg.Node_CreateExtensionStmt,
 		*pg.Node_AlterExtensionStmt, *pg.Node_AlterExtensionContentsStmt, *pg.Node_CreateDomainStmt,
-		*pg.Node_CreateEnumStmt, *pg.Node_AlterEnumStmt, *pg.Node_CompositeTypeStmt, *pg.Node_CreateRangeStmt, *pg.Node_DefineStmt,
+		*pg.Node_CreateEnumStmt, *pg.Node_CompositeTypeStmt, *pg.Node_CreateRangeStmt, *pg.Node_DefineStmt,
 		*pg.Node_AlterObjectSchemaStmt, *pg.Node_AlterTypeStmt, *pg.Node_CreatedbStmt, *pg.Node_AlterDatabaseStmt,
 		*pg.Node_AlterDatabaseRefreshCollStmt, *pg.Node_CreateTableSpaceStmt,
 		*pg.Node_AlterTableSpaceOptionsStmt, *pg.Node_AlterTableMoveAllStmt, *pg.Node_RuleStmt, *pg.Node_CreateCastStmt,
