@@ -838,6 +838,9 @@ SELECT 'down', n.nspname, c.relname, c.oid FROM down JOIN pg_catalog.pg_class c 
 // catalog's lock.
 const maxCached = 8192
 
+// catalogQueryTimeout bounds one question to the catalog.
+const catalogQueryTimeout = 5 * time.Second
+
 // firstNormalOID is where the OIDs of objects made after initdb start
 // (FirstNormalObjectId): below it, a function is PostgreSQL's own.
 const firstNormalOID = 16384
@@ -889,6 +892,13 @@ func (c *catalog) query(ctx context.Context, sql string, args ...string) ([][]st
 	}
 	// Not a prepared statement, not even the stamp: the target may be a
 	// pooler that runs each transaction on another server connection.
+	// Bounded in time (pgconn gives up the connection, and the next
+	// question opens another): a question may wait on a lock a session
+	// holds (pg_get_viewdef of a view it redefines in an open
+	// transaction) while every session of the database waits on the
+	// catalog. The session asking is refused what could not be checked.
+	ctx, cancel := context.WithTimeout(ctx, catalogQueryTimeout)
+	defer cancel()
 	res := c.conn.ExecParams(ctx, sql, params, nil, nil, nil).Read()
 	if res.Err != nil {
 		if c.conn.IsClosed() {

@@ -69,6 +69,12 @@ type expectation struct {
 	// session.renewed).
 	renew    *atomic.Bool
 	declares []*atomic.Bool
+	// confirms (a Bind) is set when the server confirms it (see
+	// portalRec).
+	confirms *atomic.Bool
+	// ready numbers the requests answered by ReadyForQuery (Sync, Query,
+	// FunctionCall), in the order sent (session.readies).
+	ready uint64
 }
 
 type expKind uint8
@@ -241,16 +247,29 @@ type session struct {
 	// ends the session before another statement reaches the server.
 	barrier      bool
 	batchBarrier bool // a barrier statement is in the extended batch being sent
-	dead         chan struct{}
-	portalSeq    map[string]uint64 // the recorded decision behind each bound portal
-	// portalStmts are the prepared records whose statements a bound
-	// portal runs, and portalVersion the policy they were decided under:
-	// an Execute after a reload decides them again. The record is not
-	// kept alive for it: prepared statements are bounded in their text
-	// (maxHeld) while their portals are not, and a portal whose record is
-	// gone is refused after a reload rather than run undecided.
-	portalStmts   map[string]weak.Pointer[prepared]
-	portalVersion map[string]uint64
+	// unsettled: a barrier statement ran in the extended batch being
+	// sent. The server reports changed settings only with ReadyForQuery,
+	// at the batch's Sync: until then no new SQL text is passed on, or
+	// the server might read it otherwise than corral did.
+	unsettled bool
+	// portalBarrier and cursorBarrier: the names whose statements are
+	// barriers, which run when executed or fetched, maybe batches later.
+	portalBarrier, cursorBarrier map[string]bool
+
+	dead      chan struct{}
+	portalSeq map[string]uint64 // the recorded decision behind each bound portal
+	// portals are what each portal name may run (see portalRec): an
+	// Execute after a reload decides them again. portalLost: records of
+	// the name were dropped (too many awaiting the server, a ROLLBACK TO
+	// that may bring older portals back); after a reload it is refused.
+	portals    map[string][]portalRec
+	portalLost map[string]bool
+	// readies counts the requests sent that ReadyForQuery answers (client
+	// side, under qMu); idleThrough (server side) is one past the last of
+	// them after which the server was outside any transaction: portals
+	// bound before it are gone.
+	readies     uint64
+	idleThrough atomic.Uint64
 	// cursorOps are the operations of what each cursor or portal name was
 	// ever declared or bound to run, which FETCH needs as EXECUTE needs
 	// its PREPARE's; kept past CLOSE (the server may skip one), up to
@@ -415,7 +434,8 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
 	s.portalSeq = map[string]uint64{}
-	s.portalStmts, s.portalVersion, s.cursorOps = map[string]weak.Pointer[prepared]{}, map[string]uint64{}, map[string][]string{}
+	s.portals, s.portalLost, s.cursorOps = map[string][]portalRec{}, map[string]bool{}, map[string][]string{}
+	s.portalBarrier, s.cursorBarrier = map[string]bool{}, map[string]bool{}
 	s.portalCopy = map[string]bool{}
 	s.dead = make(chan struct{})
 	return s
@@ -486,6 +506,9 @@ func (s *session) expect(es ...expectation) {
 	s.qMu.Lock()
 	for _, e := range es {
 		e.batch, e.catalogSeq, e.codeSeq = s.batch, s.catalogSent.Load(), s.codeSent.Load()
+		if e.kind == expSync || e.kind == expQuery {
+			e.ready, s.readies = s.readies, s.readies+1 // answered by ReadyForQuery
+		}
 		if s.skipping && s.failed == s.batch && e.kind != expSync {
 			// The server already skips the rest of this batch: nothing
 			// will answer this, and a client that goes on sending must
@@ -564,8 +587,9 @@ func (s *session) fromClient() error {
 				delete(s.portalMasks, m.Name)
 				delete(s.portalWithhold, m.Name)
 				delete(s.portalSeq, m.Name)
-				delete(s.portalStmts, m.Name)
-				delete(s.portalVersion, m.Name)
+				delete(s.portals, m.Name)
+				delete(s.portalLost, m.Name)
+				delete(s.portalBarrier, m.Name)
 				s.forgetCursor(m.Name)
 			}
 			s.expect(e)
@@ -583,6 +607,7 @@ func (s *session) fromClient() error {
 					e.answered = answered
 					s.batchBarrier = false
 				}
+				s.unsettled = false
 				s.expect(e)
 			}
 			err = s.send(m)
@@ -717,6 +742,9 @@ func (s *session) decide(stmts []Statement) string {
 				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("corral no longer knows what cursor %q runs (too many cursors this session); declare it again", st.Fetches))
 			}
 			ops = union(ops, was)
+			if s.cursorBarrier[st.Fetches] {
+				s.barrier = true // the cursor's query runs now
+			}
 		}
 		text := st.normalized
 		if text == "" {
@@ -726,6 +754,7 @@ func (s *session) decide(stmts []Statement) string {
 			}
 			text, st.normalized = n, n
 		}
+		st.decidedOps = ops
 		act := policy.Action{
 			Kind:       policy.KindSQL,
 			Operations: ops,
@@ -850,7 +879,7 @@ func (s *session) decide(stmts []Statement) string {
 		switch {
 		case st.Prepares != "":
 			old := s.sqlPS[st.Prepares]
-			s.sqlPS[st.Prepares] = sqlPrepared{ops: union(old.ops, st.Ops), risky: old.risky || st.risky}
+			s.sqlPS[st.Prepares] = sqlPrepared{ops: union(old.ops, st.decidedOps), risky: old.risky || st.risky}
 		case st.DeallocateAll:
 			for name := range s.sqlPS {
 				s.sqlGone(name)
@@ -858,7 +887,10 @@ func (s *session) decide(stmts []Statement) string {
 		case st.Deallocates != "":
 			s.sqlGone(st.Deallocates)
 		case st.Declares != "":
-			s.noteCursorOps(st.Declares, st.Ops)
+			s.noteCursorOps(st.Declares, st.decidedOps)
+			if s.barrier {
+				s.cursorBarrier[st.Declares] = true // kept, as its operations are
+			}
 			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky || s.closedRisky(st.Declares)
 			if _, bound := s.portalMasks[st.Declares]; bound {
 				// One name space with protocol portals: the name's portal
@@ -871,6 +903,10 @@ func (s *session) decide(stmts []Statement) string {
 			// unattributed columns are withheld.
 			for k := range s.portalMasks {
 				s.portalMasks[k], s.portalWithhold[k] = s.masks, true
+			}
+			// What they run, corral may have forgotten as replaced.
+			for k := range s.portals {
+				s.portalLost[k] = true
 			}
 			if s.unnamedUnfiltered {
 				s.unfiltered[""] = true
@@ -1402,8 +1438,15 @@ func (s *session) classify(sql string) ([]Statement, error) {
 	return s.h.classifier.classify(s.ctx, sql)
 }
 
+// unsettledReason refuses new SQL text sent behind an Execute that may
+// have changed how the server reads it (see session.unsettled).
+const unsettledReason = "a statement that may change how the server reads SQL (the database's own code, DO, CALL) ran earlier in this batch: send Sync before the next statement"
+
 func (s *session) onQuery(m *pgproto3.Query) error {
 	stmts, err := s.classify(m.String)
+	if err == nil && s.unsettled {
+		err = errors.New(unsettledReason)
+	}
 	reason := ""
 	// The query is a unit of its own: a name it declares is fresh for
 	// what follows in it, an error ending the rest; not for what the
@@ -1481,6 +1524,8 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	}
 	s.audited = false
 	switch {
+	case s.unsettled:
+		reason = unsettledReason
 	case err != nil && !exists:
 		reason = err.Error()
 		s.refuse(unparsed(m.Query), nil, unquote(reason))
@@ -1562,10 +1607,10 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	p, _ := s.stmt(m.PreparedStatement)
 	reason, copyIn := "", false
 	var (
-		runs    []Statement // what the portal runs, as decided
-		version uint64      // the policy it was decided under
-		from    weak.Pointer[prepared]
+		runs []Statement // what the portal runs, as decided
+		from weak.Pointer[prepared]
 	)
+	version := s.policyVersion() // before deciding: a reload meanwhile decides again
 	_, known := s.portalMasks[m.DestinationPortal]
 	_, cursor := s.cursors[m.DestinationPortal]
 	switch {
@@ -1590,7 +1635,6 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 				reason = fmt.Sprintf("corral keeps track of at most %d portal names bound to COPY FROM STDIN a session; bind it to a name used before, or reconnect", maxNames)
 			} else {
 				s.bound = m // its values, for reviewers
-				version = s.policyVersion()
 				reason = s.decide(stmts)
 				s.bound = nil
 				runs, from = stmts, weak.Make(p)
@@ -1623,11 +1667,12 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		// refuse a later Bind (or skip a Close) and keep this portal.
 		s.portalCopy[m.DestinationPortal] = true
 	}
-	s.portalStmts[m.DestinationPortal], s.portalVersion[m.DestinationPortal] = from, version
+	confirmed, older := s.notePortal(m.DestinationPortal, portalRec{from: from, version: version, ready: s.readies})
+	s.portalBarrier[m.DestinationPortal] = s.barrier || older && s.portalBarrier[m.DestinationPortal]
 	if name := m.DestinationPortal; name != "" {
 		var ops []string
 		for _, st := range runs {
-			ops = union(ops, st.Ops)
+			ops = union(ops, st.decidedOps)
 		}
 		s.noteCursorOps(name, ops) // FETCH reads a portal as a cursor
 	}
@@ -1644,7 +1689,7 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	if len(s.seqs) > 0 {
 		s.portalSeq[m.DestinationPortal] = s.seqs[0]
 	}
-	e := expectation{kind: expBind}
+	e := expectation{kind: expBind, confirms: confirmed}
 	if name != "" {
 		e.renew = s.renewing(name)
 		s.made(name)
@@ -1764,11 +1809,18 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 		s.refuse(fmt.Sprintf("EXECUTE of portal %q", m.Portal), nil, reason)
 		return s.refuseExecute(m, reason)
 	}
+	s.barrier = false
 	if reason, decided := s.decideAgain(m.Portal); decided {
 		s.countOps(reason, 1)
 		if reason != "" {
 			return s.refuseExecute(m, reason)
 		}
+	}
+	if s.barrier || s.portalBarrier[m.Portal] || s.cursorBarrier[m.Portal] {
+		// What runs now may change how the server reads SQL, which it
+		// reports at the batch's Sync: that Sync is awaited, and no new
+		// SQL text goes before it.
+		s.batchBarrier, s.unsettled = true, true
 	}
 	mk, bound := s.portalMasks[m.Portal]
 	withhold := s.portalWithhold[m.Portal]
@@ -1795,7 +1847,13 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 		e.answered = make(chan struct{})
 	}
 	s.expect(e)
-	if err := s.send(m); err != nil || !copyIn {
+	msgs := []pgproto3.FrontendMessage{m}
+	if copyIn {
+		// The server answers an Execute only at Sync or Flush, and the
+		// client waits for corral, which waits for the answer.
+		msgs = append(msgs, &pgproto3.Flush{})
+	}
+	if err := s.send(msgs...); err != nil || !copyIn {
 		return err
 	}
 	return s.awaitCopy(e.answered, true)
@@ -1811,43 +1869,113 @@ func (s *session) refuseExecute(m *pgproto3.Execute, reason string) error {
 	return s.send(&pgproto3.Parse{Name: deniedStatement, Query: refusal}, m)
 }
 
-// decideAgain decides what a portal runs again when the policy changed
+// portalRec is one Bind of a portal name: the prepared record whose
+// statements it runs (not kept alive for it: prepared statements are
+// bounded in their text, portals are not), the policy it was decided
+// under, the ReadyForQuery that will follow it (session.readies), and
+// whether the server confirmed it. A
+// name may hold any of its unconfirmed Binds' portals, or the one before
+// them: the server refuses a Bind to a named portal it holds, and skips
+// one in a failed batch.
+type portalRec struct {
+	from      weak.Pointer[prepared]
+	version   uint64
+	ready     uint64
+	confirmed *atomic.Bool
+}
+
+// livePortals drops the records of name the server no longer holds:
+// those before a Bind it confirmed (which replaced them, or found the name
+// free), and those bound before a ReadyForQuery outside any transaction.
+func (s *session) livePortals(name string) []portalRec {
+	recs := s.portals[name]
+	last := 0
+	for i, r := range recs {
+		if r.confirmed.Load() {
+			last = i
+		}
+	}
+	idle := s.idleThrough.Load()
+	recs = slices.DeleteFunc(recs[last:], func(r portalRec) bool { return r.ready < idle })
+	if len(recs) == 0 {
+		delete(s.portals, name)
+		return nil
+	}
+	s.portals[name] = recs
+	return recs
+}
+
+// notePortal records a Bind of name; older says the name may still hold
+// an earlier portal.
+func (s *session) notePortal(name string, r portalRec) (confirmed *atomic.Bool, older bool) {
+	recs := s.livePortals(name)
+	if len(recs) >= maxPending {
+		recs = recs[1:]
+		s.portalLost[name] = true
+	}
+	r.confirmed = new(atomic.Bool)
+	s.portals[name] = append(recs, r)
+	return r.confirmed, len(recs) > 0
+}
+
+// decideAgain decides what a portal may run again when the policy changed
 // since it was bound: a reload reaches portals as it reaches prepared
 // statements at their next Bind. A name the client did not Bind (an SQL
 // cursor) is decided as FETCH of it would be, whatever the version.
 // decided says whether anything was put to the policy.
 func (s *session) decideAgain(portal string) (reason string, decided bool) {
 	now := s.policyVersion()
-	from, bound := s.portalStmts[portal]
-	if now == 0 || bound && s.portalVersion[portal] == now {
+	if now == 0 {
 		return "", false
 	}
-	var stmts []Statement
-	if bound {
-		p := from.Value()
-		if p == nil {
-			return s.refuse(fmt.Sprintf("EXECUTE of portal %q", portal), nil,
-				fmt.Sprintf("the policy changed since portal %q was bound, and its statement was closed since: bind it again", portal)), true
-		}
-		var ok bool
-		if stmts, _, ok = p.candidates(); !ok || len(stmts) == 0 {
-			return "", false
-		}
-	} else {
-		var err error
-		stmts, err = Classify(`FETCH FORWARD ALL FROM "` + strings.ReplaceAll(portal, `"`, `""`) + `"`)
+	recs := s.livePortals(portal)
+	lost := s.portalLost[portal]
+	if len(recs) == 0 && !lost {
+		stmts, err := Classify(`FETCH FORWARD ALL FROM "` + strings.ReplaceAll(portal, `"`, `""`) + `"`)
 		if err != nil || len(stmts) != 1 {
 			return s.refuse(fmt.Sprintf("EXECUTE of portal %q", portal), nil, "corral could not classify the execution of a cursor"), true
 		}
+		return s.decide(stmts), true
 	}
-	reason = s.decide(stmts)
-	if reason == "" && bound {
-		// Only an allowed decision stands for the portal: one refused
-		// now (the server skipped the Execute, and the portal may live
-		// on past a ROLLBACK TO) is decided again next time.
-		s.portalVersion[portal] = now
+	stale := lost
+	for _, r := range recs {
+		stale = stale || r.version != now
 	}
-	return reason, true
+	if !stale {
+		return "", false
+	}
+	refuse := func(why string) (string, bool) {
+		return s.refuse(fmt.Sprintf("EXECUTE of portal %q", portal), nil, fmt.Sprintf("the policy changed since portal %q was bound, and %s: bind it again", portal, why)), true
+	}
+	if lost {
+		return refuse("corral no longer knows all it may run")
+	}
+	var stmts []Statement
+	for _, r := range recs {
+		if r.from == (weak.Pointer[prepared]{}) {
+			continue // bound to an empty statement
+		}
+		p := r.from.Value()
+		if p == nil {
+			return refuse("its statement was closed since")
+		}
+		c, _, ok := p.candidates()
+		if !ok {
+			return refuse("too many statements await the server's answer")
+		}
+		stmts = append(stmts, c...)
+	}
+	if len(stmts) > 0 {
+		if reason = s.decide(stmts); reason != "" {
+			// The server skipped the Execute, and the portal may live on
+			// (past a ROLLBACK TO): it is decided again next time.
+			return reason, true
+		}
+	}
+	for i := range recs {
+		recs[i].version = now
+	}
+	return "", len(stmts) > 0
 }
 
 // largeObjectCalls are the OIDs of the functions behind the client
@@ -2036,6 +2164,9 @@ func (s *session) fromServer() error {
 			if _, bound := m.(*pgproto3.BindComplete); bound && ok && h.renew != nil {
 				h.renew.Store(true) // the name holds a portal made now
 			}
+			if _, bound := m.(*pgproto3.BindComplete); bound && ok && h.confirms != nil {
+				h.confirms.Store(true)
+			}
 			s.pop()
 		case *pgproto3.ParameterDescription:
 			forward = !h.swallow
@@ -2171,6 +2302,9 @@ func (s *session) fromServer() error {
 			}
 		case *pgproto3.ReadyForQuery:
 			s.declared = 0
+			if ok && m.TxStatus == 'I' && h.ready+1 > s.idleThrough.Load() {
+				s.idleThrough.Store(h.ready + 1) // the transaction's portals are gone
+			}
 			if ok && h.catalogSeq > s.catalogSeen.Load() && m.TxStatus == 'I' {
 				// Committed (or rolled back): the catalog connection
 				// sees what the DDL did only now.

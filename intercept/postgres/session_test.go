@@ -187,11 +187,7 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 				case "COMMIT", "ROLLBACK":
 					inTx = false
 				}
-				tx := byte('I')
-				if inTx {
-					tx = 'T'
-				}
-				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: tx})
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: txStatus(inTx)})
 			case *pgproto3.Parse:
 				if isRefusal(m.Query) {
 					ts.server.Send(syntaxError())
@@ -204,6 +200,11 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 				q, ok := stmts[m.PreparedStatement]
 				if !ok {
 					ts.server.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "26000", Message: "prepared statement does not exist"})
+					failed = true
+					continue
+				}
+				if _, exists := portals[m.DestinationPortal]; exists && m.DestinationPortal != "" && inTx {
+					ts.server.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "42P03", Message: "cursor already exists"})
 					failed = true
 					continue
 				}
@@ -234,10 +235,13 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 				ts.server.Send(&pgproto3.CloseComplete{})
 			case *pgproto3.Sync:
 				failed = false
-				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				if !inTx {
+					clear(portals) // the implicit transaction's portals end with it
+				}
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: txStatus(inTx)})
 			case *pgproto3.FunctionCall:
 				ts.server.Send(&pgproto3.FunctionCallResponse{Result: []byte("1")})
-				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: txStatus(inTx)})
 			case *pgproto3.Terminate:
 				return
 			}
@@ -294,6 +298,14 @@ func (ts *testSession) finish(t *testing.T, done <-chan error, server <-chan []p
 		t.Errorf("session: %v", err)
 	}
 	return <-server
+}
+
+// txStatus is ReadyForQuery's status in or out of a transaction block.
+func txStatus(inTx bool) byte {
+	if inTx {
+		return 'T'
+	}
+	return 'I'
 }
 
 func dataRows(msgs []pgproto3.BackendMessage) [][]string {
@@ -1151,6 +1163,7 @@ func TestSessionReloadReachesCursorsAndPortals(t *testing.T) {
 	server := ts.fakeServer()
 	done := ts.run()
 	ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT nextval('s')"})
+	ts.exchange(t, &pgproto3.Query{String: "BEGIN"}) // portals live to its end
 	ts.exchange(t,
 		&pgproto3.Parse{Name: "s1", Query: "DELETE FROM orders WHERE id = $1"},
 		&pgproto3.Bind{PreparedStatement: "s1", DestinationPortal: "p1"},
@@ -1173,6 +1186,17 @@ func TestSessionReloadReachesCursorsAndPortals(t *testing.T) {
 	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: "FETCH ALL FROM p1"})); !ok || !strings.Contains(msg, "delete is denied") {
 		t.Errorf("FETCH of a portal bound to a DELETE: %q", msg)
 	}
+	// A Bind to a name the server holds a portal under fails, and the
+	// old portal stays: it is still decided, whatever the new Bind was.
+	p.deny()
+	ts.exchange(t,
+		&pgproto3.Parse{Name: "harmless", Query: "SELECT 1"},
+		&pgproto3.Bind{PreparedStatement: "harmless", DestinationPortal: "p1"},
+		&pgproto3.Sync{})
+	p.deny("delete")
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{Portal: "p1"}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, "delete is denied") {
+		t.Errorf("Execute of a portal a refused Bind did not replace: %q", msg)
+	}
 	// A portal outlives the statement it was bound from, which corral
 	// does not keep for it: after a reload it is decided again, or
 	// refused if the statement is gone.
@@ -1187,6 +1211,16 @@ func TestSessionReloadReachesCursorsAndPortals(t *testing.T) {
 	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Execute{Portal: "p2"}, &pgproto3.Sync{})); !ok || !strings.Contains(msg, "delete is denied") && !strings.Contains(msg, "closed since") {
 		t.Errorf("Execute of a portal whose statement was closed, after a reload: %q", msg)
 	}
+	// What a cursor or an SQL prepared statement keeps for later is what
+	// it was decided with, the database's own code included.
+	p.deny()
+	ts.exchange(t, &pgproto3.Query{String: "DECLARE c2 CURSOR WITH HOLD FOR SELECT my_func(); PREPARE pp AS SELECT my_func()"})
+	p.deny("function")
+	for _, q := range []string{"FETCH 1 FROM c2", "EXECUTE pp"} {
+		if msg, ok := errorOf(ts.exchange(t, &pgproto3.Query{String: q})); !ok || !strings.Contains(msg, "function is denied") {
+			t.Errorf("%s over a function of the database's own after function was denied: %q", q, msg)
+		}
+	}
 	sent := ts.finish(t, done, server)
 	for _, m := range sent {
 		if e, ok := m.(*pgproto3.Execute); ok && (e.Portal == "p1" || e.Portal == "") {
@@ -1197,4 +1231,38 @@ func TestSessionReloadReachesCursorsAndPortals(t *testing.T) {
 			t.Errorf("the server was sent %q", q.String)
 		}
 	}
+}
+
+// What a portal runs when executed may change how the server reads SQL
+// (the database's own code), which the server reports only at the batch's
+// Sync: new SQL text behind such an Execute waits for a Sync, even batches
+// after the Bind. An empty statement's portal runs after a reload.
+func TestSessionBarrierAtExecute(t *testing.T) {
+	p := &denying{}
+	p.version.Store(1)
+	ts := newTestSession(t, p, policy.Decision{Result: policy.Allow, PolicyVersion: 1})
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.exchange(t, &pgproto3.Query{String: "BEGIN"})
+	ts.exchange(t,
+		&pgproto3.Parse{Name: "s", Query: "SELECT my_func()"},
+		&pgproto3.Bind{PreparedStatement: "s", DestinationPortal: "p1"},
+		&pgproto3.Sync{})
+	got := ts.exchange(t,
+		&pgproto3.Execute{Portal: "p1"},
+		&pgproto3.Parse{Name: "t", Query: "SELECT 2"},
+		&pgproto3.Sync{})
+	if msg, ok := errorOf(got[2:]); !ok || !strings.Contains(msg, "send Sync before the next statement") {
+		t.Errorf("a Parse behind an Execute of the database's own code: %q (%v)", msg, types(got))
+	}
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Parse{Name: "t", Query: "SELECT 2"}, &pgproto3.Sync{})); ok {
+		t.Errorf("a Parse after the Sync: %q", msg)
+	}
+	p.deny("delete")
+	for _, q := range []string{"", "-- ping"} {
+		if msg, ok := errorOf(ts.exchange(t, &pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})); ok {
+			t.Errorf("an empty statement %q: %q", q, msg)
+		}
+	}
+	ts.finish(t, done, server)
 }
