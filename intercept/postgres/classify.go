@@ -600,6 +600,12 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 			return []string{"ddl", "drop"}, nil
 		}
 		return []string{"ddl"}, nil
+	case *pg.Node_AlterEventTrigStmt:
+		switch x.AlterEventTrigStmt.GetTgenabled() {
+		case "D", "R": // DISABLE, ENABLE REPLICA: it no longer fires
+			return []string{"ddl", "drop"}, nil
+		}
+		return []string{"ddl"}, nil
 	case *pg.Node_AlterSeqStmt:
 		// RESTART sets the sequence as setval does.
 		if slices.ContainsFunc(x.AlterSeqStmt.GetOptions(), func(o *pg.Node) bool { return o.GetDefElem().GetDefname() == "restart" }) {
@@ -692,7 +698,7 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		*pg.Node_CreateConversionStmt, *pg.Node_CreateOpClassStmt, *pg.Node_CreateOpFamilyStmt, *pg.Node_AlterOpFamilyStmt,
 		*pg.Node_AlterOperatorStmt, *pg.Node_CreateStatsStmt, *pg.Node_AlterStatsStmt, *pg.Node_CreatePublicationStmt,
 		*pg.Node_AlterPublicationStmt, *pg.Node_CreateSubscriptionStmt, *pg.Node_AlterSubscriptionStmt, *pg.Node_CreateEventTrigStmt,
-		*pg.Node_AlterEventTrigStmt, *pg.Node_CreateFdwStmt, *pg.Node_AlterFdwStmt, *pg.Node_CreateForeignServerStmt,
+		*pg.Node_CreateFdwStmt, *pg.Node_AlterFdwStmt, *pg.Node_CreateForeignServerStmt,
 		*pg.Node_AlterForeignServerStmt, *pg.Node_CreateForeignTableStmt, *pg.Node_CreateUserMappingStmt,
 		*pg.Node_AlterUserMappingStmt, *pg.Node_ImportForeignSchemaStmt, *pg.Node_CreatePlangStmt, *pg.Node_CreateAmStmt,
 		*pg.Node_CreateTransformStmt, *pg.Node_AlterCollationStmt, *pg.Node_AlterTsconfigurationStmt, *pg.Node_AlterTsdictionaryStmt,

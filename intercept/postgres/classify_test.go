@@ -235,6 +235,8 @@ var classifyCases = []classifyCase{
 	{sql: "ALTER TABLE t ALTER COLUMN id RESTART WITH 500", ops: []string{"ddl", "update"}, command: "ALTER TABLE", tables: []string{"t"}},
 	{sql: "ALTER TABLE t SET UNLOGGED", ops: []string{"ddl", "truncate"}, command: "ALTER TABLE", tables: []string{"t"}},
 	{sql: "ALTER DOMAIN dom DROP NOT NULL", ops: []string{"ddl", "drop"}, command: "ALTER DOMAIN"},
+	{sql: "ALTER EVENT TRIGGER et DISABLE", ops: []string{"ddl", "drop"}, command: "ALTER EVENT TRIG"},
+	{sql: "ALTER EVENT TRIGGER et ENABLE", ops: []string{"ddl"}, command: "ALTER EVENT TRIG"},
 	{sql: "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql", ops: []string{"ddl"}, command: "CREATE FUNCTION"},
 	{sql: "CREATE FUNCTION f() RETURNS int BEGIN ATOMIC DELETE FROM t; SELECT 1; END", ops: []string{"ddl", "delete", "select"}, command: "CREATE FUNCTION", tables: []string{"t"}},
 	{sql: "CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'select 1'", ops: []string{"ddl"}, command: "CREATE FUNCTION"},

@@ -252,9 +252,10 @@ type session struct {
 	// at the batch's Sync: until then no new SQL text is passed on, or
 	// the server might read it otherwise than corral did.
 	unsettled bool
-	// portalBarrier and cursorBarrier: the names whose statements are
-	// barriers, which run when executed or fetched, maybe batches later.
-	portalBarrier, cursorBarrier map[string]bool
+	// portalBarrier: the portal names whose statements are barriers,
+	// which run when executed, maybe batches later; kept past a Close,
+	// which the server may skip. (A cursor's are its cursorOps.)
+	portalBarrier map[string]bool
 
 	dead      chan struct{}
 	portalSeq map[string]uint64 // the recorded decision behind each bound portal
@@ -263,7 +264,7 @@ type session struct {
 	// the name were dropped (too many awaiting the server, a ROLLBACK TO
 	// that may bring older portals back); after a reload it is refused.
 	portals    map[string][]portalRec
-	portalLost map[string]bool
+	portalLost map[string]portalLoss
 	// readies counts the requests sent that ReadyForQuery answers (client
 	// side, under qMu); idleThrough (server side) is one past the last of
 	// them after which the server was outside any transaction: portals
@@ -434,8 +435,8 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
 	s.portalSeq = map[string]uint64{}
-	s.portals, s.portalLost, s.cursorOps = map[string][]portalRec{}, map[string]bool{}, map[string][]string{}
-	s.portalBarrier, s.cursorBarrier = map[string]bool{}, map[string]bool{}
+	s.portals, s.portalLost, s.cursorOps = map[string][]portalRec{}, map[string]portalLoss{}, map[string][]string{}
+	s.portalBarrier = map[string]bool{}
 	s.portalCopy = map[string]bool{}
 	s.dead = make(chan struct{})
 	return s
@@ -589,7 +590,6 @@ func (s *session) fromClient() error {
 				delete(s.portalSeq, m.Name)
 				delete(s.portals, m.Name)
 				delete(s.portalLost, m.Name)
-				delete(s.portalBarrier, m.Name)
 				s.forgetCursor(m.Name)
 			}
 			s.expect(e)
@@ -733,6 +733,9 @@ func (s *session) decide(stmts []Statement) string {
 				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("EXECUTE of %q, which was not prepared in this session", st.Executes))
 			}
 			ops = append(append([]string(nil), ops...), prep.ops...)
+			if barrierOps(prep.ops) {
+				s.barrier = true // what was prepared runs now
+			}
 		}
 		if st.Fetches != "" {
 			// A cursor runs its query as it is fetched: FETCH needs what
@@ -742,8 +745,10 @@ func (s *session) decide(stmts []Statement) string {
 				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("corral no longer knows what cursor %q runs (too many cursors this session); declare it again", st.Fetches))
 			}
 			ops = union(ops, was)
-			if s.cursorBarrier[st.Fetches] {
-				s.barrier = true // the cursor's query runs now
+			if _, known := s.cursorOps[st.Fetches]; !known || barrierOps(was) {
+				// The cursor's query runs now; one corral did not see
+				// declared (a function's) may run anything.
+				s.barrier = true
 			}
 		}
 		text := st.normalized
@@ -888,9 +893,6 @@ func (s *session) decide(stmts []Statement) string {
 			s.sqlGone(st.Deallocates)
 		case st.Declares != "":
 			s.noteCursorOps(st.Declares, st.decidedOps)
-			if s.barrier {
-				s.cursorBarrier[st.Declares] = true // kept, as its operations are
-			}
 			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky || s.closedRisky(st.Declares)
 			if _, bound := s.portalMasks[st.Declares]; bound {
 				// One name space with protocol portals: the name's portal
@@ -906,7 +908,7 @@ func (s *session) decide(stmts []Statement) string {
 			}
 			// What they run, corral may have forgotten as replaced.
 			for k := range s.portals {
-				s.portalLost[k] = true
+				s.losePortals(k, s.portals[k])
 			}
 			if s.unnamedUnfiltered {
 				s.unfiltered[""] = true
@@ -1715,6 +1717,12 @@ func runsCode(ops []string) bool {
 	return slices.Contains(ops, "function")
 }
 
+// barrierOps reports whether a statement with these operations is a
+// barrier (see session.barrier): it runs code corral does not read.
+func barrierOps(ops []string) bool {
+	return slices.ContainsFunc(ops, func(op string) bool { return op == "function" || op == "do" || op == "call" })
+}
+
 // versioned is a policy that tells its version: a reload changes it.
 type versioned interface{ Version() uint64 }
 
@@ -1816,7 +1824,8 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 			return s.refuseExecute(m, reason)
 		}
 	}
-	if s.barrier || s.portalBarrier[m.Portal] || s.cursorBarrier[m.Portal] {
+	_, declared := s.cursorOps[m.Portal]
+	if s.barrier || s.portalBarrier[m.Portal] || barrierOps(s.cursorOps[m.Portal]) || !declared && m.Portal != "" && len(s.portals[m.Portal]) == 0 {
 		// What runs now may change how the server reads SQL, which it
 		// reports at the batch's Sync: that Sync is awaited, and no new
 		// SQL text goes before it.
@@ -1896,6 +1905,11 @@ func (s *session) livePortals(name string) []portalRec {
 		}
 	}
 	idle := s.idleThrough.Load()
+	if l, ok := s.portalLost[name]; ok && (idle >= l.at || len(recs) > 0 && recs[last].confirmed.Load() && recs[last].ready+1 >= l.at) {
+		// What was forgotten is gone: its transaction ended, or a Bind
+		// made since replaced it.
+		delete(s.portalLost, name)
+	}
 	recs = slices.DeleteFunc(recs[last:], func(r portalRec) bool { return r.ready < idle })
 	if len(recs) == 0 {
 		delete(s.portals, name)
@@ -1905,13 +1919,31 @@ func (s *session) livePortals(name string) []portalRec {
 	return recs
 }
 
+// portalLoss is what corral forgot of a portal name: from when (one past
+// session.readies then: it is gone once the server has been idle since,
+// or confirmed a later Bind of the name) and the oldest policy version
+// what was forgotten was decided under (0 if unknown).
+type portalLoss struct{ at, version uint64 }
+
+// losePortals notes that recs of name are forgotten.
+func (s *session) losePortals(name string, recs []portalRec) {
+	l, ok := s.portalLost[name]
+	l.at = s.readies + 1
+	for _, r := range recs {
+		if !ok || r.version < l.version {
+			l.version, ok = r.version, true
+		}
+	}
+	s.portalLost[name] = l
+}
+
 // notePortal records a Bind of name; older says the name may still hold
 // an earlier portal.
 func (s *session) notePortal(name string, r portalRec) (confirmed *atomic.Bool, older bool) {
 	recs := s.livePortals(name)
 	if len(recs) >= maxPending {
+		s.losePortals(name, recs[:1])
 		recs = recs[1:]
-		s.portalLost[name] = true
 	}
 	r.confirmed = new(atomic.Bool)
 	s.portals[name] = append(recs, r)
@@ -1929,7 +1961,7 @@ func (s *session) decideAgain(portal string) (reason string, decided bool) {
 		return "", false
 	}
 	recs := s.livePortals(portal)
-	lost := s.portalLost[portal]
+	loss, lost := s.portalLost[portal]
 	if len(recs) == 0 && !lost {
 		stmts, err := Classify(`FETCH FORWARD ALL FROM "` + strings.ReplaceAll(portal, `"`, `""`) + `"`)
 		if err != nil || len(stmts) != 1 {
@@ -1937,7 +1969,7 @@ func (s *session) decideAgain(portal string) (reason string, decided bool) {
 		}
 		return s.decide(stmts), true
 	}
-	stale := lost
+	stale := lost && loss.version != now
 	for _, r := range recs {
 		stale = stale || r.version != now
 	}

@@ -1258,11 +1258,55 @@ func TestSessionBarrierAtExecute(t *testing.T) {
 	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Parse{Name: "t", Query: "SELECT 2"}, &pgproto3.Sync{})); ok {
 		t.Errorf("a Parse after the Sync: %q", msg)
 	}
+	// So does what else runs the database's own code later: EXECUTE of
+	// an SQL PREPARE, FETCH of a portal, FETCH of a cursor corral did
+	// not see declared (a function's).
+	ts.exchange(t, &pgproto3.Query{String: "PREPARE pp AS SELECT my_func()"})
+	for _, q := range []string{"EXECUTE pp", "FETCH 1 FROM p1", "FETCH 1 FROM elsewhere"} {
+		got := ts.exchange(t,
+			&pgproto3.Parse{Name: "q", Query: q},
+			&pgproto3.Bind{PreparedStatement: "q"},
+			&pgproto3.Execute{},
+			&pgproto3.Parse{Name: "t2", Query: "SELECT 2"},
+			&pgproto3.Sync{})
+		if i := slices.IndexFunc(got, func(m pgproto3.BackendMessage) bool { _, e := m.(*pgproto3.ErrorResponse); return e }); i < 0 || !strings.Contains(got[i].(*pgproto3.ErrorResponse).Message, "send Sync before the next statement") {
+			t.Errorf("a Parse behind %s: %v", q, types(got))
+		}
+		ts.exchange(t, &pgproto3.Close{ObjectType: 'S', Name: "q"}, &pgproto3.Sync{})
+	}
 	p.deny("delete")
 	for _, q := range []string{"", "-- ping"} {
 		if msg, ok := errorOf(ts.exchange(t, &pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})); ok {
 			t.Errorf("an empty statement %q: %q", q, msg)
 		}
+	}
+	ts.finish(t, done, server)
+}
+
+// Forgetting what a portal name ran (past a ROLLBACK TO, or more Binds
+// than are kept) refuses it only after a reload, and only until its
+// transaction ends or a later Bind of it is confirmed.
+func TestSessionPortalsForgottenOnlyRefusedAfterAReload(t *testing.T) {
+	p := &denying{}
+	p.version.Store(1)
+	ts := newTestSession(t, p, policy.Decision{Result: policy.Allow, PolicyVersion: 1})
+	server := ts.fakeServer()
+	done := ts.run()
+	ts.exchange(t, &pgproto3.Query{String: "BEGIN"})
+	ts.exchange(t, &pgproto3.Parse{Name: "s", Query: "SELECT id FROM customers"}, &pgproto3.Sync{})
+	ts.exchange(t, &pgproto3.Query{String: "SAVEPOINT a"})
+	ts.exchange(t, &pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	ts.exchange(t, &pgproto3.Query{String: "ROLLBACK TO SAVEPOINT a"})
+	var batch []pgproto3.FrontendMessage
+	for range 2 * maxPending {
+		batch = append(batch, &pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{})
+	}
+	if msg, ok := errorOf(ts.exchange(t, append(batch, &pgproto3.Sync{})...)); ok {
+		t.Fatalf("Binds and Executes of the unnamed portal past a ROLLBACK TO: %q", msg)
+	}
+	p.deny("delete") // a reload: what was forgotten was confirmed replaced since
+	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Sync{})); ok {
+		t.Errorf("the unnamed portal after a reload: %q", msg)
 	}
 	ts.finish(t, done, server)
 }
