@@ -118,12 +118,8 @@ func cardDigits(b []byte) bool {
 	return n <= 19 && luhn(b)
 }
 
-// cardWithin finds, inside a run of digit groups, the card numbers made
-// of whole groups: from the left, the longest valid span at each start.
-// Windows inside an unbroken run of digits are not tried: one in ten passes
-// Luhn by chance.
-func cardWithin(b []byte) [][2]int {
-	var starts, ends []int
+// digitGroups returns where each run of digits in b starts and ends.
+func digitGroups(b []byte) (starts, ends []int) {
 	for i := range b {
 		digit := b[i] >= '0' && b[i] <= '9'
 		if digit && (i == 0 || b[i-1] < '0' || b[i-1] > '9') {
@@ -133,6 +129,15 @@ func cardWithin(b []byte) [][2]int {
 			ends = append(ends, i+1)
 		}
 	}
+	return starts, ends
+}
+
+// cardWithin finds, inside a run of digit groups, the card numbers made
+// of whole groups: from the left, the longest valid span at each start.
+// Windows inside an unbroken run of digits are not tried: one in ten passes
+// Luhn by chance.
+func cardWithin(b []byte) [][2]int {
+	starts, ends := digitGroups(b)
 	var spans [][2]int
 	pos := 0
 	for i, st := range starts {

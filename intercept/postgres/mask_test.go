@@ -420,16 +420,7 @@ func TestMaskKnownBugs(t *testing.T) {
 // whole groups with cardDigits finds.
 func TestCardWithinAsEverySpanTried(t *testing.T) {
 	slow := func(b []byte) [][2]int {
-		var starts, ends []int
-		for i := range b {
-			digit := b[i] >= '0' && b[i] <= '9'
-			if digit && (i == 0 || b[i-1] < '0' || b[i-1] > '9') {
-				starts = append(starts, i)
-			}
-			if digit && (i == len(b)-1 || b[i+1] < '0' || b[i+1] > '9') {
-				ends = append(ends, i+1)
-			}
-		}
+		starts, ends := digitGroups(b)
 		var spans [][2]int
 		pos := 0
 		for i, st := range starts {

@@ -1148,6 +1148,16 @@ func (d *denying) Decide(_ context.Context, in policy.Input) (policy.Decision, e
 
 func (d *denying) Version() uint64 { return d.version.Load() }
 
+// denyingSession starts a session under a denying policy that denies
+// nothing yet, at version 1.
+func denyingSession(t *testing.T) (*denying, *testSession, <-chan []pgproto3.FrontendMessage, <-chan error) {
+	t.Helper()
+	p := &denying{}
+	p.version.Store(1)
+	ts := newTestSession(t, p, policy.Decision{Result: policy.Allow, PolicyVersion: 1})
+	return p, ts, ts.fakeServer(), ts.run()
+}
+
 func (d *denying) deny(ops ...string) {
 	d.denied.Store(&ops)
 	d.version.Add(1)
@@ -1157,11 +1167,7 @@ func (d *denying) deny(ops ...string) {
 // cursor's query needs, and an Execute of a portal bound before the
 // reload decides its statement again, as the next Bind would.
 func TestSessionReloadReachesCursorsAndPortals(t *testing.T) {
-	p := &denying{}
-	p.version.Store(1)
-	ts := newTestSession(t, p, policy.Decision{Result: policy.Allow, PolicyVersion: 1})
-	server := ts.fakeServer()
-	done := ts.run()
+	p, ts, server, done := denyingSession(t)
 	ts.exchange(t, &pgproto3.Query{String: "DECLARE c CURSOR WITH HOLD FOR SELECT nextval('s')"})
 	ts.exchange(t, &pgproto3.Query{String: "BEGIN"}) // portals live to its end
 	ts.exchange(t,
@@ -1238,11 +1244,7 @@ func TestSessionReloadReachesCursorsAndPortals(t *testing.T) {
 // Sync: new SQL text behind such an Execute waits for a Sync, even batches
 // after the Bind. An empty statement's portal runs after a reload.
 func TestSessionBarrierAtExecute(t *testing.T) {
-	p := &denying{}
-	p.version.Store(1)
-	ts := newTestSession(t, p, policy.Decision{Result: policy.Allow, PolicyVersion: 1})
-	server := ts.fakeServer()
-	done := ts.run()
+	p, ts, server, done := denyingSession(t)
 	ts.exchange(t, &pgproto3.Query{String: "BEGIN"})
 	ts.exchange(t,
 		&pgproto3.Parse{Name: "s", Query: "SELECT my_func()"},
@@ -1287,11 +1289,7 @@ func TestSessionBarrierAtExecute(t *testing.T) {
 // than are kept) refuses it only after a reload, and only until its
 // transaction ends or a later Bind of it is confirmed.
 func TestSessionPortalsForgottenOnlyRefusedAfterAReload(t *testing.T) {
-	p := &denying{}
-	p.version.Store(1)
-	ts := newTestSession(t, p, policy.Decision{Result: policy.Allow, PolicyVersion: 1})
-	server := ts.fakeServer()
-	done := ts.run()
+	p, ts, server, done := denyingSession(t)
 	ts.exchange(t, &pgproto3.Query{String: "BEGIN"})
 	ts.exchange(t, &pgproto3.Parse{Name: "s", Query: "SELECT id FROM customers"}, &pgproto3.Sync{})
 	ts.exchange(t, &pgproto3.Query{String: "SAVEPOINT a"})
