@@ -205,21 +205,14 @@ func (l *JSONLog) addedLocked(mark int, now bool) error {
 		return l.err
 	}
 	l.buf = append(l.buf, '\n')
-	if l.lost > 0 {
-		// Records were dropped: this one follows the record of their loss,
-		// which only a flush that works writes.
+	if l.lost > 0 || l.failing != nil && len(l.buf) > MaxPending {
+		// The record is set aside and the file tried first: it may take
+		// records again. After a loss, the record follows the record of
+		// that loss, which only a write that works puts out; otherwise it
+		// is dropped only if what waits still leaves it no room.
 		line := slices.Clone(l.buf[mark:])
 		l.buf = l.buf[:mark]
-		if l.flush() != nil {
-			l.lost++
-			return fmt.Errorf("audit record lost: the audit log cannot be written (%w)", l.failing)
-		}
-		l.buf = append(l.buf, line...)
-	} else if l.failing != nil && len(l.buf) > MaxPending {
-		// The file may take records again: try before dropping one.
-		line := slices.Clone(l.buf[mark:])
-		l.buf = l.buf[:mark]
-		if l.flush() != nil && len(l.buf)+len(line) > MaxPending {
+		if l.flush() != nil && (l.lost > 0 || len(l.buf)+len(line) > MaxPending) {
 			l.lost++
 			return fmt.Errorf("audit record lost: %d bytes wait for the audit log, which cannot be written (%w)", len(l.buf), l.failing)
 		}
