@@ -745,7 +745,7 @@ func (s *session) decide(stmts []Statement) string {
 				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("corral no longer knows what cursor %q runs (too many cursors this session); declare it again", st.Fetches))
 			}
 			ops = union(ops, was)
-			if _, known := s.cursorOps[st.Fetches]; !known || barrierOps(was) {
+			if !ok || barrierOps(was) {
 				// The cursor's query runs now; one corral did not see
 				// declared (a function's) may run anything.
 				s.barrier = true
@@ -1824,8 +1824,8 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 			return s.refuseExecute(m, reason)
 		}
 	}
-	_, declared := s.cursorOps[m.Portal]
-	if s.barrier || s.portalBarrier[m.Portal] || barrierOps(s.cursorOps[m.Portal]) || !declared && m.Portal != "" && len(s.portals[m.Portal]) == 0 {
+	cursorOps, declared := s.cursorOps[m.Portal]
+	if s.barrier || s.portalBarrier[m.Portal] || barrierOps(cursorOps) || !declared && m.Portal != "" && len(s.portals[m.Portal]) == 0 {
 		// What runs now may change how the server reads SQL, which it
 		// reports at the batch's Sync: that Sync is awaited, and no new
 		// SQL text goes before it.
@@ -2081,7 +2081,11 @@ func (s *session) callByNumber(m *pgproto3.FunctionCall) ([]Statement, string) {
 		// as a role change.
 		args = "'" + string(m.Arguments[0]) + "', '', false"
 	}
-	stmts, err := Classify("SELECT " + name + "(" + args + ")")
+	// Through the classifier: a client reading a large object calls the
+	// same few functions over and over, and a call parsed anew each time
+	// is a cgo call on the data path. (The text is short and corral's
+	// own.)
+	stmts, err := s.h.classifier.classify(s.ctx, "SELECT "+name+"("+args+")")
 	if err != nil || len(stmts) != 1 {
 		return nil, fmt.Sprintf("corral could not classify a call of %s", name)
 	}
@@ -2090,7 +2094,8 @@ func (s *session) callByNumber(m *pgproto3.FunctionCall) ([]Statement, string) {
 	st.normalized = fmt.Sprintf("FUNCTION CALL %s (oid %d)", name, m.Function)
 	st.callOID = m.Function
 	// What the function does, not the SELECT it was read as.
-	ops := slices.DeleteFunc(st.Ops, func(op string) bool { return op == "select" })
+	// (A copy: the classifier's cache shares the slice.)
+	ops := slices.DeleteFunc(slices.Clone(st.Ops), func(op string) bool { return op == "select" })
 	st.Ops = union(ops, []string{"function"})
 	return stmts, ""
 }

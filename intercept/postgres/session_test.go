@@ -1117,6 +1117,14 @@ func TestSessionFunctionCallDecidedByWhatItCalls(t *testing.T) {
 			args = append(args, []byte(a))
 		}
 		got := ts.exchange(t, &pgproto3.FunctionCall{Function: c.oid, Arguments: args})
+		if c.ops != nil {
+			// Asked again, from the classifier's cache: the same.
+			ts.exchange(t, &pgproto3.FunctionCall{Function: c.oid, Arguments: args})
+			if len(asked) != 2 || !slices.Equal(asked[1], c.ops) {
+				t.Errorf("oid %d %q asked again: %q", c.oid, c.args, asked)
+			}
+			asked = asked[:1]
+		}
 		sent := ts.finish(t, done, server)
 		calls := slices.ContainsFunc(sent, func(m pgproto3.FrontendMessage) bool { _, ok := m.(*pgproto3.FunctionCall); return ok })
 		if calls != c.passed {
