@@ -280,13 +280,26 @@ func TestWebLogin(t *testing.T) {
 	}
 }
 
-// Sessions end with their token, and there are never more than Max.
-func TestSessionBounds(t *testing.T) {
+// testSessions are Sessions of at most max, for tokens of a test issuer,
+// on a clock the test moves.
+func testSessions(t *testing.T, max int) (*testutil.OIDCIssuer, *Sessions, *time.Time) {
 	issuer := testutil.StartOIDCIssuer(t)
 	v := oidc.New(nil, slog.New(slog.DiscardHandler))
 	v.SetIssuers([]oidc.Issuer{{URL: issuer.URL, Audiences: []string{"corral"}}})
 	now := time.Now()
-	s := &Sessions{Tokens: v, Max: 2, Now: func() time.Time { return now }}
+	return issuer, &Sessions{Tokens: v, Max: max, Now: func() time.Time { return now }}, &now
+}
+
+// withSession is a call carrying the session cookie id.
+func withSession(id string) *http.Request {
+	r := httptest.NewRequest("GET", "/v1/whoami", nil)
+	r.AddCookie(&http.Cookie{Name: SessionCookie, Value: id})
+	return r
+}
+
+// Sessions end with their token, and there are never more than Max.
+func TestSessionBounds(t *testing.T) {
+	issuer, s, now := testSessions(t, 2)
 	r := httptest.NewRequest("POST", "/login", nil)
 	var ids []string
 	for i, ttl := range []time.Duration{time.Hour, 30 * time.Minute, 2 * time.Hour} {
@@ -302,25 +315,20 @@ func TestSessionBounds(t *testing.T) {
 	if s.Len() != 2 {
 		t.Fatalf("%d sessions", s.Len())
 	}
-	with := func(id string) *http.Request {
-		r := httptest.NewRequest("GET", "/v1/whoami", nil)
-		r.AddCookie(&http.Cookie{Name: SessionCookie, Value: id})
-		return r
-	}
-	if _, err := s.Authenticate(with(ids[1])); err == nil {
+	if _, err := s.Authenticate(withSession(ids[1])); err == nil {
 		t.Fatal("the session ending soonest was kept past Max")
 	}
-	if _, err := s.Authenticate(with(ids[0])); err != nil {
+	if _, err := s.Authenticate(withSession(ids[0])); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(61 * time.Minute)
-	if _, err := s.Authenticate(with(ids[0])); err == nil {
+	*now = now.Add(61 * time.Minute)
+	if _, err := s.Authenticate(withSession(ids[0])); err == nil {
 		t.Fatal("a session outlived its token")
 	}
 	if s.Len() != 1 {
 		t.Fatalf("%d sessions after the first ended", s.Len())
 	}
-	now = now.Add(2 * time.Hour)
+	*now = now.Add(2 * time.Hour)
 	if s.Len() != 0 {
 		t.Fatal("expired sessions were kept")
 	}
@@ -329,11 +337,7 @@ func TestSessionBounds(t *testing.T) {
 // One approver's logins end that approver's oldest sessions, not anyone
 // else's: a token used in a loop cannot log every other approver out.
 func TestSessionsPerApprover(t *testing.T) {
-	issuer := testutil.StartOIDCIssuer(t)
-	v := oidc.New(nil, slog.New(slog.DiscardHandler))
-	v.SetIssuers([]oidc.Issuer{{URL: issuer.URL, Audiences: []string{"corral"}}})
-	now := time.Now()
-	s := &Sessions{Tokens: v, Max: 16, Now: func() time.Time { return now }}
+	issuer, s, now := testSessions(t, 16)
 	r := httptest.NewRequest("POST", "/login", nil)
 	login := func(sub string, ttl time.Duration) string {
 		t.Helper()
@@ -343,11 +347,6 @@ func TestSessionsPerApprover(t *testing.T) {
 		}
 		return id
 	}
-	with := func(id string) *http.Request {
-		r := httptest.NewRequest("GET", "/v1/whoami", nil)
-		r.AddCookie(&http.Cookie{Name: SessionCookie, Value: id})
-		return r
-	}
 	bob := login("bob", time.Minute) // ends before any of alice's
 	var alice []string
 	for i := range 3 * MaxSessionsPerApprover {
@@ -356,11 +355,11 @@ func TestSessionsPerApprover(t *testing.T) {
 	if s.Len() != MaxSessionsPerApprover+1 {
 		t.Fatalf("%d sessions, want alice's %d and bob's", s.Len(), MaxSessionsPerApprover)
 	}
-	if who, err := s.Authenticate(with(bob)); err != nil || who.Subject != "bob" {
+	if who, err := s.Authenticate(withSession(bob)); err != nil || who.Subject != "bob" {
 		t.Fatalf("bob's session: %v %v", who, err)
 	}
 	for i, id := range alice {
-		_, err := s.Authenticate(with(id))
+		_, err := s.Authenticate(withSession(id))
 		if kept := i >= len(alice)-MaxSessionsPerApprover; kept != (err == nil) {
 			t.Fatalf("alice's session %d: kept %v, err %v", i, kept, err)
 		}
