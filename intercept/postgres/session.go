@@ -1446,27 +1446,31 @@ const unsettledReason = "a statement that may change how the server reads SQL (t
 
 func (s *session) onQuery(m *pgproto3.Query) error {
 	stmts, err := s.classify(m.String)
-	if err == nil && s.unsettled {
-		err = errors.New(unsettledReason)
-	}
 	reason := ""
 	// The query is a unit of its own: a name it declares is fresh for
 	// what follows in it, an error ending the rest; not for what the
 	// client sends after it, which runs whether the query failed or not.
 	s.unit++
 	defer func() { s.unit++ }()
-	if err != nil {
+	switch {
+	case err != nil:
 		reason = err.Error()
-	} else {
+		s.refuse(unparsed(m.String), nil, unquote(reason))
+	case s.unsettled:
+		// Parsed, but the server may read it otherwise (recorded as
+		// corral read it).
+		text := "QUERY"
+		if len(stmts) > 0 {
+			text = stmts[0].auditText()
+		}
+		reason = s.refuse(text, nil, unsettledReason)
+	default:
 		s.querying = true
 		reason = s.decide(stmts)
 		s.querying = false
 	}
 	s.countOps(reason, len(stmts))
 	if reason != "" {
-		if err != nil {
-			s.refuse(unparsed(m.String), nil, unquote(reason))
-		}
 		s.expect(expectation{kind: expQuery, deny: reason})
 		return s.send(&pgproto3.Query{String: refusal})
 	}

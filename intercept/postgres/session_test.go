@@ -1268,6 +1268,11 @@ func TestSessionBarrierAtExecute(t *testing.T) {
 	if msg, ok := errorOf(ts.exchange(t, &pgproto3.Parse{Name: "t", Query: "SELECT 2"}, &pgproto3.Sync{})); ok {
 		t.Errorf("a Parse after the Sync: %q", msg)
 	}
+	got = ts.exchange(t, &pgproto3.Execute{Portal: "p1"}, &pgproto3.Query{String: "SELECT 2"})
+	if i := slices.IndexFunc(got, func(m pgproto3.BackendMessage) bool { _, e := m.(*pgproto3.ErrorResponse); return e }); i < 0 || !strings.Contains(got[i].(*pgproto3.ErrorResponse).Message, "send Sync before the next statement") {
+		t.Errorf("a Query behind an Execute of the database's own code: %v", types(got))
+	}
+	ts.exchange(t, &pgproto3.Sync{})
 	// So does what else runs the database's own code later: EXECUTE of
 	// an SQL PREPARE, FETCH of a portal, FETCH of a cursor corral did
 	// not see declared (a function's).
