@@ -155,6 +155,11 @@ func (v *Verifier) Wait() { v.warming.Wait() }
 // why a token was refused in words a client may be shown; it never
 // contains the token.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*policy.OIDC, error) {
+	return v.verify(ctx, raw, false)
+}
+
+// verify is Verify; approvers refuses issuers not marked Approvers.
+func (v *Verifier) verify(ctx context.Context, raw string, approvers bool) (*policy.OIDC, error) {
 	if len(raw) > MaxTokenSize {
 		return nil, fmt.Errorf("token is larger than %d bytes", MaxTokenSize)
 	}
@@ -171,10 +176,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*policy.OIDC, error)
 		return nil, fmt.Errorf("token is signed with a shared secret (alg %q); only issuer keys are accepted", hdr.Alg)
 	}
 	v.mu.RLock()
-	is := v.issuers[iss]
+	is, approver := v.issuers[iss], v.approvers[iss]
 	v.mu.RUnlock()
 	if is == nil {
 		return nil, fmt.Errorf("token issuer %q is not a configured issuer", iss)
+	}
+	if approvers && !approver {
+		return nil, fmt.Errorf("tokens of issuer %q do not decide approvals: the issuer lacks approvers: true", iss)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
@@ -221,32 +229,7 @@ type ApproverTokens struct{ v *Verifier }
 // Verify refuses a token whose issuer is not marked Approvers, before
 // anything is fetched for it, and verifies the others as Verifier.Verify.
 func (a ApproverTokens) Verify(ctx context.Context, raw string) (*policy.OIDC, error) {
-	if len(raw) > MaxTokenSize {
-		return nil, fmt.Errorf("token is larger than %d bytes", MaxTokenSize)
-	}
-	_, iss, err := peek(raw)
-	if err != nil {
-		return nil, err
-	}
-	a.v.mu.RLock()
-	_, known := a.v.issuers[iss]
-	ok := a.v.approvers[iss]
-	a.v.mu.RUnlock()
-	if known && !ok {
-		return nil, fmt.Errorf("tokens of issuer %q do not decide approvals: the issuer lacks approvers: true", iss)
-	}
-	id, err := a.v.Verify(ctx, raw)
-	if err != nil {
-		return nil, err
-	}
-	// A reload between the two looks may have unmarked the issuer.
-	a.v.mu.RLock()
-	ok = a.v.approvers[id.Issuer]
-	a.v.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("tokens of issuer %q do not decide approvals: the issuer lacks approvers: true", id.Issuer)
-	}
-	return id, nil
+	return a.v.verify(ctx, raw, true)
 }
 
 // UnreachableError is the refusal of a token whose issuer could not be
