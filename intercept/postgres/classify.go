@@ -901,6 +901,9 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.RangeVar:
 		name := rangeVarName(x)
+		if slices.Contains(settingsViews, x.GetRelname()) {
+			w.ops["show"] = true
+		}
 		w.rels = append(w.rels, x.GetRelname())
 		w.s.Tables = append(w.s.Tables, name)
 		w.alias(x.GetRelname(), x.GetRelname())
@@ -1205,8 +1208,14 @@ func (w *walker) call(name string) {
 var functionOps = map[string]string{
 	"pg_notify": "notify",
 	"nextval":   "update", "setval": "update",
+	// The settings SHOW reads: a rule that denies show must see them.
+	"current_setting": "show", "pg_show_all_settings": "show",
 	"pg_sleep": "lock", "pg_sleep_for": "lock", "pg_sleep_until": "lock", "pg_advisory_unlock_all": "lock",
 }
+
+// settingsViews show the server's settings, as SHOW does. (A table of
+// the same name in another schema counts too: that only withholds more.)
+var settingsViews = []string{"pg_settings", "pg_file_settings", "pg_db_role_setting"}
 
 // advisoryLocks are the advisory lock functions that take a key: the
 // lock operation, and a side channel (pg_locks shows the key).

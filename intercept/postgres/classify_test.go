@@ -163,6 +163,10 @@ var classifyCases = []classifyCase{
 	{sql: "DISCARD ALL", ops: []string{"set role"}, command: "DISCARD"},
 	{sql: "SHOW search_path", ops: []string{"show"}, command: "VARIABLE SHOW", literal: true},
 	{sql: "SHOW ALL", ops: []string{"show"}, command: "VARIABLE SHOW", literal: true},
+	{sql: "SELECT current_setting('search_path')", ops: []string{"select", "show"}, command: "SELECT"},
+	{sql: "SELECT name, setting FROM pg_settings", ops: []string{"select", "show"}, command: "SELECT", tables: []string{"pg_settings"}},
+	{sql: "SELECT * FROM pg_catalog.pg_show_all_settings()", ops: []string{"select", "show"}, command: "SELECT"},
+	{sql: "SELECT setconfig FROM pg_db_role_setting", ops: []string{"select", "show"}, command: "SELECT", tables: []string{"pg_db_role_setting"}},
 
 	// EXPLAIN carries the operations of what it explains (ANALYZE runs it).
 	{sql: "EXPLAIN SELECT 1", ops: []string{"explain", "select"}, command: "EXPLAIN"},
