@@ -98,8 +98,10 @@ type prepared struct {
 	// confirms this Parse. A Parse of the unnamed statement after other
 	// messages of its batch is skipped if one of them fails, and the
 	// server keeps the unnamed statement it had; a Bind pipelined behind
-	// it must be fit to run any of them. Set by the client side, cut by
-	// the server side when the Parse is confirmed.
+	// it must be fit to run any of them. So does a Parse of a named
+	// statement Closed before it in the batch, with the Close. Set by the
+	// client side, cut by the server side when the Parse (or that Close)
+	// is confirmed.
 	prev atomic.Pointer[prepared]
 }
 
@@ -219,8 +221,12 @@ type session struct {
 	// inBatch (client side) counts the extended-protocol messages read
 	// since the last Sync. overflow: the queue of expectations grew past
 	// maxInFlight (set by expect, on the client side, as is the check).
-	inBatch    int
-	overflow   bool
+	inBatch  int
+	overflow bool
+	// closing (client side): the statements Closed by name since the last
+	// Sync, as their records were then. A Parse of such a name in the
+	// same batch is carried out after the Close or skipped with it.
+	closing    map[string]*prepared
 	portalCopy map[string]bool // bound portals that run COPY FROM STDIN
 	bound      *pgproto3.Bind  // the Bind being decided, whose values reviewers see
 
@@ -517,8 +523,8 @@ func (s *session) expect(es ...expectation) {
 			if e.answered != nil {
 				close(e.answered)
 			}
-			if e.kind == expParse && e.deny == "" && e.name != "" {
-				s.dropStmt(e.name, e.rec)
+			if e.kind == expParse && e.deny == "" && e.name != "" && e.rec != nil {
+				s.unmade(e.name, e.rec)
 			}
 			continue
 		}
@@ -581,6 +587,12 @@ func (s *session) fromClient() error {
 				// Bind of the name would run.
 				e.name, e.closesStmt = m.Name, true
 				e.rec, _ = s.stmt(m.Name)
+				if e.rec != nil && m.Name != "" {
+					if s.closing == nil {
+						s.closing = map[string]*prepared{}
+					}
+					s.closing[m.Name] = e.rec
+				}
 				s.sqlGone(m.Name) // one name space on the server
 			} else {
 				// An unknown portal is taken as risky: forgetting one
@@ -648,6 +660,7 @@ func (s *session) fromClient() error {
 		case *pgproto3.Sync:
 			if !droppedSync {
 				s.inBatch = 0
+				clear(s.closing)
 			}
 		}
 	}
@@ -1402,6 +1415,59 @@ func (s *session) setStmt(name string, p *prepared) {
 	}
 }
 
+// unmade forgets the statement a Parse of a named statement recorded,
+// when the server skipped or refused the Parse. What rec was chained to
+// (a statement a Close before it in the batch did not close after all)
+// takes its place, also as what a later Parse of the name was chained to.
+func (s *session) unmade(name string, rec *prepared) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	cur, ok := s.stmts[name]
+	if !ok {
+		return
+	}
+	prev := rec.prev.Load()
+	if cur == rec {
+		s.held -= cur.size()
+		if prev == nil {
+			delete(s.stmts, name)
+		} else {
+			s.stmts[name] = prev
+			s.held += prev.size()
+		}
+		return
+	}
+	for q := cur; q != nil; q = q.prev.Load() {
+		if q.prev.Load() == rec {
+			q.prev.Store(prev)
+			return
+		}
+	}
+}
+
+// closedStmt forgets the statement a Close closed, as the server confirmed.
+// When a Parse of the name behind the Close replaced it, the Parse is no
+// longer chained to it: skipped, it leaves the name empty.
+func (s *session) closedStmt(name string, rec *prepared) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	cur, ok := s.stmts[name]
+	if !ok {
+		return
+	}
+	if cur == rec {
+		s.held -= cur.size()
+		delete(s.stmts, name)
+		return
+	}
+	for q := cur; q != nil; q = q.prev.Load() {
+		if q.prev.Load() == rec {
+			q.prev.Store(nil)
+			return
+		}
+	}
+}
+
 // dropStmt forgets the statement a Parse recorded, unless a later Parse of
 // the name has replaced it.
 func (s *session) dropStmt(name string, rec *prepared) {
@@ -1517,12 +1583,17 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 		s.sqlGone(m.Name)
 	}
 	exists := false
+	var closed *prepared // what a Close before it in the batch closes
 	if p, ok := s.stmt(m.Name); ok && m.Name != "" && p.denied == "" {
-		// The server refuses to redefine a named statement; corral must not
-		// believe it did, or a later Bind would be checked against the
-		// wrong statement.
-		err = fmt.Errorf("prepared statement %q already exists", m.Name)
-		exists = true
+		if c := s.closing[m.Name]; c == p {
+			closed = p
+		} else {
+			// The server refuses to redefine a named statement; corral
+			// must not believe it did, or a later Bind would be checked
+			// against the wrong statement.
+			err = fmt.Errorf("prepared statement %q already exists", m.Name)
+			exists = true
+		}
 	}
 	over := ""
 	if !exists {
@@ -1574,8 +1645,13 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	// decide filled in the statement's normalized text: kept here, it is
 	// not computed again at every Bind.
 	rec := &prepared{stmt: stmts}
-	if m.Name == "" {
+	switch {
+	case m.Name == "":
 		rec = s.chained(rec)
+	case closed != nil:
+		// Skipped with the Close after an error, the Parse leaves the
+		// server holding the statement before it.
+		rec = chainTo(rec, closed)
 	}
 	// Recorded before it is expected: a Parse the server already skips is
 	// dropped again at once.
@@ -1594,12 +1670,18 @@ func (s *session) chained(rec *prepared) *prepared {
 	if !ok || s.inBatch == 0 {
 		return rec
 	}
+	return chainTo(rec, old)
+}
+
+// chainTo links rec to old, what the server may hold under the name
+// instead until it confirms rec's Parse.
+func chainTo(rec, old *prepared) *prepared {
 	n := 0
 	for q := old; q != nil && n <= maxPending; q = q.prev.Load() {
 		n++
 	}
 	if n > maxPending {
-		old = &prepared{denied: fmt.Sprintf("more than %d Parses of the unnamed statement await the server's answer; Sync before binding it", maxPending)}
+		old = &prepared{denied: fmt.Sprintf("more than %d Parses of one statement name await the server's answer; Sync before binding it", maxPending)}
 	}
 	rec.prev.Store(old)
 	return rec
@@ -2113,11 +2195,11 @@ func (s *session) head() (expectation, bool) {
 	s.qMu.Lock()
 	defer s.qMu.Unlock()
 	for len(s.q) > 0 && s.skipping && s.q[0].batch == s.failed && s.q[0].kind != expSync {
-		if s.q[0].kind == expParse && s.q[0].deny == "" && s.q[0].name != "" {
+		if s.q[0].kind == expParse && s.q[0].deny == "" && s.q[0].name != "" && s.q[0].rec != nil {
 			// Skipped: the server never created it. (A skipped Parse of
 			// the unnamed statement keeps its record: the chain in it
 			// holds what the server kept.)
-			s.dropStmt(s.q[0].name, s.q[0].rec)
+			s.unmade(s.q[0].name, s.q[0].rec)
 		}
 		if s.q[0].answered != nil {
 			close(s.q[0].answered) // skipped: the server will not run it
@@ -2197,7 +2279,7 @@ func (s *session) fromServer() error {
 			if _, closed := m.(*pgproto3.CloseComplete); closed && ok && h.closesStmt && h.rec != nil {
 				// Only what the Close closed: a Parse of the name pipelined
 				// behind it made a record the server holds.
-				s.dropStmt(h.name, h.rec)
+				s.closedStmt(h.name, h.rec)
 			}
 			if _, parsed := m.(*pgproto3.ParseComplete); parsed && ok && h.rec != nil && !h.closesStmt {
 				h.rec.prev.Store(nil) // the server holds this statement now
@@ -2313,7 +2395,12 @@ func (s *session) fromServer() error {
 			s.execPlan, s.execPlanOK = nil, false
 			s.query, s.queryDesc = nil, false
 			if ok && h.kind == expParse && h.deny == "" && !h.swallow {
-				s.dropStmt(h.name, h.rec) // the server did not create it
+				// The server did not create it.
+				if h.name != "" && h.rec != nil {
+					s.unmade(h.name, h.rec)
+				} else {
+					s.dropStmt(h.name, h.rec)
+				}
 			}
 			if ok && h.kind != expQuery {
 				s.skipBatch(h.batch)

@@ -287,3 +287,44 @@ func cancelLongQuery(t *testing.T, p *pgEnv) {
 		t.Fatalf("the long query was not cancelled: %s", got)
 	}
 }
+
+// A driver may Close a named statement and Parse it again in one batch.
+// The server carries out the Parse after the Close, or skips both after an
+// error before them; corral's record of the name follows whichever
+// happened. (corral hides what the server's errors quote.)
+func TestPostgresStatementPreparedAgainInOneBatch(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", seedRows)
+	cases := []struct{ step, want string }{
+		{"1 Parse n1:SELECT 1 | Sync", "ParseComplete, Z"},
+		{"1 Close n1 | Parse n1:SELECT 2 | Bind :n1 | Execute  | Sync", "CloseComplete, ParseComplete, BindComplete, D[2], SELECT 1, Z"},
+		// Skipped with its Close: the server keeps SELECT 2.
+		{"1 Parse e1:SELECT * FROM no_such_table | Close n1 | Parse n1:SELECT 3 | Sync", `E 42P01 relation "****" does not exist, Z`},
+		{"1 Bind :n1 | Execute  | Sync", "BindComplete, D[2], SELECT 1, Z"},
+		{"1 Parse n1:SELECT 4 | Sync", `E 42501 corral: prepared statement "n1" already exists, Z`},
+		// Closed, then skipped: the name holds nothing.
+		{"1 Close n1 | Parse e2:SELECT * FROM no_such_table | Parse n1:SELECT 5 | Sync", `CloseComplete, E 42P01 relation "****" does not exist, Z`},
+		{"1 Parse n1:SELECT 6 | Bind :n1 | Execute  | Sync", "ParseComplete, BindComplete, D[6], SELECT 1, Z"},
+		// Twice in one batch, the second without a Close: the server refuses it.
+		{"1 Close n1 | Parse n1:SELECT 7 | Parse n1:SELECT 8 | Sync", `CloseComplete, ParseComplete, E 42501 corral: prepared statement "n1" already exists, Z`},
+		{"1 Bind :n1 | Execute  | Sync", "BindComplete, D[7], SELECT 1, Z"},
+		// What is prepared again is decided as any Parse.
+		{"1 Close n1 | Parse n1:DELETE FROM orders | Bind :n1 | Execute  | Sync", ""},
+	}
+	var steps []string
+	for _, c := range cases {
+		steps = append(steps, c.step)
+	}
+	transcript := runSteps(t, p, "pg-raw", steps)
+	t.Logf("%s", transcript)
+	for i, line := range strings.Split(transcript, "\n") {
+		_, got, _ := strings.Cut(line, " -> ")
+		if want := cases[i].want; want != "" && got != want {
+			t.Errorf("%s\n got: %s\nwant: %s", cases[i].step, got, want)
+		}
+	}
+	if deleteTag.MatchString(transcript) {
+		t.Errorf("a DELETE ran")
+	}
+	assertOrdersIntact(t, p)
+}
