@@ -206,8 +206,11 @@ type session struct {
 	fe    *pgproto3.Frontend
 	query *plan
 
-	qMu      sync.Mutex
-	q        []expectation
+	qMu sync.Mutex
+	q   []expectation
+	// qAll is q's array from its start: an emptied queue starts there
+	// again instead of growing a new array.
+	qAll     []expectation
 	batch    uint64 // client side: the batch being sent
 	failed   uint64 // the batch the server is skipping, when skipping
 	skipping bool
@@ -234,7 +237,11 @@ type session struct {
 	// was described for the statement now answering.
 	execPlan   *plan
 	execPlanOK bool
-	queryDesc  bool
+	// described (client side): the message just read was a Describe of a
+	// portal, whose answer the server side takes as the plan of the
+	// portal's next Execute (see onExecute).
+	described describedPortal
+	queryDesc bool
 
 	// masks of the latest decision, and of the decision behind each bound
 	// portal (client side only).
@@ -528,7 +535,11 @@ func (s *session) expect(es ...expectation) {
 			}
 			continue
 		}
+		moves := len(s.q) == cap(s.q)
 		s.q = append(s.q, e)
+		if moves {
+			s.qAll = s.q[:0]
+		}
 		s.overflow = s.overflow || len(s.q) > maxInFlight
 		if e.kind == expSync {
 			s.batch++
@@ -548,6 +559,8 @@ func (s *session) fromClient() error {
 		start := s.clock(msg)
 		serverNames(msg)
 		droppedSync := false
+		described := s.described
+		s.described = describedPortal{}
 		if s.clientCopy && !s.copyIn.Load() {
 			// The server ended the copy (an error in the data): what the
 			// client sends now, it reads as usual.
@@ -571,14 +584,16 @@ func (s *session) fromClient() error {
 		case *pgproto3.Bind:
 			err = s.onBind(m)
 		case *pgproto3.Describe:
-			k := expDescribeStmt
+			e := expectation{kind: expDescribeStmt, name: m.Name}
 			if m.ObjectType == 'P' {
-				k = expDescribePortal
+				e.kind = expDescribePortal
+				e.masks, e.withhold = s.portalMasking(m.Name)
+				s.described = describedPortal{name: m.Name, masks: e.masks, withhold: e.withhold, ok: true}
 			}
-			s.expect(expectation{kind: k, name: m.Name})
+			s.expect(e)
 			err = s.send(m)
 		case *pgproto3.Execute:
-			err = s.onExecute(m)
+			err = s.onExecute(m, described)
 		case *pgproto3.Close:
 			e := expectation{kind: expClose}
 			if m.ObjectType == 'S' {
@@ -1894,7 +1909,28 @@ func (s *session) made(name string) {
 	s.freshIn[name] = s.unit
 }
 
-func (s *session) onExecute(m *pgproto3.Execute) error {
+// describedPortal is a client's Describe of a portal and the masks its
+// answer is planned with.
+type describedPortal struct {
+	name     string
+	masks    *masks
+	withhold bool
+	ok       bool
+}
+
+// portalMasking is what the rows of a portal are masked by: the decision
+// behind its Bind, or for a portal the client did not Bind (an SQL
+// cursor) the latest decision, withholding what no table vouches for.
+func (s *session) portalMasking(name string) (*masks, bool) {
+	if mk, bound := s.portalMasks[name]; bound {
+		return mk, s.portalWithhold[name]
+	}
+	return s.masks, true
+}
+
+// onExecute runs a portal. described is the client's message just before
+// it, when that was a Describe of a portal.
+func (s *session) onExecute(m *pgproto3.Execute, described describedPortal) error {
 	s.refreshMasks()
 	if m.Portal != "" && s.stillUnfiltered(m.Portal) || m.Portal == "" && s.unfiltered[""] {
 		// As a refused Bind: a failing Parse in front, and the server
@@ -1917,17 +1953,12 @@ func (s *session) onExecute(m *pgproto3.Execute) error {
 		// SQL text goes before it.
 		s.batchBarrier, s.unsettled = true, true
 	}
-	mk, bound := s.portalMasks[m.Portal]
-	withhold := s.portalWithhold[m.Portal]
-	if !bound {
-		// A portal the client did not Bind: an SQL cursor (DECLARE). Its
-		// rows are masked by the latest decision, and what no table
-		// vouches for is withheld.
-		mk, withhold = s.masks, true
-	}
-	if mk != nil {
+	mk, withhold := s.portalMasking(m.Portal)
+	if mk != nil && described != (describedPortal{name: m.Portal, masks: mk, withhold: withhold, ok: true}) {
 		// Results of Execute carry no RowDescription; ask for the portal's
 		// so its columns can be masked, and keep the answer from the client.
+		// (The server answers a Describe of the portal just before, as
+		// libpq and pgx send, with the plan of this Execute.)
 		s.expect(expectation{kind: expDescribePortal, name: m.Portal, swallow: true, masks: mk, withhold: withhold})
 		if err := s.send(&pgproto3.Describe{ObjectType: 'P', Name: m.Portal}); err != nil {
 			return err
@@ -2204,7 +2235,7 @@ func (s *session) head() (expectation, bool) {
 		if s.q[0].answered != nil {
 			close(s.q[0].answered) // skipped: the server will not run it
 		}
-		s.q = s.q[1:]
+		s.dropHead()
 	}
 	if len(s.q) == 0 {
 		return expectation{}, false
@@ -2218,9 +2249,25 @@ func (s *session) pop() {
 		if s.q[0].kind == expSync && s.skipping && s.q[0].batch == s.failed {
 			s.skipping = false
 		}
-		s.q = s.q[1:]
+		s.dropHead()
 	}
 	s.qMu.Unlock()
+}
+
+// keptQueue is the most entries an emptied queue keeps its array for: what
+// a driver's pipeline needs, not a burst's worth.
+const keptQueue = 16
+
+// dropHead takes the head off the queue (qMu held).
+func (s *session) dropHead() {
+	s.q[0] = expectation{} // nothing it points to is kept alive
+	s.q = s.q[1:]
+	if len(s.q) == 0 {
+		s.q = s.qAll
+		if cap(s.qAll) > keptQueue {
+			s.q, s.qAll = nil, nil
+		}
+	}
 }
 
 // skipBatch notes that the server skips the rest of batch b, up to its Sync.
@@ -2300,7 +2347,7 @@ func (s *session) fromServer() error {
 			}
 			switch h.kind {
 			case expDescribePortal:
-				if h.swallow {
+				if h.swallow || h.masks != nil {
 					s.execPlan, s.execPlanOK = p, true
 				}
 				forward = !h.swallow
@@ -2310,7 +2357,7 @@ func (s *session) fromServer() error {
 			default:
 				s.query, s.queryDesc = p, true
 			}
-			if len(h.seqs) > 0 && !h.swallow || h.kind == expDescribePortal && h.swallow {
+			if len(h.seqs) > 0 && !h.swallow || h.kind == expDescribePortal && (h.swallow || h.masks != nil) {
 				s.res.cols = maskedColumns(p, m)
 			}
 		case *pgproto3.NoData:
@@ -2842,9 +2889,13 @@ func (s *session) recordResult(h expectation, tag, code, message string) {
 		s.res.idx++
 	}
 	if i < len(h.seqs) {
+		cols := s.res.cols
+		if h.kind == expExecute && h.masks == nil {
+			cols = nil // described for another portal, if at all
+		}
 		err := s.c.Result(recorder.Result{
 			Of: h.seqs[i], Command: tag, Rows: s.res.rows, Bytes: s.res.bytes,
-			MaskedColumns: s.res.cols, MaskedValues: s.res.masked,
+			MaskedColumns: cols, MaskedValues: s.res.masked,
 			DurationMS: float64(time.Since(h.sent).Microseconds()) / 1000,
 			Code:       code, Message: message,
 		})

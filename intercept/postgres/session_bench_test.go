@@ -13,7 +13,7 @@ import (
 // session, over in-memory pipes to a canned server: corral's own work per
 // query, without the system calls.
 func BenchmarkSessionSimpleQuery(b *testing.B) {
-	ts := newTestSession(b, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	ts := benchSession(b)
 	go func() {
 		rd := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), TableOID: 16390, TableAttributeNumber: 3, DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}
 		for {
@@ -33,8 +33,6 @@ func BenchmarkSessionSimpleQuery(b *testing.B) {
 			}
 		}
 	}()
-	ts.s.cat.rels[16390] = &relation{schema: "public", name: "pgbench_accounts", kind: 'r', columns: map[int16]string{1: "aid", 2: "bid", 3: "abalance", 4: "filler"}, fetched: time.Now()}
-	ts.s.cat.names["pgbench_accounts"] = byName{kinds: "r", fetched: time.Now()}
 	done := ts.run()
 	defer func() { ts.cliConn.Close(); <-done }()
 	q := &pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"}
@@ -53,4 +51,71 @@ func BenchmarkSessionSimpleQuery(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkSessionPrepared is one pgbench -S -M prepared transaction
+// (Bind, Describe, Execute, Sync of a statement prepared once), as
+// BenchmarkSessionSimpleQuery.
+func BenchmarkSessionPrepared(b *testing.B) {
+	ts := benchSession(b)
+	rd := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), TableOID: 16390, TableAttributeNumber: 3, DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}
+	go func() {
+		for {
+			msg, err := ts.server.Receive()
+			if err != nil {
+				return
+			}
+			switch msg.(type) {
+			case *pgproto3.Parse:
+				ts.server.Send(&pgproto3.ParseComplete{})
+			case *pgproto3.Bind:
+				ts.server.Send(&pgproto3.BindComplete{})
+			case *pgproto3.Describe:
+				ts.server.Send(rd)
+			case *pgproto3.Execute:
+				ts.server.Send(&pgproto3.DataRow{Values: [][]byte{[]byte("0")}})
+				ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+			case *pgproto3.Sync:
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				if ts.server.Flush() != nil {
+					return
+				}
+			}
+		}
+	}()
+	done := ts.run()
+	defer func() { ts.cliConn.Close(); <-done }()
+	roundTrip := func(msgs ...pgproto3.FrontendMessage) {
+		for _, m := range msgs {
+			ts.client.Send(m)
+		}
+		if err := ts.client.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			msg, err := ts.client.Receive()
+			if err != nil {
+				b.Fatal(err)
+			}
+			switch m := msg.(type) {
+			case *pgproto3.ErrorResponse:
+				b.Fatal(m.Message)
+			case *pgproto3.ReadyForQuery:
+				return
+			}
+		}
+	}
+	roundTrip(&pgproto3.Parse{Name: "P0_1", Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"}, &pgproto3.Sync{})
+	bind := &pgproto3.Bind{PreparedStatement: "P0_1", Parameters: [][]byte{[]byte("12345")}}
+	desc, exec, sync := &pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{}, &pgproto3.Sync{}
+	for b.Loop() {
+		roundTrip(bind, desc, exec, sync)
+	}
+}
+
+func benchSession(b *testing.B) *testSession {
+	ts := newTestSession(b, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+	ts.s.cat.rels[16390] = &relation{schema: "public", name: "pgbench_accounts", kind: 'r', columns: map[int16]string{1: "aid", 2: "bid", 3: "abalance", 4: "filler"}, fetched: time.Now()}
+	ts.s.cat.names["pgbench_accounts"] = byName{kinds: "r", fetched: time.Now()}
+	return ts
 }
