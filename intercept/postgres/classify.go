@@ -205,6 +205,9 @@ var dangerousFunctions = []string{
 	"pg_ls_replslotdir", "pg_ls_logicalsnapdir", "pg_ls_logicalmapdir", "pg_current_logfile",
 	"pg_show_all_file_settings", "pg_hba_file_rules", "pg_ident_file_mappings", "pg_log_backend_memory_contexts",
 	"pg_import_system_collations", "pg_file_sync",
+	"pg_read_file_old", "pg_rotate_logfile_old", // adminpack's old names
+	// Run SQL given as text, which corral cannot read (see sqlRunners).
+	"crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby", "xpath_table",
 }
 
 // sharedTypes are type names PostgreSQL itself defines; casts to them are
@@ -499,11 +502,23 @@ var errNotStatement = errors.New("not a statement")
 // DATABASE or ROLE ... SET) counts as: as SET of the same setting would
 // in a session, the role included.
 func defaultSetOps(v *pg.VariableSetStmt) []string {
-	switch strings.ToLower(v.GetName()) {
+	return settingOps(v.GetName(), v.GetKind())
+}
+
+// settingOps is what changing a setting counts as. The role is a role
+// change; RESET ALL resets the role too. session_replication_role other
+// than its default switches off triggers and foreign keys, as DISABLE
+// TRIGGER does.
+func settingOps(name string, kind pg.VariableSetKind) []string {
+	switch strings.ToLower(name) {
 	case "role", "session_authorization", "session authorization":
 		return []string{"set role"}
+	case "session_replication_role":
+		if kind != pg.VariableSetKind_VAR_RESET {
+			return []string{"drop", "set"}
+		}
 	}
-	if v.GetKind() == pg.VariableSetKind_VAR_RESET_ALL {
+	if kind == pg.VariableSetKind_VAR_RESET_ALL {
 		return []string{"set role"}
 	}
 	return []string{"set"}
@@ -632,14 +647,7 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 	case *pg.Node_TransactionStmt:
 		return []string{"transaction"}, nil
 	case *pg.Node_VariableSetStmt:
-		switch strings.ToLower(x.VariableSetStmt.GetName()) {
-		case "role", "session_authorization", "session authorization":
-			return []string{"set role"}, nil
-		}
-		if x.VariableSetStmt.GetKind() == pg.VariableSetKind_VAR_RESET_ALL {
-			return []string{"set role"}, nil // RESET ALL resets the role too
-		}
-		return []string{"set"}, nil
+		return settingOps(x.VariableSetStmt.GetName(), x.VariableSetStmt.GetKind()), nil
 	case *pg.Node_DiscardStmt:
 		return []string{"set role"}, nil // DISCARD ALL includes RESET SESSION AUTHORIZATION
 	case *pg.Node_VariableShowStmt:
@@ -683,18 +691,27 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		return []string{"call"}, nil
 	case *pg.Node_DoStmt:
 		return []string{"do"}, nil
+	case *pg.Node_CreateTrigStmt, *pg.Node_RuleStmt:
+		// OR REPLACE may replace a guard as DROP would remove it.
+		if x, ok := x.(*pg.Node_CreateTrigStmt); ok && x.CreateTrigStmt.GetReplace() {
+			return []string{"ddl", "drop"}, nil
+		}
+		if x, ok := x.(*pg.Node_RuleStmt); ok && x.RuleStmt.GetReplace() {
+			return []string{"ddl", "drop"}, nil
+		}
+		return []string{"ddl"}, nil
 	case *pg.Node_LoadStmt, *pg.Node_AlterSystemStmt:
 		// Loading shared libraries and rewriting the server configuration
 		// are administration of the server itself.
 		return []string{"ddl", "function"}, nil
 	case *pg.Node_CreateStmt, *pg.Node_CreateTableAsStmt, *pg.Node_ViewStmt, *pg.Node_IndexStmt,
 		*pg.Node_RenameStmt, *pg.Node_CommentStmt, *pg.Node_CreateSchemaStmt, *pg.Node_CreateSeqStmt,
-		*pg.Node_CreateFunctionStmt, *pg.Node_AlterFunctionStmt, *pg.Node_CreateTrigStmt, *pg.Node_CreateExtensionStmt,
+		*pg.Node_CreateFunctionStmt, *pg.Node_AlterFunctionStmt, *pg.Node_CreateExtensionStmt,
 		*pg.Node_AlterExtensionStmt, *pg.Node_AlterExtensionContentsStmt, *pg.Node_CreateDomainStmt,
 		*pg.Node_CreateEnumStmt, *pg.Node_CompositeTypeStmt, *pg.Node_CreateRangeStmt, *pg.Node_DefineStmt,
 		*pg.Node_AlterObjectSchemaStmt, *pg.Node_AlterTypeStmt, *pg.Node_CreatedbStmt, *pg.Node_AlterDatabaseStmt,
 		*pg.Node_AlterDatabaseRefreshCollStmt, *pg.Node_CreateTableSpaceStmt,
-		*pg.Node_AlterTableSpaceOptionsStmt, *pg.Node_AlterTableMoveAllStmt, *pg.Node_RuleStmt, *pg.Node_CreateCastStmt,
+		*pg.Node_AlterTableSpaceOptionsStmt, *pg.Node_AlterTableMoveAllStmt, *pg.Node_CreateCastStmt,
 		*pg.Node_CreateConversionStmt, *pg.Node_CreateOpClassStmt, *pg.Node_CreateOpFamilyStmt, *pg.Node_AlterOpFamilyStmt,
 		*pg.Node_AlterOperatorStmt, *pg.Node_CreateStatsStmt, *pg.Node_AlterStatsStmt, *pg.Node_CreatePublicationStmt,
 		*pg.Node_AlterPublicationStmt, *pg.Node_CreateSubscriptionStmt, *pg.Node_AlterSubscriptionStmt, *pg.Node_CreateEventTrigStmt,
@@ -928,7 +945,9 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		short := strings.ToLower(lastName(name))
 		w.call(short)
 		if short == "set_config" {
-			w.ops[setConfigOp(x)] = true
+			for _, op := range setConfigOps(x) {
+				w.ops[op] = true
+			}
 			w.s.literalSensitive = true
 			w.s.Sets = append(w.s.Sets, setConfigName(x))
 		}
@@ -1538,19 +1557,15 @@ func setConfigName(f *pg.FuncCall) string {
 	return "*"
 }
 
-// setConfigOp classifies set_config(name, ...): changing the role through
-// it is as much a role change as SET ROLE; a name that is not a literal
-// could be anything, so it counts as one too.
-func setConfigOp(f *pg.FuncCall) string {
+// setConfigOps classifies set_config(name, ...) as SET of the setting
+// (settingOps); a name that is not a literal could be anything, so it
+// counts as each.
+func setConfigOps(f *pg.FuncCall) []string {
 	args := f.GetArgs()
 	if len(args) > 0 {
 		if c := args[0].GetAConst(); c != nil && c.GetSval() != nil {
-			switch strings.ToLower(c.GetSval().GetSval()) {
-			case "role", "session_authorization":
-				return "set role"
-			}
-			return "set"
+			return settingOps(c.GetSval().GetSval(), pg.VariableSetKind_VAR_SET_VALUE)
 		}
 	}
-	return "set role"
+	return []string{"drop", "set", "set role"}
 }

@@ -248,6 +248,13 @@ var classifyCases = []classifyCase{
 	{sql: "CREATE EXTENSION dblink", ops: []string{"ddl"}, command: "CREATE EXTENSION"},
 	{sql: "ALTER EXTENSION e UPDATE", ops: []string{"ddl"}, command: "ALTER EXTENSION"},
 	{sql: "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()", ops: []string{"ddl"}, command: "CREATE TRIG", tables: []string{"t"}},
+	// Replacing a trigger or rule may remove a guard.
+	{sql: "CREATE OR REPLACE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()", ops: []string{"ddl", "drop"}, command: "CREATE TRIG", tables: []string{"t"}},
+	{sql: "CREATE OR REPLACE RULE r AS ON DELETE TO t DO INSTEAD NOTHING", ops: []string{"ddl", "drop"}, command: "RULE", tables: []string{"t"}},
+	{sql: "SET session_replication_role = replica", ops: []string{"drop", "set"}, command: "VARIABLE SET", literal: true},
+	{sql: "SET LOCAL session_replication_role TO local", ops: []string{"drop", "set"}, command: "VARIABLE SET", literal: true},
+	{sql: "RESET session_replication_role", ops: []string{"set"}, command: "VARIABLE SET", literal: true},
+	{sql: "ALTER ROLE app SET session_replication_role = replica", ops: []string{"drop", "grant", "set"}, command: "ALTER ROLE SET"},
 	{sql: "CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()", ops: []string{"ddl"}, command: "CREATE EVENT TRIG"},
 	{sql: "CREATE TYPE e AS ENUM ('a')", ops: []string{"ddl"}, command: "CREATE ENUM"},
 	{sql: "ALTER TYPE e ADD VALUE 'b'", ops: []string{"ddl"}, command: "ALTER ENUM"},
@@ -392,6 +399,11 @@ func TestClassifyDangerousFunctions(t *testing.T) {
 		"SELECT pg_logical_emit_message(true, 'p', 'x')",
 		"SELECT * FROM pg_ls_replslotdir('s')",
 		"SELECT pg_backup_stop()",
+		"SELECT pg_read_file_old('/etc/passwd', 0, 100)",
+		// SQL in a string, which corral cannot read.
+		"SELECT * FROM crosstab('SELECT purge()') AS t(r text, c text)",
+		"SELECT * FROM connectby('t', 'id', 'parent', '1', 0) AS t(id text, parent text, level int)",
+		"SELECT * FROM xpath_table('1', '<a/>', '(SELECT 1) z; DELETE FROM orders; SELECT 1', '/a', 'true') AS t(k int, v text)",
 	} {
 		s := classifyOne(t, sql)
 		if !has(s.Ops, "function") {
@@ -427,6 +439,9 @@ func TestClassifySetConfig(t *testing.T) {
 		{"SELECT set_config('role'::text, 'x', false)", "set role"},
 		{"SELECT set_config(lower('ROLE'), 'x', false)", "set role"},
 		{"SELECT set_config(('role'), 'x', false)", "set role"},
+		// Triggers and foreign keys off, as DISABLE TRIGGER.
+		{"SELECT set_config('session_replication_role', 'replica', false)", "drop"},
+		{"SELECT set_config(name, 'x', false) FROM t", "drop"},
 	}
 	for _, c := range cases {
 		s := classifyOne(t, c.sql)

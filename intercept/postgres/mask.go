@@ -416,6 +416,7 @@ var sqlRunners = []string{
 	"schema_to_xmlschema", "database_to_xml", "database_to_xml_and_xmlschema", "database_to_xmlschema",
 	"ts_stat", "ts_rewrite", "dblink", "dblink_exec", "dblink_send_query", "dblink_open", "dblink_fetch", "dblink_get_result",
 	"crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby", // tablefunc
+	"xpath_table",                                                                // xml2: also runs statements appended to its arguments
 	"pg_stat_get_activity", "pg_stat_get_backend_activity", "pg_stat_statements", // other sessions' statements
 }
 
