@@ -26,6 +26,10 @@ type relation struct {
 	// they return is beyond those columns (see viewDeps).
 	deps   []string
 	opaque bool
+	// calls: reading the view (refreshing the materialized view) runs
+	// code of the database's own, or a function statements need the
+	// function operation for (see viewDeps).
+	calls bool
 	// Tables this one inherits from or is a partition of, "schema.table".
 	ancestors []string
 	// Tables that inherit from this one or are its partitions, at any
@@ -668,7 +672,7 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 	}
 	for oid, rel := range fresh {
 		if rel.kind == 'v' || rel.kind == 'm' {
-			if rel.deps, rel.opaque, err = c.viewDeps(ctx, oid, 0); err != nil {
+			if rel.deps, rel.opaque, rel.calls, err = c.viewDeps(ctx, oid, 0); err != nil {
 				return err
 			}
 		}
@@ -687,13 +691,17 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 // returns is beyond them: it calls a function of the database's own, or
 // reads what statements may not name while masks apply (column
 // statistics, other sessions' statements, SQL run from text:
-// statsViews, activityViews, sqlRunners).
-func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) ([]string, bool, error) {
+// statsViews, activityViews, sqlRunners). calls: it runs a function of
+// the database's own, or one a statement calling it by name would need
+// the function operation for (pg_read_file), itself or through the views
+// it reads.
+func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) (deps []string, opaque, calls bool, err error) {
 	if depth > 16 {
 		// Deeper than corral follows: taken as a view that may read
-		// anything (its columns are withheld), not as an error, which
-		// would drop every cached answer each time it is asked about.
-		return nil, true, nil
+		// or run anything (its columns are withheld), not as an error,
+		// which would drop every cached answer each time it is asked
+		// about.
+		return nil, true, true, nil
 	}
 	id := strconv.FormatUint(uint64(oid), 10)
 	rows, err := c.query(ctx, `SELECT DISTINCT rc.oid, rn.nspname, rc.relname, rc.relkind, a.attname
@@ -705,7 +713,7 @@ JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
 WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, id)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	// Functions it calls directly, or through an operator or a cast.
 	own, err := c.query(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r
@@ -721,9 +729,10 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
     WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'))`, id)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	opaque := len(own) == 1 && own[0][0] == "t"
+	calls = len(own) == 1 && own[0][0] == "t"
+	opaque = calls
 	if !opaque {
 		// PostgreSQL records no dependency on its own functions and
 		// relations (they are pinned): what the definition calls by
@@ -733,11 +742,14 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 		def, err := c.query(ctx, `SELECT CASE WHEN c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
   THEN '' ELSE pg_catalog.pg_get_viewdef(c.oid) END FROM pg_catalog.pg_class c WHERE c.oid = $1::oid`, id)
 		if err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
-		opaque = len(def) != 1 || len(def[0]) != 1 || def[0][0] != "" && readsBeyondColumns(def[0][0])
+		if len(def) != 1 || len(def[0]) != 1 {
+			opaque, calls = true, true
+		} else if def[0][0] != "" {
+			opaque, calls = readsBeyondColumns(def[0][0])
+		}
 	}
-	var deps []string
 	seen := map[uint32]bool{}
 	kinOf := map[string][]string{} // a table's rows come once per column read
 	for _, r := range rows {
@@ -755,19 +767,19 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 		case "v", "m":
 			if !seen[uint32(sub)] {
 				seen[uint32(sub)] = true
-				more, calls, err := c.viewDeps(ctx, uint32(sub), depth+1)
+				more, o, cl, err := c.viewDeps(ctx, uint32(sub), depth+1)
 				if err != nil {
-					return nil, false, err
+					return nil, false, false, err
 				}
 				deps = append(deps, more...)
-				opaque = opaque || calls
+				opaque, calls = opaque || o, calls || cl
 			}
 		case "r", "p":
 			k, ok := kinOf[r[0]]
 			if !ok {
 				up, down, err := c.kin(ctx, r[0])
 				if err != nil {
-					return nil, false, err
+					return nil, false, false, err
 				}
 				k = slices.Concat(up, down)
 				kinOf[r[0]] = k
@@ -777,31 +789,33 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 			}
 		}
 	}
-	return deps, opaque, nil
+	return deps, opaque, calls, nil
 }
 
 // readsBeyondColumns reports whether a view's definition calls what
 // statements may not while masks apply (sqlRunners), or names statistics
-// or other sessions' statements (statsViews, activityViews); a definition
-// that does not parse counts as doing so.
-func readsBeyondColumns(def string) bool {
+// or other sessions' statements (statsViews, activityViews); and whether
+// it calls a function statements need the function operation for. A
+// definition that does not parse counts as doing both.
+func readsBeyondColumns(def string) (beyond, calls bool) {
 	stmts, err := Classify(def)
 	if err != nil {
-		return true
+		return true, true
 	}
 	for _, st := range stmts {
+		calls = calls || slices.Contains(st.Ops, "function")
 		for _, c := range st.Calls {
 			if slices.Contains(sqlRunners, c) {
-				return true
+				beyond = true
 			}
 		}
 		for _, t := range st.Tables {
 			if base := strings.ToLower(lastName(t)); slices.Contains(statsViews, base) || slices.Contains(activityViews, base) {
-				return true
+				beyond = true
 			}
 		}
 	}
-	return false
+	return beyond, calls
 }
 
 // kin returns the tables a table (by OID) inherits from or is a partition

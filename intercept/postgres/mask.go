@@ -22,6 +22,21 @@ var textTypes = map[uint32]bool{25: true, 1043: true, 1042: true, 19: true, 18: 
 // json and xml. Detectors read them too (`to_json(body)`, `ARRAY[body]`).
 var textualTypes = map[uint32]bool{114: true, 3802: true, 142: true, 1009: true, 1015: true, 1014: true, 1003: true, 199: true, 3807: true, 143: true}
 
+// plainTypes hold no text: numbers, times, addresses, identifiers, and
+// arrays and ranges of them. Detectors read every other type's values.
+// (A card number stored as a number is not read: one 16-digit identifier
+// in ten passes Luhn.)
+var plainTypes = map[uint32]bool{
+	16: true, 20: true, 21: true, 23: true, 26: true, 27: true, 28: true, 29: true, 5069: true, // bool, integers, oid, tid, xid, cid
+	700: true, 701: true, 1700: true, 790: true, // floats, numeric, money
+	1082: true, 1083: true, 1266: true, 1114: true, 1184: true, 1186: true, // dates and times
+	2950: true, 869: true, 650: true, 829: true, 774: true, 1560: true, 1562: true, 3220: true, // uuid, inet, cidr, macaddr, bit, pg_lsn
+	600: true, 601: true, 602: true, 603: true, 604: true, 628: true, 718: true, // geometry
+	1000: true, 1005: true, 1007: true, 1016: true, 1028: true, 1021: true, 1022: true, 1231: true, // arrays of the above
+	1182: true, 1183: true, 1115: true, 1185: true, 1187: true, 2951: true, 1041: true,
+	3904: true, 3926: true, 3906: true, 3912: true, 3908: true, 3910: true, // ranges
+}
+
 // maskValue applies method to v (text format); nil means SQL NULL.
 func maskValue(method string, v []byte, key []byte) []byte {
 	switch method {
@@ -66,6 +81,10 @@ type detector struct {
 	// within finds the valid values inside a match that fails check as a
 	// whole (a card number run together with an expiry date).
 	within func([]byte) [][2]int
+	// digitBound: a match counts when no digit touches it, whatever else
+	// does. A word boundary would let a number run together with a name
+	// (`name || card`) through.
+	digitBound bool
 }
 
 // anything stands in for a detector corral does not know: the whole
@@ -75,10 +94,10 @@ var anything = detector{re: regexp.MustCompile(`(?s).+`)}
 // Value detectors. Regular expressions here scan result values for known
 // shapes of secrets; they never interpret SQL.
 var detectors = map[string]detector{
-	"credit_card":  {re: regexp.MustCompile(`\b(?:\d[ -]?){12,}\d\b`), check: cardDigits, within: cardWithin},
+	"credit_card":  {re: regexp.MustCompile(`(?:\d[ -]?){12,}\d`), check: cardDigits, within: cardWithin, digitBound: true},
 	"email":        {re: regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)},
-	"ssn":          {re: regexp.MustCompile(`\b\d{3}-\d{2}-\d{4}\b`)},
-	"phone":        {re: regexp.MustCompile(`(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b`)},
+	"ssn":          {re: regexp.MustCompile(`\d{3}-\d{2}-\d{4}`), digitBound: true},
+	"phone":        {re: regexp.MustCompile(`(?:\+\d{1,3}[ .-]?)?\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}`), digitBound: true},
 	"iban":         {re: regexp.MustCompile(`\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b`), check: ibanValid},
 	"aws_key":      {re: regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`)},
 	"gcp_key":      {re: regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}\b`)},
@@ -117,6 +136,8 @@ func cardDigits(b []byte) bool {
 	}
 	return n <= 19 && luhn(b)
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // digitGroups returns where each run of digits in b starts and ends.
 func digitGroups(b []byte) (starts, ends []int) {
@@ -239,6 +260,9 @@ func scrub(v []byte, rules []detectRule, key []byte) (out []byte, changed bool) 
 			var spans [][2]int
 			for _, l := range locs {
 				m := out[l[0]:l[1]]
+				if d.digitBound && (l[0] > 0 && isDigit(out[l[0]-1]) || l[1] < len(out) && isDigit(out[l[1]])) {
+					continue
+				}
 				switch {
 				case d.check == nil || d.check(m):
 					spans = append(spans, [2]int{l[0], l[1]})

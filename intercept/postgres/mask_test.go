@@ -175,6 +175,8 @@ func TestScrubDetectors(t *testing.T) {
 		{"credit_card", "not a card 4111111111111112", "not a card 4111111111111112"},
 		{"credit_card", "order 123456789012", "order 123456789012"},
 		{"credit_card", "id 41111111111111111111111", "id 41111111111111111111111"},
+		{"credit_card", "Ada4111 1111 1111 1111", "Ada****"}, // run together with a name
+		{"credit_card", "card4111111111111111x", "card****x"},
 
 		{"email", "mail bob@example.com now", "mail **** now"},
 		{"email", "<first.last+tag@sub.example.co.uk>", "<****>"},
@@ -186,12 +188,18 @@ func TestScrubDetectors(t *testing.T) {
 		{"ssn", "123-456-789", "123-456-789"},
 		{"ssn", "1234-56-7890", "1234-56-7890"},
 		{"ssn", "123456789", "123456789"},
+		{"ssn", "id123-45-6789x", "id****x"},
+		{"ssn", "123-45-67890", "123-45-67890"},
 
 		{"phone", "call +1 555-123-4567", "call ****"},
 		{"phone", "(555) 123-4567", "****"},
 		{"phone", "555.123.4567 x", "**** x"},
 		{"phone", "5551234567", "5551234567"},
 		{"phone", "12-34-56", "12-34-56"},
+		{"phone", "call 555-123-4567x", "call ****x"},
+		{"phone", "tel:555-123-4567", "tel:****"},
+		{"phone", "5555-123-4567", "5555-123-4567"},
+		{"phone", "555-123-45678", "555-123-45678"},
 
 		{"iban", "pay GB82 WEST 1234 5698 7654 32 today", "pay **** today"},
 		{"iban", "DE89370400440532013000", "****"},

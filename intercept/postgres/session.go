@@ -156,7 +156,8 @@ type plan struct {
 	masks   *masks
 	methods []string // per column: mask method, "" none
 	text    []bool   // per column: a text type
-	scan    []bool   // per column: a type whose values hold text (detectors apply)
+	scan    []bool   // per column: a type whose values may hold text (detectors apply)
+	inPlace []bool   // per column: what detectors find can be masked inside the value
 	binary  []bool
 	detect  bool
 }
@@ -1118,7 +1119,41 @@ func (s *session) callsVolatile(st *Statement) bool {
 			return true
 		}
 	}
-	return false
+	calls, err := s.viewsCall(st)
+	if err != nil {
+		s.h.Log.Warn("catalog lookup failed; views count as the function operation", "session_id", s.c.SessionID, "err", err)
+		return true
+	}
+	return calls
+}
+
+// viewsCall reports whether a view the statement reads, or a materialized
+// view it refreshes, runs code of the database's own (see relation.calls):
+// as a function it called by name would. (Reading a materialized view
+// runs nothing.)
+func (s *session) viewsCall(st *Statement) (bool, error) {
+	names, info, err := s.relationFacts(st)
+	if err != nil || len(names) == 0 {
+		return false, err
+	}
+	var views []uint32
+	for _, n := range names {
+		views = append(views, info[n].views...)
+	}
+	if len(views) == 0 {
+		return false, nil
+	}
+	rels, err := s.cat.relations(s.ctx, views)
+	if err != nil {
+		return false, err
+	}
+	refresh := st.Command == "REFRESH MAT VIEW"
+	for _, r := range rels {
+		if r.calls && (r.kind == 'v' || refresh) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // ownFunction reports whether the function or operator name may be one of
@@ -2499,6 +2534,13 @@ func (s *session) fromServer() error {
 				// differently by the server and by corral: stop here.
 				return s.abort(fmt.Errorf("server switched %s to %s", m.Name, m.Value))
 			}
+			if mk := s.maskedNow.Load(); mk != nil && len(mk.detect) > 0 {
+				// A setting the workload set from data it read
+				// (application_name) is reported back as it is.
+				if out, changed := scrub([]byte(m.Value), mk.detect, s.key); changed {
+					m.Value = string(out)
+				}
+			}
 		}
 		if forward {
 			if err := s.toClient(msg); err != nil {
@@ -2710,6 +2752,7 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold, unc
 		methods: make([]string, len(rd.Fields)),
 		text:    make([]bool, len(rd.Fields)),
 		scan:    make([]bool, len(rd.Fields)),
+		inPlace: make([]bool, len(rd.Fields)),
 		binary:  make([]bool, len(rd.Fields)),
 		detect:  len(mk.detect) > 0,
 	}
@@ -2750,7 +2793,12 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold, unc
 	for i, f := range rd.Fields {
 		p.binary[i] = f.Format == 1
 		p.text[i] = textTypes[f.DataTypeOID]
-		p.scan[i] = p.text[i] || textualTypes[f.DataTypeOID]
+		// Any type may print text (a row, bytea in escape format, a
+		// tsvector, pg_stats' anyarray), but only text and the textual
+		// types take a mask inside their values without breaking the
+		// client's parsing: for other types a finding withholds the value.
+		p.scan[i] = !plainTypes[f.DataTypeOID]
+		p.inPlace[i] = p.text[i] || textualTypes[f.DataTypeOID] && !p.binary[i]
 		if len(mk.columns) == 0 {
 			continue
 		}
@@ -2852,9 +2900,9 @@ func (s *session) apply(p *plan, row *pgproto3.DataRow) (n int) {
 			n++
 		case p.detect && p.scan[i]:
 			if out, changed := scrub(v, p.masks.detect, s.key); changed {
-				if p.binary[i] && !p.text[i] {
-					// A binary array or jsonb cannot be rewritten in place:
-					// the value is withheld.
+				if !p.inPlace[i] {
+					// A binary array or jsonb, a row, ... cannot be
+					// rewritten in place: the value is withheld.
 					out = nil
 				}
 				row.Values[i] = out

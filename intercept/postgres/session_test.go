@@ -175,6 +175,9 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 						// function changes the setting.
 						ts.server.Send(&pgproto3.ParameterStatus{Name: "standard_conforming_strings", Value: "off"})
 					}
+					if strings.HasPrefix(m.String, "SET application_name") {
+						ts.server.Send(&pgproto3.ParameterStatus{Name: "application_name", Value: "bob@example.com"})
+					}
 					if strings.HasPrefix(m.String, "LISTEN") {
 						// Another session notifies as this one starts listening.
 						ts.server.Send(&pgproto3.NotificationResponse{PID: 7, Channel: "ch", Payload: "bob@example.com 4111 1111 1111 1111"})
@@ -692,6 +695,125 @@ func TestSessionKnownBugErrorDetailRow(t *testing.T) {
 	}
 	if strings.Contains(e.Message+e.Detail+e.Hint+e.Where, "bob@example.com") {
 		knownBug(t, "masked values in error details", "client got DETAIL %q", e.Detail)
+	}
+}
+
+// A client's Describe of the portal it then executes (as libpq and pgx
+// send) gives corral the columns to mask by: the server is not asked
+// again. A Describe of another portal, or anything between the two, does
+// not count.
+func TestSessionClientDescribePlansExecute(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		msgs      []pgproto3.FrontendMessage
+		describes int // what the server receives
+		want      []string
+	}{
+		{"describe then execute", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "s1", Query: "SELECT id, email FROM customers"},
+			&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s1"},
+			&pgproto3.Describe{ObjectType: 'P', Name: "p"},
+			&pgproto3.Execute{Portal: "p"},
+			&pgproto3.Sync{},
+		}, 1, []string{"ParseComplete", "BindComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery"}},
+		{"describe of another portal", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "s1", Query: "SELECT id, email FROM customers"},
+			&pgproto3.Parse{Name: "s2", Query: "UPDATE customers SET id = 2"},
+			&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s1"},
+			&pgproto3.Bind{DestinationPortal: "q", PreparedStatement: "s2"},
+			&pgproto3.Describe{ObjectType: 'P', Name: "q"},
+			&pgproto3.Execute{Portal: "p"},
+			&pgproto3.Sync{},
+		}, 2, []string{"ParseComplete", "ParseComplete", "BindComplete", "BindComplete", "NoData", "DataRow", "CommandComplete", "ReadyForQuery"}},
+		{"a message between", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "s1", Query: "SELECT id, email FROM customers"},
+			&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s1"},
+			&pgproto3.Describe{ObjectType: 'P', Name: "p"},
+			&pgproto3.Flush{},
+			&pgproto3.Execute{Portal: "p"},
+			&pgproto3.Sync{},
+		}, 2, []string{"ParseComplete", "BindComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestSession(t, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})
+			server := ts.fakeServer()
+			done := ts.run()
+			got := ts.exchange(t, c.msgs...)
+			if !slices.Equal(types(got), c.want) {
+				t.Errorf("messages %v, want %v", types(got), c.want)
+			}
+			if rows := dataRows(got); len(rows) != 1 || rows[0][1] != "****" {
+				t.Errorf("rows = %q, want the email masked", rows)
+			}
+			n := 0
+			for _, m := range ts.finish(t, done, server) {
+				if _, ok := m.(*pgproto3.Describe); ok {
+					n++
+				}
+			}
+			if n != c.describes {
+				t.Errorf("the server received %d Describes, want %d", n, c.describes)
+			}
+		})
+	}
+}
+
+// A setting reported back to the client (application_name, set from data
+// the workload read) is scrubbed by detectors as a value is.
+func TestSessionScrubsReportedSettings(t *testing.T) {
+	detect := []policy.Mask{{Detect: []string{"email"}, Method: "redact"}}
+	ts := newTestSession(t, maskingPolicy(detect), policy.Decision{Result: policy.Allow, Mask: detect})
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t, &pgproto3.Query{String: "SET application_name = 'x'"})
+	ts.finish(t, done, server)
+	for _, m := range got {
+		if ps, ok := m.(*pgproto3.ParameterStatus); ok {
+			if ps.Value != "****" {
+				t.Errorf("application_name reported as %q", ps.Value)
+			}
+			return
+		}
+	}
+	t.Errorf("messages %v, want a ParameterStatus", types(got))
+}
+
+// Detectors read values of every type that may print text (a row, bytea
+// in escape format), and withhold those they cannot mask inside; text is
+// masked in place, and numbers are not read.
+func TestSessionDetectorsReadEveryTextualType(t *testing.T) {
+	detect := []policy.Mask{{Detect: []string{"email", "credit_card"}, Method: "redact"}}
+	ts := newTestSession(t, maskingPolicy(detect), policy.Decision{Result: policy.Allow, Mask: detect})
+	rd := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{
+		{Name: []byte("body"), DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1},
+		{Name: []byte("c"), DataTypeOID: 2249, DataTypeSize: -1, TypeModifier: -1}, // record
+		{Name: []byte("b"), DataTypeOID: 17, DataTypeSize: -1, TypeModifier: -1},   // bytea
+		{Name: []byte("h"), DataTypeOID: 2277, DataTypeSize: -1, TypeModifier: -1}, // anyarray (pg_stats)
+		{Name: []byte("n"), DataTypeOID: 20, DataTypeSize: 8, TypeModifier: -1},    // bigint
+		{Name: []byte("r"), DataTypeOID: 2249, DataTypeSize: -1, TypeModifier: -1}, // a row with nothing to find
+	}}
+	row := &pgproto3.DataRow{Values: [][]byte{
+		[]byte("mail bob@example.com"), []byte("(1,bob@example.com)"), []byte("bob@example.com"),
+		[]byte("{bob@example.com,x}"), []byte("4111111111111111"), []byte("(1,Ada)"),
+	}}
+	go func() {
+		if _, err := ts.server.Receive(); err != nil {
+			return
+		}
+		ts.server.Send(rd)
+		ts.server.Send(row)
+		ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+		ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		ts.server.Flush()
+	}()
+	done := ts.run()
+	got := ts.exchange(t, &pgproto3.Query{String: "SELECT body, t, t.body::bytea, NULL::anyarray, 4111111111111111, ROW(1, 'Ada') FROM t"})
+	ts.cliConn.Close()
+	<-done
+	rows := dataRows(got)
+	want := []string{"mail ****", "", "", "", "4111111111111111", "(1,Ada)"}
+	if len(rows) != 1 || !slices.Equal(rows[0], want) {
+		t.Errorf("rows = %q, want %q (withheld: empty)", rows, want)
 	}
 }
 

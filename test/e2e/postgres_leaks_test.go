@@ -1056,3 +1056,32 @@ func TestPostgresLeakViewColumnOracle(t *testing.T) {
 		t.Errorf("filters by a view's columns:\n%s", out)
 	}
 }
+
+// Detectors read a value whatever type it comes back as (a row, an array
+// of rows, bytea in escape format, a tsvector, ...), and withhold what
+// they cannot mask inside; a number run together with other text is
+// found too.
+func TestPostgresDetectorsReadEveryType(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", "CREATE TABLE tickets (id int, body text); INSERT INTO tickets VALUES (1, 'call 555-123-4567'); GRANT SELECT ON tickets TO app")
+	out := p.psqlSession(t,
+		"SELECT 'plain', body FROM tickets",
+		"SELECT 'record', ROW(id, body) FROM tickets",
+		"SELECT 'whole row', t FROM tickets t",
+		"SELECT 'rows', array_agg(t) FROM tickets t",
+		"SET bytea_output = escape",
+		"SELECT 'bytea', body::bytea FROM tickets",
+		"SELECT 'refcursor', body::refcursor FROM tickets",
+		"SELECT 'tsvector', array_to_tsvector(ARRAY[body]) FROM tickets",
+		"SELECT 'cstring', textout(body) FROM tickets",
+		"SELECT 'together', body || 'x' FROM tickets")
+	t.Logf("%s", out)
+	if strings.Contains(out, "555-123-4567") {
+		t.Errorf("a phone number came back:\n%s", out)
+	}
+	for _, want := range []string{"plain|call ****", "whole row|\n", "together|call ****x"} {
+		if !strings.Contains(out+"\n", want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+}

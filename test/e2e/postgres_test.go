@@ -151,6 +151,11 @@ func TestPostgresInjectsCredentialsAndMasks(t *testing.T) {
 // blocked, or masked.
 func TestPostgresBypassAttempts(t *testing.T) {
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", `CREATE EXTENSION tablefunc; CREATE EXTENSION xml2;
+CREATE VIEW order_report AS SELECT 1 AS n FROM (SELECT purge_orders()) x; GRANT SELECT ON order_report TO app;
+CREATE MATERIALIZED VIEW order_snapshot AS SELECT 1 AS n FROM (SELECT purge_orders()) x WITH NO DATA;
+CREATE MATERIALIZED VIEW order_count AS SELECT count(*) AS n FROM orders WITH NO DATA;
+ALTER MATERIALIZED VIEW order_snapshot OWNER TO app; ALTER MATERIALIZED VIEW order_count OWNER TO app`)
 	for _, c := range []struct {
 		name, sql, reason string
 	}{
@@ -175,6 +180,9 @@ func TestPostgresBypassAttempts(t *testing.T) {
 		{"unparsable", "SELEC * FRM customers", "cannot parse"},
 		{"review nobody decides", "DELETE FROM orders", "expired: no reviewer decided within 1s"},
 		{"DELETE inside a function of the database's own", "SELECT purge_orders()", "function is denied"},
+		{"DELETE in SQL given as text", `SELECT * FROM crosstab('SELECT ''r''::text, ''c''::text, (SELECT count(*) FROM (SELECT purge_orders()) x)::text') AS t(r text, c text)`, "function is denied"},
+		{"DELETE appended to xpath_table's arguments", `SELECT * FROM xpath_table('1', '''<a/>''', '(SELECT 1) z; DELETE FROM orders; SELECT 1, ''<a/>'' FROM (SELECT 1) y', '/a', 'true') AS t(k int, v text)`, "function is denied"},
+		{"a view that runs a function of the database's own", "SELECT count(*) FROM order_report", "function is denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := p.psql(t, c.sql)
@@ -239,6 +247,18 @@ func TestPostgresBypassAttempts(t *testing.T) {
 	out, err = p.psql(t, "SELECT * FROM customers WHERE email LIKE 'ada%'")
 	if err != nil || !strings.HasPrefix(out, "1|Ada|***********.com|****|") {
 		t.Errorf("select *: %v\n%s", err, out)
+	}
+
+	// Refreshing a materialized view runs its query.
+	allowAlso(t, p, "maintenance")
+	if out, err := p.psql(t, "REFRESH MATERIALIZED VIEW order_snapshot"); err == nil || !strings.Contains(out, "function is denied") {
+		t.Errorf("refresh of a view that runs a function of the database's own: %v\n%s", err, out)
+	}
+	if out, err := p.psql(t, "REFRESH MATERIALIZED VIEW order_count"); err != nil {
+		t.Errorf("refresh of a view that runs none: %v\n%s", err, out)
+	}
+	if n := p.pg.Exec(t, "orders", "SELECT count(*) FROM orders")[0][0]; n != "2" {
+		t.Fatalf("orders has %s rows", n)
 	}
 }
 
