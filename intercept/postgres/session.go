@@ -31,9 +31,16 @@ const deniedStatement = "corral_denied"
 // what each message from it belongs to.
 type expectation struct {
 	kind    expKind
-	name    string // statement or portal
-	swallow bool   // sent by corral, not the client: keep the answer from it
-	deny    string // a denial in disguise: the error it causes says this
+	swallow bool // sent by corral, not the client: keep the answer from it
+	// withhold: the statement may return masked data in columns no table
+	// vouches for (expressions over masked tables, views, functions):
+	// such columns are withheld.
+	withhold bool
+	// closesStmt: a Close of the statement name, which corral forgets
+	// when the server confirms it.
+	closesStmt bool
+	name       string // statement or portal
+	deny       string // a denial in disguise: the error it causes says this
 	// masks are those of the decision that let this statement run: results
 	// are masked by the decision they belong to, however many statements
 	// the client has pipelined after it.
@@ -42,21 +49,14 @@ type expectation struct {
 	// after an error the server skips the rest of the batch, including
 	// what the proxy has not even read from the client yet.
 	batch uint64
-	// withhold: the statement may return masked data in columns no table
-	// vouches for (expressions over masked tables, views, functions):
-	// such columns are withheld.
-	withhold bool
 	// seqs are the recording's numbers of the statements whose results
 	// this is (several for a multi-statement query); sent is when it went
 	// to the server. Both only when the session is recorded.
 	seqs []uint64
-	sent time.Time
+	sent time.Duration // sinceStart
 	// answered, when set, is closed once the server has answered this
 	// (ReadyForQuery): the client side waits on it behind a barrier.
 	answered chan struct{}
-	// closesStmt: a Close of the statement name, which corral forgets
-	// when the server confirms it.
-	closesStmt bool
 	// rec: the record a Parse made, to be confirmed or dropped by the
 	// server's answer, and only if no later Parse of the name replaced it.
 	rec *prepared
@@ -76,6 +76,13 @@ type expectation struct {
 	// FunctionCall), in the order sent (session.readies).
 	ready uint64
 }
+
+// processStart is when the process started: sinceStart keeps a request's
+// time in a third of a time.Time, and a session may have many requests
+// queued.
+var processStart = time.Now()
+
+func sinceStart() time.Duration { return time.Since(processStart) }
 
 type expKind uint8
 
@@ -1597,7 +1604,7 @@ func (s *session) onQuery(m *pgproto3.Query) error {
 		}
 	}
 	if s.c.Recording() {
-		e.seqs, e.sent = slices.Clone(s.seqs), time.Now()
+		e.seqs, e.sent = slices.Clone(s.seqs), sinceStart()
 	}
 	copyIn := slices.ContainsFunc(stmts, func(st Statement) bool { return st.CopyIn })
 	if s.barrier || copyIn {
@@ -2001,7 +2008,7 @@ func (s *session) onExecute(m *pgproto3.Execute, described describedPortal) erro
 	}
 	e := expectation{kind: expExecute, name: m.Portal, masks: mk, withhold: withhold}
 	if seq, ok := s.portalSeq[m.Portal]; ok && s.c.Recording() {
-		e.seqs, e.sent = []uint64{seq}, time.Now()
+		e.seqs, e.sent = []uint64{seq}, sinceStart()
 	}
 	copyIn := s.portalCopy[m.Portal]
 	if copyIn {
@@ -2188,7 +2195,7 @@ func (s *session) onFunctionCall(m *pgproto3.FunctionCall) error {
 	// nothing pipelined after it goes on before its answer.
 	e := expectation{kind: expQuery, answered: make(chan struct{})}
 	if s.c.Recording() {
-		e.seqs, e.sent = slices.Clone(s.seqs), time.Now()
+		e.seqs, e.sent = slices.Clone(s.seqs), sinceStart()
 	}
 	s.expect(e)
 	if err := s.send(m); err != nil {
@@ -2944,7 +2951,7 @@ func (s *session) recordResult(h expectation, tag, code, message string) {
 		err := s.c.Result(recorder.Result{
 			Of: h.seqs[i], Command: tag, Rows: s.res.rows, Bytes: s.res.bytes,
 			MaskedColumns: cols, MaskedValues: s.res.masked,
-			DurationMS: float64(time.Since(h.sent).Microseconds()) / 1000,
+			DurationMS: float64((sinceStart() - h.sent).Microseconds()) / 1000,
 			Code:       code, Message: message,
 		})
 		if err != nil {
