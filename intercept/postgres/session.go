@@ -292,11 +292,12 @@ type session struct {
 	// bound before it are gone.
 	readies     uint64
 	idleThrough atomic.Uint64
-	// cursorOps are the operations of what each cursor or portal name was
-	// ever declared or bound to run, which FETCH needs as EXECUTE needs
-	// its PREPARE's; kept past CLOSE (the server may skip one), up to
-	// maxNames names. cursorOpsLost: some were dropped at the bound.
-	cursorOps     map[string][]string
+	// cursorOps are the operations, tables and functions of what each
+	// cursor or portal name was ever declared or bound to run, which FETCH
+	// needs as EXECUTE needs its PREPARE's; kept past CLOSE (the server
+	// may skip one), up to maxNames names. cursorOpsLost: some were
+	// dropped at the bound.
+	cursorOps     map[string]behind
 	cursorOpsLost bool
 
 	// server side: the result being streamed, for the recording.
@@ -456,7 +457,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.portalMasks = map[string]*masks{}
 	s.portalWithhold = map[string]bool{}
 	s.portalSeq = map[string]uint64{}
-	s.portals, s.portalLost, s.cursorOps = map[string][]portalRec{}, map[string]portalLoss{}, map[string][]string{}
+	s.portals, s.portalLost, s.cursorOps = map[string][]portalRec{}, map[string]portalLoss{}, map[string]behind{}
 	s.portalBarrier = map[string]bool{}
 	s.portalCopy = map[string]bool{}
 	s.dead = make(chan struct{})
@@ -740,6 +741,7 @@ func (s *session) decide(stmts []Statement) string {
 			return s.refuse(st.auditText(), st.Ops, r)
 		}
 		ops := st.Ops
+		tables, functions := st.Tables, st.Functions
 		if st.Command == "DO" || st.Command == "CALL" {
 			s.barrier = true
 		}
@@ -768,8 +770,9 @@ func (s *session) decide(stmts []Statement) string {
 			if !ok || prep.gone {
 				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("EXECUTE of %q, which was not prepared in this session", st.Executes))
 			}
-			ops = append(append([]string(nil), ops...), prep.ops...)
-			if barrierOps(prep.ops) {
+			ops = append(append([]string(nil), ops...), prep.runs.ops...)
+			tables, functions = union(tables, prep.runs.tables), union(functions, prep.runs.functions)
+			if barrierOps(prep.runs.ops) {
 				s.barrier = true // what was prepared runs now
 			}
 		}
@@ -780,8 +783,9 @@ func (s *session) decide(stmts []Statement) string {
 			if !ok && s.cursorOpsLost {
 				return s.refuse(st.auditText(), st.Ops, fmt.Sprintf("corral no longer knows what cursor %q runs (too many cursors this session); declare it again", st.Fetches))
 			}
-			ops = union(ops, was)
-			if !ok || barrierOps(was) {
+			ops = union(ops, was.ops)
+			tables, functions = union(tables, was.tables), union(functions, was.functions)
+			if !ok || barrierOps(was.ops) {
 				// The cursor's query runs now; one corral did not see
 				// declared (a function's) may run anything.
 				s.barrier = true
@@ -800,7 +804,7 @@ func (s *session) decide(stmts []Statement) string {
 			Kind:       policy.KindSQL,
 			Operations: ops,
 			SQL: &policy.SQL{
-				Command: st.Command, Tables: st.Tables, Functions: st.Functions,
+				Command: st.Command, Tables: tables, Functions: functions,
 				HasWhere: st.HasWhere, Text: text, Fingerprint: st.Fingerprint,
 			},
 		}
@@ -920,7 +924,7 @@ func (s *session) decide(stmts []Statement) string {
 		switch {
 		case st.Prepares != "":
 			old := s.sqlPS[st.Prepares]
-			s.sqlPS[st.Prepares] = sqlPrepared{ops: union(old.ops, st.decidedOps), risky: old.risky || st.risky}
+			s.sqlPS[st.Prepares] = sqlPrepared{runs: old.runs.with(&st), risky: old.risky || st.risky}
 		case st.DeallocateAll:
 			for name := range s.sqlPS {
 				s.sqlGone(name)
@@ -928,7 +932,7 @@ func (s *session) decide(stmts []Statement) string {
 		case st.Deallocates != "":
 			s.sqlGone(st.Deallocates)
 		case st.Declares != "":
-			s.noteCursorOps(st.Declares, st.decidedOps)
+			s.noteCursorOps(st.Declares, behind{}.with(&st))
 			s.cursors[st.Declares] = s.cursors[st.Declares] || st.risky || s.closedRisky(st.Declares)
 			if _, bound := s.portalMasks[st.Declares]; bound {
 				// One name space with protocol portals: the name's portal
@@ -978,8 +982,8 @@ func (s *session) forgetCursor(name string) {
 
 func (s *session) closedRisky(name string) bool { return s.allRisky || s.riskyClosed[name] }
 
-// noteCursorOps adds ops to what name may run when fetched.
-func (s *session) noteCursorOps(name string, ops []string) {
+// noteCursorOps adds b to what name may run when fetched.
+func (s *session) noteCursorOps(name string, b behind) {
 	if _, ok := s.cursorOps[name]; !ok && len(s.cursorOps) >= maxNames {
 		// Names closed since go first (a driver may give every portal
 		// a name of its own), open ones only if all are. The server may
@@ -996,7 +1000,21 @@ func (s *session) noteCursorOps(name string, ops []string) {
 		}
 		s.cursorOpsLost = true
 	}
-	s.cursorOps[name] = union(s.cursorOps[name], slices.DeleteFunc(slices.Clone(ops), func(op string) bool { return op == "cursor" }))
+	was := s.cursorOps[name]
+	b.ops = slices.DeleteFunc(b.ops, func(op string) bool { return op == "cursor" })
+	s.cursorOps[name] = behind{union(was.ops, b.ops), union(was.tables, b.tables), union(was.functions, b.functions)}
+}
+
+// behind is what a name (a cursor, a portal, an SQL prepared statement)
+// runs when it is fetched or executed: FETCH and EXECUTE are decided with
+// its operations, and the policy sees its tables and functions.
+type behind struct {
+	ops, tables, functions []string
+}
+
+// with adds what st was decided with.
+func (b behind) with(st *Statement) behind {
+	return behind{union(b.ops, st.decidedOps), union(b.tables, st.Tables), union(b.functions, st.Functions)}
 }
 
 // policyVersion is the version of the policy now (0 when the decider
@@ -1038,7 +1056,7 @@ func (s *session) overNames(st *Statement) string {
 // masked data in columns no table vouches for. gone: DEALLOCATEd, so
 // EXECUTE is refused until the name is prepared again.
 type sqlPrepared struct {
-	ops   []string
+	runs  behind
 	risky bool
 	gone  bool
 }
@@ -1815,11 +1833,11 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 	confirmed, older := s.notePortal(m.DestinationPortal, portalRec{from: from, version: version, ready: s.readies})
 	s.portalBarrier[m.DestinationPortal] = s.barrier || older && s.portalBarrier[m.DestinationPortal]
 	if name := m.DestinationPortal; name != "" {
-		var ops []string
-		for _, st := range runs {
-			ops = union(ops, st.decidedOps)
+		var b behind
+		for i := range runs {
+			b = b.with(&runs[i])
 		}
-		s.noteCursorOps(name, ops) // FETCH reads a portal as a cursor
+		s.noteCursorOps(name, b) // FETCH reads a portal as a cursor
 	}
 	s.portalMasks[m.DestinationPortal] = s.masks
 	// A named portal the server already holds survives a Bind it refuses:
@@ -1989,7 +2007,7 @@ func (s *session) onExecute(m *pgproto3.Execute, described describedPortal) erro
 		}
 	}
 	cursorOps, declared := s.cursorOps[m.Portal]
-	if s.barrier || s.portalBarrier[m.Portal] || barrierOps(cursorOps) || !declared && m.Portal != "" && len(s.portals[m.Portal]) == 0 {
+	if s.barrier || s.portalBarrier[m.Portal] || barrierOps(cursorOps.ops) || !declared && m.Portal != "" && len(s.portals[m.Portal]) == 0 {
 		// What runs now may change how the server reads SQL, which it
 		// reports at the batch's Sync: that Sync is awaited, and no new
 		// SQL text goes before it.

@@ -1443,3 +1443,42 @@ func TestSessionPortalsForgottenOnlyRefusedAfterAReload(t *testing.T) {
 	}
 	ts.finish(t, done, server)
 }
+
+// FETCH and EXECUTE name no table: the policy sees the tables and
+// functions of what the name was declared, prepared or bound to run, so a
+// rule by table reaches them after a reload.
+func TestSessionFetchAndExecuteCarryTheirTables(t *testing.T) {
+	var denySecrets atomic.Bool
+	dec := stubDecider(func(in policy.Input) policy.Decision {
+		if denySecrets.Load() && in.Action.SQL != nil && slices.Contains(in.Action.SQL.Tables, "secrets") {
+			return policy.Decision{Result: policy.Deny, Reason: "secrets are out of bounds"}
+		}
+		return policy.Decision{Result: policy.Allow}
+	})
+	ts := newTestSession(t, dec, policy.Decision{Result: policy.Allow})
+	server := ts.fakeServer()
+	done := ts.run()
+	for _, q := range []string{"BEGIN", "DECLARE c CURSOR FOR SELECT * FROM secrets", "PREPARE p AS SELECT * FROM secrets"} {
+		if got := ts.exchange(t, &pgproto3.Query{String: q}); slices.Contains(types(got), "ErrorResponse") {
+			t.Fatalf("%s: %v", q, got)
+		}
+	}
+	ts.exchange(t,
+		&pgproto3.Parse{Name: "s", Query: "SELECT * FROM secrets"},
+		&pgproto3.Bind{DestinationPortal: "pc", PreparedStatement: "s"},
+		&pgproto3.Sync{})
+	denySecrets.Store(true)
+	for _, q := range []string{"FETCH 1 FROM c", "EXECUTE p", "FETCH ALL FROM pc"} {
+		got := ts.exchange(t, &pgproto3.Query{String: q})
+		var refused bool
+		for _, m := range got {
+			if e, ok := m.(*pgproto3.ErrorResponse); ok && strings.Contains(e.Message, "secrets are out of bounds") {
+				refused = true
+			}
+		}
+		if !refused {
+			t.Errorf("%s: %v, want it refused by the rule on its tables", q, types(got))
+		}
+	}
+	ts.finish(t, done, server)
+}
