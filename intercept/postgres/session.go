@@ -63,6 +63,8 @@ type expectation struct {
 	// catalogSeq and codeSeq: session.catalogSent and codeSent when this
 	// was sent, this request's own statements included.
 	catalogSeq, codeSeq uint64
+	// closeAt (a Close of a statement): session.parses when it was sent.
+	closeAt uint64
 	// renew (a named Bind) and declares (a query's DECLAREs, in order;
 	// nil for a name not marked unfiltered) are set when the server
 	// confirms that a name marked unfiltered was made anew (see
@@ -110,6 +112,10 @@ type prepared struct {
 	// client side, cut by the server side when the Parse (or that Close)
 	// is confirmed.
 	prev atomic.Pointer[prepared]
+	// madeAt numbers the records in the order their Parses were sent
+	// (session.newRecord); lost: it stands for records cut from a chain.
+	madeAt uint64
+	lost   bool
 }
 
 // maxPending bounds the unnamed statements a Bind may have to be fit to
@@ -238,6 +244,7 @@ type session struct {
 	// Sync, as their records were then. A Parse of such a name in the
 	// same batch is carried out after the Close or skipped with it.
 	closing    map[string]*prepared
+	parses     uint64          // records made (see made)
 	portalCopy map[string]bool // bound portals that run COPY FROM STDIN
 	bound      *pgproto3.Bind  // the Bind being decided, whose values reviewers see
 
@@ -539,7 +546,7 @@ func (s *session) expect(es ...expectation) {
 			if e.answered != nil {
 				close(e.answered)
 			}
-			if e.kind == expParse && e.deny == "" && e.name != "" && e.rec != nil {
+			if e.kind == expParse && e.name != "" && e.rec != nil && !e.swallow {
 				s.unmade(e.name, e.rec)
 			}
 			continue
@@ -609,13 +616,12 @@ func (s *session) fromClient() error {
 				// Forgotten when the server confirms: after an error it
 				// skips the Close, and still holds the statement a later
 				// Bind of the name would run.
-				e.name, e.closesStmt = m.Name, true
-				e.rec, _ = s.stmt(m.Name)
-				if e.rec != nil && m.Name != "" {
+				e.name, e.closesStmt, e.closeAt = m.Name, true, s.parses
+				if rec, ok := s.stmt(m.Name); ok && m.Name != "" {
 					if s.closing == nil {
 						s.closing = map[string]*prepared{}
 					}
-					s.closing[m.Name] = e.rec
+					s.closing[m.Name] = rec
 				}
 				s.sqlGone(m.Name) // one name space on the server
 			} else {
@@ -1520,27 +1526,47 @@ func (s *session) unmade(name string, rec *prepared) {
 	}
 }
 
-// closedStmt forgets the statement a Close closed, as the server confirmed.
-// When a Parse of the name behind the Close replaced it, the Parse is no
-// longer chained to it: skipped, it leaves the name empty.
-func (s *session) closedStmt(name string, rec *prepared) {
+// closedStmt forgets what the server held under name before a Close it
+// has confirmed: the records made up to closeAt. Parses of the name behind
+// the Close are no longer chained to them: skipped, they leave the name
+// empty.
+func (s *session) closedStmt(name string, closeAt uint64) {
 	s.stmtsMu.Lock()
 	defer s.stmtsMu.Unlock()
 	cur, ok := s.stmts[name]
 	if !ok {
 		return
 	}
-	if cur == rec {
+	if cur.madeAt <= closeAt {
 		s.held -= cur.size()
 		delete(s.stmts, name)
 		return
 	}
 	for q := cur; q != nil; q = q.prev.Load() {
-		if q.prev.Load() == rec {
+		if p := q.prev.Load(); p != nil && p.madeAt <= closeAt {
 			q.prev.Store(nil)
 			return
 		}
 	}
+}
+
+// newRecord numbers a new record of a statement name, in the order the
+// client sent their Parses: a Close is confirmed for the records before it.
+func (s *session) newRecord(p *prepared) *prepared {
+	s.parses++
+	p.madeAt = s.parses
+	return p
+}
+
+// mayHold reports whether the server may hold a statement under the name
+// p is the record of: p, or one it is chained to, is not a refusal.
+func (p *prepared) mayHold() bool {
+	for q := p; q != nil; q = q.prev.Load() {
+		if q.denied == "" || q.lost {
+			return true
+		}
+	}
+	return false
 }
 
 // dropStmt forgets the statement a Parse recorded, unless a later Parse of
@@ -1659,10 +1685,11 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	}
 	exists := false
 	var closed *prepared // what a Close before it in the batch closes
-	if p, ok := s.stmt(m.Name); ok && m.Name != "" && p.denied == "" {
-		if c := s.closing[m.Name]; c == p {
+	if p, ok := s.stmt(m.Name); ok && m.Name != "" {
+		switch {
+		case s.closing[m.Name] == p:
 			closed = p
-		} else {
+		case p.mayHold():
 			// The server refuses to redefine a named statement; corral
 			// must not believe it did, or a later Bind would be checked
 			// against the wrong statement.
@@ -1702,24 +1729,30 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	}
 	s.countParse(reason)
 	if reason != "" {
+		var rec *prepared // what skipping the refusal gives back (see unmade)
 		switch {
 		case m.Name == "":
 			// The unnamed statement: refused, and what the server may
 			// still hold if it skips the refusal.
-			s.setStmt("", s.chained(&prepared{denied: reason}))
+			s.setStmt("", s.chained(s.newRecord(&prepared{denied: reason})))
+		case closed != nil:
+			// Skipped with the Close, the refusal leaves the server
+			// holding the statement before it.
+			rec = chainTo(s.newRecord(&prepared{denied: reason}), closed)
+			s.setStmt(m.Name, rec)
 		case !exists && over == "":
 			// The server will hold nothing under the name; what it
 			// already holds, corral keeps deciding Binds by.
-			s.setStmt(m.Name, &prepared{denied: reason})
+			s.setStmt(m.Name, s.newRecord(&prepared{denied: reason}))
 		case over != "":
 			s.setStmt(m.Name, nil) // and holds nothing under it after this Parse
 		}
-		s.expect(expectation{kind: expParse, name: m.Name, deny: reason})
+		s.expect(expectation{kind: expParse, name: m.Name, deny: reason, rec: rec})
 		return s.send(&pgproto3.Parse{Name: m.Name, Query: refusal})
 	}
 	// decide filled in the statement's normalized text: kept here, it is
 	// not computed again at every Bind.
-	rec := &prepared{stmt: stmts}
+	rec := s.newRecord(&prepared{stmt: stmts})
 	switch {
 	case m.Name == "":
 		rec = s.chained(rec)
@@ -1756,7 +1789,7 @@ func chainTo(rec, old *prepared) *prepared {
 		n++
 	}
 	if n > maxPending {
-		old = &prepared{denied: fmt.Sprintf("more than %d Parses of one statement name await the server's answer; Sync before binding it", maxPending)}
+		old = &prepared{denied: fmt.Sprintf("more than %d Parses of one statement name await the server's answer; Sync before binding it", maxPending), lost: true}
 	}
 	rec.prev.Store(old)
 	return rec
@@ -2286,7 +2319,7 @@ func (s *session) head() (expectation, bool) {
 	s.qMu.Lock()
 	defer s.qMu.Unlock()
 	for len(s.q) > 0 && s.skipping && s.q[0].batch == s.failed && s.q[0].kind != expSync {
-		if s.q[0].kind == expParse && s.q[0].deny == "" && s.q[0].name != "" && s.q[0].rec != nil {
+		if s.q[0].kind == expParse && s.q[0].name != "" && s.q[0].rec != nil && !s.q[0].swallow {
 			// Skipped: the server never created it. (A skipped Parse of
 			// the unnamed statement keeps its record: the chain in it
 			// holds what the server kept.)
@@ -2383,10 +2416,10 @@ func (s *session) fromServer() error {
 		switch m := msg.(type) {
 		case *pgproto3.ParseComplete, *pgproto3.BindComplete, *pgproto3.CloseComplete:
 			forward = !h.swallow
-			if _, closed := m.(*pgproto3.CloseComplete); closed && ok && h.closesStmt && h.rec != nil {
+			if _, closed := m.(*pgproto3.CloseComplete); closed && ok && h.closesStmt {
 				// Only what the Close closed: a Parse of the name pipelined
 				// behind it made a record the server holds.
-				s.closedStmt(h.name, h.rec)
+				s.closedStmt(h.name, h.closeAt)
 			}
 			if _, parsed := m.(*pgproto3.ParseComplete); parsed && ok && h.rec != nil && !h.closesStmt {
 				h.rec.prev.Store(nil) // the server holds this statement now

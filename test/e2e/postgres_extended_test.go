@@ -310,6 +310,19 @@ func TestPostgresStatementPreparedAgainInOneBatch(t *testing.T) {
 		{"1 Bind :n1 | Execute  | Sync", "BindComplete, D[7], SELECT 1, Z"},
 		// What is prepared again is decided as any Parse.
 		{"1 Close n1 | Parse n1:DELETE FROM orders | Bind :n1 | Execute  | Sync", ""},
+		// A refusal skipped with its Close leaves the server holding the
+		// DELETE (held for review at Bind): no name may be given it again.
+		{"1 Parse s:DELETE FROM orders | Sync", "ParseComplete, Z"},
+		{"1 Parse e3:SELECT * FROM no_such_table | Close s | Parse s:DROP TABLE orders | Sync", `E 42P01 relation "****" does not exist, Z`},
+		{"1 Parse s:SELECT 1 | Sync", `E 42501 corral: prepared statement "s" already exists, Z`},
+		{"1 Query PREPARE s AS SELECT 1", `E 42501 corral: a statement named "s" is already prepared, Z`},
+		{"1 Query EXECUTE s", `E 42501 corral: EXECUTE of "s", which was not prepared in this session, Z`},
+		// Pipelined: the first batch is skipped, the second closes the
+		// name and fails to prepare it again: the server holds nothing.
+		{"1 Parse n2:SELECT 1 | Sync", "ParseComplete, Z"},
+		{"2 Parse e4:SELECT * FROM no_such_table | Close n2 | Parse n2:SELECT 2 | Sync | Close n2 | Parse n2:SELECT no_such_column | Sync",
+			`E 42P01 relation "****" does not exist, Z, CloseComplete, E 42703 column "****" does not exist, Z`},
+		{"1 Parse n2:SELECT 3 | Bind :n2 | Execute  | Sync", "ParseComplete, BindComplete, D[3], SELECT 1, Z"},
 	}
 	var steps []string
 	for _, c := range cases {
