@@ -26,10 +26,9 @@ type relation struct {
 	// they return is beyond those columns (see viewDeps).
 	deps   []string
 	opaque bool
-	// calls: reading the view (refreshing the materialized view) runs
-	// code of the database's own, or a function statements need the
-	// function operation for (see viewDeps).
-	calls bool
+	// runs: what reading the view (refreshing the materialized view)
+	// amounts to beyond reading, as operations (see viewDeps).
+	runs []string
 	// Tables this one inherits from or is a partition of, "schema.table".
 	ancestors []string
 	// Tables that inherit from this one or are its partitions, at any
@@ -672,7 +671,7 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 	}
 	for oid, rel := range fresh {
 		if rel.kind == 'v' || rel.kind == 'm' {
-			if rel.deps, rel.opaque, rel.calls, err = c.viewDeps(ctx, oid, 0); err != nil {
+			if rel.deps, rel.opaque, rel.runs, err = c.viewDeps(ctx, oid, 0); err != nil {
 				return err
 			}
 		}
@@ -691,17 +690,18 @@ WHERE c.oid = ANY($1::oid[])`, "{"+strings.Join(missing, ",")+"}")
 // returns is beyond them: it calls a function of the database's own, or
 // reads what statements may not name while masks apply (column
 // statistics, other sessions' statements, SQL run from text:
-// statsViews, activityViews, sqlRunners). calls: it runs a function of
-// the database's own, or one a statement calling it by name would need
-// the function operation for (pg_read_file), itself or through the views
-// it reads.
-func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) (deps []string, opaque, calls bool, err error) {
+// statsViews, activityViews, sqlRunners). runs: the operations, beyond
+// select, that a statement calling what the definition calls would need,
+// itself or through the views it reads (set_config of the role is set
+// role), and function when it calls a function of the database's own or
+// an extension's volatile one.
+func (c *catalog) viewDeps(ctx context.Context, oid uint32, depth int) (deps []string, opaque bool, runs []string, err error) {
 	if depth > 16 {
 		// Deeper than corral follows: taken as a view that may read
 		// or run anything (its columns are withheld), not as an error,
 		// which would drop every cached answer each time it is asked
 		// about.
-		return nil, true, true, nil
+		return nil, true, []string{"function"}, nil
 	}
 	id := strconv.FormatUint(uint64(oid), 10)
 	rows, err := c.query(ctx, `SELECT DISTINCT rc.oid, rn.nspname, rc.relname, rc.relkind, a.attname
@@ -713,42 +713,48 @@ JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
 WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, id)
 	if err != nil {
-		return nil, false, false, err
+		return nil, false, nil, err
 	}
-	// Functions it calls directly, or through an operator or a cast.
-	own, err := c.query(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r
-JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-LEFT JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = d.refobjid
-LEFT JOIN pg_catalog.pg_cast k ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND k.oid = d.refobjid
-JOIN pg_catalog.pg_proc p ON p.oid = CASE
-    WHEN d.refclassid = 'pg_catalog.pg_proc'::regclass THEN d.refobjid
-    WHEN o.oid IS NOT NULL THEN o.oprcode::oid
-    ELSE k.castfunc END
-JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'))`, id)
+	// Functions it calls directly, or through an operator or a cast: of
+	// the database's own, and extensions' volatile ones.
+	own, err := c.query(ctx, `WITH f AS (SELECT p.provolatile, EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e') AS ext
+  FROM pg_catalog.pg_rewrite r
+  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+  LEFT JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = d.refobjid
+  LEFT JOIN pg_catalog.pg_cast k ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND k.oid = d.refobjid
+  JOIN pg_catalog.pg_proc p ON p.oid = CASE
+      WHEN d.refclassid = 'pg_catalog.pg_proc'::regclass THEN d.refobjid
+      WHEN o.oid IS NOT NULL THEN o.oprcode::oid
+      ELSE k.castfunc END
+  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+  WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_schema'))
+SELECT EXISTS (SELECT 1 FROM f WHERE NOT ext), EXISTS (SELECT 1 FROM f WHERE ext AND provolatile = 'v')`, id)
 	if err != nil {
-		return nil, false, false, err
+		return nil, false, nil, err
 	}
-	calls = len(own) == 1 && own[0][0] == "t"
-	opaque = calls
-	if !opaque {
-		// PostgreSQL records no dependency on its own functions and
-		// relations (they are pinned): what the definition calls by
-		// name is read from it. PostgreSQL's own views are its own
-		// (pg_stat_ssl calls pg_stat_get_activity for its TLS columns);
-		// statements name them directly.
-		def, err := c.query(ctx, `SELECT CASE WHEN c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+	if len(own) != 1 || len(own[0]) != 2 {
+		return nil, false, nil, errors.New("catalog query: no answer on a view's functions")
+	}
+	opaque = own[0][0] == "t"
+	if opaque || own[0][1] == "t" {
+		runs = []string{"function"}
+	}
+	// PostgreSQL records no dependency on its own functions and relations
+	// (they are pinned): what the definition calls by name is read from
+	// it. PostgreSQL's own views are its own (pg_stat_ssl calls
+	// pg_stat_get_activity for its TLS columns); statements name them
+	// directly.
+	def, err := c.query(ctx, `SELECT CASE WHEN c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
   THEN '' ELSE pg_catalog.pg_get_viewdef(c.oid) END FROM pg_catalog.pg_class c WHERE c.oid = $1::oid`, id)
-		if err != nil {
-			return nil, false, false, err
-		}
-		if len(def) != 1 || len(def[0]) != 1 {
-			opaque, calls = true, true
-		} else if def[0][0] != "" {
-			opaque, calls = readsBeyondColumns(def[0][0])
-		}
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if len(def) != 1 || len(def[0]) != 1 {
+		opaque, runs = true, union(runs, []string{"function"})
+	} else if def[0][0] != "" {
+		beyond, ops := readsBeyondColumns(def[0][0])
+		opaque, runs = opaque || beyond, union(runs, ops)
 	}
 	seen := map[uint32]bool{}
 	kinOf := map[string][]string{} // a table's rows come once per column read
@@ -767,19 +773,22 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 		case "v", "m":
 			if !seen[uint32(sub)] {
 				seen[uint32(sub)] = true
-				more, o, cl, err := c.viewDeps(ctx, uint32(sub), depth+1)
+				more, o, subRuns, err := c.viewDeps(ctx, uint32(sub), depth+1)
 				if err != nil {
-					return nil, false, false, err
+					return nil, false, nil, err
 				}
 				deps = append(deps, more...)
-				opaque, calls = opaque || o, calls || cl
+				opaque = opaque || o
+				if r[3] == "v" {
+					runs = union(runs, subRuns) // a materialized view's query ran at its refresh
+				}
 			}
 		case "r", "p":
 			k, ok := kinOf[r[0]]
 			if !ok {
 				up, down, err := c.kin(ctx, r[0])
 				if err != nil {
-					return nil, false, false, err
+					return nil, false, nil, err
 				}
 				k = slices.Concat(up, down)
 				kinOf[r[0]] = k
@@ -789,21 +798,21 @@ WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_sche
 			}
 		}
 	}
-	return deps, opaque, calls, nil
+	return deps, opaque, runs, nil
 }
 
 // readsBeyondColumns reports whether a view's definition calls what
 // statements may not while masks apply (sqlRunners), or names statistics
-// or other sessions' statements (statsViews, activityViews); and whether
-// it calls a function statements need the function operation for. A
-// definition that does not parse counts as doing both.
-func readsBeyondColumns(def string) (beyond, calls bool) {
+// or other sessions' statements (statsViews, activityViews); and the
+// operations beyond select the definition, as a statement, needs. A
+// definition that does not parse counts as beyond, and as function.
+func readsBeyondColumns(def string) (beyond bool, ops []string) {
 	stmts, err := Classify(def)
 	if err != nil {
-		return true, true
+		return true, []string{"function"}
 	}
 	for _, st := range stmts {
-		calls = calls || slices.Contains(st.Ops, "function")
+		ops = union(ops, slices.DeleteFunc(slices.Clone(st.Ops), func(op string) bool { return op == "select" }))
 		for _, c := range st.Calls {
 			if slices.Contains(sqlRunners, c) {
 				beyond = true
@@ -815,7 +824,7 @@ func readsBeyondColumns(def string) (beyond, calls bool) {
 			}
 		}
 	}
-	return beyond, calls
+	return beyond, ops
 }
 
 // kin returns the tables a table (by OID) inherits from or is a partition

@@ -1549,23 +1549,39 @@ func funcName(parts []*pg.Node) string {
 }
 
 func setConfigName(f *pg.FuncCall) string {
-	if args := f.GetArgs(); len(args) > 0 {
-		if c := args[0].GetAConst(); c != nil && c.GetSval() != nil {
-			return strings.ToLower(c.GetSval().GetSval())
-		}
+	if name, ok := setConfigLiteral(f); ok {
+		return strings.ToLower(name)
 	}
 	return "*"
+}
+
+// setConfigLiteral is set_config's first argument when it is a literal, also
+// cast to text (as PostgreSQL prints a view's definition).
+func setConfigLiteral(f *pg.FuncCall) (string, bool) {
+	args := f.GetArgs()
+	if len(args) == 0 {
+		return "", false
+	}
+	arg := args[0]
+	if tc := arg.GetTypeCast(); tc != nil {
+		names := tc.GetTypeName().GetNames()
+		if len(names) == 0 || names[len(names)-1].GetString_().GetSval() != "text" || len(tc.GetTypeName().GetArrayBounds()) > 0 {
+			return "", false
+		}
+		arg = tc.GetArg()
+	}
+	if c := arg.GetAConst(); c != nil && c.GetSval() != nil {
+		return c.GetSval().GetSval(), true
+	}
+	return "", false
 }
 
 // setConfigOps classifies set_config(name, ...) as SET of the setting
 // (settingOps); a name that is not a literal could be anything, so it
 // counts as each.
 func setConfigOps(f *pg.FuncCall) []string {
-	args := f.GetArgs()
-	if len(args) > 0 {
-		if c := args[0].GetAConst(); c != nil && c.GetSval() != nil {
-			return settingOps(c.GetSval().GetSval(), pg.VariableSetKind_VAR_SET_VALUE)
-		}
+	if name, ok := setConfigLiteral(f); ok {
+		return settingOps(name, pg.VariableSetKind_VAR_SET_VALUE)
 	}
 	return []string{"drop", "set", "set role"}
 }

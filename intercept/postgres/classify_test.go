@@ -437,6 +437,8 @@ func TestClassifySetConfig(t *testing.T) {
 		{"SELECT set_config($1, 'x', false)", "set role"},
 		{"SELECT set_config('r' || 'ole', 'x', false)", "set role"},
 		{"SELECT set_config('role'::text, 'x', false)", "set role"},
+		{"SELECT set_config('search_path'::text, 'x'::text, false)", "set"}, // as a view's definition prints
+		{"SELECT set_config('search_path'::regclass::text, 'x', false)", "set role"},
 		{"SELECT set_config(lower('ROLE'), 'x', false)", "set role"},
 		{"SELECT set_config(('role'), 'x', false)", "set role"},
 		// Triggers and foreign keys off, as DISABLE TRIGGER.

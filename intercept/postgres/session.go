@@ -755,6 +755,10 @@ func (s *session) decide(stmts []Statement) string {
 			s.barrier = true
 			ops = union(ops, []string{"function"})
 		}
+		if vops := s.viewOps(st); len(vops) > 0 {
+			s.barrier = s.barrier || barrierOps(vops)
+			ops = union(ops, vops)
+		}
 		if st.Prepares != "" {
 			// The server holds SQL and protocol prepared statements under
 			// one name space: its answer for the name would not be the
@@ -1150,41 +1154,36 @@ func (s *session) callsVolatile(st *Statement) bool {
 			return true
 		}
 	}
-	calls, err := s.viewsCall(st)
-	if err != nil {
-		s.h.Log.Warn("catalog lookup failed; views count as the function operation", "session_id", s.c.SessionID, "err", err)
-		return true
-	}
-	return calls
+	return false
 }
 
-// viewsCall reports whether a view the statement reads, or a materialized
-// view it refreshes, runs code of the database's own (see relation.calls):
-// as a function it called by name would. (Reading a materialized view
-// runs nothing.)
-func (s *session) viewsCall(st *Statement) (bool, error) {
+// viewOps are the operations that the views a statement reads (the
+// materialized views it refreshes) amount to beyond reading (see
+// relation.runs): a view that calls set_config('role', ...) changes the
+// role as the call would. (Reading a materialized view runs nothing.)
+// When the catalog cannot answer, they are function.
+func (s *session) viewOps(st *Statement) []string {
 	names, info, err := s.relationFacts(st)
-	if err != nil || len(names) == 0 {
-		return false, err
-	}
 	var views []uint32
 	for _, n := range names {
 		views = append(views, info[n].views...)
 	}
-	if len(views) == 0 {
-		return false, nil
+	var rels map[uint32]*relation
+	if err == nil && len(views) > 0 {
+		rels, err = s.cat.relations(s.ctx, views)
 	}
-	rels, err := s.cat.relations(s.ctx, views)
 	if err != nil {
-		return false, err
+		s.h.Log.Warn("catalog lookup failed; views count as the function operation", "session_id", s.c.SessionID, "err", err)
+		return []string{"function"}
 	}
+	var ops []string
 	refresh := st.Command == "REFRESH MAT VIEW"
 	for _, r := range rels {
-		if r.calls && (r.kind == 'v' || refresh) {
-			return true, nil
+		if r.kind == 'v' || refresh {
+			ops = union(ops, r.runs)
 		}
 	}
-	return false, nil
+	return ops
 }
 
 // ownFunction reports whether the function or operator name may be one of
@@ -2455,6 +2454,10 @@ func (s *session) fromServer() error {
 			}
 		case *pgproto3.NoData:
 			forward = !h.swallow
+			if h.kind == expDescribePortal && (h.swallow || h.masks != nil) {
+				// No rows to plan for: rows after all would find none.
+				s.execPlan, s.execPlanOK = nil, false
+			}
 			s.pop()
 		case *pgproto3.DataRow:
 			// Rows are masked by the plan of the result they belong to.

@@ -153,6 +153,7 @@ func TestPostgresBypassAttempts(t *testing.T) {
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
 	p.pg.Exec(t, "orders", `CREATE EXTENSION tablefunc; CREATE EXTENSION xml2;
 CREATE VIEW order_report AS SELECT 1 AS n FROM (SELECT purge_orders()) x; GRANT SELECT ON order_report TO app;
+CREATE VIEW become_clear AS SELECT set_config('role', 'clearuser', false) AS r; GRANT SELECT ON become_clear TO app; GRANT clearuser TO app;
 CREATE MATERIALIZED VIEW order_snapshot AS SELECT 1 AS n FROM (SELECT purge_orders()) x WITH NO DATA;
 CREATE MATERIALIZED VIEW order_count AS SELECT count(*) AS n FROM orders WITH NO DATA;
 ALTER MATERIALIZED VIEW order_snapshot OWNER TO app; ALTER MATERIALIZED VIEW order_count OWNER TO app`)
@@ -183,6 +184,7 @@ ALTER MATERIALIZED VIEW order_snapshot OWNER TO app; ALTER MATERIALIZED VIEW ord
 		{"DELETE in SQL given as text", `SELECT * FROM crosstab('SELECT ''r''::text, ''c''::text, (SELECT count(*) FROM (SELECT purge_orders()) x)::text') AS t(r text, c text)`, "function is denied"},
 		{"DELETE appended to xpath_table's arguments", `SELECT * FROM xpath_table('1', '''<a/>''', '(SELECT 1) z; DELETE FROM orders; SELECT 1, ''<a/>'' FROM (SELECT 1) y', '/a', 'true') AS t(k int, v text)`, "function is denied"},
 		{"a view that runs a function of the database's own", "SELECT count(*) FROM order_report", "function is denied"},
+		{"a view that switches the role", "SELECT * FROM become_clear", "set role is denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := p.psql(t, c.sql)
