@@ -657,8 +657,15 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		// EXPLAIN ANALYZE runs the statement: it needs the statement's rights.
-		return append(inner, "explain"), nil
+		// EXPLAIN ANALYZE runs the statement: it needs the statement's
+		// rights. SETTINGS shows settings, as SHOW does.
+		inner = append(inner, "explain")
+		for _, o := range x.ExplainStmt.GetOptions() {
+			if strings.EqualFold(o.GetDefElem().GetDefname(), "settings") {
+				inner = append(inner, "show")
+			}
+		}
+		return inner, nil
 	case *pg.Node_LockStmt:
 		return []string{"lock"}, nil
 	case *pg.Node_VacuumStmt, *pg.Node_ReindexStmt, *pg.Node_ClusterStmt, *pg.Node_CheckPointStmt, *pg.Node_RefreshMatViewStmt:

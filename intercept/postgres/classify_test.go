@@ -170,6 +170,8 @@ var classifyCases = []classifyCase{
 
 	// EXPLAIN carries the operations of what it explains (ANALYZE runs it).
 	{sql: "EXPLAIN SELECT 1", ops: []string{"explain", "select"}, command: "EXPLAIN"},
+	{sql: "EXPLAIN (SETTINGS) SELECT 1", ops: []string{"explain", "select", "show"}, command: "EXPLAIN"},
+	{sql: "EXPLAIN (SETTINGS off, COSTS) SELECT 1", ops: []string{"explain", "select", "show"}, command: "EXPLAIN"},
 	{sql: "EXPLAIN ANALYZE DELETE FROM t", ops: []string{"delete", "explain"}, command: "EXPLAIN", tables: []string{"t"}},
 	{sql: "EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET a = 1 WHERE b = 2", ops: []string{"explain", "update"}, command: "EXPLAIN", tables: []string{"t"}},
 	{sql: "EXPLAIN ANALYZE INSERT INTO t SELECT * FROM u", ops: []string{"explain", "insert", "select"}, command: "EXPLAIN", tables: []string{"t", "u"}},
