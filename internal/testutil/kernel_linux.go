@@ -4,11 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +39,60 @@ func RandomName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
+// ownedName is prefix, the test process's PID and random hex: what a test
+// process killed before its cleanup ran (a timeout) leaves behind, a later
+// one removes (sweepStale).
+func ownedName(prefix string) string {
+	return RandomName(fmt.Sprintf("%s%d-", prefix, os.Getpid()))
+}
+
+// owner is the PID in a name ownedName made with prefix; false for other
+// names.
+func owner(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return 0, false
+	}
+	pid, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(pid)
+	return n, err == nil && n > 0
+}
+
+// alive reports whether a process with the PID exists (one that reused a
+// dead test's PID keeps its leftovers: they are only swept once it ends).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+var sweepOnce sync.Once
+
+// sweepStale removes the cgroups (and the processes in them), network
+// namespaces and pin directories that test processes no longer running
+// made, once per test process.
+func sweepStale(t testing.TB) {
+	sweepOnce.Do(func() {
+		stale := func(dir, prefix string, remove func(path string) error) {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if pid, ok := owner(e.Name(), prefix); ok && !alive(pid) {
+					if err := remove(filepath.Join(dir, e.Name())); err != nil {
+						t.Logf("remove what an ended test left: %v", err)
+					}
+				}
+			}
+		}
+		if root, err := workload.Cgroup2Root(); err == nil {
+			stale(root, "corral-test-", removeCgroup)
+		}
+		stale("/run/netns", "corral-t-", func(path string) error { return netns.DeleteNamed(filepath.Base(path)) })
+		stale("/sys/fs/bpf", "corral-test-", bpf.Unpin)
+	})
+}
+
 // NewCgroup creates a cgroup2 directory for this test under the host's
 // cgroup2 root (or under parent, when given) and removes it at cleanup,
 // killing whatever the test left in it. It never attaches anything to the
@@ -50,19 +107,26 @@ func NewCgroup(t testing.TB, parent string) string {
 		}
 		parent = root
 	}
-	dir := filepath.Join(parent, RandomName("corral-test-"))
+	sweepStale(t)
+	dir := filepath.Join(parent, ownedName("corral-test-"))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatalf("create cgroup: %v", err)
 	}
-	t.Cleanup(func() { removeCgroup(t, dir) })
+	t.Cleanup(func() {
+		if err := removeCgroup(dir); err != nil {
+			t.Error(err)
+		}
+	})
 	return dir
 }
 
-func removeCgroup(t testing.TB, dir string) {
+func removeCgroup(dir string) error {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if e.IsDir() {
-			removeCgroup(t, filepath.Join(dir, e.Name()))
+			if err := removeCgroup(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	// Processes left behind would keep the cgroup busy: kill them all
@@ -72,8 +136,9 @@ func removeCgroup(t testing.TB, dir string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("remove cgroup %s: %v", dir, err)
+		return fmt.Errorf("remove cgroup %s: %w", dir, err)
 	}
+	return nil
 }
 
 func populated(dir string) bool {
@@ -100,7 +165,8 @@ var netnsMu sync.Mutex
 func NewNetNS(t testing.TB) string {
 	t.Helper()
 	RequireRoot(t)
-	name := RandomName("corral-t-")
+	sweepStale(t)
+	name := ownedName("corral-t-")
 	netnsMu.Lock()
 	err := func() error {
 		runtime.LockOSThread()
@@ -143,7 +209,8 @@ func BPFPinDir(t testing.TB) string {
 	if err := bpf.MountBPFFS("/sys/fs/bpf"); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join("/sys/fs/bpf", RandomName("corral-test-"))
+	sweepStale(t)
+	dir := filepath.Join("/sys/fs/bpf", ownedName("corral-test-"))
 	t.Cleanup(func() {
 		if err := bpf.Unpin(dir); err != nil {
 			t.Errorf("remove pinned links: %v", err)
