@@ -246,7 +246,11 @@ type session struct {
 	closing    map[string]*prepared
 	parses     uint64          // records made (see made)
 	portalCopy map[string]bool // bound portals that run COPY FROM STDIN
-	bound      *pgproto3.Bind  // the Bind being decided, whose values reviewers see
+	// rollbackPortals: names ever bound to ROLLBACK TO SAVEPOINT (see
+	// noteRollbackPortal); anyRollsBack: more of them than kept.
+	rollbackPortals map[string]bool
+	anyRollsBack    bool
+	bound           *pgproto3.Bind // the Bind being decided, whose values reviewers see
 
 	// server side: the plan of the result being streamed, and whether it
 	// was described for the statement now answering.
@@ -467,6 +471,7 @@ func newSession(ctx context.Context, h *Handler, c *intercept.Conn, cli net.Conn
 	s.portals, s.portalLost, s.cursorOps = map[string][]portalRec{}, map[string]portalLoss{}, map[string]behind{}
 	s.portalBarrier = map[string]bool{}
 	s.portalCopy = map[string]bool{}
+	s.rollbackPortals = map[string]bool{}
 	s.dead = make(chan struct{})
 	return s
 }
@@ -950,19 +955,7 @@ func (s *session) decide(stmts []Statement) string {
 				s.portalWithhold[st.Declares] = true
 			}
 		case st.rollsBack:
-			// Portals bound before the savepoint come back, whatever was
-			// bound over them since, as corral recorded it: their
-			// unattributed columns are withheld.
-			for k := range s.portalMasks {
-				s.portalMasks[k], s.portalWithhold[k] = s.masks, true
-			}
-			// What they run, corral may have forgotten as replaced.
-			for k := range s.portals {
-				s.losePortals(k, s.portals[k])
-			}
-			if s.unnamedUnfiltered {
-				s.unfiltered[""] = true
-			}
+			s.rolledBack()
 		case st.ClosesAll:
 			for name := range s.cursors {
 				s.forgetCursor(name)
@@ -991,6 +984,35 @@ func (s *session) forgetCursor(name string) {
 }
 
 func (s *session) closedRisky(name string) bool { return s.allRisky || s.riskyClosed[name] }
+
+// rolledBack notes a ROLLBACK TO SAVEPOINT: portals bound before the
+// savepoint come back, whatever was bound over them since, as corral
+// recorded it: their unattributed columns are withheld, and what they
+// run, corral may have forgotten as replaced.
+func (s *session) rolledBack() {
+	for k := range s.portalMasks {
+		s.portalMasks[k], s.portalWithhold[k] = s.masks, true
+	}
+	for k := range s.portals {
+		s.losePortals(k, s.portals[k])
+	}
+	if s.unnamedUnfiltered {
+		s.unfiltered[""] = true
+	}
+}
+
+// noteRollbackPortal notes a portal bound to ROLLBACK TO SAVEPOINT: it
+// rolls back when it is executed, maybe long after its Bind, and Binds
+// since (the server may have skipped them) are recorded over what comes
+// back. Kept for the name, as a portal the server keeps may be executed
+// later; past maxNames names, every Execute counts as one.
+func (s *session) noteRollbackPortal(name string) {
+	if !s.rollbackPortals[name] && len(s.rollbackPortals) >= maxNames {
+		s.anyRollsBack = true
+		return
+	}
+	s.rollbackPortals[name] = true
+}
 
 // noteCursorOps adds b to what name may run when fetched.
 func (s *session) noteCursorOps(name string, b behind) {
@@ -1677,24 +1699,33 @@ func (s *session) awaitCopy(answered chan struct{}, copyIn bool) error {
 func (s *session) onParse(m *pgproto3.Parse) error {
 	stmts, err := s.classify(m.Query)
 	reason := ""
-	if m.Name != "" {
+	// One name space on the server: an SQL PREPARE of the name it still
+	// holds (as far as corral knows) makes the server refuse this Parse.
+	sqlHeld := false
+	if ps, ok := s.sqlPS[m.Name]; ok && m.Name != "" && !ps.gone {
+		sqlHeld = true
+	}
+	if m.Name != "" && !sqlHeld {
 		// Whatever the server does with this Parse, an SQL PREPARE of the
 		// same name is no longer known to be what EXECUTE runs.
 		s.sqlGone(m.Name)
 	}
 	exists := false
 	var closed *prepared // what a Close before it in the batch closes
-	if p, ok := s.stmt(m.Name); ok && m.Name != "" {
-		switch {
-		case s.closing[m.Name] == p:
-			closed = p
-		case p.mayHold():
-			// The server refuses to redefine a named statement; corral
-			// must not believe it did, or a later Bind would be checked
-			// against the wrong statement.
-			err = fmt.Errorf("prepared statement %q already exists", m.Name)
-			exists = true
-		}
+	p, ok := s.stmt(m.Name)
+	switch {
+	case m.Name == "":
+	case sqlHeld:
+		err = fmt.Errorf("prepared statement %q already exists", m.Name)
+		exists = true
+	case ok && s.closing[m.Name] == p:
+		closed = p
+	case ok && p.mayHold():
+		// The server refuses to redefine a named statement; corral must
+		// not believe it did, or a later Bind would be checked against
+		// the wrong statement.
+		err = fmt.Errorf("prepared statement %q already exists", m.Name)
+		exists = true
 	}
 	over := ""
 	if !exists {
@@ -1856,6 +1887,9 @@ func (s *session) onBind(m *pgproto3.Bind) error {
 		// has failed and no Execute runs the old one.
 		s.unnamedUnfiltered = s.unnamedUnfiltered || s.unfiltered[""]
 		delete(s.unfiltered, "")
+	}
+	if slices.ContainsFunc(runs, func(st Statement) bool { return st.rollsBack }) {
+		s.noteRollbackPortal(m.DestinationPortal)
 	}
 	if copyIn {
 		// Kept for the name, whatever is bound to it later: the server may
@@ -2024,6 +2058,9 @@ func (s *session) portalMasking(name string) (*masks, bool) {
 // it, when that was a Describe of a portal.
 func (s *session) onExecute(m *pgproto3.Execute, described describedPortal) error {
 	s.refreshMasks()
+	if s.anyRollsBack || s.rollbackPortals[m.Portal] {
+		s.rolledBack() // what this Execute may run rolls back now
+	}
 	if m.Portal != "" && s.stillUnfiltered(m.Portal) || m.Portal == "" && s.unfiltered[""] {
 		// As a refused Bind: a failing Parse in front, and the server
 		// skips the Execute.

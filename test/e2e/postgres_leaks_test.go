@@ -765,6 +765,14 @@ func TestPostgresLeakPipelines(t *testing.T) {
 			"1 Query DROP TABLE customers",
 			"1 Query SELECT email, card_number FROM customers",
 		}},
+		{"a ROLLBACK TO executed after Binds the server skipped", []string{
+			"1 Query BEGIN",
+			"1 Parse r:ROLLBACK TO SAVEPOINT a | Bind pr:r | Parse sp:SAVEPOINT a | Bind psp:sp | Parse s1:SELECT lower(contact) AS x FROM customer_contacts | Bind :s1 | Parse s2:SELECT 'x'::text AS x | Execute psp | Sync",
+			"1 Parse e10:SELECT * FROM no_such_table | Bind :s2 | Sync",
+			"1 Execute pr | Sync",
+			"1 Execute  | Sync",
+			"1 Query ROLLBACK",
+		}},
 		{"Sync sent while the server copies", []string{
 			"2 Query COPY scratch FROM STDIN | Sync | CopyDone",
 			"1 Parse :DELETE FROM orders | Sync",
@@ -1083,5 +1091,22 @@ func TestPostgresDetectorsReadEveryType(t *testing.T) {
 		if !strings.Contains(out+"\n", want) {
 			t.Errorf("want %q in:\n%s", want, out)
 		}
+	}
+}
+
+// A protocol Parse of a name an SQL PREPARE holds is refused by the server;
+// a Bind pipelined behind it runs the SQL-prepared statement, and is
+// decided as that one.
+func TestPostgresLeakParseOverSQLPrepare(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	allowAlso(t, p, "prepare")
+	transcript := runSteps(t, p, "pg-raw", []string{
+		"1 Query PREPARE x AS SELECT lower(contact) AS v FROM customer_contacts",
+		"2 Parse x:SELECT 'x'::text AS v | Sync | Bind px:x | Execute px | Sync",
+	})
+	t.Logf("%s", transcript)
+	assertNoMaskedValue(t, "a Bind behind a Parse over an SQL PREPARE", transcript)
+	if !strings.Contains(transcript, `corral: prepared statement "x" already exists`) {
+		t.Errorf("the Parse was not refused as the server refuses it:\n%s", transcript)
 	}
 }
