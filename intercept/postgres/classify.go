@@ -698,6 +698,19 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		return []string{"call"}, nil
 	case *pg.Node_DoStmt:
 		return []string{"do"}, nil
+	case *pg.Node_CreateFunctionStmt:
+		// Replacing a trigger function's body may switch its triggers
+		// off, as replacing the trigger may.
+		f := x.CreateFunctionStmt
+		if f.GetReplace() {
+			if names := f.GetReturnType().GetNames(); len(names) > 0 {
+				switch strings.ToLower(names[len(names)-1].GetString_().GetSval()) {
+				case "trigger", "event_trigger":
+					return []string{"ddl", "drop"}, nil
+				}
+			}
+		}
+		return []string{"ddl"}, nil
 	case *pg.Node_CreateTrigStmt, *pg.Node_RuleStmt:
 		// OR REPLACE may replace a guard as DROP would remove it.
 		if x, ok := x.(*pg.Node_CreateTrigStmt); ok && x.CreateTrigStmt.GetReplace() {
@@ -713,7 +726,7 @@ func opsOfNode(n *pg.Node) ([]string, error) {
 		return []string{"ddl", "function"}, nil
 	case *pg.Node_CreateStmt, *pg.Node_CreateTableAsStmt, *pg.Node_ViewStmt, *pg.Node_IndexStmt,
 		*pg.Node_RenameStmt, *pg.Node_CommentStmt, *pg.Node_CreateSchemaStmt, *pg.Node_CreateSeqStmt,
-		*pg.Node_CreateFunctionStmt, *pg.Node_AlterFunctionStmt, *pg.Node_CreateExtensionStmt,
+		*pg.Node_AlterFunctionStmt, *pg.Node_CreateExtensionStmt,
 		*pg.Node_AlterExtensionStmt, *pg.Node_AlterExtensionContentsStmt, *pg.Node_CreateDomainStmt,
 		*pg.Node_CreateEnumStmt, *pg.Node_CompositeTypeStmt, *pg.Node_CreateRangeStmt, *pg.Node_DefineStmt,
 		*pg.Node_AlterObjectSchemaStmt, *pg.Node_AlterTypeStmt, *pg.Node_CreatedbStmt, *pg.Node_AlterDatabaseStmt,

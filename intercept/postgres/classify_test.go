@@ -253,6 +253,10 @@ var classifyCases = []classifyCase{
 	// Replacing a trigger or rule may remove a guard.
 	{sql: "CREATE OR REPLACE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()", ops: []string{"ddl", "drop"}, command: "CREATE TRIG", tables: []string{"t"}},
 	{sql: "CREATE OR REPLACE RULE r AS ON DELETE TO t DO INSTEAD NOTHING", ops: []string{"ddl", "drop"}, command: "RULE", tables: []string{"t"}},
+	{sql: "CREATE OR REPLACE FUNCTION guard() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$", ops: []string{"ddl", "drop"}, command: "CREATE FUNCTION"},
+	{sql: "CREATE OR REPLACE FUNCTION guard() RETURNS pg_catalog.event_trigger LANGUAGE plpgsql AS $$BEGIN END$$", ops: []string{"ddl", "drop"}, command: "CREATE FUNCTION"},
+	{sql: "CREATE FUNCTION guard() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$", ops: []string{"ddl"}, command: "CREATE FUNCTION"},
+	{sql: "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", ops: []string{"ddl"}, command: "CREATE FUNCTION"},
 	{sql: "SET session_replication_role = replica", ops: []string{"drop", "set"}, command: "VARIABLE SET", literal: true},
 	{sql: "SET LOCAL session_replication_role TO local", ops: []string{"drop", "set"}, command: "VARIABLE SET", literal: true},
 	{sql: "RESET session_replication_role", ops: []string{"set"}, command: "VARIABLE SET", literal: true},
