@@ -447,7 +447,7 @@ func (c *catalog) cachedFunctions(names []string) (map[string]funcInfo, bool) {
 		if !ok || time.Since(v.fetched) >= catalogTTL {
 			return nil, false
 		}
-		if v.volatile || v.user || v.unknown || v.found && strings.HasPrefix(n, attrPrefix) {
+		if v.volatile || v.user || v.unknown || v.guards || v.found && strings.HasPrefix(n, attrPrefix) {
 			if out == nil {
 				out = make(map[string]funcInfo, len(names))
 			}
@@ -477,7 +477,11 @@ func (c *catalog) fetchFunctions(ctx context.Context, missing []string, out map[
 	// that a name the answer lacks is no function at all.
 	const query = `SELECT %s, bool_or(p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')),
   bool_or(n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-    WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))
+    WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')),
+  bool_or(EXISTS (SELECT 1 FROM pg_catalog.pg_depend g
+    WHERE g.refclassid = 'pg_catalog.pg_proc'::regclass AND g.refobjid = p.oid
+      AND g.classid IN ('pg_catalog.pg_trigger'::regclass, 'pg_catalog.pg_rewrite'::regclass, 'pg_catalog.pg_policy'::regclass,
+        'pg_catalog.pg_constraint'::regclass, 'pg_catalog.pg_attrdef'::regclass, 'pg_catalog.pg_event_trigger'::regclass)))
 FROM %s
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE %s = ANY($1::text[])
@@ -529,7 +533,7 @@ GROUP BY 1`
 			out[q.prefix+n] = f
 		}
 		for _, r := range rows {
-			f := funcInfo{volatile: r[1] == "t", user: r[2] == "t", found: true, fetched: now}
+			f := funcInfo{volatile: r[1] == "t", user: r[2] == "t", guards: len(r) > 3 && r[3] == "t", found: true, fetched: now}
 			c.funcs[q.prefix+r[0]] = f
 			out[q.prefix+r[0]] = f
 		}
@@ -573,7 +577,11 @@ type funcInfo struct {
 	// found: the catalog has one of the name (for an attribute name: a
 	// function a row alone may be passed to, to_jsonb as well as one of
 	// the database's own).
-	found   bool
+	found bool
+	// guards: a trigger, rule, view, row security policy, check
+	// constraint or default calls a function of the name: replacing it
+	// changes what they do.
+	guards  bool
 	fetched time.Time
 }
 

@@ -112,6 +112,9 @@ type Statement struct {
 	// defines are the names of the functions, operators and types the
 	// statement makes, changes or renames to (see session.window).
 	defines []string
+	// replacesFunction: CREATE OR REPLACE FUNCTION, which changes what
+	// everything calling an existing one does (see session.decide).
+	replacesFunction bool
 }
 
 // definedNames returns the names of the functions, operators and types a
@@ -384,6 +387,7 @@ func (s *Statement) classify(n *pg.Node) error {
 		return fmt.Errorf("%w: empty statement", errUnsupported)
 	}
 	s.defines = definedNames(n)
+	s.replacesFunction = n.GetCreateFunctionStmt().GetReplace()
 	top, err := stmtOps(n)
 	if err != nil {
 		return err

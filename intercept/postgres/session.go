@@ -760,6 +760,14 @@ func (s *session) decide(stmts []Statement) string {
 			s.barrier = true
 			ops = union(ops, []string{"function"})
 		}
+		if st.replacesFunction && len(st.defines) > 0 {
+			// A guard (a trigger, a row security policy, a check) that
+			// calls the function is switched off as surely as dropped.
+			fs, err := s.cat.userFunctions(s.ctx, st.defines[:1])
+			if err != nil || fs[st.defines[0]].guards {
+				ops = union(ops, []string{"drop"})
+			}
+		}
 		if vops := s.viewOps(st); len(vops) > 0 {
 			s.barrier = s.barrier || barrierOps(vops)
 			ops = union(ops, vops)

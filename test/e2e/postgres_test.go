@@ -156,7 +156,10 @@ CREATE VIEW order_report AS SELECT 1 AS n FROM (SELECT purge_orders()) x; GRANT 
 CREATE VIEW become_clear AS SELECT set_config('role', 'clearuser', false) AS r; GRANT SELECT ON become_clear TO app; GRANT clearuser TO app;
 CREATE MATERIALIZED VIEW order_snapshot AS SELECT 1 AS n FROM (SELECT purge_orders()) x WITH NO DATA;
 CREATE MATERIALIZED VIEW order_count AS SELECT count(*) AS n FROM orders WITH NO DATA;
-ALTER MATERIALIZED VIEW order_snapshot OWNER TO app; ALTER MATERIALIZED VIEW order_count OWNER TO app`)
+ALTER MATERIALIZED VIEW order_snapshot OWNER TO app; ALTER MATERIALIZED VIEW order_count OWNER TO app;
+CREATE FUNCTION positive(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n > 0';
+ALTER TABLE orders ADD CONSTRAINT amount_positive CHECK (positive(amount)); ALTER FUNCTION positive(numeric) OWNER TO app;
+CREATE FUNCTION lonely() RETURNS int LANGUAGE sql AS 'SELECT 1'; ALTER FUNCTION lonely() OWNER TO app`)
 	for _, c := range []struct {
 		name, sql, reason string
 	}{
@@ -249,6 +252,16 @@ ALTER MATERIALIZED VIEW order_snapshot OWNER TO app; ALTER MATERIALIZED VIEW ord
 	out, err = p.psql(t, "SELECT * FROM customers WHERE email LIKE 'ada%'")
 	if err != nil || !strings.HasPrefix(out, "1|Ada|***********.com|****|") {
 		t.Errorf("select *: %v\n%s", err, out)
+	}
+
+	// Replacing a function a check calls switches the check off.
+	allowAlso(t, p, "ddl")
+	if out, err := p.psql(t, "CREATE OR REPLACE FUNCTION positive(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'"); err == nil || !strings.Contains(out, "drop is denied") {
+		t.Errorf("replacing the function a check calls: %v\n%s", err, out)
+	}
+	p.pg.Exec(t, "orders", "GRANT CREATE ON SCHEMA public TO app")
+	if out, err := p.psql(t, "CREATE OR REPLACE FUNCTION lonely() RETURNS int LANGUAGE sql AS 'SELECT 2'"); err != nil {
+		t.Errorf("replacing a function nothing calls: %v\n%s", err, out)
 	}
 
 	// Refreshing a materialized view runs its query.
