@@ -1707,12 +1707,12 @@ func (s *session) awaitCopy(answered chan struct{}, copyIn bool) error {
 func (s *session) onParse(m *pgproto3.Parse) error {
 	stmts, err := s.classify(m.Query)
 	reason := ""
-	// One name space on the server: an SQL PREPARE of the name it still
-	// holds (as far as corral knows) makes the server refuse this Parse.
-	sqlHeld := false
-	if ps, ok := s.sqlPS[m.Name]; ok && m.Name != "" && !ps.gone {
-		sqlHeld = true
-	}
+	// One name space on the server: an SQL PREPARE of the name makes the
+	// server refuse this Parse. A DEALLOCATE or Close of it corral saw
+	// sent may have been skipped or refused, and corral does not learn
+	// which: a name once SQL PREPAREd is not given to a Parse.
+	_, sqlHeld := s.sqlPS[m.Name]
+	sqlHeld = sqlHeld && m.Name != ""
 	if m.Name != "" && !sqlHeld {
 		// Whatever the server does with this Parse, an SQL PREPARE of the
 		// same name is no longer known to be what EXECUTE runs.
@@ -1723,6 +1723,9 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	p, ok := s.stmt(m.Name)
 	switch {
 	case m.Name == "":
+	case sqlHeld && s.sqlPS[m.Name].gone:
+		err = fmt.Errorf("a statement named %q was SQL PREPAREd in this session; Parse under another name", m.Name)
+		exists = true
 	case sqlHeld:
 		err = fmt.Errorf("prepared statement %q already exists", m.Name)
 		exists = true
@@ -1827,7 +1830,9 @@ func chainTo(rec, old *prepared) *prepared {
 		n++
 	}
 	if n > maxPending {
-		old = &prepared{denied: fmt.Sprintf("more than %d Parses of one statement name await the server's answer; Sync before binding it", maxPending), lost: true}
+		// It stands for the Parses it replaces: a Close confirmed
+		// after the newest of them forgets it, not one before.
+		old = &prepared{denied: fmt.Sprintf("more than %d Parses of one statement name await the server's answer; Sync before binding it", maxPending), lost: true, madeAt: old.madeAt}
 	}
 	rec.prev.Store(old)
 	return rec

@@ -765,6 +765,11 @@ func TestPostgresLeakPipelines(t *testing.T) {
 			"1 Query DROP TABLE customers",
 			"1 Query SELECT email, card_number FROM customers",
 		}},
+		{"a Close confirmed ahead of more Parses than corral chains", []string{
+			"1 Close  | Parse :SELECT 1 AS v | Parse :SELECT 1 AS v | Parse :SELECT 1 AS v | Parse :SELECT 1 AS v | Parse :DELETE FROM orders | Parse e11:SELECT * FROM no_such_table" +
+				strings.Repeat(" | Parse :SELECT 1 AS v", 13) + " | Sync",
+			"1 Bind : | Execute  | Sync",
+		}},
 		{"a ROLLBACK TO executed after Binds the server skipped", []string{
 			"1 Query BEGIN",
 			"1 Parse r:ROLLBACK TO SAVEPOINT a | Bind pr:r | Parse sp:SAVEPOINT a | Bind psp:sp | Parse s1:SELECT lower(contact) AS x FROM customer_contacts | Bind :s1 | Parse s2:SELECT 'x'::text AS x | Execute psp | Sync",
@@ -1097,16 +1102,35 @@ func TestPostgresDetectorsReadEveryType(t *testing.T) {
 // A protocol Parse of a name an SQL PREPARE holds is refused by the server;
 // a Bind pipelined behind it runs the SQL-prepared statement, and is
 // decided as that one.
+//
+// A DEALLOCATE or Close of the name corral saw sent may be skipped or
+// refused by the server: a name once SQL PREPAREd is not given to a Parse.
 func TestPostgresLeakParseOverSQLPrepare(t *testing.T) {
 	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
 	allowAlso(t, p, "prepare")
-	transcript := runSteps(t, p, "pg-raw", []string{
-		"1 Query PREPARE x AS SELECT lower(contact) AS v FROM customer_contacts",
-		"2 Parse x:SELECT 'x'::text AS v | Sync | Bind px:x | Execute px | Sync",
-	})
-	t.Logf("%s", transcript)
-	assertNoMaskedValue(t, "a Bind behind a Parse over an SQL PREPARE", transcript)
-	if !strings.Contains(transcript, `corral: prepared statement "x" already exists`) {
-		t.Errorf("the Parse was not refused as the server refuses it:\n%s", transcript)
+	for _, c := range []struct{ name, refusal string }{
+		{"held", `corral: prepared statement "x" already exists`},
+		{"Close skipped after an error", `corral: a statement named "x" was SQL PREPAREd in this session`},
+		{"DEALLOCATE skipped in a failing query", `corral: a statement named "x" was SQL PREPAREd in this session`},
+		{"DEALLOCATE in an aborted transaction", `corral: a statement named "x" was SQL PREPAREd in this session`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			steps := []string{"1 Query PREPARE x AS SELECT lower(contact) AS v FROM customer_contacts"}
+			switch c.name {
+			case "Close skipped after an error":
+				steps = append(steps, "1 Parse e:SELECT * FROM no_such_table | Close x | Sync")
+			case "DEALLOCATE skipped in a failing query":
+				steps = append(steps, "1 Query SELECT 1/0; DEALLOCATE x")
+			case "DEALLOCATE in an aborted transaction":
+				steps = append(steps, "1 Query BEGIN; SELECT 1/0", "1 Query DEALLOCATE x", "1 Query ROLLBACK")
+			}
+			steps = append(steps, "2 Parse x:SELECT 'x'::text AS v | Sync | Bind px:x | Execute px | Sync")
+			transcript := runSteps(t, p, "pg-raw", steps)
+			t.Logf("%s", transcript)
+			assertNoMaskedValue(t, "a Bind behind a Parse over an SQL PREPARE", transcript)
+			if !strings.Contains(transcript, c.refusal) {
+				t.Errorf("the Parse was not refused, want %q:\n%s", c.refusal, transcript)
+			}
+		})
 	}
 }
