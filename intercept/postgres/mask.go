@@ -291,6 +291,30 @@ func scrub(v []byte, rules []detectRule, key []byte) (out []byte, changed bool) 
 	return out, changed
 }
 
+// detected reports whether a detector finds anything in v, a value that
+// is withheld if so. In a binary array or row the length in front of an
+// element ends in one or two bytes that may be ASCII digits: no digit
+// bound applies, and a match is tried without them too. A value longer
+// than detectors read counts as found.
+func detected(v []byte, rules []detectRule) bool {
+	if len(rules) > 0 && len(v) > maxScan {
+		return true
+	}
+	for _, r := range rules {
+		for _, d := range r.detectors {
+			for _, l := range d.re.FindAllIndex(v, -1) {
+				m := v[l[0]:l[1]]
+				for cut := 0; cut <= 2 && len(m) > cut && (cut == 0 || isDigit(m[cut-1])); cut++ {
+					if d.check == nil || d.check(m[cut:]) || d.within != nil && len(d.within(m[cut:])) > 0 {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
 // masks is what a session's decision says to mask, in a form the result
 // path can use quickly.
 type masks struct {

@@ -490,3 +490,25 @@ func TestScrubBounded(t *testing.T) {
 		t.Errorf("a message past maxScan: %d bytes", len(m.Message))
 	}
 }
+
+// A value withheld when detectors find something in it is read without
+// digit bounds: in a binary array or row the length in front of an
+// element may end in ASCII digits that touch it.
+func TestDetectedInBinaryContainers(t *testing.T) {
+	r := rules("redact", "credit_card", "phone", "ssn")
+	for _, in := range []string{
+		"\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x19\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x002555-123-4567 (mobile, call after six, ask)",
+		"\x00\x00\x0054012888888881881 exp 12/29......",
+		"\x00\x00\x01\x3054012 8888 8888 1881", // two digits in front
+		"\x00\x00\x002078-05-1120 (Ada L.)",
+	} {
+		if !detected([]byte(in), r) {
+			t.Errorf("not found in %q", in)
+		}
+	}
+	for _, in := range []string{"\x00\x00\x00\x05hello", "\x00\x00\x0054012888888881882"} {
+		if detected([]byte(in), r) {
+			t.Errorf("found in %q", in)
+		}
+	}
+}

@@ -2617,6 +2617,13 @@ func (s *session) fromServer() error {
 			} else if mk := s.maskedNow.Load(); mk != nil {
 				scrubMessage(mk, s.key, true, (*pgproto3.ErrorResponse)(m))
 			}
+		case *pgproto3.FunctionCallResponse:
+			// A fast-path call's result (loread of a large object) is a
+			// value no table vouches for: detectors read it, and what
+			// they find withholds it.
+			if mk := s.maskedNow.Load(); mk != nil && len(mk.detect) > 0 && m.Result != nil && detected(m.Result, mk.detect) {
+				m.Result = nil
+			}
 		case *pgproto3.NotificationResponse:
 			if mk := s.maskedNow.Load(); mk != nil {
 				scrubNotification(mk, s.key, m)
@@ -3009,13 +3016,15 @@ func (s *session) apply(p *plan, row *pgproto3.DataRow) (n int) {
 				row.Values[i] = maskValue(method, v, s.key)
 			}
 			n++
+		case p.detect && p.scan[i] && !p.inPlace[i]:
+			// A binary array or jsonb, a row, ... cannot be rewritten in
+			// place: the value is withheld.
+			if detected(v, p.masks.detect) {
+				row.Values[i] = nil
+				n++
+			}
 		case p.detect && p.scan[i]:
 			if out, changed := scrub(v, p.masks.detect, s.key); changed {
-				if !p.inPlace[i] {
-					// A binary array or jsonb, a row, ... cannot be
-					// rewritten in place: the value is withheld.
-					out = nil
-				}
 				row.Values[i] = out
 				n++
 			}

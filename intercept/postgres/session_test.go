@@ -1482,3 +1482,52 @@ func TestSessionFetchAndExecuteCarryTheirTables(t *testing.T) {
 	}
 	ts.finish(t, done, server)
 }
+
+// A fast-path call's result (loread of a large object) is read by
+// detectors, and withheld when they find something.
+func TestSessionFunctionCallResultDetected(t *testing.T) {
+	detect := []policy.Mask{{Detect: []string{"phone"}, Method: "redact"}}
+	for _, c := range []struct{ result, want string }{
+		{"call 555-123-4567", ""},
+		{"nothing here", "nothing here"},
+	} {
+		ts := newTestSession(t, maskingPolicy(detect), policy.Decision{Result: policy.Allow, Mask: detect})
+		go func() {
+			for {
+				msg, err := ts.server.Receive()
+				if err != nil {
+					return
+				}
+				switch msg.(type) {
+				case *pgproto3.FunctionCall:
+					ts.server.Send(&pgproto3.FunctionCallResponse{Result: []byte(c.result)})
+				case *pgproto3.Query:
+					ts.server.Send(syntaxError()) // corral's refusal
+				default:
+					continue
+				}
+				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				if ts.server.Flush() != nil {
+					return
+				}
+			}
+		}()
+		done := ts.run()
+		// loread(fd, 100): the large-object interface is called by number
+		// while masks apply.
+		got := ts.exchange(t, &pgproto3.FunctionCall{Function: 954, Arguments: [][]byte{[]byte("0"), []byte("100")}})
+		ts.cliConn.Close()
+		<-done
+		var result *string
+		for _, m := range got {
+			if r, ok := m.(*pgproto3.FunctionCallResponse); ok {
+				s := string(r.Result)
+				result = &s
+			}
+		}
+		if result == nil || *result != c.want {
+			msg, _ := errorOf(got)
+			t.Errorf("%q came back as %v (messages %v %s), want %q", c.result, result, types(got), msg, c.want)
+		}
+	}
+}
