@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,46 +38,102 @@ func RandomName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// ownedName is prefix, the test process's PID and random hex: what a test
-// process killed before its cleanup ran (a timeout) leaves behind, a later
-// one removes (sweepStale).
-func ownedName(prefix string) string {
-	return RandomName(fmt.Sprintf("%s%d-", prefix, os.Getpid()))
+// A test process names what it makes with a token of its own, and holds
+// an exclusive lock on a file named for the token for as long as it runs.
+// What a process killed before its cleanup ran (a timeout) left behind,
+// the next test process removes (sweepStale): its token's file is there
+// and no longer locked. A name whose file this process cannot see (made
+// in another container, say) is never taken for stale.
+var (
+	ownerOnce  sync.Once
+	ownerToken string
+	ownerLock  *os.File // held open, and locked, for the process's life
+	ownerErr   error
+)
+
+func ownersDir() string { return filepath.Join(os.TempDir(), "corral-test-owners") }
+
+// token returns this process's token, taking its lock the first time.
+func token() (string, error) {
+	ownerOnce.Do(func() {
+		var b [4]byte
+		rand.Read(b[:])
+		tok := hex.EncodeToString(b[:])
+		if err := os.MkdirAll(ownersDir(), 0o700); err != nil {
+			ownerErr = err
+			return
+		}
+		f, err := os.OpenFile(filepath.Join(ownersDir(), tok), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			ownerErr = err
+			return
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			ownerErr = err
+			return
+		}
+		ownerToken, ownerLock = tok, f
+	})
+	return ownerToken, ownerErr
 }
 
-// owner is the PID in a name ownedName made with prefix; false for other
-// names.
-func owner(name, prefix string) (int, bool) {
+// ownedName is prefix, this process's token and random hex.
+func ownedName(t testing.TB, prefix string) string {
+	tok, err := token()
+	if err != nil {
+		t.Fatalf("test owner lock: %v", err)
+	}
+	return RandomName(prefix + tok + "-")
+}
+
+// owner is the token in a name ownedName made with prefix; false for
+// other names.
+func owner(name, prefix string) (string, bool) {
 	rest, ok := strings.CutPrefix(name, prefix)
 	if !ok {
-		return 0, false
+		return "", false
 	}
-	pid, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.Atoi(pid)
-	return n, err == nil && n > 0
-}
-
-// alive reports whether a process with the PID exists (one that reused a
-// dead test's PID keeps its leftovers: they are only swept once it ends).
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	tok, _, ok := strings.Cut(rest, "-")
+	return tok, ok && len(tok) == 8
 }
 
 var sweepOnce sync.Once
 
 // sweepStale removes the cgroups (and the processes in them), network
-// namespaces and pin directories that test processes no longer running
-// made, once per test process.
+// namespaces and pin directories of test processes that have ended, once
+// per test process.
 func sweepStale(t testing.TB) {
 	sweepOnce.Do(func() {
+		mine, err := token()
+		if err != nil {
+			return
+		}
+		// ended holds the lock of each token found ended until its
+		// leftovers are gone; then its file goes too.
+		ended := map[string]*os.File{}
+		isEnded := func(tok string) bool {
+			if tok == mine {
+				return false
+			}
+			if _, ok := ended[tok]; ok {
+				return true
+			}
+			f, err := os.OpenFile(filepath.Join(ownersDir(), filepath.Base(tok)), os.O_RDWR, 0)
+			if err != nil {
+				return false // not one this process can see
+			}
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+				f.Close()
+				return false // its owner runs
+			}
+			ended[tok] = f
+			return true
+		}
 		stale := func(dir, prefix string, remove func(path string) error) {
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
-				if pid, ok := owner(e.Name(), prefix); ok && !alive(pid) {
+				if tok, ok := owner(e.Name(), prefix); ok && isEnded(tok) {
 					if err := remove(filepath.Join(dir, e.Name())); err != nil {
 						t.Logf("remove what an ended test left: %v", err)
 					}
@@ -90,6 +145,15 @@ func sweepStale(t testing.TB) {
 		}
 		stale("/run/netns", "corral-t-", func(path string) error { return netns.DeleteNamed(filepath.Base(path)) })
 		stale("/sys/fs/bpf", "corral-test-", bpf.Unpin)
+		// The files of processes that ended, leftovers or not.
+		files, _ := os.ReadDir(ownersDir())
+		for _, e := range files {
+			isEnded(e.Name())
+		}
+		for tok, f := range ended {
+			os.Remove(filepath.Join(ownersDir(), tok))
+			f.Close()
+		}
 	})
 }
 
@@ -108,7 +172,7 @@ func NewCgroup(t testing.TB, parent string) string {
 		parent = root
 	}
 	sweepStale(t)
-	dir := filepath.Join(parent, ownedName("corral-test-"))
+	dir := filepath.Join(parent, ownedName(t, "corral-test-"))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatalf("create cgroup: %v", err)
 	}
@@ -166,7 +230,7 @@ func NewNetNS(t testing.TB) string {
 	t.Helper()
 	RequireRoot(t)
 	sweepStale(t)
-	name := ownedName("corral-t-")
+	name := ownedName(t, "corral-t-")
 	netnsMu.Lock()
 	err := func() error {
 		runtime.LockOSThread()
@@ -210,7 +274,7 @@ func BPFPinDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	sweepStale(t)
-	dir := filepath.Join("/sys/fs/bpf", ownedName("corral-test-"))
+	dir := filepath.Join("/sys/fs/bpf", ownedName(t, "corral-test-"))
 	t.Cleanup(func() {
 		if err := bpf.Unpin(dir); err != nil {
 			t.Errorf("remove pinned links: %v", err)
