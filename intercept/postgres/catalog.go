@@ -507,8 +507,16 @@ GROUP BY 1`
 	}{
 		{fns, fmt.Sprintf(query, "p.proname", "pg_catalog.pg_proc p", "p.proname"), ""},
 		{ops, opQuery, opPrefix},
-		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t JOIN pg_catalog.pg_cast k ON k.casttarget = t.oid
-  AND t.typnamespace <> 'pg_catalog'::regnamespace JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc`, "t.typname"), castPrefix},
+		// A cast to a domain runs the functions its constraints (and its
+		// base domains') call.
+		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t JOIN (
+    SELECT k.casttarget AS typ, k.castfunc AS fn FROM pg_catalog.pg_cast k
+    UNION ALL SELECT c.contypid, e.refobjid FROM pg_catalog.pg_constraint c
+      JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
+        AND e.refclassid = 'pg_catalog.pg_proc'::regclass
+      WHERE c.contypid <> 0) f
+  ON f.typ IN (t.oid, t.typbasetype, (SELECT b.typbasetype FROM pg_catalog.pg_type b WHERE b.oid = t.typbasetype))
+  AND t.typnamespace <> 'pg_catalog'::regnamespace JOIN pg_catalog.pg_proc p ON p.oid = f.fn`, "t.typname"), castPrefix},
 		// Attribute notation passes a row as the only argument: a function
 		// that cannot take one alone, or not a row (a composite, a domain,
 		// or a pseudo-type a row fits: record, "any", anyelement and
@@ -725,18 +733,25 @@ WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, id)
 	}
 	// Functions it calls directly, or through an operator or a cast: of
 	// the database's own, and extensions' volatile ones.
-	own, err := c.query(ctx, `WITH f AS (SELECT p.provolatile, EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e') AS ext
-  FROM pg_catalog.pg_rewrite r
+	// A value cast to a domain is checked by the domain's constraints
+	// (and its base domains'): the functions they call run too.
+	own, err := c.query(ctx, `WITH d AS (SELECT d.refclassid, d.refobjid FROM pg_catalog.pg_rewrite r
   JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
-  LEFT JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = d.refobjid
-  LEFT JOIN pg_catalog.pg_cast k ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND k.oid = d.refobjid
-  JOIN pg_catalog.pg_proc p ON p.oid = CASE
-      WHEN d.refclassid = 'pg_catalog.pg_proc'::regclass THEN d.refobjid
-      WHEN o.oid IS NOT NULL THEN o.oprcode::oid
-      ELSE k.castfunc END
+  WHERE r.ev_class = $1::oid),
+fns(oid) AS (
+  SELECT refobjid FROM d WHERE refclassid = 'pg_catalog.pg_proc'::regclass
+  UNION SELECT o.oprcode::oid FROM d JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = d.refobjid
+  UNION SELECT k.castfunc FROM d JOIN pg_catalog.pg_cast k ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND k.oid = d.refobjid
+  UNION SELECT e.refobjid FROM d JOIN pg_catalog.pg_type t ON d.refclassid = 'pg_catalog.pg_type'::regclass AND t.oid = d.refobjid
+    JOIN pg_catalog.pg_constraint c ON c.contypid IN (t.oid, t.typbasetype,
+      (SELECT b.typbasetype FROM pg_catalog.pg_type b WHERE b.oid = t.typbasetype))
+    JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
+      AND e.refclassid = 'pg_catalog.pg_proc'::regclass),
+f AS (SELECT p.provolatile, EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+    WHERE e.classid = 'pg_catalog.pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e') AS ext
+  FROM fns JOIN pg_catalog.pg_proc p ON p.oid = fns.oid
   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-  WHERE r.ev_class = $1::oid AND n.nspname NOT IN ('pg_catalog', 'information_schema'))
+  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
 SELECT EXISTS (SELECT 1 FROM f WHERE NOT ext), EXISTS (SELECT 1 FROM f WHERE ext AND provolatile = 'v')`, id)
 	if err != nil {
 		return nil, false, nil, err

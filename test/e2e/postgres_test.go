@@ -159,7 +159,10 @@ CREATE MATERIALIZED VIEW order_count AS SELECT count(*) AS n FROM orders WITH NO
 ALTER MATERIALIZED VIEW order_snapshot OWNER TO app; ALTER MATERIALIZED VIEW order_count OWNER TO app;
 CREATE FUNCTION positive(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n > 0';
 ALTER TABLE orders ADD CONSTRAINT amount_positive CHECK (positive(amount)); ALTER FUNCTION positive(numeric) OWNER TO app;
-CREATE FUNCTION lonely() RETURNS int LANGUAGE sql AS 'SELECT 1'; ALTER FUNCTION lonely() OWNER TO app`)
+CREATE FUNCTION lonely() RETURNS int LANGUAGE sql AS 'SELECT 1'; ALTER FUNCTION lonely() OWNER TO app;
+CREATE FUNCTION wipe_check(v text) RETURNS bool LANGUAGE sql AS 'DELETE FROM orders RETURNING true';
+CREATE DOMAIN wiping AS text CHECK (wipe_check(VALUE)); CREATE DOMAIN wiping_too AS wiping;
+CREATE VIEW wiping_names AS SELECT name::wiping_too AS n FROM customers; GRANT SELECT ON wiping_names TO app`)
 	for _, c := range []struct {
 		name, sql, reason string
 	}{
@@ -188,6 +191,8 @@ CREATE FUNCTION lonely() RETURNS int LANGUAGE sql AS 'SELECT 1'; ALTER FUNCTION 
 		{"DELETE appended to xpath_table's arguments", `SELECT * FROM xpath_table('1', '''<a/>''', '(SELECT 1) z; DELETE FROM orders; SELECT 1, ''<a/>'' FROM (SELECT 1) y', '/a', 'true') AS t(k int, v text)`, "function is denied"},
 		{"a view that runs a function of the database's own", "SELECT count(*) FROM order_report", "function is denied"},
 		{"a view that switches the role", "SELECT * FROM become_clear", "set role is denied"},
+		{"a cast to a domain whose check runs a function of the database's own", "SELECT 'x'::wiping_too", "function is denied"},
+		{"a view casting to such a domain", "SELECT n FROM wiping_names", "function is denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := p.psql(t, c.sql)
