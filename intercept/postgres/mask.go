@@ -3,6 +3,7 @@ package postgres
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -291,28 +292,106 @@ func scrub(v []byte, rules []detectRule, key []byte) (out []byte, changed bool) 
 	return out, changed
 }
 
-// detected reports whether a detector finds anything in v, a value that
-// is withheld if so. In a binary array or row the length in front of an
-// element ends in one or two bytes that may be ASCII digits: no digit
-// bound applies, and a match is tried without them too. A value longer
-// than detectors read counts as found.
-func detected(v []byte, rules []detectRule) bool {
+// detected reports whether detectors find anything in v, a value that is
+// withheld if so. A binary array or row is read element by element: each
+// element follows its length in 4 bytes, whose last may be an ASCII digit
+// or letter that would touch the value and hide it from a bounded
+// detector (or, read as one with it, make a card number of an ordinary
+// one). Any other value is read as it is.
+func detected(v []byte, binary bool, rules []detectRule) bool {
 	if len(rules) > 0 && len(v) > maxScan {
 		return true
 	}
-	for _, r := range rules {
-		for _, d := range r.detectors {
-			for _, l := range d.re.FindAllIndex(v, -1) {
-				m := v[l[0]:l[1]]
-				for cut := 0; cut <= 2 && len(m) > cut && (cut == 0 || isDigit(m[cut-1])); cut++ {
-					if d.check == nil || d.check(m[cut:]) || d.within != nil && len(d.within(m[cut:])) > 0 {
-						return true
-					}
+	if binary {
+		return binaryFinds(v, rules, 0)
+	}
+	_, found := scrub(v, rules, nil)
+	return found
+}
+
+// maxNesting bounds how deep binary arrays and rows are read apart.
+const maxNesting = 8
+
+func binaryFinds(v []byte, rules []detectRule, depth int) bool {
+	if depth < maxNesting {
+		elems, ok := binaryArray(v)
+		if !ok {
+			elems, ok = binaryRow(v)
+		}
+		if ok {
+			for _, e := range elems {
+				if binaryFinds(e, rules, depth+1) {
+					return true
 				}
 			}
+			return false
 		}
 	}
-	return false
+	_, found := scrub(v, rules, nil)
+	return found
+}
+
+// binaryArray splits a value in PostgreSQL's binary array format (array_send)
+// into its elements; false when v is not one.
+func binaryArray(v []byte) ([][]byte, bool) {
+	if len(v) < 12 {
+		return nil, false
+	}
+	ndim, flags := binary.BigEndian.Uint32(v[0:4]), binary.BigEndian.Uint32(v[4:8])
+	if ndim > 6 || flags > 1 || len(v) < 12+8*int(ndim) {
+		return nil, false
+	}
+	n := 1
+	if ndim == 0 {
+		n = 0
+	}
+	for d := range int(ndim) {
+		size := int(int32(binary.BigEndian.Uint32(v[12+8*d:])))
+		if size < 0 || size > len(v) {
+			return nil, false
+		}
+		n *= size
+		if n > len(v) {
+			return nil, false
+		}
+	}
+	return lengthPrefixed(v, 12+8*int(ndim), n, 0)
+}
+
+// binaryRow splits a value in PostgreSQL's binary row format (record_send)
+// into its fields; false when v is not one.
+func binaryRow(v []byte) ([][]byte, bool) {
+	if len(v) < 4 {
+		return nil, false
+	}
+	n := binary.BigEndian.Uint32(v[0:4])
+	if n > 1664 { // PostgreSQL's bound on a row's columns
+		return nil, false
+	}
+	return lengthPrefixed(v, 4, int(n), 4)
+}
+
+// lengthPrefixed reads n values from v at pos, each after skip bytes (a
+// field's type) and its length (-1: NULL); false unless they fill v.
+func lengthPrefixed(v []byte, pos, n, skip int) ([][]byte, bool) {
+	var out [][]byte
+	for range n {
+		pos += skip
+		if pos+4 > len(v) {
+			return nil, false
+		}
+		l := int(int32(binary.BigEndian.Uint32(v[pos:])))
+		pos += 4
+		if l == -1 {
+			continue
+		}
+		if l < 0 || l > len(v)-pos {
+			return nil, false
+		}
+		out = append(out, v[pos:pos+l])
+		pos += l
+	}
+	return out, pos == len(v)
 }
 
 // masks is what a session's decision says to mask, in a form the result

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
@@ -491,24 +492,48 @@ func TestScrubBounded(t *testing.T) {
 	}
 }
 
-// A value withheld when detectors find something in it is read without
-// digit bounds: in a binary array or row the length in front of an
-// element may end in ASCII digits that touch it.
+// Binary arrays and rows are read element by element: the length in
+// front of each may end in a digit or a letter, which must neither hide a
+// value (a JWT of 353 bytes: 0x61, "a") nor make one (a 20-digit number
+// after a digit).
 func TestDetectedInBinaryContainers(t *testing.T) {
-	r := rules("redact", "credit_card", "phone", "ssn")
-	for _, in := range []string{
-		"\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x19\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x002555-123-4567 (mobile, call after six, ask)",
-		"\x00\x00\x0054012888888881881 exp 12/29......",
-		"\x00\x00\x01\x3054012 8888 8888 1881", // two digits in front
-		"\x00\x00\x002078-05-1120 (Ada L.)",
+	r := rules("redact", "credit_card", "phone", "ssn", "jwt", "iban")
+	be := func(n int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(n)) }
+	array := func(elems ...string) []byte {
+		v := slices.Concat(be(1), be(0), be(25), be(len(elems)), be(1))
+		for _, e := range elems {
+			v = append(append(v, be(len(e))...), e...)
+		}
+		return v
+	}
+	row := func(fields ...string) []byte {
+		v := be(len(fields))
+		for _, f := range fields {
+			v = append(append(append(v, be(25)...), be(len(f))...), f...)
+		}
+		return v
+	}
+	jwt := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0." + strings.Repeat("x", 353-41)
+	for _, v := range [][]byte{
+		array("555-123-4567 (mobile, call after six, ask for Ada)"), // 50 bytes: "2" in front
+		array(jwt),
+		array("GB82 WEST 1234 5698 7654 32" + strings.Repeat(".", 65-27)), // 65: "A" in front
+		array("x", "078-05-1120 (Ada L.)"+strings.Repeat(".", 30)),
+		row("4012888888881881 exp 12/29" + strings.Repeat(".", 27)), // 53: "5" in front
+		array(string(row("call 555-123-4567"))),                     // a row inside an array: read as one
 	} {
-		if !detected([]byte(in), r) {
-			t.Errorf("not found in %q", in)
+		if !detected(v, true, r) {
+			t.Errorf("not found in %q", v)
 		}
 	}
-	for _, in := range []string{"\x00\x00\x00\x05hello", "\x00\x00\x0054012888888881882"} {
-		if detected([]byte(in), r) {
-			t.Errorf("found in %q", in)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		n := fmt.Sprintf("tracking 9%019d", rng.Uint64()%1e19)
+		if v := array(n); detected(v, true, r) {
+			t.Fatalf("found in an ordinary number: %q", v)
 		}
+	}
+	if !detected([]byte("(1,call 555-123-4567)"), false, r) || detected([]byte("(1,tracking 91836450128836450128)"), false, r) {
+		t.Error("a row in text format is read as text")
 	}
 }

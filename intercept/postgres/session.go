@@ -2621,7 +2621,7 @@ func (s *session) fromServer() error {
 			// A fast-path call's result (loread of a large object) is a
 			// value no table vouches for: detectors read it, and what
 			// they find withholds it.
-			if mk := s.maskedNow.Load(); mk != nil && len(mk.detect) > 0 && m.Result != nil && detected(m.Result, mk.detect) {
+			if mk := s.maskedNow.Load(); mk != nil && len(mk.detect) > 0 && m.Result != nil && detected(m.Result, true, mk.detect) {
 				m.Result = nil
 			}
 		case *pgproto3.NotificationResponse:
@@ -3019,7 +3019,7 @@ func (s *session) apply(p *plan, row *pgproto3.DataRow) (n int) {
 		case p.detect && p.scan[i] && !p.inPlace[i]:
 			// A binary array or jsonb, a row, ... cannot be rewritten in
 			// place: the value is withheld.
-			if detected(v, p.masks.detect) {
+			if detected(v, p.binary[i], p.masks.detect) {
 				row.Values[i] = nil
 				n++
 			}
