@@ -478,10 +478,14 @@ func (c *catalog) fetchFunctions(ctx context.Context, missing []string, out map[
 	const query = `SELECT %s, bool_or(p.provolatile = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema')),
   bool_or(n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
     WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')),
-  bool_or(EXISTS (SELECT 1 FROM pg_catalog.pg_depend g
-    WHERE g.refclassid = 'pg_catalog.pg_proc'::regclass AND g.refobjid = p.oid
-      AND g.classid IN ('pg_catalog.pg_trigger'::regclass, 'pg_catalog.pg_rewrite'::regclass, 'pg_catalog.pg_policy'::regclass,
-        'pg_catalog.pg_constraint'::regclass, 'pg_catalog.pg_attrdef'::regclass, 'pg_catalog.pg_event_trigger'::regclass)))
+  bool_or(EXISTS (WITH RECURSIVE up(classid, objid) AS (
+      SELECT 'pg_catalog.pg_proc'::regclass::oid, p.oid
+      UNION SELECT g.classid, g.objid FROM up JOIN pg_catalog.pg_depend g ON g.refclassid = up.classid AND g.refobjid = up.objid
+        WHERE up.classid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass))
+    SELECT 1 FROM up WHERE up.classid IN ('pg_catalog.pg_trigger'::regclass, 'pg_catalog.pg_rewrite'::regclass,
+        'pg_catalog.pg_policy'::regclass, 'pg_catalog.pg_constraint'::regclass, 'pg_catalog.pg_attrdef'::regclass,
+        'pg_catalog.pg_event_trigger'::regclass)
+      OR up.classid = 'pg_catalog.pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_class x WHERE x.oid = up.objid AND x.relkind IN ('i', 'I'))))
 FROM %s
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE %s = ANY($1::text[])
@@ -507,16 +511,23 @@ GROUP BY 1`
 	}{
 		{fns, fmt.Sprintf(query, "p.proname", "pg_catalog.pg_proc p", "p.proname"), ""},
 		{ops, opQuery, opPrefix},
-		// A cast to a domain runs the functions its constraints (and its
-		// base domains') call.
-		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t JOIN (
-    SELECT k.casttarget AS typ, k.castfunc AS fn FROM pg_catalog.pg_cast k
+		// A cast to a domain runs the functions its constraints call,
+		// and so does one to a type a domain is reached from: the base
+		// of a domain, the elements of an array, the fields of a row.
+		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t
+JOIN LATERAL (WITH RECURSIVE r(typ, depth) AS (
+    SELECT t.oid, 0
+    UNION SELECT x.oid, r.depth + 1 FROM r JOIN pg_catalog.pg_type y ON y.oid = r.typ
+      JOIN pg_catalog.pg_type x ON x.oid IN (y.typbasetype, y.typelem)
+        OR x.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+      WHERE r.depth < 16)
+  SELECT DISTINCT typ FROM r) reach ON true
+JOIN (SELECT k.casttarget AS typ, k.castfunc AS fn FROM pg_catalog.pg_cast k
     UNION ALL SELECT c.contypid, e.refobjid FROM pg_catalog.pg_constraint c
       JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
         AND e.refclassid = 'pg_catalog.pg_proc'::regclass
-      WHERE c.contypid <> 0) f
-  ON f.typ IN (t.oid, t.typbasetype, (SELECT b.typbasetype FROM pg_catalog.pg_type b WHERE b.oid = t.typbasetype))
-  AND t.typnamespace <> 'pg_catalog'::regnamespace JOIN pg_catalog.pg_proc p ON p.oid = f.fn`, "t.typname"), castPrefix},
+      WHERE c.contypid <> 0) f ON f.typ = reach.typ AND t.typnamespace <> 'pg_catalog'::regnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = f.fn`, "t.typname"), castPrefix},
 		// Attribute notation passes a row as the only argument: a function
 		// that cannot take one alone, or not a row (a composite, a domain,
 		// or a pseudo-type a row fits: record, "any", anyelement and
@@ -587,8 +598,9 @@ type funcInfo struct {
 	// the database's own).
 	found bool
 	// guards: a trigger, rule, view, row security policy, check
-	// constraint or default calls a function of the name: replacing it
-	// changes what they do.
+	// constraint, default or index calls a function of the name, also
+	// through operators and functions whose bodies PostgreSQL parsed
+	// (BEGIN ATOMIC): replacing it changes what they do.
 	guards  bool
 	fetched time.Time
 }
@@ -734,7 +746,8 @@ WHERE r.ev_class = $1::oid AND d.refobjid <> $1::oid`, id)
 	// Functions it calls directly, or through an operator or a cast: of
 	// the database's own, and extensions' volatile ones.
 	// A value cast to a domain is checked by the domain's constraints
-	// (and its base domains'): the functions they call run too.
+	// (and those of domains reached from the type: bases, array
+	// elements, row fields): the functions they call run too.
 	own, err := c.query(ctx, `WITH d AS (SELECT d.refclassid, d.refobjid FROM pg_catalog.pg_rewrite r
   JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
   WHERE r.ev_class = $1::oid),
@@ -742,9 +755,15 @@ fns(oid) AS (
   SELECT refobjid FROM d WHERE refclassid = 'pg_catalog.pg_proc'::regclass
   UNION SELECT o.oprcode::oid FROM d JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = d.refobjid
   UNION SELECT k.castfunc FROM d JOIN pg_catalog.pg_cast k ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND k.oid = d.refobjid
-  UNION SELECT e.refobjid FROM d JOIN pg_catalog.pg_type t ON d.refclassid = 'pg_catalog.pg_type'::regclass AND t.oid = d.refobjid
-    JOIN pg_catalog.pg_constraint c ON c.contypid IN (t.oid, t.typbasetype,
-      (SELECT b.typbasetype FROM pg_catalog.pg_type b WHERE b.oid = t.typbasetype))
+  UNION SELECT e.refobjid FROM d
+    JOIN LATERAL (WITH RECURSIVE r(typ, depth) AS (
+    SELECT d.refobjid, 0
+    UNION SELECT x.oid, r.depth + 1 FROM r JOIN pg_catalog.pg_type y ON y.oid = r.typ
+      JOIN pg_catalog.pg_type x ON x.oid IN (y.typbasetype, y.typelem)
+        OR x.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+      WHERE r.depth < 16)
+  SELECT DISTINCT typ FROM r) reach ON d.refclassid = 'pg_catalog.pg_type'::regclass
+    JOIN pg_catalog.pg_constraint c ON c.contypid = reach.typ
     JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
       AND e.refclassid = 'pg_catalog.pg_proc'::regclass),
 f AS (SELECT p.provolatile, EXISTS (SELECT 1 FROM pg_catalog.pg_depend e

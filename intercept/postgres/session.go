@@ -763,8 +763,11 @@ func (s *session) decide(stmts []Statement) string {
 		if st.replacesFunction && len(st.defines) > 0 {
 			// A guard (a trigger, a row security policy, a check) that
 			// calls the function is switched off as surely as dropped.
+			// One renamed in the open transaction is unknown to the
+			// catalog's connection, or known by its old name.
+			name := st.defines[0]
 			fs, err := s.cat.userFunctions(s.ctx, st.defines[:1])
-			if err != nil || fs[st.defines[0]].guards {
+			if err != nil || fs[name].guards || s.uncertain() && (fs[name].unknown || s.window.function(name)) {
 				ops = union(ops, []string{"drop"})
 			}
 		}

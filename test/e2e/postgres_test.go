@@ -162,7 +162,19 @@ ALTER TABLE orders ADD CONSTRAINT amount_positive CHECK (positive(amount)); ALTE
 CREATE FUNCTION lonely() RETURNS int LANGUAGE sql AS 'SELECT 1'; ALTER FUNCTION lonely() OWNER TO app;
 CREATE FUNCTION wipe_check(v text) RETURNS bool LANGUAGE sql AS 'DELETE FROM orders RETURNING true';
 CREATE DOMAIN wiping AS text CHECK (wipe_check(VALUE)); CREATE DOMAIN wiping_too AS wiping;
-CREATE VIEW wiping_names AS SELECT name::wiping_too AS n FROM customers; GRANT SELECT ON wiping_names TO app`)
+CREATE DOMAIN wiping3 AS wiping_too; CREATE DOMAIN wiping4 AS wiping3; CREATE TYPE wiping_row AS (v wiping);
+CREATE VIEW wiping_names AS SELECT name::wiping_too AS n FROM customers; GRANT SELECT ON wiping_names TO app;
+CREATE VIEW wiping_rows AS SELECT ROW(name)::wiping_row AS n FROM customers; GRANT SELECT ON wiping_rows TO app;
+CREATE FUNCTION gt_fn(a numeric, b numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT a > b';
+CREATE OPERATOR ### (FUNCTION = gt_fn, LEFTARG = numeric, RIGHTARG = numeric);
+ALTER TABLE orders ADD CONSTRAINT amount_op CHECK (amount ### -1); ALTER FUNCTION gt_fn(numeric, numeric) OWNER TO app;
+CREATE FUNCTION helper_fn(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n <> 13';
+CREATE FUNCTION atomic_guard(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE BEGIN ATOMIC SELECT helper_fn(n); END;
+ALTER TABLE orders ADD CONSTRAINT amount_not13 CHECK (atomic_guard(amount)); ALTER FUNCTION helper_fn(numeric) OWNER TO app;
+CREATE FUNCTION norm(e text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT lower(e)';
+CREATE UNIQUE INDEX customers_email_norm ON customers (norm(email)); ALTER FUNCTION norm(text) OWNER TO app;
+CREATE FUNCTION renamed_guard(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n < 1000';
+ALTER TABLE orders ADD CONSTRAINT amount_small CHECK (renamed_guard(amount)); ALTER FUNCTION renamed_guard(numeric) OWNER TO app`)
 	for _, c := range []struct {
 		name, sql, reason string
 	}{
@@ -193,6 +205,10 @@ CREATE VIEW wiping_names AS SELECT name::wiping_too AS n FROM customers; GRANT S
 		{"a view that switches the role", "SELECT * FROM become_clear", "set role is denied"},
 		{"a cast to a domain whose check runs a function of the database's own", "SELECT 'x'::wiping_too", "function is denied"},
 		{"a view casting to such a domain", "SELECT n FROM wiping_names", "function is denied"},
+		{"a cast to a domain four deep", "SELECT 'x'::wiping4", "function is denied"},
+		{"a cast to an array of the domain", "SELECT '{x}'::_wiping", "function is denied"},
+		{"a cast to a row with a field of the domain", "SELECT '(x)'::wiping_row", "function is denied"},
+		{"a view casting to such a row", "SELECT n FROM wiping_rows", "function is denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := p.psql(t, c.sql)
@@ -261,8 +277,19 @@ CREATE VIEW wiping_names AS SELECT name::wiping_too AS n FROM customers; GRANT S
 
 	// Replacing a function a check calls switches the check off.
 	allowAlso(t, p, "ddl")
-	if out, err := p.psql(t, "CREATE OR REPLACE FUNCTION positive(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'"); err == nil || !strings.Contains(out, "drop is denied") {
-		t.Errorf("replacing the function a check calls: %v\n%s", err, out)
+	for _, sql := range []string{
+		"CREATE OR REPLACE FUNCTION positive(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		// Through an operator, a function that parsed its body, an index.
+		"CREATE OR REPLACE FUNCTION gt_fn(a numeric, b numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		"CREATE OR REPLACE FUNCTION helper_fn(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		"CREATE OR REPLACE FUNCTION norm(e text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT random()::text'",
+		// Renamed first, in the transaction: the catalog's connection
+		// does not see the new name.
+		"BEGIN; ALTER FUNCTION renamed_guard(numeric) RENAME TO renamed_now; CREATE OR REPLACE FUNCTION renamed_now(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'; COMMIT",
+	} {
+		if out, err := p.psql(t, sql); err == nil || !strings.Contains(out, "drop is denied") {
+			t.Errorf("%s: %v\n%s", sql, err, out)
+		}
 	}
 	p.pg.Exec(t, "orders", "GRANT CREATE ON SCHEMA public TO app")
 	if out, err := p.psql(t, "CREATE OR REPLACE FUNCTION lonely() RETURNS int LANGUAGE sql AS 'SELECT 2'"); err != nil {
