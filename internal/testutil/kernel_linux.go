@@ -63,12 +63,18 @@ func token() (string, error) {
 			ownerErr = err
 			return
 		}
-		f, err := os.OpenFile(filepath.Join(ownersDir(), tok), os.O_CREATE|os.O_RDWR, 0o600)
+		// Locked before it takes its name: no sweep sees it unlocked.
+		f, err := os.OpenFile(filepath.Join(ownersDir(), tok+".new"), os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
 			ownerErr = err
 			return
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			ownerErr = err
+			return
+		}
+		if err := os.Rename(f.Name(), filepath.Join(ownersDir(), tok)); err != nil {
 			f.Close()
 			ownerErr = err
 			return
@@ -130,12 +136,14 @@ func sweepStale(t testing.TB) {
 			ended[tok] = f
 			return true
 		}
+		kept := map[string]bool{} // tokens with leftovers that would not go
 		stale := func(dir, prefix string, remove func(path string) error) {
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
 				if tok, ok := owner(e.Name(), prefix); ok && isEnded(tok) {
 					if err := remove(filepath.Join(dir, e.Name())); err != nil {
 						t.Logf("remove what an ended test left: %v", err)
+						kept[tok] = true
 					}
 				}
 			}
@@ -151,7 +159,9 @@ func sweepStale(t testing.TB) {
 			isEnded(e.Name())
 		}
 		for tok, f := range ended {
-			os.Remove(filepath.Join(ownersDir(), tok))
+			if !kept[tok] {
+				os.Remove(filepath.Join(ownersDir(), tok))
+			}
 			f.Close()
 		}
 	})
