@@ -1517,6 +1517,12 @@ func (s *session) stmt(name string) (*prepared, bool) {
 func (s *session) setStmt(name string, p *prepared) {
 	s.stmtsMu.Lock()
 	defer s.stmtsMu.Unlock()
+	s.putStmt(name, p)
+}
+
+// putStmt records p under name (nil: nothing), counting what the records
+// hold; stmtsMu is held.
+func (s *session) putStmt(name string, p *prepared) {
 	if old, ok := s.stmts[name]; ok {
 		s.held -= old.size()
 	}
@@ -1541,13 +1547,7 @@ func (s *session) unmade(name string, rec *prepared) {
 	}
 	prev := rec.prev.Load()
 	if cur == rec {
-		s.held -= cur.size()
-		if prev == nil {
-			delete(s.stmts, name)
-		} else {
-			s.stmts[name] = prev
-			s.held += prev.size()
-		}
+		s.putStmt(name, prev)
 		return
 	}
 	for q := cur; q != nil; q = q.prev.Load() {
@@ -1570,8 +1570,7 @@ func (s *session) closedStmt(name string, closeAt uint64) {
 		return
 	}
 	if cur.madeAt <= closeAt {
-		s.held -= cur.size()
-		delete(s.stmts, name)
+		s.putStmt(name, nil)
 		return
 	}
 	for q := cur; q != nil; q = q.prev.Load() {
@@ -1607,8 +1606,7 @@ func (s *session) dropStmt(name string, rec *prepared) {
 	s.stmtsMu.Lock()
 	defer s.stmtsMu.Unlock()
 	if old, ok := s.stmts[name]; ok && (rec == nil || old == rec) {
-		s.held -= old.size()
-		delete(s.stmts, name)
+		s.putStmt(name, nil)
 	}
 }
 
