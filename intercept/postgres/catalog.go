@@ -514,14 +514,7 @@ GROUP BY 1`
 		// A cast to a domain runs the functions its constraints call,
 		// and so does one to a type a domain is reached from: the base
 		// of a domain, the elements of an array, the fields of a row.
-		{casts, fmt.Sprintf(query, "t.typname", `pg_catalog.pg_type t
-JOIN LATERAL (WITH RECURSIVE r(typ, depth) AS (
-    SELECT t.oid, 0
-    UNION SELECT x.oid, r.depth + 1 FROM r JOIN pg_catalog.pg_type y ON y.oid = r.typ
-      JOIN pg_catalog.pg_type x ON x.oid IN (y.typbasetype, y.typelem)
-        OR x.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
-      WHERE r.depth < 16)
-  SELECT DISTINCT typ FROM r) reach ON true
+		{casts, fmt.Sprintf(query, "t.typname", "pg_catalog.pg_type t "+reached("t.oid")+` ON true
 JOIN (SELECT k.casttarget AS typ, k.castfunc AS fn FROM pg_catalog.pg_cast k
     UNION ALL SELECT c.contypid, e.refobjid FROM pg_catalog.pg_constraint c
       JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
@@ -577,6 +570,19 @@ JOIN pg_catalog.pg_proc p ON p.oid = f.fn`, "t.typname"), castPrefix},
 		}
 	}
 	return nil
+}
+
+// reached is a lateral subquery, reach, of the types reached from the
+// type col: itself, a domain's base, an array's elements, a row's fields
+// (a domain's checks run when a value of any of them is cast), 16 deep.
+func reached(col string) string {
+	return `JOIN LATERAL (WITH RECURSIVE r(typ, depth) AS (
+    SELECT ` + col + `, 0
+    UNION SELECT x.oid, r.depth + 1 FROM r JOIN pg_catalog.pg_type y ON y.oid = r.typ
+      JOIN pg_catalog.pg_type x ON x.oid IN (y.typbasetype, y.typelem)
+        OR x.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+      WHERE r.depth < 16)
+  SELECT DISTINCT typ FROM r) reach`
 }
 
 // opPrefix marks an operator's name among function names; castPrefix, a
@@ -756,13 +762,7 @@ fns(oid) AS (
   UNION SELECT o.oprcode::oid FROM d JOIN pg_catalog.pg_operator o ON d.refclassid = 'pg_catalog.pg_operator'::regclass AND o.oid = d.refobjid
   UNION SELECT k.castfunc FROM d JOIN pg_catalog.pg_cast k ON d.refclassid = 'pg_catalog.pg_cast'::regclass AND k.oid = d.refobjid
   UNION SELECT e.refobjid FROM d
-    JOIN LATERAL (WITH RECURSIVE r(typ, depth) AS (
-    SELECT d.refobjid, 0
-    UNION SELECT x.oid, r.depth + 1 FROM r JOIN pg_catalog.pg_type y ON y.oid = r.typ
-      JOIN pg_catalog.pg_type x ON x.oid IN (y.typbasetype, y.typelem)
-        OR x.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
-      WHERE r.depth < 16)
-  SELECT DISTINCT typ FROM r) reach ON d.refclassid = 'pg_catalog.pg_type'::regclass
+    `+reached("d.refobjid")+` ON d.refclassid = 'pg_catalog.pg_type'::regclass
     JOIN pg_catalog.pg_constraint c ON c.contypid = reach.typ
     JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
       AND e.refclassid = 'pg_catalog.pg_proc'::regclass),
