@@ -37,19 +37,7 @@ func BenchmarkSessionSimpleQuery(b *testing.B) {
 	defer func() { ts.cliConn.Close(); <-done }()
 	q := &pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"}
 	for b.Loop() {
-		ts.client.Send(q)
-		if err := ts.client.Flush(); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			msg, err := ts.client.Receive()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-				break
-			}
-		}
+		ts.roundTrip(b, q)
 	}
 }
 
@@ -85,31 +73,11 @@ func BenchmarkSessionPrepared(b *testing.B) {
 	}()
 	done := ts.run()
 	defer func() { ts.cliConn.Close(); <-done }()
-	roundTrip := func(msgs ...pgproto3.FrontendMessage) {
-		for _, m := range msgs {
-			ts.client.Send(m)
-		}
-		if err := ts.client.Flush(); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			msg, err := ts.client.Receive()
-			if err != nil {
-				b.Fatal(err)
-			}
-			switch m := msg.(type) {
-			case *pgproto3.ErrorResponse:
-				b.Fatal(m.Message)
-			case *pgproto3.ReadyForQuery:
-				return
-			}
-		}
-	}
-	roundTrip(&pgproto3.Parse{Name: "P0_1", Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"}, &pgproto3.Sync{})
+	ts.roundTrip(b, &pgproto3.Parse{Name: "P0_1", Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"}, &pgproto3.Sync{})
 	bind := &pgproto3.Bind{PreparedStatement: "P0_1", Parameters: [][]byte{[]byte("12345")}}
 	desc, exec, sync := &pgproto3.Describe{ObjectType: 'P'}, &pgproto3.Execute{}, &pgproto3.Sync{}
 	for b.Loop() {
-		roundTrip(bind, desc, exec, sync)
+		ts.roundTrip(b, bind, desc, exec, sync)
 	}
 }
 
@@ -118,4 +86,27 @@ func benchSession(b *testing.B) *testSession {
 	ts.s.cat.rels[16390] = &relation{schema: "public", name: "pgbench_accounts", kind: 'r', columns: map[int16]string{1: "aid", 2: "bid", 3: "abalance", 4: "filler"}, fetched: time.Now()}
 	ts.s.cat.names["pgbench_accounts"] = byName{kinds: "r", fetched: time.Now()}
 	return ts
+}
+
+// roundTrip sends msgs as the workload and reads up to ReadyForQuery; an
+// error ends the benchmark.
+func (ts *testSession) roundTrip(b *testing.B, msgs ...pgproto3.FrontendMessage) {
+	for _, m := range msgs {
+		ts.client.Send(m)
+	}
+	if err := ts.client.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		msg, err := ts.client.Receive()
+		if err != nil {
+			b.Fatal(err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			b.Fatal(m.Message)
+		case *pgproto3.ReadyForQuery:
+			return
+		}
+	}
 }
