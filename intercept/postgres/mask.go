@@ -292,18 +292,20 @@ func scrub(v []byte, rules []detectRule, key []byte) (out []byte, changed bool) 
 	return out, changed
 }
 
-// detected reports whether detectors find anything in v, a value that is
-// withheld if so. A binary array or row is read element by element: each
-// element follows its length in 4 bytes, whose last may be an ASCII digit
-// or letter that would touch the value and hide it from a bounded
-// detector (or, read as one with it, make a card number of an ordinary
-// one). Any other value is read as it is.
-func detected(v []byte, binary bool, rules []detectRule) bool {
+// detected reports whether detectors find anything in v, a value of type
+// typ (0: not known) that is withheld if so. A binary array or row is read
+// element by element: each element follows its length in 4 bytes, whose
+// last may be an ASCII digit or letter that would touch the value and hide
+// it from a bounded detector (or, read as one with it, make a card number
+// of an ordinary one). A text element is then read as text is; any other
+// binary value (a range, a tsvector: counts and lengths inside it) is read
+// without digit bounds.
+func detected(v []byte, binary bool, typ uint32, rules []detectRule) bool {
 	if len(rules) > 0 && len(v) > maxScan {
 		return true
 	}
 	if binary {
-		return binaryFinds(v, rules, 0)
+		return binaryFinds(v, typ, rules, 0)
 	}
 	_, found := scrub(v, rules, nil)
 	return found
@@ -312,7 +314,13 @@ func detected(v []byte, binary bool, rules []detectRule) bool {
 // maxNesting bounds how deep binary arrays and rows are read apart.
 const maxNesting = 8
 
-func binaryFinds(v []byte, rules []detectRule, depth int) bool {
+// textLeaf: a binary value of the type is its text (json, xml) or
+// almost (jsonb: a version byte).
+func textLeaf(typ uint32) bool {
+	return textTypes[typ] || typ == 114 || typ == 3802 || typ == 142
+}
+
+func binaryFinds(v []byte, typ uint32, rules []detectRule, depth int) bool {
 	if depth < maxNesting {
 		elems, ok := binaryArray(v)
 		if !ok {
@@ -320,20 +328,47 @@ func binaryFinds(v []byte, rules []detectRule, depth int) bool {
 		}
 		if ok {
 			for _, e := range elems {
-				if binaryFinds(e, rules, depth+1) {
+				if binaryFinds(e.v, e.typ, rules, depth+1) {
 					return true
 				}
 			}
 			return false
 		}
 	}
-	_, found := scrub(v, rules, nil)
-	return found
+	if textLeaf(typ) {
+		_, found := scrub(v, rules, nil)
+		return found
+	}
+	return unboundedFinds(v, rules)
+}
+
+// unboundedFinds reads v without digit bounds, and tries a card number
+// also without one or two digits in front (a count or length before it).
+func unboundedFinds(v []byte, rules []detectRule) bool {
+	for _, r := range rules {
+		for _, d := range r.detectors {
+			for _, l := range d.re.FindAllIndex(v, -1) {
+				m := v[l[0]:l[1]]
+				for cut := 0; cut <= 2 && len(m) > cut && (cut == 0 || isDigit(m[cut-1])); cut++ {
+					if d.check == nil || d.check(m[cut:]) || d.within != nil && len(d.within(m[cut:])) > 0 {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// element is one value of a binary array or row, and its type.
+type element struct {
+	v   []byte
+	typ uint32
 }
 
 // binaryArray splits a value in PostgreSQL's binary array format (array_send)
 // into its elements; false when v is not one.
-func binaryArray(v []byte) ([][]byte, bool) {
+func binaryArray(v []byte) ([]element, bool) {
 	if len(v) < 12 {
 		return nil, false
 	}
@@ -355,12 +390,12 @@ func binaryArray(v []byte) ([][]byte, bool) {
 			return nil, false
 		}
 	}
-	return lengthPrefixed(v, 12+8*int(ndim), n, 0)
+	return lengthPrefixed(v, 12+8*int(ndim), n, false, binary.BigEndian.Uint32(v[8:12]))
 }
 
 // binaryRow splits a value in PostgreSQL's binary row format (record_send)
 // into its fields; false when v is not one.
-func binaryRow(v []byte) ([][]byte, bool) {
+func binaryRow(v []byte) ([]element, bool) {
 	if len(v) < 4 {
 		return nil, false
 	}
@@ -368,15 +403,23 @@ func binaryRow(v []byte) ([][]byte, bool) {
 	if n > 1664 { // PostgreSQL's bound on a row's columns
 		return nil, false
 	}
-	return lengthPrefixed(v, 4, int(n), 4)
+	return lengthPrefixed(v, 4, int(n), true, 0)
 }
 
-// lengthPrefixed reads n values from v at pos, each after skip bytes (a
-// field's type) and its length (-1: NULL); false unless they fill v.
-func lengthPrefixed(v []byte, pos, n, skip int) ([][]byte, bool) {
-	var out [][]byte
+// lengthPrefixed reads n values from v at pos, each after its type when
+// typed (else of type typ) and its length (-1: NULL); false unless they
+// fill v.
+func lengthPrefixed(v []byte, pos, n int, typed bool, typ uint32) ([]element, bool) {
+	var out []element
 	for range n {
-		pos += skip
+		t := typ
+		if typed {
+			if pos+4 > len(v) {
+				return nil, false
+			}
+			t = binary.BigEndian.Uint32(v[pos:])
+			pos += 4
+		}
 		if pos+4 > len(v) {
 			return nil, false
 		}
@@ -388,7 +431,7 @@ func lengthPrefixed(v []byte, pos, n, skip int) ([][]byte, bool) {
 		if l < 0 || l > len(v)-pos {
 			return nil, false
 		}
-		out = append(out, v[pos:pos+l])
+		out = append(out, element{v[pos : pos+l], t})
 		pos += l
 	}
 	return out, pos == len(v)

@@ -522,18 +522,28 @@ func TestDetectedInBinaryContainers(t *testing.T) {
 		row("4012888888881881 exp 12/29" + strings.Repeat(".", 27)), // 53: "5" in front
 		array(string(row("call 555-123-4567"))),                     // a row inside an array: read as one
 	} {
-		if !detected(v, true, r) {
+		if !detected(v, true, 1009, r) {
 			t.Errorf("not found in %q", v)
 		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 200 {
 		n := fmt.Sprintf("tracking 9%019d", rng.Uint64()%1e19)
-		if v := array(n); detected(v, true, r) {
+		if v := array(n); detected(v, true, 1009, r) {
 			t.Fatalf("found in an ordinary number: %q", v)
 		}
 	}
-	if !detected([]byte("(1,call 555-123-4567)"), false, r) || detected([]byte("(1,tracking 91836450128836450128)"), false, r) {
+	// Other binary values are read without digit bounds: a tsvector of
+	// 52 lexemes (a count ending in "4") and a range over text (a length
+	// ending in "5").
+	tsv := slices.Concat(be(52), []byte("4111111111111111\x00\x00\x01\x00\x01w1\x00\x00\x01\x00\x0b"))
+	textRange := []byte("\x12\x00\x00\x005555-123-4567 (mobile, call after six, ask for Ada...)")
+	for _, v := range [][]byte{tsv, textRange} {
+		if !detected(v, true, 3614, r) {
+			t.Errorf("not found in %q", v)
+		}
+	}
+	if !detected([]byte("(1,call 555-123-4567)"), false, 2249, r) || detected([]byte("(1,tracking 91836450128836450128)"), false, 2249, r) {
 		t.Error("a row in text format is read as text")
 	}
 }

@@ -171,6 +171,7 @@ type plan struct {
 	text    []bool   // per column: a text type
 	scan    []bool   // per column: a type whose values may hold text (detectors apply)
 	inPlace []bool   // per column: what detectors find can be masked inside the value
+	types   []uint32 // per column: the type
 	binary  []bool
 	detect  bool
 }
@@ -2622,7 +2623,7 @@ func (s *session) fromServer() error {
 			// A fast-path call's result (loread of a large object) is a
 			// value no table vouches for: detectors read it, and what
 			// they find withholds it.
-			if mk := s.maskedNow.Load(); mk != nil && len(mk.detect) > 0 && m.Result != nil && detected(m.Result, true, mk.detect) {
+			if mk := s.maskedNow.Load(); mk != nil && len(mk.detect) > 0 && m.Result != nil && detected(m.Result, true, 0, mk.detect) {
 				m.Result = nil
 			}
 		case *pgproto3.NotificationResponse:
@@ -2872,6 +2873,7 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold, unc
 		text:    make([]bool, len(rd.Fields)),
 		scan:    make([]bool, len(rd.Fields)),
 		inPlace: make([]bool, len(rd.Fields)),
+		types:   make([]uint32, len(rd.Fields)),
 		binary:  make([]bool, len(rd.Fields)),
 		detect:  len(mk.detect) > 0,
 	}
@@ -2918,6 +2920,7 @@ func (s *session) makePlan(rd *pgproto3.RowDescription, mk *masks, withhold, unc
 		// client's parsing: for other types a finding withholds the value.
 		p.scan[i] = !plainTypes[f.DataTypeOID]
 		p.inPlace[i] = p.text[i] || textualTypes[f.DataTypeOID] && !p.binary[i]
+		p.types[i] = f.DataTypeOID
 		if len(mk.columns) == 0 {
 			continue
 		}
@@ -3020,7 +3023,7 @@ func (s *session) apply(p *plan, row *pgproto3.DataRow) (n int) {
 		case p.detect && p.scan[i] && !p.inPlace[i]:
 			// A binary array or jsonb, a row, ... cannot be rewritten in
 			// place: the value is withheld.
-			if detected(v, p.binary[i], p.masks.detect) {
+			if detected(v, p.binary[i], p.types[i], p.masks.detect) {
 				row.Values[i] = nil
 				n++
 			}
