@@ -156,7 +156,9 @@ func sweepStale(t testing.TB) {
 		// The files of processes that ended, leftovers or not.
 		files, _ := os.ReadDir(ownersDir())
 		for _, e := range files {
-			isEnded(e.Name())
+			if !strings.HasSuffix(e.Name(), ".new") { // one starting, maybe not yet locked
+				isEnded(e.Name())
+			}
 		}
 		for tok, f := range ended {
 			if !kept[tok] {
