@@ -484,8 +484,9 @@ func (c *catalog) fetchFunctions(ctx context.Context, missing []string, out map[
         WHERE up.classid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass))
     SELECT 1 FROM up WHERE up.classid IN ('pg_catalog.pg_trigger'::regclass, 'pg_catalog.pg_rewrite'::regclass,
         'pg_catalog.pg_policy'::regclass, 'pg_catalog.pg_constraint'::regclass, 'pg_catalog.pg_attrdef'::regclass,
-        'pg_catalog.pg_event_trigger'::regclass)
-      OR up.classid = 'pg_catalog.pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_class x WHERE x.oid = up.objid AND x.relkind IN ('i', 'I'))))
+        'pg_catalog.pg_event_trigger'::regclass, 'pg_catalog.pg_type'::regclass,
+        'pg_catalog.pg_amproc'::regclass, 'pg_catalog.pg_amop'::regclass)
+      OR up.classid = 'pg_catalog.pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_class x WHERE x.oid = up.objid AND x.relkind IN ('i', 'I', 'p'))))
 FROM %s
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE %s = ANY($1::text[])
@@ -573,16 +574,19 @@ JOIN pg_catalog.pg_proc p ON p.oid = f.fn`, "t.typname"), castPrefix},
 }
 
 // reached is a lateral subquery, reach, of the types reached from the
-// type col: itself, a domain's base, an array's elements, a row's fields
-// (a domain's checks run when a value of any of them is cast), 16 deep.
+// type col: itself, a domain's base, an array's elements, a row's fields,
+// a range's subtype (a domain's checks run when a value of any of them is
+// cast). Each step follows indexes, and a type is visited once.
 func reached(col string) string {
-	return `JOIN LATERAL (WITH RECURSIVE r(typ, depth) AS (
-    SELECT ` + col + `, 0
-    UNION SELECT x.oid, r.depth + 1 FROM r JOIN pg_catalog.pg_type y ON y.oid = r.typ
-      JOIN pg_catalog.pg_type x ON x.oid IN (y.typbasetype, y.typelem)
-        OR x.oid IN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
-      WHERE r.depth < 16)
-  SELECT DISTINCT typ FROM r) reach`
+	return `JOIN LATERAL (WITH RECURSIVE r(typ) AS (
+    SELECT ` + col + `
+    UNION SELECT n.typ FROM r JOIN pg_catalog.pg_type y ON y.oid = r.typ
+      CROSS JOIN LATERAL (SELECT y.typbasetype WHERE y.typbasetype <> 0
+        UNION ALL SELECT y.typelem WHERE y.typelem <> 0
+        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+          WHERE y.typrelid <> 0 AND a.attrelid = y.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+        UNION ALL SELECT g.rngsubtype FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid) n(typ))
+  SELECT typ FROM r) reach`
 }
 
 // opPrefix marks an operator's name among function names; castPrefix, a
@@ -604,9 +608,10 @@ type funcInfo struct {
 	// the database's own).
 	found bool
 	// guards: a trigger, rule, view, row security policy, check
-	// constraint, default or index calls a function of the name, also
-	// through operators and functions whose bodies PostgreSQL parsed
-	// (BEGIN ATOMIC): replacing it changes what they do.
+	// constraint, default (a domain's too), index, partition key or
+	// operator class calls a function of the name, also through operators
+	// and functions whose bodies PostgreSQL parsed (BEGIN ATOMIC):
+	// replacing it changes what they do.
 	guards  bool
 	fetched time.Time
 }

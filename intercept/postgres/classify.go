@@ -923,13 +923,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			w.lookup(c)
 		}
 	case *pg.TypeCast:
-		// A cast to a type of the database's own may run its function
-		// (CREATE CAST ... WITH FUNCTION). PostgreSQL's types are left out,
-		// as the parser writes them (pg_catalog.int4) or by their names.
-		names := x.GetTypeName().GetNames()
-		if name := funcName(names); name != "" && !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
-			w.s.casts = append(w.s.casts, lastName(name))
-		}
+		w.castTo(x.GetTypeName())
 	case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
 		// Also nested (a data-modifying CTE, EXPLAIN ANALYZE): values go
 		// into a table.
@@ -1055,6 +1049,17 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.RangeFunction, *pg.RangeTableFunc:
 		w.s.fromFunction = true
+		// Values read into columns of a type (f() AS t(c wiping),
+		// XMLTABLE ... COLUMNS) are cast to it.
+		descend(x.ProtoReflect(), func(m protoreflect.Message) bool {
+			switch c := m.Interface().(type) {
+			case *pg.ColumnDef:
+				w.castTo(c.GetTypeName())
+			case *pg.RangeTableFuncCol:
+				w.castTo(c.GetTypeName())
+			}
+			return true
+		})
 	case *pg.ExecuteStmt:
 		// EXECUTE nested in EXPLAIN ANALYZE or CREATE TABLE AS runs a
 		// prepared statement too.
@@ -1229,6 +1234,16 @@ func (w *walker) hook(rv *pg.RangeVar) {
 	w.s.hooked = append(w.s.hooked, rangeVarName(rv))
 	for _, row := range []string{"old", "new"} {
 		w.alias(row, rv.GetRelname())
+	}
+}
+
+// castTo notes a cast to a type: one of the database's own may run its
+// function (CREATE CAST ... WITH FUNCTION) or a domain's checks.
+// PostgreSQL's types are left out, as the parser writes them
+// (pg_catalog.int4) or by their names.
+func (w *walker) castTo(t *pg.TypeName) {
+	if name := funcName(t.GetNames()); name != "" && !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
+		w.s.casts = append(w.s.casts, lastName(name))
 	}
 }
 

@@ -163,6 +163,14 @@ CREATE FUNCTION lonely() RETURNS int LANGUAGE sql AS 'SELECT 1'; ALTER FUNCTION 
 CREATE FUNCTION wipe_check(v text) RETURNS bool LANGUAGE sql AS 'DELETE FROM orders RETURNING true';
 CREATE DOMAIN wiping AS text CHECK (wipe_check(VALUE)); CREATE DOMAIN wiping_too AS wiping;
 CREATE DOMAIN wiping3 AS wiping_too; CREATE DOMAIN wiping4 AS wiping3; CREATE TYPE wiping_row AS (v wiping);
+CREATE TYPE wiping_range AS RANGE (subtype = wiping);
+CREATE FUNCTION pkey(n int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT n';
+CREATE TABLE parted (n int) PARTITION BY RANGE (pkey(n)); ALTER FUNCTION pkey(int) OWNER TO app;
+CREATE FUNCTION dflt() RETURNS text LANGUAGE sql STABLE AS 'SELECT current_user::text';
+CREATE DOMAIN who AS text DEFAULT dflt(); ALTER FUNCTION dflt() OWNER TO app;
+CREATE FUNCTION zzcmp(a int, b int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT btint4cmp(a, b)';
+CREATE OPERATOR CLASS zz_ops FOR TYPE int4 USING btree AS OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 zzcmp(int, int);
+CREATE TABLE tokens (t int); CREATE UNIQUE INDEX tokens_t_zz ON tokens (t zz_ops); ALTER FUNCTION zzcmp(int, int) OWNER TO app;
 CREATE VIEW wiping_names AS SELECT name::wiping_too AS n FROM customers; GRANT SELECT ON wiping_names TO app;
 CREATE VIEW wiping_rows AS SELECT ROW(name)::wiping_row AS n FROM customers; GRANT SELECT ON wiping_rows TO app;
 CREATE FUNCTION gt_fn(a numeric, b numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT a > b';
@@ -209,6 +217,9 @@ ALTER TABLE orders ADD CONSTRAINT amount_small CHECK (renamed_guard(amount)); AL
 		{"a cast to an array of the domain", "SELECT '{x}'::_wiping", "function is denied"},
 		{"a cast to a row with a field of the domain", "SELECT '(x)'::wiping_row", "function is denied"},
 		{"a view casting to such a row", "SELECT n FROM wiping_rows", "function is denied"},
+		{"a cast to a range over the domain", "SELECT '[a,b]'::wiping_range", "function is denied"},
+		{"a column definition list of the domain", `SELECT * FROM jsonb_to_record('{"d":"x"}') AS r(d wiping)`, "function is denied"},
+		{"an xmltable column of the domain", `SELECT * FROM xmltable('/r' PASSING xmlparse(document '<r>v</r>') COLUMNS v wiping PATH '.')`, "function is denied"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := p.psql(t, c.sql)
@@ -283,6 +294,10 @@ ALTER TABLE orders ADD CONSTRAINT amount_small CHECK (renamed_guard(amount)); AL
 		"CREATE OR REPLACE FUNCTION gt_fn(a numeric, b numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'",
 		"CREATE OR REPLACE FUNCTION helper_fn(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'",
 		"CREATE OR REPLACE FUNCTION norm(e text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT random()::text'",
+		// A partition key, a domain's default, an operator class.
+		"CREATE OR REPLACE FUNCTION pkey(n int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 0'",
+		"CREATE OR REPLACE FUNCTION dflt() RETURNS text LANGUAGE sql STABLE AS 'SELECT ''nobody'''",
+		"CREATE OR REPLACE FUNCTION zzcmp(a int, b int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1'",
 		// Renamed first, in the transaction: the catalog's connection
 		// does not see the new name.
 		"BEGIN; ALTER FUNCTION renamed_guard(numeric) RENAME TO renamed_now; CREATE OR REPLACE FUNCTION renamed_now(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'; COMMIT",
