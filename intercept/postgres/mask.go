@@ -314,10 +314,10 @@ func detected(v []byte, binary bool, typ uint32, rules []detectRule) bool {
 // maxNesting bounds how deep binary arrays and rows are read apart.
 const maxNesting = 8
 
-// textLeaf: a binary value of the type is its text (json, xml) or
-// almost (jsonb: a version byte).
+// textLeaf: a binary value of the type is its text (json, xml, bytea's
+// bytes as they are) or almost (jsonb: a version byte).
 func textLeaf(typ uint32) bool {
-	return textTypes[typ] || typ == 114 || typ == 3802 || typ == 142
+	return textTypes[typ] || typ == 114 || typ == 3802 || typ == 142 || typ == 17
 }
 
 func binaryFinds(v []byte, typ uint32, rules []detectRule, depth int) bool {

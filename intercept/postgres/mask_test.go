@@ -543,6 +543,10 @@ func TestDetectedInBinaryContainers(t *testing.T) {
 			t.Errorf("not found in %q", v)
 		}
 	}
+	// bytea in binary is its bytes: read as text is.
+	if detected([]byte("order 2024 555 1234 shipped"), true, 17, r) || !detected([]byte("call 555-123-4567"), true, 17, r) {
+		t.Error("binary bytea is read as text")
+	}
 	if !detected([]byte("(1,call 555-123-4567)"), false, 2249, r) || detected([]byte("(1,tracking 91836450128836450128)"), false, 2249, r) {
 		t.Error("a row in text format is read as text")
 	}
