@@ -503,7 +503,17 @@ func (h *Handler) catalog(target, alias string, cfg *pgconn.Config) *catalog {
 	}
 	cc := cfg.Copy()
 	cc.RuntimeParams = map[string]string{"application_name": "corral-catalog"}
-	c := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) { return pgconn.ConnectConfig(ctx, cc) })
+	c := newCatalog(func(ctx context.Context) (*pgconn.PgConn, error) {
+		conn, err := pgconn.ConnectConfig(ctx, cc)
+		if err == nil {
+			// The catalog's questions are small but planned as costly
+			// (recursive type walks): compiling them costs more than
+			// running them. A server or pooler without the setting
+			// answers with an error, which changes nothing.
+			conn.Exec(ctx, "SET jit = off").ReadAll()
+		}
+		return conn, err
+	})
 	h.catalogs[k] = c
 	return c
 }
