@@ -245,7 +245,7 @@ type session struct {
 	// Sync, as their records were then. A Parse of such a name in the
 	// same batch is carried out after the Close or skipped with it.
 	closing    map[string]*prepared
-	parses     uint64          // records made (see made)
+	parses     uint64          // records made (see newRecord)
 	portalCopy map[string]bool // bound portals that run COPY FROM STDIN
 	// rollbackPortals: names ever bound to ROLLBACK TO SAVEPOINT (see
 	// noteRollbackPortal); anyRollsBack: more of them than kept.
@@ -1044,9 +1044,8 @@ func (s *session) noteCursorOps(name string, b behind) {
 		}
 		s.cursorOpsLost = true
 	}
-	was := s.cursorOps[name]
 	b.ops = slices.DeleteFunc(b.ops, func(op string) bool { return op == "cursor" })
-	s.cursorOps[name] = behind{union(was.ops, b.ops), union(was.tables, b.tables), union(was.functions, b.functions)}
+	s.cursorOps[name] = s.cursorOps[name].plus(b)
 }
 
 // behind is what a name (a cursor, a portal, an SQL prepared statement)
@@ -1058,7 +1057,12 @@ type behind struct {
 
 // with adds what st was decided with.
 func (b behind) with(st *Statement) behind {
-	return behind{union(b.ops, st.decidedOps), union(b.tables, st.Tables), union(b.functions, st.Functions)}
+	return b.plus(behind{st.decidedOps, st.Tables, st.Functions})
+}
+
+// plus is what b and o run, together.
+func (b behind) plus(o behind) behind {
+	return behind{union(b.ops, o.ops), union(b.tables, o.tables), union(b.functions, o.functions)}
 }
 
 // policyVersion is the version of the policy now (0 when the decider
@@ -1728,12 +1732,9 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 	case sqlHeld && s.sqlPS[m.Name].gone:
 		err = fmt.Errorf("a statement named %q was SQL PREPAREd in this session; Parse under another name", m.Name)
 		exists = true
-	case sqlHeld:
-		err = fmt.Errorf("prepared statement %q already exists", m.Name)
-		exists = true
-	case ok && s.closing[m.Name] == p:
+	case !sqlHeld && ok && s.closing[m.Name] == p:
 		closed = p
-	case ok && p.mayHold():
+	case sqlHeld, ok && p.mayHold():
 		// The server refuses to redefine a named statement; corral must
 		// not believe it did, or a later Bind would be checked against
 		// the wrong statement.
