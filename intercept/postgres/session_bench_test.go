@@ -14,25 +14,13 @@ import (
 // query, without the system calls.
 func BenchmarkSessionSimpleQuery(b *testing.B) {
 	ts := benchSession(b)
-	go func() {
-		rd := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), TableOID: 16390, TableAttributeNumber: 3, DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}
-		for {
-			msg, err := ts.server.Receive()
-			if err != nil {
-				return
-			}
-			if _, ok := msg.(*pgproto3.Query); !ok {
-				continue
-			}
-			ts.server.Send(rd)
-			ts.server.Send(&pgproto3.DataRow{Values: [][]byte{[]byte("0")}})
-			ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
-			ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-			if ts.server.Flush() != nil {
-				return
-			}
+	result := []pgproto3.BackendMessage{benchColumns, benchRow, benchComplete, &pgproto3.ReadyForQuery{TxStatus: 'I'}}
+	ts.serve(func(msg pgproto3.FrontendMessage) []pgproto3.BackendMessage {
+		if _, ok := msg.(*pgproto3.Query); ok {
+			return result
 		}
-	}()
+		return nil
+	})
 	done := ts.run()
 	defer func() { ts.cliConn.Close(); <-done }()
 	q := &pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"}
@@ -46,31 +34,24 @@ func BenchmarkSessionSimpleQuery(b *testing.B) {
 // BenchmarkSessionSimpleQuery.
 func BenchmarkSessionPrepared(b *testing.B) {
 	ts := benchSession(b)
-	rd := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), TableOID: 16390, TableAttributeNumber: 3, DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}
-	go func() {
-		for {
-			msg, err := ts.server.Receive()
-			if err != nil {
-				return
-			}
-			switch msg.(type) {
-			case *pgproto3.Parse:
-				ts.server.Send(&pgproto3.ParseComplete{})
-			case *pgproto3.Bind:
-				ts.server.Send(&pgproto3.BindComplete{})
-			case *pgproto3.Describe:
-				ts.server.Send(rd)
-			case *pgproto3.Execute:
-				ts.server.Send(&pgproto3.DataRow{Values: [][]byte{[]byte("0")}})
-				ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
-			case *pgproto3.Sync:
-				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-				if ts.server.Flush() != nil {
-					return
-				}
-			}
+	parsed, bound := []pgproto3.BackendMessage{&pgproto3.ParseComplete{}}, []pgproto3.BackendMessage{&pgproto3.BindComplete{}}
+	described, executed := []pgproto3.BackendMessage{benchColumns}, []pgproto3.BackendMessage{benchRow, benchComplete}
+	synced := []pgproto3.BackendMessage{&pgproto3.ReadyForQuery{TxStatus: 'I'}}
+	ts.serve(func(msg pgproto3.FrontendMessage) []pgproto3.BackendMessage {
+		switch msg.(type) {
+		case *pgproto3.Parse:
+			return parsed
+		case *pgproto3.Bind:
+			return bound
+		case *pgproto3.Describe:
+			return described
+		case *pgproto3.Execute:
+			return executed
+		case *pgproto3.Sync:
+			return synced
 		}
-	}()
+		return nil
+	})
 	done := ts.run()
 	defer func() { ts.cliConn.Close(); <-done }()
 	ts.roundTrip(b, &pgproto3.Parse{Name: "P0_1", Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"}, &pgproto3.Sync{})
@@ -80,6 +61,13 @@ func BenchmarkSessionPrepared(b *testing.B) {
 		ts.roundTrip(b, bind, desc, exec, sync)
 	}
 }
+
+// What the canned server answers pgbench's query with.
+var (
+	benchColumns  = &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"), TableOID: 16390, TableAttributeNumber: 3, DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}}
+	benchRow      = &pgproto3.DataRow{Values: [][]byte{[]byte("0")}}
+	benchComplete = &pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}
+)
 
 func benchSession(b *testing.B) *testSession {
 	ts := newTestSession(b, maskingPolicy(customersMasks), policy.Decision{Result: policy.Allow, Mask: customersMasks})

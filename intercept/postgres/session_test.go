@@ -256,6 +256,26 @@ func (ts *testSession) fakeServer() <-chan []pgproto3.FrontendMessage {
 	return out
 }
 
+// serve answers each message the session sends the server with what
+// answer gives, flushed at each ReadyForQuery, until the connection ends:
+// a canned server for one test.
+func (ts *testSession) serve(answer func(pgproto3.FrontendMessage) []pgproto3.BackendMessage) {
+	go func() {
+		for {
+			msg, err := ts.server.Receive()
+			if err != nil {
+				return
+			}
+			for _, m := range answer(msg) {
+				ts.server.Send(m)
+				if _, ok := m.(*pgproto3.ReadyForQuery); ok && ts.server.Flush() != nil {
+					return
+				}
+			}
+		}
+	}()
+}
+
 // run runs the session; its error arrives on the channel when it ends.
 func (ts *testSession) run() <-chan error {
 	done := make(chan error, 1)
@@ -796,16 +816,9 @@ func TestSessionDetectorsReadEveryTextualType(t *testing.T) {
 		[]byte("mail bob@example.com"), []byte("(1,bob@example.com)"), []byte("bob@example.com"),
 		[]byte("{bob@example.com,x}"), []byte("4111111111111111"), []byte("(1,Ada)"),
 	}}
-	go func() {
-		if _, err := ts.server.Receive(); err != nil {
-			return
-		}
-		ts.server.Send(rd)
-		ts.server.Send(row)
-		ts.server.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
-		ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-		ts.server.Flush()
-	}()
+	ts.serve(func(pgproto3.FrontendMessage) []pgproto3.BackendMessage {
+		return []pgproto3.BackendMessage{rd, row, &pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}, &pgproto3.ReadyForQuery{TxStatus: 'I'}}
+	})
 	done := ts.run()
 	got := ts.exchange(t, &pgproto3.Query{String: "SELECT body, t, t.body::bytea, NULL::anyarray, 4111111111111111, ROW(1, 'Ada') FROM t"})
 	ts.cliConn.Close()
@@ -1492,26 +1505,15 @@ func TestSessionFunctionCallResultDetected(t *testing.T) {
 		{"nothing here", "nothing here"},
 	} {
 		ts := newTestSession(t, maskingPolicy(detect), policy.Decision{Result: policy.Allow, Mask: detect})
-		go func() {
-			for {
-				msg, err := ts.server.Receive()
-				if err != nil {
-					return
-				}
-				switch msg.(type) {
-				case *pgproto3.FunctionCall:
-					ts.server.Send(&pgproto3.FunctionCallResponse{Result: []byte(c.result)})
-				case *pgproto3.Query:
-					ts.server.Send(syntaxError()) // corral's refusal
-				default:
-					continue
-				}
-				ts.server.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-				if ts.server.Flush() != nil {
-					return
-				}
+		ts.serve(func(msg pgproto3.FrontendMessage) []pgproto3.BackendMessage {
+			switch msg.(type) {
+			case *pgproto3.FunctionCall:
+				return []pgproto3.BackendMessage{&pgproto3.FunctionCallResponse{Result: []byte(c.result)}, &pgproto3.ReadyForQuery{TxStatus: 'I'}}
+			case *pgproto3.Query:
+				return []pgproto3.BackendMessage{syntaxError(), &pgproto3.ReadyForQuery{TxStatus: 'I'}} // corral's refusal
 			}
-		}()
+			return nil
+		})
 		done := ts.run()
 		// loread(fd, 100): the large-object interface is called by number
 		// while masks apply.
