@@ -47,7 +47,7 @@ func RandomName(prefix string) string {
 var (
 	ownerOnce  sync.Once
 	ownerToken string
-	ownerLock  *os.File // held open, and locked, for the process's life
+	ownerLock  *os.File // held (a file no longer referenced is closed), and locked, for the process's life
 	ownerErr   error
 )
 
@@ -56,9 +56,7 @@ func ownersDir() string { return filepath.Join(os.TempDir(), "corral-test-owners
 // token returns this process's token, taking its lock the first time.
 func token() (string, error) {
 	ownerOnce.Do(func() {
-		var b [4]byte
-		rand.Read(b[:])
-		tok := hex.EncodeToString(b[:])
+		tok := RandomName("")
 		if err := os.MkdirAll(ownersDir(), 0o700); err != nil {
 			ownerErr = err
 			return
