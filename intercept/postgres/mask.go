@@ -143,11 +143,11 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // digitGroups returns where each run of digits in b starts and ends.
 func digitGroups(b []byte) (starts, ends []int) {
 	for i := range b {
-		digit := b[i] >= '0' && b[i] <= '9'
-		if digit && (i == 0 || b[i-1] < '0' || b[i-1] > '9') {
+		digit := isDigit(b[i])
+		if digit && (i == 0 || !isDigit(b[i-1])) {
 			starts = append(starts, i)
 		}
-		if digit && (i == len(b)-1 || b[i+1] < '0' || b[i+1] > '9') {
+		if digit && (i == len(b)-1 || !isDigit(b[i+1])) {
 			ends = append(ends, i+1)
 		}
 	}
