@@ -480,7 +480,14 @@ func (c *catalog) fetchFunctions(ctx context.Context, missing []string, out map[
     WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')),
   bool_or(EXISTS (WITH RECURSIVE up(classid, objid) AS (
       SELECT 'pg_catalog.pg_proc'::regclass::oid, p.oid
-      UNION SELECT g.classid, g.objid FROM up JOIN pg_catalog.pg_depend g ON g.refclassid = up.classid AND g.refobjid = up.objid
+      UNION SELECT n.classid, n.objid FROM up CROSS JOIN LATERAL (
+          SELECT g.classid, g.objid FROM pg_catalog.pg_depend g WHERE g.refclassid = up.classid AND g.refobjid = up.objid
+          UNION ALL SELECT 'pg_catalog.pg_proc'::regclass::oid, b.oid FROM pg_catalog.pg_proc b
+            JOIN pg_catalog.pg_language l ON l.oid = b.prolang AND l.lanname NOT IN ('internal', 'c')
+            WHERE b.prosqlbody IS NULL AND b.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+              AND strpos(lower(b.prosrc), lower(COALESCE(
+                (SELECT f.proname::text FROM pg_catalog.pg_proc f WHERE up.classid = 'pg_catalog.pg_proc'::regclass AND f.oid = up.objid),
+                (SELECT o.oprname::text FROM pg_catalog.pg_operator o WHERE up.classid = 'pg_catalog.pg_operator'::regclass AND o.oid = up.objid)))) > 0) n
         WHERE up.classid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass))
     SELECT 1 FROM up WHERE up.classid IN ('pg_catalog.pg_trigger'::regclass, 'pg_catalog.pg_rewrite'::regclass,
         'pg_catalog.pg_policy'::regclass, 'pg_catalog.pg_constraint'::regclass, 'pg_catalog.pg_attrdef'::regclass,
@@ -610,8 +617,12 @@ type funcInfo struct {
 	// guards: a trigger, rule, view, row security policy, check
 	// constraint, default (a domain's too), index, partition key or
 	// operator class calls a function of the name, also through operators
-	// and functions whose bodies PostgreSQL parsed (BEGIN ATOMIC):
-	// replacing it changes what they do.
+	// and functions whose bodies PostgreSQL parsed (BEGIN ATOMIC), or
+	// whose bodies are text (PL/pgSQL, SQL as a string) and hold the name:
+	// replacing it changes what they do. PostgreSQL records no dependency
+	// on what a text body calls; a body that holds the name anywhere, even
+	// in a comment or as part of a longer word, is taken to call it: the
+	// mistake costs only a statement needing drop.
 	guards  bool
 	fetched time.Time
 }

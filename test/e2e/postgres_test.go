@@ -182,7 +182,18 @@ ALTER TABLE orders ADD CONSTRAINT amount_not13 CHECK (atomic_guard(amount)); ALT
 CREATE FUNCTION norm(e text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT lower(e)';
 CREATE UNIQUE INDEX customers_email_norm ON customers (norm(email)); ALTER FUNCTION norm(text) OWNER TO app;
 CREATE FUNCTION renamed_guard(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n < 1000';
-ALTER TABLE orders ADD CONSTRAINT amount_small CHECK (renamed_guard(amount)); ALTER FUNCTION renamed_guard(numeric) OWNER TO app`)
+ALTER TABLE orders ADD CONSTRAINT amount_small CHECK (renamed_guard(amount)); ALTER FUNCTION renamed_guard(numeric) OWNER TO app;
+CREATE FUNCTION text_ok(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n <> 14';
+CREATE FUNCTION order_guard() RETURNS trigger LANGUAGE plpgsql AS $g$BEGIN IF NOT text_ok(NEW.amount) THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END$g$;
+CREATE TRIGGER orders_guard BEFORE INSERT OR UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION order_guard(); ALTER FUNCTION text_ok(numeric) OWNER TO app;
+CREATE FUNCTION inner_ok(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n <> 15';
+CREATE FUNCTION "INNER_OK"(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT false'; ALTER FUNCTION "INNER_OK"(numeric) OWNER TO app;
+CREATE FUNCTION outer_ok(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT "INNER_OK"(n) OR inner_ok(n)';
+ALTER TABLE orders ADD CONSTRAINT amount_not15 CHECK (outer_ok(amount)); ALTER FUNCTION inner_ok(numeric) OWNER TO app;
+CREATE FUNCTION lt_fn(a numeric, b numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT a < b';
+CREATE OPERATOR <<< (FUNCTION = lt_fn, LEFTARG = numeric, RIGHTARG = numeric);
+CREATE FUNCTION op_ok(n numeric) RETURNS bool LANGUAGE plpgsql IMMUTABLE AS $o$BEGIN RETURN n <<< 100000; END$o$;
+ALTER TABLE orders ADD CONSTRAINT amount_op_ok CHECK (op_ok(amount)); ALTER FUNCTION lt_fn(numeric, numeric) OWNER TO app`)
 	for _, c := range []struct {
 		name, sql, reason string
 	}{
@@ -301,6 +312,13 @@ ALTER TABLE orders ADD CONSTRAINT amount_small CHECK (renamed_guard(amount)); AL
 		// Renamed first, in the transaction: the catalog's connection
 		// does not see the new name.
 		"BEGIN; ALTER FUNCTION renamed_guard(numeric) RENAME TO renamed_now; CREATE OR REPLACE FUNCTION renamed_now(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'; COMMIT",
+		// Called by name from bodies kept as text: a trigger's PL/pgSQL,
+		// a check's SQL function (under either case of its name), and a
+		// PL/pgSQL body through an operator.
+		"CREATE OR REPLACE FUNCTION text_ok(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		"CREATE OR REPLACE FUNCTION inner_ok(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'",
+		`CREATE OR REPLACE FUNCTION "INNER_OK"(n numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'`,
+		"CREATE OR REPLACE FUNCTION lt_fn(a numeric, b numeric) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true'",
 	} {
 		if out, err := p.psql(t, sql); err == nil || !strings.Contains(out, "drop is denied") {
 			t.Errorf("%s: %v\n%s", sql, err, out)
