@@ -459,12 +459,16 @@ func (c *catalog) cachedFunctions(names []string) (map[string]funcInfo, bool) {
 
 // fetchFunctions asks the catalog what userFunctions tells of names.
 func (c *catalog) fetchFunctions(ctx context.Context, missing []string, out map[string]funcInfo) error {
-	var fns, ops, casts, attrs []string
+	var fns, ops, casts, castOIDs, attrs []string
 	for _, n := range missing {
 		if op, ok := strings.CutPrefix(n, opPrefix); ok {
 			ops = append(ops, op)
 		} else if t, ok := strings.CutPrefix(n, castPrefix); ok {
-			casts = append(casts, t)
+			if oid, ok := strings.CutPrefix(t, "#"); ok {
+				castOIDs = append(castOIDs, oid)
+			} else {
+				casts = append(casts, t)
+			}
 		} else if a, ok := strings.CutPrefix(n, attrPrefix); ok {
 			attrs = append(attrs, a)
 		} else {
@@ -496,7 +500,7 @@ func (c *catalog) fetchFunctions(ctx context.Context, missing []string, out map[
       OR up.classid = 'pg_catalog.pg_class'::regclass AND EXISTS (SELECT 1 FROM pg_catalog.pg_class x WHERE x.oid = up.objid AND x.relkind IN ('i', 'I', 'p'))))
 FROM %s
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE %s = ANY($1::text[])
+WHERE %s = ANY($1::%s[])
 GROUP BY 1`
 	// An operator is the database's own when it or its function is: one
 	// made in public over pg_catalog's pg_read_file runs that function
@@ -517,18 +521,14 @@ GROUP BY 1`
 		names       []string
 		sql, prefix string
 	}{
-		{fns, fmt.Sprintf(query, "p.proname", "pg_catalog.pg_proc p", "p.proname"), ""},
+		{fns, fmt.Sprintf(query, "p.proname", "pg_catalog.pg_proc p", "p.proname", "text"), ""},
 		{ops, opQuery, opPrefix},
 		// A cast to a domain runs the functions its constraints call,
 		// and so does one to a type a domain is reached from: the base
 		// of a domain, the elements of an array, the fields of a row.
-		{casts, fmt.Sprintf(query, "t.typname", "pg_catalog.pg_type t "+reached("t.oid")+` ON true
-JOIN (SELECT k.casttarget AS typ, k.castfunc AS fn FROM pg_catalog.pg_cast k
-    UNION ALL SELECT c.contypid, e.refobjid FROM pg_catalog.pg_constraint c
-      JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
-        AND e.refclassid = 'pg_catalog.pg_proc'::regclass
-      WHERE c.contypid <> 0) f ON f.typ = reach.typ AND t.typnamespace <> 'pg_catalog'::regnamespace
-JOIN pg_catalog.pg_proc p ON p.oid = f.fn`, "t.typname"), castPrefix},
+		{casts, fmt.Sprintf(query, "t.typname", castFrom, "t.typname", "text"), castPrefix},
+		// A Parse's parameter types, by OID.
+		{castOIDs, fmt.Sprintf(query, "t.oid", castFrom, "t.oid", "oid"), castPrefix + "#"},
 		// Attribute notation passes a row as the only argument: a function
 		// that cannot take one alone, or not a row (a composite, a domain,
 		// or a pseudo-type a row fits: record, "any", anyelement and
@@ -536,7 +536,7 @@ JOIN pg_catalog.pg_proc p ON p.oid = f.fn`, "t.typname"), castPrefix},
 		// it, so a column that shares its name is only a column.
 		{attrs, fmt.Sprintf(query, "p.proname", `pg_catalog.pg_proc p JOIN pg_catalog.pg_type a ON a.oid = p.proargtypes[0]
   AND (a.typtype IN ('c', 'd') OR a.typname IN ('record', 'any', 'anyelement', 'anynonarray', 'anycompatible', 'anycompatiblenonarray'))
-  AND p.pronargs - p.pronargdefaults <= 1`, "p.proname"), attrPrefix},
+  AND p.pronargs - p.pronargdefaults <= 1`, "p.proname", "text"), attrPrefix},
 	} {
 		if len(q.names) == 0 {
 			continue
@@ -579,6 +579,17 @@ JOIN pg_catalog.pg_proc p ON p.oid = f.fn`, "t.typname"), castPrefix},
 	}
 	return nil
 }
+
+// castFrom joins the types cast to (t) with the functions a cast to them
+// runs (p): the casts' own, and those the checks of the domains reached
+// from them call.
+var castFrom = "pg_catalog.pg_type t " + reached("t.oid") + ` ON true
+JOIN (SELECT k.casttarget AS typ, k.castfunc AS fn FROM pg_catalog.pg_cast k
+    UNION ALL SELECT c.contypid, e.refobjid FROM pg_catalog.pg_constraint c
+      JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
+        AND e.refclassid = 'pg_catalog.pg_proc'::regclass
+      WHERE c.contypid <> 0) f ON f.typ = reach.typ AND t.typnamespace <> 'pg_catalog'::regnamespace
+JOIN pg_catalog.pg_proc p ON p.oid = f.fn`
 
 // reached is a lateral subquery, reach, of the types reached from the
 // type col: itself, a domain's base, an array's elements, a row's fields,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -411,6 +412,7 @@ func (s *Statement) classify(n *pg.Node) error {
 		for _, a := range n.GetPrepareStmt().GetArgtypes() {
 			name := funcName(a.GetTypeName().GetNames())
 			s.lossyParams = s.lossyParams || lossyTypes[name] || !builtinType(name)
+			s.castTo(a.GetTypeName()) // EXECUTE casts its values to them
 		}
 	case n.GetExecuteStmt() != nil:
 		s.Executes = n.GetExecuteStmt().GetName()
@@ -1242,9 +1244,27 @@ func (w *walker) hook(rv *pg.RangeVar) {
 // PostgreSQL's types are left out, as the parser writes them
 // (pg_catalog.int4) or by their names.
 func (w *walker) castTo(t *pg.TypeName) {
+	w.s.castTo(t)
+}
+
+func (s *Statement) castTo(t *pg.TypeName) {
 	if name := funcName(t.GetNames()); name != "" && !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
-		w.s.casts = append(w.s.casts, lastName(name))
+		s.casts = append(s.casts, lastName(name))
 	}
+}
+
+// paramCasts are the casts a Parse's declared parameter types make of
+// what Bind gives: a type of the database's own (OIDs from 16384 on) is
+// named by its OID (castPrefix, "#" and the OID), a domain's checks run
+// on the value as on `$1::wiping`.
+func paramCasts(oids []uint32) []string {
+	var out []string
+	for _, o := range oids {
+		if o >= 16384 {
+			out = append(out, "#"+strconv.FormatUint(uint64(o), 10))
+		}
+	}
+	return out
 }
 
 // call notes a call to a function by its bare name.

@@ -1760,6 +1760,11 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 		reason = "a prepared statement holds one statement"
 	case len(stmts) == 1:
 		stmts[0].lossyParams = slices.ContainsFunc(m.ParameterOIDs, lossyParam)
+		if casts := paramCasts(m.ParameterOIDs); len(casts) > 0 {
+			// A copy: the classifier's cache shares the statement's arrays.
+			stmts[0].casts = append(slices.Clip(stmts[0].casts), casts...)
+			stmts[0].fnNames = functionNames(&stmts[0])
+		}
 		s.preparing = true
 		reason = s.decide(stmts)
 		s.preparing = false

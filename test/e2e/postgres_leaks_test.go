@@ -53,6 +53,8 @@ func runSteps(t *testing.T, p *pgEnv, fn string, steps []string) string {
 //	close <name>          a protocol Close of a named statement
 //	pipeline <name> <sql> Parse, Sync, Bind, Execute, Sync in one write
 //	bind <name>           Bind and Execute a statement parsed before
+//	typed <oid> <sql>     the unnamed statement, its parameter declared of
+//	                      type oid, run with the value 'x'
 //
 // It answers each line with one line.
 func pgconnSteps(args []string, in *bufio.Scanner, out io.Writer) error {
@@ -132,6 +134,18 @@ func pgconnSteps(args []string, in *bufio.Scanner, out io.Writer) error {
 			fmt.Fprintln(out, "ok:", strings.Join(parts, " / "))
 		case "bind":
 			res := conn.ExecPrepared(ctx, rest, nil, nil, nil).Read()
+			if res.Err != nil {
+				fmt.Fprintln(out, "error:", res.Err)
+			} else {
+				fmt.Fprintln(out, "ok:", res.CommandTag.String())
+			}
+		case "typed":
+			oid, sql, _ := strings.Cut(rest, " ")
+			n, err := strconv.ParseUint(oid, 10, 32)
+			if err != nil {
+				return err
+			}
+			res := conn.ExecParams(ctx, sql, [][]byte{[]byte("x")}, []uint32{uint32(n)}, nil, nil).Read()
 			if res.Err != nil {
 				fmt.Fprintln(out, "error:", res.Err)
 			} else {

@@ -242,6 +242,19 @@ ALTER TABLE orders ADD CONSTRAINT amount_op_ok CHECK (op_ok(amount)); ALTER FUNC
 			}
 		})
 	}
+	// Values given for parameters declared of the domain are cast to it.
+	for _, sql := range []string{"PREPARE typed_wipe(wiping) AS SELECT $1::text", "PREPARE typed_wipe(wiping_row) AS SELECT 1"} {
+		if out, err := p.psql(t, sql); err == nil || !strings.Contains(out, "function is denied") {
+			t.Errorf("%s: %v\n%s", sql, err, out)
+		}
+	}
+	for _, typ := range []string{"wiping", "wiping4", "_wiping"} {
+		oid := p.pg.Exec(t, "orders", "SELECT '"+typ+"'::regtype::oid")[0][0]
+		out := runSteps(t, p, "pgconn-steps", []string{"typed " + oid + " SELECT $1::text"})
+		if !strings.Contains(out, "function is denied") {
+			t.Errorf("a parameter declared of %s:\n%s", typ, out)
+		}
+	}
 	if !p.tableExists(t, "customers") {
 		t.Fatal("customers was dropped")
 	}
