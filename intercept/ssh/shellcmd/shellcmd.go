@@ -51,6 +51,23 @@ const (
 	MaxVia = 32
 )
 
+// doubleByteHazard returns the index of the first byte of s that a
+// double-byte locale would take into the character before it, where that
+// changes how a shell reads the line, or -1. Big5, Shift JIS and GBK take
+// a byte from 0x40 to 0x7E after a lead byte (0x81 and up) as its second
+// half: `严\"` is one character and a closing quote there, where UTF-8
+// reads an escaped quote. A target's locale is its own (a line may even
+// set LC_ALL for its next line), so only the shell's own characters among
+// those bytes are refused after a byte outside ASCII: \ ` { } [ ] | ~ ^ @.
+func doubleByteHazard(s string) int {
+	for i := 1; i < len(s); i++ {
+		if s[i-1] >= 0x80 && strings.IndexByte("\\`{}[]|~^@", s[i]) >= 0 {
+			return i
+		}
+	}
+	return -1
+}
+
 // Shell is how the target's login shell reads a command line.
 type Shell int
 
@@ -300,6 +317,9 @@ func (w *walker) script(s string, c ctx, label string) error {
 		}
 	}
 	w.read[s] = true
+	if i := doubleByteHazard(s); i >= 0 {
+		return fmt.Errorf("cannot check the command: a non-ASCII byte comes right before %q (byte %d); in a double-byte locale (Big5, Shift JIS, GBK) the shell reads the two as one character, and the rest of the line otherwise; put a space between them", s[i], i)
+	}
 	if label != "" {
 		if err := checkDepth(s, label); err != nil {
 			return err

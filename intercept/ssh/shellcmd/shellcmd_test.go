@@ -250,6 +250,21 @@ var tests = []testCase{
 	{name: "depth 8 is allowed", script: "eval eval eval eval eval eval eval eval a", want: chainWant("eval", 8, "a")},
 	{name: "depth 9 is refused", script: "eval eval eval eval eval eval eval eval eval a", err: "nested more than 8 deep"},
 	{name: "deep sh -c", script: deepShell(9), err: "nested more than 8 deep"},
+	// Big5 reads the last byte of 严 (E4 B8 A5) and the backslash as one
+	// character: the quote closes, and touch and rm run.
+	// Interpreters given no program read it from their input.
+	{name: "perl from input", script: "perl", want: []Command{input(w("perl"))}},
+	{name: "python3 from input", script: "python3 -u -W ignore", want: []Command{input(w("python3", "-u", "-W", "ignore"))}},
+	{name: "python3.11 dash", script: "python3.11 - arg", want: []Command{input(w("python3.11", "-", "arg"))}},
+	{name: "node with a program", script: "node -e 1", want: []Command{cmd(w("node", "-e", "1"))}},
+	{name: "perl with a program", script: "perl -ne print f", want: []Command{cmd(w("perl", "-ne", "print", "f"))}},
+	{name: "python module", script: "python3 -mhttp.server", want: []Command{cmd(w("python3", "-mhttp.server"))}},
+	{name: "script file", script: "ruby -I lib job.rb", want: []Command{cmd(w("ruby", "-I", "lib", "job.rb"))}},
+	{name: "ed reads commands", script: "ed notes.txt", want: []Command{input(w("ed", "notes.txt"))}},
+	{name: "double-byte backslash", script: "echo \"\u4e25\\\"; touch ~/approved; rm -rf ~/victim; #\"", err: "double-byte locale"},
+	{name: "double-byte backslash in sh -c", script: "bash -c 'echo \"\u4e25\\\"; rm -rf x; #\"'", err: "double-byte locale"},
+	{name: "double-byte pipe", script: "echo \u00e9|rm x", err: "double-byte locale"},
+	{name: "non-ASCII text", script: "echo \"caf\u00e9 \u4e25\" | wc -c", want: []Command{cmd(w("echo", "caf\u00e9 \u4e25")), cmd(w("wc", "-c"))}},
 
 	// Rule 5: wrappers.
 	{name: "sudo options", script: "sudo -u root -E rm -rf /", want: []Command{
