@@ -252,7 +252,7 @@ func TestSSHUpstreamCredentials(t *testing.T) {
 	if out, code := s.ssh(t, s.pwCg, "-tt", s.target()); code == 0 || !strings.Contains(out, "no rule allows shell") {
 		t.Errorf("shell for exec-only workload: exit %d\n%s", code, out)
 	}
-	for _, cmd := range []string{"bash", "sh -s", "sudo -s", ". /dev/stdin", "bash /dev/stdin -c x"} {
+	for _, cmd := range []string{"bash", "sh -s", "sudo -s", ". /dev/stdin", "bash /dev/stdin -c x", "perl", "python3 -", "ed notes"} {
 		if out, code := s.ssh(t, s.pwCg, s.target(), cmd); code == 0 || !strings.Contains(out, "no rule allows shell") {
 			t.Errorf("%q for exec-only workload: exit %d\n%s", cmd, code, out)
 		}

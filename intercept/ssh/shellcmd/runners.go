@@ -60,6 +60,9 @@ func (w *walker) inner(args []arg, c ctx) error {
 	case readsCommands[name]:
 		w.readsInput()
 		return nil
+	case readsProgram(name, args[1:]):
+		w.readsInput()
+		return nil
 	}
 	switch name {
 	case "source", ".":
@@ -323,11 +326,70 @@ func setOptions(args []arg) error {
 
 // runsStrings run commands given as strings at another time or place
 // (a terminal multiplexer's session); readsCommands read them from their
-// input (at, batch).
+// input (at, batch; ed and ex, whose ! runs a shell command).
 var (
 	runsStrings   = map[string]bool{"tmux": true, "screen": true, "dtach": true, "abduco": true}
-	readsCommands = map[string]bool{"at": true, "batch": true}
+	readsCommands = map[string]bool{"at": true, "batch": true, "ed": true, "red": true, "ex": true}
 )
+
+// programFlags are, for interpreters that read their program from their
+// input when given none (python3 < job.py, perl, node), the options that
+// give the program on the line, and the options that take the next word
+// as their value. Versioned names (python3.11, perl5.36) count as theirs.
+var programFlags = map[string]struct{ program, valued string }{
+	"python":  {"-c -m", "-W -X -Q"},
+	"perl":    {"-e -E", "-I -M -m -x -C -l -0 -i -d -D"},
+	"ruby":    {"-e", "-I -r -C -E -x -K -W -T"},
+	"node":    {"-e --eval -p --print", "-r --require --input-type --import --loader -C --conditions"},
+	"nodejs":  {"-e --eval -p --print", "-r --require --input-type --import --loader -C --conditions"},
+	"php":     {"-r -f -S", "-c -d -z -t"},
+	"lua":     {"-e", "-l"},
+	"luajit":  {"-e", "-l -b -j -O"},
+	"tclsh":   {"", "-encoding"},
+	"wish":    {"", "-encoding -name -display -geometry"},
+	"Rscript": {"-e --expr", ""},
+	"R":       {"-e -f --file", "--encoding"},
+	"irb":     {"", "-I -r"},
+	"jshell":  {"", "--class-path --module-path -J -R -C"},
+	"dc":      {"-e --expression -f --file", ""},
+}
+
+// readsProgram reports whether an interpreter is given no program on its
+// line, and so reads one from its input: what it runs there cannot be
+// seen, as with a shell without -c. A word after the options that is not
+// "-" is taken as a script file (what it holds is for the policy's
+// patterns of the line to judge). Options attached to their values
+// (-Idir, -Wall) and unknown ones are taken as flags alone: an unknown
+// one taking the next word would only hide an input reading when that
+// word is all the line has.
+func readsProgram(name string, args []arg) bool {
+	base := strings.TrimRight(name, "0123456789.")
+	f, ok := programFlags[base]
+	if !ok {
+		if f, ok = programFlags[name]; !ok {
+			return false
+		}
+	}
+	program, valued := strings.Fields(f.program), strings.Fields(f.valued)
+	for i := 0; i < len(args); i++ {
+		a := args[i].text
+		switch {
+		case a == "--":
+			return i+1 >= len(args) || args[i+1].text == "-"
+		case a == "-":
+			return true
+		case !strings.HasPrefix(a, "-"):
+			return false // a script file
+		case slices.Contains(program, a) || slices.ContainsFunc(program, func(p string) bool {
+			return !strings.HasPrefix(p, "--") && strings.HasPrefix(a, p) // -e'print 1', -mhttp.server
+		}):
+			return false
+		case slices.Contains(valued, a):
+			i++
+		}
+	}
+	return true
+}
 
 // promptVars are the variables whose values bash expands as prompts (and
 // PROMPT_COMMAND, which it runs).
