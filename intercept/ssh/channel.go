@@ -56,8 +56,12 @@ type sessionCh struct {
 	shellInput bool  // the input is a shell's: its commands
 	outKept    int64 // output kept in the cast
 	inKept     int64 // input kept in the cast
-	unrecorded uint64
-	out, in    uint64
+	// outPast, inPast: a chunk went past its bound, and no later one is
+	// kept either: the recording holds a beginning, not pieces picked by
+	// their sizes (a small chunk after a dropped large one).
+	outPast, inPast bool
+	unrecorded      uint64
+	out, in         uint64
 
 	exitMu     sync.Mutex
 	exitStatus *int
@@ -547,10 +551,10 @@ func (t *teeWriter) Write(b []byte) (int, error) {
 func (ch *sessionCh) tee(b []byte, input bool) bool {
 	ch.castMu.Lock()
 	defer ch.castMu.Unlock()
-	kept, limit := &ch.outKept, ch.recLimit
+	kept, limit, past := &ch.outKept, ch.recLimit, &ch.outPast
 	if input {
 		ch.in += uint64(len(b))
-		kept, limit = &ch.inKept, ch.inLimit
+		kept, limit, past = &ch.inKept, ch.inLimit, &ch.inPast
 	} else {
 		ch.out += uint64(len(b))
 	}
@@ -563,7 +567,8 @@ func (ch *sessionCh) tee(b []byte, input bool) bool {
 	// what is typed into one counts against its own bound alone, so that
 	// no output elsewhere leaves a shell's commands unrecorded.
 	total, shared := bound(ch.s.h.MaxRecordedTerminal, DefaultMaxRecordedTerminal)*4, ch.pty != nil && !input
-	if limit >= 0 && *kept+int64(len(b)) > limit || shared && total >= 0 && ch.s.castBytes.Load()+int64(len(b)) > total {
+	if *past || limit >= 0 && *kept+int64(len(b)) > limit || shared && total >= 0 && ch.s.castBytes.Load()+int64(len(b)) > total {
+		*past = true
 		if input && ch.shellInput && ch.s.c.RecordingStrict() {
 			// Past the bound a shell's commands would run unrecorded.
 			ch.s.h.Log.Error("a shell's input passed the terminal recording's bound; session cut", "session_id", ch.s.c.SessionID, "bound", limit)

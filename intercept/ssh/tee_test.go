@@ -56,3 +56,26 @@ func TestTerminalRecordingBoundedOnDisk(t *testing.T) {
 		t.Errorf("a shell's input past the connection's output bound: kept %d, unrecorded %d", sh.inKept, sh.unrecorded)
 	}
 }
+
+// A recording past its bound holds the beginning: a small chunk after one
+// too large to keep is not kept either (it would show a program's end
+// without the middle that made sense of it).
+func TestRecordingKeepsABeginning(t *testing.T) {
+	const limit = 64 << 10
+	s := &session{h: &Handler{MaxRecordedTerminal: limit, Log: slog.New(slog.DiscardHandler)}, c: &intercept.Conn{}}
+	var disk bytes.Buffer
+	cast, err := recorder.NewCast(&disk, recorder.CastHeader{Width: 80, Height: 24}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &sessionCh{s: s, cast: cast, recLimit: -1, inLimit: limit}
+	ch.tee(bytes.Repeat([]byte("#"), limit/2), true)
+	ch.tee(bytes.Repeat([]byte("#"), limit), true)
+	ch.tee([]byte("system('touch', 'ran')"), true)
+	if bytes.Contains(disk.Bytes(), []byte("system(")) {
+		t.Error("a chunk after one past the bound was recorded")
+	}
+	if ch.unrecorded != uint64(limit+len("system('touch', 'ran')")) {
+		t.Errorf("unrecorded %d", ch.unrecorded)
+	}
+}
