@@ -107,6 +107,12 @@
 //   - Only the shell interpreters above are looked into. Other interpreters
 //     (python -c, perl -e, awk, fish -c, csh -c, ssh host CMD, ...) are
 //     reported as one command whose arguments the policy has to judge.
+//     Given no program on the line (perl, python3 -, node), they read one
+//     from their input, and are reported as reading it, as a shell
+//     without -c is; so are ed and ex, whose ! runs a command.
+//   - A byte outside ASCII right before one of \ ` { } [ ] | ~ ^ @ is an
+//     error: a double-byte locale (Big5, Shift JIS, GBK) reads the two as
+//     one character, and the rest of the line otherwise.
 //   - Wrapper options are read from a table of the options each wrapper
 //     knows. An option outside that table, or an option word that expands at
 //     run time, is an error rather than a guess at where the command starts.
