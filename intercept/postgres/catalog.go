@@ -87,7 +87,9 @@ type catalog struct {
 	columns map[uint32]bool
 	// procs names PostgreSQL's own functions by OID, for calls by
 	// number: fixed for the server's version, never dropped.
-	procs   map[uint32]string
+	procs map[uint32]string
+	// code is typeCode's answer; nil until asked, or after a drop.
+	code    map[string]bool
 	stamp   string    // of the rows behind the cached answers; "" when none
 	checked time.Time // when the stamp last matched the catalog
 	// gen changes whenever cached answers are dropped: what sessions made
@@ -208,6 +210,7 @@ func (c *catalog) drop() {
 	clear(c.involved)
 	clear(c.columns)
 	clear(c.procs) // a superuser may have renamed one
+	c.code = nil
 	c.stamp = ""
 	c.gen.Add(1)
 }
@@ -268,9 +271,17 @@ SELECT concat_ws(' ',
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || xmin, 0)), 0) FROM pg_catalog.pg_type
     WHERE typname = ANY($5::name[])),
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(k.oid || ':' || k.xmin, 0)), 0) FROM pg_catalog.pg_cast k
-    JOIN pg_catalog.pg_type t ON t.oid = k.casttarget WHERE t.typname = ANY($5::name[])))`
+    JOIN pg_catalog.pg_type t ON t.oid = k.casttarget WHERE t.typname = ANY($5::name[])),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(x.oid || ':' || x.xmin, 0)), 0) FROM (
+    SELECT oid, xmin FROM pg_catalog.pg_cast WHERE oid >= 16384
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_opclass WHERE oid >= 16384
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amproc WHERE oid >= 16384
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amop WHERE oid >= 16384
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE oid >= 16384 AND contypid <> 0) x))`
 
 // stampNow digests the catalog rows the cached answers were read from:
+// (also every cast, operator class, its members and domain constraint
+// made after initdb, which typeCode reads)
 // the involved relations' own rows, columns, rules (a view's definition),
 // inheritance and schemas; every relation named like a name asked about
 // (one created or renamed to it); the functions, operators and casts
@@ -383,6 +394,85 @@ GROUP BY c.relname`, pgArray(missing))
 	}
 	return out, nil
 }
+
+// typeCode tells which names lead to code of the database's own that
+// PostgreSQL runs for a type without a name in the statement: the
+// functions of a type's default operator classes (ORDER BY, DISTINCT,
+// GROUP BY, UNION, joins, array and row comparisons sort and hash with
+// them), of casts from it (also implicit and assignment casts, to
+// PostgreSQL's own types), and of checks of domains on table columns (a
+// row filled from JSON is coerced to its columns' types).
+//
+// The answer is keyed as functionNames writes names: castPrefix and a
+// type's name, or "#" and its OID, for types whose values run such code
+// (also arrays, domains, ranges and rows of them, so a table whose rows
+// hold such a value: relPrefix and its name); functions and operators
+// that return such values (their names, opPrefix and the operator); and
+// domPrefix and a table's name, for a table with a column of a domain
+// whose check is such code. An empty answer, the usual one, costs a
+// statement nothing more.
+func (c *catalog) typeCode(ctx context.Context) (map[string]bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.answer(ctx, func() bool { return c.code == nil }, func() error {
+		rows, err := c.query(ctx, typeCodeQuery)
+		if err != nil {
+			return err
+		}
+		code := map[string]bool{}
+		for _, r := range rows {
+			code[r[0]] = true
+		}
+		c.code = code
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.code, nil
+}
+
+// relPrefix marks a relation's name among typeCode's names; domPrefix, a
+// relation with a column of a domain whose check is the database's code.
+const (
+	relPrefix = "rel:"
+	domPrefix = "dom:"
+)
+
+// typeCodeQuery reads typeCode's answer. Own functions are those of the
+// database's own and extensions' volatile ones (as userFunctions counts
+// them): an extension's immutable operator class (citext's) adds nothing.
+const typeCodeQuery = `WITH RECURSIVE own AS (
+  SELECT p.oid FROM pg_catalog.pg_proc p
+  WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+    AND (p.provolatile = 'v' OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'))),
+coded(typ) AS (
+  SELECT c.opcintype FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_amproc a ON a.amprocfamily = c.opcfamily
+    WHERE c.opcdefault AND a.amproc IN (SELECT oid FROM own)
+  UNION SELECT c.opcintype FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_amop a ON a.amopfamily = c.opcfamily
+    JOIN pg_catalog.pg_operator o ON o.oid = a.amopopr
+    WHERE c.opcdefault AND o.oprcode IN (SELECT oid FROM own)
+  UNION SELECT k.castsource FROM pg_catalog.pg_cast k WHERE k.castfunc IN (SELECT oid FROM own)),
+checked(typ) AS (
+  SELECT c.contypid FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_depend e
+    ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid AND e.refclassid = 'pg_catalog.pg_proc'::regclass
+  WHERE c.contypid <> 0 AND e.refobjid IN (SELECT oid FROM own)),
+up(typ, dom) AS (
+  SELECT typ, false FROM coded UNION SELECT typ, true FROM checked
+  UNION SELECT n.typ, up.dom FROM up CROSS JOIN LATERAL (
+    SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typelem = up.typ OR t.typbasetype = up.typ
+    UNION ALL SELECT t.oid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.typrelid = a.attrelid
+      WHERE a.atttypid = up.typ AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL SELECT g.rngtypid FROM pg_catalog.pg_range g WHERE g.rngsubtype = up.typ) n(typ))
+SELECT '` + castPrefix + `' || t.typname FROM up JOIN pg_catalog.pg_type t ON t.oid = up.typ WHERE NOT up.dom
+UNION SELECT '` + castPrefix + `#' || up.typ FROM up WHERE NOT up.dom
+UNION SELECT '` + relPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c ON c.reltype = up.typ WHERE NOT up.dom
+UNION SELECT '` + domPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c ON c.reltype = up.typ WHERE up.dom
+UNION SELECT p.proname FROM pg_catalog.pg_proc p
+  WHERE p.prorettype IN (SELECT typ FROM up WHERE NOT dom)
+    OR p.proallargtypes && ARRAY(SELECT typ FROM up WHERE NOT dom)
+UNION SELECT '` + opPrefix + `' || o.oprname FROM pg_catalog.pg_operator o WHERE o.oprresult IN (SELECT typ FROM up WHERE NOT dom)`
 
 // oidList reads OIDs written as "1,2,3".
 func oidList(s string) []uint32 {

@@ -106,6 +106,15 @@ type Statement struct {
 	// (expr).name: each may call a function by attribute notation
 	// (t.fn is fn(t)), which the catalog tells.
 	attrNames []string
+	// bindsTypeCode: the statement binds functions to a type, for the
+	// server to run without a name in the statements that use it (a
+	// cast, an operator class, a domain's check; see catalog.typeCode).
+	bindsTypeCode bool
+	// allCasts are the types the statement casts to, PostgreSQL's own too
+	// (the last part of each name, or "#" and the OID of a Parse's
+	// parameter type): the database may cast from a type to one of them
+	// with its own code (see catalog.typeCode).
+	allCasts []string
 	// fnNames is functionNames of the statement, made once with its
 	// classification (which is cached): every decision asks the catalog
 	// about them.
@@ -217,7 +226,7 @@ var dangerousFunctions = []string{
 // sharedTypes are type names PostgreSQL itself defines; casts to them are
 // not looked up as possible functions of the database's own. A database
 // may still define a cast to one of these types from a type of its own:
-// that function is not seen.
+// catalog.typeCode finds that function.
 var (
 	sharedTypes = []string{"text", "varchar", "char", "bpchar", "name", "json", "jsonb", "xml", "bytea", "uuid",
 		"date", "time", "timetz", "timestamp", "timestamptz", "interval", "inet", "cidr", "macaddr", "money",
@@ -406,6 +415,9 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.HasWhere = n.GetDeleteStmt().GetWhereClause() != nil
 	case n.GetSelectStmt() != nil && n.GetSelectStmt().GetIntoClause() != nil, n.GetCreateTableAsStmt() != nil:
 		s.Into = true
+	case n.GetCreateCastStmt() != nil, n.GetCreateOpClassStmt() != nil, n.GetCreateOpFamilyStmt() != nil,
+		n.GetAlterOpFamilyStmt() != nil, n.GetCreateDomainStmt() != nil, n.GetAlterDomainStmt() != nil:
+		s.bindsTypeCode = true
 	case n.GetPrepareStmt() != nil:
 		s.Prepares = n.GetPrepareStmt().GetName()
 		s.literalSensitive = true // names are not in the fingerprint
@@ -1248,7 +1260,12 @@ func (w *walker) castTo(t *pg.TypeName) {
 }
 
 func (s *Statement) castTo(t *pg.TypeName) {
-	if name := funcName(t.GetNames()); name != "" && !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
+	name := funcName(t.GetNames())
+	if name == "" {
+		return
+	}
+	s.allCasts = append(s.allCasts, lastName(name))
+	if !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
 		s.casts = append(s.casts, lastName(name))
 	}
 }
@@ -1257,14 +1274,18 @@ func (s *Statement) castTo(t *pg.TypeName) {
 // what Bind gives: a type of the database's own (OIDs from 16384 on) is
 // named by its OID (castPrefix, "#" and the OID), a domain's checks run
 // on the value as on `$1::wiping`.
-func paramCasts(oids []uint32) []string {
-	var out []string
+func paramCasts(oids []uint32) (own, all []string) {
 	for _, o := range oids {
+		if o == 0 {
+			continue // the server infers it
+		}
+		n := "#" + strconv.FormatUint(uint64(o), 10)
+		all = append(all, n)
 		if o >= 16384 {
-			out = append(out, "#"+strconv.FormatUint(uint64(o), 10))
+			own = append(own, n)
 		}
 	}
-	return out
+	return own, all
 }
 
 // call notes a call to a function by its bare name.

@@ -367,6 +367,9 @@ type session struct {
 	// of the database's own (runsCode): they may change the catalog too,
 	// but are too common to have it checked for (see uncertain).
 	codeSent, codeSeen atomic.Uint64
+	// catalogDoubt: the catalog could not answer for the statement being
+	// decided, which was taken at its worst.
+	catalogDoubt bool
 	// window: what the session's catalog changes out of the catalog's
 	// sight named (see uncertain).
 	window changeWindow
@@ -382,6 +385,7 @@ type changeWindow struct {
 	mu        sync.Mutex
 	functions map[string]bool
 	relations map[string]bool
+	typeCode  bool // a statement bound functions to a type (see Statement.bindsTypeCode)
 }
 
 // note adds a statement's names, starting anew when the window before
@@ -395,6 +399,7 @@ func (w *changeWindow) note(st *Statement, fresh bool) {
 	for _, n := range st.defines {
 		w.functions[n] = true
 	}
+	w.typeCode = w.typeCode && !fresh || st.bindsTypeCode
 	for _, t := range st.Tables {
 		w.relations[strings.ToLower(lastName(t))] = true
 	}
@@ -404,6 +409,12 @@ func (w *changeWindow) function(name string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.functions[name]
+}
+
+func (w *changeWindow) bindsTypeCode() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.typeCode
 }
 
 func (w *changeWindow) relation(name string) bool {
@@ -749,6 +760,7 @@ func (s *session) decide(stmts []Statement) string {
 		// A prepared statement is decided again at every Bind, with the
 		// catalog of that moment.
 		st.facts = facts{}
+		s.catalogDoubt = false
 		if r := syntaxChange(st); r != "" {
 			return s.refuse(st.auditText(), st.Ops, r)
 		}
@@ -757,7 +769,7 @@ func (s *session) decide(stmts []Statement) string {
 		if st.Command == "DO" || st.Command == "CALL" {
 			s.barrier = true
 		}
-		if s.callsVolatile(st) {
+		if s.callsVolatile(st) || s.runsTypeCode(st) {
 			s.barrier = true
 			ops = union(ops, []string{"function"})
 		}
@@ -911,6 +923,11 @@ func (s *session) decide(stmts []Statement) string {
 			}
 		default:
 			reason = d.Reason
+			if s.catalogDoubt && slices.Contains(ops, "function") {
+				// "function is denied" of a statement that calls none
+				// would puzzle whoever reads it.
+				reason += " (corral could not read the database's catalog, so the statement counts as calling the database's functions)"
+			}
 		}
 		seq, err := s.c.Emit(intercept.Event{Event: intercept.EventStatement, Statement: &intercept.StatementInfo{
 			Text: text, Operations: ops, Decision: decisionOf(reason, d), Reason: firstNonEmpty(reason, d.Reason), Rule: d.Rule, PolicyVersion: d.PolicyVersion,
@@ -1185,6 +1202,7 @@ func (s *session) callsVolatile(st *Statement) bool {
 	names, fs, err := s.functionFacts(st)
 	if err != nil {
 		s.h.Log.Warn("catalog lookup failed; functions count as the function operation", "session_id", s.c.SessionID, "err", err)
+		s.catalogDoubt = true
 		return true
 	}
 	for _, n := range names {
@@ -1194,6 +1212,54 @@ func (s *session) callsVolatile(st *Statement) bool {
 	}
 	return false
 }
+
+// runsTypeCode reports whether the server may run code of the database's
+// own for a statement through the types of its values, where the
+// statement names none of it (see catalog.typeCode): it reads a table
+// whose rows hold such a value, casts to or from such a type, calls a
+// function or operator that returns one, or fills a table's row from JSON
+// (jsonb_populate_record(t, ...)) where a column's domain checks with
+// such code. When the catalog cannot answer, the answer is yes.
+func (s *session) runsTypeCode(st *Statement) bool {
+	code, err := s.cat.typeCode(s.ctx)
+	if err != nil {
+		s.h.Log.Warn("catalog lookup failed; statements count as the function operation", "session_id", s.c.SessionID, "err", err)
+		s.catalogDoubt = true
+		return true
+	}
+	if s.uncertain() && s.window.bindsTypeCode() {
+		// Bound in the open transaction: the catalog cannot see it.
+		return true
+	}
+	if len(code) == 0 {
+		return false
+	}
+	names := st.fnNames
+	if names == nil {
+		names = functionNames(st)
+	}
+	for _, n := range names {
+		if code[n] {
+			return true
+		}
+	}
+	for _, c := range st.allCasts {
+		if code[castPrefix+c] {
+			return true
+		}
+	}
+	populates := slices.ContainsFunc(st.Functions, func(f string) bool { return slices.Contains(rowFillers, lastName(f)) })
+	for _, t := range st.Tables {
+		if code[relPrefix+lastName(t)] || populates && code[domPrefix+lastName(t)] {
+			return true
+		}
+	}
+	return false
+}
+
+// rowFillers coerce values into a row type given by a row of it: each
+// column's domain checks its value.
+var rowFillers = []string{"json_populate_record", "json_populate_recordset", "jsonb_populate_record", "jsonb_populate_recordset", "populate_record"}
 
 // viewOps are the operations that the views a statement reads (the
 // materialized views it refreshes) amount to beyond reading (see
@@ -1212,6 +1278,7 @@ func (s *session) viewOps(st *Statement) []string {
 	}
 	if err != nil {
 		s.h.Log.Warn("catalog lookup failed; views count as the function operation", "session_id", s.c.SessionID, "err", err)
+		s.catalogDoubt = true
 		return []string{"function"}
 	}
 	var ops []string
@@ -1760,10 +1827,13 @@ func (s *session) onParse(m *pgproto3.Parse) error {
 		reason = "a prepared statement holds one statement"
 	case len(stmts) == 1:
 		stmts[0].lossyParams = slices.ContainsFunc(m.ParameterOIDs, lossyParam)
-		if casts := paramCasts(m.ParameterOIDs); len(casts) > 0 {
-			// A copy: the classifier's cache shares the statement's arrays.
-			stmts[0].casts = append(slices.Clip(stmts[0].casts), casts...)
-			stmts[0].fnNames = functionNames(&stmts[0])
+		if own, all := paramCasts(m.ParameterOIDs); len(all) > 0 {
+			// Copies: the classifier's cache shares the statement's arrays.
+			stmts[0].allCasts = append(slices.Clip(stmts[0].allCasts), all...)
+			if len(own) > 0 {
+				stmts[0].casts = append(slices.Clip(stmts[0].casts), own...)
+				stmts[0].fnNames = functionNames(&stmts[0])
+			}
 		}
 		s.preparing = true
 		reason = s.decide(stmts)

@@ -83,6 +83,7 @@ func newTestSession(t testing.TB, dec intercept.Decider, admission policy.Decisi
 	// Functions the tests call by number.
 	cat.procs = map[uint32]string{2924: "pg_catalog.query_to_xml", 954: "pg_catalog.loread", 1574: "pg_catalog.nextval",
 		2078: "pg_catalog.set_config", 3036: "pg_catalog.pg_notify", 870: "pg_catalog.lower"}
+	cat.code = map[string]bool{} // no type of the database's runs its code
 	// PostgreSQL's operators, none of the database's own.
 	for _, op := range []string{"=", "<>", "<", ">", "<=", ">=", "||", "+", "-", "*", "/", "~~"} {
 		cat.funcs[opPrefix+op] = funcInfo{fetched: time.Now()}
@@ -411,6 +412,29 @@ func TestSessionDeniedQueryReplaced(t *testing.T) {
 	if q, ok := sent[0].(*pgproto3.Query); !ok || !isRefusal(q.String) {
 		t.Errorf("server received %#v, want the refusal only", sent[0])
 	}
+}
+
+// Without the catalog, a statement is taken at its worst, and the refusal
+// says why: the statement calls no function itself.
+func TestSessionCatalogDownSaysSo(t *testing.T) {
+	deny := stubDecider(func(in policy.Input) policy.Decision {
+		if slices.Contains(in.Action.Operations, "function") {
+			return policy.Decision{Result: policy.Deny, Reason: "function is denied"}
+		}
+		return policy.Decision{Result: policy.Allow}
+	})
+	ts := newTestSession(t, deny, policy.Decision{Result: policy.Allow})
+	ts.s.cat.code = nil // asked again, of a catalog that cannot answer
+	server := ts.fakeServer()
+	done := ts.run()
+	got := ts.exchange(t, &pgproto3.Query{String: "SELECT 1"})
+	if !slices.Equal(types(got), []string{"ErrorResponse", "ReadyForQuery"}) {
+		t.Fatalf("messages %v", types(got))
+	}
+	if e := got[0].(*pgproto3.ErrorResponse); !strings.Contains(e.Message, "function is denied (corral could not read the database's catalog") {
+		t.Errorf("error %q", e.Message)
+	}
+	ts.finish(t, done, server)
 }
 
 func TestSessionDeniedParseSkipsToSync(t *testing.T) {

@@ -355,6 +355,115 @@ ALTER TABLE orders ADD CONSTRAINT amount_op_ok CHECK (op_ok(amount)); ALTER FUNC
 	}
 }
 
+// A type's default btree operator class and its casts are functions too:
+// the server calls them under statements that name no operator, no
+// function and no cast of the database's own (ORDER BY, DISTINCT, GROUP
+// BY, UNION, array comparison, a cast to one of PostgreSQL's types, an
+// assignment). The policy denies "function" and holds delete for review:
+// none of these may run the database's own code, which here deletes
+// orders.
+func TestPostgresTypesRunCode(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", `
+CREATE TABLE calls (fn text); GRANT INSERT, SELECT ON calls TO app;
+CREATE TABLE events (id int, payload json);
+INSERT INTO events VALUES (1, '{"a":1}'), (2, '{"a":2}'), (3, '[3]');
+GRANT SELECT, INSERT ON events TO app;
+CREATE TABLE sink (n int); GRANT SELECT, INSERT ON sink TO app;
+-- json sorts and groups by its text: a default btree class for json.
+CREATE FUNCTION json_cmp(a json, b json) RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES ('json_cmp'); DELETE FROM orders WHERE id = 2; RETURN bttextcmp(a::text, b::text); END$$;
+CREATE FUNCTION json_lt(a json, b json) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT a::text < b::text';
+CREATE FUNCTION json_le(a json, b json) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT a::text <= b::text';
+CREATE FUNCTION json_eq(a json, b json) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT a::text = b::text';
+CREATE FUNCTION json_ge(a json, b json) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT a::text >= b::text';
+CREATE FUNCTION json_gt(a json, b json) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT a::text > b::text';
+CREATE OPERATOR <# (LEFTARG = json, RIGHTARG = json, FUNCTION = json_lt);
+CREATE OPERATOR <=# (LEFTARG = json, RIGHTARG = json, FUNCTION = json_le);
+CREATE OPERATOR =# (LEFTARG = json, RIGHTARG = json, FUNCTION = json_eq);
+CREATE OPERATOR >=# (LEFTARG = json, RIGHTARG = json, FUNCTION = json_ge);
+CREATE OPERATOR ># (LEFTARG = json, RIGHTARG = json, FUNCTION = json_gt);
+CREATE OPERATOR CLASS json_text_ops DEFAULT FOR TYPE json USING btree AS
+  OPERATOR 1 <#, OPERATOR 2 <=#, OPERATOR 3 =#, OPERATOR 4 >=#, OPERATOR 5 >#, FUNCTION 1 json_cmp(json, json);
+-- A json document counts as its length, also when assigned to an int.
+CREATE FUNCTION json_to_int(j json) RETURNS int LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES ('json_to_int'); DELETE FROM orders WHERE id = 2; RETURN length(j::text); END$$;
+CREATE CAST (json AS int) WITH FUNCTION json_to_int(json) AS ASSIGNMENT;
+-- And as its owner's id, as a bigint, for the reporting role.
+GRANT clearuser TO app;
+CREATE FUNCTION json_to_owner(j json) RETURNS bigint LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES ('json_to_owner'); PERFORM set_config('role', 'clearuser', false); RETURN 0; END$$;
+CREATE CAST (json AS bigint) WITH FUNCTION json_to_owner(json);
+-- A domain whose check is a function of the database's own, on a column.
+CREATE FUNCTION tag_ok(v text) RETURNS bool LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES ('tag_ok'); DELETE FROM orders WHERE id = 2; RETURN true; END$$;
+CREATE DOMAIN tag AS text CHECK (tag_ok(VALUE));
+CREATE TABLE notes (id int, t tag); INSERT INTO notes VALUES (1, 'a'); GRANT SELECT ON notes TO app;
+`)
+	// The functions are the database's own: called by name, corral
+	// refuses them as the function operation.
+	if out := p.psqlSession(t, "SELECT json_to_int('{}')", "SELECT json_cmp('1', '2')", "SELECT json_to_owner('{}')"); strings.Count(out, "function is denied") != 3 {
+		t.Fatalf("calling the functions by name was not refused:\n%s", out)
+	}
+	for _, c := range []struct{ name, sql, fn string }{
+		{"ORDER BY a column of the type", "SELECT id FROM events ORDER BY payload", "json_cmp"},
+		{"DISTINCT", "SELECT count(*) FROM (SELECT DISTINCT payload FROM events) d", "json_cmp"},
+		{"GROUP BY", "SELECT count(*) FROM events GROUP BY payload", "json_cmp"},
+		{"UNION", "SELECT count(*) FROM (SELECT payload FROM events UNION SELECT payload FROM events) u", "json_cmp"},
+		{"window ORDER BY", "SELECT id, rank() OVER (ORDER BY payload) FROM events", "json_cmp"},
+		{"array comparison", "SELECT id FROM events WHERE ARRAY[payload] < ARRAY[payload]", "json_cmp"},
+		{"cast to one of PostgreSQL's types", "SELECT payload::int FROM events", "json_to_int"},
+		{"CAST AS integer", "SELECT CAST(payload AS integer) FROM events", "json_to_int"},
+		{"assignment to a column", "INSERT INTO sink (n) SELECT payload FROM events", "json_to_int"},
+		{"a row of a table with a domain column, filled from json", `SELECT (jsonb_populate_record(n, '{"t":"b"}')).id FROM notes n`, "tag_ok"},
+		{"a function's result sorted", "SELECT to_json(x) FROM generate_series(1, 3) x ORDER BY 1", "json_cmp"},
+		{"a literal cast to the type and from it", "SELECT '{}'::json::int", "json_to_int"},
+		{"an array of the type sorted", "SELECT ARRAY['[1]'::json] < ARRAY['[2]'::json]", "json_cmp"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls;")
+			out := p.psqlSession(t, c.sql)
+			t.Logf("%s -> %s", c.sql, out)
+			ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls WHERE fn = '"+c.fn+"'")[0][0]
+			if ran != "0" {
+				t.Errorf("%q ran %s() %s times, which deletes orders (policy: function denied, delete reviewed); corral said:\n%s", c.sql, c.fn, ran, out)
+			}
+			assertOrdersIntact(t, p)
+		})
+	}
+	// A parameter declared of the type, cast.
+	t.Run("a parameter of the type", func(t *testing.T) {
+		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls;")
+		out := runSteps(t, p, "pgconn-steps", []string{"typed 114 SELECT $1::int"})
+		if !strings.Contains(out, "function is denied") {
+			t.Errorf("not refused:\n%s", out)
+		}
+		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls")[0][0]; ran != "0" {
+			t.Errorf("the database's functions ran %s times", ran)
+		}
+		assertOrdersIntact(t, p)
+	})
+	// What holds no such value still runs.
+	if out, err := p.psql(t, "SELECT count(*) FROM orders GROUP BY customer_id ORDER BY 1"); err != nil {
+		t.Errorf("a statement over other types: %v\n%s", err, out)
+	}
+	if out, err := p.psql(t, "SELECT t FROM notes"); err != nil || out != "a" {
+		t.Errorf("reading a column of a checked domain: %v\n%s", err, out)
+	}
+	// The same, through a cast that switches the role (set role is denied).
+	t.Run("cast that switches the role", func(t *testing.T) {
+		p.pg.Exec(t, "orders", "DELETE FROM calls")
+		out := p.psqlSession(t, "SELECT payload::bigint FROM events WHERE id = 1; SELECT 'now:' || current_user")
+		t.Logf("%s", out)
+		if strings.Contains(out, "now:clearuser") {
+			t.Errorf("the session switched to role clearuser through a cast (set role is denied):\n%s", out)
+		}
+		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls WHERE fn = 'json_to_owner'")[0][0]; ran != "0" {
+			t.Errorf("json_to_owner() ran %s times", ran)
+		}
+	})
+}
+
 // A denied statement inside a transaction fails the server's transaction
 // too: the COMMIT commits nothing, and client and server agree.
 func TestPostgresDeniedStatementAbortsTransaction(t *testing.T) {
