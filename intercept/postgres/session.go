@@ -2778,7 +2778,15 @@ func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorRespons
 	if len(mk.columns) > 0 {
 		m.Detail, m.Where, m.InternalQuery, m.InternalPosition = "", "", "", 0
 		raised := m.Code == "P0001" || m.Code == "00000"
-		if raised || withhold && (!aboutStatement(m.Code) || fromData(m)) {
+		withheld := raised || withhold && (!aboutStatement(m.Code) || fromData(m))
+		// A position need not point into the client's SQL: a type name
+		// parsed as the statement runs (a cast to regtype) reports one
+		// within that text, and text built from a masked value places
+		// it by the value (repeat(' ', ascii(email)) || '('). corral
+		// parsed the client's SQL before sending it, so the server's
+		// syntax errors are rarely about it.
+		m.Position = 0
+		if withheld {
 			m.Message = fmt.Sprintf("corral: the server's message is withheld while masks apply (SQLSTATE %s)", m.Code)
 			m.Hint = ""
 			return
