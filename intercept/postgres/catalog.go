@@ -89,9 +89,13 @@ type catalog struct {
 	// number: fixed for the server's version, never dropped.
 	procs map[uint32]string
 	// code is typeCode's answer; nil until asked, or after a drop.
-	code    map[string]bool
-	stamp   string    // of the rows behind the cached answers; "" when none
-	checked time.Time // when the stamp last matched the catalog
+	// codeTypes are the OIDs of the types it found, which the stamp
+	// follows (a table made with a column of one).
+	code        map[string]bool
+	codeTypes   []string
+	codeFetched time.Time
+	stamp       string    // of the rows behind the cached answers; "" when none
+	checked     time.Time // when the stamp last matched the catalog
 	// gen changes whenever cached answers are dropped: what sessions made
 	// from them (masking plans) is stale.
 	gen atomic.Uint64
@@ -210,7 +214,7 @@ func (c *catalog) drop() {
 	clear(c.involved)
 	clear(c.columns)
 	clear(c.procs) // a superuser may have renamed one
-	c.code = nil
+	c.code, c.codeTypes = nil, nil
 	c.stamp = ""
 	c.gen.Add(1)
 }
@@ -277,11 +281,19 @@ SELECT concat_ws(' ',
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_opclass WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amproc WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amop WHERE oid >= 16384
-    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE oid >= 16384 AND contypid <> 0) x))`
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE oid >= 16384 AND contypid <> 0) x),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(x.k || ':' || x.xmin, 0)), 0) FROM (
+    SELECT attrelid || '.' || attnum AS k, xmin FROM pg_catalog.pg_attribute
+      WHERE cardinality($7::oid[]) > 0 AND atttypid = ANY($7::oid[]) AND attnum > 0
+    UNION ALL SELECT oid::text, xmin FROM pg_catalog.pg_type
+      WHERE cardinality($7::oid[]) > 0 AND (typelem = ANY($7::oid[]) OR typbasetype = ANY($7::oid[]))
+    UNION ALL SELECT rngtypid::text, xmin FROM pg_catalog.pg_range
+      WHERE cardinality($7::oid[]) > 0 AND rngsubtype = ANY($7::oid[])) x))`
 
-// stampNow digests the catalog rows the cached answers were read from:
+// stampNow digests the catalog rows the cached answers were read from
 // (also every cast, operator class, its members and domain constraint
-// made after initdb, which typeCode reads)
+// made after initdb, which typeCode reads, and the columns, arrays,
+// domains and ranges of the types it found; $7 their OIDs)
 // the involved relations' own rows, columns, rules (a view's definition),
 // inheritance and schemas; every relation named like a name asked about
 // (one created or renamed to it); the functions, operators and casts
@@ -310,7 +322,7 @@ func (c *catalog) stampNow(ctx context.Context) (string, error) {
 	}
 	rows, err := c.query(ctx, stampQuery,
 		"{"+strings.Join(oids, ",")+"}", pgArray(slices.Collect(maps.Keys(c.names))), pgArray(fns), pgArray(ops), pgArray(casts),
-		"{"+strings.Join(cols, ",")+"}")
+		"{"+strings.Join(cols, ",")+"}", "{"+strings.Join(c.codeTypes, ",")+"}")
 	if err != nil {
 		return "", err
 	}
@@ -414,16 +426,20 @@ GROUP BY c.relname`, pgArray(missing))
 func (c *catalog) typeCode(ctx context.Context) (map[string]bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := c.answer(ctx, func() bool { return c.code == nil }, func() error {
+	err := c.answer(ctx, func() bool { return c.code == nil || time.Since(c.codeFetched) >= catalogTTL }, func() error {
 		rows, err := c.query(ctx, typeCodeQuery)
 		if err != nil {
 			return err
 		}
-		code := map[string]bool{}
+		code, types := map[string]bool{}, []string(nil)
 		for _, r := range rows {
-			code[r[0]] = true
+			if oid, ok := strings.CutPrefix(r[0], "oid:"); ok {
+				types = append(types, oid)
+			} else {
+				code[r[0]] = true
+			}
 		}
-		c.code = code
+		c.code, c.codeTypes, c.codeFetched = code, types, time.Now()
 		return nil
 	})
 	if err != nil {
@@ -442,6 +458,13 @@ const (
 // typeCodeQuery reads typeCode's answer. Own functions are those of the
 // database's own and extensions' volatile ones (as userFunctions counts
 // them): an extension's immutable operator class (citext's) adds nothing.
+// A cast from one of PostgreSQL's types to one of the database's runs
+// when a value becomes the database's type, which a cast to it names
+// (explicit, or in a column or a function's argument of that type): the
+// source, text say, would mark nearly every statement. Types reached
+// from the found ones are followed by hash joins over every edge (array,
+// domain, column, range subtype), built only when something was found.
+// "oid:" rows are the types found, for the stamp.
 const typeCodeQuery = `WITH RECURSIVE own AS (
   SELECT p.oid FROM pg_catalog.pg_proc p
   WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
@@ -453,19 +476,25 @@ coded(typ) AS (
   UNION SELECT c.opcintype FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_amop a ON a.amopfamily = c.opcfamily
     JOIN pg_catalog.pg_operator o ON o.oid = a.amopopr
     WHERE c.opcdefault AND o.oprcode IN (SELECT oid FROM own)
-  UNION SELECT k.castsource FROM pg_catalog.pg_cast k WHERE k.castfunc IN (SELECT oid FROM own)),
+  UNION SELECT k.castsource FROM pg_catalog.pg_cast k WHERE k.castfunc IN (SELECT oid FROM own)
+    AND (k.castsource >= 16384 OR k.casttarget < 16384)),
 checked(typ) AS (
   SELECT c.contypid FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_depend e
-    ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid AND e.refclassid = 'pg_catalog.pg_proc'::regclass
-  WHERE c.contypid <> 0 AND e.refobjid IN (SELECT oid FROM own)),
+    ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
+  WHERE c.contypid <> 0 AND (e.refclassid = 'pg_catalog.pg_proc'::regclass AND e.refobjid IN (SELECT oid FROM own)
+    OR e.refclassid = 'pg_catalog.pg_operator'::regclass
+      AND e.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)))),
+edges(child, parent) AS MATERIALIZED (
+  SELECT typelem, oid FROM pg_catalog.pg_type WHERE typelem <> 0
+  UNION ALL SELECT typbasetype, oid FROM pg_catalog.pg_type WHERE typbasetype <> 0
+  UNION ALL SELECT a.atttypid, r.reltype FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid = a.attrelid
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND r.reltype <> 0
+  UNION ALL SELECT rngsubtype, rngtypid FROM pg_catalog.pg_range),
 up(typ, dom) AS (
   SELECT typ, false FROM coded UNION SELECT typ, true FROM checked
-  UNION SELECT n.typ, up.dom FROM up CROSS JOIN LATERAL (
-    SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typelem = up.typ OR t.typbasetype = up.typ
-    UNION ALL SELECT t.oid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.typrelid = a.attrelid
-      WHERE a.atttypid = up.typ AND a.attnum > 0 AND NOT a.attisdropped
-    UNION ALL SELECT g.rngtypid FROM pg_catalog.pg_range g WHERE g.rngsubtype = up.typ) n(typ))
-SELECT '` + castPrefix + `' || t.typname FROM up JOIN pg_catalog.pg_type t ON t.oid = up.typ WHERE NOT up.dom
+  UNION SELECT e.parent, up.dom FROM up JOIN edges e ON e.child = up.typ)
+SELECT 'oid:' || typ FROM up
+UNION SELECT '` + castPrefix + `' || t.typname FROM up JOIN pg_catalog.pg_type t ON t.oid = up.typ WHERE NOT up.dom
 UNION SELECT '` + castPrefix + `#' || up.typ FROM up WHERE NOT up.dom
 UNION SELECT '` + relPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c ON c.reltype = up.typ WHERE NOT up.dom
 UNION SELECT '` + domPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c ON c.reltype = up.typ WHERE up.dom
@@ -678,6 +707,11 @@ JOIN (SELECT k.casttarget AS typ, k.castfunc AS fn FROM pg_catalog.pg_cast k
     UNION ALL SELECT c.contypid, e.refobjid FROM pg_catalog.pg_constraint c
       JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
         AND e.refclassid = 'pg_catalog.pg_proc'::regclass
+      WHERE c.contypid <> 0
+    UNION ALL SELECT c.contypid, o.oprcode FROM pg_catalog.pg_constraint c
+      JOIN pg_catalog.pg_depend e ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
+        AND e.refclassid = 'pg_catalog.pg_operator'::regclass
+      JOIN pg_catalog.pg_operator o ON o.oid = e.refobjid
       WHERE c.contypid <> 0) f ON f.typ = reach.typ AND t.typnamespace <> 'pg_catalog'::regnamespace
 JOIN pg_catalog.pg_proc p ON p.oid = f.fn`
 

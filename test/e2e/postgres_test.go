@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/corral-dev/corral/intercept"
 	"github.com/corral-dev/corral/internal/testutil"
@@ -449,6 +450,34 @@ CREATE TABLE notes (id int, t tag); INSERT INTO notes VALUES (1, 'a'); GRANT SEL
 	}
 	if out, err := p.psql(t, "SELECT t FROM notes"); err != nil || out != "a" {
 		t.Errorf("reading a column of a checked domain: %v\n%s", err, out)
+	}
+	// A cast from one of PostgreSQL's types to one of the database's
+	// runs when a value becomes the latter: text stays plain text.
+	p.pg.Exec(t, "orders", `CREATE TYPE mood AS ENUM ('ok', 'sad');
+CREATE FUNCTION to_mood(v text) RETURNS mood LANGUAGE sql IMMUTABLE AS 'SELECT v::text::mood';
+CREATE CAST (text AS mood) WITH FUNCTION to_mood(text) AS ASSIGNMENT`)
+	if out, err := p.psql(t, "SELECT lower('X') || count(*) FROM orders"); err != nil || out != "x2" {
+		t.Errorf("text, which a cast of the database's own takes to its type: %v\n%s", err, out)
+	}
+	// Made after the answer was cached, outside corral: a table holding
+	// the type, and a domain checked with an operator of the database's
+	// own.
+	p.pg.Exec(t, "orders", `CREATE TABLE late (p json); INSERT INTO late VALUES ('1'), ('2'); GRANT SELECT ON late TO app;
+CREATE FUNCTION ok2(a text, b text) RETURNS bool LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES ('ok2'); DELETE FROM orders WHERE id = 2; RETURN true; END$$;
+CREATE OPERATOR ### (LEFTARG = text, RIGHTARG = text, FUNCTION = ok2);
+CREATE DOMAIN tag2 AS text CHECK (VALUE ### 'x'); CREATE TABLE notes2 (id int, t tag2); GRANT SELECT ON notes2 TO app`)
+	time.Sleep(time.Second) // cached answers are checked against the catalog once a second
+	for _, c := range []struct{ sql, fn string }{
+		{"SELECT count(*) FROM (SELECT DISTINCT p FROM late) d", "json_cmp"},
+		{`SELECT (jsonb_populate_record(n, '{"t":"b"}')).id FROM notes2 n`, "ok2"},
+	} {
+		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls;")
+		out := p.psqlSession(t, c.sql)
+		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls WHERE fn = '"+c.fn+"'")[0][0]; ran != "0" {
+			t.Errorf("%q ran %s() %s times; corral said:\n%s", c.sql, c.fn, ran, out)
+		}
+		assertOrdersIntact(t, p)
 	}
 	// The same, through a cast that switches the role (set role is denied).
 	t.Run("cast that switches the role", func(t *testing.T) {
