@@ -1249,8 +1249,14 @@ func (s *session) runsTypeCode(st *Statement) bool {
 		}
 	}
 	populates := slices.ContainsFunc(st.Functions, func(f string) bool { return slices.Contains(rowFillers, lastName(f)) })
+	uncertain := s.uncertain()
 	for _, t := range st.Tables {
 		if code[relPrefix+lastName(t)] || populates && code[domPrefix+lastName(t)] {
+			return true
+		}
+		if uncertain && s.window.relation(lastName(t)) {
+			// Made or changed in the open transaction: its columns may
+			// hold such a type, out of the catalog's sight.
 			return true
 		}
 	}

@@ -491,6 +491,16 @@ CREATE DOMAIN tag2 AS text CHECK (VALUE ### 'x'); CREATE TABLE notes2 (id int, t
 			t.Errorf("json_to_owner() ran %s times", ran)
 		}
 	})
+	// A table made in the open transaction, out of the catalog's sight.
+	t.Run("a table made in the transaction", func(t *testing.T) {
+		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls; GRANT CREATE ON SCHEMA public TO app")
+		allowAlso(t, p, "ddl")
+		out := p.psqlSession(t, "BEGIN; CREATE TABLE fresh (p json); INSERT INTO fresh VALUES ('1'), ('2'); SELECT count(*) FROM (SELECT DISTINCT p FROM fresh) d; COMMIT")
+		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls")[0][0]; ran != "0" || !strings.Contains(out, "function is denied") {
+			t.Errorf("the database's functions ran %s times; corral said:\n%s", ran, out)
+		}
+		assertOrdersIntact(t, p)
+	})
 }
 
 // A denied statement inside a transaction fails the server's transaction
