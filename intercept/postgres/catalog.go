@@ -412,17 +412,17 @@ GROUP BY c.relname`, pgArray(missing))
 // functions of a type's default operator classes (ORDER BY, DISTINCT,
 // GROUP BY, UNION, joins, array and row comparisons sort and hash with
 // them), of casts from it (also implicit and assignment casts, to
-// PostgreSQL's own types), and of checks of domains on table columns (a
-// row filled from JSON is coerced to its columns' types).
+// PostgreSQL's own types), and of a domain's checks (a literal compared
+// with a row or an array holding the domain is read as that type, a
+// parameter is inferred as it, a row is filled from JSON or hstore).
 //
 // The answer is keyed as functionNames writes names: castPrefix and a
 // type's name, or "#" and its OID, for types whose values run such code
 // (also arrays, domains, ranges and rows of them, so a table whose rows
-// hold such a value: relPrefix and its name); functions and operators
-// that return such values (their names, opPrefix and the operator); and
-// domPrefix and a table's name, for a table with a column of a domain
-// whose check is such code. An empty answer, the usual one, costs a
-// statement nothing more.
+// hold such a value: relPrefix and its name); and functions and
+// operators that return such values (their names, opPrefix and the
+// operator). An empty answer, the usual one, costs a statement nothing
+// more.
 func (c *catalog) typeCode(ctx context.Context) (map[string]bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -448,12 +448,8 @@ func (c *catalog) typeCode(ctx context.Context) (map[string]bool, error) {
 	return c.code, nil
 }
 
-// relPrefix marks a relation's name among typeCode's names; domPrefix, a
-// relation with a column of a domain whose check is the database's code.
-const (
-	relPrefix = "rel:"
-	domPrefix = "dom:"
-)
+// relPrefix marks a relation's name among typeCode's names.
+const relPrefix = "rel:"
 
 // typeCodeQuery reads typeCode's answer. Own functions are those of the
 // database's own and extensions' volatile ones (as userFunctions counts
@@ -490,18 +486,16 @@ edges(child, parent) AS MATERIALIZED (
   UNION ALL SELECT a.atttypid, r.reltype FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid = a.attrelid
     WHERE a.attnum > 0 AND NOT a.attisdropped AND r.reltype <> 0
   UNION ALL SELECT rngsubtype, rngtypid FROM pg_catalog.pg_range),
-up(typ, dom) AS (
-  SELECT typ, false FROM coded UNION SELECT typ, true FROM checked
-  UNION SELECT e.parent, up.dom FROM up JOIN edges e ON e.child = up.typ)
+up(typ) AS (
+  SELECT typ FROM coded UNION SELECT typ FROM checked
+  UNION SELECT e.parent FROM up JOIN edges e ON e.child = up.typ)
 SELECT 'oid:' || typ FROM up
-UNION SELECT '` + castPrefix + `' || t.typname FROM up JOIN pg_catalog.pg_type t ON t.oid = up.typ WHERE NOT up.dom
-UNION SELECT '` + castPrefix + `#' || up.typ FROM up WHERE NOT up.dom
-UNION SELECT '` + relPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c ON c.reltype = up.typ WHERE NOT up.dom
-UNION SELECT '` + domPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c ON c.reltype = up.typ WHERE up.dom
+UNION SELECT '` + castPrefix + `' || t.typname FROM up JOIN pg_catalog.pg_type t ON t.oid = up.typ
+UNION SELECT '` + castPrefix + `#' || up.typ FROM up
+UNION SELECT '` + relPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c ON c.reltype = up.typ
 UNION SELECT p.proname FROM pg_catalog.pg_proc p
-  WHERE p.prorettype IN (SELECT typ FROM up WHERE NOT dom)
-    OR p.proallargtypes && ARRAY(SELECT typ FROM up WHERE NOT dom)
-UNION SELECT '` + opPrefix + `' || o.oprname FROM pg_catalog.pg_operator o WHERE o.oprresult IN (SELECT typ FROM up WHERE NOT dom)`
+  WHERE p.prorettype IN (SELECT typ FROM up) OR p.proallargtypes && ARRAY(SELECT typ FROM up)
+UNION SELECT '` + opPrefix + `' || o.oprname FROM pg_catalog.pg_operator o WHERE o.oprresult IN (SELECT typ FROM up)`
 
 // oidList reads OIDs written as "1,2,3".
 func oidList(s string) []uint32 {

@@ -938,6 +938,12 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.TypeCast:
 		w.castTo(x.GetTypeName())
+	case *pg.JsonParseExpr, *pg.JsonScalarExpr, *pg.JsonObjectConstructor, *pg.JsonArrayConstructor,
+		*pg.JsonArrayQueryConstructor, *pg.JsonObjectAgg, *pg.JsonArrayAgg:
+		// SQL/JSON syntax (JSON('[1]'), JSON_OBJECT(...)) to this parser,
+		// calls of json and json_object to an older server: either way
+		// values of json or jsonb, which the database may bind code to.
+		w.s.allCasts = append(w.s.allCasts, "json", "jsonb")
 	case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
 		// Also nested (a data-modifying CTE, EXPLAIN ANALYZE): values go
 		// into a table.

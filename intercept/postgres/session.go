@@ -1216,10 +1216,11 @@ func (s *session) callsVolatile(st *Statement) bool {
 // runsTypeCode reports whether the server may run code of the database's
 // own for a statement through the types of its values, where the
 // statement names none of it (see catalog.typeCode): it reads a table
-// whose rows hold such a value, casts to or from such a type, calls a
-// function or operator that returns one, or fills a table's row from JSON
-// (jsonb_populate_record(t, ...)) where a column's domain checks with
-// such code. When the catalog cannot answer, the answer is yes.
+// whose rows hold such a value, casts to such a type (also written as a
+// call: tag('b')), or calls a function or operator that returns one.
+// Reading a table counts whatever the statement does with its rows:
+// which values become which types is the server's to infer. When the
+// catalog cannot answer, the answer is yes.
 func (s *session) runsTypeCode(st *Statement) bool {
 	code, err := s.cat.typeCode(s.ctx)
 	if err != nil {
@@ -1248,10 +1249,14 @@ func (s *session) runsTypeCode(st *Statement) bool {
 			return true
 		}
 	}
-	populates := slices.ContainsFunc(st.Functions, func(f string) bool { return slices.Contains(rowFillers, lastName(f)) })
+	for _, f := range st.Functions {
+		if code[castPrefix+lastName(f)] {
+			return true // a call by a type's name is a cast to it
+		}
+	}
 	uncertain := s.uncertain()
 	for _, t := range st.Tables {
-		if code[relPrefix+lastName(t)] || populates && code[domPrefix+lastName(t)] {
+		if code[relPrefix+lastName(t)] {
 			return true
 		}
 		if uncertain && s.window.relation(lastName(t)) {
@@ -1262,10 +1267,6 @@ func (s *session) runsTypeCode(st *Statement) bool {
 	}
 	return false
 }
-
-// rowFillers coerce values into a row type given by a row of it: each
-// column's domain checks its value.
-var rowFillers = []string{"json_populate_record", "json_populate_recordset", "jsonb_populate_record", "jsonb_populate_recordset", "populate_record"}
 
 // viewOps are the operations that the views a statement reads (the
 // materialized views it refreshes) amount to beyond reading (see

@@ -400,6 +400,8 @@ CREATE FUNCTION tag_ok(v text) RETURNS bool LANGUAGE plpgsql AS
   $$BEGIN INSERT INTO calls VALUES ('tag_ok'); DELETE FROM orders WHERE id = 2; RETURN true; END$$;
 CREATE DOMAIN tag AS text CHECK (tag_ok(VALUE));
 CREATE TABLE notes (id int, t tag); INSERT INTO notes VALUES (1, 'a'); GRANT SELECT ON notes TO app;
+CREATE TABLE tagged (id int, tags tag[]); INSERT INTO tagged VALUES (1, '{a}'); GRANT SELECT ON tagged TO app;
+CREATE EXTENSION hstore;
 `)
 	// The functions are the database's own: called by name, corral
 	// refuses them as the function operation.
@@ -417,6 +419,13 @@ CREATE TABLE notes (id int, t tag); INSERT INTO notes VALUES (1, 'a'); GRANT SEL
 		{"CAST AS integer", "SELECT CAST(payload AS integer) FROM events", "json_to_int"},
 		{"assignment to a column", "INSERT INTO sink (n) SELECT payload FROM events", "json_to_int"},
 		{"a row of a table with a domain column, filled from json", `SELECT (jsonb_populate_record(n, '{"t":"b"}')).id FROM notes n`, "tag_ok"},
+		{"filled from hstore", `SELECT (n #= 't=>zz'::hstore).id FROM notes n`, "tag_ok"},
+		{"a literal read as a row holding the domain", "SELECT count(*) FROM notes n WHERE n IN ('(9,zz)', '(8,yy)')", "tag_ok"},
+		{"a literal read as an array of the domain", "SELECT count(*) FROM tagged WHERE tags = '{zz}'", "tag_ok"},
+		{"a cast written as a call", "SELECT tag('b')", "tag_ok"},
+		{"a qualified cast written as a call", "SELECT public.tag(name) FROM customers", "tag_ok"},
+		{"JSON() values sorted", "SELECT count(*) FROM (SELECT DISTINCT x FROM (VALUES (json('[1]')), (json('[2]')), (json('[1]'))) v(x)) d", "json_cmp"},
+		{"JSON() assigned through the cast", "INSERT INTO sink (n) VALUES (json('[1,2]'))", "json_to_int"},
 		{"a function's result sorted", "SELECT to_json(x) FROM generate_series(1, 3) x ORDER BY 1", "json_cmp"},
 		{"a literal cast to the type and from it", "SELECT '{}'::json::int", "json_to_int"},
 		{"an array of the type sorted", "SELECT ARRAY['[1]'::json] < ARRAY['[2]'::json]", "json_cmp"},
@@ -432,11 +441,11 @@ CREATE TABLE notes (id int, t tag); INSERT INTO notes VALUES (1, 'a'); GRANT SEL
 			assertOrdersIntact(t, p)
 		})
 	}
-	// A parameter declared of the type, cast.
+	// A parameter declared of the type, cast; one the server infers.
 	t.Run("a parameter of the type", func(t *testing.T) {
 		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls;")
-		out := runSteps(t, p, "pgconn-steps", []string{"typed 114 SELECT $1::int"})
-		if !strings.Contains(out, "function is denied") {
+		out := runSteps(t, p, "pgconn-steps", []string{"typed 114 SELECT $1::int", "typed 0 SELECT count(*) FROM tagged WHERE tags = $1"})
+		if strings.Count(out, "function is denied") != 2 {
 			t.Errorf("not refused:\n%s", out)
 		}
 		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls")[0][0]; ran != "0" {
@@ -448,7 +457,9 @@ CREATE TABLE notes (id int, t tag); INSERT INTO notes VALUES (1, 'a'); GRANT SEL
 	if out, err := p.psql(t, "SELECT count(*) FROM orders GROUP BY customer_id ORDER BY 1"); err != nil {
 		t.Errorf("a statement over other types: %v\n%s", err, out)
 	}
-	if out, err := p.psql(t, "SELECT t FROM notes"); err != nil || out != "a" {
+	// A table whose rows hold a checked domain counts whatever is done
+	// with them: the server infers where values become the domain.
+	if out, err := p.psql(t, "SELECT t FROM notes"); err == nil || !strings.Contains(out, "function is denied") {
 		t.Errorf("reading a column of a checked domain: %v\n%s", err, out)
 	}
 	// A cast from one of PostgreSQL's types to one of the database's
