@@ -551,3 +551,21 @@ func TestDetectedInBinaryContainers(t *testing.T) {
 		t.Error("a row in text format is read as text")
 	}
 }
+
+// What the database's own code raises loses its text and name fields
+// under any SQLSTATE; the server's own errors keep theirs.
+func TestScrubRaisedMessages(t *testing.T) {
+	mk := compileMasks(customersMasks)
+	raised := &pgproto3.ErrorResponse{Severity: "ERROR", Code: "42501", Message: "not for ada@example.com", Hint: "4111",
+		ColumnName: "ada@example.com", ConstraintName: "4111", File: "pl_exec.c", Routine: "exec_stmt_raise"}
+	scrubMessage(mk, testKey, true, raised)
+	if strings.Contains(raised.Message, "ada") || raised.Hint != "" || raised.ColumnName != "" || raised.ConstraintName != "" {
+		t.Errorf("a RAISE with a class 42 code: %+v", raised)
+	}
+	server := &pgproto3.ErrorResponse{Severity: "ERROR", Code: "23505", Message: `duplicate key value violates unique constraint "customers_pkey"`,
+		TableName: "customers", ConstraintName: "customers_pkey", File: "nbtinsert.c", Routine: "_bt_check_unique"}
+	scrubMessage(mk, testKey, true, server)
+	if server.ConstraintName != "customers_pkey" || server.TableName != "customers" {
+		t.Errorf("the server's own unique violation lost its names: %+v", server)
+	}
+}

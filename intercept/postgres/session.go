@@ -2753,6 +2753,24 @@ func (s *session) fromServer() error {
 	}
 }
 
+// raisedByCode reports whether the database's own code wrote a message:
+// PL/pgSQL's RAISE and ASSERT, and the procedural languages' calls for
+// one, which may set any SQLSTATE, text and name fields. The server
+// names the routine and source file that reported it; its own errors
+// name others.
+func raisedByCode(m *pgproto3.ErrorResponse) bool {
+	switch m.Routine {
+	case "exec_stmt_raise", "exec_stmt_assert":
+		return true
+	}
+	switch m.File {
+	case "pl_exec.c", "plpy_elog.c", "plpy_plpymodule.c", "plperl.c", "pltcl.c":
+		return true
+	}
+	// A server that does not say where is taken to be one where it could.
+	return m.File == "" && m.Routine == ""
+}
+
 // unquote hides what PostgreSQL quotes in a message: everything from the
 // first double quote to the last, or to the end when there is only one.
 // PostgreSQL does not escape quotes inside the values it quotes, so a
@@ -2774,17 +2792,22 @@ func unquote(msg string) string {
 // values ("invalid input syntax for type integer: \"ada@example.com\"").
 // With column masks in force every quoted value is hidden, with the parts
 // that quote rows, input and inner queries; detectors run over the rest.
-// Two kinds lose their whole text (the SQLSTATE and the name fields stay):
-// withheld messages (every error, and the notices of a statement that
-// reads masked data) unless about the statement, since evaluating it may
-// go wrong over masked values — functions echo their input unquoted
-// (make_date, chr, convert_from), a filter, rule or policy may compute
-// over masked columns — and what the database's own code raises with
-// PL/pgSQL's default codes (a trigger's RAISE NOTICE '%', OLD.email).
+// Two kinds lose their whole text (the SQLSTATE stays, and the name
+// fields of the first): withheld messages (every error, and the notices
+// of a statement that reads masked data) unless about the statement,
+// since evaluating it may go wrong over masked values — functions echo
+// their input unquoted (make_date, chr, convert_from), a filter, rule or
+// policy may compute over masked columns — and what the database's own
+// code raises (a trigger's RAISE NOTICE '%', OLD.email), whatever the
+// SQLSTATE it chose, with its name fields too (RAISE ... USING COLUMN =
+// OLD.email).
 func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorResponse) {
 	if len(mk.columns) > 0 {
 		m.Detail, m.Where, m.InternalQuery, m.InternalPosition = "", "", "", 0
-		raised := m.Code == "P0001" || m.Code == "00000"
+		raised := m.Code == "P0001" || m.Code == "00000" || raisedByCode(m)
+		if raised {
+			m.SchemaName, m.TableName, m.ColumnName, m.DataTypeName, m.ConstraintName = "", "", "", "", ""
+		}
 		withheld := raised || withhold && (!aboutStatement(m.Code) || fromData(m))
 		// A position need not point into the client's SQL: a type name
 		// parsed as the statement runs (a cast to regtype) reports one

@@ -759,6 +759,51 @@ func pgRaw(args []string, in *bufio.Scanner, out io.Writer) error {
 	return nil
 }
 
+// What the database's own code raises (a trigger's, a default's, a
+// deferred trigger's at COMMIT) may carry masked values in its text, its
+// hint and its name fields, under any SQLSTATE it chooses: while masks
+// apply, all of it is withheld.
+func TestPostgresLeakRaisedMessages(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	runLeakCases(t, p, []leakCase{
+		// RAISE WARNING's default SQLSTATE is 01000, not P0001 or 00000.
+		{name: "a trigger on another table raises a WARNING",
+			setup: "CREATE FUNCTION warn_owner() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE WARNING 'owner %', (SELECT email FROM customers WHERE id = NEW.customer_id); RETURN NEW; END$$; CREATE TRIGGER warn BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION warn_owner()",
+			undo:  "DROP TRIGGER warn ON orders; DROP FUNCTION warn_owner()",
+			stmts: []string{"UPDATE orders SET amount = amount WHERE id = 1"}},
+		{name: "a trigger on the masked table raises a WARNING",
+			setup: "CREATE FUNCTION warn_self() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE WARNING 'changed %', OLD.email; RETURN NEW; END$$; CREATE TRIGGER warn2 BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION warn_self()",
+			undo:  "DROP TRIGGER warn2 ON customers; DROP FUNCTION warn_self()",
+			stmts: []string{"UPDATE customers SET note = note WHERE id = 1"}},
+		// RAISE ... USING fills the name fields with anything.
+		{name: "a trigger's notice with name fields",
+			setup: "CREATE FUNCTION note_fields() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE 'changed' USING COLUMN = OLD.email, CONSTRAINT = OLD.card_number, DATATYPE = NEW.email, TABLE = OLD.email, SCHEMA = OLD.card_number; RETURN NEW; END$$; CREATE TRIGGER notef BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION note_fields()",
+			undo:  "DROP TRIGGER notef ON customers; DROP FUNCTION note_fields()",
+			stmts: []string{"UPDATE customers SET note = note WHERE id = 1"}},
+		{name: "a trigger's error with name fields",
+			setup: "CREATE FUNCTION err_fields() RETURNS trigger LANGUAGE plpgsql AS $$DECLARE c customers; BEGIN SELECT * INTO c FROM customers WHERE id = NEW.customer_id; RAISE EXCEPTION 'refused' USING COLUMN = c.email, CONSTRAINT = c.card_number; RETURN NEW; END$$; CREATE TRIGGER errf BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION err_fields()",
+			undo:  "DROP TRIGGER errf ON orders; DROP FUNCTION err_fields()",
+			stmts: []string{"UPDATE orders SET amount = amount WHERE id = 1"}},
+		// RAISE may choose a SQLSTATE of the statement's own classes.
+		{name: "a trigger's error with a class 42 code",
+			setup: "CREATE FUNCTION err42() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'not for ' || OLD.email, HINT = OLD.card_number; RETURN NEW; END$$; CREATE TRIGGER e42 BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION err42()",
+			undo:  "DROP TRIGGER e42 ON customers; DROP FUNCTION err42()",
+			stmts: []string{"UPDATE customers SET note = note WHERE id = 1"}},
+		{name: "a trigger's notice with a class 42 code",
+			setup: "CREATE FUNCTION note42() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE NOTICE USING ERRCODE = '42000', MESSAGE = OLD.email; RETURN NEW; END$$; CREATE TRIGGER n42 BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION note42()",
+			undo:  "DROP TRIGGER n42 ON customers; DROP FUNCTION note42()",
+			stmts: []string{"UPDATE customers SET note = note WHERE id = 1"}},
+		{name: "a deferred trigger's warning at COMMIT",
+			setup: "CREATE FUNCTION warn_late() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE WARNING 'owner %', (SELECT card_number FROM customers WHERE id = NEW.customer_id); RETURN NEW; END$$; CREATE CONSTRAINT TRIGGER late AFTER UPDATE ON orders DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION warn_late()",
+			undo:  "DROP TRIGGER late ON orders; DROP FUNCTION warn_late()",
+			stmts: []string{"BEGIN", "UPDATE orders SET amount = amount WHERE id = 1", "COMMIT"}},
+		{name: "a column default's warning",
+			setup: "CREATE FUNCTION next_note() RETURNS text LANGUAGE plpgsql AS $$BEGIN RAISE WARNING 'last %', (SELECT email FROM customers WHERE id = 2); RETURN 'n'; END$$; CREATE TABLE notes (id int, n text DEFAULT next_note()); GRANT INSERT, SELECT ON notes TO app",
+			undo:  "DROP TABLE notes; DROP FUNCTION next_note()",
+			stmts: []string{"INSERT INTO notes (id) VALUES (1)"}},
+	})
+}
+
 // Whatever a client pipelines, a DELETE runs only with its review: the
 // unnamed statement the server keeps when it skips a Parse, and a Sync
 // sent where the server is copying, must not make corral decide by
