@@ -210,6 +210,12 @@ func TestSSHExecGuardedCommands(t *testing.T) {
 		fmt.Sprintf("touch %s/ran9; x=a[$(echo '$')\"(rm -rf /)]\"; echo $((x))", home),
 		fmt.Sprintf("touch %s/ran10; echo 'rm -rf /' >> .bashrc", home),
 		fmt.Sprintf("touch %s/ran11; sh -c 'echo hi &>/dev/null; ((rm -rf - /))'", home),
+		// A message catalog an earlier line writes translates $"hi" into
+		// a command substitution; a double-byte locale reads 严\ as one
+		// character; the dynamic loader runs the program it is given.
+		fmt.Sprintf("touch %s/ran12; echo $\"hi\"", home),
+		fmt.Sprintf("touch %s/ran13; LC_ALL=zh_TW.BIG5\necho \"\u4e25\\\"; rm -rf /; #\"", home),
+		fmt.Sprintf("touch %s/ran14; ld.so /usr/bin/rm -rf /", home),
 	} {
 		out, code := s.ssh(t, s.workCg, s.target(), cmd)
 		if code == 0 || !strings.Contains(out, "corral: ") {
@@ -252,7 +258,8 @@ func TestSSHUpstreamCredentials(t *testing.T) {
 	if out, code := s.ssh(t, s.pwCg, "-tt", s.target()); code == 0 || !strings.Contains(out, "no rule allows shell") {
 		t.Errorf("shell for exec-only workload: exit %d\n%s", code, out)
 	}
-	for _, cmd := range []string{"bash", "sh -s", "sudo -s", ". /dev/stdin", "bash /dev/stdin -c x", "perl", "python3 -", "ed notes"} {
+	for _, cmd := range []string{"bash", "sh -s", "sudo -s", ". /dev/stdin", "bash /dev/stdin -c x", "perl", "python3 -", "ed notes",
+		"python3 /dev/stdin", "python3 -m code", "awk -f - /dev/null", "make -f -", "sqlite3", "gdb -q", "vim -es", "psql"} {
 		if out, code := s.ssh(t, s.pwCg, s.target(), cmd); code == 0 || !strings.Contains(out, "no rule allows shell") {
 			t.Errorf("%q for exec-only workload: exit %d\n%s", cmd, code, out)
 		}

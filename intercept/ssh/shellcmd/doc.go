@@ -107,9 +107,15 @@
 //   - Only the shell interpreters above are looked into. Other interpreters
 //     (python -c, perl -e, awk, fish -c, csh -c, ssh host CMD, ...) are
 //     reported as one command whose arguments the policy has to judge.
-//     Given no program on the line (perl, python3 -, node), they read one
-//     from their input, and are reported as reading it, as a shell
-//     without -c is; so are ed and ex, whose ! runs a command.
+//     Given no program on the line (perl, python3 -, node), the input as
+//     their program (python3 /dev/stdin, awk -f -, make -f -), or a REPL
+//     option or module (python3 -i, -m code, vim -es), they read one from
+//     their input, and are reported as reading it, as a shell without -c
+//     is; so are programs whose commands have shell escapes, reading them
+//     from their input (ed, ex, sqlite3, gdb, psql, mysql).
+//   - $"..." is an error: bash replaces it with a translation from a
+//     message catalog, which an earlier line may have written, and
+//     expands what that holds.
 //   - A byte outside ASCII right before one of \ ` { } [ ] | ~ ^ @ is an
 //     error: a double-byte locale (Big5, Shift JIS, GBK) reads the two as
 //     one character, and the rest of the line otherwise.

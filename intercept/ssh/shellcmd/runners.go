@@ -150,10 +150,16 @@ func (w *walker) inner(args []arg, c ctx) error {
 	if err := w.optionCommands(name, args, c); err != nil {
 		return err
 	}
-	if anyWrapper[name] {
+	if anyWrapper[name] || dynamicLoader(name) {
 		return w.anyWrapper(args, c)
 	}
 	return nil
+}
+
+// dynamicLoader reports whether name is the dynamic loader, which runs
+// the program its arguments name (ld-linux-x86-64.so.2 /bin/rm -rf x).
+func dynamicLoader(name string) bool {
+	return strings.HasPrefix(name, "ld-linux") || strings.HasPrefix(name, "ld64.so") || strings.HasPrefix(name, "ld-musl")
 }
 
 // takenNames refuses a name a builtin takes (read NAME, printf -v NAME,
@@ -332,63 +338,153 @@ var (
 	readsCommands = map[string]bool{"at": true, "batch": true, "ed": true, "red": true, "ex": true}
 )
 
-// programFlags are, for interpreters that read their program from their
-// input when given none (python3 < job.py, perl, node), the options that
-// give the program on the line, and the options that take the next word
-// as their value. Versioned names (python3.11, perl5.36) count as theirs.
-var programFlags = map[string]struct{ program, valued string }{
-	"python":  {"-c -m", "-W -X -Q"},
-	"perl":    {"-e -E", "-I -M -m -x -C -l -0 -i -d -D"},
-	"ruby":    {"-e", "-I -r -C -E -x -K -W -T"},
-	"node":    {"-e --eval -p --print", "-r --require --input-type --import --loader -C --conditions"},
-	"nodejs":  {"-e --eval -p --print", "-r --require --input-type --import --loader -C --conditions"},
-	"php":     {"-r -f -S", "-c -d -z -t"},
-	"lua":     {"-e", "-l"},
-	"luajit":  {"-e", "-l -b -j -O"},
-	"tclsh":   {"", "-encoding"},
-	"wish":    {"", "-encoding -name -display -geometry"},
-	"Rscript": {"-e --expr", ""},
-	"R":       {"-e -f --file", "--encoding"},
-	"irb":     {"", "-I -r"},
-	"jshell":  {"", "--class-path --module-path -J -R -C"},
-	"dc":      {"-e --expression -f --file", ""},
+// programReaders are the programs that run commands given as a program
+// or as commands of their own (a shell escape: psql's \!, sqlite3's
+// .shell, gdb's shell), and where they read them from when the line does
+// not give them. Versioned names (python3.11, perl5.36) count as theirs.
+var programReaders = map[string]programReader{
+	"python":  {program: "-c", repl: "-i", valued: "-W -X -Q", input: true},
+	"perl":    {program: "-e -E", repl: "-d", valued: "-I -M -m -x -C -l -0 -i -D", input: true},
+	"ruby":    {program: "-e", valued: "-I -r -C -E -x -K -W -T", input: true},
+	"node":    {program: "-e --eval -p --print", repl: "-i --interactive", valued: "-r --require --input-type --import --loader -C --conditions", input: true},
+	"nodejs":  {program: "-e --eval -p --print", repl: "-i --interactive", valued: "-r --require --input-type --import --loader -C --conditions", input: true},
+	"php":     {program: "-r -S", repl: "-a", files: "-f", valued: "-c -d -z -t", input: true},
+	"lua":     {program: "-e", repl: "-i", valued: "-l", input: true},
+	"luajit":  {program: "-e", repl: "-i", valued: "-l -b -j -O", input: true},
+	"tclsh":   {valued: "-encoding", input: true},
+	"wish":    {valued: "-encoding -name -display -geometry", input: true},
+	"Rscript": {program: "-e --expr", input: true},
+	"R":       {program: "-e", files: "-f --file", valued: "--encoding", input: true},
+	"irb":     {valued: "-I -r", input: true},
+	"jshell":  {valued: "--class-path --module-path -J -R -C", input: true},
+	"dc":      {program: "-e --expression", files: "-f --file", input: true},
+	"awk":     {program: "", files: "-f --file -E --exec", valued: "-v -F --assign --field-separator"},
+	"gawk":    {program: "", files: "-f --file -E --exec", valued: "-v -F --assign --field-separator"},
+	"mawk":    {program: "", files: "-f", valued: "-v -F"},
+	"nawk":    {program: "", files: "-f", valued: "-v -F"},
+	"sed":     {program: "-e --expression", files: "-f --file", valued: "-l --line-length"},
+	"make":    {files: "-f --file --makefile", valued: "-C --directory -I --include-dir -j --jobs -o --old-file -W --what-if", operands: -1},
+	"gmake":   {files: "-f --file --makefile", valued: "-C --directory -I --include-dir -j --jobs -o --old-file -W --what-if", operands: -1},
+	"sqlite3": {files: "-init", valued: "-cmd -separator -newline -nullvalue -vfs -mmap -pagecache -lookaside -maxsize", operands: 1, input: true},
+	"gdb":     {program: "-batch --batch -version --version", files: "-x --command", valued: "-ex --eval-command -iex -ix -p --pid -c --core -d --directory -cd -s --symbols -e --exec -se", operands: -1, input: true},
+	"vim":     {repl: "-e -E -es -Es"},
+	"vi":      {repl: "-e -E -es -Es"},
+	"nvim":    {repl: "-e -E -es -Es"},
+	"rvim":    {repl: "-e -E -es -Es"},
+	"view":    {repl: "-e -E -es -Es"},
+	"psql":    {program: "-c --command -l --list -V --version", files: "-f --file", valued: "-d --dbname -h --host -p --port -U --username -v --set --variable -P --pset -o --output -L --log-file -F -R -T", operands: -1, input: true},
+	"mysql":   {program: "-e --execute -V --version", valued: "-u --user -h --host -P --port -D --database -S --socket", operands: -1, input: true},
+	"mariadb": {program: "-e --execute -V --version", valued: "-u --user -h --host -P --port -D --database -S --socket", operands: -1, input: true},
 }
 
-// readsProgram reports whether an interpreter is given no program on its
-// line, and so reads one from its input: what it runs there cannot be
-// seen, as with a shell without -c. A word after the options that is not
-// "-" is taken as a script file (what it holds is for the policy's
-// patterns of the line to judge). Options attached to their values
-// (-Idir, -Wall) and unknown ones are taken as flags alone: an unknown
-// one taking the next word would only hide an input reading when that
-// word is all the line has.
+// programReader says how a program is given what it runs: options that
+// give it on the line (program), that read the input whatever else is
+// given (repl: python -i, vim -es), that name a file holding it (files),
+// and that take the next word as their value (valued); how many leading
+// operands are no program (operands; -1: none is, a database or a core
+// file); and whether, given none, it reads its input (input).
+type programReader struct {
+	program, repl, files, valued string
+	operands                     int
+	input                        bool
+}
+
+// replModules are Python modules that read commands from their input.
+var replModules = []string{"code", "pdb", "asyncio", "sqlite3", "idlelib", "ipdb", "IPython", "bpython", "ptpython", "cmd"}
+
+// stdinPaths name the input as a file.
+func stdinPath(p string) bool {
+	return p == "/dev/stdin" || p == "/dev/fd/0" || p == "/proc/self/fd/0" || p == "/dev/tty"
+}
+
+// readsProgram reports whether a program given its arguments reads what
+// it runs from its input, which cannot be seen, as a shell without -c
+// does: no program on the line where it then reads its input, a REPL
+// option or module, or the input named as its program file (/dev/stdin,
+// -f -). An operand that is not "-" is taken as a script file (what it
+// holds is for the policy's patterns of the line to judge). Options
+// attached to their values (-Idir, --file=x) are read; unknown ones are
+// taken as flags alone.
 func readsProgram(name string, args []arg) bool {
-	base := strings.TrimRight(name, "0123456789.")
-	f, ok := programFlags[base]
+	r, ok := programReaders[strings.TrimRight(name, "0123456789.")]
 	if !ok {
-		if f, ok = programFlags[name]; !ok {
+		if r, ok = programReaders[name]; !ok {
 			return false
 		}
 	}
-	program, valued := strings.Fields(f.program), strings.Fields(f.valued)
+	program, repl := strings.Fields(r.program), strings.Fields(r.repl)
+	files, valued := strings.Fields(r.files), strings.Fields(r.valued)
+	for _, a := range args {
+		if stdinPath(a.text) {
+			return true // anywhere: python3 -m cProfile /dev/stdin
+		}
+	}
+	given, operands := false, 0
 	for i := 0; i < len(args); i++ {
 		a := args[i].text
+		opt, val, attached := a, "", false
+		if strings.HasPrefix(a, "--") {
+			opt, val, attached = strings.Cut(a, "=")
+		}
+		next := func() string {
+			if attached {
+				return val
+			}
+			if i+1 < len(args) {
+				i++
+				return args[i].text
+			}
+			return ""
+		}
+		short := func(list []string) string { // -fFILE, -e'print 1', -mcode
+			for _, p := range list {
+				if !strings.HasPrefix(p, "--") && len(p) == 2 && strings.HasPrefix(a, p) && len(a) > 2 {
+					return p
+				}
+			}
+			return ""
+		}
 		switch {
 		case a == "--":
-			return i+1 >= len(args) || args[i+1].text == "-"
+			rest := args[i+1:]
+			return !given && r.input && (len(rest) == 0 || rest[0].text == "-")
 		case a == "-":
-			return true
+			return !given
 		case !strings.HasPrefix(a, "-"):
-			return false // a script file
-		case slices.Contains(program, a) || slices.ContainsFunc(program, func(p string) bool {
-			return !strings.HasPrefix(p, "--") && strings.HasPrefix(a, p) // -e'print 1', -mhttp.server
-		}):
-			return false
-		case slices.Contains(valued, a):
-			i++
+			if r.operands < 0 || operands < r.operands {
+				operands++
+				continue
+			}
+			if given {
+				continue
+			}
+			return false // a script file, or the program itself (awk '...', sqlite3 db 'SQL')
+		case slices.Contains(repl, opt):
+			return true
+		case strings.HasPrefix(name, "python") && strings.HasPrefix(a, "-m"):
+			mod := strings.TrimPrefix(a, "-m")
+			if mod == "" {
+				mod = next()
+			}
+			return slices.Contains(replModules, strings.SplitN(mod, ".", 2)[0])
+		case slices.Contains(files, opt):
+			f := next()
+			if f == "-" || stdinPath(f) {
+				return true
+			}
+			given = true
+		case short(files) != "":
+			if f := a[2:]; f == "-" || stdinPath(f) {
+				return true
+			}
+			given = true
+		case slices.Contains(program, opt) || short(program) != "":
+			given = true // its value, if it takes one, is an operand skipped below
+		case slices.Contains(valued, opt):
+			next()
 		}
 	}
-	return true
+	return !given && r.input
 }
 
 // promptVars are the variables whose values bash expands as prompts (and
@@ -405,7 +501,9 @@ var anyWrapper = map[string]bool{
 	"cgexec": true, "firejail": true, "chpst": true, "catchsegv": true, "valgrind": true, "torsocks": true,
 	"proxychains": true, "proxychains4": true, "dbus-launch": true, "xvfb-run": true, "caffeinate": true,
 	"systemd-inhibit": true, "capsh": true, "script": true, "ssh-agent": true, "gpg-agent": true, "logsave": true,
-	"dbus-run-session": true,
+	"dbus-run-session": true, "ld.so": true, "choom": true, "fakeroot-sysv": true, "fakeroot-tcp": true,
+	"memusage": true, "sotruss": true, "uclampset": true, "heaptrack": true, "valgrind.bin": true, "luit": true,
+	"systemd-cat": true, "perf": true, "dpkg-architecture": true, "chronic": true, "ifne": true,
 }
 
 // commandGiven reports whether a wrapper of shellWithout is surely given

@@ -335,6 +335,19 @@ func (w *walker) script(s string, c ctx, label string) error {
 		}
 		return fmt.Errorf("cannot parse the script given to %s: %v", label, err)
 	}
+	var translated *syntax.DblQuoted
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if q, ok := n.(*syntax.DblQuoted); ok && q.Dollar && translated == nil {
+			translated = q
+		}
+		return translated == nil
+	})
+	if translated != nil {
+		// bash looks the text up in a message catalog as it reads the
+		// line (one an earlier line may have written, TEXTDOMAINDIR),
+		// and expands the translation: $(...) there runs.
+		return fmt.Errorf(`cannot check $"...": bash replaces it with a translation from a message catalog and runs what that holds`)
+	}
 	if err := w.stmts(f.Stmts, c); err != nil {
 		return err
 	}
