@@ -117,8 +117,10 @@
 //     message catalog, which an earlier line may have written, and
 //     expands what that holds.
 //   - A byte outside ASCII right before one of \ ` { } [ ] | ~ ^ @ is an
-//     error: a double-byte locale (Big5, Shift JIS, GBK) reads the two as
-//     one character, and the rest of the line otherwise.
+//     error where the character means something (not in single quotes;
+//     in double quotes only ` and a \ that escapes): a double-byte locale
+//     (Big5, Shift JIS, GBK) reads the two as one character, and the rest
+//     of the line otherwise.
 //   - Wrapper options are read from a table of the options each wrapper
 //     knows. An option outside that table, or an option word that expands at
 //     run time, is an error rather than a guess at where the command starts.

@@ -60,9 +60,10 @@ func (w *walker) inner(args []arg, c ctx) error {
 	case readsCommands[name]:
 		w.readsInput()
 		return nil
-	case readsProgram(name, args[1:]):
+	}
+	if readsProgram(name, args[1:]) {
+		// And what its options run (sftp -D), read below.
 		w.readsInput()
-		return nil
 	}
 	switch name {
 	case "source", ".":
@@ -157,9 +158,10 @@ func (w *walker) inner(args []arg, c ctx) error {
 }
 
 // dynamicLoader reports whether name is the dynamic loader, which runs
-// the program its arguments name (ld-linux-x86-64.so.2 /bin/rm -rf x).
+// the program its arguments name (ld-linux-x86-64.so.2 /bin/rm -rf x;
+// ld-2.31.so before glibc 2.34, ld.so.1, ld64.so.2, ld-musl-x86_64.so.1).
 func dynamicLoader(name string) bool {
-	return strings.HasPrefix(name, "ld-linux") || strings.HasPrefix(name, "ld64.so") || strings.HasPrefix(name, "ld-musl")
+	return (strings.HasPrefix(name, "ld-") || strings.HasPrefix(name, "ld.so") || strings.HasPrefix(name, "ld64.so")) && strings.Contains(name, ".so")
 }
 
 // takenNames refuses a name a builtin takes (read NAME, printf -v NAME,
@@ -339,149 +341,274 @@ var (
 )
 
 // programReaders are the programs that run commands given as a program
-// or as commands of their own (a shell escape: psql's \!, sqlite3's
-// .shell, gdb's shell), and where they read them from when the line does
-// not give them. Versioned names (python3.11, perl5.36) count as theirs.
+// or as commands of their own with shell escapes (psql's \!, sqlite3's
+// .shell, gdb's shell, vim's :!), and where they read them from when the
+// line does not give them. Options are written as getopt has them, a
+// trailing "=" for one that takes a value: program gives what it runs
+// (also --version and --help, which run nothing); repl reads the input
+// whatever else is given (python -i, vim -es); files names a file that
+// holds it (-f FILE); valued takes a value; flags take none. An option
+// in none of these is taken as a flag, unless a last operand follows it
+// directly (python3 --unknown-opt x): it may have been its value.
 var programReaders = map[string]programReader{
-	"python":  {program: "-c", repl: "-i", valued: "-W -X -Q", input: true},
-	"perl":    {program: "-e -E", repl: "-d", valued: "-I -M -m -x -C -l -0 -i -D", input: true},
-	"ruby":    {program: "-e", valued: "-I -r -C -E -x -K -W -T", input: true},
-	"node":    {program: "-e --eval -p --print", repl: "-i --interactive", valued: "-r --require --input-type --import --loader -C --conditions", input: true},
-	"nodejs":  {program: "-e --eval -p --print", repl: "-i --interactive", valued: "-r --require --input-type --import --loader -C --conditions", input: true},
-	"php":     {program: "-r -S", repl: "-a", files: "-f", valued: "-c -d -z -t", input: true},
-	"lua":     {program: "-e", repl: "-i", valued: "-l", input: true},
-	"luajit":  {program: "-e", repl: "-i", valued: "-l -b -j -O", input: true},
-	"tclsh":   {valued: "-encoding", input: true},
-	"wish":    {valued: "-encoding -name -display -geometry", input: true},
-	"Rscript": {program: "-e --expr", input: true},
-	"R":       {program: "-e", files: "-f --file", valued: "--encoding", input: true},
-	"irb":     {valued: "-I -r", input: true},
-	"jshell":  {valued: "--class-path --module-path -J -R -C", input: true},
-	"dc":      {program: "-e --expression", files: "-f --file", input: true},
-	"awk":     {program: "", files: "-f --file -E --exec", valued: "-v -F --assign --field-separator"},
-	"gawk":    {program: "", files: "-f --file -E --exec", valued: "-v -F --assign --field-separator"},
-	"mawk":    {program: "", files: "-f", valued: "-v -F"},
-	"nawk":    {program: "", files: "-f", valued: "-v -F"},
-	"sed":     {program: "-e --expression", files: "-f --file", valued: "-l --line-length"},
-	"make":    {files: "-f --file --makefile", valued: "-C --directory -I --include-dir -j --jobs -o --old-file -W --what-if", operands: -1},
-	"gmake":   {files: "-f --file --makefile", valued: "-C --directory -I --include-dir -j --jobs -o --old-file -W --what-if", operands: -1},
-	"sqlite3": {files: "-init", valued: "-cmd -separator -newline -nullvalue -vfs -mmap -pagecache -lookaside -maxsize", operands: 1, input: true},
-	"gdb":     {program: "-batch --batch -version --version", files: "-x --command", valued: "-ex --eval-command -iex -ix -p --pid -c --core -d --directory -cd -s --symbols -e --exec -se", operands: -1, input: true},
-	"vim":     {repl: "-e -E -es -Es"},
-	"vi":      {repl: "-e -E -es -Es"},
-	"nvim":    {repl: "-e -E -es -Es"},
-	"rvim":    {repl: "-e -E -es -Es"},
-	"view":    {repl: "-e -E -es -Es"},
-	"psql":    {program: "-c --command -l --list -V --version", files: "-f --file", valued: "-d --dbname -h --host -p --port -U --username -v --set --variable -P --pset -o --output -L --log-file -F -R -T", operands: -1, input: true},
-	"mysql":   {program: "-e --execute -V --version", valued: "-u --user -h --host -P --port -D --database -S --socket", operands: -1, input: true},
-	"mariadb": {program: "-e --execute -V --version", valued: "-u --user -h --host -P --port -D --database -S --socket", operands: -1, input: true},
+	"python": {program: "-c= -m= -V --version -h --help", repl: "-i", valued: "-W= -X= -Q= --check-hash-based-pycs=",
+		flags: "-b -B -d -E -I -O -OO -P -q -s -S -u -v -x", clusters: true, input: true},
+	"pypy":    {program: "-c= -m= -V --version -h --help", repl: "-i", valued: "-W= -X=", flags: "-b -B -d -E -I -O -s -S -u -v", clusters: true, input: true},
+	"ipython": {program: "-c= --version -h --help", input: true, operands: -1},
+	"perl": {program: "-e= -E= -v -V --version -h", repl: "-d", valued: "-I= -M= -m=",
+		flags: "-a -c -f -n -p -s -S -t -T -u -U -w -W -X -l -0 -C -D -i -x", clusters: true, input: true},
+	"ruby": {program: "-e= -v --version -h --help", valued: "-I= -r= -C= -E= -x=", flags: "-a -c -d -l -n -p -s -S -w -W -T -K", clusters: true, input: true},
+	"node": {program: "-e= --eval= -p= --print= -v --version -h --help", repl: "-i --interactive",
+		valued:   "-r= --require= --input-type= --import= --loader= -C= --conditions= --title= --env-file= --disable-warning= --inspect-port= --max-old-space-size=",
+		clusters: true, input: true},
+	"php":     {program: "-r= -S= -v --version -h --help -m -i", repl: "-a", files: "-f=", valued: "-c= -d= -z= -t=", clusters: true, input: true},
+	"lua":     {program: "-e= -v", repl: "-i", valued: "-l=", clusters: true, input: true},
+	"luajit":  {program: "-e= -v", repl: "-i", valued: "-l= -b= -j= -O=", clusters: true, input: true},
+	"tclsh":   {valued: "-encoding=", input: true},
+	"wish":    {valued: "-encoding= -name= -display= -geometry=", input: true},
+	"expect":  {program: "-c= -v", repl: "-i", files: "-f=", input: true},
+	"Rscript": {program: "-e= --expr= --version --help", input: true},
+	"R":       {program: "-e= --version --help", files: "-f= --file=", valued: "--encoding=", input: true, operands: -1},
+	"irb":     {program: "-v --version -h --help", valued: "-I= -r=", input: true},
+	"jshell":  {program: "--version -h --help", valued: "--class-path= --module-path= -J= -R= -C=", input: true},
+	"gnuplot": {program: "-e= -V --version -h --help", input: true},
+	"dc":      {program: "-e= --expression= -V --version -h --help", files: "-f= --file=", clusters: true, input: true},
+	"awk":     {program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true},
+	"gawk":    {program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true},
+	"mawk":    {program: "-W=", files: "-f=", valued: "-v= -F=", clusters: true},
+	"nawk":    {files: "-f=", valued: "-v= -F=", clusters: true},
+	"sed": {program: "-e= --expression= --version --help", files: "-f= --file=", valued: "-l= --line-length=",
+		flags: "-n -E -r -i -s -u -z", clusters: true, permutes: true},
+	"make":    {files: "-f= --file= --makefile=", valued: "-C= --directory= -I= --include-dir= -j= --jobs= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
+	"gmake":   {files: "-f= --file= --makefile=", valued: "-C= --directory= -I= --include-dir= -j= --jobs= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
+	"sqlite3": {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue= -vfs= -mmap= -pagecache= -lookaside= -maxsize=", operands: 1, input: true},
+	"duckdb":  {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue=", operands: 1, input: true},
+	"gdb": {program: "-batch --batch -batch-silent --batch-silent -version --version -help --help",
+		valued:   "-x= --command= -ex= --eval-command= -iex= -ix= -p= --pid= -c= --core= -d= --directory= -cd= -s= --symbols= -e= --exec= -se=",
+		operands: -1, input: true, stopAt: "--args"},
+	"lldb": {program: "-b --batch -v --version -h --help", valued: "-o= --one-line= -s= --source= -p= --attach-pid= -c= --core=", operands: -1, input: true},
+	"psql": {program: "-c= --command= -l --list -V --version -? --help", files: "-f= --file=",
+		valued:   "-d= --dbname= -h= --host= -p= --port= -U= --username= -v= --set= --variable= -P= --pset= -o= --output= -L= --log-file= -F= -R= -T=",
+		clusters: true, operands: -1, input: true, permutes: true},
+	"mysql": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=",
+		clusters: true, operands: -1, input: true, permutes: true},
+	"mariadb": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=",
+		clusters: true, operands: -1, input: true, permutes: true},
+	// Not a terminal, vim reads its keystrokes from its input.
+	"vim":  {program: "--version -h --help", input: true, operands: -1},
+	"vi":   {program: "--version -h --help", input: true, operands: -1},
+	"nvim": {program: "--version -h --help", input: true, operands: -1},
+	"sftp": {program: "-V", files: "-b=", valued: "-B= -c= -D= -F= -i= -J= -l= -o= -P= -R= -S= -X=", clusters: true, operands: -1, input: true},
+	"ftp":  {operands: -1, input: true},
 }
 
-// programReader says how a program is given what it runs: options that
-// give it on the line (program), that read the input whatever else is
-// given (repl: python -i, vim -es), that name a file holding it (files),
-// and that take the next word as their value (valued); how many leading
-// operands are no program (operands; -1: none is, a database or a core
-// file); and whether, given none, it reads its input (input).
+// programAliases are other names of programReaders' programs.
+var programAliases = map[string]string{"nodejs": "node", "vimdiff": "vim", "view": "vim", "rvim": "vim", "rview": "vim", "ex": "vim",
+	"pypy3": "pypy", "gdb-multiarch": "gdb"}
+
+// programReader: see programReaders. operands counts the leading
+// operands that are no program (-1: none is, a database or a core file);
+// the next is the program or its file (awk's, sed's, a script's), unless
+// an option gave one. clusters: -abc is -a -b -c; permutes: options may
+// follow operands (GNU getopt); input: given no program, it reads its
+// input; stopAt ends its options (gdb --args: the rest is the debugged
+// program's).
 type programReader struct {
-	program, repl, files, valued string
-	operands                     int
-	input                        bool
+	program, repl, files, valued, flags string
+	clusters, permutes                  bool
+	operands                            int
+	input                               bool
+	stopAt                              string
 }
 
-// replModules are Python modules that read commands from their input.
-var replModules = []string{"code", "pdb", "asyncio", "sqlite3", "idlelib", "ipdb", "IPython", "bpython", "ptpython", "cmd"}
+// replModule reports whether python -m runs a module that reads commands
+// from its input (code, pdb), which it is given as pkg.module.
+func replModule(mod string) bool {
+	first, _, _ := strings.Cut(mod, ".")
+	return slices.Contains([]string{"code", "pdb", "asyncio", "sqlite3", "idlelib", "ipdb", "IPython", "bpython", "ptpython", "cmd"}, first)
+}
 
-// stdinPaths name the input as a file.
-func stdinPath(p string) bool {
-	return p == "/dev/stdin" || p == "/dev/fd/0" || p == "/proc/self/fd/0" || p == "/dev/tty"
+// inputPath reports whether a path names the input, or a descriptor that
+// may be a copy of it (/proc/self/fd/3 after 3<&0).
+func inputPath(p string) bool {
+	c := path.Clean(p)
+	return p == "-" || strings.HasPrefix(c, "/dev/std") || c == "/dev/tty" || strings.HasPrefix(c, "/dev/fd/") ||
+		strings.HasPrefix(c, "/proc/") && strings.Contains(c, "/fd/")
+}
+
+// readerFor finds a program's reader by its name, or its name without a
+// version or a variant (python3.11, gawk-5.1.0, vim.basic).
+func readerFor(name string) (programReader, bool) {
+	if a, ok := programAliases[name]; ok {
+		name = a
+	}
+	if r, ok := programReaders[name]; ok {
+		return r, true
+	}
+	if i := strings.IndexFunc(name, func(c rune) bool { return c == '-' || c == '.' || c >= '0' && c <= '9' }); i > 0 {
+		if a, ok := programAliases[name[:i]]; ok {
+			return programReaders[a], true
+		}
+		r, ok := programReaders[name[:i]]
+		return r, ok
+	}
+	return programReader{}, false
+}
+
+// optKind is what an option of a programReader does.
+type optKind int
+
+const (
+	optUnknown optKind = iota
+	optFlag
+	optProgram
+	optREPL
+	optFile
+	optValued
+)
+
+// kind finds an option among the reader's; value: it takes one.
+func (r programReader) kind(opt string) (k optKind, value bool) {
+	for _, set := range []struct {
+		k    optKind
+		list string
+	}{{optProgram, r.program}, {optREPL, r.repl}, {optFile, r.files}, {optValued, r.valued}, {optFlag, r.flags}} {
+		for _, o := range strings.Fields(set.list) {
+			name, v := strings.CutSuffix(o, "=")
+			if name == opt {
+				return set.k, v
+			}
+		}
+	}
+	return optUnknown, false
 }
 
 // readsProgram reports whether a program given its arguments reads what
 // it runs from its input, which cannot be seen, as a shell without -c
 // does: no program on the line where it then reads its input, a REPL
-// option or module, or the input named as its program file (/dev/stdin,
-// -f -). An operand that is not "-" is taken as a script file (what it
-// holds is for the policy's patterns of the line to judge). Options
-// attached to their values (-Idir, --file=x) are read; unknown ones are
-// taken as flags alone.
+// option or module, the input named as its program or program file
+// (/dev/stdin, -f -), or a word known only at run time where its
+// program would be. An operand naming a file is taken as a script file:
+// what it holds is for the policy's patterns of the line to judge.
 func readsProgram(name string, args []arg) bool {
-	r, ok := programReaders[strings.TrimRight(name, "0123456789.")]
+	r, ok := readerFor(name)
 	if !ok {
-		if r, ok = programReaders[name]; !ok {
-			return false
-		}
+		return false
 	}
-	program, repl := strings.Fields(r.program), strings.Fields(r.repl)
-	files, valued := strings.Fields(r.files), strings.Fields(r.valued)
 	for _, a := range args {
-		if stdinPath(a.text) {
+		if a.plain && a.text != "-" && inputPath(a.text) {
 			return true // anywhere: python3 -m cProfile /dev/stdin
 		}
+		if a.plain && a.text == r.stopAt {
+			break
+		}
 	}
-	given, operands := false, 0
+	python := strings.HasPrefix(name, "python") || strings.HasPrefix(name, "pypy")
+	given, operands, afterUnknown := false, 0, false
 	for i := 0; i < len(args); i++ {
 		a := args[i].text
-		opt, val, attached := a, "", false
-		if strings.HasPrefix(a, "--") {
-			opt, val, attached = strings.Cut(a, "=")
-		}
 		next := func() string {
-			if attached {
-				return val
-			}
 			if i+1 < len(args) {
 				i++
 				return args[i].text
 			}
 			return ""
 		}
-		short := func(list []string) string { // -fFILE, -e'print 1', -mcode
-			for _, p := range list {
-				if !strings.HasPrefix(p, "--") && len(p) == 2 && strings.HasPrefix(a, p) && len(a) > 2 {
-					return p
-				}
-			}
-			return ""
-		}
+		unknown := afterUnknown
+		afterUnknown = false
 		switch {
+		case r.stopAt != "" && a == r.stopAt:
+			return !given && r.input
 		case a == "--":
 			rest := args[i+1:]
-			return !given && r.input && (len(rest) == 0 || rest[0].text == "-")
+			if len(rest) > 0 && (rest[0].text == "-" || !rest[0].plain) {
+				return true
+			}
+			return !given && r.input && len(rest) <= max(r.operands, 0)
 		case a == "-":
-			return !given
-		case !strings.HasPrefix(a, "-"):
-			if r.operands < 0 || operands < r.operands {
+			return true
+		case !strings.HasPrefix(a, "-") || !args[i].plain:
+			script := !given && r.operands >= 0 && operands >= r.operands
+			if !script {
 				operands++
 				continue
 			}
-			if given {
+			if !args[i].plain || unknown && i == len(args)-1 && r.input {
+				// A glob, a substitution, <(cat): it may name the input.
+				// Or the value of the unknown option before it.
+				return true
+			}
+			if python {
+				return false // the rest are the script's
+			}
+			given = true
+			if !r.permutes {
+				return false
+			}
+		default:
+			opt, val, attached := a, "", false
+			if strings.HasPrefix(a, "--") {
+				opt, val, attached = strings.Cut(a, "=")
+			}
+			k, takes := r.kind(opt)
+			if k == optUnknown && r.clusters && !strings.HasPrefix(a, "--") && len(a) > 2 {
+				// -Atc: letters, the rest of the word a value once one
+				// takes it.
+				for j := 1; j < len(a); j++ {
+					k, takes = r.kind("-" + a[j:j+1])
+					rest := a[j+1:]
+					if k == optREPL {
+						return true
+					}
+					if !takes {
+						if k == optProgram {
+							given = true
+						}
+						continue
+					}
+					v := rest
+					if v == "" {
+						v = next()
+					}
+					if python && a[j] == 'm' {
+						return replModule(v)
+					}
+					switch k {
+					case optFile:
+						if inputPath(v) {
+							return true
+						}
+						given = true
+					case optProgram:
+						given = true
+					}
+					break
+				}
 				continue
 			}
-			return false // a script file, or the program itself (awk '...', sqlite3 db 'SQL')
-		case slices.Contains(repl, opt):
-			return true
-		case strings.HasPrefix(name, "python") && strings.HasPrefix(a, "-m"):
-			mod := strings.TrimPrefix(a, "-m")
-			if mod == "" {
-				mod = next()
-			}
-			return slices.Contains(replModules, strings.SplitN(mod, ".", 2)[0])
-		case slices.Contains(files, opt):
-			f := next()
-			if f == "-" || stdinPath(f) {
+			switch k {
+			case optREPL:
 				return true
+			case optUnknown:
+				afterUnknown = !attached
+				continue
 			}
-			given = true
-		case short(files) != "":
-			if f := a[2:]; f == "-" || stdinPath(f) {
-				return true
+			v := val
+			if takes && !attached {
+				v = next()
 			}
-			given = true
-		case slices.Contains(program, opt) || short(program) != "":
-			given = true // its value, if it takes one, is an operand skipped below
-		case slices.Contains(valued, opt):
-			next()
+			if python && opt == "-m" {
+				return replModule(v)
+			}
+			switch k {
+			case optFile:
+				if inputPath(v) {
+					return true
+				}
+				given = true
+			case optProgram:
+				given = true
+			}
 		}
 	}
 	return !given && r.input
@@ -1038,6 +1165,9 @@ func (w *walker) skipAssigns(rest []arg, c ctx) ([]arg, error) {
 var runsCode = map[string]bool{
 	"ENV": true, "BASH_ENV": true, "SHELLOPTS": true, "BASHOPTS": true, "PS4": true, "PROMPT_COMMAND": true,
 	"LD_PRELOAD": true, "LD_AUDIT": true, "LD_LIBRARY_PATH": true, "GCONV_PATH": true, "SHELL": true,
+	// Interpreters' options and start-up code from the environment (a
+	// debugger reading its input: PERL5OPT=-d).
+	"PERL5OPT": true, "PERL5DB": true, "PYTHONINSPECT": true, "PYTHONSTARTUP": true, "RUBYOPT": true, "NODE_OPTIONS": true,
 }
 
 // codeVar reports whether a variable makes a program run code the command

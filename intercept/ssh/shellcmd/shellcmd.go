@@ -57,16 +57,60 @@ const (
 // a byte from 0x40 to 0x7E after a lead byte (0x81 and up) as its second
 // half: `严\"` is one character and a closing quote there, where UTF-8
 // reads an escaped quote. A target's locale is its own (a line may even
-// set LC_ALL for its next line), so only the shell's own characters among
-// those bytes are refused after a byte outside ASCII: \ ` { } [ ] | ~ ^ @.
-func doubleByteHazard(s string) int {
-	for i := 1; i < len(s); i++ {
-		if s[i-1] >= 0x80 && strings.IndexByte("\\`{}[]|~^@", s[i]) >= 0 {
-			return i
+// set LC_ALL for its next line), so the shell's own characters among
+// those bytes (\ ` { } [ ] | ~ ^ @) are refused after a byte outside
+// ASCII, where they mean something: anywhere but in plain single quotes,
+// whose only special byte (') no such character holds; in double quotes'
+// text, only \ and `.
+func doubleByteHazard(s string, f *syntax.File) int {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r >= 0x80 }) {
+		return -1
+	}
+	type span struct {
+		from, to uint
+		special  string // what still matters there
+	}
+	var spans []span
+	syntax.Walk(f, func(n syntax.Node) bool {
+		switch q := n.(type) {
+		case *syntax.SglQuoted:
+			if !q.Dollar {
+				spans = append(spans, span{q.Left.Offset() + 1, q.Right.Offset(), ""})
+			}
+		case *syntax.DblQuoted:
+			for _, p := range q.Parts {
+				if l, ok := p.(*syntax.Lit); ok {
+					spans = append(spans, span{l.Pos().Offset(), l.End().Offset(), "\\`"})
+				}
+			}
 		}
+		return true
+	})
+	for i := 1; i < len(s); i++ {
+		if s[i-1] < 0x80 || strings.IndexByte(doubleByteSpecial, s[i]) < 0 {
+			continue
+		}
+		special, quoted := doubleByteSpecial, false
+		for _, sp := range spans {
+			if uint(i) >= sp.from && uint(i) < sp.to {
+				special, quoted = sp.special, sp.special != ""
+				break
+			}
+		}
+		if strings.IndexByte(special, s[i]) < 0 {
+			continue
+		}
+		if quoted && s[i] == '\\' && (i+1 >= len(s) || strings.IndexByte("\"$`\\\n", s[i+1]) < 0) {
+			continue // in double quotes, a backslash before anything else is itself
+		}
+		return i
 	}
 	return -1
 }
+
+// doubleByteSpecial are the shell's characters that a double-byte
+// locale's second half of a character may be.
+const doubleByteSpecial = "\\`{}[]|~^@"
 
 // Shell is how the target's login shell reads a command line.
 type Shell int
@@ -317,9 +361,6 @@ func (w *walker) script(s string, c ctx, label string) error {
 		}
 	}
 	w.read[s] = true
-	if i := doubleByteHazard(s); i >= 0 {
-		return fmt.Errorf("cannot check the command: a non-ASCII byte comes right before %q (byte %d); in a double-byte locale (Big5, Shift JIS, GBK) the shell reads the two as one character, and the rest of the line otherwise; put a space between them", s[i], i)
-	}
 	if label != "" {
 		if err := checkDepth(s, label); err != nil {
 			return err
@@ -334,6 +375,9 @@ func (w *walker) script(s string, c ctx, label string) error {
 			return fmt.Errorf("cannot parse the command: %v", err)
 		}
 		return fmt.Errorf("cannot parse the script given to %s: %v", label, err)
+	}
+	if i := doubleByteHazard(s, f); i >= 0 {
+		return fmt.Errorf("cannot check the command: in %q a character outside ASCII comes right before %q; in a double-byte locale (Big5, Shift JIS, GBK) the shell reads the two as one character, and the rest of the line otherwise; put the text in single quotes", s[max(0, i-8):i+1], s[i])
 	}
 	var translated *syntax.DblQuoted
 	syntax.Walk(f, func(n syntax.Node) bool {
