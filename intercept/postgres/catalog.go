@@ -167,6 +167,14 @@ func (c *catalog) inSnapshot(ctx context.Context, fetch func() error) error {
 		c.drop()
 		return err
 	}
+	// Also here, not only for the connection: a pooler may run this
+	// transaction on a server connection that never heard the SET, and
+	// JIT compiling the recursive queries costs a second.
+	if _, err := c.query(ctx, "SET LOCAL jit = off"); err != nil {
+		c.query(ctx, "ROLLBACK")
+		c.drop()
+		return err
+	}
 	err := func() error {
 		if c.stamp != "" {
 			st, err := c.stampNow(ctx)
@@ -281,7 +289,7 @@ SELECT concat_ws(' ',
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_opclass WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amproc WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amop WHERE oid >= 16384
-    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE oid >= 16384 AND contypid <> 0) x),
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE contypid > 0 AND oid >= 16384) x),
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(x.k || ':' || x.xmin, 0)), 0) FROM (
     SELECT attrelid || '.' || attnum AS k, xmin FROM pg_catalog.pg_attribute
       WHERE cardinality($7::oid[]) > 0 AND atttypid = ANY($7::oid[]) AND attnum > 0
@@ -485,7 +493,8 @@ edges(child, parent) AS MATERIALIZED (
   UNION ALL SELECT typbasetype, oid FROM pg_catalog.pg_type WHERE typbasetype <> 0
   UNION ALL SELECT a.atttypid, r.reltype FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid = a.attrelid
     WHERE a.attnum > 0 AND NOT a.attisdropped AND r.reltype <> 0
-  UNION ALL SELECT rngsubtype, rngtypid FROM pg_catalog.pg_range),
+  UNION ALL SELECT rngsubtype, rngtypid FROM pg_catalog.pg_range
+  UNION ALL SELECT rngtypid, rngmultitypid FROM pg_catalog.pg_range),
 up(typ) AS (
   SELECT typ FROM coded UNION SELECT typ FROM checked
   UNION SELECT e.parent FROM up JOIN edges e ON e.child = up.typ)

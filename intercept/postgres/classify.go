@@ -106,10 +106,15 @@ type Statement struct {
 	// (expr).name: each may call a function by attribute notation
 	// (t.fn is fn(t)), which the catalog tells.
 	attrNames []string
-	// bindsTypeCode: the statement binds functions to a type, for the
+	// bindsTypeCode: the statement may bind functions to a type, for the
 	// server to run without a name in the statements that use it (a
-	// cast, an operator class, a domain's check; see catalog.typeCode).
+	// cast with a function, a default operator class, a domain's check;
+	// see catalog.typeCode). It does when they are the database's own,
+	// as deciding it tells.
 	bindsTypeCode bool
+	// columnTypes are the types of the columns the statement defines
+	// (CREATE TABLE, ADD COLUMN), by the last part of their names.
+	columnTypes []string
 	// allCasts are the types the statement casts to, PostgreSQL's own too
 	// (the last part of each name, or "#" and the OID of a Parse's
 	// parameter type): the database may cast from a type to one of them
@@ -415,9 +420,18 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.HasWhere = n.GetDeleteStmt().GetWhereClause() != nil
 	case n.GetSelectStmt() != nil && n.GetSelectStmt().GetIntoClause() != nil, n.GetCreateTableAsStmt() != nil:
 		s.Into = true
-	case n.GetCreateCastStmt() != nil, n.GetCreateOpClassStmt() != nil, n.GetCreateOpFamilyStmt() != nil,
-		n.GetAlterOpFamilyStmt() != nil, n.GetCreateDomainStmt() != nil, n.GetAlterDomainStmt() != nil:
-		s.bindsTypeCode = true
+	case n.GetCreateCastStmt() != nil:
+		s.bindsTypeCode = n.GetCreateCastStmt().GetFunc() != nil
+	case n.GetCreateOpClassStmt() != nil:
+		s.bindsTypeCode = n.GetCreateOpClassStmt().GetIsDefault()
+	case n.GetAlterOpFamilyStmt() != nil:
+		s.bindsTypeCode = true // a default class's family may gain members
+	case n.GetCreateDomainStmt() != nil:
+		s.bindsTypeCode = slices.ContainsFunc(n.GetCreateDomainStmt().GetConstraints(), func(c *pg.Node) bool {
+			return c.GetConstraint().GetContype() == pg.ConstrType_CONSTR_CHECK
+		})
+	case n.GetAlterDomainStmt() != nil:
+		s.bindsTypeCode = n.GetAlterDomainStmt().GetDef().GetConstraint().GetContype() == pg.ConstrType_CONSTR_CHECK
 	case n.GetPrepareStmt() != nil:
 		s.Prepares = n.GetPrepareStmt().GetName()
 		s.literalSensitive = true // names are not in the fingerprint
@@ -930,6 +944,10 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.SubLink:
 		w.operator(x.GetOperName()) // x OPERATOR(s.=) ANY (SELECT ...)
+		if x.GetSubLinkType() == pg.SubLinkType_ANY_SUBLINK && len(x.GetOperName()) == 0 {
+			w.s.operators = append(w.s.operators, "=") // x IN (SELECT ...)
+		}
+
 	case *pg.SortBy:
 		w.operator(x.GetUseOp()) // ORDER BY x USING OPERATOR(s.<)
 	case *pg.NullTest:
@@ -1053,6 +1071,9 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			w.s.defaults = append(w.s.defaults, name)
 		}
 	case *pg.ColumnDef:
+		if name := funcName(x.GetTypeName().GetNames()); name != "" {
+			w.s.columnTypes = append(w.s.columnTypes, lastName(name))
+		}
 		// UNIQUE and PRIMARY KEY written on the column itself.
 		for _, n := range x.GetConstraints() {
 			switch n.GetConstraint().GetContype() {

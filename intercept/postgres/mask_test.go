@@ -568,4 +568,16 @@ func TestScrubRaisedMessages(t *testing.T) {
 	if server.ConstraintName != "customers_pkey" || server.TableName != "customers" {
 		t.Errorf("the server's own unique violation lost its names: %+v", server)
 	}
+	// The server's own notice of code 00000 keeps its text; a pooler's
+	// error, which names no routine, keeps its names.
+	skip := &pgproto3.ErrorResponse{Severity: "NOTICE", Code: "00000", Message: `table "gone" does not exist, skipping`, File: "tablecmds.c", Routine: "DropErrorMsgNonExistent"}
+	scrubMessage(mk, testKey, false, skip)
+	if !strings.HasPrefix(skip.Message, "table ") {
+		t.Errorf("DROP TABLE IF EXISTS's notice: %q", skip.Message)
+	}
+	pooler := &pgproto3.ErrorResponse{Severity: "ERROR", Code: "08P01", Message: "query_wait_timeout", ConstraintName: "c"}
+	scrubMessage(mk, testKey, true, pooler)
+	if pooler.ConstraintName != "c" {
+		t.Errorf("a pooler's error: %+v", pooler)
+	}
 }

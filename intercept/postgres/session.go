@@ -385,24 +385,39 @@ type changeWindow struct {
 	mu        sync.Mutex
 	functions map[string]bool
 	relations map[string]bool
-	typeCode  bool // a statement bound functions to a type (see Statement.bindsTypeCode)
+	// typeCode: a statement bound the database's functions to a type
+	// (see Statement.bindsTypeCode); typed: relations a statement gave
+	// columns of a type the database binds code to, or of one made out
+	// of the catalog's sight (see session.runsTypeCode).
+	typeCode bool
+	typed    map[string]bool
 }
 
 // note adds a statement's names, starting anew when the window before
-// was over.
-func (w *changeWindow) note(st *Statement, fresh bool) {
+// was over; bindsCode and typed are what session.decide found of it.
+func (w *changeWindow) note(st *Statement, fresh, bindsCode, typed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if fresh || w.functions == nil {
-		w.functions, w.relations = map[string]bool{}, map[string]bool{}
+		w.functions, w.relations, w.typed = map[string]bool{}, map[string]bool{}, map[string]bool{}
+		w.typeCode = false
 	}
 	for _, n := range st.defines {
 		w.functions[n] = true
 	}
-	w.typeCode = w.typeCode && !fresh || st.bindsTypeCode
+	w.typeCode = w.typeCode || bindsCode
 	for _, t := range st.Tables {
 		w.relations[strings.ToLower(lastName(t))] = true
+		if typed {
+			w.typed[strings.ToLower(lastName(t))] = true
+		}
 	}
+}
+
+func (w *changeWindow) typedRelation(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.typed[strings.ToLower(name)]
 }
 
 func (w *changeWindow) function(name string) bool {
@@ -950,7 +965,7 @@ func (s *session) decide(stmts []Statement) string {
 			s.made(st.Declares) // what the query fetches after this reads it
 		}
 		if !s.preparing && (changesCatalog(st.Ops) || runsCode(ops)) {
-			s.window.note(st, !s.uncertain())
+			s.window.note(st, !s.uncertain(), st.bindsTypeCode && slices.Contains(ops, "function"), s.namesTypeWithCode(st))
 			if changesCatalog(st.Ops) {
 				s.catalogSent.Add(1)
 			}
@@ -1219,16 +1234,21 @@ func (s *session) callsVolatile(st *Statement) bool {
 // whose rows hold such a value, casts to such a type (also written as a
 // call: tag('b')), or calls a function or operator that returns one.
 // Reading a table counts whatever the statement does with its rows:
-// which values become which types is the server's to infer. When the
-// catalog cannot answer, the answer is yes.
+// which values become which types is the server's to infer. A statement
+// with no values (BEGIN, COMMIT, SET) asks nothing. When the catalog
+// cannot answer, the answer is yes.
 func (s *session) runsTypeCode(st *Statement) bool {
+	if len(st.Tables)+len(st.allCasts)+len(st.Functions)+len(st.operators) == 0 {
+		return false
+	}
 	code, err := s.cat.typeCode(s.ctx)
 	if err != nil {
 		s.h.Log.Warn("catalog lookup failed; statements count as the function operation", "session_id", s.c.SessionID, "err", err)
 		s.catalogDoubt = true
 		return true
 	}
-	if s.uncertain() && s.window.bindsTypeCode() {
+	uncertain := s.uncertain()
+	if uncertain && s.window.bindsTypeCode() {
 		// Bound in the open transaction: the catalog cannot see it.
 		return true
 	}
@@ -1254,14 +1274,29 @@ func (s *session) runsTypeCode(st *Statement) bool {
 			return true // a call by a type's name is a cast to it
 		}
 	}
-	uncertain := s.uncertain()
 	for _, t := range st.Tables {
-		if code[relPrefix+lastName(t)] {
+		if code[relPrefix+lastName(t)] || uncertain && s.window.typedRelation(lastName(t)) {
 			return true
 		}
-		if uncertain && s.window.relation(lastName(t)) {
-			// Made or changed in the open transaction: its columns may
-			// hold such a type, out of the catalog's sight.
+	}
+	return false
+}
+
+// namesTypeWithCode reports whether a statement gives columns (or casts
+// to) a type the database binds code to, or one made out of the
+// catalog's sight: a table it makes holds such values for the rest of
+// the transaction, where the catalog cannot see it. When the catalog
+// cannot answer, the answer is yes.
+func (s *session) namesTypeWithCode(st *Statement) bool {
+	if len(st.columnTypes)+len(st.allCasts) == 0 {
+		return false
+	}
+	code, err := s.cat.typeCode(s.ctx)
+	if err != nil {
+		return true
+	}
+	for _, t := range slices.Concat(st.columnTypes, st.allCasts) {
+		if code[castPrefix+t] || s.window.function(t) {
 			return true
 		}
 	}
@@ -2754,21 +2789,26 @@ func (s *session) fromServer() error {
 }
 
 // raisedByCode reports whether the database's own code wrote a message:
-// PL/pgSQL's RAISE and ASSERT, and the procedural languages' calls for
-// one, which may set any SQLSTATE, text and name fields. The server
-// names the routine and source file that reported it; its own errors
-// name others.
+// PL/pgSQL's RAISE and ASSERT, the procedural languages' calls for one,
+// and a remote server's relayed through dblink or postgres_fdw, which
+// may set any SQLSTATE, text and name fields. The server names the
+// routine and source file that reported it; its own messages name others
+// (DROP TABLE IF EXISTS's notice, 00000, is the server's). A message that
+// names neither (a pooler's own) is taken as raised when its SQLSTATE is
+// PL/pgSQL's default for RAISE, P0001 or 00000.
 func raisedByCode(m *pgproto3.ErrorResponse) bool {
+	if m.File == "" && m.Routine == "" {
+		return m.Code == "P0001" || m.Code == "00000"
+	}
 	switch m.Routine {
 	case "exec_stmt_raise", "exec_stmt_assert":
 		return true
 	}
 	switch m.File {
-	case "pl_exec.c", "plpy_elog.c", "plpy_plpymodule.c", "plperl.c", "pltcl.c":
+	case "pl_exec.c", "plpy_elog.c", "plpy_plpymodule.c", "plperl.c", "pltcl.c", "dblink.c", "connection.c":
 		return true
 	}
-	// A server that does not say where is taken to be one where it could.
-	return m.File == "" && m.Routine == ""
+	return strings.HasPrefix(m.File, "plv8")
 }
 
 // unquote hides what PostgreSQL quotes in a message: everything from the
@@ -2804,7 +2844,7 @@ func unquote(msg string) string {
 func scrubMessage(mk *masks, key []byte, withhold bool, m *pgproto3.ErrorResponse) {
 	if len(mk.columns) > 0 {
 		m.Detail, m.Where, m.InternalQuery, m.InternalPosition = "", "", "", 0
-		raised := m.Code == "P0001" || m.Code == "00000" || raisedByCode(m)
+		raised := raisedByCode(m)
 		if raised {
 			m.SchemaName, m.TableName, m.ColumnName, m.DataTypeName, m.ConstraintName = "", "", "", "", ""
 		}

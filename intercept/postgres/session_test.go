@@ -417,7 +417,8 @@ func TestSessionDeniedQueryReplaced(t *testing.T) {
 }
 
 // Without the catalog, a statement is taken at its worst, and the refusal
-// says why: the statement calls no function itself.
+// says why: the statement calls no function itself. One without values
+// (BEGIN, COMMIT) is not held up.
 func TestSessionCatalogDownSaysSo(t *testing.T) {
 	deny := stubDecider(func(in policy.Input) policy.Decision {
 		if slices.Contains(in.Action.Operations, "function") {
@@ -429,12 +430,15 @@ func TestSessionCatalogDownSaysSo(t *testing.T) {
 	ts.s.cat.code = nil // asked again, of a catalog that cannot answer
 	server := ts.fakeServer()
 	done := ts.run()
-	got := ts.exchange(t, &pgproto3.Query{String: "SELECT 1"})
+	got := ts.exchange(t, &pgproto3.Query{String: "SELECT id FROM customers"})
 	if !slices.Equal(types(got), []string{"ErrorResponse", "ReadyForQuery"}) {
 		t.Fatalf("messages %v", types(got))
 	}
 	if e := got[0].(*pgproto3.ErrorResponse); !strings.Contains(e.Message, "function is denied (corral could not read the database's catalog") {
 		t.Errorf("error %q", e.Message)
+	}
+	if got := ts.exchange(t, &pgproto3.Query{String: "BEGIN"}); slices.Contains(types(got), "ErrorResponse") {
+		t.Errorf("BEGIN without the catalog: %v", types(got))
 	}
 	ts.finish(t, done, server)
 }

@@ -502,16 +502,59 @@ CREATE DOMAIN tag2 AS text CHECK (VALUE ### 'x'); CREATE TABLE notes2 (id int, t
 			t.Errorf("json_to_owner() ran %s times", ran)
 		}
 	})
-	// A table made in the open transaction, out of the catalog's sight.
-	t.Run("a table made in the transaction", func(t *testing.T) {
-		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls; GRANT CREATE ON SCHEMA public TO app")
-		allowAlso(t, p, "ddl")
-		out := p.psqlSession(t, "BEGIN; CREATE TABLE fresh (p json); INSERT INTO fresh VALUES ('1'), ('2'); SELECT count(*) FROM (SELECT DISTINCT p FROM fresh) d; COMMIT")
-		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls")[0][0]; ran != "0" || !strings.Contains(out, "function is denied") {
+	// A multirange of the type; an operator IN uses without naming it.
+	t.Run("multirange and IN", func(t *testing.T) {
+		p.pg.Exec(t, "orders", seedRows+`DELETE FROM calls;
+CREATE TYPE jrange AS RANGE (subtype = json, multirange_type_name = jmulti);
+CREATE TABLE mr (m jmulti); INSERT INTO mr VALUES ('{["[1]","[2]"]}'), ('{["[3]","[4]"]}'); GRANT SELECT ON mr TO app;
+CREATE TYPE color AS ENUM ('red', 'blue');
+CREATE FUNCTION color_eq(a color, b color) RETURNS bool LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES ('color_eq'); DELETE FROM orders WHERE id = 2; RETURN a::text = b::text; END$$;
+CREATE OPERATOR = (LEFTARG = color, RIGHTARG = color, FUNCTION = color_eq);
+CREATE TABLE paints (c color); INSERT INTO paints VALUES ('red'); GRANT SELECT ON paints TO app`)
+		// The multirange's input sorted its ranges; cached answers are
+		// checked against the catalog once a second.
+		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls")
+		time.Sleep(time.Second)
+		out := p.psqlSession(t, "SELECT count(*) FROM (SELECT DISTINCT m FROM mr) d", "SELECT count(*) FROM paints WHERE c IN (SELECT c FROM paints)")
+		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls")[0][0]; ran != "0" || strings.Count(out, "function is denied") != 2 {
 			t.Errorf("the database's functions ran %s times; corral said:\n%s", ran, out)
 		}
 		assertOrdersIntact(t, p)
 	})
+	// A table made in the open transaction, out of the catalog's sight.
+	t.Run("a table made in the transaction", func(t *testing.T) {
+		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls; GRANT CREATE ON SCHEMA public TO app")
+		allowAlso(t, p, "ddl")
+		out := p.psqlSession(t, "BEGIN; CREATE DOMAIN jd AS json; CREATE TABLE fresh (p jd); INSERT INTO fresh VALUES ('1'), ('2'); SELECT count(*) FROM (SELECT DISTINCT p FROM fresh) d; COMMIT")
+		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls")[0][0]; ran != "0" || !strings.Contains(out, "function is denied") {
+			t.Errorf("the database's functions ran %s times; corral said:\n%s", ran, out)
+		}
+		assertOrdersIntact(t, p)
+		// One of other types is used as it is made.
+		// (Its rows are withheld while masks apply: the catalog does not
+		// know the table yet.)
+		if out := p.psqlSession(t, "BEGIN", "CREATE TABLE plain (a int)", "INSERT INTO plain VALUES (1)", "SELECT count(*) FROM plain", "COMMIT"); strings.Contains(out, "corral") || !strings.HasSuffix(out, "COMMIT") {
+			t.Errorf("a table of int made and used in a transaction:\n%s", out)
+		}
+	})
+}
+
+// In a database that binds no code to types, DDL in a transaction runs
+// as it would elsewhere: a domain with a check of PostgreSQL's own, a
+// table of it, and the statements after them, COMMIT too.
+func TestPostgresDDLInTransaction(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", "GRANT CREATE ON SCHEMA public TO app")
+	allowAlso(t, p, "ddl")
+	out := p.psqlSession(t, "BEGIN", "CREATE DOMAIN posint AS int CHECK (VALUE > 0)", "CREATE TABLE counts (n posint)",
+		"INSERT INTO counts VALUES (1)", "SELECT count(*) FROM counts", "COMMIT")
+	if strings.Contains(out, "corral") || !strings.HasSuffix(out, "COMMIT") {
+		t.Errorf("DDL in a transaction:\n%s", out)
+	}
+	if !p.tableExists(t, "counts") {
+		t.Error("the transaction did not commit")
+	}
 }
 
 // A denied statement inside a transaction fails the server's transaction
