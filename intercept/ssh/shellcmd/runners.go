@@ -467,20 +467,29 @@ const (
 	optValued
 )
 
-// kind finds an option among the reader's; value: it takes one.
+// kind finds an option among the reader's; value: it takes one. A long
+// option may be abbreviated, as getopt allows (--fi for --file), when
+// what it abbreviates does one thing.
 func (r programReader) kind(opt string) (k optKind, value bool) {
+	found := 0
 	for _, set := range []struct {
 		k    optKind
 		list string
 	}{{optProgram, r.program}, {optREPL, r.repl}, {optFile, r.files}, {optValued, r.valued}, {optFlag, r.flags}} {
 		for _, o := range strings.Fields(set.list) {
 			name, v := strings.CutSuffix(o, "=")
-			if name == opt {
+			switch {
+			case name == opt:
 				return set.k, v
+			case strings.HasPrefix(opt, "--") && len(opt) > 2 && strings.HasPrefix(name, opt):
+				if found > 0 && (set.k != k || v != value) {
+					return optUnknown, false // ambiguous
+				}
+				k, value, found = set.k, v, found+1
 			}
 		}
 	}
-	return optUnknown, false
+	return k, value
 }
 
 // readsProgram reports whether a program given its arguments reads what
@@ -520,11 +529,13 @@ func readsProgram(name string, args []arg) bool {
 		case r.stopAt != "" && a == r.stopAt:
 			return !given && r.input
 		case a == "--":
-			rest := args[i+1:]
-			if len(rest) > 0 && (rest[0].text == "-" || !rest[0].plain) {
-				return true
+			// The rest are operands: the one at the program's place
+			// gives it, unless an option did.
+			rest, need := args[i+1:], r.operands-operands
+			if given || r.operands < 0 || len(rest) <= need {
+				return !given && r.input
 			}
-			return !given && r.input && len(rest) <= max(r.operands, 0)
+			return rest[need].text == "-" || !rest[need].plain
 		case a == "-":
 			return true
 		case !strings.HasPrefix(a, "-") || !args[i].plain:
