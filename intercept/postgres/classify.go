@@ -956,11 +956,13 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.TypeCast:
 		w.castTo(x.GetTypeName())
-	case *pg.JsonParseExpr, *pg.JsonScalarExpr, *pg.JsonObjectConstructor, *pg.JsonArrayConstructor,
-		*pg.JsonArrayQueryConstructor, *pg.JsonObjectAgg, *pg.JsonArrayAgg:
-		// SQL/JSON syntax (JSON('[1]'), JSON_OBJECT(...)) to this parser,
-		// calls of json and json_object to an older server: either way
-		// values of json or jsonb, which the database may bind code to.
+	case *pg.JsonParseExpr, *pg.JsonScalarExpr, *pg.JsonSerializeExpr, *pg.JsonObjectConstructor, *pg.JsonArrayConstructor,
+		*pg.JsonArrayQueryConstructor, *pg.JsonObjectAgg, *pg.JsonArrayAgg, *pg.JsonFuncExpr, *pg.JsonTable, *pg.MergeSupportFunc:
+		// Syntax to this parser (PostgreSQL 17's: JSON_VALUE(...),
+		// MERGE_ACTION()), calls of functions of those names to a
+		// server before it, which the database may have made; and values
+		// of json or jsonb, which it may bind code to.
+		w.s.Functions = append(w.s.Functions, syntaxFunction(x))
 		w.s.allCasts = append(w.s.allCasts, "json", "jsonb")
 	case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
 		// Also nested (a data-modifying CTE, EXPLAIN ANALYZE): values go
@@ -998,6 +1000,11 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.FuncCall:
 		name := funcName(x.GetFuncname())
 		w.s.Functions = append(w.s.Functions, name)
+		if name == "pg_catalog.system_user" && x.GetFuncformat() == pg.CoercionForm_COERCE_SQL_SYNTAX {
+			// SYSTEM_USER is a keyword from PostgreSQL 16 on; before, a
+			// name like any other (see the RangeFunction case).
+			w.s.Functions = append(w.s.Functions, "system_user")
+		}
 		short := strings.ToLower(lastName(name))
 		w.call(short)
 		if short == "set_config" {
@@ -1090,6 +1097,20 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		}
 	case *pg.RangeFunction, *pg.RangeTableFunc:
 		w.s.fromFunction = true
+		if rf, ok := x.(*pg.RangeFunction); ok {
+			for _, f := range rf.GetFunctions() {
+				items := f.GetList().GetItems()
+				if len(items) == 0 {
+					continue
+				}
+				if fc := items[0].GetFuncCall(); funcName(fc.GetFuncname()) == "pg_catalog.system_user" &&
+					fc.GetFuncformat() == pg.CoercionForm_COERCE_SQL_SYNTAX {
+					// FROM system_user: a relation of that name to a
+					// server before PostgreSQL 16.
+					w.s.Tables = append(w.s.Tables, "system_user")
+				}
+			}
+		}
 		// Values read into columns of a type (f() AS t(c wiping),
 		// XMLTABLE ... COLUMNS) are cast to it.
 		descend(x.ProtoReflect(), func(m protoreflect.Message) bool {
@@ -1276,6 +1297,42 @@ func (w *walker) hook(rv *pg.RangeVar) {
 	for _, row := range []string{"old", "new"} {
 		w.alias(row, rv.GetRelname())
 	}
+}
+
+// syntaxFunction is the name a server older than this parser calls for
+// SQL/JSON and MERGE syntax (see walker.walk).
+func syntaxFunction(n any) string {
+	switch x := n.(type) {
+	case *pg.JsonParseExpr:
+		return "json"
+	case *pg.JsonScalarExpr:
+		return "json_scalar"
+	case *pg.JsonSerializeExpr:
+		return "json_serialize"
+	case *pg.JsonObjectConstructor:
+		return "json_object"
+	case *pg.JsonArrayConstructor, *pg.JsonArrayQueryConstructor:
+		return "json_array"
+	case *pg.JsonObjectAgg:
+		return "json_objectagg"
+	case *pg.JsonArrayAgg:
+		return "json_arrayagg"
+	case *pg.JsonTable:
+		return "json_table"
+	case *pg.MergeSupportFunc:
+		return "merge_action"
+	case *pg.JsonFuncExpr:
+		switch x.GetOp() {
+		case pg.JsonExprOp_JSON_EXISTS_OP:
+			return "json_exists"
+		case pg.JsonExprOp_JSON_QUERY_OP:
+			return "json_query"
+		case pg.JsonExprOp_JSON_TABLE_OP:
+			return "json_table"
+		}
+		return "json_value"
+	}
+	return ""
 }
 
 // castTo notes a cast to a type: one of the database's own may run its

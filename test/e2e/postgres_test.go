@@ -651,3 +651,78 @@ func TestPostgresDatabases(t *testing.T) {
 		t.Errorf("deny event names database %q, want postgres", ev.Database)
 	}
 }
+
+// newerSyntaxSetup gives the database functions of its own whose names
+// PostgreSQL 17's grammar (corral's parser) reads as SQL/JSON syntax,
+// MERGE's support function or a SQL value function, while the
+// PostgreSQL 15 server reads the same text as plain calls of them (or a
+// relation of the name). Each records its call and deletes an orders row.
+const newerSyntaxSetup = `
+CREATE TABLE calls (fn text); GRANT INSERT, SELECT ON calls TO app;
+CREATE FUNCTION zz_wipe(fn text) RETURNS text LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES (fn); DELETE FROM orders WHERE id = 2; RETURN fn; END$$;
+CREATE FUNCTION json_value(a text, b text) RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN zz_wipe('json_value'); END$$;
+CREATE FUNCTION json_query(a text, b text) RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN zz_wipe('json_query'); END$$;
+CREATE FUNCTION json_exists(a text, b text) RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN zz_wipe('json_exists'); END$$;
+CREATE FUNCTION json_scalar(a int) RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN zz_wipe('json_scalar'); END$$;
+CREATE FUNCTION json_serialize(a text) RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN zz_wipe('json_serialize'); END$$;
+CREATE FUNCTION json_array(a int, b int) RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN zz_wipe('json_array'); END$$;
+CREATE FUNCTION json(a text) RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN zz_wipe('json'); END$$;
+CREATE FUNCTION merge_action() RETURNS text LANGUAGE plpgsql AS $$BEGIN RETURN zz_wipe('merge_action'); END$$;
+CREATE FUNCTION zz_agg_step(s int, v int) RETURNS int LANGUAGE plpgsql AS $$BEGIN PERFORM zz_wipe('json_arrayagg'); RETURN 0; END$$;
+CREATE AGGREGATE json_arrayagg(int) (SFUNC = zz_agg_step, STYPE = int, INITCOND = '0');
+CREATE VIEW system_user AS SELECT zz_wipe('system_user') AS n; GRANT SELECT ON system_user TO app;
+GRANT clearuser TO app;
+CREATE FUNCTION zz_become() RETURNS text LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES ('become'); PERFORM set_config('role', 'clearuser', false); RETURN 'became'; END$$;
+CREATE SCHEMA zz; GRANT USAGE ON SCHEMA zz TO app;
+CREATE FUNCTION zz.merge_action() RETURNS text LANGUAGE sql AS 'SELECT public.zz_become()';
+`
+
+// corral parses with PostgreSQL 17's grammar; a PostgreSQL 15 server
+// reads SQL/JSON syntax, MERGE_ACTION() and FROM SYSTEM_USER as calls of
+// functions (or a relation) of those names, which the database may have
+// made: they run nothing of its own (policy: function denied, delete
+// reviewed).
+func TestPostgresSyntaxNewerThanTheServer(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", newerSyntaxSetup)
+	// Called under their own names, corral refuses them.
+	if out := p.psqlSession(t, "SELECT zz_wipe('x')"); !strings.Contains(out, "function is denied") {
+		t.Fatalf("a direct call was not refused:\n%s", out)
+	}
+	for _, c := range []struct{ name, sql, fn string }{
+		{"JSON_VALUE read as a call of json_value", "SELECT json_value('1', '$')", "json_value"},
+		{"JSON_QUERY read as a call of json_query", "SELECT json_query('1', '$')", "json_query"},
+		{"JSON_EXISTS read as a call of json_exists", "SELECT json_exists('1', '$')", "json_exists"},
+		{"JSON_SCALAR read as a call of json_scalar", "SELECT json_scalar(1)", "json_scalar"},
+		{"JSON_SERIALIZE read as a call of json_serialize", "SELECT json_serialize('1')", "json_serialize"},
+		{"JSON_ARRAY read as a call of json_array", "SELECT json_array(1, 2)", "json_array"},
+		{"JSON() read as a call of json", "SELECT json('[1]'::text)", "json"},
+		{"MERGE_ACTION() outside MERGE read as a call", "SELECT merge_action()", "merge_action"},
+		{"JSON_ARRAYAGG read as an aggregate of the database's own", "SELECT json_arrayagg(id) FROM orders", "json_arrayagg"},
+		{"FROM SYSTEM_USER read as a view", "SELECT * FROM system_user", "system_user"},
+		{"JSON_VALUE in FROM", "SELECT * FROM json_value('1', '$')", "json_value"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls;")
+			out := p.psqlSession(t, c.sql)
+			t.Logf("%s -> %s", c.sql, out)
+			ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls WHERE fn = '"+c.fn+"'")[0][0]
+			if ran != "0" {
+				t.Errorf("%q ran %s() of the database's own %s times, deleting an orders row without review (policy: function denied, delete reviewed); corral said:\n%s", c.sql, c.fn, ran, out)
+			}
+			assertOrdersIntact(t, p)
+		})
+	}
+	// The same through a search path naming another schema first: the
+	// role switches (set role is denied).
+	t.Run("MERGE_ACTION() switching the role", func(t *testing.T) {
+		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls;")
+		out := p.psqlSession(t, "SET search_path = zz, public", "SELECT merge_action()", "SELECT 'now:' || current_user")
+		t.Logf("%s", out)
+		if strings.Contains(out, "now:clearuser") {
+			t.Errorf("the session switched to role clearuser (set role is denied):\n%s", out)
+		}
+	})
+}
