@@ -216,6 +216,7 @@ func TestSSHExecGuardedCommands(t *testing.T) {
 		fmt.Sprintf("touch %s/ran12; echo $\"hi\"", home),
 		fmt.Sprintf("touch %s/ran13; LC_ALL=zh_TW.BIG5\necho \"\u4e25\\\"; rm -rf /; #\"", home),
 		fmt.Sprintf("touch %s/ran14; ld.so /usr/bin/rm -rf /", home),
+		fmt.Sprintf("touch %s/ran15; /proc/self/exe -c 'rm -rf /'", home),
 	} {
 		out, code := s.ssh(t, s.workCg, s.target(), cmd)
 		if code == 0 || !strings.Contains(out, "corral: ") {
@@ -259,7 +260,8 @@ func TestSSHUpstreamCredentials(t *testing.T) {
 		t.Errorf("shell for exec-only workload: exit %d\n%s", code, out)
 	}
 	for _, cmd := range []string{"bash", "sh -s", "sudo -s", ". /dev/stdin", "bash /dev/stdin -c x", "perl", "python3 -", "ed notes",
-		"python3 /dev/stdin", "python3 -m code", "awk -f - /dev/null", "make -f -", "sqlite3", "gdb -q", "vim -es", "psql"} {
+		"python3 /dev/stdin", "python3 -m code", "awk -f - /dev/null", "make -f -", "sqlite3", "gdb -q", "vim -es", "psql",
+		"python3 /proc/self/root/dev/stdin", "python3 -m cProfile -m code", "tclsh -a b", "sqlite3 --cmd x db", "editor -es"} {
 		if out, code := s.ssh(t, s.pwCg, s.target(), cmd); code == 0 || !strings.Contains(out, "no rule allows shell") {
 			t.Errorf("%q for exec-only workload: exit %d\n%s", cmd, code, out)
 		}

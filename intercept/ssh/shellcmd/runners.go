@@ -25,6 +25,11 @@ var nameTakers = map[string]bool{
 func (w *walker) inner(args []arg, c ctx) error {
 	w.names[args[0].text] = true
 	name := path.Base(args[0].text)
+	if p := path.Clean(args[0].text); args[0].plain && (strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/dev/fd/") || strings.HasPrefix(p, "/dev/std")) {
+		// /proc/self/exe is the shell running the line, under a name no
+		// table knows; /dev/fd/3, whatever was opened on it.
+		return fmt.Errorf("cannot tell which program `%s` runs", args[0].text)
+	}
 	switch {
 	case shells[name]:
 		return w.shell(args, c)
@@ -359,7 +364,7 @@ var programReaders = map[string]programReader{
 		flags: "-a -c -f -n -p -s -S -t -T -u -U -w -W -X -l -0 -C -D -i -x", clusters: true, input: true},
 	"ruby": {program: "-e= -v --version -h --help", valued: "-I= -r= -C= -E= -x=", flags: "-a -c -d -l -n -p -s -S -w -W -T -K", clusters: true, input: true},
 	"node": {program: "-e= --eval= -p= --print= -v --version -h --help", repl: "-i --interactive",
-		valued:   "-r= --require= --input-type= --import= --loader= -C= --conditions= --title= --env-file= --disable-warning= --inspect-port= --max-old-space-size=",
+		valued:   "-r= --require= --input-type= --import= --loader= --experimental-loader= -C= --conditions= --title= --env-file= --env-file-if-exists= --disable-warning= --inspect-port= --redirect-warnings= --icu-data-dir= --openssl-config= --report-dir= --report-directory= --report-filename= --diagnostic-dir= --watch-path= --secure-heap= --secure-heap-min= --stack-trace-limit= --unhandled-rejections= --trace-event-categories= --trace-event-file-pattern= --tls-keylog= --max-old-space-size= --max-semi-space-size=",
 		clusters: true, input: true},
 	"php":     {program: "-r= -S= -v --version -h --help -m -i", repl: "-a", files: "-f=", valued: "-c= -d= -z= -t=", clusters: true, input: true},
 	"lua":     {program: "-e= -v", repl: "-i", valued: "-l=", clusters: true, input: true},
@@ -373,16 +378,17 @@ var programReaders = map[string]programReader{
 	"jshell":  {program: "--version -h --help", valued: "--class-path= --module-path= -J= -R= -C=", input: true},
 	"gnuplot": {program: "-e= -V --version -h --help", input: true},
 	"dc":      {program: "-e= --expression= -V --version -h --help", files: "-f= --file=", clusters: true, input: true},
-	"awk":     {program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true},
-	"gawk":    {program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true},
-	"mawk":    {program: "-W=", files: "-f=", valued: "-v= -F=", clusters: true},
-	"nawk":    {files: "-f=", valued: "-v= -F=", clusters: true},
-	"sed": {program: "-e= --expression= --version --help", files: "-f= --file=", valued: "-l= --line-length=",
+	"awk":     {inline: true, program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true},
+	"gawk":    {inline: true, program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true},
+	"mawk":    {inline: true, program: "-W=", files: "-f=", valued: "-v= -F=", clusters: true},
+	"nawk":    {inline: true, files: "-f=", valued: "-v= -F=", clusters: true},
+	"sed": {inline: true, program: "-e= --expression= --version --help", files: "-f= --file=", valued: "-l= --line-length=",
 		flags: "-n -E -r -i -s -u -z", clusters: true, permutes: true},
-	"make":    {files: "-f= --file= --makefile=", valued: "-C= --directory= -I= --include-dir= -j= --jobs= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
-	"gmake":   {files: "-f= --file= --makefile=", valued: "-C= --directory= -I= --include-dir= -j= --jobs= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
-	"sqlite3": {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue= -vfs= -mmap= -pagecache= -lookaside= -maxsize=", operands: 1, input: true},
-	"duckdb":  {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue=", operands: 1, input: true},
+	"make":  {files: "-f= --file= --makefile=", valued: "-C= --directory= -I= --include-dir= -j= --jobs= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
+	"gmake": {files: "-f= --file= --makefile=", valued: "-C= --directory= -I= --include-dir= -j= --jobs= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
+	"sqlite3": {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue= -vfs= -mmap= -pagecache== -lookaside== -maxsize= -heap==",
+		operands: 1, input: true, dashDash: true},
+	"duckdb": {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue=", operands: 1, input: true, dashDash: true},
 	"gdb": {program: "-batch --batch -batch-silent --batch-silent -version --version -help --help",
 		valued:   "-x= --command= -ex= --eval-command= -iex= -ix= -p= --pid= -c= --core= -d= --directory= -cd= -s= --symbols= -e= --exec= -se=",
 		operands: -1, input: true, stopAt: "--args"},
@@ -404,7 +410,9 @@ var programReaders = map[string]programReader{
 
 // programAliases are other names of programReaders' programs.
 var programAliases = map[string]string{"nodejs": "node", "vimdiff": "vim", "view": "vim", "rvim": "vim", "rview": "vim", "ex": "vim",
-	"pypy3": "pypy", "gdb-multiarch": "gdb"}
+	"pypy3": "pypy", "gdb-multiarch": "gdb",
+	// Debian's alternatives run vim (or whichever editor is chosen).
+	"editor": "vim", "sensible-editor": "vim", "select-editor": "vim", "edit": "vim"}
 
 // programReader: see programReaders. operands counts the leading
 // operands that are no program (-1: none is, a database or a core file);
@@ -419,6 +427,11 @@ type programReader struct {
 	operands                            int
 	input                               bool
 	stopAt                              string
+	// dashDash: --opt is -opt (sqlite3's single-dash long options).
+	dashDash bool
+	// inline: the operand at the program's place is its text (awk 1 f),
+	// not a file's name.
+	inline bool
 }
 
 // replModule reports whether python -m runs a module that reads commands
@@ -428,12 +441,39 @@ func replModule(mod string) bool {
 	return slices.Contains([]string{"code", "pdb", "asyncio", "sqlite3", "idlelib", "ipdb", "IPython", "bpython", "ptpython", "cmd"}, first)
 }
 
-// inputPath reports whether a path names the input, or a descriptor that
-// may be a copy of it (/proc/self/fd/3 after 3<&0).
+// moduleRunners are Python modules that run another module or script
+// named among their arguments (python3 -m cProfile -m code).
+var moduleRunners = []string{"runpy", "cProfile", "profile", "trace", "pdb", "timeit", "coverage", "pstats"}
+
+// pythonModule reports whether python -m mod, with the words after it,
+// reads commands from its input.
+func pythonModule(mod string, rest []arg) bool {
+	if replModule(mod) {
+		return true
+	}
+	first, _, _ := strings.Cut(mod, ".")
+	if !slices.Contains(moduleRunners, first) {
+		return false
+	}
+	for _, a := range rest {
+		if !a.plain || replModule(a.text) || inputPath(a.text) {
+			return true
+		}
+	}
+	return false
+}
+
+// inputPath reports whether a path may name the input, or a descriptor
+// that may be a copy of it (/proc/self/fd/3 after 3<&0), however it is
+// reached: through /proc (/proc/self/root/dev/stdin), /dev or a
+// directory named fd at any depth, or relative to a directory the line
+// may have changed to (stdin, 0 in /dev or /dev/fd).
 func inputPath(p string) bool {
-	c := path.Clean(p)
-	return p == "-" || strings.HasPrefix(c, "/dev/std") || c == "/dev/tty" || strings.HasPrefix(c, "/dev/fd/") ||
-		strings.HasPrefix(c, "/proc/") && strings.Contains(c, "/fd/")
+	c := "/" + path.Clean(p) + "/"
+	base := path.Base(path.Clean(p))
+	return p == "-" || strings.Contains(c, "/proc/") || strings.Contains(c, "/dev/") || strings.Contains(c, "/fd/") ||
+		base == "stdin" || base == "stdout" || base == "stderr" || base == "tty" ||
+		strings.Trim(base, "0123456789") == ""
 }
 
 // readerFor finds a program's reader by its name, or its name without a
@@ -467,29 +507,33 @@ const (
 	optValued
 )
 
-// kind finds an option among the reader's; value: it takes one. A long
-// option may be abbreviated, as getopt allows (--fi for --file), when
-// what it abbreviates does one thing.
-func (r programReader) kind(opt string) (k optKind, value bool) {
+// kind finds an option among the reader's, and how many values it takes
+// (a "=" each). A long option may be abbreviated, as getopt allows (--fi
+// for --file), when what it abbreviates does one thing.
+func (r programReader) kind(opt string) (k optKind, values int) {
+	if r.dashDash && strings.HasPrefix(opt, "--") {
+		opt = opt[1:]
+	}
 	found := 0
 	for _, set := range []struct {
 		k    optKind
 		list string
 	}{{optProgram, r.program}, {optREPL, r.repl}, {optFile, r.files}, {optValued, r.valued}, {optFlag, r.flags}} {
 		for _, o := range strings.Fields(set.list) {
-			name, v := strings.CutSuffix(o, "=")
+			name := strings.TrimRight(o, "=")
+			v := len(o) - len(name)
 			switch {
 			case name == opt:
 				return set.k, v
 			case strings.HasPrefix(opt, "--") && len(opt) > 2 && strings.HasPrefix(name, opt):
-				if found > 0 && (set.k != k || v != value) {
-					return optUnknown, false // ambiguous
+				if found > 0 && (set.k != k || v != values) {
+					return optUnknown, 0 // ambiguous
 				}
-				k, value, found = set.k, v, found+1
+				k, values, found = set.k, v, found+1
 			}
 		}
 	}
-	return k, value
+	return k, values
 }
 
 // readsProgram reports whether a program given its arguments reads what
@@ -505,7 +549,8 @@ func readsProgram(name string, args []arg) bool {
 		return false
 	}
 	for _, a := range args {
-		if a.plain && a.text != "-" && inputPath(a.text) {
+		if c := path.Clean(a.text); a.plain && (strings.HasPrefix(c, "/dev/std") || c == "/dev/tty" ||
+			strings.HasPrefix(c, "/dev/fd/") || strings.HasPrefix(c, "/proc/")) {
 			return true // anywhere: python3 -m cProfile /dev/stdin
 		}
 		if a.plain && a.text == r.stopAt {
@@ -513,6 +558,12 @@ func readsProgram(name string, args []arg) bool {
 		}
 	}
 	python := strings.HasPrefix(name, "python") || strings.HasPrefix(name, "pypy")
+	if tcl := strings.HasPrefix(name, "tclsh") || strings.HasPrefix(name, "wish"); tcl && len(args) > 0 &&
+		strings.HasPrefix(args[0].text, "-") && args[0].text != "-encoding" {
+		// tclsh -a b: no script, every word an argument, the program
+		// read from the input.
+		return true
+	}
 	given, operands, afterUnknown := false, 0, false
 	for i := 0; i < len(args); i++ {
 		a := args[i].text
@@ -535,7 +586,7 @@ func readsProgram(name string, args []arg) bool {
 			if given || r.operands < 0 || len(rest) <= need {
 				return !given && r.input
 			}
-			return rest[need].text == "-" || !rest[need].plain
+			return !r.inline && inputPath(rest[need].text) || !rest[need].plain
 		case a == "-":
 			return true
 		case !strings.HasPrefix(a, "-") || !args[i].plain:
@@ -544,9 +595,10 @@ func readsProgram(name string, args []arg) bool {
 				operands++
 				continue
 			}
-			if !args[i].plain || unknown && i == len(args)-1 && r.input {
-				// A glob, a substitution, <(cat): it may name the input.
-				// Or the value of the unknown option before it.
+			if !args[i].plain || !r.inline && inputPath(a) || unknown && i == len(args)-1 && r.input {
+				// A glob, a substitution, <(cat), ../dev/stdin: it may
+				// name the input. Or the value of the unknown option
+				// before it.
 				return true
 			}
 			if python {
@@ -571,7 +623,7 @@ func readsProgram(name string, args []arg) bool {
 					if k == optREPL {
 						return true
 					}
-					if !takes {
+					if takes == 0 {
 						if k == optProgram {
 							given = true
 						}
@@ -581,8 +633,11 @@ func readsProgram(name string, args []arg) bool {
 					if v == "" {
 						v = next()
 					}
+					for range takes - 1 {
+						next()
+					}
 					if python && a[j] == 'm' {
-						return replModule(v)
+						return pythonModule(v, args[i+1:])
 					}
 					switch k {
 					case optFile:
@@ -605,11 +660,14 @@ func readsProgram(name string, args []arg) bool {
 				continue
 			}
 			v := val
-			if takes && !attached {
+			if takes > 0 && !attached {
 				v = next()
 			}
+			for range takes - 1 {
+				next()
+			}
 			if python && opt == "-m" {
-				return replModule(v)
+				return pythonModule(v, args[i+1:])
 			}
 			switch k {
 			case optFile:
