@@ -25,9 +25,11 @@ var nameTakers = map[string]bool{
 func (w *walker) inner(args []arg, c ctx) error {
 	w.names[args[0].text] = true
 	name := path.Base(args[0].text)
-	if p := path.Clean(args[0].text); args[0].plain && (strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/dev/fd/") || strings.HasPrefix(p, "/dev/std")) {
-		// /proc/self/exe is the shell running the line, under a name no
-		// table knows; /dev/fd/3, whatever was opened on it.
+	if p := path.Clean(args[0].text); args[0].plain && (strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/dev/fd/") ||
+		strings.HasPrefix(p, "/dev/std") || name == "exe" && strings.Contains(args[0].text, "/")) {
+		// /proc/self/exe (or ./exe in /proc/self) is the shell running
+		// the line, under a name no table knows; /dev/fd/3, whatever was
+		// opened on it.
 		return fmt.Errorf("cannot tell which program `%s` runs", args[0].text)
 	}
 	switch {
@@ -351,29 +353,31 @@ var (
 // line does not give them. Options are written as getopt has them, a
 // trailing "=" for one that takes a value: program gives what it runs
 // (also --version and --help, which run nothing); repl reads the input
-// whatever else is given (python -i, vim -es); files names a file that
-// holds it (-f FILE); valued takes a value; flags take none. An option
-// in none of these is taken as a flag, unless a last operand follows it
-// directly (python3 --unknown-opt x): it may have been its value.
+// whatever else is given (python -i, perl -d); files names a file that
+// holds it (-f FILE); valued takes a value; flags take none, or ("?")
+// the rest of their word (perl -i.bak, mysql -psecret); digits take the
+// next word when it is a number (make -j 4). An option in none of these
+// is taken as a flag.
 var programReaders = map[string]programReader{
 	"python": {program: "-c= -m= -V --version -h --help", repl: "-i", valued: "-W= -X= -Q= --check-hash-based-pycs=",
 		flags: "-b -B -d -E -I -O -OO -P -q -s -S -u -v -x", clusters: true, input: true},
 	"pypy":    {program: "-c= -m= -V --version -h --help", repl: "-i", valued: "-W= -X=", flags: "-b -B -d -E -I -O -s -S -u -v", clusters: true, input: true},
-	"ipython": {program: "-c= --version -h --help", input: true, operands: -1},
+	"ipython": {program: "-c= --version -h --help", input: true},
 	"perl": {program: "-e= -E= -v -V --version -h", repl: "-d", valued: "-I= -M= -m=",
-		flags: "-a -c -f -n -p -s -S -t -T -u -U -w -W -X -l -0 -C -D -i -x", clusters: true, input: true},
-	"ruby": {program: "-e= -v --version -h --help", valued: "-I= -r= -C= -E= -x=", flags: "-a -c -d -l -n -p -s -S -w -W -T -K", clusters: true, input: true},
+		flags: "-a -c -f -n -p -s -S -t -T -u -U -w -W -X -l? -0? -C? -D? -i? -x?", clusters: true, input: true},
+	"ruby": {program: "-e= -v --version -h --help", valued: "-I= -r= -C= -E=", flags: "-a -c -d -l -n -p -s -S -w -W? -T? -K? -i? -0? -F? -x? --yjit --jit --disable-gems",
+		clusters: true, input: true},
 	"node": {program: "-e= --eval= -p= --print= -v --version -h --help", repl: "-i --interactive",
 		valued:   "-r= --require= --input-type= --import= --loader= --experimental-loader= -C= --conditions= --title= --env-file= --env-file-if-exists= --disable-warning= --inspect-port= --redirect-warnings= --icu-data-dir= --openssl-config= --report-dir= --report-directory= --report-filename= --diagnostic-dir= --watch-path= --secure-heap= --secure-heap-min= --stack-trace-limit= --unhandled-rejections= --trace-event-categories= --trace-event-file-pattern= --tls-keylog= --max-old-space-size= --max-semi-space-size=",
 		clusters: true, input: true},
-	"php":     {program: "-r= -S= -v --version -h --help -m -i", repl: "-a", files: "-f=", valued: "-c= -d= -z= -t=", clusters: true, input: true},
+	"php":     {program: "-r= -S= -v --version -h --help -m -i -l", repl: "-a", files: "-f=", valued: "-c= -d= -z= -t=", flags: "-n -q -e -H -C", clusters: true, input: true},
 	"lua":     {program: "-e= -v", repl: "-i", valued: "-l=", clusters: true, input: true},
 	"luajit":  {program: "-e= -v", repl: "-i", valued: "-l= -b= -j= -O=", clusters: true, input: true},
 	"tclsh":   {valued: "-encoding=", input: true},
 	"wish":    {valued: "-encoding= -name= -display= -geometry=", input: true},
 	"expect":  {program: "-c= -v", repl: "-i", files: "-f=", input: true},
 	"Rscript": {program: "-e= --expr= --version --help", input: true},
-	"R":       {program: "-e= --version --help", files: "-f= --file=", valued: "--encoding=", input: true, operands: -1},
+	"R":       {program: "-e= --version --help", files: "-f= --file=", valued: "--encoding=", input: true}, // R CMD x: a subcommand
 	"irb":     {program: "-v --version -h --help", valued: "-I= -r=", input: true},
 	"jshell":  {program: "--version -h --help", valued: "--class-path= --module-path= -J= -R= -C=", input: true},
 	"gnuplot": {program: "-e= -V --version -h --help", input: true},
@@ -384,11 +388,11 @@ var programReaders = map[string]programReader{
 	"nawk":    {inline: true, files: "-f=", valued: "-v= -F=", clusters: true},
 	"sed": {inline: true, program: "-e= --expression= --version --help", files: "-f= --file=", valued: "-l= --line-length=",
 		flags: "-n -E -r -i -s -u -z", clusters: true, permutes: true},
-	"make":  {files: "-f= --file= --makefile=", valued: "-C= --directory= -I= --include-dir= -j= --jobs= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
-	"gmake": {files: "-f= --file= --makefile=", valued: "-C= --directory= -I= --include-dir= -j= --jobs= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
+	"make":  {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
+	"gmake": {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
 	"sqlite3": {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue= -vfs= -mmap= -pagecache== -lookaside== -maxsize= -heap==",
-		operands: 1, input: true, dashDash: true},
-	"duckdb": {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue=", operands: 1, input: true, dashDash: true},
+		operands: 1, input: true, dashDash: true, inline: true},
+	"duckdb": {program: "-version -help -c=", valued: "-cmd= -init= -separator= -newline= -nullvalue=", operands: 1, input: true, dashDash: true, inline: true},
 	"gdb": {program: "-batch --batch -batch-silent --batch-silent -version --version -help --help",
 		valued:   "-x= --command= -ex= --eval-command= -iex= -ix= -p= --pid= -c= --core= -d= --directory= -cd= -s= --symbols= -e= --exec= -se=",
 		operands: -1, input: true, stopAt: "--args"},
@@ -396,20 +400,26 @@ var programReaders = map[string]programReader{
 	"psql": {program: "-c= --command= -l --list -V --version -? --help", files: "-f= --file=",
 		valued:   "-d= --dbname= -h= --host= -p= --port= -U= --username= -v= --set= --variable= -P= --pset= -o= --output= -L= --log-file= -F= -R= -T=",
 		clusters: true, operands: -1, input: true, permutes: true},
-	"mysql": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=",
+	"mysql": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=", flags: "-p?",
 		clusters: true, operands: -1, input: true, permutes: true},
-	"mariadb": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=",
+	"mariadb": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=", flags: "-p?",
 		clusters: true, operands: -1, input: true, permutes: true},
 	// Not a terminal, vim reads its keystrokes from its input.
 	"vim":  {program: "--version -h --help", input: true, operands: -1},
 	"vi":   {program: "--version -h --help", input: true, operands: -1},
 	"nvim": {program: "--version -h --help", input: true, operands: -1},
-	"sftp": {program: "-V", files: "-b=", valued: "-B= -c= -D= -F= -i= -J= -l= -o= -P= -R= -S= -X=", clusters: true, operands: -1, input: true},
+	"sftp": {program: "-V", files: "-b=", valued: "-B= -c= -D= -F= -i= -J= -l= -o= -P= -R= -S= -X= -s=", clusters: true, operands: -1, input: true},
 	"ftp":  {operands: -1, input: true},
+	"lftp": {program: "-c= -e= --version --help", files: "-f=", valued: "-p= -u=", operands: -1, input: true},
+	"m4":   {valued: "-D= -U= -I= --define= --undefine= --include=", clusters: true, input: true},
+	// crontab FILE installs a file the line does not show (as any
+	// configuration written for later); with none, or -, its input.
+	"crontab":  {program: "-l -r", repl: "-e", valued: "-u=", clusters: true, input: true},
+	"parallel": {input: true}, // with no command, it runs its input's lines
 }
 
 // programAliases are other names of programReaders' programs.
-var programAliases = map[string]string{"nodejs": "node", "vimdiff": "vim", "view": "vim", "rvim": "vim", "rview": "vim", "ex": "vim",
+var programAliases = map[string]string{"nodejs": "node", "vimdiff": "vim", "view": "vim", "rvim": "vim", "rview": "vim",
 	"pypy3": "pypy", "gdb-multiarch": "gdb",
 	// Debian's alternatives run vim (or whichever editor is chosen).
 	"editor": "vim", "sensible-editor": "vim", "select-editor": "vim", "edit": "vim"}
@@ -422,11 +432,11 @@ var programAliases = map[string]string{"nodejs": "node", "vimdiff": "vim", "view
 // input; stopAt ends its options (gdb --args: the rest is the debugged
 // program's).
 type programReader struct {
-	program, repl, files, valued, flags string
-	clusters, permutes                  bool
-	operands                            int
-	input                               bool
-	stopAt                              string
+	program, repl, files, valued, flags, digits string
+	clusters, permutes                          bool
+	operands                                    int
+	input                                       bool
+	stopAt                                      string
 	// dashDash: --opt is -opt (sqlite3's single-dash long options).
 	dashDash bool
 	// inline: the operand at the program's place is its text (awk 1 f),
@@ -442,57 +452,103 @@ func replModule(mod string) bool {
 }
 
 // moduleRunners are Python modules that run another module or script
-// named among their arguments (python3 -m cProfile -m code).
-var moduleRunners = []string{"runpy", "cProfile", "profile", "trace", "pdb", "timeit", "coverage", "pstats"}
+// named among their arguments (python3 -m cProfile -m code), and their
+// options that take a value.
+var moduleRunners = map[string]string{"runpy": "", "cProfile": "-o -s", "profile": "-o -s", "trace": "-f --file -C --coverdir --ignore-module --ignore-dir"}
 
 // pythonModule reports whether python -m mod, with the words after it,
-// reads commands from its input.
+// reads commands from its input: a REPL module, or a runner whose target
+// (-m MOD, or its first operand) is one or names the input.
 func pythonModule(mod string, rest []arg) bool {
 	if replModule(mod) {
 		return true
 	}
 	first, _, _ := strings.Cut(mod, ".")
-	if !slices.Contains(moduleRunners, first) {
+	valued, ok := moduleRunners[first]
+	if !ok {
 		return false
 	}
-	for _, a := range rest {
-		if !a.plain || replModule(a.text) || inputPath(a.text) {
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		switch {
+		case !a.plain:
+			return true
+		case a.text == "-m":
+			return i+1 >= len(rest) || !rest[i+1].plain || replModule(rest[i+1].text)
+		case strings.HasPrefix(a.text, "-m"):
+			return replModule(a.text[2:])
+		case slices.Contains(strings.Fields(valued), a.text):
+			i++
+		case strings.HasPrefix(a.text, "-"):
+		default:
+			if first == "runpy" {
+				return replModule(a.text)
+			}
+			return inputPath(a.text)
+		}
+	}
+	return true // no target: the module reads its input
+}
+
+// inputPath reports whether a path may name the input where a program
+// reads its program or program file: by its name (stdin, tty, -), or a
+// descriptor's number (/proc/self/fd/0, /dev/fd/3 after 3<&0, 0 after
+// cd /dev/fd), however the directories before it are written
+// (/proc/self/root/dev/stdin, ../../dev/stdin).
+func inputPath(p string) bool {
+	base := path.Base(path.Clean(p))
+	return p == "-" || base == "stdin" || base == "tty" || base == "stdout" || base == "stderr" ||
+		base != "" && strings.Trim(base, "0123456789") == ""
+}
+
+// namesInput reports whether a word anywhere among a program's arguments
+// names its input as a file, alone or as an option's value
+// (--env-file=/dev/stdin, -r/dev/stdin): by an absolute path to it.
+func namesInput(a arg) bool {
+	if !a.plain {
+		return false
+	}
+	words := []string{a.text}
+	if _, v, ok := strings.Cut(a.text, "="); ok {
+		words = append(words, v)
+	}
+	if len(a.text) > 2 && a.text[0] == '-' && a.text[1] != '-' {
+		words = append(words, a.text[2:])
+	}
+	for _, w := range words {
+		c := path.Clean(w)
+		base := path.Base(c)
+		if w == "php://stdin" || strings.HasPrefix(c, "/") && (base == "stdin" || base == "tty" ||
+			strings.Contains(c, "/fd/") && strings.Trim(base, "0123456789") == "") {
 			return true
 		}
 	}
 	return false
 }
 
-// inputPath reports whether a path may name the input, or a descriptor
-// that may be a copy of it (/proc/self/fd/3 after 3<&0), however it is
-// reached: through /proc (/proc/self/root/dev/stdin), /dev or a
-// directory named fd at any depth, or relative to a directory the line
-// may have changed to (stdin, 0 in /dev or /dev/fd).
-func inputPath(p string) bool {
-	c := "/" + path.Clean(p) + "/"
-	base := path.Base(path.Clean(p))
-	return p == "-" || strings.Contains(c, "/proc/") || strings.Contains(c, "/dev/") || strings.Contains(c, "/fd/") ||
-		base == "stdin" || base == "stdout" || base == "stderr" || base == "tty" ||
-		strings.Trim(base, "0123456789") == ""
-}
-
 // readerFor finds a program's reader by its name, or its name without a
 // version or a variant (python3.11, gawk-5.1.0, vim.basic).
 func readerFor(name string) (programReader, bool) {
+	if r, ok := programReaders[name]; ok {
+		return r, true // sqlite3, m4
+	}
+	if strings.HasSuffix(name, "-gdb") {
+		name = "gdb" // arm-none-eabi-gdb
+	}
+	for _, variant := range []string{".basic", ".tiny", ".nox", ".gtk3", ".athena"} {
+		name = strings.TrimSuffix(name, variant)
+	}
+	// A version's digits and dots, and the dash before them
+	// (python3.11, gawk-5.1.0, perl5.36), not other suffixes
+	// (python3-config, node-gyp).
+	if v := strings.TrimRight(name, "0123456789."); v != name && v != "" {
+		name = strings.TrimSuffix(v, "-")
+	}
 	if a, ok := programAliases[name]; ok {
 		name = a
 	}
-	if r, ok := programReaders[name]; ok {
-		return r, true
-	}
-	if i := strings.IndexFunc(name, func(c rune) bool { return c == '-' || c == '.' || c >= '0' && c <= '9' }); i > 0 {
-		if a, ok := programAliases[name[:i]]; ok {
-			return programReaders[a], true
-		}
-		r, ok := programReaders[name[:i]]
-		return r, ok
-	}
-	return programReader{}, false
+	r, ok := programReaders[name]
+	return r, ok
 }
 
 // optKind is what an option of a programReader does.
@@ -522,6 +578,9 @@ func (r programReader) kind(opt string) (k optKind, values int) {
 		for _, o := range strings.Fields(set.list) {
 			name := strings.TrimRight(o, "=")
 			v := len(o) - len(name)
+			if n, ok := strings.CutSuffix(o, "?"); ok {
+				name, v = n, -1 // the rest of the word, if any
+			}
 			switch {
 			case name == opt:
 				return set.k, v
@@ -549,8 +608,7 @@ func readsProgram(name string, args []arg) bool {
 		return false
 	}
 	for _, a := range args {
-		if c := path.Clean(a.text); a.plain && (strings.HasPrefix(c, "/dev/std") || c == "/dev/tty" ||
-			strings.HasPrefix(c, "/dev/fd/") || strings.HasPrefix(c, "/proc/")) {
+		if namesInput(a) {
 			return true // anywhere: python3 -m cProfile /dev/stdin
 		}
 		if a.plain && a.text == r.stopAt {
@@ -558,24 +616,56 @@ func readsProgram(name string, args []arg) bool {
 		}
 	}
 	python := strings.HasPrefix(name, "python") || strings.HasPrefix(name, "pypy")
-	if tcl := strings.HasPrefix(name, "tclsh") || strings.HasPrefix(name, "wish"); tcl && len(args) > 0 &&
+	if tcl := strings.HasPrefix(name, "tclsh") || strings.HasPrefix(name, "wish"); tcl && len(args) > 0 && args[0].plain &&
 		strings.HasPrefix(args[0].text, "-") && args[0].text != "-encoding" {
 		// tclsh -a b: no script, every word an argument, the program
 		// read from the input.
 		return true
 	}
-	given, operands, afterUnknown := false, 0, false
-	for i := 0; i < len(args); i++ {
-		a := args[i].text
-		next := func() string {
-			if i+1 < len(args) {
-				i++
-				return args[i].text
-			}
-			return ""
+	given, operands, stop := false, 0, false
+	// option handles an option (or a cluster's letter) of kind k taking
+	// values words; v is its attached value, if any. It reports whether
+	// the program then reads its input.
+	var i int
+	next := func() string {
+		if i+1 < len(args) {
+			i++
+			return args[i].text
 		}
-		unknown := afterUnknown
-		afterUnknown = false
+		return ""
+	}
+	option := func(opt string, k optKind, values int, v string, attached bool) bool {
+		switch {
+		case values > 0 && !attached:
+			v = next()
+			for range values - 1 {
+				next()
+			}
+		case values == 0 && slices.Contains(strings.Fields(r.digits), opt) && i+1 < len(args) &&
+			strings.Trim(args[i+1].text, "0123456789.") == "":
+			next() // make -j 4
+		}
+		if python && opt == "-m" && pythonModule(v, args[i+1:]) {
+			return true
+		}
+		if python && (opt == "-m" || opt == "-c") {
+			stop = true // the rest are the module's or the code's
+		}
+		switch k {
+		case optREPL:
+			return true
+		case optFile:
+			if inputPath(v) {
+				return true
+			}
+			given = true
+		case optProgram:
+			given = true
+		}
+		return false
+	}
+	for i = 0; i < len(args) && !stop; i++ {
+		a := args[i].text
 		switch {
 		case r.stopAt != "" && a == r.stopAt:
 			return !given && r.input
@@ -595,10 +685,9 @@ func readsProgram(name string, args []arg) bool {
 				operands++
 				continue
 			}
-			if !args[i].plain || !r.inline && inputPath(a) || unknown && i == len(args)-1 && r.input {
+			if !args[i].plain || !r.inline && inputPath(a) {
 				// A glob, a substitution, <(cat), ../dev/stdin: it may
-				// name the input. Or the value of the unknown option
-				// before it.
+				// name the input.
 				return true
 			}
 			if python {
@@ -608,75 +697,41 @@ func readsProgram(name string, args []arg) bool {
 			if !r.permutes {
 				return false
 			}
-		default:
-			opt, val, attached := a, "", false
-			if strings.HasPrefix(a, "--") {
-				opt, val, attached = strings.Cut(a, "=")
-			}
-			k, takes := r.kind(opt)
-			if k == optUnknown && r.clusters && !strings.HasPrefix(a, "--") && len(a) > 2 {
-				// -Atc: letters, the rest of the word a value once one
-				// takes it.
-				for j := 1; j < len(a); j++ {
-					k, takes = r.kind("-" + a[j:j+1])
-					rest := a[j+1:]
-					if k == optREPL {
-						return true
-					}
-					if takes == 0 {
-						if k == optProgram {
-							given = true
-						}
-						continue
-					}
-					v := rest
-					if v == "" {
-						v = next()
-					}
-					for range takes - 1 {
-						next()
-					}
-					if python && a[j] == 'm' {
-						return pythonModule(v, args[i+1:])
-					}
-					switch k {
-					case optFile:
-						if inputPath(v) {
-							return true
-						}
-						given = true
-					case optProgram:
-						given = true
-					}
-					break
-				}
-				continue
-			}
-			switch k {
-			case optREPL:
+		case strings.HasPrefix(a, "--"):
+			opt, v, attached := strings.Cut(a, "=")
+			k, values := r.kind(opt)
+			if option(opt, k, values, v, attached) {
 				return true
-			case optUnknown:
-				afterUnknown = !attached
-				continue
 			}
-			v := val
-			if takes > 0 && !attached {
-				v = next()
-			}
-			for range takes - 1 {
-				next()
-			}
-			if python && opt == "-m" {
-				return pythonModule(v, args[i+1:])
-			}
-			switch k {
-			case optFile:
-				if inputPath(v) {
+		default:
+			k, values := r.kind(a)
+			if k != optUnknown || !r.clusters || len(a) <= 2 {
+				if option(a, k, values, "", false) {
 					return true
 				}
-				given = true
-			case optProgram:
-				given = true
+				continue
+			}
+			// -Atc: letters; once one takes a value, the rest of the
+			// word is it (or the next word is).
+			for j := 1; j < len(a); j++ {
+				l := "-" + a[j:j+1]
+				k, values := r.kind(l)
+				if values == 0 {
+					if option(l, k, 0, "", false) {
+						return true
+					}
+					continue
+				}
+				rest := a[j+1:]
+				if values < 0 || rest != "" {
+					// perl -i.bak, -C, mysql -psecret; -fFILE
+					if option(l, k, max(values, 0), rest, true) {
+						return true
+					}
+				} else if option(l, k, values, "", false) {
+					return true
+				}
+				break
 			}
 		}
 	}
