@@ -169,9 +169,12 @@ func (c *catalog) inSnapshot(ctx context.Context, fetch func() error) error {
 	}
 	// Also here, not only for the connection: a pooler may run this
 	// transaction on a server connection that never heard the SET, and
-	// JIT compiling the recursive queries costs a second.
-	if _, err := c.query(ctx, "SET LOCAL jit = off"); err != nil {
-		c.query(ctx, "ROLLBACK")
+	// JIT compiling the recursive queries costs a second. A server
+	// without the setting has no row for it.
+	if _, err := c.query(ctx, "SELECT pg_catalog.set_config(name, 'off', true) FROM pg_catalog.pg_settings WHERE name = 'jit'"); err != nil {
+		if _, e := c.query(ctx, "ROLLBACK"); e != nil {
+			c.disconnect()
+		}
 		c.drop()
 		return err
 	}

@@ -106,14 +106,18 @@ type Statement struct {
 	// (expr).name: each may call a function by attribute notation
 	// (t.fn is fn(t)), which the catalog tells.
 	attrNames []string
+	// commits: COMMIT (END), which runs a WITH HOLD cursor's query to
+	// its end (or PREPARE TRANSACTION).
+	commits bool
 	// bindsTypeCode: the statement may bind functions to a type, for the
 	// server to run without a name in the statements that use it (a
 	// cast with a function, a default operator class, a domain's check;
 	// see catalog.typeCode). It does when they are the database's own,
 	// as deciding it tells.
 	bindsTypeCode bool
-	// columnTypes are the types of the columns the statement defines
-	// (CREATE TABLE, ADD COLUMN), by the last part of their names.
+	// columnTypes are the types the statement builds on: its columns'
+	// (CREATE TABLE, ADD COLUMN, CREATE TYPE AS), a domain's base, a
+	// range's subtype; by the last part of their names.
 	columnTypes []string
 	// allCasts are the types the statement casts to, PostgreSQL's own too
 	// (the last part of each name, or "#" and the OID of a Parse's
@@ -430,6 +434,13 @@ func (s *Statement) classify(n *pg.Node) error {
 		s.bindsTypeCode = slices.ContainsFunc(n.GetCreateDomainStmt().GetConstraints(), func(c *pg.Node) bool {
 			return c.GetConstraint().GetContype() == pg.ConstrType_CONSTR_CHECK
 		})
+		s.columnTypes = append(s.columnTypes, lastName(funcName(n.GetCreateDomainStmt().GetTypeName().GetNames())))
+	case n.GetCreateRangeStmt() != nil:
+		for _, d := range n.GetCreateRangeStmt().GetParams() {
+			if t := d.GetDefElem().GetArg().GetTypeName(); d.GetDefElem().GetDefname() == "subtype" && t != nil {
+				s.columnTypes = append(s.columnTypes, lastName(funcName(t.GetNames())))
+			}
+		}
 	case n.GetAlterDomainStmt() != nil:
 		s.bindsTypeCode = n.GetAlterDomainStmt().GetDef().GetConstraint().GetContype() == pg.ConstrType_CONSTR_CHECK
 	case n.GetPrepareStmt() != nil:
@@ -461,6 +472,8 @@ func (s *Statement) classify(n *pg.Node) error {
 		switch n.GetTransactionStmt().GetKind() {
 		case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
 			s.rollsBack = true
+		case pg.TransactionStmtKind_TRANS_STMT_COMMIT, pg.TransactionStmtKind_TRANS_STMT_PREPARE:
+			s.commits = true
 		}
 	case n.GetClosePortalStmt() != nil:
 		s.Closes = n.GetClosePortalStmt().GetPortalname()
@@ -1348,10 +1361,12 @@ func (s *Statement) castTo(t *pg.TypeName) {
 	if name == "" {
 		return
 	}
+	// PostgreSQL's own names too: a type of the database's may shadow
+	// one through search_path (public.json, public.uuid), and a server
+	// before 16 reads JSON, which this parser writes pg_catalog.json, as
+	// a name like any other.
 	s.allCasts = append(s.allCasts, lastName(name))
-	if !strings.HasPrefix(name, "pg_catalog.") && !slices.Contains(sharedTypes, name) {
-		s.casts = append(s.casts, lastName(name))
-	}
+	s.casts = append(s.casts, lastName(name))
 }
 
 // paramCasts are the casts a Parse's declared parameter types make of

@@ -597,7 +597,9 @@ var sqlRunners = []string{
 // sideChannels are functions that take a value somewhere a later
 // statement reads it back: a notification, a setting, a sequence, a
 // large object, an advisory lock's key (pg_locks shows it).
-var sideChannels = append([]string{"pg_notify", "set_config", "setval", "lo_from_bytea", "lo_put", "lowrite", "lo_write"},
+var sideChannels = append([]string{"pg_notify", "set_config", "setval", "lo_from_bytea", "lo_put", "lowrite", "lo_write",
+	// A large object's number, position or length, read back later.
+	"lo_create", "lo_creat", "lo_import", "lo_lseek", "lo_lseek64", "lo_truncate", "lo_truncate64", "lo_open"},
 	advisoryLocks...)
 
 // statsViews hold samples of column values.

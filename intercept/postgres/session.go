@@ -391,6 +391,8 @@ type changeWindow struct {
 	// of the catalog's sight (see session.runsTypeCode).
 	typeCode bool
 	typed    map[string]bool
+	// typedTypes: types made out of the catalog's sight on one of those.
+	typedTypes map[string]bool
 }
 
 // note adds a statement's names, starting anew when the window before
@@ -399,7 +401,7 @@ func (w *changeWindow) note(st *Statement, fresh, bindsCode, typed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if fresh || w.functions == nil {
-		w.functions, w.relations, w.typed = map[string]bool{}, map[string]bool{}, map[string]bool{}
+		w.functions, w.relations, w.typed, w.typedTypes = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 		w.typeCode = false
 	}
 	for _, n := range st.defines {
@@ -412,6 +414,17 @@ func (w *changeWindow) note(st *Statement, fresh, bindsCode, typed bool) {
 			w.typed[strings.ToLower(lastName(t))] = true
 		}
 	}
+	if typed {
+		for _, n := range st.defines {
+			w.typedTypes[n] = true // a domain over json
+		}
+	}
+}
+
+func (w *changeWindow) typedType(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.typedTypes[name]
 }
 
 func (w *changeWindow) typedRelation(name string) bool {
@@ -1282,11 +1295,11 @@ func (s *session) runsTypeCode(st *Statement) bool {
 	return false
 }
 
-// namesTypeWithCode reports whether a statement gives columns (or casts
-// to) a type the database binds code to, or one made out of the
-// catalog's sight: a table it makes holds such values for the rest of
-// the transaction, where the catalog cannot see it. When the catalog
-// cannot answer, the answer is yes.
+// namesTypeWithCode reports whether a statement builds on (columns,
+// casts, a domain's base) a type the database binds code to, or one made
+// out of the catalog's sight on such a type: a table or type it makes
+// holds such values for the rest of the transaction, where the catalog
+// cannot see it. When the catalog cannot answer, the answer is yes.
 func (s *session) namesTypeWithCode(st *Statement) bool {
 	if len(st.columnTypes)+len(st.allCasts) == 0 {
 		return false
@@ -1296,7 +1309,7 @@ func (s *session) namesTypeWithCode(st *Statement) bool {
 		return true
 	}
 	for _, t := range slices.Concat(st.columnTypes, st.allCasts) {
-		if code[castPrefix+t] || s.window.function(t) {
+		if code[castPrefix+t] || s.window.typedType(t) {
 			return true
 		}
 	}
@@ -1404,6 +1417,16 @@ func (s *session) risky(st *Statement) bool {
 	}
 	if st.fromFunction {
 		return true
+	}
+	if st.commits {
+		// A WITH HOLD cursor's query runs to its end now: what the
+		// server says meanwhile (an XML parser's warning quoting its
+		// input) speaks of the rows it reads.
+		for _, risky := range s.cursors {
+			if risky {
+				return true
+			}
+		}
 	}
 	// A function of the database's own may read a masked table and
 	// return what it read: `SELECT email_of(1)`.

@@ -522,6 +522,21 @@ CREATE TABLE paints (c color); INSERT INTO paints VALUES ('red'); GRANT SELECT O
 		}
 		assertOrdersIntact(t, p)
 	})
+	// A type of the database's shadowing one of PostgreSQL's through
+	// search_path, with a cast of its own to it.
+	t.Run("a type shadowing PostgreSQL's", func(t *testing.T) {
+		p.pg.Exec(t, "orders", `CREATE TYPE public.uuid AS (v text);
+CREATE FUNCTION zz_touuid(t text) RETURNS public.uuid LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES ('zz_touuid'); DELETE FROM orders WHERE id = 2; RETURN ROW(t)::public.uuid; END$$;
+CREATE CAST (text AS public.uuid) WITH FUNCTION zz_touuid(text)`)
+		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls")
+		time.Sleep(time.Second) // cached answers are checked against the catalog once a second
+		out := p.psqlSession(t, "SET search_path = public, pg_catalog", "SELECT 'x'::text::uuid")
+		if ran := p.pg.Exec(t, "orders", "SELECT count(*) FROM calls")[0][0]; ran != "0" || !strings.Contains(out, "function is denied") {
+			t.Errorf("the database's functions ran %s times; corral said:\n%s", ran, out)
+		}
+		assertOrdersIntact(t, p)
+	})
 	// A table made in the open transaction, out of the catalog's sight.
 	t.Run("a table made in the transaction", func(t *testing.T) {
 		p.pg.Exec(t, "orders", seedRows+"DELETE FROM calls; GRANT CREATE ON SCHEMA public TO app")
@@ -531,6 +546,12 @@ CREATE TABLE paints (c color); INSERT INTO paints VALUES ('red'); GRANT SELECT O
 			t.Errorf("the database's functions ran %s times; corral said:\n%s", ran, out)
 		}
 		assertOrdersIntact(t, p)
+		// A type made in the transaction on none of those, and a table of
+		// it, are used as they are made.
+		if out := p.psqlSession(t, "BEGIN", "CREATE TYPE mood2 AS ENUM ('a', 'b')", "CREATE TABLE moods2 (m mood2)",
+			"INSERT INTO moods2 VALUES ('a')", "SELECT count(*) FROM moods2", "COMMIT"); strings.Contains(out, "corral") || !strings.HasSuffix(out, "COMMIT") {
+			t.Errorf("an enum and a table of it made and used in a transaction:\n%s", out)
+		}
 		// One of other types is used as it is made.
 		// (Its rows are withheld while masks apply: the catalog does not
 		// know the table yet.)
