@@ -26,7 +26,7 @@ func (w *walker) inner(args []arg, c ctx) error {
 	w.names[args[0].text] = true
 	name := path.Base(args[0].text)
 	if p := path.Clean(args[0].text); args[0].plain && (strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/dev/fd/") ||
-		strings.HasPrefix(p, "/dev/std") || name == "exe" && strings.Contains(args[0].text, "/")) {
+		strings.HasPrefix(p, "/dev/std") || strings.Contains(args[0].text, "/") && (name == "exe" || inputPath(name))) {
 		// /proc/self/exe (or ./exe in /proc/self) is the shell running
 		// the line, under a name no table knows; /dev/fd/3, whatever was
 		// opened on it.
@@ -362,60 +362,60 @@ var programReaders = map[string]programReader{
 	"python": {program: "-c= -m= -V --version -h --help", repl: "-i", valued: "-W= -X= -Q= --check-hash-based-pycs=",
 		flags: "-b -B -d -E -I -O -OO -P -q -s -S -u -v -x", clusters: true, input: true},
 	"pypy":    {program: "-c= -m= -V --version -h --help", repl: "-i", valued: "-W= -X=", flags: "-b -B -d -E -I -O -s -S -u -v", clusters: true, input: true},
-	"ipython": {program: "-c= --version -h --help", input: true},
+	"ipython": {program: "-c= --version -h --help", repl: "-i", input: true},
 	"perl": {program: "-e= -E= -v -V --version -h", repl: "-d", valued: "-I= -M= -m=",
-		flags: "-a -c -f -n -p -s -S -t -T -u -U -w -W -X -l? -0? -C? -D? -i? -x?", clusters: true, input: true},
-	"ruby": {program: "-e= -v --version -h --help", valued: "-I= -r= -C= -E=", flags: "-a -c -d -l -n -p -s -S -w -W? -T? -K? -i? -0? -F? -x? --yjit --jit --disable-gems",
+		flags: "-a -c -f -n -p -s -S -t -T -u -U -w -W -X -l# -0# -C? -D? -i? -x?", clusters: true, input: true},
+	"ruby": {program: "-e= -v --version -h --help", valued: "-I= -C= -E=", loads: "-r=", flags: "-a -c -d -l -n -p -s -S -w -W# -T# -K? -i? -0# -F? -x? --yjit --jit --disable-gems",
 		clusters: true, input: true},
-	"node": {program: "-e= --eval= -p= --print= -v --version -h --help", repl: "-i --interactive",
-		valued:   "-r= --require= --input-type= --import= --loader= --experimental-loader= -C= --conditions= --title= --env-file= --env-file-if-exists= --disable-warning= --inspect-port= --redirect-warnings= --icu-data-dir= --openssl-config= --report-dir= --report-directory= --report-filename= --diagnostic-dir= --watch-path= --secure-heap= --secure-heap-min= --stack-trace-limit= --unhandled-rejections= --trace-event-categories= --trace-event-file-pattern= --tls-keylog= --max-old-space-size= --max-semi-space-size=",
+	"node": {program: "-e= --eval= -p= --print= -v --version -h --help --test --run=", repl: "-i --interactive", loads: "-r= --require= --import= --loader= --experimental-loader=",
+		valued:   "--input-type= -C= --conditions= --title= --env-file= --env-file-if-exists= --disable-warning= --inspect-port= --redirect-warnings= --icu-data-dir= --openssl-config= --report-dir= --report-directory= --report-filename= --diagnostic-dir= --watch-path= --secure-heap= --secure-heap-min= --stack-trace-limit= --unhandled-rejections= --trace-event-categories= --trace-event-file-pattern= --tls-keylog= --max-old-space-size= --max-semi-space-size=",
 		clusters: true, input: true},
 	"php":     {program: "-r= -S= -v --version -h --help -m -i -l", repl: "-a", files: "-f=", valued: "-c= -d= -z= -t=", flags: "-n -q -e -H -C", clusters: true, input: true},
-	"lua":     {program: "-e= -v", repl: "-i", valued: "-l=", clusters: true, input: true},
-	"luajit":  {program: "-e= -v", repl: "-i", valued: "-l= -b= -j= -O=", clusters: true, input: true},
+	"lua":     {program: "-e= -v", repl: "-i", loads: "-l=", clusters: true, input: true},
+	"luajit":  {program: "-e= -v", repl: "-i", loads: "-l=", valued: "-b= -j= -O=", clusters: true, input: true},
 	"tclsh":   {valued: "-encoding=", input: true},
 	"wish":    {valued: "-encoding= -name= -display= -geometry=", input: true},
 	"expect":  {program: "-c= -v", repl: "-i", files: "-f=", input: true},
 	"Rscript": {program: "-e= --expr= --version --help", input: true},
-	"R":       {program: "-e= --version --help", files: "-f= --file=", valued: "--encoding=", input: true}, // R CMD x: a subcommand
+	"R":       {program: "-e= --version --help", files: "-f= --file=", valued: "--encoding=", input: true, operands: -1}, // R CMD x: a subcommand
 	"irb":     {program: "-v --version -h --help", valued: "-I= -r=", input: true},
-	"jshell":  {program: "--version -h --help", valued: "--class-path= --module-path= -J= -R= -C=", input: true},
-	"gnuplot": {program: "-e= -V --version -h --help", input: true},
-	"dc":      {program: "-e= --expression= -V --version -h --help", files: "-f= --file=", clusters: true, input: true},
-	"awk":     {inline: true, program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true},
-	"gawk":    {inline: true, program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true},
+	"jshell":  {program: "--version -h --help", valued: "--class-path= --module-path= -J= -R= -C=", input: true, operands: -1},
+	"gnuplot": {program: "-e= -V --version -h --help", input: true, multiFile: true},
+	"dc":      {program: "-e= --expression= -V --version -h --help", files: "-f= --file=", clusters: true, input: true, multiFile: true},
+	"awk":     {inline: true, program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true, abbrev: true},
+	"gawk":    {inline: true, program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true, abbrev: true},
 	"mawk":    {inline: true, program: "-W=", files: "-f=", valued: "-v= -F=", clusters: true},
 	"nawk":    {inline: true, files: "-f=", valued: "-v= -F=", clusters: true},
 	"sed": {inline: true, program: "-e= --expression= --version --help", files: "-f= --file=", valued: "-l= --line-length=",
-		flags: "-n -E -r -i -s -u -z", clusters: true, permutes: true},
-	"make":  {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
-	"gmake": {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true},
-	"sqlite3": {program: "-version -help", valued: "-cmd= -init= -separator= -newline= -nullvalue= -vfs= -mmap= -pagecache== -lookaside== -maxsize= -heap==",
+		flags: "-n -E -r -i -s -u -z", clusters: true, permutes: true, abbrev: true},
+	"make":  {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true, abbrev: true},
+	"gmake": {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true, abbrev: true},
+	"sqlite3": {program: "-version -help", loads: "-init=", valued: "-cmd= -separator= -newline= -nullvalue= -vfs= -mmap= -pagecache== -lookaside== -maxsize= -heap==",
 		operands: 1, input: true, dashDash: true, inline: true},
-	"duckdb": {program: "-version -help -c=", valued: "-cmd= -init= -separator= -newline= -nullvalue=", operands: 1, input: true, dashDash: true, inline: true},
+	"duckdb": {program: "-version -help -c=", loads: "-init=", valued: "-cmd= -separator= -newline= -nullvalue=", operands: 1, input: true, dashDash: true, inline: true},
 	"gdb": {program: "-batch --batch -batch-silent --batch-silent -version --version -help --help",
-		valued:   "-x= --command= -ex= --eval-command= -iex= -ix= -p= --pid= -c= --core= -d= --directory= -cd= -s= --symbols= -e= --exec= -se=",
-		operands: -1, input: true, stopAt: "--args"},
-	"lldb": {program: "-b --batch -v --version -h --help", valued: "-o= --one-line= -s= --source= -p= --attach-pid= -c= --core=", operands: -1, input: true},
+		loads: "-x= --command= -ix=", valued: "-ex= --eval-command= -iex= -p= --pid= -c= --core= -d= --directory= -cd= -s= --symbols= -e= --exec= -se=",
+		operands: -1, input: true, abbrev: true, stopAt: "--args"},
+	"lldb": {program: "-b --batch -v --version -h --help", loads: "-s= --source=", valued: "-o= --one-line= -p= --attach-pid= -c= --core=", operands: -1, input: true},
 	"psql": {program: "-c= --command= -l --list -V --version -? --help", files: "-f= --file=",
 		valued:   "-d= --dbname= -h= --host= -p= --port= -U= --username= -v= --set= --variable= -P= --pset= -o= --output= -L= --log-file= -F= -R= -T=",
-		clusters: true, operands: -1, input: true, permutes: true},
+		clusters: true, operands: -1, input: true, permutes: true, abbrev: true},
 	"mysql": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=", flags: "-p?",
-		clusters: true, operands: -1, input: true, permutes: true},
+		clusters: true, operands: -1, input: true, permutes: true, abbrev: true},
 	"mariadb": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=", flags: "-p?",
-		clusters: true, operands: -1, input: true, permutes: true},
+		clusters: true, operands: -1, input: true, permutes: true, abbrev: true},
 	// Not a terminal, vim reads its keystrokes from its input.
 	"vim":  {program: "--version -h --help", input: true, operands: -1},
 	"vi":   {program: "--version -h --help", input: true, operands: -1},
 	"nvim": {program: "--version -h --help", input: true, operands: -1},
 	"sftp": {program: "-V", files: "-b=", valued: "-B= -c= -D= -F= -i= -J= -l= -o= -P= -R= -S= -X= -s=", clusters: true, operands: -1, input: true},
 	"ftp":  {operands: -1, input: true},
-	"lftp": {program: "-c= -e= --version --help", files: "-f=", valued: "-p= -u=", operands: -1, input: true},
-	"m4":   {valued: "-D= -U= -I= --define= --undefine= --include=", clusters: true, input: true},
+	"lftp": {program: "-c= -e= --version --help", files: "-f=", valued: "-p= -u=", operands: -1, input: true, abbrev: true},
+	"m4":   {valued: "-D= -U= -I= --define= --undefine= --include=", clusters: true, input: true, abbrev: true, multiFile: true},
 	// crontab FILE installs a file the line does not show (as any
 	// configuration written for later); with none, or -, its input.
 	"crontab":  {program: "-l -r", repl: "-e", valued: "-u=", clusters: true, input: true},
-	"parallel": {input: true}, // with no command, it runs its input's lines
+	"parallel": {digits: "-j --jobs -P --max-procs", valued: "-S= --sshlogin= -a= --arg-file= --colsep= -d= -E= -I= --joblog= --results= --tmpdir= --timeout= -n= -N= -L= --delay=", input: true}, // with no command, it runs its input's lines
 }
 
 // programAliases are other names of programReaders' programs.
@@ -433,10 +433,18 @@ var programAliases = map[string]string{"nodejs": "node", "vimdiff": "vim", "view
 // program's).
 type programReader struct {
 	program, repl, files, valued, flags, digits string
-	clusters, permutes                          bool
-	operands                                    int
-	input                                       bool
-	stopAt                                      string
+	// loads name files of code or commands loaded besides the program
+	// (node -r, gdb -x, sqlite3 -init): read for the input, giving no
+	// program.
+	loads string
+	// abbrev: long options may be abbreviated (getopt_long's programs).
+	abbrev bool
+	// multiFile: every operand is a program file (m4 defs.m4 -).
+	multiFile          bool
+	clusters, permutes bool
+	operands           int
+	input              bool
+	stopAt             string
 	// dashDash: --opt is -opt (sqlite3's single-dash long options).
 	dashDash bool
 	// inline: the operand at the program's place is its text (awk 1 f),
@@ -448,13 +456,14 @@ type programReader struct {
 // from its input (code, pdb), which it is given as pkg.module.
 func replModule(mod string) bool {
 	first, _, _ := strings.Cut(mod, ".")
-	return slices.Contains([]string{"code", "pdb", "asyncio", "sqlite3", "idlelib", "ipdb", "IPython", "bpython", "ptpython", "cmd"}, first)
+	return slices.Contains([]string{"code", "pdb", "asyncio", "sqlite3", "idlelib", "ipdb", "IPython", "bpython", "ptpython", "cmd", "_pyrepl"}, first)
 }
 
 // moduleRunners are Python modules that run another module or script
 // named among their arguments (python3 -m cProfile -m code), and their
 // options that take a value.
-var moduleRunners = map[string]string{"runpy": "", "cProfile": "-o -s", "profile": "-o -s", "trace": "-f --file -C --coverdir --ignore-module --ignore-dir"}
+var moduleRunners = map[string]string{"runpy": "", "cProfile": "-o -s", "profile": "-o -s", "trace": "-f --file -C --coverdir --ignore-module --ignore-dir",
+	"doctest": "-o --option"}
 
 // pythonModule reports whether python -m mod, with the words after it,
 // reads commands from its input: a REPL module, or a runner whose target
@@ -473,7 +482,7 @@ func pythonModule(mod string, rest []arg) bool {
 		switch {
 		case !a.plain:
 			return true
-		case a.text == "-m":
+		case a.text == "-m" || a.text == "--module":
 			return i+1 >= len(rest) || !rest[i+1].plain || replModule(rest[i+1].text)
 		case strings.HasPrefix(a.text, "-m"):
 			return replModule(a.text[2:])
@@ -516,9 +525,13 @@ func namesInput(a arg) bool {
 		words = append(words, a.text[2:])
 	}
 	for _, w := range words {
+		if l := strings.ToLower(w); strings.HasPrefix(l, "php://stdin") || strings.HasPrefix(l, "php://fd/") {
+			return true
+		}
+		w = strings.TrimPrefix(w, "file://")
 		c := path.Clean(w)
 		base := path.Base(c)
-		if w == "php://stdin" || strings.HasPrefix(c, "/") && (base == "stdin" || base == "tty" ||
+		if strings.HasPrefix(c, "/") && (base == "stdin" || base == "tty" ||
 			strings.Contains(c, "/fd/") && strings.Trim(base, "0123456789") == "") {
 			return true
 		}
@@ -560,6 +573,7 @@ const (
 	optProgram
 	optREPL
 	optFile
+	optLoad
 	optValued
 )
 
@@ -574,17 +588,19 @@ func (r programReader) kind(opt string) (k optKind, values int) {
 	for _, set := range []struct {
 		k    optKind
 		list string
-	}{{optProgram, r.program}, {optREPL, r.repl}, {optFile, r.files}, {optValued, r.valued}, {optFlag, r.flags}} {
+	}{{optProgram, r.program}, {optREPL, r.repl}, {optFile, r.files}, {optLoad, r.loads}, {optValued, r.valued}, {optFlag, r.flags}} {
 		for _, o := range strings.Fields(set.list) {
 			name := strings.TrimRight(o, "=")
 			v := len(o) - len(name)
 			if n, ok := strings.CutSuffix(o, "?"); ok {
 				name, v = n, -1 // the rest of the word, if any
+			} else if n, ok := strings.CutSuffix(o, "#"); ok {
+				name, v = n, -2 // the digits after it, if any (perl -l0d)
 			}
 			switch {
 			case name == opt:
 				return set.k, v
-			case strings.HasPrefix(opt, "--") && len(opt) > 2 && strings.HasPrefix(name, opt):
+			case r.abbrev && strings.HasPrefix(opt, "--") && len(opt) > 2 && strings.HasPrefix(name, opt):
 				if found > 0 && (set.k != k || v != values) {
 					return optUnknown, 0 // ambiguous
 				}
@@ -645,7 +661,7 @@ func readsProgram(name string, args []arg) bool {
 			strings.Trim(args[i+1].text, "0123456789.") == "":
 			next() // make -j 4
 		}
-		if python && opt == "-m" && pythonModule(v, args[i+1:]) {
+		if python && opt == "-m" && (pythonModule(v, args[i+1:]) || i < len(args) && !args[i].plain) {
 			return true
 		}
 		if python && (opt == "-m" || opt == "-c") {
@@ -654,11 +670,11 @@ func readsProgram(name string, args []arg) bool {
 		switch k {
 		case optREPL:
 			return true
-		case optFile:
-			if inputPath(v) {
-				return true
+		case optFile, optLoad:
+			if inputPath(v) || namesInput(arg{text: v, plain: true}) || i < len(args) && !args[i].plain {
+				return true // also a value known only at run time
 			}
-			given = true
+			given = given || k == optFile
 		case optProgram:
 			given = true
 		}
@@ -680,6 +696,20 @@ func readsProgram(name string, args []arg) bool {
 		case a == "-":
 			return true
 		case !strings.HasPrefix(a, "-") || !args[i].plain:
+			switch {
+			case r.multiFile:
+				if !args[i].plain || inputPath(a) {
+					return true
+				}
+				given = true
+				continue
+			case name == "R" && a == "CMD" && operands == 0:
+				return false // R CMD check: a subcommand
+			case strings.HasPrefix(name, "node") && (a == "inspect" || a == "debug") && operands == 0:
+				return true // node's debugger, reading commands
+			case strings.HasPrefix(name, "parallel") && strings.HasPrefix(a, ":::") && !given:
+				return true // the arguments are the commands
+			}
 			script := !given && r.operands >= 0 && operands >= r.operands
 			if !script {
 				operands++
@@ -716,6 +746,15 @@ func readsProgram(name string, args []arg) bool {
 			for j := 1; j < len(a); j++ {
 				l := "-" + a[j:j+1]
 				k, values := r.kind(l)
+				if values == -2 {
+					for j+1 < len(a) && a[j+1] >= '0' && a[j+1] <= '9' {
+						j++
+					}
+					continue
+				}
+				if k == optREPL && j+1 < len(a) && (a[j+1] == ':' || a[j+1] == '=') {
+					break // perl -d:NYTProf: a profiler, not the debugger
+				}
 				if values == 0 {
 					if option(l, k, 0, "", false) {
 						return true
