@@ -260,12 +260,14 @@ func (c *catalog) trustedUntil() time.Time {
 // would. $1: the involved relations' OIDs; $2: the relation names asked
 // about; $3, $4, $5: the function, operator and cast (target type) names
 // asked about; $6: the relations whose columns are cached.
-const stampQuery = `WITH procs AS (
+const stampQuery = `WITH ty AS MATERIALIZED (
+  SELECT oid FROM pg_catalog.pg_type WHERE typname = ANY($5::name[]) AND typnamespace <> 'pg_catalog'::regnamespace),
+procs AS (
   SELECT oid, xmin::text AS x FROM pg_catalog.pg_proc WHERE proname = ANY($3::name[])
   UNION SELECT p.oid, p.xmin::text FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_proc p ON p.oid = o.oprcode
     WHERE o.oprname = ANY($4::name[])
-  UNION SELECT p.oid, p.xmin::text FROM pg_catalog.pg_type t JOIN pg_catalog.pg_cast k ON k.casttarget = t.oid
-    JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc WHERE t.typname = ANY($5::name[]))
+  UNION SELECT p.oid, p.xmin::text FROM pg_catalog.pg_cast k
+    JOIN pg_catalog.pg_proc p ON p.oid = k.castfunc WHERE k.casttarget IN (SELECT oid FROM ty))
 SELECT concat_ws(' ',
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || xmin, 0)), 0) FROM pg_catalog.pg_class
     WHERE oid = ANY($1::oid[]) OR relname = ANY($2::name[])),
@@ -286,7 +288,7 @@ SELECT concat_ws(' ',
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(oid || ':' || xmin, 0)), 0) FROM pg_catalog.pg_type
     WHERE typname = ANY($5::name[])),
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(k.oid || ':' || k.xmin, 0)), 0) FROM pg_catalog.pg_cast k
-    JOIN pg_catalog.pg_type t ON t.oid = k.casttarget WHERE t.typname = ANY($5::name[])),
+    WHERE k.casttarget IN (SELECT oid FROM ty)),
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(x.oid || ':' || x.xmin, 0)), 0) FROM (
     SELECT oid, xmin FROM pg_catalog.pg_cast WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_opclass WHERE oid >= 16384

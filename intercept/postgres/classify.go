@@ -119,6 +119,9 @@ type Statement struct {
 	// (CREATE TABLE, ADD COLUMN, CREATE TYPE AS), a domain's base, a
 	// range's subtype; by the last part of their names.
 	columnTypes []string
+	// shadowCasts are the casts to PostgreSQL's types by names a type of
+	// the database's may shadow (see session.functionFacts).
+	shadowCasts []string
 	// allCasts are the types the statement casts to, PostgreSQL's own too
 	// (the last part of each name, or "#" and the OID of a Parse's
 	// parameter type): the database may cast from a type to one of them
@@ -160,7 +163,14 @@ func definedNames(n *pg.Node) []string {
 	case n.GetCreateCastStmt() != nil:
 		out = append(out, last(n.GetCreateCastStmt().GetTargettype().GetNames()))
 	case n.GetRenameStmt() != nil:
-		out = append(out, n.GetRenameStmt().GetNewname())
+		switch n.GetRenameStmt().GetRenameType() {
+		case pg.ObjectType_OBJECT_COLUMN, pg.ObjectType_OBJECT_ATTRIBUTE, pg.ObjectType_OBJECT_TABCONSTRAINT,
+			pg.ObjectType_OBJECT_DOMCONSTRAINT, pg.ObjectType_OBJECT_INDEX, pg.ObjectType_OBJECT_TRIGGER,
+			pg.ObjectType_OBJECT_RULE, pg.ObjectType_OBJECT_POLICY, pg.ObjectType_OBJECT_ROLE, pg.ObjectType_OBJECT_DATABASE:
+			// Names no call or cast is made by.
+		default:
+			out = append(out, n.GetRenameStmt().GetNewname())
+		}
 		if o := n.GetRenameStmt().GetObject(); o.GetObjectWithArgs() != nil {
 			out = append(out, last(o.GetObjectWithArgs().GetObjname()))
 		}
@@ -1361,12 +1371,17 @@ func (s *Statement) castTo(t *pg.TypeName) {
 	if name == "" {
 		return
 	}
-	// PostgreSQL's own names too: a type of the database's may shadow
-	// one through search_path (public.json, public.uuid), and a server
-	// before 16 reads JSON, which this parser writes pg_catalog.json, as
-	// a name like any other.
 	s.allCasts = append(s.allCasts, lastName(name))
-	s.casts = append(s.casts, lastName(name))
+	switch {
+	case name == "pg_catalog.json" || !strings.HasPrefix(name, "pg_catalog.") && slices.Contains(sharedTypes, name):
+		// A type of the database's may shadow it through a search_path
+		// that names pg_catalog after its schema (public.uuid); a
+		// server before 16 reads JSON, which this parser writes
+		// pg_catalog.json, as a name like any other.
+		s.shadowCasts = append(s.shadowCasts, lastName(name))
+	case !strings.HasPrefix(name, "pg_catalog."):
+		s.casts = append(s.casts, lastName(name))
+	}
 }
 
 // paramCasts are the casts a Parse's declared parameter types make of

@@ -367,6 +367,8 @@ type session struct {
 	// of the database's own (runsCode): they may change the catalog too,
 	// but are too common to have it checked for (see uncertain).
 	codeSent, codeSeen atomic.Uint64
+	// pathSet: the session set its search_path (see functionFacts).
+	pathSet bool
 	// catalogDoubt: the catalog could not answer for the statement being
 	// decided, which was taken at its worst.
 	catalogDoubt bool
@@ -417,6 +419,9 @@ func (w *changeWindow) note(st *Statement, fresh, bindsCode, typed bool) {
 	if typed {
 		for _, n := range st.defines {
 			w.typedTypes[n] = true // a domain over json
+		}
+		for _, t := range st.Tables {
+			w.typedTypes[strings.ToLower(lastName(t))] = true // ALTER TYPE c ADD ATTRIBUTE; a table's row type
 		}
 	}
 }
@@ -974,6 +979,7 @@ func (s *session) decide(stmts []Statement) string {
 		}
 		s.seqs = append(s.seqs, seq)
 		s.plannerSet = s.plannerSet || plannerSetting(st.Sets) != ""
+		s.pathSet = s.pathSet || slices.Contains(st.Sets, "search_path") || slices.Contains(st.Sets, "*")
 		if s.querying && st.Declares != "" {
 			s.made(st.Declares) // what the query fetches after this reads it
 		}
@@ -1376,6 +1382,14 @@ func (s *session) functionFacts(st *Statement) ([]string, map[string]funcInfo, e
 	names := st.fnNames
 	if names == nil {
 		names = functionNames(st)
+	}
+	if s.pathSet && len(st.shadowCasts) > 0 {
+		// The session chose its search_path: a type of the database's
+		// may stand before PostgreSQL's of the name.
+		names = slices.Clip(names)
+		for _, c := range st.shadowCasts {
+			names = append(names, castPrefix+c)
+		}
 	}
 	if len(names) > 0 && !st.facts.fnsDone {
 		st.facts.fns, st.facts.fnsErr = s.cat.userFunctions(s.ctx, names)
