@@ -383,13 +383,11 @@ var programReaders = map[string]programReader{
 	"gnuplot": {program: "-e= -V --version -h --help", input: true, multiFile: true},
 	"dc":      {program: "-e= --expression= -V --version -h --help", files: "-f= --file=", clusters: true, input: true, multiFile: true},
 	"awk":     {inline: true, program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true, abbrev: true},
-	"gawk":    {inline: true, program: "--version -V", files: "-f= --file= -E= --exec=", valued: "-v= -F= --assign= --field-separator=", clusters: true, abbrev: true},
 	"mawk":    {inline: true, program: "-W=", files: "-f=", valued: "-v= -F=", clusters: true},
 	"nawk":    {inline: true, files: "-f=", valued: "-v= -F=", clusters: true},
 	"sed": {inline: true, program: "-e= --expression= --version --help", files: "-f= --file=", valued: "-l= --line-length=",
 		flags: "-n -E -r -i -s -u -z", clusters: true, permutes: true, abbrev: true},
-	"make":  {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true, abbrev: true},
-	"gmake": {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true, abbrev: true},
+	"make": {files: "-f= --file= --makefile=", digits: "-j --jobs -l --load-average --max-load", valued: "-C= --directory= -I= --include-dir= -o= --old-file= -W= --what-if=", clusters: true, operands: -1, permutes: true, abbrev: true},
 	"sqlite3": {program: "-version -help", loads: "-init=", valued: "-cmd= -separator= -newline= -nullvalue= -vfs= -mmap= -pagecache== -lookaside== -maxsize= -heap==",
 		operands: 1, input: true, dashDash: true, inline: true},
 	"duckdb": {program: "-version -help -c=", loads: "-init=", valued: "-cmd= -separator= -newline= -nullvalue=", operands: 1, input: true, dashDash: true, inline: true},
@@ -402,12 +400,8 @@ var programReaders = map[string]programReader{
 		clusters: true, operands: -1, input: true, permutes: true, abbrev: true},
 	"mysql": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=", flags: "-p?",
 		clusters: true, operands: -1, input: true, permutes: true, abbrev: true},
-	"mariadb": {program: "-e= --execute= -V --version -? --help", valued: "-u= --user= -h= --host= -P= --port= -D= --database= -S= --socket=", flags: "-p?",
-		clusters: true, operands: -1, input: true, permutes: true, abbrev: true},
 	// Not a terminal, vim reads its keystrokes from its input.
 	"vim":  {program: "--version -h --help", input: true, operands: -1},
-	"vi":   {program: "--version -h --help", input: true, operands: -1},
-	"nvim": {program: "--version -h --help", input: true, operands: -1},
 	"sftp": {program: "-V", files: "-b=", valued: "-B= -c= -D= -F= -i= -J= -l= -o= -P= -R= -S= -X= -s=", clusters: true, operands: -1, input: true},
 	"ftp":  {operands: -1, input: true},
 	"lftp": {program: "-c= -e= --version --help", files: "-f=", valued: "-p= -u=", operands: -1, input: true, abbrev: true},
@@ -420,7 +414,7 @@ var programReaders = map[string]programReader{
 
 // programAliases are other names of programReaders' programs.
 var programAliases = map[string]string{"nodejs": "node", "vimdiff": "vim", "view": "vim", "rvim": "vim", "rview": "vim",
-	"pypy3": "pypy", "gdb-multiarch": "gdb",
+	"vi": "vim", "nvim": "vim", "pypy3": "pypy", "gdb-multiarch": "gdb", "gawk": "awk", "gmake": "make", "mariadb": "mysql",
 	// Debian's alternatives run vim (or whichever editor is chosen).
 	"editor": "vim", "sensible-editor": "vim", "select-editor": "vim", "edit": "vim"}
 
