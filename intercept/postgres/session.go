@@ -1274,11 +1274,7 @@ func (s *session) runsTypeCode(st *Statement) bool {
 	if len(code) == 0 {
 		return false
 	}
-	names := st.fnNames
-	if names == nil {
-		names = functionNames(st)
-	}
-	for _, n := range names {
+	for _, n := range s.callNames(st) {
 		if code[n] {
 			return true
 		}
@@ -1379,23 +1375,34 @@ func (s *session) ownFunction(name string, f funcInfo) bool {
 // a statement calls and reads; callsVolatile, risky and lineage all need
 // them, and the catalog is asked once per decision.
 func (s *session) functionFacts(st *Statement) ([]string, map[string]funcInfo, error) {
-	names := st.fnNames
-	if names == nil {
-		names = functionNames(st)
-	}
-	if s.pathSet && len(st.shadowCasts) > 0 {
-		// The session chose its search_path: a type of the database's
-		// may stand before PostgreSQL's of the name.
-		names = slices.Clip(names)
-		for _, c := range st.shadowCasts {
-			names = append(names, castPrefix+c)
-		}
-	}
+	names := s.callNames(st)
 	if len(names) > 0 && !st.facts.fnsDone {
 		st.facts.fns, st.facts.fnsErr = s.cat.userFunctions(s.ctx, names)
 		st.facts.fnsDone = true
 	}
 	return names, st.facts.fns, st.facts.fnsErr
+}
+
+// callNames are the names a statement may call functions by (see
+// functionNames), made once per decision: also the casts to PostgreSQL's
+// type names once the session chose its search_path, where a type of the
+// database's may stand before PostgreSQL's of the name.
+func (s *session) callNames(st *Statement) []string {
+	if st.facts.names != nil {
+		return st.facts.names
+	}
+	names := st.fnNames
+	if names == nil {
+		names = functionNames(st)
+	}
+	if s.pathSet && len(st.shadowCasts) > 0 {
+		names = slices.Clip(names)
+		for _, c := range st.shadowCasts {
+			names = append(names, castPrefix+c)
+		}
+	}
+	st.facts.names = names
+	return names
 }
 
 func (s *session) relationFacts(st *Statement) ([]string, map[string]byName, error) {
@@ -1412,6 +1419,7 @@ func (s *session) relationFacts(st *Statement) ([]string, map[string]byName, err
 
 // facts holds a statement's catalog answers for one decision.
 type facts struct {
+	names             []string // see callNames
 	fnsDone, relsDone bool
 	fns               map[string]funcInfo
 	rels              map[string]byName
