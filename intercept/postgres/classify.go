@@ -45,7 +45,12 @@ type Statement struct {
 	// portals bound before the savepoint.
 	renames, renamesSchema, rollsBack bool
 	refs                              []colRef
-	aliases                           map[string][]string // alias or relation name -> the relations it names, in any scope
+	// sources counts the row sources the statement's scopes hold (each
+	// relation named in FROM, USING or as an UPDATE's or DELETE's
+	// target, each function, subquery or table function in FROM): with
+	// one, every column reference is of it.
+	sources int
+	aliases map[string][]string // alias or relation name -> the relations it names, in any scope
 	// renamed: relations given column aliases (FROM t AS a(x, y)), whose
 	// columns then go by other names.
 	renamed []string
@@ -206,6 +211,13 @@ type colRef struct {
 	// statement gives (col = $1, col IN ('a', 'b'), col IS NULL): such a
 	// filter only confirms a value guessed in full.
 	lookup bool
+	// unit numbers the filter term the reference is in (a conjunct or
+	// disjunct of a WHERE, ON or HAVING, an ORDER BY or GROUP BY item,
+	// a window, a LIMIT), 0 outside one; whole: that term compares the
+	// column whole (col = x, col IN (...), lower(col) = lower(x)), with
+	// whatever.
+	unit  int
+	whole bool
 }
 
 // dangerousFunctions reach outside the database's data: the file system,
@@ -834,6 +846,10 @@ type walkState struct {
 	top   bool // in the outermost statement, where a ResTarget is a result column
 	ctx   refCtx
 	inSub bool
+	// unit: the filter term being walked (colRef.unit); split: the next
+	// node that is not AND, OR or NOT starts one.
+	unit  int
+	split bool
 }
 
 type walker struct {
@@ -844,6 +860,12 @@ type walker struct {
 	// lookups are the column references the walk found compared for
 	// equality with values (see colRef.lookup).
 	lookups map[*pg.ColumnRef]bool
+	// units counts filter terms; whole are the column references a
+	// term compares whole (see colRef.whole); inserted are the tables
+	// an INSERT names as its target, no source of rows.
+	units    int
+	whole    map[*pg.ColumnRef]bool
+	inserted map[*pg.RangeVar]bool
 	// named keeps aliases' relations distinct; room is how many more
 	// the statement may have (see alias).
 	named map[[2]string]bool
@@ -896,6 +918,26 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		return
 	}
 	_, isNode := m.Interface().(*pg.Node)
+	if st.split && !isNode {
+		if _, ok := m.Interface().(*pg.BoolExpr); !ok {
+			w.units++
+			st.unit, st.split = w.units, false
+			w.markWhole(m.Interface())
+		}
+	}
+	switch m.Interface().(type) {
+	case *pg.RangeVar:
+		if !w.inserted[m.Interface().(*pg.RangeVar)] {
+			w.s.sources++
+		}
+	case *pg.RangeFunction, *pg.RangeTableFunc, *pg.RangeSubselect, *pg.JsonTable:
+		w.s.sources++
+	case *pg.InsertStmt:
+		if w.inserted == nil {
+			w.inserted = map[*pg.RangeVar]bool{}
+		}
+		w.inserted[m.Interface().(*pg.InsertStmt).GetRelation()] = true
+	}
 	switch x := m.Interface().(type) {
 	case *pg.LockingClause:
 		// FOR UPDATE, FOR SHARE, anywhere in the statement: the rows and
@@ -1040,6 +1082,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.ColumnRef:
 		r := columnRef(x, st)
 		r.lookup = w.lookups[x]
+		r.unit, r.whole = st.unit, w.whole[x]
 		if r.qual != "" && r.name != "" {
 			w.call(strings.ToLower(r.name)) // t.fn is fn(t)
 			w.s.attrNames = append(w.s.attrNames, r.name)
@@ -1177,7 +1220,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 		if !isNode {
 			switch name := string(fd.Name()); {
 			case filterFields[name]:
-				next.ctx, next.top = ctxFilter, false
+				next.ctx, next.top, next.split = ctxFilter, false, true
 			case name == "returning_list" || name == "val":
 			case name == "target_list":
 				// The result's columns only for a SELECT; an UPDATE's SET
@@ -1592,6 +1635,54 @@ func (w *walker) lookup(c *pg.ColumnRef) {
 		w.lookups = map[*pg.ColumnRef]bool{}
 	}
 	w.lookups[c] = true
+}
+
+// markWhole notes the columns a filter term compares whole, for
+// equality or inequality, with anything: col = other.col, col IN (SELECT
+// ...), lower(col) = lower($1), col IS NULL. Such a term, even against
+// another relation's column, only tells whether a value in full is
+// there, where a part of the column (substr(col, i, 1) = chr(g)) may be
+// matched against every candidate in one statement.
+func (w *walker) markWhole(term any) {
+	mark := func(n *pg.Node) {
+		if f := n.GetFuncCall(); f != nil && len(f.GetArgs()) == 1 {
+			switch funcName(f.GetFuncname()) {
+			case "lower", "upper", "pg_catalog.lower", "pg_catalog.upper":
+				n = f.GetArgs()[0]
+			}
+		}
+		if c := n.GetColumnRef(); c != nil {
+			if w.whole == nil {
+				w.whole = map[*pg.ColumnRef]bool{}
+			}
+			w.whole[c] = true
+		}
+	}
+	switch x := term.(type) {
+	case *pg.A_Expr:
+		switch x.GetKind() {
+		case pg.A_Expr_Kind_AEXPR_OP, pg.A_Expr_Kind_AEXPR_OP_ANY, pg.A_Expr_Kind_AEXPR_OP_ALL,
+			pg.A_Expr_Kind_AEXPR_DISTINCT, pg.A_Expr_Kind_AEXPR_NOT_DISTINCT, pg.A_Expr_Kind_AEXPR_IN:
+		default:
+			return
+		}
+		switch funcName(x.GetName()) {
+		case "=", "<>", "pg_catalog.=", "pg_catalog.<>":
+			mark(x.GetLexpr())
+			if x.GetKind() != pg.A_Expr_Kind_AEXPR_IN {
+				mark(x.GetRexpr())
+			}
+		}
+	case *pg.SubLink:
+		if x.GetSubLinkType() == pg.SubLinkType_ANY_SUBLINK {
+			switch funcName(x.GetOperName()) {
+			case "", "=", "pg_catalog.=":
+				mark(x.GetTestexpr())
+			}
+		}
+	case *pg.NullTest:
+		mark(x.GetArg())
+	}
 }
 
 // lookupOf returns the column an expression compares whole, for equality

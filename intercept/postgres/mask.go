@@ -860,6 +860,109 @@ func (m *masks) filtered(s *Statement, l lineage) string {
 	return ""
 }
 
+// correlated returns why a filter term of the statement matches a part
+// of a masked column with values of another row source, or "": rows of
+// generate_series, or of any table, kept where ascii(substr(email, i,
+// 1)) = g spell the value out in one statement, into the result or into
+// a table. A term over the masked row alone (lower(email) LIKE $1) tells
+// a bit a row, as filters: any allows; one comparing the column whole
+// (a.email = c.email) confirms whole guesses only. Whatever the masks'
+// filters setting.
+func (m *masks) correlated(s *Statement, l lineage) string {
+	if m == nil || len(m.columns) == 0 || m.maskedTable(s, l) == "" {
+		return ""
+	}
+	units := map[int][]colRef{}
+	for _, r := range s.refs {
+		if r.ctx == ctxFilter && r.unit > 0 {
+			units[r.unit] = append(units[r.unit], r)
+		}
+	}
+	for _, refs := range units {
+		for i, r := range refs {
+			if r.whole {
+				continue
+			}
+			what := m.carries(s, r, l)
+			if what == "" {
+				continue
+			}
+			for j, o := range refs {
+				if i != j && !sameSource(s, r, o) {
+					return fmt.Sprintf("the statement matches part of the masked %s against %s, a column of another row source, in one filter: its rows could spell out the value; compare the column whole (col = other.col) or filter by it alone", what, refName(o))
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// carries returns the masked column, whole row or view column a column
+// reference may read, or "".
+func (m *masks) carries(s *Statement, r colRef, l lineage) string {
+	switch {
+	case r.star && r.qual == "":
+		if t := m.maskedTable(s, l); t != "" {
+			return t + ".*"
+		}
+		return ""
+	case r.star || l.rowCall(r):
+		if rel, ok := m.maskedRel(s, r.qual, l); ok {
+			return rel + " (whole row)"
+		}
+		if r.star {
+			return ""
+		}
+	case r.qual == "" && len(s.aliases[r.name]) > 0:
+		if rel, ok := m.maskedRel(s, r.name, l); ok {
+			return rel + " (whole row)"
+		}
+	}
+	if col := m.refersTo(s, r, l); col != "" {
+		return "column " + col
+	}
+	rels := s.aliases[r.qual]
+	if r.qual == "" {
+		rels = s.Tables
+	}
+	for _, rel := range rels {
+		if l.views[strings.ToLower(lastName(rel))] {
+			return "view column " + rel + "." + r.name
+		}
+	}
+	return ""
+}
+
+// sameSource reports whether two column references of a statement are
+// sure to read the same row: qualified alike, or the statement has a
+// single row source.
+func sameSource(s *Statement, a, b colRef) bool {
+	qa, qb := a.qual, b.qual
+	if qa == "" && !a.star && len(s.aliases[a.name]) > 0 {
+		qa = a.name // a bare alias: the whole row
+	}
+	if qb == "" && !b.star && len(s.aliases[b.name]) > 0 {
+		qb = b.name
+	}
+	if qa != "" && qb != "" {
+		return strings.EqualFold(qa, qb)
+	}
+	return s.sources <= 1
+}
+
+// refName writes a column reference as the statement does.
+func refName(r colRef) string {
+	switch {
+	case r.star && r.qual != "":
+		return r.qual + ".*"
+	case r.star:
+		return "*"
+	case r.qual != "":
+		return r.qual + "." + r.name
+	}
+	return r.name
+}
+
 // plannerChange returns why the statement may not change a setting of
 // the planner while masks restrict filters, or "": forced onto an index
 // (enable_seqscan = off, a low random_page_cost), a plan returns rows in

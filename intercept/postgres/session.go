@@ -923,6 +923,8 @@ func (s *session) decide(stmts []Statement) string {
 				reason = "the statement would return the masked column " + leak + " without masking; select masked columns directly"
 			} else if why := s.masks.filtered(st, l); why != "" {
 				reason = why
+			} else if why := s.masks.correlated(st, l); why != "" {
+				reason = why
 			} else if why := s.masks.plannerChange(st); why != "" {
 				reason = why
 			} else if st.Fetches != "" && s.stillUnfiltered(st.Fetches) {

@@ -1272,3 +1272,45 @@ func TestPostgresLeakParseOverSQLPrepare(t *testing.T) {
 		})
 	}
 }
+
+// A filter matching part of a masked column against another row source's
+// values keeps the rows that spell the value out: returned (from a table
+// of candidates), or written into a table, in one statement. Filters by
+// the masked row alone still work.
+func TestPostgresLeakCorrelatedFilters(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", seedRows)
+	// A grid of (position, character code) any workload with insert
+	// could have made.
+	p.pg.Exec(t, "orders", `CREATE TABLE grid AS SELECT i, g FROM generate_series(1, 20) i, generate_series(32, 126) g; GRANT SELECT ON grid TO app;
+CREATE TABLE seen (id int, email text); INSERT INTO seen VALUES (7, 'grace@example.org'), (8, 'nobody@example.org'); GRANT SELECT ON seen TO app`)
+	out := p.psqlSession(t,
+		"INSERT INTO orders (id, customer_id, amount) SELECT 1000 + i, g, 0 FROM customers, generate_series(1, 40) i, generate_series(32, 126) g WHERE customers.id = 1 AND ascii(substr(customers.email, i, 1)) = g",
+		"INSERT INTO orders (id, customer_id, amount) SELECT 2000 + i, 0, 0 FROM generate_series(1, 19) i",
+		"UPDATE orders SET amount = g FROM customers, generate_series(32, 126) g WHERE customers.id = 2 AND orders.id > 2000 AND ascii(substr(customers.card_number, orders.id - 2000, 1)) = g",
+		"SELECT string_agg(chr(g), '' ORDER BY i) FROM grid, customers c WHERE c.id = 1 AND ascii(substr(c.email, grid.i, 1)) = grid.g",
+		"SELECT grid.i, grid.g FROM grid WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = 1 AND ascii(substr(c.email, grid.i, 1)) = grid.g)",
+		"SELECT i, g FROM (SELECT i, g, rank() OVER (PARTITION BY i ORDER BY ascii(substr(email, i, 1)) = g DESC) r FROM customers, grid WHERE customers.id = 1) x WHERE r = 1",
+	)
+	t.Logf("%s", out)
+	assertNoMaskedValue(t, "correlated filters", out)
+	if n := strings.Count(out, "ERROR:  42501"); n != 5 || strings.Count(out, "another row source") < 4 {
+		t.Errorf("want the 5 correlated statements refused, 4 of them for it:\n%s", out)
+	}
+	if got := p.pg.Exec(t, "orders", "SELECT coalesce(string_agg(chr(customer_id), '' ORDER BY id), '') FROM orders WHERE id > 1000 AND id < 2000")[0][0]; got != "" {
+		t.Errorf("orders spells %q: a statement wrote rows its masked filter chose", got)
+	}
+	if got := p.pg.Exec(t, "orders", "SELECT coalesce(string_agg(chr(amount::int), '' ORDER BY id), '') FROM orders WHERE id > 2000 AND amount > 0")[0][0]; got != "" {
+		t.Errorf("orders.amount spells %q", got)
+	}
+	// Filters by the masked row alone, and whole comparisons, still run.
+	for sql, want := range map[string]string{
+		"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE lower(c.email) = lower('ADA@example.com')": "1",
+		"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.email LIKE 'grace%'":                     "2",
+		"SELECT s.id FROM seen s JOIN customers c ON c.email = s.email":                                                      "7",
+	} {
+		if got, err := p.psql(t, sql); err != nil || strings.TrimSpace(got) != want {
+			t.Errorf("%s: %q, %v; want %s", sql, got, err, want)
+		}
+	}
+}
