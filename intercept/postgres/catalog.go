@@ -90,9 +90,11 @@ type catalog struct {
 	procs map[uint32]string
 	// code is typeCode's answer; nil until asked, or after a drop.
 	// codeTypes are the OIDs of the types it found, which the stamp
-	// follows (a table made with a column of one).
+	// follows (a table made with a column of one); codeRels, of the
+	// relations whose reading runs such code (a view made over one).
 	code        map[string]bool
 	codeTypes   []string
+	codeRels    []string
 	codeFetched time.Time
 	stamp       string    // of the rows behind the cached answers; "" when none
 	checked     time.Time // when the stamp last matched the catalog
@@ -225,7 +227,7 @@ func (c *catalog) drop() {
 	clear(c.involved)
 	clear(c.columns)
 	clear(c.procs) // a superuser may have renamed one
-	c.code, c.codeTypes = nil, nil
+	c.code, c.codeTypes, c.codeRels = nil, nil, nil
 	c.stamp = ""
 	c.gen.Add(1)
 }
@@ -259,7 +261,8 @@ func (c *catalog) trustedUntil() time.Time {
 // concurrent transactions) do not cancel out as a sum of the ids alone
 // would. $1: the involved relations' OIDs; $2: the relation names asked
 // about; $3, $4, $5: the function, operator and cast (target type) names
-// asked about; $6: the relations whose columns are cached.
+// asked about; $6: the relations whose columns are cached; $7, $8: the
+// types and relations typeCode found.
 const stampQuery = `WITH ty AS MATERIALIZED (
   SELECT oid FROM pg_catalog.pg_type WHERE typname = ANY($5::name[]) AND typnamespace <> 'pg_catalog'::regnamespace),
 procs AS (
@@ -294,7 +297,17 @@ SELECT concat_ws(' ',
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_opclass WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amproc WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amop WHERE oid >= 16384
-    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE contypid > 0 AND oid >= 16384) x),
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE contypid > 0 AND oid >= 16384
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_policy WHERE oid >= 16384
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_statistic_ext WHERE oid >= 16384
+    UNION ALL SELECT indexrelid, xmin FROM pg_catalog.pg_index
+      WHERE indexrelid >= 16384 AND (indexprs IS NOT NULL OR indpred IS NOT NULL)) x),
+  (SELECT count(*) || ':' || coalesce(sum(hashtextextended(x.k || ':' || x.xmin, 0)), 0) FROM (
+    SELECT inhrelid || '.' || inhparent AS k, xmin FROM pg_catalog.pg_inherits
+      WHERE cardinality($8::oid[]) > 0 AND inhrelid = ANY($8::oid[])
+    UNION ALL SELECT d.objid || '.' || d.refobjid, d.xmin FROM pg_catalog.pg_depend d
+      WHERE cardinality($8::oid[]) > 0 AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ANY($8::oid[])
+        AND d.classid = 'pg_catalog.pg_rewrite'::regclass) x),
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(x.k || ':' || x.xmin, 0)), 0) FROM (
     SELECT attrelid || '.' || attnum AS k, xmin FROM pg_catalog.pg_attribute
       WHERE cardinality($7::oid[]) > 0 AND atttypid = ANY($7::oid[]) AND attnum > 0
@@ -305,8 +318,11 @@ SELECT concat_ws(' ',
 
 // stampNow digests the catalog rows the cached answers were read from
 // (also every cast, operator class, its members and domain constraint
-// made after initdb, which typeCode reads, and the columns, arrays,
-// domains and ranges of the types it found; $7 their OIDs)
+// made after initdb, and every row security policy, extended statistics
+// object and index with expressions or a predicate made after it, which
+// typeCode reads; the columns, arrays, domains and ranges of the types it
+// found, $7 their OIDs; the parents and views of the relations it found,
+// $8)
 // the involved relations' own rows, columns, rules (a view's definition),
 // inheritance and schemas; every relation named like a name asked about
 // (one created or renamed to it); the functions, operators and casts
@@ -335,7 +351,7 @@ func (c *catalog) stampNow(ctx context.Context) (string, error) {
 	}
 	rows, err := c.query(ctx, stampQuery,
 		"{"+strings.Join(oids, ",")+"}", pgArray(slices.Collect(maps.Keys(c.names))), pgArray(fns), pgArray(ops), pgArray(casts),
-		"{"+strings.Join(cols, ",")+"}", "{"+strings.Join(c.codeTypes, ",")+"}")
+		"{"+strings.Join(cols, ",")+"}", "{"+strings.Join(c.codeTypes, ",")+"}", "{"+strings.Join(c.codeRels, ",")+"}")
 	if err != nil {
 		return "", err
 	}
@@ -444,15 +460,17 @@ func (c *catalog) typeCode(ctx context.Context) (map[string]bool, error) {
 		if err != nil {
 			return err
 		}
-		code, types := map[string]bool{}, []string(nil)
+		code, types, rels := map[string]bool{}, []string(nil), []string(nil)
 		for _, r := range rows {
 			if oid, ok := strings.CutPrefix(r[0], "oid:"); ok {
 				types = append(types, oid)
+			} else if oid, ok := strings.CutPrefix(r[0], "rel#"); ok {
+				rels = append(rels, oid)
 			} else {
 				code[r[0]] = true
 			}
 		}
-		c.code, c.codeTypes, c.codeFetched = code, types, time.Now()
+		c.code, c.codeTypes, c.codeRels, c.codeFetched = code, types, rels, time.Now()
 		return nil
 	})
 	if err != nil {
@@ -474,6 +492,16 @@ const relPrefix = "rel:"
 // from the found ones are followed by hash joins over every edge (array,
 // domain, column, range subtype), built only when something was found.
 // "oid:" rows are the types found, for the stamp.
+//
+// Relations whose reading runs code of the database's own without a type
+// are marked too: a row security policy's expressions run for every row
+// a statement reads, and planning any statement on a table folds the
+// constant parts of its indexes' expressions and predicates and of its
+// extended statistics' expressions, calling what they call (an
+// "immutable" function that calls any other). So are the relations that
+// read them: parents (a scan of one plans its children) and views.
+// "rel#" rows are their OIDs, for the stamp. Policies count whether or
+// not row security is on: turning it on changes no row the stamp reads.
 const typeCodeQuery = `WITH RECURSIVE own AS (
   SELECT p.oid FROM pg_catalog.pg_proc p
   WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
@@ -502,8 +530,29 @@ edges(child, parent) AS MATERIALIZED (
   UNION ALL SELECT rngtypid, rngmultitypid FROM pg_catalog.pg_range),
 up(typ) AS (
   SELECT typ FROM coded UNION SELECT typ FROM checked
-  UNION SELECT e.parent FROM up JOIN edges e ON e.child = up.typ)
+  UNION SELECT e.parent FROM up JOIN edges e ON e.child = up.typ),
+ownref(classid, objid) AS MATERIALIZED (
+  SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+  WHERE d.classid IN ('pg_catalog.pg_policy'::regclass, 'pg_catalog.pg_class'::regclass, 'pg_catalog.pg_statistic_ext'::regclass)
+    AND (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM own)
+      OR d.refclassid = 'pg_catalog.pg_operator'::regclass
+        AND d.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)))),
+planned(rel) AS (
+  SELECT p.polrelid FROM pg_catalog.pg_policy p JOIN ownref r ON r.classid = 'pg_catalog.pg_policy'::regclass AND r.objid = p.oid
+  UNION SELECT i.indrelid FROM pg_catalog.pg_index i JOIN ownref r ON r.classid = 'pg_catalog.pg_class'::regclass AND r.objid = i.indexrelid
+  UNION SELECT s.stxrelid FROM pg_catalog.pg_statistic_ext s
+    JOIN ownref r ON r.classid = 'pg_catalog.pg_statistic_ext'::regclass AND r.objid = s.oid),
+above(child, parent) AS MATERIALIZED (
+  SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits WHERE EXISTS (SELECT 1 FROM planned)
+  UNION ALL SELECT d.refobjid, w.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+    WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+      AND w.ev_class <> d.refobjid AND EXISTS (SELECT 1 FROM planned)),
+reads(rel) AS (
+  SELECT rel FROM planned
+  UNION SELECT a.parent FROM reads JOIN above a ON a.child = reads.rel)
 SELECT 'oid:' || typ FROM up
+UNION SELECT 'rel#' || rel FROM reads
+UNION SELECT '` + relPrefix + `' || c.relname FROM reads JOIN pg_catalog.pg_class c ON c.oid = reads.rel
 UNION SELECT '` + castPrefix + `' || t.typname FROM up JOIN pg_catalog.pg_type t ON t.oid = up.typ
 UNION SELECT '` + castPrefix + `#' || up.typ FROM up
 UNION SELECT '` + relPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c ON c.reltype = up.typ

@@ -116,8 +116,9 @@ type Statement struct {
 	commits bool
 	// bindsTypeCode: the statement may bind functions to a type, for the
 	// server to run without a name in the statements that use it (a
-	// cast with a function, a default operator class, a domain's check;
-	// see catalog.typeCode). It does when they are the database's own,
+	// cast with a function, a default operator class, a domain's check),
+	// or to a table, for those that read it (a row security policy, an
+	// index's or extended statistics' expressions; see catalog.typeCode). It does when they are the database's own,
 	// as deciding it tells.
 	bindsTypeCode bool
 	// columnTypes are the types the statement builds on: its columns'
@@ -465,6 +466,20 @@ func (s *Statement) classify(n *pg.Node) error {
 		}
 	case n.GetAlterDomainStmt() != nil:
 		s.bindsTypeCode = n.GetAlterDomainStmt().GetDef().GetConstraint().GetContype() == pg.ConstrType_CONSTR_CHECK
+	case n.GetCreatePolicyStmt() != nil, n.GetAlterPolicyStmt() != nil:
+		// Reading the table runs a policy's expressions (catalog.typeCode).
+		s.bindsTypeCode = true
+	case n.GetIndexStmt() != nil:
+		// Planning a statement on the table folds an index's expressions
+		// and predicate.
+		x := n.GetIndexStmt()
+		s.bindsTypeCode = x.GetWhereClause() != nil || slices.ContainsFunc(x.GetIndexParams(), func(p *pg.Node) bool {
+			return p.GetIndexElem().GetExpr() != nil
+		})
+	case n.GetCreateStatsStmt() != nil:
+		s.bindsTypeCode = slices.ContainsFunc(n.GetCreateStatsStmt().GetExprs(), func(e *pg.Node) bool {
+			return e.GetStatsElem().GetExpr() != nil
+		})
 	case n.GetPrepareStmt() != nil:
 		s.Prepares = n.GetPrepareStmt().GetName()
 		s.literalSensitive = true // names are not in the fingerprint

@@ -356,6 +356,63 @@ ALTER TABLE orders ADD CONSTRAINT amount_op_ok CHECK (op_ok(amount)); ALTER FUNC
 	}
 }
 
+// A table's row security policies run for the rows a statement reads,
+// and planning any statement on a table folds the constant parts of its
+// indexes' expressions and predicates and of its extended statistics'
+// expressions: code of the database's own there runs under a plain
+// SELECT, of the table, its parent or a view over it.
+func TestPostgresTablesRunCode(t *testing.T) {
+	p := newPGEnv(t, testutil.PostgresOptions{}, "app", "app-secret-pw", "")
+	p.pg.Exec(t, "orders", `
+CREATE TABLE calls (fn text); GRANT INSERT, SELECT ON calls TO app;
+CREATE FUNCTION wipe(fn text) RETURNS bool LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO calls VALUES (fn); DELETE FROM orders WHERE id = 2; RETURN true; END$$;
+CREATE FUNCTION by_policy() RETURNS bool LANGUAGE sql AS 'SELECT wipe(''by_policy'')';
+CREATE TABLE notes (id int, body text); INSERT INTO notes VALUES (1, 'x');
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY; ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON notes FOR SELECT USING (by_policy());
+GRANT SELECT ON notes TO app;
+CREATE VIEW note_view AS SELECT id FROM notes; GRANT SELECT ON note_view TO app;
+-- "Immutable", so the planner folds it, calling what wipes.
+CREATE FUNCTION k() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM wipe('k'); RETURN 0; END$$;
+CREATE TABLE memo (id int, body text); INSERT INTO memo VALUES (1, 'x');
+CREATE INDEX memo_k ON memo ((id + k())); GRANT SELECT ON memo TO app;
+CREATE TABLE memo_parent (id int, body text); ALTER TABLE memo INHERIT memo_parent; GRANT SELECT ON memo_parent TO app;
+CREATE FUNCTION kp() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM wipe('kp'); RETURN 0; END$$;
+CREATE TABLE partial (id int); INSERT INTO partial VALUES (1);
+CREATE INDEX partial_k ON partial (id) WHERE id > kp(); GRANT SELECT ON partial TO app;
+-- A policy and an index over PostgreSQL's functions alone.
+CREATE TABLE plain (id int, owner name DEFAULT current_user); INSERT INTO plain VALUES (1);
+ALTER TABLE plain ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mine ON plain USING (owner = current_user OR true);
+CREATE INDEX plain_lower ON plain (lower(owner)); GRANT SELECT ON plain TO app;
+`)
+	for _, c := range []struct{ name, sql, fn string }{
+		{"a row security policy", "SELECT id, body FROM notes", "by_policy"},
+		{"a view over a table with a policy", "SELECT id FROM note_view", "by_policy"},
+		{"an index expression", "SELECT id, body FROM memo WHERE id = 1", "k"},
+		{"a parent of a table with such an index", "SELECT id FROM memo_parent", "k"},
+		{"an index predicate", "SELECT id FROM partial WHERE id = 1", "kp"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			assertRunsNothing(t, p, c.sql, c.fn)
+			if out, _ := p.psql(t, c.sql); !strings.Contains(out, "function is denied") {
+				t.Errorf("not refused as the function operation:\n%s", out)
+			}
+		})
+	}
+	if out, err := p.psql(t, "SELECT id FROM plain"); err != nil || out != "1" {
+		t.Errorf("a table whose policy and index use PostgreSQL's functions alone: %v\n%s", err, out)
+	}
+	// Made after the answer was cached, outside corral.
+	p.pg.Exec(t, "orders", `CREATE FUNCTION ks() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM wipe('ks'); RETURN 0; END$$;
+CREATE STATISTICS plain_s ON (id + ks()), id FROM plain`)
+	time.Sleep(time.Second) // cached answers are checked against the catalog once a second
+	t.Run("extended statistics made later", func(t *testing.T) {
+		assertRunsNothing(t, p, "SELECT id FROM plain WHERE id = 1", "ks")
+	})
+}
+
 // A type's default btree operator class and its casts are functions too:
 // the server calls them under statements that name no operator, no
 // function and no cast of the database's own (ORDER BY, DISTINCT, GROUP
