@@ -118,13 +118,13 @@ func (p *page) data(r *http.Request) (pageData, int) {
 			d.CSRF = sess.csrf
 		}
 	}
-	list, err := p.s.Approvals.List(r.Context(), approval.Filter{State: approval.Pending})
+	list, err := p.s.Approvals.List(r.Context(), approval.Filter{State: approval.Pending, Visible: who.MayView})
 	if err != nil {
 		p.s.log().Error("listing requests for the web page", "err", err)
 		d.Error = "the requests could not be listed (see the agent's log)"
 		return d, http.StatusInternalServerError
 	}
-	for _, req := range visible(who, list) {
+	for _, req := range list {
 		pr := pageRequest{Request: req}
 		switch {
 		case who.IsRequester(req):

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -415,6 +416,62 @@ func TestWebEventsEndAtLogout(t *testing.T) {
 		if strings.HasPrefix(sc.Text(), "data:") {
 			t.Fatalf("after logout the stream delivered %s", sc.Text())
 		}
+	}
+}
+
+// The stream shows each request to the caller as it is when the request
+// comes: a reload that takes the groups away (the token still verifies,
+// its groups now read from a claim it lacks) stops requests to those
+// groups, as listing them does.
+func TestWebEventsFollowTheCallersGroups(t *testing.T) {
+	w := serveWeb(t)
+	tok := w.issuer.Token(t, nil) // groups dba and ops, subject alice
+	req, _ := http.NewRequest("GET", w.base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	if !sc.Scan() || sc.Text() != ": ready" {
+		t.Fatalf("stream: %d, first line %q", resp.StatusCode, sc.Text())
+	}
+	w.tokens.SetIssuers([]oidc.Issuer{{URL: w.issuer.URL, Audiences: []string{"corral"}, GroupsClaim: "roles"}})
+	hidden := w.request(t, policy.Workload{UID: 1000, User: "app"}, "group:dba")
+	var list RequestList
+	if st := w.call(t, "GET", "/v1/requests", tok, nil, &list); st != 200 || len(list.Requests) != 0 {
+		t.Fatalf("list after the reload: %d, %d requests", st, len(list.Requests))
+	}
+	shown := w.request(t, policy.Workload{UID: 1001, User: "svc"}, "user:alice")
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			if strings.Contains(d, hidden.ID) || !strings.Contains(d, shown.ID) {
+				t.Fatalf("first event after the reload: %s; want %s, not %s", d, shown.ID, hidden.ID)
+			}
+			return
+		}
+	}
+	t.Fatalf("the stream ended: %v", sc.Err())
+}
+
+// Requests a caller may not see do not push those it may off its list
+// or its page: the limit counts what it is shown.
+func TestListsCountOnlyWhatTheCallerSees(t *testing.T) {
+	w := serveWeb(t)
+	tok := w.issuer.Token(t, nil) // groups dba and ops
+	mine := w.request(t, policy.Workload{UID: 1000, User: "app", CgroupPath: "/app"}, "group:dba")
+	for i := range 100 {
+		w.request(t, policy.Workload{UID: uint32(2000 + i), User: "flood", CgroupPath: fmt.Sprintf("/flood%d", i)}, "group:scratch")
+	}
+	var list RequestList
+	if st := w.call(t, "GET", "/v1/requests?state=pending&limit=5", tok, nil, &list); st != 200 || len(list.Requests) != 1 || list.Requests[0].ID != mine.ID {
+		t.Fatalf("list: %d, %+v; want only %s", st, list.Requests, mine.ID)
+	}
+	c := w.login(t, tok)
+	if page := w.do(t, "GET", "/", c.Value, ""); page.status != 200 || !strings.Contains(page.body, mine.ID) {
+		t.Fatalf("page: %d, without %s:\n%s", page.status, mine.ID, page.body)
 	}
 }
 

@@ -177,12 +177,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
+	f.Visible = caller(r).MayView
 	list, err := s.Approvals.List(r.Context(), f)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, RequestList{visible(caller(r), list)})
+	writeJSON(w, http.StatusOK, RequestList{list})
 }
 
 func visible(who approval.Approver, list []*approval.Request) []*approval.Request {
@@ -346,9 +347,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, auth Authenticat
 			if !ok {
 				return
 			}
-			if _, err := auth.Authenticate(r); err != nil {
+			// Who the caller is now, not when the stream opened: a
+			// reload of the issuer or a token's claims may have taken
+			// away the groups that let it see the request.
+			who, err := auth.Authenticate(r)
+			if err != nil {
 				s.log().Info("event stream ended", "err", err)
 				return
+			}
+			if !who.MayView(e.Request) {
+				continue
 			}
 			b, _ := json.Marshal(StreamEvent{Type: e.Type, Time: e.Time, Request: e.Request, Operation: e.Operation})
 			fmt.Fprintf(w, "event: approval\ndata: %s\n\n", b)

@@ -294,7 +294,7 @@ func (s *Store) List(ctx context.Context, f approval.Filter) ([]*approval.Reques
 	}
 	var out []*approval.Request
 	for _, r := range all {
-		if f.State == "" || strings.EqualFold(r.State, f.State) {
+		if (f.State == "" || strings.EqualFold(r.State, f.State)) && (f.Visible == nil || f.Visible(r)) {
 			out = append(out, r)
 		}
 		if len(out) == f.Limit {

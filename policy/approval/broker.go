@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,11 +108,21 @@ type waiting struct {
 	final *Request
 	timer *time.Timer
 	ident string // the requester's
+	home  string // see homeOf
 }
 
-// MaxWaiting bounds the requests one requester may have waiting on this
-// agent: a workload opening session after session to wait for review
-// would otherwise bury other workloads' requests on the reviewers' lists.
+// homeOf names where a requester runs, whatever executable it runs: its
+// cgroup (a container, a unit, a session) and user. A workload that
+// copies its client under other names is a new requester each time, and
+// still one home.
+func homeOf(w *policy.Workload) string {
+	return strconv.FormatUint(uint64(w.UID), 10) + ":" + w.CgroupPath
+}
+
+// MaxWaiting bounds the requests one requester, and one home (see
+// homeOf), may have waiting on this agent: a workload opening session
+// after session to wait for review would otherwise bury other workloads'
+// requests on the reviewers' lists.
 const MaxWaiting = 16
 
 // NewBroker returns a broker over store. Requests still pending in it that
@@ -298,16 +309,26 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 		}
 	}
 
+	home := homeOf(&r.Requester)
 	b.mu.Lock()
-	waitingNow := 0
+	waitingNow, atHome := 0, 0
 	for _, w := range b.live {
-		if w.ident == ident && w.final == nil {
+		if w.final != nil {
+			continue
+		}
+		if w.ident == ident {
 			waitingNow++
+		}
+		if w.home == home {
+			atHome++
 		}
 	}
 	b.mu.Unlock()
 	if waitingNow >= MaxWaiting {
 		return nil, fmt.Errorf("%w: %d requests of this workload already wait for review; let them be decided first", ErrInvalid, waitingNow)
+	}
+	if atHome >= MaxWaiting {
+		return nil, fmt.Errorf("%w: %d requests of user %d in cgroup %s already wait for review; let them be decided first", ErrInvalid, atHome, r.Requester.UID, r.Requester.CgroupPath)
 	}
 
 	r.ID, r.State = newID(), Pending
@@ -316,7 +337,7 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 	if err := b.store.Create(ctx, &r, ident); err != nil {
 		return nil, fmt.Errorf("approvals store: %w", err)
 	}
-	w := &waiting{done: make(chan struct{}), ident: ident}
+	w := &waiting{done: make(chan struct{}), ident: ident, home: home}
 	id := r.ID
 	b.mu.Lock()
 	b.live[id] = w

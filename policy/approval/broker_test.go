@@ -3,6 +3,7 @@ package approval
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -564,6 +565,23 @@ func TestWaitingRequestsBoundedPerRequester(t *testing.T) {
 	other.Requester.UID, other.Requester.User = 1003, "eve"
 	if got := f.request(t, other); got.State != Pending {
 		t.Fatalf("another requester: %+v", got)
+	}
+	// Copies of its client under other names are other requesters, in
+	// the same cgroup as the same user: they share its bound.
+	for i := range MaxWaiting - 1 {
+		copied := other
+		copied.Requester.Exe = fmt.Sprintf("/tmp/psql%d", i)
+		f.request(t, copied)
+	}
+	copied := other
+	copied.Requester.Exe = "/tmp/psql-last"
+	if _, err := f.broker.Request(context.Background(), copied); err == nil || !strings.Contains(err.Error(), "of user 1003 in cgroup") {
+		t.Fatalf("a copied client past the bound: %v", err)
+	}
+	elsewhere := copied
+	elsewhere.Requester.CgroupPath += "/other"
+	if got := f.request(t, elsewhere); got.State != Pending {
+		t.Fatalf("the same user in another cgroup: %+v", got)
 	}
 }
 

@@ -220,6 +220,10 @@ func (s *Store) Get(ctx context.Context, id string) (*Request, error) {
 type Filter struct {
 	State string // "" any
 	Limit int    // 0: 100
+	// Visible, when set, keeps only the requests it accepts, before the
+	// limit: requests a caller may not see do not push those it may
+	// off its list.
+	Visible func(*Request) bool
 }
 
 // List returns requests, newest first.
@@ -232,13 +236,31 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Request, error) {
 		q += ` WHERE state = ?`
 		args = append(args, f.State)
 	}
-	q += ` ORDER BY created DESC, id LIMIT ?`
-	args = append(args, f.Limit)
+	q += ` ORDER BY created DESC, id`
+	if f.Visible == nil {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
-	return scan(rows)
+	defer rows.Close()
+	var out []*Request
+	for len(out) < f.Limit && rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		r, err := decode(doc)
+		if err != nil {
+			return nil, err
+		}
+		if f.Visible == nil || f.Visible(r) {
+			out = append(out, r)
+		}
+	}
+	return out, rows.Err()
 }
 
 // HeldGrants returns the approved window requests of identity on target
