@@ -189,7 +189,8 @@ func Run(ctx context.Context, o Options) error {
 	// first at shutdown so no listener accepts while sessions wind down.
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	appr, err := startApprovals(runCtx, cfg, authority, tokens.Approvers(), dialer.DialContext, srv.Auditor, log)
+	home := func(w *policy.Workload) string { return ident.TrustedCgroup(w.CgroupPath) }
+	appr, err := startApprovals(runCtx, cfg, authority, tokens.Approvers(), dialer.DialContext, home, srv.Auditor, log)
 	if err != nil {
 		return err
 	}

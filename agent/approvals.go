@@ -104,9 +104,11 @@ func nodeName() string {
 // startApprovals opens the store (settling what a previous agent left
 // pending), and serves the admin API. audit receives every step of every
 // request; tokens verifies the approvers' ID tokens on the HTTPS listener
-// (only issuers marked approvers).
+// (only issuers marked approvers); home names where a requester runs
+// (approval.Options.Home).
 func startApprovals(ctx context.Context, cfg *config.Config, authority *ca.CA, tokens admin.TokenVerifier,
-	dial func(ctx context.Context, network, addr string) (net.Conn, error), audit intercept.Auditor, log *slog.Logger) (*approvals, error) {
+	dial func(ctx context.Context, network, addr string) (net.Conn, error), home func(*policy.Workload) string,
+	audit intercept.Auditor, log *slog.Logger) (*approvals, error) {
 	a := &approvals{log: log, api: &admin.Server{Log: log}}
 	ctx, a.cancel = context.WithCancel(ctx)
 	store, secrets, err := openApprovalStore(cfg, log)
@@ -121,6 +123,7 @@ func startApprovals(ctx context.Context, cfg *config.Config, authority *ca.CA, t
 	a.webhook = &approval.Webhook{Client: &http.Client{Transport: tr, Timeout: cfg.Approvals.Webhook}, Attempts: cfg.Approvals.WebhookAttempts, Log: log}
 	a.broker, err = approval.NewBroker(ctx, store, approval.Options{
 		Log:    log,
+		Home:   home,
 		Notify: a.webhook.Notify,
 		Events: func(e approval.Event) {
 			audit.Audit(approvalEvent(e))

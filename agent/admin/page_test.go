@@ -456,6 +456,39 @@ func TestWebEventsFollowTheCallersGroups(t *testing.T) {
 	t.Fatalf("the stream ended: %v", sc.Err())
 }
 
+// Groups a reload gives the caller reach its stream from the next
+// heartbeat on.
+func TestWebEventsFollowGainedGroups(t *testing.T) {
+	w := serveWeb(t)
+	w.srv.Heartbeat = 20 * time.Millisecond
+	tok := w.issuer.Token(t, map[string]any{"groups": []string{"ops"}, "roles": []string{"dba"}})
+	req, _ := http.NewRequest("GET", w.base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	if !sc.Scan() || sc.Text() != ": ready" {
+		t.Fatalf("stream: %d, first line %q", resp.StatusCode, sc.Text())
+	}
+	w.tokens.SetIssuers([]oidc.Issuer{{URL: w.issuer.URL, Audiences: []string{"corral"}, GroupsClaim: "roles"}})
+	for sc.Scan() && sc.Text() != ": keepalive" {
+	}
+	r := w.request(t, policy.Workload{UID: 1000, User: "app"}, "group:dba")
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			if !strings.Contains(d, r.ID) {
+				t.Fatalf("event %s, want %s", d, r.ID)
+			}
+			return
+		}
+	}
+	t.Fatalf("the stream ended: %v", sc.Err())
+}
+
 // Requests a caller may not see do not push those it may off its list
 // or its page: the limit counts what it is shown.
 func TestListsCountOnlyWhatTheCallerSees(t *testing.T) {
@@ -472,6 +505,11 @@ func TestListsCountOnlyWhatTheCallerSees(t *testing.T) {
 	c := w.login(t, tok)
 	if page := w.do(t, "GET", "/", c.Value, ""); page.status != 200 || !strings.Contains(page.body, mine.ID) {
 		t.Fatalf("page: %d, without %s:\n%s", page.status, mine.ID, page.body)
+	}
+	// A list with nothing to show is empty, not null.
+	nobody := w.issuer.Token(t, map[string]any{"sub": "nobody", "groups": []string{}})
+	if a := w.do(t, "GET", "/v1/requests?state=pending", "", "", "Authorization", "Bearer "+nobody); a.status != 200 || strings.TrimSpace(a.body) != `{"requests":[]}` {
+		t.Fatalf("an empty list: %d %s", a.status, a.body)
 	}
 }
 

@@ -183,6 +183,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	if list == nil {
+		list = []*approval.Request{} // [], not null
+	}
 	writeJSON(w, http.StatusOK, RequestList{list})
 }
 
@@ -255,6 +258,14 @@ func (s *Server) grants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, RequestList{visible(caller(r), list)})
+}
+
+// follow has Publish pick a stream's events by who its caller is now:
+// groups a reload gave it reach it from the next heartbeat or event on.
+func (s *Server) follow(sub *subscriber, who approval.Approver) {
+	s.mu.Lock()
+	sub.who = who
+	s.mu.Unlock()
 }
 
 // StreamEvent is one event of /v1/events (the data of an SSE "approval"
@@ -338,10 +349,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, auth Authenticat
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
-			if _, err := auth.Authenticate(r); err != nil {
+			who, err := auth.Authenticate(r)
+			if err != nil {
 				s.log().Info("event stream ended", "err", err)
 				return
 			}
+			s.follow(sub, who)
 			io.WriteString(w, ": keepalive\n\n")
 		case e, ok := <-sub.ch:
 			if !ok {
@@ -355,6 +368,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, auth Authenticat
 				s.log().Info("event stream ended", "err", err)
 				return
 			}
+			s.follow(sub, who)
 			if !who.MayView(e.Request) {
 				continue
 			}

@@ -164,6 +164,11 @@ func (r *Resolver) placement(cgroupID uint64) (placed, bool) {
 	return p, true
 }
 
+// TrustedCgroup is the part of a cgroup path only root could have made
+// (see trustedPrefix): where a workload runs, whatever cgroups it made
+// below a directory delegated to it.
+func (r *Resolver) TrustedCgroup(path string) string { return r.trustedPrefix(path) }
+
 // trustedPrefix cuts p after the last element only root could have created:
 // every directory above it is root-owned and writable by nobody else. Below
 // a delegated directory (a user's systemd manager, a rootless runtime) the

@@ -184,6 +184,10 @@ func TestIdentifyDelegated(t *testing.T) {
 		if id.CgroupPath != strings.TrimPrefix(ctr, root) {
 			t.Errorf("CgroupPath = %q, want the full path", id.CgroupPath)
 		}
+		// Where it runs, for approvals' bounds: the delegated directory.
+		if got, want := r.TrustedCgroup(id.CgroupPath), strings.TrimPrefix(deleg, root); got != want {
+			t.Errorf("TrustedCgroup = %q, want %q", got, want)
+		}
 		if !strings.Contains(buf.String(), "level=WARN") {
 			t.Errorf("no warning: %q", buf.String())
 		}

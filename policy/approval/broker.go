@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +67,13 @@ type Options struct {
 	Notify func(r *Request)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Home names where a requester runs, whatever executable and user
+	// it runs as: a workload that copies its client under other names,
+	// or switches users, is a new requester each time, and still one
+	// home, which MaxWaiting bounds too. The agent gives the part of the
+	// cgroup path only root could have made (below a delegated one, a
+	// user makes cgroups at will); nil: the cgroup path.
+	Home func(w *policy.Workload) string
 	// DecideOnly makes a broker that only decides requests others made
 	// (an approver's tool talking to a shared store): it settles no
 	// orphans at start and watches nothing.
@@ -81,8 +87,11 @@ type Broker struct {
 	opts  Options
 	now   func() time.Time
 
-	mu     sync.Mutex
-	live   map[string]*waiting
+	mu   sync.Mutex
+	live map[string]*waiting
+	// making counts requests being made, by identity and by homeKey and
+	// home, until they are live.
+	making map[string]int
 	closed bool
 	// settling holds the settle calls in flight per request: they run one
 	// at a time, so of this broker's own racing settles only the winner
@@ -108,19 +117,22 @@ type waiting struct {
 	final *Request
 	timer *time.Timer
 	ident string // the requester's
-	home  string // see homeOf
+	home  string // see Options.Home
 }
 
-// homeOf names where a requester runs, whatever executable it runs: its
-// cgroup (a container, a unit, a session) and user. A workload that
-// copies its client under other names is a new requester each time, and
-// still one home.
-func homeOf(w *policy.Workload) string {
-	return strconv.FormatUint(uint64(w.UID), 10) + ":" + w.CgroupPath
+// homeKey keeps homes apart from identities in Broker.making.
+const homeKey = "home:"
+
+// home names where a requester runs (see Options.Home).
+func (b *Broker) home(w *policy.Workload) string {
+	if b.opts.Home != nil {
+		return b.opts.Home(w)
+	}
+	return w.CgroupPath
 }
 
 // MaxWaiting bounds the requests one requester, and one home (see
-// homeOf), may have waiting on this agent: a workload opening session
+// Options.Home), may have waiting on this agent: a workload opening session
 // after session to wait for review would otherwise bury other workloads'
 // requests on the reviewers' lists.
 const MaxWaiting = 16
@@ -135,7 +147,7 @@ func NewBroker(ctx context.Context, store Backend, o Options) (*Broker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, settling: map[string]*inflight{}, closing: make(chan struct{})}
+	b := &Broker{store: store, log: o.Log, opts: o, now: o.Now, live: map[string]*waiting{}, making: map[string]int{}, settling: map[string]*inflight{}, closing: make(chan struct{})}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -309,9 +321,11 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 		}
 	}
 
-	home := homeOf(&r.Requester)
+	home := b.home(&r.Requester)
+	// Counted and reserved at once: requests made side by side would
+	// otherwise each see the others not yet waiting.
 	b.mu.Lock()
-	waitingNow, atHome := 0, 0
+	waitingNow, atHome := b.making[ident], b.making[homeKey+home]
 	for _, w := range b.live {
 		if w.final != nil {
 			continue
@@ -323,26 +337,38 @@ func (b *Broker) Request(ctx context.Context, r Request) (*Request, error) {
 			atHome++
 		}
 	}
+	if waitingNow < MaxWaiting && atHome < MaxWaiting {
+		b.making[ident]++
+		b.making[homeKey+home]++
+	}
 	b.mu.Unlock()
 	if waitingNow >= MaxWaiting {
 		return nil, fmt.Errorf("%w: %d requests of this workload already wait for review; let them be decided first", ErrInvalid, waitingNow)
 	}
 	if atHome >= MaxWaiting {
-		return nil, fmt.Errorf("%w: %d requests of user %d in cgroup %s already wait for review; let them be decided first", ErrInvalid, atHome, r.Requester.UID, r.Requester.CgroupPath)
+		return nil, fmt.Errorf("%w: %d requests from cgroup %q already wait for review; let them be decided first", ErrInvalid, atHome, home)
 	}
 
 	r.ID, r.State = newID(), Pending
 	r.Created, r.Expires = now, now.Add(time.Duration(r.Timeout))
 	r.Decided, r.DecidedBy, r.DecisionReason, r.GrantExpires = nil, nil, "", nil
-	if err := b.store.Create(ctx, &r, ident); err != nil {
-		return nil, fmt.Errorf("approvals store: %w", err)
-	}
+	err = b.store.Create(ctx, &r, ident)
 	w := &waiting{done: make(chan struct{}), ident: ident, home: home}
 	id := r.ID
 	b.mu.Lock()
-	b.live[id] = w
-	w.timer = time.AfterFunc(time.Until(r.Expires), func() { b.expire(id) })
+	for _, k := range []string{ident, homeKey + home} {
+		if b.making[k]--; b.making[k] == 0 {
+			delete(b.making, k)
+		}
+	}
+	if err == nil {
+		b.live[id] = w
+		w.timer = time.AfterFunc(time.Until(r.Expires), func() { b.expire(id) })
+	}
 	b.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("approvals store: %w", err)
+	}
 	b.emit(Event{Type: EventRequested, Time: now, Request: r.clone()})
 	if r.Webhook != "" && b.opts.Notify != nil {
 		b.opts.Notify(r.clone())

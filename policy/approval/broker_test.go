@@ -552,7 +552,8 @@ func TestInvalidRequests(t *testing.T) {
 }
 
 // One requester may have MaxWaiting requests waiting; past that its new
-// ones are refused, and other requesters' are not.
+// ones are refused, and other requesters' are not. So may one home (a
+// cgroup), whatever executables and users its requests come from.
 func TestWaitingRequestsBoundedPerRequester(t *testing.T) {
 	f := newFixture(t)
 	for range MaxWaiting {
@@ -562,26 +563,71 @@ func TestWaitingRequestsBoundedPerRequester(t *testing.T) {
 		t.Fatalf("request past the bound: %v", err)
 	}
 	other := deleteReq(time.Minute)
-	other.Requester.UID, other.Requester.User = 1003, "eve"
+	other.Requester.UID, other.Requester.User, other.Requester.CgroupPath = 1003, "eve", "/user.slice/user-1003.slice/session-4.scope"
 	if got := f.request(t, other); got.State != Pending {
 		t.Fatalf("another requester: %+v", got)
 	}
-	// Copies of its client under other names are other requesters, in
-	// the same cgroup as the same user: they share its bound.
+	// Copies of its client under other names, or other users, are other
+	// requesters, in the same cgroup: they share its bound.
 	for i := range MaxWaiting - 1 {
 		copied := other
 		copied.Requester.Exe = fmt.Sprintf("/tmp/psql%d", i)
+		copied.Requester.UID = uint32(2000 + i)
 		f.request(t, copied)
 	}
 	copied := other
 	copied.Requester.Exe = "/tmp/psql-last"
-	if _, err := f.broker.Request(context.Background(), copied); err == nil || !strings.Contains(err.Error(), "of user 1003 in cgroup") {
+	if _, err := f.broker.Request(context.Background(), copied); err == nil || !strings.Contains(err.Error(), `from cgroup "/user.slice/user-1003.slice/session-4.scope"`) {
 		t.Fatalf("a copied client past the bound: %v", err)
 	}
 	elsewhere := copied
-	elsewhere.Requester.CgroupPath += "/other"
+	elsewhere.Requester.CgroupPath = "/system.slice/other.service"
 	if got := f.request(t, elsewhere); got.State != Pending {
-		t.Fatalf("the same user in another cgroup: %+v", got)
+		t.Fatalf("another cgroup: %+v", got)
+	}
+}
+
+// The agent names a requester's home by the cgroups only root made: a
+// user's own cgroups below a delegated one are one home.
+func TestWaitingRequestsBoundedPerHome(t *testing.T) {
+	f := newFixture(t)
+	f.broker.opts.Home = func(w *policy.Workload) string {
+		return strings.SplitAfter(w.CgroupPath, "user@1000.service")[0]
+	}
+	for i := range MaxWaiting {
+		r := deleteReq(time.Minute)
+		r.Requester.CgroupPath = fmt.Sprintf("/user.slice/user-1000.slice/user@1000.service/made%d", i)
+		f.request(t, r)
+	}
+	r := deleteReq(time.Minute)
+	r.Requester.CgroupPath = "/user.slice/user-1000.slice/user@1000.service/made-last"
+	if _, err := f.broker.Request(context.Background(), r); err == nil || !strings.Contains(err.Error(), "already wait for review") {
+		t.Fatalf("a new cgroup below the delegated one: %v", err)
+	}
+}
+
+// Requests made side by side count each other: the bound holds.
+func TestWaitingRequestsBoundedConcurrently(t *testing.T) {
+	f := newFixture(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made := 0
+	for i := range 4 * MaxWaiting {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := deleteReq(time.Minute)
+			r.Requester.Exe = fmt.Sprintf("/tmp/psql%d", i%2)
+			if _, err := f.broker.Request(context.Background(), r); err == nil {
+				mu.Lock()
+				made++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if made != MaxWaiting {
+		t.Fatalf("%d requests made side by side from one home, want %d", made, MaxWaiting)
 	}
 }
 

@@ -226,6 +226,11 @@ type Filter struct {
 	Visible func(*Request) bool
 }
 
+// maxListScan bounds the rows a List with Visible reads: a caller who may
+// see few requests does not have the whole history read for it (older
+// ones past that many are not listed to it).
+const maxListScan = 5000
+
 // List returns requests, newest first.
 func (s *Store) List(ctx context.Context, f Filter) ([]*Request, error) {
 	if f.Limit <= 0 {
@@ -247,7 +252,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Request, error) {
 	}
 	defer rows.Close()
 	var out []*Request
-	for len(out) < f.Limit && rows.Next() {
+	for read := 0; len(out) < f.Limit && read < maxListScan && rows.Next(); read++ {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
 			return nil, err
