@@ -204,6 +204,7 @@ const (
 
 type colRef struct {
 	qual  string // table or alias, "" when unqualified
+	path  string // the qualifier as written (schema.table)
 	name  string // column, "" for a whole-row reference
 	star  bool
 	ctx   refCtx
@@ -219,6 +220,10 @@ type colRef struct {
 	// whatever.
 	unit  int
 	whole bool
+	// level numbers the statement or subquery the reference is written
+	// in; limit: it is in a LIMIT or OFFSET.
+	level int
+	limit bool
 }
 
 // dangerousFunctions reach outside the database's data: the file system,
@@ -865,6 +870,8 @@ type walkState struct {
 	// node that is not AND, OR or NOT starts one.
 	unit  int
 	split bool
+	level int
+	limit bool
 }
 
 type walker struct {
@@ -879,6 +886,7 @@ type walker struct {
 	// term compares whole (see colRef.whole); inserted are the tables
 	// an INSERT names as its target, no source of rows.
 	units    int
+	levels   int
 	whole    map[*pg.ColumnRef]bool
 	inserted map[*pg.RangeVar]bool
 	// named keeps aliases' relations distinct; room is how many more
@@ -939,6 +947,11 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			st.unit, st.split = w.units, false
 			w.markWhole(m.Interface())
 		}
+	}
+	switch m.Interface().(type) {
+	case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
+		w.levels++
+		st.level = w.levels
 	}
 	switch m.Interface().(type) {
 	case *pg.RangeVar:
@@ -1097,7 +1110,7 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.ColumnRef:
 		r := columnRef(x, st)
 		r.lookup = w.lookups[x]
-		r.unit, r.whole = st.unit, w.whole[x]
+		r.unit, r.whole, r.level, r.limit = st.unit, w.whole[x], st.level, st.limit
 		if r.qual != "" && r.name != "" {
 			w.call(strings.ToLower(r.name)) // t.fn is fn(t)
 			w.s.attrNames = append(w.s.attrNames, r.name)
@@ -1236,6 +1249,10 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			switch name := string(fd.Name()); {
 			case filterFields[name]:
 				next.ctx, next.top, next.split = ctxFilter, false, true
+				next.limit = name == "limit_count" || name == "limit_offset"
+			case st.ctx == ctxFilter && (name == "partition_clause" || name == "order_clause"):
+				// A window's items are terms of their own, as ORDER BY's.
+				next.split = true
 			case name == "returning_list" || name == "val":
 			case name == "target_list":
 				// The result's columns only for a SELECT; an UPDATE's SET
@@ -1673,6 +1690,14 @@ func (w *walker) markWhole(term any) {
 			w.whole[c] = true
 		}
 	}
+	// A row compared with a row compares its fields one by one, and a
+	// value IN a list of columns compares each.
+	marks := func(n *pg.Node) {
+		mark(n)
+		for _, f := range n.GetRowExpr().GetArgs() {
+			mark(f)
+		}
+	}
 	switch x := term.(type) {
 	case *pg.A_Expr:
 		switch x.GetKind() {
@@ -1683,9 +1708,13 @@ func (w *walker) markWhole(term any) {
 		}
 		switch funcName(x.GetName()) {
 		case "=", "<>", "pg_catalog.=", "pg_catalog.<>":
-			mark(x.GetLexpr())
+			marks(x.GetLexpr())
 			if x.GetKind() != pg.A_Expr_Kind_AEXPR_IN {
-				mark(x.GetRexpr())
+				marks(x.GetRexpr())
+			} else {
+				for _, v := range x.GetRexpr().GetList().GetItems() {
+					marks(v)
+				}
 			}
 		}
 	case *pg.SubLink:
@@ -1823,11 +1852,12 @@ func columnRef(c *pg.ColumnRef, st walkState) colRef {
 	r := colRef{star: star, ctx: st.ctx, inSub: st.inSub}
 	switch {
 	case star && len(parts) > 0:
-		r.qual = parts[len(parts)-1]
+		r.qual, r.path = parts[len(parts)-1], strings.Join(parts, ".")
 	case !star && len(parts) == 1:
 		r.name = parts[0]
 	case !star && len(parts) >= 2:
 		r.qual, r.name = parts[len(parts)-2], parts[len(parts)-1]
+		r.path = strings.Join(parts[:len(parts)-1], ".")
 	}
 	return r
 }

@@ -906,6 +906,12 @@ func TestMaskCorrelatedFilters(t *testing.T) {
 		{"SELECT g FROM customers c, generate_series(32, 126) g WHERE ascii(c::text) = g", "customers (whole row)"},
 		{"SELECT g FROM contacts v, generate_series(32, 126) g WHERE ascii(v.contact) = g", "contacts.contact"},
 		{"SELECT o.id FROM orders o, customers c WHERE ascii(substr(email, o.id, 1)) = 97", "customers.email"},
+		// Rows picked by position, or a qualifier naming another relation
+		// in a subquery.
+		{"INSERT INTO orders (id, customer_id) VALUES (1101, (SELECT n FROM generate_series(0, 255) n OFFSET (SELECT ascii(substr(email, 1, 1)) FROM customers WHERE id = 1) LIMIT 1))", "customers.email"},
+		{"INSERT INTO orders (id) SELECT n FROM generate_series(1, 300) n LIMIT (SELECT ascii(substr(card, 1, 1)) FROM customers WHERE id = 2)", "customers.card"},
+		{"INSERT INTO orders (id, customer_id) SELECT x.i, x.g FROM public.customers, LATERAL (SELECT customers.i, customers.g FROM grid AS customers WHERE ascii(substr(public.customers.email, customers.i, 1)) = customers.g) x WHERE public.customers.id = 1", "customers.email"},
+		{"SELECT customers.g FROM grid AS customers WHERE customers.g = (SELECT ascii(substr(customers.email, 1, 1)) FROM customers WHERE id = 1)", "customers.email"},
 		// A filter by the masked row alone, or comparing the column whole.
 		{"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE lower(c.email) = lower($1)", ""},
 		{"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.email LIKE 'a%'", ""},
@@ -918,6 +924,12 @@ func TestMaskCorrelatedFilters(t *testing.T) {
 		{"UPDATE customers SET note = 'x' WHERE ascii(substr(email, 1, 1)) = 97", ""},
 		{"INSERT INTO orders (id) SELECT id FROM customers WHERE email LIKE 'a%'", ""},
 		{"SELECT o.id FROM orders o, generate_series(1, 3) i WHERE o.id = i", ""},
+		{"SELECT o.id, row_number() OVER w FROM customers c JOIN orders o ON o.customer_id = c.id WINDOW w AS (PARTITION BY c.email ORDER BY o.id DESC)", ""},
+		{"SELECT o.id FROM customers JOIN orders ON orders.customer_id = customers.id WHERE (email, name) = ('ada@example.com', 'Ada')", ""},
+		{"SELECT o.id FROM customers JOIN orders ON orders.customer_id = customers.id WHERE 'Ada' IN (name, email)", ""},
+		{"SELECT c.id FROM customers c WHERE c.email LIKE 'a%' AND c.id IN (SELECT customer_id FROM orders)", ""},
+		{"SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND c.email LIKE 'a%')", ""},
+		{"SELECT id FROM customers ORDER BY email LIMIT 10 OFFSET 20", ""},
 	}
 	for _, c := range cases {
 		s := classifyOne(t, c.sql)

@@ -887,6 +887,9 @@ func (m *masks) correlated(s *Statement, l lineage) string {
 			if what == "" {
 				continue
 			}
+			if r.limit {
+				return fmt.Sprintf("the statement counts rows by the masked %s (LIMIT or OFFSET): the rows it keeps, of any source, could spell out the value", what)
+			}
 			for j, o := range refs {
 				if i != j && !sameSource(s, r, o) {
 					return fmt.Sprintf("the statement matches part of the masked %s against %s, a column of another row source, in one filter: its rows could spell out the value; compare the column whole (col = other.col) or filter by it alone", what, refName(o))
@@ -934,10 +937,18 @@ func (m *masks) carries(s *Statement, r colRef, l lineage) string {
 }
 
 // sameSource reports whether two column references of a statement are
-// sure to read the same row: qualified alike, or the statement has a
-// single row source.
+// sure to read the same row: written in the same query, and qualified
+// alike (at one level a qualifier names one relation) or the statement
+// has a single row source.
 func sameSource(s *Statement, a, b colRef) bool {
-	qa, qb := a.qual, b.qual
+	if a.level != b.level {
+		// An outer query's row, or a subquery's: a qualifier may name
+		// another relation at each level.
+		return false
+	}
+	// As written: public.customers.email may name a table a subquery's
+	// alias customers hides from customers.email.
+	qa, qb := a.path, b.path
 	if qa == "" && !a.star && len(s.aliases[a.name]) > 0 {
 		qa = a.name // a bare alias: the whole row
 	}
