@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // relation is what masking needs to know of a table OID.
@@ -297,14 +299,16 @@ SELECT concat_ws(' ',
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_opclass WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amproc WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_amop WHERE oid >= 16384
-    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE contypid > 0 AND oid >= 16384
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_constraint WHERE (contypid > 0 OR contype = 'c') AND oid >= 16384
+    UNION ALL SELECT partrelid, xmin FROM pg_catalog.pg_partitioned_table WHERE partexprs IS NOT NULL
+    UNION ALL SELECT oid, xmin FROM pg_catalog.pg_rewrite WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_policy WHERE oid >= 16384
     UNION ALL SELECT oid, xmin FROM pg_catalog.pg_statistic_ext WHERE oid >= 16384
     UNION ALL SELECT indexrelid, xmin FROM pg_catalog.pg_index
       WHERE indexrelid >= 16384 AND (indexprs IS NOT NULL OR indpred IS NOT NULL)) x),
   (SELECT count(*) || ':' || coalesce(sum(hashtextextended(x.k || ':' || x.xmin, 0)), 0) FROM (
     SELECT inhrelid || '.' || inhparent AS k, xmin FROM pg_catalog.pg_inherits
-      WHERE cardinality($8::oid[]) > 0 AND inhrelid = ANY($8::oid[])
+      WHERE cardinality($8::oid[]) > 0 AND (inhrelid = ANY($8::oid[]) OR inhparent = ANY($8::oid[]))
     UNION ALL SELECT d.objid || '.' || d.refobjid, d.xmin FROM pg_catalog.pg_depend d
       WHERE cardinality($8::oid[]) > 0 AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ANY($8::oid[])
         AND d.classid = 'pg_catalog.pg_rewrite'::regclass) x),
@@ -319,10 +323,11 @@ SELECT concat_ws(' ',
 // stampNow digests the catalog rows the cached answers were read from
 // (also every cast, operator class, its members and domain constraint
 // made after initdb, and every row security policy, extended statistics
-// object and index with expressions or a predicate made after it, which
+// object, table check, view or rule, and index with expressions or a
+// predicate made after it, and partition keys with expressions, which
 // typeCode reads; the columns, arrays, domains and ranges of the types it
-// found, $7 their OIDs; the parents and views of the relations it found,
-// $8)
+// found, $7 their OIDs; the parents, children and views of the relations
+// it found, $8)
 // the involved relations' own rows, columns, rules (a view's definition),
 // inheritance and schemas; every relation named like a name asked about
 // (one created or renamed to it); the functions, operators and casts
@@ -456,7 +461,11 @@ func (c *catalog) typeCode(ctx context.Context) (map[string]bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.answer(ctx, func() bool { return c.code == nil || time.Since(c.codeFetched) >= catalogTTL }, func() error {
-		rows, err := c.query(ctx, typeCodeQuery)
+		folded, err := c.foldedRelations(ctx)
+		if err != nil {
+			return err
+		}
+		rows, err := c.query(ctx, typeCodeQuery, "{"+strings.Join(folded, ",")+"}", pgArray(sqlRunners))
 		if err != nil {
 			return err
 		}
@@ -494,14 +503,17 @@ const relPrefix = "rel:"
 // "oid:" rows are the types found, for the stamp.
 //
 // Relations whose reading runs code of the database's own without a type
-// are marked too: a row security policy's expressions run for every row
-// a statement reads, and planning any statement on a table folds the
-// constant parts of its indexes' expressions and predicates and of its
-// extended statistics' expressions, calling what they call (an
-// "immutable" function that calls any other). So are the relations that
-// read them: parents (a scan of one plans its children) and views.
-// "rel#" rows are their OIDs, for the stamp. Policies count whether or
-// not row security is on: turning it on changes no row the stamp reads.
+// are marked too: a row security policy for reads (SELECT or ALL) runs
+// its USING expression for the rows a statement reads (any function of
+// the database's own there, or one of
+// PostgreSQL's that runs SQL given as text: $2), and planning a statement
+// folds the constant parts of a table's index expressions and predicates,
+// extended statistics' expressions, checks and partition key ($1, found
+// by foldedRelations). So are the relations that read them: parents (a
+// scan of one plans its children), views, and tables whose policies read
+// them; and views that call such code. "rel#" rows are their OIDs, for
+// the stamp. Policies count whether or not row security is on: turning
+// it on changes no row the stamp reads.
 const typeCodeQuery = `WITH RECURSIVE own AS (
   SELECT p.oid FROM pg_catalog.pg_proc p
   WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
@@ -533,20 +545,25 @@ up(typ) AS (
   UNION SELECT e.parent FROM up JOIN edges e ON e.child = up.typ),
 ownref(classid, objid) AS MATERIALIZED (
   SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
-  WHERE d.classid IN ('pg_catalog.pg_policy'::regclass, 'pg_catalog.pg_class'::regclass, 'pg_catalog.pg_statistic_ext'::regclass)
+  WHERE d.classid IN ('pg_catalog.pg_policy'::regclass, 'pg_catalog.pg_rewrite'::regclass)
     AND (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM own)
       OR d.refclassid = 'pg_catalog.pg_operator'::regclass
         AND d.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)))),
 planned(rel) AS (
-  SELECT p.polrelid FROM pg_catalog.pg_policy p JOIN ownref r ON r.classid = 'pg_catalog.pg_policy'::regclass AND r.objid = p.oid
-  UNION SELECT i.indrelid FROM pg_catalog.pg_index i JOIN ownref r ON r.classid = 'pg_catalog.pg_class'::regclass AND r.objid = i.indexrelid
-  UNION SELECT s.stxrelid FROM pg_catalog.pg_statistic_ext s
-    JOIN ownref r ON r.classid = 'pg_catalog.pg_statistic_ext'::regclass AND r.objid = s.oid),
+  SELECT unnest($1::oid[])
+  UNION SELECT p.polrelid FROM pg_catalog.pg_policy p JOIN ownref r ON r.classid = 'pg_catalog.pg_policy'::regclass AND r.objid = p.oid
+    WHERE p.polcmd IN ('r', '*')
+  UNION SELECT p.polrelid FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_proc f ON f.proname = ANY($2::name[])
+    AND strpos(p.polqual::text, ':funcid ' || f.oid || ' ') > 0 WHERE p.polcmd IN ('r', '*')
+  UNION SELECT w.ev_class FROM pg_catalog.pg_rewrite w JOIN ownref r ON r.classid = 'pg_catalog.pg_rewrite'::regclass AND r.objid = w.oid),
 above(child, parent) AS MATERIALIZED (
   SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits WHERE EXISTS (SELECT 1 FROM planned)
   UNION ALL SELECT d.refobjid, w.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
     WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
-      AND w.ev_class <> d.refobjid AND EXISTS (SELECT 1 FROM planned)),
+      AND w.ev_class <> d.refobjid AND EXISTS (SELECT 1 FROM planned)
+  UNION ALL SELECT d.refobjid, p.polrelid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_policy p ON p.oid = d.objid
+    WHERE d.classid = 'pg_catalog.pg_policy'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+      AND p.polrelid <> d.refobjid AND p.polcmd IN ('r', '*') AND EXISTS (SELECT 1 FROM planned)),
 reads(rel) AS (
   SELECT rel FROM planned
   UNION SELECT a.parent FROM reads JOIN above a ON a.child = reads.rel)
@@ -559,6 +576,234 @@ UNION SELECT '` + relPrefix + `' || c.relname FROM up JOIN pg_catalog.pg_class c
 UNION SELECT p.proname FROM pg_catalog.pg_proc p
   WHERE p.prorettype IN (SELECT typ FROM up) OR p.proallargtypes && ARRAY(SELECT typ FROM up)
 UNION SELECT '` + opPrefix + `' || o.oprname FROM pg_catalog.pg_operator o WHERE o.oprresult IN (SELECT typ FROM up)`
+
+// foldedRelations returns the OIDs of the relations the planner runs code
+// of the database's own for, whatever the statement: it folds every call
+// of an immutable function whose arguments are constants (a Var among
+// them and it runs per row, if at all), in a table's index expressions
+// and predicates, its extended statistics' expressions, its checks
+// (constraint exclusion: a partition's children, or any table once a
+// session sets constraint_exclusion) and its partition key (also read for
+// the partitions). An SQL function is inlined first, its parameters
+// becoming the call's arguments: one whose body calls another of the
+// database's own with constant arguments (or one such function, with
+// any) counts whatever its arguments (see inlined). The stored
+// expressions are node trees (pg_node_tree), read by foldsOwn.
+func (c *catalog) foldedRelations(ctx context.Context) ([]string, error) {
+	rows, err := c.query(ctx, foldQuery)
+	if err != nil {
+		return nil, err
+	}
+	own := ownCode{fold: map[string]bool{}, names: map[string]bool{}, ops: map[string]bool{}}
+	var bodies [][]string
+	for _, r := range rows {
+		switch {
+		case r[0] == "fold":
+			own.fold[r[1]] = true
+			own.names[strings.ToLower(r[2])] = true
+		case r[0] == "op":
+			own.ops[r[1]] = true
+		case strings.HasPrefix(r[0], "sql:"):
+			bodies = append(bodies, r)
+		}
+	}
+	own.inline = inlined(bodies, own)
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if !strings.HasPrefix(r[0], "rel:") || seen[r[0]] {
+			continue
+		}
+		if foldsOwn(r[1], own.fold, own.inline) {
+			seen[r[0]] = true
+			out = append(out, strings.TrimPrefix(r[0], "rel:"))
+		}
+	}
+	return out, nil
+}
+
+// ownCode is what foldedRelations knows of the database's own immutable
+// functions: their OIDs (fold) and names, the operators running them, and
+// those of them written in SQL whose inlining brings a folded call
+// (inline, by OID and by name).
+type ownCode struct {
+	fold, names, ops    map[string]bool
+	inline, inlineNames map[string]bool
+}
+
+// inlined returns the OIDs of the SQL functions among bodies ("sql:" and
+// the OID, the name, the body: a node tree for a BEGIN ATOMIC body, SQL
+// text otherwise) whose body, inlined, holds a call the planner folds: a
+// function of the database's own with arguments free of columns and
+// parameters, or one of these functions with any, until no more are
+// found. A body that does not parse counts.
+func inlined(bodies [][]string, own ownCode) map[string]bool {
+	own.inline, own.inlineNames = map[string]bool{}, map[string]bool{}
+	for grew := true; grew; {
+		grew = false
+		for _, b := range bodies {
+			oid := strings.TrimPrefix(b[0], "sql:")
+			if own.inline[oid] {
+				continue
+			}
+			var folds bool
+			if strings.HasPrefix(b[2], "(") || strings.HasPrefix(b[2], "{") {
+				folds = foldsOwn(b[2], own.fold, own.inline)
+			} else {
+				folds = textFolds(b[2], own)
+			}
+			if folds {
+				own.inline[oid], own.inlineNames[strings.ToLower(b[1])] = true, true
+				grew = true
+			}
+		}
+	}
+	return own.inline
+}
+
+// textFolds reports whether SQL text calls, by name, one of the
+// database's own immutable functions or operators with operands free of
+// column and parameter references (a function's parameters are columns
+// to its body's parser), or an inlining function with any.
+func textFolds(sql string, own ownCode) bool {
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return true
+	}
+	constant := func(nodes ...*pg.Node) bool {
+		for _, n := range nodes {
+			if n == nil {
+				continue
+			}
+			varies := false
+			descend(n.ProtoReflect(), func(m protoreflect.Message) bool {
+				switch m.Interface().(type) {
+				case *pg.ColumnRef, *pg.ParamRef:
+					varies = true
+				}
+				return !varies
+			})
+			if varies {
+				return false
+			}
+		}
+		return true
+	}
+	found := false
+	descend(tree.ProtoReflect(), func(m protoreflect.Message) bool {
+		switch x := m.Interface().(type) {
+		case *pg.FuncCall:
+			name := strings.ToLower(lastName(funcName(x.GetFuncname())))
+			found = found || own.inlineNames[name] || own.names[name] && constant(x.GetArgs()...)
+		case *pg.A_Expr:
+			found = found || own.ops[lastName(funcName(x.GetName()))] && constant(x.GetLexpr(), x.GetRexpr())
+		}
+		return !found
+	})
+	return found
+}
+
+// foldQuery reads what foldedRelations needs: the database's own
+// immutable functions ("fold": OID, name), the operators running them
+// ("op"), those written in SQL with their bodies ("sql:" and the OID), and
+// relation by relation ("rel:" and the OID), the stored expressions that
+// depend on one of them (directly or through an operator). Partitions get
+// their parents' keys.
+const foldQuery = `WITH RECURSIVE own AS (
+  SELECT p.oid FROM pg_catalog.pg_proc p
+  WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+    AND p.provolatile = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+      WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')),
+dep(classid, objid) AS MATERIALIZED (
+  SELECT DISTINCT d.classid, d.objid FROM pg_catalog.pg_depend d
+  WHERE d.classid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_constraint'::regclass, 'pg_catalog.pg_statistic_ext'::regclass)
+    AND (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM own)
+      OR d.refclassid = 'pg_catalog.pg_operator'::regclass
+        AND d.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)))),
+keyed(rel, tree) AS (
+  SELECT t.partrelid, t.partexprs::text FROM pg_catalog.pg_partitioned_table t
+    JOIN dep ON dep.classid = 'pg_catalog.pg_class'::regclass AND dep.objid = t.partrelid WHERE t.partexprs IS NOT NULL
+  UNION SELECT i.inhrelid, keyed.tree FROM keyed JOIN pg_catalog.pg_inherits i ON i.inhparent = keyed.rel)
+SELECT 'fold', p.oid::text, p.proname::text FROM pg_catalog.pg_proc p WHERE p.oid IN (SELECT oid FROM own)
+UNION ALL SELECT DISTINCT 'op', o.oprname::text, '' FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)
+UNION ALL SELECT 'sql:' || p.oid, p.proname::text, coalesce(p.prosqlbody::text, p.prosrc) FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanname = 'sql' WHERE p.oid IN (SELECT oid FROM own)
+UNION ALL SELECT 'rel:' || i.indrelid, concat_ws(' ', i.indexprs::text, i.indpred::text), '' FROM pg_catalog.pg_index i
+  JOIN dep ON dep.classid = 'pg_catalog.pg_class'::regclass AND dep.objid = i.indexrelid
+UNION ALL SELECT 'rel:' || s.stxrelid, s.stxexprs::text, '' FROM pg_catalog.pg_statistic_ext s
+  JOIN dep ON dep.classid = 'pg_catalog.pg_statistic_ext'::regclass AND dep.objid = s.oid WHERE s.stxexprs IS NOT NULL
+UNION ALL SELECT 'rel:' || k.conrelid, k.conbin::text, '' FROM pg_catalog.pg_constraint k
+  JOIN dep ON dep.classid = 'pg_catalog.pg_constraint'::regclass AND dep.objid = k.oid WHERE k.contype = 'c' AND k.conrelid <> 0
+UNION ALL SELECT 'rel:' || rel, tree, '' FROM keyed`
+
+// foldsOwn reports whether a node tree (nodeToString's text) calls, as a
+// function or an operator's function, one of fold with arguments free of
+// column and parameter references (Var and Param nodes), or one of inline
+// at all.
+func foldsOwn(tree string, fold, inline map[string]bool) bool {
+	for i := 0; i < len(tree); i++ {
+		if tree[i] != '{' {
+			continue
+		}
+		var field string
+		switch {
+		case strings.HasPrefix(tree[i:], "{FUNCEXPR "):
+			field = ":funcid "
+		case strings.HasPrefix(tree[i:], "{OPEXPR "), strings.HasPrefix(tree[i:], "{DISTINCTEXPR "),
+			strings.HasPrefix(tree[i:], "{NULLIFEXPR "), strings.HasPrefix(tree[i:], "{SCALARARRAYOPEXPR "):
+			field = ":opfuncid "
+		default:
+			continue
+		}
+		node := tree[i : i+nodeEnd(tree[i:])]
+		_, rest, ok := strings.Cut(node, field)
+		if !ok {
+			continue
+		}
+		id, _, _ := strings.Cut(rest, " ")
+		if inline[id] {
+			return true
+		}
+		if !fold[id] {
+			continue
+		}
+		// The node's own arguments come before any nested node's. A
+		// parameter (an inlined SQL body's) is the caller's argument.
+		_, args, ok := strings.Cut(node, ":args ")
+		if !ok {
+			return true
+		}
+		if args = args[:nodeEnd(args)]; !strings.Contains(args, "{VAR ") && !strings.Contains(args, "{PARAM ") {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeEnd returns the length of the node or list s starts with ({...},
+// (...), or a token), honouring nodeToString's backslash escapes; all of
+// s when it is cut short.
+func nodeEnd(s string) int {
+	depth := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '{', '(':
+			depth++
+		case '}', ')':
+			depth--
+			if depth <= 0 {
+				return i + 1
+			}
+		case ' ':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return len(s)
+}
 
 // oidList reads OIDs written as "1,2,3".
 func oidList(s string) []uint32 {

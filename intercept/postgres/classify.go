@@ -118,7 +118,8 @@ type Statement struct {
 	// server to run without a name in the statements that use it (a
 	// cast with a function, a default operator class, a domain's check),
 	// or to a table, for those that read it (a row security policy, an
-	// index's or extended statistics' expressions; see catalog.typeCode). It does when they are the database's own,
+	// index's or extended statistics' expressions, a check, a partition
+	// key; see catalog.typeCode). It does when they are the database's own,
 	// as deciding it tells.
 	bindsTypeCode bool
 	// columnTypes are the types the statement builds on: its columns'
@@ -1128,6 +1129,11 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			}
 		}
 	case *pg.Constraint:
+		// The planner folds a table's checks (constraint exclusion; see
+		// catalog.foldedRelations).
+		if x.GetContype() == pg.ConstrType_CONSTR_CHECK {
+			w.s.bindsTypeCode = true
+		}
 		// UNIQUE and PRIMARY KEY make an index ordered by their keys,
 		// EXCLUDE one by its elements.
 		for _, n := range x.GetKeys() {
@@ -1142,6 +1148,10 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 				}
 				return true
 			})
+		}
+	case *pg.PartitionElem:
+		if x.GetExpr() != nil {
+			w.s.bindsTypeCode = true // a partition key the planner folds
 		}
 	case *pg.ClusterStmt:
 		w.s.reorders = true
