@@ -419,6 +419,24 @@ func TestWebEventsEndAtLogout(t *testing.T) {
 	}
 }
 
+// events opens the event stream with a bearer token, past its first line.
+func (w *web) events(t *testing.T, tok string) *bufio.Scanner {
+	t.Helper()
+	req, _ := http.NewRequest("GET", w.base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	if !sc.Scan() || sc.Text() != ": ready" {
+		t.Fatalf("stream: %d, first line %q", resp.StatusCode, sc.Text())
+	}
+	return sc
+}
+
 // The stream shows each request to the caller as it is when the request
 // comes: a reload that takes the groups away (the token still verifies,
 // its groups now read from a claim it lacks) stops requests to those
@@ -426,18 +444,7 @@ func TestWebEventsEndAtLogout(t *testing.T) {
 func TestWebEventsFollowTheCallersGroups(t *testing.T) {
 	w := serveWeb(t)
 	tok := w.issuer.Token(t, nil) // groups dba and ops, subject alice
-	req, _ := http.NewRequest("GET", w.base+"/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := w.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	if !sc.Scan() || sc.Text() != ": ready" {
-		t.Fatalf("stream: %d, first line %q", resp.StatusCode, sc.Text())
-	}
+	sc := w.events(t, tok)
 	w.tokens.SetIssuers([]oidc.Issuer{{URL: w.issuer.URL, Audiences: []string{"corral"}, GroupsClaim: "roles"}})
 	hidden := w.request(t, policy.Workload{UID: 1000, User: "app"}, "group:dba")
 	var list RequestList
@@ -462,18 +469,7 @@ func TestWebEventsFollowGainedGroups(t *testing.T) {
 	w := serveWeb(t)
 	w.srv.Heartbeat = 20 * time.Millisecond
 	tok := w.issuer.Token(t, map[string]any{"groups": []string{"ops"}, "roles": []string{"dba"}})
-	req, _ := http.NewRequest("GET", w.base+"/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := w.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	if !sc.Scan() || sc.Text() != ": ready" {
-		t.Fatalf("stream: %d, first line %q", resp.StatusCode, sc.Text())
-	}
+	sc := w.events(t, tok)
 	w.tokens.SetIssuers([]oidc.Issuer{{URL: w.issuer.URL, Audiences: []string{"corral"}, GroupsClaim: "roles"}})
 	for sc.Scan() && sc.Text() != ": keepalive" {
 	}

@@ -250,22 +250,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*Request
-	for read := 0; len(out) < f.Limit && read < maxListScan && rows.Next(); read++ {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, err
-		}
-		r, err := decode(doc)
-		if err != nil {
-			return nil, err
-		}
-		if f.Visible == nil || f.Visible(r) {
-			out = append(out, r)
-		}
-	}
-	return out, rows.Err()
+	return scanSome(rows, f.Visible, f.Limit, maxListScan)
 }
 
 // HeldGrants returns the approved window requests of identity on target
@@ -308,10 +293,15 @@ func (s *Store) Prune(ctx context.Context, t time.Time) (int64, error) {
 	return res.RowsAffected()
 }
 
-func scan(rows *sql.Rows) ([]*Request, error) {
+func scan(rows *sql.Rows) ([]*Request, error) { return scanSome(rows, nil, -1, -1) }
+
+// scanSome decodes requests from rows, keeping those keep accepts (all
+// when nil), until it has limit of them or has read most rows (-1: no
+// bound).
+func scanSome(rows *sql.Rows, keep func(*Request) bool, limit, most int) ([]*Request, error) {
 	defer rows.Close()
 	var out []*Request
-	for rows.Next() {
+	for read := 0; len(out) != limit && read != most && rows.Next(); read++ {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
 			return nil, err
@@ -320,7 +310,9 @@ func scan(rows *sql.Rows) ([]*Request, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		if keep == nil || keep(r) {
+			out = append(out, r)
+		}
 	}
 	return out, rows.Err()
 }
