@@ -45,6 +45,10 @@ type Statement struct {
 	// portals bound before the savepoint.
 	renames, renamesSchema, rollsBack bool
 	refs                              []colRef
+	// rowFns are the filter terms (colRef.unit) holding a window function
+	// or count(*): a value that varies with another source's rows
+	// without naming a column of it.
+	rowFns map[int]bool
 	// sources counts the row sources the statement's scopes hold (each
 	// relation named in FROM, USING or as an UPDATE's or DELETE's
 	// target, each function, subquery or table function in FROM): with
@@ -1094,6 +1098,12 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.FuncCall:
 		name := funcName(x.GetFuncname())
 		w.s.Functions = append(w.s.Functions, name)
+		if st.unit > 0 && (x.GetOver() != nil || x.GetAggStar()) {
+			if w.s.rowFns == nil {
+				w.s.rowFns = map[int]bool{}
+			}
+			w.s.rowFns[st.unit] = true
+		}
 		if name == "pg_catalog.system_user" && x.GetFuncformat() == pg.CoercionForm_COERCE_SQL_SYNTAX {
 			// SYSTEM_USER is a keyword from PostgreSQL 16 on; before, a
 			// name like any other (see the RangeFunction case).
@@ -1263,6 +1273,9 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 			case st.ctx == ctxFilter && (name == "partition_clause" || name == "order_clause"):
 				// A window's items are terms of their own, as ORDER BY's.
 				next.split = true
+			case st.ctx == ctxFilter && (name == "start_offset" || name == "end_offset"):
+				// A frame's offset counts rows, as OFFSET does.
+				next.split, next.limit = true, true
 			case name == "returning_list" || name == "val":
 			case name == "target_list":
 				// The result's columns only for a SELECT; an UPDATE's SET

@@ -912,6 +912,10 @@ func TestMaskCorrelatedFilters(t *testing.T) {
 		{"INSERT INTO orders (id) SELECT n FROM generate_series(1, 300) n LIMIT (SELECT ascii(substr(card, 1, 1)) FROM customers WHERE id = 2)", "customers.card"},
 		{"INSERT INTO orders (id, customer_id) SELECT x.i, x.g FROM public.customers, LATERAL (SELECT customers.i, customers.g FROM grid AS customers WHERE ascii(substr(public.customers.email, customers.i, 1)) = customers.g) x WHERE public.customers.id = 1", "customers.email"},
 		{"SELECT customers.g FROM grid AS customers WHERE customers.g = (SELECT ascii(substr(customers.email, 1, 1)) FROM customers WHERE id = 1)", "customers.email"},
+		{"INSERT INTO orders (id, customer_id) SELECT 5000 + j.i, j.g FROM (customers CROSS JOIN grid) AS j WHERE j.id = 1 AND ascii(substr(j.email, j.i, 1)) = j.g", "customers.email"},
+		{"SELECT g.i, g.g FROM grid g, customers c WHERE c.id = 1 ORDER BY ascii(substr(c.email, ((row_number() OVER (ORDER BY g.i, g.g)) - 1)::int / 95 + 1, 1)) = ((row_number() OVER (ORDER BY g.i, g.g)) - 1)::int % 95 + 32 DESC LIMIT 20", "customers.email"},
+		{"SELECT g.i FROM grid g, customers c WHERE c.id = 1 GROUP BY g.i HAVING count(*) = ascii(substr(max(c.email), 1, 1))", "customers.email"},
+		{"INSERT INTO orders (id, amount) SELECT 7000, count(*) OVER w - 1 FROM generate_series(1, 300) i WINDOW w AS (ORDER BY i ROWS BETWEEN CURRENT ROW AND (SELECT ascii(substr(card, 1, 1)) FROM customers WHERE id = 2) FOLLOWING) LIMIT 1", "customers.card"},
 		// A filter by the masked row alone, or comparing the column whole.
 		{"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE lower(c.email) = lower($1)", ""},
 		{"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.email LIKE 'a%'", ""},

@@ -888,7 +888,10 @@ func (m *masks) correlated(s *Statement, l lineage) string {
 				continue
 			}
 			if r.limit {
-				return fmt.Sprintf("the statement counts rows by the masked %s (LIMIT or OFFSET): the rows it keeps, of any source, could spell out the value", what)
+				return fmt.Sprintf("the statement counts rows by the masked %s (LIMIT, OFFSET or a window frame's offset): the rows it keeps, of any source, could spell out the value", what)
+			}
+			if s.rowFns[r.unit] {
+				return fmt.Sprintf("the statement matches part of the masked %s against a window function or count(*), which stand for other rows, in one filter: its rows could spell out the value", what)
 			}
 			for j, o := range refs {
 				if i != j && !sameSource(s, r, o) {
@@ -956,7 +959,8 @@ func sameSource(s *Statement, a, b colRef) bool {
 		qb = b.name
 	}
 	if qa != "" && qb != "" {
-		return strings.EqualFold(qa, qb)
+		// A join's alias names every relation in it.
+		return strings.EqualFold(qa, qb) && len(s.aliases[lastName(qa)]) <= 1
 	}
 	return s.sources <= 1
 }
