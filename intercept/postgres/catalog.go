@@ -505,7 +505,8 @@ const relPrefix = "rel:"
 // Relations whose reading runs code of the database's own without a type
 // are marked too: a row security policy for reads (SELECT or ALL) runs
 // its USING expression for the rows a statement reads (any function of
-// the database's own there, or one of
+// the database's own there, as its node tree names it: ":funcid N ",
+// ":opfuncid N ", ":opno N "; its WITH CHECK's do not count), or one of
 // PostgreSQL's that runs SQL given as text: $2), and planning a statement
 // folds the constant parts of a table's index expressions and predicates,
 // extended statistics' expressions, checks and partition key ($1, found
@@ -543,8 +544,9 @@ edges(child, parent) AS MATERIALIZED (
 up(typ) AS (
   SELECT typ FROM coded UNION SELECT typ FROM checked
   UNION SELECT e.parent FROM up JOIN edges e ON e.child = up.typ),
-ownref(classid, objid) AS MATERIALIZED (
-  SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+ownref(classid, objid, mark) AS MATERIALIZED (
+  SELECT d.classid, d.objid, CASE WHEN d.refclassid = 'pg_catalog.pg_operator'::regclass THEN ':opno ' ELSE 'id ' END || d.refobjid || ' '
+  FROM pg_catalog.pg_depend d
   WHERE d.classid IN ('pg_catalog.pg_policy'::regclass, 'pg_catalog.pg_rewrite'::regclass)
     AND (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM own)
       OR d.refclassid = 'pg_catalog.pg_operator'::regclass
@@ -552,7 +554,7 @@ ownref(classid, objid) AS MATERIALIZED (
 planned(rel) AS (
   SELECT unnest($1::oid[])
   UNION SELECT p.polrelid FROM pg_catalog.pg_policy p JOIN ownref r ON r.classid = 'pg_catalog.pg_policy'::regclass AND r.objid = p.oid
-    WHERE p.polcmd IN ('r', '*')
+    WHERE p.polcmd IN ('r', '*') AND strpos(p.polqual::text, r.mark) > 0
   UNION SELECT p.polrelid FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_proc f ON f.proname = ANY($2::name[])
     AND strpos(p.polqual::text, ':funcid ' || f.oid || ' ') > 0 WHERE p.polcmd IN ('r', '*')
   UNION SELECT w.ev_class FROM pg_catalog.pg_rewrite w JOIN ownref r ON r.classid = 'pg_catalog.pg_rewrite'::regclass AND r.objid = w.oid),
@@ -594,7 +596,7 @@ func (c *catalog) foldedRelations(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	own := ownCode{fold: map[string]bool{}, names: map[string]bool{}, ops: map[string]bool{}}
+	own := ownCode{fold: map[string]bool{}, names: map[string]bool{}, ops: map[string]bool{}, sql: map[string]bool{}, sqlNames: map[string]bool{}}
 	var bodies [][]string
 	for _, r := range rows {
 		switch {
@@ -605,6 +607,7 @@ func (c *catalog) foldedRelations(ctx context.Context) ([]string, error) {
 			own.ops[r[1]] = true
 		case strings.HasPrefix(r[0], "sql:"):
 			bodies = append(bodies, r)
+			own.sql[strings.TrimPrefix(r[0], "sql:")], own.sqlNames[strings.ToLower(r[1])] = true, true
 		}
 	}
 	own.inline = inlined(bodies, own)
@@ -614,7 +617,7 @@ func (c *catalog) foldedRelations(ctx context.Context) ([]string, error) {
 		if !strings.HasPrefix(r[0], "rel:") || seen[r[0]] {
 			continue
 		}
-		if foldsOwn(r[1], own.fold, own.inline) {
+		if foldsOwn(r[1], own.fold, own.inline, own.sql) {
 			seen[r[0]] = true
 			out = append(out, strings.TrimPrefix(r[0], "rel:"))
 		}
@@ -629,6 +632,8 @@ func (c *catalog) foldedRelations(ctx context.Context) ([]string, error) {
 type ownCode struct {
 	fold, names, ops    map[string]bool
 	inline, inlineNames map[string]bool
+	// sql: those written in SQL, by OID and by name (sqlNames).
+	sql, sqlNames map[string]bool
 }
 
 // inlined returns the OIDs of the SQL functions among bodies ("sql:" and
@@ -648,7 +653,7 @@ func inlined(bodies [][]string, own ownCode) map[string]bool {
 			}
 			var folds bool
 			if strings.HasPrefix(b[2], "(") || strings.HasPrefix(b[2], "{") {
-				folds = foldsOwn(b[2], own.fold, own.inline)
+				folds = foldsOwn(b[2], own.fold, own.inline, own.sql)
 			} else {
 				folds = textFolds(b[2], own)
 			}
@@ -661,29 +666,36 @@ func inlined(bodies [][]string, own ownCode) map[string]bool {
 	return own.inline
 }
 
-// textFolds reports whether SQL text calls, by name, one of the
-// database's own immutable functions or operators with operands free of
-// column and parameter references (a function's parameters are columns
-// to its body's parser), or an inlining function with any.
+// textFolds reports whether SQL text calls, by name (also in attribute
+// notation), one of the database's own immutable functions or operators
+// with operands the planner may make constants (a function's parameters
+// are columns to its body's parser; see varies), or an inlining function
+// with any.
 func textFolds(sql string, own ownCode) bool {
 	tree, err := pg.Parse(sql)
 	if err != nil {
 		return true
 	}
+	// As varies: a column or parameter no COALESCE, CASE, AND/OR or
+	// SQL function of the database's own might drop.
 	constant := func(nodes ...*pg.Node) bool {
 		for _, n := range nodes {
 			if n == nil {
 				continue
 			}
-			varies := false
+			refers, drops := false, false
 			descend(n.ProtoReflect(), func(m protoreflect.Message) bool {
-				switch m.Interface().(type) {
+				switch x := m.Interface().(type) {
 				case *pg.ColumnRef, *pg.ParamRef:
-					varies = true
+					refers = true
+				case *pg.CoalesceExpr, *pg.CaseExpr, *pg.BoolExpr:
+					drops = true
+				case *pg.FuncCall:
+					drops = drops || own.sqlNames[strings.ToLower(lastName(funcName(x.GetFuncname())))]
 				}
-				return !varies
+				return true
 			})
-			if varies {
+			if refers && !drops {
 				return false
 			}
 		}
@@ -697,6 +709,14 @@ func textFolds(sql string, own ownCode) bool {
 			found = found || own.inlineNames[name] || own.names[name] && constant(x.GetArgs()...)
 		case *pg.A_Expr:
 			found = found || own.ops[lastName(funcName(x.GetName()))] && constant(x.GetLexpr(), x.GetRexpr())
+		case *pg.A_Indirection:
+			// (arg).name is name(arg): attribute notation.
+			for _, ind := range x.GetIndirection() {
+				if str := ind.GetString_(); str != nil {
+					name := strings.ToLower(str.GetSval())
+					found = found || own.inlineNames[name] || own.names[name] && constant(x.GetArg())
+				}
+			}
 		}
 		return !found
 	})
@@ -737,10 +757,9 @@ UNION ALL SELECT 'rel:' || k.conrelid, k.conbin::text, '' FROM pg_catalog.pg_con
 UNION ALL SELECT 'rel:' || rel, tree, '' FROM keyed`
 
 // foldsOwn reports whether a node tree (nodeToString's text) calls, as a
-// function or an operator's function, one of fold with arguments free of
-// column and parameter references (Var and Param nodes), or one of inline
-// at all.
-func foldsOwn(tree string, fold, inline map[string]bool) bool {
+// function or an operator's function, one of fold with arguments the
+// planner may make constants (see varies), or one of inline at all.
+func foldsOwn(tree string, fold, inline, sqlFns map[string]bool) bool {
 	for i := 0; i < len(tree); i++ {
 		if tree[i] != '{' {
 			continue
@@ -767,13 +786,40 @@ func foldsOwn(tree string, fold, inline map[string]bool) bool {
 		if !fold[id] {
 			continue
 		}
-		// The node's own arguments come before any nested node's. A
-		// parameter (an inlined SQL body's) is the caller's argument.
+		// The node's own arguments come before any nested node's.
 		_, args, ok := strings.Cut(node, ":args ")
-		if !ok {
+		if !ok || !varies(args[:nodeEnd(args)], sqlFns) {
 			return true
 		}
-		if args = args[:nodeEnd(args)]; !strings.Contains(args, "{VAR ") && !strings.Contains(args, "{PARAM ") {
+	}
+	return false
+}
+
+// varies reports whether a call's argument list (a node tree) holds an
+// argument the planner cannot make a constant: one with a column or a
+// parameter (an inlined SQL body's: the caller's argument) that no
+// COALESCE, CASE, AND/OR or SQL function of the database's own (sqlFns,
+// inlined) might drop on the way (coalesce('k', name) is 'k').
+func varies(args string, sqlFns map[string]bool) bool {
+	if args == "<>" || !strings.HasPrefix(args, "(") {
+		return false
+	}
+	for rest := strings.TrimSpace(args[1 : len(args)-1]); rest != ""; {
+		n := nodeEnd(rest)
+		arg := rest[:n]
+		rest = strings.TrimSpace(rest[n:])
+		if !strings.Contains(arg, "{VAR ") && !strings.Contains(arg, "{PARAM ") {
+			continue
+		}
+		if strings.Contains(arg, "{COALESCEEXPR ") || strings.Contains(arg, "{CASEEXPR ") || strings.Contains(arg, "{BOOLEXPR ") {
+			continue
+		}
+		calls := false
+		for _, part := range strings.Split(arg, ":funcid ")[1:] {
+			id, _, _ := strings.Cut(part, " ")
+			calls = calls || sqlFns[id]
+		}
+		if !calls {
 			return true
 		}
 	}

@@ -23,9 +23,11 @@ func TestFoldsOwn(t *testing.T) {
 		{"with a constant argument", `({FUNCEXPR :funcid 16390 :funcresulttype 23 :funcretset false :funcvariadic false :funcformat 0 :funccollid 0 :inputcollid 0 :args ({CONST :consttype 23 :consttypmod -1 :constcollid 0 :constlen 4 :constbyval true :constisnull false :location 35 :constvalue 4 [ 1 0 0 0 0 0 0 0 ]}) :location 33})`, true},
 		{"an operator whose function is the database's", `{OPEXPR :opno 16401 :opfuncid 16390 :opresulttype 16 :opretset false :opcollid 0 :inputcollid 0 :args ({CONST :consttype 23 :consttypmod -1 :constcollid 0 :constlen 4 :constbyval true :constisnull false :location 35 :constvalue 4 [ 1 0 0 0 0 0 0 0 ]} {CONST :consttype 23 :consttypmod -1 :constcollid 0 :constlen 4 :constbyval true :constisnull false :location 38 :constvalue 4 [ 2 0 0 0 0 0 0 0 ]}) :location 37}`, true},
 		{"an inlined SQL function over a column", `({FUNCEXPR :funcid 16400 :funcresulttype 25 :funcretset false :funcvariadic false :funcformat 0 :funccollid 100 :inputcollid 100 :args ({VAR :varno 1 :varattno 2 :vartype 25 :vartypmod -1 :varcollid 100 :varlevelsup 0 :varnosyn 1 :varattnosyn 2 :location 40}) :location 35})`, true},
+		{"a column the planner drops (coalesce('k', name))", `({FUNCEXPR :funcid 16390 :funcresulttype 25 :funcretset false :funcvariadic false :funcformat 0 :funccollid 0 :inputcollid 0 :args ({COALESCEEXPR :coalescetype 25 :coalescecollid 100 :args ({CONST :consttype 25 :consttypmod -1 :constcollid 100 :constlen -1 :constbyval false :constisnull false :location 40 :constvalue 5 [ 20 0 0 0 107 ]} {VAR :varno 1 :varattno 2 :vartype 25 :vartypmod -1 :varcollid 100 :varlevelsup 0 :varnosyn 1 :varattnosyn 2 :location 45}) :location 31}) :location 35})`, true},
+		{"a column under PostgreSQL's own function", `({FUNCEXPR :funcid 16390 :funcresulttype 25 :funcretset false :funcvariadic false :funcformat 0 :funccollid 0 :inputcollid 0 :args (` + lower + `) :location 35})`, false},
 		{"escaped braces in a name", `({FUNCEXPR :funcid 16390 :funcresulttype 25 :funcretset false :funcvariadic false :funcformat 0 :funccollid 0 :inputcollid 0 :args ({VAR :varno 1 :varattno 2 :vartype 25 :vartypmod -1 :varcollid 100 :varlevelsup 0 :varnosyn 1 :varattnosyn 2 :location 40} {ALIAS :aliasname a\}\) :colnames <>}) :location 35})`, false},
 	} {
-		if got := foldsOwn(c.tree, fold, inline); got != c.want {
+		if got := foldsOwn(c.tree, fold, inline, map[string]bool{"16400": true}); got != c.want {
 			t.Errorf("%s: foldsOwn = %v", c.name, got)
 		}
 	}
@@ -45,9 +47,12 @@ func TestInlined(t *testing.T) {
 		{"sql:6", "guard", "SELECT n ### 1"},
 		{"sql:7", "opconst", "SELECT 1 ### 2"},
 		{"sql:8", "broken", "SELECT ((("},
+		{"sql:9", "dropped", "SELECT k(coalesce('c', $1))"},
+		{"sql:10", "attr", "SELECT $1 || ('x'::text).k"},
+		{"sql:11", "ownarg", "SELECT k(lower($1))"},
 	}
 	got := inlined(bodies, own)
-	for oid, want := range map[string]bool{"3": true, "4": true, "5": false, "6": false, "7": true, "8": true} {
+	for oid, want := range map[string]bool{"3": true, "4": true, "5": false, "6": false, "7": true, "8": true, "9": true, "10": true, "11": false} {
 		if got[oid] != want {
 			t.Errorf("function %s inlined folds: %v, want %v", oid, got[oid], want)
 		}

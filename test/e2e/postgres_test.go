@@ -417,6 +417,23 @@ CREATE FUNCTION kw() RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM 
 CREATE FUNCTION wrapk(t text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT t || kw()';
 CREATE TABLE wrapped (id int, name text); INSERT INTO wrapped VALUES (1, 'Ada');
 CREATE INDEX wrapped_k ON wrapped (wrapk(name)); GRANT SELECT ON wrapped TO app;
+-- Arguments the planner makes constants: coalesce, CASE, OR; attribute
+-- notation in an inlined body.
+CREATE FUNCTION kco(t text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM wipe('kco'); RETURN 0; END$$;
+CREATE TABLE t_co (id int, name text); INSERT INTO t_co VALUES (1, 'x');
+CREATE INDEX t_co_k ON t_co (kco(coalesce('k', name))); GRANT SELECT ON t_co TO app;
+CREATE FUNCTION kcase(n int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM wipe('kcase'); RETURN 0; END$$;
+CREATE TABLE t_case (id int); INSERT INTO t_case VALUES (1);
+CREATE INDEX t_case_k ON t_case (id) WHERE id > kcase(CASE WHEN true THEN 0 ELSE id END); GRANT SELECT ON t_case TO app;
+CREATE FUNCTION kattr(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM wipe('kattr'); RETURN ''; END$$;
+CREATE FUNCTION wrapa(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT t || ('x'::text).kattr$$;
+CREATE TABLE t_attr (id int, name text); INSERT INTO t_attr VALUES (1, 'x');
+CREATE INDEX t_attr_k ON t_attr (wrapa(name)); GRANT SELECT ON t_attr TO app;
+-- A policy whose WITH CHECK alone calls the database's function: reads
+-- do not run it.
+CREATE FUNCTION own_check() RETURNS bool LANGUAGE plpgsql AS $$BEGIN PERFORM wipe('own_check'); RETURN true; END$$;
+CREATE TABLE t_wc (id int); INSERT INTO t_wc VALUES (1); ALTER TABLE t_wc ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON t_wc FOR ALL USING (true) WITH CHECK (own_check()); GRANT SELECT ON t_wc TO app;
 DELETE FROM calls;
 `)
 	for _, c := range []struct{ name, sql, fn string }{
@@ -433,6 +450,9 @@ DELETE FROM calls;
 		{"a policy reading a view", "SELECT id FROM vp", "viewpol"},
 		{"a policy reading a table with a policy", "SELECT id FROM tp", "by_policy"},
 		{"an inlined SQL function over a column", "SELECT id FROM wrapped WHERE id = 1", "kw"},
+		{"an argument coalesce makes constant", "SELECT id FROM t_co WHERE id = 1", "kco"},
+		{"an argument CASE makes constant", "SELECT id FROM t_case WHERE id = 1", "kcase"},
+		{"attribute notation in an inlined body", "SELECT id FROM t_attr WHERE id = 1", "kattr"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			assertRunsNothing(t, p, c.sql, c.fn)
@@ -441,7 +461,7 @@ DELETE FROM calls;
 			}
 		})
 	}
-	for _, sql := range []string{"SELECT id FROM plain", "SELECT id FROM people WHERE id = 1", "SELECT id FROM users2 WHERE id = 1"} {
+	for _, sql := range []string{"SELECT id FROM plain", "SELECT id FROM people WHERE id = 1", "SELECT id FROM users2 WHERE id = 1", "SELECT id FROM t_wc"} {
 		if out, err := p.psql(t, sql); err != nil || out != "1" {
 			t.Errorf("%s: a table whose code runs per row, if at all: %v\n%s", sql, err, out)
 		}
