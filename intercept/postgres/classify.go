@@ -45,9 +45,10 @@ type Statement struct {
 	// portals bound before the savepoint.
 	renames, renamesSchema, rollsBack bool
 	refs                              []colRef
-	// rowFns are the filter terms (colRef.unit) holding a window function
-	// or count(*): a value that varies with another source's rows
-	// without naming a column of it.
+	// rowFns are the filter terms (colRef.unit) holding a window
+	// function, an aggregate, a set-returning or volatile function (see
+	// rowFunctions): a value that varies with other rows without naming
+	// a column of them.
 	rowFns map[int]bool
 	// sources counts the row sources the statement's scopes hold (each
 	// relation named in FROM, USING or as an UPDATE's or DELETE's
@@ -1098,7 +1099,8 @@ func (w *walker) walk(m protoreflect.Message, st walkState) {
 	case *pg.FuncCall:
 		name := funcName(x.GetFuncname())
 		w.s.Functions = append(w.s.Functions, name)
-		if st.unit > 0 && (x.GetOver() != nil || x.GetAggStar()) {
+		if st.unit > 0 && (x.GetOver() != nil || x.GetAggStar() || x.GetAggDistinct() || len(x.GetAggOrder()) > 0 ||
+			x.GetAggFilter() != nil || x.GetAggWithinGroup() || rowFunctions[strings.ToLower(lastName(name))]) {
 			if w.s.rowFns == nil {
 				w.s.rowFns = map[int]bool{}
 			}
@@ -1690,6 +1692,31 @@ func (w *walker) lookup(c *pg.ColumnRef) {
 		w.lookups = map[*pg.ColumnRef]bool{}
 	}
 	w.lookups[c] = true
+}
+
+// rowFunctions are PostgreSQL's functions whose value, with constant
+// arguments, still varies from row to row: aggregates (count(1) is a
+// group's size), set-returning functions (rows of their own) and volatile
+// ones (random() after setseed, nextval).
+var rowFunctions = map[string]bool{
+	"count": true, "sum": true, "avg": true, "min": true, "max": true, "array_agg": true, "string_agg": true,
+	"bool_and": true, "bool_or": true, "every": true, "bit_and": true, "bit_or": true, "bit_xor": true,
+	"json_agg": true, "jsonb_agg": true, "json_object_agg": true, "jsonb_object_agg": true, "xmlagg": true,
+	"stddev": true, "stddev_pop": true, "stddev_samp": true, "variance": true, "var_pop": true, "var_samp": true,
+	"corr": true, "covar_pop": true, "covar_samp": true, "regr_count": true, "regr_sxx": true, "regr_syy": true,
+	"regr_sxy": true, "regr_avgx": true, "regr_avgy": true, "regr_r2": true, "regr_slope": true, "regr_intercept": true,
+	"mode": true, "percentile_cont": true, "percentile_disc": true, "range_agg": true, "range_intersect_agg": true,
+	"row_number": true, "rank": true, "dense_rank": true, "percent_rank": true, "cume_dist": true, "ntile": true,
+	"lag": true, "lead": true, "first_value": true, "last_value": true, "nth_value": true,
+	"generate_series": true, "generate_subscripts": true, "unnest": true, "regexp_matches": true,
+	"regexp_split_to_table": true, "string_to_table": true, "json_array_elements": true, "json_array_elements_text": true,
+	"jsonb_array_elements": true, "jsonb_array_elements_text": true, "json_each": true, "json_each_text": true,
+	"jsonb_each": true, "jsonb_each_text": true, "json_object_keys": true, "jsonb_object_keys": true,
+	"jsonb_path_query": true, "json_populate_recordset": true, "jsonb_populate_recordset": true,
+	"json_to_recordset": true, "jsonb_to_recordset": true, "pg_options_to_table": true,
+	"random": true, "random_normal": true, "setseed": true, "nextval": true, "currval": true, "lastval": true,
+	"setval": true, "clock_timestamp": true, "timeofday": true, "gen_random_uuid": true, "txid_current": true,
+	"statement_timestamp": true, "pg_current_xact_id": true,
 }
 
 // markWhole notes the columns a filter term compares whole, for

@@ -891,7 +891,7 @@ func (m *masks) correlated(s *Statement, l lineage) string {
 				return fmt.Sprintf("the statement counts rows by the masked %s (LIMIT, OFFSET or a window frame's offset): the rows it keeps, of any source, could spell out the value", what)
 			}
 			if s.rowFns[r.unit] {
-				return fmt.Sprintf("the statement matches part of the masked %s against a window function or count(*), which stand for other rows, in one filter: its rows could spell out the value", what)
+				return fmt.Sprintf("the statement matches part of the masked %s against an aggregate, a window, set-returning or volatile function, which stand for other rows, in one filter: its rows could spell out the value", what)
 			}
 			for j, o := range refs {
 				if i != j && !sameSource(s, r, o) {
