@@ -676,8 +676,8 @@ func textFolds(sql string, own ownCode) bool {
 	if err != nil {
 		return true
 	}
-	// As varies: a column or parameter no COALESCE, CASE, AND/OR or
-	// SQL function of the database's own might drop.
+	// As varies: a column or parameter no COALESCE, CASE, AND/OR,
+	// NULL, row field or SQL function of the database's own might drop.
 	constant := func(nodes ...*pg.Node) bool {
 		for _, n := range nodes {
 			if n == nil {
@@ -688,8 +688,10 @@ func textFolds(sql string, own ownCode) bool {
 				switch x := m.Interface().(type) {
 				case *pg.ColumnRef, *pg.ParamRef:
 					refers = true
-				case *pg.CoalesceExpr, *pg.CaseExpr, *pg.BoolExpr:
+				case *pg.CoalesceExpr, *pg.CaseExpr, *pg.BoolExpr, *pg.A_Indirection, *pg.RowExpr:
 					drops = true
+				case *pg.A_Const:
+					drops = drops || x.GetIsnull()
 				case *pg.FuncCall:
 					drops = drops || own.sqlNames[strings.ToLower(lastName(funcName(x.GetFuncname())))]
 				}
@@ -798,7 +800,8 @@ func foldsOwn(tree string, fold, inline, sqlFns map[string]bool) bool {
 // varies reports whether a call's argument list (a node tree) holds an
 // argument the planner cannot make a constant: one with a column or a
 // parameter (an inlined SQL body's: the caller's argument) that no
-// COALESCE, CASE, AND/OR or SQL function of the database's own (sqlFns,
+// COALESCE, CASE, AND/OR, NULL constant (a strict function of NULL is
+// NULL), field of a row or SQL function of the database's own (sqlFns,
 // inlined) might drop on the way (coalesce('k', name) is 'k').
 func varies(args string, sqlFns map[string]bool) bool {
 	if args == "<>" || !strings.HasPrefix(args, "(") {
@@ -811,7 +814,8 @@ func varies(args string, sqlFns map[string]bool) bool {
 		if !strings.Contains(arg, "{VAR ") && !strings.Contains(arg, "{PARAM ") {
 			continue
 		}
-		if strings.Contains(arg, "{COALESCEEXPR ") || strings.Contains(arg, "{CASEEXPR ") || strings.Contains(arg, "{BOOLEXPR ") {
+		if strings.Contains(arg, "{COALESCEEXPR ") || strings.Contains(arg, "{CASEEXPR ") || strings.Contains(arg, "{BOOLEXPR ") ||
+			strings.Contains(arg, ":constisnull true ") || strings.Contains(arg, "{FIELDSELECT ") {
 			continue
 		}
 		calls := false

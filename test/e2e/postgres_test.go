@@ -429,6 +429,14 @@ CREATE FUNCTION kattr(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$BEGIN
 CREATE FUNCTION wrapa(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT t || ('x'::text).kattr$$;
 CREATE TABLE t_attr (id int, name text); INSERT INTO t_attr VALUES (1, 'x');
 CREATE INDEX t_attr_k ON t_attr (wrapa(name)); GRANT SELECT ON t_attr TO app;
+-- NULL operands of strict operators, and a row's field, are constants.
+CREATE FUNCTION knull(t text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM wipe('knull'); RETURN 0; END$$;
+CREATE TABLE t_null (id int, name text); INSERT INTO t_null VALUES (1, 'x');
+CREATE INDEX t_null_k ON t_null (knull(NULL::text || name)); GRANT SELECT ON t_null TO app;
+CREATE TYPE pair AS (a text, b text);
+CREATE FUNCTION kfs(t text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN PERFORM wipe('kfs'); RETURN 0; END$$;
+CREATE TABLE t_fs (id int, name text); INSERT INTO t_fs VALUES (1, 'x');
+CREATE INDEX t_fs_k ON t_fs (kfs((ROW(name, 'c')::pair).b)); GRANT SELECT ON t_fs TO app;
 -- A policy whose WITH CHECK alone calls the database's function: reads
 -- do not run it.
 CREATE FUNCTION own_check() RETURNS bool LANGUAGE plpgsql AS $$BEGIN PERFORM wipe('own_check'); RETURN true; END$$;
@@ -453,6 +461,8 @@ DELETE FROM calls;
 		{"an argument coalesce makes constant", "SELECT id FROM t_co WHERE id = 1", "kco"},
 		{"an argument CASE makes constant", "SELECT id FROM t_case WHERE id = 1", "kcase"},
 		{"attribute notation in an inlined body", "SELECT id FROM t_attr WHERE id = 1", "kattr"},
+		{"a NULL operand", "SELECT id FROM t_null WHERE id = 1", "knull"},
+		{"a row's field", "SELECT id FROM t_fs WHERE id = 1", "kfs"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			assertRunsNothing(t, p, c.sql, c.fn)
