@@ -1694,31 +1694,6 @@ func (w *walker) lookup(c *pg.ColumnRef) {
 	w.lookups[c] = true
 }
 
-// rowFunctions are PostgreSQL's functions whose value, with constant
-// arguments, still varies from row to row: aggregates (count(1) is a
-// group's size), set-returning functions (rows of their own) and volatile
-// ones (random() after setseed, nextval).
-var rowFunctions = map[string]bool{
-	"count": true, "sum": true, "avg": true, "min": true, "max": true, "array_agg": true, "string_agg": true,
-	"bool_and": true, "bool_or": true, "every": true, "bit_and": true, "bit_or": true, "bit_xor": true,
-	"json_agg": true, "jsonb_agg": true, "json_object_agg": true, "jsonb_object_agg": true, "xmlagg": true,
-	"stddev": true, "stddev_pop": true, "stddev_samp": true, "variance": true, "var_pop": true, "var_samp": true,
-	"corr": true, "covar_pop": true, "covar_samp": true, "regr_count": true, "regr_sxx": true, "regr_syy": true,
-	"regr_sxy": true, "regr_avgx": true, "regr_avgy": true, "regr_r2": true, "regr_slope": true, "regr_intercept": true,
-	"mode": true, "percentile_cont": true, "percentile_disc": true, "range_agg": true, "range_intersect_agg": true,
-	"row_number": true, "rank": true, "dense_rank": true, "percent_rank": true, "cume_dist": true, "ntile": true,
-	"lag": true, "lead": true, "first_value": true, "last_value": true, "nth_value": true,
-	"generate_series": true, "generate_subscripts": true, "unnest": true, "regexp_matches": true,
-	"regexp_split_to_table": true, "string_to_table": true, "json_array_elements": true, "json_array_elements_text": true,
-	"jsonb_array_elements": true, "jsonb_array_elements_text": true, "json_each": true, "json_each_text": true,
-	"jsonb_each": true, "jsonb_each_text": true, "json_object_keys": true, "jsonb_object_keys": true,
-	"jsonb_path_query": true, "json_populate_recordset": true, "jsonb_populate_recordset": true,
-	"json_to_recordset": true, "jsonb_to_recordset": true, "pg_options_to_table": true,
-	"random": true, "random_normal": true, "setseed": true, "nextval": true, "currval": true, "lastval": true,
-	"setval": true, "clock_timestamp": true, "timeofday": true, "gen_random_uuid": true, "txid_current": true,
-	"statement_timestamp": true, "pg_current_xact_id": true,
-}
-
 // markWhole notes the columns a filter term compares whole, for
 // equality or inequality, with anything: col = other.col, col IN (SELECT
 // ...), lower(col) = lower($1), col IS NULL. Such a term, even against

@@ -918,6 +918,8 @@ func TestMaskCorrelatedFilters(t *testing.T) {
 		{"INSERT INTO orders (id) SELECT 10000 + generate_series(1, 3800) FROM customers WHERE id = 1 ORDER BY ascii(substr(email, (generate_series(1, 3800) - 1) / 95 + 1, 1)) = (generate_series(1, 3800) - 1) % 95 + 32 DESC LIMIT 15", "customers.email"},
 		{"INSERT INTO orders (id) SELECT 20000 + s FROM (SELECT s FROM generate_series(1, 1900) s, generate_series(1, s) j) t, customers c WHERE c.id = 2 GROUP BY s HAVING ascii(substr(max(c.card), (count(1) - 1)::int / 95 + 1, 1)) = (count(1) - 1)::int % 95 + 32", "customers.card"},
 		{"SELECT id FROM customers ORDER BY ascii(substr(email, 1, 1)) = floor(random() * 95 + 32)", "customers.email"},
+		{"INSERT INTO orders (id) SELECT (jsonb_path_query_tz('[1,2,3]', '$[*]'))::int FROM customers WHERE id = 1 ORDER BY ascii(substr(email, (jsonb_path_query_tz('[1,2,3]', '$[*]'))::int, 1)) = 97 DESC LIMIT 1", "customers.email"},
+		{"INSERT INTO orders (id) SELECT 1 FROM customers WHERE id = 2 ORDER BY ascii(substr(card, (information_schema._pg_expandarray(array_fill(0, ARRAY[30]))).n, 1)) = 53 DESC LIMIT 1", "customers.card"},
 		{"INSERT INTO orders (id, amount) SELECT 7000, count(*) OVER w - 1 FROM generate_series(1, 300) i WINDOW w AS (ORDER BY i ROWS BETWEEN CURRENT ROW AND (SELECT ascii(substr(card, 1, 1)) FROM customers WHERE id = 2) FOLLOWING) LIMIT 1", "customers.card"},
 		// A filter by the masked row alone, or comparing the column whole.
 		{"SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE lower(c.email) = lower($1)", ""},
