@@ -906,34 +906,57 @@ func (m *masks) correlated(s *Statement, l lineage) string {
 // carries returns the masked column, whole row or view column a column
 // reference may read, or "".
 func (m *masks) carries(s *Statement, r colRef, l lineage) string {
-	switch {
-	case r.star && r.qual == "":
-		if t := m.maskedTable(s, l); t != "" {
-			return t + ".*"
-		}
-		return ""
-	case r.star || l.rowCall(r):
-		if rel, ok := m.maskedRel(s, r.qual, l); ok {
-			return rel + " (whole row)"
-		}
-		if r.star {
-			return ""
-		}
-	case r.qual == "" && len(s.aliases[r.name]) > 0:
-		if rel, ok := m.maskedRel(s, r.name, l); ok {
-			return rel + " (whole row)"
-		}
+	if what, ok := m.wholeRow(s, r, l); ok {
+		return what
 	}
 	if col := m.refersTo(s, r, l); col != "" {
 		return "column " + col
 	}
+	if v := m.viewColumn(s, r, l); v != "" {
+		return "view column " + v
+	}
+	return ""
+}
+
+// wholeRow returns the masked relation a reference reads as a whole row
+// (t.*, a bare alias, a function called on it by attribute notation), and
+// whether it is settled as one: a star always is; an alias or a call that
+// names no masked relation may still be a column of that name.
+func (m *masks) wholeRow(s *Statement, r colRef, l lineage) (string, bool) {
+	switch {
+	case r.star && r.qual == "":
+		if t := m.maskedTable(s, l); t != "" {
+			return t + ".*", true
+		}
+		return "", true
+	case r.star:
+		if rel, ok := m.maskedRel(s, r.qual, l); ok {
+			return rel + " (whole row)", true
+		}
+		return "", true
+	case l.rowCall(r):
+		if rel, ok := m.maskedRel(s, r.qual, l); ok {
+			return fmt.Sprintf("%s (whole row, as %s.%s passes it to %s())", rel, r.qual, r.name, r.name), true
+		}
+	case r.qual == "" && r.name != "" && len(s.aliases[r.name]) > 0:
+		// PostgreSQL reads a bare name as a column first.
+		if rel, ok := m.maskedRel(s, r.name, l); ok {
+			return rel + " (whole row)", true
+		}
+	}
+	return "", false
+}
+
+// viewColumn returns the column (relation.column) of a view over masked
+// columns a reference may read, or "".
+func (m *masks) viewColumn(s *Statement, r colRef, l lineage) string {
 	rels := s.aliases[r.qual]
 	if r.qual == "" {
 		rels = s.Tables
 	}
 	for _, rel := range rels {
 		if l.views[strings.ToLower(lastName(rel))] {
-			return "view column " + rel + "." + r.name
+			return rel + "." + r.name
 		}
 	}
 	return ""
@@ -1014,29 +1037,12 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 		}
 		return fmt.Sprintf("the statement filters, sorts or groups by the masked column %s other than comparing it whole with a value (filters: equality allows col = $1, col IN (...), col IS NULL)", what)
 	}
-	switch {
-	case r.star:
+	if what, ok := m.wholeRow(s, r, l); ok {
 		// A whole row: compared or sorted, it is compared by its columns.
-		if r.qual == "" {
-			if t := m.maskedTable(s, l); t != "" {
-				return why(t+".*", m.strictFilters)
-			}
+		if what == "" {
 			return ""
 		}
-		if rel, ok := m.maskedRel(s, r.qual, l); ok {
-			return why(rel+" (whole row)", m.strictFilters)
-		}
-		return ""
-	case l.rowCall(r):
-		if rel, ok := m.maskedRel(s, r.qual, l); ok {
-			return why(fmt.Sprintf("%s (whole row, as %s.%s passes it to %s())", rel, r.qual, r.name, r.name), m.strictFilters)
-		}
-	case r.qual == "" && r.name != "" && len(s.aliases[r.name]) > 0:
-		// A whole row, or a column of that name: PostgreSQL reads a bare
-		// name as a column first.
-		if rel, ok := m.maskedRel(s, r.name, l); ok {
-			return why(rel+" (whole row)", m.strictFilters)
-		}
+		return why(what, m.strictFilters)
 	}
 	col, mode := m.strictestRef(s, r, l)
 	if col == "" {
@@ -1044,15 +1050,8 @@ func (m *masks) filterLeak(s *Statement, r colRef, l lineage) string {
 		// or any function of it (left(email, 3)): comparing it whole
 		// with a value is no lookup of the masked value, so it may not
 		// be filtered by at all while masks restrict filters.
-		rels := s.aliases[r.qual]
-		if r.qual == "" {
-			rels = s.Tables
-		}
-		for _, rel := range rels {
-			base := strings.ToLower(lastName(rel))
-			if l.views[base] {
-				return fmt.Sprintf("the statement filters, sorts or groups by %s.%s, a column of a view over masked columns, which may be any function of them (left(email, 3)): while masks restrict filters, such a column is not filtered by", rel, r.name)
-			}
+		if v := m.viewColumn(s, r, l); v != "" {
+			return fmt.Sprintf("the statement filters, sorts or groups by %s, a column of a view over masked columns, which may be any function of them (left(email, 3)): while masks restrict filters, such a column is not filtered by", v)
 		}
 	}
 	if col == "" || mode == "" || mode == "equality" && r.lookup && !s.lossyParams {
