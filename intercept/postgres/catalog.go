@@ -491,6 +491,12 @@ func (c *catalog) typeCode(ctx context.Context) (map[string]bool, error) {
 // relPrefix marks a relation's name among typeCode's names.
 const relPrefix = "rel:"
 
+// onOwn is true of a pg_depend row d whose referenced object is one of the
+// functions of a query's own CTE, or an operator running one.
+const onOwn = `(d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM own)
+    OR d.refclassid = 'pg_catalog.pg_operator'::regclass
+      AND d.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)))`
+
 // typeCodeQuery reads typeCode's answer. Own functions are those of the
 // database's own and extensions' volatile ones (as userFunctions counts
 // them): an extension's immutable operator class (citext's) adds nothing.
@@ -529,11 +535,9 @@ coded(typ) AS (
   UNION SELECT k.castsource FROM pg_catalog.pg_cast k WHERE k.castfunc IN (SELECT oid FROM own)
     AND (k.castsource >= 16384 OR k.casttarget < 16384)),
 checked(typ) AS (
-  SELECT c.contypid FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_depend e
-    ON e.classid = 'pg_catalog.pg_constraint'::regclass AND e.objid = c.oid
-  WHERE c.contypid <> 0 AND (e.refclassid = 'pg_catalog.pg_proc'::regclass AND e.refobjid IN (SELECT oid FROM own)
-    OR e.refclassid = 'pg_catalog.pg_operator'::regclass
-      AND e.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)))),
+  SELECT c.contypid FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_depend d
+    ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = c.oid
+  WHERE c.contypid <> 0 AND ` + onOwn + `),
 edges(child, parent) AS MATERIALIZED (
   SELECT typelem, oid FROM pg_catalog.pg_type WHERE typelem <> 0
   UNION ALL SELECT typbasetype, oid FROM pg_catalog.pg_type WHERE typbasetype <> 0
@@ -548,9 +552,7 @@ ownref(classid, objid, mark) AS MATERIALIZED (
   SELECT d.classid, d.objid, CASE WHEN d.refclassid = 'pg_catalog.pg_operator'::regclass THEN ':opno ' ELSE 'id ' END || d.refobjid || ' '
   FROM pg_catalog.pg_depend d
   WHERE d.classid IN ('pg_catalog.pg_policy'::regclass, 'pg_catalog.pg_rewrite'::regclass)
-    AND (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM own)
-      OR d.refclassid = 'pg_catalog.pg_operator'::regclass
-        AND d.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)))),
+    AND ` + onOwn + `),
 planned(rel) AS (
   SELECT unnest($1::oid[])
   UNION SELECT p.polrelid FROM pg_catalog.pg_policy p JOIN ownref r ON r.classid = 'pg_catalog.pg_policy'::regclass AND r.objid = p.oid
@@ -739,9 +741,7 @@ const foldQuery = `WITH RECURSIVE own AS (
 dep(classid, objid) AS MATERIALIZED (
   SELECT DISTINCT d.classid, d.objid FROM pg_catalog.pg_depend d
   WHERE d.classid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_constraint'::regclass, 'pg_catalog.pg_statistic_ext'::regclass)
-    AND (d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM own)
-      OR d.refclassid = 'pg_catalog.pg_operator'::regclass
-        AND d.refobjid IN (SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode IN (SELECT oid FROM own)))),
+    AND ` + onOwn + `),
 keyed(rel, tree) AS (
   SELECT t.partrelid, t.partexprs::text FROM pg_catalog.pg_partitioned_table t
     JOIN dep ON dep.classid = 'pg_catalog.pg_class'::regclass AND dep.objid = t.partrelid WHERE t.partexprs IS NOT NULL
